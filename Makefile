@@ -1,0 +1,35 @@
+# hybridd's two front doors: `make demo` and `make test`. Both install what is missing from
+# Debian's packages first (scripts/install-deps.sh), then build with CMake into $(BUILD).
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+# CI turns warnings into errors; locally they stay warnings.
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DHY_WERROR=ON
+endif
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job, for now on the CPU engine: pi and sort under every CPU backend (~10 s).
+demo: build
+	$(BUILD)/bench/hybrid-bench pi -n 2^29 --threads 1,2 --repeat 3
+	@echo
+	$(BUILD)/bench/hybrid-bench sort -n 10M --dtype f64 --threads 1,2 --repeat 3
+
+# Every test, through ctest. PoCL caches compiled kernels: one fresh cache per run, shared
+# by all the suites of that run.
+test: build
+	POCL_CACHE_DIR=$$(mktemp -d /tmp/hybridd-pocl.XXXXXX) \
+	  ctest --test-dir $(BUILD) --output-on-failure
+
+clean:
+	rm -rf $(BUILD)

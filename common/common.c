@@ -1,0 +1,110 @@
+/* common: error formatting, dtype tables and the clock shared by every module. */
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int hy_error_set(hy_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *hy_err_name(int code)
+{
+    switch (code) {
+    case HY_OK: return "OK";
+    case HY_EINVAL: return "EINVAL";
+    case HY_ENOMEM: return "ENOMEM";
+    case HY_ECANCELED: return "ECANCELED";
+    case HY_ELIMIT: return "ELIMIT";
+    case HY_EDTYPE: return "EDTYPE";
+    case HY_ESYS: return "ESYS";
+    case HY_EBACKEND: return "EBACKEND";
+    case HY_EINTERNAL: return "EINTERNAL";
+    }
+    return "EUNKNOWN";
+}
+
+static const struct {
+    int dtype;
+    size_t size;
+    const char *name;
+    const char *numpy;
+} dtypes[] = {
+    {HY_DT_I32, 4, "i32", "int32"},   {HY_DT_U32, 4, "u32", "uint32"},
+    {HY_DT_I64, 8, "i64", "int64"},   {HY_DT_U64, 8, "u64", "uint64"},
+    {HY_DT_F32, 4, "f32", "float32"}, {HY_DT_F64, 8, "f64", "float64"},
+};
+
+size_t hy_dtype_size(int dtype)
+{
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].size;
+    return 0;
+}
+
+const char *hy_dtype_name(int dtype)
+{
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].name;
+    return NULL;
+}
+
+int hy_dtype_parse(const char *s)
+{
+    if (!s)
+        return 0;
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (strcmp(s, dtypes[i].name) == 0 || strcmp(s, dtypes[i].numpy) == 0)
+            return dtypes[i].dtype;
+    return 0;
+}
+
+uint64_t hy_now_ns(void)
+{
+    struct timespec ts;
+    /* CLOCK_MONOTONIC cannot fail with a valid pointer on Linux; a zero would only make a
+     * timing wrong, never a result. */
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const char *const backend_names[] = {NULL, "serial", "native", "locked", "opencl"};
+
+const char *hy_backend_name(int backend)
+{
+    if (backend < HY_BACKEND_SERIAL || backend > HY_BACKEND_OPENCL)
+        return NULL;
+    return backend_names[backend];
+}
+
+int hy_backend_parse(const char *s)
+{
+    if (!s)
+        return 0;
+    for (int b = HY_BACKEND_SERIAL; b <= HY_BACKEND_OPENCL; b++)
+        if (strcmp(s, backend_names[b]) == 0)
+            return b;
+    return 0;
+}
+
+const char *hy_mode_name(int mode)
+{
+    switch (mode) {
+    case HY_MODE_SPLIT: return "split";
+    case HY_MODE_REPLICATE: return "replicate";
+    }
+    return NULL;
+}

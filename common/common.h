@@ -1,0 +1,84 @@
+/* common: what several hybridd modules share — error codes and their messages, the six
+ * dtypes, and the monotonic clock. Nothing here allocates or does I/O. */
+#ifndef HY_COMMON_H
+#define HY_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every hybridd function returns 0 or one of these (negative) codes. The wire protocol maps
+ * them one to one, so their values never change once released; new codes are appended. */
+typedef enum hy_err {
+    HY_OK = 0,
+    HY_EINVAL = -1,    /* an argument is out of its documented range */
+    HY_ENOMEM = -2,    /* an allocation failed */
+    HY_ECANCELED = -3, /* the job was stopped by its progress callback */
+    HY_ELIMIT = -4,    /* a size or count is beyond a configured or hard limit */
+    HY_EDTYPE = -5,    /* unknown or unsupported dtype */
+    HY_ESYS = -6,      /* a system call failed (the message names it and errno) */
+    HY_EBACKEND = -7,  /* unknown backend, or the backend cannot run this job */
+    HY_EINTERNAL = -8, /* an invariant broke: a bug in hybridd */
+} hy_err;
+
+/* A code plus the sentence that explains it to a person. Functions that can fail take a
+ * `hy_error *` (may be NULL) and fill it when they return an error. */
+#define HY_ERROR_MSG_MAX 240
+typedef struct hy_error {
+    int code;
+    char msg[HY_ERROR_MSG_MAX];
+} hy_error;
+
+/* Fills `err` (when not NULL) with code and a printf-formatted message; returns `code`, so a
+ * failing path can `return hy_error_set(err, HY_EINVAL, "...")`. */
+int hy_error_set(hy_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A short constant name for a code: "EINVAL", "ECANCELED", ... ("EUNKNOWN" otherwise). */
+const char *hy_err_name(int code);
+
+/* The element types a sort job may hold. Values are part of the wire format. */
+typedef enum hy_dtype {
+    HY_DT_I32 = 1,
+    HY_DT_U32 = 2,
+    HY_DT_I64 = 3,
+    HY_DT_U64 = 4,
+    HY_DT_F32 = 5,
+    HY_DT_F64 = 6,
+} hy_dtype;
+
+/* Size in bytes of one element, or 0 for a value that is not a dtype. */
+size_t hy_dtype_size(int dtype);
+/* "i32", "u32", ... or NULL for a value that is not a dtype. */
+const char *hy_dtype_name(int dtype);
+/* Parses "i32" ... "f64" (also numpy's "int32", "float64", ...); returns the dtype or 0. */
+int hy_dtype_parse(const char *s);
+
+/* Where a job runs. Values are part of the wire format. */
+typedef enum hy_backend {
+    HY_BACKEND_SERIAL = 1, /* one thread, the caller's: the baseline */
+    HY_BACKEND_NATIVE = 2, /* threads with no global lock (numba nogil=True, C extensions) */
+    HY_BACKEND_LOCKED = 3, /* threads under one runtime-wide lock, modelled on CPython's GIL */
+    HY_BACKEND_OPENCL = 4, /* kernels on an OpenCL device */
+} hy_backend;
+
+/* How T threads share a job. */
+typedef enum hy_mode {
+    HY_MODE_SPLIT = 1,     /* one job divided among T threads (strong scaling) */
+    HY_MODE_REPLICATE = 2, /* T independent copies of the job at once (the lesson's two threads) */
+} hy_mode;
+
+/* Whether a locked-runtime job releases the lock in its native section. */
+typedef enum hy_nogil {
+    HY_NOGIL_DEFAULT = 0, /* the job's own default: pi holds the lock, sort releases it */
+    HY_NOGIL_RELEASE = 1, /* like numpy.sort or numba nogil=True */
+    HY_NOGIL_HOLD = 2,    /* like pure-Python code */
+} hy_nogil;
+
+const char *hy_backend_name(int backend); /* "serial", ... or NULL */
+int hy_backend_parse(const char *s);      /* the backend, or 0 */
+const char *hy_mode_name(int mode);       /* "split", "replicate" or NULL */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t hy_now_ns(void);
+
+#endif

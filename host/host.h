@@ -1,0 +1,136 @@
+/* host: hybridd's CPU compute engine — a persistent native thread pool, a locked runtime
+ * modelled on CPython's GIL, the serial baseline, and the pi and sort jobs that run on them.
+ * It knows nothing of sockets, frames, config files or OpenCL: plain arguments in, plain
+ * results out. This is the module's only public header. */
+#ifndef HY_HOST_H
+#define HY_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+/* Most threads one job may use, whatever the engine was configured with. */
+#define HY_HOST_MAX_THREADS 256
+/* Largest pi job: n is a signed 64-bit count on the wire, so 2^63 - 1. */
+#define HY_HOST_PI_MAX_SAMPLES INT64_MAX
+/* Default switch interval of the locked runtime, as CPython's sys.getswitchinterval(). */
+#define HY_HOST_DEFAULT_SWITCH_US 5000u
+
+typedef struct hy_host hy_host;
+
+typedef struct hy_host_config {
+    /* Worker threads in the native pool and in the locked runtime; a job may use at most
+     * this many. 0 means the number of online CPUs. At most HY_HOST_MAX_THREADS. */
+    unsigned threads;
+    /* The locked runtime's switch interval in microseconds; 0 means the default (5000). */
+    uint32_t switch_interval_us;
+} hy_host_config;
+
+/* Starts the engine's threads. On success *out owns them until hy_host_destroy. */
+int hy_host_create(const hy_host_config *cfg, hy_host **out, hy_error *err);
+/* Stops and joins every thread. Must not be called while a job runs. NULL is fine. */
+void hy_host_destroy(hy_host *h);
+/* How many threads one job may use on this engine. */
+unsigned hy_host_threads(const hy_host *h);
+
+/* Progress and cancellation. Called at tick boundaries, at most every ~2 ms, never by two
+ * threads at once. `done` and `total` are in the job's own units (samples for pi; element
+ * passes for sort). Return non-zero to cancel: the job stops at its next tick boundary and
+ * its run returns HY_ECANCELED. */
+typedef int (*hy_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+typedef struct hy_run_opts {
+    int backend;                 /* HY_BACKEND_SERIAL, _NATIVE or _LOCKED */
+    unsigned threads;            /* 1 .. hy_host_threads(); serial takes exactly 1 */
+    int mode;                    /* HY_MODE_SPLIT or HY_MODE_REPLICATE; 0 means split */
+    int nogil;                   /* hy_nogil; matters for the locked backend only */
+    uint32_t switch_interval_us; /* locked only; 0 keeps the engine's interval */
+    hy_progress_fn progress;     /* may be NULL */
+    void *progress_ctx;
+} hy_run_opts;
+
+typedef struct hy_run_stats {
+    uint64_t wall_ns;  /* from the job's start to its last thread's end, CLOCK_MONOTONIC */
+    unsigned threads;  /* threads that ran it */
+    unsigned copies;   /* 1, or T in replicate mode */
+    /* CPU time each thread spent on the job (CLOCK_THREAD_CPUTIME_ID); waiting for the
+     * runtime lock or at a barrier sleeps, so it does not count. */
+    uint64_t busy_ns[HY_HOST_MAX_THREADS];
+    /* Locked backend only (zero elsewhere). */
+    uint64_t lock_acquisitions;   /* times any thread took the runtime lock */
+    uint64_t lock_handoffs;       /* acquisitions by a thread other than the previous holder */
+    uint64_t lock_drop_requests;  /* times a waiter asked the holder to drop the lock */
+    uint64_t lock_wait_ns;        /* summed over threads: time spent waiting for the lock */
+    uint64_t lock_hold_ns;        /* summed over threads: time spent holding it */
+    unsigned lock_max_holders;    /* most threads ever inside the lock at once: 1, or a bug */
+    bool nogil;                   /* whether the job's native sections released the lock */
+} hy_run_stats;
+
+/* ---- pi: Monte Carlo over n samples; docs/pi-mapping.md gives the exact sample stream ---- */
+
+typedef struct hy_pi_result {
+    uint64_t samples;  /* n: samples per copy */
+    uint64_t hits;     /* samples inside the quarter circle; identical on every backend */
+    double estimate;   /* 4 * hits / samples */
+    double std_error;  /* standard error of the estimate */
+    hy_run_stats stats;
+} hy_pi_result;
+
+/* Counts the hits of samples 0 .. n-1 for `seed`. In replicate mode each of the T copies
+ * computes the same (seed, n) and the engine checks that they agree. 1 <= n <= 2^63 - 1. */
+int hy_host_pi(hy_host *h, uint64_t seed, uint64_t n, const hy_run_opts *o, hy_pi_result *r,
+               hy_error *err);
+
+/* Reference for tests and for other backends: hits among samples [first, first + count),
+ * computed by a portable scalar loop on the calling thread. */
+uint64_t hy_host_pi_hits_reference(uint64_t seed, uint64_t first, uint64_t count);
+
+/* The pi kernel's code path on this CPU: "avx512", "avx2" or "portable" (chosen at run
+ * time; HYBRIDD_PI_PATH in the environment may force a slower one). */
+const char *hy_host_pi_kernel(void);
+
+/* ---- sort: in place, ascending, numpy's order for floats (NaNs last, -0.0 before +0.0) ---- */
+
+typedef struct hy_sort_result {
+    size_t n;
+    hy_run_stats stats;
+} hy_sort_result;
+
+/* Sorts `n` elements of `dtype` at `data` in place. In replicate mode the T threads sort T
+ * copies of the array at once and the engine checks the copies agree. On HY_ECANCELED the
+ * array still holds every input element (in some order): nothing is lost. */
+int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
+                 hy_sort_result *r, hy_error *err);
+
+/* ---- running your own code on the pools (the tests use it; pi and sort are built on it) ---- */
+
+/* A thread's handle inside a running job. */
+typedef struct hy_worker hy_worker;
+/* Runs on each of the job's threads; returns 0 or a negative hy_err. */
+typedef int (*hy_task_fn)(hy_worker *w, void *ctx);
+
+/* Runs `fn` on o->threads threads of the chosen backend (mode is ignored: every thread runs
+ * `fn`; the task divides the work by hy_worker_id). On the locked backend each thread holds
+ * the runtime lock while in `fn`, except between hy_worker_native_begin and _end when the
+ * job's nogil is RELEASE (the default here is HOLD). `total_work` is passed to progress. */
+int hy_host_run(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_fn fn,
+                void *ctx, hy_run_stats *st, hy_error *err);
+
+unsigned hy_worker_id(const hy_worker *w);    /* 0 .. hy_worker_count() - 1 */
+unsigned hy_worker_count(const hy_worker *w);
+/* A tick boundary: adds `work` to the job's progress, reports progress when due, and on the
+ * locked backend lets the lock go if another thread asked for it (CPython's eval breaker).
+ * Returns HY_ECANCELED once the job is cancelled; the task should then return it. */
+int hy_worker_tick(hy_worker *w, uint64_t work);
+/* Brackets a native section: on the locked backend with nogil RELEASE the lock is released
+ * at _begin and taken back at _end. No effect elsewhere. */
+void hy_worker_native_begin(hy_worker *w);
+void hy_worker_native_end(hy_worker *w);
+/* Waits until every thread of the job reaches the barrier. A thread holding the runtime
+ * lock releases it while it waits, as a blocking call does in CPython. Returns
+ * HY_ECANCELED when the job was cancelled (every thread gets the same answer). */
+int hy_worker_barrier(hy_worker *w);
+
+#endif

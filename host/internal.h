@@ -1,0 +1,21 @@
+/* host (private): what the engine's files share — option checks and the scratch memory
+ * that sort jobs borrow. Nothing here is visible outside host/. */
+#ifndef HY_HOST_INTERNAL_H
+#define HY_HOST_INTERNAL_H
+
+#include "host.h"
+
+/* Checks backend, threads, mode and nogil against the engine; fills err on a bad value. */
+int hy_host_check_opts(const hy_host *h, const hy_run_opts *o, hy_error *err);
+
+/* Borrows at least `bytes` of scratch memory. The engine keeps the last block it handed out,
+ * so repeated jobs of one size do not pay for fresh pages (page faults cost more than a
+ * radix pass). Returns NULL when the allocation fails. */
+void *hy_host_scratch_get(hy_host *h, size_t bytes);
+/* Gives a block from hy_host_scratch_get back. */
+void hy_host_scratch_put(hy_host *h, void *p, size_t bytes);
+
+/* Whether the job's native sections release the runtime lock, for the task functions. */
+bool hy_worker_nogil(const hy_worker *w);
+
+#endif

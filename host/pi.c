@@ -1,0 +1,116 @@
+/* host: the Monte Carlo pi job — divides the sample range among the threads (split) or
+ * gives every thread the whole range (replicate), and runs the kernel in ticks. */
+#include "internal.h"
+#include "pi_kernel.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Samples per tick: about 65 us of work at 10^9 samples/s, so the eval breaker, progress
+ * and cancellation are checked far more often than the 5 ms switch interval. */
+#define PI_TICK (1u << 16)
+
+struct pi_ctx {
+    uint64_t seed, n;
+    int mode;
+    uint64_t hits[HY_HOST_MAX_THREADS];
+    uint64_t counted[HY_HOST_MAX_THREADS];
+};
+
+static int pi_task(hy_worker *w, void *arg)
+{
+    struct pi_ctx *c = arg;
+    unsigned id = hy_worker_id(w), t = hy_worker_count(w);
+    uint64_t first = 0, count = c->n;
+    if (c->mode == HY_MODE_SPLIT) {
+        /* Contiguous shares that differ by at most one sample. */
+        uint64_t base = c->n / t, extra = c->n % t;
+        first = base * id + (id < extra ? id : extra);
+        count = base + (id < extra ? 1 : 0);
+    }
+    uint64_t hits = 0, pos = first, end = first + count;
+    int rc = 0;
+    /* The whole loop is the job's native section: with nogil it runs without the runtime
+     * lock (numba nogil=True); otherwise the lock is held and only ticks let it go. */
+    hy_worker_native_begin(w);
+    while (pos < end) {
+        uint64_t step = end - pos < PI_TICK ? end - pos : PI_TICK;
+        hits += hy_pi_kernel_hits(c->seed, pos, step);
+        pos += step;
+        if ((rc = hy_worker_tick(w, step)) != 0)
+            break;
+    }
+    hy_worker_native_end(w);
+    c->hits[id] = hits;
+    c->counted[id] = pos - first;
+    return rc;
+}
+
+int hy_host_pi(hy_host *h, uint64_t seed, uint64_t n, const hy_run_opts *o, hy_pi_result *r,
+               hy_error *err)
+{
+    if (!h || !r)
+        return hy_error_set(err, HY_EINVAL, "no engine or no result given");
+    memset(r, 0, sizeof *r);
+    if (n == 0)
+        return hy_error_set(err, HY_EINVAL, "n must be at least 1 sample");
+    if (n > (uint64_t)HY_HOST_PI_MAX_SAMPLES)
+        return hy_error_set(err, HY_ELIMIT, "n = %llu is above the limit of 2^63 - 1 samples",
+                            (unsigned long long)n);
+    int rc = hy_host_check_opts(h, o, err);
+    if (rc)
+        return rc;
+
+    hy_run_opts ro = *o;
+    int mode = o->mode ? o->mode : HY_MODE_SPLIT;
+    /* pi is pure-Python calc_pi in the lesson: it holds the lock unless told otherwise. */
+    ro.nogil = o->nogil == HY_NOGIL_DEFAULT ? HY_NOGIL_HOLD : o->nogil;
+    unsigned copies = mode == HY_MODE_REPLICATE ? o->threads : 1;
+    if (copies > 1 && n > UINT64_MAX / copies)
+        return hy_error_set(err, HY_ELIMIT, "%u copies of %llu samples overflow the work count",
+                            copies, (unsigned long long)n);
+
+    struct pi_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return hy_error_set(err, HY_ENOMEM, "out of memory for a pi job");
+    c->seed = seed;
+    c->n = n;
+    c->mode = mode;
+    rc = hy_host_run(h, &ro, n * copies, pi_task, c, &r->stats, err);
+    r->stats.copies = copies;
+
+    uint64_t hits = 0, counted = 0;
+    if (mode == HY_MODE_SPLIT) {
+        for (unsigned i = 0; i < o->threads; i++) {
+            hits += c->hits[i];
+            counted += c->counted[i];
+        }
+    } else {
+        hits = c->hits[0];
+        counted = c->counted[0];
+        /* Every copy computed the same samples; a difference would be a kernel bug. */
+        for (unsigned i = 1; rc == 0 && i < o->threads; i++)
+            if (c->hits[i] != hits)
+                rc = hy_error_set(err, HY_EINTERNAL,
+                                  "replicate copies disagree: copy 0 has %llu hits, copy %u "
+                                  "has %llu",
+                                  (unsigned long long)hits, i, (unsigned long long)c->hits[i]);
+    }
+    free(c);
+    r->samples = counted;
+    r->hits = hits;
+    if (counted > 0) {
+        double p = (double)hits / (double)counted;
+        r->estimate = 4.0 * p;
+        r->std_error = 4.0 * sqrt(p * (1.0 - p) / (double)counted);
+    }
+    return rc;
+}
+
+uint64_t hy_host_pi_hits_reference(uint64_t seed, uint64_t first, uint64_t count)
+{
+    return hy_pi_kernel_hits_path(HY_PI_PATH_PORTABLE, seed, first, count);
+}
+
+const char *hy_host_pi_kernel(void) { return hy_pi_kernel_path_name(); }

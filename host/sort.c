@@ -1,0 +1,207 @@
+/* host: the sort job — six dtypes, ascending, in place, numpy's order for floats, the same
+ * bytes on every backend. The radix sort itself is in sort_radix.inc.
+ *
+ * Order. Each element's bits map to an unsigned key by a bijection under which unsigned
+ * order is the wanted order:
+ *   unsigned ints   key = x
+ *   signed ints     key = x ^ SIGN                      (two's complement order)
+ *   floats          key = (x ^ (negative ? ~0 : SIGN)) - ROT
+ * The float map without `- ROT` is the classic IEEE total order: -NaN < -inf < ... < -0.0 <
+ * +0.0 < ... < +inf < +NaN. Subtracting ROT (the key of -inf; 0x007FFFFF for f32,
+ * 0x000FFFFFFFFFFFFF for f64) rotates the negative NaNs from the bottom to the top, so every
+ * NaN sorts after +inf, as numpy puts them. Among NaNs: positive ones by ascending bits,
+ * then negative ones by descending bits (numpy leaves that order unspecified; ours is
+ * fixed, so outputs stay byte-identical). Being a bijection, the map loses no payload. */
+#include "internal.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIGIT_BITS 11u
+/* A bucket up to this many keys is finished by LSD passes: two buffers of 64 Ki 8-byte keys
+ * are 1 MiB, well inside a core's L2 here. */
+#define LSD_MAX (1u << 16)
+#define INSERTION_MAX 32u
+/* Radix passes in a bucket cover log2(size) + this many bits; insertion sort does the rest. */
+#define LSD_SLACK_BITS 6u
+/* Elements whose keys and buckets are computed in one vectorised block. */
+#define KEY_BLOCK 256u
+/* Keys sampled to choose the top-level digit. */
+#define SAMPLE_KEYS 4096u
+/* Elements between ticks: tens of microseconds of work. */
+#define TICK_ELEMS (1u << 16)
+
+/* Hot loops that vectorise get AVX-512 and AVX2 clones, chosen once at load time by the
+ * dynamic linker (an ifunc), so the default build needs no -march flag. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HY_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define HY_SIMD_CLONES
+#endif
+
+struct xform_u32 {
+    uint32_t pos, neg_xor_pos, rot; /* to_key: x ^ (negative ? neg : pos) - rot */
+    uint32_t clr, set_xor_clr;      /* from_key: y ^ (top bit of y ? set : clr) */
+};
+struct xform_u64 {
+    uint64_t pos, neg_xor_pos, rot;
+    uint64_t clr, set_xor_clr;
+};
+
+#define K uint32_t
+#define SK int32_t
+#define KBITS 32
+#define FN(name) name##_u32
+#include "sort_radix.inc"
+#undef K
+#undef SK
+#undef KBITS
+#undef FN
+
+#define K uint64_t
+#define SK int64_t
+#define KBITS 64
+#define FN(name) name##_u64
+#include "sort_radix.inc"
+#undef K
+#undef SK
+#undef KBITS
+#undef FN
+
+/* The key map of one dtype, in the shape both widths use. */
+struct xform_spec {
+    uint64_t pos, neg, rot, set, clr;
+};
+
+static struct xform_spec spec_of(int dtype)
+{
+    const uint64_t s32 = 0x80000000u, s64 = 0x8000000000000000u;
+    switch (dtype) {
+    case HY_DT_I32: return (struct xform_spec){s32, s32, 0, s32, s32};
+    case HY_DT_I64: return (struct xform_spec){s64, s64, 0, s64, s64};
+    case HY_DT_F32: return (struct xform_spec){s32, 0xFFFFFFFFu, 0x007FFFFFu, s32, 0xFFFFFFFFu};
+    case HY_DT_F64:
+        return (struct xform_spec){s64, UINT64_MAX, 0x000FFFFFFFFFFFFFu, s64, UINT64_MAX};
+    default: return (struct xform_spec){0, 0, 0, 0, 0}; /* unsigned: the identity */
+    }
+}
+
+struct sort_ctx {
+    size_t size;
+    int mode;
+    struct shared_u32 *s32; /* one per copy, for 4-byte dtypes */
+    struct shared_u64 *s64; /* one per copy, for 8-byte dtypes */
+};
+
+static int sort_task(hy_worker *w, void *arg)
+{
+    struct sort_ctx *c = arg;
+    unsigned id = hy_worker_id(w);
+    /* Replicate: every thread is a job of its own on its own copy; `index` picks its
+     * shared block. Split: one shared block for all. */
+    unsigned index = c->mode == HY_MODE_REPLICATE ? id : 0;
+    /* numpy.sort releases the GIL for the whole sort; with nogil HOLD this is a no-op. */
+    hy_worker_native_begin(w);
+    bool solo = c->mode == HY_MODE_REPLICATE;
+    int rc = c->size == 4 ? parallel_u32(w, &c->s32[index], solo)
+                          : parallel_u64(w, &c->s64[index], solo);
+    hy_worker_native_end(w);
+    return rc;
+}
+
+/* Points copy i's shared block at its array, its tmp and its histogram rows. */
+#define SETUP_SHARED(blk, K, spec, arr, tmpv, hist_rows, bucket_row, local_rows)              \
+    do {                                                                                      \
+        (blk)->data = (K *)(arr);                                                             \
+        (blk)->tmp = (K *)(tmpv);                                                             \
+        (blk)->n = n;                                                                         \
+        (blk)->xf.pos = (K)(spec).pos;                                                        \
+        (blk)->xf.neg_xor_pos = (K)((spec).neg ^ (spec).pos);                                 \
+        (blk)->xf.rot = (K)(spec).rot;                                                        \
+        (blk)->xf.clr = (K)(spec).clr;                                                        \
+        (blk)->xf.set_xor_clr = (K)((spec).set ^ (spec).clr);                                 \
+        (blk)->hist = (hist_rows);                                                            \
+        (blk)->bucket = (bucket_row);                                                         \
+        (blk)->local = (K *)(local_rows);                                                     \
+        atomic_init(&(blk)->next_bucket, 0);                                                  \
+    } while (0)
+
+int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
+                 hy_sort_result *r, hy_error *err)
+{
+    if (!h || !r)
+        return hy_error_set(err, HY_EINVAL, "no engine or no result given");
+    memset(r, 0, sizeof *r);
+    size_t size = hy_dtype_size(dtype);
+    if (size == 0)
+        return hy_error_set(err, HY_EDTYPE,
+                            "unknown dtype %d (i32, u32, i64, u64, f32 or f64)", dtype);
+    if (!data && n > 0)
+        return hy_error_set(err, HY_EINVAL, "no array given for %zu elements", n);
+    int rc = hy_host_check_opts(h, o, err);
+    if (rc)
+        return rc;
+    int mode = o->mode ? o->mode : HY_MODE_SPLIT;
+    unsigned copies = mode == HY_MODE_REPLICATE ? o->threads : 1;
+    /* Replicate holds 2T arrays' worth (T - 1 copies and T tmps); split holds 2. */
+    if (n > SIZE_MAX / size / (2 * (size_t)copies) / 4)
+        return hy_error_set(err, HY_ELIMIT, "%zu elements of %zu bytes are too many to sort", n,
+                            size);
+    size_t bytes = n * size;
+    hy_run_opts ro = *o;
+    /* sort is numpy.sort in the lesson: it releases the lock unless told otherwise. */
+    ro.nogil = o->nogil == HY_NOGIL_DEFAULT ? HY_NOGIL_RELEASE : o->nogil;
+
+    struct sort_ctx c = {.size = size, .mode = mode};
+    size_t nd = (size_t)1 << DIGIT_BITS;
+    size_t scratch_bytes = bytes * (2 * (size_t)copies - 1);
+    char *scratch = hy_host_scratch_get(h, scratch_bytes);
+    size_t(*hist)[1u << DIGIT_BITS] = calloc(o->threads, sizeof *hist);
+    size_t *bucket = calloc(copies * (nd + 1), sizeof *bucket);
+    void *shared = calloc(copies, size == 4 ? sizeof *c.s32 : sizeof *c.s64);
+    /* Two private LSD buffers per thread (1 MiB for 8-byte keys), cache-line aligned. */
+    size_t local_bytes = (size_t)2 * LSD_MAX * size;
+    void *local = NULL;
+    if (posix_memalign(&local, 64, local_bytes * o->threads) != 0)
+        local = NULL;
+    if (!scratch || !hist || !bucket || !shared || !local) {
+        rc = hy_error_set(err, HY_ENOMEM, "out of memory for sorting %zu elements (%zu bytes "
+                          "of scratch)", n, scratch_bytes);
+        goto out;
+    }
+    /* Layout of scratch: copies 1..T-1 first, then a tmp per copy. */
+    for (unsigned i = 0; i < copies; i++) {
+        char *arr = i == 0 ? data : scratch + (size_t)(i - 1) * bytes;
+        char *tmpv = scratch + (size_t)(copies - 1 + i) * bytes;
+        if (i > 0)
+            memcpy(arr, data, bytes);
+        struct xform_spec spec = spec_of(dtype);
+        size_t(*rows)[1u << DIGIT_BITS] = mode == HY_MODE_REPLICATE ? hist + i : hist;
+        /* Split: thread id finds its rows at id; replicate: copy i is thread i, alone. */
+        char *lrow = (char *)local + (mode == HY_MODE_REPLICATE ? i * local_bytes : 0);
+        if (size == 4) {
+            c.s32 = shared;
+            SETUP_SHARED(&c.s32[i], uint32_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow);
+        } else {
+            c.s64 = shared;
+            SETUP_SHARED(&c.s64[i], uint64_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow);
+        }
+    }
+
+    rc = hy_host_run(h, &ro, (uint64_t)n * 3u * copies, sort_task, &c, &r->stats, err);
+    r->stats.copies = copies;
+    r->n = n;
+    /* Every copy sorted the same input; any difference would be a bug in the sort. */
+    for (unsigned i = 1; rc == 0 && i < copies; i++)
+        if (memcmp(data, scratch + (size_t)(i - 1) * bytes, bytes) != 0)
+            rc = hy_error_set(err, HY_EINTERNAL, "replicate copy %u sorted differently from "
+                              "copy 0", i);
+out:
+    free(local);
+    free(shared);
+    free(bucket);
+    free(hist);
+    hy_host_scratch_put(h, scratch, scratch_bytes);
+    return rc;
+}

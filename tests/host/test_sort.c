@@ -1,0 +1,769 @@
+/* tests/host: hy_host_sort — every dtype, size, distribution, backend, thread count and mode
+ * against a qsort reference byte for byte; bad arguments, cancellation, progress and stats. */
+#include <criterion/criterion.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+
+#define ENGINE_THREADS 8u
+
+static hy_host *eng;
+
+static void engine_up(void)
+{
+    hy_error err = {0};
+    int rc = hy_host_create(&(hy_host_config){.threads = ENGINE_THREADS}, &eng, &err);
+    cr_assert_eq(rc, 0, "hy_host_create(threads = %u): %d %s", ENGINE_THREADS, rc, err.msg);
+    cr_assert_eq(hy_host_threads(eng), ENGINE_THREADS, "engine threads");
+}
+
+static void engine_down(void)
+{
+    hy_host_destroy(eng);
+    eng = NULL;
+}
+
+TestSuite(sort, .init = engine_up, .fini = engine_down);
+
+/* ---- a deterministic generator: splitmix64 ---- */
+
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+/* ---- the reference order, written from host/sort.c's description, not from its code ---- */
+
+#define INT_CMP(name, T)                                                                      \
+    static int name(const void *pa, const void *pb)                                           \
+    {                                                                                         \
+        T a, b;                                                                               \
+        memcpy(&a, pa, sizeof a);                                                             \
+        memcpy(&b, pb, sizeof b);                                                             \
+        return (a > b) - (a < b);                                                             \
+    }
+INT_CMP(cmp_i32, int32_t)
+INT_CMP(cmp_u32, uint32_t)
+INT_CMP(cmp_i64, int64_t)
+INT_CMP(cmp_u64, uint64_t)
+
+/* Floats ascending by value; -0.0 before +0.0; every NaN after +inf; among NaNs the
+ * positive-sign ones first by ascending bit pattern, then the negative-sign ones by
+ * descending bit pattern. */
+#define FLOAT_CMP(name, F, U)                                                                 \
+    static int name(const void *pa, const void *pb)                                           \
+    {                                                                                         \
+        F a, b;                                                                               \
+        memcpy(&a, pa, sizeof a);                                                             \
+        memcpy(&b, pb, sizeof b);                                                             \
+        bool na = isnan(a), nb = isnan(b);                                                    \
+        if (!na && !nb) {                                                                     \
+            if (a < b)                                                                        \
+                return -1;                                                                    \
+            if (a > b)                                                                        \
+                return 1;                                                                     \
+            /* Equal values differ in bits only as -0.0 and +0.0: negative first. */          \
+            return (signbit(a) ? 0 : 1) - (signbit(b) ? 0 : 1);                               \
+        }                                                                                     \
+        if (na != nb)                                                                         \
+            return na ? 1 : -1;                                                               \
+        bool sa = signbit(a) != 0, sb = signbit(b) != 0;                                      \
+        if (sa != sb)                                                                         \
+            return sa ? 1 : -1;                                                               \
+        U ua, ub;                                                                             \
+        memcpy(&ua, pa, sizeof ua);                                                           \
+        memcpy(&ub, pb, sizeof ub);                                                           \
+        if (ua == ub)                                                                         \
+            return 0;                                                                         \
+        if (!sa)                                                                              \
+            return ua < ub ? -1 : 1;                                                          \
+        return ua > ub ? -1 : 1;                                                              \
+    }
+FLOAT_CMP(cmp_f32, float, uint32_t)
+FLOAT_CMP(cmp_f64, double, uint64_t)
+
+static int (*cmp_of(int dtype))(const void *, const void *)
+{
+    switch (dtype) {
+    case HY_DT_I32: return cmp_i32;
+    case HY_DT_U32: return cmp_u32;
+    case HY_DT_I64: return cmp_i64;
+    case HY_DT_U64: return cmp_u64;
+    case HY_DT_F32: return cmp_f32;
+    case HY_DT_F64: return cmp_f64;
+    }
+    return NULL;
+}
+
+static void reference_sort(int dtype, void *a, size_t n)
+{
+    if (n > 0)
+        qsort(a, n, hy_dtype_size(dtype), cmp_of(dtype));
+}
+
+/* ---- test data ---- */
+
+enum dist { D_RANDOM, D_SORTED, D_REVERSED, D_EQUAL, D_FEW, D_SPECIAL, D_OUTLIERS, D_COUNT };
+static const char *const dist_names[D_COUNT] = {
+    "random", "sorted", "reversed", "all-equal", "few-unique", "specials", "outliers"};
+
+static void put(void *buf, size_t size, size_t i, uint64_t bits)
+{
+    if (size == 4) {
+        uint32_t v = (uint32_t)bits;
+        memcpy((char *)buf + i * 4, &v, 4);
+    } else {
+        memcpy((char *)buf + i * 8, &bits, 8);
+    }
+}
+
+/* A random value's bits: ints over their whole range; floats finite, half of them from
+ * random bit patterns (every magnitude, denormals included) and half ordinary values. */
+static uint64_t random_bits(int dtype, uint64_t *s)
+{
+    uint64_t r = mix(s);
+    switch (dtype) {
+    case HY_DT_F32: {
+        if (r & 1) {
+            uint32_t b = (uint32_t)(r >> 32);
+            if (((b >> 23) & 0xFFu) == 0xFFu)
+                b ^= 1u << 23;
+            return b;
+        }
+        float f = (float)((int64_t)((r >> 8) % 2000001u) - 1000000) / 8.0f;
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        return b;
+    }
+    case HY_DT_F64: {
+        if (r & 1) {
+            uint64_t b = mix(s);
+            if (((b >> 52) & 0x7FFu) == 0x7FFu)
+                b ^= (uint64_t)1 << 52;
+            return b;
+        }
+        double d = (double)((int64_t)((r >> 8) % 20000001u) - 10000000) / 64.0;
+        uint64_t b;
+        memcpy(&b, &d, 8);
+        return b;
+    }
+    default: return r;
+    }
+}
+
+static const uint32_t special_f32[] = {
+    0x7FC00000u, 0x7F800001u, 0x7FFFFFFFu, 0x7FA00123u, /* +NaN: quiet, signalling, payloads */
+    0xFFC00000u, 0xFF800001u, 0xFFFFFFFFu, 0xFFA00123u, /* -NaN */
+    0x7F800000u, 0xFF800000u,                           /* +inf, -inf */
+    0x00000000u, 0x80000000u,                           /* +0.0, -0.0 */
+    0x00000001u, 0x007FFFFFu, 0x00012345u,              /* positive denormals */
+    0x80000001u, 0x807FFFFFu, 0x80012345u,              /* negative denormals */
+    0x00800000u, 0x80800000u, 0x7F7FFFFFu, 0xFF7FFFFFu, /* +-FLT_MIN, +-FLT_MAX */
+    0x3F800000u, 0xBF800000u,                           /* 1.0, -1.0 */
+};
+static const uint64_t special_f64[] = {
+    0x7FF8000000000000u, 0x7FF0000000000001u, 0x7FFFFFFFFFFFFFFFu, 0x7FF4000000000123u,
+    0xFFF8000000000000u, 0xFFF0000000000001u, 0xFFFFFFFFFFFFFFFFu, 0xFFF4000000000123u,
+    0x7FF0000000000000u, 0xFFF0000000000000u,
+    0x0000000000000000u, 0x8000000000000000u,
+    0x0000000000000001u, 0x000FFFFFFFFFFFFFu, 0x0000000000012345u,
+    0x8000000000000001u, 0x800FFFFFFFFFFFFFu, 0x8000000000012345u,
+    0x0010000000000000u, 0x8010000000000000u, 0x7FEFFFFFFFFFFFFFu, 0xFFEFFFFFFFFFFFFFu,
+    0x3FF0000000000000u, 0xBFF0000000000000u,
+};
+static const uint32_t special_i32[] = {0x80000000u, 0x7FFFFFFFu, 0x80000001u, 0x7FFFFFFEu,
+                                       0u,          1u,          0xFFFFFFFFu};
+static const uint32_t special_u32[] = {0u, 0xFFFFFFFFu, 1u, 0xFFFFFFFEu, 0x7FFFFFFFu,
+                                       0x80000000u};
+static const uint64_t special_i64[] = {0x8000000000000000u, 0x7FFFFFFFFFFFFFFFu,
+                                       0x8000000000000001u, 0x7FFFFFFFFFFFFFFEu,
+                                       0u,                  1u,
+                                       0xFFFFFFFFFFFFFFFFu, 0xFFFFFFFF80000000u,
+                                       0x7FFFFFFFu};
+static const uint64_t special_u64[] = {0u, 0xFFFFFFFFFFFFFFFFu, 1u, 0xFFFFFFFFFFFFFFFEu,
+                                       0x7FFFFFFFFFFFFFFFu, 0x8000000000000000u};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A special value's bits; for floats sometimes a NaN with a random payload and sign. */
+static uint64_t special_bits(int dtype, uint64_t *s)
+{
+    uint64_t r = mix(s);
+    switch (dtype) {
+    case HY_DT_I32: return special_i32[r % COUNT(special_i32)];
+    case HY_DT_U32: return special_u32[r % COUNT(special_u32)];
+    case HY_DT_I64: return special_i64[r % COUNT(special_i64)];
+    case HY_DT_U64: return special_u64[r % COUNT(special_u64)];
+    case HY_DT_F32:
+        if ((r & 7) == 0) {
+            uint32_t payload = (uint32_t)(r >> 32) & 0x007FFFFFu;
+            return 0x7F800000u | (payload ? payload : 1u) | ((uint32_t)(r >> 8) & 0x80000000u);
+        }
+        return special_f32[(r >> 3) % COUNT(special_f32)];
+    case HY_DT_F64:
+        if ((r & 7) == 0) {
+            uint64_t payload = mix(s) & 0x000FFFFFFFFFFFFFu;
+            return 0x7FF0000000000000u | (payload ? payload : 1u) | (r & 0x8000000000000000u);
+        }
+        return special_f64[(r >> 3) % COUNT(special_f64)];
+    }
+    return 0;
+}
+
+/* Fills `in` with the distribution and `ref` with its reference order. `sorted_ref` is the
+ * reference of the random distribution for the same (dtype, n): sorted and reversed inputs
+ * are made from it, so they share it as reference without another qsort. */
+static void make_case(int dtype, size_t n, int dist, uint64_t seed, void *in, void *ref,
+                      const void *sorted_ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    uint64_t s = seed;
+    switch (dist) {
+    case D_RANDOM:
+        for (size_t i = 0; i < n; i++)
+            put(in, size, i, random_bits(dtype, &s));
+        break;
+    case D_SORTED:
+        memcpy(in, sorted_ref, n * size);
+        memcpy(ref, sorted_ref, n * size);
+        return;
+    case D_REVERSED:
+        for (size_t i = 0; i < n; i++)
+            memcpy((char *)in + i * size, (const char *)sorted_ref + (n - 1 - i) * size, size);
+        memcpy(ref, sorted_ref, n * size);
+        return;
+    case D_EQUAL: {
+        uint64_t v = random_bits(dtype, &s);
+        for (size_t i = 0; i < n; i++)
+            put(in, size, i, v);
+        break;
+    }
+    case D_FEW: {
+        uint64_t vals[5];
+        for (size_t k = 0; k < 5; k++)
+            vals[k] = random_bits(dtype, &s);
+        for (size_t i = 0; i < n; i++)
+            put(in, size, i, vals[mix(&s) % 5]);
+        break;
+    }
+    case D_SPECIAL:
+        /* A quarter special values (NaNs, infinities, zeros, denormals, extremes). */
+        for (size_t i = 0; i < n; i++)
+            put(in, size, i, (mix(&s) & 3) == 0 ? special_bits(dtype, &s)
+                                                  : random_bits(dtype, &s));
+        break;
+    case D_OUTLIERS: {
+        /* One value almost everywhere, and rare others anywhere in the range: a sort that
+         * plans from a sample of the keys will mostly miss them. */
+        uint64_t v = random_bits(dtype, &s);
+        for (size_t i = 0; i < n; i++)
+            put(in, size, i, mix(&s) % 997 == 0 ? random_bits(dtype, &s) : v);
+        break;
+    }
+    }
+    memcpy(ref, in, n * size);
+    reference_sort(dtype, ref, n);
+}
+
+/* ---- running one case ---- */
+
+struct cfg {
+    int backend;
+    unsigned threads;
+    int mode;
+    int nogil;
+};
+
+static const struct cfg split_cfgs[] = {
+    {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 1, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 3, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 8, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 1, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 2, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 8, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, HY_NOGIL_HOLD},
+};
+/* Replicate multiplies the work by T, so the largest size runs only a subset. */
+static const struct cfg replicate_cfgs[] = {
+    {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0},
+    {HY_BACKEND_LOCKED, 3, HY_MODE_REPLICATE, 0},
+    {HY_BACKEND_NATIVE, 8, HY_MODE_REPLICATE, 0},
+    {HY_BACKEND_LOCKED, 2, HY_MODE_REPLICATE, HY_NOGIL_HOLD},
+    {HY_BACKEND_SERIAL, 1, HY_MODE_REPLICATE, 0},
+};
+#define LARGE_N 10000000u
+#define LARGE_REPLICATE_CFGS 1
+
+static const char *nogil_name(int nogil)
+{
+    return nogil == HY_NOGIL_HOLD ? "hold" : nogil == HY_NOGIL_RELEASE ? "release" : "default";
+}
+
+#define CASE_FMT "dtype=%s n=%zu dist=%s backend=%s threads=%u mode=%s nogil=%s"
+#define CASE_ARGS(dtype, n, dist, c)                                                          \
+    hy_dtype_name(dtype), (n), dist_names[dist], hy_backend_name((c)->backend), (c)->threads, \
+        hy_mode_name((c)->mode), nogil_name((c)->nogil)
+
+static void check_stats(const hy_run_stats *st, const struct cfg *c, int dtype, size_t n,
+                        int dist)
+{
+    cr_assert_eq(st->threads, c->threads, "stats.threads %u, " CASE_FMT, st->threads,
+                 CASE_ARGS(dtype, n, dist, c));
+    unsigned copies = c->mode == HY_MODE_REPLICATE ? c->threads : 1;
+    cr_assert_eq(st->copies, copies, "stats.copies %u, " CASE_FMT, st->copies,
+                 CASE_ARGS(dtype, n, dist, c));
+    if (c->backend == HY_BACKEND_LOCKED) {
+        cr_assert_eq(st->lock_max_holders, 1, "lock_max_holders %u, " CASE_FMT,
+                     st->lock_max_holders, CASE_ARGS(dtype, n, dist, c));
+        cr_assert_geq(st->lock_acquisitions, c->threads,
+                      "lock_acquisitions %" PRIu64 ", " CASE_FMT, st->lock_acquisitions,
+                      CASE_ARGS(dtype, n, dist, c));
+        /* sort releases the lock unless told to hold it (numpy.sort). */
+        cr_assert_eq(st->nogil, c->nogil != HY_NOGIL_HOLD, "stats.nogil %d, " CASE_FMT,
+                     st->nogil, CASE_ARGS(dtype, n, dist, c));
+    } else {
+        cr_assert(st->lock_acquisitions == 0 && st->lock_handoffs == 0 &&
+                      st->lock_drop_requests == 0 && st->lock_wait_ns == 0 &&
+                      st->lock_hold_ns == 0 && st->lock_max_holders == 0 && !st->nogil,
+                  "lock stats not zero (acq %" PRIu64 " handoffs %" PRIu64 " drops %" PRIu64
+                  " wait %" PRIu64 " hold %" PRIu64 " max %u nogil %d), " CASE_FMT,
+                  st->lock_acquisitions, st->lock_handoffs, st->lock_drop_requests,
+                  st->lock_wait_ns, st->lock_hold_ns, st->lock_max_holders, st->nogil,
+                  CASE_ARGS(dtype, n, dist, c));
+    }
+}
+
+static uint64_t get_bits(const void *buf, size_t size, size_t i)
+{
+    if (size == 4) {
+        uint32_t v;
+        memcpy(&v, (const char *)buf + i * 4, 4);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, (const char *)buf + i * 8, 8);
+    return v;
+}
+
+static void assert_same_bytes(const void *got, const void *want, int dtype, size_t n, int dist,
+                              const struct cfg *c, const char *what)
+{
+    size_t size = hy_dtype_size(dtype);
+    if (n == 0 || memcmp(got, want, n * size) == 0)
+        return;
+    size_t i = 0;
+    while (get_bits(got, size, i) == get_bits(want, size, i))
+        i++;
+    cr_assert_fail("%s: first difference at [%zu]: got bits 0x%" PRIx64 ", want 0x%" PRIx64
+                   ", " CASE_FMT,
+                   what, i, get_bits(got, size, i), get_bits(want, size, i),
+                   CASE_ARGS(dtype, n, dist, c));
+}
+
+static void run_case(int dtype, size_t n, int dist, const void *in, const void *ref, void *work,
+                     const struct cfg *c)
+{
+    size_t size = hy_dtype_size(dtype);
+    if (n > 0)
+        memcpy(work, in, n * size);
+    hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
+                     .nogil = c->nogil};
+    hy_sort_result r;
+    hy_error err = {0};
+    int rc = hy_host_sort(eng, dtype, work, n, &o, &r, &err);
+    cr_assert_eq(rc, 0, "hy_host_sort returned %d (%s: %s), " CASE_FMT, rc, hy_err_name(rc),
+                 err.msg, CASE_ARGS(dtype, n, dist, c));
+    cr_assert_eq(r.n, n, "result n %zu, " CASE_FMT, r.n, CASE_ARGS(dtype, n, dist, c));
+    check_stats(&r.stats, c, dtype, n, dist);
+    assert_same_bytes(work, ref, dtype, n, dist, c, "sorted output differs from the reference");
+}
+
+static bool small_only(void)
+{
+    const char *e = getenv("HYBRIDD_TEST_SMALL");
+    return e && strcmp(e, "1") == 0;
+}
+
+static void sort_matrix(int dtype, size_t n)
+{
+    if (n >= LARGE_N && small_only())
+        cr_skip_test("HYBRIDD_TEST_SMALL=1: skipping n = %zu", n);
+    size_t size = hy_dtype_size(dtype);
+    size_t bytes = n * size + 1; /* + 1: never a zero-byte malloc */
+    char *in = calloc(1, bytes), *ref = calloc(1, bytes), *work = calloc(1, bytes),
+         *sorted = calloc(1, bytes);
+    cr_assert(in && ref && work && sorted, "out of memory for n = %zu", n);
+    size_t nrep = n >= LARGE_N ? LARGE_REPLICATE_CFGS : COUNT(replicate_cfgs);
+    for (int dist = 0; dist < D_COUNT; dist++) {
+        uint64_t seed = ((uint64_t)dtype << 56) ^ ((uint64_t)dist << 48) ^ (uint64_t)n;
+        make_case(dtype, n, dist, seed, in, ref, sorted);
+        if (dist == D_RANDOM && n > 0)
+            memcpy(sorted, ref, n * size);
+        for (size_t k = 0; k < COUNT(split_cfgs); k++)
+            run_case(dtype, n, dist, in, ref, work, &split_cfgs[k]);
+        for (size_t k = 0; k < nrep; k++)
+            run_case(dtype, n, dist, in, ref, work, &replicate_cfgs[k]);
+    }
+    free(in);
+    free(ref);
+    free(work);
+    free(sorted);
+}
+
+#define SORT_SIZES(name, dtype)                                                               \
+    Test(sort, name##_n0) { sort_matrix(dtype, 0); }                                          \
+    Test(sort, name##_n1) { sort_matrix(dtype, 1); }                                          \
+    Test(sort, name##_n2) { sort_matrix(dtype, 2); }                                          \
+    Test(sort, name##_n3) { sort_matrix(dtype, 3); }                                          \
+    Test(sort, name##_n1009) { sort_matrix(dtype, 1009); }                                    \
+    Test(sort, name##_n2p20p3) { sort_matrix(dtype, ((size_t)1 << 20) + 3); }                 \
+    Test(sort, name##_n1e7) { sort_matrix(dtype, LARGE_N); }
+
+SORT_SIZES(i32, HY_DT_I32)
+SORT_SIZES(u32, HY_DT_U32)
+SORT_SIZES(i64, HY_DT_I64)
+SORT_SIZES(u64, HY_DT_U64)
+SORT_SIZES(f32, HY_DT_F32)
+SORT_SIZES(f64, HY_DT_F64)
+
+/* The comparator itself, on values whose order the spec spells out. */
+Test(sort, reference_order_f64)
+{
+    const uint64_t want[] = {
+        0xFFF0000000000000u, /* -inf */
+        0xBFF0000000000000u, /* -1.0 */
+        0x8000000000000001u, /* -denormal */
+        0x8000000000000000u, /* -0.0 */
+        0x0000000000000000u, /* +0.0 */
+        0x0000000000000001u, /* +denormal */
+        0x7FF0000000000000u, /* +inf */
+        0x7FF0000000000001u, /* +NaN, ascending bits */
+        0x7FF8000000000000u,
+        0x7FFFFFFFFFFFFFFFu,
+        0xFFFFFFFFFFFFFFFFu, /* -NaN, descending bits */
+        0xFFF8000000000000u,
+        0xFFF0000000000001u,
+    };
+    size_t n = COUNT(want);
+    uint64_t a[COUNT(want)];
+    for (size_t i = 0; i < n; i++)
+        a[i] = want[(i * 5 + 3) % n]; /* a permutation: 5 is coprime with 13 */
+    reference_sort(HY_DT_F64, a, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(a[i], want[i], "reference order f64 [%zu]: 0x%" PRIx64 " != 0x%" PRIx64, i,
+                     a[i], want[i]);
+    /* And the engine agrees. */
+    for (size_t i = 0; i < n; i++)
+        a[i] = want[(i * 5 + 3) % n];
+    hy_sort_result r;
+    hy_error err = {0};
+    hy_run_opts o = {.backend = HY_BACKEND_NATIVE, .threads = 2};
+    cr_assert_eq(hy_host_sort(eng, HY_DT_F64, a, n, &o, &r, &err), 0, "sort: %s", err.msg);
+    cr_assert_arr_eq(a, want, sizeof want, "engine order of the f64 specials");
+}
+
+Test(sort, reference_order_f32)
+{
+    const uint32_t want[] = {
+        0xFF800000u, 0xBF800000u, 0x80000001u, 0x80000000u, 0x00000000u,
+        0x00000001u, 0x7F800000u, 0x7F800001u, 0x7FC00000u, 0x7FFFFFFFu,
+        0xFFFFFFFFu, 0xFFC00000u, 0xFF800001u,
+    };
+    size_t n = COUNT(want);
+    uint32_t a[COUNT(want)];
+    for (size_t i = 0; i < n; i++)
+        a[i] = want[(i * 5 + 3) % n];
+    reference_sort(HY_DT_F32, a, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(a[i], want[i], "reference order f32 [%zu]: 0x%" PRIx32 " != 0x%" PRIx32, i,
+                     a[i], want[i]);
+    for (size_t i = 0; i < n; i++)
+        a[i] = want[(i * 5 + 3) % n];
+    hy_sort_result r;
+    hy_error err = {0};
+    hy_run_opts o = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+    cr_assert_eq(hy_host_sort(eng, HY_DT_F32, a, n, &o, &r, &err), 0, "sort: %s", err.msg);
+    cr_assert_arr_eq(a, want, sizeof want, "engine order of the f32 specials");
+}
+
+/* ---- bad arguments ---- */
+
+/* A good call after a bad one: the engine must still sort. */
+static void good_call_still_works(const char *after)
+{
+    enum { N = 1009 };
+    int32_t a[N], want[N];
+    uint64_t s = 42;
+    for (size_t i = 0; i < N; i++)
+        a[i] = want[i] = (int32_t)(uint32_t)mix(&s);
+    reference_sort(HY_DT_I32, want, N);
+    hy_run_opts o = {.backend = HY_BACKEND_NATIVE, .threads = ENGINE_THREADS};
+    hy_sort_result r;
+    hy_error err = {0};
+    int rc = hy_host_sort(eng, HY_DT_I32, a, N, &o, &r, &err);
+    cr_assert_eq(rc, 0, "good sort after %s returned %d: %s", after, rc, err.msg);
+    cr_assert_arr_eq(a, want, sizeof a, "good sort after %s: wrong order", after);
+}
+
+static void expect_error(int dtype, void *data, size_t n, const hy_run_opts *o, int want,
+                         const char *what)
+{
+    hy_sort_result r;
+    hy_error err = {0};
+    int rc = hy_host_sort(eng, dtype, data, n, o, &r, &err);
+    cr_assert_eq(rc, want, "%s: got %d (%s), want %d (%s)", what, rc, hy_err_name(rc), want,
+                 hy_err_name(want));
+    cr_assert_eq(err.code, want, "%s: err.code %d, want %d", what, err.code, want);
+    cr_assert(err.msg[0] != '\0', "%s: empty error message", what);
+    cr_assert(memchr(err.msg, '\0', sizeof err.msg) != NULL, "%s: message not terminated", what);
+    /* err may be NULL: same code, no crash. */
+    rc = hy_host_sort(eng, dtype, data, n, o, &r, NULL);
+    cr_assert_eq(rc, want, "%s (err = NULL): got %d, want %d", what, rc, want);
+    good_call_still_works(what);
+}
+
+Test(sort, bad_arguments)
+{
+    int32_t buf[16] = {3, 1, 2};
+    hy_run_opts ok = {.backend = HY_BACKEND_NATIVE, .threads = 2};
+    const int bad_dtypes[] = {0, 7, -1, 100};
+    for (size_t i = 0; i < COUNT(bad_dtypes); i++) {
+        char what[64];
+        snprintf(what, sizeof what, "dtype %d", bad_dtypes[i]);
+        expect_error(bad_dtypes[i], buf, 3, &ok, HY_EDTYPE, what);
+    }
+    expect_error(HY_DT_I32, NULL, 3, &ok, HY_EINVAL, "NULL data with n = 3");
+    expect_error(HY_DT_F64, NULL, 1, &ok, HY_EINVAL, "NULL data with n = 1 (f64)");
+    expect_error(HY_DT_I32, buf, 3, NULL, HY_EINVAL, "NULL options");
+
+    struct {
+        hy_run_opts o;
+        int want;
+        const char *what;
+    } cases[] = {
+        {{.backend = HY_BACKEND_NATIVE, .threads = 0}, HY_EINVAL, "native threads = 0"},
+        {{.backend = HY_BACKEND_LOCKED, .threads = 0}, HY_EINVAL, "locked threads = 0"},
+        {{.backend = HY_BACKEND_SERIAL, .threads = 0}, HY_EINVAL, "serial threads = 0"},
+        {{.backend = HY_BACKEND_NATIVE, .threads = ENGINE_THREADS + 1}, HY_ELIMIT,
+         "native threads above the engine's"},
+        {{.backend = HY_BACKEND_LOCKED, .threads = ENGINE_THREADS + 1}, HY_ELIMIT,
+         "locked threads above the engine's"},
+        {{.backend = HY_BACKEND_NATIVE, .threads = HY_HOST_MAX_THREADS + 1}, HY_ELIMIT,
+         "threads above HY_HOST_MAX_THREADS"},
+        {{.backend = HY_BACKEND_NATIVE, .threads = UINT32_MAX}, HY_ELIMIT,
+         "threads = UINT32_MAX"},
+        {{.backend = HY_BACKEND_SERIAL, .threads = 2}, HY_EINVAL, "serial with 2 threads"},
+        {{.backend = HY_BACKEND_OPENCL, .threads = 1}, HY_EBACKEND, "backend opencl"},
+        {{.backend = 99, .threads = 1}, HY_EBACKEND, "backend 99"},
+        {{.backend = 0, .threads = 1}, HY_EBACKEND, "backend 0"},
+        {{.backend = -1, .threads = 1}, HY_EBACKEND, "backend -1"},
+        {{.backend = HY_BACKEND_NATIVE, .threads = 2, .mode = 3}, HY_EINVAL, "mode 3"},
+        {{.backend = HY_BACKEND_NATIVE, .threads = 2, .mode = -1}, HY_EINVAL, "mode -1"},
+        {{.backend = HY_BACKEND_LOCKED, .threads = 2, .nogil = 3}, HY_EINVAL, "nogil 3"},
+        {{.backend = HY_BACKEND_LOCKED, .threads = 2, .nogil = -1}, HY_EINVAL, "nogil -1"},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++)
+        expect_error(HY_DT_I32, buf, 3, &cases[i].o, cases[i].want, cases[i].what);
+    /* The bad calls left the buffer alone. */
+    cr_assert(buf[0] == 3 && buf[1] == 1 && buf[2] == 2, "a failed call touched the data");
+}
+
+/* Counts no memory could hold are refused before anything is touched or allocated. */
+Test(sort, absurd_sizes)
+{
+    double buf[4] = {0};
+    const size_t ns[] = {SIZE_MAX, SIZE_MAX / 2, SIZE_MAX / 8 + 1};
+    const struct cfg cfgs[] = {
+        {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+        {HY_BACKEND_NATIVE, 8, HY_MODE_SPLIT, 0},
+        {HY_BACKEND_LOCKED, 8, HY_MODE_REPLICATE, 0},
+    };
+    for (size_t i = 0; i < COUNT(ns); i++)
+        for (size_t k = 0; k < COUNT(cfgs); k++) {
+            hy_run_opts o = {.backend = cfgs[k].backend, .threads = cfgs[k].threads,
+                             .mode = cfgs[k].mode};
+            hy_sort_result r;
+            hy_error err = {0};
+            int rc = hy_host_sort(eng, HY_DT_F64, buf, ns[i], &o, &r, &err);
+            cr_assert(rc == HY_ELIMIT || rc == HY_ENOMEM,
+                      "absurd n: got %d (%s), want ELIMIT or ENOMEM, " CASE_FMT, rc,
+                      hy_err_name(rc), CASE_ARGS(HY_DT_F64, ns[i], D_RANDOM, &cfgs[k]));
+            cr_assert(err.msg[0] != '\0', "absurd n: empty message, " CASE_FMT,
+                      CASE_ARGS(HY_DT_F64, ns[i], D_RANDOM, &cfgs[k]));
+        }
+    good_call_still_works("absurd sizes");
+}
+
+Test(sort, null_data_with_zero_elements)
+{
+    const struct cfg cfgs[] = {
+        {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+        {HY_BACKEND_NATIVE, 8, HY_MODE_SPLIT, 0},
+        {HY_BACKEND_LOCKED, 3, HY_MODE_REPLICATE, 0},
+    };
+    for (int dtype = HY_DT_I32; dtype <= HY_DT_F64; dtype++)
+        for (size_t k = 0; k < COUNT(cfgs); k++) {
+            hy_run_opts o = {.backend = cfgs[k].backend, .threads = cfgs[k].threads,
+                             .mode = cfgs[k].mode};
+            hy_sort_result r;
+            hy_error err = {0};
+            int rc = hy_host_sort(eng, dtype, NULL, 0, &o, &r, &err);
+            cr_assert_eq(rc, 0, "NULL data, n = 0: %d %s, " CASE_FMT, rc, err.msg,
+                         CASE_ARGS(dtype, (size_t)0, D_RANDOM, &cfgs[k]));
+            cr_assert_eq(r.n, 0, "NULL data, n = 0: result n %zu", r.n);
+        }
+    good_call_still_works("NULL data with n = 0");
+}
+
+/* ---- progress and cancellation ---- */
+
+struct progress_log {
+    unsigned calls;
+    unsigned cancel_from; /* return non-zero from this call on (1-based); 0 = never */
+    uint64_t last_done, total;
+    bool bad_order, over_total, total_changed;
+};
+
+static int on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct progress_log *p = ctx;
+    p->calls++;
+    if (p->calls == 1)
+        p->total = total;
+    else if (total != p->total)
+        p->total_changed = true;
+    if (done < p->last_done)
+        p->bad_order = true;
+    if (done > total)
+        p->over_total = true;
+    p->last_done = done;
+    return p->cancel_from && p->calls >= p->cancel_from;
+}
+
+#define CANCEL_N ((size_t)1 << 22)
+
+static const struct cfg all_cfgs[] = {
+    {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 1, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 3, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 8, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 1, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 2, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 8, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, HY_NOGIL_HOLD},
+    {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0},
+    {HY_BACKEND_LOCKED, 3, HY_MODE_REPLICATE, 0},
+};
+
+/* Cancels from the progress callback's first call, which comes ~2 ms into the job: 2^22
+ * elements take far longer than that on every backend. */
+static void cancel_case(int dtype, unsigned cancel_from)
+{
+    size_t size = hy_dtype_size(dtype), n = CANCEL_N;
+    char *in = calloc(n, size), *ref = calloc(n, size), *work = calloc(n, size);
+    cr_assert(in && ref && work, "out of memory");
+    make_case(dtype, n, D_SPECIAL, 7, in, ref, NULL);
+    for (size_t k = 0; k < COUNT(all_cfgs); k++) {
+        const struct cfg *c = &all_cfgs[k];
+        memcpy(work, in, n * size);
+        struct progress_log log = {.cancel_from = cancel_from};
+        hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
+                         .nogil = c->nogil, .progress = on_progress, .progress_ctx = &log};
+        hy_sort_result r;
+        hy_error err = {0};
+        int rc = hy_host_sort(eng, dtype, work, n, &o, &r, &err);
+        cr_assert_geq(log.calls, cancel_from, "progress called %u times, " CASE_FMT, log.calls,
+                      CASE_ARGS(dtype, n, D_SPECIAL, c));
+        cr_assert_eq(rc, HY_ECANCELED, "cancelled sort returned %d (%s: %s), " CASE_FMT, rc,
+                     hy_err_name(rc), err.msg, CASE_ARGS(dtype, n, D_SPECIAL, c));
+        cr_assert(err.msg[0] != '\0', "cancelled sort: empty message, " CASE_FMT,
+                  CASE_ARGS(dtype, n, D_SPECIAL, c));
+        cr_assert(!log.bad_order && !log.over_total && !log.total_changed,
+                  "progress: decreasing %d, done > total %d, total changed %d, " CASE_FMT,
+                  log.bad_order, log.over_total, log.total_changed,
+                  CASE_ARGS(dtype, n, D_SPECIAL, c));
+        /* Nothing lost: sorting what is left gives the reference. */
+        hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+        rc = hy_host_sort(eng, dtype, work, n, &so, &r, &err);
+        cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
+        assert_same_bytes(work, ref, dtype, n, D_SPECIAL, c,
+                          "after a cancelled sort the array is not a permutation of the input");
+    }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+Test(sort, cancel_f64) { cancel_case(HY_DT_F64, 1); }
+Test(sort, cancel_i32) { cancel_case(HY_DT_I32, 1); }
+
+Test(sort, progress_without_cancel)
+{
+    int dtype = HY_DT_I64;
+    size_t size = hy_dtype_size(dtype), n = CANCEL_N;
+    char *in = calloc(n, size), *ref = calloc(n, size), *work = calloc(n, size);
+    cr_assert(in && ref && work, "out of memory");
+    make_case(dtype, n, D_RANDOM, 11, in, ref, NULL);
+    for (size_t k = 0; k < COUNT(all_cfgs); k++) {
+        const struct cfg *c = &all_cfgs[k];
+        memcpy(work, in, n * size);
+        struct progress_log log = {0};
+        hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
+                         .nogil = c->nogil, .progress = on_progress, .progress_ctx = &log};
+        hy_sort_result r;
+        hy_error err = {0};
+        int rc = hy_host_sort(eng, dtype, work, n, &o, &r, &err);
+        cr_assert_eq(rc, 0, "sort with progress returned %d (%s), " CASE_FMT, rc, err.msg,
+                     CASE_ARGS(dtype, n, D_RANDOM, c));
+        cr_assert(!log.bad_order && !log.over_total && !log.total_changed,
+                  "progress: decreasing %d, done > total %d, total changed %d, " CASE_FMT,
+                  log.bad_order, log.over_total, log.total_changed,
+                  CASE_ARGS(dtype, n, D_RANDOM, c));
+        assert_same_bytes(work, ref, dtype, n, D_RANDOM, c, "sort with a progress callback");
+        check_stats(&r.stats, c, dtype, n, D_RANDOM);
+    }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+/* ---- stats ---- */
+
+Test(sort, stats)
+{
+    enum { N = 100003 };
+    static double a[N];
+    for (size_t k = 0; k < COUNT(all_cfgs); k++) {
+        const struct cfg *c = &all_cfgs[k];
+        uint64_t s = 5;
+        for (size_t i = 0; i < N; i++)
+            a[i] = (double)(mix(&s) >> 11);
+        hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
+                         .nogil = c->nogil};
+        hy_sort_result r;
+        hy_error err = {0};
+        int rc = hy_host_sort(eng, HY_DT_F64, a, N, &o, &r, &err);
+        cr_assert_eq(rc, 0, "sort: %d %s", rc, err.msg);
+        check_stats(&r.stats, c, HY_DT_F64, N, D_RANDOM);
+        cr_assert_gt(r.stats.wall_ns, 0, "wall_ns is 0, " CASE_FMT,
+                     CASE_ARGS(HY_DT_F64, (size_t)N, D_RANDOM, c));
+        for (unsigned t = c->threads; t < HY_HOST_MAX_THREADS; t++)
+            cr_assert_eq(r.stats.busy_ns[t], 0, "busy_ns[%u] of an unused thread, " CASE_FMT,
+                         t, CASE_ARGS(HY_DT_F64, (size_t)N, D_RANDOM, c));
+    }
+}

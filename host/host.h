@@ -79,7 +79,9 @@ typedef struct hy_pi_result {
 } hy_pi_result;
 
 /* Counts the hits of samples 0 .. n-1 for `seed`. In replicate mode each of the T copies
- * computes the same (seed, n) and the engine checks that they agree. 1 <= n <= 2^63 - 1. */
+ * computes the same (seed, n) and the engine checks that they agree. 1 <= n <= 2^63 - 1,
+ * and in replicate mode n * T must also fit in 64 bits (the job's total work); beyond either
+ * the call returns HY_ELIMIT. */
 int hy_host_pi(hy_host *h, uint64_t seed, uint64_t n, const hy_run_opts *o, hy_pi_result *r,
                hy_error *err);
 

@@ -17,6 +17,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #define DIGIT_BITS 11u
 /* A bucket up to this many keys is finished by LSD passes: two buffers of 64 Ki 8-byte keys
@@ -174,7 +177,7 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
     for (unsigned i = 0; i < copies; i++) {
         char *arr = i == 0 ? data : scratch + (size_t)(i - 1) * bytes;
         char *tmpv = scratch + (size_t)(copies - 1 + i) * bytes;
-        if (i > 0)
+        if (i > 0 && bytes > 0) /* data may be NULL when n is 0 */
             memcpy(arr, data, bytes);
         struct xform_spec spec = spec_of(dtype);
         size_t(*rows)[1u << DIGIT_BITS] = mode == HY_MODE_REPLICATE ? hist + i : hist;
@@ -193,7 +196,7 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
     r->stats.copies = copies;
     r->n = n;
     /* Every copy sorted the same input; any difference would be a bug in the sort. */
-    for (unsigned i = 1; rc == 0 && i < copies; i++)
+    for (unsigned i = 1; rc == 0 && bytes > 0 && i < copies; i++)
         if (memcmp(data, scratch + (size_t)(i - 1) * bytes, bytes) != 0)
             rc = hy_error_set(err, HY_EINTERNAL, "replicate copy %u sorted differently from "
                               "copy 0", i);

@@ -3,7 +3,6 @@
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -55,7 +54,6 @@ struct excl_ctx {
     atomic_uint inside;
     atomic_bool violation;
     uint64_t counted; /* plain: only ever touched under the runtime lock */
-    int tick_rc[HY_HOST_MAX_THREADS];
 };
 
 static int excl_task(hy_worker *w, void *arg)
@@ -70,10 +68,8 @@ static int excl_task(hy_worker *w, void *arg)
             atomic_store(&c->violation, true);
         atomic_fetch_sub(&c->inside, 1);
         int rc = hy_worker_tick(w, 1);
-        if (rc != 0) {
-            c->tick_rc[hy_worker_id(w)] = rc;
+        if (rc != 0)
             return rc;
-        }
     }
     return 0;
 }

@@ -30,8 +30,10 @@
 #define LSD_SLACK_BITS 6u
 /* Elements whose keys and buckets are computed in one vectorised block. */
 #define KEY_BLOCK 256u
-/* Keys sampled to choose the top-level digit. */
+/* Keys sampled to build the top-level bucket function, and the cells it starts from. */
 #define SAMPLE_KEYS 4096u
+#define TOP_CELL_BITS 12u
+#define TOP_CELLS (1u << TOP_CELL_BITS)
 /* Elements between ticks: tens of microseconds of work. */
 #define TICK_ELEMS (1u << 16)
 
@@ -114,7 +116,7 @@ static int sort_task(hy_worker *w, void *arg)
 }
 
 /* Points copy i's shared block at its array, its tmp and its histogram rows. */
-#define SETUP_SHARED(blk, K, spec, arr, tmpv, hist_rows, bucket_row, local_rows)              \
+#define SETUP_SHARED(blk, K, spec, arr, tmpv, hist_rows, bucket_row, local_rows, top_rows)    \
     do {                                                                                      \
         (blk)->data = (K *)(arr);                                                             \
         (blk)->tmp = (K *)(tmpv);                                                             \
@@ -127,6 +129,7 @@ static int sort_task(hy_worker *w, void *arg)
         (blk)->hist = (hist_rows);                                                            \
         (blk)->bucket = (bucket_row);                                                         \
         (blk)->local = (K *)(local_rows);                                                     \
+        (blk)->top = (void *)(top_rows);                                                      \
         atomic_init(&(blk)->next_bucket, 0);                                                  \
     } while (0)
 
@@ -168,7 +171,10 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
     void *local = NULL;
     if (posix_memalign(&local, 64, local_bytes * o->threads) != 0)
         local = NULL;
-    if (!scratch || !hist || !bucket || !shared || !local) {
+    /* Each thread's copy of the top-level bucket function (about 20 KiB). */
+    size_t top_bytes = sizeof(struct top_u64);
+    char *top = calloc(o->threads, top_bytes);
+    if (!scratch || !hist || !bucket || !shared || !local || !top) {
         rc = hy_error_set(err, HY_ENOMEM, "out of memory for sorting %zu elements (%zu bytes "
                           "of scratch)", n, scratch_bytes);
         goto out;
@@ -183,12 +189,15 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
         size_t(*rows)[1u << DIGIT_BITS] = mode == HY_MODE_REPLICATE ? hist + i : hist;
         /* Split: thread id finds its rows at id; replicate: copy i is thread i, alone. */
         char *lrow = (char *)local + (mode == HY_MODE_REPLICATE ? i * local_bytes : 0);
+        char *trow = top + (mode == HY_MODE_REPLICATE ? i * top_bytes : 0);
         if (size == 4) {
             c.s32 = shared;
-            SETUP_SHARED(&c.s32[i], uint32_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow);
+            SETUP_SHARED(&c.s32[i], uint32_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow,
+                         trow);
         } else {
             c.s64 = shared;
-            SETUP_SHARED(&c.s64[i], uint64_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow);
+            SETUP_SHARED(&c.s64[i], uint64_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow,
+                         trow);
         }
     }
 
@@ -201,6 +210,7 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
             rc = hy_error_set(err, HY_EINTERNAL, "replicate copy %u sorted differently from "
                               "copy 0", i);
 out:
+    free(top);
     free(local);
     free(shared);
     free(bucket);

@@ -113,9 +113,12 @@ static void reference_sort(int dtype, void *a, size_t n)
 
 /* ---- test data ---- */
 
-enum dist { D_RANDOM, D_SORTED, D_REVERSED, D_EQUAL, D_FEW, D_SPECIAL, D_OUTLIERS, D_COUNT };
-static const char *const dist_names[D_COUNT] = {
-    "random", "sorted", "reversed", "all-equal", "few-unique", "specials", "outliers"};
+enum dist {
+    D_RANDOM, D_SORTED, D_REVERSED, D_EQUAL, D_FEW, D_SPECIAL, D_OUTLIERS, D_CLUSTERED, D_COUNT
+};
+static const char *const dist_names[D_COUNT] = {"random",   "sorted",   "reversed",
+                                                "all-equal", "few-unique", "specials",
+                                                "outliers", "clustered"};
 
 static void put(void *buf, size_t size, size_t i, uint64_t bits)
 {
@@ -261,6 +264,31 @@ static void make_case(int dtype, size_t n, int dist, uint64_t seed, void *in, vo
         for (size_t i = 0; i < n; i++)
             put(in, size, i, (mix(&s) & 3) == 0 ? special_bits(dtype, &s)
                                                   : random_bits(dtype, &s));
+        break;
+    case D_CLUSTERED:
+        /* Data as people have it: floats uniform in [0, 1) with some exact zeros and a
+         * bell-shaped cluster around -1 (most keys in a few exponents); ints bell-shaped
+         * around a random centre. A sort that spreads keys by equal ranges of their bits
+         * puts most of these in a few buckets. */
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = mix(&s);
+            double bell = ((double)(r & 0xFFFF) + (double)((r >> 16) & 0xFFFF) +
+                           (double)((r >> 32) & 0xFFFF) - 98302.5) / 32768.0;
+            double unit = (double)(mix(&s) >> 11) * 0x1p-53;
+            double x = (r >> 60) == 0 ? 0.0 : (r >> 63) ? unit : -1.0 + bell;
+            uint64_t bits;
+            if (dtype == HY_DT_F64) {
+                memcpy(&bits, &x, 8);
+            } else if (dtype == HY_DT_F32) {
+                float f = (float)x;
+                uint32_t b32;
+                memcpy(&b32, &f, 4);
+                bits = b32;
+            } else {
+                bits = (uint64_t)(int64_t)(bell * 1e6) + (seed & 0xFFFF);
+            }
+            put(in, size, i, bits);
+        }
         break;
     case D_OUTLIERS: {
         /* One value almost everywhere, and rare others anywhere in the range: a sort that

@@ -13,22 +13,7 @@
 
 #include "host.h"
 
-#define ENGINE_THREADS 8u
-
-static hy_host *eng;
-
-static void engine_up(void)
-{
-    hy_error err = {0};
-    int rc = hy_host_create(&(hy_host_config){.threads = ENGINE_THREADS}, &eng, &err);
-    cr_assert_eq(rc, 0, "hy_host_create(threads = %u): %d %s", ENGINE_THREADS, rc, err.msg);
-}
-
-static void engine_down(void)
-{
-    hy_host_destroy(eng);
-    eng = NULL;
-}
+#include "engine_fixture.h"
 
 /* A bug here would more likely hang than fail; the timeout turns a hang into a failure. */
 TestSuite(runtime, .init = engine_up, .fini = engine_down, .timeout = 120);

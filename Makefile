@@ -28,8 +28,9 @@ demo: build
 # Every test, through ctest. PoCL caches compiled kernels: one fresh cache per run, shared
 # by all the suites of that run.
 test: build
-	POCL_CACHE_DIR=$$(mktemp -d /tmp/hybridd-pocl.XXXXXX) \
-	  ctest --test-dir $(BUILD) --output-on-failure
+	@dir=$$(mktemp -d /tmp/hybridd-pocl.XXXXXX) && \
+	  POCL_CACHE_DIR=$$dir ctest --test-dir $(BUILD) --output-on-failure; \
+	  rc=$$?; rm -rf "$$dir"; exit $$rc
 
 clean:
 	rm -rf $(BUILD)

@@ -1,6 +1,7 @@
 /* hybrid-bench: runs the pi or sort job on the CPU engine under every backend, thread count
  * and mode asked for, and prints medians, spreads, throughput and speed-up over serial —
  * the side-by-side figures hybridd exists to show. A benchmark, not a test. */
+#include "cl.h"
 #include "host.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ struct options {
     int nogil;
     uint32_t switch_us;
     int json;
+    int device; /* OpenCL device index; -1: the first usable one */
 };
 
 struct row {
@@ -42,6 +44,18 @@ struct row {
     double wait_share; /* locked: lock wait over thread time */
     uint64_t hits;     /* pi */
     bool checked;      /* sort: output verified ascending */
+    /* opencl: the device's label and the median run's breakdown */
+    char device[32];
+    uint64_t h2d_ns, kernel_ns, d2h_ns;
+};
+
+/* The engines a run may use: the CPU engine always, OpenCL when a row asks for it. */
+struct engines {
+    hy_host *host;
+    hy_cl *cl;
+    unsigned cl_device;
+    char cl_label[32];
+    char cl_name[128];
 };
 
 static void usage(FILE *f)
@@ -52,7 +66,9 @@ static void usage(FILE *f)
             "  --seed S              seed (default 42)\n"
             "  --dtype D             sort: i32 u32 i64 u64 f32 f64 (default f64)\n"
             "  --dist D              sort: uniform normal sorted reversed few-unique\n"
-            "  --backends LIST       default serial,native,locked\n"
+            "  --backends LIST       serial,native,locked,opencl (default: all four when an\n"
+            "                        OpenCL device is usable, else the three CPU ones)\n"
+            "  --device D            OpenCL device index (default: the first usable one)\n"
             "  --threads LIST        default 1,2\n"
             "  --modes LIST          split,replicate (default split)\n"
             "  --repeat R            timed repetitions after one warm-up (default 5)\n"
@@ -119,7 +135,7 @@ static int parse_list(const char *s, unsigned *count, int (*one)(const char *, u
 static int one_backend(const char *t, unsigned i, void *slots)
 {
     int b = hy_backend_parse(t);
-    if (b == 0 || b == HY_BACKEND_OPENCL)
+    if (b == 0)
         return -1;
     ((int *)slots)[i] = b;
     return 0;
@@ -161,7 +177,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->backends[0] = HY_BACKEND_SERIAL;
     o->backends[1] = HY_BACKEND_NATIVE;
     o->backends[2] = HY_BACKEND_LOCKED;
-    o->nbackends = 3;
+    o->backends[3] = HY_BACKEND_OPENCL;
+    o->nbackends = 0; /* filled after parsing: opencl only when a device is usable */
+    o->device = -1;
     o->threads[0] = 1;
     o->threads[1] = 2;
     o->nthreads = 2;
@@ -182,6 +200,11 @@ static int parse_args(int argc, char **argv, struct options *o)
         else if (strcmp(a, "-n") == 0) {
             if (parse_count(v, &o->n) != 0 || o->n == 0)
                 return -1;
+        } else if (strcmp(a, "--device") == 0) {
+            uint64_t dv;
+            if (parse_count(v, &dv) != 0 || dv > 1000)
+                return -1;
+            o->device = (int)dv;
         } else if (strcmp(a, "--seed") == 0) {
             if (parse_count(v, &o->seed) != 0)
                 return -1;
@@ -310,28 +333,57 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* One run of the job on OpenCL; fills the stats the table needs. */
+static int run_opencl(struct engines *e, const struct options *o, void *work, struct row *r,
+                      uint64_t *wall, hy_cl_timing *t, hy_error *err)
+{
+    hy_cl_opts co = {.device = e->cl_device};
+    int rc;
+    if (o->job == 'p') {
+        hy_cl_pi_result pr;
+        rc = hy_cl_pi(e->cl, &co, o->seed, o->n, &pr, err);
+        r->hits = pr.hits;
+        *t = pr.timing;
+    } else {
+        hy_cl_sort_result sr;
+        rc = hy_cl_sort(e->cl, &co, o->dtype, work, (size_t)o->n, &sr, err);
+        r->checked = rc == 0 && ascending(work, o->dtype, (size_t)o->n);
+        *t = sr.timing;
+    }
+    *wall = t->wall_ns;
+    return rc;
+}
+
 /* Runs one configuration: a warm-up, then o->repeat timed runs. */
-static int run_config(hy_host *h, const struct options *o, const hy_run_opts *ro, void *input,
-                      void *work, struct row *r)
+static int run_config(struct engines *e, const struct options *o, const hy_run_opts *ro,
+                      void *input, void *work, struct row *r)
 {
     uint64_t times[1000];
+    hy_cl_timing cl_times[1000];
     double handoffs = 0, wait = 0;
     size_t bytes = o->job == 's' ? (size_t)o->n * hy_dtype_size(o->dtype) : 0;
     hy_error err = {0};
     for (unsigned rep = 0; rep <= o->repeat; rep++) {
-        hy_run_stats st;
+        hy_run_stats st = {0};
+        hy_cl_timing ct = {0};
+        uint64_t wall = 0;
         int rc;
-        if (o->job == 'p') {
+        if (o->job == 's')
+            memcpy(work, input, bytes);
+        if (ro->backend == HY_BACKEND_OPENCL) {
+            rc = run_opencl(e, o, work, r, &wall, &ct, &err);
+        } else if (o->job == 'p') {
             hy_pi_result pr;
-            rc = hy_host_pi(h, o->seed, o->n, ro, &pr, &err);
+            rc = hy_host_pi(e->host, o->seed, o->n, ro, &pr, &err);
             st = pr.stats;
             r->hits = pr.hits;
+            wall = st.wall_ns;
         } else {
-            memcpy(work, input, bytes);
             hy_sort_result sr;
-            rc = hy_host_sort(h, o->dtype, work, (size_t)o->n, ro, &sr, &err);
+            rc = hy_host_sort(e->host, o->dtype, work, (size_t)o->n, ro, &sr, &err);
             st = sr.stats;
             r->checked = rc == 0 && ascending(work, o->dtype, (size_t)o->n);
+            wall = st.wall_ns;
         }
         if (rc != 0) {
             fprintf(stderr, "hybrid-bench: %s on %u thread(s): %s (%s)\n",
@@ -340,20 +392,34 @@ static int run_config(hy_host *h, const struct options *o, const hy_run_opts *ro
         }
         if (rep == 0)
             continue; /* the warm-up: page faults, caches, the CPU's clock ramp */
-        times[rep - 1] = st.wall_ns;
+        times[rep - 1] = wall;
+        cl_times[rep - 1] = ct;
         r->nogil = st.nogil;
         handoffs += (double)st.lock_handoffs;
         if (st.wall_ns)
             wait += (double)st.lock_wait_ns / ((double)st.wall_ns * st.threads);
     }
-    qsort(times, o->repeat, sizeof times[0], cmp_u64);
+    /* The breakdown of the run whose wall time is the median (before sorting the times). */
+    uint64_t sorted[1000];
+    memcpy(sorted, times, sizeof(uint64_t) * o->repeat);
+    qsort(sorted, o->repeat, sizeof sorted[0], cmp_u64);
+    uint64_t mid = sorted[o->repeat / 2];
+    for (unsigned i = 0; i < o->repeat; i++)
+        if (times[i] == mid) {
+            r->h2d_ns = cl_times[i].h2d_ns;
+            r->kernel_ns = cl_times[i].kernel_ns;
+            r->d2h_ns = cl_times[i].d2h_ns;
+            break;
+        }
     r->backend = ro->backend;
     r->threads = ro->threads;
     r->mode = ro->mode;
-    r->min_ns = times[0];
-    r->max_ns = times[o->repeat - 1];
-    r->median_ns = o->repeat % 2 ? times[o->repeat / 2]
-                                 : (times[o->repeat / 2 - 1] + times[o->repeat / 2]) / 2;
+    snprintf(r->device, sizeof r->device, "%s",
+             ro->backend == HY_BACKEND_OPENCL ? e->cl_label : "CPU");
+    r->min_ns = sorted[0];
+    r->max_ns = sorted[o->repeat - 1];
+    r->median_ns = o->repeat % 2 ? sorted[o->repeat / 2]
+                                 : (sorted[o->repeat / 2 - 1] + sorted[o->repeat / 2]) / 2;
     unsigned copies = ro->mode == HY_MODE_REPLICATE ? ro->threads : 1;
     r->throughput = (double)o->n * copies / ((double)r->median_ns * 1e-9);
     r->handoffs = handoffs / o->repeat;
@@ -380,41 +446,52 @@ static void cpu_model(char *buf, size_t len)
     fclose(f);
 }
 
-static void print_table(const struct options *o, const struct row *rows, unsigned nrows,
-                        const char *cpu)
+static void print_table(const struct options *o, const struct engines *e,
+                        const struct row *rows, unsigned nrows, const char *cpu)
 {
     const char *unit = o->job == 'p' ? "samples/s" : "elements/s";
     if (o->job == 'p')
-        printf("pi: n = %llu samples per copy, seed %llu, kernel %s\n",
+        printf("pi: n = %llu samples per copy, seed %llu, CPU kernel %s\n",
                (unsigned long long)o->n, (unsigned long long)o->seed, hy_host_pi_kernel());
     else
         printf("sort: n = %llu %s, %s\n", (unsigned long long)o->n, hy_dtype_name(o->dtype),
                o->dist);
-    printf("machine: %s, %ld CPUs online; median of %u runs after a warm-up\n\n", cpu,
+    printf("machine: %s, %ld CPUs online; median of %u runs after a warm-up\n", cpu,
            sysconf(_SC_NPROCESSORS_ONLN), o->repeat);
-    printf("%-7s %7s %-9s %-5s %10s %10s %10s %12s %8s %6s %9s %6s\n", "backend", "threads",
-           "mode", "lock", "median ms", "min ms", "max ms", unit, "speedup", "eff", "handoffs",
-           "wait");
+    if (e->cl)
+        printf("opencl: device %u, %s (%s)\n", e->cl_device, e->cl_name, e->cl_label);
+    printf("\n%-7s %-8s %7s %-9s %-5s %10s %10s %10s %12s %8s %6s %9s %6s  %s\n", "backend",
+           "device", "threads", "mode", "lock", "median ms", "min ms", "max ms", unit,
+           "speedup", "eff", "handoffs", "wait", "h2d/kernel/d2h ms");
     for (unsigned i = 0; i < nrows; i++) {
         const struct row *r = &rows[i];
         const char *lock = r->backend != HY_BACKEND_LOCKED ? "-" : r->nogil ? "nogil" : "held";
-        char hand[32] = "-", wait[32] = "-";
+        char hand[32] = "-", wait[32] = "-", split[64] = "-", threads[16] = "-",
+             mode[16] = "-", eff[16] = "-";
         if (r->backend == HY_BACKEND_LOCKED) {
             snprintf(hand, sizeof hand, "%.0f", r->handoffs);
             snprintf(wait, sizeof wait, "%.0f%%", 100 * r->wait_share);
         }
-        printf("%-7s %7u %-9s %-5s %10.2f %10.2f %10.2f %12.3e %7.2fx %5.0f%% %9s %6s\n",
-               hy_backend_name(r->backend), r->threads, hy_mode_name(r->mode), lock,
-               r->median_ns / 1e6, r->min_ns / 1e6, r->max_ns / 1e6, r->throughput,
-               r->speedup, 100 * r->speedup / r->threads, hand, wait);
+        if (r->backend == HY_BACKEND_OPENCL) {
+            snprintf(split, sizeof split, "%.1f/%.1f/%.1f", r->h2d_ns / 1e6, r->kernel_ns / 1e6,
+                     r->d2h_ns / 1e6);
+        } else {
+            snprintf(threads, sizeof threads, "%u", r->threads);
+            snprintf(mode, sizeof mode, "%s", hy_mode_name(r->mode));
+            snprintf(eff, sizeof eff, "%.0f%%", 100 * r->speedup / r->threads);
+        }
+        printf("%-7s %-8s %7s %-9s %-5s %10.2f %10.2f %10.2f %12.3e %7.2fx %6s %9s %6s  %s\n",
+               hy_backend_name(r->backend), r->device, threads, mode, lock, r->median_ns / 1e6,
+               r->min_ns / 1e6, r->max_ns / 1e6, r->throughput, r->speedup, eff, hand, wait,
+               split);
     }
     if (o->job == 'p' && nrows)
         printf("\nhits %llu, estimate %.9f (identical on every row)\n",
                (unsigned long long)rows[0].hits, 4.0 * (double)rows[0].hits / (double)o->n);
 }
 
-static void print_json(const struct options *o, const struct row *rows, unsigned nrows,
-                       const char *cpu)
+static void print_json(const struct options *o, const struct engines *e,
+                       const struct row *rows, unsigned nrows, const char *cpu)
 {
     printf("{\"job\":\"%s\",\"n\":%llu,\"seed\":%llu,", o->job == 'p' ? "pi" : "sort",
            (unsigned long long)o->n, (unsigned long long)o->seed);
@@ -422,12 +499,22 @@ static void print_json(const struct options *o, const struct row *rows, unsigned
         printf("\"pi_kernel\":\"%s\",", hy_host_pi_kernel());
     else
         printf("\"dtype\":\"%s\",\"dist\":\"%s\",", hy_dtype_name(o->dtype), o->dist);
-    printf("\"machine\":{\"cpu\":\"%s\",\"cpus\":%ld},\"repeat\":%u,\"rows\":[", cpu,
+    printf("\"machine\":{\"cpu\":\"%s\",\"cpus\":%ld},\"repeat\":%u,", cpu,
            sysconf(_SC_NPROCESSORS_ONLN), o->repeat);
+    if (e->cl)
+        printf("\"opencl_device\":{\"index\":%u,\"name\":\"%s\",\"label\":\"%s\"},",
+               e->cl_device, e->cl_name, e->cl_label);
+    printf("\"rows\":[");
     for (unsigned i = 0; i < nrows; i++) {
         const struct row *r = &rows[i];
-        printf("%s{\"backend\":\"%s\",\"threads\":%u,\"mode\":\"%s\",", i ? "," : "",
-               hy_backend_name(r->backend), r->threads, hy_mode_name(r->mode));
+        printf("%s{\"backend\":\"%s\",\"device\":\"%s\",", i ? "," : "",
+               hy_backend_name(r->backend), r->device);
+        if (r->backend == HY_BACKEND_OPENCL)
+            printf("\"h2d_ns\":%llu,\"kernel_ns\":%llu,\"d2h_ns\":%llu,",
+                   (unsigned long long)r->h2d_ns, (unsigned long long)r->kernel_ns,
+                   (unsigned long long)r->d2h_ns);
+        else
+            printf("\"threads\":%u,\"mode\":\"%s\",", r->threads, hy_mode_name(r->mode));
         if (r->backend == HY_BACKEND_LOCKED)
             printf("\"nogil\":%s,\"handoffs\":%.1f,\"wait_share\":%.4f,",
                    r->nogil ? "true" : "false", r->handoffs, r->wait_share);
@@ -442,6 +529,45 @@ static void print_json(const struct options *o, const struct row *rows, unsigned
         printf("}");
     }
     printf("]}\n");
+}
+
+/* Opens OpenCL and picks the device: the one asked for, or the first usable one. Returns
+ * 0 with e->cl NULL when there is none and none was asked for. */
+static int open_opencl(struct engines *e, const struct options *o, bool required)
+{
+    hy_error err = {0};
+    if (hy_cl_open(NULL, &e->cl, &err) != 0) {
+        fprintf(stderr, "hybrid-bench: %s\n", err.msg);
+        return -1;
+    }
+    unsigned n = hy_cl_device_count(e->cl);
+    for (unsigned i = 0; i < n; i++) {
+        hy_cl_device_info in;
+        if (hy_cl_describe(e->cl, i, &in, &err) != 0)
+            continue;
+        if (o->device >= 0 && (unsigned)o->device != i)
+            continue;
+        if (!in.usable) {
+            if (o->device >= 0) {
+                fprintf(stderr, "hybrid-bench: OpenCL device %u (%s) is not usable: %s\n", i,
+                        in.name, in.problem);
+                return -1;
+            }
+            continue;
+        }
+        e->cl_device = i;
+        snprintf(e->cl_label, sizeof e->cl_label, "%s", hy_cl_type_label(&in));
+        snprintf(e->cl_name, sizeof e->cl_name, "%s", in.name);
+        return 0;
+    }
+    hy_cl_close(e->cl);
+    e->cl = NULL;
+    if (required || o->device >= 0) {
+        fprintf(stderr, "hybrid-bench: no usable OpenCL device%s (this machine has %u)\n",
+                o->device >= 0 ? " with that index" : "", n);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -459,16 +585,23 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < o.nthreads; i++)
         max_t = o.threads[i] > max_t ? o.threads[i] : max_t;
 
-    hy_host *h = NULL;
+    struct engines e = {0};
     hy_error err = {0};
+    void *input = NULL, *work = NULL;
     int rc = hy_host_create(&(hy_host_config){.threads = max_t, .switch_interval_us = o.switch_us},
-                            &h, &err);
+                            &e.host, &err);
     if (rc) {
         fprintf(stderr, "hybrid-bench: %s\n", err.msg);
         return 1;
     }
+    bool asked = o.nbackends > 0, want_cl = !asked;
+    for (unsigned b = 0; b < o.nbackends; b++)
+        want_cl |= o.backends[b] == HY_BACKEND_OPENCL;
+    if (want_cl && (rc = open_opencl(&e, &o, asked)) != 0)
+        goto out;
+    if (!asked) /* the default: every backend this machine can run */
+        o.nbackends = e.cl ? 4 : 3;
 
-    void *input = NULL, *work = NULL;
     if (o.job == 's') {
         size_t bytes = (size_t)o.n * hy_dtype_size(o.dtype);
         input = malloc(bytes);
@@ -481,14 +614,13 @@ int main(int argc, char **argv)
         fill(input, o.dtype, (size_t)o.n, o.dist, o.seed);
     }
 
-    struct row rows[3 * MAX_LIST * 2 + 1];
+    struct row rows[4 * MAX_LIST * 2 + 1];
     unsigned nrows = 0;
-    double serial = 0;
     /* Serial first: every speed-up is measured against it. */
     hy_run_opts base = {.backend = HY_BACKEND_SERIAL, .threads = 1, .mode = HY_MODE_SPLIT};
-    if ((rc = run_config(h, &o, &base, input, work, &rows[nrows])) != 0)
+    if ((rc = run_config(&e, &o, &base, input, work, &rows[nrows])) != 0)
         goto out;
-    serial = rows[nrows].throughput;
+    double serial = rows[nrows].throughput;
     bool serial_listed = false;
     for (unsigned b = 0; b < o.nbackends; b++)
         serial_listed |= o.backends[b] == HY_BACKEND_SERIAL;
@@ -497,12 +629,14 @@ int main(int argc, char **argv)
     for (unsigned b = 0; b < o.nbackends; b++) {
         if (o.backends[b] == HY_BACKEND_SERIAL)
             continue;
-        for (unsigned m = 0; m < o.nmodes; m++)
-            for (unsigned t = 0; t < o.nthreads; t++) {
+        /* A device has no thread count or mode of ours: one row. */
+        bool device = o.backends[b] == HY_BACKEND_OPENCL;
+        for (unsigned m = 0; m < (device ? 1 : o.nmodes); m++)
+            for (unsigned t = 0; t < (device ? 1 : o.nthreads); t++) {
                 hy_run_opts ro = {.backend = o.backends[b], .threads = o.threads[t],
                                   .mode = o.modes[m], .nogil = o.nogil,
                                   .switch_interval_us = o.switch_us};
-                if ((rc = run_config(h, &o, &ro, input, work, &rows[nrows])) != 0)
+                if ((rc = run_config(&e, &o, &ro, input, work, &rows[nrows])) != 0)
                     goto out;
                 nrows++;
             }
@@ -513,9 +647,9 @@ int main(int argc, char **argv)
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     if (o.json)
-        print_json(&o, rows, nrows, cpu);
+        print_json(&o, &e, rows, nrows, cpu);
     else
-        print_table(&o, rows, nrows, cpu);
+        print_table(&o, &e, rows, nrows, cpu);
     for (unsigned i = 1; o.job == 'p' && i < nrows; i++)
         if (rows[i].hits != rows[0].hits) {
             fprintf(stderr, "hybrid-bench: %s on %u thread(s) counted %llu hits, not %llu\n",
@@ -532,6 +666,7 @@ int main(int argc, char **argv)
 out:
     free(input);
     free(work);
-    hy_host_destroy(h);
+    hy_cl_close(e.cl);
+    hy_host_destroy(e.host);
     return rc ? 1 : 0;
 }

@@ -78,6 +78,10 @@ const char *hy_backend_name(int backend); /* "serial", ... or NULL */
 int hy_backend_parse(const char *s);      /* the backend, or 0 */
 const char *hy_mode_name(int mode);       /* "split", "replicate" or NULL */
 
+/* A job's progress report: `done` of `total` units of work. Return non-zero to cancel the
+ * job. Each compute module says when it calls it. */
+typedef int (*hy_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t hy_now_ns(void);
 

@@ -35,11 +35,10 @@ void hy_host_destroy(hy_host *h);
 /* How many threads one job may use on this engine. */
 unsigned hy_host_threads(const hy_host *h);
 
-/* Progress and cancellation. Called at tick boundaries, at most every ~2 ms, never by two
- * threads at once. `done` and `total` are in the job's own units (samples for pi; element
- * passes for sort). Return non-zero to cancel: the job stops at its next tick boundary and
- * its run returns HY_ECANCELED. */
-typedef int (*hy_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+/* Progress and cancellation (hy_progress_fn, in common.h) are called at tick boundaries, at
+ * most every ~2 ms, never by two threads at once. `done` and `total` are in the job's own
+ * units (samples for pi; element passes for sort). Returning non-zero cancels: the job stops
+ * at its next tick boundary and its run returns HY_ECANCELED. */
 
 typedef struct hy_run_opts {
     int backend;                 /* HY_BACKEND_SERIAL, _NATIVE or _LOCKED */

@@ -1,0 +1,230 @@
+/* cl: device discovery and ownership — every platform and device the ICD loader lists, one
+ * context and one in-order profiling queue each, created once at open and kept. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Far more than any machine has; bounds every allocation sized by a driver's answer. */
+#define MAX_PLATFORMS 16u
+#define MAX_DEVICES 64u
+
+static void get_string(cl_device_id d, cl_device_info what, char *buf, size_t len)
+{
+    /* A driver that cannot answer leaves the field empty rather than failing the device. */
+    if (clGetDeviceInfo(d, what, len, buf, NULL) != CL_SUCCESS)
+        buf[0] = 0;
+    buf[len - 1] = 0;
+}
+
+static int type_of(cl_device_type t)
+{
+    if (t & CL_DEVICE_TYPE_GPU)
+        return HY_CL_TYPE_GPU;
+    if (t & CL_DEVICE_TYPE_CPU)
+        return HY_CL_TYPE_CPU;
+    if (t & CL_DEVICE_TYPE_ACCELERATOR)
+        return HY_CL_TYPE_ACCELERATOR;
+    return HY_CL_TYPE_OTHER;
+}
+
+static void describe(struct hy_cl_dev *d, unsigned index)
+{
+    hy_cl_device_info *in = &d->info;
+    in->index = index;
+    get_string(d->id, CL_DEVICE_NAME, in->name, sizeof in->name);
+    get_string(d->id, CL_DEVICE_VENDOR, in->vendor, sizeof in->vendor);
+    get_string(d->id, CL_DRIVER_VERSION, in->driver, sizeof in->driver);
+    get_string(d->id, CL_DEVICE_VERSION, in->version, sizeof in->version);
+    if (clGetPlatformInfo(d->platform, CL_PLATFORM_NAME, sizeof in->platform, in->platform,
+                          NULL) != CL_SUCCESS)
+        in->platform[0] = 0;
+    in->platform[sizeof in->platform - 1] = 0;
+
+    cl_device_type type = 0;
+    cl_uint cus = 0;
+    cl_ulong gmem = 0, maxalloc = 0;
+    size_t wg = 0;
+    clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof gmem, &gmem, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof maxalloc, &maxalloc, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    in->type = type_of(type);
+    in->compute_units = cus;
+    in->global_mem = gmem;
+    in->max_alloc = maxalloc;
+    in->max_work_group = wg;
+    /* Only for labelling it honestly ("PoCL CPU", never "GPU"); no code path depends on it. */
+    in->pocl_cpu = in->type == HY_CL_TYPE_CPU &&
+                   strstr(in->platform, "Portable Computing Language") != NULL;
+    d->cpu_variant = in->type == HY_CL_TYPE_CPU;
+    snprintf(d->options, sizeof d->options, "-cl-std=CL1.2 -DHY_CL_CPU=%d",
+             d->cpu_variant ? 1 : 0);
+}
+
+static void set_problem(struct hy_cl_dev *d, const hy_error *e)
+{
+    d->info.usable = false;
+    snprintf(d->info.problem, sizeof d->info.problem, "%s", e->msg);
+}
+
+/* Context and queue; a device where either fails stays listed, marked not usable. */
+static void own(hy_cl *cl, struct hy_cl_dev *d)
+{
+    hy_error e = {0};
+    cl_int rc;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform,
+                                     0};
+    d->ctx = clCreateContext(props, 1, &d->id, NULL, NULL, &rc);
+    if (CL_TRY(rc, &e)) {
+        set_problem(d, &e);
+        return;
+    }
+    d->queue = clCreateCommandQueue(d->ctx, d->id, CL_QUEUE_PROFILING_ENABLE, &rc);
+    if (CL_TRY(rc, &e)) {
+        set_problem(d, &e);
+        return;
+    }
+    uint64_t t0 = hy_now_ns();
+    d->info.usable = hy_cl_build_programs(cl, d) == 0;
+    d->info.build_ns = hy_now_ns() - t0;
+}
+
+int hy_cl_open(const hy_cl_config *cfg, hy_cl **out, hy_error *err)
+{
+    if (!out)
+        return hy_error_set(err, HY_EINVAL, "no place for the OpenCL state given");
+    *out = NULL;
+    hy_cl *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return hy_error_set(err, HY_ENOMEM, "out of memory for the OpenCL state");
+    if (cfg && cfg->cache_dir && cfg->cache_dir[0]) {
+        cl->cache_dir = strdup(cfg->cache_dir);
+        if (!cl->cache_dir) {
+            free(cl);
+            return hy_error_set(err, HY_ENOMEM, "out of memory for the cache path");
+        }
+    }
+    cl->test_break_build = cfg && cfg->test_break_build;
+
+    /* No platform, or a platform without devices, is a normal state: zero devices. */
+    cl_platform_id plats[MAX_PLATFORMS];
+    cl_uint np = 0;
+    if (clGetPlatformIDs(MAX_PLATFORMS, plats, &np) != CL_SUCCESS)
+        np = 0;
+    np = np < MAX_PLATFORMS ? np : MAX_PLATFORMS;
+
+    cl_device_id ids[MAX_DEVICES];
+    cl_platform_id owner[MAX_DEVICES];
+    unsigned total = 0;
+    for (cl_uint p = 0; p < np && total < MAX_DEVICES; p++) {
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES - total, ids + total,
+                           &nd) != CL_SUCCESS)
+            continue;
+        nd = nd < MAX_DEVICES - total ? nd : MAX_DEVICES - total;
+        for (cl_uint i = 0; i < nd; i++)
+            owner[total + i] = plats[p];
+        total += nd;
+    }
+    if (total > 0) {
+        cl->dev = calloc(total, sizeof *cl->dev);
+        if (!cl->dev) {
+            hy_cl_close(cl);
+            return hy_error_set(err, HY_ENOMEM, "out of memory for %u devices", total);
+        }
+    }
+    cl->ndev = total;
+    for (unsigned i = 0; i < total; i++) {
+        cl->dev[i].id = ids[i];
+        cl->dev[i].platform = owner[i];
+        describe(&cl->dev[i], i);
+        own(cl, &cl->dev[i]);
+    }
+    *out = cl;
+    return 0;
+}
+
+void hy_cl_close(hy_cl *cl)
+{
+    if (!cl)
+        return;
+    for (unsigned i = 0; i < cl->ndev; i++) {
+        struct hy_cl_dev *d = &cl->dev[i];
+        for (int b = 1; b >= 0; b--)
+            if (d->sort_buf[b])
+                clReleaseMemObject(d->sort_buf[b]);
+        for (int p = HY_CL_NPROG - 1; p >= 0; p--)
+            if (d->prog[p])
+                clReleaseProgram(d->prog[p]);
+        if (d->queue) {
+            clFinish(d->queue);
+            clReleaseCommandQueue(d->queue);
+        }
+        if (d->ctx)
+            clReleaseContext(d->ctx);
+    }
+    free(cl->dev);
+    free(cl->cache_dir);
+    free(cl);
+}
+
+unsigned hy_cl_device_count(const hy_cl *cl) { return cl ? cl->ndev : 0; }
+
+int hy_cl_describe(const hy_cl *cl, unsigned index, hy_cl_device_info *info, hy_error *err)
+{
+    if (!cl || !info)
+        return hy_error_set(err, HY_EINVAL, "no OpenCL state or no place for the answer");
+    if (index >= cl->ndev)
+        return hy_error_set(err, HY_EINVAL, "no OpenCL device %u: this machine has %u", index,
+                            cl->ndev);
+    *info = cl->dev[index].info;
+    return 0;
+}
+
+const char *hy_cl_type_label(const hy_cl_device_info *info)
+{
+    switch (info->type) {
+    case HY_CL_TYPE_GPU: return "GPU";
+    case HY_CL_TYPE_CPU: return info->pocl_cpu ? "PoCL CPU" : "CPU";
+    case HY_CL_TYPE_ACCELERATOR: return "accelerator";
+    }
+    return "other";
+}
+
+int hy_cl_device(hy_cl *cl, unsigned index, struct hy_cl_dev **out, hy_error *err)
+{
+    if (!cl)
+        return hy_error_set(err, HY_EINVAL, "no OpenCL state given");
+    if (index >= cl->ndev)
+        return hy_error_set(err, HY_EINVAL, "no OpenCL device %u: this machine has %u", index,
+                            cl->ndev);
+    struct hy_cl_dev *d = &cl->dev[index];
+    if (!d->info.usable)
+        return hy_error_set(err, HY_EBACKEND, "OpenCL device %u (%s) is not usable: %s", index,
+                            d->info.name, d->info.problem);
+    *out = d;
+    return 0;
+}
+
+int hy_cl_kernel(struct hy_cl_dev *d, int prog, const char *name, cl_kernel *out,
+                 hy_error *err)
+{
+    cl_int rc;
+    *out = clCreateKernel(d->prog[prog], name, &rc);
+    return hy_cl_fail(rc, "clCreateKernel", err);
+}
+
+uint64_t hy_cl_event_ns(cl_event ev)
+{
+    cl_ulong start = 0, end = 0;
+    if (!ev ||
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL) !=
+            CL_SUCCESS ||
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL) !=
+            CL_SUCCESS)
+        return 0;
+    return end > start ? end - start : 0;
+}

@@ -1,0 +1,204 @@
+/* tests: OpenCL device ownership — discovery and honest labels, named errors, a program
+ * that fails to build, and the binary cache (first build, reuse, corrupt entries rebuilt). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cl.h"
+#include "pocl_env.h"
+
+static void setup(void) { pocl_cache_for_run(); }
+
+TestSuite(cl_device, .init = setup, .timeout = 300);
+
+static hy_cl *open_cl(const hy_cl_config *cfg)
+{
+    hy_cl *cl = NULL;
+    hy_error err = {0};
+    int rc = hy_cl_open(cfg, &cl, &err);
+    cr_assert_eq(rc, 0, "hy_cl_open: %d %s", rc, err.msg);
+    cr_assert_not_null(cl);
+    /* scripts/install-deps.sh installs PoCL, so every machine that runs the tests has at
+     * least its CPU device. */
+    cr_assert_geq(hy_cl_device_count(cl), 1u, "no OpenCL device found (is PoCL installed?)");
+    return cl;
+}
+
+Test(cl_device, discovery_and_labels)
+{
+    hy_cl *cl = open_cl(NULL);
+    bool any_usable = false;
+    for (unsigned i = 0; i < hy_cl_device_count(cl); i++) {
+        hy_cl_device_info in;
+        hy_error err = {0};
+        cr_assert_eq(hy_cl_describe(cl, i, &in, &err), 0, "describe %u: %s", i, err.msg);
+        cr_assert_eq(in.index, i);
+        cr_assert(in.name[0], "device %u has no name", i);
+        cr_assert(in.platform[0], "device %u has no platform name", i);
+        cr_assert_geq(in.compute_units, 1u);
+        cr_assert_gt(in.max_alloc, 0u);
+        cr_assert_geq(in.global_mem, in.max_alloc);
+        cr_assert_geq(in.max_work_group, 1u);
+        const char *label = hy_cl_type_label(&in);
+        if (in.type != HY_CL_TYPE_GPU)
+            cr_assert_neq(strcmp(label, "GPU"), 0, "a non-GPU device labelled GPU");
+        if (in.pocl_cpu) {
+            cr_assert_eq(in.type, HY_CL_TYPE_CPU);
+            cr_assert_str_eq(label, "PoCL CPU");
+        }
+        if (in.usable)
+            any_usable = true;
+        else
+            cr_assert(in.problem[0], "device %u is not usable and says nothing", i);
+    }
+    cr_assert(any_usable, "no usable OpenCL device");
+    hy_cl_close(cl);
+}
+
+Test(cl_device, bad_index)
+{
+    hy_cl *cl = open_cl(NULL);
+    hy_cl_device_info in;
+    hy_error err = {0};
+    unsigned n = hy_cl_device_count(cl);
+    cr_assert_eq(hy_cl_describe(cl, n, &in, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "no OpenCL device"), "message: %s", err.msg);
+    hy_cl_pi_result pr;
+    err.msg[0] = 0;
+    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 999}, 1, 1000, &pr, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "999"), "message names the index: %s", err.msg);
+    /* The same handle still serves a good request. */
+    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 0}, 1, 1000, &pr, &err), 0, "%s",
+                 err.msg);
+    hy_cl_close(cl);
+}
+
+Test(cl_device, error_names)
+{
+    cr_assert_str_eq(hy_cl_error_name(0), "CL_SUCCESS");
+    cr_assert_str_eq(hy_cl_error_name(-5), "CL_OUT_OF_RESOURCES");
+    cr_assert_str_eq(hy_cl_error_name(-11), "CL_BUILD_PROGRAM_FAILURE");
+    cr_assert_str_eq(hy_cl_error_name(-61), "CL_INVALID_BUFFER_SIZE");
+    cr_assert_str_eq(hy_cl_error_name(-1001), "CL_PLATFORM_NOT_FOUND_KHR");
+    cr_assert_str_eq(hy_cl_error_name(12345), "CL_UNKNOWN_ERROR");
+}
+
+Test(cl_device, close_null_is_safe) { hy_cl_close(NULL); }
+
+/* A program that fails to build leaves the device listed but unusable, says why with the
+ * build log, and a job on it gets an error instead of a crash. */
+Test(cl_device, build_failure)
+{
+    hy_cl *cl = open_cl(&(hy_cl_config){.test_break_build = true});
+    hy_cl_device_info in;
+    hy_error err = {0};
+    cr_assert_eq(hy_cl_describe(cl, 0, &in, &err), 0);
+    cr_assert_not(in.usable, "device usable although its pi program cannot build");
+    cr_assert(strstr(in.problem, "pi.cl"), "problem names the program: %s", in.problem);
+    cr_assert(strstr(in.problem, "CL_BUILD_PROGRAM_FAILURE"), "problem names the error: %s",
+              in.problem);
+    cr_assert(strstr(in.problem, "on purpose"), "problem quotes the build log: %s",
+              in.problem);
+    hy_cl_pi_result pr;
+    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 0}, 1, 1000, &pr, &err), HY_EBACKEND);
+    cr_assert(strstr(err.msg, "not usable"), "message: %s", err.msg);
+    hy_cl_close(cl);
+}
+
+/* Files in dir ending in .bin, up to 16 names. */
+static unsigned cache_files(const char *dir, char names[16][512])
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cache directory %s missing", dir);
+    unsigned n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 16) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".bin") == 0)
+            snprintf(names[n++], 512, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+static bool from_cache(const char *dir)
+{
+    hy_cl *cl = open_cl(&(hy_cl_config){.cache_dir = dir});
+    hy_cl_device_info in;
+    hy_error err = {0};
+    cr_assert_eq(hy_cl_describe(cl, 0, &in, &err), 0);
+    cr_assert(in.usable, "device not usable: %s", in.problem);
+    /* Whatever the cache did, the programs work. */
+    hy_cl_pi_result pr;
+    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 0}, 7, 4099, &pr, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(pr.samples, 4099u);
+    hy_cl_close(cl);
+    return in.from_cache;
+}
+
+Test(cl_device, binary_cache)
+{
+    char dir[] = "/tmp/hybridd-clcache-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/nested/cache", dir); /* created with its parents */
+
+    cr_assert_not(from_cache(sub), "first open cannot come from an empty cache");
+    char names[16][512];
+    unsigned n = cache_files(sub, names);
+    cr_assert_eq(n, 2u, "one cache entry per program, found %u", n);
+    cr_assert(from_cache(sub), "second open did not use the cache");
+
+    /* Corrupt both entries: one truncated, one with a flipped byte in the binary. */
+    FILE *f = fopen(names[0], "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(ftruncate(fileno(f), 20), 0);
+    fclose(f);
+    f = fopen(names[1], "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 40, SEEK_SET), 0);
+    int c = fgetc(f);
+    cr_assert_eq(fseek(f, 40, SEEK_SET), 0);
+    fputc(c ^ 0x5A, f);
+    fclose(f);
+    cr_assert_not(from_cache(sub), "a corrupt cache entry was trusted");
+    cr_assert(from_cache(sub), "the rebuilt entries were not written back");
+    cr_assert_eq(cache_files(sub, names), 2u);
+
+    /* No cache configured: never from cache. */
+    cr_assert_not(from_cache(NULL));
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* A machine without any OpenCL driver: the loader finds no platform. That is a normal
+ * state — zero devices, clear errors for any job — not a failure to open. Each Criterion
+ * test runs in its own process, so pointing the loader at an empty vendor directory here
+ * touches no other test. */
+Test(cl_device, no_device_at_all)
+{
+    char dir[] = "/tmp/hybridd-novendors-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(setenv("OCL_ICD_VENDORS", dir, 1), 0);
+    hy_cl *cl = NULL;
+    hy_error err = {0};
+    cr_assert_eq(hy_cl_open(NULL, &cl, &err), 0, "open without devices failed: %s", err.msg);
+    cr_assert_eq(hy_cl_device_count(cl), 0u);
+    hy_cl_device_info in;
+    cr_assert_eq(hy_cl_describe(cl, 0, &in, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "has 0"), "message: %s", err.msg);
+    hy_cl_pi_result pr;
+    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 0}, 1, 100, &pr, &err), HY_EINVAL);
+    float v[2] = {2, 1};
+    hy_cl_sort_result sr;
+    cr_assert_eq(hy_cl_sort(cl, &(hy_cl_opts){.device = 0}, HY_DT_F32, v, 2, &sr, &err),
+                 HY_EINVAL);
+    cr_assert(v[0] == 2 && v[1] == 1, "a failed job touched the array");
+    hy_cl_close(cl);
+    rmdir(dir);
+}

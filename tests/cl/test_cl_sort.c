@@ -1,0 +1,454 @@
+/* tests/cl: hy_cl_sort - every dtype, size and distribution byte for byte against the CPU
+ * engine's serial sort; bad arguments, size limits, cancellation, and the timing breakdown. */
+#include <criterion/criterion.h>
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl.h"
+#include "host.h"
+
+#include "pocl_env.h"
+
+/* ---- fixture: one hy_cl and a small CPU engine per test ---- */
+
+static hy_cl *cl;
+static hy_host *host;
+static unsigned dev;
+static bool have_dev;
+static hy_cl_device_info dev_info;
+
+static void up(void)
+{
+    pocl_cache_for_run(); /* one PoCL cache per run, shared by its test processes */
+    hy_error err = {0};
+    int rc = hy_cl_open(&(hy_cl_config){0}, &cl, &err);
+    cr_assert_eq(rc, 0, "hy_cl_open: %d %s", rc, err.msg);
+    have_dev = false;
+    for (unsigned i = 0; i < hy_cl_device_count(cl) && !have_dev; i++) {
+        rc = hy_cl_describe(cl, i, &dev_info, &err);
+        cr_assert_eq(rc, 0, "hy_cl_describe(%u): %d %s", i, rc, err.msg);
+        if (dev_info.usable) {
+            dev = i;
+            have_dev = true;
+        }
+    }
+    rc = hy_host_create(&(hy_host_config){.threads = 2}, &host, &err);
+    cr_assert_eq(rc, 0, "hy_host_create: %d %s", rc, err.msg);
+}
+
+static void down(void)
+{
+    hy_cl_close(cl);
+    cl = NULL;
+    hy_host_destroy(host);
+    host = NULL;
+}
+
+TestSuite(cl_sort, .init = up, .fini = down, .timeout = 300);
+
+static void need_device(void)
+{
+    if (!have_dev)
+        cr_skip_test("no usable OpenCL device on this machine");
+}
+
+/* ---- a deterministic generator: splitmix64 ---- */
+
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+/* ---- test data ---- */
+
+enum dist { D_RANDOM, D_SORTED, D_REVERSED, D_EQUAL, D_SPECIAL, D_NARROW, D_COUNT };
+static const char *const dist_names[D_COUNT] = {"random", "sorted", "reversed",
+                                                "all-equal", "specials", "narrow"};
+
+static void put(void *buf, size_t size, size_t i, uint64_t bits)
+{
+    if (size == 4) {
+        uint32_t v = (uint32_t)bits;
+        memcpy((char *)buf + i * 4, &v, 4);
+    } else {
+        memcpy((char *)buf + i * 8, &bits, 8);
+    }
+}
+
+static uint64_t get(const void *buf, size_t size, size_t i)
+{
+    if (size == 4) {
+        uint32_t v;
+        memcpy(&v, (const char *)buf + i * 4, 4);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, (const char *)buf + i * 8, 8);
+    return v;
+}
+
+/* Random bits: ints over their whole range; floats half from raw bit patterns (every
+ * exponent, denormals, infinities and NaNs), half ordinary values with ties. */
+static uint64_t random_bits(int dtype, uint64_t *s)
+{
+    uint64_t r = mix(s);
+    if (dtype == HY_DT_F32 && (r & 1) == 0) {
+        float f = (float)((int64_t)((r >> 8) % 2000001u) - 1000000) / 8.0f;
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        return b;
+    }
+    if (dtype == HY_DT_F64 && (r & 1) == 0) {
+        double d = (double)((int64_t)((r >> 8) % 20000001u) - 10000000) / 64.0;
+        uint64_t b;
+        memcpy(&b, &d, 8);
+        return b;
+    }
+    return mix(s);
+}
+
+static const uint64_t special_f32[] = {
+    0x7FC00000u, 0x7F800001u, 0x7FFFFFFFu, 0x7FA00123u, /* +NaN: quiet, signalling, payloads */
+    0xFFC00000u, 0xFF800001u, 0xFFFFFFFFu, 0xFFA00123u, /* -NaN */
+    0x7F800000u, 0xFF800000u,                           /* +inf, -inf */
+    0x00000000u, 0x80000000u,                           /* +0.0, -0.0 */
+    0x00000001u, 0x007FFFFFu, 0x80000001u, 0x807FFFFFu, /* denormals */
+    0x7F7FFFFFu, 0xFF7FFFFFu, 0x3F800000u, 0xBF800000u, /* +-FLT_MAX, +-1.0 */
+};
+static const uint64_t special_f64[] = {
+    0x7FF8000000000000u, 0x7FF0000000000001u, 0x7FFFFFFFFFFFFFFFu, 0x7FF4000000000123u,
+    0xFFF8000000000000u, 0xFFF0000000000001u, 0xFFFFFFFFFFFFFFFFu, 0xFFF4000000000123u,
+    0x7FF0000000000000u, 0xFFF0000000000000u, 0x0000000000000000u, 0x8000000000000000u,
+    0x0000000000000001u, 0x000FFFFFFFFFFFFFu, 0x8000000000000001u, 0x800FFFFFFFFFFFFFu,
+    0x7FEFFFFFFFFFFFFFu, 0xFFEFFFFFFFFFFFFFu, 0x3FF0000000000000u, 0xBFF0000000000000u,
+};
+/* INT_MIN, INT_MAX, 0, -1 (UINT_MAX's bits), and their neighbours, in both widths. */
+static const uint64_t special_i32[] = {0x80000000u, 0x7FFFFFFFu, 0u, 0xFFFFFFFFu,
+                                       0x80000001u, 0x7FFFFFFEu, 1u};
+static const uint64_t special_i64[] = {0x8000000000000000u, 0x7FFFFFFFFFFFFFFFu, 0u,
+                                       0xFFFFFFFFFFFFFFFFu, 0x8000000000000001u,
+                                       0x7FFFFFFFFFFFFFFEu, 1u,
+                                       0xFFFFFFFF80000000u, 0x7FFFFFFFu};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A special value; for floats sometimes a NaN with a random payload and sign. */
+static uint64_t special_bits(int dtype, uint64_t *s)
+{
+    uint64_t r = mix(s);
+    switch (dtype) {
+    case HY_DT_I32:
+    case HY_DT_U32: return special_i32[r % COUNT(special_i32)];
+    case HY_DT_I64:
+    case HY_DT_U64: return special_i64[r % COUNT(special_i64)];
+    case HY_DT_F32:
+        if ((r & 7) == 0)
+            return 0x7F800000u | (((r >> 32) & 0x007FFFFFu) | 1u) | ((r >> 8) & 0x80000000u);
+        return special_f32[(r >> 3) % COUNT(special_f32)];
+    default:
+        if ((r & 7) == 0)
+            return 0x7FF0000000000000u | ((mix(s) & 0x000FFFFFFFFFFFFFu) | 1u) |
+                   (r & 0x8000000000000000u);
+        return special_f64[(r >> 3) % COUNT(special_f64)];
+    }
+}
+
+/* Values that differ only in a few middle bits: the sort's lowest and highest digits are
+ * the same in every key, so those passes are skipped (and the first pass that runs is not
+ * the first digit's). */
+static uint64_t narrow_bits(int dtype, uint64_t *s)
+{
+    uint64_t r = mix(s) % 1000;
+    if (dtype == HY_DT_F32) {
+        float f = (float)r - 500.0f; /* small integers: the low mantissa bits are zero */
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        return b;
+    }
+    if (dtype == HY_DT_F64) {
+        double d = (double)r * 0.25 - 100.0;
+        uint64_t b;
+        memcpy(&b, &d, 8);
+        return b;
+    }
+    return (r << 12) - (dtype == HY_DT_I32 || dtype == HY_DT_I64 ? (500u << 12) : 0);
+}
+
+/* Fills `in` with the distribution; `ref` gets the CPU engine's serial sort of it. */
+static void make_case(int dtype, size_t n, int dist, uint64_t seed, void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    uint64_t s = seed;
+    uint64_t v = random_bits(dtype, &s);
+    for (size_t i = 0; i < n; i++) {
+        switch (dist) {
+        case D_EQUAL: put(in, size, i, v); break;
+        case D_SPECIAL:
+            put(in, size, i, (mix(&s) & 3) ? special_bits(dtype, &s) : random_bits(dtype, &s));
+            break;
+        case D_NARROW: put(in, size, i, narrow_bits(dtype, &s)); break;
+        default: put(in, size, i, random_bits(dtype, &s)); break;
+        }
+    }
+    if (n > 0)
+        memcpy(ref, in, n * size);
+    hy_run_opts o = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+    hy_sort_result hr;
+    hy_error err = {0};
+    int rc = hy_host_sort(host, dtype, ref, n, &o, &hr, &err);
+    cr_assert_eq(rc, 0, "reference hy_host_sort: %d %s", rc, err.msg);
+    if (dist == D_SORTED && n > 0) {
+        memcpy(in, ref, n * size);
+    } else if (dist == D_REVERSED) {
+        for (size_t i = 0; i < n; i++)
+            memcpy((char *)in + i * size, (const char *)ref + (n - 1 - i) * size, size);
+    }
+}
+
+static int sort_on_device(int dtype, void *a, size_t n, hy_cl_sort_result *r, hy_error *err)
+{
+    hy_cl_opts o = {.device = dev};
+    return hy_cl_sort(cl, &o, dtype, a, n, r, err);
+}
+
+static void check_case(int dtype, size_t n, int dist, void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    make_case(dtype, n, dist, 0x5EED0000u + n * 31u + (uint64_t)dist * 7u + (uint64_t)dtype, in,
+              ref);
+    hy_cl_sort_result r;
+    hy_error err = {0};
+    int rc = sort_on_device(dtype, in, n, &r, &err);
+    cr_assert_eq(rc, 0, "hy_cl_sort %s n=%zu %s: %d %s", hy_dtype_name(dtype), n,
+                 dist_names[dist], rc, err.msg);
+    cr_assert_eq(r.n, n, "result n %zu for %zu", r.n, n);
+    if (n == 0 || memcmp(in, ref, n * size) == 0)
+        return;
+    size_t i = 0;
+    while (get(in, size, i) == get(ref, size, i))
+        i++;
+    cr_assert_fail("%s n=%zu %s: first difference at [%zu]: got 0x%" PRIx64 ", want 0x%" PRIx64,
+                   hy_dtype_name(dtype), n, dist_names[dist], i, get(in, size, i),
+                   get(ref, size, i));
+}
+
+static const size_t sizes[] = {0, 1, 3, 1009, (1u << 20) + 3, 1000000};
+
+static void sweep(int dtype)
+{
+    need_device();
+    size_t size = hy_dtype_size(dtype);
+    size_t most = (1u << 20) + 3;
+    char *in = malloc(most * size), *ref = malloc(most * size);
+    cr_assert(in && ref, "out of memory");
+    for (size_t k = 0; k < COUNT(sizes); k++)
+        for (int dist = 0; dist < D_COUNT; dist++)
+            check_case(dtype, sizes[k], dist, in, ref);
+    free(in);
+    free(ref);
+}
+
+Test(cl_sort, matches_engine_i32) { sweep(HY_DT_I32); }
+Test(cl_sort, matches_engine_u32) { sweep(HY_DT_U32); }
+Test(cl_sort, matches_engine_i64) { sweep(HY_DT_I64); }
+Test(cl_sort, matches_engine_u64) { sweep(HY_DT_U64); }
+Test(cl_sort, matches_engine_f32) { sweep(HY_DT_F32); }
+Test(cl_sort, matches_engine_f64) { sweep(HY_DT_F64); }
+
+/* Every size from 2 to 300, so block and launch edges fall everywhere. */
+Test(cl_sort, small_sizes)
+{
+    need_device();
+    char in[300 * 8], ref[300 * 8];
+    for (size_t n = 2; n <= 300; n += 1 + n / 40) {
+        check_case(HY_DT_F32, n, D_SPECIAL, in, ref);
+        check_case(HY_DT_I64, n, D_RANDOM, in, ref);
+    }
+}
+
+/* Large enough that a pass takes several launches on a CPU device (progress comes between
+ * them), with a short last block. */
+Test(cl_sort, several_launches)
+{
+    need_device();
+    size_t n = (size_t)9 << 20 | 12345;
+    char *in = malloc(n * 8), *ref = malloc(n * 8);
+    cr_assert(in && ref, "out of memory");
+    check_case(HY_DT_F32, n, D_RANDOM, in, ref);
+    check_case(HY_DT_U64, n, D_SPECIAL, in, ref);
+    free(in);
+    free(ref);
+}
+
+/* ---- errors; after each, a good sort still works ---- */
+
+static void good_sort_works(void)
+{
+    char in[1009 * 8], ref[1009 * 8];
+    check_case(HY_DT_F64, 1009, D_SPECIAL, in, ref);
+}
+
+Test(cl_sort, bad_dtype)
+{
+    need_device();
+    float a[4] = {3, 2, 1, 0};
+    hy_cl_sort_result r;
+    hy_error err = {0};
+    int rc = sort_on_device(99, a, 4, &r, &err);
+    cr_assert_eq(rc, HY_EDTYPE, "dtype 99: %d %s", rc, err.msg);
+    cr_assert(err.msg[0], "no message");
+    rc = sort_on_device(0, a, 4, &r, &err);
+    cr_assert_eq(rc, HY_EDTYPE, "dtype 0: %d %s", rc, err.msg);
+    cr_assert(a[0] == 3 && a[3] == 0, "array touched");
+    good_sort_works();
+}
+
+Test(cl_sort, null_data)
+{
+    need_device();
+    hy_cl_sort_result r;
+    hy_error err = {0};
+    int rc = sort_on_device(HY_DT_I32, NULL, 5, &r, &err);
+    cr_assert_eq(rc, HY_EINVAL, "NULL data: %d %s", rc, err.msg);
+    cr_assert(err.msg[0], "no message");
+    /* Nothing to sort needs no array. */
+    rc = sort_on_device(HY_DT_I32, NULL, 0, &r, &err);
+    cr_assert_eq(rc, 0, "NULL data, n = 0: %d %s", rc, err.msg);
+    good_sort_works();
+}
+
+Test(cl_sort, no_such_device)
+{
+    need_device();
+    uint32_t a[3] = {3, 1, 2};
+    hy_cl_sort_result r;
+    hy_error err = {0};
+    int rc = hy_cl_sort(cl, &(hy_cl_opts){.device = 999}, HY_DT_U32, a, 3, &r, &err);
+    cr_assert_lt(rc, 0, "device 999 accepted");
+    cr_assert(err.msg[0], "no message for device 999");
+    cr_assert(a[0] == 3 && a[1] == 1 && a[2] == 2, "array touched");
+    good_sort_works();
+}
+
+/* Beyond the device's largest buffer: refused by arithmetic alone, before any memory is
+ * touched (the pointer is to a few elements only), with the limit in the message. */
+Test(cl_sort, beyond_device_memory)
+{
+    need_device();
+    uint64_t dummy[4] = {0};
+    char limit[32];
+    snprintf(limit, sizeof limit, "%" PRIu64, dev_info.max_alloc);
+    struct {
+        int dtype;
+        size_t n;
+    } cases[] = {
+        {HY_DT_F64, SIZE_MAX / 16},
+        {HY_DT_U32, SIZE_MAX},
+        {HY_DT_F32, (size_t)(dev_info.max_alloc / 4 + 1)},
+        {HY_DT_I64, (size_t)(dev_info.max_alloc / 8 + 1)},
+    };
+    for (size_t k = 0; k < COUNT(cases); k++) {
+        hy_cl_sort_result r;
+        hy_error err = {0};
+        int rc = sort_on_device(cases[k].dtype, dummy, cases[k].n, &r, &err);
+        cr_assert_eq(rc, HY_ELIMIT, "%s n=%zu: %d %s", hy_dtype_name(cases[k].dtype),
+                     cases[k].n, rc, err.msg);
+        cr_assert(strstr(err.msg, limit), "message does not name the limit %s: %s", limit,
+                  err.msg);
+    }
+    good_sort_works();
+}
+
+/* ---- progress and cancellation ---- */
+
+struct watch {
+    unsigned calls, cancel_at;
+    uint64_t last_done, total;
+    bool backwards;
+};
+
+static int watch_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct watch *w = ctx;
+    if (done < w->last_done || done > total || (w->calls && total != w->total))
+        w->backwards = true;
+    w->last_done = done;
+    w->total = total;
+    return ++w->calls == w->cancel_at;
+}
+
+Test(cl_sort, cancel_leaves_array_untouched)
+{
+    need_device();
+    size_t n = 1u << 20;
+    float *a = malloc(n * sizeof *a), *copy = malloc(n * sizeof *copy);
+    cr_assert(a && copy, "out of memory");
+    uint64_t s = 7;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (float)(mix(&s) >> 40);
+    memcpy(copy, a, n * sizeof *a);
+    /* Cancel at the first report, and again at a later one, mid-way through the passes. */
+    unsigned at[] = {1, 3};
+    for (size_t k = 0; k < COUNT(at); k++) {
+        struct watch w = {.cancel_at = at[k]};
+        hy_cl_opts o = {.device = dev, .progress = watch_progress, .progress_ctx = &w};
+        hy_cl_sort_result r;
+        hy_error err = {0};
+        int rc = hy_cl_sort(cl, &o, HY_DT_F32, a, n, &r, &err);
+        cr_assert_eq(rc, HY_ECANCELED, "cancel at report %u: %d %s", at[k], rc, err.msg);
+        cr_assert(err.msg[0], "no message");
+        cr_assert_eq(w.calls, at[k], "progress called %u times after cancelling at %u", w.calls,
+                     at[k]);
+        cr_assert(memcmp(a, copy, n * sizeof *a) == 0, "array changed by a cancelled sort");
+    }
+    free(a);
+    free(copy);
+    good_sort_works();
+}
+
+Test(cl_sort, progress_and_timing)
+{
+    need_device();
+    size_t n = 1000000;
+    double *a = malloc(n * sizeof *a), *ref = malloc(n * sizeof *ref);
+    cr_assert(a && ref, "out of memory");
+    make_case(HY_DT_F64, n, D_RANDOM, 11, a, ref);
+    struct watch w = {0};
+    hy_cl_opts o = {.device = dev, .progress = watch_progress, .progress_ctx = &w};
+    hy_cl_sort_result r;
+    hy_error err = {0};
+    int rc = hy_cl_sort(cl, &o, HY_DT_F64, a, n, &r, &err);
+    cr_assert_eq(rc, 0, "%d %s", rc, err.msg);
+    cr_assert(memcmp(a, ref, n * sizeof *a) == 0, "output differs from the engine's");
+    cr_assert_gt(w.calls, 0, "progress never called");
+    cr_assert(!w.backwards, "progress went backwards, past its total or changed total");
+    const hy_cl_timing *t = &r.timing;
+    cr_assert_geq(t->launches, 1, "launches %u", t->launches);
+    cr_assert(t->h2d_ns > 0 && t->kernel_ns > 0 && t->d2h_ns > 0,
+              "h2d %" PRIu64 " kernel %" PRIu64 " d2h %" PRIu64 " ns", t->h2d_ns, t->kernel_ns,
+              t->d2h_ns);
+    cr_assert_geq(t->wall_ns, t->kernel_ns, "wall %" PRIu64 " < kernel %" PRIu64 " ns",
+                  t->wall_ns, t->kernel_ns);
+    free(a);
+    free(ref);
+}
+
+/* The same hy_cl sorts again and again, all dtypes interleaved: nothing leaks between jobs. */
+Test(cl_sort, repeated_jobs)
+{
+    need_device();
+    char in[5000 * 8], ref[5000 * 8];
+    static const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64,
+                                 HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    for (int round = 0; round < 3; round++)
+        for (size_t k = 0; k < COUNT(dtypes); k++)
+            check_case(dtypes[k], 4000 + (size_t)round * 333, D_SPECIAL, in, ref);
+}

@@ -19,7 +19,8 @@ build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job, for now on the CPU engine: pi and sort under every CPU backend (~10 s).
+# The main job, for now straight on the engines: pi and sort under every backend this machine
+# has (serial, native, locked, and opencl when an OpenCL device is usable), about 15 s.
 demo: build
 	$(BUILD)/bench/hybrid-bench pi -n 2^29 --threads 1,2 --repeat 3
 	@echo

@@ -303,14 +303,12 @@ int hy_cl_sort(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
         return hy_error_set(err, HY_EINVAL, "no OpenCL state, options or result given");
     memset(r, 0, sizeof *r);
     uint64_t t0 = hy_now_ns();
-    size_t size = hy_dtype_size(dtype);
-    if (size == 0)
-        return hy_error_set(err, HY_EDTYPE,
-                            "unknown dtype %d (i32, u32, i64, u64, f32 or f64)", dtype);
-    if (!data && n > 0)
-        return hy_error_set(err, HY_EINVAL, "no array given for %zu elements", n);
+    size_t size;
+    int rc = hy_check_sort_args(dtype, data, n, &size, err);
+    if (rc)
+        return rc;
     struct job j = {.err = err, .size = size, .t = &r->timing, .o = o};
-    int rc = hy_cl_device(cl, o->device, &j.d, err);
+    rc = hy_cl_device(cl, o->device, &j.d, err);
     if (rc)
         return rc;
     r->n = n;

@@ -61,6 +61,17 @@ const char *hy_dtype_name(int dtype)
     return NULL;
 }
 
+int hy_check_sort_args(int dtype, const void *data, size_t n, size_t *size, hy_error *err)
+{
+    *size = hy_dtype_size(dtype);
+    if (*size == 0)
+        return hy_error_set(err, HY_EDTYPE,
+                            "unknown dtype %d (i32, u32, i64, u64, f32 or f64)", dtype);
+    if (!data && n > 0)
+        return hy_error_set(err, HY_EINVAL, "no array given for %zu elements", n);
+    return 0;
+}
+
 int hy_dtype_parse(const char *s)
 {
     if (!s)

@@ -50,6 +50,9 @@ typedef enum hy_dtype {
 size_t hy_dtype_size(int dtype);
 /* "i32", "u32", ... or NULL for a value that is not a dtype. */
 const char *hy_dtype_name(int dtype);
+/* The checks every sort takes first, whatever runs it: a known dtype (HY_EDTYPE otherwise)
+ * and an array when n > 0 (HY_EINVAL otherwise). Sets *size to the element size. */
+int hy_check_sort_args(int dtype, const void *data, size_t n, size_t *size, hy_error *err);
 /* Parses "i32" ... "f64" (also numpy's "int32", "float64", ...); returns the dtype or 0. */
 int hy_dtype_parse(const char *s);
 

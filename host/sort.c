@@ -139,13 +139,11 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
     if (!h || !r)
         return hy_error_set(err, HY_EINVAL, "no engine or no result given");
     memset(r, 0, sizeof *r);
-    size_t size = hy_dtype_size(dtype);
-    if (size == 0)
-        return hy_error_set(err, HY_EDTYPE,
-                            "unknown dtype %d (i32, u32, i64, u64, f32 or f64)", dtype);
-    if (!data && n > 0)
-        return hy_error_set(err, HY_EINVAL, "no array given for %zu elements", n);
-    int rc = hy_host_check_opts(h, o, err);
+    size_t size;
+    int rc = hy_check_sort_args(dtype, data, n, &size, err);
+    if (rc)
+        return rc;
+    rc = hy_host_check_opts(h, o, err);
     if (rc)
         return rc;
     int mode = o->mode ? o->mode : HY_MODE_SPLIT;

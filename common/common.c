@@ -30,6 +30,9 @@ const char *hy_err_name(int code)
     case HY_ESYS: return "ESYS";
     case HY_EBACKEND: return "EBACKEND";
     case HY_EINTERNAL: return "EINTERNAL";
+    case HY_EPROTO: return "EPROTO";
+    case HY_EVERSION: return "EVERSION";
+    case HY_ETYPE: return "ETYPE";
     }
     return "EUNKNOWN";
 }

@@ -18,6 +18,9 @@ typedef enum hy_err {
     HY_ESYS = -6,      /* a system call failed (the message names it and errno) */
     HY_EBACKEND = -7,  /* unknown backend, or the backend cannot run this job */
     HY_EINTERNAL = -8, /* an invariant broke: a bug in hybridd */
+    HY_EPROTO = -9,    /* a malformed frame or message */
+    HY_EVERSION = -10, /* a protocol version this peer does not speak */
+    HY_ETYPE = -11,    /* an unknown message type */
 } hy_err;
 
 /* A code plus the sentence that explains it to a person. Functions that can fail take a

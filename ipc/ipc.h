@@ -1,0 +1,358 @@
+/* ipc: hybridd's wire format — frames, the messages inside them, the incremental frame reader
+ * and writer for non-blocking sockets, and fd passing with sealed memfds for arrays. It knows
+ * nothing of computing and never blocks. docs/protocol.md is the normative description; this
+ * header mirrors it. This is the module's only public header. */
+#ifndef HY_IPC_H
+#define HY_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+/* ---- frames ----
+ *
+ * Every frame is a 24-byte header and a payload; all integers little-endian, fixed width.
+ *
+ *   off size  field
+ *     0    4  magic      "HYD1" (0x48 0x59 0x44 0x31)
+ *     4    2  version    protocol version of this frame (HY_IPC_VERSION)
+ *     6    2  type       enum hy_msg_type
+ *     8    4  flags      HY_IPC_F_* bits; every other bit must be 0
+ *    12    4  length     payload bytes, <= the negotiated maximum frame payload
+ *    16    8  request    request id chosen by the client; replies and job messages echo it
+ *
+ * The payload starts 8-byte aligned (the header is 24 bytes) and every message lays out its
+ * fields at their natural alignment (see each message below). */
+#define HY_IPC_MAGIC "HYD1"
+#define HY_IPC_VERSION 1u
+#define HY_IPC_HEADER 24u
+/* Largest payload any peer may send before HELLO/WELCOME settle a smaller one. */
+#define HY_IPC_MAX_PAYLOAD (1u << 20)
+/* The frame carries file descriptors (SCM_RIGHTS), sent with its first byte. */
+#define HY_IPC_F_FDS 0x1u
+/* Most fds one frame may carry. */
+#define HY_IPC_MAX_FDS 4u
+
+enum hy_msg_type {
+    HY_MSG_HELLO = 1,          /* client -> server: versions and features it speaks */
+    HY_MSG_WELCOME = 2,        /* server -> client: the chosen version, features, limits */
+    HY_MSG_PING = 3,           /* either way: 8 bytes to echo */
+    HY_MSG_PONG = 4,
+    HY_MSG_SUBMIT = 5,         /* client -> server: a job */
+    HY_MSG_ACCEPTED = 6,       /* server -> client: the job's id */
+    HY_MSG_PROGRESS = 7,       /* server -> client: done of total */
+    HY_MSG_RESULT = 8,         /* server -> client: a job's final answer when it succeeded */
+    HY_MSG_ERROR = 9,          /* server -> client: a code and a sentence; final for a job */
+    HY_MSG_CANCEL = 10,        /* client -> server: cancel a job */
+    HY_MSG_STATUS = 11,        /* client -> server: ask for the daemon's state */
+    HY_MSG_STATUS_REPLY = 12,
+    HY_MSG_DEVICES = 13,       /* client -> server: ask for the OpenCL devices */
+    HY_MSG_DEVICES_REPLY = 14,
+};
+
+typedef struct hy_frame_header {
+    uint16_t version;
+    uint16_t type;
+    uint32_t flags;
+    uint32_t length;
+    uint64_t request;
+} hy_frame_header;
+
+/* What decoders return besides 0 and a negative hy_err: more bytes are needed. */
+#define HY_IPC_INCOMPLETE 1
+
+/* Writes the 24 header bytes. */
+void hy_frame_header_encode(const hy_frame_header *h, uint8_t out[HY_IPC_HEADER]);
+/* Checks and reads a header from `len` bytes: HY_IPC_INCOMPLETE when len < 24; HY_EPROTO
+ * for a bad magic or unknown flag bits; HY_EVERSION for a version other than
+ * HY_IPC_VERSION; HY_ELIMIT when length > max_payload. The type is not checked here
+ * (a reader skips frames of unknown type; hy_msg_decode refuses them). */
+int hy_frame_header_decode(const uint8_t *buf, size_t len, uint32_t max_payload,
+                           hy_frame_header *h, hy_error *err);
+
+/* ---- the incremental frame reader (non-blocking sockets) ---- */
+
+/* A complete frame. `payload` points into the reader and stays valid until the next call on
+ * it; the fds are the caller's from then on (close them). */
+typedef struct hy_frame {
+    hy_frame_header h;
+    const uint8_t *payload;
+    int fds[HY_IPC_MAX_FDS];
+    unsigned nfds;
+} hy_frame;
+
+typedef struct hy_frame_reader hy_frame_reader;
+
+/* A reader that accepts payloads up to max_payload (<= HY_IPC_MAX_PAYLOAD * 16). */
+int hy_frame_reader_new(uint32_t max_payload, hy_frame_reader **out, hy_error *err);
+void hy_frame_reader_free(hy_frame_reader *r); /* closes fds it still holds; NULL is fine */
+/* Lowers or raises the payload limit (after WELCOME); clamped to 16 * HY_IPC_MAX_PAYLOAD. */
+void hy_frame_reader_set_max(hy_frame_reader *r, uint32_t max_payload);
+/* Reads what the socket has now (recvmsg with MSG_DONTWAIT), keeping fds that arrive with
+ * SCM_RIGHTS. Returns the bytes read (> 0), 0 at end of stream, HY_IPC_INCOMPLETE when
+ * the socket has nothing now (EAGAIN), or a negative hy_err (HY_ESYS, or HY_EPROTO for
+ * fds the peer should not have sent, which are closed). */
+int hy_frame_reader_fill(hy_frame_reader *r, int sock, hy_error *err);
+/* For tests and fuzzers: the same as fill, from memory. The reader takes the fds. It may
+ * take fewer bytes than given when its buffer is full: it returns how many it took, and the
+ * caller drains hy_frame_reader_next and feeds the rest. */
+int hy_frame_reader_feed(hy_frame_reader *r, const void *bytes, size_t n, const int *fds,
+                         unsigned nfds, hy_error *err);
+/* Call it until it returns HY_IPC_INCOMPLETE after every fill or feed: the reader keeps at
+ * most 16 receives' worth of fds waiting, and refuses to read on while its buffer is full.
+ * The next complete frame: 0 and *f filled, HY_IPC_INCOMPLETE when more bytes are needed,
+ * or a negative hy_err when the stream is broken (bad header; a frame that announced fds
+ * without any arriving; too many fds) — after which the connection must be closed. A frame
+ * whose header says HY_IPC_F_FDS gets the fds that arrived with its first byte. */
+int hy_frame_reader_next(hy_frame_reader *r, hy_frame *f, hy_error *err);
+
+/* ---- the frame writer (partial writes, fds) ---- */
+
+typedef struct hy_frame_writer hy_frame_writer;
+
+/* A writer that buffers at most max_buffered bytes of unsent frames (a client that never
+ * reads makes push fail with HY_ELIMIT instead of growing the daemon without bound). */
+int hy_frame_writer_new(size_t max_buffered, hy_frame_writer **out, hy_error *err);
+void hy_frame_writer_free(hy_frame_writer *w); /* closes fds not yet sent; NULL is fine */
+/* Queues one frame: header, then `parts` payload segments (header.length is set from them).
+ * fds are duplicated; the writer closes its copies once sent. Sets HY_IPC_F_FDS when nfds>0. */
+typedef struct hy_iov {
+    const void *base;
+    size_t len;
+} hy_iov;
+int hy_frame_writer_push(hy_frame_writer *w, hy_frame_header h, const hy_iov *parts,
+                         unsigned nparts, const int *fds, unsigned nfds, hy_error *err);
+/* Sends what the socket takes now (sendmsg, MSG_DONTWAIT | MSG_NOSIGNAL). Returns 0 when
+ * everything queued has gone, HY_IPC_INCOMPLETE when the socket is full (wait for
+ * EPOLLOUT), or a negative hy_err. */
+int hy_frame_writer_flush(hy_frame_writer *w, int sock, hy_error *err);
+size_t hy_frame_writer_pending(const hy_frame_writer *w); /* bytes not yet sent */
+
+/* ---- arrays in sealed memfds ---- */
+
+/* Creates a memfd of `bytes`, mapped read-write at *map (munmap it with hy_memfd_unmap). */
+int hy_memfd_create(const char *name, size_t bytes, int *fd, void **map, hy_error *err);
+/* Seals it against shrinking and growing (and against further seal changes), so the daemon
+ * can map it without fear of SIGBUS. */
+int hy_memfd_seal(int fd, hy_error *err);
+/* Checks a received fd: a memfd, sealed against shrink and grow but not against writes (the
+ * sorted array goes back into it), at least `need` bytes. Sets *size. HY_EINVAL with a
+ * sentence naming what is wrong. */
+int hy_memfd_check(int fd, size_t need, size_t *size, hy_error *err);
+/* Maps a checked memfd read-write (shared, so the sorted array reaches the client). */
+int hy_memfd_map(int fd, size_t bytes, void **map, hy_error *err);
+void hy_memfd_unmap(void *map, size_t bytes);
+
+/* ---- messages ----
+ *
+ * Every payload starts with a body: a u32 `body_size` (the body's own length in bytes,
+ * including this field), then the message's fixed fields at natural alignment. A receiver
+ * reads the fields it knows, refuses a body shorter than its version's minimum (HY_EPROTO),
+ * and ignores body bytes past what it knows: a newer peer may append fields. Variable data
+ * (strings, lists, arrays) follows the body, starting at the next multiple of 8, in the
+ * order each message lists, each item starting 8-aligned; their lengths are body fields.
+ * Strings are UTF-8 without a terminating NUL. docs/protocol.md has every layout. */
+
+enum hy_job_kind {
+    HY_JOB_PI = 1,
+    HY_JOB_SORT = 2,
+    HY_JOB_COMPARE_PI = 3,   /* the same pi job on several backends and thread counts */
+    HY_JOB_COMPARE_SORT = 4, /* the same sort on several backends and thread counts */
+};
+
+enum hy_array_place {
+    HY_ARRAY_NONE = 0,   /* pi jobs */
+    HY_ARRAY_INLINE = 1, /* the elements follow in the SUBMIT, the sorted ones in the RESULT */
+    HY_ARRAY_MEMFD = 2,  /* in the frame's one fd, sealed; sorted in place */
+};
+
+/* HELLO features and WELCOME features (the intersection). */
+#define HY_FEATURE_MEMFD 0x1u    /* arrays may travel in memfds */
+#define HY_FEATURE_PROGRESS 0x2u /* the client wants PROGRESS frames */
+
+#define HY_IPC_NAME_MAX 64u      /* client and server names */
+#define HY_IPC_MESSAGE_MAX 1024u /* ERROR sentences */
+#define HY_IPC_THREADS_MAX 32u   /* thread counts in a compare */
+#define HY_IPC_ROWS_MAX 256u     /* rows in a RESULT */
+#define HY_IPC_DEVICES_MAX 64u
+
+typedef struct hy_str {
+    const char *p; /* not NUL-terminated; points into the frame on decode */
+    uint32_t len;
+} hy_str;
+
+/* body: u32 body_size, u16 min_version, u16 max_version, u32 features, u32 name_len
+ * (16 bytes); then the name. */
+typedef struct hy_msg_hello {
+    uint16_t min_version, max_version;
+    uint32_t features;
+    hy_str name;
+} hy_msg_hello;
+
+/* body: u32 body_size, u16 version, u16 reserved, u32 features, u32 max_payload,
+ * u32 max_inline_bytes, u32 max_jobs_per_client, u64 max_samples,
+ * u64 max_sort_elements, u32 server_len, u32 reserved (48 bytes); then the server name. */
+typedef struct hy_msg_welcome {
+    uint16_t version;
+    uint32_t features;
+    uint32_t max_payload;
+    uint32_t max_inline_bytes;
+    uint32_t max_jobs_per_client;
+    uint64_t max_samples;
+    uint64_t max_sort_elements;
+    hy_str server;
+} hy_msg_welcome;
+
+/* PING and PONG. body: u32 body_size, u32 reserved, u64 nonce (16 bytes). */
+typedef struct hy_msg_ping {
+    uint64_t nonce;
+} hy_msg_ping;
+
+/* body: u32 body_size, u16 job, u16 backend, u16 device, u16 mode, u16 nogil, u16 dtype,
+ * u32 threads, u32 repeat, u32 switch_interval_us, u32 array, u64 n, u64 seed,
+ * u32 backends (compare: a bit per hy_backend, bit b = 1 << b), u32 nthreads_list
+ * (56 bytes); then the thread counts (u32 each; compare only), then the inline elements
+ * (n * dtype size bytes) when array is HY_ARRAY_INLINE. An fd comes with the frame when
+ * array is HY_ARRAY_MEMFD. */
+typedef struct hy_msg_submit {
+    uint16_t job, backend, device, mode, nogil, dtype;
+    uint32_t threads, repeat, switch_interval_us, array;
+    uint64_t n, seed;
+    uint32_t backends;
+    uint32_t nthreads_list;
+    uint32_t threads_list[HY_IPC_THREADS_MAX];
+    const void *inline_data; /* points into the frame on decode; never copied */
+    size_t inline_bytes;
+} hy_msg_submit;
+
+/* body: u32 body_size, u32 queue_position, u64 job_id (16 bytes). */
+typedef struct hy_msg_accepted {
+    uint32_t queue_position;
+    uint64_t job_id;
+} hy_msg_accepted;
+
+/* body: u32 body_size, u32 row (compare: the row being run), u64 job_id, u64 done,
+ * u64 total (32 bytes). */
+typedef struct hy_msg_progress {
+    uint32_t row;
+    uint64_t job_id, done, total;
+} hy_msg_progress;
+
+/* One measured configuration; a single job's RESULT has one. 128 bytes on the wire:
+ * u16 backend, u16 device, u16 mode, u16 flags, u32 threads, u32 copies, u64 n, u64 hits,
+ * f64 estimate, f64 std_error, u64 median_ns, u64 min_ns, u64 max_ns, u64 lock_handoffs,
+ * u64 lock_wait_ns, u64 lock_hold_ns, u64 h2d_ns, u64 kernel_ns, u64 d2h_ns,
+ * u32 launches, u32 repeat. */
+#define HY_ROW_NOGIL 0x1u    /* locked backend ran with the lock released */
+#define HY_ROW_POCL_CPU 0x2u /* opencl ran on PoCL's CPU device */
+#define HY_ROW_GPU 0x4u      /* opencl ran on a GPU */
+typedef struct hy_result_row {
+    uint16_t backend, device, mode, flags;
+    uint32_t threads, copies;
+    uint64_t n, hits;
+    double estimate, std_error;
+    uint64_t median_ns, min_ns, max_ns;
+    uint64_t lock_handoffs, lock_wait_ns, lock_hold_ns;
+    uint64_t h2d_ns, kernel_ns, d2h_ns;
+    uint32_t launches, repeat;
+} hy_result_row;
+#define HY_IPC_ROW_SIZE 128u
+
+/* body: u32 body_size, u16 job, u16 nrows, u32 row_size, u32 array_bytes, u64 job_id
+ * (24 bytes); then nrows rows of row_size bytes (row_size >= 128: newer rows may be longer,
+ * a reader takes the first 128), then array_bytes of sorted elements for an inline sort. */
+typedef struct hy_msg_result {
+    uint16_t job;
+    uint16_t nrows;
+    uint64_t job_id;
+    const hy_result_row *rows; /* encode: the caller's array */
+    hy_result_row rows_in[HY_IPC_ROWS_MAX]; /* decode: the rows, converted */
+    const void *array;         /* points into the frame on decode; never copied */
+    uint32_t array_bytes;
+} hy_msg_result;
+
+/* body: u32 body_size, i32 code, u64 job_id (0: not about a job), u32 message_len,
+ * u32 reserved (24 bytes); then the message. */
+typedef struct hy_msg_error {
+    int32_t code;
+    uint64_t job_id;
+    hy_str message;
+} hy_msg_error;
+
+/* body: u32 body_size, u32 reserved, u64 job_id (16 bytes). */
+typedef struct hy_msg_cancel {
+    uint64_t job_id;
+} hy_msg_cancel;
+
+/* STATUS and DEVICES requests. body: u32 body_size, u32 reserved (8 bytes). */
+
+/* body: u32 body_size, u32 clients, u64 uptime_ns, u64 jobs_queued, u64 jobs_running,
+ * u64 jobs_done, u64 jobs_failed, u64 jobs_cancelled, u32 devices, u32 devices_usable
+ * (64 bytes). */
+typedef struct hy_msg_status_reply {
+    uint32_t clients;
+    uint64_t uptime_ns, jobs_queued, jobs_running, jobs_done, jobs_failed, jobs_cancelled;
+    uint32_t devices, devices_usable;
+} hy_msg_status_reply;
+
+/* One device, 352 bytes on the wire: u32 index, u16 type, u16 flags, u32 compute_units,
+ * u32 reserved, u64 global_mem, u64 max_alloc, then NUL-padded text fields name[96],
+ * vendor[64], driver[32], problem[128]. */
+#define HY_DEV_USABLE 0x1u
+#define HY_DEV_POCL_CPU 0x2u
+typedef struct hy_device_record {
+    uint32_t index;
+    uint16_t type, flags;
+    uint32_t compute_units;
+    uint64_t global_mem, max_alloc;
+    char name[97], vendor[65], driver[33], problem[129]; /* NUL-terminated on decode */
+} hy_device_record;
+#define HY_IPC_DEVICE_SIZE 352u
+
+/* body: u32 body_size, u32 ndevices, u32 record_size, u32 reserved (16 bytes); then the
+ * records (record_size >= 352 each; a reader takes the first 352). */
+typedef struct hy_msg_devices_reply {
+    uint32_t ndevices;
+    const hy_device_record *devices; /* encode: the caller's array */
+    hy_device_record devices_in[HY_IPC_DEVICES_MAX]; /* decode */
+} hy_msg_devices_reply;
+
+typedef struct hy_msg {
+    uint16_t type;    /* enum hy_msg_type */
+    uint64_t request; /* the header's request id */
+    union {
+        hy_msg_hello hello;
+        hy_msg_welcome welcome;
+        hy_msg_ping ping; /* PING and PONG */
+        hy_msg_submit submit;
+        hy_msg_accepted accepted;
+        hy_msg_progress progress;
+        hy_msg_result result;
+        hy_msg_error error;
+        hy_msg_cancel cancel;
+        hy_msg_status_reply status;
+        hy_msg_devices_reply devices;
+    } u;
+} hy_msg;
+
+/* Encodes `m` as one frame: header, body and the small variable data go to `buf` (cap
+ * bytes; *len set); the bulk data (an inline array) is returned in `*bulk`, uncopied, to be
+ * sent right after `buf` (its length is already counted in the header). HY_ELIMIT when the
+ * frame would exceed max_payload or cap; HY_EINVAL for a field out of range (unknown type,
+ * too long a string, too many rows). hy_msg_push does encode and queue in one call. */
+int hy_msg_encode(const hy_msg *m, uint8_t *buf, size_t cap, size_t *len, hy_iov *bulk,
+                  uint32_t max_payload, hy_error *err);
+/* Encodes and queues `m` on the writer, with fds (a memfd array). */
+int hy_msg_push(hy_frame_writer *w, const hy_msg *m, const int *fds, unsigned nfds,
+                uint32_t max_payload, hy_error *err);
+/* Decodes a frame's payload into `m`: strings and arrays point into the frame. Checks every
+ * length against the payload and the limits before using it; HY_EPROTO for a malformed
+ * payload, HY_ETYPE for an unknown type, HY_EDTYPE / HY_EBACKEND for an unknown dtype or
+ * backend, HY_ELIMIT for a count above the limits. */
+int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err);
+
+const char *hy_msg_type_name(int type); /* "SUBMIT", ... or NULL */
+
+#endif

@@ -1,0 +1,1001 @@
+/* tests/ipc/test_ipc_msg.c: the message codec — round trips, golden bytes written by hand from
+ * the layouts in ipc.h, every truncation and single-byte change of them, and bad values. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ipc.h"
+
+/* ---- helpers ---- */
+
+/* Decoding a RESULT or DEVICES_REPLY fills tens of KiB: keep the messages off the stack. */
+static hy_msg m1, m2;
+
+static size_t unhex(const char *s, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    while (*s) {
+        if (*s == ' ' || *s == '\n' || *s == '|') {
+            s++;
+            continue;
+        }
+        unsigned v;
+        cr_assert(sscanf(s, "%2x", &v) == 1, "bad hex at \"%s\"", s);
+        cr_assert(n < cap);
+        out[n++] = (uint8_t)v;
+        s += 2;
+    }
+    return n;
+}
+
+/* Decodes the frame in bytes[0..len) as a reader would hand it over: HY_IPC_INCOMPLETE when
+ * the header or the payload it announces is not all there. */
+static int decode_bytes(const uint8_t *bytes, size_t len, unsigned nfds, hy_msg *m, hy_error *err)
+{
+    hy_frame f;
+    memset(&f, 0, sizeof f);
+    int rc = hy_frame_header_decode(bytes, len, HY_IPC_MAX_PAYLOAD, &f.h, err);
+    if (rc)
+        return rc;
+    if (len - HY_IPC_HEADER < f.h.length)
+        return HY_IPC_INCOMPLETE;
+    f.payload = bytes + HY_IPC_HEADER;
+    f.nfds = nfds;
+    for (unsigned i = 0; i < nfds; i++)
+        f.fds[i] = 100 + (int)i; /* never used by the codec */
+    if (nfds)
+        f.h.flags |= HY_IPC_F_FDS;
+    return hy_msg_decode(&f, m, err);
+}
+
+/* Decodes from an exactly sized heap copy, so ASan sees any read past the end. */
+static int decode_copy(const uint8_t *bytes, size_t len, unsigned nfds, hy_msg *m, hy_error *err)
+{
+    uint8_t *c = malloc(len ? len : 1);
+    cr_assert(c);
+    memcpy(c, bytes, len);
+    int rc = decode_bytes(c, len, nfds, m, err);
+    /* m may point into c: callers that keep m use decode_bytes on their own buffer */
+    free(c);
+    return rc;
+}
+
+/* Encodes into out (header, body, variable data, then the bulk appended). */
+static size_t encode_all(const hy_msg *m, uint8_t *out, size_t cap)
+{
+    size_t len = 0;
+    hy_iov bulk;
+    hy_error err = {0};
+    int rc = hy_msg_encode(m, out, cap, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err);
+    cr_assert_eq(rc, 0, "encode: %s", err.msg);
+    cr_assert_leq(len + bulk.len, cap);
+    if (bulk.len)
+        memcpy(out + len, bulk.base, bulk.len);
+    return len + bulk.len;
+}
+
+static void expect_error(int rc, int code, const hy_error *err)
+{
+    cr_expect_eq(rc, code, "got %d (%s), want %d (%s): %s", rc, hy_err_name(rc), code,
+                 hy_err_name(code), err->msg);
+    cr_expect_eq(err->code, rc);
+    cr_expect_gt(strlen(err->msg), 0u, "no sentence for code %d", rc);
+}
+
+static hy_str S(const char *s)
+{
+    return (hy_str){s, (uint32_t)strlen(s)};
+}
+
+static void expect_str(hy_str got, const char *want, uint32_t len)
+{
+    cr_assert_eq(got.len, len);
+    if (len)
+        cr_assert(memcmp(got.p, want, len) == 0);
+}
+
+/* ---- round trips ---- */
+
+/* Encode, decode from the same bytes; m2 holds the decoded message (pointing into buf). */
+static uint8_t rt_buf[HY_IPC_HEADER + 64 * 1024 + 4096];
+static size_t round_trip(const hy_msg *m, unsigned nfds)
+{
+    size_t len = encode_all(m, rt_buf, sizeof rt_buf);
+    hy_error err = {0};
+    memset(&m2, 0xA5, sizeof m2); /* stale bytes must not leak into the result */
+    int rc = decode_bytes(rt_buf, len, nfds, &m2, &err);
+    cr_assert_eq(rc, 0, "decode %s: %s", hy_msg_type_name(m->type), err.msg);
+    cr_assert_eq(m2.type, m->type);
+    cr_assert_eq(m2.request, m->request);
+    return len;
+}
+
+Test(msg, type_names)
+{
+    cr_expect_str_eq(hy_msg_type_name(HY_MSG_HELLO), "HELLO");
+    cr_expect_str_eq(hy_msg_type_name(HY_MSG_DEVICES_REPLY), "DEVICES_REPLY");
+    cr_expect_null(hy_msg_type_name(0));
+    cr_expect_null(hy_msg_type_name(15));
+    cr_expect_null(hy_msg_type_name(-1));
+}
+
+Test(msg, round_trip_hello_welcome)
+{
+    char name[HY_IPC_NAME_MAX];
+    memset(name, 'x', sizeof name);
+    memcpy(name, "h\xc3\xa9", 3); /* UTF-8 é */
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_HELLO;
+    m1.request = 0xfedcba9876543210ull;
+    m1.u.hello = (hy_msg_hello){1, 3, HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS | 0x100,
+                                {name, HY_IPC_NAME_MAX}};
+    round_trip(&m1, 0);
+    cr_assert_eq(m2.u.hello.min_version, 1);
+    cr_assert_eq(m2.u.hello.max_version, 3);
+    cr_assert_eq(m2.u.hello.features, 0x103u);
+    expect_str(m2.u.hello.name, name, HY_IPC_NAME_MAX);
+
+    m1.type = HY_MSG_WELCOME;
+    m1.u.welcome = (hy_msg_welcome){1, HY_FEATURE_MEMFD, 1u << 20, 65536, 16,
+                                    10000000000ull, 1ull << 33, S("hybridd \xe2\x86\x92 \xcf\x80")};
+    round_trip(&m1, 0);
+    hy_msg_welcome *w = &m2.u.welcome;
+    cr_assert_eq(w->version, 1);
+    cr_assert_eq(w->features, HY_FEATURE_MEMFD);
+    cr_assert_eq(w->max_payload, 1u << 20);
+    cr_assert_eq(w->max_inline_bytes, 65536u);
+    cr_assert_eq(w->max_jobs_per_client, 16u);
+    cr_assert_eq(w->max_samples, 10000000000ull);
+    cr_assert_eq(w->max_sort_elements, 1ull << 33);
+    expect_str(w->server, m1.u.welcome.server.p, m1.u.welcome.server.len);
+
+    m1.u.welcome.server = (hy_str){NULL, 0}; /* empty strings are fine */
+    round_trip(&m1, 0);
+    cr_assert_eq(m2.u.welcome.server.len, 0u);
+}
+
+Test(msg, round_trip_small_messages)
+{
+    memset(&m1, 0, sizeof m1);
+    m1.request = 99;
+    m1.type = HY_MSG_PONG;
+    m1.u.ping.nonce = 0x8000000000000001ull;
+    round_trip(&m1, 0);
+    cr_assert_eq(m2.u.ping.nonce, 0x8000000000000001ull);
+
+    m1.type = HY_MSG_ACCEPTED;
+    m1.u.accepted = (hy_msg_accepted){3, 0x1122334455667788ull};
+    round_trip(&m1, 0);
+    cr_assert_eq(m2.u.accepted.queue_position, 3u);
+    cr_assert_eq(m2.u.accepted.job_id, 0x1122334455667788ull);
+
+    m1.type = HY_MSG_PROGRESS;
+    m1.u.progress = (hy_msg_progress){7, 42, 500, 1000};
+    round_trip(&m1, 0);
+    cr_assert_eq(m2.u.progress.row, 7u);
+    cr_assert_eq(m2.u.progress.job_id, 42u);
+    cr_assert_eq(m2.u.progress.done, 500u);
+    cr_assert_eq(m2.u.progress.total, 1000u);
+
+    m1.type = HY_MSG_CANCEL;
+    m1.u.cancel.job_id = UINT64_MAX;
+    round_trip(&m1, 0);
+    cr_assert_eq(m2.u.cancel.job_id, UINT64_MAX);
+
+    m1.type = HY_MSG_STATUS;
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 8u);
+    m1.type = HY_MSG_DEVICES;
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 8u);
+
+    m1.type = HY_MSG_STATUS_REPLY;
+    m1.u.status = (hy_msg_status_reply){2, 123456789012ull, 1, 2, 3, 4, 5, 6, 5};
+    round_trip(&m1, 0);
+    hy_msg_status_reply *s = &m2.u.status;
+    cr_assert_eq(s->clients, 2u);
+    cr_assert_eq(s->uptime_ns, 123456789012ull);
+    cr_assert_eq(s->jobs_queued + 10 * s->jobs_running + 100 * s->jobs_done +
+                     1000 * s->jobs_failed + 10000 * s->jobs_cancelled,
+                 54321u);
+    cr_assert_eq(s->devices, 6u);
+    cr_assert_eq(s->devices_usable, 5u);
+
+    m1.type = HY_MSG_ERROR;
+    static char msg[HY_IPC_MESSAGE_MAX];
+    memset(msg, 'e', sizeof msg);
+    memcpy(msg, "\xce\xbb=", 3);
+    m1.u.error = (hy_msg_error){HY_ECANCELED, 17, {msg, HY_IPC_MESSAGE_MAX}};
+    round_trip(&m1, 0);
+    cr_assert_eq(m2.u.error.code, HY_ECANCELED);
+    cr_assert_eq(m2.u.error.job_id, 17u);
+    expect_str(m2.u.error.message, msg, HY_IPC_MESSAGE_MAX);
+}
+
+Test(msg, round_trip_submit)
+{
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_SUBMIT;
+    m1.request = 5;
+    hy_msg_submit *s = &m1.u.submit;
+    s->job = HY_JOB_COMPARE_PI;
+    s->mode = HY_MODE_REPLICATE;
+    s->nogil = HY_NOGIL_HOLD;
+    s->repeat = 5;
+    s->switch_interval_us = 5000;
+    s->n = 1ull << 40;
+    s->seed = 0xdeadbeefcafef00dull;
+    s->backends = 1u << HY_BACKEND_SERIAL | 1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED |
+                  1u << HY_BACKEND_OPENCL;
+    s->nthreads_list = 5; /* odd: the list ends 4 bytes short of an 8-byte boundary */
+    uint32_t tl[] = {1, 2, 4, 8, 16};
+    memcpy(s->threads_list, tl, sizeof tl);
+    round_trip(&m1, 0);
+    hy_msg_submit *d = &m2.u.submit;
+    cr_assert_eq(d->job, HY_JOB_COMPARE_PI);
+    cr_assert_eq(d->mode, HY_MODE_REPLICATE);
+    cr_assert_eq(d->nogil, HY_NOGIL_HOLD);
+    cr_assert_eq(d->repeat, 5u);
+    cr_assert_eq(d->switch_interval_us, 5000u);
+    cr_assert_eq(d->n, 1ull << 40);
+    cr_assert_eq(d->seed, 0xdeadbeefcafef00dull);
+    cr_assert_eq(d->backends, 0x1eu);
+    cr_assert_eq(d->nthreads_list, 5u);
+    cr_assert_arr_eq(d->threads_list, tl, sizeof tl);
+    cr_assert_null(d->inline_data);
+
+    /* A compare sort with an inline f64 array: the array starts 8-aligned after the list. */
+    double arr[7] = {3.5, -0.0, NAN, 1e300, -INFINITY, 0.0, 2.0};
+    s->job = HY_JOB_COMPARE_SORT;
+    s->dtype = HY_DT_F64;
+    s->array = HY_ARRAY_INLINE;
+    s->n = 7;
+    s->inline_data = arr;
+    s->inline_bytes = sizeof arr;
+    size_t len = round_trip(&m1, 0);
+    cr_assert_eq(len, HY_IPC_HEADER + 56 + 20 + 4 + sizeof arr);
+    cr_assert_eq(d->inline_bytes, sizeof arr);
+    cr_assert_eq((const uint8_t *)d->inline_data, rt_buf + HY_IPC_HEADER + 80);
+    cr_assert(memcmp(d->inline_data, arr, sizeof arr) == 0);
+
+    /* A single sort whose array is in a memfd: the frame carries exactly one fd. */
+    memset(s, 0, sizeof *s);
+    s->job = HY_JOB_SORT;
+    s->backend = HY_BACKEND_OPENCL;
+    s->device = 2;
+    s->dtype = HY_DT_U32;
+    s->array = HY_ARRAY_MEMFD;
+    s->n = 1ull << 30;
+    round_trip(&m1, 1);
+    cr_assert_eq(d->backend, HY_BACKEND_OPENCL);
+    cr_assert_eq(d->device, 2);
+    cr_assert_eq(d->array, (uint32_t)HY_ARRAY_MEMFD);
+    cr_assert_eq(d->n, 1ull << 30);
+
+    /* An empty inline array still pads to its 8-aligned start. */
+    s->array = HY_ARRAY_INLINE;
+    s->n = 0;
+    s->threads = 1;
+    s->backend = HY_BACKEND_SERIAL;
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 56u);
+    cr_assert_eq(d->inline_bytes, 0u);
+}
+
+Test(msg, round_trip_result)
+{
+    static hy_result_row rows[HY_IPC_ROWS_MAX];
+    static const uint8_t sorted[12] = {1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0};
+    uint64_t nan_bits = 0x7ff8000000000abcull;
+    double nan_payload;
+    memcpy(&nan_payload, &nan_bits, sizeof nan_payload);
+    for (unsigned i = 0; i < 4; i++) {
+        rows[i] = (hy_result_row){.backend = (uint16_t)(1 + i), .device = (uint16_t)i,
+                                  .mode = 1, .flags = HY_ROW_NOGIL | HY_ROW_POCL_CPU,
+                                  .threads = 1u << i, .copies = 2, .n = 1000000 + i,
+                                  .hits = 785398 + i, .estimate = 3.141592653589793,
+                                  .std_error = i == 3 ? nan_payload : 1.6e-3,
+                                  .median_ns = 10 + i, .min_ns = 9, .max_ns = 11,
+                                  .lock_handoffs = 1234, .lock_wait_ns = 5, .lock_hold_ns = 6,
+                                  .h2d_ns = 7, .kernel_ns = 8, .d2h_ns = UINT64_MAX,
+                                  .launches = 3, .repeat = 5};
+    }
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RESULT;
+    m1.request = 8;
+    m1.u.result.job = HY_JOB_COMPARE_SORT;
+    m1.u.result.nrows = 4;
+    m1.u.result.job_id = 77;
+    m1.u.result.rows = rows;
+    m1.u.result.array = sorted;
+    m1.u.result.array_bytes = sizeof sorted;
+    round_trip(&m1, 0);
+    hy_msg_result *r = &m2.u.result;
+    cr_assert_eq(r->job, HY_JOB_COMPARE_SORT);
+    cr_assert_eq(r->nrows, 4);
+    cr_assert_eq(r->job_id, 77u);
+    cr_assert_eq(r->rows, r->rows_in);
+    for (unsigned i = 0; i < 4; i++) {
+        /* Compare the bits of each row, doubles included (NaN != NaN as a value). */
+        cr_assert(memcmp(&r->rows_in[i], &rows[i], sizeof rows[i]) == 0, "row %u differs", i);
+    }
+    uint64_t got_bits;
+    memcpy(&got_bits, &r->rows_in[3].std_error, sizeof got_bits);
+    cr_assert_eq(got_bits, nan_bits);
+    cr_assert_eq(r->array_bytes, sizeof sorted);
+    cr_assert(memcmp(r->array, sorted, sizeof sorted) == 0);
+
+    /* The most rows there may be: 32 KiB of them. */
+    m1.u.result.nrows = HY_IPC_ROWS_MAX;
+    m1.u.result.array_bytes = 0;
+    m1.u.result.array = NULL;
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 128u);
+    cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
+    cr_assert_null(m2.u.result.array);
+}
+
+Test(msg, round_trip_devices)
+{
+    static hy_device_record devs[3];
+    memset(devs, 0, sizeof devs);
+    devs[0] = (hy_device_record){.index = 0, .type = 4, .flags = HY_DEV_USABLE | HY_DEV_POCL_CPU,
+                                 .compute_units = 16, .global_mem = 128ull << 30,
+                                 .max_alloc = 32ull << 30};
+    strcpy(devs[0].name, "cpu-haswell-Intel(R) Xeon(R) \xe2\x84\xa2");
+    strcpy(devs[0].vendor, "GenuineIntel");
+    strcpy(devs[0].driver, "6.0+debian");
+    devs[1] = (hy_device_record){.index = 1, .type = 2, .flags = HY_DEV_USABLE,
+                                 .compute_units = 132, .global_mem = 80ull << 30};
+    memset(devs[1].name, 'N', 96); /* the longest name the wire holds */
+    memset(devs[1].vendor, 'V', 64);
+    memset(devs[1].driver, 'D', 32);
+    memset(devs[1].problem, 'P', 128);
+    devs[2] = (hy_device_record){.index = 2, .type = 2};
+    strcpy(devs[2].name, "broken");
+    strcpy(devs[2].problem, "clCreateContext failed: CL_OUT_OF_RESOURCES (-5)");
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_DEVICES_REPLY;
+    m1.u.devices.ndevices = 3;
+    m1.u.devices.devices = devs;
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 16u + 3 * 352u);
+    hy_msg_devices_reply *d = &m2.u.devices;
+    cr_assert_eq(d->ndevices, 3u);
+    for (unsigned i = 0; i < 3; i++) {
+        hy_device_record *g = &d->devices_in[i], *w = &devs[i];
+        cr_assert_eq(g->index, w->index);
+        cr_assert_eq(g->type, w->type);
+        cr_assert_eq(g->flags, w->flags);
+        cr_assert_eq(g->compute_units, w->compute_units);
+        cr_assert_eq(g->global_mem, w->global_mem);
+        cr_assert_eq(g->max_alloc, w->max_alloc);
+        cr_assert_str_eq(g->name, w->name);
+        cr_assert_str_eq(g->vendor, w->vendor);
+        cr_assert_str_eq(g->driver, w->driver);
+        cr_assert_str_eq(g->problem, w->problem);
+    }
+    cr_assert_eq(strlen(d->devices_in[1].name), 96u);
+}
+
+/* ---- golden vectors: written by hand from the layouts, never by the encoder ---- */
+
+typedef struct golden {
+    const char *what;
+    const char *hex;
+    /* body bytes a receiver ignores (reserved): a change there re-encodes as 0 */
+    unsigned rsv_from[2], rsv_to[2];
+} golden;
+
+static const golden goldens[] = {
+    {"PING request 7 nonce 0x0102030405060708",
+     "48 59 44 31 01 00 03 00 00 00 00 00 10 00 00 00 07 00 00 00 00 00 00 00"
+     "10 00 00 00 | 00 00 00 00 | 08 07 06 05 04 03 02 01",
+     {4, 0}, {8, 0}},
+    {"HELLO request 1 versions 1..1 features memfd|progress name hybridctl",
+     "48 59 44 31 01 00 01 00 00 00 00 00 19 00 00 00 01 00 00 00 00 00 00 00"
+     "10 00 00 00 | 01 00 | 01 00 | 03 00 00 00 | 09 00 00 00"
+     "68 79 62 72 69 64 63 74 6c",
+     {0, 0}, {0, 0}},
+    {"SUBMIT request 2: pi, n 1000000, seed 42, native, 2 threads, split, 1 repeat",
+     "48 59 44 31 01 00 05 00 00 00 00 00 38 00 00 00 02 00 00 00 00 00 00 00"
+     "38 00 00 00 | 01 00 | 02 00 | 00 00 | 01 00 | 00 00 | 00 00"
+     "02 00 00 00 | 01 00 00 00 | 00 00 00 00 | 00 00 00 00"
+     "40 42 0f 00 00 00 00 00 | 2a 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00",
+     {0, 0}, {0, 0}},
+    {"ERROR request 2 job 5 code ELIMIT (-4) \"n too large\"",
+     "48 59 44 31 01 00 09 00 00 00 00 00 23 00 00 00 02 00 00 00 00 00 00 00"
+     "18 00 00 00 | fc ff ff ff | 05 00 00 00 00 00 00 00 | 0b 00 00 00 | 00 00 00 00"
+     "6e 20 74 6f 6f 20 6c 61 72 67 65",
+     {20, 0}, {24, 0}},
+    {"WELCOME request 1 version 1 features memfd|progress, 1 MiB, 64 KiB inline, 8 jobs, "
+     "1e10 samples, 2^28 elements, server hybridd",
+     "48 59 44 31 01 00 02 00 00 00 00 00 37 00 00 00 01 00 00 00 00 00 00 00"
+     "30 00 00 00 | 01 00 | 00 00 | 03 00 00 00 | 00 00 10 00 | 00 00 01 00 | 08 00 00 00"
+     "00 e4 0b 54 02 00 00 00 | 00 00 00 10 00 00 00 00 | 07 00 00 00 | 00 00 00 00"
+     "68 79 62 72 69 64 64",
+     {6, 44}, {8, 48}},
+};
+#define NGOLDEN (sizeof goldens / sizeof goldens[0])
+
+/* The messages the goldens hold, built field by field. */
+static void golden_msg(unsigned i, hy_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    switch (i) {
+    case 0:
+        m->type = HY_MSG_PING;
+        m->request = 7;
+        m->u.ping.nonce = 0x0102030405060708ull;
+        break;
+    case 1:
+        m->type = HY_MSG_HELLO;
+        m->request = 1;
+        m->u.hello = (hy_msg_hello){1, 1, HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS, S("hybridctl")};
+        break;
+    case 2:
+        m->type = HY_MSG_SUBMIT;
+        m->request = 2;
+        m->u.submit.job = HY_JOB_PI;
+        m->u.submit.backend = HY_BACKEND_NATIVE;
+        m->u.submit.mode = HY_MODE_SPLIT;
+        m->u.submit.threads = 2;
+        m->u.submit.repeat = 1;
+        m->u.submit.n = 1000000;
+        m->u.submit.seed = 42;
+        break;
+    case 3:
+        m->type = HY_MSG_ERROR;
+        m->request = 2;
+        m->u.error = (hy_msg_error){HY_ELIMIT, 5, S("n too large")};
+        break;
+    case 4:
+        m->type = HY_MSG_WELCOME;
+        m->request = 1;
+        m->u.welcome = (hy_msg_welcome){1, 3, 1u << 20, 65536, 8, 10000000000ull, 1ull << 28,
+                                        S("hybridd")};
+        break;
+    }
+}
+
+Test(msg, golden_encode_and_decode)
+{
+    uint8_t want[256], got[256];
+    for (unsigned i = 0; i < NGOLDEN; i++) {
+        size_t n = unhex(goldens[i].hex, want, sizeof want);
+        golden_msg(i, &m1);
+        size_t len = encode_all(&m1, got, sizeof got);
+        cr_assert_eq(len, n, "%s: %zu bytes, want %zu", goldens[i].what, len, n);
+        cr_assert(memcmp(got, want, n) == 0, "%s: bytes differ", goldens[i].what);
+
+        hy_error err = {0};
+        cr_assert_eq(decode_bytes(want, n, 0, &m2, &err), 0, "%s: %s", goldens[i].what, err.msg);
+        cr_assert_eq(m2.type, m1.type);
+        cr_assert_eq(m2.request, m1.request);
+        /* Re-encoding the decoded message gives the golden bytes back. */
+        len = encode_all(&m2, got, sizeof got);
+        cr_assert_eq(len, n);
+        cr_assert(memcmp(got, want, n) == 0, "%s: re-encoding differs", goldens[i].what);
+    }
+    /* A few fields checked by value, not only by re-encoding. */
+    size_t n = unhex(goldens[2].hex, want, sizeof want);
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, NULL), 0);
+    cr_assert_eq(m2.u.submit.n, 1000000u);
+    cr_assert_eq(m2.u.submit.seed, 42u);
+    cr_assert_eq(m2.u.submit.backend, HY_BACKEND_NATIVE);
+    cr_assert_eq(m2.u.submit.threads, 2u);
+    n = unhex(goldens[3].hex, want, sizeof want);
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, NULL), 0);
+    cr_assert_eq(m2.u.error.code, HY_ELIMIT);
+    expect_str(m2.u.error.message, "n too large", 11);
+}
+
+Test(msg, golden_truncations)
+{
+    uint8_t g[256], t[256];
+    hy_error err;
+    for (unsigned i = 0; i < NGOLDEN; i++) {
+        size_t n = unhex(goldens[i].hex, g, sizeof g);
+        for (size_t cut = 0; cut < n; cut++) {
+            memcpy(t, g, cut);
+            /* As the bytes arrive: the header's length says more is to come. */
+            memset(&err, 0, sizeof err);
+            int rc = decode_copy(t, cut, 0, &m2, &err);
+            cr_assert_eq(rc, HY_IPC_INCOMPLETE, "%s cut at %zu: rc %d %s", goldens[i].what,
+                         cut, rc, err.msg);
+            if (cut < HY_IPC_HEADER)
+                continue;
+            /* A complete frame whose payload was cut short: refused, never another message. */
+            uint32_t pl = (uint32_t)(cut - HY_IPC_HEADER);
+            for (int b = 0; b < 4; b++)
+                t[12 + b] = (uint8_t)(pl >> (8 * b));
+            memset(&err, 0, sizeof err);
+            rc = decode_copy(t, cut, 0, &m2, &err);
+            cr_assert_lt(rc, 0, "%s cut at %zu with its length fixed decoded", goldens[i].what,
+                         cut);
+            cr_assert_eq(err.code, rc);
+            cr_assert_gt(strlen(err.msg), 0u);
+        }
+    }
+}
+
+static bool reserved(const golden *g, size_t at)
+{
+    for (int r = 0; r < 2; r++)
+        if (at >= HY_IPC_HEADER + g->rsv_from[r] && at < HY_IPC_HEADER + g->rsv_to[r])
+            return true;
+    return false;
+}
+
+Test(msg, golden_single_byte_changes)
+{
+    static uint8_t g[256], t[256], out[64 * 1024], out2[64 * 1024];
+    unsigned refused = 0, accepted = 0, incomplete = 0;
+    for (unsigned i = 0; i < NGOLDEN; i++) {
+        const golden *gd = &goldens[i];
+        size_t n = unhex(gd->hex, g, sizeof g);
+        for (size_t at = 0; at < n; at++) {
+            for (unsigned v = 0; v < 256; v++) {
+                if (v == g[at])
+                    continue;
+                memcpy(t, g, n);
+                t[at] = (uint8_t)v;
+                hy_error err = {0};
+                uint8_t *c = malloc(n); /* exact size: ASan catches any read past it */
+                cr_assert(c);
+                memcpy(c, t, n);
+                int rc = decode_bytes(c, n, 0, &m2, &err);
+                if (rc == HY_IPC_INCOMPLETE) {
+                    /* only a length that grew can ask for more */
+                    cr_assert(at >= 12 && at < 16, "%s byte %zu = %u: incomplete", gd->what, at,
+                              v);
+                    incomplete++;
+                } else if (rc < 0) {
+                    cr_assert_eq(err.code, rc);
+                    cr_assert_gt(strlen(err.msg), 0u);
+                    refused++;
+                } else {
+                    cr_assert_eq(rc, 0);
+                    size_t len = encode_all(&m2, out, sizeof out);
+                    if (at == 6 || at == 7) {
+                        /* Another type read from the same bytes: it need not give these
+                         * bytes back, but it must be a fixed point of decode and encode. */
+                        hy_error e2 = {0};
+                        cr_assert_eq(decode_bytes(out, len, 0, &m1, &e2), 0, "%s", e2.msg);
+                        size_t len2 = encode_all(&m1, out2, sizeof out2);
+                        cr_assert_eq(len2, len);
+                        cr_assert(memcmp(out, out2, len) == 0);
+                    } else {
+                        cr_assert_eq(len, n, "%s byte %zu = %u: re-encoded to %zu bytes",
+                                     gd->what, at, v, len);
+                        for (size_t j = 0; j < n; j++)
+                            cr_assert(out[j] == t[j] || (reserved(gd, j) && out[j] == 0),
+                                      "%s byte %zu = %u: re-encoded byte %zu is %u, not %u",
+                                      gd->what, at, v, j, out[j], t[j]);
+                    }
+                    accepted++;
+                }
+                free(c);
+            }
+        }
+    }
+    cr_assert_gt(refused, 0u);
+    cr_assert_gt(accepted, 0u);
+    cr_assert_gt(incomplete, 0u);
+}
+
+/* ---- bad values ---- */
+
+static uint8_t bad[HY_IPC_HEADER + 4096];
+static size_t bad_len;
+
+/* Encodes m into `bad` for patching. */
+static void prepare(const hy_msg *m)
+{
+    bad_len = encode_all(m, bad, sizeof bad);
+}
+
+static void patch32(size_t payload_off, uint32_t v)
+{
+    for (int b = 0; b < 4; b++)
+        bad[HY_IPC_HEADER + payload_off + b] = (uint8_t)(v >> (8 * b));
+}
+
+static void patch16(size_t payload_off, uint16_t v)
+{
+    bad[HY_IPC_HEADER + payload_off] = (uint8_t)v;
+    bad[HY_IPC_HEADER + payload_off + 1] = (uint8_t)(v >> 8);
+}
+
+static void patch64(size_t payload_off, uint64_t v)
+{
+    patch32(payload_off, (uint32_t)v);
+    patch32(payload_off + 4, (uint32_t)(v >> 32));
+}
+
+/* Sets the header's length (and bad_len) to a payload of `pl` bytes. */
+static void set_payload_len(uint32_t pl)
+{
+    for (int b = 0; b < 4; b++)
+        bad[12 + b] = (uint8_t)(pl >> (8 * b));
+    bad_len = HY_IPC_HEADER + pl;
+}
+
+static void expect_bad(int code, unsigned nfds)
+{
+    hy_error err = {0};
+    int rc = decode_copy(bad, bad_len, nfds, &m2, &err);
+    expect_error(rc, code, &err);
+}
+
+static void submit_pi(void)
+{
+    golden_msg(2, &m1);
+    prepare(&m1);
+}
+
+static void submit_sort_inline(uint16_t dtype, uint64_t n, const void *data, size_t bytes)
+{
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_SUBMIT;
+    m1.u.submit = (hy_msg_submit){.job = HY_JOB_SORT, .backend = HY_BACKEND_SERIAL,
+                                  .dtype = dtype, .threads = 1, .array = HY_ARRAY_INLINE,
+                                  .n = n, .inline_data = data, .inline_bytes = bytes};
+    prepare(&m1);
+}
+
+Test(msg, bad_type_and_body_size)
+{
+    submit_pi();
+    bad[6] = 99; /* type */
+    expect_bad(HY_ETYPE, 0);
+    bad[6] = 0;
+    expect_bad(HY_ETYPE, 0);
+
+    submit_pi();
+    patch32(0, 55); /* body_size below SUBMIT's 56 */
+    expect_bad(HY_EPROTO, 0);
+    patch32(0, 0);
+    expect_bad(HY_EPROTO, 0);
+    patch32(0, 64); /* past the 56-byte payload */
+    expect_bad(HY_EPROTO, 0);
+    patch32(0, UINT32_MAX);
+    expect_bad(HY_EPROTO, 0);
+
+    set_payload_len(2); /* no room for body_size itself */
+    expect_bad(HY_EPROTO, 0);
+    set_payload_len(0);
+    expect_bad(HY_EPROTO, 0);
+
+    /* Bytes after the last item from a peer of this version. */
+    golden_msg(0, &m1);
+    prepare(&m1);
+    set_payload_len(24);
+    expect_bad(HY_EPROTO, 0);
+}
+
+Test(msg, body_size_larger_is_a_newer_peer)
+{
+    /* A newer PING with 8 more body bytes and some variable data after: read what we know. */
+    golden_msg(0, &m1);
+    prepare(&m1);
+    patch32(0, 24);
+    set_payload_len(40);
+    patch64(16, 0xffffffffffffffffull);
+    patch64(24, 0x1111111111111111ull);
+    patch64(32, 0x2222222222222222ull);
+    hy_error err = {0};
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.ping.nonce, 0x0102030405060708ull);
+
+    /* A newer HELLO: the name starts at align8(body_size) = 24. */
+    golden_msg(1, &m1);
+    prepare(&m1);
+    memmove(bad + HY_IPC_HEADER + 24, bad + HY_IPC_HEADER + 16, 9);
+    memset(bad + HY_IPC_HEADER + 16, 0xee, 8);
+    patch32(0, 20);
+    set_payload_len(33);
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    /* decode_copy freed the bytes the name pointed at: check the length only */
+    cr_assert_eq(m2.u.hello.name.len, 9u);
+}
+
+Test(msg, bad_strings)
+{
+    golden_msg(1, &m1); /* HELLO "hybridctl" */
+    prepare(&m1);
+    patch32(12, 10); /* one byte past the payload */
+    expect_bad(HY_EPROTO, 0);
+    patch32(12, HY_IPC_NAME_MAX + 1); /* above the limit */
+    expect_bad(HY_ELIMIT, 0);
+    patch32(12, UINT32_MAX);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(12, 8); /* a byte left over after the name */
+    expect_bad(HY_EPROTO, 0);
+
+    golden_msg(3, &m1); /* ERROR "n too large" */
+    prepare(&m1);
+    patch32(16, HY_IPC_MESSAGE_MAX + 1);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(16, 12);
+    expect_bad(HY_EPROTO, 0);
+    patch32(16, 11);
+    patch32(4, 0); /* code 0 is not an error */
+    expect_bad(HY_EPROTO, 0);
+
+    golden_msg(4, &m1); /* WELCOME "hybridd" */
+    prepare(&m1);
+    patch32(40, 65);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(40, 8);
+    expect_bad(HY_EPROTO, 0);
+
+    golden_msg(1, &m1); /* HELLO with an empty version range */
+    prepare(&m1);
+    patch16(4, 2);
+    patch16(6, 1);
+    expect_bad(HY_EPROTO, 0);
+}
+
+Test(msg, bad_submit_enums)
+{
+    submit_pi();
+    patch16(4, 0);
+    expect_bad(HY_EINVAL, 0); /* job */
+    patch16(4, 5);
+    expect_bad(HY_EINVAL, 0);
+
+    submit_pi();
+    patch16(6, 0);
+    expect_bad(HY_EBACKEND, 0);
+    patch16(6, 5);
+    expect_bad(HY_EBACKEND, 0);
+
+    submit_pi();
+    patch16(4, HY_JOB_COMPARE_PI); /* compare with an empty backends mask */
+    expect_bad(HY_EBACKEND, 0);
+    patch32(48, 1u << 0); /* bit 0 is no backend */
+    expect_bad(HY_EBACKEND, 0);
+    patch32(48, 1u << 5);
+    expect_bad(HY_EBACKEND, 0);
+
+    submit_pi();
+    patch16(4, HY_JOB_SORT);
+    patch32(28, HY_ARRAY_MEMFD);
+    expect_bad(HY_EDTYPE, 1); /* dtype 0 */
+    patch16(14, 7);
+    expect_bad(HY_EDTYPE, 1);
+    patch16(14, HY_DT_I64);
+    hy_error err = {0};
+    cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
+
+    submit_pi();
+    patch16(10, 3);
+    expect_bad(HY_EINVAL, 0); /* mode */
+    submit_pi();
+    patch16(12, 3);
+    expect_bad(HY_EINVAL, 0); /* nogil */
+    submit_pi();
+    patch32(16, 0);
+    expect_bad(HY_EINVAL, 0); /* threads 0 on a CPU backend */
+    patch16(6, HY_BACKEND_OPENCL);
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    submit_pi();
+    patch32(52, 1);
+    expect_bad(HY_EINVAL, 0); /* a thread list on a single job */
+    submit_pi();
+    patch32(28, HY_ARRAY_INLINE);
+    expect_bad(HY_EINVAL, 0); /* pi takes no array */
+}
+
+Test(msg, bad_submit_lists_and_arrays)
+{
+    /* A compare pi with 2 thread counts, then broken in turn. */
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_SUBMIT;
+    m1.u.submit = (hy_msg_submit){.job = HY_JOB_COMPARE_PI, .backends = 0x6, .n = 10,
+                                  .nthreads_list = 2, .threads_list = {1, 2}};
+    prepare(&m1);
+    patch32(52, HY_IPC_THREADS_MAX + 1);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(52, 0);
+    expect_bad(HY_EINVAL, 0);
+    patch32(52, 3); /* past the payload */
+    expect_bad(HY_EPROTO, 0);
+    patch32(52, 2);
+    patch32(60, 0); /* a thread count of 0 */
+    expect_bad(HY_EINVAL, 0);
+
+    static const int32_t a[5] = {5, -1, 3, 0, 2};
+    submit_sort_inline(HY_DT_I32, 5, a, sizeof a);
+    hy_error err = {0};
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    patch64(32, 6); /* n says 24 bytes, 20 follow */
+    expect_bad(HY_EPROTO, 0);
+    patch64(32, 4); /* n says 16 bytes, 20 follow */
+    expect_bad(HY_EPROTO, 0);
+    patch64(32, 1ull << 62); /* n * 4 overflows 64 bits */
+    expect_bad(HY_ELIMIT, 0);
+    patch64(32, UINT64_MAX / 8 + 1);
+    patch16(14, HY_DT_F64); /* n * 8 wraps to 0 */
+    expect_bad(HY_ELIMIT, 0);
+    patch64(32, 5);
+    patch16(14, HY_DT_I32);
+    expect_bad(HY_EPROTO, 1); /* an inline array with an fd */
+
+    submit_sort_inline(HY_DT_I32, 5, a, sizeof a);
+    patch32(28, HY_ARRAY_MEMFD);
+    set_payload_len(56);
+    expect_bad(HY_EPROTO, 0); /* a memfd array without its fd */
+    expect_bad(HY_EPROTO, 2); /* or with two */
+    cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
+    patch32(28, 3);
+    expect_bad(HY_EINVAL, 1);
+    patch32(28, HY_ARRAY_NONE);
+    expect_bad(HY_EINVAL, 0); /* a sort needs an array */
+
+    /* fds on a message that takes none, and flags that disagree with the fds */
+    golden_msg(0, &m1);
+    prepare(&m1);
+    expect_bad(HY_EPROTO, 1);
+    bad[8] = HY_IPC_F_FDS;
+    expect_bad(HY_EPROTO, 0);
+}
+
+Test(msg, bad_result_and_devices)
+{
+    static hy_result_row rows[2];
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RESULT;
+    m1.u.result = (hy_msg_result){.job = HY_JOB_PI, .nrows = 2, .job_id = 1, .rows = rows};
+    prepare(&m1);
+    patch16(6, HY_IPC_ROWS_MAX + 1);
+    expect_bad(HY_ELIMIT, 0);
+    patch16(6, UINT16_MAX);
+    expect_bad(HY_ELIMIT, 0);
+    patch16(6, 3); /* past the payload */
+    expect_bad(HY_EPROTO, 0);
+    patch16(6, 2);
+    patch32(8, 64); /* row_size */
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, 0);
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, UINT32_MAX); /* 2 x 4 GiB: past the payload, without overflow */
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, 128);
+    patch32(12, 1); /* an array byte that is not there */
+    expect_bad(HY_EPROTO, 0);
+    patch32(12, 0);
+    patch16(4, 9);
+    expect_bad(HY_EINVAL, 0); /* job */
+
+    static hy_device_record devs[1];
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_DEVICES_REPLY;
+    m1.u.devices.ndevices = 1;
+    m1.u.devices.devices = devs;
+    prepare(&m1);
+    patch32(4, HY_IPC_DEVICES_MAX + 1);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(4, 2);
+    expect_bad(HY_EPROTO, 0);
+    patch32(4, 1);
+    patch32(8, 351);
+    expect_bad(HY_EPROTO, 0);
+}
+
+/* ---- the encoder's own checks ---- */
+
+Test(msg, encode_refuses)
+{
+    uint8_t buf[2048];
+    size_t len;
+    hy_iov bulk;
+    hy_error err = {0};
+    static char big[HY_IPC_MESSAGE_MAX + 1];
+
+    memset(&m1, 0, sizeof m1);
+    m1.type = 0;
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+    m1.type = HY_MSG_HELLO;
+    m1.u.hello = (hy_msg_hello){1, 1, 0, {big, HY_IPC_NAME_MAX + 1}};
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+    m1.type = HY_MSG_ERROR;
+    m1.u.error = (hy_msg_error){HY_EINVAL, 0, {big, HY_IPC_MESSAGE_MAX + 1}};
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+    m1.u.error.message.len = HY_IPC_MESSAGE_MAX;
+    expect_error(hy_msg_encode(&m1, buf, 100, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_ELIMIT, &err); /* buffer too small */
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 100, &err), HY_ELIMIT,
+                 &err); /* above max_payload */
+
+    m1.type = HY_MSG_RESULT;
+    m1.u.result = (hy_msg_result){.job = 1, .nrows = HY_IPC_ROWS_MAX + 1};
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+
+    m1.type = HY_MSG_SUBMIT;
+    m1.u.submit = (hy_msg_submit){.job = HY_JOB_COMPARE_PI, .nthreads_list = 33};
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+    m1.u.submit = (hy_msg_submit){.job = HY_JOB_SORT, .dtype = HY_DT_I64,
+                                  .array = HY_ARRAY_INLINE, .n = 3, .inline_data = big,
+                                  .inline_bytes = 23};
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+    m1.u.submit.inline_bytes = 24; /* the bulk counts towards max_payload */
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 56 + 23, &err), HY_ELIMIT,
+                 &err);
+    cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 56 + 24, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(len, HY_IPC_HEADER + 56u);
+    cr_assert_eq(bulk.base, (const void *)big); /* uncopied */
+    cr_assert_eq(bulk.len, 24u);
+}
+
+/* ---- hy_msg_push: the same bytes as hy_msg_encode, through a writer and a socket ---- */
+
+
+static size_t push_and_read(const hy_msg *m, uint8_t *out, size_t cap)
+{
+    int sv[2];
+    hy_frame_writer *w = NULL;
+    hy_error err = {0};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    cr_assert_eq(hy_frame_writer_new(1u << 20, &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(hy_msg_push(w, m, NULL, 0, HY_IPC_MAX_PAYLOAD, &err), 0, "%s", err.msg);
+    size_t got = 0;
+    /* The socket buffer may take less than a frame: alternate flushing and reading. */
+    for (int i = 0; i < 1000; i++) {
+        int rc = hy_frame_writer_flush(w, sv[0], &err);
+        cr_assert_geq(rc, 0, "%s", err.msg);
+        ssize_t r = recv(sv[1], out + got, cap - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+        if (rc == 0 && hy_frame_writer_pending(w) == 0 && r <= 0)
+            break;
+    }
+    hy_frame_writer_free(w);
+    close(sv[0]);
+    close(sv[1]);
+    return got;
+}
+
+Test(msg, push_matches_encode)
+{
+    static uint8_t want[64 * 1024], got[64 * 1024];
+    static hy_result_row rows[HY_IPC_ROWS_MAX];
+    static const int64_t arr[3] = {3, -2, 1};
+    for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
+        rows[i] = (hy_result_row){.backend = 2, .threads = i, .estimate = 3.14};
+
+    for (unsigned i = 0; i < NGOLDEN; i++) {
+        size_t n = unhex(goldens[i].hex, want, sizeof want);
+        golden_msg(i, &m1);
+        cr_assert_eq(push_and_read(&m1, got, sizeof got), n);
+        cr_assert(memcmp(got, want, n) == 0, "%s: pushed bytes differ", goldens[i].what);
+    }
+    /* The large-buffer path (a full RESULT, 32 KiB of rows) and a bulk part. */
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RESULT;
+    m1.u.result = (hy_msg_result){.job = HY_JOB_SORT, .nrows = HY_IPC_ROWS_MAX, .rows = rows,
+                                  .array = arr, .array_bytes = sizeof arr};
+    size_t n = encode_all(&m1, want, sizeof want);
+    cr_assert_eq(push_and_read(&m1, got, sizeof got), n);
+    cr_assert(memcmp(got, want, n) == 0);
+    hy_error err = {0};
+    cr_assert_eq(decode_bytes(got, n, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
+    cr_assert_eq(m2.u.result.rows_in[255].threads, 255u);
+    cr_assert(memcmp(m2.u.result.array, arr, sizeof arr) == 0);
+
+    /* A refused message queues nothing. */
+    m1.u.result.nrows = HY_IPC_ROWS_MAX + 1;
+    hy_frame_writer *w = NULL;
+    cr_assert_eq(hy_frame_writer_new(1u << 20, &w, &err), 0);
+    expect_error(hy_msg_push(w, &m1, NULL, 0, HY_IPC_MAX_PAYLOAD, &err), HY_EINVAL, &err);
+    cr_assert_eq(hy_frame_writer_pending(w), 0u);
+    hy_frame_writer_free(w);
+}

@@ -20,6 +20,7 @@ packages=(
   libcriterion-dev     # the unit and integration tests
   libsystemd-dev       # sd_notify and socket activation
   clang                # libFuzzer targets
+  libclang-rt-dev      # clang's sanitizer and libFuzzer runtimes (only recommended by clang)
 )
 
 missing=()

@@ -33,6 +33,8 @@ const char *hy_err_name(int code)
     case HY_EPROTO: return "EPROTO";
     case HY_EVERSION: return "EVERSION";
     case HY_ETYPE: return "ETYPE";
+    case HY_EBUSY: return "EBUSY";
+    case HY_EPERM: return "EPERM";
     }
     return "EUNKNOWN";
 }

@@ -21,6 +21,8 @@ typedef enum hy_err {
     HY_EPROTO = -9,    /* a malformed frame or message */
     HY_EVERSION = -10, /* a protocol version this peer does not speak */
     HY_ETYPE = -11,    /* an unknown message type */
+    HY_EBUSY = -12,    /* busy: job queue or client limit full, or shutting down; retry later */
+    HY_EPERM = -13,    /* this user is not allowed to use the daemon */
 } hy_err;
 
 /* A code plus the sentence that explains it to a person. Functions that can fail take a

@@ -48,7 +48,7 @@ enum hy_msg_type {
     HY_MSG_CANCEL = 10,        /* client -> server: cancel a job */
     HY_MSG_STATUS = 11,        /* client -> server: ask for the daemon's state */
     HY_MSG_STATUS_REPLY = 12,
-    HY_MSG_DEVICES = 13,       /* client -> server: ask for the OpenCL devices */
+    HY_MSG_DEVICES = 13,       /* client -> server: ask for the devices and CPU pools */
     HY_MSG_DEVICES_REPLY = 14,
 };
 
@@ -289,12 +289,18 @@ typedef struct hy_msg_cancel {
 /* STATUS and DEVICES requests. body: u32 body_size, u32 reserved (8 bytes). */
 
 /* body: u32 body_size, u32 clients, u64 uptime_ns, u64 jobs_queued, u64 jobs_running,
- * u64 jobs_done, u64 jobs_failed, u64 jobs_cancelled, u32 devices, u32 devices_usable
- * (64 bytes). */
+ * u64 jobs_done, u64 jobs_failed, u64 jobs_cancelled, u32 devices, u32 devices_usable,
+ * u64 backend_jobs[4], u64 backend_busy_ns[4], u32 version_len, u32 reserved (136 bytes);
+ * then the daemon's version. The per-backend arrays are indexed by hy_backend - 1 (serial,
+ * native, locked, opencl) and count every configuration run: a compare counts on each
+ * backend it used. */
 typedef struct hy_msg_status_reply {
     uint32_t clients;
     uint64_t uptime_ns, jobs_queued, jobs_running, jobs_done, jobs_failed, jobs_cancelled;
     uint32_t devices, devices_usable;
+    uint64_t backend_jobs[4];    /* configurations finished on each backend */
+    uint64_t backend_busy_ns[4]; /* wall time spent running on each backend */
+    hy_str version;              /* <= HY_IPC_NAME_MAX bytes */
 } hy_msg_status_reply;
 
 /* One device, 352 bytes on the wire: u32 index, u16 type, u16 flags, u32 compute_units,
@@ -311,10 +317,16 @@ typedef struct hy_device_record {
 } hy_device_record;
 #define HY_IPC_DEVICE_SIZE 352u
 
-/* body: u32 body_size, u32 ndevices, u32 record_size, u32 reserved (16 bytes); then the
- * records (record_size >= 352 each; a reader takes the first 352). */
+/* body: u32 body_size, u32 ndevices, u32 record_size, u32 cpu_online, u32 native_threads,
+ * u32 locked_threads, u32 switch_interval_us, u32 reserved (32 bytes); then the records
+ * (record_size >= 352 each; a reader takes the first 352). Besides the OpenCL devices it
+ * describes the CPU pools the other backends run on. */
 typedef struct hy_msg_devices_reply {
     uint32_t ndevices;
+    uint32_t cpu_online;         /* online CPUs */
+    uint32_t native_threads;     /* the native pool's size */
+    uint32_t locked_threads;     /* the locked runtime's threads */
+    uint32_t switch_interval_us; /* the locked runtime's default switch interval */
     const hy_device_record *devices; /* encode: the caller's array */
     hy_device_record devices_in[HY_IPC_DEVICES_MAX]; /* decode */
 } hy_msg_devices_reply;

@@ -46,9 +46,9 @@ static const struct {
     [HY_MSG_ERROR] = {"ERROR", 24},
     [HY_MSG_CANCEL] = {"CANCEL", 16},
     [HY_MSG_STATUS] = {"STATUS", 8},
-    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", 64},
+    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", 136},
     [HY_MSG_DEVICES] = {"DEVICES", 8},
-    [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 16},
+    [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 32},
 };
 
 const char *hy_msg_type_name(int type)
@@ -200,6 +200,11 @@ static int measure(const hy_msg *m, uint64_t *small, hy_iov *bulk, hy_error *err
             return rc;
         *small += m->u.error.message.len;
         break;
+    case HY_MSG_STATUS_REPLY:
+        if ((rc = check_str(tn, "version", m->u.status.version, HY_IPC_NAME_MAX, err)))
+            return rc;
+        *small += m->u.status.version.len;
+        break;
     case HY_MSG_DEVICES_REPLY: {
         const hy_msg_devices_reply *d = &m->u.devices;
         if (d->ndevices > HY_IPC_DEVICES_MAX)
@@ -320,14 +325,25 @@ static void fill(const hy_msg *m, uint8_t *buf, uint64_t small, const hy_iov *bu
         put64(p + 48, x->jobs_cancelled);
         put32(p + 56, x->devices);
         put32(p + 60, x->devices_usable);
+        for (unsigned i = 0; i < 4; i++) {
+            put64(p + 64 + 8 * i, x->backend_jobs[i]);
+            put64(p + 96 + 8 * i, x->backend_busy_ns[i]);
+        }
+        put32(p + 128, x->version.len);
+        if (x->version.len)
+            memcpy(p + 136, x->version.p, x->version.len);
         break;
     }
     case HY_MSG_DEVICES_REPLY: {
         const hy_msg_devices_reply *x = &m->u.devices;
         put32(p + 4, x->ndevices);
         put32(p + 8, HY_IPC_DEVICE_SIZE);
+        put32(p + 12, x->cpu_online);
+        put32(p + 16, x->native_threads);
+        put32(p + 20, x->locked_threads);
+        put32(p + 24, x->switch_interval_us);
         for (uint32_t i = 0; i < x->ndevices; i++)
-            put_device(p + 16 + HY_IPC_DEVICE_SIZE * i, &x->devices[i]);
+            put_device(p + 32 + HY_IPC_DEVICE_SIZE * i, &x->devices[i]);
         break;
     }
     default: /* STATUS and DEVICES: body_size and a reserved word */
@@ -658,6 +674,10 @@ static int dec_devices(dec *d, hy_msg_devices_reply *x)
     int rc;
 
     x->ndevices = get32(p + 4);
+    x->cpu_online = get32(p + 12);
+    x->native_threads = get32(p + 16);
+    x->locked_threads = get32(p + 20);
+    x->switch_interval_us = get32(p + 24);
     x->devices = x->devices_in;
     if (x->ndevices > HY_IPC_DEVICES_MAX)
         return hy_error_set(d->err, HY_ELIMIT, "DEVICES_REPLY ndevices %u is above the limit "
@@ -774,6 +794,11 @@ int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
         x->jobs_cancelled = get64(p + 48);
         x->devices = get32(p + 56);
         x->devices_usable = get32(p + 60);
+        for (unsigned i = 0; i < 4; i++) {
+            x->backend_jobs[i] = get64(p + 64 + 8 * i);
+            x->backend_busy_ns[i] = get64(p + 96 + 8 * i);
+        }
+        rc = take_str(&d, "version", get32(p + 128), HY_IPC_NAME_MAX, &x->version);
         break;
     }
     case HY_MSG_DEVICES_REPLY:

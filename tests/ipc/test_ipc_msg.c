@@ -123,6 +123,41 @@ Test(msg, type_names)
     cr_expect_null(hy_msg_type_name(-1));
 }
 
+Test(msg, err_names)
+{
+    /* Every code has its own name; the wire carries them, so the table must not lag. */
+    static const struct {
+        int code;
+        const char *name;
+    } codes[] = {
+        {HY_OK, "OK"},
+        {HY_EINVAL, "EINVAL"},
+        {HY_ENOMEM, "ENOMEM"},
+        {HY_ECANCELED, "ECANCELED"},
+        {HY_ELIMIT, "ELIMIT"},
+        {HY_EDTYPE, "EDTYPE"},
+        {HY_ESYS, "ESYS"},
+        {HY_EBACKEND, "EBACKEND"},
+        {HY_EINTERNAL, "EINTERNAL"},
+        {HY_EPROTO, "EPROTO"},
+        {HY_EVERSION, "EVERSION"},
+        {HY_ETYPE, "ETYPE"},
+        {HY_EBUSY, "EBUSY"},
+        {HY_EPERM, "EPERM"},
+    };
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        /* appended in order, never renumbered: the index is minus the code */
+        cr_assert_eq(codes[i].code, -(int)i);
+        cr_expect_str_eq(hy_err_name(codes[i].code), codes[i].name);
+    }
+    cr_expect_eq(HY_EBUSY, -12);
+    cr_expect_eq(HY_EPERM, -13);
+    cr_expect_str_eq(hy_err_name(HY_EBUSY), "EBUSY");
+    cr_expect_str_eq(hy_err_name(HY_EPERM), "EPERM");
+    cr_expect_str_eq(hy_err_name(-14), "EUNKNOWN");
+    cr_expect_str_eq(hy_err_name(1), "EUNKNOWN");
+}
+
 Test(msg, round_trip_hello_welcome)
 {
     char name[HY_IPC_NAME_MAX];
@@ -191,17 +226,45 @@ Test(msg, round_trip_small_messages)
     m1.type = HY_MSG_DEVICES;
     cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 8u);
 
+    /* Every field distinct, so a field read from its neighbour's offset shows. */
+    char version[HY_IPC_NAME_MAX];
+    memset(version, 'v', sizeof version);
+    memcpy(version, "hybridd 1.0 \xe2\x86\x92", 15); /* UTF-8 → */
     m1.type = HY_MSG_STATUS_REPLY;
-    m1.u.status = (hy_msg_status_reply){2, 123456789012ull, 1, 2, 3, 4, 5, 6, 5};
-    round_trip(&m1, 0);
+    m1.u.status = (hy_msg_status_reply){
+        .clients = 2, .uptime_ns = 123456789012ull, .jobs_queued = 11, .jobs_running = 12,
+        .jobs_done = 13, .jobs_failed = 14, .jobs_cancelled = 15, .devices = 6,
+        .devices_usable = 5,
+        .backend_jobs = {21, 22, 23, 0x8000000000000024ull},
+        .backend_busy_ns = {31, 32, 33, UINT64_MAX - 34},
+        .version = {version, HY_IPC_NAME_MAX}};
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 136u + HY_IPC_NAME_MAX);
     hy_msg_status_reply *s = &m2.u.status;
     cr_assert_eq(s->clients, 2u);
     cr_assert_eq(s->uptime_ns, 123456789012ull);
-    cr_assert_eq(s->jobs_queued + 10 * s->jobs_running + 100 * s->jobs_done +
-                     1000 * s->jobs_failed + 10000 * s->jobs_cancelled,
-                 54321u);
+    cr_assert_eq(s->jobs_queued, 11u);
+    cr_assert_eq(s->jobs_running, 12u);
+    cr_assert_eq(s->jobs_done, 13u);
+    cr_assert_eq(s->jobs_failed, 14u);
+    cr_assert_eq(s->jobs_cancelled, 15u);
     cr_assert_eq(s->devices, 6u);
     cr_assert_eq(s->devices_usable, 5u);
+    cr_assert_eq(s->backend_jobs[0], 21u);
+    cr_assert_eq(s->backend_jobs[1], 22u);
+    cr_assert_eq(s->backend_jobs[2], 23u);
+    cr_assert_eq(s->backend_jobs[3], 0x8000000000000024ull);
+    cr_assert_eq(s->backend_busy_ns[0], 31u);
+    cr_assert_eq(s->backend_busy_ns[1], 32u);
+    cr_assert_eq(s->backend_busy_ns[2], 33u);
+    cr_assert_eq(s->backend_busy_ns[3], UINT64_MAX - 34);
+    expect_str(s->version, version, HY_IPC_NAME_MAX);
+    /* The version starts at align8(body_size), right after the body. */
+    cr_assert_eq((const uint8_t *)s->version.p, rt_buf + HY_IPC_HEADER + 136);
+
+    m1.u.status.version = (hy_str){NULL, 0}; /* no version: the payload is the body */
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 136u);
+    cr_assert_eq(m2.u.status.version.len, 0u);
+    cr_assert_eq(m2.u.status.backend_busy_ns[3], UINT64_MAX - 34);
 
     m1.type = HY_MSG_ERROR;
     static char msg[HY_IPC_MESSAGE_MAX];
@@ -357,10 +420,18 @@ Test(msg, round_trip_devices)
     memset(&m1, 0, sizeof m1);
     m1.type = HY_MSG_DEVICES_REPLY;
     m1.u.devices.ndevices = 3;
+    m1.u.devices.cpu_online = 64;
+    m1.u.devices.native_threads = 48;
+    m1.u.devices.locked_threads = 8;
+    m1.u.devices.switch_interval_us = 5000;
     m1.u.devices.devices = devs;
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 16u + 3 * 352u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 32u + 3 * 352u);
     hy_msg_devices_reply *d = &m2.u.devices;
     cr_assert_eq(d->ndevices, 3u);
+    cr_assert_eq(d->cpu_online, 64u);
+    cr_assert_eq(d->native_threads, 48u);
+    cr_assert_eq(d->locked_threads, 8u);
+    cr_assert_eq(d->switch_interval_us, 5000u);
     for (unsigned i = 0; i < 3; i++) {
         hy_device_record *g = &d->devices_in[i], *w = &devs[i];
         cr_assert_eq(g->index, w->index);
@@ -375,6 +446,16 @@ Test(msg, round_trip_devices)
         cr_assert_str_eq(g->problem, w->problem);
     }
     cr_assert_eq(strlen(d->devices_in[1].name), 96u);
+
+    /* No OpenCL device at all: the CPU pools still travel, and no record follows. */
+    m1.u.devices.ndevices = 0;
+    m1.u.devices.devices = NULL;
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 32u);
+    cr_assert_eq(d->ndevices, 0u);
+    cr_assert_eq(d->cpu_online, 64u);
+    cr_assert_eq(d->native_threads, 48u);
+    cr_assert_eq(d->locked_threads, 8u);
+    cr_assert_eq(d->switch_interval_us, 5000u);
 }
 
 /* ---- golden vectors: written by hand from the layouts, never by the encoder ---- */
@@ -881,6 +962,42 @@ Test(msg, bad_result_and_devices)
     patch32(4, 1);
     patch32(8, 351);
     expect_bad(HY_EPROTO, 0);
+
+    /* The 16-byte body of the layout before the CPU pools were added: below the minimum. */
+    m1.u.devices.ndevices = 0;
+    prepare(&m1);
+    patch32(0, 16);
+    expect_bad(HY_EPROTO, 0);
+    set_payload_len(16); /* an old sender's whole frame, no records */
+    expect_bad(HY_EPROTO, 0);
+}
+
+Test(msg, bad_status_reply)
+{
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_STATUS_REPLY;
+    m1.u.status = (hy_msg_status_reply){.clients = 1, .version = S("hybridd 1.0")};
+    prepare(&m1);
+    cr_assert_eq(bad_len, HY_IPC_HEADER + 136u + 11);
+    hy_error err = {0};
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    patch32(128, HY_IPC_NAME_MAX + 1); /* above the limit, whatever the payload holds */
+    expect_bad(HY_ELIMIT, 0);
+    patch32(128, UINT32_MAX);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(128, 12); /* one byte past the payload */
+    expect_bad(HY_EPROTO, 0);
+    patch32(128, 10); /* a byte left over after the version */
+    expect_bad(HY_EPROTO, 0);
+
+    /* A version of the longest allowed length that the payload does not hold. */
+    patch32(128, HY_IPC_NAME_MAX);
+    expect_bad(HY_EPROTO, 0);
+
+    /* The old 64-byte body is below the minimum. */
+    patch32(128, 11);
+    patch32(0, 64);
+    expect_bad(HY_EPROTO, 0);
 }
 
 /* ---- the encoder's own checks ---- */
@@ -901,6 +1018,17 @@ Test(msg, encode_refuses)
     m1.u.hello = (hy_msg_hello){1, 1, 0, {big, HY_IPC_NAME_MAX + 1}};
     expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
                  HY_EINVAL, &err);
+    m1.type = HY_MSG_STATUS_REPLY;
+    m1.u.status = (hy_msg_status_reply){.version = {big, HY_IPC_NAME_MAX + 1}};
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+    m1.u.status.version = (hy_str){NULL, 3}; /* a length without bytes */
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL, &err);
+    m1.u.status.version = (hy_str){big, HY_IPC_NAME_MAX}; /* the longest is fine */
+    cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(len, HY_IPC_HEADER + 136u + HY_IPC_NAME_MAX);
     m1.type = HY_MSG_ERROR;
     m1.u.error = (hy_msg_error){HY_EINVAL, 0, {big, HY_IPC_MESSAGE_MAX + 1}};
     expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),

@@ -1,0 +1,434 @@
+/* daemon/jobs: the executors, their fair queues and the comparison gate. */
+#include "jobs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* One executor: a thread, its queue (a heap on the fairness tag), the job it runs. */
+struct exec {
+    struct hy_sched *s;
+    unsigned index;
+    int device; /* -1: the CPU engine */
+    pthread_t thread;
+    bool started;
+    pthread_cond_t cond;
+    hy_job **heap;
+    size_t n, cap;
+    uint64_t vclock; /* the tag of the job it started last: fairness's virtual time */
+    hy_job *current;
+};
+
+struct hy_sched {
+    pthread_mutex_t mu;
+    hy_engines e;
+    unsigned nexec;
+    struct exec *ex;
+    bool stop;
+    /* The gate: device executors run while no comparison holds the machine; a comparison
+     * waits for running device jobs to end and keeps new ones from starting. */
+    pthread_cond_t gate;
+    unsigned device_jobs;
+    bool excl_wanted, excl_active;
+    hy_job *done_head, *done_tail;
+    int notify_fd;
+    uint64_t seq;
+    hy_sched_stats stats;
+};
+
+/* ---- the queue: a binary heap on (tag, seq) ---- */
+
+static bool before(const hy_job *a, const hy_job *b)
+{
+    return a->tag != b->tag ? a->tag < b->tag : a->seq < b->seq;
+}
+
+static void heap_set(struct exec *x, size_t i, hy_job *j)
+{
+    x->heap[i] = j;
+    j->heap_i = i;
+}
+
+static void sift_up(struct exec *x, size_t i)
+{
+    hy_job *j = x->heap[i];
+    while (i > 0 && before(j, x->heap[(i - 1) / 2])) {
+        heap_set(x, i, x->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(x, i, j);
+}
+
+static void sift_down(struct exec *x, size_t i)
+{
+    hy_job *j = x->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= x->n)
+            break;
+        if (c + 1 < x->n && before(x->heap[c + 1], x->heap[c]))
+            c++;
+        if (!before(x->heap[c], j))
+            break;
+        heap_set(x, i, x->heap[c]);
+        i = c;
+    }
+    heap_set(x, i, j);
+}
+
+static void heap_remove(struct exec *x, size_t i)
+{
+    x->n--;
+    if (i == x->n)
+        return;
+    heap_set(x, i, x->heap[x->n]);
+    sift_down(x, i);
+    sift_up(x, x->heap[i]->heap_i);
+}
+
+/* ---- running one job ---- */
+
+static int progress(void *ctx, uint64_t done, uint64_t total)
+{
+    hy_job *j = ctx;
+    atomic_store_explicit(&j->done, done, memory_order_relaxed);
+    atomic_store_explicit(&j->total, total, memory_order_relaxed);
+    return atomic_load_explicit(&j->cancel, memory_order_relaxed) != HY_CANCEL_NONE;
+}
+
+/* The configurations of a comparison, in the order of its rows: the serial baseline first
+ * (always: every speed-up is over it), then native and locked per thread count, then the
+ * OpenCL device. */
+static unsigned plan_rows(const hy_job *j, hy_run_spec *plan)
+{
+    unsigned k = 0;
+    plan[k++] = (hy_run_spec){.backend = HY_BACKEND_SERIAL, .threads = 1};
+    const int cpu[2] = {HY_BACKEND_NATIVE, HY_BACKEND_LOCKED};
+    for (unsigned b = 0; b < 2; b++) {
+        if (!(j->backends & (1u << cpu[b])))
+            continue;
+        for (unsigned t = 0; t < j->nthreads; t++)
+            plan[k++] = (hy_run_spec){.backend = cpu[b], .threads = j->threads_list[t]};
+    }
+    if (j->backends & (1u << HY_BACKEND_OPENCL))
+        plan[k++] = (hy_run_spec){.backend = HY_BACKEND_OPENCL, .device = j->device};
+    return k;
+}
+
+static void execute(struct hy_sched *s, hy_job *j)
+{
+    bool compare = j->kind == HY_JOB_COMPARE_PI || j->kind == HY_JOB_COMPARE_SORT;
+    hy_run_spec plan[2 + 2 * HY_IPC_THREADS_MAX];
+    unsigned nplan;
+    if (compare) {
+        nplan = plan_rows(j, plan);
+    } else {
+        nplan = 1;
+        plan[0] = (hy_run_spec){.backend = j->backend, .threads = j->threads,
+                                .device = j->device};
+    }
+    bool sort = j->kind == HY_JOB_SORT || j->kind == HY_JOB_COMPARE_SORT;
+    unsigned warmup = compare ? 1 : 0;
+    void *pristine = NULL;
+    j->rows = calloc(nplan, sizeof *j->rows);
+    if (!j->rows) {
+        j->rc = hy_error_set(&j->err, HY_ENOMEM, "no memory for %u result rows", nplan);
+        return;
+    }
+    /* Every run of a sort but the first starts again from the input, kept aside here. */
+    if (sort && j->array_bytes > 0 && (nplan > 1 || warmup + j->repeat > 1)) {
+        pristine = malloc(j->array_bytes);
+        if (!pristine) {
+            j->rc = hy_error_set(&j->err, HY_ENOMEM,
+                                 "no memory to keep a %zu-byte input for repeated runs",
+                                 j->array_bytes);
+            return;
+        }
+        memcpy(pristine, j->array, j->array_bytes);
+    }
+    j->rc = 0;
+    for (unsigned r = 0; r < nplan && j->rc == 0; r++) {
+        hy_run_spec *p = &plan[r];
+        p->job = sort ? HY_JOB_SORT : HY_JOB_PI;
+        p->mode = j->mode;
+        p->nogil = j->nogil;
+        p->switch_interval_us = j->switch_interval_us;
+        p->n = j->n;
+        p->seed = j->seed;
+        p->dtype = j->dtype;
+        p->array = j->array;
+        p->pristine = pristine;
+        p->warmup = warmup;
+        p->repeat = j->repeat;
+        p->progress = progress;
+        p->progress_ctx = j;
+        atomic_store(&j->row, r);
+        uint64_t busy = 0;
+        j->rc = hy_runner_run(&s->e, p, &j->rows[r], &busy, &j->err);
+        j->busy_ns[p->backend - 1] += busy;
+        if (j->rc == 0) {
+            j->configs[p->backend - 1]++;
+            j->nrows = r + 1;
+            /* The invariant a comparison leans on: every backend counts the same hits. */
+            if (r > 0 && !sort && j->rows[r].hits != j->rows[0].hits)
+                j->rc = hy_error_set(&j->err, HY_EINTERNAL,
+                                     "%s counted %llu hits where serial counted %llu",
+                                     hy_backend_name(p->backend),
+                                     (unsigned long long)j->rows[r].hits,
+                                     (unsigned long long)j->rows[0].hits);
+        }
+    }
+    free(pristine);
+}
+
+static void *exec_main(void *arg)
+{
+    struct exec *x = arg;
+    struct hy_sched *s = x->s;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        /* A device executor stays off while a comparison holds or wants the machine. */
+        bool gated = x->device >= 0 && (s->excl_active || s->excl_wanted);
+        if (s->stop)
+            break;
+        if (x->n == 0 || gated) {
+            pthread_cond_wait(&x->cond, &s->mu);
+            continue;
+        }
+        hy_job *j = x->heap[0];
+        heap_remove(x, 0);
+        x->vclock = j->tag;
+        j->state = HY_JOB_RUNNING;
+        x->current = j;
+        if (j->exclusive) {
+            s->excl_wanted = true;
+            while (s->device_jobs > 0)
+                pthread_cond_wait(&s->gate, &s->mu);
+            s->excl_wanted = false;
+            s->excl_active = true;
+        } else if (x->device >= 0) {
+            s->device_jobs++;
+        }
+        j->start_ns = hy_now_ns();
+        s->stats.running++;
+        s->stats.queued--;
+        pthread_mutex_unlock(&s->mu);
+
+        if (atomic_load(&j->cancel) != HY_CANCEL_NONE)
+            j->rc = hy_error_set(&j->err, HY_ECANCELED, "cancelled before it started");
+        else
+            execute(s, j);
+
+        pthread_mutex_lock(&s->mu);
+        j->end_ns = hy_now_ns();
+        j->state = HY_JOB_FINISHED;
+        x->current = NULL;
+        s->stats.running--;
+        for (unsigned b = 0; b < HY_SCHED_NBACKENDS; b++) {
+            s->stats.busy_ns[b] += j->busy_ns[b];
+            s->stats.configs[b] += j->configs[b];
+        }
+        if (j->exclusive) {
+            s->excl_active = false;
+            for (unsigned i = 0; i < s->nexec; i++)
+                pthread_cond_signal(&s->ex[i].cond);
+        } else if (x->device >= 0 && --s->device_jobs == 0) {
+            pthread_cond_broadcast(&s->gate);
+        }
+        j->done_next = NULL;
+        bool was_empty = s->done_head == NULL;
+        if (s->done_tail)
+            s->done_tail->done_next = j;
+        else
+            s->done_head = j;
+        s->done_tail = j;
+        /* One wake-up per batch: the server drains the whole list when it reads the fd. */
+        if (was_empty) {
+            uint64_t one = 1;
+            if (write(s->notify_fd, &one, sizeof one) != sizeof one)
+                hy_log(HY_LOG_ERR, "cannot wake the event loop: %s", strerror(errno));
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- the interface ---- */
+
+int hy_sched_create(const hy_engines *e, const unsigned *devices, unsigned ndevices,
+                    int notify_fd, hy_sched **out, hy_error *err)
+{
+    struct hy_sched *s = calloc(1, sizeof *s);
+    if (!s)
+        return hy_error_set(err, HY_ENOMEM, "no memory for the scheduler");
+    s->e = *e;
+    s->notify_fd = notify_fd;
+    s->nexec = 1 + ndevices;
+    s->ex = calloc(s->nexec, sizeof *s->ex);
+    if (!s->ex) {
+        free(s);
+        return hy_error_set(err, HY_ENOMEM, "no memory for %u executors", 1 + ndevices);
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->gate, NULL);
+    int rc = 0;
+    for (unsigned i = 0; i < s->nexec; i++) {
+        struct exec *x = &s->ex[i];
+        x->s = s;
+        x->index = i;
+        x->device = i == 0 ? -1 : (int)devices[i - 1];
+        pthread_cond_init(&x->cond, NULL);
+    }
+    for (unsigned i = 0; i < s->nexec; i++) {
+        int e2 = pthread_create(&s->ex[i].thread, NULL, exec_main, &s->ex[i]);
+        if (e2) {
+            rc = hy_error_set(err, HY_ESYS, "pthread_create for executor %u: %s", i,
+                              strerror(e2));
+            break;
+        }
+        s->ex[i].started = true;
+    }
+    if (rc) {
+        hy_sched_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void hy_sched_destroy(hy_sched *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    for (unsigned i = 0; i < s->nexec; i++) {
+        if (s->ex[i].current)
+            atomic_store(&s->ex[i].current->cancel, HY_CANCEL_SHUTDOWN);
+        pthread_cond_signal(&s->ex[i].cond);
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->nexec; i++)
+        if (s->ex[i].started)
+            pthread_join(s->ex[i].thread, NULL);
+    /* What the executors finished on the way out, and anything still queued. */
+    for (hy_job *j = s->done_head, *next; j; j = next) {
+        next = j->done_next;
+        hy_job_free(j);
+    }
+    for (unsigned i = 0; i < s->nexec; i++) {
+        for (size_t k = 0; k < s->ex[i].n; k++)
+            hy_job_free(s->ex[i].heap[k]);
+        free(s->ex[i].heap);
+        pthread_cond_destroy(&s->ex[i].cond);
+    }
+    pthread_cond_destroy(&s->gate);
+    pthread_mutex_destroy(&s->mu);
+    free(s->ex);
+    free(s);
+}
+
+int hy_sched_device_exec(const hy_sched *s, unsigned device)
+{
+    for (unsigned i = 1; i < s->nexec; i++)
+        if (s->ex[i].device == (int)device)
+            return (int)i;
+    return -1;
+}
+
+int hy_sched_submit(hy_sched *s, hy_job *job, uint64_t *client_tag, unsigned *ahead,
+                    hy_error *err)
+{
+    struct exec *x = &s->ex[job->exec];
+    pthread_mutex_lock(&s->mu);
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? 2 * x->cap : 64;
+        hy_job **h = realloc(x->heap, cap * sizeof *h);
+        if (!h) {
+            pthread_mutex_unlock(&s->mu);
+            return hy_error_set(err, HY_ENOMEM, "no memory to queue the job");
+        }
+        x->heap = h;
+        x->cap = cap;
+    }
+    /* Start-time fair queueing: a client's next job is tagged one past the later of its own
+     * previous job and the executor's virtual time, so clients with backlogs alternate and
+     * a newcomer does not wait behind someone else's hundred jobs. */
+    uint64_t base = *client_tag > x->vclock ? *client_tag : x->vclock;
+    job->tag = base + 1;
+    *client_tag = job->tag;
+    job->seq = ++s->seq;
+    job->state = HY_JOB_QUEUED;
+    unsigned n_ahead = x->current ? 1 : 0;
+    for (size_t i = 0; i < x->n; i++)
+        n_ahead += before(x->heap[i], job);
+    x->heap[x->n] = job;
+    job->heap_i = x->n++;
+    sift_up(x, job->heap_i);
+    s->stats.queued++;
+    pthread_cond_signal(&x->cond);
+    pthread_mutex_unlock(&s->mu);
+    *ahead = n_ahead;
+    return 0;
+}
+
+bool hy_sched_cancel(hy_sched *s, hy_job *job, int reason)
+{
+    bool taken = false;
+    pthread_mutex_lock(&s->mu);
+    if (job->state == HY_JOB_QUEUED) {
+        heap_remove(&s->ex[job->exec], job->heap_i);
+        job->state = HY_JOB_FINISHED;
+        s->stats.queued--;
+        taken = true;
+    } else if (job->state == HY_JOB_RUNNING) {
+        int none = HY_CANCEL_NONE;
+        atomic_compare_exchange_strong(&job->cancel, &none, reason);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return taken;
+}
+
+hy_job *hy_sched_take_done(hy_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    hy_job *j = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return j;
+}
+
+void hy_sched_foreach_running(hy_sched *s, void (*fn)(hy_job *job, void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < s->nexec; i++)
+        if (s->ex[i].current)
+            fn(s->ex[i].current, ctx);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void hy_sched_get_stats(hy_sched *s, hy_sched_stats *st)
+{
+    pthread_mutex_lock(&s->mu);
+    *st = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void hy_job_free(hy_job *job)
+{
+    if (!job)
+        return;
+    if (job->array) {
+        if (job->array_mapped)
+            munmap(job->array, job->array_bytes);
+        else
+            free(job->array);
+    }
+    free(job->rows);
+    free(job);
+}

@@ -1,0 +1,118 @@
+/* daemon/jobs: jobs and the executors that run them — one thread for the CPU engine and one
+ * per usable OpenCL device — with fair queues across clients, and a gate that gives a timed
+ * comparison the machine to itself. The server thread creates jobs and reads their answers;
+ * executors only run them. Nothing here touches a socket. */
+#ifndef HY_DAEMON_JOBS_H
+#define HY_DAEMON_JOBS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runner.h"
+
+enum hy_job_state { HY_JOB_QUEUED = 1, HY_JOB_RUNNING = 2, HY_JOB_FINISHED = 3 };
+
+/* Why a job was asked to stop; decides the sentence of its ECANCELED answer. */
+enum hy_cancel_reason {
+    HY_CANCEL_NONE = 0,
+    HY_CANCEL_CLIENT = 1,     /* CANCEL from its client */
+    HY_CANCEL_DISCONNECT = 2, /* its client went away */
+    HY_CANCEL_TIMEOUT = 3,    /* limits.job_timeout_s */
+    HY_CANCEL_SHUTDOWN = 4,   /* the daemon is stopping */
+};
+
+#define HY_SCHED_NBACKENDS 4 /* per-backend counters, index = hy_backend - 1 */
+
+struct hy_client;
+
+typedef struct hy_job {
+    /* Set by the server before hy_sched_submit; read-only afterwards. */
+    uint64_t id, request;
+    int kind;                 /* enum hy_job_kind */
+    int backend;              /* single jobs */
+    unsigned device;          /* OpenCL device index */
+    unsigned threads;         /* single CPU jobs */
+    int mode, nogil, dtype;
+    uint32_t switch_interval_us, repeat;
+    uint64_t n, seed;
+    uint32_t backends;        /* comparisons: bit 1 << backend */
+    unsigned nthreads;
+    uint32_t threads_list[HY_IPC_THREADS_MAX];
+    void *array;              /* sort: the elements (a mapped memfd or an inline copy) */
+    size_t array_bytes;
+    bool array_mapped;        /* munmap rather than free */
+    unsigned exec;            /* the executor that runs it */
+    bool exclusive;           /* needs the machine to itself (comparisons) */
+    uint64_t queued_ns;
+
+    /* The server thread's own. */
+    struct hy_client *client; /* NULL once the client has gone */
+    struct hy_job *cprev, *cnext;
+    uint64_t progress_done;   /* what the last PROGRESS said */
+    uint32_t progress_row;
+
+    /* Under the scheduler's lock. */
+    int state;
+    size_t heap_i;
+    uint64_t tag, seq;
+    uint64_t start_ns, end_ns;
+    struct hy_job *done_next;
+
+    /* Written by the executor while it runs, read by the server. */
+    _Atomic int cancel;       /* enum hy_cancel_reason; non-zero stops the job */
+    _Atomic uint64_t done, total;
+    _Atomic uint32_t row;
+
+    /* The answer, written by the executor before it hands the job back. */
+    int rc;
+    hy_error err;
+    hy_result_row *rows;
+    unsigned nrows;
+    uint64_t busy_ns[HY_SCHED_NBACKENDS];
+    uint64_t configs[HY_SCHED_NBACKENDS];
+} hy_job;
+
+typedef struct hy_sched hy_sched;
+
+/* Starts the CPU executor and one executor per entry of `devices` (OpenCL device indices).
+ * `notify_fd` is an eventfd written whenever a job finishes. */
+int hy_sched_create(const hy_engines *e, const unsigned *devices, unsigned ndevices,
+                    int notify_fd, hy_sched **out, hy_error *err);
+/* Stops and joins every executor after asking running jobs to stop. Queued jobs must have
+ * been taken out (hy_sched_cancel) first. NULL is fine. */
+void hy_sched_destroy(hy_sched *s);
+
+/* The executor for an OpenCL device index, or -1 when no executor owns it. */
+int hy_sched_device_exec(const hy_sched *s, unsigned device);
+
+/* Queues a job on job->exec. *client_tag is the client's fairness tag on that executor
+ * (one per executor, kept by the caller, starting at 0). *ahead gets how many jobs are ahead
+ * of it (0: it starts now). Returns 0, or HY_ENOMEM when the queue cannot grow. */
+int hy_sched_submit(hy_sched *s, hy_job *job, uint64_t *client_tag, unsigned *ahead,
+                    hy_error *err);
+
+/* Stops a job: a queued one is taken out of its queue and true is returned (the caller
+ * answers it and frees it); a running one is asked to stop with `reason` and false is
+ * returned (its answer comes through hy_sched_take_done). */
+bool hy_sched_cancel(hy_sched *s, hy_job *job, int reason);
+
+/* The finished jobs, oldest first, linked by done_next; NULL when there is none. */
+hy_job *hy_sched_take_done(hy_sched *s);
+
+/* Calls fn for every running job, under the scheduler's lock (fn must be quick and must not
+ * call back into the scheduler). */
+void hy_sched_foreach_running(hy_sched *s, void (*fn)(hy_job *job, void *ctx), void *ctx);
+
+typedef struct hy_sched_stats {
+    uint64_t queued, running;
+    uint64_t configs[HY_SCHED_NBACKENDS]; /* configurations run, per backend */
+    uint64_t busy_ns[HY_SCHED_NBACKENDS]; /* wall time spent running, per backend */
+} hy_sched_stats;
+void hy_sched_get_stats(hy_sched *s, hy_sched_stats *st);
+
+/* Frees a job that no executor holds (its array too). NULL is fine. */
+void hy_job_free(hy_job *job);
+
+#endif

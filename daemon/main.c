@@ -1,0 +1,239 @@
+/* daemon/main: hybridd's entry point — options, configuration, the listening socket, the
+ * engines, detaching from the terminal, then the event loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "cl.h"
+#include "config.h"
+#include "host.h"
+#include "listen.h"
+#include "log.h"
+#include "server.h"
+
+#ifndef HY_VERSION
+#define HY_VERSION "0.0.0"
+#endif
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: hybridd [-c FILE] [--socket PATH] [--foreground] [--check-config]\n"
+            "               [--log-level LEVEL] [--version] [--help]\n"
+            "\n"
+            "hybridd owns this machine's OpenCL devices and CPU thread pools and runs pi and sort\n"
+            "jobs for local users over a Unix socket, under the serial, native (no global lock),\n"
+            "locked (a model of CPython's GIL) and opencl backends. hybridctl is its client.\n"
+            "\n"
+            "  -c, --config FILE   read FILE (libconfig; see hybridd.conf(5)) over the defaults\n"
+            "  -s, --socket PATH   listen on PATH instead of socket.path\n"
+            "  -f, --foreground    stay attached to the terminal (under systemd, always)\n"
+            "      --check-config  check the configuration, print it, and exit\n"
+            "      --log-level L   error, warning, notice, info (default) or debug\n"
+            "      --version       print the version and exit\n"
+            "  -h, --help          print this help, with the built-in defaults, and exit\n"
+            "\n"
+            "Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop accepting work,\n"
+            "let running jobs finish within limits.drain_timeout_s, answer every client and\n"
+            "exit 0. Exit status: 0 after a clean stop, 1 when serving failed (for example the\n"
+            "socket is in use), 2 for a usage or configuration error.\n"
+            "\n"
+            "Built-in defaults for this user (what runs with no configuration file):\n\n");
+}
+
+static int parse_level(const char *s)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {{"error", HY_LOG_ERR},   {"warning", HY_LOG_WARNING}, {"notice", HY_LOG_NOTICE},
+                  {"info", HY_LOG_INFO},   {"debug", HY_LOG_DEBUG}};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if (strcmp(s, levels[i].name) == 0)
+            return levels[i].level;
+    return 0;
+}
+
+/* Detaches: the parent waits until the child says it serves (or failed) and exits with
+ * that, so `hybridd && hybridctl ping` works without a sleep in between. */
+static int daemonize(int *ready_fd)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fprintf(stderr, "hybridd: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "hybridd: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid > 0) {
+        char c = 1;
+        close(p[1]);
+        ssize_t n;
+        do
+            n = read(p[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        _exit(n == 1 && c == 0 ? 0 : EXIT_RUNTIME);
+    }
+    close(p[0]);
+    if (setsid() < 0)
+        return -1;
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        close(null);
+    }
+    *ready_fd = p[1];
+    return 0;
+}
+
+static unsigned resolve_threads(unsigned configured)
+{
+    if (configured)
+        return configured;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > HY_HOST_MAX_THREADS ? HY_HOST_MAX_THREADS : (unsigned)n;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"socket", required_argument, NULL, 's'},
+        {"foreground", no_argument, NULL, 'f'},     {"check-config", no_argument, NULL, 'C'},
+        {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *socket_path = NULL;
+    bool foreground = false, check = false;
+    int level = HY_LOG_INFO, o;
+    while ((o = getopt_long(argc, argv, "c:s:fh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config_path = optarg; break;
+        case 's': socket_path = optarg; break;
+        case 'f': foreground = true; break;
+        case 'C': check = true; break;
+        case 'L':
+            if (!(level = parse_level(optarg))) {
+                fprintf(stderr, "hybridd: unknown log level %s\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'V': printf("hybridd %s\n", HY_VERSION); return 0;
+        case 'h': {
+            hy_config d;
+            hy_config_defaults(&d);
+            usage(stdout);
+            return hy_config_print(&d, stdout) ? EXIT_RUNTIME : 0;
+        }
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "hybridd: unexpected argument %s (see --help)\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    hy_log_init(level);
+
+    hy_config cfg;
+    hy_error err = {0};
+    hy_config_defaults(&cfg);
+    if (config_path && hy_config_load(&cfg, config_path, &err) != 0) {
+        fprintf(stderr, "hybridd: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (socket_path) {
+        if (socket_path[0] != '/' || strlen(socket_path) >= sizeof cfg.socket_path) {
+            fprintf(stderr, "hybridd: --socket %s: needs an absolute path of at most %zu "
+                    "bytes\n", socket_path, sizeof cfg.socket_path - 1);
+            return EXIT_USAGE;
+        }
+        snprintf(cfg.socket_path, sizeof cfg.socket_path, "%s", socket_path);
+    }
+    if (check) {
+        printf("# %s: configuration OK; in force:\n", config_path ? config_path : "defaults");
+        return hy_config_print(&cfg, stdout) ? EXIT_RUNTIME : 0;
+    }
+
+    /* Every thread started from here on (pools, executors, the OpenCL runtime's) inherits
+     * this mask, so the signals reach only the event loop's signalfd. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hy_listener listener;
+    if (hy_listener_adopt(&listener, cfg.socket_path, &err) != 0) {
+        hy_log(HY_LOG_ERR, "%s", err.msg);
+        return EXIT_RUNTIME;
+    }
+    if (listener.fd < 0 &&
+        hy_listener_open(&listener, cfg.socket_path, cfg.socket_mode, cfg.socket_group, &err)) {
+        hy_log(HY_LOG_ERR, "cannot listen: %s", err.msg);
+        return EXIT_RUNTIME;
+    }
+    int ready_fd = -1;
+    /* Detach before any thread exists: fork copies only the calling thread. */
+    if (!foreground && daemonize(&ready_fd) != 0) {
+        hy_listener_close(&listener);
+        return EXIT_RUNTIME;
+    }
+
+    hy_log(HY_LOG_INFO, "hybridd %s starting (pid %d)%s%s", HY_VERSION, (int)getpid(),
+           config_path ? ", configuration " : ", built-in defaults", config_path ? config_path : "");
+    hy_server_setup set = {.cfg = cfg, .config_path = config_path,
+                           .socket_override = socket_path, .listener = &listener};
+    set.native_threads = resolve_threads(cfg.native_threads);
+    set.locked_threads = resolve_threads(cfg.locked_threads);
+    unsigned pool = set.native_threads > set.locked_threads ? set.native_threads
+                                                            : set.locked_threads;
+    hy_host_config hc = {.threads = pool, .switch_interval_us = cfg.switch_interval_us};
+    int code = EXIT_RUNTIME;
+    if (hy_host_create(&hc, &set.engines.host, &err) != 0) {
+        hy_log(HY_LOG_ERR, "cannot start the CPU engine: %s", err.msg);
+        goto out;
+    }
+    hy_log(HY_LOG_INFO, "CPU engine: %u native thread(s), %u locked-runtime thread(s), switch "
+           "interval %u us, pi kernel %s", set.native_threads, set.locked_threads,
+           cfg.switch_interval_us, hy_host_pi_kernel());
+    if (cfg.opencl_enabled) {
+        hy_cl_config cc = {.cache_dir = cfg.cache_dir};
+        uint64_t t0 = hy_now_ns();
+        if (hy_cl_open(&cc, &set.engines.cl, &err) != 0) {
+            hy_log(HY_LOG_ERR, "cannot start OpenCL: %s", err.msg);
+            goto out;
+        }
+        hy_log(HY_LOG_INFO, "OpenCL: %u device(s) found in %.0f ms",
+               hy_cl_device_count(set.engines.cl), (double)(hy_now_ns() - t0) / 1e6);
+    } else {
+        hy_log(HY_LOG_INFO, "OpenCL: off (opencl.enabled = false)");
+    }
+    if (ready_fd >= 0) {
+        /* The socket listens and the engines run: tell the waiting parent it can go. */
+        char zero = 0;
+        if (write(ready_fd, &zero, 1) != 1)
+            hy_log(HY_LOG_WARNING, "cannot tell the parent we are ready: %s", strerror(errno));
+        close(ready_fd);
+        ready_fd = -1;
+    }
+    code = hy_server_run(&set);
+out:
+    if (ready_fd >= 0)
+        close(ready_fd);
+    hy_listener_close(&listener);
+    hy_cl_close(set.engines.cl);
+    hy_host_destroy(set.engines.host);
+    return code;
+}

@@ -1,0 +1,1243 @@
+/* daemon/server: the epoll loop, client connections, the protocol's rules, job admission and
+ * answers, progress, timeouts, SIGHUP reload and the SIGTERM drain. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "jobs.h"
+
+#ifndef HY_VERSION
+#define HY_VERSION "0.0.0"
+#endif
+
+#define TICK_NS (100u * 1000u * 1000u) /* progress and timeout granularity */
+#define MAX_REPEAT 1000u               /* timed repetitions per configuration */
+#define FLUSH_GRACE_NS (2ull * 1000u * 1000u * 1000u) /* after the drain, for last answers */
+
+enum watch_kind { W_LISTEN = 1, W_SIGNAL, W_EVENT, W_TIMER, W_CLIENT };
+struct watch {
+    int kind;
+};
+
+struct hy_client {
+    int kind; /* W_CLIENT: first, so an epoll pointer tells what it is */
+    uint64_t id;
+    int fd;
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+    hy_frame_reader *r;
+    hy_frame_writer *w;
+    bool hello;
+    bool closing;   /* a final ERROR is queued: send it, then close */
+    bool dead;      /* close at the end of this loop turn */
+    bool want_out;  /* EPOLLOUT is armed */
+    bool in_off;    /* EPOLLIN is disarmed (closing: nothing more is read) */
+    bool dirty;     /* has queued output to flush this turn */
+    uint32_t features, max_payload;
+    char name[HY_IPC_NAME_MAX + 1];
+    unsigned njobs;
+    hy_job *jobs;   /* queued and running, linked by cprev/cnext */
+    uint64_t *tags; /* fairness tag per executor */
+    struct hy_client *prev, *next, *dirty_next;
+};
+
+struct server {
+    hy_server_setup set;
+    hy_config cfg;
+    int epfd, sigfd, evfd, timerfd, reserve_fd;
+    struct watch w_listen, w_signal, w_event, w_timer;
+    hy_sched *sched;
+    unsigned nexec;
+    struct hy_client *clients, *dirty;
+    unsigned nclients;
+    uint64_t next_client_id, next_job_id;
+    uint64_t start_ns;
+    uint64_t jobs_alive; /* accepted and not yet answered */
+    uint64_t jobs_done, jobs_failed, jobs_cancelled;
+    bool timer_armed;
+    bool draining, drain_cancelled;
+    uint64_t drain_deadline_ns, idle_since_ns;
+    int exit_code;
+    hy_msg *in, *out; /* ~56 KiB each: on the heap, reused */
+    /* Devices: what DEVICES reports, and which ones this daemon owns. */
+    unsigned ndevices, nusable;
+    hy_device_record *devrec;
+    unsigned *owned; /* device indices with an executor */
+    unsigned nowned;
+};
+
+/* ---- output ---- */
+
+static void mark_dirty(struct server *s, struct hy_client *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = s->dirty;
+        s->dirty = c;
+    }
+}
+
+/* Queues m for c. A client whose output buffer is full has stopped reading: it is dropped
+ * rather than let grow the daemon without bound. */
+static void send_msg(struct server *s, struct hy_client *c, const hy_msg *m, const int *fds,
+                     unsigned nfds)
+{
+    hy_error err = {0};
+    if (c->dead)
+        return;
+    int rc = hy_msg_push(c->w, m, fds, nfds, c->max_payload, &err);
+    if (rc) {
+        hy_log(HY_LOG_WARNING, "client %" PRIu64 " (uid %u pid %d): dropped: %s", c->id,
+               (unsigned)c->uid, (int)c->pid, err.msg);
+        c->dead = true;
+        return;
+    }
+    mark_dirty(s, c);
+}
+
+static void send_error(struct server *s, struct hy_client *c, uint64_t request, uint64_t job_id,
+                       int code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void send_error(struct server *s, struct hy_client *c, uint64_t request, uint64_t job_id,
+                       int code, const char *fmt, ...)
+{
+    char text[HY_IPC_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    hy_msg *m = s->out;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_ERROR;
+    m->request = request;
+    m->u.error.code = code;
+    m->u.error.job_id = job_id;
+    m->u.error.message.p = text;
+    m->u.error.message.len = n < 0 ? 0 : (uint32_t)strnlen(text, sizeof text - 1);
+    send_msg(s, c, m, NULL, 0);
+}
+
+/* A final error: queued, then the connection closes once it is sent. */
+static void send_fatal(struct server *s, struct hy_client *c, uint64_t request, int code,
+                       const char *text)
+{
+    send_error(s, c, request, 0, code, "%s", text);
+    c->closing = true;
+}
+
+static void set_events(struct server *s, struct hy_client *c, bool want_out)
+{
+    uint32_t ev = (c->closing ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0);
+    struct epoll_event e = {.events = ev, .data.ptr = c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &e) != 0) {
+        hy_log(HY_LOG_ERR, "epoll_ctl for client %" PRIu64 ": %s", c->id, strerror(errno));
+        c->dead = true;
+    }
+    c->want_out = want_out;
+    c->in_off = c->closing;
+}
+
+static void flush_client(struct server *s, struct hy_client *c)
+{
+    hy_error err = {0};
+    if (c->dead)
+        return;
+    int rc = hy_frame_writer_flush(c->w, c->fd, &err);
+    if (rc < 0) {
+        hy_log(HY_LOG_INFO, "client %" PRIu64 ": %s", c->id, err.msg);
+        c->dead = true;
+        return;
+    }
+    bool pending = rc == HY_IPC_INCOMPLETE;
+    if (!pending && c->closing) {
+        c->dead = true;
+        return;
+    }
+    if (pending != c->want_out || (c->closing && !c->in_off))
+        set_events(s, c, pending);
+}
+
+/* ---- jobs ---- */
+
+static void detach_job(struct hy_client *c, hy_job *j)
+{
+    if (j->cprev)
+        j->cprev->cnext = j->cnext;
+    else
+        c->jobs = j->cnext;
+    if (j->cnext)
+        j->cnext->cprev = j->cprev;
+    j->cprev = j->cnext = NULL;
+    j->client = NULL;
+    c->njobs--;
+}
+
+static const char *cancel_sentence(const struct server *s, int reason, char *buf, size_t len)
+{
+    switch (reason) {
+    case HY_CANCEL_CLIENT: return "cancelled by its client";
+    case HY_CANCEL_TIMEOUT:
+        snprintf(buf, len, "cancelled: it ran longer than the job timeout (limits.job_timeout_s"
+                 " = %" PRIu64 " s)", s->cfg.job_timeout_s);
+        return buf;
+    case HY_CANCEL_SHUTDOWN: return "cancelled: the daemon is shutting down";
+    case HY_CANCEL_DISCONNECT: return "cancelled: its client went away";
+    default: return NULL;
+    }
+}
+
+static const char *job_label(const hy_job *j)
+{
+    switch (j->kind) {
+    case HY_JOB_PI: return "pi";
+    case HY_JOB_SORT: return "sort";
+    case HY_JOB_COMPARE_PI: return "compare pi";
+    default: return "compare sort";
+    }
+}
+
+/* Sends a job's one final answer (if its client is still there), counts it, frees it. */
+static void answer_job(struct server *s, hy_job *j)
+{
+    struct hy_client *c = j->client;
+    int cancel = atomic_load(&j->cancel);
+    char buf[160];
+    uint64_t now = hy_now_ns();
+    double wait_ms = j->start_ns ? (double)(j->start_ns - j->queued_ns) / 1e6
+                                 : (double)(now - j->queued_ns) / 1e6;
+    double run_ms = j->start_ns ? (double)(j->end_ns - j->start_ns) / 1e6 : 0;
+    /* The memfd goes back before the answer: the client reads its array once RESULT comes. */
+    if (j->array_mapped) {
+        hy_memfd_unmap(j->array, j->array_bytes);
+        j->array = NULL;
+    }
+    if (j->rc == 0) {
+        s->jobs_done++;
+        hy_log(HY_LOG_INFO, "job %" PRIu64 " (%s, n %" PRIu64 ") done: %u row(s), waited %.1f ms,"
+               " ran %.1f ms", j->id, job_label(j), j->n, j->nrows, wait_ms, run_ms);
+        if (c) {
+            hy_msg *m = s->out;
+            memset(m, 0, sizeof *m);
+            m->type = HY_MSG_RESULT;
+            m->request = j->request;
+            m->u.result.job = (uint16_t)j->kind;
+            m->u.result.job_id = j->id;
+            m->u.result.nrows = (uint16_t)j->nrows;
+            m->u.result.rows = j->rows;
+            /* An inline single sort sends its array back; comparisons report times only. */
+            if (j->kind == HY_JOB_SORT && j->array) {
+                m->u.result.array = j->array;
+                m->u.result.array_bytes = (uint32_t)j->array_bytes;
+            }
+            send_msg(s, c, m, NULL, 0);
+        }
+    } else {
+        const char *why = j->rc == HY_ECANCELED ? cancel_sentence(s, cancel, buf, sizeof buf)
+                                                : NULL;
+        if (j->rc == HY_ECANCELED)
+            s->jobs_cancelled++;
+        else
+            s->jobs_failed++;
+        hy_log(j->rc == HY_ECANCELED ? HY_LOG_INFO : HY_LOG_WARNING,
+               "job %" PRIu64 " (%s) %s: %s, waited %.1f ms, ran %.1f ms", j->id, job_label(j),
+               j->rc == HY_ECANCELED ? "cancelled" : "failed", why ? why : j->err.msg, wait_ms,
+               run_ms);
+        if (c)
+            send_error(s, c, j->request, j->id, j->rc, "%s", why ? why : j->err.msg);
+    }
+    if (c)
+        detach_job(c, j);
+    s->jobs_alive--;
+    hy_job_free(j);
+}
+
+static void drain_done(struct server *s)
+{
+    uint64_t v;
+    if (read(s->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
+        hy_log(HY_LOG_ERR, "reading the completion eventfd: %s", strerror(errno));
+    for (hy_job *j = hy_sched_take_done(s->sched), *next; j; j = next) {
+        next = j->done_next;
+        answer_job(s, j);
+    }
+}
+
+/* Cancels a job: a queued one is answered now with `reason`'s sentence; a running one is
+ * asked to stop with `running_reason` (HY_CANCEL_NONE lets it run on). */
+static void cancel_job(struct server *s, hy_job *j, int reason, int running_reason)
+{
+    if (!hy_sched_cancel(s->sched, j, running_reason))
+        return; /* running: its answer comes from the executor */
+    atomic_store(&j->cancel, reason);
+    j->rc = hy_error_set(&j->err, HY_ECANCELED, "cancelled before it started");
+    answer_job(s, j);
+}
+
+/* ---- admission ---- */
+
+static bool owns_device(const struct server *s, unsigned dev)
+{
+    for (unsigned i = 0; i < s->nowned; i++)
+        if (s->owned[i] == dev)
+            return true;
+    return false;
+}
+
+static int check_device(const struct server *s, unsigned dev, hy_error *err)
+{
+    if (!s->set.engines.cl)
+        return hy_error_set(err, HY_EBACKEND, "OpenCL is off in this daemon (opencl.enabled)");
+    if (s->nowned == 0)
+        return hy_error_set(err, HY_EBACKEND, "this daemon has no usable OpenCL device");
+    if (!owns_device(s, dev)) {
+        if (dev < s->ndevices && s->devrec[dev].problem[0])
+            return hy_error_set(err, HY_EBACKEND, "OpenCL device %u is not usable: %s", dev,
+                                s->devrec[dev].problem);
+        return hy_error_set(err, HY_EBACKEND,
+                            "OpenCL device %u is not one this daemon serves (see DEVICES)", dev);
+    }
+    return 0;
+}
+
+static int check_threads(const struct server *s, int backend, unsigned t, hy_error *err)
+{
+    switch (backend) {
+    case HY_BACKEND_SERIAL:
+        if (t != 1)
+            return hy_error_set(err, HY_EINVAL, "serial runs on exactly 1 thread, not %u", t);
+        return 0;
+    case HY_BACKEND_NATIVE:
+        if (t > s->set.native_threads)
+            return hy_error_set(err, HY_ELIMIT,
+                                "threads %u is above the native pool's %u (cpu.native_threads)",
+                                t, s->set.native_threads);
+        return 0;
+    case HY_BACKEND_LOCKED:
+        if (t > s->set.locked_threads)
+            return hy_error_set(err, HY_ELIMIT,
+                                "threads %u is above the locked runtime's %u "
+                                "(cpu.locked_threads)", t, s->set.locked_threads);
+        return 0;
+    default: return 0;
+    }
+}
+
+/* The checks that depend on this daemon: its limits, pools and devices. The codec has
+ * already checked every field's own range. */
+static int check_submit(const struct server *s, const hy_msg_submit *m, hy_error *err)
+{
+    const hy_config *cfg = &s->cfg;
+    bool compare = m->job == HY_JOB_COMPARE_PI || m->job == HY_JOB_COMPARE_SORT;
+    bool sort = m->job == HY_JOB_SORT || m->job == HY_JOB_COMPARE_SORT;
+    int rc;
+    if (m->repeat > MAX_REPEAT)
+        return hy_error_set(err, HY_ELIMIT, "repeat %u is above %u", m->repeat, MAX_REPEAT);
+    if (m->switch_interval_us > 1000000)
+        return hy_error_set(err, HY_EINVAL, "switch_interval_us %u is above 1000000 (1 s)",
+                            m->switch_interval_us);
+    if (!sort) {
+        if (m->n == 0)
+            return hy_error_set(err, HY_EINVAL, "a pi job needs at least 1 sample");
+        if (m->n > cfg->max_samples)
+            return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " samples is above this daemon's "
+                                "limit of %" PRIu64 " (limits.samples)", m->n, cfg->max_samples);
+    } else {
+        uint64_t bytes = m->n * hy_dtype_size(m->dtype); /* n <= 2^40 after the next check */
+        if (m->n > cfg->max_sort_elements)
+            return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " elements is above this daemon's "
+                                "limit of %" PRIu64 " (limits.sort_elements)", m->n,
+                                cfg->max_sort_elements);
+        if (bytes > cfg->max_job_bytes)
+            return hy_error_set(err, HY_ELIMIT, "the array's %" PRIu64 " bytes are above this "
+                                "daemon's limit of %" PRIu64 " (limits.job_bytes)", bytes,
+                                cfg->max_job_bytes);
+    }
+    if (!compare) {
+        if (m->backend == HY_BACKEND_OPENCL) {
+            if (m->mode == HY_MODE_REPLICATE)
+                return hy_error_set(err, HY_EINVAL, "opencl runs one copy of a job; replicate "
+                                    "mode is for the CPU backends");
+            return check_device(s, m->device, err);
+        }
+        if ((rc = check_threads(s, m->backend, m->threads, err)))
+            return rc;
+        if (!sort && m->mode == HY_MODE_REPLICATE && m->n > UINT64_MAX / m->threads)
+            return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " x %u copies does not fit in "
+                                "64 bits", m->n, m->threads);
+        return 0;
+    }
+    if (m->backends & (1u << HY_BACKEND_OPENCL))
+        if ((rc = check_device(s, m->device, err)))
+            return rc;
+    for (unsigned i = 0; i < m->nthreads_list; i++) {
+        unsigned t = m->threads_list[i];
+        if ((m->backends & (1u << HY_BACKEND_NATIVE)) &&
+            (rc = check_threads(s, HY_BACKEND_NATIVE, t, err)))
+            return rc;
+        if ((m->backends & (1u << HY_BACKEND_LOCKED)) &&
+            (rc = check_threads(s, HY_BACKEND_LOCKED, t, err)))
+            return rc;
+        if (!sort && m->mode == HY_MODE_REPLICATE && m->n > UINT64_MAX / t)
+            return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " x %u copies does not fit in "
+                                "64 bits", m->n, t);
+    }
+    return 0;
+}
+
+static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, hy_msg *msg,
+                      int *fds_taken)
+{
+    const hy_msg_submit *m = &msg->u.submit;
+    hy_error err = {0};
+    int rc;
+    uint64_t req = msg->request;
+    if (s->draining) {
+        send_error(s, c, req, 0, HY_EBUSY, "the daemon is shutting down; no new jobs");
+        return;
+    }
+    if ((rc = check_submit(s, m, &err))) {
+        send_error(s, c, req, 0, rc, "%s", err.msg);
+        return;
+    }
+    if (m->array == HY_ARRAY_MEMFD && !(c->features & HY_FEATURE_MEMFD)) {
+        send_error(s, c, req, 0, HY_EPROTO, "a memfd array needs feature MEMFD, which this "
+                   "connection's HELLO did not ask for");
+        return;
+    }
+    if (c->njobs >= s->cfg.max_jobs_per_client) {
+        send_error(s, c, req, 0, HY_EBUSY, "this connection already has %u jobs queued or "
+                   "running (limits.jobs_per_client); wait for one to finish", c->njobs);
+        return;
+    }
+    if (s->jobs_alive >= s->cfg.max_queued_jobs) {
+        send_error(s, c, req, 0, HY_EBUSY, "the daemon's queue is full (%" PRIu64 " jobs, "
+                   "limits.queued_jobs); retry later", s->jobs_alive);
+        return;
+    }
+    hy_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        send_error(s, c, req, 0, HY_ENOMEM, "no memory for a new job");
+        return;
+    }
+    bool compare = m->job == HY_JOB_COMPARE_PI || m->job == HY_JOB_COMPARE_SORT;
+    j->request = req;
+    j->kind = m->job;
+    j->backend = m->backend;
+    j->device = m->device;
+    j->threads = m->threads;
+    j->mode = m->mode ? m->mode : HY_MODE_SPLIT;
+    j->nogil = m->nogil;
+    j->dtype = m->dtype;
+    j->switch_interval_us = m->switch_interval_us ? m->switch_interval_us
+                                                  : s->cfg.switch_interval_us;
+    j->repeat = m->repeat ? m->repeat : compare ? 5 : 1;
+    j->n = m->n;
+    j->seed = m->seed;
+    j->backends = m->backends;
+    j->nthreads = m->nthreads_list;
+    memcpy(j->threads_list, m->threads_list, sizeof j->threads_list);
+    j->exclusive = compare;
+    if (!compare && m->backend == HY_BACKEND_OPENCL)
+        j->exec = (unsigned)hy_sched_device_exec(s->sched, m->device);
+    if (m->job == HY_JOB_SORT || m->job == HY_JOB_COMPARE_SORT) {
+        j->array_bytes = (size_t)m->n * hy_dtype_size(m->dtype);
+        if (m->array == HY_ARRAY_MEMFD) {
+            size_t size;
+            int fd = f->fds[0];
+            if ((rc = hy_memfd_check(fd, j->array_bytes, &size, &err)) ||
+                (j->array_bytes > 0 &&
+                 (rc = hy_memfd_map(fd, j->array_bytes, &j->array, &err)))) {
+                send_error(s, c, req, 0, rc, "%s", err.msg);
+                hy_job_free(j);
+                return;
+            }
+            j->array_mapped = j->array != NULL;
+            /* The mapping keeps the memfd alive; the fd itself is not needed any more. */
+            close(fd);
+            *fds_taken = 1;
+        } else if (j->array_bytes > 0) {
+            j->array = malloc(j->array_bytes);
+            if (!j->array) {
+                send_error(s, c, req, 0, HY_ENOMEM, "no memory for a %zu-byte array",
+                           j->array_bytes);
+                hy_job_free(j);
+                return;
+            }
+            memcpy(j->array, m->inline_data, j->array_bytes);
+        }
+    }
+    j->id = ++s->next_job_id;
+    j->queued_ns = hy_now_ns();
+    unsigned ahead = 0;
+    if ((rc = hy_sched_submit(s->sched, j, &c->tags[j->exec], &ahead, &err))) {
+        send_error(s, c, req, 0, rc, "%s", err.msg);
+        hy_job_free(j);
+        return;
+    }
+    j->client = c;
+    j->cnext = c->jobs;
+    if (c->jobs)
+        c->jobs->cprev = j;
+    c->jobs = j;
+    c->njobs++;
+    s->jobs_alive++;
+    hy_log(HY_LOG_DEBUG, "job %" PRIu64 " accepted from client %" PRIu64 ": %s n %" PRIu64
+           ", %u ahead", j->id, c->id, job_label(j), j->n, ahead);
+    hy_msg *out = s->out;
+    memset(out, 0, sizeof *out);
+    out->type = HY_MSG_ACCEPTED;
+    out->request = req;
+    out->u.accepted.job_id = j->id;
+    out->u.accepted.queue_position = ahead;
+    send_msg(s, c, out, NULL, 0);
+}
+
+/* ---- replies ---- */
+
+static void on_status(struct server *s, struct hy_client *c, uint64_t req)
+{
+    hy_sched_stats st;
+    hy_sched_get_stats(s->sched, &st);
+    hy_msg *m = s->out;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_STATUS_REPLY;
+    m->request = req;
+    hy_msg_status_reply *r = &m->u.status;
+    r->clients = s->nclients;
+    r->uptime_ns = hy_now_ns() - s->start_ns;
+    r->jobs_queued = st.queued;
+    r->jobs_running = st.running;
+    r->jobs_done = s->jobs_done;
+    r->jobs_failed = s->jobs_failed;
+    r->jobs_cancelled = s->jobs_cancelled;
+    r->devices = s->ndevices;
+    r->devices_usable = s->nowned;
+    for (unsigned b = 0; b < HY_SCHED_NBACKENDS; b++) {
+        r->backend_jobs[b] = st.configs[b];
+        r->backend_busy_ns[b] = st.busy_ns[b];
+    }
+    static const char version[] = "hybridd " HY_VERSION;
+    r->version.p = version;
+    r->version.len = (uint32_t)strlen(version);
+    send_msg(s, c, m, NULL, 0);
+}
+
+static void on_devices(struct server *s, struct hy_client *c, uint64_t req)
+{
+    hy_msg *m = s->out;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_DEVICES_REPLY;
+    m->request = req;
+    hy_msg_devices_reply *r = &m->u.devices;
+    r->ndevices = s->ndevices;
+    r->devices = s->devrec;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    r->cpu_online = cpus > 0 ? (uint32_t)cpus : 1;
+    r->native_threads = s->set.native_threads;
+    r->locked_threads = s->set.locked_threads;
+    r->switch_interval_us = s->cfg.switch_interval_us;
+    send_msg(s, c, m, NULL, 0);
+}
+
+static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
+{
+    const hy_msg_hello *h = &m->u.hello;
+    if (h->min_version > HY_IPC_VERSION || h->max_version < HY_IPC_VERSION) {
+        char t[160];
+        snprintf(t, sizeof t, "this daemon speaks protocol version %u only; the client speaks "
+                 "%u..%u", HY_IPC_VERSION, h->min_version, h->max_version);
+        send_fatal(s, c, m->request, HY_EVERSION, t);
+        return;
+    }
+    c->hello = true;
+    c->features = h->features & (HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS);
+    snprintf(c->name, sizeof c->name, "%.*s", (int)h->name.len, h->name.p);
+    for (char *p = c->name; *p; p++) /* a name is for the log: keep it one printable line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    uint32_t max_payload = (uint32_t)s->cfg.max_frame_bytes;
+    hy_msg *w = s->out;
+    memset(w, 0, sizeof *w);
+    w->type = HY_MSG_WELCOME;
+    w->request = m->request;
+    w->u.welcome.version = HY_IPC_VERSION;
+    w->u.welcome.features = c->features;
+    w->u.welcome.max_payload = max_payload;
+    /* Room for the SUBMIT's body and a full thread list, and for the RESULT's body and row
+     * around the same array on the way back. */
+    w->u.welcome.max_inline_bytes = (max_payload - 256) & ~7u;
+    w->u.welcome.max_jobs_per_client = (uint32_t)s->cfg.max_jobs_per_client;
+    w->u.welcome.max_samples = s->cfg.max_samples;
+    w->u.welcome.max_sort_elements = s->cfg.max_sort_elements;
+    static const char server[] = "hybridd " HY_VERSION;
+    w->u.welcome.server.p = server;
+    w->u.welcome.server.len = (uint32_t)strlen(server);
+    send_msg(s, c, w, NULL, 0);
+    c->max_payload = max_payload;
+    hy_frame_reader_set_max(c->r, max_payload);
+    hy_log(HY_LOG_INFO, "client %" PRIu64 " connected: uid %u gid %u pid %d, \"%s\"", c->id,
+           (unsigned)c->uid, (unsigned)c->gid, (int)c->pid, c->name);
+}
+
+static void on_cancel(struct server *s, struct hy_client *c, const hy_msg *m)
+{
+    uint64_t id = m->u.cancel.job_id;
+    for (hy_job *j = c->jobs; j; j = j->cnext)
+        if (j->id == id) {
+            cancel_job(s, j, HY_CANCEL_CLIENT, HY_CANCEL_CLIENT);
+            return;
+        }
+    send_error(s, c, m->request, id, HY_EINVAL,
+               "no job %" PRIu64 " of this connection is queued or running", id);
+}
+
+static void on_frame(struct server *s, struct hy_client *c, hy_frame *f)
+{
+    hy_msg *m = s->in;
+    hy_error err = {0};
+    int fds_taken = 0;
+    int rc = hy_msg_decode(f, m, &err);
+    const char *tname = hy_msg_type_name(f->h.type);
+    if (!c->hello) {
+        if (f->h.type != HY_MSG_HELLO) {
+            char t[128];
+            snprintf(t, sizeof t, "the first message must be HELLO, not %s",
+                     tname ? tname : "an unknown type");
+            send_fatal(s, c, f->h.request, HY_EPROTO, t);
+        } else if (rc) {
+            send_fatal(s, c, f->h.request, rc, err.msg);
+        } else {
+            on_hello(s, c, m);
+        }
+        goto out;
+    }
+    if (rc) {
+        send_error(s, c, f->h.request, 0, rc, "%s", err.msg);
+        goto out;
+    }
+    switch (m->type) {
+    case HY_MSG_HELLO:
+        send_error(s, c, m->request, 0, HY_EPROTO, "HELLO was already sent on this connection");
+        break;
+    case HY_MSG_PING: {
+        uint64_t nonce = m->u.ping.nonce;
+        hy_msg *o = s->out;
+        memset(o, 0, sizeof *o);
+        o->type = HY_MSG_PONG;
+        o->request = m->request;
+        o->u.ping.nonce = nonce;
+        send_msg(s, c, o, NULL, 0);
+        break;
+    }
+    case HY_MSG_SUBMIT: on_submit(s, c, f, m, &fds_taken); break;
+    case HY_MSG_CANCEL: on_cancel(s, c, m); break;
+    case HY_MSG_STATUS: on_status(s, c, m->request); break;
+    case HY_MSG_DEVICES: on_devices(s, c, m->request); break;
+    default:
+        send_error(s, c, m->request, 0, HY_EPROTO, "%s is sent by the daemon, not to it",
+                   tname ? tname : "this message");
+        break;
+    }
+out:
+    for (unsigned i = (unsigned)fds_taken; i < f->nfds; i++)
+        close(f->fds[i]);
+}
+
+/* ---- connections ---- */
+
+static bool peer_allowed(const struct server *s, uid_t uid, const gid_t *gids, unsigned ngids)
+{
+    const hy_config *cfg = &s->cfg;
+    if (cfg->n_uids == 0 && cfg->n_gids == 0)
+        return true; /* the socket file's mode and group decide */
+    for (unsigned i = 0; i < cfg->n_uids; i++)
+        if (cfg->uids[i] == uid)
+            return true;
+    for (unsigned i = 0; i < cfg->n_gids; i++)
+        for (unsigned k = 0; k < ngids; k++)
+            if (cfg->gids[i] == gids[k])
+                return true;
+    return false;
+}
+
+static void close_client(struct server *s, struct hy_client *c)
+{
+    unsigned cancelled = 0;
+    while (c->jobs) {
+        hy_job *j = c->jobs;
+        detach_job(c, j);
+        cancelled++;
+        if (hy_sched_cancel(s->sched, j, HY_CANCEL_DISCONNECT)) {
+            s->jobs_cancelled++;
+            s->jobs_alive--;
+            hy_job_free(j);
+        }
+    }
+    if (c->hello || cancelled)
+        hy_log(HY_LOG_INFO, "client %" PRIu64 " disconnected; %u job(s) cancelled", c->id,
+               cancelled);
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    hy_frame_reader_free(c->r);
+    hy_frame_writer_free(c->w);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nclients--;
+    free(c->tags);
+    free(c);
+}
+
+static void add_client(struct server *s, int fd)
+{
+    hy_error err = {0};
+    struct hy_client *c = calloc(1, sizeof *c);
+    if (!c || !(c->tags = calloc(s->nexec, sizeof *c->tags))) {
+        hy_log(HY_LOG_ERR, "no memory for a new client");
+        free(c);
+        close(fd);
+        return;
+    }
+    c->kind = W_CLIENT;
+    c->fd = fd;
+    c->id = ++s->next_client_id;
+    c->max_payload = HY_IPC_MAX_PAYLOAD;
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) {
+        hy_log(HY_LOG_ERR, "SO_PEERCRED: %s", strerror(errno));
+        free(c->tags);
+        free(c);
+        close(fd);
+        return;
+    }
+    c->uid = cr.uid;
+    c->gid = cr.gid;
+    c->pid = cr.pid;
+    /* Membership in a listed group counts through the peer's supplementary groups too. */
+    gid_t gids[65];
+    unsigned ngids = 0;
+    gids[ngids++] = cr.gid;
+    socklen_t glen = sizeof gids - sizeof gids[0];
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &glen) == 0)
+        ngids += glen / sizeof gids[0];
+    size_t wbuf = 4 * (size_t)s->cfg.max_frame_bytes + 65536;
+    if (hy_frame_reader_new(HY_IPC_MAX_PAYLOAD, &c->r, &err) ||
+        hy_frame_writer_new(wbuf, &c->w, &err)) {
+        hy_log(HY_LOG_ERR, "new client: %s", err.msg);
+        hy_frame_reader_free(c->r);
+        free(c->tags);
+        free(c);
+        close(fd);
+        return;
+    }
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
+        hy_log(HY_LOG_ERR, "epoll_ctl: %s", strerror(errno));
+        hy_frame_reader_free(c->r);
+        hy_frame_writer_free(c->w);
+        free(c->tags);
+        free(c);
+        close(fd);
+        return;
+    }
+    c->next = s->clients;
+    if (s->clients)
+        s->clients->prev = c;
+    s->clients = c;
+    s->nclients++;
+    if (!peer_allowed(s, cr.uid, gids, ngids)) {
+        char t[200];
+        hy_log(HY_LOG_NOTICE, "refused a connection from uid %u gid %u pid %d: not in "
+               "access.uids or access.gids", (unsigned)cr.uid, (unsigned)cr.gid, (int)cr.pid);
+        snprintf(t, sizeof t, "uid %u (gid %u) is not allowed to use this daemon; ask its "
+                 "administrator to add it to access.uids or access.gids", (unsigned)cr.uid,
+                 (unsigned)cr.gid);
+        send_fatal(s, c, 0, HY_EPERM, t);
+        set_events(s, c, true);
+    } else if (s->nclients > s->cfg.max_clients) {
+        hy_log(HY_LOG_WARNING, "refused a connection from uid %u pid %d: %" PRIu64
+               " clients already (limits.clients)", (unsigned)cr.uid, (int)cr.pid,
+               s->cfg.max_clients);
+        send_fatal(s, c, 0, HY_EBUSY, "the daemon is serving as many clients as it may "
+                   "(limits.clients); retry later");
+        set_events(s, c, true);
+    }
+}
+
+static void on_listen(struct server *s)
+{
+    /* A bounded batch per turn, so a flood of connects cannot starve the clients. */
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(s->set.listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            add_client(s, fd);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+            errno == ECONNABORTED)
+            return;
+        if ((errno == EMFILE || errno == ENFILE) && s->reserve_fd >= 0) {
+            /* Out of fds: free the reserve to accept and close the connection at once, so
+             * the listening socket does not stay readable and spin the loop. */
+            hy_log(HY_LOG_WARNING, "out of file descriptors: refusing a connection");
+            close(s->reserve_fd);
+            int x = accept4(s->set.listener->fd, NULL, NULL, SOCK_CLOEXEC);
+            if (x >= 0)
+                close(x);
+            s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            return;
+        }
+        hy_log(HY_LOG_ERR, "accept: %s", strerror(errno));
+        return;
+    }
+}
+
+static void on_client_io(struct server *s, struct hy_client *c, uint32_t events)
+{
+    hy_error err = {0};
+    if (events & EPOLLOUT)
+        mark_dirty(s, c);
+    if (c->closing && (events & (EPOLLHUP | EPOLLERR))) {
+        c->dead = true; /* the peer is gone: its final ERROR cannot reach it */
+        return;
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || c->closing)
+        return;
+    int rc = hy_frame_reader_fill(c->r, c->fd, &err);
+    if (rc == 0) {
+        c->dead = true; /* the client closed its end */
+        return;
+    }
+    if (rc < 0) {
+        hy_log(HY_LOG_INFO, "client %" PRIu64 ": %s", c->id, err.msg);
+        if (rc == HY_EPROTO)
+            send_fatal(s, c, 0, rc, err.msg);
+        else
+            c->dead = true;
+        return;
+    }
+    while (!c->closing && !c->dead) {
+        hy_frame f;
+        rc = hy_frame_reader_next(c->r, &f, &err);
+        if (rc == HY_IPC_INCOMPLETE)
+            break;
+        if (rc < 0) {
+            hy_log(HY_LOG_INFO, "client %" PRIu64 ": broken stream: %s", c->id, err.msg);
+            send_fatal(s, c, 0, rc, err.msg);
+            break;
+        }
+        on_frame(s, c, &f);
+    }
+}
+
+/* ---- the timer: progress, timeouts, the drain's deadline ---- */
+
+struct tick_ctx {
+    struct server *s;
+    uint64_t now;
+    bool cancel_all;
+};
+
+static void tick_job(hy_job *j, void *ctx)
+{
+    struct tick_ctx *t = ctx;
+    struct server *s = t->s;
+    if (t->cancel_all) {
+        int none = HY_CANCEL_NONE;
+        atomic_compare_exchange_strong(&j->cancel, &none, HY_CANCEL_SHUTDOWN);
+    }
+    if (s->cfg.job_timeout_s && j->start_ns &&
+        t->now - j->start_ns > s->cfg.job_timeout_s * 1000000000ull) {
+        int none = HY_CANCEL_NONE;
+        atomic_compare_exchange_strong(&j->cancel, &none, HY_CANCEL_TIMEOUT);
+    }
+    struct hy_client *c = j->client;
+    if (!c || c->dead || !(c->features & HY_FEATURE_PROGRESS) || !j->start_ns ||
+        t->now - j->start_ns < TICK_NS)
+        return;
+    uint64_t done = atomic_load_explicit(&j->done, memory_order_relaxed);
+    uint64_t total = atomic_load_explicit(&j->total, memory_order_relaxed);
+    uint32_t row = atomic_load_explicit(&j->row, memory_order_relaxed);
+    if (total == 0 || (done == j->progress_done && row == j->progress_row))
+        return;
+    j->progress_done = done;
+    j->progress_row = row;
+    hy_msg *m = s->out;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_PROGRESS;
+    m->request = j->request;
+    m->u.progress.job_id = j->id;
+    m->u.progress.row = row;
+    m->u.progress.done = done;
+    m->u.progress.total = total;
+    send_msg(s, c, m, NULL, 0);
+}
+
+static void on_timer(struct server *s)
+{
+    uint64_t v;
+    if (read(s->timerfd, &v, sizeof v) < 0 && errno != EAGAIN)
+        hy_log(HY_LOG_ERR, "reading the timer: %s", strerror(errno));
+    struct tick_ctx t = {.s = s, .now = hy_now_ns()};
+    if (s->draining && !s->drain_cancelled && t.now >= s->drain_deadline_ns) {
+        hy_log(HY_LOG_NOTICE, "drain timeout (%" PRIu64 " s) reached: cancelling running jobs",
+               s->cfg.drain_timeout_s);
+        s->drain_cancelled = true;
+        t.cancel_all = true;
+    }
+    hy_sched_foreach_running(s->sched, tick_job, &t);
+}
+
+static void arm_timer(struct server *s, bool on)
+{
+    if (on == s->timer_armed)
+        return;
+    struct itimerspec it = {0};
+    if (on) {
+        it.it_interval.tv_nsec = TICK_NS;
+        it.it_value.tv_nsec = TICK_NS;
+    }
+    if (timerfd_settime(s->timerfd, 0, &it, NULL) != 0)
+        hy_log(HY_LOG_ERR, "timerfd_settime: %s", strerror(errno));
+    else
+        s->timer_armed = on;
+}
+
+/* ---- signals: reload and drain ---- */
+
+#define RELOAD_FIELD(f, key)                                                            \
+    do {                                                                                \
+        if (old->f != nc->f) {                                                          \
+            hy_log(HY_LOG_NOTICE, "reload: %s %" PRIu64 " -> %" PRIu64, key,            \
+                   (uint64_t)old->f, (uint64_t)nc->f);                                  \
+            applied++;                                                                  \
+        }                                                                               \
+    } while (0)
+
+static void reload(struct server *s)
+{
+    hy_config loaded, *nc = &loaded;
+    hy_error err = {0};
+    const hy_config *old = &s->cfg;
+    sd_notify(0, "RELOADING=1");
+    hy_config_defaults(nc);
+    if (s->set.config_path && hy_config_load(nc, s->set.config_path, &err) != 0) {
+        hy_log(HY_LOG_ERR, "reload failed, keeping the running configuration: %s", err.msg);
+        sd_notify(0, "READY=1\nSTATUS=reload failed; running configuration kept");
+        return;
+    }
+    if (s->set.socket_override)
+        snprintf(nc->socket_path, sizeof nc->socket_path, "%s", s->set.socket_override);
+    unsigned applied = 0;
+    /* What needs a restart is named, not silently ignored. */
+    if (strcmp(old->socket_path, nc->socket_path) != 0)
+        hy_log(HY_LOG_WARNING, "reload: socket.path changed; it takes effect on restart");
+    if (old->native_threads != nc->native_threads || old->locked_threads != nc->locked_threads)
+        hy_log(HY_LOG_WARNING, "reload: cpu thread counts changed; they take effect on restart");
+    if (old->opencl_enabled != nc->opencl_enabled ||
+        old->opencl_all_devices != nc->opencl_all_devices || old->n_devices != nc->n_devices ||
+        memcmp(old->devices, nc->devices, sizeof nc->devices) != 0 ||
+        strcmp(old->cache_dir, nc->cache_dir) != 0)
+        hy_log(HY_LOG_WARNING, "reload: opencl settings changed; they take effect on restart");
+    if (old->socket_mode != nc->socket_mode || strcmp(old->socket_group, nc->socket_group)) {
+        if (hy_listener_set_access(s->set.listener, nc->socket_mode, nc->socket_group, &err)) {
+            hy_log(HY_LOG_ERR, "reload: socket mode/group not applied: %s", err.msg);
+            nc->socket_mode = old->socket_mode;
+            snprintf(nc->socket_group, sizeof nc->socket_group, "%s", old->socket_group);
+        } else {
+            hy_log(HY_LOG_NOTICE, "reload: socket mode %04o group \"%s\"", nc->socket_mode,
+                   nc->socket_group);
+            applied++;
+        }
+    }
+    if (old->n_uids != nc->n_uids || old->n_gids != nc->n_gids ||
+        memcmp(old->uids, nc->uids, sizeof nc->uids) ||
+        memcmp(old->gids, nc->gids, sizeof nc->gids)) {
+        hy_log(HY_LOG_NOTICE, "reload: access lists now %u uid(s), %u gid(s) (for new "
+               "connections)", nc->n_uids, nc->n_gids);
+        applied++;
+    }
+    RELOAD_FIELD(switch_interval_us, "cpu.switch_interval_us");
+    RELOAD_FIELD(max_clients, "limits.clients");
+    RELOAD_FIELD(max_frame_bytes, "limits.frame_bytes (new connections)");
+    RELOAD_FIELD(max_queued_jobs, "limits.queued_jobs");
+    RELOAD_FIELD(max_jobs_per_client, "limits.jobs_per_client");
+    RELOAD_FIELD(max_samples, "limits.samples");
+    RELOAD_FIELD(max_sort_elements, "limits.sort_elements");
+    RELOAD_FIELD(max_job_bytes, "limits.job_bytes");
+    RELOAD_FIELD(job_timeout_s, "limits.job_timeout_s");
+    RELOAD_FIELD(drain_timeout_s, "limits.drain_timeout_s");
+    /* Keep what needs a restart as it is running, so STATUS and reloads stay truthful. */
+    snprintf(nc->socket_path, sizeof nc->socket_path, "%s", old->socket_path);
+    nc->native_threads = old->native_threads;
+    nc->locked_threads = old->locked_threads;
+    nc->opencl_enabled = old->opencl_enabled;
+    nc->opencl_all_devices = old->opencl_all_devices;
+    nc->n_devices = old->n_devices;
+    memcpy(nc->devices, old->devices, sizeof nc->devices);
+    memcpy(nc->cache_dir, old->cache_dir, sizeof nc->cache_dir);
+    s->cfg = *nc;
+    hy_log(HY_LOG_NOTICE, "reloaded %s: %u setting(s) applied",
+           s->set.config_path ? s->set.config_path : "the built-in defaults", applied);
+    sd_notify(0, "READY=1\nSTATUS=serving (configuration reloaded)");
+}
+
+static void start_drain(struct server *s, int sig)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    hy_log(HY_LOG_NOTICE, "%s: stopping: no new connections or jobs; %" PRIu64 " job(s) to "
+           "finish within %" PRIu64 " s", strsignal(sig), s->jobs_alive, s->cfg.drain_timeout_s);
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
+    if (s->set.listener->fd >= 0)
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->set.listener->fd, NULL);
+    hy_listener_close(s->set.listener);
+    /* Queued jobs will not start: each gets its final answer now. Running ones go on. */
+    for (struct hy_client *c = s->clients; c; c = c->next)
+        for (hy_job *j = c->jobs, *next; j; j = next) {
+            next = j->cnext;
+            cancel_job(s, j, HY_CANCEL_SHUTDOWN, HY_CANCEL_NONE);
+        }
+    s->drain_deadline_ns = hy_now_ns() + s->cfg.drain_timeout_s * 1000000000ull;
+    if (s->cfg.drain_timeout_s == 0) {
+        struct tick_ctx t = {.s = s, .now = hy_now_ns(), .cancel_all = true};
+        s->drain_cancelled = true;
+        hy_sched_foreach_running(s->sched, tick_job, &t);
+    }
+}
+
+static void on_signal(struct server *s)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sigfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP)
+            reload(s);
+        else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+            start_drain(s, (int)si.ssi_signo);
+    }
+}
+
+/* ---- setup and the loop ---- */
+
+static int fill_devices(struct server *s, hy_error *err)
+{
+    hy_cl *cl = s->set.engines.cl;
+    s->ndevices = cl ? hy_cl_device_count(cl) : 0;
+    if (s->ndevices > HY_IPC_DEVICES_MAX)
+        s->ndevices = HY_IPC_DEVICES_MAX;
+    s->devrec = calloc(s->ndevices ? s->ndevices : 1, sizeof *s->devrec);
+    s->owned = calloc(s->ndevices ? s->ndevices : 1, sizeof *s->owned);
+    if (!s->devrec || !s->owned)
+        return hy_error_set(err, HY_ENOMEM, "no memory for the device table");
+    for (unsigned i = 0; i < s->ndevices; i++) {
+        hy_cl_device_info info;
+        hy_device_record *r = &s->devrec[i];
+        int rc = hy_cl_describe(cl, i, &info, err);
+        if (rc)
+            return rc;
+        bool listed = s->cfg.opencl_all_devices;
+        for (unsigned k = 0; k < s->cfg.n_devices; k++)
+            listed |= s->cfg.devices[k] == i;
+        r->index = i;
+        r->type = (uint16_t)info.type;
+        r->compute_units = info.compute_units;
+        r->global_mem = info.global_mem;
+        r->max_alloc = info.max_alloc;
+        snprintf(r->name, sizeof r->name, "%.*s", (int)sizeof r->name - 1, info.name);
+        snprintf(r->vendor, sizeof r->vendor, "%.*s", (int)sizeof r->vendor - 1, info.vendor);
+        snprintf(r->driver, sizeof r->driver, "%.*s", (int)sizeof r->driver - 1, info.driver);
+        if (info.pocl_cpu)
+            r->flags |= HY_DEV_POCL_CPU;
+        if (!info.usable)
+            snprintf(r->problem, sizeof r->problem, "%.*s", (int)sizeof r->problem - 1, info.problem);
+        else if (!listed)
+            snprintf(r->problem, sizeof r->problem, "not served: opencl.devices does not list it");
+        else {
+            r->flags |= HY_DEV_USABLE;
+            s->owned[s->nowned++] = i;
+        }
+        hy_log(info.usable && listed ? HY_LOG_INFO : HY_LOG_WARNING,
+               "OpenCL device %u: %s (%s, %s), %u compute units, %.1f GiB: %s%s", i, info.name,
+               hy_cl_type_label(&info), info.platform, info.compute_units,
+               (double)info.global_mem / (1u << 30),
+               r->problem[0] ? r->problem : info.from_cache ? "programs from the cache"
+                                                            : "programs built",
+               r->problem[0] ? "" : "");
+    }
+    for (unsigned k = 0; k < s->cfg.n_devices; k++)
+        if (s->cfg.devices[k] >= s->ndevices)
+            hy_log(HY_LOG_WARNING, "opencl.devices lists device %u, which does not exist",
+                   s->cfg.devices[k]);
+    return 0;
+}
+
+static int setup(struct server *s, hy_error *err)
+{
+    s->epfd = s->sigfd = s->evfd = s->timerfd = s->reserve_fd = -1;
+    s->start_ns = hy_now_ns();
+    s->in = malloc(sizeof *s->in);
+    s->out = malloc(sizeof *s->out);
+    if (!s->in || !s->out)
+        return hy_error_set(err, HY_ENOMEM, "no memory for the message buffers");
+    int rc = fill_devices(s, err);
+    if (rc)
+        return rc;
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->epfd < 0 || s->evfd < 0 || s->timerfd < 0 || s->sigfd < 0)
+        return hy_error_set(err, HY_ESYS, "creating the event loop's fds: %s", strerror(errno));
+    if ((rc = hy_sched_create(&s->set.engines, s->owned, s->nowned, s->evfd, &s->sched, err)))
+        return rc;
+    s->nexec = 1 + s->nowned;
+    struct {
+        int fd;
+        struct watch *w;
+        int kind;
+    } fixed[] = {{s->set.listener->fd, &s->w_listen, W_LISTEN},
+                 {s->sigfd, &s->w_signal, W_SIGNAL},
+                 {s->evfd, &s->w_event, W_EVENT},
+                 {s->timerfd, &s->w_timer, W_TIMER}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        fixed[i].w->kind = fixed[i].kind;
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = fixed[i].w};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fixed[i].fd, &e) != 0)
+            return hy_error_set(err, HY_ESYS, "epoll_ctl: %s", strerror(errno));
+    }
+    return 0;
+}
+
+static void teardown(struct server *s)
+{
+    while (s->clients)
+        close_client(s, s->clients);
+    hy_sched_destroy(s->sched);
+    hy_listener_close(s->set.listener);
+    int fds[] = {s->epfd, s->sigfd, s->evfd, s->timerfd, s->reserve_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(s->devrec);
+    free(s->owned);
+    free(s->in);
+    free(s->out);
+}
+
+/* Flushes what this turn queued and closes the connections that ended. */
+static void end_of_turn(struct server *s)
+{
+    for (struct hy_client *c = s->dirty, *next; c; c = next) {
+        next = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        flush_client(s, c);
+    }
+    s->dirty = NULL;
+    for (struct hy_client *c = s->clients, *next; c; c = next) {
+        next = c->next;
+        if (c->dead)
+            close_client(s, c);
+    }
+}
+
+static bool drained(struct server *s)
+{
+    if (!s->draining || s->jobs_alive > 0)
+        return false;
+    uint64_t now = hy_now_ns();
+    if (!s->idle_since_ns)
+        s->idle_since_ns = now;
+    bool pending = false;
+    for (struct hy_client *c = s->clients; c; c = c->next)
+        pending |= hy_frame_writer_pending(c->w) > 0;
+    /* The last answers get a moment to reach clients that read slowly, no more. */
+    return !pending || now - s->idle_since_ns > FLUSH_GRACE_NS;
+}
+
+int hy_server_run(const hy_server_setup *setup_in)
+{
+    struct server *s = calloc(1, sizeof *s);
+    hy_error err = {0};
+    if (!s) {
+        hy_log(HY_LOG_ERR, "no memory for the server");
+        return 1;
+    }
+    s->set = *setup_in;
+    s->cfg = setup_in->cfg;
+    int code = 0;
+    if (setup(s, &err)) {
+        hy_log(HY_LOG_ERR, "%s", err.msg);
+        code = 1;
+        goto out;
+    }
+    hy_log(HY_LOG_INFO, "ready: serving on %s (%s), native pool %u, locked runtime %u, "
+           "%u OpenCL device(s)", s->set.listener->path,
+           s->set.listener->owned ? "created" : "socket activation", s->set.native_threads,
+           s->set.locked_threads, s->nowned);
+    sd_notifyf(0, "READY=1\nSTATUS=serving on %s", s->set.listener->path);
+    while (!drained(s)) {
+        struct epoll_event ev[64];
+        arm_timer(s, s->jobs_alive > 0 || s->draining);
+        int n = epoll_wait(s->epfd, ev, 64, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            hy_log(HY_LOG_ERR, "epoll_wait: %s", strerror(errno));
+            code = 1;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct watch *w = ev[i].data.ptr;
+            switch (w->kind) {
+            case W_LISTEN:
+                if (!s->draining)
+                    on_listen(s);
+                break;
+            case W_SIGNAL: on_signal(s); break;
+            case W_EVENT: drain_done(s); break;
+            case W_TIMER: on_timer(s); break;
+            default: {
+                struct hy_client *c = (struct hy_client *)w;
+                if (!c->dead)
+                    on_client_io(s, c, ev[i].events);
+            }
+            }
+        }
+        end_of_turn(s);
+    }
+    hy_log(HY_LOG_NOTICE, "stopped: %" PRIu64 " job(s) done, %" PRIu64 " failed, %" PRIu64
+           " cancelled", s->jobs_done, s->jobs_failed, s->jobs_cancelled);
+out:
+    teardown(s);
+    free(s);
+    return code;
+}

@@ -3,6 +3,7 @@
  * the side-by-side figures hybridd exists to show. A benchmark, not a test. */
 #include "cl.h"
 #include "host.h"
+#include "runner.h"
 
 #include <errno.h>
 #include <math.h>
@@ -40,7 +41,7 @@ struct row {
     uint64_t median_ns, min_ns, max_ns;
     double throughput; /* items per second, all copies together */
     double speedup;    /* throughput over serial's */
-    double handoffs;   /* locked: mean per run */
+    double handoffs;   /* locked: in the median run */
     double wait_share; /* locked: lock wait over thread time */
     uint64_t hits;     /* pi */
     bool checked;      /* sort: output verified ascending */
@@ -327,103 +328,48 @@ static bool ascending(const void *a, int dtype, size_t n)
 
 /* ---- running ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* One run of the job on OpenCL; fills the stats the table needs. */
-static int run_opencl(struct engines *e, const struct options *o, void *work, struct row *r,
-                      uint64_t *wall, hy_cl_timing *t, hy_error *err)
-{
-    hy_cl_opts co = {.device = e->cl_device};
-    int rc;
-    if (o->job == 'p') {
-        hy_cl_pi_result pr;
-        rc = hy_cl_pi(e->cl, &co, o->seed, o->n, &pr, err);
-        r->hits = pr.hits;
-        *t = pr.timing;
-    } else {
-        hy_cl_sort_result sr;
-        rc = hy_cl_sort(e->cl, &co, o->dtype, work, (size_t)o->n, &sr, err);
-        r->checked = rc == 0 && ascending(work, o->dtype, (size_t)o->n);
-        *t = sr.timing;
-    }
-    *wall = t->wall_ns;
-    return rc;
-}
-
-/* Runs one configuration: a warm-up, then o->repeat timed runs. */
+/* Runs one configuration through the daemon's runner (a warm-up, then o->repeat timed
+ * runs), so the bench and the daemon measure exactly the same way. */
 static int run_config(struct engines *e, const struct options *o, const hy_run_opts *ro,
                       void *input, void *work, struct row *r)
 {
-    uint64_t times[1000];
-    hy_cl_timing cl_times[1000];
-    double handoffs = 0, wait = 0;
-    size_t bytes = o->job == 's' ? (size_t)o->n * hy_dtype_size(o->dtype) : 0;
+    hy_engines eng = {.host = e->host, .cl = e->cl};
+    hy_run_spec spec = {.job = o->job == 'p' ? HY_JOB_PI : HY_JOB_SORT,
+                        .backend = ro->backend, .device = e->cl_device,
+                        .threads = ro->threads, .mode = ro->mode, .nogil = ro->nogil,
+                        .switch_interval_us = ro->switch_interval_us, .n = o->n,
+                        .seed = o->seed, .dtype = o->dtype, .array = work,
+                        .pristine = input, .warmup = 1, .repeat = o->repeat};
+    hy_result_row row;
+    uint64_t busy;
     hy_error err = {0};
-    for (unsigned rep = 0; rep <= o->repeat; rep++) {
-        hy_run_stats st = {0};
-        hy_cl_timing ct = {0};
-        uint64_t wall = 0;
-        int rc;
-        if (o->job == 's')
-            memcpy(work, input, bytes);
-        if (ro->backend == HY_BACKEND_OPENCL) {
-            rc = run_opencl(e, o, work, r, &wall, &ct, &err);
-        } else if (o->job == 'p') {
-            hy_pi_result pr;
-            rc = hy_host_pi(e->host, o->seed, o->n, ro, &pr, &err);
-            st = pr.stats;
-            r->hits = pr.hits;
-            wall = st.wall_ns;
-        } else {
-            hy_sort_result sr;
-            rc = hy_host_sort(e->host, o->dtype, work, (size_t)o->n, ro, &sr, &err);
-            st = sr.stats;
-            r->checked = rc == 0 && ascending(work, o->dtype, (size_t)o->n);
-            wall = st.wall_ns;
-        }
-        if (rc != 0) {
-            fprintf(stderr, "hybrid-bench: %s on %u thread(s): %s (%s)\n",
-                    hy_backend_name(ro->backend), ro->threads, err.msg, hy_err_name(rc));
-            return rc;
-        }
-        if (rep == 0)
-            continue; /* the warm-up: page faults, caches, the CPU's clock ramp */
-        times[rep - 1] = wall;
-        cl_times[rep - 1] = ct;
-        r->nogil = st.nogil;
-        handoffs += (double)st.lock_handoffs;
-        if (st.wall_ns)
-            wait += (double)st.lock_wait_ns / ((double)st.wall_ns * st.threads);
+    int rc = hy_runner_run(&eng, &spec, &row, &busy, &err);
+    if (rc != 0) {
+        fprintf(stderr, "hybrid-bench: %s on %u thread(s): %s (%s)\n",
+                hy_backend_name(ro->backend), ro->threads, err.msg, hy_err_name(rc));
+        return rc;
     }
-    /* The breakdown of the run whose wall time is the median (before sorting the times). */
-    uint64_t sorted[1000];
-    memcpy(sorted, times, sizeof(uint64_t) * o->repeat);
-    qsort(sorted, o->repeat, sizeof sorted[0], cmp_u64);
-    uint64_t mid = sorted[o->repeat / 2];
-    for (unsigned i = 0; i < o->repeat; i++)
-        if (times[i] == mid) {
-            r->h2d_ns = cl_times[i].h2d_ns;
-            r->kernel_ns = cl_times[i].kernel_ns;
-            r->d2h_ns = cl_times[i].d2h_ns;
-            break;
-        }
+    memset(r, 0, sizeof *r);
     r->backend = ro->backend;
     r->threads = ro->threads;
     r->mode = ro->mode;
+    r->nogil = row.flags & HY_ROW_NOGIL;
+    r->median_ns = row.median_ns;
+    r->min_ns = row.min_ns;
+    r->max_ns = row.max_ns;
+    r->hits = row.hits;
+    r->checked = o->job == 's' && ascending(work, o->dtype, (size_t)o->n);
+    r->h2d_ns = row.h2d_ns;
+    r->kernel_ns = row.kernel_ns;
+    r->d2h_ns = row.d2h_ns;
+    /* Lock figures are the median run's: they add up with the time shown. */
+    r->handoffs = (double)row.lock_handoffs;
+    r->wait_share = row.threads && row.median_ns
+                        ? (double)row.lock_wait_ns / ((double)row.median_ns * row.threads)
+                        : 0;
     snprintf(r->device, sizeof r->device, "%s",
              ro->backend == HY_BACKEND_OPENCL ? e->cl_label : "CPU");
-    r->min_ns = sorted[0];
-    r->max_ns = sorted[o->repeat - 1];
-    r->median_ns = o->repeat % 2 ? sorted[o->repeat / 2]
-                                 : (sorted[o->repeat / 2 - 1] + sorted[o->repeat / 2]) / 2;
-    unsigned copies = ro->mode == HY_MODE_REPLICATE ? ro->threads : 1;
-    r->throughput = (double)o->n * copies / ((double)r->median_ns * 1e-9);
-    r->handoffs = handoffs / o->repeat;
-    r->wait_share = wait / o->repeat;
+    r->throughput = (double)o->n * row.copies / ((double)r->median_ns * 1e-9);
     return 0;
 }
 

@@ -2,7 +2,9 @@
  * and one in-order profiling queue each, programs built once at open, an optional binary
  * cache on disk) and runs the pi and sort jobs on them, bit-identical to the CPU engine.
  * It knows nothing of sockets, frames or config files. This is the module's only public
- * header. Not thread-safe: one thread uses one hy_cl (the daemon gives it a worker). */
+ * header. After hy_cl_open, each device's state is its own: different threads may run jobs
+ * on different devices at once (the daemon has an executor per device), but one device
+ * serves one thread at a time, and open/close must not overlap anything. */
 #ifndef HY_CL_H
 #define HY_CL_H
 

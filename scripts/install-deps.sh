@@ -19,6 +19,7 @@ packages=(
   libconfig-dev        # hybridd's configuration file
   libcriterion-dev     # the unit and integration tests
   libsystemd-dev       # sd_notify and socket activation
+  systemd              # systemd-analyze, systemd-sysusers, systemd-tmpfiles for tests/systemd
   clang                # libFuzzer targets
   libclang-rt-dev      # clang's sanitizer and libFuzzer runtimes (only recommended by clang)
 )

@@ -73,6 +73,7 @@ struct server {
     uint64_t jobs_alive; /* accepted and not yet answered */
     uint64_t jobs_done, jobs_failed, jobs_cancelled;
     bool timer_armed;
+    uint64_t status_ns; /* when STATUS= last went to systemd */
     bool draining, drain_cancelled;
     uint64_t drain_deadline_ns, idle_since_ns;
     int exit_code;
@@ -277,6 +278,14 @@ static void drain_done(struct server *s)
         next = j->done_next;
         answer_job(s, j);
     }
+    /* `systemctl status` shows this line; once a second is plenty. */
+    uint64_t now = hy_now_ns();
+    if (now - s->status_ns > 1000000000ull) {
+        s->status_ns = now;
+        sd_notifyf(0, "STATUS=serving: %u client(s), %" PRIu64 " job(s) in hand, %" PRIu64
+                   " done, %" PRIu64 " failed, %" PRIu64 " cancelled", s->nclients,
+                   s->jobs_alive, s->jobs_done, s->jobs_failed, s->jobs_cancelled);
+    }
 }
 
 /* Cancels a job: a queued one is answered now with `reason`'s sentence; a running one is
@@ -291,6 +300,15 @@ static void cancel_job(struct server *s, hy_job *j, int reason, int running_reas
 }
 
 /* ---- admission ---- */
+
+/* The largest inline array for a connection's payload limit: room for the SUBMIT's body and
+ * a full thread list, and for the RESULT's body and row around the same array on the way
+ * back. */
+static uint32_t max_inline(uint32_t max_payload)
+{
+    return (max_payload - 256) & ~7u;
+}
+
 
 static bool owns_device(const struct server *s, unsigned dev)
 {
@@ -414,6 +432,12 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     }
     if ((rc = check_submit(s, m, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
+        return;
+    }
+    if (m->array == HY_ARRAY_INLINE && m->inline_bytes > max_inline(c->max_payload)) {
+        send_error(s, c, req, 0, HY_ELIMIT, "an inline array of %zu bytes is above WELCOME's "
+                   "max_inline_bytes (%u); send it in a memfd", m->inline_bytes,
+                   max_inline(c->max_payload));
         return;
     }
     if (m->array == HY_ARRAY_MEMFD && !(c->features & HY_FEATURE_MEMFD)) {
@@ -580,9 +604,7 @@ static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
     w->u.welcome.version = HY_IPC_VERSION;
     w->u.welcome.features = c->features;
     w->u.welcome.max_payload = max_payload;
-    /* Room for the SUBMIT's body and a full thread list, and for the RESULT's body and row
-     * around the same array on the way back. */
-    w->u.welcome.max_inline_bytes = (max_payload - 256) & ~7u;
+    w->u.welcome.max_inline_bytes = max_inline(max_payload);
     w->u.welcome.max_jobs_per_client = (uint32_t)s->cfg.max_jobs_per_client;
     w->u.welcome.max_samples = s->cfg.max_samples;
     w->u.welcome.max_sort_elements = s->cfg.max_sort_elements;

@@ -102,7 +102,7 @@ static const key opencl_keys[] = {
 };
 static const key limits_keys[] = {
     {"clients", K_U64, F(max_clients), 0, 1, 65536, 0},
-    {"frame_bytes", K_U64, F(max_frame_bytes), 0, 64LL << 10, 64LL << 20, 0},
+    {"frame_bytes", K_U64, F(max_frame_bytes), 0, 64LL << 10, 16LL << 20, 0},
     {"queued_jobs", K_U64, F(max_queued_jobs), 0, 1, 100000, 0},
     {"jobs_per_client", K_U64, F(max_jobs_per_client), 0, 1, 10000, 0},
     {"samples", K_U64, F(max_samples), 0, 1, INT64_MAX, 0},

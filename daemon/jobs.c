@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -186,6 +185,33 @@ static void execute(struct hy_sched *s, hy_job *j)
     free(pristine);
 }
 
+/* A memfd array is mapped here, on the executor, populated in one call (the client wrote
+ * the pages: taking them in one go costs far less than a fault per page in the sort). */
+static int map_array(hy_job *j)
+{
+    if (j->array_fd < 0 || j->array_bytes == 0)
+        return 0;
+    j->rc = hy_memfd_map(j->array_fd, j->array_bytes, &j->array, &j->err);
+    close(j->array_fd);
+    j->array_fd = -1;
+    j->array_mapped = j->rc == 0;
+    return j->rc;
+}
+
+/* The protocol promises the memfd is unmapped and closed before the answer goes out. */
+static void unmap_array(hy_job *j)
+{
+    if (j->array_fd >= 0) {
+        close(j->array_fd);
+        j->array_fd = -1;
+    }
+    if (j->array_mapped) {
+        hy_memfd_unmap(j->array, j->array_bytes);
+        j->array = NULL;
+        j->array_mapped = false;
+    }
+}
+
 static void *exec_main(void *arg)
 {
     struct exec *x = arg;
@@ -221,8 +247,9 @@ static void *exec_main(void *arg)
 
         if (atomic_load(&j->cancel) != HY_CANCEL_NONE)
             j->rc = hy_error_set(&j->err, HY_ECANCELED, "cancelled before it started");
-        else
+        else if (map_array(j) == 0)
             execute(s, j);
+        unmap_array(j);
 
         pthread_mutex_lock(&s->mu);
         j->end_ns = hy_now_ns();
@@ -423,12 +450,8 @@ void hy_job_free(hy_job *job)
 {
     if (!job)
         return;
-    if (job->array) {
-        if (job->array_mapped)
-            munmap(job->array, job->array_bytes);
-        else
-            free(job->array);
-    }
+    unmap_array(job);
+    free(job->array);
     free(job->rows);
     free(job);
 }

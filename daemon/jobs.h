@@ -40,9 +40,12 @@ typedef struct hy_job {
     uint32_t backends;        /* comparisons: bit 1 << backend */
     unsigned nthreads;
     uint32_t threads_list[HY_IPC_THREADS_MAX];
-    void *array;              /* sort: the elements (a mapped memfd or an inline copy) */
+    void *array;              /* sort: the elements (an inline copy, or the memfd mapped) */
     size_t array_bytes;
-    bool array_mapped;        /* munmap rather than free */
+    /* A memfd array: the executor maps it when the job starts and unmaps it when it ends,
+     * so neither mapping gigabytes nor tearing them down ever stalls the event loop. */
+    int array_fd;             /* -1: none, or already mapped and closed */
+    bool array_mapped;        /* array is the memfd's mapping: munmap rather than free */
     unsigned exec;            /* the executor that runs it */
     bool exclusive;           /* needs the machine to itself (comparisons) */
     uint64_t queued_ns;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -162,6 +163,15 @@ int main(int argc, char **argv)
     if (check) {
         printf("# %s: configuration OK; in force:\n", config_path ? config_path : "defaults");
         return hy_config_print(&cfg, stdout) ? EXIT_RUNTIME : 0;
+    }
+
+    /* Each connection is an fd and so is each queued memfd job: the soft limit (often 1024)
+     * is below what limits.clients and limits.queued_jobs allow, so take the hard one. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+            hy_log(HY_LOG_WARNING, "cannot raise the open-file limit: %s", strerror(errno));
     }
 
     /* Every thread started from here on (pools, executors, the OpenCL runtime's) inherits

@@ -224,11 +224,6 @@ static void answer_job(struct server *s, hy_job *j)
     double wait_ms = j->start_ns ? (double)(j->start_ns - j->queued_ns) / 1e6
                                  : (double)(now - j->queued_ns) / 1e6;
     double run_ms = j->start_ns ? (double)(j->end_ns - j->start_ns) / 1e6 : 0;
-    /* The memfd goes back before the answer: the client reads its array once RESULT comes. */
-    if (j->array_mapped) {
-        hy_memfd_unmap(j->array, j->array_bytes);
-        j->array = NULL;
-    }
     if (j->rc == 0) {
         s->jobs_done++;
         hy_log(HY_LOG_INFO, "job %" PRIu64 " (%s, n %" PRIu64 ") done: %u row(s), waited %.1f ms,"
@@ -460,6 +455,7 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         send_error(s, c, req, 0, HY_ENOMEM, "no memory for a new job");
         return;
     }
+    j->array_fd = -1;
     bool compare = m->job == HY_JOB_COMPARE_PI || m->job == HY_JOB_COMPARE_SORT;
     j->request = req;
     j->kind = m->job;
@@ -483,18 +479,14 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     if (m->job == HY_JOB_SORT || m->job == HY_JOB_COMPARE_SORT) {
         j->array_bytes = (size_t)m->n * hy_dtype_size(m->dtype);
         if (m->array == HY_ARRAY_MEMFD) {
+            /* Checked now (an answer at once); mapped by the executor when the job starts. */
             size_t size;
-            int fd = f->fds[0];
-            if ((rc = hy_memfd_check(fd, j->array_bytes, &size, &err)) ||
-                (j->array_bytes > 0 &&
-                 (rc = hy_memfd_map(fd, j->array_bytes, &j->array, &err)))) {
+            if ((rc = hy_memfd_check(f->fds[0], j->array_bytes, &size, &err))) {
                 send_error(s, c, req, 0, rc, "%s", err.msg);
                 hy_job_free(j);
                 return;
             }
-            j->array_mapped = j->array != NULL;
-            /* The mapping keeps the memfd alive; the fd itself is not needed any more. */
-            close(fd);
+            j->array_fd = f->fds[0];
             *fds_taken = 1;
         } else if (j->array_bytes > 0) {
             j->array = malloc(j->array_bytes);

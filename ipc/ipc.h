@@ -95,6 +95,10 @@ void hy_frame_reader_set_max(hy_frame_reader *r, uint32_t max_payload);
  * the socket has nothing now (EAGAIN), or a negative hy_err (HY_ESYS, or HY_EPROTO for
  * fds the peer should not have sent, which are closed). */
 int hy_frame_reader_fill(hy_frame_reader *r, int sock, hy_error *err);
+/* For a client with a blocking socket that has nothing to do but wait for the reply: the
+ * same as fill, but recvmsg waits for bytes (one system call per reply, where poll and a
+ * non-blocking fill take two). On a non-blocking socket it is fill. */
+int hy_frame_reader_fill_wait(hy_frame_reader *r, int sock, hy_error *err);
 /* For tests and fuzzers: the same as fill, from memory. The reader takes the fds. It may
  * take fewer bytes than given when its buffer is full: it returns how many it took, and the
  * caller drains hy_frame_reader_next and feeds the rest. */

@@ -187,7 +187,7 @@ static int add_set(hy_frame_reader *r, uint64_t from, size_t n, const int *fds,
     return 0;
 }
 
-int hy_frame_reader_fill(hy_frame_reader *r, int sock, hy_error *err)
+static int fill(hy_frame_reader *r, int sock, int flags, hy_error *err)
 {
     if (r->broken)
         return repeat_broken(r, err);
@@ -213,7 +213,7 @@ int hy_frame_reader_fill(hy_frame_reader *r, int sock, hy_error *err)
     };
     ssize_t n;
     do
-        n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -242,6 +242,16 @@ int hy_frame_reader_fill(hy_frame_reader *r, int sock, hy_error *err)
     if (rc < 0)
         return rc;
     return (int)n;
+}
+
+int hy_frame_reader_fill(hy_frame_reader *r, int sock, hy_error *err)
+{
+    return fill(r, sock, MSG_DONTWAIT, err);
+}
+
+int hy_frame_reader_fill_wait(hy_frame_reader *r, int sock, hy_error *err)
+{
+    return fill(r, sock, 0, err);
 }
 
 int hy_frame_reader_feed(hy_frame_reader *r, const void *bytes, size_t n, const int *fds,

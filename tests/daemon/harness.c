@@ -156,7 +156,9 @@ int hyt_daemon_exec(hyt_daemon *d, const char *const *extra)
 {
     const char *argv[32];
     unsigned n = 0;
-    argv[n++] = HY_TEST_HYBRIDD;
+    /* HYBRIDD_TEST_BINARY runs the suites against another build (ASan, TSan) of the daemon. */
+    const char *bin = getenv("HYBRIDD_TEST_BINARY");
+    argv[n++] = bin && bin[0] ? bin : HY_TEST_HYBRIDD;
     argv[n++] = "--foreground";
     argv[n++] = "-c";
     argv[n++] = d->conf;

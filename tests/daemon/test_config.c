@@ -212,7 +212,7 @@ Test(config, print_load_round_trip_everything_set)
     c.devices[1] = 0;
     SET_STR(c.cache_dir, "/var/cache/hybridd\tx");
     c.max_clients = 65536;
-    c.max_frame_bytes = 64u << 20;
+    c.max_frame_bytes = 16u << 20;
     c.max_queued_jobs = 100000;
     c.max_jobs_per_client = 1;
     c.max_samples = INT64_MAX;
@@ -334,7 +334,10 @@ Test(config, out_of_range_values)
     EXPECT_ERROR("limits = { clients = 0; };", "limits.clients", "1..65536");
     EXPECT_ERROR("cpu = { native_threads = 257; };", "cpu.native_threads", "257", "0..256");
     EXPECT_ERROR("cpu = { locked_threads = 257; };", "cpu.locked_threads", "257");
-    EXPECT_ERROR("limits = { frame_bytes = 10; };", "limits.frame_bytes", "10", "65536..67108864");
+    EXPECT_ERROR("limits = { frame_bytes = 10; };", "limits.frame_bytes", "10", "65536..16777216");
+    /* The protocol caps a payload at 16 MiB: a larger frame limit could never be used. */
+    EXPECT_ERROR("limits = { frame_bytes = 16777217; };", "limits.frame_bytes", "16777217",
+                 "65536..16777216");
     EXPECT_ERROR("socket = { mode = \"0999\"; };", "socket.mode", "0999");
     EXPECT_ERROR("socket = { mode = 4096; };", "socket.mode", "4096");
     EXPECT_ERROR("opencl = { devices = [ -1 ]; };", "opencl.devices[0]", "-1");

@@ -1,6 +1,8 @@
 /* tests/daemon: bad input never hurts the daemon — broken headers close only their own
  * connection, malformed messages get an ERROR with the right code and the stream goes on,
  * and after each a fresh client is served. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "suite.h"
@@ -338,4 +340,58 @@ Test(daemon_hostile, malformed_submits_get_their_code_and_the_stream_goes_on)
     suite_client_clean(c);
     hyt_close(c);
     expect_served("malformed SUBMITs");
+}
+
+/* A client that keeps rewriting its memfd while the daemon sorts it in place (the protocol
+ * forbids it; nothing can stop it) gets a wrong order at worst: the daemon must not write
+ * outside its buffers, must answer every job, and must go on serving. The sort reads its
+ * input twice (counting, then scattering), which is exactly where changed data could push
+ * a store past the end. */
+struct flipper {
+    volatile uint32_t *a;
+    size_t n;
+    atomic_int stop;
+};
+
+static void *flip(void *p)
+{
+    struct flipper *f = p;
+    /* Spread-out keys, then all one value, then spread, then the other extreme: whatever
+     * a pass counted, the next read of the same memory sees something else. */
+    for (unsigned round = 0; !atomic_load(&f->stop); round++)
+        for (size_t i = 0; i < f->n; i++)
+            f->a[i] = round % 2 ? (uint32_t)i * 2654435761u : round % 4 ? 0u : ~0u;
+    return NULL;
+}
+
+Test(daemon_hostile, a_memfd_rewritten_during_the_sort_hurts_only_its_own_order)
+{
+    const size_t n = 1000000;
+    hyt_client *c = suite_client();
+    int fd;
+    void *map;
+    hy_error err = {0};
+    cr_assert_eq(hy_memfd_create("flip", n * 4, &fd, &map, &err), 0, "%s", err.msg);
+    cr_assert_eq(hy_memfd_seal(fd, &err), 0, "%s", err.msg);
+    struct flipper f = {.a = map, .n = n};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, flip, &f), 0);
+    const int backends[] = {HY_BACKEND_SERIAL, HY_BACKEND_NATIVE, HY_BACKEND_LOCKED};
+    for (int i = 0; i < 12; i++) {
+        int b = backends[i % 3];
+        hy_msg_submit s = hyt_sort_memfd(b, b == HY_BACKEND_SERIAL ? 1 : 2, HY_DT_U32, n);
+        hyt_job j;
+        int rc = hyt_run(c, &s, &fd, 1, &j);
+        cr_assert_eq(rc, 0, "job %d on %s: no final answer (%s)", i, hy_backend_name(b),
+                     c->err.msg);
+        hyt_job_release(c, &j);
+    }
+    atomic_store(&f.stop, 1);
+    pthread_join(t, NULL);
+    suite_client_clean(c);
+    hyt_close(c);
+    hy_memfd_unmap(map, n * 4);
+    close(fd);
+    expect_served("a memfd rewritten during its sort");
+    suite_stop(); /* here, not only in .fini: a crash on the way out must fail the test */
 }

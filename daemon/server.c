@@ -610,16 +610,26 @@ static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
            (unsigned)c->uid, (unsigned)c->gid, (int)c->pid, c->name);
 }
 
+/* A job may be cancelled from any connection of the user who submitted it (so `hybridctl
+ * cancel JOB` works from another terminal), or by root; anyone else is told it does not
+ * exist, which leaks nothing about other users' jobs. */
 static void on_cancel(struct server *s, struct hy_client *c, const hy_msg *m)
 {
     uint64_t id = m->u.cancel.job_id;
-    for (hy_job *j = c->jobs; j; j = j->cnext)
-        if (j->id == id) {
-            cancel_job(s, j, HY_CANCEL_CLIENT, HY_CANCEL_CLIENT);
-            return;
-        }
+    for (struct hy_client *o = s->clients; o; o = o->next) {
+        if (o != c && o->uid != c->uid && c->uid != 0)
+            continue;
+        for (hy_job *j = o->jobs; j; j = j->cnext)
+            if (j->id == id) {
+                if (o != c)
+                    hy_log(HY_LOG_INFO, "job %" PRIu64 " cancelled from client %" PRIu64
+                           " (uid %u)", id, c->id, (unsigned)c->uid);
+                cancel_job(s, j, HY_CANCEL_CLIENT, HY_CANCEL_CLIENT);
+                return;
+            }
+    }
     send_error(s, c, m->request, id, HY_EINVAL,
-               "no job %" PRIu64 " of this connection is queued or running", id);
+               "no job %" PRIu64 " of yours is queued or running", id);
 }
 
 static void on_frame(struct server *s, struct hy_client *c, hy_frame *f)

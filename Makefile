@@ -19,12 +19,10 @@ build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job, for now straight on the engines: pi and sort under every backend this machine
-# has (serial, native, locked, and opencl when an OpenCL device is usable), about 15 s.
+# The main job: hybridd on a temporary socket, `hybridctl devices`, `compare pi` and
+# `compare sort` with their SVG plots (about 15 s), and the daemon stopped again.
 demo: build
-	$(BUILD)/bench/hybrid-bench pi -n 2^29 --threads 1,2 --repeat 3
-	@echo
-	$(BUILD)/bench/hybrid-bench sort -n 10M --dtype f64 --threads 1,2 --repeat 3
+	@scripts/demo.sh $(BUILD)
 
 # Every test, through ctest. PoCL caches compiled kernels: one fresh cache per run, shared
 # by all the suites of that run.

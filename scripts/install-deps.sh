@@ -20,6 +20,7 @@ packages=(
   libcriterion-dev     # the unit and integration tests
   libsystemd-dev       # sd_notify and socket activation
   systemd              # systemd-analyze, systemd-sysusers, systemd-tmpfiles for tests/systemd
+  python3              # the client's end-to-end tests (standard library only: json, xml, csv)
   clang                # libFuzzer targets
   libclang-rt-dev      # clang's sanitizer and libFuzzer runtimes (only recommended by clang)
 )

@@ -1,0 +1,131 @@
+/* client: hybridctl's internal interfaces — arrays (.npy and raw files, generated inputs,
+ * order checks), reports (tables, CSV, JSON, SVG plots) and the exit codes. hybridctl links
+ * ipc/ only; nothing here computes a job. */
+#ifndef HY_CLIENT_H
+#define HY_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "ipc.h"
+
+/* Exit codes, documented in --help and hybridctl(1). */
+enum hc_exit {
+    HC_EXIT_OK = 0,
+    HC_EXIT_JOB = 1,     /* the job failed or was cancelled */
+    HC_EXIT_USAGE = 2,   /* bad command line */
+    HC_EXIT_CONNECT = 3, /* the daemon cannot be reached */
+    HC_EXIT_INPUT = 4,   /* a bad input file (or an output file that cannot be written) */
+};
+
+/* ---- arrays: npy.c ---- */
+
+/* An array in memory: n elements of dtype, `data` malloc'd (or NULL when n == 0). */
+typedef struct hc_array {
+    int dtype; /* hy_dtype */
+    size_t n;
+    void *data;
+} hc_array;
+
+/* Reads a .npy file (format 1.0, 2.0 or 3.0; little-endian or byte-order-free '|' for
+ * one-byte types only; C order; one of the six dtypes; any shape, read as n = the product of
+ * its dimensions). Every failure is HY_EINVAL (or HY_ESYS for I/O) with a one-line sentence
+ * naming the file and the problem: missing file, bad magic, unsupported version, big-endian,
+ * Fortran order, unsupported dtype, malformed header, a shape whose product overflows, and a
+ * file shorter (or longer) than its header says (HY_ESYS for a file that cannot be opened
+ * or read, HY_ELIMIT for data above max_bytes). The data is malloc'd (NULL when n == 0;
+ * release it with hc_array_free); `out` need not be initialised and is all zero on failure.
+ * max_bytes is checked against the header before anything is allocated. */
+int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err);
+/* Reads a raw little-endian file of `dtype` elements (size must be a multiple), `out` as
+ * for hc_npy_read. HY_EDTYPE for an unknown dtype. */
+int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy_error *err);
+/* Writes a .npy 1.0 file (shape (n,), '<' + kind + size, C order) — or raw bytes when
+ * raw — atomically: to a temporary file beside it, fsync'd, then renamed, so a failure
+ * never leaves a half-written file under the name. */
+int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err);
+void hc_array_free(hc_array *a);
+
+/* Fills n elements of dtype at `data` from `dist` ("uniform", "normal", "sorted",
+ * "reversed", "few-unique") with a seeded generator (same seed, same array, everywhere;
+ * only "normal" floats, which go through libm's log and cos, may differ in the last bit
+ * between libms). npy.c documents the generator and each distribution's range.
+ * HY_EINVAL for an unknown dist, HY_EDTYPE for an unknown dtype. */
+int hc_generate(void *data, int dtype, size_t n, const char *dist, uint64_t seed,
+                hy_error *err);
+/* Whether the array is in hybridd's order (ascending; for floats numpy's: -0.0 before +0.0
+ * is not required (they compare equal), NaNs last). Sets *first_bad (when first_bad is not
+ * NULL) to the first index i with a[i] > a[i+1] when it is not, and leaves it alone when it
+ * is. An unknown dtype, or NULL data with n >= 2, is "not sorted" at index 0. */
+bool hc_is_sorted(const void *data, int dtype, size_t n, size_t *first_bad);
+
+/* ---- reports: report.c ---- */
+
+enum hc_format { HC_TEXT = 0, HC_JSON = 1, HC_CSV = 2 };
+
+/* A finished compare, as the daemon returned it, plus what the client knows. */
+typedef struct hc_compare {
+    int job;             /* HY_JOB_COMPARE_PI or HY_JOB_COMPARE_SORT */
+    uint64_t n, seed;
+    int dtype;           /* sort */
+    const char *dist;    /* sort: the generated distribution, or the input file's name */
+    int mode;            /* hy_mode */
+    unsigned repeat;
+    unsigned nrows;
+    const hy_result_row *rows; /* rows[0] is the serial baseline */
+    const char *device_name;   /* the OpenCL device's name from DEVICES, or NULL */
+    const char *server;        /* WELCOME's server name */
+} hc_compare;
+
+/* Derived figures of one row against the baseline rows[0]. */
+typedef struct hc_derived {
+    double throughput;  /* items per second, all copies: n * copies / median */
+    double speedup;     /* throughput / the serial row's */
+    double efficiency;  /* speedup / threads (CPU backends); 0 for opencl */
+    double wait_share;  /* locked: lock_wait_ns / (median_ns * threads) */
+    double transfer_share; /* opencl: (h2d + d2h) / (h2d + kernel + d2h) */
+    const char *device; /* honest label: "CPU", "PoCL CPU", "GPU", "OpenCL device" */
+} hc_derived;
+/* A figure that does not apply to the row's backend is 0; one that cannot be computed (a
+ * zero median or a zero total) is NaN, printed as "-", an empty CSV field or JSON null. */
+void hc_derive(const hc_compare *c, unsigned i, hc_derived *d);
+
+/* The compare as a table (text), CSV (a header line, then one line per row, '\n'-ended) or
+ * one JSON document with every figure. Returns 0, HY_ESYS when writing fails, or HY_ENOMEM
+ * (the table's cells). Every report prints numbers under the C locale, whatever the
+ * caller's setlocale. */
+int hc_print_compare(FILE *f, const hc_compare *c, enum hc_format fmt);
+/* An SVG scaling chart: speed-up over serial against threads, one line per CPU backend
+ * (native, locked), opencl as a horizontal line at its speed-up, the ideal (speed-up ==
+ * threads) dashed; axes, ticks, a legend and a title naming the job and n. Written
+ * atomically (temporary file, then rename). Well-formed XML. */
+int hc_write_plot(const char *path, const hc_compare *c, hy_error *err);
+
+/* Single jobs. */
+typedef struct hc_pi_report {
+    uint64_t seed;
+    const hy_result_row *row;
+    const char *device_name; /* opencl */
+} hc_pi_report;
+int hc_print_pi(FILE *f, const hc_pi_report *r, enum hc_format fmt);
+
+typedef struct hc_sort_report {
+    int dtype;
+    const char *source;      /* "uniform" ... or the input file */
+    const char *output;      /* the written file, or NULL */
+    int checked;             /* -1 not checked, 0 out of order, 1 in order */
+    const hy_result_row *row;
+    const char *device_name;
+} hc_sort_report;
+int hc_print_sort(FILE *f, const hc_sort_report *r, enum hc_format fmt);
+
+int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt);
+int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt);
+
+/* A JSON string literal for s (len bytes), escaped, quotes included. */
+void hc_json_string(FILE *f, const char *s, size_t len);
+
+#endif

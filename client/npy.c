@@ -1,0 +1,1031 @@
+/* client: arrays on disk and in memory — .npy and raw files read and written (atomically),
+ * generated inputs, and the order check hybridctl runs on a sorted result. */
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Arrays travel to the daemon in the host's byte order and .npy data is little-endian: a
+ * big-endian host would need a byte swap here, and hybridd supports none. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "hybridctl reads and writes little-endian arrays and assumes a little-endian host"
+#endif
+
+#define NPY_MAGIC "\x93NUMPY"
+#define NPY_MAGIC_LEN 6
+/* The prefix before the dict: magic, two version bytes, and a u16 (1.0) or u32 (2.0, 3.0). */
+#define NPY_PREFIX_MAX 12
+/* numpy itself refuses headers above 10000 bytes unless told otherwise; a real header for
+ * the arrays we accept is under 200. The bound keeps a hostile u32 length from becoming an
+ * allocation. */
+#define NPY_HEADER_MAX 65536
+/* numpy aligns the data at 64 bytes and leaves room for the first axis to grow to 21
+ * digits (format.py: ARRAY_ALIGN, GROWTH_AXIS_MAX_DIGITS). */
+#define NPY_ALIGN 64
+#define NPY_GROWTH_DIGITS 21
+#define NPY_MAX_DIMS 64
+
+static const char supported_list[] = "i32 u32 i64 u64 f32 f64";
+
+/* ---- I/O helpers ---- */
+
+/* Reads up to len bytes, retrying short reads and EINTR; *got is what arrived before EOF. */
+static int read_full(int fd, void *buf, size_t len, size_t *got)
+{
+    size_t done = 0;
+    while (done < len) {
+        size_t chunk = len - done;
+        if (chunk > (size_t)1 << 30)
+            chunk = (size_t)1 << 30;
+        ssize_t r = read(fd, (char *)buf + done, chunk);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *got = done;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        size_t chunk = len - done;
+        if (chunk > (size_t)1 << 30)
+            chunk = (size_t)1 << 30;
+        ssize_t w = write(fd, (const char *)buf + done, chunk);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* Opens path for reading and checks it is a regular file; *size is its length. O_NONBLOCK so
+ * that a FIFO given by mistake is refused instead of waited on. */
+static int open_input(const char *path, int *fd_out, size_t *size, hy_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return hy_error_set(err, HY_ESYS, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return hy_error_set(err, HY_ESYS, "cannot stat %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return hy_error_set(err, HY_EINVAL, "%s is %s, not a regular file", path,
+                            S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+    }
+    if (st.st_size < 0 || (uintmax_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return hy_error_set(err, HY_ELIMIT, "%s is too large for this machine", path);
+    }
+    *fd_out = fd;
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+/* Reads exactly `bytes` of data from fd (positioned after any header) into a malloc'd
+ * buffer (NULL when bytes is 0), and checks that the file ends there. `what` describes the
+ * expected contents for the error sentences ("1000 f64 (8000 bytes)"). */
+static int read_data(int fd, const char *path, size_t bytes, void **data_out,
+                     const char *what, size_t header_len, hy_error *err)
+{
+    void *buf = NULL;
+    if (bytes > 0) {
+        buf = malloc(bytes);
+        if (!buf)
+            return hy_error_set(err, HY_ENOMEM, "cannot allocate %zu bytes for %s", bytes,
+                                path);
+    }
+    size_t got = 0;
+    if (bytes > 0 && read_full(fd, buf, bytes, &got) != 0) {
+        int e = errno;
+        free(buf);
+        return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(e));
+    }
+    if (got < bytes) {
+        /* The file shrank after fstat. */
+        free(buf);
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is truncated: %s, only %zu arrived after the %zu-byte "
+                            "header (the file shrank while being read)",
+                            path, what, got, header_len);
+    }
+    /* And the file must not have grown since. */
+    char extra;
+    size_t more = 0;
+    if (read_full(fd, &extra, 1, &more) != 0 || more != 0) {
+        int e = more ? 0 : errno;
+        free(buf);
+        if (e)
+            return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(e));
+        return hy_error_set(err, HY_EINVAL, "%s is longer than its header says: %s", path,
+                            what);
+    }
+    *data_out = buf;
+    return 0;
+}
+
+/* ---- the .npy header dict ---- */
+
+/* A cursor over the header dict; the parser accepts exactly Python's literal syntax for
+ * the three keys numpy writes, in any order, with any spaces between tokens. */
+typedef struct cursor {
+    const char *p, *end;
+} cursor;
+
+static void skip_ws(cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static bool eat(cursor *c, char ch)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A quoted string ('...' or "..."), no escapes (no key or descr we accept has any). */
+static bool parse_string(cursor *c, const char **s, size_t *len)
+{
+    skip_ws(c);
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
+        return false;
+    char q = *c->p++;
+    const char *start = c->p;
+    while (c->p < c->end && *c->p != q) {
+        if (*c->p == '\\' || *c->p == '\n')
+            return false;
+        c->p++;
+    }
+    if (c->p >= c->end)
+        return false;
+    *s = start;
+    *len = (size_t)(c->p - start);
+    c->p++;
+    return true;
+}
+
+static bool parse_word(cursor *c, const char *word)
+{
+    skip_ws(c);
+    size_t n = strlen(word);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
+        return false;
+    const char *after = c->p + n;
+    if (after < c->end && (*after == '_' || (*after >= 'a' && *after <= 'z') ||
+                           (*after >= 'A' && *after <= 'Z') || (*after >= '0' && *after <= '9')))
+        return false;
+    c->p = after;
+    return true;
+}
+
+/* A non-negative decimal integer (Python 2's trailing L accepted, as numpy does). Sets
+ * *overflow when it does not fit in a uint64_t. */
+static bool parse_uint(cursor *c, uint64_t *v, bool *overflow)
+{
+    skip_ws(c);
+    if (c->p >= c->end || *c->p < '0' || *c->p > '9')
+        return false;
+    uint64_t x = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        unsigned d = (unsigned)(*c->p - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            *overflow = true;
+        else
+            x = x * 10 + d;
+        c->p++;
+    }
+    if (c->p < c->end && (*c->p == 'L' || *c->p == 'l'))
+        c->p++;
+    *v = x;
+    return true;
+}
+
+typedef struct npy_header {
+    bool have_descr, have_fortran, have_shape;
+    bool descr_is_list;
+    const char *descr;
+    size_t descr_len;
+    bool fortran;
+    uint64_t n;      /* product of the dimensions; valid unless n_overflow */
+    bool n_overflow; /* the product does not fit in 64 bits */
+} npy_header;
+
+/* `( )`, `(a,)`, `(a, b)`, `(a, b,)`: a Python tuple literal of integers. */
+static bool parse_shape(cursor *c, npy_header *h)
+{
+    if (!eat(c, '('))
+        return false;
+    uint64_t prod = 1;
+    bool overflow = false, zero = false;
+    unsigned dims = 0;
+    bool trailing_comma = false;
+    skip_ws(c);
+    while (!eat(c, ')')) {
+        if (dims > 0 && !trailing_comma)
+            return false;
+        if (dims == NPY_MAX_DIMS)
+            return false;
+        uint64_t d;
+        bool big = false;
+        if (!parse_uint(c, &d, &big))
+            return false;
+        dims++;
+        if (big)
+            overflow = true;
+        else if (d == 0)
+            zero = true;
+        else if (prod > UINT64_MAX / d)
+            overflow = true;
+        else
+            prod *= d;
+        trailing_comma = eat(c, ',');
+    }
+    /* (5) is an int in Python, not a tuple: numpy refuses it, so do we. */
+    if (dims == 1 && !trailing_comma)
+        return false;
+    h->n = zero ? 0 : prod;
+    h->n_overflow = !zero && overflow;
+    return true;
+}
+
+/* Skips a descr list ([('x', '<i4'), ...]) well enough to report it as structured. */
+static bool skip_list(cursor *c)
+{
+    int depth = 0;
+    skip_ws(c);
+    while (c->p < c->end) {
+        char ch = *c->p++;
+        if (ch == '[' || ch == '(')
+            depth++;
+        else if (ch == ']' || ch == ')') {
+            if (--depth == 0)
+                return true;
+        } else if (ch == '\'' || ch == '"') {
+            while (c->p < c->end && *c->p != ch)
+                c->p++;
+            if (c->p >= c->end)
+                return false;
+            c->p++;
+        }
+    }
+    return false;
+}
+
+/* Parses the dict; on failure *why names the malformed part. */
+static bool parse_dict(const char *s, size_t len, npy_header *h, const char **why)
+{
+    cursor c = {s, s + len};
+    *why = "it is not a Python dict literal";
+    if (!eat(&c, '{'))
+        return false;
+    bool first = true;
+    for (;;) {
+        if (eat(&c, '}'))
+            break;
+        if (!first && !eat(&c, ','))
+            return false;
+        if (!first && eat(&c, '}'))
+            break;
+        first = false;
+        const char *key;
+        size_t klen;
+        if (!parse_string(&c, &key, &klen))
+            return false;
+        if (!eat(&c, ':'))
+            return false;
+        if (klen == 5 && memcmp(key, "descr", 5) == 0) {
+            *why = "a duplicate or malformed 'descr'";
+            if (h->have_descr)
+                return false;
+            skip_ws(&c);
+            if (c.p < c.end && *c.p == '[') {
+                if (!skip_list(&c))
+                    return false;
+                h->descr_is_list = true;
+            } else if (!parse_string(&c, &h->descr, &h->descr_len)) {
+                return false;
+            }
+            h->have_descr = true;
+        } else if (klen == 13 && memcmp(key, "fortran_order", 13) == 0) {
+            *why = "a duplicate or malformed 'fortran_order' (True or False)";
+            if (h->have_fortran)
+                return false;
+            if (parse_word(&c, "True"))
+                h->fortran = true;
+            else if (parse_word(&c, "False"))
+                h->fortran = false;
+            else
+                return false;
+            h->have_fortran = true;
+        } else if (klen == 5 && memcmp(key, "shape", 5) == 0) {
+            *why = "a duplicate or malformed 'shape' (a tuple of integers)";
+            if (h->have_shape || !parse_shape(&c, h))
+                return false;
+            h->have_shape = true;
+        } else {
+            *why = "an unknown key (only 'descr', 'fortran_order' and 'shape' may appear)";
+            return false;
+        }
+        *why = "it is not a Python dict literal";
+    }
+    skip_ws(&c);
+    if (c.p != c.end) {
+        *why = "text after the dict";
+        return false;
+    }
+    if (!h->have_descr || !h->have_fortran || !h->have_shape) {
+        *why = !h->have_descr     ? "no 'descr' key"
+               : !h->have_fortran ? "no 'fortran_order' key"
+                                  : "no 'shape' key";
+        return false;
+    }
+    return true;
+}
+
+/* Copies a descr from the file into `out` for an error sentence, or "?" if it holds
+ * anything but printable ASCII. */
+static void printable_descr(const char *s, size_t len, char *out, size_t cap)
+{
+    if (len == 0 || len >= cap) {
+        snprintf(out, cap, "%s", len ? "(a long descriptor)" : "''");
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e) {
+            snprintf(out, cap, "(an unprintable descriptor)");
+            return;
+        }
+    memcpy(out, s, len);
+    out[len] = '\0';
+}
+
+/* Maps a descr such as '<f8' to a dtype; 0 with the sentence written on refusal. */
+static int descr_dtype(const char *path, const npy_header *h, hy_error *err)
+{
+    if (h->descr_is_list)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s holds a structured dtype (a list of fields); use a plain "
+                            "array of one of %s",
+                            path, supported_list);
+    char shown[40];
+    printable_descr(h->descr, h->descr_len, shown, sizeof shown);
+    static const struct {
+        const char *code; /* without the byte-order character */
+        int dtype;
+    } codes[] = {{"i4", HY_DT_I32}, {"u4", HY_DT_U32}, {"i8", HY_DT_I64},
+                 {"u8", HY_DT_U64}, {"f4", HY_DT_F32}, {"f8", HY_DT_F64}};
+    int dtype = 0;
+    if (h->descr_len == 3)
+        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+            if (memcmp(h->descr + 1, codes[i].code, 2) == 0)
+                dtype = codes[i].dtype;
+    char order = h->descr_len ? h->descr[0] : 0;
+    if (dtype && order == '>')
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is big-endian (%s); hybridctl reads little-endian arrays: "
+                            "convert with a.astype('<%s')",
+                            path, shown, shown + 1);
+    /* '|' marks byte-order-free one-byte types: none of ours, so it lands below. '=' is
+     * native order, which numpy never writes to a file. */
+    if (!dtype || order != '<')
+        return hy_error_set(err, HY_EINVAL, "%s: dtype %s is not supported; use one of %s",
+                            path, shown, supported_list);
+    return dtype;
+}
+
+static uint32_t le32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err)
+{
+    int fd = -1, rc;
+    size_t fsize;
+    char *header = NULL;
+    *out = (hc_array){0};
+
+    if ((rc = open_input(path, &fd, &fsize, err)) != 0)
+        return rc;
+
+    unsigned char prefix[NPY_PREFIX_MAX];
+    size_t got;
+    if (read_full(fd, prefix, fsize < 10 ? fsize : 10, &got) != 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (got < NPY_MAGIC_LEN || memcmp(prefix, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s is not a .npy file: it does not start with \\x93NUMPY (for "
+                          "raw bytes use --raw)",
+                          path);
+        goto out;
+    }
+    if (got < 8) {
+        rc = hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
+                          path);
+        goto out;
+    }
+    unsigned major = prefix[6], minor = prefix[7];
+    if (minor != 0 || major < 1 || major > 3) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s has .npy format version %u.%u; hybridctl reads 1.0, 2.0 and 3.0",
+                          path, major, minor);
+        goto out;
+    }
+    size_t prefix_len = major == 1 ? 10 : 12;
+    if (major > 1 && got == 10 && fsize >= 12) {
+        size_t more;
+        if (read_full(fd, prefix + 10, 2, &more) != 0) {
+            rc = hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        got += more;
+    }
+    if (got < prefix_len) {
+        rc = hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
+                          path);
+        goto out;
+    }
+    size_t hlen = major == 1 ? (size_t)(prefix[8] | prefix[9] << 8) : (size_t)le32(prefix + 8);
+    if (hlen > fsize - prefix_len) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s is truncated: its header length %zu runs past the end of the "
+                          "file (%zu bytes)",
+                          path, hlen, fsize);
+        goto out;
+    }
+    if (hlen > NPY_HEADER_MAX) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s has a %zu-byte header; hybridctl reads headers up to %d bytes",
+                          path, hlen, NPY_HEADER_MAX);
+        goto out;
+    }
+    header = malloc(hlen ? hlen : 1);
+    if (!header) {
+        rc = hy_error_set(err, HY_ENOMEM, "cannot allocate %zu bytes for %s", hlen, path);
+        goto out;
+    }
+    if (read_full(fd, header, hlen, &got) != 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (got < hlen) {
+        rc = hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
+                          path);
+        goto out;
+    }
+    if (hlen == 0 || header[hlen - 1] != '\n') {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s has a malformed header: it does not end with a newline", path);
+        goto out;
+    }
+    if (memchr(header, '\0', hlen)) {
+        rc = hy_error_set(err, HY_EINVAL, "%s has a malformed header: it holds a NUL byte",
+                          path);
+        goto out;
+    }
+
+    npy_header h = {0};
+    const char *why;
+    if (!parse_dict(header, hlen, &h, &why)) {
+        rc = hy_error_set(err, HY_EINVAL, "%s has a malformed header: %s", path, why);
+        goto out;
+    }
+    int dtype = descr_dtype(path, &h, err);
+    if (dtype < 0) {
+        rc = dtype;
+        goto out;
+    }
+    if (h.fortran) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s is in Fortran order (fortran_order: True); hybridctl reads C "
+                          "order: convert with numpy.ascontiguousarray(a)",
+                          path);
+        goto out;
+    }
+    size_t esize = hy_dtype_size(dtype);
+    const char *dname = hy_dtype_name(dtype);
+    if (h.n_overflow || h.n > SIZE_MAX / esize) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s has a malformed header: the shape's element count overflows",
+                          path);
+        goto out;
+    }
+    size_t bytes = (size_t)h.n * esize;
+    size_t header_total = prefix_len + hlen;
+    size_t have = fsize - header_total;
+    char what[96];
+    snprintf(what, sizeof what, "the header says %zu %s (%zu bytes)", (size_t)h.n, dname,
+             bytes);
+    if (have < bytes) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s is truncated: %s, the file has %zu after its %zu-byte header",
+                          path, what, have, header_total);
+        goto out;
+    }
+    if (have > bytes) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s is longer than its header says: %s, the file has %zu after its "
+                          "%zu-byte header",
+                          path, what, have, header_total);
+        goto out;
+    }
+    if (bytes > max_bytes) {
+        rc = hy_error_set(err, HY_ELIMIT,
+                          "%s holds %zu bytes of data, above the limit of %zu bytes", path,
+                          bytes, max_bytes);
+        goto out;
+    }
+    void *data = NULL;
+    if ((rc = read_data(fd, path, bytes, &data, what, header_total, err)) != 0)
+        goto out;
+    out->dtype = dtype;
+    out->n = (size_t)h.n;
+    out->data = data;
+    rc = 0;
+out:
+    free(header);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy_error *err)
+{
+    int fd = -1, rc;
+    size_t fsize;
+    *out = (hc_array){0};
+    size_t esize = hy_dtype_size(dtype);
+    if (esize == 0)
+        return hy_error_set(err, HY_EDTYPE, "unknown dtype %d for %s (use one of %s)", dtype,
+                            path, supported_list);
+    if ((rc = open_input(path, &fd, &fsize, err)) != 0)
+        return rc;
+    const char *dname = hy_dtype_name(dtype);
+    if (fsize % esize != 0) {
+        rc = hy_error_set(err, HY_EINVAL,
+                          "%s has %zu bytes, not a whole number of %zu-byte %s elements", path,
+                          fsize, esize, dname);
+        goto out;
+    }
+    if (fsize > max_bytes) {
+        rc = hy_error_set(err, HY_ELIMIT,
+                          "%s holds %zu bytes of data, above the limit of %zu bytes", path,
+                          fsize, max_bytes);
+        goto out;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "its size said %zu %s (%zu bytes)", fsize / esize, dname, fsize);
+    void *data = NULL;
+    if ((rc = read_data(fd, path, fsize, &data, what, 0, err)) != 0)
+        goto out;
+    out->dtype = dtype;
+    out->n = fsize / esize;
+    out->data = data;
+out:
+    close(fd);
+    return rc;
+}
+
+/* ---- writing ---- */
+
+/* The .npy 1.0 header numpy writes for a 1-D C-order array (format.py _write_array_header
+ * and _wrap_header): the dict with its keys sorted, spaces so the first axis can grow to 21
+ * digits, then spaces and a newline up to the next multiple of 64 (a full 64 when already
+ * aligned, as numpy does). Returns its length, or 0 if it does not fit. */
+static size_t npy_header_bytes(int dtype, size_t n, char *buf, size_t cap)
+{
+    const char *kind = dtype == HY_DT_F32 || dtype == HY_DT_F64   ? "f"
+                       : dtype == HY_DT_U32 || dtype == HY_DT_U64 ? "u"
+                                                                  : "i";
+    char dict[160];
+    int dlen = snprintf(dict, sizeof dict,
+                        "{'descr': '<%s%zu', 'fortran_order': False, 'shape': (%zu,), }", kind,
+                        hy_dtype_size(dtype), n);
+    if (dlen < 0 || (size_t)dlen >= sizeof dict)
+        return 0;
+    char digits[24];
+    int ndig = snprintf(digits, sizeof digits, "%zu", n);
+    size_t growth = ndig < NPY_GROWTH_DIGITS ? (size_t)(NPY_GROWTH_DIGITS - ndig) : 0;
+    size_t hlen = (size_t)dlen + growth + 1; /* + the newline */
+    size_t pad = NPY_ALIGN - (10 + hlen) % NPY_ALIGN;
+    size_t total = 10 + hlen + pad;
+    if (total > cap || hlen + pad > 0xffff)
+        return 0;
+    memcpy(buf, NPY_MAGIC, NPY_MAGIC_LEN);
+    buf[6] = 1;
+    buf[7] = 0;
+    buf[8] = (char)((hlen + pad) & 0xff);
+    buf[9] = (char)((hlen + pad) >> 8);
+    memcpy(buf + 10, dict, (size_t)dlen);
+    memset(buf + 10 + dlen, ' ', growth + pad);
+    buf[total - 1] = '\n';
+    return total;
+}
+
+/* The permissions a plain open(O_CREAT, 0666) would give: mkstemp makes 0600. Reading the
+ * umask means setting it; hybridctl does this from its main thread only. */
+static mode_t default_file_mode(void)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    return 0666 & ~mask;
+}
+
+/* Makes the rename durable; a failure here does not undo a complete write, so it is
+ * ignored. */
+static void sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!slash) {
+        dir[0] = '.';
+        dir[1] = '\0';
+    } else {
+        size_t len = slash == path ? 1 : (size_t)(slash - path);
+        if (len >= sizeof dir)
+            return;
+        memcpy(dir, path, len);
+        dir[len] = '\0';
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+}
+
+int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
+{
+    size_t esize = hy_dtype_size(a->dtype);
+    if (esize == 0)
+        return hy_error_set(err, HY_EDTYPE, "cannot write %s: unknown dtype %d", path,
+                            a->dtype);
+    if (a->n > 0 && !a->data)
+        return hy_error_set(err, HY_EINVAL, "cannot write %s: no array given for %zu elements",
+                            path, a->n);
+    if (a->n > SIZE_MAX / esize)
+        return hy_error_set(err, HY_ELIMIT, "cannot write %s: %zu elements overflow a size",
+                            path, a->n);
+    size_t bytes = a->n * esize;
+
+    char header[256];
+    size_t header_len = 0;
+    if (!raw) {
+        header_len = npy_header_bytes(a->dtype, a->n, header, sizeof header);
+        if (header_len == 0)
+            return hy_error_set(err, HY_EINTERNAL, "cannot write %s: the .npy header does not fit",
+                                path);
+    }
+
+    size_t plen = strlen(path);
+    static const char suffix[] = ".tmp.XXXXXX";
+    char *tmp = malloc(plen + sizeof suffix);
+    if (!tmp)
+        return hy_error_set(err, HY_ENOMEM, "cannot write %s: out of memory", path);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, suffix, sizeof suffix);
+
+    int rc = 0;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write %s: creating a temporary file: %s", path,
+                          strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    const char *step;
+    if (fchmod(fd, default_file_mode()) != 0) {
+        step = "fchmod";
+        goto fail;
+    }
+    if (header_len && write_full(fd, header, header_len) != 0) {
+        step = "write";
+        goto fail;
+    }
+    if (bytes && write_full(fd, a->data, bytes) != 0) {
+        step = "write";
+        goto fail;
+    }
+    if (fsync(fd) != 0) {
+        step = "fsync";
+        goto fail;
+    }
+    int cfd = fd;
+    fd = -1;
+    if (close(cfd) != 0) {
+        step = "close";
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        step = "rename";
+        goto fail;
+    }
+    sync_parent_dir(path);
+    free(tmp);
+    return 0;
+
+fail:
+    rc = hy_error_set(err, HY_ESYS, "cannot write %s: %s: %s", path, step, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+void hc_array_free(hc_array *a)
+{
+    if (!a)
+        return;
+    free(a->data);
+    *a = (hc_array){0};
+}
+
+/* ---- generated inputs ----
+ *
+ * Every value comes from splitmix64 (Steele, Lea, Flood, "Fast splittable pseudorandom
+ * number generators", OOPSLA 2014; the mixer is Stafford's variant 13) used as a
+ * counter-based generator: draw k of a stream is mix(key + (k + 1) * golden), where key =
+ * mix(seed ^ a per-distribution salt). So element i never depends on the elements before
+ * it, and the integer arrays are the same bytes on every machine. Floats are built with
+ * exact double arithmetic except "normal", whose Box-Muller transform calls log, sqrt and
+ * cos: different libms may differ in the last bit there.
+ *
+ *   uniform     integers: every value of the type equally likely; floats: [-1000, 1000)
+ *   normal      floats: mean 0, sd 1; integers: round(N(0, 1e6)), clamped to the type,
+ *               centred at the middle of the range for unsigned types (2^31, 2^63)
+ *   sorted      ascending: element i drawn from the i-th of n equal slices of the range
+ *               above (so strictly ascending while n is below the range's size)
+ *   reversed    the sorted array backwards
+ *   few-unique  each element one of 16 distinct values (themselves drawn as a sorted
+ *               array of 16 from another stream)
+ */
+
+#define GOLDEN 0x9e3779b97f4a7c15u
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static uint64_t draw(uint64_t key, uint64_t k)
+{
+    return mix64(key + (k + 1) * GOLDEN);
+}
+
+/* A double in [0, 1) with 53 random bits. */
+static double unit(uint64_t x)
+{
+    return (double)(x >> 11) * 0x1.0p-53;
+}
+
+static bool is_float(int dtype)
+{
+    return dtype == HY_DT_F32 || dtype == HY_DT_F64;
+}
+
+/* Stores an integer given as its offset from the type's minimum (0 .. 2^bits - 1). */
+static void store_offset(void *data, int dtype, size_t i, uint64_t off)
+{
+    switch (dtype) {
+    case HY_DT_I32: {
+        uint32_t u = (uint32_t)off ^ 0x80000000u;
+        memcpy((char *)data + i * 4, &u, 4);
+        break;
+    }
+    case HY_DT_U32: {
+        uint32_t u = (uint32_t)off;
+        memcpy((char *)data + i * 4, &u, 4);
+        break;
+    }
+    case HY_DT_I64: {
+        uint64_t u = off ^ 0x8000000000000000u;
+        memcpy((char *)data + i * 8, &u, 8);
+        break;
+    }
+    default: /* HY_DT_U64 */
+        memcpy((char *)data + i * 8, &off, 8);
+        break;
+    }
+}
+
+/* Stores a double into a float array, keeping it below `below` when rounding to f32 would
+ * reach it (the f32 nearest to 999.99999 is 1000). */
+static void store_float(void *data, int dtype, size_t i, double v, double below)
+{
+    if (dtype == HY_DT_F64) {
+        memcpy((char *)data + i * 8, &v, 8);
+    } else {
+        float f = (float)v;
+        if ((double)f >= below)
+            f = nextafterf((float)below, 0.0f);
+        memcpy((char *)data + i * 4, &f, 4);
+    }
+}
+
+/* Element i of an ascending array of n, as an offset from the type's minimum (integers) or
+ * a value in [-1000, 1000) (floats): a random point in the i-th of n equal slices. */
+static uint64_t sorted_offset(int dtype, uint64_t key, size_t i, size_t n)
+{
+    uint64_t span = hy_dtype_size(dtype) == 4 ? UINT32_MAX : UINT64_MAX; /* values - 1 */
+    uint64_t w = span / n;
+    if (w > 0)
+        return (uint64_t)i * w + draw(key, i) % w;
+    /* More elements than values (32-bit types, n > 2^32): i/n scaled, non-decreasing since
+     * each rounding step is monotonic, and below 2^32 since i/n < 1. */
+    return (uint64_t)((double)i / (double)n * 4294967296.0);
+}
+
+static double sorted_float(uint64_t key, size_t i, size_t n)
+{
+    /* i + u < i + 1 <= i + 1 + u', and every step below rounds monotonically, so the
+     * results never descend. */
+    return -1000.0 + 2000.0 * (((double)i + unit(draw(key, i))) / (double)n);
+}
+
+enum dist { D_UNIFORM, D_NORMAL, D_SORTED, D_REVERSED, D_FEW };
+
+static void gen_uniform(void *data, int dtype, size_t n, uint64_t key)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = draw(key, i);
+        if (is_float(dtype))
+            store_float(data, dtype, i, -1000.0 + 2000.0 * unit(x), 1000.0);
+        else
+            store_offset(data, dtype, i, hy_dtype_size(dtype) == 4 ? x >> 32 : x);
+    }
+}
+
+static void gen_normal(void *data, int dtype, size_t n, uint64_t key)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* u1 in (0, 1] so log(u1) is finite. */
+        double u1 = ((double)(draw(key, 2 * (uint64_t)i) >> 11) + 1.0) * 0x1.0p-53;
+        double u2 = unit(draw(key, 2 * (uint64_t)i + 1));
+        double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        if (is_float(dtype)) {
+            store_float(data, dtype, i, z, INFINITY);
+            continue;
+        }
+        double v = round(z * 1e6);
+        switch (dtype) {
+        case HY_DT_I32: {
+            int32_t x = v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : (int32_t)v;
+            memcpy((char *)data + i * 4, &x, 4);
+            break;
+        }
+        case HY_DT_U32: {
+            v += 2147483648.0;
+            uint32_t x = v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+            memcpy((char *)data + i * 4, &x, 4);
+            break;
+        }
+        case HY_DT_I64: {
+            /* |z| <= sqrt(-2 ln 2^-53) < 8.6 (u1 >= 2^-53), so |v| < 1e7: no clamp needed. */
+            int64_t x = (int64_t)v;
+            memcpy((char *)data + i * 8, &x, 8);
+            break;
+        }
+        default: {
+            uint64_t x = (uint64_t)(int64_t)v + 0x8000000000000000u;
+            memcpy((char *)data + i * 8, &x, 8);
+            break;
+        }
+        }
+    }
+}
+
+static void gen_sorted(void *data, int dtype, size_t n, uint64_t key, bool reversed)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t at = reversed ? n - 1 - i : i;
+        if (is_float(dtype))
+            store_float(data, dtype, at, sorted_float(key, i, n), 1000.0);
+        else
+            store_offset(data, dtype, at, sorted_offset(dtype, key, i, n));
+    }
+}
+
+static void gen_few(void *data, int dtype, size_t n, uint64_t key)
+{
+    enum { FEW = 16 };
+    /* The 16 values, one per slice of the range, so they are distinct; f32 fits them all
+     * (slices 125 wide). */
+    unsigned char vals[FEW * 8];
+    uint64_t vkey = mix64(key ^ 0x6a09e667f3bcc909u);
+    gen_sorted(vals, dtype, FEW, vkey, false);
+    size_t esize = hy_dtype_size(dtype);
+    for (size_t i = 0; i < n; i++)
+        memcpy((char *)data + i * esize, vals + (draw(key, i) >> 60) * esize, esize);
+}
+
+int hc_generate(void *data, int dtype, size_t n, const char *dist, uint64_t seed,
+                hy_error *err)
+{
+    static const struct {
+        const char *name;
+        enum dist d;
+        uint64_t salt; /* so the distributions of one seed are unrelated */
+    } dists[] = {
+        {"uniform", D_UNIFORM, 0x243f6a8885a308d3u},  {"normal", D_NORMAL, 0x13198a2e03707344u},
+        {"sorted", D_SORTED, 0xa4093822299f31d0u},    {"reversed", D_REVERSED, 0xa4093822299f31d0u},
+        {"few-unique", D_FEW, 0x082efa98ec4e6c89u},
+    };
+    size_t esize;
+    int rc = hy_check_sort_args(dtype, data, n, &esize, err);
+    if (rc)
+        return rc;
+    size_t which = sizeof dists / sizeof dists[0];
+    for (size_t i = 0; dist && i < sizeof dists / sizeof dists[0]; i++)
+        if (strcmp(dist, dists[i].name) == 0)
+            which = i;
+    if (which == sizeof dists / sizeof dists[0])
+        return hy_error_set(err, HY_EINVAL,
+                            "unknown distribution '%.40s' (uniform, normal, sorted, reversed or "
+                            "few-unique)",
+                            dist ? dist : "");
+    if (n > SIZE_MAX / esize)
+        return hy_error_set(err, HY_ELIMIT, "%zu elements overflow a size", n);
+    uint64_t key = mix64(seed ^ dists[which].salt);
+    switch (dists[which].d) {
+    case D_UNIFORM: gen_uniform(data, dtype, n, key); break;
+    case D_NORMAL: gen_normal(data, dtype, n, key); break;
+    case D_SORTED: gen_sorted(data, dtype, n, key, false); break;
+    case D_REVERSED: gen_sorted(data, dtype, n, key, true); break;
+    case D_FEW: gen_few(data, dtype, n, key); break;
+    }
+    return 0;
+}
+
+/* ---- order check ---- */
+
+/* a[i] > a[i+1] in hybridd's order: NaN above everything else, NaNs equal to each other,
+ * -0.0 == +0.0 (the plain comparison already says so). */
+#define FLOAT_OUT_OF_ORDER(x, y) (isnan(y) ? false : isnan(x) ? true : (x) > (y))
+
+#define CHECK_LOOP(T, BAD)                                                                     \
+    do {                                                                                       \
+        const T *p = data;                                                                     \
+        for (size_t i = 0; i + 1 < n; i++) {                                                   \
+            T x = p[i], y = p[i + 1];                                                          \
+            if (BAD) {                                                                         \
+                if (first_bad)                                                                 \
+                    *first_bad = i;                                                            \
+                return false;                                                                  \
+            }                                                                                  \
+        }                                                                                      \
+        return true;                                                                           \
+    } while (0)
+
+bool hc_is_sorted(const void *data, int dtype, size_t n, size_t *first_bad)
+{
+    if (n < 2)
+        return true;
+    if (!data || hy_dtype_size(dtype) == 0) {
+        if (first_bad)
+            *first_bad = 0;
+        return false;
+    }
+    switch (dtype) {
+    case HY_DT_I32: CHECK_LOOP(int32_t, x > y);
+    case HY_DT_U32: CHECK_LOOP(uint32_t, x > y);
+    case HY_DT_I64: CHECK_LOOP(int64_t, x > y);
+    case HY_DT_U64: CHECK_LOOP(uint64_t, x > y);
+    case HY_DT_F32: CHECK_LOOP(float, FLOAT_OUT_OF_ORDER(x, y));
+    default: CHECK_LOOP(double, FLOAT_OUT_OF_ORDER(x, y));
+    }
+}

@@ -1,0 +1,1174 @@
+/* client: hybridctl's reports — a compare as a table, CSV, JSON or an SVG scaling chart, and
+ * the single jobs, STATUS and DEVICES as text or JSON. It computes nothing but ratios of what
+ * the daemon measured, and labels what ran honestly (PoCL's CPU device is never a GPU). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <locale.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#define POCL_FOOTNOTE "PoCL CPU is an OpenCL device running on this machine's CPU, not a GPU"
+
+/* ---- small helpers ---- */
+
+static const char *nz(const char *s, const char *dflt) { return s ? s : dflt; }
+static const char *backend_name(int b) { return nz(hy_backend_name(b), "unknown"); }
+static const char *mode_name(int m) { return nz(hy_mode_name(m), "unknown"); }
+
+/* Reports are read by programs (JSON, CSV, SVG): whatever locale the caller set, numbers
+ * must use '.' — so every entry point prints under the C locale and restores the caller's. */
+typedef struct c_numbers {
+    locale_t c, old;
+} c_numbers;
+
+static void c_numbers_begin(c_numbers *l)
+{
+    l->c = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    l->old = l->c ? uselocale(l->c) : (locale_t)0;
+}
+
+static void c_numbers_end(c_numbers *l)
+{
+    if (l->c) {
+        uselocale(l->old);
+        freelocale(l->c);
+    }
+}
+
+/* The length of the valid UTF-8 sequence at s (1 to 4), or 0 when it is not one (overlong
+ * forms, surrogates and code points past U+10FFFF included). */
+static size_t utf8_len(const unsigned char *s, size_t left)
+{
+    unsigned c = s[0];
+    size_t n;
+    uint32_t cp, min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0) {
+        n = 2, cp = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        n = 3, cp = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        n = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n > left)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* A copy of s safe to show on a terminal: control characters and broken UTF-8 become '?'
+ * (names come from the daemon and the OpenCL driver; they must not move the cursor). */
+static void clean(char *dst, size_t cap, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)nz(s, "");
+    size_t len = strlen((const char *)p), o = 0;
+    for (size_t i = 0; i < len && o + 1 < cap;) {
+        size_t k = p[i] < 0x20 || p[i] == 0x7f ? 0 : utf8_len(p + i, len - i);
+        if (k == 0 || o + k >= cap) {
+            dst[o++] = '?';
+            i += k ? k : 1;
+            continue;
+        }
+        memcpy(dst + o, p + i, k);
+        o += k, i += k;
+    }
+    dst[o] = '\0';
+}
+
+/* Characters, not bytes, of a cleaned (valid UTF-8) string: for lining up columns. */
+static size_t text_width(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+void hc_json_string(FILE *f, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (!p)
+        len = 0;
+    fputc('"', f);
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc((int)c, f);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            i++;
+        } else {
+            size_t k = utf8_len(p + i, len - i);
+            if (k == 0) { /* not UTF-8: JSON text must be, so say so with U+FFFD */
+                fputs("\\ufffd", f);
+                i++;
+            } else {
+                fwrite(p + i, 1, k, f);
+                i += k;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    if (s)
+        hc_json_string(f, s, strlen(s));
+    else
+        fputs("null", f);
+}
+
+/* JSON has no NaN or infinity: a figure that cannot be computed is null. */
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.17g", v);
+    else
+        fputs("null", f);
+}
+
+static void json_key(FILE *f, const char *k) { fprintf(f, ",\"%s\":", k); }
+static void json_u64(FILE *f, const char *k, uint64_t v)
+{
+    json_key(f, k);
+    fprintf(f, "%" PRIu64, v);
+}
+static void json_dbl(FILE *f, const char *k, double v)
+{
+    json_key(f, k);
+    json_num(f, v);
+}
+static void json_s(FILE *f, const char *k, const char *v)
+{
+    json_key(f, k);
+    json_str(f, v);
+}
+
+/* 3 significant digits with an SI suffix (1.62G, 950k, 12.3), e-notation below 1. */
+static void fmt_si(char *b, size_t cap, double v)
+{
+    static const char sfx[] = " kMGTPE";
+    if (!isfinite(v)) {
+        snprintf(b, cap, "-");
+        return;
+    }
+    if (v == 0) {
+        snprintf(b, cap, "0");
+        return;
+    }
+    if (fabs(v) < 1) {
+        snprintf(b, cap, "%.2e", v);
+        return;
+    }
+    int k = 0;
+    double s = v;
+    while (fabs(s) >= 999.5 && k < 6)
+        s /= 1000, k++;
+    if (fabs(s) >= 999.5) {
+        snprintf(b, cap, "%.2e", v);
+        return;
+    }
+    int dec = fabs(s) >= 99.95 ? 0 : fabs(s) >= 9.995 ? 1 : 2;
+    snprintf(b, cap, "%.*f%.*s", dec, s, k ? 1 : 0, &sfx[k]);
+}
+
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
+
+/* A duration for people: 45s, 2m05s, 1h02m, 3d04h. */
+static void fmt_uptime(char *b, size_t cap, uint64_t ns)
+{
+    uint64_t s = ns / 1000000000u;
+    if (s < 60)
+        snprintf(b, cap, "%" PRIu64 "s", s);
+    else if (s < 3600)
+        snprintf(b, cap, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(b, cap, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s / 60 % 60);
+    else
+        snprintf(b, cap, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s / 3600 % 24);
+}
+
+static void fmt_busy(char *b, size_t cap, uint64_t ns)
+{
+    if (ns >= 1000000000u)
+        snprintf(b, cap, "%.1f s", (double)ns / 1e9);
+    else
+        snprintf(b, cap, "%.1f ms", ms(ns));
+}
+
+static int finish(FILE *f) { return ferror(f) ? HY_ESYS : 0; }
+
+/* ---- derived figures ---- */
+
+/* What ran the row, honestly: an OpenCL device on PoCL's CPU is "PoCL CPU" even if some
+ * other flag claims otherwise. */
+static const char *row_device(const hy_result_row *r)
+{
+    if (r->backend != HY_BACKEND_OPENCL)
+        return "CPU";
+    if (r->flags & HY_ROW_POCL_CPU)
+        return "PoCL CPU";
+    if (r->flags & HY_ROW_GPU)
+        return "GPU";
+    return "OpenCL device";
+}
+
+static double row_throughput(const hy_result_row *r)
+{
+    if (r->median_ns == 0)
+        return NAN;
+    double copies = r->copies ? r->copies : 1;
+    /* n * 1e9 / ns rather than n / (ns * 1e-9): exact for round figures. */
+    return (double)r->n * copies * 1e9 / (double)r->median_ns;
+}
+
+static void derive_row(const hy_result_row *r, double base_throughput, hc_derived *d)
+{
+    memset(d, 0, sizeof *d);
+    d->device = row_device(r);
+    d->throughput = row_throughput(r);
+    d->speedup = base_throughput > 0 ? d->throughput / base_throughput : NAN;
+    if (r->backend != HY_BACKEND_OPENCL)
+        d->efficiency = r->threads ? d->speedup / r->threads : NAN;
+    if (r->backend == HY_BACKEND_LOCKED) {
+        double t = (double)r->median_ns * (r->threads ? r->threads : 1);
+        d->wait_share = t > 0 ? (double)r->lock_wait_ns / t : NAN;
+    }
+    if (r->backend == HY_BACKEND_OPENCL) {
+        double sum = (double)r->h2d_ns + (double)r->kernel_ns + (double)r->d2h_ns;
+        d->transfer_share = sum > 0 ? ((double)r->h2d_ns + (double)r->d2h_ns) / sum : NAN;
+    }
+}
+
+void hc_derive(const hc_compare *c, unsigned i, hc_derived *d)
+{
+    double base = c->nrows ? row_throughput(&c->rows[0]) : NAN;
+    derive_row(&c->rows[i], base, d);
+}
+
+static bool is_pi(const hc_compare *c) { return c->job == HY_JOB_COMPARE_PI; }
+
+static bool has_pocl(const hc_compare *c)
+{
+    for (unsigned i = 0; i < c->nrows; i++)
+        if (c->rows[i].backend == HY_BACKEND_OPENCL && (c->rows[i].flags & HY_ROW_POCL_CPU))
+            return true;
+    return false;
+}
+
+static bool has_backend(const hc_compare *c, int b)
+{
+    for (unsigned i = 0; i < c->nrows; i++)
+        if (c->rows[i].backend == b)
+            return true;
+    return false;
+}
+
+/* ---- the compare as a table ---- */
+
+enum {
+    COL_BACKEND, COL_DEVICE, COL_THREADS, COL_MODE, COL_LOCK, COL_MEDIAN, COL_MIN, COL_MAX,
+    COL_THROUGHPUT, COL_SPEEDUP, COL_EFFICIENCY, COL_HANDOFFS, COL_WAIT, COL_SPLIT,
+    COL_TRANSFER, NCOLS
+};
+#define CELL 64
+
+static const char *const col_title[NCOLS] = {
+    "backend", "device", "threads", "mode", "lock", "median ms", "min ms", "max ms",
+    NULL /* samples/s or elements/s */, "speed-up", "efficiency", "hand-offs", "lock wait",
+    "h2d/kernel/d2h ms", "transfer",
+};
+/* Text columns are left-aligned, figures right-aligned. */
+static const bool col_left[NCOLS] = {[COL_BACKEND] = true, [COL_DEVICE] = true,
+                                     [COL_MODE] = true, [COL_LOCK] = true};
+
+static void table_row(const hc_compare *c, unsigned i, char (*cell)[CELL])
+{
+    const hy_result_row *r = &c->rows[i];
+    hc_derived d;
+    hc_derive(c, i, &d);
+    bool cl = r->backend == HY_BACKEND_OPENCL, locked = r->backend == HY_BACKEND_LOCKED;
+    for (int k = 0; k < NCOLS; k++)
+        snprintf(cell[k], CELL, "-");
+    snprintf(cell[COL_BACKEND], CELL, "%s", backend_name(r->backend));
+    snprintf(cell[COL_DEVICE], CELL, "%s", d.device);
+    if (!cl)
+        snprintf(cell[COL_THREADS], CELL, "%u", r->threads);
+    snprintf(cell[COL_MODE], CELL, "%s", mode_name(r->mode));
+    if (locked)
+        snprintf(cell[COL_LOCK], CELL, "%s", r->flags & HY_ROW_NOGIL ? "nogil" : "held");
+    snprintf(cell[COL_MEDIAN], CELL, "%.3f", ms(r->median_ns));
+    snprintf(cell[COL_MIN], CELL, "%.3f", ms(r->min_ns));
+    snprintf(cell[COL_MAX], CELL, "%.3f", ms(r->max_ns));
+    fmt_si(cell[COL_THROUGHPUT], CELL, d.throughput);
+    if (isfinite(d.speedup))
+        snprintf(cell[COL_SPEEDUP], CELL, "%.2fx", d.speedup);
+    if (!cl && isfinite(d.efficiency))
+        snprintf(cell[COL_EFFICIENCY], CELL, "%.0f%%", 100 * d.efficiency);
+    if (locked) {
+        snprintf(cell[COL_HANDOFFS], CELL, "%" PRIu64, r->lock_handoffs);
+        if (isfinite(d.wait_share))
+            snprintf(cell[COL_WAIT], CELL, "%.1f%%", 100 * d.wait_share);
+    }
+    if (cl) {
+        snprintf(cell[COL_SPLIT], CELL, "%.3f/%.3f/%.3f", ms(r->h2d_ns), ms(r->kernel_ns),
+                 ms(r->d2h_ns));
+        if (isfinite(d.transfer_share))
+            snprintf(cell[COL_TRANSFER], CELL, "%.1f%%", 100 * d.transfer_share);
+    }
+}
+
+static void compare_heading(FILE *f, const hc_compare *c)
+{
+    char dist[128], server[128], dev[160];
+    clean(dist, sizeof dist, c->dist);
+    clean(server, sizeof server, nz(c->server, "an unnamed server"));
+    if (is_pi(c))
+        fprintf(f, "compare pi: n=%" PRIu64 " samples, seed %" PRIu64 "\n", c->n, c->seed);
+    else
+        fprintf(f, "compare sort: n=%" PRIu64 " %s %s, seed %" PRIu64 "\n", c->n,
+                nz(hy_dtype_name(c->dtype), "?"), dist, c->seed);
+    fprintf(f, "server %s, %s mode, repeat %u: median, min and max of the timed runs after a "
+               "warm-up\n",
+            server, mode_name(c->mode), c->repeat);
+    if (c->mode == HY_MODE_REPLICATE)
+        fprintf(f, "replicate: each thread runs its own copy of n; throughput counts every "
+                   "copy\n");
+    if (c->device_name && has_backend(c, HY_BACKEND_OPENCL)) {
+        clean(dev, sizeof dev, c->device_name);
+        for (unsigned i = 0; i < c->nrows; i++)
+            if (c->rows[i].backend == HY_BACKEND_OPENCL) {
+                fprintf(f, "opencl device %u: %s (%s)\n", c->rows[i].device, dev,
+                        row_device(&c->rows[i]));
+                break;
+            }
+    }
+    fputc('\n', f);
+}
+
+static int print_table(FILE *f, const hc_compare *c)
+{
+    unsigned n = c->nrows;
+    char (*cells)[NCOLS][CELL] = calloc((size_t)n + 1, sizeof *cells);
+    if (!cells)
+        return HY_ENOMEM;
+    for (int k = 0; k < NCOLS; k++)
+        snprintf(cells[0][k], CELL, "%s", col_title[k] ? col_title[k]
+                                          : is_pi(c)   ? "samples/s"
+                                                       : "elements/s");
+    for (unsigned i = 0; i < n; i++)
+        table_row(c, i, cells[i + 1]);
+
+    /* Columns no row has a figure in (no locked row, no opencl row) are left out. */
+    bool show[NCOLS];
+    size_t width[NCOLS];
+    bool locked = has_backend(c, HY_BACKEND_LOCKED), cl = has_backend(c, HY_BACKEND_OPENCL);
+    for (int k = 0; k < NCOLS; k++) {
+        show[k] = true;
+        width[k] = 0;
+        for (unsigned i = 0; i <= n; i++) {
+            size_t w = strlen(cells[i][k]);
+            width[k] = w > width[k] ? w : width[k];
+        }
+    }
+    show[COL_LOCK] = show[COL_HANDOFFS] = show[COL_WAIT] = locked;
+    show[COL_SPLIT] = show[COL_TRANSFER] = cl;
+
+    compare_heading(f, c);
+    for (unsigned i = 0; i <= n; i++) {
+        bool first = true;
+        int last = 0;
+        for (int k = 0; k < NCOLS; k++)
+            if (show[k])
+                last = k;
+        for (int k = 0; k < NCOLS; k++) {
+            if (!show[k])
+                continue;
+            if (!first)
+                fputs("  ", f);
+            first = false;
+            if (col_left[k])
+                fprintf(f, "%-*s", k == last ? 0 : (int)width[k], cells[i][k]);
+            else
+                fprintf(f, "%*s", (int)width[k], cells[i][k]);
+        }
+        fputc('\n', f);
+    }
+    free(cells);
+
+    bool pi = is_pi(c) && n > 0, pocl = has_pocl(c);
+    if (pi || locked || pocl)
+        fputc('\n', f);
+    if (pi) {
+        const hy_result_row *r = &c->rows[0];
+        fprintf(f, "hits %" PRIu64 " of %" PRIu64 ", estimate %.9f, |estimate - pi| %.2g "
+                   "(identical on every row)\n",
+                r->hits, r->n, r->estimate, fabs(r->estimate - M_PI));
+    }
+    if (locked)
+        fputs("lock wait: the share of the threads' time spent waiting for the lock\n", f);
+    if (pocl)
+        fputs(POCL_FOOTNOTE "\n", f);
+    return finish(f);
+}
+
+/* ---- CSV ---- */
+
+/* RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_num(FILE *f, double v)
+{
+    fputc(',', f);
+    if (isfinite(v))
+        fprintf(f, "%.17g", v);
+}
+
+static int print_csv(FILE *f, const hc_compare *c)
+{
+    fputs("backend,device,threads,mode,nogil,n,copies,median_ns,min_ns,max_ns,throughput,"
+          "speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,wait_share,h2d_ns,"
+          "kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat\n",
+          f);
+    for (unsigned i = 0; i < c->nrows; i++) {
+        const hy_result_row *r = &c->rows[i];
+        hc_derived d;
+        hc_derive(c, i, &d);
+        bool cl = r->backend == HY_BACKEND_OPENCL, locked = r->backend == HY_BACKEND_LOCKED;
+        csv_field(f, backend_name(r->backend));
+        fputc(',', f);
+        csv_field(f, d.device);
+        fprintf(f, ",%u,", r->threads);
+        csv_field(f, mode_name(r->mode));
+        fputc(',', f);
+        if (locked)
+            fputc(r->flags & HY_ROW_NOGIL ? '1' : '0', f);
+        fprintf(f, ",%" PRIu64 ",%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64, r->n, r->copies,
+                r->median_ns, r->min_ns, r->max_ns);
+        csv_num(f, d.throughput);
+        csv_num(f, d.speedup);
+        csv_num(f, cl ? NAN : d.efficiency);
+        fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64, r->lock_handoffs, r->lock_wait_ns,
+                r->lock_hold_ns);
+        csv_num(f, locked ? d.wait_share : NAN);
+        fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64, r->h2d_ns, r->kernel_ns, r->d2h_ns);
+        csv_num(f, cl ? d.transfer_share : NAN);
+        if (is_pi(c)) {
+            fprintf(f, ",%" PRIu64, r->hits);
+            csv_num(f, r->estimate);
+        } else {
+            fputs(",,", f);
+        }
+        fprintf(f, ",%u\n", r->repeat);
+    }
+    return finish(f);
+}
+
+/* ---- JSON ---- */
+
+/* Every field of a row (the first key has no leading comma), then the honest label. */
+static void json_row_fields(FILE *f, const hy_result_row *r)
+{
+    fputs("\"backend\":", f);
+    json_str(f, backend_name(r->backend));
+    json_s(f, "device", row_device(r));
+    json_u64(f, "device_index", r->device);
+    json_u64(f, "threads", r->threads);
+    json_s(f, "mode", mode_name(r->mode));
+    json_u64(f, "flags", r->flags);
+    json_key(f, "nogil");
+    fputs(r->backend != HY_BACKEND_LOCKED ? "null" : r->flags & HY_ROW_NOGIL ? "true" : "false",
+          f);
+    json_u64(f, "copies", r->copies);
+    json_u64(f, "n", r->n);
+    json_u64(f, "hits", r->hits);
+    json_dbl(f, "estimate", r->estimate);
+    json_dbl(f, "std_error", r->std_error);
+    json_u64(f, "median_ns", r->median_ns);
+    json_u64(f, "min_ns", r->min_ns);
+    json_u64(f, "max_ns", r->max_ns);
+    json_u64(f, "repeat", r->repeat);
+    json_u64(f, "lock_handoffs", r->lock_handoffs);
+    json_u64(f, "lock_wait_ns", r->lock_wait_ns);
+    json_u64(f, "lock_hold_ns", r->lock_hold_ns);
+    json_u64(f, "h2d_ns", r->h2d_ns);
+    json_u64(f, "kernel_ns", r->kernel_ns);
+    json_u64(f, "d2h_ns", r->d2h_ns);
+    json_u64(f, "launches", r->launches);
+}
+
+static int print_json(FILE *f, const hc_compare *c)
+{
+    fputs("{\"job\":", f);
+    json_str(f, is_pi(c) ? "compare pi" : "compare sort");
+    json_u64(f, "n", c->n);
+    json_u64(f, "seed", c->seed);
+    if (!is_pi(c)) {
+        json_s(f, "dtype", hy_dtype_name(c->dtype));
+        json_s(f, "dist", c->dist);
+    }
+    json_s(f, "mode", mode_name(c->mode));
+    json_u64(f, "repeat", c->repeat);
+    json_s(f, "server", c->server);
+    json_s(f, "device_name", c->device_name);
+    if (is_pi(c) && c->nrows > 0) {
+        json_u64(f, "hits", c->rows[0].hits);
+        json_dbl(f, "estimate", c->rows[0].estimate);
+        json_dbl(f, "error", fabs(c->rows[0].estimate - M_PI));
+    }
+    json_key(f, "rows");
+    fputc('[', f);
+    for (unsigned i = 0; i < c->nrows; i++) {
+        const hy_result_row *r = &c->rows[i];
+        hc_derived d;
+        hc_derive(c, i, &d);
+        fputs(i ? ",{" : "{", f);
+        json_row_fields(f, r);
+        json_dbl(f, "throughput", d.throughput);
+        json_dbl(f, "speedup", d.speedup);
+        json_dbl(f, "efficiency", r->backend == HY_BACKEND_OPENCL ? NAN : d.efficiency);
+        json_dbl(f, "wait_share", r->backend == HY_BACKEND_LOCKED ? d.wait_share : NAN);
+        json_dbl(f, "transfer_share", r->backend == HY_BACKEND_OPENCL ? d.transfer_share : NAN);
+        fputc('}', f);
+    }
+    fputs("]}\n", f);
+    return finish(f);
+}
+
+int hc_print_compare(FILE *f, const hc_compare *c, enum hc_format fmt)
+{
+    c_numbers l;
+    c_numbers_begin(&l);
+    int rc = fmt == HC_JSON ? print_json(f, c) : fmt == HC_CSV ? print_csv(f, c)
+                                                               : print_table(f, c);
+    c_numbers_end(&l);
+    return rc;
+}
+
+/* ---- the SVG chart ---- */
+
+#define SVG_W 720
+#define SVG_H 450
+#define PX0 70.0  /* plot area */
+#define PX1 520.0
+#define PY0 62.0
+#define PY1 390.0
+#define LEGEND_X 535.0
+
+/* XML text and attribute values: the five specials escaped; characters XML 1.0 forbids
+ * (controls) and broken UTF-8 replaced, so the document stays well-formed. */
+static void xml_text(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)nz(s, "");
+    size_t len = strlen((const char *)p);
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        size_t k = 1;
+        switch (c) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default:
+            if (c < 0x20 || c == 0x7f) {
+                fputc('?', f);
+            } else if ((k = utf8_len(p + i, len - i)) == 0) {
+                fputs("\xef\xbf\xbd", f); /* U+FFFD */
+                k = 1;
+            } else {
+                fwrite(p + i, 1, k, f);
+            }
+        }
+        i += k;
+    }
+}
+
+struct series {
+    const char *name, *color;
+    int backend, nogil; /* nogil: -1 any, 0 held, 1 released */
+    bool square;
+};
+
+static const struct series cpu_series[] = {
+    {"serial", "#333333", HY_BACKEND_SERIAL, -1, false},
+    {"native", "#1f77b4", HY_BACKEND_NATIVE, -1, false},
+    {"locked (lock held)", "#d62728", HY_BACKEND_LOCKED, 0, true},
+    {"locked (nogil)", "#ff7f0e", HY_BACKEND_LOCKED, 1, true},
+};
+#define OPENCL_COLOR "#2ca02c"
+#define IDEAL_COLOR "#999999"
+
+static bool in_series(const struct series *s, const hy_result_row *r)
+{
+    if (r->backend != s->backend)
+        return false;
+    return s->nogil < 0 || (s->nogil == 1) == !!(r->flags & HY_ROW_NOGIL);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+struct axes {
+    uint32_t *xs; /* distinct thread counts, ascending: the categorical x ticks */
+    unsigned nx;
+    double ymax;
+};
+
+static double ax_x(const struct axes *a, uint32_t threads)
+{
+    unsigned i = 0;
+    while (i + 1 < a->nx && a->xs[i] != threads)
+        i++;
+    if (a->nx <= 1)
+        return (PX0 + PX1) / 2;
+    double pad = 30;
+    return PX0 + pad + i * (PX1 - PX0 - 2 * pad) / (a->nx - 1);
+}
+
+static double ax_y(const struct axes *a, double v) { return PY1 - v / a->ymax * (PY1 - PY0); }
+
+static double nice_step(double range)
+{
+    double raw = range / 5, mag = pow(10, floor(log10(raw))), norm = raw / mag;
+    return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 2.5 ? 2.5 : norm <= 5 ? 5 : 10) * mag;
+}
+
+static void svg_marker(FILE *f, double x, double y, const char *color, bool square)
+{
+    if (square)
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"%s\"/>\n",
+                x - 3.5, y - 3.5, color);
+    else
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, color);
+}
+
+static void svg_title(FILE *f, const hc_compare *c)
+{
+    if (is_pi(c)) {
+        fprintf(f, "compare pi, n=%" PRIu64 ", %s mode", c->n, mode_name(c->mode));
+    } else {
+        fprintf(f, "compare sort, n=%" PRIu64 " %s ", c->n, nz(hy_dtype_name(c->dtype), "?"));
+        xml_text(f, c->dist);
+        fprintf(f, ", %s mode", mode_name(c->mode));
+    }
+}
+
+static int svg_write(FILE *f, const hc_compare *c)
+{
+    struct axes a = {0};
+    a.xs = malloc(((size_t)c->nrows + 1) * sizeof *a.xs);
+    hc_derived *d = malloc(((size_t)c->nrows + 1) * sizeof *d);
+    unsigned *order = malloc(((size_t)c->nrows + 1) * sizeof *order);
+    if (!a.xs || !d || !order) {
+        free(a.xs), free(d), free(order);
+        return HY_ENOMEM;
+    }
+
+    double ymax = 1;
+    for (unsigned i = 0; i < c->nrows; i++) {
+        const hy_result_row *r = &c->rows[i];
+        hc_derive(c, i, &d[i]);
+        if (isfinite(d[i].speedup) && d[i].speedup > ymax)
+            ymax = d[i].speedup;
+        if (r->backend == HY_BACKEND_OPENCL || r->threads == 0)
+            continue;
+        bool seen = false;
+        for (unsigned k = 0; k < a.nx; k++)
+            seen |= a.xs[k] == r->threads;
+        if (!seen)
+            a.xs[a.nx++] = r->threads;
+    }
+    if (a.nx == 0)
+        a.xs[a.nx++] = 1;
+    qsort(a.xs, a.nx, sizeof *a.xs, cmp_u32);
+    if (a.xs[a.nx - 1] > ymax) /* the ideal line's top */
+        ymax = a.xs[a.nx - 1];
+    a.ymax = ymax * 1.1;
+
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" "
+               "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n",
+            SVG_W, SVG_H, SVG_W, SVG_H);
+    fputs("<title>", f);
+    svg_title(f, c);
+    fputs("</title>\n", f);
+    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n", SVG_W,
+            SVG_H);
+    fprintf(f, "<text x=\"%.1f\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">",
+            (double)SVG_W / 2);
+    svg_title(f, c);
+    fputs("</text>\n", f);
+    fprintf(f, "<text x=\"%.1f\" y=\"42\" text-anchor=\"middle\" fill=\"#555555\">"
+               "median of %u timed runs per point; ",
+            (double)SVG_W / 2, c->repeat);
+    xml_text(f, nz(c->server, "hybridd"));
+    fputs("</text>\n", f);
+
+    /* y grid and ticks */
+    double step = nice_step(a.ymax);
+    for (unsigned k = 0; k * step <= a.ymax + 1e-9; k++) {
+        double v = k * step, y = ax_y(&a, v);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
+                PX0, y, PX1, y);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", PX0 - 6,
+                y + 4, v);
+    }
+    /* x ticks: the thread counts measured */
+    for (unsigned k = 0; k < a.nx; k++) {
+        double x = ax_x(&a, a.xs[k]);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n",
+                x, PY1, x, PY1 + 5);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%u</text>\n", x,
+                PY1 + 18, a.xs[k]);
+    }
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", PX0,
+            PY1, PX1, PY1);
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", PX0,
+            PY0, PX0, PY1);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">threads</text>\n",
+            (PX0 + PX1) / 2, PY1 + 40);
+    fprintf(f, "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 18 %.1f)"
+               "\">speed-up over serial</text>\n",
+            (PY0 + PY1) / 2, (PY0 + PY1) / 2);
+
+    /* the ideal: speed-up == threads */
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
+               "stroke-dasharray=\"6,4\" points=\"",
+            IDEAL_COLOR);
+    for (unsigned k = 0; k < a.nx; k++)
+        fprintf(f, "%s%.1f,%.1f", k ? " " : "", ax_x(&a, a.xs[k]), ax_y(&a, a.xs[k]));
+    fputs("\"/>\n", f);
+
+    double ly = PY0 + 8;
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+               "stroke-width=\"1.5\" stroke-dasharray=\"6,4\"/>\n"
+               "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">ideal (speed-up = threads)</text>\n",
+            LEGEND_X, ly, LEGEND_X + 20, ly, IDEAL_COLOR, LEGEND_X + 26, ly + 4);
+
+    /* one line per CPU backend, points in thread order */
+    for (size_t s = 0; s < sizeof cpu_series / sizeof *cpu_series; s++) {
+        const struct series *se = &cpu_series[s];
+        unsigned m = 0;
+        for (unsigned i = 0; i < c->nrows; i++)
+            if (in_series(se, &c->rows[i]) && c->rows[i].threads > 0 && isfinite(d[i].speedup))
+                order[m++] = i;
+        if (m == 0)
+            continue;
+        for (unsigned i = 1; i < m; i++) /* insertion sort by threads: stable, few rows */
+            for (unsigned j = i; j > 0 && c->rows[order[j - 1]].threads > c->rows[order[j]].threads;
+                 j--) {
+                unsigned t = order[j];
+                order[j] = order[j - 1];
+                order[j - 1] = t;
+            }
+        if (m > 1) {
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                    se->color);
+            for (unsigned i = 0; i < m; i++)
+                fprintf(f, "%s%.1f,%.1f", i ? " " : "", ax_x(&a, c->rows[order[i]].threads),
+                        ax_y(&a, d[order[i]].speedup));
+            fputs("\"/>\n", f);
+        }
+        for (unsigned i = 0; i < m; i++)
+            svg_marker(f, ax_x(&a, c->rows[order[i]].threads), ax_y(&a, d[order[i]].speedup),
+                       se->color, se->square);
+        ly += 20;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                   "stroke-width=\"2\"/>\n",
+                LEGEND_X, ly, LEGEND_X + 20, ly, se->color);
+        svg_marker(f, LEGEND_X + 10, ly, se->color, se->square);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", LEGEND_X + 26,
+                ly + 4, se->name);
+    }
+
+    /* opencl has no thread count of ours: a horizontal line at its speed-up */
+    for (unsigned i = 0; i < c->nrows; i++) {
+        if (c->rows[i].backend != HY_BACKEND_OPENCL || !isfinite(d[i].speedup))
+            continue;
+        double y = ax_y(&a, d[i].speedup);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                   "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
+                PX0, y, PX1, y, OPENCL_COLOR);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%s\">opencl (",
+                PX1 - 4, y - 5, OPENCL_COLOR);
+        xml_text(f, d[i].device);
+        fprintf(f, ") %.2fx</text>\n", d[i].speedup);
+        ly += 20;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                   "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
+                LEGEND_X, ly, LEGEND_X + 20, ly, OPENCL_COLOR);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">opencl (", LEGEND_X + 26,
+                ly + 4);
+        xml_text(f, d[i].device);
+        fputs(")</text>\n", f);
+    }
+    if (has_pocl(c)) {
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\" "
+                   "fill=\"#555555\">%s</text>\n",
+                (double)SVG_W / 2, SVG_H - 8, POCL_FOOTNOTE);
+    }
+    fputs("</svg>\n", f);
+    free(a.xs), free(d), free(order);
+    return finish(f);
+}
+
+int hc_write_plot(const char *path, const hc_compare *c, hy_error *err)
+{
+    int rc = 0, fd = -1;
+    FILE *f = NULL;
+    size_t cap = strlen(path) + sizeof ".XXXXXX";
+    char *tmp = malloc(cap);
+    if (!tmp)
+        return hy_error_set(err, HY_ENOMEM, "out of memory writing the plot %s", path);
+    /* Beside the target, so the rename stays within one file system. */
+    snprintf(tmp, cap, "%s.XXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
+        goto out_free;
+    }
+    mode_t mask = umask(0); /* mkstemp's 0600 is for secrets; a plot gets the usual mode */
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: fchmod: %s", path,
+                          strerror(errno));
+        goto out;
+    }
+    f = fdopen(fd, "w");
+    if (!f) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
+        goto out;
+    }
+    fd = -1; /* f owns it */
+    c_numbers l;
+    c_numbers_begin(&l);
+    rc = svg_write(f, c);
+    c_numbers_end(&l);
+    if (rc == HY_ENOMEM) {
+        rc = hy_error_set(err, rc, "out of memory writing the plot %s", path);
+        goto out;
+    }
+    if (rc != 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
+        goto out;
+    }
+    int closed = fclose(f);
+    f = NULL;
+    if (closed != 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: rename: %s", path,
+                          strerror(errno));
+        goto out;
+    }
+out:
+    if (f)
+        fclose(f);
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0)
+        unlink(tmp);
+out_free:
+    free(tmp);
+    return rc;
+}
+
+/* ---- single jobs ---- */
+
+/* "native, 8 threads, CPU" / "locked, 4 threads, lock held, CPU" / "opencl, PoCL CPU
+ * (pthread-…)" — what ran the job. */
+static void describe_where(char *b, size_t cap, const hy_result_row *r, const char *device_name)
+{
+    char dev[160];
+    if (r->backend == HY_BACKEND_OPENCL) {
+        clean(dev, sizeof dev, device_name);
+        snprintf(b, cap, "opencl, %s%s%s%s", row_device(r), device_name ? " (" : "", dev,
+                 device_name ? ")" : "");
+    } else if (r->backend == HY_BACKEND_LOCKED) {
+        snprintf(b, cap, "locked, %u thread%s, lock %s, CPU", r->threads,
+                 r->threads == 1 ? "" : "s", r->flags & HY_ROW_NOGIL ? "released" : "held");
+    } else {
+        snprintf(b, cap, "%s, %u thread%s, CPU", backend_name(r->backend), r->threads,
+                 r->threads == 1 ? "" : "s");
+    }
+}
+
+/* The time line shared by pi and sort, and the breakdown of a locked or opencl run. */
+static void print_time(FILE *f, const hy_result_row *r, const char *unit)
+{
+    char thr[32];
+    fmt_si(thr, sizeof thr, row_throughput(r));
+    if (r->repeat > 1)
+        fprintf(f, "time %.3f ms (median of %u runs; min %.3f, max %.3f), %s %s/s\n",
+                ms(r->median_ns), r->repeat, ms(r->min_ns), ms(r->max_ns), thr, unit);
+    else
+        fprintf(f, "time %.3f ms, %s %s/s\n", ms(r->median_ns), thr, unit);
+    hc_derived d;
+    derive_row(r, NAN, &d);
+    if (r->backend == HY_BACKEND_LOCKED) {
+        fprintf(f, "lock: %" PRIu64 " hand-offs, waited %.3f ms, held %.3f ms", r->lock_handoffs,
+                ms(r->lock_wait_ns), ms(r->lock_hold_ns));
+        if (isfinite(d.wait_share))
+            fprintf(f, " (%.1f%% of the threads' time waiting)", 100 * d.wait_share);
+        fputc('\n', f);
+    }
+    if (r->backend == HY_BACKEND_OPENCL) {
+        fprintf(f, "opencl: h2d %.3f ms, kernel %.3f ms, d2h %.3f ms", ms(r->h2d_ns),
+                ms(r->kernel_ns), ms(r->d2h_ns));
+        if (isfinite(d.transfer_share))
+            fprintf(f, " (transfer %.1f%%)", 100 * d.transfer_share);
+        fprintf(f, ", %u launches\n", r->launches);
+        if (r->flags & HY_ROW_POCL_CPU)
+            fprintf(f, "%s\n", POCL_FOOTNOTE);
+    }
+}
+
+static void json_single_tail(FILE *f, const hy_result_row *r, const char *device_name)
+{
+    hc_derived d;
+    derive_row(r, NAN, &d);
+    json_s(f, "device_name", r->backend == HY_BACKEND_OPENCL ? device_name : NULL);
+    fputc(',', f);
+    json_row_fields(f, r);
+    json_dbl(f, "throughput", d.throughput);
+    json_dbl(f, "wait_share", r->backend == HY_BACKEND_LOCKED ? d.wait_share : NAN);
+    json_dbl(f, "transfer_share", r->backend == HY_BACKEND_OPENCL ? d.transfer_share : NAN);
+}
+
+int hc_print_pi(FILE *f, const hc_pi_report *rep, enum hc_format fmt)
+{
+    const hy_result_row *r = rep->row;
+    c_numbers l;
+    c_numbers_begin(&l);
+    double error = fabs(r->estimate - M_PI);
+    if (fmt == HC_JSON) {
+        fputs("{\"job\":\"pi\"", f);
+        json_u64(f, "seed", rep->seed);
+        json_dbl(f, "error", error);
+        json_single_tail(f, r, rep->device_name);
+        fputs("}\n", f);
+    } else {
+        char where[320];
+        describe_where(where, sizeof where, r, rep->device_name);
+        fprintf(f, "pi ≈ %.9f (error %.2g against π, standard error %.2g)\n", r->estimate,
+                error, r->std_error);
+        fprintf(f, "hits %" PRIu64 " of %" PRIu64 " samples%s, seed %" PRIu64 "\n", r->hits,
+                r->n, r->copies > 1 ? " in each copy" : "", rep->seed);
+        fprintf(f, "ran on %s, %s mode", where, mode_name(r->mode));
+        if (r->copies > 1)
+            fprintf(f, ", %u copies at once", r->copies);
+        fputc('\n', f);
+        print_time(f, r, "samples");
+    }
+    int rc = finish(f);
+    c_numbers_end(&l);
+    return rc;
+}
+
+int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
+{
+    const hy_result_row *r = rep->row;
+    c_numbers l;
+    c_numbers_begin(&l);
+    if (fmt == HC_JSON) {
+        fputs("{\"job\":\"sort\"", f);
+        json_s(f, "dtype", hy_dtype_name(rep->dtype));
+        json_s(f, "source", rep->source);
+        json_s(f, "output", rep->output);
+        json_key(f, "checked");
+        fputs(rep->checked < 0 ? "null" : rep->checked ? "true" : "false", f);
+        json_single_tail(f, r, rep->device_name);
+        fputs("}\n", f);
+    } else {
+        char where[320], source[256], output[256];
+        describe_where(where, sizeof where, r, rep->device_name);
+        clean(source, sizeof source, rep->source);
+        fprintf(f, "sort: %" PRIu64 " %s from %s%s\n", r->n, nz(hy_dtype_name(rep->dtype), "?"),
+                source, r->copies > 1 ? " (each copy)" : "");
+        fprintf(f, "sorted on %s, %s mode", where, mode_name(r->mode));
+        if (r->copies > 1)
+            fprintf(f, ", %u copies at once", r->copies);
+        fputc('\n', f);
+        print_time(f, r, "elements");
+        fprintf(f, "order: %s\n", rep->checked < 0   ? "not checked"
+                                  : rep->checked > 0 ? "checked, ascending"
+                                                     : "checked: NOT in order");
+        if (rep->output) {
+            clean(output, sizeof output, rep->output);
+            fprintf(f, "output: %s\n", output);
+        }
+    }
+    int rc = finish(f);
+    c_numbers_end(&l);
+    return rc;
+}
+
+/* ---- STATUS and DEVICES ---- */
+
+static const char *const backend_keys[4] = {"serial", "native", "locked", "opencl"};
+
+int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
+{
+    c_numbers l;
+    c_numbers_begin(&l);
+    char version[HY_IPC_NAME_MAX + 1];
+    size_t vlen = s->version.p ? s->version.len : 0;
+    if (vlen > HY_IPC_NAME_MAX)
+        vlen = HY_IPC_NAME_MAX;
+    memcpy(version, s->version.p ? s->version.p : "", vlen);
+    version[vlen] = '\0';
+    if (fmt == HC_JSON) {
+        fputs("{\"version\":", f);
+        hc_json_string(f, s->version.p, vlen);
+        json_u64(f, "uptime_ns", s->uptime_ns);
+        json_u64(f, "clients", s->clients);
+        fprintf(f, ",\"jobs\":{\"queued\":%" PRIu64 ",\"running\":%" PRIu64 ",\"done\":%" PRIu64
+                   ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 "}",
+                s->jobs_queued, s->jobs_running, s->jobs_done, s->jobs_failed,
+                s->jobs_cancelled);
+        fputs(",\"backends\":{", f);
+        for (int b = 0; b < 4; b++)
+            fprintf(f, "%s\"%s\":{\"jobs\":%" PRIu64 ",\"busy_ns\":%" PRIu64 "}", b ? "," : "",
+                    backend_keys[b], s->backend_jobs[b], s->backend_busy_ns[b]);
+        fputc('}', f);
+        json_u64(f, "devices", s->devices);
+        json_u64(f, "devices_usable", s->devices_usable);
+        fputs("}\n", f);
+    } else {
+        char v[4 * HY_IPC_NAME_MAX], up[32], busy[32];
+        clean(v, sizeof v, version);
+        fmt_uptime(up, sizeof up, s->uptime_ns);
+        fprintf(f, "hybridd %s, up %s, %u client%s connected\n", v[0] ? v : "(no version)", up,
+                s->clients, s->clients == 1 ? "" : "s");
+        fprintf(f, "jobs: %" PRIu64 " queued, %" PRIu64 " running, %" PRIu64 " done, %" PRIu64
+                   " failed, %" PRIu64 " cancelled\n",
+                s->jobs_queued, s->jobs_running, s->jobs_done, s->jobs_failed,
+                s->jobs_cancelled);
+        for (int b = 0; b < 4; b++) {
+            fmt_busy(busy, sizeof busy, s->backend_busy_ns[b]);
+            fprintf(f, "  %-7s %8" PRIu64 " run%s  busy %s\n", backend_keys[b],
+                    s->backend_jobs[b], s->backend_jobs[b] == 1 ? " " : "s", busy);
+        }
+        fprintf(f, "OpenCL devices: %u usable of %u found\n", s->devices_usable, s->devices);
+    }
+    int rc = finish(f);
+    c_numbers_end(&l);
+    return rc;
+}
+
+static const char *device_label(const hy_device_record *r)
+{
+    if (r->flags & HY_DEV_POCL_CPU)
+        return "PoCL CPU";
+    switch (r->type) {
+    case 1: return "GPU";
+    case 2: return "CPU";
+    case 3: return "accelerator";
+    }
+    return "other";
+}
+
+int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
+{
+    c_numbers l;
+    c_numbers_begin(&l);
+    const hy_device_record *dev = d->devices ? d->devices : d->devices_in;
+    unsigned n = d->ndevices;
+    if (!d->devices && n > HY_IPC_DEVICES_MAX)
+        n = HY_IPC_DEVICES_MAX;
+    if (fmt == HC_JSON) {
+        fprintf(f, "{\"cpu\":{\"online\":%u,\"native_threads\":%u,\"locked_threads\":%u,"
+                   "\"switch_interval_us\":%u},\"devices\":[",
+                d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us);
+        for (unsigned i = 0; i < n; i++) {
+            const hy_device_record *r = &dev[i];
+            fprintf(f, "%s{\"index\":%u", i ? "," : "", r->index);
+            json_s(f, "name", r->name);
+            json_s(f, "vendor", r->vendor);
+            json_s(f, "driver", r->driver);
+            json_u64(f, "type", r->type);
+            json_s(f, "label", device_label(r));
+            json_u64(f, "flags", r->flags);
+            json_key(f, "usable");
+            fputs(r->flags & HY_DEV_USABLE ? "true" : "false", f);
+            json_u64(f, "compute_units", r->compute_units);
+            json_u64(f, "global_mem", r->global_mem);
+            json_u64(f, "max_alloc", r->max_alloc);
+            json_s(f, "problem", r->problem[0] ? r->problem : NULL);
+            fputc('}', f);
+        }
+        fputs("]}\n", f);
+    } else {
+        fprintf(f, "CPU: %u online; native pool %u threads; locked runtime %u threads, switch "
+                   "interval %u us\n",
+                d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us);
+        if (n == 0)
+            fputs("OpenCL devices: none\n", f);
+        else
+            fprintf(f, "OpenCL devices: %u\n", n);
+        int wname = 0, wlabel = 0;
+        char name[4 * 96 + 1];
+        for (unsigned i = 0; i < n; i++) {
+            clean(name, sizeof name, dev[i].name);
+            int w = (int)text_width(name), wl = (int)strlen(device_label(&dev[i]));
+            wname = w > wname ? w : wname;
+            wlabel = wl > wlabel ? wl : wlabel;
+        }
+        for (unsigned i = 0; i < n; i++) {
+            const hy_device_record *r = &dev[i];
+            char problem[4 * 128 + 1];
+            clean(name, sizeof name, r->name);
+            clean(problem, sizeof problem, r->problem);
+            /* printf pads by bytes: pad by hand so UTF-8 names still line up */
+            int chars = (int)text_width(name);
+            fprintf(f, "  %2u  %s%*s  %-*s  %3u compute units  %6.1f GiB  ", r->index, name,
+                    wname - chars > 0 ? wname - chars : 0, "", wlabel,
+                    device_label(r), r->compute_units, (double)r->global_mem / 1073741824.0);
+            if (r->flags & HY_DEV_USABLE)
+                fputs("usable\n", f);
+            else
+                fprintf(f, "not usable: %s\n", problem[0] ? problem : "(no reason given)");
+        }
+    }
+    int rc = finish(f);
+    c_numbers_end(&l);
+    return rc;
+}

@@ -1,0 +1,950 @@
+/* tests/client: hybridctl's reports — the derived figures of a compare checked exactly, the
+ * honest device labels, the table, CSV and JSON shapes, the SVG chart's well-formedness and
+ * its atomic write, and the single-job, STATUS and DEVICES reports. */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+
+/* ---- fixtures ---- */
+
+static hy_result_row row(int backend, unsigned threads, uint64_t median_ns)
+{
+    hy_result_row r = {0};
+    r.backend = (uint16_t)backend;
+    r.mode = HY_MODE_SPLIT;
+    r.threads = threads;
+    r.copies = 1;
+    r.n = 1000000;
+    r.hits = 785398;
+    r.estimate = 3.141592;
+    r.std_error = 1.6e-3;
+    r.median_ns = median_ns;
+    r.min_ns = median_ns - 1000;
+    r.max_ns = median_ns + 2000;
+    r.repeat = 5;
+    return r;
+}
+
+/* serial, native 1/2, locked 1 (nogil) / 2 (held), opencl on PoCL's CPU device. Medians
+ * chosen so every derived figure is exact in binary floating point. */
+static hy_result_row rows[6];
+
+static hc_compare make_compare(void)
+{
+    rows[0] = row(HY_BACKEND_SERIAL, 1, 100000000);
+    rows[1] = row(HY_BACKEND_NATIVE, 1, 100000000);
+    rows[2] = row(HY_BACKEND_NATIVE, 2, 50000000);
+    rows[3] = row(HY_BACKEND_LOCKED, 1, 100000000);
+    rows[3].flags = HY_ROW_NOGIL;
+    rows[3].lock_handoffs = 3;
+    rows[4] = row(HY_BACKEND_LOCKED, 2, 80000000);
+    rows[4].lock_handoffs = 1234;
+    rows[4].lock_wait_ns = 40000000;
+    rows[4].lock_hold_ns = 75000000;
+    rows[5] = row(HY_BACKEND_OPENCL, 0, 25000000);
+    rows[5].flags = HY_ROW_POCL_CPU;
+    rows[5].h2d_ns = 1000000;
+    rows[5].kernel_ns = 2000000;
+    rows[5].d2h_ns = 1000000;
+    rows[5].launches = 4;
+    return (hc_compare){
+        .job = HY_JOB_COMPARE_PI,
+        .n = 1000000,
+        .seed = 42,
+        .mode = HY_MODE_SPLIT,
+        .repeat = 5,
+        .nrows = 6,
+        .rows = rows,
+        .device_name = "pthread-haswell-AMD EPYC, \"64-Core\"",
+        .server = "hybridd 0.1.0",
+    };
+}
+
+/* What a report printed, as one NUL-terminated string (free it). */
+#define CAPTURE(out, call)                                                                    \
+    do {                                                                                      \
+        size_t len_;                                                                          \
+        FILE *f_ = open_memstream(&(out), &len_);                                             \
+        cr_assert(f_);                                                                        \
+        cr_assert_eq((call), 0);                                                              \
+        cr_assert_eq(fclose(f_), 0);                                                          \
+    } while (0)
+#define F f_
+
+static unsigned count_lines(const char *s)
+{
+    unsigned n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ---- a tiny JSON validator: recursive descent over RFC 8259 ---- */
+
+struct js {
+    const char *p;
+    int depth;
+};
+
+static void js_ws(struct js *j)
+{
+    while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
+        j->p++;
+}
+
+static bool js_value(struct js *j);
+
+static bool js_string(struct js *j)
+{
+    if (*j->p != '"')
+        return false;
+    j->p++;
+    for (;;) {
+        unsigned char c = (unsigned char)*j->p;
+        if (c == '"') {
+            j->p++;
+            return true;
+        }
+        if (c < 0x20) /* NUL (the end) and raw controls */
+            return false;
+        if (c == '\\') {
+            j->p++;
+            if (strchr("\"\\/bfnrt", *j->p) && *j->p) {
+                j->p++;
+            } else if (*j->p == 'u') {
+                j->p++;
+                for (int k = 0; k < 4; k++, j->p++)
+                    if (!strchr("0123456789abcdefABCDEF", *j->p) || !*j->p)
+                        return false;
+            } else {
+                return false;
+            }
+            continue;
+        }
+        j->p++;
+    }
+}
+
+static bool js_digits(struct js *j)
+{
+    if (*j->p < '0' || *j->p > '9')
+        return false;
+    while (*j->p >= '0' && *j->p <= '9')
+        j->p++;
+    return true;
+}
+
+static bool js_number(struct js *j)
+{
+    if (*j->p == '-')
+        j->p++;
+    if (*j->p == '0')
+        j->p++;
+    else if (!js_digits(j))
+        return false;
+    if (*j->p == '.') {
+        j->p++;
+        if (!js_digits(j))
+            return false;
+    }
+    if (*j->p == 'e' || *j->p == 'E') {
+        j->p++;
+        if (*j->p == '+' || *j->p == '-')
+            j->p++;
+        if (!js_digits(j))
+            return false;
+    }
+    return true;
+}
+
+static bool js_word(struct js *j, const char *w)
+{
+    size_t n = strlen(w);
+    if (strncmp(j->p, w, n) != 0)
+        return false;
+    j->p += n;
+    return true;
+}
+
+static bool js_value(struct js *j)
+{
+    if (++j->depth > 64)
+        return false;
+    js_ws(j);
+    bool ok;
+    char c = *j->p;
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        js_ws(j);
+        ok = true;
+        if (*j->p == close) {
+            j->p++;
+        } else {
+            for (;;) {
+                if (c == '{') {
+                    js_ws(j);
+                    if (!js_string(j))
+                        return false;
+                    js_ws(j);
+                    if (*j->p++ != ':')
+                        return false;
+                }
+                if (!js_value(j))
+                    return false;
+                js_ws(j);
+                if (*j->p == ',') {
+                    j->p++;
+                    continue;
+                }
+                if (*j->p++ != close)
+                    return false;
+                break;
+            }
+        }
+    } else if (c == '"') {
+        ok = js_string(j);
+    } else if (c == 't') {
+        ok = js_word(j, "true");
+    } else if (c == 'f') {
+        ok = js_word(j, "false");
+    } else if (c == 'n') {
+        ok = js_word(j, "null");
+    } else {
+        ok = js_number(j);
+    }
+    js_ws(j);
+    j->depth--;
+    return ok;
+}
+
+static bool json_ok(const char *s)
+{
+    struct js j = {s, 0};
+    return js_value(&j) && *j.p == '\0';
+}
+
+Test(json_validator, sanity)
+{
+    cr_assert(json_ok("{\"a\":[1,-2.5e+3,true,false,null,\"x\\u00e9\\n\"],\"b\":{}}\n"));
+    cr_assert(!json_ok("{\"a\":NaN}"));
+    cr_assert(!json_ok("{\"a\":inf}"));
+    cr_assert(!json_ok("{\"a\":1,}"));
+    cr_assert(!json_ok("[1 2]"));
+    cr_assert(!json_ok("\"a\nb\""));
+    cr_assert(!json_ok("{\"a\":1}{"));
+    cr_assert(!json_ok("01"));
+}
+
+/* ---- a tiny XML well-formedness checker (what the SVG needs: a prolog, elements with
+ * quoted attributes, escaped text, no comments or CDATA) ---- */
+
+static bool xml_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == ':' || c == '.';
+}
+
+/* An entity reference at p ('&'): one of the five, or a character reference. */
+static const char *xml_entity(const char *p)
+{
+    static const char *const ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"};
+    for (size_t i = 0; i < 5; i++)
+        if (strncmp(p, ents[i], strlen(ents[i])) == 0)
+            return p + strlen(ents[i]);
+    if (p[1] == '#') {
+        const char *q = p + 2;
+        if (*q == 'x')
+            q++;
+        const char *d = q;
+        while (strchr("0123456789abcdefABCDEF", *q) && *q)
+            q++;
+        if (q > d && *q == ';')
+            return q + 1;
+    }
+    return NULL;
+}
+
+static bool xml_ok(const char *s)
+{
+    const char *p = s;
+    if (strncmp(p, "<?xml ", 6) == 0) {
+        p = strstr(p, "?>");
+        if (!p)
+            return false;
+        p += 2;
+    }
+    char stack[64][32];
+    int depth = 0;
+    bool root_done = false;
+    while (*p) {
+        if (*p == '<') {
+            p++;
+            bool closing = *p == '/';
+            if (closing)
+                p++;
+            const char *n = p;
+            while (xml_name_char(*p))
+                p++;
+            size_t nlen = (size_t)(p - n);
+            if (nlen == 0 || nlen >= 32)
+                return false;
+            if (closing) {
+                if (depth == 0 || strlen(stack[depth - 1]) != nlen ||
+                    strncmp(stack[depth - 1], n, nlen) != 0)
+                    return false;
+                while (*p == ' ' || *p == '\n')
+                    p++;
+                if (*p++ != '>')
+                    return false;
+                if (--depth == 0)
+                    root_done = true;
+                continue;
+            }
+            if (root_done || depth == 64)
+                return false;
+            memcpy(stack[depth], n, nlen);
+            stack[depth][nlen] = '\0';
+            /* attributes: name="value" with no '<' and only proper entities */
+            char seen[32][32];
+            int nseen = 0;
+            for (;;) {
+                bool space = false;
+                while (*p == ' ' || *p == '\n' || *p == '\t')
+                    p++, space = true;
+                if (*p == '>' || (p[0] == '/' && p[1] == '>'))
+                    break;
+                if (!space)
+                    return false;
+                const char *a = p;
+                while (xml_name_char(*p))
+                    p++;
+                size_t alen = (size_t)(p - a);
+                if (alen == 0 || alen >= 32 || nseen == 32)
+                    return false;
+                for (int k = 0; k < nseen; k++)
+                    if (strlen(seen[k]) == alen && strncmp(seen[k], a, alen) == 0)
+                        return false; /* duplicate attribute */
+                memcpy(seen[nseen], a, alen);
+                seen[nseen++][alen] = '\0';
+                if (*p++ != '=')
+                    return false;
+                char q = *p++;
+                if (q != '"' && q != '\'')
+                    return false;
+                while (*p && *p != q) {
+                    if (*p == '<')
+                        return false;
+                    if (*p == '&') {
+                        p = xml_entity(p);
+                        if (!p)
+                            return false;
+                    } else {
+                        p++;
+                    }
+                }
+                if (*p++ != q)
+                    return false;
+            }
+            if (*p == '/') {
+                p += 2;
+                if (depth == 0)
+                    root_done = true;
+            } else {
+                p++;
+                depth++;
+            }
+        } else if (*p == '&') {
+            p = xml_entity(p);
+            if (!p)
+                return false;
+        } else {
+            if (*p == '>' || ((unsigned char)*p < 0x20 && !strchr("\t\n\r", *p)))
+                return false;
+            if (depth == 0 && !strchr(" \t\n\r", *p))
+                return false; /* text outside the root */
+            p++;
+        }
+    }
+    return depth == 0 && root_done;
+}
+
+Test(xml_checker, sanity)
+{
+    cr_assert(xml_ok("<?xml version=\"1.0\"?>\n<a x=\"1\"><b y='2'/>t &amp; &#x41;</a>\n"));
+    cr_assert(!xml_ok("<a><b></a></b>"));
+    cr_assert(!xml_ok("<a x=1></a>"));
+    cr_assert(!xml_ok("<a>x & y</a>"));
+    cr_assert(!xml_ok("<a>x > y</a>"));
+    cr_assert(!xml_ok("<a x=\"<\"></a>"));
+    cr_assert(!xml_ok("<a></a><b></b>"));
+    cr_assert(!xml_ok("<a x=\"1\" x=\"2\"/>"));
+    cr_assert(!xml_ok("<a>"));
+}
+
+/* ---- derived figures ---- */
+
+Test(derive, exact_figures_and_labels)
+{
+    hc_compare c = make_compare();
+    hc_derived d;
+
+    hc_derive(&c, 0, &d);
+    cr_assert_eq(d.throughput, 1e7);
+    cr_assert_eq(d.speedup, 1.0);
+    cr_assert_eq(d.efficiency, 1.0);
+    cr_assert_str_eq(d.device, "CPU");
+
+    hc_derive(&c, 2, &d); /* native, 2 threads, half the time */
+    cr_assert_eq(d.throughput, 2e7);
+    cr_assert_eq(d.speedup, 2.0);
+    cr_assert_eq(d.efficiency, 1.0);
+    cr_assert_eq(d.wait_share, 0.0);
+    cr_assert_eq(d.transfer_share, 0.0);
+    cr_assert_str_eq(d.device, "CPU");
+
+    hc_derive(&c, 3, &d); /* locked nogil, 1 thread, no waiting */
+    cr_assert_eq(d.speedup, 1.0);
+    cr_assert_eq(d.wait_share, 0.0);
+
+    hc_derive(&c, 4, &d); /* locked, 2 threads: 40 ms waited of 2 x 80 ms */
+    cr_assert_eq(d.throughput, 1.25e7);
+    cr_assert_eq(d.speedup, 1.25);
+    cr_assert_eq(d.efficiency, 0.625);
+    cr_assert_eq(d.wait_share, 0.25);
+    cr_assert_str_eq(d.device, "CPU");
+
+    hc_derive(&c, 5, &d); /* opencl: 2 ms of transfers in 4 */
+    cr_assert_eq(d.throughput, 4e7);
+    cr_assert_eq(d.speedup, 4.0);
+    cr_assert_eq(d.efficiency, 0.0);
+    cr_assert_eq(d.transfer_share, 0.5);
+    cr_assert_str_eq(d.device, "PoCL CPU");
+}
+
+Test(derive, device_labels_are_honest)
+{
+    hc_compare c = make_compare();
+    hc_derived d;
+    rows[5].flags = HY_ROW_GPU;
+    hc_derive(&c, 5, &d);
+    cr_assert_str_eq(d.device, "GPU");
+    rows[5].flags = 0;
+    hc_derive(&c, 5, &d);
+    cr_assert_str_eq(d.device, "OpenCL device");
+    rows[5].flags = HY_ROW_POCL_CPU | HY_ROW_GPU; /* contradictory: PoCL's CPU wins */
+    hc_derive(&c, 5, &d);
+    cr_assert_str_eq(d.device, "PoCL CPU");
+    rows[1].flags = HY_ROW_GPU; /* a CPU backend is the CPU, whatever its flags */
+    hc_derive(&c, 1, &d);
+    cr_assert_str_eq(d.device, "CPU");
+}
+
+Test(derive, replicate_counts_every_copy)
+{
+    hc_compare c = make_compare();
+    c.mode = HY_MODE_REPLICATE;
+    rows[2].mode = HY_MODE_REPLICATE;
+    rows[2].copies = 2;
+    rows[2].median_ns = 100000000; /* two copies in the serial time: twice the throughput */
+    hc_derived d;
+    hc_derive(&c, 2, &d);
+    cr_assert_eq(d.throughput, 2e7);
+    cr_assert_eq(d.speedup, 2.0);
+    cr_assert_eq(d.efficiency, 1.0);
+}
+
+Test(derive, zero_median_is_not_a_number)
+{
+    hc_compare c = make_compare();
+    rows[0].median_ns = 0;
+    hc_derived d;
+    hc_derive(&c, 2, &d);
+    cr_assert(!isfinite(d.speedup));
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    free(out);
+}
+
+/* ---- the table ---- */
+
+Test(table, columns_labels_footnote)
+{
+    hc_compare c = make_compare();
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(strstr(out, "compare pi"), "%s", out);
+    cr_assert(strstr(out, "n=1000000"));
+    cr_assert(strstr(out, "seed 42"));
+    cr_assert(strstr(out, "hybridd 0.1.0"));
+    cr_assert(strstr(out, "split"));
+    cr_assert(strstr(out, "repeat 5"));
+    cr_assert(strstr(out, "samples/s"));
+    cr_assert(strstr(out, "2.00x"));
+    cr_assert(strstr(out, "1.25x"));
+    cr_assert(strstr(out, "4.00x"));
+    cr_assert(strstr(out, "62%")); /* locked 2's efficiency, 62.5 rounded to even */
+    cr_assert(strstr(out, "25.0%")); /* its wait share */
+    cr_assert(strstr(out, "50.0%")); /* opencl's transfer share */
+    cr_assert(strstr(out, "20.0M")); /* native 2's throughput */
+    cr_assert(strstr(out, "1.000/2.000/1.000"));
+    cr_assert(strstr(out, "nogil"));
+    cr_assert(strstr(out, "held"));
+    cr_assert(strstr(out, "hits 785398 of 1000000"));
+    cr_assert(strstr(out, "PoCL CPU is an OpenCL device running on this machine's CPU, not a GPU"));
+
+    /* The header line and the opencl row: aligned, PoCL CPU, never GPU. */
+    const char *hdr = strstr(out, "\nbackend");
+    cr_assert(hdr);
+    hdr++;
+    const char *cl = strstr(out, "\nopencl ");
+    cr_assert(cl);
+    cl++;
+    size_t cllen = strcspn(cl, "\n");
+    char line[512];
+    cr_assert_lt(cllen, sizeof line);
+    memcpy(line, cl, cllen);
+    line[cllen] = '\0';
+    cr_assert(strstr(line, "PoCL CPU"), "%s", line);
+    cr_assert(!strstr(line, "GPU"), "%s", line);
+    /* every table line ends its speed-up column where the header's ends */
+    size_t sp = (size_t)(strstr(hdr, "speed-up") - hdr) + strlen("speed-up");
+    const char *l = hdr;
+    for (unsigned k = 0; k <= c.nrows; k++) {
+        size_t len = strcspn(l, "\n");
+        cr_assert_gt(len, sp);
+        cr_assert(strchr("xp-", l[sp - 1]) && l[sp] == ' ', "misaligned: %.*s", (int)len, l);
+        l += len + 1;
+    }
+    free(out);
+}
+
+Test(table, no_footnote_without_pocl_and_sort_heading)
+{
+    hc_compare c = make_compare();
+    c.job = HY_JOB_COMPARE_SORT;
+    c.dtype = HY_DT_F32;
+    c.dist = "uniform";
+    c.nrows = 3; /* serial and native only: no lock or opencl columns */
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(strstr(out, "compare sort: n=1000000 f32 uniform"), "%s", out);
+    cr_assert(strstr(out, "elements/s"));
+    cr_assert(!strstr(out, "PoCL"));
+    cr_assert(!strstr(out, "GPU"));
+    cr_assert(!strstr(out, "hits"));
+    cr_assert(!strstr(out, "hand-offs"));
+    cr_assert(!strstr(out, "transfer"));
+    free(out);
+}
+
+Test(table, gpu_row_is_called_gpu_without_footnote)
+{
+    hc_compare c = make_compare();
+    rows[5].flags = HY_ROW_GPU;
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(strstr(out, "GPU"));
+    cr_assert(!strstr(out, "PoCL"));
+    free(out);
+}
+
+/* ---- CSV ---- */
+
+/* Fields of one CSV line under RFC 4180 quoting. */
+static unsigned csv_fields(const char *l, size_t len)
+{
+    unsigned n = 1;
+    bool q = false;
+    for (size_t i = 0; i < len; i++) {
+        if (l[i] == '"')
+            q = !q;
+        else if (l[i] == ',' && !q)
+            n++;
+    }
+    cr_assert(!q, "unbalanced quotes: %.*s", (int)len, l);
+    return n;
+}
+
+Test(csv, header_and_rows)
+{
+    hc_compare c = make_compare();
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
+    const char *hdr = "backend,device,threads,mode,nogil,n,copies,median_ns,min_ns,max_ns,"
+                      "throughput,speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,"
+                      "wait_share,h2d_ns,kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat\n";
+    cr_assert_eq(strncmp(out, hdr, strlen(hdr)), 0, "%s", out);
+    cr_assert_eq(count_lines(out), 1 + c.nrows);
+    for (const char *l = out; *l;) {
+        size_t len = strcspn(l, "\n");
+        cr_assert_eq(csv_fields(l, len), 24, "%.*s", (int)len, l);
+        l += len + (l[len] == '\n');
+    }
+    cr_assert(strstr(out, "\nlocked,CPU,2,split,0,1000000,1,80000000,79999000,80002000,"
+                          "12500000,1.25,0.625,1234,40000000,75000000,0.25,0,0,0,,785398,"),
+              "%s", out);
+    cr_assert(strstr(out, "\nopencl,PoCL CPU,0,split,,1000000,1,25000000,"), "%s", out);
+    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5\n"), "%s", out);
+    free(out);
+}
+
+Test(csv, sort_has_no_pi_figures)
+{
+    hc_compare c = make_compare();
+    c.job = HY_JOB_COMPARE_SORT;
+    c.dtype = HY_DT_I32;
+    c.dist = "sorted";
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
+    cr_assert_eq(count_lines(out), 1 + c.nrows);
+    cr_assert(strstr(out, ",,,5\n"), "%s", out);
+    free(out);
+}
+
+/* ---- JSON ---- */
+
+Test(json, compare_document)
+{
+    hc_compare c = make_compare();
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert_eq(strncmp(out, "{\"job\":\"compare pi\",\"n\":1000000,\"seed\":42,", 42), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "\"mode\":\"split\",\"repeat\":5,\"server\":\"hybridd 0.1.0\""));
+    cr_assert(strstr(out, "\"device_name\":\"pthread-haswell-AMD EPYC, \\\"64-Core\\\"\""));
+    cr_assert(strstr(out, "\"device\":\"PoCL CPU\""));
+    cr_assert(strstr(out, "\"speedup\":1.25"));
+    cr_assert(strstr(out, "\"wait_share\":0.25"));
+    cr_assert(strstr(out, "\"transfer_share\":0.5"));
+    cr_assert(strstr(out, "\"efficiency\":null")); /* opencl */
+    cr_assert(strstr(out, "\"nogil\":true"));
+    cr_assert(strstr(out, "\"nogil\":false"));
+    cr_assert(!strstr(out, "GPU"));
+    free(out);
+
+    c.job = HY_JOB_COMPARE_SORT;
+    c.dtype = HY_DT_U64;
+    c.dist = "in\"put\\\x01.npy";
+    c.device_name = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"dtype\":\"u64\",\"dist\":\"in\\\"put\\\\\\u0001.npy\""), "%s", out);
+    cr_assert(strstr(out, "\"device_name\":null"));
+    free(out);
+}
+
+Test(json, string_escapes)
+{
+    char *out = NULL;
+    size_t len;
+    FILE *f = open_memstream(&out, &len);
+    cr_assert(f);
+    const char s[] = "a\"b\\c\n\t\x01\x1f\x7f é π \xff z";
+    hc_json_string(f, s, sizeof s - 1);
+    fputc(' ', f);
+    hc_json_string(f, "with\0nul", 8); /* a length, not a C string */
+    fputc(' ', f);
+    hc_json_string(f, NULL, 0);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_str_eq(out, "\"a\\\"b\\\\c\\u000a\\u0009\\u0001\\u001f\\u007f é π \\ufffd z\" "
+                          "\"with\\u0000nul\" \"\"");
+    free(out);
+}
+
+/* ---- the SVG chart ---- */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_report.XXXXXX");
+    cr_assert(mkdtemp(tmpdir));
+}
+
+static unsigned dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert(d);
+    unsigned n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s", path);
+    char *buf = malloc(1 << 20);
+    cr_assert(buf);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void rm_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (!d)
+        return;
+    char p[512];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+        if (unlink(p) != 0)
+            rmdir(p);
+    }
+    closedir(d);
+    rmdir(tmpdir);
+}
+
+Test(plot, well_formed_with_every_series, .init = make_tmpdir, .fini = rm_tmpdir)
+{
+    hc_compare c = make_compare();
+    char path[128];
+    snprintf(path, sizeof path, "%s/scaling.svg", tmpdir);
+    hy_error err = {0};
+    cr_assert_eq(hc_write_plot(path, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(dir_entries(tmpdir), 1); /* no temporary file left */
+    char *svg = slurp(path);
+    cr_assert(xml_ok(svg), "%s", svg);
+    cr_assert(strstr(svg, "xmlns=\"http://www.w3.org/2000/svg\""));
+    cr_assert(strstr(svg, "compare pi, n=1000000, split mode"));
+    cr_assert(strstr(svg, "opencl (PoCL CPU)"));
+    cr_assert(strstr(svg, ">native<"));
+    cr_assert(strstr(svg, "locked (lock held)"));
+    cr_assert(strstr(svg, "locked (nogil)"));
+    cr_assert(strstr(svg, "ideal"));
+    cr_assert(strstr(svg, "speed-up over serial"));
+    cr_assert(strstr(svg, ">threads<"));
+    cr_assert(strstr(svg, "stroke-dasharray=\"6,4\""));
+    cr_assert(strstr(svg, "stroke-dasharray=\"10,4,2,4\""));
+    cr_assert(strstr(svg, "<polyline"));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_neq(st.st_mode & 0044, 0, "a plot is readable like any file the user writes");
+    free(svg);
+
+    /* replaced atomically: a second write over the first */
+    c.nrows = 1;
+    cr_assert_eq(hc_write_plot(path, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(dir_entries(tmpdir), 1);
+    svg = slurp(path);
+    cr_assert(xml_ok(svg), "%s", svg);
+    free(svg);
+}
+
+Test(plot, serial_only_and_escaped_text, .init = make_tmpdir, .fini = rm_tmpdir)
+{
+    hc_compare c = make_compare();
+    c.job = HY_JOB_COMPARE_SORT;
+    c.dtype = HY_DT_F64;
+    c.dist = "a&b<c>\"d'e\x02.npy";
+    c.server = "hy<bridd> & co";
+    c.nrows = 1;
+    char path[128];
+    snprintf(path, sizeof path, "%s/serial.svg", tmpdir);
+    hy_error err = {0};
+    cr_assert_eq(hc_write_plot(path, &c, &err), 0, "%s", err.msg);
+    char *svg = slurp(path);
+    cr_assert(xml_ok(svg), "%s", svg);
+    cr_assert(strstr(svg, "compare sort, n=1000000 f64 a&amp;b&lt;c&gt;&quot;d&apos;e?.npy"),
+              "%s", svg);
+    cr_assert(strstr(svg, "hy&lt;bridd&gt; &amp; co"));
+    cr_assert(strstr(svg, "<circle")); /* the serial point */
+    cr_assert(!strstr(svg, "opencl"));
+    free(svg);
+}
+
+Test(plot, failed_write_leaves_nothing, .init = make_tmpdir, .fini = rm_tmpdir)
+{
+    hc_compare c = make_compare();
+    char path[160];
+    hy_error err = {0};
+
+    snprintf(path, sizeof path, "%s/missing/plot.svg", tmpdir);
+    cr_assert_eq(hc_write_plot(path, &c, &err), HY_ESYS);
+    cr_assert(strstr(err.msg, path), "%s", err.msg);
+    cr_assert_eq(dir_entries(tmpdir), 0);
+
+    /* the target is a directory: the rename fails after the temporary file was written */
+    snprintf(path, sizeof path, "%s/adir", tmpdir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    memset(&err, 0, sizeof err);
+    cr_assert_eq(hc_write_plot(path, &c, &err), HY_ESYS);
+    cr_assert(strstr(err.msg, path), "%s", err.msg);
+    cr_assert_eq(dir_entries(tmpdir), 1, "the temporary file was left behind");
+    cr_assert_eq(dir_entries(path), 0);
+}
+
+/* ---- single jobs ---- */
+
+Test(single, pi_text_and_json)
+{
+    hy_result_row r = row(HY_BACKEND_NATIVE, 8, 12500000);
+    r.estimate = 3.1416;
+    hc_pi_report rep = {.seed = 7, .row = &r};
+    char *out = NULL;
+    CAPTURE(out, hc_print_pi(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "pi ≈ 3.141600000 (error 7.3e-06 against π, standard error 0.0016)"),
+              "%s", out);
+    cr_assert(strstr(out, "hits 785398 of 1000000 samples"));
+    cr_assert(strstr(out, "native, 8 threads, CPU"));
+    cr_assert(strstr(out, "80.0M samples/s"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &rep, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"seed\":7"));
+    cr_assert(strstr(out, "\"throughput\":80000000"));
+    free(out);
+
+    r = row(HY_BACKEND_OPENCL, 0, 1000000);
+    r.flags = HY_ROW_POCL_CPU;
+    rep.device_name = "cpu-\x1b[31mred";
+    CAPTURE(out, hc_print_pi(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "opencl, PoCL CPU (cpu-?[31mred)"), "%s", out);
+    cr_assert(strstr(out, "not a GPU"));
+    cr_assert(!strchr(out, '\x1b'));
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &rep, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"device_name\":\"cpu-\\u001b[31mred\""), "%s", out);
+    free(out);
+}
+
+Test(single, sort_text_and_json)
+{
+    hy_result_row r = row(HY_BACKEND_LOCKED, 4, 40000000);
+    r.flags = HY_ROW_NOGIL;
+    r.lock_handoffs = 9;
+    hc_sort_report rep = {.dtype = HY_DT_I64, .source = "normal", .output = "out.npy",
+                          .checked = 1, .row = &r};
+    char *out = NULL;
+    CAPTURE(out, hc_print_sort(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "1000000 i64 from normal"), "%s", out);
+    cr_assert(strstr(out, "locked, 4 threads, lock released, CPU"));
+    cr_assert(strstr(out, "40.000 ms"));
+    cr_assert(strstr(out, "25.0M elements/s"));
+    cr_assert(strstr(out, "checked, ascending"));
+    cr_assert(strstr(out, "out.npy"));
+    free(out);
+    rep.checked = 0;
+    CAPTURE(out, hc_print_sort(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "NOT in order"));
+    free(out);
+    rep.checked = -1;
+    rep.output = NULL;
+    CAPTURE(out, hc_print_sort(F, &rep, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"checked\":null"));
+    cr_assert(strstr(out, "\"output\":null"));
+    cr_assert(strstr(out, "\"nogil\":true"));
+    free(out);
+}
+
+/* ---- STATUS and DEVICES ---- */
+
+Test(status, text_and_json)
+{
+    hy_msg_status_reply s = {0};
+    s.clients = 2;
+    s.uptime_ns = 3720ull * 1000000000ull;
+    s.jobs_done = 120;
+    s.jobs_failed = 2;
+    s.jobs_cancelled = 1;
+    s.jobs_running = 1;
+    s.devices = 1;
+    s.devices_usable = 1;
+    s.backend_jobs[1] = 7;
+    s.backend_busy_ns[1] = 2500000000ull;
+    s.version = (hy_str){"0.1.0", 5};
+    char *out = NULL;
+    CAPTURE(out, hc_print_status(F, &s, HC_TEXT));
+    cr_assert(strstr(out, "hybridd 0.1.0, up 1h02m, 2 clients"), "%s", out);
+    cr_assert(strstr(out, "1 running, 120 done, 2 failed, 1 cancelled"));
+    cr_assert(strstr(out, "busy 2.5 s"));
+    cr_assert(strstr(out, "1 usable of 1 found"));
+    free(out);
+    CAPTURE(out, hc_print_status(F, &s, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"native\":{\"jobs\":7,\"busy_ns\":2500000000}"), "%s", out);
+    free(out);
+}
+
+Test(devices, text_and_json)
+{
+    hy_msg_devices_reply d = {0};
+    hy_device_record recs[3] = {0};
+    recs[0].index = 0;
+    recs[0].type = 2;
+    recs[0].flags = HY_DEV_USABLE | HY_DEV_POCL_CPU;
+    recs[0].compute_units = 16;
+    recs[0].global_mem = 32ull << 30;
+    snprintf(recs[0].name, sizeof recs[0].name, "cpu-haswell-AMD EPYC");
+    recs[1].index = 1;
+    recs[1].type = 1;
+    recs[1].compute_units = 80;
+    recs[1].global_mem = 16ull << 30;
+    snprintf(recs[1].name, sizeof recs[1].name, "Gé \"Force\"");
+    snprintf(recs[1].problem, sizeof recs[1].problem, "no fp64");
+    recs[2].index = 2;
+    recs[2].type = 3;
+    recs[2].flags = HY_DEV_USABLE;
+    snprintf(recs[2].name, sizeof recs[2].name, "fpga");
+    d.ndevices = 3;
+    d.devices = recs;
+    d.cpu_online = 16;
+    d.native_threads = 16;
+    d.locked_threads = 8;
+    d.switch_interval_us = 5000;
+    char *out = NULL;
+    CAPTURE(out, hc_print_devices(F, &d, HC_TEXT));
+    cr_assert(strstr(out, "16 online"), "%s", out);
+    cr_assert(strstr(out, "switch interval 5000 us"));
+    const char *l0 = strstr(out, "cpu-haswell");
+    cr_assert(l0);
+    size_t len0 = strcspn(l0, "\n");
+    cr_assert(memmem(l0, len0, "PoCL CPU", 8) && !memmem(l0, len0, "GPU", 3), "%s", out);
+    cr_assert(strstr(out, "32.0 GiB  usable"));
+    cr_assert(strstr(out, "not usable: no fp64"));
+    cr_assert(strstr(out, "accelerator"));
+    free(out);
+    CAPTURE(out, hc_print_devices(F, &d, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"label\":\"PoCL CPU\""));
+    cr_assert(strstr(out, "\"label\":\"GPU\""));
+    cr_assert(strstr(out, "\"name\":\"Gé \\\"Force\\\"\""));
+    cr_assert(strstr(out, "\"problem\":null"));
+    free(out);
+
+    d.ndevices = 0;
+    CAPTURE(out, hc_print_devices(F, &d, HC_TEXT));
+    cr_assert(strstr(out, "OpenCL devices: none"));
+    free(out);
+}
+
+/* A write error is reported, not swallowed. */
+Test(errors, write_failure_is_esys)
+{
+    FILE *f = fopen("/dev/full", "w");
+    if (!f)
+        cr_skip_test("no /dev/full");
+    setvbuf(f, NULL, _IONBF, 0);
+    hc_compare c = make_compare();
+    cr_assert_eq(hc_print_compare(f, &c, HC_TEXT), HY_ESYS);
+    fclose(f);
+}

@@ -419,50 +419,49 @@ static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigne
     sigaction(SIGINT, &sa, NULL);
     uint64_t t0 = hy_now_ns();
     uint64_t req = conn_send(c, sub, fds, nfds);
-    bool cancel_sent = false, bar = false;
+    bool cancel_sent = false, want_cancel = false, bar = false;
     out->job_id = 0;
     for (;;) {
         if (conn_recv(c, 0) != 0) {
-            if (!cancel_sent && out->job_id) {
-                hy_msg *m = c->m;
-                memset(m, 0, sizeof *m);
-                m->type = HY_MSG_CANCEL;
-                m->u.cancel.job_id = out->job_id;
-                conn_send(c, m, NULL, 0);
-                cancel_sent = true;
-                clear_bar(bar);
-                bar = false;
-                say("cancelling job %" PRIu64 "...", out->job_id);
-            }
+            /* Ctrl-C. Before ACCEPTED the job has no id yet: cancel as soon as it has. */
             g_interrupted = 0;
-            continue;
-        }
-        const hy_msg *m = c->m;
-        if (m->type == HY_MSG_ERROR && m->request == req) {
+            want_cancel = true;
+        } else if (c->m->type == HY_MSG_ERROR && c->m->request == req) {
             clear_bar(bar);
-            daemon_error(m, HC_EXIT_JOB);
+            daemon_error(c->m, HC_EXIT_JOB);
+        } else if (c->m->request == req) {
+            const hy_msg *m = c->m;
+            switch (m->type) {
+            case HY_MSG_ACCEPTED:
+                out->job_id = m->u.accepted.job_id;
+                if (m->u.accepted.queue_position > 0 && !g_quiet)
+                    say("job %" PRIu64 " queued behind %u job(s)", out->job_id,
+                        m->u.accepted.queue_position);
+                break;
+            case HY_MSG_PROGRESS: {
+                double el = (double)(hy_now_ns() - t0) / 1e9;
+                progress_bar(out->job_id, &m->u.progress, expect_rows, el);
+                bar = bar || (!g_quiet && isatty(STDERR_FILENO) && el >= 1.0);
+                break;
+            }
+            case HY_MSG_RESULT:
+                clear_bar(bar);
+                out->nrows = m->u.result.nrows;
+                memcpy(out->rows, m->u.result.rows_in, sizeof out->rows[0] * out->nrows);
+                return;
+            default: break;
+            }
         }
-        if (m->request != req)
-            continue;
-        switch (m->type) {
-        case HY_MSG_ACCEPTED:
-            out->job_id = m->u.accepted.job_id;
-            if (m->u.accepted.queue_position > 0 && !g_quiet)
-                say("job %" PRIu64 " queued behind %u job(s)", out->job_id,
-                    m->u.accepted.queue_position);
-            break;
-        case HY_MSG_PROGRESS: {
-            double el = (double)(hy_now_ns() - t0) / 1e9;
-            progress_bar(out->job_id, &m->u.progress, expect_rows, el);
-            bar = bar || (!g_quiet && isatty(STDERR_FILENO) && el >= 1.0);
-            break;
-        }
-        case HY_MSG_RESULT:
+        if (want_cancel && !cancel_sent && out->job_id) {
+            hy_msg *m = c->m;
+            memset(m, 0, sizeof *m);
+            m->type = HY_MSG_CANCEL;
+            m->u.cancel.job_id = out->job_id;
+            conn_send(c, m, NULL, 0);
+            cancel_sent = true;
             clear_bar(bar);
-            out->nrows = m->u.result.nrows;
-            memcpy(out->rows, m->u.result.rows_in, sizeof out->rows[0] * out->nrows);
-            return;
-        default: break;
+            bar = false;
+            say("cancelling job %" PRIu64 "...", out->job_id);
         }
     }
 }
@@ -843,7 +842,8 @@ static int load_array(const struct jobopts *o, uint64_t max_elems, struct memfd_
     if (o->input) {
         if (ma->bytes)
             memcpy(ma->map, ma->a.data, ma->bytes);
-        hc_array_free(&ma->a);
+        hc_array in = ma->a; /* hc_array_free clears dtype and n as well */
+        hc_array_free(&in);
     } else if (hc_generate(ma->map, o->dtype, (size_t)o->n, o->dist, o->seed, &err)) {
         say("%s", err.msg);
         return HC_EXIT_USAGE;

@@ -1076,7 +1076,7 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
         char v[4 * HY_IPC_NAME_MAX], up[32], busy[32];
         clean(v, sizeof v, version);
         fmt_uptime(up, sizeof up, s->uptime_ns);
-        fprintf(f, "hybridd %s, up %s, %u client%s connected\n", v[0] ? v : "(no version)", up,
+        fprintf(f, "%s, up %s, %u client%s connected\n", v[0] ? v : "hybridd (no version)", up,
                 s->clients, s->clients == 1 ? "" : "s");
         fprintf(f, "jobs: %" PRIu64 " queued, %" PRIu64 " running, %" PRIu64 " done, %" PRIu64
                    " failed, %" PRIu64 " cancelled\n",

@@ -1,0 +1,1038 @@
+#!/usr/bin/env python3
+"""End-to-end tests of hybridctl against a real hybridd (standard library only).
+
+One daemon serves the whole module: 2 native and 2 locked threads, sort_elements capped at
+20M, OpenCL left on (tests that need a usable device skip without one). Every hybridctl run
+is a real process; .npy files are written and read here with struct, never with numpy.
+
+    python3 test_hybridctl.py --hybridd PATH --hybridctl PATH [unittest options]
+"""
+import argparse
+import ast
+import csv
+import io
+import json
+import math
+import os
+import random
+import re
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+HYBRIDD = None
+HYBRIDCTL = None
+POCL_CACHE = None
+TMP = None          # tempfile.TemporaryDirectory for the module
+SOCK = None
+DAEMON = None       # subprocess.Popen of hybridd
+DAEMON_LOG = None
+DEVICES = None      # `hybridctl --json devices`, parsed
+OPENCL = None       # index of the first usable OpenCL device, or None
+
+CONF = ("cpu = { native_threads = 2; locked_threads = 2; };\n"
+        "limits = { sort_elements = 20000000L; };\n")
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+# dtype name -> (.npy descr, struct code, is_float)
+DTYPES = {
+    "i32": ("<i4", "i", False),
+    "u32": ("<u4", "I", False),
+    "i64": ("<i8", "q", False),
+    "u64": ("<u8", "Q", False),
+    "f32": ("<f4", "f", True),
+    "f64": ("<f8", "d", True),
+}
+DESCR_TO_DTYPE = {v[0]: k for k, v in DTYPES.items()}
+DISTS = ["uniform", "normal", "sorted", "reversed", "few-unique"]
+
+
+# ---------------------------------------------------------------- .npy, by hand
+
+def npy_bytes(descr, payload, shape, version=(1, 0), fortran=False, header_text=None,
+              magic=b"\x93NUMPY"):
+    """A .npy file's bytes: magic, version, header length, the header dict, the payload."""
+    if header_text is None:
+        shape_txt = "(" + "".join("%d," % d for d in shape) + ")" if len(shape) == 1 else \
+            "(" + ", ".join(str(d) for d in shape) + ")"
+        header_text = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (
+            descr, "True" if fortran else "False", shape_txt)
+    h = header_text.encode("latin1")
+    lenbytes = 2 if version[0] == 1 else 4
+    pre = len(magic) + 2 + lenbytes
+    total = pre + len(h) + 1
+    pad = (64 - total % 64) % 64
+    h = h + b" " * pad + b"\n"
+    hl = struct.pack("<H", len(h)) if lenbytes == 2 else struct.pack("<I", len(h))
+    return magic + bytes(version) + hl + h + payload
+
+
+def write_npy(path, dtype, values, version=(1, 0)):
+    descr, code, _ = DTYPES[dtype]
+    payload = struct.pack("<%d%s" % (len(values), code), *values)
+    with open(path, "wb") as f:
+        f.write(npy_bytes(descr, payload, (len(values),), version=version))
+    return payload
+
+
+def read_npy(path):
+    """(dtype name, shape, payload bytes) of a .npy file, checked strictly."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:6] != b"\x93NUMPY":
+        raise ValueError("%s: bad magic %r" % (path, data[:6]))
+    major, minor = data[6], data[7]
+    if major == 1:
+        (hlen,) = struct.unpack_from("<H", data, 8)
+        start = 10
+    elif major in (2, 3):
+        (hlen,) = struct.unpack_from("<I", data, 8)
+        start = 12
+    else:
+        raise ValueError("%s: version %d.%d" % (path, major, minor))
+    header = data[start:start + hlen].decode("latin1")
+    if (start + hlen) % 16 != 0:  # numpy aligns the data (to 64 since 1.x writers; 16 at least)
+        raise ValueError("%s: data at offset %d is not aligned" % (path, start + hlen))
+    if not header.endswith("\n"):
+        raise ValueError("%s: header does not end in a newline" % path)
+    d = ast.literal_eval(header)
+    if set(d) != {"descr", "fortran_order", "shape"}:
+        raise ValueError("%s: header keys %r" % (path, sorted(d)))
+    if d["fortran_order"] is not False:
+        raise ValueError("%s: fortran_order %r" % (path, d["fortran_order"]))
+    dtype = DESCR_TO_DTYPE[d["descr"]]
+    n = 1
+    for s in d["shape"]:
+        n *= s
+    payload = data[start + hlen:]
+    size = struct.calcsize(DTYPES[dtype][1])
+    if len(payload) != n * size:
+        raise ValueError("%s: %d payload bytes for shape %r" % (path, len(payload), d["shape"]))
+    return dtype, tuple(d["shape"]), payload
+
+
+def unpack(dtype, payload):
+    code = DTYPES[dtype][1]
+    n = len(payload) // struct.calcsize(code)
+    return list(struct.unpack("<%d%s" % (n, code), payload))
+
+
+def elements(dtype, payload):
+    """The payload split into per-element byte strings."""
+    size = struct.calcsize(DTYPES[dtype][1])
+    return [payload[i:i + size] for i in range(0, len(payload), size)]
+
+
+def order_key(dtype):
+    """hybridd's order: ascending; floats with -0.0 before +0.0 and every NaN last."""
+    code = DTYPES[dtype][1]
+    if not DTYPES[dtype][2]:
+        return lambda b: struct.unpack("<" + code, b)[0]
+
+    def key(b):
+        x = struct.unpack("<" + code, b)[0]
+        if math.isnan(x):
+            return (1, 0.0, 0)
+        return (0, x, 0 if math.copysign(1.0, x) < 0 else 1)
+    return key
+
+
+def expected_sort(dtype, payload):
+    """The sorted payload, NaNs (in any order) at the end as a sorted multiset."""
+    elems = elements(dtype, payload)
+    return sorted(elems, key=order_key(dtype))
+
+
+def is_nan_elem(dtype, b):
+    return DTYPES[dtype][2] and math.isnan(struct.unpack("<" + DTYPES[dtype][1], b)[0])
+
+
+def first_out_of_order(dtype, payload):
+    """Index i with a[i] > a[i+1] in hybridd's order (NaN last), or None."""
+    key = order_key(dtype)
+    prev = None
+    for i, b in enumerate(elements(dtype, payload)):
+        k = key(b)
+        if prev is not None and k < prev:
+            return i - 1
+        prev = k
+    return None
+
+
+# ---------------------------------------------------------------- running things
+
+def ctl_argv(*args, sock=True):
+    argv = [HYBRIDCTL]
+    if sock:
+        argv += ["-s", SOCK]
+    return argv + [str(a) for a in args]
+
+
+def ctl(*args, sock=True, env=None, timeout=120, stdin=subprocess.DEVNULL):
+    return subprocess.run(ctl_argv(*args, sock=sock), stdin=stdin, capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+def path(name):
+    return os.path.join(TMP.name, name)
+
+
+def start_daemon():
+    global DAEMON, DAEMON_LOG, SOCK
+    conf = path("hybridd.conf")
+    with open(conf, "w") as f:
+        f.write(CONF)
+    SOCK = path("s.sock")
+    DAEMON_LOG = open(path("hybridd.log"), "w+")
+    DAEMON = subprocess.Popen([HYBRIDD, "--foreground", "-c", conf, "--socket", SOCK],
+                              stdin=subprocess.DEVNULL, stdout=DAEMON_LOG, stderr=DAEMON_LOG)
+    deadline = time.monotonic() + 60
+    while True:
+        if DAEMON.poll() is not None:
+            raise RuntimeError("hybridd exited with %d before answering:\n%s"
+                               % (DAEMON.returncode, daemon_log()))
+        r = ctl("ping", timeout=30)
+        if r.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("hybridd did not answer ping within 60 s: %s\n%s"
+                               % (r.stderr, daemon_log()))
+        time.sleep(0.2)
+
+
+def daemon_log():
+    if DAEMON_LOG is None:
+        return ""
+    DAEMON_LOG.flush()
+    with open(DAEMON_LOG.name) as f:
+        return f.read()
+
+
+def setUpModule():
+    global TMP, DEVICES, OPENCL
+    TMP = tempfile.TemporaryDirectory(prefix="hybridctl-e2e.")
+    if not os.environ.get("POCL_CACHE_DIR"):
+        os.environ["POCL_CACHE_DIR"] = POCL_CACHE or path("pocl-cache")
+    start_daemon()
+    r = ctl("--json", "devices")
+    if r.returncode != 0:
+        raise RuntimeError("hybridctl --json devices failed: %s" % r.stderr)
+    DEVICES = json.loads(r.stdout)
+    for d in DEVICES["devices"]:
+        if d["usable"]:
+            OPENCL = d["index"]
+            break
+
+
+def tearDownModule():
+    global DAEMON
+    if DAEMON is None:
+        return
+    try:
+        if DAEMON.poll() is None:
+            DAEMON.send_signal(signal.SIGTERM)
+            try:
+                rc = DAEMON.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                DAEMON.kill()
+                DAEMON.wait()
+                raise AssertionError("hybridd did not stop within 40 s of SIGTERM:\n"
+                                     + daemon_log())
+        else:
+            rc = DAEMON.returncode
+        if rc != 0:
+            raise AssertionError("hybridd exited %d after SIGTERM (want 0):\n%s"
+                                 % (rc, daemon_log()))
+        if os.path.exists(SOCK):
+            raise AssertionError("hybridd left its socket file %s behind" % SOCK)
+    finally:
+        DAEMON = None
+        DAEMON_LOG.close()
+        TMP.cleanup()
+
+
+class Case(unittest.TestCase):
+    maxDiff = 4000
+
+    def run_ok(self, *args, empty_stderr=True, **kw):
+        r = ctl(*args, **kw)
+        self.assertEqual(r.returncode, 0, "hybridctl %s: exit %d\nstdout: %s\nstderr: %s"
+                         % (" ".join(map(str, args)), r.returncode, r.stdout, r.stderr))
+        if empty_stderr:
+            self.assertEqual(r.stderr, "", "hybridctl %s wrote to stderr" % " ".join(map(str, args)))
+        return r
+
+    def run_json(self, *args, **kw):
+        r = self.run_ok("--json", *args, **kw)
+        try:
+            return json.loads(r.stdout)
+        except ValueError as e:
+            self.fail("hybridctl --json %s: not JSON (%s):\n%s" % (" ".join(map(str, args)), e,
+                                                                  r.stdout))
+
+    def run_fail(self, code, *args, **kw):
+        r = ctl(*args, **kw)
+        self.assertEqual(r.returncode, code, "hybridctl %s: exit %d, want %d\nstdout: %s\nstderr: %s"
+                         % (" ".join(map(str, args)), r.returncode, code, r.stdout, r.stderr))
+        self.assertTrue(r.stderr.strip(), "hybridctl %s failed without a message" % " ".join(map(str, args)))
+        self.assertNotIn("Segmentation", r.stderr)
+        return r
+
+    def assert_never_gpu(self, text):
+        """PoCL's CPU device is never called a GPU: "GPU" only in "not a GPU"."""
+        self.assertNotIn("GPU", text.replace("not a GPU", ""),
+                         "a PoCL CPU device is called a GPU:\n" + text)
+
+    def need_opencl(self):
+        if OPENCL is None:
+            self.skipTest("no usable OpenCL device")
+
+
+# ---------------------------------------------------------------- ping, status, devices
+
+class TestInfo(Case):
+    def test_ping_text_and_json(self):
+        r = self.run_ok("ping")
+        self.assertIn("PONG", r.stdout)
+        self.assertIn(SOCK, r.stdout)
+        d = self.run_json("ping")
+        self.assertEqual(d["socket"], SOCK)
+        self.assertTrue(d["server"])
+        self.assertGreater(d["rtt_ns"], 0)
+
+    def test_socket_from_environment(self):
+        env = dict(os.environ, HYBRIDD_SOCKET=SOCK)
+        r = ctl("--json", "ping", sock=False, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["socket"], SOCK)
+        r = ctl("--json", "pi", "-n", "1e5", sock=False, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # -s wins over the environment
+        env = dict(os.environ, HYBRIDD_SOCKET="/nonexistent-hybridd-dir/s.sock")
+        r = ctl("ping", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_status(self):
+        before = self.run_json("status")
+        self.assertIsInstance(before["version"], str)
+        self.assertRegex(before["version"], r"\d+\.\d+\.\d+")
+        self.assertGreater(before["uptime_ns"], 0)
+        for k in ("queued", "running", "done", "failed", "cancelled"):
+            self.assertGreaterEqual(before["jobs"][k], 0)
+        self.assertGreaterEqual(before["clients"], 1)  # this very connection
+        self.assertEqual(set(before["backends"]), {"serial", "native", "locked", "opencl"})
+        for b in before["backends"].values():
+            self.assertGreaterEqual(b["jobs"], 0)
+            self.assertGreaterEqual(b["busy_ns"], 0)
+        self.assertEqual(before["devices"], len(DEVICES["devices"]))
+        self.assertEqual(before["devices_usable"],
+                         sum(1 for d in DEVICES["devices"] if d["usable"]))
+        self.run_json("pi", "-n", "1e5", "--backend", "serial")
+        after = self.run_json("status")
+        self.assertEqual(after["jobs"]["done"], before["jobs"]["done"] + 1)
+        self.assertEqual(after["backends"]["serial"]["jobs"],
+                         before["backends"]["serial"]["jobs"] + 1)
+        self.assertGreater(after["backends"]["serial"]["busy_ns"],
+                           before["backends"]["serial"]["busy_ns"])
+        self.assertGreater(after["uptime_ns"], before["uptime_ns"])
+        r = self.run_ok("status")
+        self.assertIn(after["version"], r.stdout)
+        self.assertNotIn("hybridd hybridd", r.stdout)  # the version string names it already
+        self.assertRegex(r.stdout, r"\d+ done")
+        for b in ("serial", "native", "locked", "opencl"):
+            self.assertIn(b, r.stdout)
+
+    def test_devices(self):
+        text = self.run_ok("devices").stdout
+        d = self.run_json("devices")
+        cpu = d["cpu"]
+        self.assertEqual(cpu["native_threads"], 2)
+        self.assertEqual(cpu["locked_threads"], 2)
+        self.assertGreaterEqual(cpu["online"], 1)
+        self.assertEqual(cpu["switch_interval_us"], 5000)
+        self.assertRegex(text, r"native pool 2 threads")
+        self.assertRegex(text, r"locked runtime 2 threads")
+        self.assertIsInstance(d["devices"], list)
+        for dev in d["devices"]:
+            for k in ("index", "name", "vendor", "label", "usable", "compute_units",
+                      "global_mem", "problem"):
+                self.assertIn(k, dev)
+            self.assertIn(dev["name"], text)
+            self.assertIn(dev["label"], ("GPU", "PoCL CPU", "CPU", "accelerator",
+                                         "OpenCL device"))
+            self.assertEqual(dev["usable"], dev["problem"] is None, dev)
+            if "pthread" in dev["name"] or "pocl" in dev["driver"].lower():
+                self.assertEqual(dev["label"], "PoCL CPU", dev)
+        if d["devices"] and all(dev["label"] == "PoCL CPU" for dev in d["devices"]):
+            self.assertIn("PoCL CPU", text)
+            self.assert_never_gpu(text)
+
+
+# ---------------------------------------------------------------- pi
+
+PI_N = 1000000
+
+
+class TestPi(Case):
+    def test_count_forms(self):
+        for form, n in (("1e6", 10 ** 6), ("10M", 10 ** 7), ("2^20", 2 ** 20),
+                        ("1000000", 10 ** 6), ("1Mi", 2 ** 20)):
+            with self.subTest(form=form):
+                row = (self.run_json("pi", "-n", form))
+                self.assertEqual(row["n"], n)
+
+    def test_text(self):
+        r = self.run_ok("pi", "-n", "1e6")
+        self.assertIn("3.14", r.stdout)
+
+    def test_quiet(self):
+        r = self.run_ok("--quiet", "pi", "-n", "1e6", "--backend", "serial")
+        self.assertIn("3.14", r.stdout)
+        self.run_ok("-q", "--json", "pi", "-n", "1e6")
+
+    def test_backends_agree(self):
+        runs = [("serial",), ("native", "--threads", 1), ("native", "--threads", 2),
+                ("locked", "--threads", 2, "--nogil"), ("locked", "--threads", 2, "--hold-lock"),
+                ("locked", "--threads", 1)]
+        if OPENCL is not None:
+            runs.append(("opencl",))
+        hits = {}
+        for run in runs:
+            with self.subTest(run=run):
+                args = ["pi", "-n", PI_N, "--seed", 42, "--backend", run[0]] + list(run[1:])
+                row = (self.run_json(*args))
+                self.assertEqual(row["n"], PI_N)
+                self.assertEqual(row["backend"], run[0])
+                if run[0] == "serial":
+                    self.assertEqual(row["threads"], 1)
+                elif run[0] != "opencl":
+                    self.assertEqual(row["threads"], run[2])
+                self.assertLess(abs(row["estimate"] - math.pi), 0.01, row)
+                self.assertAlmostEqual(row["estimate"], 4.0 * row["hits"] / PI_N, places=9)
+                if run[0] == "locked":
+                    # pi holds the lock unless --nogil says otherwise
+                    self.assertEqual(row["nogil"], "--nogil" in run, row)
+                hits[run] = row["hits"]
+        self.assertEqual(len(set(hits.values())), 1, "hits differ across backends: %r" % hits)
+
+    def test_seed(self):
+        a = (self.run_json("pi", "-n", PI_N, "--seed", 7))
+        b = (self.run_json("pi", "-n", PI_N, "--seed", 7, "--backend", "serial"))
+        c = (self.run_json("pi", "-n", PI_N, "--seed", 8))
+        self.assertEqual(a["hits"], b["hits"])
+        self.assertNotEqual(a["hits"], c["hits"])
+        self.assertEqual(a["seed"], 7)
+        self.assertEqual(c["seed"], 8)
+
+    def test_replicate(self):
+        row = (self.run_json("pi", "-n", PI_N, "--threads", 2, "--replicate"))
+        self.assertEqual(row["threads"], 2)
+        self.assertEqual(row["copies"], 2)
+        self.assertEqual(row["mode"], "replicate")
+        self.assertEqual(row["n"], PI_N)
+        self.assertLess(abs(row["estimate"] - math.pi), 0.01, row)
+
+    def test_opencl_text_label(self):
+        self.need_opencl()
+        r = self.run_ok("pi", "-n", PI_N, "--backend", "opencl")
+        self.assertIn("3.14", r.stdout)
+        dev = next(d for d in DEVICES["devices"] if d["index"] == OPENCL)
+        self.assertIn(dev["label"], r.stdout)
+        self.assertIn(dev["name"], r.stdout)
+        if dev["label"] == "PoCL CPU":
+            self.assert_never_gpu(r.stdout)
+        row = self.run_json("pi", "-n", PI_N, "--backend", "opencl")
+        self.assertEqual(row["device"], dev["label"])
+        self.assertEqual(row["device_name"], dev["name"])
+        self.assertEqual(row["device_index"], OPENCL)
+        self.assertGreaterEqual(row["launches"], 1)
+
+
+# ---------------------------------------------------------------- sort
+
+def random_values(dtype, n, rng):
+    """Values for dtype with its extremes, negatives, duplicates and (floats) -0.0, +0.0,
+    +-inf and NaNs."""
+    _, code, is_float = DTYPES[dtype]
+    if is_float:
+        special = [0.0, -0.0, float("inf"), float("-inf"), float("nan"), -float("nan"),
+                   1.0, -1.0, 0.0, -0.0, float("nan")]
+        big = 3.0e38 if dtype == "f32" else 1.0e300
+        vals = special + [rng.choice((rng.uniform(-1e6, 1e6), rng.gauss(0, 1),
+                                      rng.uniform(-big, big), float(rng.randint(-5, 5))))
+                          for _ in range(n - len(special))]
+        if dtype == "f32":  # round to float32 so the Python copy is exact
+            vals = list(struct.unpack("<%df" % len(vals), struct.pack("<%df" % len(vals), *vals)))
+        return vals
+    bits = 32 if dtype in ("i32", "u32") else 64
+    if dtype.startswith("i"):
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        lo, hi = 0, (1 << bits) - 1
+    special = [lo, hi, 0, 1, lo + 1, hi - 1, 0, -1 if lo < 0 else 2]
+    return special + [rng.choice((rng.randint(lo, hi), rng.randint(-100, 100) if lo < 0
+                                  else rng.randint(0, 100)))
+                      for _ in range(n - len(special))]
+
+
+class TestSort(Case):
+    def check_sorted_file(self, out, dtype, n, in_payload=None):
+        got_dtype, shape, payload = read_npy(out)
+        self.assertEqual(got_dtype, dtype)
+        self.assertEqual(shape, (n,))
+        bad = first_out_of_order(dtype, payload)
+        self.assertIsNone(bad, "%s out of order at index %s" % (out, bad))
+        if in_payload is not None:
+            self.assert_sorted_permutation(dtype, in_payload, payload)
+        return payload
+
+    def assert_sorted_permutation(self, dtype, in_payload, payload):
+        want = expected_sort(dtype, in_payload)
+        got = elements(dtype, payload)
+        self.assertEqual(len(got), len(want))
+        nans = sum(1 for b in want if is_nan_elem(dtype, b))
+        k = len(want) - nans
+        # Everything but the NaNs byte for byte (so -0.0 before +0.0 too); the NaNs all last.
+        if got[:k] != want[:k]:
+            i = next(i for i in range(k) if got[i] != want[i])
+            self.fail("element %d: got %r, want %r (%s)" % (
+                i, unpack(dtype, got[i])[0], unpack(dtype, want[i])[0], dtype))
+        self.assertTrue(all(is_nan_elem(dtype, b) for b in got[k:]), "NaNs are not last")
+        self.assertEqual(sorted(got[k:]), sorted(want[k:]), "the NaNs changed")
+
+    def test_generated_every_dtype_and_dist(self):
+        for dtype in DTYPES:
+            for dist in DISTS:
+                with self.subTest(dtype=dtype, dist=dist):
+                    out = path("gen-%s-%s.npy" % (dtype, dist))
+                    r = self.run_ok("sort", "-n", 100000, "--dtype", dtype, "--dist", dist,
+                                    "--check", "--output", out)
+                    self.assertTrue(r.stdout.strip())
+                    payload = self.check_sorted_file(out, dtype, 100000)
+                    if dist == "few-unique":
+                        self.assertLess(len(set(elements(dtype, payload))), 1000)
+                    os.unlink(out)
+
+    def test_generated_json_and_same_seed_same_bytes(self):
+        outs = []
+        for backend in ("serial", "native", "locked"):
+            out = path("seed-%s.npy" % backend)
+            d = self.run_json("sort", "-n", 50000, "--dtype", "f64", "--dist", "normal",
+                              "--seed", 99, "--check", "--output", out, "--backend", backend)
+            row = d
+            self.assertEqual(row["n"], 50000)
+            self.assertEqual(row["backend"], backend)
+            self.assertEqual(row["dtype"], "f64")
+            self.assertIs(row["checked"], True)
+            self.assertEqual(row["output"], out)
+            if backend == "locked":
+                self.assertIs(row["nogil"], True)  # sort releases the lock, like numpy.sort
+            outs.append(read_npy(out)[2])
+        self.assertEqual(outs[0], outs[1])
+        self.assertEqual(outs[0], outs[2])
+        other = path("seed-other.npy")
+        self.run_ok("sort", "-n", 50000, "--dtype", "f64", "--dist", "normal", "--seed", 100,
+                    "--output", other)
+        self.assertNotEqual(read_npy(other)[2], outs[0])
+
+    def test_input_every_dtype(self):
+        rng = random.Random(12345)
+        for dtype in DTYPES:
+            with self.subTest(dtype=dtype):
+                vals = random_values(dtype, 20000, rng)
+                inp = path("in-%s.npy" % dtype)
+                payload = write_npy(inp, dtype, vals)
+                out = path("out-%s.npy" % dtype)
+                r = self.run_ok("sort", "--input", inp, "--output", out, "--check")
+                self.assertTrue(r.stdout.strip())
+                self.check_sorted_file(out, dtype, len(vals), payload)
+                # the input file is never touched
+                with open(inp, "rb") as f:
+                    self.assertEqual(f.read()[-len(payload):], payload)
+
+    def test_input_every_backend_same_bytes(self):
+        rng = random.Random(777)
+        backends = [("serial",), ("native", "--threads", 2), ("locked", "--threads", 2),
+                    ("locked", "--threads", 2, "--hold-lock")]
+        if OPENCL is not None:
+            backends.append(("opencl",))
+        for dtype, n in (("i32", 200001), ("u64", 30001), ("f32", 30001), ("f64", 200001)):
+            vals = random_values(dtype, n, rng)
+            inp = path("be-%s.npy" % dtype)
+            payload = write_npy(inp, dtype, vals)
+            first = None
+            for b in backends:
+                with self.subTest(dtype=dtype, backend=b):
+                    out = path("be-%s-%s.npy" % (dtype, b[0]))
+                    self.run_ok("sort", "--input", inp, "--output", out, "--check",
+                                "--backend", *b)
+                    got = self.check_sorted_file(out, dtype, len(vals), payload)
+                    if first is None:
+                        first = got
+                    else:
+                        self.assertEqual(got, first, "%s differs from serial" % (b,))
+
+    def test_nans_last(self):
+        vals = [float("nan"), 3.0, -float("nan"), -1.5, float("inf"), float("nan"), -0.0,
+                0.0, float("-inf"), 2.0, float("nan"), -0.0]
+        for dtype in ("f32", "f64"):
+            with self.subTest(dtype=dtype):
+                inp = path("nan-%s.npy" % dtype)
+                payload = write_npy(inp, dtype, vals)
+                out = path("nan-%s-out.npy" % dtype)
+                self.run_ok("sort", "--input", inp, "--output", out, "--check")
+                got = unpack(dtype, self.check_sorted_file(out, dtype, len(vals), payload))
+                self.assertEqual(got[:8], [float("-inf"), -1.5, -0.0, -0.0, 0.0, 2.0, 3.0,
+                                           float("inf")])
+                self.assertEqual([math.copysign(1, x) for x in got[2:5]], [-1, -1, 1])
+                self.assertTrue(all(math.isnan(x) for x in got[8:]))
+
+    def test_npy_version_2_and_shapes(self):
+        vals = [5, -3, 9, 0, -3, 2 ** 31 - 1, -2 ** 31, 7]
+        inp = path("v2.npy")
+        payload = struct.pack("<8i", *vals)
+        with open(inp, "wb") as f:
+            f.write(npy_bytes("<i4", payload, (8,), version=(2, 0)))
+        out = path("v2-out.npy")
+        self.run_ok("sort", "--input", inp, "--output", out, "--check")
+        self.check_sorted_file(out, "i32", 8, payload)
+        # A 2-D C-ordered array is read flat.
+        inp2 = path("2d.npy")
+        with open(inp2, "wb") as f:
+            f.write(npy_bytes("<i4", payload, (2, 4)))
+        out2 = path("2d-out.npy")
+        self.run_ok("sort", "--input", inp2, "--output", out2)
+        self.check_sorted_file(out2, "i32", 8, payload)
+        # version 3.0 (a UTF-8 header) with the keys in another order
+        inp3 = path("v3.npy")
+        with open(inp3, "wb") as f:
+            f.write(npy_bytes("<i4", payload, (8,), version=(3, 0), header_text=
+                              "{'shape': (8,), 'fortran_order': False, 'descr': '<i4'}"))
+        out3 = path("v3-out.npy")
+        self.run_ok("sort", "--input", inp3, "--output", out3)
+        self.check_sorted_file(out3, "i32", 8, payload)
+
+    def test_empty_and_single(self):
+        for vals in ([], [42.5]):
+            with self.subTest(n=len(vals)):
+                inp = path("small-%d.npy" % len(vals))
+                payload = write_npy(inp, "f64", vals)
+                out = path("small-%d-out.npy" % len(vals))
+                self.run_ok("sort", "--input", inp, "--output", out, "--check")
+                self.check_sorted_file(out, "f64", len(vals), payload)
+
+    def test_raw_input_and_output(self):
+        rng = random.Random(5)
+        vals = random_values("i64", 5000, rng)
+        raw = path("in.i64")
+        payload = struct.pack("<%dq" % len(vals), *vals)
+        with open(raw, "wb") as f:
+            f.write(payload)
+        out = path("out.raw")
+        self.run_ok("sort", "--input", raw, "--dtype", "i64", "--output", out, "--raw",
+                    "--check")
+        with open(out, "rb") as f:
+            got = f.read()
+        self.assertEqual(len(got), len(payload))
+        self.assert_sorted_permutation("i64", payload, got)
+        # .npy input, raw output
+        inp = path("in-raw-out.npy")
+        p2 = write_npy(inp, "u32", random_values("u32", 3000, rng))
+        out2 = path("out2.raw")
+        self.run_ok("sort", "--input", inp, "--output", out2, "--raw")
+        with open(out2, "rb") as f:
+            self.assert_sorted_permutation("u32", p2, f.read())
+        # a raw file whose size is not a multiple of the element size is a bad input
+        odd = path("odd.i32")
+        with open(odd, "wb") as f:
+            f.write(b"\x01\x02\x03\x04\x05")
+        r = self.run_fail(4, "sort", "--input", odd, "--dtype", "i32")
+        self.assertIn(odd, r.stderr)
+
+    def test_json_and_text(self):
+        inp = path("jt.npy")
+        write_npy(inp, "i32", list(range(1000, 0, -1)))
+        out = path("jt-out.npy")
+        d = self.run_json("sort", "--input", inp, "--output", out, "--check")
+        text = json.dumps(d)
+        self.assertIn("1000", text)
+        self.assertEqual(d["n"], 1000)
+        r = self.run_ok("sort", "--input", inp, "--check")
+        self.assertIn("1000", r.stdout)
+
+    def test_opencl_sort(self):
+        self.need_opencl()
+        rng = random.Random(9)
+        for dtype in ("f32", "u32"):
+            with self.subTest(dtype=dtype):
+                inp = path("cl-%s.npy" % dtype)
+                payload = write_npy(inp, dtype, random_values(dtype, 10000, rng))
+                out = path("cl-%s-out.npy" % dtype)
+                self.run_ok("sort", "--input", inp, "--output", out, "--check",
+                            "--backend", "opencl")
+                self.check_sorted_file(out, dtype, 10000, payload)
+        out = path("cl-gen.npy")
+        self.run_ok("sort", "-n", 100000, "--dtype", "i64", "--dist", "reversed", "--check",
+                    "--backend", "opencl", "--output", out)
+        self.check_sorted_file(out, "i64", 100000)
+
+
+# ---------------------------------------------------------------- compare
+
+THREADS = [1, 2]
+
+
+def compare_backends():
+    return "serial,native,locked" + (",opencl" if OPENCL is not None else "")
+
+
+def expected_rows():
+    return 1 + 2 * len(THREADS) + (1 if OPENCL is not None else 0)
+
+
+def expected_configs():
+    """(backend, threads) per row, in the daemon's order."""
+    rows = [("serial", 1)]
+    rows += [("native", t) for t in THREADS]
+    rows += [("locked", t) for t in THREADS]
+    if OPENCL is not None:
+        rows.append(("opencl", 0))
+    return rows
+
+
+class TestCompare(Case):
+    def compare(self, job, *extra, fmt=()):
+        if job == "pi":
+            job_args = ["-n", "2e6", "--seed", 3]
+        else:
+            job_args = ["-n", 200000, "--dtype", "f64"]
+        return self.run_ok(*fmt, "compare", job, *job_args, "--backends", compare_backends(),
+                           "--threads", ",".join(map(str, THREADS)), "--repeat", 2, *extra)
+
+    def check_json(self, job):
+        d = json.loads(self.compare(job, fmt=("--json",)).stdout)
+        rows = d["rows"]
+        self.assertEqual(len(rows), expected_rows())
+        self.assertEqual([(r["backend"], r["threads"]) for r in rows], expected_configs())
+        self.assertEqual(rows[0]["backend"], "serial")
+        self.assertEqual(rows[0]["speedup"], 1.0)
+        for r in rows:
+            self.assertGreater(r["speedup"], 0)
+            for k in ("median_ns", "min_ns", "max_ns"):
+                self.assertIn(k, r)
+            self.assertLessEqual(r["min_ns"], r["median_ns"])
+            self.assertLessEqual(r["median_ns"], r["max_ns"])
+            self.assertEqual(r["repeat"], 2)
+        if job == "pi":
+            self.assertEqual(len({r["hits"] for r in rows}), 1, rows)
+            self.assertLess(abs(rows[0]["estimate"] - math.pi), 0.01)
+        return d
+
+    def test_compare_pi_json(self):
+        self.check_json("pi")
+
+    def test_compare_sort_json(self):
+        self.check_json("sort")
+
+    def check_text_and_plot(self, job):
+        svg = path("compare-%s.svg" % job)
+        out = self.compare(job, "--plot", svg).stdout
+        lines = out.splitlines()
+        # a header line, then one line per configuration, serial first, up to a blank line
+        head = next(i for i, l in enumerate(lines) if l.split()[:1] == ["backend"])
+        rows = []
+        for l in lines[head + 1:]:
+            if not l.strip():
+                break
+            m = re.match(r"(\w+)\s+(.+?)\s+(\d+|-)\s+(split|replicate)\s", l)
+            self.assertTrue(m, "not a table row: %r" % l)
+            rows.append((m.group(1), m.group(3)))
+        self.assertEqual(rows, [(b, str(t) if t else "-") for b, t in expected_configs()], out)
+        self.assertRegex(out, r"(?m)^serial .* 1\.00x ")
+        if OPENCL is not None and DEVICES["devices"][OPENCL]["label"] == "PoCL CPU":
+            self.assert_never_gpu(out)
+        self.check_svg(svg)
+
+    def check_svg(self, svg):
+        root = ET.parse(svg).getroot()
+        self.assertEqual(root.tag, SVG_NS + "svg")
+        lines = root.findall(".//" + SVG_NS + "polyline") + root.findall(".//" + SVG_NS + "path")
+        self.assertTrue(lines, "no polyline/path in " + svg)
+        texts = " ".join("".join(t.itertext()) for t in root.iter(SVG_NS + "text"))
+        for b in ("serial", "native", "locked"):
+            self.assertIn(b, texts)
+        if OPENCL is not None:
+            self.assertIn("opencl", texts)
+            if DEVICES["devices"][OPENCL]["label"] == "PoCL CPU":
+                self.assert_never_gpu(texts)
+        self.assertIn("threads", texts)  # the x axis
+
+    def test_compare_pi_text_plot(self):
+        self.check_text_and_plot("pi")
+
+    def test_compare_sort_text_plot(self):
+        self.check_text_and_plot("sort")
+
+    def check_csv(self, job):
+        out = self.compare(job, "--csv").stdout
+        rows = list(csv.reader(io.StringIO(out)))
+        rows = [r for r in rows if r]
+        self.assertEqual(len(rows), 1 + expected_rows(), out)
+        header = rows[0]
+        self.assertIn("backend", header)
+        self.assertTrue(all(len(r) == len(header) for r in rows), out)
+        bi = header.index("backend")
+        self.assertEqual([r[bi] for r in rows[1:]], [b for b, _ in expected_configs()])
+        if job == "pi" and "hits" in header:
+            hi = header.index("hits")
+            self.assertEqual(len({r[hi] for r in rows[1:]}), 1)
+
+    def test_compare_pi_csv(self):
+        self.check_csv("pi")
+
+    def test_compare_sort_csv(self):
+        self.check_csv("sort")
+
+    def test_compare_sort_input(self):
+        inp = path("cmp-in.npy")
+        vals = random_values("i64", 50000, random.Random(3))
+        write_npy(inp, "i64", vals)
+        with open(inp, "rb") as f:
+            before = f.read()
+        d = json.loads(self.run_ok("--json", "compare", "sort", "--input", inp, "--backends",
+                                   "native,locked", "--threads", "2", "--repeat", 1).stdout)
+        self.assertEqual([(r["backend"], r["threads"]) for r in d["rows"]],
+                         [("serial", 1), ("native", 2), ("locked", 2)])
+        self.assertEqual(d["n"], len(vals))
+        for r in d["rows"]:
+            self.assertEqual(r["n"], len(vals))
+        with open(inp, "rb") as f:
+            self.assertEqual(f.read(), before, "compare sort changed its input file")
+
+    def test_compare_replicate(self):
+        d = json.loads(self.run_ok("--json", "compare", "pi", "-n", "1e6", "--backends",
+                                   "native", "--threads", "2", "--replicate", "--repeat", 1
+                                   ).stdout)
+        rows = d["rows"]
+        self.assertEqual([r["backend"] for r in rows], ["serial", "native"])
+        self.assertEqual(rows[1]["threads"], 2)
+
+
+# ---------------------------------------------------------------- cancel
+
+class TestCancel(Case):
+    def test_ctrl_c_cancels(self):
+        before = json.loads(self.run_ok("--json", "status").stdout)
+        p = subprocess.Popen(ctl_argv("--json", "pi", "-n", "2e10", "--backend", "serial"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            # Wait until the daemon runs it (so hybridctl has its job id), then Ctrl-C.
+            deadline = time.monotonic() + 20
+            while json.loads(self.run_ok("--json", "status").stdout)["jobs"]["running"] < 1:
+                if p.poll() is not None:
+                    self.fail("the job ended before it was seen running: %r"
+                              % (p.communicate(),))
+                self.assertLess(time.monotonic(), deadline, "the job never started running")
+                time.sleep(0.05)
+            time.sleep(0.5)
+            self.assertIsNone(p.poll(), "a 2e10-sample pi finished at once?")
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 1, "stdout: %s\nstderr: %s" % (out, err))
+        self.assertIn("cancel", err.lower())
+        self.assertEqual(out.strip(), "")
+        after = json.loads(self.run_ok("--json", "status").stdout)
+        self.assertEqual(after["jobs"]["cancelled"], before["jobs"]["cancelled"] + 1)
+        self.run_ok("pi", "-n", "1e5")  # the daemon goes on
+
+    def test_cancel_unknown_job(self):
+        r = self.run_fail(1, "cancel", "999999")
+        self.assertGreaterEqual(len(r.stderr.split()), 5, r.stderr)  # a sentence, not a code
+        self.assertIn("999999", r.stderr)
+
+
+# ---------------------------------------------------------------- exit codes
+
+class TestExitCodes(Case):
+    NOWHERE = "/nonexistent-hybridd-dir/s.sock"
+
+    def test_usage_errors(self):
+        cases = [
+            ["frobnicate"],
+            ["--bogus", "ping"],
+            ["pi", "-n", "1e6", "--bogus"],
+            ["pi"],
+            ["pi", "-n", "10X"],
+            ["pi", "-n", "-5"],
+            ["pi", "-n", "1e6", "--nogil"],
+            ["pi", "-n", "1e6", "--backend", "native", "--hold-lock"],
+            ["pi", "-n", "1e6", "--backend", "gpu"],
+            ["sort", "--input", "x.npy", "-n", "100"],
+            ["sort", "-n", "100", "--dtype", "f16"],
+            ["sort", "-n", "100", "--dtype", "f64", "--dist", "zipf"],
+            ["sort", "-n", "100"],
+            ["sort"],
+            ["compare"],
+            ["compare", "pi", "-n", "1e6", "--threads", "0"],
+            ["ping", "extra"],
+            ["cancel"],
+            [],
+        ]
+        for args in cases:
+            with self.subTest(args=args):
+                # Usage is checked before connecting: exit 2 even with no daemon there.
+                for sock in (SOCK, self.NOWHERE):
+                    r = subprocess.run([HYBRIDCTL, "-s", sock] + args, capture_output=True,
+                                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+                    self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stderr))
+                    self.assertTrue(r.stderr.strip())
+                    self.assertEqual(r.stdout, "")
+
+    def test_help_and_version(self):
+        r = subprocess.run([HYBRIDCTL, "--help"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0)
+        for cmd in ("ping", "status", "devices", "cancel", "pi", "sort", "compare"):
+            self.assertIn(cmd, r.stdout)
+        r = subprocess.run([HYBRIDCTL, "--version"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("hybridctl", r.stdout)
+
+    def test_unreachable(self):
+        for args in (["ping"], ["status"], ["pi", "-n", "1e6"]):
+            with self.subTest(args=args):
+                r = subprocess.run([HYBRIDCTL, "-s", self.NOWHERE] + args, capture_output=True,
+                                   text=True, timeout=30, stdin=subprocess.DEVNULL)
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn(self.NOWHERE, r.stderr)
+                self.assertIn("hybridd", r.stderr)
+                self.assertIn("start", r.stderr)
+        env = dict(os.environ, HYBRIDD_SOCKET=self.NOWHERE)
+        r = ctl("ping", sock=False, env=env)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn(self.NOWHERE, r.stderr)
+        # a path that exists but is no socket
+        notsock = path("not-a-socket")
+        open(notsock, "w").close()
+        r = subprocess.run([HYBRIDCTL, "-s", notsock, "ping"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 3, r.stderr)
+
+    def bad_files(self):
+        """(name, bytes) of .npy files hybridctl must refuse."""
+        good = struct.pack("<4d", 1.0, 2.0, 3.0, 4.0)
+        return [
+            ("bigendian.npy", npy_bytes(">f8", struct.pack(">4d", 1, 2, 3, 4), (4,))),
+            ("fortran.npy", npy_bytes("<f8", good, (2, 2), fortran=True)),
+            ("complex.npy", npy_bytes("<c16", good, (2,))),
+            ("half.npy", npy_bytes("<f2", good[:8], (4,))),
+            ("bool.npy", npy_bytes("|b1", b"\x01\x00\x01\x00", (4,))),
+            ("truncated.npy", npy_bytes("<f8", good, (4,))[:-5]),
+            ("lying-shape.npy", npy_bytes("<f8", good, (400,))),
+            ("bad-magic.npy", npy_bytes("<f8", good, (4,), magic=b"\x93NUMPZ")),
+            ("text.npy", b"hello, this is not an array\n"),
+            ("header-garbage.npy", npy_bytes("<f8", good, (4,),
+                                             header_text="{'descr': '<f8', 'shape': (4,")),
+            ("empty.npy", b""),
+            ("version9.npy", npy_bytes("<f8", good, (4,), version=(9, 0))),
+            ("too-long.npy", npy_bytes("<f8", good + b"\0" * 8, (4,))),
+        ]
+
+    def test_bad_input_files(self):
+        for name, data in self.bad_files() + [("missing.npy", None)]:
+            with self.subTest(file=name):
+                inp = path(name)
+                if data is not None:
+                    with open(inp, "wb") as f:
+                        f.write(data)
+                out = path("bad-out-" + name)
+                r = self.run_fail(4, "sort", "--input", inp, "--output", out)
+                self.assertIn(inp, r.stderr)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1,
+                                 "more than one line: " + r.stderr)
+                self.assertFalse(os.path.exists(out), "%s was created" % out)
+                self.assertEqual(r.stdout, "")
+        left = [f for f in os.listdir(TMP.name) if "bad-out-" in f]
+        self.assertEqual(left, [], "temporary output files left behind")
+        # a .npy that holds another dtype than --dtype names
+        inp = path("holds-i32.npy")
+        write_npy(inp, "i32", [3, 1, 2])
+        r = self.run_fail(4, "sort", "--input", inp, "--dtype", "i64")
+        self.assertIn(inp, r.stderr)
+        # a directory as input
+        r = self.run_fail(4, "sort", "--input", TMP.name)
+        self.assertIn(TMP.name, r.stderr)
+
+    def test_bad_input_leaves_existing_output(self):
+        inp = path("be-keep.npy")
+        with open(inp, "wb") as f:
+            f.write(npy_bytes(">i4", struct.pack(">3i", 3, 2, 1), (3,)))
+        out = path("keep.npy")
+        with open(out, "wb") as f:
+            f.write(b"precious")
+        self.run_fail(4, "sort", "--input", inp, "--output", out)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), b"precious")
+        self.run_fail(4, "--json", "compare", "sort", "--input", inp, "--backends", "native",
+                      "--threads", "1")
+        # a job that fails (above limits.sort_elements) leaves it alone too
+        self.run_fail(1, "sort", "-n", "30M", "--dtype", "f64", "--output", out)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), b"precious")
+        # and a good sort replaces it whole
+        good = path("good-keep.npy")
+        payload = write_npy(good, "u32", [9, 8, 7])
+        self.run_ok("sort", "--input", good, "--output", out)
+        self.assertEqual(read_npy(out)[2], struct.pack("<3I", 7, 8, 9))
+
+    def test_output_directory_missing(self):
+        inp = path("od.npy")
+        write_npy(inp, "i32", [3, 1, 2])
+        out = path("no-such-dir/out.npy")
+        r = self.run_fail(4, "sort", "--input", inp, "--output", out)
+        self.assertIn(out, r.stderr)
+        self.assertFalse(os.path.exists(os.path.dirname(out)))
+        svg = path("no-such-dir/plot.svg")
+        r = self.run_fail(4, "compare", "pi", "-n", "1e5", "--backends", "native",
+                          "--threads", "1", "--repeat", "1", "--plot", svg)
+        self.assertIn(svg, r.stderr)
+        self.assertFalse(os.path.exists(os.path.dirname(svg)))
+
+    def test_job_errors(self):
+        # above limits.sort_elements (20M)
+        r = self.run_fail(1, "sort", "-n", "30M", "--dtype", "i32")
+        self.assertRegex(r.stderr, r"[a-z]{3,} [a-z]{3,}")
+        self.assertIn("limit", r.stderr)
+        self.assertIn("20000000", r.stderr)  # the configured limit, not the default
+        # above limits.samples (2^40 by default): the daemon says ELIMIT
+        r = self.run_fail(1, "pi", "-n", "2^41")
+        self.assertIn("ELIMIT", r.stderr)
+        # more threads than the pool has
+        r = self.run_fail(1, "pi", "-n", "1e6", "--threads", "64")
+        self.assertRegex(r.stderr, r"[a-z]{3,} [a-z]{3,}")
+        # an OpenCL device that is not there
+        r = self.run_fail(1, "pi", "-n", "1e6", "--backend", "opencl", "--device", "63")
+        self.assertRegex(r.stderr, r"[a-z]{3,} [a-z]{3,}")
+        self.run_ok("ping")  # and the daemon still serves
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hybridd", required=True)
+    ap.add_argument("--hybridctl", required=True)
+    ap.add_argument("--pocl-cache", help="POCL_CACHE_DIR when the environment has none")
+    opts, rest = ap.parse_known_args()
+    HYBRIDD = os.path.abspath(opts.hybridd)
+    HYBRIDCTL = os.path.abspath(opts.hybridctl)
+    POCL_CACHE = opts.pocl_cache
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

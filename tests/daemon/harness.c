@@ -46,7 +46,7 @@ hyt_conf hyt_conf_default(void)
         .switch_interval_us = 5000,
         .jobs_per_client = 4,
         .queued_jobs = 8,
-        .clients = 4,
+        .clients = 64, /* tests open and close faster than the daemon may see the closes */
         .frame_bytes = 65536,
         .samples = 1000000000000ull,
         .sort_elements = 1000000ull,

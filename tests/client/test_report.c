@@ -871,7 +871,7 @@ Test(status, text_and_json)
     s.devices_usable = 1;
     s.backend_jobs[1] = 7;
     s.backend_busy_ns[1] = 2500000000ull;
-    s.version = (hy_str){"0.1.0", 5};
+    s.version = (hy_str){"hybridd 0.1.0", 13}; /* what the daemon sends: name and version */
     char *out = NULL;
     CAPTURE(out, hc_print_status(F, &s, HC_TEXT));
     cr_assert(strstr(out, "hybridd 0.1.0, up 1h02m, 2 clients"), "%s", out);

@@ -38,8 +38,10 @@
 #define TICK_ELEMS (1u << 16)
 
 /* Hot loops that vectorise get AVX-512 and AVX2 clones, chosen once at load time by the
- * dynamic linker (an ifunc), so the default build needs no -march flag. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * dynamic linker (an ifunc), so the default build needs no -march flag. Not under TSan: the
+ * ifunc resolvers run before TSan's runtime is up and crash when instrumented. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_THREAD__)
 #define HY_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define HY_SIMD_CLONES
@@ -131,6 +133,7 @@ static int sort_task(hy_worker *w, void *arg)
         (blk)->local = (K *)(local_rows);                                                     \
         (blk)->top = (void *)(top_rows);                                                      \
         atomic_init(&(blk)->next_bucket, 0);                                                  \
+        atomic_init(&(blk)->changed, false);                                                  \
     } while (0)
 
 int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
@@ -177,6 +180,12 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
                           "of scratch)", n, scratch_bytes);
         goto out;
     }
+    /* The LSD buffers may be recycled heap that held another job's keys; an input that
+     * changes under the sort can leave slots unwritten, so they must hold nothing foreign.
+     * Only the part a bucket of this job can reach is cleared. */
+    size_t reach = (n < LSD_MAX ? n : LSD_MAX) * size;
+    for (unsigned i = 0; i < 2 * o->threads; i++)
+        memset((char *)local + (size_t)i * LSD_MAX * size, 0, reach);
     /* Layout of scratch: copies 1..T-1 first, then a tmp per copy. */
     for (unsigned i = 0; i < copies; i++) {
         char *arr = i == 0 ? data : scratch + (size_t)(i - 1) * bytes;
@@ -200,6 +209,9 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
     }
 
     rc = hy_host_run(h, &ro, (uint64_t)n * 3u * copies, sort_task, &c, &r->stats, err);
+    if (rc == HY_EINVAL)
+        hy_error_set(err, rc, "the array changed while it was being sorted (was its memfd "
+                     "written during the job?); it holds what was written, unsorted");
     r->stats.copies = copies;
     r->n = n;
     /* Every copy sorted the same input; any difference would be a bug in the sort. */

@@ -955,16 +955,20 @@ static int cmd_compare(conn *c, int argc, char **argv, int i)
     nrows += o.backends >> HY_BACKEND_OPENCL & 1;
     int rc;
     if (sort) {
-        if ((rc = load_array(&o, c->welcome.max_sort_elements, &ma)))
+        if ((rc = load_array(&o, c->welcome.max_sort_elements, &ma))) {
+            free(info.dev);
             return rc;
+        }
         m = c->m; /* load_array does not touch it, but keep the message fresh */
         m->u.submit.n = ma.a.n;
         m->u.submit.dtype = (uint16_t)ma.a.dtype;
         m->u.submit.array = HY_ARRAY_MEMFD;
     }
     struct job_out *out = malloc(sizeof *out);
-    if (!out)
+    if (!out) {
+        free(info.dev);
         return HC_EXIT_JOB;
+    }
     run_job(c, m, sort ? &ma.fd : NULL, sort ? 1 : 0, nrows, out);
     const char *dname = NULL;
     for (unsigned r = 0; r < out->nrows; r++)

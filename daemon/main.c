@@ -220,6 +220,9 @@ int main(int argc, char **argv)
            cfg.switch_interval_us, hy_host_pi_kernel());
     if (cfg.opencl_enabled) {
         hy_cl_config cc = {.cache_dir = cfg.cache_dir};
+        /* For tests only (tests/daemon/test_daemon_faults.c): a failed kernel build at start. */
+        const char *brk = getenv("HYBRIDD_TEST_BREAK_OPENCL");
+        cc.test_break_build = brk && strcmp(brk, "1") == 0;
         uint64_t t0 = hy_now_ns();
         if (hy_cl_open(&cc, &set.engines.cl, &err) != 0) {
             hy_log(HY_LOG_ERR, "cannot start OpenCL: %s", err.msg);

@@ -317,16 +317,19 @@ static int check_device(const struct server *s, unsigned dev, hy_error *err)
 {
     if (!s->set.engines.cl)
         return hy_error_set(err, HY_EBACKEND, "OpenCL is off in this daemon (opencl.enabled)");
+    if (owns_device(s, dev))
+        return 0;
+    /* The device's own problem first (a failed build says why), even when none is usable. */
+    if (dev < s->ndevices && s->devrec[dev].problem[0])
+        return hy_error_set(err, HY_EBACKEND, "OpenCL device %u is not usable: %s", dev,
+                            s->devrec[dev].problem);
+    if (dev >= s->ndevices)
+        return hy_error_set(err, HY_EBACKEND, "OpenCL device %u does not exist: OpenCL found %u "
+                            "device(s) (see DEVICES)", dev, s->ndevices);
     if (s->nowned == 0)
         return hy_error_set(err, HY_EBACKEND, "this daemon has no usable OpenCL device");
-    if (!owns_device(s, dev)) {
-        if (dev < s->ndevices && s->devrec[dev].problem[0])
-            return hy_error_set(err, HY_EBACKEND, "OpenCL device %u is not usable: %s", dev,
-                                s->devrec[dev].problem);
-        return hy_error_set(err, HY_EBACKEND,
-                            "OpenCL device %u is not one this daemon serves (see DEVICES)", dev);
-    }
-    return 0;
+    return hy_error_set(err, HY_EBACKEND,
+                        "OpenCL device %u is not one this daemon serves (see DEVICES)", dev);
 }
 
 static int check_threads(const struct server *s, int backend, unsigned t, hy_error *err)
@@ -703,20 +706,22 @@ static bool peer_allowed(const struct server *s, uid_t uid, const gid_t *gids, u
 
 static void close_client(struct server *s, struct hy_client *c)
 {
-    unsigned cancelled = 0;
+    unsigned cancelled = 0, stopping = 0;
     while (c->jobs) {
         hy_job *j = c->jobs;
         detach_job(c, j);
-        cancelled++;
         if (hy_sched_cancel(s->sched, j, HY_CANCEL_DISCONNECT)) {
+            cancelled++;
             s->jobs_cancelled++;
             s->jobs_alive--;
             hy_job_free(j);
+        } else {
+            stopping++; /* running: its own line says how it ended */
         }
     }
-    if (c->hello || cancelled)
-        hy_log(HY_LOG_INFO, "client %" PRIu64 " disconnected; %u job(s) cancelled", c->id,
-               cancelled);
+    if (c->hello || cancelled || stopping)
+        hy_log(HY_LOG_INFO, "client %" PRIu64 " disconnected; %u queued job(s) cancelled, %u "
+               "running job(s) told to stop", c->id, cancelled, stopping);
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     hy_frame_reader_free(c->r);
@@ -891,14 +896,15 @@ static void tick_job(hy_job *j, void *ctx)
         int none = HY_CANCEL_NONE;
         atomic_compare_exchange_strong(&j->cancel, &none, HY_CANCEL_SHUTDOWN);
     }
-    if (s->cfg.job_timeout_s && j->start_ns &&
-        t->now - j->start_ns > s->cfg.job_timeout_s * 1000000000ull) {
+    /* t->now was read before the scheduler's lock was taken, so a job an executor started
+     * in between has start_ns > now: it has run 0 ns, not 2^64 (which read as a timeout). */
+    uint64_t ran = j->start_ns && t->now > j->start_ns ? t->now - j->start_ns : 0;
+    if (s->cfg.job_timeout_s && ran > s->cfg.job_timeout_s * 1000000000ull) {
         int none = HY_CANCEL_NONE;
         atomic_compare_exchange_strong(&j->cancel, &none, HY_CANCEL_TIMEOUT);
     }
     struct hy_client *c = j->client;
-    if (!c || c->dead || !(c->features & HY_FEATURE_PROGRESS) || !j->start_ns ||
-        t->now - j->start_ns < TICK_NS)
+    if (!c || c->dead || !(c->features & HY_FEATURE_PROGRESS) || ran < TICK_NS)
         return;
     uint64_t done = atomic_load_explicit(&j->done, memory_order_relaxed);
     uint64_t total = atomic_load_explicit(&j->total, memory_order_relaxed);

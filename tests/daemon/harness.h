@@ -49,11 +49,14 @@ typedef struct hyt_daemon {
     char log[128];   /* dir/hybridd.log: the daemon's stderr */
 } hyt_daemon;
 
+/* The hybridd the suites run: HYBRIDD_TEST_BINARY from the environment when set (a sanitizer
+ * build), else the build tree's HY_TEST_HYBRIDD. */
+const char *hyt_hybridd_binary(void);
 /* Makes the temporary directory and writes `config` to d->conf. Returns 0 or -1. */
 int hyt_daemon_init(hyt_daemon *d, const char *config);
 /* Rewrites d->conf (for SIGHUP tests). */
 int hyt_daemon_write_config(const hyt_daemon *d, const char *config);
-/* Starts `HY_TEST_HYBRIDD --foreground -c CONF --socket SOCK [extra...]` (extra ends with
+/* Starts `hyt_hybridd_binary() --foreground -c CONF --socket SOCK [extra...]` (extra ends with
  * NULL; may be NULL) with stderr and stdout going to d->log. Does not wait. */
 int hyt_daemon_exec(hyt_daemon *d, const char *const *extra);
 /* Starts an arbitrary argv (argv[0] is looked up in PATH) the same way. */

@@ -192,6 +192,27 @@ static int check_integer(const ctx *x, const config_setting_t *s, const char *na
     return 0;
 }
 
+/* A value from the file, for an error sentence: printable ASCII as it is, every other byte as
+ * \xNN (a newline or an escape sequence in a string must not reach a log or a terminal raw),
+ * cut with "..." after about 60 characters. `cap` is at least 72. */
+static const char *shown(const char *str, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        if (n >= 60 || n + 8 > cap) {
+            memcpy(out + n, "...", 3);
+            n += 3;
+            break;
+        }
+        if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+            out[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static int apply_mode(const ctx *x, const config_setting_t *s, const char *name, unsigned *out)
 {
     long long v;
@@ -209,8 +230,11 @@ static int apply_mode(const ctx *x, const config_setting_t *s, const char *name,
             else
                 m = m * 8 + (unsigned)(str[i] - '0');
         }
-        if (!ok || m > 07777)
-            return FAIL(x, s, "%s = \"%s\" is not an octal mode (\"0000\"..\"07777\")", name, str);
+        if (!ok || m > 07777) {
+            char buf[80];
+            return FAIL(x, s, "%s = \"%s\" is not an octal mode (\"0000\"..\"07777\")", name,
+                        shown(str, buf, sizeof buf));
+        }
         *out = m;
         return 0;
     }
@@ -239,8 +263,11 @@ static int apply_string(const ctx *x, const config_setting_t *s, const char *nam
             return FAIL(x, s, "%s must not be empty", name);
         /* The daemon changes directory to /, so a relative path would silently mean another
          * place than the one the user read it from. */
-        if (len > 0 && str[0] != '/')
-            return FAIL(x, s, "%s = \"%s\" must be an absolute path", name, str);
+        if (len > 0 && str[0] != '/') {
+            char buf[80];
+            return FAIL(x, s, "%s = \"%s\" must be an absolute path", name,
+                        shown(str, buf, sizeof buf));
+        }
     }
     /* Zero the rest of the buffer: equal configurations then compare equal byte for byte. */
     memset(out, 0, k->cap);
@@ -319,9 +346,11 @@ static int apply_key(const ctx *x, const config_setting_t *s, const char *name, 
     case K_DEVICES:
         if (config_setting_type(s) == CONFIG_TYPE_STRING) {
             const char *str = config_setting_get_string(s);
-            if (!str || strcmp(str, "all") != 0)
+            if (!str || strcmp(str, "all") != 0) {
+                char buf[80];
                 return FAIL(x, s, "%s = \"%s\": the only string allowed is \"all\"", name,
-                            str ? str : "");
+                            shown(str ? str : "", buf, sizeof buf));
+            }
             c->opencl_all_devices = true;
             c->n_devices = 0;
             memset(c->devices, 0, sizeof c->devices);
@@ -394,9 +423,16 @@ static int apply_root(const ctx *x, const config_setting_t *root, hy_config *c)
     return 0;
 }
 
+static bool is_letter(int ch)
+{
+    return (ch | 0x20) >= 'a' && (ch | 0x20) <= 'z';
+}
+
 /* libconfig 1.5 reads an integer literal without the L suffix into an int and silently wraps it
- * (4294967297 becomes 1). So after a good parse, scan the text once, skipping strings and
- * comments, for a decimal or hex literal beyond the int range that lacks the L suffix. */
+ * (4294967297 becomes 1, and so does -4294967295), and one with the suffix into a long long that
+ * saturates (99999999999999999999L becomes 2^63-1). So after a good parse, scan the text once,
+ * skipping strings, comments and names, for a decimal or hex literal (with its sign) beyond the
+ * int range that lacks the L suffix, or beyond the int64 range with it. */
 static int check_wide_literals(const ctx *x, FILE *f)
 {
     int line = 1, ch, prev = '\n';
@@ -427,37 +463,87 @@ static int check_wide_literals(const ctx *x, FILE *f)
                     line++;
                 last = ch;
             }
-        } else if (ch >= '0' && ch <= '9' && !(prev == '_' || prev == '.' || prev == '-' ||
-                                                (prev >= '0' && prev <= '9') ||
-                                                ((prev | 0x20) >= 'a' && (prev | 0x20) <= 'z'))) {
+        } else if (is_letter(ch)) {
+            /* A name ([A-Za-z*][-A-Za-z0-9_*]*) or a boolean, whole: the digits and dashes in
+             * it are not numbers, so a '-' seen outside one is a literal's sign. */
+            while ((ch = getc(f)) != EOF &&
+                   (is_letter(ch) || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+                    ch == '*')) {}
+            if (ch != EOF)
+                ungetc(ch, f);
+            ch = 'a';
+        } else if (ch >= '0' && ch <= '9' && !(prev == '_' || prev == '.' ||
+                                                (prev >= '0' && prev <= '9') || is_letter(prev))) {
+            bool neg = prev == '-';
             size_t n = 0;
             do {
                 if (n < sizeof tok - 1)
                     tok[n++] = (char)ch;
-            } while ((ch = getc(f)) != EOF &&
-                     ((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
-                      ch == '.'));
+                ch = getc(f);
+                /* A float's exponent sign belongs to it (1e-5). */
+                if ((ch == '-' || ch == '+') && (tok[n - 1] | 0x20) == 'e' &&
+                    !(n > 1 && (tok[1] | 0x20) == 'x')) {
+                    if (n < sizeof tok - 1)
+                        tok[n++] = (char)ch;
+                    ch = getc(f);
+                }
+            } while (ch != EOF && ((ch >= '0' && ch <= '9') || is_letter(ch) || ch == '.'));
             tok[n] = '\0';
             if (ch != EOF)
                 ungetc(ch, f);
             ch = tok[n - 1];
             bool hex = n > 2 && tok[0] == '0' && (tok[1] | 0x20) == 'x';
-            /* Floats ('.', an exponent) and int64 literals (L) are left to libconfig. */
-            if ((tok[n - 1] | 0x20) == 'l' || strchr(tok, '.') ||
-                (!hex && (strchr(tok, 'e') || strchr(tok, 'E'))))
+            /* Floats ('.', an exponent) are left to libconfig. */
+            if (strchr(tok, '.') || (!hex && (strchr(tok, 'e') || strchr(tok, 'E'))))
                 goto next;
+            bool wide = false; /* the L suffix (libconfig takes L and LL) */
+            size_t digits = n;
+            while (digits > 0 && (tok[digits - 1] | 0x20) == 'l') {
+                digits--;
+                wide = true;
+            }
+            char num[sizeof tok];
+            memcpy(num, tok, digits);
+            num[digits] = '\0';
             errno = 0;
-            unsigned long long v = strtoull(tok, NULL, hex ? 16 : 10);
-            if (errno == ERANGE || v > INT32_MAX)
+            unsigned long long v = strtoull(num, NULL, hex ? 16 : 10);
+            bool range = errno == ERANGE;
+            if (wide && (range || v > (neg ? (unsigned long long)INT64_MAX + 1 : INT64_MAX)))
                 return hy_error_set(x->err, HY_EINVAL,
-                                    "%s:%d: the integer %s is too large for libconfig's int: "
-                                    "write it with the L suffix (%sL)", x->path, line, tok, tok);
+                                    "%s:%d: the integer %s%s is beyond the 64-bit range",
+                                    x->path, line, neg ? "-" : "", tok);
+            if (!wide && (range || v > (neg ? (unsigned long long)INT32_MAX + 1 : INT32_MAX)))
+                return hy_error_set(x->err, HY_EINVAL,
+                                    "%s:%d: the integer %s%s is too large for libconfig's int: "
+                                    "write it with the L suffix (%s%sL)", x->path, line,
+                                    neg ? "-" : "", tok, neg ? "-" : "", tok);
         }
     next:
         prev = ch;
     }
     if (ferror(f))
         return hy_error_set(x->err, HY_ESYS, "cannot read %s", x->path);
+    return 0;
+}
+
+/* libconfig 1.5 takes a NUL byte inside a string as its end ("ab\0cd" loads as "ab", silently),
+ * and leaks its string buffer when a NUL leads to a syntax error. A configuration is text: refuse
+ * the byte before libconfig sees it. Leaves f at its start. */
+static int check_no_nul(const ctx *x, FILE *f)
+{
+    int line = 1, ch;
+    while ((ch = getc(f)) != EOF) {
+        if (ch == '\0')
+            return hy_error_set(x->err, HY_EINVAL,
+                                "%s:%d: a NUL byte: a configuration file is text", x->path,
+                                line);
+        if (ch == '\n')
+            line++;
+    }
+    if (ferror(f))
+        return hy_error_set(x->err, HY_ESYS, "cannot read config file %s", x->path);
+    if (fseek(f, 0, SEEK_SET) != 0)
+        return hy_error_set(x->err, HY_ESYS, "cannot rewind %s: %s", x->path, strerror(errno));
     return 0;
 }
 
@@ -488,6 +574,9 @@ int hy_config_load(hy_config *c, const char *path, hy_error *err)
         rc = hy_error_set(err, HY_EINVAL, "config file %s is not a regular file", path);
         goto out;
     }
+    rc = check_no_nul(&x, f);
+    if (rc)
+        goto out;
     if (config_read(&cfg, f) != CONFIG_TRUE) {
         const char *ef = config_error_file(&cfg);
         const char *et = config_error_text(&cfg);

@@ -43,7 +43,7 @@ typedef struct hy_config {
 
     /* limits = { ... } */
     uint64_t max_clients;         /* 1..65536 */
-    uint64_t max_frame_bytes;     /* 64 KiB..64 MiB */
+    uint64_t max_frame_bytes;     /* 64 KiB..16 MiB */
     uint64_t max_queued_jobs;     /* 1..100000, all clients together */
     uint64_t max_jobs_per_client; /* 1..10000 */
     uint64_t max_samples;         /* pi samples per job, 1..2^63-1 */

@@ -282,6 +282,11 @@ Test(config, large_literal_without_suffix)
     EXPECT_ERROR("# 4294967297\nlimits = {\n  job_bytes = 4294967297;\n};\n", ":3:",
                  "4294967297L");
     EXPECT_ERROR("access = { uids = [ 0xFFFFFFFF ]; };\n", ":1:", "0xFFFFFFFFL");
+    /* Negative ones wrap too (-4294967295 would load as 1), and with L libconfig saturates
+     * at 2^63 - 1 rather than refuse (fuzz_config found both). */
+    EXPECT_ERROR("cpu = { native_threads = -4294967295; };\n", ":1:", "-4294967295");
+    EXPECT_ERROR("limits = { samples = 99999999999999999999L; };\n", ":1:",
+                 "99999999999999999999");
     hy_config c;
     hy_error err;
     int rc = load_text("/* 99999999999 */ socket = { group = \"g99999999999\"; };\n"

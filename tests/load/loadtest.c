@@ -1060,6 +1060,10 @@ int main(int argc, char **argv)
         {"rss-bound-mib", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int ch;
+    /* A sanitizer build of the daemon keeps freed memory in quarantine (ASan: 256 MiB by
+     * default): the bound is about our allocations, so it widens by that much there. */
+    if (getenv("HYBRIDD_SANITIZER"))
+        opt.rss_bound_mib = RSS_BOUND_MIB + 512;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (ch) {
         case 'c': opt.clients = parse_uint(optarg, "--clients", 1, 120); break;

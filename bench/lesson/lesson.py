@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Reference side of hybridd's benchmarks: the lesson's own experiment, in Python.
+
+The lesson (threading and multiprocessing) estimates pi by Monte Carlo in pure
+Python, numpy and numba, runs two copies at once in two threads, and shows that
+only code that releases the GIL (numba with nogil=True, numpy.sort) gets faster.
+This script repeats that experiment with timings that hybridd's own benchmark
+can be put next to.
+
+  python lesson.py --pi-n 10000000 --sort-n 10000000 --dtype f64 --repeat 5 --json
+
+Every variant runs once untimed (warm-up; numba compiles there, and the compile
+time is reported separately), then --repeat timed runs.  A "threads: 2" variant
+starts two copies of the same job in two threading.Thread objects and times
+from the first start to the last join, as the lesson does; "threads: 1" calls
+the job directly.  Throughput counts the items of all copies.
+
+Notes on faithfulness to the lesson:
+  * pure Python uses random.random() (one Random instance per copy, seeded),
+    and at most --pure-n samples, because it runs at a few M samples/s;
+  * the numpy pi draws its points in chunks of --chunk samples (the lesson
+    draws all n at once, which needs 16 bytes per sample) from one
+    numpy.random.Generator per copy, so two threads do not share a lock;
+  * numba's random.random() has per-thread state; each call seeds it;
+  * --dtype applies to the sort arrays (uniform [0, 1) values).
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # still useful without numba: the numba rows are skipped
+    numba = None
+
+SEED = 20261125
+
+
+# ----------------------------------------------------------------- pi jobs
+
+def calc_pi(n, seed):
+    """Pure Python: the lesson's loop, with random.random() in [0, 1)."""
+    rnd = random.Random(seed).random
+    m = 0
+    for _ in range(n):
+        x = rnd()
+        y = rnd()
+        if x * x + y * y < 1.0:
+            m += 1
+    return 4.0 * m / n
+
+
+def calc_pi_numpy(n, seed, chunk=1 << 20):
+    """numpy: draw points in blocks, count those inside the quarter circle."""
+    rng = np.random.default_rng(seed)
+    m = 0
+    left = n
+    while left > 0:
+        k = min(chunk, left)
+        pts = rng.random((2, k))
+        m += int(np.count_nonzero((pts * pts).sum(axis=0) < 1.0))
+        left -= k
+    return 4.0 * m / n
+
+
+def _pi_loop(n, seed):
+    random.seed(seed)
+    m = 0
+    for _ in range(n):
+        x = random.random()
+        y = random.random()
+        if x * x + y * y < 1.0:
+            m += 1
+    return 4.0 * m / n
+
+
+if numba is not None:
+    calc_pi_numba = numba.njit(_pi_loop)
+    calc_pi_nogil = numba.njit(nogil=True)(_pi_loop)
+else:
+    calc_pi_numba = calc_pi_nogil = None
+
+
+# ---------------------------------------------------------------- running
+
+def run_copies(fn, args_per_copy):
+    """Run fn once per argument tuple; one copy runs inline, more in threads.
+
+    Returns (seconds, results)."""
+    results = [None] * len(args_per_copy)
+    if len(args_per_copy) == 1:
+        t0 = time.perf_counter()
+        results[0] = fn(*args_per_copy[0])
+        return time.perf_counter() - t0, results
+
+    def target(i, a):
+        results[i] = fn(*a)
+
+    ts = [threading.Thread(target=target, args=(i, a))
+          for i, a in enumerate(args_per_copy)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.perf_counter() - t0, results
+
+
+def measure(name, job, threads, n, fn, args_per_copy, repeat, note=None):
+    t0 = time.perf_counter()
+    warm_s, res = run_copies(fn, args_per_copy)   # warm-up (numba compiles here)
+    warm_total = time.perf_counter() - t0
+    times = []
+    for _ in range(repeat):
+        s, res = run_copies(fn, args_per_copy)
+        times.append(s)
+    med = statistics.median(times)
+    row = {
+        "name": name,
+        "job": job,
+        "threads": threads,
+        "n": n,
+        "copies": len(args_per_copy),
+        "repeat": repeat,
+        "median_s": med,
+        "min_s": min(times),
+        "max_s": max(times),
+        "times_s": times,
+        "warmup_s": warm_total,
+        "throughput": n * len(args_per_copy) / med,
+    }
+    if job == "pi":
+        row["result"] = [float(r) for r in res]
+    if note:
+        row["note"] = note
+    return row
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[:3]
+    except OSError:
+        return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pi-n", type=int, default=10**7,
+                    help="samples per copy for numpy/numba pi (default 1e7)")
+    ap.add_argument("--pure-n", type=int, default=10**6,
+                    help="samples per copy for pure-Python pi (default 1e6)")
+    ap.add_argument("--sort-n", type=int, default=10**7,
+                    help="elements per array for numpy.sort (default 1e7)")
+    ap.add_argument("--dtype", choices=("f64", "f32"), default="f64",
+                    help="element type of the sort arrays")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="timed runs per variant, after one warm-up (default 5)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="copies run at once in the threaded variants (default 2)")
+    ap.add_argument("--chunk", type=int, default=1 << 20,
+                    help="samples per block in the numpy pi (default 2^20)")
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--no-pi", action="store_true", help="skip the pi jobs")
+    ap.add_argument("--no-sort", action="store_true", help="skip the sort jobs")
+    ap.add_argument("--no-pure", action="store_true",
+                    help="skip pure-Python pi (slow)")
+    ap.add_argument("--json", action="store_true",
+                    help="print one JSON document instead of a table")
+    a = ap.parse_args(argv)
+    if a.repeat < 1 or a.threads < 2:
+        ap.error("--repeat must be >= 1 and --threads >= 2")
+
+    k = a.threads
+    seeds = [a.seed + i for i in range(k)]
+    started = time.time()
+    load_before = loadavg()
+    rows = []
+
+    def log(msg):
+        if not a.json:
+            print(msg, file=sys.stderr, flush=True)
+
+    if not a.no_pi:
+        pi_jobs = []
+        if not a.no_pure:
+            pi_jobs.append(("pi-python", calc_pi, a.pure_n,
+                            "pure Python at --pure-n samples"))
+        chunk = a.chunk
+        pi_jobs.append(("pi-numpy",
+                        lambda n, s: calc_pi_numpy(n, s, chunk), a.pi_n, None))
+        if numba is not None:
+            pi_jobs.append(("pi-numba", calc_pi_numba, a.pi_n, None))
+            pi_jobs.append(("pi-numba-nogil", calc_pi_nogil, a.pi_n, None))
+        for name, fn, n, note in pi_jobs:
+            for threads in (1, k):
+                log("running %s threads=%d n=%d" % (name, threads, n))
+                args = [(n, seeds[i]) for i in range(threads)]
+                rows.append(measure(name, "pi", threads, n, fn, args,
+                                    a.repeat, note))
+
+    if not a.no_sort:
+        dt = np.float64 if a.dtype == "f64" else np.float32
+        rng = np.random.default_rng(a.seed)
+        arrays = [rng.random(a.sort_n, dtype=dt) for _ in range(k)]
+        name = "sort-numpy-" + a.dtype
+        for threads in (1, k):
+            log("running %s threads=%d n=%d" % (name, threads, a.sort_n))
+            args = [(arrays[i],) for i in range(threads)]
+            rows.append(measure(name, "sort", threads, a.sort_n, np.sort,
+                                args, a.repeat))
+        del arrays
+
+    ratios = []
+    by = {(r["name"], r["threads"]): r for r in rows}
+    for r in rows:
+        if r["threads"] == 1 and (r["name"], k) in by:
+            r2 = by[(r["name"], k)]
+            ratios.append({
+                "name": r["name"],
+                "threads": k,
+                "throughput_ratio": r2["throughput"] / r["throughput"],
+            })
+
+    doc = {
+        "tool": "bench/lesson/lesson.py",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "machine": {
+            "cpu_model": cpu_model(),
+            "nproc": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0))
+                        if hasattr(os, "sched_getaffinity") else None,
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+            "platform": platform.platform(),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "python_impl": platform.python_implementation(),
+            "numpy": np.__version__,
+            "numba": numba.__version__ if numba is not None else None,
+        },
+        "switch_interval_s": sys.getswitchinterval(),
+        "seed": a.seed,
+        "params": {"pi_n": a.pi_n, "pure_n": a.pure_n, "sort_n": a.sort_n,
+                   "dtype": a.dtype, "repeat": a.repeat, "threads": k,
+                   "numpy_pi_chunk": a.chunk},
+        "variants": rows,
+        "ratios": ratios,
+        "elapsed_s": time.time() - started,
+    }
+
+    if a.json:
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+
+    print("%s, %s CPUs; Python %s, numpy %s, numba %s" % (
+        doc["machine"]["cpu_model"], doc["machine"]["nproc"],
+        doc["versions"]["python"], doc["versions"]["numpy"],
+        doc["versions"]["numba"]))
+    print("%-18s %3s %11s %10s %10s %10s %14s" % (
+        "variant", "thr", "n", "median s", "min s", "max s", "items/s"))
+    for r in rows:
+        print("%-18s %3d %11d %10.4f %10.4f %10.4f %14.4g" % (
+            r["name"], r["threads"], r["n"], r["median_s"], r["min_s"],
+            r["max_s"], r["throughput"]))
+    for q in ratios:
+        print("%-18s %d-thread/1-thread throughput: %.2f" % (
+            q["name"], q["threads"], q["throughput_ratio"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,11 @@ build: deps
 demo: build
 	@scripts/demo.sh $(BUILD)
 
+# The lesson's Python code (numpy, numba; a venv in $(BUILD)/lesson-venv) next to hybridd on the
+# same sizes: one table, docs/lesson-comparison.md and $(BUILD)/bench-lesson.svg (about 2 min).
+bench: build
+	@scripts/bench.sh $(BUILD)
+
 # Every test, through ctest. PoCL caches compiled kernels: one fresh cache per run, shared
 # by all the suites of that run; a POCL_CACHE_DIR already in the environment (CI shares one
 # between `make test` and `make sanitize`) is used as it is and kept.

@@ -7,48 +7,24 @@
 # Usage: scripts/bench.sh [BUILD_DIR]     (BENCH_KEEP=1 keeps the JSON directory)
 set -u
 build=${1:-build}
-hybridd=$build/daemon/hybridd
-hybridctl=$build/client/hybridctl
-for bin in "$hybridd" "$hybridctl"; do
-  [[ -x $bin ]] || { echo "bench: $bin is missing: run make build first" >&2; exit 1; }
-done
-
 # The reference side's virtual environment (numpy and numba); created once.
 LESSON_VENV=${LESSON_VENV:-$PWD/$build/lesson-venv}
 export LESSON_VENV
 scripts/lesson-venv.sh >&2 || { echo "bench: no Python environment for the lesson" >&2; exit 1; }
 py=$LESSON_VENV/bin/python
 
-dir=$(mktemp -d /tmp/hybridd-bench.XXXXXX) || exit 1
-sock=$dir/hybridd.sock
-log=$dir/hybridd.log
-out=$dir/json
-mkdir -p "$out"
-export POCL_CACHE_DIR=${POCL_CACHE_DIR:-$PWD/$build/pocl-cache}
-mkdir -p "$POCL_CACHE_DIR"
-
-"$hybridd" --foreground --socket "$sock" 2>"$log" &
-pid=$!
-stop() {
-  kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+# shellcheck source=scripts/tmp-daemon.sh
+. "$(dirname "$0")/tmp-daemon.sh"
+tmp_daemon_cleanup() {
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then
     echo "bench: the JSON is kept in $out" >&2
   else
     rm -rf "$dir"
   fi
 }
-trap stop EXIT
-trap 'exit 130' INT TERM
-
-for _ in $(seq 1 600); do
-  "$hybridctl" -s "$sock" --quiet ping >/dev/null 2>&1 && break
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "bench: hybridd did not start; its log:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+tmp_daemon_start bench "$build"
+out=$dir/json
+mkdir -p "$out"
 
 failed=0
 # run FILE CMD...: runs one step, its stdout (one JSON document) into $out/FILE.

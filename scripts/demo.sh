@@ -4,38 +4,9 @@
 # when a step fails. Usage: scripts/demo.sh [BUILD_DIR]
 set -u
 build=${1:-build}
-hybridd=$build/daemon/hybridd
-hybridctl=$build/client/hybridctl
-for bin in "$hybridd" "$hybridctl"; do
-  [[ -x $bin ]] || { echo "demo: $bin is missing: run make build first" >&2; exit 1; }
-done
-
-dir=$(mktemp -d /tmp/hybridd-demo.XXXXXX) || exit 1
-sock=$dir/hybridd.sock
-log=$dir/hybridd.log
-# PoCL compiles kernels once and keeps them here, so a second demo starts faster.
-export POCL_CACHE_DIR=${POCL_CACHE_DIR:-$PWD/$build/pocl-cache}
-mkdir -p "$POCL_CACHE_DIR"
-
-"$hybridd" --foreground --socket "$sock" 2>"$log" &
-pid=$!
-stop() {
-  kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap stop EXIT
-trap 'exit 130' INT TERM
-
-# Ready when it answers a ping (the OpenCL kernels build first: seconds on a cold cache).
-for _ in $(seq 1 600); do
-  "$hybridctl" -s "$sock" --quiet ping >/dev/null 2>&1 && break
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "demo: hybridd did not start; its log:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+# shellcheck source=scripts/tmp-daemon.sh
+. "$(dirname "$0")/tmp-daemon.sh"
+tmp_daemon_start demo "$build"
 
 ctl() { "$hybridctl" -s "$sock" "$@"; }
 failed=0

@@ -84,6 +84,14 @@ typedef struct hy_pi_result {
 int hy_host_pi(hy_host *h, uint64_t seed, uint64_t n, const hy_run_opts *o, hy_pi_result *r,
                hy_error *err);
 
+/* hy_host_pi over the window [first, first + count) of the same sample stream, for backends
+ * that give each worker process a part of one job: parts that tile [0, n) add up to exactly
+ * hy_host_pi's hits for n. r->samples is the samples counted (count, unless cancelled);
+ * replicate mode computes the same part T times. count >= 1 (HY_EINVAL otherwise) and
+ * first + count <= 2^63 - 1 (HY_ELIMIT otherwise). hy_host_pi(n) is the part (0, n). */
+int hy_host_pi_part(hy_host *h, uint64_t seed, uint64_t first, uint64_t count,
+                    const hy_run_opts *o, hy_pi_result *r, hy_error *err);
+
 /* Reference for tests and for other backends: hits among samples [first, first + count),
  * computed by a portable scalar loop on the calling thread. */
 uint64_t hy_host_pi_hits_reference(uint64_t seed, uint64_t first, uint64_t count);
@@ -104,6 +112,41 @@ typedef struct hy_sort_result {
  * array still holds every input element (in some order): nothing is lost. */
 int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
                  hy_sort_result *r, hy_error *err);
+/* The same sort, from `src` (left as it is) into `dst` (the same array, or one that does not
+ * overlap it); split mode only. Saves a copy where the sorted array must land elsewhere (the
+ * process backend's workers sort their parts into the scratch they merge from). src is never
+ * written; after an error dst's contents are unspecified. */
+int hy_host_sort_to(hy_host *h, int dtype, const void *src, void *dst, size_t n,
+                    const hy_run_opts *o, hy_sort_result *r, hy_error *err);
+
+/* ---- merge: sorted runs into one, in hy_host_sort's order (for backends whose workers each
+ * sort a part and a parent merges). Runs are arrays of one dtype, each already in that order
+ * (hy_host_sort's output); equal elements are identical bytes, so a merge's bytes do not
+ * depend on how ties are broken. Both calls run on the calling thread and allocate nothing. */
+
+/* Most runs one merge or cut takes. */
+#define HY_HOST_MERGE_MAX_RUNS 64
+
+/* Merges the k runs (runs[i] holds lens[i] elements of `dtype`) into `out`, which holds
+ * their sum and overlaps none of them: out is then the bytes hy_host_sort gives for the
+ * runs' concatenation. Runs not in order give some permutation of their elements, never a
+ * read or write out of bounds. Errors: HY_EDTYPE for an unknown dtype; HY_EINVAL for k
+ * outside 1..HY_HOST_MERGE_MAX_RUNS, a NULL run (or out) with a nonzero length, lengths
+ * whose sum overflows, or out overlapping a run. */
+int hy_host_merge(int dtype, const void *const runs[], const size_t lens[], unsigned k,
+                  void *out, hy_error *err);
+
+/* Where the first `rank` elements of the runs' merge come from: fills cut[0..k) so that
+ * sum cut[i] == rank, 0 <= cut[i] <= lens[i], and every element of every runs[i][0, cut[i])
+ * is <= (in sort order) every element of every runs[j][cut[j], lens[j]). Ties among equal
+ * elements go to the lower-numbered run, so the cut depends only on the runs and rank, and
+ * it never decreases as rank grows. So W workers can share one merge: with ranks
+ * 0 = r_0 <= r_1 <= ... <= r_W = total, worker w merges runs[i][cut_w[i], cut_{w+1}[i])
+ * into out[r_w, r_{w+1}). 0 <= rank <= sum lens[i]. Costs O(k * key bits * log n) element
+ * reads. Errors as hy_host_merge (there is no out), plus HY_EINVAL for a rank past the total
+ * or for runs that the search finds out of order. */
+int hy_host_merge_cut(int dtype, const void *const runs[], const size_t lens[], unsigned k,
+                      size_t rank, size_t cut[], hy_error *err);
 
 /* ---- running your own code on the pools (the tests use it; pi and sort are built on it) ---- */
 

@@ -1,5 +1,6 @@
-/* host: the Monte Carlo pi job — divides the sample range among the threads (split) or
- * gives every thread the whole range (replicate), and runs the kernel in ticks. */
+/* host: the Monte Carlo pi job — divides a window of the sample stream (all of [0, n) for
+ * hy_host_pi, [first, first + count) for a part) among the threads (split) or gives every
+ * thread the whole window (replicate), and runs the kernel in ticks. */
 #include "internal.h"
 #include "pi_kernel.h"
 
@@ -12,7 +13,8 @@
 #define PI_TICK (1u << 16)
 
 struct pi_ctx {
-    uint64_t seed, n;
+    uint64_t seed;
+    uint64_t first, n; /* the window [first, first + n) of the sample stream */
     int mode;
     uint64_t hits[HY_HOST_MAX_THREADS];
     uint64_t counted[HY_HOST_MAX_THREADS];
@@ -22,11 +24,11 @@ static int pi_task(hy_worker *w, void *arg)
 {
     struct pi_ctx *c = arg;
     unsigned id = hy_worker_id(w), t = hy_worker_count(w);
-    uint64_t first = 0, count = c->n;
+    uint64_t first = c->first, count = c->n;
     if (c->mode == HY_MODE_SPLIT) {
         /* Contiguous shares that differ by at most one sample. */
         uint64_t base = c->n / t, extra = c->n % t;
-        first = base * id + (id < extra ? id : extra);
+        first += base * id + (id < extra ? id : extra);
         count = base + (id < extra ? 1 : 0);
     }
     uint64_t hits = 0, pos = first, end = first + count;
@@ -50,14 +52,28 @@ static int pi_task(hy_worker *w, void *arg)
 int hy_host_pi(hy_host *h, uint64_t seed, uint64_t n, const hy_run_opts *o, hy_pi_result *r,
                hy_error *err)
 {
+    /* The whole job is the part that starts at sample 0. */
+    return hy_host_pi_part(h, seed, 0, n, o, r, err);
+}
+
+int hy_host_pi_part(hy_host *h, uint64_t seed, uint64_t first, uint64_t count,
+                    const hy_run_opts *o, hy_pi_result *r, hy_error *err)
+{
     if (!h || !r)
         return hy_error_set(err, HY_EINVAL, "no engine or no result given");
     memset(r, 0, sizeof *r);
-    if (n == 0)
-        return hy_error_set(err, HY_EINVAL, "n must be at least 1 sample");
-    if (n > (uint64_t)HY_HOST_PI_MAX_SAMPLES)
-        return hy_error_set(err, HY_ELIMIT, "n = %llu is above the limit of 2^63 - 1 samples",
-                            (unsigned long long)n);
+    const uint64_t max = (uint64_t)HY_HOST_PI_MAX_SAMPLES;
+    if (count == 0)
+        return hy_error_set(err, HY_EINVAL, "n (or a part's count) must be at least 1 sample");
+    /* The sentence names what the caller passed: n for a whole job, the window for a part. */
+    if (count > max || first > max - count) {
+        if (first == 0)
+            return hy_error_set(err, HY_ELIMIT, "n = %llu is above the limit of 2^63 - 1 "
+                                "samples", (unsigned long long)count);
+        return hy_error_set(err, HY_ELIMIT, "a pi part of %llu samples from sample %llu ends "
+                            "past the limit of 2^63 - 1 samples", (unsigned long long)count,
+                            (unsigned long long)first);
+    }
     int rc = hy_host_check_opts(h, o, err);
     if (rc)
         return rc;
@@ -67,17 +83,18 @@ int hy_host_pi(hy_host *h, uint64_t seed, uint64_t n, const hy_run_opts *o, hy_p
     /* pi is pure-Python calc_pi in the lesson: it holds the lock unless told otherwise. */
     ro.nogil = o->nogil == HY_NOGIL_DEFAULT ? HY_NOGIL_HOLD : o->nogil;
     unsigned copies = mode == HY_MODE_REPLICATE ? o->threads : 1;
-    if (copies > 1 && n > UINT64_MAX / copies)
+    if (copies > 1 && count > UINT64_MAX / copies)
         return hy_error_set(err, HY_ELIMIT, "%u copies of %llu samples overflow the work count",
-                            copies, (unsigned long long)n);
+                            copies, (unsigned long long)count);
 
     struct pi_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return hy_error_set(err, HY_ENOMEM, "out of memory for a pi job");
     c->seed = seed;
-    c->n = n;
+    c->first = first;
+    c->n = count;
     c->mode = mode;
-    rc = hy_host_run(h, &ro, n * copies, pi_task, c, &r->stats, err);
+    rc = hy_host_run(h, &ro, count * copies, pi_task, c, &r->stats, err);
     r->stats.copies = copies;
 
     uint64_t hits = 0, counted = 0;

@@ -11,7 +11,8 @@
  * 0x000FFFFFFFFFFFFF for f64) rotates the negative NaNs from the bottom to the top, so every
  * NaN sorts after +inf, as numpy puts them. Among NaNs: positive ones by ascending bits,
  * then negative ones by descending bits (numpy leaves that order unspecified; ours is
- * fixed, so outputs stay byte-identical). Being a bijection, the map loses no payload. */
+ * fixed, so outputs stay byte-identical). Being a bijection, the map loses no payload.
+ * The map is defined once, in internal.h (hy_key_spec_of, hy_to_key_*), which merge.c shares. */
 #include "internal.h"
 
 #include <stdatomic.h>
@@ -47,52 +48,21 @@
 #define HY_SIMD_CLONES
 #endif
 
-struct xform_u32 {
-    uint32_t pos, neg_xor_pos, rot; /* to_key: x ^ (negative ? neg : pos) - rot */
-    uint32_t clr, set_xor_clr;      /* from_key: y ^ (top bit of y ? set : clr) */
-};
-struct xform_u64 {
-    uint64_t pos, neg_xor_pos, rot;
-    uint64_t clr, set_xor_clr;
-};
-
 #define K uint32_t
-#define SK int32_t
 #define KBITS 32
 #define FN(name) name##_u32
 #include "sort_radix.inc"
 #undef K
-#undef SK
 #undef KBITS
 #undef FN
 
 #define K uint64_t
-#define SK int64_t
 #define KBITS 64
 #define FN(name) name##_u64
 #include "sort_radix.inc"
 #undef K
-#undef SK
 #undef KBITS
 #undef FN
-
-/* The key map of one dtype, in the shape both widths use. */
-struct xform_spec {
-    uint64_t pos, neg, rot, set, clr;
-};
-
-static struct xform_spec spec_of(int dtype)
-{
-    const uint64_t s32 = 0x80000000u, s64 = 0x8000000000000000u;
-    switch (dtype) {
-    case HY_DT_I32: return (struct xform_spec){s32, s32, 0, s32, s32};
-    case HY_DT_I64: return (struct xform_spec){s64, s64, 0, s64, s64};
-    case HY_DT_F32: return (struct xform_spec){s32, 0xFFFFFFFFu, 0x007FFFFFu, s32, 0xFFFFFFFFu};
-    case HY_DT_F64:
-        return (struct xform_spec){s64, UINT64_MAX, 0x000FFFFFFFFFFFFFu, s64, UINT64_MAX};
-    default: return (struct xform_spec){0, 0, 0, 0, 0}; /* unsigned: the identity */
-    }
-}
 
 struct sort_ctx {
     size_t size;
@@ -118,16 +88,14 @@ static int sort_task(hy_worker *w, void *arg)
 }
 
 /* Points copy i's shared block at its array, its tmp and its histogram rows. */
-#define SETUP_SHARED(blk, K, spec, arr, tmpv, hist_rows, bucket_row, local_rows, top_rows)    \
+#define SETUP_SHARED(blk, K, xform, arr, outv, tmpv, hist_rows, bucket_row, local_rows,       \
+                     top_rows)                                                                \
     do {                                                                                      \
         (blk)->data = (K *)(arr);                                                             \
+        (blk)->out = (K *)(outv);                                                             \
         (blk)->tmp = (K *)(tmpv);                                                             \
         (blk)->n = n;                                                                         \
-        (blk)->xf.pos = (K)(spec).pos;                                                        \
-        (blk)->xf.neg_xor_pos = (K)((spec).neg ^ (spec).pos);                                 \
-        (blk)->xf.rot = (K)(spec).rot;                                                        \
-        (blk)->xf.clr = (K)(spec).clr;                                                        \
-        (blk)->xf.set_xor_clr = (K)((spec).set ^ (spec).clr);                                 \
+        (blk)->xf = (xform);                                                                  \
         (blk)->hist = (hist_rows);                                                            \
         (blk)->bucket = (bucket_row);                                                         \
         (blk)->local = (K *)(local_rows);                                                     \
@@ -136,14 +104,18 @@ static int sort_task(hy_worker *w, void *arg)
         atomic_init(&(blk)->changed, false);                                                  \
     } while (0)
 
-int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
-                 hy_sort_result *r, hy_error *err)
+/* Sorts src into dst (the same array for an in-place sort). */
+static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n,
+                     const hy_run_opts *o, hy_sort_result *r, hy_error *err)
 {
     if (!h || !r)
         return hy_error_set(err, HY_EINVAL, "no engine or no result given");
     memset(r, 0, sizeof *r);
     size_t size;
+    void *data = dst;
     int rc = hy_check_sort_args(dtype, data, n, &size, err);
+    if (rc == 0)
+        rc = hy_check_sort_args(dtype, src, n, &size, err);
     if (rc)
         return rc;
     rc = hy_host_check_opts(h, o, err);
@@ -188,23 +160,25 @@ int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts 
         memset((char *)local + (size_t)i * LSD_MAX * size, 0, reach);
     /* Layout of scratch: copies 1..T-1 first, then a tmp per copy. */
     for (unsigned i = 0; i < copies; i++) {
-        char *arr = i == 0 ? data : scratch + (size_t)(i - 1) * bytes;
+        /* Copy 0 reads src and writes dst; the other copies sort themselves in place. */
+        char *arr = i == 0 ? (char *)src : scratch + (size_t)(i - 1) * bytes;
+        char *outv = i == 0 ? data : arr;
         char *tmpv = scratch + (size_t)(copies - 1 + i) * bytes;
         if (i > 0 && bytes > 0) /* data may be NULL when n is 0 */
             memcpy(arr, data, bytes);
-        struct xform_spec spec = spec_of(dtype);
+        struct hy_key_spec spec = hy_key_spec_of(dtype);
         size_t(*rows)[1u << DIGIT_BITS] = mode == HY_MODE_REPLICATE ? hist + i : hist;
         /* Split: thread id finds its rows at id; replicate: copy i is thread i, alone. */
         char *lrow = (char *)local + (mode == HY_MODE_REPLICATE ? i * local_bytes : 0);
         char *trow = top + (mode == HY_MODE_REPLICATE ? i * top_bytes : 0);
         if (size == 4) {
             c.s32 = shared;
-            SETUP_SHARED(&c.s32[i], uint32_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow,
-                         trow);
+            SETUP_SHARED(&c.s32[i], uint32_t, hy_xform_u32_of(spec), arr, outv, tmpv, rows,
+                         bucket + i * (nd + 1), lrow, trow);
         } else {
             c.s64 = shared;
-            SETUP_SHARED(&c.s64[i], uint64_t, spec, arr, tmpv, rows, bucket + i * (nd + 1), lrow,
-                         trow);
+            SETUP_SHARED(&c.s64[i], uint64_t, hy_xform_u64_of(spec), arr, outv, tmpv, rows,
+                         bucket + i * (nd + 1), lrow, trow);
         }
     }
 
@@ -227,4 +201,24 @@ out:
     free(hist);
     hy_host_scratch_put(h, scratch, scratch_bytes);
     return rc;
+}
+
+int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
+                 hy_sort_result *r, hy_error *err)
+{
+    return sort_impl(h, dtype, data, data, n, o, r, err);
+}
+
+int hy_host_sort_to(hy_host *h, int dtype, const void *src, void *dst, size_t n,
+                    const hy_run_opts *o, hy_sort_result *r, hy_error *err)
+{
+    if (o && o->mode == HY_MODE_REPLICATE)
+        return hy_error_set(err, HY_EINVAL, "a sort into another array runs in split mode");
+    size_t size = hy_dtype_size(dtype);
+    if (size && n && src != dst && src && dst &&
+        (const char *)src < (const char *)dst + n * size &&
+        (const char *)dst < (const char *)src + n * size)
+        return hy_error_set(err, HY_EINVAL, "a sort's source and destination overlap without "
+                            "being the same array");
+    return sort_impl(h, dtype, src, dst, n, o, r, err);
 }

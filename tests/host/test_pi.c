@@ -1,5 +1,6 @@
 /* tests/host: hy_host_pi — hits identical on every backend, thread count, mode and nogil choice,
- * equal to an independent naive Philox4x32-10; a known answer; accuracy; limits; cancellation. */
+ * equal to an independent naive Philox4x32-10; a known answer; accuracy; limits; cancellation;
+ * parts (hy_host_pi_part) that tile the stream and add up to the whole. */
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
@@ -438,4 +439,124 @@ Test(pi, progress_without_cancel)
             cr_assert_eq(log.total, n * copies, "progress total %" PRIu64 ", " CASE_FMT,
                          log.total, CASE_ARGS(seed, n, c));
     }
+}
+
+/* ---- parts: windows of one stream, for backends that give each process a part ---- */
+
+/* Parts that tile [0, n) in P pieces of uneven sizes add up to hy_host_pi's hits for n, on
+ * every kind of run, and each part reports its own count. */
+Test(pi, parts_tile_the_stream)
+{
+    const struct {
+        uint64_t seed, n;
+    } cases[] = {
+        {0, 7},
+        {42, 1001},
+        {KNOWN_SEED, KNOWN_N},
+        {5, 3u * 65536u + 1u}, /* parts that cross tick boundaries */
+    };
+    const struct cfg cfgs[] = {
+        {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+        {HY_BACKEND_NATIVE, 3, HY_MODE_SPLIT, 0},
+        {HY_BACKEND_LOCKED, 2, HY_MODE_SPLIT, HY_NOGIL_RELEASE},
+        {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0},
+    };
+    static const unsigned parts[] = {1, 2, 3, 7};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t seed = cases[i].seed, n = cases[i].n;
+        hy_run_opts serial = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+        hy_pi_result whole;
+        hy_error err = {0};
+        int rc = hy_host_pi(eng, seed, n, &serial, &whole, &err);
+        cr_assert_eq(rc, 0, "hy_host_pi seed=0x%" PRIx64 " n=%" PRIu64 ": %d %s", seed, n, rc,
+                     err.msg);
+        if (n <= 1001)
+            cr_assert_eq(whole.hits, naive_hits(seed, 0, n), "hy_host_pi vs naive, n=%" PRIu64,
+                         n);
+        cr_assert_eq(whole.hits, hy_host_pi_hits_reference(seed, 0, n),
+                     "hy_host_pi vs reference, n=%" PRIu64, n);
+        for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++)
+            for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+                const struct cfg *c = &cfgs[k];
+                hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
+                                 .nogil = c->nogil};
+                unsigned np = parts[p];
+                uint64_t sum = 0, first = 0;
+                for (unsigned q = 0; q < np; q++) {
+                    /* Uneven: part q gets a share weighted by q + 1. */
+                    uint64_t end = q + 1 == np ? n
+                                               : first + (n - first) * 2 / (np - q + 1);
+                    if (end <= first)
+                        end = first + 1;
+                    if (end > n - (np - 1 - q)) /* leave a sample for each later part */
+                        end = n - (np - 1 - q);
+                    uint64_t count = end - first;
+                    hy_pi_result r;
+                    rc = hy_host_pi_part(eng, seed, first, count, &o, &r, &err);
+                    cr_assert_eq(rc, 0, "part %u/%u [%" PRIu64 ", +%" PRIu64 "): %d %s, " CASE_FMT,
+                                 q, np, first, count, rc, err.msg, CASE_ARGS(seed, n, c));
+                    cr_assert_eq(r.samples, count, "part samples %" PRIu64 ", want %" PRIu64
+                                 ", " CASE_FMT, r.samples, count, CASE_ARGS(seed, n, c));
+                    cr_assert_eq(r.hits, hy_host_pi_hits_reference(seed, first, count),
+                                 "part %u/%u hits vs reference, " CASE_FMT, q, np,
+                                 CASE_ARGS(seed, n, c));
+                    check_result(&r, seed, count, c);
+                    check_stats(&r.stats, seed, count, c);
+                    sum += r.hits;
+                    first = end;
+                }
+                cr_assert_eq(first, n, "parts do not tile [0, n)");
+                cr_assert_eq(sum, whole.hits, "%u parts: %" PRIu64 " hits, whole %" PRIu64
+                             ", " CASE_FMT, np, sum, whole.hits, CASE_ARGS(seed, n, c));
+            }
+    }
+}
+
+/* A part may end at the last sample a job may use, and starts anywhere before it. */
+Test(pi, part_at_the_top_of_the_stream)
+{
+    const uint64_t max = (uint64_t)HY_HOST_PI_MAX_SAMPLES;
+    hy_run_opts o = {.backend = HY_BACKEND_NATIVE, .threads = 2};
+    hy_pi_result r;
+    hy_error err = {0};
+    int rc = hy_host_pi_part(eng, 3, max - 1000, 1000, &o, &r, &err);
+    cr_assert_eq(rc, 0, "last 1000 samples: %d %s", rc, err.msg);
+    cr_assert_eq(r.hits, naive_hits(3, max - 1000, 1000), "last 1000 samples vs naive");
+    cr_assert_eq(r.samples, 1000, "last 1000 samples: samples %" PRIu64, r.samples);
+}
+
+static void expect_part_error(uint64_t first, uint64_t count, int want, const char *what)
+{
+    hy_run_opts o = {.backend = HY_BACKEND_NATIVE, .threads = 2};
+    hy_pi_result r;
+    hy_error err = {0};
+    int rc = hy_host_pi_part(eng, 1, first, count, &o, &r, &err);
+    cr_assert_eq(rc, want, "%s: got %d (%s), want %d (%s)", what, rc, hy_err_name(rc), want,
+                 hy_err_name(want));
+    cr_assert_eq(err.code, want, "%s: err.code %d", what, err.code);
+    cr_assert(err.msg[0] != '\0', "%s: empty error message", what);
+    cr_assert_eq(hy_host_pi_part(eng, 1, first, count, &o, &r, NULL), want, "%s, err NULL",
+                 what);
+    good_call_still_works(what);
+}
+
+Test(pi, part_limits)
+{
+    const uint64_t max = (uint64_t)HY_HOST_PI_MAX_SAMPLES;
+    expect_part_error(0, 0, HY_EINVAL, "count 0 at 0");
+    expect_part_error(12345, 0, HY_EINVAL, "count 0 at 12345");
+    expect_part_error(max - 10, 11, HY_ELIMIT, "first + count = 2^63");
+    expect_part_error(max, 1, HY_ELIMIT, "first = 2^63 - 1, count 1");
+    expect_part_error(1, max, HY_ELIMIT, "first 1, count 2^63 - 1");
+    expect_part_error(UINT64_MAX, 2, HY_ELIMIT, "first + count wraps past 2^64");
+    expect_part_error(2, UINT64_MAX, HY_ELIMIT, "count 2^64 - 1");
+    expect_part_error(0, UINT64_C(1) << 63, HY_ELIMIT, "count 2^63 from 0");
+    hy_pi_result r;
+    cr_assert_eq(hy_host_pi_part(NULL, 1, 0, 10, &(hy_run_opts){.backend = HY_BACKEND_SERIAL,
+                                                                  .threads = 1}, &r, NULL),
+                 HY_EINVAL, "no engine");
+    /* Replicate: count * T must fit the work counter, as for hy_host_pi. */
+    hy_run_opts rep = {.backend = HY_BACKEND_NATIVE, .threads = 4, .mode = HY_MODE_REPLICATE};
+    cr_assert_eq(hy_host_pi_part(eng, 1, 0, max, &rep, &r, NULL), HY_ELIMIT,
+                 "replicate 4 x 2^63 - 1");
 }

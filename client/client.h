@@ -66,6 +66,15 @@ bool hc_is_sorted(const void *data, int dtype, size_t n, size_t *first_bad);
 
 enum hc_format { HC_TEXT = 0, HC_JSON = 1, HC_CSV = 2 };
 
+/* The process backend's transports, as SUBMIT's transport and a row's transport carry them
+ * (proc/proc.h's hy_transport; the client links ipc/ only). */
+enum hc_transport {
+    HC_TRANSPORT_PIPE = 1, /* parts copied through the workers' sockets and back */
+    HC_TRANSPORT_SHM = 2,  /* parts stay in one shared mapping; only offsets travel */
+};
+/* "pipe", "shm", or NULL for any other value. */
+const char *hc_transport_name(int transport);
+
 /* A finished compare, as the daemon returned it, plus what the client knows. */
 typedef struct hc_compare {
     int job;             /* HY_JOB_COMPARE_PI or HY_JOB_COMPARE_SORT */
@@ -86,7 +95,8 @@ typedef struct hc_derived {
     double speedup;     /* throughput / the serial row's */
     double efficiency;  /* speedup / threads (CPU backends); 0 for opencl */
     double wait_share;  /* locked: lock_wait_ns / (median_ns * threads) */
-    double transfer_share; /* opencl: (h2d + d2h) / (h2d + kernel + d2h) */
+    double transfer_share; /* opencl and process: (h2d + d2h) / (h2d + kernel + d2h); for
+                            * process, the share spent moving parts to and from the workers */
     const char *device; /* honest label: "CPU", "PoCL CPU", "GPU", "OpenCL device" */
 } hc_derived;
 /* A figure that does not apply to the row's backend is 0; one that cannot be computed (a
@@ -99,7 +109,9 @@ void hc_derive(const hc_compare *c, unsigned i, hc_derived *d);
  * caller's setlocale. */
 int hc_print_compare(FILE *f, const hc_compare *c, enum hc_format fmt);
 /* An SVG scaling chart: speed-up over serial against threads, one line per CPU backend
- * (native, locked), opencl as a horizontal line at its speed-up, the ideal (speed-up ==
+ * (native, locked, and process per transport: "process/pipe", "process/shm"; every point
+ * has a tooltip such as "process/pipe T=2: 1.85x"), opencl as a horizontal line at its
+ * speed-up, the ideal (speed-up ==
  * threads) dashed; axes, ticks, a legend and a title naming the job and n. Written
  * atomically (temporary file, then rename). Well-formed XML. */
 int hc_write_plot(const char *path, const hc_compare *c, hy_error *err);

@@ -43,8 +43,8 @@ static void usage(FILE *f)
     fprintf(f,
 "usage: hybridctl [-s SOCKET] [--json] [--quiet] COMMAND [OPTIONS]\n"
 "\n"
-"Runs pi and sort jobs on hybridd under its backends (serial, native, locked, opencl)\n"
-"and shows what each one buys.\n"
+"Runs pi and sort jobs on hybridd under its backends (serial, native, locked, opencl,\n"
+"process) and shows what each one buys.\n"
 "\n"
 "Commands:\n"
 "  ping                       round trip to the daemon\n"
@@ -56,13 +56,18 @@ static void usage(FILE *f)
 "       [--output FILE [--raw]] [--check] [JOB OPTIONS]\n"
 "                             sort an array (.npy or raw with --dtype, or generated)\n"
 "  compare pi|sort [JOB INPUT] --backends LIST --threads LIST [--replicate]\n"
-"       [--repeat R] [--csv] [--plot FILE.svg]\n"
+"       [--transport pipe,shm] [--repeat R] [--csv] [--plot FILE.svg]\n"
 "                             run the job on every backend and thread count, side by side\n"
 "\n"
 "Job options:\n"
-"  --backend B          opencl, native (default), locked or serial\n"
-"  --threads T          threads for a CPU backend (default: the whole pool)\n"
+"  --backend B          opencl, native (default), locked, serial or process\n"
+"  --threads T          threads for a CPU backend, worker processes for process\n"
+"                       (default: the whole pool)\n"
+"  --transport X        process: how sort parts reach the workers, pipe (default:\n"
+"                       copied through their sockets) or shm (one shared mapping,\n"
+"                       only offsets travel); compare takes a list: pipe,shm\n"
 "  --replicate          T copies of the job at once instead of one job split T ways\n"
+"                       (not for process, which splits a job as Pool.map does)\n"
 "  --seed S             pi's generator key, or the generated array's seed (default 1)\n"
 "  --device D           OpenCL device index (see `hybridctl devices`)\n"
 "  --nogil, --hold-lock the locked backend releases, or holds, its lock in native code\n"
@@ -168,7 +173,7 @@ static int backend_arg(const char *s)
 {
     int b = hy_backend_parse(s);
     if (!b)
-        usage_error("unknown backend %s: use opencl, native, locked or serial", s);
+        usage_error("unknown backend %s: use opencl, native, locked, serial or process", s);
     return b;
 }
 
@@ -483,6 +488,9 @@ struct jobopts {
     const char *input, *output, *dist;
     int dtype;
     bool raw, check;
+    /* process */
+    int transport;       /* a single job's: 0 (the daemon's default, pipe) or an hc_transport */
+    uint32_t transports; /* a compare's: a bit per transport, 1 << hc_transport; 0 if not given */
     /* compare */
     uint32_t backends;
     uint32_t threads_list[HY_IPC_THREADS_MAX];
@@ -504,6 +512,27 @@ static unsigned parse_threads(const char *s, uint32_t *list)
     if (!k)
         usage_error("--threads needs at least one count");
     return k;
+}
+
+static int transport_arg(const char *s)
+{
+    if (!strcmp(s, "pipe"))
+        return HC_TRANSPORT_PIPE;
+    if (!strcmp(s, "shm"))
+        return HC_TRANSPORT_SHM;
+    usage_error("unknown transport %s: use pipe or shm", s);
+}
+
+static uint32_t parse_transports(const char *s)
+{
+    uint32_t mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        mask |= 1u << transport_arg(t);
+    if (!mask)
+        usage_error("--transport needs pipe, shm or pipe,shm");
+    return mask;
 }
 
 static uint32_t parse_backends(const char *s)
@@ -552,6 +581,12 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
         } else if (!strcmp(a, "--backends") && compare) {
             NEED_VALUE();
             o->backends = parse_backends(v);
+        } else if (!strcmp(a, "--transport")) {
+            NEED_VALUE();
+            if (compare)
+                o->transports = parse_transports(v);
+            else
+                o->transport = transport_arg(v);
         } else if (!strcmp(a, "--replicate")) {
             o->replicate = true;
         } else if (!strcmp(a, "--seed")) {
@@ -607,6 +642,18 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
     }
     if (o->nogil && !compare && o->backend != HY_BACKEND_LOCKED)
         usage_error("--nogil and --hold-lock are for the locked backend");
+    bool process = compare ? (o->backends >> HY_BACKEND_PROCESS & 1)
+                           : o->backend == HY_BACKEND_PROCESS;
+    if (!compare && o->transport && !process)
+        usage_error("--transport is for the process backend (--backend process)");
+    if (o->replicate && process)
+        usage_error("process runs split only: it splits one job among its worker processes, "
+                    "as multiprocessing.Pool.map does; --replicate is for the thread backends");
+    if (compare && o->transports && o->replicate)
+        usage_error("--transport is for the process rows, and a --replicate comparison has "
+                    "none (process runs split only)");
+    if (compare && o->transports && o->backends && !process)
+        usage_error("--transport is for the process rows: add process to --backends");
     if (!sort && !o->have_n)
         usage_error("%s needs -n N (samples)", cmd);
     if (!sort && o->n == 0)
@@ -667,9 +714,21 @@ static void fill_submit(hy_msg_submit *s, const struct jobopts *o, const struct 
     s->seed = o->seed;
     s->device = (uint16_t)(o->device >= 0 ? o->device : in->first_usable >= 0 ? in->first_usable
                                                                               : 0);
-    unsigned pool = o->backend == HY_BACKEND_LOCKED ? in->dev->locked_threads
-                                                    : in->dev->native_threads;
+    unsigned pool = o->backend == HY_BACKEND_LOCKED    ? in->dev->locked_threads
+                    : o->backend == HY_BACKEND_PROCESS ? in->dev->process_workers
+                                                       : in->dev->native_threads;
     s->threads = o->backend == HY_BACKEND_SERIAL ? 1 : o->threads ? o->threads : pool;
+    s->transport = (uint16_t)o->transport;
+}
+
+/* A process job with no --threads takes the whole pool: there must be one. */
+static void need_process_pool(const struct jobopts *o, const struct daemon_info *in)
+{
+    if (o->backend == HY_BACKEND_PROCESS && !o->threads && !in->dev->process_workers) {
+        say("this hybridd runs no process pool (its DEVICES reports 0 workers): see "
+            "cpu.process_workers in hybridd.conf(5)");
+        exit(HC_EXIT_JOB);
+    }
 }
 
 /* ---- commands ---- */
@@ -770,6 +829,7 @@ static int cmd_pi(conn *c, int argc, char **argv, int i)
     struct daemon_info info;
     parse_job(argc, argv, i, "pi", false, false, &o);
     get_info(c, &info);
+    need_process_pool(&o, &info);
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_SUBMIT;
@@ -874,6 +934,7 @@ static int cmd_sort(conn *c, int argc, char **argv, int i)
     if (rc)
         return rc;
     get_info(c, &info);
+    need_process_pool(&o, &info);
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_SUBMIT;
@@ -929,11 +990,18 @@ static int cmd_compare(conn *c, int argc, char **argv, int i)
         o.backends = 1u << HY_BACKEND_SERIAL | 1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED;
         if (info.first_usable >= 0)
             o.backends |= 1u << HY_BACKEND_OPENCL;
+        /* process splits only; --transport asks for its rows even where DEVICES says the
+         * pool is off (the daemon then says why it cannot run them). */
+        if (!o.replicate && (info.dev->process_workers > 0 || o.transports))
+            o.backends |= 1u << HY_BACKEND_PROCESS;
     }
+    bool process = o.backends >> HY_BACKEND_PROCESS & 1;
     if (!o.nthreads) {
-        /* 1, 2, 4, ... up to the smaller pool, and the pool itself. */
+        /* 1, 2, 4, ... up to the smallest pool the comparison uses, and that pool itself. */
         unsigned pool = info.dev->native_threads < info.dev->locked_threads
                             ? info.dev->native_threads : info.dev->locked_threads;
+        if (process && info.dev->process_workers && info.dev->process_workers < pool)
+            pool = info.dev->process_workers;
         for (unsigned t = 1; t < pool && o.nthreads < HY_IPC_THREADS_MAX - 1; t *= 2)
             o.threads_list[o.nthreads++] = t;
         o.threads_list[o.nthreads++] = pool ? pool : 1;
@@ -947,12 +1015,17 @@ static int cmd_compare(conn *c, int argc, char **argv, int i)
     fill_submit(&m->u.submit, &o, &info);
     m->u.submit.job = sort ? HY_JOB_COMPARE_SORT : HY_JOB_COMPARE_PI;
     m->u.submit.backends = o.backends;
+    m->u.submit.transports = o.transports;
     m->u.submit.nthreads_list = o.nthreads;
     memcpy(m->u.submit.threads_list, o.threads_list, sizeof o.threads_list);
     unsigned nrows = 1;
     for (int b = HY_BACKEND_NATIVE; b <= HY_BACKEND_LOCKED; b++)
         nrows += (o.backends >> b & 1) * o.nthreads;
     nrows += o.backends >> HY_BACKEND_OPENCL & 1;
+    if (process && !o.replicate) /* a row per transport and worker count; 0 means pipe */
+        nrows += ((o.transports >> HC_TRANSPORT_SHM & 1) +
+                  (!o.transports || (o.transports >> HC_TRANSPORT_PIPE & 1))) *
+                 o.nthreads;
     int rc;
     if (sort) {
         if ((rc = load_array(&o, c->welcome.max_sort_elements, &ma))) {

@@ -14,12 +14,39 @@
 #include "client.h"
 
 #define POCL_FOOTNOTE "PoCL CPU is an OpenCL device running on this machine's CPU, not a GPU"
+#define PROCESS_FOOTNOTE                                                                      \
+    "process: h2d = sending the parts to the worker processes, d2h = receiving them back, "  \
+    "kernel = the rest\n(compute and merge); pipe copies the parts through the workers' "     \
+    "sockets, shm moves only offsets\n(the parts stay in one shared mapping)"
 
 /* ---- small helpers ---- */
 
 static const char *nz(const char *s, const char *dflt) { return s ? s : dflt; }
 static const char *backend_name(int b) { return nz(hy_backend_name(b), "unknown"); }
 static const char *mode_name(int m) { return nz(hy_mode_name(m), "unknown"); }
+
+const char *hc_transport_name(int t)
+{
+    switch (t) {
+    case HC_TRANSPORT_PIPE: return "pipe";
+    case HC_TRANSPORT_SHM: return "shm";
+    }
+    return NULL;
+}
+
+/* A process row's transport: 0 (a daemon that did not say) is the protocol's default, pipe. */
+static const char *row_transport(const hy_result_row *r)
+{
+    if (r->backend != HY_BACKEND_PROCESS)
+        return NULL;
+    return nz(hc_transport_name(r->transport ? r->transport : HC_TRANSPORT_PIPE), "unknown");
+}
+
+/* Rows whose time splits into sending, running and receiving: opencl and process. */
+static bool has_split(const hy_result_row *r)
+{
+    return r->backend == HY_BACKEND_OPENCL || r->backend == HY_BACKEND_PROCESS;
+}
 
 /* Reports are read by programs (JSON, CSV, SVG): whatever locale the caller set, numbers
  * must use '.' — so every entry point prints under the C locale and restores the caller's. */
@@ -252,7 +279,7 @@ static void derive_row(const hy_result_row *r, double base_throughput, hc_derive
         double t = (double)r->median_ns * (r->threads ? r->threads : 1);
         d->wait_share = t > 0 ? (double)r->lock_wait_ns / t : NAN;
     }
-    if (r->backend == HY_BACKEND_OPENCL) {
+    if (has_split(r)) {
         double sum = (double)r->h2d_ns + (double)r->kernel_ns + (double)r->d2h_ns;
         d->transfer_share = sum > 0 ? ((double)r->h2d_ns + (double)r->d2h_ns) / sum : NAN;
     }
@@ -285,20 +312,22 @@ static bool has_backend(const hc_compare *c, int b)
 /* ---- the compare as a table ---- */
 
 enum {
-    COL_BACKEND, COL_DEVICE, COL_THREADS, COL_MODE, COL_LOCK, COL_MEDIAN, COL_MIN, COL_MAX,
+    COL_BACKEND, COL_DEVICE, COL_THREADS, COL_MODE, COL_TRANSPORT, COL_LOCK, COL_MEDIAN,
+    COL_MIN, COL_MAX,
     COL_THROUGHPUT, COL_SPEEDUP, COL_EFFICIENCY, COL_HANDOFFS, COL_WAIT, COL_SPLIT,
     COL_TRANSFER, NCOLS
 };
 #define CELL 64
 
 static const char *const col_title[NCOLS] = {
-    "backend", "device", "threads", "mode", "lock", "median ms", "min ms", "max ms",
+    "backend", "device", "threads", "mode", "transport", "lock", "median ms", "min ms", "max ms",
     NULL /* samples/s or elements/s */, "speed-up", "efficiency", "hand-offs", "lock wait",
     "h2d/kernel/d2h ms", "transfer",
 };
 /* Text columns are left-aligned, figures right-aligned. */
 static const bool col_left[NCOLS] = {[COL_BACKEND] = true, [COL_DEVICE] = true,
-                                     [COL_MODE] = true, [COL_LOCK] = true};
+                                     [COL_MODE] = true, [COL_TRANSPORT] = true,
+                                     [COL_LOCK] = true};
 
 static void table_row(const hc_compare *c, unsigned i, char (*cell)[CELL])
 {
@@ -313,6 +342,8 @@ static void table_row(const hc_compare *c, unsigned i, char (*cell)[CELL])
     if (!cl)
         snprintf(cell[COL_THREADS], CELL, "%u", r->threads);
     snprintf(cell[COL_MODE], CELL, "%s", mode_name(r->mode));
+    if (r->backend == HY_BACKEND_PROCESS)
+        snprintf(cell[COL_TRANSPORT], CELL, "%s", row_transport(r));
     if (locked)
         snprintf(cell[COL_LOCK], CELL, "%s", r->flags & HY_ROW_NOGIL ? "nogil" : "held");
     snprintf(cell[COL_MEDIAN], CELL, "%.3f", ms(r->median_ns));
@@ -328,7 +359,7 @@ static void table_row(const hc_compare *c, unsigned i, char (*cell)[CELL])
         if (isfinite(d.wait_share))
             snprintf(cell[COL_WAIT], CELL, "%.1f%%", 100 * d.wait_share);
     }
-    if (cl) {
+    if (has_split(r)) {
         snprintf(cell[COL_SPLIT], CELL, "%.3f/%.3f/%.3f", ms(r->h2d_ns), ms(r->kernel_ns),
                  ms(r->d2h_ns));
         if (isfinite(d.transfer_share))
@@ -377,10 +408,11 @@ static int print_table(FILE *f, const hc_compare *c)
     for (unsigned i = 0; i < n; i++)
         table_row(c, i, cells[i + 1]);
 
-    /* Columns no row has a figure in (no locked row, no opencl row) are left out. */
+    /* Columns no row has a figure in (no locked row, no opencl or process row) are left out. */
     bool show[NCOLS];
     size_t width[NCOLS];
     bool locked = has_backend(c, HY_BACKEND_LOCKED), cl = has_backend(c, HY_BACKEND_OPENCL);
+    bool proc = has_backend(c, HY_BACKEND_PROCESS);
     for (int k = 0; k < NCOLS; k++) {
         show[k] = true;
         width[k] = 0;
@@ -390,7 +422,8 @@ static int print_table(FILE *f, const hc_compare *c)
         }
     }
     show[COL_LOCK] = show[COL_HANDOFFS] = show[COL_WAIT] = locked;
-    show[COL_SPLIT] = show[COL_TRANSFER] = cl;
+    show[COL_SPLIT] = show[COL_TRANSFER] = cl || proc;
+    show[COL_TRANSPORT] = proc;
 
     compare_heading(f, c);
     for (unsigned i = 0; i <= n; i++) {
@@ -415,7 +448,7 @@ static int print_table(FILE *f, const hc_compare *c)
     free(cells);
 
     bool pi = is_pi(c) && n > 0, pocl = has_pocl(c);
-    if (pi || locked || pocl)
+    if (pi || locked || pocl || proc)
         fputc('\n', f);
     if (pi) {
         const hy_result_row *r = &c->rows[0];
@@ -427,6 +460,20 @@ static int print_table(FILE *f, const hc_compare *c)
         fputs("lock wait: the share of the threads' time spent waiting for the lock\n", f);
     if (pocl)
         fputs(POCL_FOOTNOTE "\n", f);
+    if (proc) {
+        fputs(PROCESS_FOOTNOTE "\n", f);
+        uint64_t started = 0, startup = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (c->rows[i].backend == HY_BACKEND_PROCESS) {
+                started += c->rows[i].workers_started;
+                startup += c->rows[i].startup_ns;
+            }
+        /* A worker that died is restarted by the next run, which pays for it: say so. */
+        if (started)
+            fprintf(f, "process: %" PRIu64 " worker%s restarted (%.3f ms of startup, "
+                       "warm-ups included)\n",
+                    started, started == 1 ? " was" : "s were", ms(startup));
+    }
     return finish(f);
 }
 
@@ -459,13 +506,15 @@ static int print_csv(FILE *f, const hc_compare *c)
 {
     fputs("backend,device,threads,mode,nogil,n,copies,median_ns,min_ns,max_ns,throughput,"
           "speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,wait_share,h2d_ns,"
-          "kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat\n",
+          "kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,transport,bytes_moved,"
+          "startup_ns,merge_ns,workers_started\n",
           f);
     for (unsigned i = 0; i < c->nrows; i++) {
         const hy_result_row *r = &c->rows[i];
         hc_derived d;
         hc_derive(c, i, &d);
         bool cl = r->backend == HY_BACKEND_OPENCL, locked = r->backend == HY_BACKEND_LOCKED;
+        bool proc = r->backend == HY_BACKEND_PROCESS;
         csv_field(f, backend_name(r->backend));
         fputc(',', f);
         csv_field(f, d.device);
@@ -483,14 +532,22 @@ static int print_csv(FILE *f, const hc_compare *c)
                 r->lock_hold_ns);
         csv_num(f, locked ? d.wait_share : NAN);
         fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64, r->h2d_ns, r->kernel_ns, r->d2h_ns);
-        csv_num(f, cl ? d.transfer_share : NAN);
+        csv_num(f, has_split(r) ? d.transfer_share : NAN);
         if (is_pi(c)) {
             fprintf(f, ",%" PRIu64, r->hits);
             csv_num(f, r->estimate);
         } else {
             fputs(",,", f);
         }
-        fprintf(f, ",%u\n", r->repeat);
+        fprintf(f, ",%u,", r->repeat);
+        /* Columns added after the first layout go last, so old readers keep their indices. */
+        if (proc) {
+            csv_field(f, row_transport(r));
+            fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u\n", r->bytes_moved,
+                    r->startup_ns, r->merge_ns, r->workers_started);
+        } else {
+            fputs(",,,,\n", f);
+        }
     }
     return finish(f);
 }
@@ -526,6 +583,12 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_u64(f, "kernel_ns", r->kernel_ns);
     json_u64(f, "d2h_ns", r->d2h_ns);
     json_u64(f, "launches", r->launches);
+    /* the process backend's figures: null or 0 on the other backends */
+    json_s(f, "transport", row_transport(r));
+    json_u64(f, "bytes_moved", r->bytes_moved);
+    json_u64(f, "startup_ns", r->startup_ns);
+    json_u64(f, "merge_ns", r->merge_ns);
+    json_u64(f, "workers_started", r->workers_started);
 }
 
 static int print_json(FILE *f, const hc_compare *c)
@@ -559,7 +622,7 @@ static int print_json(FILE *f, const hc_compare *c)
         json_dbl(f, "speedup", d.speedup);
         json_dbl(f, "efficiency", r->backend == HY_BACKEND_OPENCL ? NAN : d.efficiency);
         json_dbl(f, "wait_share", r->backend == HY_BACKEND_LOCKED ? d.wait_share : NAN);
-        json_dbl(f, "transfer_share", r->backend == HY_BACKEND_OPENCL ? d.transfer_share : NAN);
+        json_dbl(f, "transfer_share", has_split(r) ? d.transfer_share : NAN);
         fputc('}', f);
     }
     fputs("]}\n", f);
@@ -619,13 +682,18 @@ struct series {
     const char *name, *color;
     int backend, nogil; /* nogil: -1 any, 0 held, 1 released */
     bool square;
+    int transport;      /* process: the transport's rows only */
+    const char *dash;   /* stroke-dasharray, or NULL for a solid line */
 };
 
 static const struct series cpu_series[] = {
-    {"serial", "#333333", HY_BACKEND_SERIAL, -1, false},
-    {"native", "#1f77b4", HY_BACKEND_NATIVE, -1, false},
-    {"locked (lock held)", "#d62728", HY_BACKEND_LOCKED, 0, true},
-    {"locked (nogil)", "#ff7f0e", HY_BACKEND_LOCKED, 1, true},
+    {"serial", "#333333", HY_BACKEND_SERIAL, -1, false, 0, NULL},
+    {"native", "#1f77b4", HY_BACKEND_NATIVE, -1, false, 0, NULL},
+    {"locked (lock held)", "#d62728", HY_BACKEND_LOCKED, 0, true, 0, NULL},
+    {"locked (nogil)", "#ff7f0e", HY_BACKEND_LOCKED, 1, true, 0, NULL},
+    /* the names say which transport: the two lines are the same backend */
+    {"process/pipe", "#9467bd", HY_BACKEND_PROCESS, -1, false, HC_TRANSPORT_PIPE, NULL},
+    {"process/shm", "#8c564b", HY_BACKEND_PROCESS, -1, true, HC_TRANSPORT_SHM, "2,3"},
 };
 #define OPENCL_COLOR "#2ca02c"
 #define IDEAL_COLOR "#999999"
@@ -634,6 +702,8 @@ static bool in_series(const struct series *s, const hy_result_row *r)
 {
     if (r->backend != s->backend)
         return false;
+    if (s->backend == HY_BACKEND_PROCESS)
+        return (r->transport ? r->transport : HC_TRANSPORT_PIPE) == s->transport;
     return s->nogil < 0 || (s->nogil == 1) == !!(r->flags & HY_ROW_NOGIL);
 }
 
@@ -668,13 +738,22 @@ static double nice_step(double range)
     return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 2.5 ? 2.5 : norm <= 5 ? 5 : 10) * mag;
 }
 
-static void svg_marker(FILE *f, double x, double y, const char *color, bool square)
+/* A point; with a name, it carries a tooltip: "process/pipe T=2: 1.85x". */
+static void svg_marker(FILE *f, double x, double y, const char *color, bool square,
+                       const char *name, unsigned threads, double speedup)
 {
     if (square)
-        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"%s\"/>\n",
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"%s\"",
                 x - 3.5, y - 3.5, color);
     else
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x, y, color);
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"", x, y, color);
+    if (!name) {
+        fputs("/>\n", f);
+        return;
+    }
+    fputs("><title>", f);
+    xml_text(f, name);
+    fprintf(f, " T=%u: %.2fx</title></%s>\n", threads, speedup, square ? "rect" : "circle");
 }
 
 static void svg_title(FILE *f, const hc_compare *c)
@@ -797,9 +876,12 @@ static int svg_write(FILE *f, const hc_compare *c)
                 order[j] = order[j - 1];
                 order[j - 1] = t;
             }
+        char dash[48] = "";
+        if (se->dash)
+            snprintf(dash, sizeof dash, " stroke-dasharray=\"%s\"", se->dash);
         if (m > 1) {
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                    se->color);
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+                    se->color, dash);
             for (unsigned i = 0; i < m; i++)
                 fprintf(f, "%s%.1f,%.1f", i ? " " : "", ax_x(&a, c->rows[order[i]].threads),
                         ax_y(&a, d[order[i]].speedup));
@@ -807,12 +889,13 @@ static int svg_write(FILE *f, const hc_compare *c)
         }
         for (unsigned i = 0; i < m; i++)
             svg_marker(f, ax_x(&a, c->rows[order[i]].threads), ax_y(&a, d[order[i]].speedup),
-                       se->color, se->square);
+                       se->color, se->square, se->name, c->rows[order[i]].threads,
+                       d[order[i]].speedup);
         ly += 20;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"2\"/>\n",
-                LEGEND_X, ly, LEGEND_X + 20, ly, se->color);
-        svg_marker(f, LEGEND_X + 10, ly, se->color, se->square);
+                   "stroke-width=\"2\"%s/>\n",
+                LEGEND_X, ly, LEGEND_X + 20, ly, se->color, dash);
+        svg_marker(f, LEGEND_X + 10, ly, se->color, se->square, NULL, 0, 0);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", LEGEND_X + 26,
                 ly + 4, se->name);
     }
@@ -914,7 +997,7 @@ out_free:
 /* ---- single jobs ---- */
 
 /* "native, 8 threads, CPU" / "locked, 4 threads, lock held, CPU" / "opencl, PoCL CPU
- * (pthread-…)" — what ran the job. */
+ * (pthread-…)" / "process, 4 workers, pipe transport, CPU" — what ran the job. */
 static void describe_where(char *b, size_t cap, const hy_result_row *r, const char *device_name)
 {
     char dev[160];
@@ -922,6 +1005,9 @@ static void describe_where(char *b, size_t cap, const hy_result_row *r, const ch
         clean(dev, sizeof dev, device_name);
         snprintf(b, cap, "opencl, %s%s%s%s", row_device(r), device_name ? " (" : "", dev,
                  device_name ? ")" : "");
+    } else if (r->backend == HY_BACKEND_PROCESS) {
+        snprintf(b, cap, "process, %u worker process%s, %s transport, CPU", r->threads,
+                 r->threads == 1 ? "" : "es", row_transport(r));
     } else if (r->backend == HY_BACKEND_LOCKED) {
         snprintf(b, cap, "locked, %u thread%s, lock %s, CPU", r->threads,
                  r->threads == 1 ? "" : "s", r->flags & HY_ROW_NOGIL ? "released" : "held");
@@ -931,7 +1017,23 @@ static void describe_where(char *b, size_t cap, const hy_result_row *r, const ch
     }
 }
 
-/* The time line shared by pi and sort, and the breakdown of a locked or opencl run. */
+/* A byte count for people: 512 B, 1.5 KiB, 76.3 MiB. */
+static void fmt_bytes(char *b, size_t cap, uint64_t v)
+{
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (v < 1024) {
+        snprintf(b, cap, "%" PRIu64 " B", v);
+        return;
+    }
+    double x = (double)v / 1024;
+    int k = 0;
+    while (x >= 1024 && k < 3)
+        x /= 1024, k++;
+    snprintf(b, cap, "%.1f %s", x, unit[k]);
+}
+
+/* The time line shared by pi and sort, and the breakdown of a locked, opencl or process
+ * run. */
 static void print_time(FILE *f, const hy_result_row *r, const char *unit)
 {
     char thr[32];
@@ -959,6 +1061,20 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
         if (r->flags & HY_ROW_POCL_CPU)
             fprintf(f, "%s\n", POCL_FOOTNOTE);
     }
+    if (r->backend == HY_BACKEND_PROCESS) {
+        char moved[32];
+        fmt_bytes(moved, sizeof moved, r->bytes_moved);
+        fprintf(f, "process: sending parts %.3f ms, running %.3f ms (merge %.3f ms), receiving "
+                   "%.3f ms",
+                ms(r->h2d_ns), ms(r->kernel_ns), ms(r->merge_ns), ms(r->d2h_ns));
+        if (isfinite(d.transfer_share))
+            fprintf(f, " (moving data %.1f%%)", 100 * d.transfer_share);
+        fprintf(f, ", %s moved through the workers' sockets%s\n", moved,
+                r->transport == HC_TRANSPORT_SHM ? " (shm: offsets only)" : "");
+        if (r->workers_started)
+            fprintf(f, "process: %u worker%s restarted first (%.3f ms)\n", r->workers_started,
+                    r->workers_started == 1 ? " was" : "s were", ms(r->startup_ns));
+    }
 }
 
 static void json_single_tail(FILE *f, const hy_result_row *r, const char *device_name)
@@ -970,7 +1086,7 @@ static void json_single_tail(FILE *f, const hy_result_row *r, const char *device
     json_row_fields(f, r);
     json_dbl(f, "throughput", d.throughput);
     json_dbl(f, "wait_share", r->backend == HY_BACKEND_LOCKED ? d.wait_share : NAN);
-    json_dbl(f, "transfer_share", r->backend == HY_BACKEND_OPENCL ? d.transfer_share : NAN);
+    json_dbl(f, "transfer_share", has_split(r) ? d.transfer_share : NAN);
 }
 
 int hc_print_pi(FILE *f, const hc_pi_report *rep, enum hc_format fmt)
@@ -1043,7 +1159,10 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
 
 /* ---- STATUS and DEVICES ---- */
 
-static const char *const backend_keys[4] = {"serial", "native", "locked", "opencl"};
+/* STATUS's per-backend arrays, indexed by hy_backend - 1. */
+#define NBACKENDS 5
+static const char *const backend_keys[NBACKENDS] = {"serial", "native", "locked", "opencl",
+                                                    "process"};
 
 int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
 {
@@ -1065,7 +1184,7 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
                 s->jobs_queued, s->jobs_running, s->jobs_done, s->jobs_failed,
                 s->jobs_cancelled);
         fputs(",\"backends\":{", f);
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < NBACKENDS; b++)
             fprintf(f, "%s\"%s\":{\"jobs\":%" PRIu64 ",\"busy_ns\":%" PRIu64 "}", b ? "," : "",
                     backend_keys[b], s->backend_jobs[b], s->backend_busy_ns[b]);
         fputc('}', f);
@@ -1082,7 +1201,7 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
                    " failed, %" PRIu64 " cancelled\n",
                 s->jobs_queued, s->jobs_running, s->jobs_done, s->jobs_failed,
                 s->jobs_cancelled);
-        for (int b = 0; b < 4; b++) {
+        for (int b = 0; b < NBACKENDS; b++) {
             fmt_busy(busy, sizeof busy, s->backend_busy_ns[b]);
             fprintf(f, "  %-7s %8" PRIu64 " run%s  busy %s\n", backend_keys[b],
                     s->backend_jobs[b], s->backend_jobs[b] == 1 ? " " : "s", busy);
@@ -1116,8 +1235,9 @@ int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
         n = HY_IPC_DEVICES_MAX;
     if (fmt == HC_JSON) {
         fprintf(f, "{\"cpu\":{\"online\":%u,\"native_threads\":%u,\"locked_threads\":%u,"
-                   "\"switch_interval_us\":%u},\"devices\":[",
-                d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us);
+                   "\"switch_interval_us\":%u,\"process_workers\":%u},\"devices\":[",
+                d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us,
+                d->process_workers);
         for (unsigned i = 0; i < n; i++) {
             const hy_device_record *r = &dev[i];
             fprintf(f, "%s{\"index\":%u", i ? "," : "", r->index);
@@ -1140,6 +1260,11 @@ int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
         fprintf(f, "CPU: %u online; native pool %u threads; locked runtime %u threads, switch "
                    "interval %u us\n",
                 d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us);
+        if (d->process_workers)
+            fprintf(f, "process pool: %u single-threaded worker process%s\n",
+                    d->process_workers, d->process_workers == 1 ? "" : "es");
+        else
+            fputs("process pool: off\n", f);
         if (n == 0)
             fputs("OpenCL devices: none\n", f);
         else

@@ -35,6 +35,7 @@ const char *hy_err_name(int code)
     case HY_ETYPE: return "ETYPE";
     case HY_EBUSY: return "EBUSY";
     case HY_EPERM: return "EPERM";
+    case HY_EWORKER: return "EWORKER";
     }
     return "EUNKNOWN";
 }
@@ -97,11 +98,12 @@ uint64_t hy_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static const char *const backend_names[] = {NULL, "serial", "native", "locked", "opencl"};
+static const char *const backend_names[] = {NULL, "serial", "native", "locked", "opencl",
+                                             "process"};
 
 const char *hy_backend_name(int backend)
 {
-    if (backend < HY_BACKEND_SERIAL || backend > HY_BACKEND_OPENCL)
+    if (backend < HY_BACKEND_SERIAL || backend > HY_BACKEND_PROCESS)
         return NULL;
     return backend_names[backend];
 }
@@ -110,7 +112,7 @@ int hy_backend_parse(const char *s)
 {
     if (!s)
         return 0;
-    for (int b = HY_BACKEND_SERIAL; b <= HY_BACKEND_OPENCL; b++)
+    for (int b = HY_BACKEND_SERIAL; b <= HY_BACKEND_PROCESS; b++)
         if (strcmp(s, backend_names[b]) == 0)
             return b;
     return 0;
@@ -123,4 +125,22 @@ const char *hy_mode_name(int mode)
     case HY_MODE_REPLICATE: return "replicate";
     }
     return NULL;
+}
+
+const char *hy_transport_name(int transport)
+{
+    switch (transport) {
+    case HY_TRANSPORT_PIPE: return "pipe";
+    case HY_TRANSPORT_SHM: return "shm";
+    }
+    return NULL;
+}
+
+int hy_transport_parse(const char *s)
+{
+    if (s && strcmp(s, "pipe") == 0)
+        return HY_TRANSPORT_PIPE;
+    if (s && strcmp(s, "shm") == 0)
+        return HY_TRANSPORT_SHM;
+    return 0;
 }

@@ -23,6 +23,7 @@ typedef enum hy_err {
     HY_ETYPE = -11,    /* an unknown message type */
     HY_EBUSY = -12,    /* busy: job queue or client limit full, or shutting down; retry later */
     HY_EPERM = -13,    /* this user is not allowed to use the daemon */
+    HY_EWORKER = -14,  /* a worker process died during the job (it has been replaced) */
 } hy_err;
 
 /* A code plus the sentence that explains it to a person. Functions that can fail take a
@@ -67,7 +68,14 @@ typedef enum hy_backend {
     HY_BACKEND_NATIVE = 2, /* threads with no global lock (numba nogil=True, C extensions) */
     HY_BACKEND_LOCKED = 3, /* threads under one runtime-wide lock, modelled on CPython's GIL */
     HY_BACKEND_OPENCL = 4, /* kernels on an OpenCL device */
+    HY_BACKEND_PROCESS = 5, /* single-threaded worker processes (Python's multiprocessing) */
 } hy_backend;
+
+/* How the process backend moves a sort's parts. Values are part of the wire format. */
+typedef enum hy_transport {
+    HY_TRANSPORT_PIPE = 1, /* copied through the worker's socket and back (pickling) */
+    HY_TRANSPORT_SHM = 2,  /* left in one shared mapping; only offsets travel */
+} hy_transport;
 
 /* How T threads share a job. */
 typedef enum hy_mode {
@@ -85,6 +93,8 @@ typedef enum hy_nogil {
 const char *hy_backend_name(int backend); /* "serial", ... or NULL */
 int hy_backend_parse(const char *s);      /* the backend, or 0 */
 const char *hy_mode_name(int mode);       /* "split", "replicate" or NULL */
+const char *hy_transport_name(int transport); /* "pipe", "shm" or NULL */
+int hy_transport_parse(const char *s);         /* the transport, or 0 */
 
 /* A job's progress report: `done` of `total` units of work. Return non-zero to cancel the
  * job. Each compute module says when it calls it. */

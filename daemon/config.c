@@ -35,6 +35,7 @@ void hy_config_defaults_for(hy_config *c, unsigned uid, const char *xdg_runtime_
     c->native_threads = 0;
     c->locked_threads = 0;
     c->switch_interval_us = 5000;
+    c->process_workers = 0;
     c->opencl_enabled = true;
     c->opencl_all_devices = true;
     c->cache_dir[0] = '\0';
@@ -93,6 +94,7 @@ static const key cpu_keys[] = {
     {"native_threads", K_UINT, F(native_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0},
     {"locked_threads", K_UINT, F(locked_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0},
     {"switch_interval_us", K_UINT, F(switch_interval_us), 0, 1, 1000000, 0},
+    {"process_workers", K_UINT, F(process_workers), 0, 0, HY_CONFIG_MAX_WORKERS, 0},
 };
 static const key opencl_keys[] = {
     {"enabled", K_BOOL, F(opencl_enabled), 0, 0, 0, 0},
@@ -653,8 +655,8 @@ int hy_config_print(const hy_config *c, FILE *f)
 
     fprintf(f,
             "cpu = {\n  native_threads = %u;\n  locked_threads = %u;\n"
-            "  switch_interval_us = %u;\n};\n",
-            c->native_threads, c->locked_threads, c->switch_interval_us);
+            "  switch_interval_us = %u;\n  process_workers = %u;\n};\n",
+            c->native_threads, c->locked_threads, c->switch_interval_us, c->process_workers);
 
     fprintf(f, "opencl = {\n  enabled = %s;\n  devices = ", c->opencl_enabled ? "true" : "false");
     if (c->opencl_all_devices) {

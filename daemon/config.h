@@ -15,6 +15,7 @@
 #define HY_CONFIG_MAX_IDS 64       /* entries in access.uids and in access.gids */
 #define HY_CONFIG_MAX_DEVICES 64   /* entries in opencl.devices; an index is below this too */
 #define HY_CONFIG_MAX_THREADS 256  /* cpu.native_threads and cpu.locked_threads */
+#define HY_CONFIG_MAX_WORKERS 64   /* cpu.process_workers */
 
 typedef struct hy_config {
     /* socket = { ... } */
@@ -33,6 +34,7 @@ typedef struct hy_config {
     unsigned native_threads;     /* native pool size; 0 = online CPUs; <= 256 */
     unsigned locked_threads;     /* locked-runtime threads; 0 = online CPUs; <= 256 */
     unsigned switch_interval_us; /* locked runtime's switch interval, 1..1000000 */
+    unsigned process_workers;    /* process backend's worker processes; 0 = online CPUs; <= 64 */
 
     /* opencl = { ... } */
     bool opencl_enabled;

@@ -100,8 +100,13 @@ static int progress(void *ctx, uint64_t done, uint64_t total)
     return atomic_load_explicit(&j->cancel, memory_order_relaxed) != HY_CANCEL_NONE;
 }
 
+/* Most rows a comparison can have: serial, native and locked per thread count, process per
+ * thread count and transport, and the OpenCL device. */
+#define PLAN_MAX (2 + 4 * HY_IPC_THREADS_MAX)
+
 /* The configurations of a comparison, in the order of its rows: the serial baseline first
- * (always: every speed-up is over it), then native and locked per thread count, then the
+ * (always: every speed-up is over it), then native and locked per thread count, process per
+ * transport and worker count (split mode only: it splits a job, as Pool.map does), then the
  * OpenCL device. */
 static unsigned plan_rows(const hy_job *j, hy_run_spec *plan)
 {
@@ -114,6 +119,16 @@ static unsigned plan_rows(const hy_job *j, hy_run_spec *plan)
         for (unsigned t = 0; t < j->nthreads; t++)
             plan[k++] = (hy_run_spec){.backend = cpu[b], .threads = j->threads_list[t]};
     }
+    if ((j->backends & (1u << HY_BACKEND_PROCESS)) && j->mode != HY_MODE_REPLICATE) {
+        uint32_t tr = j->transports ? j->transports : 1u << HY_TRANSPORT_PIPE;
+        for (int x = HY_TRANSPORT_PIPE; x <= HY_TRANSPORT_SHM; x++) {
+            if (!(tr & (1u << x)))
+                continue;
+            for (unsigned t = 0; t < j->nthreads; t++)
+                plan[k++] = (hy_run_spec){.backend = HY_BACKEND_PROCESS,
+                                          .threads = j->threads_list[t], .transport = x};
+        }
+    }
     if (j->backends & (1u << HY_BACKEND_OPENCL))
         plan[k++] = (hy_run_spec){.backend = HY_BACKEND_OPENCL, .device = j->device};
     return k;
@@ -122,14 +137,15 @@ static unsigned plan_rows(const hy_job *j, hy_run_spec *plan)
 static void execute(struct hy_sched *s, hy_job *j)
 {
     bool compare = j->kind == HY_JOB_COMPARE_PI || j->kind == HY_JOB_COMPARE_SORT;
-    hy_run_spec plan[2 + 2 * HY_IPC_THREADS_MAX];
+    hy_run_spec plan[PLAN_MAX];
     unsigned nplan;
     if (compare) {
         nplan = plan_rows(j, plan);
     } else {
         nplan = 1;
         plan[0] = (hy_run_spec){.backend = j->backend, .threads = j->threads,
-                                .device = j->device};
+                                .device = j->device,
+                                .transport = j->transport ? j->transport : HY_TRANSPORT_PIPE};
     }
     bool sort = j->kind == HY_JOB_SORT || j->kind == HY_JOB_COMPARE_SORT;
     unsigned warmup = compare ? 1 : 0;
@@ -161,6 +177,7 @@ static void execute(struct hy_sched *s, hy_job *j)
         p->seed = j->seed;
         p->dtype = j->dtype;
         p->array = j->array;
+        p->array_fd = j->array_mapped ? j->array_fd : -1;
         p->pristine = pristine;
         p->warmup = warmup;
         p->repeat = j->repeat;
@@ -186,14 +203,13 @@ static void execute(struct hy_sched *s, hy_job *j)
 }
 
 /* A memfd array is mapped here, on the executor, populated in one call (the client wrote
- * the pages: taking them in one go costs far less than a fault per page in the sort). */
+ * the pages: taking them in one go costs far less than a fault per page in the sort). The
+ * fd stays open while mapped: the process backend's shm transport hands it to its workers. */
 static int map_array(hy_job *j)
 {
     if (j->array_fd < 0 || j->array_bytes == 0)
         return 0;
     j->rc = hy_memfd_map(j->array_fd, j->array_bytes, &j->array, &j->err);
-    close(j->array_fd);
-    j->array_fd = -1;
     j->array_mapped = j->rc == 0;
     return j->rc;
 }

@@ -23,7 +23,7 @@ enum hy_cancel_reason {
     HY_CANCEL_SHUTDOWN = 4,   /* the daemon is stopping */
 };
 
-#define HY_SCHED_NBACKENDS 4 /* per-backend counters, index = hy_backend - 1 */
+#define HY_SCHED_NBACKENDS 5 /* per-backend counters, index = hy_backend - 1 */
 
 struct hy_client;
 
@@ -38,13 +38,15 @@ typedef struct hy_job {
     uint32_t switch_interval_us, repeat;
     uint64_t n, seed;
     uint32_t backends;        /* comparisons: bit 1 << backend */
+    int transport;            /* single process jobs: enum hy_transport, 0 = pipe */
+    uint32_t transports;      /* comparisons: bit 1 << transport for process rows; 0 = pipe */
     unsigned nthreads;
     uint32_t threads_list[HY_IPC_THREADS_MAX];
     void *array;              /* sort: the elements (an inline copy, or the memfd mapped) */
     size_t array_bytes;
     /* A memfd array: the executor maps it when the job starts and unmaps it when it ends,
      * so neither mapping gigabytes nor tearing them down ever stalls the event loop. */
-    int array_fd;             /* -1: none, or already mapped and closed */
+    int array_fd;             /* -1: none; kept open while mapped (process/shm shares it) */
     bool array_mapped;        /* array is the memfd's mapping: munmap rather than free */
     unsigned exec;            /* the executor that runs it */
     bool exclusive;           /* needs the machine to itself (comparisons) */

@@ -16,6 +16,7 @@
 #include "host.h"
 #include "listen.h"
 #include "log.h"
+#include "proc.h"
 #include "server.h"
 
 #ifndef HY_VERSION
@@ -107,8 +108,19 @@ static unsigned resolve_threads(unsigned configured)
     return n < 1 ? 1 : n > HY_HOST_MAX_THREADS ? HY_HOST_MAX_THREADS : (unsigned)n;
 }
 
+static unsigned resolve_workers(unsigned configured)
+{
+    unsigned n = resolve_threads(configured);
+    return n > HY_PROC_MAX_WORKERS ? HY_PROC_MAX_WORKERS : n;
+}
+
 int main(int argc, char **argv)
 {
+    /* A process-backend worker: the pool starts this binary with exactly this argument and
+     * its channel on fd 3 (proc/worker.c refuses to run without one). Not in --help. */
+    if (argc == 2 && strcmp(argv[1], "--process-worker") == 0)
+        return hy_proc_worker_main();
+
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"socket", required_argument, NULL, 's'},
         {"foreground", no_argument, NULL, 'f'},     {"check-config", no_argument, NULL, 'C'},
@@ -233,6 +245,18 @@ int main(int argc, char **argv)
     } else {
         hy_log(HY_LOG_INFO, "OpenCL: off (opencl.enabled = false)");
     }
+    {
+        /* After detaching: a worker dies with the thread that started it (PR_SET_PDEATHSIG),
+         * and this one runs the event loop until the end. */
+        hy_proc_config pc = {.workers = resolve_workers(cfg.process_workers)};
+        uint64_t t0 = hy_now_ns();
+        if (hy_proc_pool_create(&pc, &set.engines.proc, &err) != 0) {
+            hy_log(HY_LOG_ERR, "cannot start the process backend: %s", err.msg);
+            goto out;
+        }
+        hy_log(HY_LOG_INFO, "process backend: %u worker process(es) started in %.1f ms",
+               pc.workers, (double)(hy_now_ns() - t0) / 1e6);
+    }
     if (ready_fd >= 0) {
         /* The socket listens and the engines run: tell the waiting parent it can go. */
         char zero = 0;
@@ -246,6 +270,7 @@ out:
     if (ready_fd >= 0)
         close(ready_fd);
     hy_listener_close(&listener);
+    hy_proc_pool_destroy(set.engines.proc);
     hy_cl_close(set.engines.cl);
     hy_host_destroy(set.engines.host);
     return code;

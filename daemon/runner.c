@@ -1,6 +1,7 @@
 /* daemon/runner: one configuration, R timed runs, one row. */
 #include "runner.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,12 +14,46 @@ struct one_run {
     bool nogil;
     unsigned threads, copies;
     hy_cl_timing cl;
+    hy_proc_stats proc;
 };
+
+/* A process run: its parts' sending and receiving stand where OpenCL's transfers do, so a
+ * table shows the cost of moving data the same way for both. */
+static int run_process(const hy_engines *e, const hy_run_spec *s, struct one_run *o,
+                       hy_error *err)
+{
+    if (!e->proc)
+        return hy_error_set(err, HY_EBACKEND, "the process backend is not running in this "
+                            "daemon");
+    hy_proc_opts po = {.workers = s->threads, .transport = s->transport,
+                       .progress = s->progress, .progress_ctx = s->progress_ctx};
+    int rc;
+    if (s->job == HY_JOB_PI) {
+        if ((rc = hy_proc_pi(e->proc, s->seed, s->n, &po, &o->hits, &o->proc, err)))
+            return rc;
+        double p = (double)o->hits / (double)s->n;
+        o->estimate = 4.0 * p;
+        o->std_error = 4.0 * sqrt(p * (1.0 - p) / (double)s->n);
+    } else if ((rc = hy_proc_sort(e->proc, s->dtype, s->array, s->array_fd, (size_t)s->n, &po,
+                                  &o->proc, err))) {
+        return rc;
+    }
+    o->wall_ns = o->proc.wall_ns;
+    o->cl.h2d_ns = o->proc.send_ns;
+    o->cl.d2h_ns = o->proc.recv_ns;
+    uint64_t moved = o->proc.send_ns + o->proc.recv_ns;
+    o->cl.kernel_ns = o->wall_ns > moved ? o->wall_ns - moved : 0;
+    o->threads = o->proc.workers;
+    o->copies = 1;
+    return 0;
+}
 
 static int run_once(const hy_engines *e, const hy_run_spec *s, struct one_run *o, hy_error *err)
 {
     int rc;
     memset(o, 0, sizeof *o);
+    if (s->backend == HY_BACKEND_PROCESS)
+        return run_process(e, s, o, err);
     if (s->backend == HY_BACKEND_OPENCL) {
         if (!e->cl)
             return hy_error_set(err, HY_EBACKEND, "OpenCL is not enabled in this daemon");
@@ -89,6 +124,8 @@ int hy_runner_run(const hy_engines *e, const hy_run_spec *s, hy_result_row *row,
     struct one_run *timed = calloc(s->repeat, sizeof *timed);
     uint64_t *walls = calloc(s->repeat, sizeof *walls);
     int rc = 0;
+    uint64_t startup_ns = 0;
+    unsigned started = 0;
     *busy_ns = 0;
     if (!timed || !walls) {
         rc = hy_error_set(err, HY_ENOMEM, "no memory for %u runs", s->repeat);
@@ -101,6 +138,8 @@ int hy_runner_run(const hy_engines *e, const hy_run_spec *s, hy_result_row *row,
         if ((rc = run_once(e, s, &o, err)))
             goto out;
         *busy_ns += o.wall_ns;
+        startup_ns += o.proc.startup_ns;
+        started += o.proc.started;
         if (i >= s->warmup)
             timed[i - s->warmup] = o;
     }
@@ -147,6 +186,14 @@ int hy_runner_run(const hy_engines *e, const hy_run_spec *s, hy_result_row *row,
     row->d2h_ns = m->cl.d2h_ns;
     row->launches = m->cl.launches;
     row->repeat = s->repeat;
+    if (s->backend == HY_BACKEND_PROCESS) {
+        row->transport = (uint16_t)(s->transport ? s->transport : HY_TRANSPORT_PIPE);
+        row->bytes_moved = m->proc.bytes_moved;
+        row->merge_ns = m->proc.merge_ns;
+        /* Restarts in any run, warm-up included, are what this configuration paid. */
+        row->startup_ns = startup_ns;
+        row->workers_started = started;
+    }
     if (s->backend == HY_BACKEND_LOCKED && m->nogil)
         row->flags |= HY_ROW_NOGIL;
     if (s->backend == HY_BACKEND_OPENCL && e->cl) {

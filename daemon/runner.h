@@ -11,11 +11,13 @@
 #include "common.h"
 #include "host.h"
 #include "ipc.h"
+#include "proc.h"
 
 /* The engines a run may use; cl may be NULL (OpenCL off or absent). */
 typedef struct hy_engines {
     hy_host *host;
     hy_cl *cl;
+    hy_proc_pool *proc;
 } hy_engines;
 
 typedef struct hy_run_spec {
@@ -29,6 +31,8 @@ typedef struct hy_run_spec {
     uint64_t n, seed; /* samples or elements; pi's seed */
     int dtype;        /* sort */
     void *array;      /* sort: sorted in place; holds the sorted array afterwards */
+    int array_fd;     /* a memfd whose shared mapping `array` is, or -1 (process/shm uses it) */
+    int transport;    /* process: enum hy_transport */
     /* sort with more than one run: the input, copied into `array` before each run (untimed).
      * NULL is allowed only when warmup + repeat == 1. */
     const void *pristine;

@@ -351,6 +351,13 @@ static int check_threads(const struct server *s, int backend, unsigned t, hy_err
                                 "threads %u is above the locked runtime's %u "
                                 "(cpu.locked_threads)", t, s->set.locked_threads);
         return 0;
+    case HY_BACKEND_PROCESS:
+        if (t > hy_proc_pool_size(s->set.engines.proc))
+            return hy_error_set(err, HY_ELIMIT,
+                                "threads %u is above the process pool's %u workers "
+                                "(cpu.process_workers)", t,
+                                hy_proc_pool_size(s->set.engines.proc));
+        return 0;
     default: return 0;
     }
 }
@@ -392,6 +399,10 @@ static int check_submit(const struct server *s, const hy_msg_submit *m, hy_error
                                     "mode is for the CPU backends");
             return check_device(s, m->device, err);
         }
+        if (m->backend == HY_BACKEND_PROCESS && m->mode == HY_MODE_REPLICATE)
+            return hy_error_set(err, HY_EINVAL, "process splits one job among its workers, "
+                                "as multiprocessing.Pool.map does; replicate mode is for the "
+                                "thread backends");
         if ((rc = check_threads(s, m->backend, m->threads, err)))
             return rc;
         if (!sort && m->mode == HY_MODE_REPLICATE && m->n > UINT64_MAX / m->threads)
@@ -409,6 +420,9 @@ static int check_submit(const struct server *s, const hy_msg_submit *m, hy_error
             return rc;
         if ((m->backends & (1u << HY_BACKEND_LOCKED)) &&
             (rc = check_threads(s, HY_BACKEND_LOCKED, t, err)))
+            return rc;
+        if ((m->backends & (1u << HY_BACKEND_PROCESS)) && m->mode != HY_MODE_REPLICATE &&
+            (rc = check_threads(s, HY_BACKEND_PROCESS, t, err)))
             return rc;
         if (!sort && m->mode == HY_MODE_REPLICATE && m->n > UINT64_MAX / t)
             return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " x %u copies does not fit in "
@@ -475,6 +489,8 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     j->seed = m->seed;
     j->backends = m->backends;
     j->nthreads = m->nthreads_list;
+    j->transport = m->transport;
+    j->transports = m->transports;
     memcpy(j->threads_list, m->threads_list, sizeof j->threads_list);
     j->exclusive = compare;
     if (!compare && m->backend == HY_BACKEND_OPENCL)
@@ -572,6 +588,7 @@ static void on_devices(struct server *s, struct hy_client *c, uint64_t req)
     r->native_threads = s->set.native_threads;
     r->locked_threads = s->set.locked_threads;
     r->switch_interval_us = s->cfg.switch_interval_us;
+    r->process_workers = hy_proc_pool_size(s->set.engines.proc);
     send_msg(s, c, m, NULL, 0);
 }
 
@@ -983,7 +1000,8 @@ static void reload(struct server *s)
     /* What needs a restart is named, not silently ignored. */
     if (strcmp(old->socket_path, nc->socket_path) != 0)
         hy_log(HY_LOG_WARNING, "reload: socket.path changed; it takes effect on restart");
-    if (old->native_threads != nc->native_threads || old->locked_threads != nc->locked_threads)
+    if (old->native_threads != nc->native_threads || old->locked_threads != nc->locked_threads ||
+        old->process_workers != nc->process_workers)
         hy_log(HY_LOG_WARNING, "reload: cpu thread counts changed; they take effect on restart");
     if (old->opencl_enabled != nc->opencl_enabled ||
         old->opencl_all_devices != nc->opencl_all_devices || old->n_devices != nc->n_devices ||
@@ -1022,6 +1040,7 @@ static void reload(struct server *s)
     snprintf(nc->socket_path, sizeof nc->socket_path, "%s", old->socket_path);
     nc->native_threads = old->native_threads;
     nc->locked_threads = old->locked_threads;
+    nc->process_workers = old->process_workers;
     nc->opencl_enabled = old->opencl_enabled;
     nc->opencl_all_devices = old->opencl_all_devices;
     nc->n_devices = old->n_devices;

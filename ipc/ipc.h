@@ -226,6 +226,8 @@ typedef struct hy_msg_submit {
     uint64_t n, seed;
     uint32_t backends;
     uint32_t nthreads_list;
+    uint16_t transport;  /* process jobs: 0 default (pipe), 1 pipe, 2 shm */
+    uint32_t transports; /* compares: bit 1 << transport for the process rows; 0 means pipe */
     uint32_t threads_list[HY_IPC_THREADS_MAX];
     const void *inline_data; /* points into the frame on decode; never copied */
     size_t inline_bytes;
@@ -261,8 +263,16 @@ typedef struct hy_result_row {
     uint64_t lock_handoffs, lock_wait_ns, lock_hold_ns;
     uint64_t h2d_ns, kernel_ns, d2h_ns;
     uint32_t launches, repeat;
+    /* process rows (h2d_ns and d2h_ns are the parent sending and receiving parts, kernel_ns
+     * the rest of the run): */
+    uint64_t bytes_moved;  /* through the workers' sockets, both ways */
+    uint64_t startup_ns;   /* (re)starting workers that were dead when the run began */
+    uint64_t merge_ns;     /* merging the sorted parts */
+    uint16_t transport;    /* 1 pipe, 2 shm; 0 on other backends */
+    uint32_t workers_started;
 } hy_result_row;
-#define HY_IPC_ROW_SIZE 128u
+#define HY_IPC_ROW_SIZE 160u
+#define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */
 
 /* body: u32 body_size, u16 job, u16 nrows, u32 row_size, u32 array_bytes, u64 job_id
  * (24 bytes); then nrows rows of row_size bytes (row_size >= 128: newer rows may be longer,
@@ -302,8 +312,8 @@ typedef struct hy_msg_status_reply {
     uint32_t clients;
     uint64_t uptime_ns, jobs_queued, jobs_running, jobs_done, jobs_failed, jobs_cancelled;
     uint32_t devices, devices_usable;
-    uint64_t backend_jobs[4];    /* configurations finished on each backend */
-    uint64_t backend_busy_ns[4]; /* wall time spent running on each backend */
+    uint64_t backend_jobs[5];    /* configurations finished on each backend */
+    uint64_t backend_busy_ns[5]; /* wall time spent running on each backend */
     hy_str version;              /* <= HY_IPC_NAME_MAX bytes */
 } hy_msg_status_reply;
 
@@ -331,6 +341,7 @@ typedef struct hy_msg_devices_reply {
     uint32_t native_threads;     /* the native pool's size */
     uint32_t locked_threads;     /* the locked runtime's threads */
     uint32_t switch_interval_us; /* the locked runtime's default switch interval */
+    uint32_t process_workers;    /* the process backend's pool; 0 when it is off */
     const hy_device_record *devices; /* encode: the caller's array */
     hy_device_record devices_in[HY_IPC_DEVICES_MAX]; /* decode */
 } hy_msg_devices_reply;

@@ -30,25 +30,27 @@ static uint64_t align8(uint64_t n)
 
 /* ---- the table of types ---- */
 
-/* Version 1's body sizes: a decoder refuses less and ignores more. */
+/* Body sizes: what an encoder writes, and the least a decoder takes (version 1's first
+ * layout; fields appended since then are read only when the body holds them). A decoder
+ * ignores more than it knows. */
 static const struct {
     const char *name;
-    uint32_t body;
+    uint32_t body, min;
 } types[] = {
-    [HY_MSG_HELLO] = {"HELLO", 16},
-    [HY_MSG_WELCOME] = {"WELCOME", 48},
-    [HY_MSG_PING] = {"PING", 16},
-    [HY_MSG_PONG] = {"PONG", 16},
-    [HY_MSG_SUBMIT] = {"SUBMIT", 56},
-    [HY_MSG_ACCEPTED] = {"ACCEPTED", 16},
-    [HY_MSG_PROGRESS] = {"PROGRESS", 32},
-    [HY_MSG_RESULT] = {"RESULT", 24},
-    [HY_MSG_ERROR] = {"ERROR", 24},
-    [HY_MSG_CANCEL] = {"CANCEL", 16},
-    [HY_MSG_STATUS] = {"STATUS", 8},
-    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", 136},
-    [HY_MSG_DEVICES] = {"DEVICES", 8},
-    [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 32},
+    [HY_MSG_HELLO] = {"HELLO", 16, 16},
+    [HY_MSG_WELCOME] = {"WELCOME", 48, 48},
+    [HY_MSG_PING] = {"PING", 16, 16},
+    [HY_MSG_PONG] = {"PONG", 16, 16},
+    [HY_MSG_SUBMIT] = {"SUBMIT", 64, 56},
+    [HY_MSG_ACCEPTED] = {"ACCEPTED", 16, 16},
+    [HY_MSG_PROGRESS] = {"PROGRESS", 32, 32},
+    [HY_MSG_RESULT] = {"RESULT", 24, 24},
+    [HY_MSG_ERROR] = {"ERROR", 24, 24},
+    [HY_MSG_CANCEL] = {"CANCEL", 16, 16},
+    [HY_MSG_STATUS] = {"STATUS", 8, 8},
+    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", 152, 136},
+    [HY_MSG_DEVICES] = {"DEVICES", 8, 8},
+    [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 32, 32},
 };
 
 const char *hy_msg_type_name(int type)
@@ -61,6 +63,11 @@ const char *hy_msg_type_name(int type)
 static uint32_t body_size_of(int type)
 {
     return hy_msg_type_name(type) ? types[type].body : 0;
+}
+
+static uint32_t body_min_of(int type)
+{
+    return hy_msg_type_name(type) ? types[type].min : 0;
 }
 
 /* The device record's NUL-padded text fields: offset and width on the wire. */
@@ -113,6 +120,11 @@ static void put_row(uint8_t *p, const hy_result_row *r)
     put64(p + 112, r->d2h_ns);
     put32(p + 120, r->launches);
     put32(p + 124, r->repeat);
+    put64(p + 128, r->bytes_moved);
+    put64(p + 136, r->startup_ns);
+    put64(p + 144, r->merge_ns);
+    put16(p + 152, r->transport);
+    put32(p + 156, r->workers_started);
 }
 
 static void put_device(uint8_t *p, const hy_device_record *d)
@@ -277,8 +289,10 @@ static void fill(const hy_msg *m, uint8_t *buf, uint64_t small, const hy_iov *bu
         put64(p + 40, x->seed);
         put32(p + 48, x->backends);
         put32(p + 52, x->nthreads_list);
+        put16(p + 56, x->transport);
+        put32(p + 60, x->transports);
         for (uint32_t i = 0; i < x->nthreads_list; i++)
-            put32(p + 56 + 4 * i, x->threads_list[i]);
+            put32(p + 64 + 4 * i, x->threads_list[i]);
         break;
     }
     case HY_MSG_ACCEPTED:
@@ -330,8 +344,11 @@ static void fill(const hy_msg *m, uint8_t *buf, uint64_t small, const hy_iov *bu
             put64(p + 96 + 8 * i, x->backend_busy_ns[i]);
         }
         put32(p + 128, x->version.len);
+        /* The fifth backend (process) came later: its counters follow the first layout. */
+        put64(p + 136, x->backend_jobs[4]);
+        put64(p + 144, x->backend_busy_ns[4]);
         if (x->version.len)
-            memcpy(p + 136, x->version.p, x->version.len);
+            memcpy(p + body, x->version.p, x->version.len);
         break;
     }
     case HY_MSG_DEVICES_REPLY: {
@@ -342,6 +359,7 @@ static void fill(const hy_msg *m, uint8_t *buf, uint64_t small, const hy_iov *bu
         put32(p + 16, x->native_threads);
         put32(p + 20, x->locked_threads);
         put32(p + 24, x->switch_interval_us);
+        put32(p + 28, x->process_workers);
         for (uint32_t i = 0; i < x->ndevices; i++)
             put_device(p + 32 + HY_IPC_DEVICE_SIZE * i, &x->devices[i]);
         break;
@@ -522,6 +540,8 @@ static int dec_submit(dec *d, const hy_frame *f, hy_msg_submit *x)
     x->seed = get64(p + 40);
     x->backends = get32(p + 48);
     x->nthreads_list = get32(p + 52);
+    x->transport = d->body >= 64 ? get16(p + 56) : 0;
+    x->transports = d->body >= 64 ? get32(p + 60) : 0;
     x->inline_data = NULL;
     x->inline_bytes = 0;
 
@@ -533,12 +553,18 @@ static int dec_submit(dec *d, const hy_frame *f, hy_msg_submit *x)
     /* A compare names its backends in the mask and its thread counts in the list; a single
      * job names one backend and one thread count. The other fields are ignored, not
      * checked, so a sender may leave them 0. */
-    if (!compare && (x->backend < HY_BACKEND_SERIAL || x->backend > HY_BACKEND_OPENCL))
+    if (!compare && (x->backend < HY_BACKEND_SERIAL || x->backend > HY_BACKEND_PROCESS))
         return hy_error_set(err, HY_EBACKEND, "SUBMIT backend %u is not serial (1), native "
-                            "(2), locked (3) or opencl (4)", x->backend);
-    if (compare && (x->backends == 0 || (x->backends & ~0x1Eu)))
+                            "(2), locked (3), opencl (4) or process (5)", x->backend);
+    if (compare && (x->backends == 0 || (x->backends & ~0x3Eu)))
         return hy_error_set(err, HY_EBACKEND, "SUBMIT compare backends mask 0x%x is empty or "
-                            "has bits other than 1..4", x->backends);
+                            "has bits other than 1..5", x->backends);
+    if (!compare && x->transport > 2)
+        return hy_error_set(err, HY_EINVAL, "SUBMIT transport %u is not default (0), pipe (1) "
+                            "or shm (2)", x->transport);
+    if (compare && (x->transports & ~0x6u))
+        return hy_error_set(err, HY_EINVAL, "SUBMIT compare transports mask 0x%x has bits "
+                            "other than 1 (pipe) and 2 (shm)", x->transports);
     if (sort && hy_dtype_size(x->dtype) == 0)
         return hy_error_set(err, HY_EDTYPE, "SUBMIT dtype %u is not i32 (1), u32, i64, u64, "
                             "f32 or f64 (6)", x->dtype);
@@ -626,6 +652,22 @@ static void get_row(const uint8_t *p, hy_result_row *r)
     r->repeat = get32(p + 124);
 }
 
+/* The process backend's fields, appended to the first 128-byte row. */
+static void get_row_ext(const uint8_t *p, hy_result_row *r)
+{
+    if (!p) { /* a first-layout row: none of these */
+        r->bytes_moved = r->startup_ns = r->merge_ns = 0;
+        r->transport = 0;
+        r->workers_started = 0;
+        return;
+    }
+    r->bytes_moved = get64(p + 128);
+    r->startup_ns = get64(p + 136);
+    r->merge_ns = get64(p + 144);
+    r->transport = get16(p + 152);
+    r->workers_started = get32(p + 156);
+}
+
 static int dec_result(dec *d, hy_msg_result *x)
 {
     const uint8_t *p = d->p, *q = NULL;
@@ -643,13 +685,18 @@ static int dec_result(dec *d, hy_msg_result *x)
     if (x->nrows > HY_IPC_ROWS_MAX)
         return hy_error_set(d->err, HY_ELIMIT, "RESULT nrows %u is above the limit of %u",
                             x->nrows, HY_IPC_ROWS_MAX);
-    if (row_size < HY_IPC_ROW_SIZE)
+    if (row_size < HY_IPC_ROW_SIZE_MIN)
         return hy_error_set(d->err, HY_EPROTO, "RESULT row_size %u is below %u", row_size,
-                            HY_IPC_ROW_SIZE);
+                            HY_IPC_ROW_SIZE_MIN);
     if ((rc = take(d, "rows", (uint64_t)row_size * x->nrows, &q)))
         return rc;
-    for (uint32_t i = 0; i < x->nrows; i++)
+    for (uint32_t i = 0; i < x->nrows; i++) {
         get_row(q + (uint64_t)row_size * i, &x->rows_in[i]);
+        if (row_size >= HY_IPC_ROW_SIZE)
+            get_row_ext(q + (uint64_t)row_size * i, &x->rows_in[i]);
+        else
+            get_row_ext(NULL, &x->rows_in[i]);
+    }
     if ((rc = take(d, "array", x->array_bytes, &q)))
         return rc;
     if (x->array_bytes)
@@ -678,6 +725,7 @@ static int dec_devices(dec *d, hy_msg_devices_reply *x)
     x->native_threads = get32(p + 16);
     x->locked_threads = get32(p + 20);
     x->switch_interval_us = get32(p + 24);
+    x->process_workers = get32(p + 28);
     x->devices = x->devices_in;
     if (x->ndevices > HY_IPC_DEVICES_MAX)
         return hy_error_set(d->err, HY_ELIMIT, "DEVICES_REPLY ndevices %u is above the limit "
@@ -713,6 +761,7 @@ int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
         return hy_error_set(err, HY_EINVAL, "hy_msg_decode: NULL argument");
     d.tn = hy_msg_type_name(f->h.type);
     d.known = body_size_of(f->h.type);
+    uint32_t min = body_min_of(f->h.type);
     if (!d.tn || d.known == 0)
         return hy_error_set(err, HY_ETYPE, "unknown message type %u", f->h.type);
     d.p = f->payload;
@@ -732,9 +781,12 @@ int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
         return hy_error_set(err, HY_EPROTO, "%s payload of %u bytes has no body_size", d.tn,
                             d.plen);
     d.body = get32(d.p);
-    if (d.body < d.known)
+    if (d.body < min)
         return hy_error_set(err, HY_EPROTO, "%s body_size %u is below the %u bytes of version %u",
-                            d.tn, d.body, d.known, HY_IPC_VERSION);
+                            d.tn, d.body, min, HY_IPC_VERSION);
+    /* An earlier layout of this version is held to the same exactness as the current one. */
+    if (d.body == min)
+        d.known = min;
     if (d.body > d.plen)
         return hy_error_set(err, HY_EPROTO, "%s body_size %u is past the payload of %u bytes",
                             d.tn, d.body, d.plen);
@@ -798,6 +850,8 @@ int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
             x->backend_jobs[i] = get64(p + 64 + 8 * i);
             x->backend_busy_ns[i] = get64(p + 96 + 8 * i);
         }
+        x->backend_jobs[4] = d.body >= 152 ? get64(p + 136) : 0;
+        x->backend_busy_ns[4] = d.body >= 152 ? get64(p + 144) : 0;
         rc = take_str(&d, "version", get32(p + 128), HY_IPC_NAME_MAX, &x->version);
         break;
     }

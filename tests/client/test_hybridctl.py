@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """End-to-end tests of hybridctl against a real hybridd (standard library only).
 
-One daemon serves the whole module: 2 native and 2 locked threads, sort_elements capped at
-20M, OpenCL left on (tests that need a usable device skip without one). Every hybridctl run
+One daemon serves the whole module: 2 native and 2 locked threads, 3 worker processes for
+the process backend, sort_elements capped at 20M, OpenCL left on (tests that need a usable
+device skip without one). Every hybridctl run
 is a real process; .npy files are written and read here with struct, never with numpy.
 
     python3 test_hybridctl.py --hybridd PATH --hybridctl PATH [unittest options]
@@ -35,7 +36,9 @@ DAEMON_LOG = None
 DEVICES = None      # `hybridctl --json devices`, parsed
 OPENCL = None       # index of the first usable OpenCL device, or None
 
-CONF = ("cpu = { native_threads = 2; locked_threads = 2; };\n"
+PROCESS_WORKERS = 3
+CONF = ("cpu = { native_threads = 2; locked_threads = 2; process_workers = %d; };\n"
+        % PROCESS_WORKERS +
         "limits = { sort_elements = 20000000L; };\n")
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -326,7 +329,8 @@ class TestInfo(Case):
         for k in ("queued", "running", "done", "failed", "cancelled"):
             self.assertGreaterEqual(before["jobs"][k], 0)
         self.assertGreaterEqual(before["clients"], 1)  # this very connection
-        self.assertEqual(set(before["backends"]), {"serial", "native", "locked", "opencl"})
+        self.assertEqual(set(before["backends"]),
+                         {"serial", "native", "locked", "opencl", "process"})
         for b in before["backends"].values():
             self.assertGreaterEqual(b["jobs"], 0)
             self.assertGreaterEqual(b["busy_ns"], 0)
@@ -345,8 +349,8 @@ class TestInfo(Case):
         self.assertIn(after["version"], r.stdout)
         self.assertNotIn("hybridd hybridd", r.stdout)  # the version string names it already
         self.assertRegex(r.stdout, r"\d+ done")
-        for b in ("serial", "native", "locked", "opencl"):
-            self.assertIn(b, r.stdout)
+        for b in ("serial", "native", "locked", "opencl", "process"):
+            self.assertRegex(r.stdout, r"(?m)^  %s +\d+ runs? +busy " % b)
 
     def test_devices(self):
         text = self.run_ok("devices").stdout
@@ -356,6 +360,9 @@ class TestInfo(Case):
         self.assertEqual(cpu["locked_threads"], 2)
         self.assertGreaterEqual(cpu["online"], 1)
         self.assertEqual(cpu["switch_interval_us"], 5000)
+        self.assertEqual(cpu["process_workers"], PROCESS_WORKERS)
+        self.assertIn("process pool: %d single-threaded worker processes" % PROCESS_WORKERS,
+                      text)
         self.assertRegex(text, r"native pool 2 threads")
         self.assertRegex(text, r"locked runtime 2 threads")
         self.assertIsInstance(d["devices"], list)
@@ -824,6 +831,201 @@ class TestCompare(Case):
         self.assertEqual(rows[1]["threads"], 2)
 
 
+# ---------------------------------------------------------------- the process backend
+
+def daemon_children():
+    """Pids of the daemon's child processes (the process backend's workers)."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == DAEMON.pid:
+            kids.append(int(name))
+    return kids
+
+
+class TestProcess(Case):
+    def test_pi_same_hits_as_native(self):
+        native = self.run_json("pi", "-n", PI_N, "--seed", 11, "--backend", "native")
+        self.assertEqual(native["transport"], None)
+        runs = [(t, x) for t in range(1, PROCESS_WORKERS + 1) for x in ("pipe", "shm")]
+        for t, x in runs:
+            with self.subTest(threads=t, transport=x):
+                row = self.run_json("pi", "-n", PI_N, "--seed", 11, "--backend", "process",
+                                    "--threads", t, "--transport", x)
+                self.assertEqual(row["backend"], "process")
+                self.assertEqual(row["device"], "CPU")
+                self.assertEqual(row["threads"], t)
+                self.assertEqual(row["mode"], "split")
+                self.assertEqual(row["transport"], x)
+                self.assertEqual(row["n"], PI_N)
+                self.assertEqual(row["hits"], native["hits"], row)
+                self.assertEqual(row["estimate"], native["estimate"])
+                for k in ("bytes_moved", "startup_ns", "merge_ns", "workers_started"):
+                    self.assertGreaterEqual(row[k], 0, k)
+        # no --threads: the whole pool, as DEVICES reports it; no --transport: pipe
+        row = self.run_json("pi", "-n", PI_N, "--seed", 11, "--backend", "process")
+        self.assertEqual(row["threads"], DEVICES["cpu"]["process_workers"])
+        self.assertEqual(row["transport"], "pipe")
+        self.assertEqual(row["hits"], native["hits"])
+        text = self.run_ok("pi", "-n", PI_N, "--backend", "process", "--threads", 2,
+                           "--transport", "shm").stdout
+        self.assertIn("process, 2 worker processes, shm transport, CPU", text)
+        self.assertIn("sending parts", text)
+
+    def test_sort_pipe_and_shm_same_file_as_native(self):
+        for dtype, n in (("f64", 300001), ("i32", 250000)):
+            native = path("proc-native-%s.npy" % dtype)
+            self.run_ok("sort", "-n", n, "--dtype", dtype, "--dist", "normal", "--seed", 5,
+                        "--backend", "native", "--output", native, "--check")
+            with open(native, "rb") as f:
+                want = f.read()
+            self.check_sorted(dtype, n, native)
+            for x in ("pipe", "shm"):
+                with self.subTest(dtype=dtype, transport=x):
+                    out = path("proc-%s-%s.npy" % (x, dtype))
+                    row = self.run_json("sort", "-n", n, "--dtype", dtype, "--dist", "normal",
+                                        "--seed", 5, "--backend", "process", "--transport", x,
+                                        "--output", out, "--check")
+                    self.assertEqual(row["backend"], "process")
+                    self.assertEqual(row["transport"], x)
+                    self.assertEqual(row["threads"], PROCESS_WORKERS)
+                    self.assertIs(row["checked"], True)
+                    with open(out, "rb") as f:
+                        self.assertEqual(f.read(), want, "%s differs from native" % out)
+                    size = n * struct.calcsize(DTYPES[dtype][1])
+                    if x == "pipe":  # every part goes out and comes back
+                        self.assertGreaterEqual(row["bytes_moved"], 2 * size, row)
+                    else:  # only offsets travel
+                        self.assertLess(row["bytes_moved"], size // 10, row)
+
+    def check_sorted(self, dtype, n, out):
+        got, shape, payload = read_npy(out)
+        self.assertEqual((got, shape), (dtype, (n,)))
+        self.assertIsNone(first_out_of_order(dtype, payload))
+
+    def test_compare_pi_both_transports(self):
+        args = ("compare", "pi", "-n", "2e6", "--seed", 4, "--backends", "serial,native,process",
+                "--transport", "pipe,shm", "--threads", "1,2", "--repeat", 2)
+        d = self.run_json(*args)
+        rows = d["rows"]
+        self.assertEqual([(r["backend"], r["threads"], r["transport"]) for r in rows],
+                         [("serial", 1, None), ("native", 1, None), ("native", 2, None),
+                          ("process", 1, "pipe"), ("process", 2, "pipe"),
+                          ("process", 1, "shm"), ("process", 2, "shm")])
+        self.assertEqual(len({r["hits"] for r in rows}), 1, rows)
+        for r in rows:
+            if r["backend"] == "process":
+                self.assertEqual(r["device"], "CPU")
+                self.assertEqual(r["mode"], "split")
+                self.assertIsNotNone(r["transfer_share"], r)
+                self.assertGreaterEqual(r["transfer_share"], 0)
+                self.assertLessEqual(r["transfer_share"], 1)
+                self.assertGreater(r["speedup"], 0)
+                for k in ("bytes_moved", "startup_ns", "merge_ns", "workers_started"):
+                    self.assertIn(k, r)
+            else:
+                self.assertIsNone(r["transfer_share"])
+        # the table: a transport column, the split, the footnote
+        out = self.run_ok(*args).stdout
+        lines = out.splitlines()
+        head = next(l for l in lines if l.startswith("backend "))
+        self.assertIn("transport", head)
+        self.assertIn("h2d/kernel/d2h ms", head)
+        col = head.index("transport")
+        procs = [l for l in lines if l.startswith("process ")]
+        self.assertEqual([l[col:].split()[0] for l in procs], ["pipe", "pipe", "shm", "shm"],
+                         out)
+        for l in procs:
+            self.assertRegex(l, r" \d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3} +\d+\.\d%$")
+        self.assertIn("sending the parts to the worker processes", out)
+        self.assertIn("shm moves only offsets", out)
+        # CSV: the new columns at the end
+        rows = list(csv.reader(io.StringIO(self.run_ok(*args, "--csv").stdout)))
+        header = rows[0]
+        self.assertEqual(header[-5:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
+                                       "workers_started"])
+        self.assertEqual(header[:4], ["backend", "device", "threads", "mode"])
+        self.assertEqual([r[header.index("transport")] for r in rows[1:]],
+                         ["", "", "", "pipe", "pipe", "shm", "shm"])
+
+    def test_compare_sort_plot_labels_transports(self):
+        svg = path("process.svg")
+        self.run_ok("compare", "sort", "-n", 100000, "--dtype", "i32", "--backends", "process",
+                    "--transport", "pipe,shm", "--threads", "1,2", "--repeat", 1, "--plot", svg)
+        root = ET.parse(svg).getroot()
+        texts = [("".join(t.itertext())) for t in root.iter(SVG_NS + "text")]
+        self.assertIn("process/pipe", texts)
+        self.assertIn("process/shm", texts)
+        titles = [t.text for t in root.iter(SVG_NS + "title")]
+        for x in ("pipe", "shm"):
+            for t in (1, 2):
+                self.assertTrue(any(s and s.startswith("process/%s T=%d: " % (x, t))
+                                    for s in titles), titles)
+
+    def test_compare_defaults(self):
+        # process joins the default backends when the daemon has a pool (pipe only by default)
+        d = self.run_json("compare", "pi", "-n", "1e5", "--threads", 2, "--repeat", 1)
+        self.assertIn(("process", 2, "pipe"),
+                      [(r["backend"], r["threads"], r["transport"]) for r in d["rows"]])
+        self.assertEqual(sum(1 for r in d["rows"] if r["backend"] == "process"), 1)
+        # ... but not a replicate comparison: process splits only
+        d = self.run_json("compare", "pi", "-n", "1e5", "--threads", 2, "--repeat", 1,
+                          "--replicate")
+        self.assertNotIn("process", [r["backend"] for r in d["rows"]])
+
+    def test_usage(self):
+        r = self.run_fail(2, "pi", "-n", "1e6", "--backend", "native", "--transport", "shm")
+        self.assertIn("--transport", r.stderr)
+        r = self.run_fail(2, "compare", "pi", "-n", "1e6", "--backends", "process",
+                          "--replicate")
+        self.assertIn("split", r.stderr)
+        self.run_fail(2, "pi", "-n", "1e6", "--backend", "process", "--replicate")
+        self.run_fail(2, "pi", "-n", "1e6", "--backend", "process", "--transport", "tcp")
+        self.run_fail(2, "compare", "pi", "-n", "1e6", "--backends", "native",
+                      "--transport", "shm")
+        # more workers than the pool: the daemon's sentence
+        r = self.run_fail(1, "pi", "-n", "1e6", "--backend", "process", "--threads",
+                          PROCESS_WORKERS + 1)
+        self.assertIn("process_workers", r.stderr)
+
+    def test_worker_killed_is_eworker(self):
+        p = subprocess.Popen(ctl_argv("pi", "-n", "2e10", "--backend", "process"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while json.loads(self.run_ok("--json", "status").stdout)["jobs"]["running"] < 1:
+                if p.poll() is not None:
+                    self.fail("the job ended before it was seen running: %r" % (p.communicate(),))
+                self.assertLess(time.monotonic(), deadline, "the job never started running")
+                time.sleep(0.05)
+            time.sleep(0.3)
+            kids = daemon_children()
+            self.assertEqual(len(kids), PROCESS_WORKERS, kids)
+            os.kill(kids[0], signal.SIGKILL)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 1, "stdout: %s\nstderr: %s" % (out, err))
+        self.assertIn("(EWORKER)", err)
+        self.assertRegex(err, r"[a-z]{3,} [a-z]{3,}")  # a sentence, not only the code
+        self.assertEqual(out, "")
+        # the dead worker was replaced: the pool runs whole jobs again
+        row = self.run_json("pi", "-n", "1e5", "--backend", "process")
+        self.assertEqual(row["threads"], PROCESS_WORKERS)
+        self.assertEqual(len(daemon_children()), PROCESS_WORKERS)
+
+
 # ---------------------------------------------------------------- cancel
 
 class TestCancel(Case):
@@ -878,6 +1080,13 @@ class TestExitCodes(Case):
             ["pi", "-n", "1e6", "--nogil"],
             ["pi", "-n", "1e6", "--backend", "native", "--hold-lock"],
             ["pi", "-n", "1e6", "--backend", "gpu"],
+            ["pi", "-n", "1e6", "--transport", "shm"],
+            ["pi", "-n", "1e6", "--backend", "native", "--transport", "pipe"],
+            ["pi", "-n", "1e6", "--backend", "process", "--transport", "udp"],
+            ["pi", "-n", "1e6", "--backend", "process", "--replicate"],
+            ["compare", "pi", "-n", "1e6", "--backends", "process", "--replicate"],
+            ["compare", "pi", "-n", "1e6", "--transport", "shm", "--replicate"],
+            ["compare", "pi", "-n", "1e6", "--backends", "native", "--transport", "shm"],
             ["sort", "--input", "x.npy", "-n", "100"],
             ["sort", "-n", "100", "--dtype", "f16"],
             ["sort", "-n", "100", "--dtype", "f64", "--dist", "zipf"],
@@ -904,6 +1113,8 @@ class TestExitCodes(Case):
         self.assertEqual(r.returncode, 0)
         for cmd in ("ping", "status", "devices", "cancel", "pi", "sort", "compare"):
             self.assertIn(cmd, r.stdout)
+        for word in ("process", "--transport", "pipe", "shm"):
+            self.assertIn(word, r.stdout)
         r = subprocess.run([HYBRIDCTL, "--version"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0)
         self.assertIn("hybridctl", r.stdout)

@@ -68,6 +68,63 @@ static hc_compare make_compare(void)
     };
 }
 
+/* serial, native 2, then process on 2 workers over each transport. pipe: 1 ms sending, 6 ms
+ * running, 1 ms receiving (a quarter moving data); shm: a sixteenth, and one worker that had
+ * to be restarted. */
+static hy_result_row prows[4];
+
+static hc_compare make_process_compare(void)
+{
+    prows[0] = row(HY_BACKEND_SERIAL, 1, 100000000);
+    prows[1] = row(HY_BACKEND_NATIVE, 2, 50000000);
+    prows[2] = row(HY_BACKEND_PROCESS, 2, 62500000);
+    prows[2].transport = HC_TRANSPORT_PIPE;
+    prows[2].h2d_ns = 1000000;
+    prows[2].kernel_ns = 6000000;
+    prows[2].d2h_ns = 1000000;
+    prows[2].bytes_moved = 16000000;
+    prows[2].merge_ns = 500000;
+    prows[3] = row(HY_BACKEND_PROCESS, 2, 50000000);
+    prows[3].transport = HC_TRANSPORT_SHM;
+    prows[3].h2d_ns = 250000;
+    prows[3].kernel_ns = 7500000;
+    prows[3].d2h_ns = 250000;
+    prows[3].bytes_moved = 64;
+    prows[3].merge_ns = 400000;
+    prows[3].startup_ns = 3000000;
+    prows[3].workers_started = 1;
+    return (hc_compare){
+        .job = HY_JOB_COMPARE_SORT,
+        .n = 1000000,
+        .seed = 1,
+        .dtype = HY_DT_F64,
+        .dist = "uniform",
+        .mode = HY_MODE_SPLIT,
+        .repeat = 5,
+        .nrows = 4,
+        .rows = prows,
+        .server = "hybridd 0.1.0",
+    };
+}
+
+/* The first line of `out` that starts with `prefix` and holds `needle`, copied into line. */
+static void line_with(const char *out, const char *prefix, const char *needle, char *line,
+                      size_t cap)
+{
+    for (const char *l = out; *l;) {
+        size_t len = strcspn(l, "\n");
+        if (len < cap && strncmp(l, prefix, strlen(prefix)) == 0) {
+            memcpy(line, l, len);
+            line[len] = '\0';
+            if (strstr(line, needle))
+                return;
+        }
+        l += len + (l[len] == '\n');
+    }
+    cr_assert_fail("no line starting with \"%s\" and holding \"%s\" in:\n%s", prefix, needle,
+                   out);
+}
+
 /* What a report printed, as one NUL-terminated string (free it). */
 #define CAPTURE(out, call)                                                                    \
     do {                                                                                      \
@@ -78,6 +135,9 @@ static hc_compare make_compare(void)
         cr_assert_eq(fclose(f_), 0);                                                          \
     } while (0)
 #define F f_
+
+/* Whether the len bytes at p hold the string literal lit. */
+#define SPAN_HAS(p, len, lit) (memmem((p), (len), (lit), sizeof(lit) - 1) != NULL)
 
 static unsigned count_lines(const char *s)
 {
@@ -475,6 +535,26 @@ Test(derive, zero_median_is_not_a_number)
     free(out);
 }
 
+Test(derive, process_transfer_share_and_efficiency)
+{
+    hc_compare c = make_process_compare();
+    hc_derived d;
+    hc_derive(&c, 2, &d); /* pipe: 2 ms of 8 spent moving parts */
+    cr_assert_eq(d.throughput, 1.6e7);
+    cr_assert_eq(d.speedup, 1.6);
+    cr_assert_eq(d.efficiency, 0.8);
+    cr_assert_eq(d.transfer_share, 0.25);
+    cr_assert_eq(d.wait_share, 0.0);
+    cr_assert_str_eq(d.device, "CPU");
+    hc_derive(&c, 3, &d); /* shm: 0.5 ms of 8 */
+    cr_assert_eq(d.speedup, 2.0);
+    cr_assert_eq(d.efficiency, 1.0);
+    cr_assert_eq(d.transfer_share, 0.0625);
+    prows[3].h2d_ns = prows[3].kernel_ns = prows[3].d2h_ns = 0;
+    hc_derive(&c, 3, &d);
+    cr_assert(!isfinite(d.transfer_share));
+}
+
 /* ---- the table ---- */
 
 Test(table, columns_labels_footnote)
@@ -547,6 +627,63 @@ Test(table, no_footnote_without_pocl_and_sort_heading)
     free(out);
 }
 
+Test(table, process_rows_transport_split_footnote)
+{
+    hc_compare c = make_process_compare();
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    char hdr[512], pipe[512], shm[512], native[512];
+    line_with(out, "backend ", "", hdr, sizeof hdr);
+    line_with(out, "process ", " pipe ", pipe, sizeof pipe);
+    line_with(out, "process ", " shm ", shm, sizeof shm);
+    line_with(out, "native ", "", native, sizeof native);
+    cr_assert(strstr(pipe, " CPU ") && strstr(shm, " CPU "), "%s", out); /* honest: the CPU */
+    cr_assert(strstr(hdr, "transport"), "%s", out);
+    cr_assert(strstr(hdr, "h2d/kernel/d2h ms"), "%s", out);
+    cr_assert(strstr(hdr, "transfer"), "%s", out);
+    cr_assert(!strstr(hdr, "lock"), "%s", out); /* no locked row */
+    cr_assert(strstr(pipe, " 1.000/6.000/1.000 "), "%s", pipe);
+    cr_assert(strstr(pipe, " 25.0%"), "%s", pipe);
+    cr_assert(strstr(pipe, " 1.60x "), "%s", pipe);
+    cr_assert(strstr(pipe, " 80% "), "%s", pipe); /* efficiency over the 2 workers */
+    cr_assert(strstr(shm, " 0.250/7.500/0.250 "), "%s", shm);
+    cr_assert(strstr(shm, " 6.2%"), "%s", shm); /* 6.25 rounded to even */
+    cr_assert(strstr(shm, " 2.00x "), "%s", shm);
+    /* the other rows have no transport and no split */
+    cr_assert(strstr(native, " split  -  "), "%s", native);
+    cr_assert(!strstr(native, "/"), "%s", native);
+    /* the columns line up: the transport column starts, and the speed-up column ends, at the
+     * same place on every line */
+    size_t tp = (size_t)(strstr(hdr, "transport") - hdr);
+    cr_assert_eq(strncmp(pipe + tp, "pipe ", 5), 0, "%s\n%s", hdr, pipe);
+    cr_assert_eq(strncmp(shm + tp, "shm ", 4), 0, "%s\n%s", hdr, shm);
+    cr_assert_eq(native[tp], '-', "%s\n%s", hdr, native);
+    size_t sp = (size_t)(strstr(hdr, "speed-up") - hdr) + strlen("speed-up");
+    const char *lines[] = {pipe, shm, native};
+    for (int k = 0; k < 3; k++)
+        cr_assert(lines[k][sp - 1] == 'x' && lines[k][sp] == ' ', "misaligned:\n%s\n%s", hdr,
+                  lines[k]);
+    /* the footnote says what h2d and d2h mean for process rows, and what shm moves */
+    cr_assert(strstr(out, "process: h2d = sending the parts to the worker processes, d2h = "
+                          "receiving them back"), "%s", out);
+    cr_assert(strstr(out, "shm moves only offsets"), "%s", out);
+    cr_assert(strstr(out, "process: 1 worker was restarted (3.000 ms of startup"), "%s", out);
+    free(out);
+
+    /* without restarts, no restart line; without process rows, no process footnote */
+    prows[3].workers_started = 0;
+    prows[3].startup_ns = 0;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(!strstr(out, "restarted"), "%s", out);
+    free(out);
+    c.nrows = 2;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(!strstr(out, "process"), "%s", out);
+    cr_assert(!strstr(out, "transport"), "%s", out);
+    cr_assert(!strstr(out, "h2d"), "%s", out);
+    free(out);
+}
+
 Test(table, gpu_row_is_called_gpu_without_footnote)
 {
     hc_compare c = make_compare();
@@ -582,19 +719,21 @@ Test(csv, header_and_rows)
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     const char *hdr = "backend,device,threads,mode,nogil,n,copies,median_ns,min_ns,max_ns,"
                       "throughput,speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,"
-                      "wait_share,h2d_ns,kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat\n";
+                      "wait_share,h2d_ns,kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,"
+                      "transport,bytes_moved,startup_ns,merge_ns,workers_started\n";
     cr_assert_eq(strncmp(out, hdr, strlen(hdr)), 0, "%s", out);
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 24, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 29, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     cr_assert(strstr(out, "\nlocked,CPU,2,split,0,1000000,1,80000000,79999000,80002000,"
                           "12500000,1.25,0.625,1234,40000000,75000000,0.25,0,0,0,,785398,"),
               "%s", out);
     cr_assert(strstr(out, "\nopencl,PoCL CPU,0,split,,1000000,1,25000000,"), "%s", out);
-    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5\n"), "%s", out);
+    /* the process columns are empty on the other backends */
+    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,\n"), "%s", out);
     free(out);
 }
 
@@ -607,7 +746,31 @@ Test(csv, sort_has_no_pi_figures)
     char *out = NULL;
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     cr_assert_eq(count_lines(out), 1 + c.nrows);
-    cr_assert(strstr(out, ",,,5\n"), "%s", out);
+    cr_assert(strstr(out, ",,,5,,,,,\n"), "%s", out);
+    free(out);
+}
+
+Test(csv, process_columns_at_the_end)
+{
+    hc_compare c = make_process_compare();
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
+    cr_assert_eq(count_lines(out), 1 + c.nrows);
+    for (const char *l = out; *l;) {
+        size_t len = strcspn(l, "\n");
+        cr_assert_eq(csv_fields(l, len), 29, "%.*s", (int)len, l);
+        l += len + (l[len] == '\n');
+    }
+    /* ... h2d,kernel,d2h,transfer_share,hits,estimate,repeat,transport,bytes_moved,
+     * startup_ns,merge_ns,workers_started */
+    cr_assert(strstr(out, "\nprocess,CPU,2,split,,1000000,1,62500000,62499000,62502000,16000000,"
+                          "1.6000000000000001,0.80000000000000004,0,0,0,,1000000,6000000,1000000,"
+                          "0.25,,,5,pipe,16000000,0,500000,0\n"),
+              "%s", out);
+    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1\n"), "%s",
+              out);
+    cr_assert(strstr(out, "\nnative,CPU,2,split,"), "%s", out);
+    cr_assert(strstr(out, ",,,5,,,,,\n"), "%s", out); /* serial and native: empty */
     free(out);
 }
 
@@ -641,6 +804,46 @@ Test(json, compare_document)
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "\"dtype\":\"u64\",\"dist\":\"in\\\"put\\\\\\u0001.npy\""), "%s", out);
     cr_assert(strstr(out, "\"device_name\":null"));
+    free(out);
+}
+
+Test(json, process_rows)
+{
+    hc_compare c = make_process_compare();
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    /* a process row has its transport, its figures and its transfer share */
+    const char *p = strstr(out, "{\"backend\":\"process\"");
+    cr_assert(p, "%s", out);
+    const char *end = strchr(p, '}');
+    cr_assert(end);
+    size_t len = (size_t)(end - p);
+    cr_assert(SPAN_HAS(p, len, "\"device\":\"CPU\""), "%.*s", (int)len, p);
+    cr_assert(SPAN_HAS(p, len, "\"threads\":2"), "%.*s", (int)len, p);
+    cr_assert(SPAN_HAS(p, len, "\"h2d_ns\":1000000,\"kernel_ns\":6000000,\"d2h_ns\":1000000"),
+              "%.*s", (int)len, p);
+    cr_assert(SPAN_HAS(p, len, "\"transport\":\"pipe\",\"bytes_moved\":16000000,"
+                             "\"startup_ns\":0,\"merge_ns\":500000,\"workers_started\":0"),
+              "%.*s", (int)len, p);
+    cr_assert(SPAN_HAS(p, len, "\"transfer_share\":0.25"), "%.*s", (int)len, p);
+    cr_assert(SPAN_HAS(p, len, "\"efficiency\":0.8"), "%.*s", (int)len, p);
+    p = strstr(end, "{\"backend\":\"process\"");
+    cr_assert(p, "%s", out);
+    end = strchr(p, '}');
+    len = (size_t)(end - p);
+    cr_assert(SPAN_HAS(p, len, "\"transport\":\"shm\",\"bytes_moved\":64,\"startup_ns\":3000000,"
+                             "\"merge_ns\":400000,\"workers_started\":1"),
+              "%.*s", (int)len, p);
+    cr_assert(SPAN_HAS(p, len, "\"transfer_share\":0.0625"), "%.*s", (int)len, p);
+    /* the other backends: no transport, no transfer share */
+    cr_assert(strstr(out, "{\"backend\":\"serial\""));
+    const char *s = strstr(out, "{\"backend\":\"native\"");
+    cr_assert(s);
+    end = strchr(s, '}');
+    len = (size_t)(end - s);
+    cr_assert(SPAN_HAS(s, len, "\"transport\":null"), "%.*s", (int)len, s);
+    cr_assert(SPAN_HAS(s, len, "\"transfer_share\":null"), "%.*s", (int)len, s);
     free(out);
 }
 
@@ -748,6 +951,30 @@ Test(plot, well_formed_with_every_series, .init = make_tmpdir, .fini = rm_tmpdir
     free(svg);
 }
 
+Test(plot, process_transports_are_labelled, .init = make_tmpdir, .fini = rm_tmpdir)
+{
+    hc_compare c = make_process_compare();
+    prows[1] = row(HY_BACKEND_PROCESS, 1, 100000000); /* a second pipe point, at 1 worker */
+    prows[1].transport = HC_TRANSPORT_PIPE;
+    char path[128];
+    snprintf(path, sizeof path, "%s/process.svg", tmpdir);
+    hy_error err = {0};
+    cr_assert_eq(hc_write_plot(path, &c, &err), 0, "%s", err.msg);
+    char *svg = slurp(path);
+    cr_assert(xml_ok(svg), "%s", svg);
+    /* two legend entries, one per transport, and every point says which it is */
+    cr_assert(strstr(svg, ">process/pipe</text>"), "%s", svg);
+    cr_assert(strstr(svg, ">process/shm</text>"), "%s", svg);
+    cr_assert(strstr(svg, "<title>process/pipe T=1: 1.00x</title>"), "%s", svg);
+    cr_assert(strstr(svg, "<title>process/pipe T=2: 1.60x</title>"), "%s", svg);
+    cr_assert(strstr(svg, "<title>process/shm T=2: 2.00x</title>"), "%s", svg);
+    cr_assert(strstr(svg, "<title>serial T=1: 1.00x</title>"), "%s", svg);
+    /* the pipe line joins its two points; shm has one point and no line */
+    cr_assert(strstr(svg, "<polyline fill=\"none\" stroke=\"#9467bd\""), "%s", svg);
+    cr_assert(!strstr(svg, "<polyline fill=\"none\" stroke=\"#8c564b\""), "%s", svg);
+    free(svg);
+}
+
 Test(plot, serial_only_and_escaped_text, .init = make_tmpdir, .fini = rm_tmpdir)
 {
     hc_compare c = make_compare();
@@ -826,6 +1053,49 @@ Test(single, pi_text_and_json)
     free(out);
 }
 
+Test(single, process_text_and_json)
+{
+    hy_result_row r = row(HY_BACKEND_PROCESS, 3, 40000000);
+    r.transport = HC_TRANSPORT_SHM;
+    r.h2d_ns = 1000000;
+    r.kernel_ns = 2000000;
+    r.d2h_ns = 1000000;
+    r.bytes_moved = 1536;
+    r.merge_ns = 250000;
+    r.workers_started = 2;
+    r.startup_ns = 4000000;
+    hc_sort_report rep = {.dtype = HY_DT_I32, .source = "uniform", .checked = 1, .row = &r};
+    char *out = NULL;
+    CAPTURE(out, hc_print_sort(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "sorted on process, 3 worker processes, shm transport, CPU"), "%s", out);
+    cr_assert(strstr(out, "process: sending parts 1.000 ms, running 2.000 ms (merge 0.250 ms), "
+                          "receiving 1.000 ms (moving data 50.0%), 1.5 KiB moved"),
+              "%s", out);
+    cr_assert(strstr(out, "offsets only"), "%s", out);
+    cr_assert(strstr(out, "2 workers were restarted first (4.000 ms)"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_sort(F, &rep, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"backend\":\"process\""), "%s", out);
+    cr_assert(strstr(out, "\"transport\":\"shm\",\"bytes_moved\":1536"), "%s", out);
+    cr_assert(strstr(out, "\"workers_started\":2"), "%s", out);
+    cr_assert(strstr(out, "\"transfer_share\":0.5"), "%s", out);
+    free(out);
+
+    /* pipe, one worker; a row with transport 0 is pipe, the protocol's default */
+    hy_result_row p = row(HY_BACKEND_PROCESS, 1, 10000000);
+    hc_pi_report pr = {.seed = 3, .row = &p};
+    CAPTURE(out, hc_print_pi(F, &pr, HC_TEXT));
+    cr_assert(strstr(out, "ran on process, 1 worker process, pipe transport, CPU"), "%s", out);
+    cr_assert(!strstr(out, "offsets only"), "%s", out);
+    cr_assert(!strstr(out, "restarted"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &pr, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"transport\":\"pipe\""), "%s", out);
+    free(out);
+}
+
 Test(single, sort_text_and_json)
 {
     hy_result_row r = row(HY_BACKEND_LOCKED, 4, 40000000);
@@ -871,17 +1141,21 @@ Test(status, text_and_json)
     s.devices_usable = 1;
     s.backend_jobs[1] = 7;
     s.backend_busy_ns[1] = 2500000000ull;
+    s.backend_jobs[4] = 3; /* process */
+    s.backend_busy_ns[4] = 12500000ull;
     s.version = (hy_str){"hybridd 0.1.0", 13}; /* what the daemon sends: name and version */
     char *out = NULL;
     CAPTURE(out, hc_print_status(F, &s, HC_TEXT));
     cr_assert(strstr(out, "hybridd 0.1.0, up 1h02m, 2 clients"), "%s", out);
     cr_assert(strstr(out, "1 running, 120 done, 2 failed, 1 cancelled"));
     cr_assert(strstr(out, "busy 2.5 s"));
+    cr_assert(strstr(out, "  process        3 runs  busy 12.5 ms\n"), "%s", out);
     cr_assert(strstr(out, "1 usable of 1 found"));
     free(out);
     CAPTURE(out, hc_print_status(F, &s, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "\"native\":{\"jobs\":7,\"busy_ns\":2500000000}"), "%s", out);
+    cr_assert(strstr(out, ",\"process\":{\"jobs\":3,\"busy_ns\":12500000}}"), "%s", out);
     free(out);
 }
 
@@ -911,9 +1185,11 @@ Test(devices, text_and_json)
     d.native_threads = 16;
     d.locked_threads = 8;
     d.switch_interval_us = 5000;
+    d.process_workers = 6;
     char *out = NULL;
     CAPTURE(out, hc_print_devices(F, &d, HC_TEXT));
     cr_assert(strstr(out, "16 online"), "%s", out);
+    cr_assert(strstr(out, "process pool: 6 single-threaded worker processes\n"), "%s", out);
     cr_assert(strstr(out, "switch interval 5000 us"));
     const char *l0 = strstr(out, "cpu-haswell");
     cr_assert(l0);
@@ -926,14 +1202,17 @@ Test(devices, text_and_json)
     CAPTURE(out, hc_print_devices(F, &d, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "\"label\":\"PoCL CPU\""));
+    cr_assert(strstr(out, "\"switch_interval_us\":5000,\"process_workers\":6}"), "%s", out);
     cr_assert(strstr(out, "\"label\":\"GPU\""));
     cr_assert(strstr(out, "\"name\":\"Gé \\\"Force\\\"\""));
     cr_assert(strstr(out, "\"problem\":null"));
     free(out);
 
     d.ndevices = 0;
+    d.process_workers = 0;
     CAPTURE(out, hc_print_devices(F, &d, HC_TEXT));
     cr_assert(strstr(out, "OpenCL devices: none"));
+    cr_assert(strstr(out, "process pool: off"), "%s", out);
     free(out);
 }
 

@@ -27,6 +27,7 @@
 typedef struct hyt_conf {
     bool opencl;
     unsigned native_threads, locked_threads, switch_interval_us;
+    unsigned process_workers;
     unsigned jobs_per_client, queued_jobs, clients, frame_bytes;
     uint64_t samples, sort_elements;
     unsigned job_timeout_s, drain_timeout_s;

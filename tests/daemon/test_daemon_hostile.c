@@ -320,7 +320,8 @@ Test(daemon_hostile, malformed_submits_get_their_code_and_the_stream_goes_on)
     put32(buf + SUB(48), 0);
     expect_refused_frame(c, buf, n, NULL, 0, 113, HY_EBACKEND, 0, "compare with no backends");
     n = encode_submit(c, &cmp, 114, buf, sizeof buf);
-    put32(buf + SUB(60), 0);
+    /* threads_list starts at align8(body_size) = 64: the second count is at 68. */
+    put32(buf + SUB(68), 0);
     expect_refused_frame(c, buf, n, NULL, 0, 114, HY_EINVAL, 0, "compare thread count 0");
 
     /* Malformed PING and CANCEL bodies. */

@@ -144,6 +144,7 @@ Test(msg, err_names)
         {HY_ETYPE, "ETYPE"},
         {HY_EBUSY, "EBUSY"},
         {HY_EPERM, "EPERM"},
+        {HY_EWORKER, "EWORKER"},
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         /* appended in order, never renumbered: the index is minus the code */
@@ -152,10 +153,43 @@ Test(msg, err_names)
     }
     cr_expect_eq(HY_EBUSY, -12);
     cr_expect_eq(HY_EPERM, -13);
+    cr_expect_eq(HY_EWORKER, -14);
     cr_expect_str_eq(hy_err_name(HY_EBUSY), "EBUSY");
     cr_expect_str_eq(hy_err_name(HY_EPERM), "EPERM");
-    cr_expect_str_eq(hy_err_name(-14), "EUNKNOWN");
+    cr_expect_str_eq(hy_err_name(HY_EWORKER), "EWORKER");
+    cr_expect_str_eq(hy_err_name(-15), "EUNKNOWN");
     cr_expect_str_eq(hy_err_name(1), "EUNKNOWN");
+}
+
+Test(msg, backend_and_transport_names)
+{
+    /* The numbers travel in SUBMIT and RESULT rows; the names are what hybridctl shows and
+     * parses. */
+    static const char *const backends[] = {NULL, "serial", "native", "locked", "opencl",
+                                           "process"};
+    cr_assert_eq(HY_BACKEND_PROCESS, 5);
+    for (int b = HY_BACKEND_SERIAL; b <= HY_BACKEND_PROCESS; b++) {
+        cr_expect_str_eq(hy_backend_name(b), backends[b]);
+        cr_expect_eq(hy_backend_parse(backends[b]), b);
+    }
+    cr_expect_null(hy_backend_name(0));
+    cr_expect_null(hy_backend_name(6));
+    cr_expect_eq(hy_backend_parse("processes"), 0);
+
+    cr_assert_eq(HY_TRANSPORT_PIPE, 1);
+    cr_assert_eq(HY_TRANSPORT_SHM, 2);
+    for (int t = HY_TRANSPORT_PIPE; t <= HY_TRANSPORT_SHM; t++)
+        cr_expect_eq(hy_transport_parse(hy_transport_name(t)), t);
+    cr_expect_str_eq(hy_transport_name(HY_TRANSPORT_PIPE), "pipe");
+    cr_expect_str_eq(hy_transport_name(HY_TRANSPORT_SHM), "shm");
+    cr_expect_null(hy_transport_name(0)); /* "default" is the absence of a choice */
+    cr_expect_null(hy_transport_name(3));
+    cr_expect_null(hy_transport_name(-1));
+    cr_expect_eq(hy_transport_parse("tcp"), 0);
+    cr_expect_eq(hy_transport_parse("PIPE"), 0);
+    cr_expect_eq(hy_transport_parse(""), 0);
+    cr_expect_eq(hy_transport_parse("shm "), 0);
+    cr_expect_eq(hy_transport_parse(NULL), 0);
 }
 
 Test(msg, round_trip_hello_welcome)
@@ -235,10 +269,10 @@ Test(msg, round_trip_small_messages)
         .clients = 2, .uptime_ns = 123456789012ull, .jobs_queued = 11, .jobs_running = 12,
         .jobs_done = 13, .jobs_failed = 14, .jobs_cancelled = 15, .devices = 6,
         .devices_usable = 5,
-        .backend_jobs = {21, 22, 23, 0x8000000000000024ull},
-        .backend_busy_ns = {31, 32, 33, UINT64_MAX - 34},
+        .backend_jobs = {21, 22, 23, 0x8000000000000024ull, 0x4000000000000025ull},
+        .backend_busy_ns = {31, 32, 33, UINT64_MAX - 34, UINT64_MAX - 35},
         .version = {version, HY_IPC_NAME_MAX}};
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 136u + HY_IPC_NAME_MAX);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 152u + HY_IPC_NAME_MAX);
     hy_msg_status_reply *s = &m2.u.status;
     cr_assert_eq(s->clients, 2u);
     cr_assert_eq(s->uptime_ns, 123456789012ull);
@@ -257,14 +291,21 @@ Test(msg, round_trip_small_messages)
     cr_assert_eq(s->backend_busy_ns[1], 32u);
     cr_assert_eq(s->backend_busy_ns[2], 33u);
     cr_assert_eq(s->backend_busy_ns[3], UINT64_MAX - 34);
+    /* process (index 4) travels after the first layout's body, at 136 and 144 */
+    cr_assert_eq(s->backend_jobs[4], 0x4000000000000025ull);
+    cr_assert_eq(s->backend_busy_ns[4], UINT64_MAX - 35);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 136], 0x25);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 143], 0x40);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 144], (uint8_t)(UINT64_MAX - 35));
     expect_str(s->version, version, HY_IPC_NAME_MAX);
     /* The version starts at align8(body_size), right after the body. */
-    cr_assert_eq((const uint8_t *)s->version.p, rt_buf + HY_IPC_HEADER + 136);
+    cr_assert_eq((const uint8_t *)s->version.p, rt_buf + HY_IPC_HEADER + 152);
 
     m1.u.status.version = (hy_str){NULL, 0}; /* no version: the payload is the body */
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 136u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 152u);
     cr_assert_eq(m2.u.status.version.len, 0u);
     cr_assert_eq(m2.u.status.backend_busy_ns[3], UINT64_MAX - 34);
+    cr_assert_eq(m2.u.status.backend_busy_ns[4], UINT64_MAX - 35);
 
     m1.type = HY_MSG_ERROR;
     static char msg[HY_IPC_MESSAGE_MAX];
@@ -291,7 +332,8 @@ Test(msg, round_trip_submit)
     s->n = 1ull << 40;
     s->seed = 0xdeadbeefcafef00dull;
     s->backends = 1u << HY_BACKEND_SERIAL | 1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED |
-                  1u << HY_BACKEND_OPENCL;
+                  1u << HY_BACKEND_OPENCL | 1u << HY_BACKEND_PROCESS;
+    s->transports = 1u << HY_TRANSPORT_PIPE | 1u << HY_TRANSPORT_SHM;
     s->nthreads_list = 5; /* odd: the list ends 4 bytes short of an 8-byte boundary */
     uint32_t tl[] = {1, 2, 4, 8, 16};
     memcpy(s->threads_list, tl, sizeof tl);
@@ -304,10 +346,23 @@ Test(msg, round_trip_submit)
     cr_assert_eq(d->switch_interval_us, 5000u);
     cr_assert_eq(d->n, 1ull << 40);
     cr_assert_eq(d->seed, 0xdeadbeefcafef00dull);
-    cr_assert_eq(d->backends, 0x1eu);
+    cr_assert_eq(d->backends, 0x3eu);
+    cr_assert_eq(d->transports, 0x6u);
+    cr_assert_eq(d->transport, 0);
     cr_assert_eq(d->nthreads_list, 5u);
     cr_assert_arr_eq(d->threads_list, tl, sizeof tl);
     cr_assert_null(d->inline_data);
+    /* transport at 56, rsv at 58, transports at 60; the list at align8(64) = 64 */
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 60], 0x6);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 64], 1);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 68], 2);
+
+    /* Each transport on its own, and none (the daemon's default, pipe). */
+    for (uint32_t t = 0; t <= 0x6; t += 2) {
+        s->transports = t;
+        round_trip(&m1, 0);
+        cr_assert_eq(d->transports, t);
+    }
 
     /* A compare sort with an inline f64 array: the array starts 8-aligned after the list. */
     double arr[7] = {3.5, -0.0, NAN, 1e300, -INFINITY, 0.0, 2.0};
@@ -318,9 +373,9 @@ Test(msg, round_trip_submit)
     s->inline_data = arr;
     s->inline_bytes = sizeof arr;
     size_t len = round_trip(&m1, 0);
-    cr_assert_eq(len, HY_IPC_HEADER + 56 + 20 + 4 + sizeof arr);
+    cr_assert_eq(len, HY_IPC_HEADER + 64 + 20 + 4 + sizeof arr);
     cr_assert_eq(d->inline_bytes, sizeof arr);
-    cr_assert_eq((const uint8_t *)d->inline_data, rt_buf + HY_IPC_HEADER + 80);
+    cr_assert_eq((const uint8_t *)d->inline_data, rt_buf + HY_IPC_HEADER + 88);
     cr_assert(memcmp(d->inline_data, arr, sizeof arr) == 0);
 
     /* A single sort whose array is in a memfd: the frame carries exactly one fd. */
@@ -337,13 +392,81 @@ Test(msg, round_trip_submit)
     cr_assert_eq(d->array, (uint32_t)HY_ARRAY_MEMFD);
     cr_assert_eq(d->n, 1ull << 30);
 
+    /* A single sort on the process backend, each transport in turn (0: the default, pipe). */
+    s->backend = HY_BACKEND_PROCESS;
+    s->threads = 4;
+    for (uint16_t t = 0; t <= HY_TRANSPORT_SHM; t++) {
+        s->transport = t;
+        round_trip(&m1, 1);
+        cr_assert_eq(d->backend, HY_BACKEND_PROCESS);
+        cr_assert_eq(d->threads, 4u);
+        cr_assert_eq(d->transport, t);
+        cr_assert_eq(d->transports, 0u);
+        cr_assert_eq(rt_buf[HY_IPC_HEADER + 56], t);
+    }
+    s->transport = 0;
+
     /* An empty inline array still pads to its 8-aligned start. */
     s->array = HY_ARRAY_INLINE;
     s->n = 0;
     s->threads = 1;
     s->backend = HY_BACKEND_SERIAL;
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 56u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 64u);
     cr_assert_eq(d->inline_bytes, 0u);
+}
+
+/* Field by field: the row struct has padding (after transport), which memcmp would read. */
+static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsigned i)
+{
+    cr_assert_eq(g->backend, w->backend, "row %u backend", i);
+    cr_assert_eq(g->device, w->device, "row %u device", i);
+    cr_assert_eq(g->mode, w->mode, "row %u mode", i);
+    cr_assert_eq(g->flags, w->flags, "row %u flags", i);
+    cr_assert_eq(g->threads, w->threads, "row %u threads", i);
+    cr_assert_eq(g->copies, w->copies, "row %u copies", i);
+    cr_assert_eq(g->n, w->n, "row %u n", i);
+    cr_assert_eq(g->hits, w->hits, "row %u hits", i);
+    /* the bits of the doubles (NaN != NaN as a value) */
+    cr_assert(memcmp(&g->estimate, &w->estimate, sizeof g->estimate) == 0, "row %u estimate", i);
+    cr_assert(memcmp(&g->std_error, &w->std_error, sizeof g->std_error) == 0,
+              "row %u std_error", i);
+    cr_assert_eq(g->median_ns, w->median_ns, "row %u median_ns", i);
+    cr_assert_eq(g->min_ns, w->min_ns, "row %u min_ns", i);
+    cr_assert_eq(g->max_ns, w->max_ns, "row %u max_ns", i);
+    cr_assert_eq(g->lock_handoffs, w->lock_handoffs, "row %u lock_handoffs", i);
+    cr_assert_eq(g->lock_wait_ns, w->lock_wait_ns, "row %u lock_wait_ns", i);
+    cr_assert_eq(g->lock_hold_ns, w->lock_hold_ns, "row %u lock_hold_ns", i);
+    cr_assert_eq(g->h2d_ns, w->h2d_ns, "row %u h2d_ns", i);
+    cr_assert_eq(g->kernel_ns, w->kernel_ns, "row %u kernel_ns", i);
+    cr_assert_eq(g->d2h_ns, w->d2h_ns, "row %u d2h_ns", i);
+    cr_assert_eq(g->launches, w->launches, "row %u launches", i);
+    cr_assert_eq(g->repeat, w->repeat, "row %u repeat", i);
+    cr_assert_eq(g->bytes_moved, w->bytes_moved, "row %u bytes_moved", i);
+    cr_assert_eq(g->startup_ns, w->startup_ns, "row %u startup_ns", i);
+    cr_assert_eq(g->merge_ns, w->merge_ns, "row %u merge_ns", i);
+    cr_assert_eq(g->transport, w->transport, "row %u transport", i);
+    cr_assert_eq(g->workers_started, w->workers_started, "row %u workers_started", i);
+}
+
+/* Rows whose every field differs from its neighbours', new fields included. */
+static void fill_rows(hy_result_row *rows, unsigned nrows, double std_error_last)
+{
+    for (unsigned i = 0; i < nrows; i++) {
+        rows[i] = (hy_result_row){.backend = (uint16_t)(1 + i % 5), .device = (uint16_t)i,
+                                  .mode = 1, .flags = HY_ROW_NOGIL | HY_ROW_POCL_CPU,
+                                  .threads = 1u << (i % 32), .copies = 2, .n = 1000000 + i,
+                                  .hits = 785398 + i, .estimate = 3.141592653589793,
+                                  .std_error = i == nrows - 1 ? std_error_last : 1.6e-3,
+                                  .median_ns = 10 + i, .min_ns = 9, .max_ns = 11,
+                                  .lock_handoffs = 1234, .lock_wait_ns = 5, .lock_hold_ns = 6,
+                                  .h2d_ns = 7, .kernel_ns = 8, .d2h_ns = UINT64_MAX,
+                                  .launches = 3, .repeat = 5,
+                                  .bytes_moved = 0x0102030405060708ull + i,
+                                  .startup_ns = 0x1112131415161718ull + i,
+                                  .merge_ns = 0x2122232425262728ull + i,
+                                  .transport = (uint16_t)(i % 3),
+                                  .workers_started = 0x31323334u + i};
+    }
 }
 
 Test(msg, round_trip_result)
@@ -353,39 +476,41 @@ Test(msg, round_trip_result)
     uint64_t nan_bits = 0x7ff8000000000abcull;
     double nan_payload;
     memcpy(&nan_payload, &nan_bits, sizeof nan_payload);
-    for (unsigned i = 0; i < 4; i++) {
-        rows[i] = (hy_result_row){.backend = (uint16_t)(1 + i), .device = (uint16_t)i,
-                                  .mode = 1, .flags = HY_ROW_NOGIL | HY_ROW_POCL_CPU,
-                                  .threads = 1u << i, .copies = 2, .n = 1000000 + i,
-                                  .hits = 785398 + i, .estimate = 3.141592653589793,
-                                  .std_error = i == 3 ? nan_payload : 1.6e-3,
-                                  .median_ns = 10 + i, .min_ns = 9, .max_ns = 11,
-                                  .lock_handoffs = 1234, .lock_wait_ns = 5, .lock_hold_ns = 6,
-                                  .h2d_ns = 7, .kernel_ns = 8, .d2h_ns = UINT64_MAX,
-                                  .launches = 3, .repeat = 5};
-    }
+    /* Five rows: one per backend, the last (process) with a NaN carrying a payload. */
+    fill_rows(rows, 5, nan_payload);
     memset(&m1, 0, sizeof m1);
     m1.type = HY_MSG_RESULT;
     m1.request = 8;
     m1.u.result.job = HY_JOB_COMPARE_SORT;
-    m1.u.result.nrows = 4;
+    m1.u.result.nrows = 5;
     m1.u.result.job_id = 77;
     m1.u.result.rows = rows;
     m1.u.result.array = sorted;
     m1.u.result.array_bytes = sizeof sorted;
-    round_trip(&m1, 0);
+    size_t len = round_trip(&m1, 0);
+    /* rows of HY_IPC_ROW_SIZE = 160 bytes, then the array at the next multiple of 8 */
+    cr_assert_eq(HY_IPC_ROW_SIZE, 160u);
+    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 160u + sizeof sorted);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 160);
     hy_msg_result *r = &m2.u.result;
     cr_assert_eq(r->job, HY_JOB_COMPARE_SORT);
-    cr_assert_eq(r->nrows, 4);
+    cr_assert_eq(r->nrows, 5);
     cr_assert_eq(r->job_id, 77u);
     cr_assert_eq(r->rows, r->rows_in);
-    for (unsigned i = 0; i < 4; i++) {
-        /* Compare the bits of each row, doubles included (NaN != NaN as a value). */
-        cr_assert(memcmp(&r->rows_in[i], &rows[i], sizeof rows[i]) == 0, "row %u differs", i);
-    }
+    for (unsigned i = 0; i < 5; i++)
+        expect_row_eq(&r->rows_in[i], &rows[i], i);
     uint64_t got_bits;
-    memcpy(&got_bits, &r->rows_in[3].std_error, sizeof got_bits);
+    memcpy(&got_bits, &r->rows_in[4].std_error, sizeof got_bits);
     cr_assert_eq(got_bits, nan_bits);
+    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 160). */
+    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 160;
+    cr_assert_eq(row1[128], 0x09); /* bytes_moved 0x...0708 + 1 */
+    cr_assert_eq(row1[136], 0x19); /* startup_ns */
+    cr_assert_eq(row1[144], 0x29); /* merge_ns */
+    cr_assert_eq(row1[152], 1);    /* transport */
+    cr_assert_eq(row1[154], 0);    /* rsv */
+    cr_assert_eq(row1[155], 0);
+    cr_assert_eq(row1[156], 0x35); /* workers_started */
     cr_assert_eq(r->array_bytes, sizeof sorted);
     cr_assert(memcmp(r->array, sorted, sizeof sorted) == 0);
 
@@ -393,9 +518,12 @@ Test(msg, round_trip_result)
     m1.u.result.nrows = HY_IPC_ROWS_MAX;
     m1.u.result.array_bytes = 0;
     m1.u.result.array = NULL;
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 128u);
+    fill_rows(rows, HY_IPC_ROWS_MAX, 0.5);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 160u);
     cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
     cr_assert_null(m2.u.result.array);
+    for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
+        expect_row_eq(&m2.u.result.rows_in[i], &rows[i], i);
 }
 
 Test(msg, round_trip_devices)
@@ -424,6 +552,7 @@ Test(msg, round_trip_devices)
     m1.u.devices.native_threads = 48;
     m1.u.devices.locked_threads = 8;
     m1.u.devices.switch_interval_us = 5000;
+    m1.u.devices.process_workers = 0x0a0b0c0d;
     m1.u.devices.devices = devs;
     cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 32u + 3 * 352u);
     hy_msg_devices_reply *d = &m2.u.devices;
@@ -432,6 +561,8 @@ Test(msg, round_trip_devices)
     cr_assert_eq(d->native_threads, 48u);
     cr_assert_eq(d->locked_threads, 8u);
     cr_assert_eq(d->switch_interval_us, 5000u);
+    cr_assert_eq(d->process_workers, 0x0a0b0c0du);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 28], 0x0d); /* the word that was reserved */
     for (unsigned i = 0; i < 3; i++) {
         hy_device_record *g = &d->devices_in[i], *w = &devs[i];
         cr_assert_eq(g->index, w->index);
@@ -456,6 +587,12 @@ Test(msg, round_trip_devices)
     cr_assert_eq(d->native_threads, 48u);
     cr_assert_eq(d->locked_threads, 8u);
     cr_assert_eq(d->switch_interval_us, 5000u);
+    cr_assert_eq(d->process_workers, 0x0a0b0c0du);
+
+    /* The process pool off: 0. */
+    m1.u.devices.process_workers = 0;
+    round_trip(&m1, 0);
+    cr_assert_eq(d->process_workers, 0u);
 }
 
 /* ---- golden vectors: written by hand from the layouts, never by the encoder ---- */
@@ -478,11 +615,12 @@ static const golden goldens[] = {
      "68 79 62 72 69 64 63 74 6c",
      {0, 0}, {0, 0}},
     {"SUBMIT request 2: pi, n 1000000, seed 42, native, 2 threads, split, 1 repeat",
-     "48 59 44 31 01 00 05 00 00 00 00 00 38 00 00 00 02 00 00 00 00 00 00 00"
-     "38 00 00 00 | 01 00 | 02 00 | 00 00 | 01 00 | 00 00 | 00 00"
+     "48 59 44 31 01 00 05 00 00 00 00 00 40 00 00 00 02 00 00 00 00 00 00 00"
+     "40 00 00 00 | 01 00 | 02 00 | 00 00 | 01 00 | 00 00 | 00 00"
      "02 00 00 00 | 01 00 00 00 | 00 00 00 00 | 00 00 00 00"
-     "40 42 0f 00 00 00 00 00 | 2a 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00",
-     {0, 0}, {0, 0}},
+     "40 42 0f 00 00 00 00 00 | 2a 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00"
+     "00 00 | 00 00 | 00 00 00 00",
+     {58, 0}, {60, 0}},
     {"ERROR request 2 job 5 code ELIMIT (-4) \"n too large\"",
      "48 59 44 31 01 00 09 00 00 00 00 00 23 00 00 00 02 00 00 00 00 00 00 00"
      "18 00 00 00 | fc ff ff ff | 05 00 00 00 00 00 00 00 | 0b 00 00 00 | 00 00 00 00"
@@ -570,33 +708,36 @@ Test(msg, golden_encode_and_decode)
     expect_str(m2.u.error.message, "n too large", 11);
 }
 
+static void check_truncations(const golden *gd)
+{
+    uint8_t g[512], t[512];
+    hy_error err;
+    size_t n = unhex(gd->hex, g, sizeof g);
+    for (size_t cut = 0; cut < n; cut++) {
+        memcpy(t, g, cut);
+        /* As the bytes arrive: the header's length says more is to come. */
+        memset(&err, 0, sizeof err);
+        int rc = decode_copy(t, cut, 0, &m2, &err);
+        cr_assert_eq(rc, HY_IPC_INCOMPLETE, "%s cut at %zu: rc %d %s", gd->what, cut, rc,
+                     err.msg);
+        if (cut < HY_IPC_HEADER)
+            continue;
+        /* A complete frame whose payload was cut short: refused, never another message. */
+        uint32_t pl = (uint32_t)(cut - HY_IPC_HEADER);
+        for (int b = 0; b < 4; b++)
+            t[12 + b] = (uint8_t)(pl >> (8 * b));
+        memset(&err, 0, sizeof err);
+        rc = decode_copy(t, cut, 0, &m2, &err);
+        cr_assert_lt(rc, 0, "%s cut at %zu with its length fixed decoded", gd->what, cut);
+        cr_assert_eq(err.code, rc);
+        cr_assert_gt(strlen(err.msg), 0u);
+    }
+}
+
 Test(msg, golden_truncations)
 {
-    uint8_t g[256], t[256];
-    hy_error err;
-    for (unsigned i = 0; i < NGOLDEN; i++) {
-        size_t n = unhex(goldens[i].hex, g, sizeof g);
-        for (size_t cut = 0; cut < n; cut++) {
-            memcpy(t, g, cut);
-            /* As the bytes arrive: the header's length says more is to come. */
-            memset(&err, 0, sizeof err);
-            int rc = decode_copy(t, cut, 0, &m2, &err);
-            cr_assert_eq(rc, HY_IPC_INCOMPLETE, "%s cut at %zu: rc %d %s", goldens[i].what,
-                         cut, rc, err.msg);
-            if (cut < HY_IPC_HEADER)
-                continue;
-            /* A complete frame whose payload was cut short: refused, never another message. */
-            uint32_t pl = (uint32_t)(cut - HY_IPC_HEADER);
-            for (int b = 0; b < 4; b++)
-                t[12 + b] = (uint8_t)(pl >> (8 * b));
-            memset(&err, 0, sizeof err);
-            rc = decode_copy(t, cut, 0, &m2, &err);
-            cr_assert_lt(rc, 0, "%s cut at %zu with its length fixed decoded", goldens[i].what,
-                         cut);
-            cr_assert_eq(err.code, rc);
-            cr_assert_gt(strlen(err.msg), 0u);
-        }
-    }
+    for (unsigned i = 0; i < NGOLDEN; i++)
+        check_truncations(&goldens[i]);
 }
 
 static bool reserved(const golden *g, size_t at)
@@ -646,10 +787,15 @@ Test(msg, golden_single_byte_changes)
                         cr_assert_eq(len2, len);
                         cr_assert(memcmp(out, out2, len) == 0);
                     } else {
+                        /* A body_size between a type's first layout and its current one
+                         * (SUBMIT's 57..63) is read as the fields it holds, and re-encoded at
+                         * the current size: only body_size itself may differ. */
+                        bool body = at >= HY_IPC_HEADER && at < HY_IPC_HEADER + 4;
                         cr_assert_eq(len, n, "%s byte %zu = %u: re-encoded to %zu bytes",
                                      gd->what, at, v, len);
                         for (size_t j = 0; j < n; j++)
-                            cr_assert(out[j] == t[j] || (reserved(gd, j) && out[j] == 0),
+                            cr_assert(out[j] == t[j] || (reserved(gd, j) && out[j] == 0) ||
+                                          (body && j >= HY_IPC_HEADER && j < HY_IPC_HEADER + 4),
                                       "%s byte %zu = %u: re-encoded byte %zu is %u, not %u",
                                       gd->what, at, v, j, out[j], t[j]);
                     }
@@ -733,12 +879,21 @@ Test(msg, bad_type_and_body_size)
     expect_bad(HY_ETYPE, 0);
 
     submit_pi();
-    patch32(0, 55); /* body_size below SUBMIT's 56 */
+    patch32(0, 55); /* body_size below SUBMIT's first layout, 56 */
     expect_bad(HY_EPROTO, 0);
     patch32(0, 0);
     expect_bad(HY_EPROTO, 0);
-    patch32(0, 64); /* past the 56-byte payload */
+    patch32(0, 72); /* past the 64-byte payload */
     expect_bad(HY_EPROTO, 0);
+    /* The first layout's 56 bytes, exact: the 8 bytes after them are left over. */
+    patch32(0, 56);
+    expect_bad(HY_EPROTO, 0);
+    set_payload_len(56); /* and without them, a first-layout pi job */
+    hy_error err = {0};
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.submit.transport, 0);
+
+    submit_pi();
     patch32(0, UINT32_MAX);
     expect_bad(HY_EPROTO, 0);
 
@@ -828,16 +983,70 @@ Test(msg, bad_submit_enums)
     submit_pi();
     patch16(6, 0);
     expect_bad(HY_EBACKEND, 0);
-    patch16(6, 5);
+    patch16(6, 6);
     expect_bad(HY_EBACKEND, 0);
+    patch16(6, HY_BACKEND_PROCESS); /* process (5) runs single jobs */
+    hy_error err = {0};
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.submit.backend, HY_BACKEND_PROCESS);
 
     submit_pi();
     patch16(4, HY_JOB_COMPARE_PI); /* compare with an empty backends mask */
     expect_bad(HY_EBACKEND, 0);
     patch32(48, 1u << 0); /* bit 0 is no backend */
     expect_bad(HY_EBACKEND, 0);
-    patch32(48, 1u << 5);
+    patch32(48, 1u << 6);
     expect_bad(HY_EBACKEND, 0);
+    patch32(48, 1u << 5 | 1u << 6);
+    expect_bad(HY_EBACKEND, 0);
+
+    /* A single job's transport: 0 (default), 1 pipe, 2 shm; nothing else. */
+    submit_pi();
+    patch16(6, HY_BACKEND_PROCESS);
+    for (uint16_t t = 0; t <= HY_TRANSPORT_SHM; t++) {
+        patch16(56, t);
+        cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+        cr_assert_eq(m2.u.submit.transport, t);
+    }
+    patch16(56, 3);
+    expect_bad(HY_EINVAL, 0);
+    memset(&err, 0, sizeof err);
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "transport 3"), "the sentence names the field: %s", err.msg);
+    patch16(56, UINT16_MAX);
+    expect_bad(HY_EINVAL, 0);
+    patch16(56, 0);
+    patch32(60, 0x8); /* a single job ignores the compare's mask */
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    patch16(58, 0xffff); /* rsv */
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+
+    /* A compare's transports: bits 1 (pipe) and 2 (shm); 0 means pipe alone. */
+    static hy_msg_submit cmp = {.job = HY_JOB_COMPARE_SORT, .backends = 1u << HY_BACKEND_PROCESS,
+                                .dtype = HY_DT_F32, .array = HY_ARRAY_MEMFD, .n = 100,
+                                .nthreads_list = 1, .threads_list = {2}};
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_SUBMIT;
+    m1.u.submit = cmp;
+    prepare(&m1);
+    for (uint32_t t = 0; t <= 0x6; t += 2) {
+        patch32(60, t);
+        cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
+        cr_assert_eq(m2.u.submit.transports, t);
+    }
+    patch32(60, 0x8);
+    expect_bad(HY_EINVAL, 1);
+    memset(&err, 0, sizeof err);
+    cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "transports mask 0x8"), "the sentence names the field: %s",
+              err.msg);
+    patch32(60, 0x1); /* bit 0 is no transport */
+    expect_bad(HY_EINVAL, 1);
+    patch32(60, 0x6 | 1u << 31);
+    expect_bad(HY_EINVAL, 1);
+    patch32(60, 0x2);
+    patch16(56, 9); /* a compare ignores the single job's transport */
+    cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
 
     submit_pi();
     patch16(4, HY_JOB_SORT);
@@ -846,7 +1055,6 @@ Test(msg, bad_submit_enums)
     patch16(14, 7);
     expect_bad(HY_EDTYPE, 1);
     patch16(14, HY_DT_I64);
-    hy_error err = {0};
     cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
 
     submit_pi();
@@ -883,7 +1091,7 @@ Test(msg, bad_submit_lists_and_arrays)
     patch32(52, 3); /* past the payload */
     expect_bad(HY_EPROTO, 0);
     patch32(52, 2);
-    patch32(60, 0); /* a thread count of 0 */
+    patch32(68, 0); /* a thread count of 0: the list starts at 64 */
     expect_bad(HY_EINVAL, 0);
 
     static const int32_t a[5] = {5, -1, 3, 0, 2};
@@ -905,7 +1113,7 @@ Test(msg, bad_submit_lists_and_arrays)
 
     submit_sort_inline(HY_DT_I32, 5, a, sizeof a);
     patch32(28, HY_ARRAY_MEMFD);
-    set_payload_len(56);
+    set_payload_len(64);
     expect_bad(HY_EPROTO, 0); /* a memfd array without its fd */
     expect_bad(HY_EPROTO, 2); /* or with two */
     cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
@@ -942,7 +1150,13 @@ Test(msg, bad_result_and_devices)
     expect_bad(HY_EPROTO, 0);
     patch32(8, UINT32_MAX); /* 2 x 4 GiB: past the payload, without overflow */
     expect_bad(HY_EPROTO, 0);
-    patch32(8, 128);
+    patch32(8, 127); /* below the first layout's 128 */
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, 128); /* the first layout's rows: 64 bytes left over */
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, 161); /* past the payload */
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, 160);
     patch32(12, 1); /* an array byte that is not there */
     expect_bad(HY_EPROTO, 0);
     patch32(12, 0);
@@ -978,7 +1192,7 @@ Test(msg, bad_status_reply)
     m1.type = HY_MSG_STATUS_REPLY;
     m1.u.status = (hy_msg_status_reply){.clients = 1, .version = S("hybridd 1.0")};
     prepare(&m1);
-    cr_assert_eq(bad_len, HY_IPC_HEADER + 136u + 11);
+    cr_assert_eq(bad_len, HY_IPC_HEADER + 152u + 11);
     hy_error err = {0};
     cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
     patch32(128, HY_IPC_NAME_MAX + 1); /* above the limit, whatever the payload holds */
@@ -998,6 +1212,303 @@ Test(msg, bad_status_reply)
     patch32(128, 11);
     patch32(0, 64);
     expect_bad(HY_EPROTO, 0);
+    patch32(0, 135);
+    expect_bad(HY_EPROTO, 0);
+    /* 136, the first layout, exact: the version read at 136 leaves 16 bytes over. */
+    patch32(0, 136);
+    expect_bad(HY_EPROTO, 0);
+    patch32(0, 160); /* a newer body: the version at 160, past the payload */
+    expect_bad(HY_EPROTO, 0);
+}
+
+/* ---- first layouts: what a peer built before the process backend sent ---- */
+
+/* Written by hand from the first layouts (SUBMIT body 56, rows of 128 bytes, STATUS_REPLY
+ * body 136). A decoder of this version must read them; each is built so that a decoder that
+ * looked for a newer field where the first layout has something else would fail. */
+static const golden first_layouts[] = {
+    {"SUBMIT body 56, request 3: compare pi, backends locked|process, threads 2 and 8, "
+     "n 10^8, seed 7, 3 repeats",
+     "48 59 44 31 01 00 05 00 00 00 00 00 40 00 00 00 03 00 00 00 00 00 00 00"
+     "38 00 00 00 | 03 00 | 00 00 | 00 00 | 00 00 | 00 00 | 00 00"
+     "00 00 00 00 | 03 00 00 00 | 00 00 00 00 | 00 00 00 00"
+     "00 e1 f5 05 00 00 00 00 | 07 00 00 00 00 00 00 00 | 28 00 00 00 | 02 00 00 00"
+     "02 00 00 00 | 08 00 00 00", /* threads_list at 56: read as transports, 8 is refused */
+     {0, 0}, {0, 0}},
+    {"SUBMIT body 56, request 4: sort, process, 4 threads, i32, inline [3, 1, 2]",
+     "48 59 44 31 01 00 05 00 00 00 00 00 44 00 00 00 04 00 00 00 00 00 00 00"
+     "38 00 00 00 | 02 00 | 05 00 | 00 00 | 01 00 | 00 00 | 01 00"
+     "04 00 00 00 | 01 00 00 00 | 00 00 00 00 | 01 00 00 00"
+     "03 00 00 00 00 00 00 00 | 00 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00"
+     "03 00 00 00 | 01 00 00 00 | 02 00 00 00", /* the array at 56: read as transport, 3 */
+     {0, 0}, {0, 0}},
+    {"RESULT rows of 128, request 5: pi, job 9, one native row",
+     "48 59 44 31 01 00 08 00 00 00 00 00 98 00 00 00 05 00 00 00 00 00 00 00"
+     "18 00 00 00 | 01 00 | 01 00 | 80 00 00 00 | 00 00 00 00 | 09 00 00 00 00 00 00 00"
+     /* row: backend, device, mode, flags, threads, copies, n, hits */
+     "02 00 | 00 00 | 01 00 | 00 00 | 04 00 00 00 | 01 00 00 00"
+     "40 42 0f 00 00 00 00 00 | 8a fc 0b 00 00 00 00 00"
+     /* estimate 3.125, std_error 0.5, median, min, max */
+     "00 00 00 00 00 00 09 40 | 00 00 00 00 00 00 e0 3f"
+     "64 00 00 00 00 00 00 00 | 5a 00 00 00 00 00 00 00 | 6e 00 00 00 00 00 00 00"
+     /* lock_handoffs, lock_wait_ns, lock_hold_ns, h2d_ns, kernel_ns, d2h_ns */
+     "00 00 00 00 00 00 00 00 | 00 00 00 00 00 00 00 00 | 00 00 00 00 00 00 00 00"
+     "00 00 00 00 00 00 00 00 | 00 00 00 00 00 00 00 00 | 00 00 00 00 00 00 00 00"
+     /* launches, repeat */
+     "00 00 00 00 | 05 00 00 00",
+     {0, 0}, {0, 0}},
+    {"STATUS_REPLY body 136, request 6: 1 client, version hybridd 0.9",
+     "48 59 44 31 01 00 0c 00 00 00 00 00 93 00 00 00 06 00 00 00 00 00 00 00"
+     "88 00 00 00 | 01 00 00 00 | 00 ca 9a 3b 00 00 00 00"
+     "01 00 00 00 00 00 00 00 | 02 00 00 00 00 00 00 00 | 03 00 00 00 00 00 00 00"
+     "04 00 00 00 00 00 00 00 | 05 00 00 00 00 00 00 00 | 01 00 00 00 | 01 00 00 00"
+     "0b 00 00 00 00 00 00 00 | 0c 00 00 00 00 00 00 00 | 0d 00 00 00 00 00 00 00"
+     "0e 00 00 00 00 00 00 00"
+     "15 00 00 00 00 00 00 00 | 16 00 00 00 00 00 00 00 | 17 00 00 00 00 00 00 00"
+     "18 00 00 00 00 00 00 00"
+     "0b 00 00 00 | 00 00 00 00"
+     "68 79 62 72 69 64 64 20 30 2e 39", /* the version at 136: read as process's counters */
+     {0, 0}, {0, 0}},
+};
+#define NFIRST (sizeof first_layouts / sizeof first_layouts[0])
+
+/* Decodes first_layouts[i] into m2 from `keep`, which must outlive m2's pointers. */
+static size_t decode_first(unsigned i, uint8_t *keep, size_t cap)
+{
+    size_t n = unhex(first_layouts[i].hex, keep, cap);
+    hy_error err = {0};
+    memset(&m2, 0xA5, sizeof m2); /* a field left unset shows as 0xA5... */
+    int rc = decode_bytes(keep, n, 0, &m2, &err);
+    cr_assert_eq(rc, 0, "%s: %s", first_layouts[i].what, err.msg);
+    return n;
+}
+
+/* The current layout, written by encoding what a first layout decoded to, decodes to the
+ * same fields: an upgrade, never a change. */
+static void reencode_first(hy_msg *m, uint8_t *out, size_t cap, size_t want_len)
+{
+    size_t len = encode_all(m, out, cap);
+    cr_assert_eq(len, want_len, "%s re-encoded to %zu bytes, want %zu",
+                 hy_msg_type_name(m->type), len, want_len);
+    hy_error err = {0};
+    cr_assert_eq(decode_bytes(out, len, 0, &m1, &err), 0, "%s", err.msg);
+}
+
+Test(msg, first_layout_submit)
+{
+    static uint8_t g[512], out[512];
+
+    size_t n = decode_first(0, g, sizeof g);
+    const hy_msg_submit *s = &m2.u.submit;
+    cr_assert_eq(m2.request, 3u);
+    cr_assert_eq(s->job, HY_JOB_COMPARE_PI);
+    cr_assert_eq(s->backends, 1u << HY_BACKEND_LOCKED | 1u << HY_BACKEND_PROCESS);
+    cr_assert_eq(s->repeat, 3u);
+    cr_assert_eq(s->n, 100000000u);
+    cr_assert_eq(s->seed, 7u);
+    cr_assert_eq(s->transport, 0); /* not in a 56-byte body: the default */
+    cr_assert_eq(s->transports, 0u);
+    cr_assert_eq(s->nthreads_list, 2u);
+    cr_assert_eq(s->threads_list[0], 2u);
+    cr_assert_eq(s->threads_list[1], 8u);
+    /* Re-encoded: body 64, the list moved to 64. */
+    reencode_first(&m2, out, sizeof out, n + 8);
+    cr_assert_eq(out[HY_IPC_HEADER], 64);
+    cr_assert_eq(out[HY_IPC_HEADER + 64], 2);
+    cr_assert_eq(m1.u.submit.transports, 0u);
+    cr_assert_eq(m1.u.submit.threads_list[1], 8u);
+
+    n = decode_first(1, g, sizeof g);
+    cr_assert_eq(m2.request, 4u);
+    cr_assert_eq(s->job, HY_JOB_SORT);
+    cr_assert_eq(s->backend, HY_BACKEND_PROCESS);
+    cr_assert_eq(s->threads, 4u);
+    cr_assert_eq(s->dtype, HY_DT_I32);
+    cr_assert_eq(s->array, (uint32_t)HY_ARRAY_INLINE);
+    cr_assert_eq(s->transport, 0);
+    cr_assert_eq(s->transports, 0u);
+    cr_assert_eq(s->inline_bytes, 12u);
+    /* the array at align8(56) = 56 */
+    cr_assert_eq((const uint8_t *)s->inline_data, g + HY_IPC_HEADER + 56);
+    static const int32_t arr[3] = {3, 1, 2};
+    cr_assert(memcmp(s->inline_data, arr, sizeof arr) == 0);
+    reencode_first(&m2, out, sizeof out, n + 8);
+    cr_assert(memcmp(out + HY_IPC_HEADER + 64, arr, sizeof arr) == 0);
+    cr_assert_eq(m1.u.submit.transport, 0);
+
+    /* A 56-byte body is held to the same exactness as a 64-byte one. */
+    memcpy(bad, g, n);
+    bad_len = n;
+    set_payload_len((uint32_t)(n - HY_IPC_HEADER + 4)); /* 4 bytes after the array */
+    expect_bad(HY_EPROTO, 0);
+    n = unhex(first_layouts[0].hex, bad, sizeof bad);
+    bad_len = n;
+    set_payload_len((uint32_t)(n - HY_IPC_HEADER + 8)); /* 8 bytes after the list */
+    expect_bad(HY_EPROTO, 0);
+    /* The same bytes read as the current layout (body 64): the list where transport and
+     * transports are, and no list after them. */
+    n = unhex(first_layouts[0].hex, bad, sizeof bad);
+    bad_len = n;
+    patch32(0, 64);
+    expect_bad(HY_EINVAL, 0); /* transports 0x8 */
+}
+
+Test(msg, first_layout_result)
+{
+    static uint8_t g[512], out[512];
+    size_t n = decode_first(2, g, sizeof g);
+    const hy_msg_result *r = &m2.u.result;
+    cr_assert_eq(r->job, HY_JOB_PI);
+    cr_assert_eq(r->nrows, 1);
+    cr_assert_eq(r->job_id, 9u);
+    cr_assert_eq(r->array_bytes, 0u);
+    const hy_result_row *w = &r->rows_in[0];
+    cr_assert_eq(w->backend, HY_BACKEND_NATIVE);
+    cr_assert_eq(w->mode, HY_MODE_SPLIT);
+    cr_assert_eq(w->threads, 4u);
+    cr_assert_eq(w->copies, 1u);
+    cr_assert_eq(w->n, 1000000u);
+    cr_assert_eq(w->hits, 785546u);
+    cr_assert_eq(w->estimate, 3.125);
+    cr_assert_eq(w->std_error, 0.5);
+    cr_assert_eq(w->median_ns, 100u);
+    cr_assert_eq(w->min_ns, 90u);
+    cr_assert_eq(w->max_ns, 110u);
+    cr_assert_eq(w->repeat, 5u);
+    /* none of the newer fields: zero, never stale bytes */
+    cr_assert_eq(w->bytes_moved, 0u);
+    cr_assert_eq(w->startup_ns, 0u);
+    cr_assert_eq(w->merge_ns, 0u);
+    cr_assert_eq(w->transport, 0);
+    cr_assert_eq(w->workers_started, 0u);
+    reencode_first(&m2, out, sizeof out, n + 32);
+    cr_assert_eq(out[HY_IPC_HEADER + 8], 160); /* row_size */
+    expect_row_eq(&m1.u.result.rows_in[0], w, 0);
+}
+
+/* Rows of any size from 128 up: the first 128 bytes always, the process fields only when the
+ * rows hold them, bytes past 160 skipped. The rows' stride and the array after them follow
+ * row_size. */
+Test(msg, result_row_sizes)
+{
+    static hy_result_row rows[3];
+    static uint8_t enc[2048], frame[2048];
+    static const uint8_t arr[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    fill_rows(rows, 3, 0.25);
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RESULT;
+    m1.u.result = (hy_msg_result){.job = HY_JOB_COMPARE_SORT, .nrows = 3, .job_id = 11,
+                                  .rows = rows, .array = arr, .array_bytes = sizeof arr};
+    encode_all(&m1, enc, sizeof enc);
+    const uint32_t sizes[] = {128, 136, 159, 160, 168, 256};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        uint32_t rs = sizes[k];
+        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 160) bytes, then
+         * 0xEE filler a reader must skip; the array at the next multiple of 8. */
+        memcpy(frame, enc, HY_IPC_HEADER + 24);
+        uint8_t *p = frame + HY_IPC_HEADER;
+        for (int b = 0; b < 4; b++)
+            p[8 + b] = (uint8_t)(rs >> (8 * b));
+        for (unsigned i = 0; i < 3; i++) {
+            uint32_t keep = rs < 160 ? rs : 160;
+            memcpy(p + 24 + rs * i, enc + HY_IPC_HEADER + 24 + 160 * i, keep);
+            memset(p + 24 + rs * i + keep, 0xEE, rs - keep);
+        }
+        uint32_t at = (24 + 3 * rs + 7) & ~7u;
+        memset(p + 24 + 3 * rs, 0, at - (24 + 3 * rs));
+        memcpy(p + at, arr, sizeof arr);
+        uint32_t pl = at + (uint32_t)sizeof arr;
+        for (int b = 0; b < 4; b++)
+            frame[12 + b] = (uint8_t)(pl >> (8 * b));
+
+        hy_error err = {0};
+        memset(&m2, 0xA5, sizeof m2);
+        cr_assert_eq(decode_bytes(frame, HY_IPC_HEADER + pl, 0, &m2, &err), 0,
+                     "row_size %u: %s", rs, err.msg);
+        cr_assert_eq(m2.u.result.nrows, 3);
+        cr_assert(memcmp(m2.u.result.array, arr, sizeof arr) == 0, "row_size %u array", rs);
+        for (unsigned i = 0; i < 3; i++) {
+            hy_result_row want = rows[i];
+            if (rs < HY_IPC_ROW_SIZE) {
+                want.bytes_moved = want.startup_ns = want.merge_ns = 0;
+                want.transport = 0;
+                want.workers_started = 0;
+            }
+            expect_row_eq(&m2.u.result.rows_in[i], &want, i);
+        }
+    }
+}
+
+Test(msg, first_layout_status_reply)
+{
+    static uint8_t g[512], out[512];
+    size_t n = decode_first(3, g, sizeof g);
+    const hy_msg_status_reply *s = &m2.u.status;
+    cr_assert_eq(s->clients, 1u);
+    cr_assert_eq(s->uptime_ns, 1000000000u);
+    cr_assert_eq(s->jobs_queued, 1u);
+    cr_assert_eq(s->jobs_cancelled, 5u);
+    cr_assert_eq(s->devices, 1u);
+    cr_assert_eq(s->devices_usable, 1u);
+    for (unsigned i = 0; i < 4; i++) {
+        cr_assert_eq(s->backend_jobs[i], 11u + i);
+        cr_assert_eq(s->backend_busy_ns[i], 21u + i);
+    }
+    cr_assert_eq(s->backend_jobs[4], 0u); /* no process counters in a 136-byte body */
+    cr_assert_eq(s->backend_busy_ns[4], 0u);
+    expect_str(s->version, "hybridd 0.9", 11);
+    cr_assert_eq((const uint8_t *)s->version.p, g + HY_IPC_HEADER + 136);
+    reencode_first(&m2, out, sizeof out, n + 16);
+    cr_assert_eq(out[HY_IPC_HEADER], 152);
+    cr_assert(memcmp(out + HY_IPC_HEADER + 152, "hybridd 0.9", 11) == 0);
+    cr_assert_eq(m1.u.status.backend_jobs[4], 0u);
+    cr_assert_eq(m1.u.status.backend_busy_ns[3], 24u);
+
+    /* A 136-byte body is held to the same exactness: a byte after the version is refused. */
+    memcpy(bad, g, n);
+    bad_len = n;
+    set_payload_len((uint32_t)(n - HY_IPC_HEADER + 1));
+    expect_bad(HY_EPROTO, 0);
+}
+
+Test(msg, first_layout_truncations_and_byte_changes)
+{
+    static uint8_t g[512], t[512], out[1024], out2[1024];
+    for (unsigned i = 0; i < NFIRST; i++) {
+        const golden *gd = &first_layouts[i];
+        check_truncations(gd);
+        /* Every single-byte change is refused with a sentence, asks for more (a length), or
+         * decodes to a message whose encoding is a fixed point of decode and encode. */
+        size_t n = unhex(gd->hex, g, sizeof g);
+        for (size_t at = 0; at < n; at++) {
+            for (unsigned v = 0; v < 256; v += 7) {
+                if (v == g[at])
+                    continue;
+                memcpy(t, g, n);
+                t[at] = (uint8_t)v;
+                uint8_t *c = malloc(n); /* exact size: ASan catches any read past it */
+                cr_assert(c);
+                memcpy(c, t, n);
+                hy_error err = {0};
+                int rc = decode_bytes(c, n, 0, &m2, &err);
+                if (rc == HY_IPC_INCOMPLETE) {
+                    cr_assert(at >= 12 && at < 16, "%s byte %zu = %u: incomplete", gd->what, at,
+                              v);
+                } else if (rc < 0) {
+                    cr_assert_eq(err.code, rc);
+                    cr_assert_gt(strlen(err.msg), 0u);
+                } else {
+                    size_t len = encode_all(&m2, out, sizeof out);
+                    hy_error e2 = {0};
+                    cr_assert_eq(decode_bytes(out, len, 0, &m1, &e2), 0, "%s byte %zu = %u: %s",
+                                 gd->what, at, v, e2.msg);
+                    cr_assert_eq(encode_all(&m1, out2, sizeof out2), len);
+                    cr_assert(memcmp(out, out2, len) == 0);
+                }
+                free(c);
+            }
+        }
+    }
 }
 
 /* ---- the encoder's own checks ---- */
@@ -1028,7 +1539,7 @@ Test(msg, encode_refuses)
     m1.u.status.version = (hy_str){big, HY_IPC_NAME_MAX}; /* the longest is fine */
     cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err), 0,
                  "%s", err.msg);
-    cr_assert_eq(len, HY_IPC_HEADER + 136u + HY_IPC_NAME_MAX);
+    cr_assert_eq(len, HY_IPC_HEADER + 152u + HY_IPC_NAME_MAX);
     m1.type = HY_MSG_ERROR;
     m1.u.error = (hy_msg_error){HY_EINVAL, 0, {big, HY_IPC_MESSAGE_MAX + 1}};
     expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
@@ -1054,11 +1565,11 @@ Test(msg, encode_refuses)
     expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
                  HY_EINVAL, &err);
     m1.u.submit.inline_bytes = 24; /* the bulk counts towards max_payload */
-    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 56 + 23, &err), HY_ELIMIT,
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 64 + 23, &err), HY_ELIMIT,
                  &err);
-    cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 56 + 24, &err), 0, "%s",
+    cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 64 + 24, &err), 0, "%s",
                  err.msg);
-    cr_assert_eq(len, HY_IPC_HEADER + 56u);
+    cr_assert_eq(len, HY_IPC_HEADER + 64u);
     cr_assert_eq(bulk.base, (const void *)big); /* uncopied */
     cr_assert_eq(bulk.len, 24u);
 }

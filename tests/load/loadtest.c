@@ -327,7 +327,7 @@ typedef struct client {
     /* counts */
     unsigned results, cancelled, cancel_results, cancels_sent, cancel_einval;
     unsigned bad_sent, bad_answered, abandoned, reconnects, accepted, after_fatal;
-    unsigned by_backend[5], pi_jobs, sort_jobs, memfd_jobs;
+    unsigned by_backend[6], pi_jobs, sort_jobs, memfd_jobs;
     uint64_t *lat_ns;
     unsigned nlat;
 } client;
@@ -376,14 +376,19 @@ static void free_slot(client *cl, slot *s)
 
 static uint16_t pick_backend(client *cl)
 {
-    /* serial 20%, native 30%, locked 30%, opencl 20% (its share goes to the CPU when off) */
+    /* serial 15%, native 25%, locked 25%, process 15%, opencl 20% (its share goes to the
+     * CPU backends when off) */
     unsigned r = below(&cl->rng, 100);
-    if (r < 20)
+    if (r < 15)
         return HY_BACKEND_SERIAL;
-    if (r < 50)
+    if (r < 40)
         return HY_BACKEND_NATIVE;
-    if (r < 80 || !use_cl)
-        return r < 80 || r % 2 ? HY_BACKEND_LOCKED : HY_BACKEND_NATIVE;
+    if (r < 65)
+        return HY_BACKEND_LOCKED;
+    if (r < 80)
+        return HY_BACKEND_PROCESS;
+    if (!use_cl)
+        return r % 2 ? HY_BACKEND_LOCKED : HY_BACKEND_NATIVE;
     return HY_BACKEND_OPENCL;
 }
 
@@ -459,6 +464,9 @@ static int submit_next(client *cl)
         cl->sort_jobs++;
     }
     m.nogil = s->nogil;
+    /* Both of the process backend's transports, pipe and shm, half each. */
+    if (s->backend == HY_BACKEND_PROCESS)
+        m.transport = (uint16_t)(1 + below(rng, 2));
     if (s->backend == HY_BACKEND_OPENCL)
         m.device = cl_device;
     s->t0_ns = hy_now_ns();
@@ -964,13 +972,13 @@ static int warm_one(hyt_client *c, const hy_msg_submit *s, const int *fds, unsig
 static int warm_up(hyt_client *c)
 {
     const uint16_t backends[] = {HY_BACKEND_SERIAL, HY_BACKEND_NATIVE, HY_BACKEND_LOCKED,
-                                 HY_BACKEND_OPENCL};
+                                 HY_BACKEND_OPENCL, HY_BACKEND_PROCESS};
     const size_t n = 1000;
     uint8_t *data = malloc(n * 8), *ref = malloc(n * 8);
     int rc = -1;
     if (!data || !ref)
         goto out;
-    for (unsigned b = 0; b < 4; b++) {
+    for (unsigned b = 0; b < sizeof backends / sizeof backends[0]; b++) {
         uint16_t be = backends[b];
         if (be == HY_BACKEND_OPENCL && !use_cl)
             continue;
@@ -1202,7 +1210,7 @@ int main(int argc, char **argv)
     unsigned results = 0, cancelled = 0, cancel_results = 0, cancels_sent = 0, cancel_einval = 0;
     unsigned bad_sent = 0, bad_answered = 0, abandoned = 0, reconnects = 0, accepted = 0;
     unsigned after_fatal = 0;
-    unsigned submitted = 0, by_backend[5] = {0}, pi_jobs = 0, sort_jobs = 0, memfd_jobs = 0;
+    unsigned submitted = 0, by_backend[6] = {0}, pi_jobs = 0, sort_jobs = 0, memfd_jobs = 0;
     size_t nlat = 0;
     for (unsigned i = 0; i < opt.clients; i++) {
         const client *cl = &clients[i];
@@ -1221,7 +1229,7 @@ int main(int argc, char **argv)
         pi_jobs += cl->pi_jobs;
         sort_jobs += cl->sort_jobs;
         memfd_jobs += cl->memfd_jobs;
-        for (int b = 1; b <= 4; b++)
+        for (int b = 1; b <= 5; b++)
             by_backend[b] += cl->by_backend[b];
         memmove(lat_all + nlat, cl->lat_ns, cl->nlat * sizeof *lat_all);
         nlat += cl->nlat;
@@ -1312,7 +1320,8 @@ int main(int argc, char **argv)
                "\"cancelled\":%u,\"finished_before_cancel\":%u,\"cancel_einval\":%u,"
                "\"bad_requests\":%u,\"garbage_disconnects\":%u,\"abandoned\":%u,\"after_fatal\":%u,"
                "\"pi\":%u,\"sort\":%u,\"memfd\":%u,"
-               "\"by_backend\":{\"serial\":%u,\"native\":%u,\"locked\":%u,\"opencl\":%u},"
+               "\"by_backend\":{\"serial\":%u,\"native\":%u,\"locked\":%u,\"opencl\":%u,"
+               "\"process\":%u},"
                "\"wall_s\":%.3f,\"jobs_per_s\":%.1f,"
                "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                "\"fds\":{\"idle\":%d,\"peak\":%d,\"after\":%d},"
@@ -1323,7 +1332,8 @@ int main(int argc, char **argv)
                use_cl ? "true" : "false", use_cl ? cl_name : "", cl_pocl ? "true" : "false", jobs,
                accepted, results, cancels_sent, cancelled, cancel_results, cancel_einval, bad_sent,
                reconnects, abandoned, after_fatal, pi_jobs, sort_jobs, memfd_jobs, by_backend[1],
-               by_backend[2], by_backend[3], by_backend[4], wall, jobs / wall, p50, p99, pmax,
+               by_backend[2], by_backend[3], by_backend[4], by_backend[5], wall, jobs / wall, p50,
+               p99, pmax,
                fds_idle, mon.fds_peak, fds_after, rss_idle, mon.rss_peak, rss_after, rss_hwm,
                st.jobs_done, st.jobs_failed, st.jobs_cancelled, atomic_load(&failures));
     } else {
@@ -1331,8 +1341,8 @@ int main(int argc, char **argv)
                opt.clients, opt.jobs, opt.inflight, use_cl ? "on \"" : "off", use_cl ? cl_name : "",
                use_cl ? "\"" : "", use_cl && cl_pocl ? " (PoCL CPU)" : "");
         printf("  jobs: %u (pi %u, sort %u of which %u in memfds; serial %u, native %u, "
-               "locked %u, opencl %u)\n", jobs, pi_jobs, sort_jobs, memfd_jobs, by_backend[1],
-               by_backend[2], by_backend[3], by_backend[4]);
+               "locked %u, opencl %u, process %u)\n", jobs, pi_jobs, sort_jobs, memfd_jobs,
+               by_backend[1], by_backend[2], by_backend[3], by_backend[4], by_backend[5]);
         printf("  answers: %u results; %u cancels sent: %u cancelled, %u finished first (%u of "
                "those CANCELs answered EINVAL); %u malformed requests, each its ERROR; "
                "%u garbage disconnects, %u jobs abandoned with them (%u answers came after "

@@ -185,10 +185,11 @@ Test(daemon_process, compare_has_a_row_per_transport_and_worker_count)
 Test(daemon_process, a_worker_killed_mid_job_gives_eworker_and_is_replaced)
 {
     start();
+    /* A WELCOME comes from the event loop, which runs only once the pool has started. */
+    hyt_client *c = suite_client();
     pid_t kids[16];
     unsigned zombies;
     cr_assert_eq(children_of(D.pid, kids, 16, &zombies), WORKERS, "workers at start");
-    hyt_client *c = suite_client();
     /* Seconds of work on every worker, so the kill lands while they compute. */
     hy_msg_submit s = hyt_pi(HY_BACKEND_PROCESS, WORKERS, 30000000000ull, 5);
     hyt_job j;
@@ -219,13 +220,13 @@ Test(daemon_process, a_worker_killed_mid_job_gives_eworker_and_is_replaced)
 Test(daemon_process, sigterm_stops_the_workers_with_the_daemon)
 {
     start();
+    hyt_client *c = suite_client(); /* served: the pool is up */
     pid_t kids[16];
     unsigned zombies;
     unsigned n = children_of(D.pid, kids, 16, &zombies);
     cr_assert_eq(n, WORKERS);
     hy_msg_devices_reply *dev = malloc(sizeof *dev);
     cr_assert(dev);
-    hyt_client *c = suite_client();
     cr_assert_eq(hyt_devices(c, dev), 0);
     cr_expect_eq(dev->process_workers, WORKERS, "DEVICES_REPLY process_workers %u",
                  dev->process_workers);

@@ -995,6 +995,8 @@ static int warm_up(hyt_client *c)
             memcpy(ref, data, bytes);
             hyt_sort_ref(dt, ref, n);
             s = hyt_sort_inline(be, t, dt, data, n);
+            /* shm once before the idle count: its scratch memfd is one fd the daemon keeps. */
+            s.transport = be == HY_BACKEND_PROCESS && dt % 2 ? HY_TRANSPORT_SHM : 0;
             s.device = be == HY_BACKEND_OPENCL ? cl_device : 0;
             snprintf(what, sizeof what, "sort %s on %s", hy_dtype_name(dt), hy_backend_name(be));
             if (warm_one(c, &s, NULL, 0, ref, bytes, 0, what) != 0)

@@ -779,3 +779,59 @@ Test(sort, stats)
                          t, CASE_ARGS(HY_DT_F64, (size_t)N, D_RANDOM, c));
     }
 }
+
+/* hy_host_sort_to: the same bytes as the in-place sort, the source left as it was, on every
+ * dtype and both thread counts; overlapping arrays and replicate mode refused. */
+Test(sort, sort_to_another_array)
+{
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    const size_t ns[] = {0, 1, 2, 1000, 100003};
+    for (size_t d = 0; d < 6; d++) {
+        size_t size = hy_dtype_size(dtypes[d]);
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            size_t n = ns[k], bytes = n * size;
+            char *in = malloc(bytes + 8), *keep = malloc(bytes + 8), *want = malloc(bytes + 8),
+                 *got = malloc(bytes + 8);
+            cr_assert(in && keep && want && got);
+            make_case(dtypes[d], n, D_SPECIAL, 77 + k, in, want, NULL);
+            memcpy(keep, in, bytes);
+            memcpy(want, in, bytes);
+            for (unsigned t = 1; t <= 2; t++) {
+                hy_run_opts o = {.backend = t == 1 ? HY_BACKEND_SERIAL : HY_BACKEND_NATIVE,
+                                 .threads = t};
+                hy_sort_result r;
+                hy_error e = {0};
+                if (t == 1)
+                    cr_assert_eq(hy_host_sort(eng, dtypes[d], want, n, &o, &r, &e), 0, "%s",
+                                 e.msg);
+                memset(got, 0xA5, bytes);
+                cr_assert_eq(hy_host_sort_to(eng, dtypes[d], in, got, n, &o, &r, &e), 0,
+                             "%s n %zu T %u: %s", hy_dtype_name(dtypes[d]), n, t, e.msg);
+                cr_expect(bytes == 0 || memcmp(got, want, bytes) == 0,
+                          "%s n %zu T %u: not the in-place sort's bytes",
+                          hy_dtype_name(dtypes[d]), n, t);
+                cr_expect(bytes == 0 || memcmp(in, keep, bytes) == 0,
+                          "%s n %zu T %u: the source was written", hy_dtype_name(dtypes[d]),
+                          n, t);
+            }
+            free(in);
+            free(keep);
+            free(want);
+            free(got);
+        }
+    }
+    double a[64] = {0};
+    hy_run_opts o = {.backend = HY_BACKEND_NATIVE, .threads = 2};
+    hy_sort_result r;
+    hy_error e = {0};
+    cr_expect_eq(hy_host_sort_to(eng, HY_DT_F64, a, a + 8, 32, &o, &r, &e), HY_EINVAL);
+    cr_expect(strstr(e.msg, "overlap") != NULL, "%s", e.msg);
+    o.mode = HY_MODE_REPLICATE;
+    cr_expect_eq(hy_host_sort_to(eng, HY_DT_F64, a, a + 32, 32, &o, &r, &e), HY_EINVAL);
+    /* The same array is an in-place sort. */
+    o.mode = HY_MODE_SPLIT;
+    for (int i = 0; i < 32; i++)
+        a[i] = 31 - i;
+    cr_expect_eq(hy_host_sort_to(eng, HY_DT_F64, a, a, 32, &o, &r, &e), 0, "%s", e.msg);
+    cr_expect(a[0] == 0 && a[31] == 31);
+}

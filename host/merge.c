@@ -141,6 +141,94 @@ static HY_ALWAYS_INLINE void merge2(unsigned size, const struct keymap *km,
         memcpy(lo, pb, (size_t)(eb - pb));
 }
 
+/* Where output rank h falls in two runs: i elements of a and h - i of b come first, with ties
+ * going to a (the order merge2's front loop takes). Binary search over i; on runs that are
+ * not sorted it still returns some i in range, and each half is then merged safely. */
+static HY_ALWAYS_INLINE size_t corank2(unsigned size, const struct keymap *km, const char *a,
+                                       size_t na, const char *b, size_t nb, size_t h)
+{
+    size_t lo = h > nb ? h - nb : 0, hi = h < na ? h : na;
+    while (lo < hi) {
+        size_t i = lo + (hi - lo) / 2, j = h - i;
+        /* Too few from a while a[i] <= b[j - 1]: a's next element belongs before b's last. */
+        if (j > 0 && key_at(a, i, size, km) <= key_at(b, j - 1, size, km))
+            lo = i + 1;
+        else
+            hi = i;
+    }
+    return lo;
+}
+
+/* Output ranks of at least this many split a two-way merge in half, both halves' two-ended
+ * loops running in one loop. */
+#define SPLIT_MIN 4096u
+
+/* Two runs into out, as merge2, but as two independent halves cut at the middle rank and
+ * walked together: four dependency chains instead of two, which the core overlaps (the
+ * two-ended loop is latency-bound): 2 x 5e6 f64 into 10^7 measured 29.5 -> 20.6 ms. */
+static HY_ALWAYS_INLINE void merge2_split(unsigned size, const struct keymap *km,
+                                          const char *restrict a, size_t na,
+                                          const char *restrict b, size_t nb, char *restrict out)
+{
+    size_t n = na + nb;
+    if (n < SPLIT_MIN || na < BOTH_ENDS_MIN || nb < BOTH_ENDS_MIN) {
+        merge2(size, km, a, na, b, nb, out);
+        return;
+    }
+    size_t h = n / 2, i = corank2(size, km, a, na, b, nb, h), j = h - i;
+    /* Half 0: a[0, i) and b[0, j) into out[0, h); half 1: the rest into out[h, n). */
+    const char *pa0 = a, *pb0 = b, *ea0 = a + i * size, *eb0 = b + j * size;
+    const char *pa1 = ea0, *pb1 = eb0, *ea1 = a + na * size, *eb1 = b + nb * size;
+    char *lo0 = out, *hi0 = out + h * size, *lo1 = hi0, *hi1 = out + n * size;
+    for (;;) {
+        size_t s0a = (size_t)(ea0 - pa0) / size, s0b = (size_t)(eb0 - pb0) / size;
+        size_t s1a = (size_t)(ea1 - pa1) / size, s1b = (size_t)(eb1 - pb1) / size;
+        size_t s = s0a < s0b ? s0a : s0b;
+        s = s1a < s ? s1a : s;
+        s = s1b < s ? s1b : s;
+        if (s < BOTH_ENDS_MIN || pa0 > ea0 || pb0 > eb0 || pa1 > ea1 || pb1 > eb1)
+            break;
+        for (size_t k = 0; k < s; k++) {
+            uint64_t va0 = load_bits(pa0, 0, size), vb0 = load_bits(pb0, 0, size);
+            uint64_t wa0 = load_bits(ea0 - size, 0, size), wb0 = load_bits(eb0 - size, 0, size);
+            uint64_t va1 = load_bits(pa1, 0, size), vb1 = load_bits(pb1, 0, size);
+            uint64_t wa1 = load_bits(ea1 - size, 0, size), wb1 = load_bits(eb1 - size, 0, size);
+            uint64_t f0 = key_of(vb0, size, km) < key_of(va0, size, km);
+            uint64_t g0 = key_of(wb0, size, km) < key_of(wa0, size, km);
+            uint64_t f1 = key_of(vb1, size, km) < key_of(va1, size, km);
+            uint64_t g1 = key_of(wb1, size, km) < key_of(wa1, size, km);
+            store_bits(lo0, 0, select_bits(f0, va0, vb0), size);
+            store_bits(lo1, 0, select_bits(f1, va1, vb1), size);
+            hi0 -= size;
+            hi1 -= size;
+            store_bits(hi0, 0, select_bits(g0, wb0, wa0), size);
+            store_bits(hi1, 0, select_bits(g1, wb1, wa1), size);
+            lo0 += size;
+            lo1 += size;
+            pa0 += (1 - f0) * size;
+            pb0 += f0 * size;
+            pa1 += (1 - f1) * size;
+            pb1 += f1 * size;
+            ea0 -= g0 * size;
+            eb0 -= (1 - g0) * size;
+            ea1 -= g1 * size;
+            eb1 -= (1 - g1) * size;
+        }
+    }
+    /* Each half is finished (or, if its ends crossed on runs out of order, redone from its
+     * start) by merge2, which writes every element of the half exactly once. */
+    if (pa0 > ea0 || pb0 > eb0)
+        merge2(size, km, a, i, b, j, out);
+    else
+        merge2(size, km, pa0, (size_t)(ea0 - pa0) / size, pb0, (size_t)(eb0 - pb0) / size,
+               lo0);
+    if (pa1 > ea1 || pb1 > eb1)
+        merge2(size, km, a + i * size, na - i, b + j * size, nb - j, out + h * size);
+    else
+        merge2(size, km, pa1, (size_t)(ea1 - pa1) / size, pb1, (size_t)(eb1 - pb1) / size,
+               lo1);
+}
+
 /* Three or more runs: a loser tree (Knuth's tournament, vol. 3, 5.4.1) over the live runs.
  * Each output element costs one key computation and ceil(log2 m) compares on one
  * leaf-to-root path, in a single pass over memory. Repeated pairwise merging would use the
@@ -226,7 +314,7 @@ static HY_ALWAYS_INLINE void merge_live(unsigned size, const struct keymap *km,
         return;
     }
     if (k == 2) {
-        merge2(size, km, runs[0], lens[0], runs[1], lens[1], out);
+        merge2_split(size, km, runs[0], lens[0], runs[1], lens[1], out);
         return;
     }
     struct tree t;

@@ -24,8 +24,9 @@ build: deps
 demo: build
 	@scripts/demo.sh $(BUILD)
 
-# The lesson's Python code (numpy, numba; a venv in $(BUILD)/lesson-venv) next to hybridd on the
-# same sizes: one table, docs/lesson-comparison.md and $(BUILD)/bench-lesson.svg (about 2 min).
+# The lesson's Python code (numpy, numba; a venv in $(BUILD)/lesson-venv, and numpy 1.24 in
+# $(BUILD)/lesson-venv-numpy124) next to hybridd on the same sizes and the same sort arrays: one
+# table, the generated section of docs/benchmarks.md and docs/benchmarks-lesson.svg (about 2 min).
 bench: build
 	@scripts/bench.sh $(BUILD)
 

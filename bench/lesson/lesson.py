@@ -22,10 +22,18 @@ Notes on faithfulness to the lesson:
     draws all n at once, which needs 16 bytes per sample) from one
     numpy.random.Generator per copy, so two threads do not share a lock;
   * numba's random.random() has per-thread state; each call seeds it;
-  * --dtype applies to the sort arrays (uniform [0, 1) values).
+  * --dtype applies to the sort arrays (uniform [0, 1) values);
+  * --save-sort-input FILE.npy saves the array that the one-thread sort times
+    (the first of the --threads arrays) with numpy.save, so that hybridd can
+    sort the same bytes (`hybridctl compare sort --input FILE.npy`); the JSON
+    names the file and the SHA-256 of the array's data either way.
+
+Runs on numpy 1.17 and later (default_rng, Generator.random(dtype=)), numba
+optional: `make bench` also runs the sort part under numpy 1.24.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -185,6 +193,8 @@ def main(argv=None):
     ap.add_argument("--no-sort", action="store_true", help="skip the sort jobs")
     ap.add_argument("--no-pure", action="store_true",
                     help="skip pure-Python pi (slow)")
+    ap.add_argument("--save-sort-input", metavar="FILE.npy",
+                    help="save the array sorted alone (the first one) with numpy.save")
     ap.add_argument("--json", action="store_true",
                     help="print one JSON document instead of a table")
     a = ap.parse_args(argv)
@@ -196,6 +206,7 @@ def main(argv=None):
     started = time.time()
     load_before = loadavg()
     rows = []
+    sort_input = None
 
     def log(msg):
         if not a.json:
@@ -223,6 +234,19 @@ def main(argv=None):
         dt = np.float64 if a.dtype == "f64" else np.float32
         rng = np.random.default_rng(a.seed)
         arrays = [rng.random(a.sort_n, dtype=dt) for _ in range(k)]
+        sort_input = {
+            "n": a.sort_n,
+            "dtype": a.dtype,
+            "dist": "Generator.random, [0, 1)",
+            "sha256": hashlib.sha256(arrays[0].tobytes()).hexdigest(),
+            "path": None,
+        }
+        if a.save_sort_input:
+            path = a.save_sort_input
+            if not path.endswith(".npy"):
+                path += ".npy"      # what numpy.save does
+            np.save(path, arrays[0])
+            sort_input["path"] = os.path.abspath(path)
         name = "sort-numpy-" + a.dtype
         for threads in (1, k):
             log("running %s threads=%d n=%d" % (name, threads, a.sort_n))
@@ -266,6 +290,7 @@ def main(argv=None):
         "params": {"pi_n": a.pi_n, "pure_n": a.pure_n, "sort_n": a.sort_n,
                    "dtype": a.dtype, "repeat": a.repeat, "threads": k,
                    "numpy_pi_chunk": a.chunk},
+        "sort_input": sort_input,
         "variants": rows,
         "ratios": ratios,
         "elapsed_s": time.time() - started,

@@ -91,36 +91,6 @@ static void reap(struct worker *w, bool kill_it, char *why, size_t len)
     w->pid = 0;
 }
 
-static int read_full(int fd, void *p, size_t len)
-{
-    char *c = p;
-    while (len > 0) {
-        ssize_t r = read(fd, c, len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t len)
-{
-    const char *c = p;
-    while (len > 0) {
-        ssize_t r = send(fd, c, len, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 /* An fd moved to 10 or above, so that the child's dup2 onto 3 and 4 cannot clobber it. */
 static int high_fd(int fd)
 {
@@ -202,7 +172,7 @@ static int spawn(hy_proc_pool *p, unsigned i, hy_error *err)
         pr = poll(&pf, 1, READY_TIMEOUT_MS);
     while (pr < 0 && errno == EINTR);
     struct hy_pw_msg m;
-    if (pr <= 0 || read_full(w->sock, &m, sizeof m) || m.magic != HY_PW_MAGIC ||
+    if (pr <= 0 || hy_pw_read_full(w->sock, &m, sizeof m) || m.magic != HY_PW_MAGIC ||
         m.op != HY_PW_READY || m.rc != 0) {
         char why[96];
         bool said = pr > 0 && m.magic == HY_PW_MAGIC && m.rc != 0;
@@ -404,10 +374,11 @@ static int send_req(struct job *j, unsigned i, struct hy_pw_msg *m, const void *
     do
         r = sendmsg(w->sock, &mh, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
-    bool ok = r >= 0 && (r == (ssize_t)sizeof *m ||
-                         write_full(w->sock, (char *)m + r, sizeof *m - (size_t)r) == 0);
+    bool ok = r >= 0 &&
+              (r == (ssize_t)sizeof *m ||
+               hy_pw_write_full(w->sock, (char *)m + r, sizeof *m - (size_t)r) == 0);
     if (ok && m->bytes)
-        ok = write_full(w->sock, payload, (size_t)m->bytes) == 0;
+        ok = hy_pw_write_full(w->sock, payload, (size_t)m->bytes) == 0;
     j->st->send_ns += hy_now_ns() - t0;
     j->st->bytes_moved += sizeof *m + m->bytes;
     if (!ok) {
@@ -440,7 +411,7 @@ static void take_reply(struct job *j, unsigned i)
 {
     struct worker *w = &j->p->w[i];
     struct hy_pw_msg *m = &w->rep;
-    if (read_full(w->sock, m, sizeof *m) || m->magic != HY_PW_MAGIC) {
+    if (hy_pw_read_full(w->sock, m, sizeof *m) || m->magic != HY_PW_MAGIC) {
         lost(j, i);
         return;
     }
@@ -451,7 +422,7 @@ static void take_reply(struct job *j, unsigned i)
             return;
         }
         uint64_t t0 = hy_now_ns();
-        int r = read_full(w->sock, w->dest, w->dest_bytes);
+        int r = hy_pw_read_full(w->sock, w->dest, w->dest_bytes);
         j->st->recv_ns += hy_now_ns() - t0;
         if (r) {
             lost(j, i);

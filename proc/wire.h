@@ -48,4 +48,9 @@ struct hy_pw_control {
     _Atomic uint32_t cancel; /* non-zero: stop the current request with HY_ECANCELED */
 };
 
+/* Reads or writes exactly len bytes on a worker channel, retrying after signals; 0, or -1
+ * at an error or an early end of stream (the peer is gone). Writes never raise SIGPIPE. */
+int hy_pw_read_full(int fd, void *p, size_t len);
+int hy_pw_write_full(int fd, const void *p, size_t len);
+
 #endif

@@ -36,36 +36,6 @@ struct wstate {
     size_t buf_cap;
 };
 
-static int read_full(int fd, void *p, size_t len)
-{
-    char *c = p;
-    while (len > 0) {
-        ssize_t r = read(fd, c, len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t len)
-{
-    const char *c = p;
-    while (len > 0) {
-        ssize_t r = send(fd, c, len, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Reads one header; fds sent with it land in fds[] (-1 where none). 1 at a clean EOF. */
 static int read_msg(struct hy_pw_msg *m, int fds[HY_PW_MAX_FDS])
 {
@@ -101,7 +71,8 @@ static int read_msg(struct hy_pw_msg *m, int fds[HY_PW_MAX_FDS])
     }
     if (mh.msg_flags & MSG_CTRUNC)
         return -1;
-    if ((size_t)r < sizeof *m && read_full(HY_PW_CHANNEL_FD, (char *)m + r, sizeof *m - (size_t)r))
+    if ((size_t)r < sizeof *m &&
+        hy_pw_read_full(HY_PW_CHANNEL_FD, (char *)m + r, sizeof *m - (size_t)r))
         return -1;
     return m->magic == HY_PW_MAGIC ? 0 : -1;
 }
@@ -115,9 +86,9 @@ static int reply(struct hy_pw_msg *q, int rc, const hy_error *err, uint64_t ns,
     if (rc != 0 && err)
         memcpy(m.text, err->msg, sizeof m.text);
     m.text[sizeof m.text - 1] = '\0';
-    if (write_full(HY_PW_CHANNEL_FD, &m, sizeof m))
+    if (hy_pw_write_full(HY_PW_CHANNEL_FD, &m, sizeof m))
         return -1;
-    return rc == 0 && bytes ? write_full(HY_PW_CHANNEL_FD, payload, bytes) : 0;
+    return rc == 0 && bytes ? hy_pw_write_full(HY_PW_CHANNEL_FD, payload, bytes) : 0;
 }
 
 static int progress(void *ctx, uint64_t done, uint64_t total)
@@ -208,13 +179,13 @@ static int serve(struct wstate *s, struct hy_pw_msg *q, const int fds[HY_PW_MAX_
             char sink[4096];
             for (uint64_t left = q->bytes; left > 0;) {
                 size_t k = left < sizeof sink ? (size_t)left : sizeof sink;
-                if (read_full(HY_PW_CHANNEL_FD, sink, k))
+                if (hy_pw_read_full(HY_PW_CHANNEL_FD, sink, k))
                     return -1;
                 left -= k;
             }
             return reply(q, rc, &err, 0, NULL, 0);
         }
-        if (read_full(HY_PW_CHANNEL_FD, s->buf, (size_t)q->bytes))
+        if (hy_pw_read_full(HY_PW_CHANNEL_FD, s->buf, (size_t)q->bytes))
             return -1;
         t0 = hy_now_ns();
         hy_sort_result r;
@@ -274,7 +245,7 @@ static int serve(struct wstate *s, struct hy_pw_msg *q, const int fds[HY_PW_MAX_
             q->bytes != k * 2 * sizeof(uint64_t) || !in_range(q->a, q->c, total))
             return -2;
         uint64_t pairs[2 * HY_HOST_MERGE_MAX_RUNS];
-        if (read_full(HY_PW_CHANNEL_FD, pairs, (size_t)q->bytes))
+        if (hy_pw_read_full(HY_PW_CHANNEL_FD, pairs, (size_t)q->bytes))
             return -1;
         const void *runs[HY_HOST_MERGE_MAX_RUNS];
         size_t lens[HY_HOST_MERGE_MAX_RUNS], sum = 0;

@@ -2,10 +2,10 @@
  * both transports match the reference, a comparison carries its rows, a worker SIGKILLed
  * mid-job gives EWORKER and is replaced (no zombie), bad requests are refused, and SIGTERM
  * stops the workers with the daemon. */
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include "../children.h"
 #include "suite.h"
 
 TestSuite(daemon_process, .fini = suite_stop, .timeout = 120);
@@ -17,38 +17,6 @@ static void start(void)
     hyt_conf k = hyt_conf_default();
     k.process_workers = WORKERS;
     suite_start(&k);
-}
-
-/* The daemon's children: pids into out (up to cap), zombies counted. */
-static unsigned children_of(pid_t parent, pid_t *out, unsigned cap, unsigned *zombies)
-{
-    DIR *d = opendir("/proc");
-    cr_assert(d);
-    unsigned n = 0;
-    *zombies = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9')
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        char *rp = strrchr(buf, ')'), state;
-        int ppid;
-        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent) {
-            if (n < cap)
-                out[n] = (pid_t)atoi(de->d_name);
-            n++;
-            *zombies += state == 'Z';
-        }
-    }
-    closedir(d);
-    return n;
 }
 
 static hy_msg_submit with_transport(hy_msg_submit s, int transport)
@@ -189,7 +157,7 @@ Test(daemon_process, a_worker_killed_mid_job_gives_eworker_and_is_replaced)
     hyt_client *c = suite_client();
     pid_t kids[16];
     unsigned zombies;
-    cr_assert_eq(children_of(D.pid, kids, 16, &zombies), WORKERS, "workers at start");
+    cr_assert_eq(hyt_children(D.pid, kids, 16, &zombies), WORKERS, "workers at start");
     /* Seconds of work on every worker, so the kill lands while they compute. */
     hy_msg_submit s = hyt_pi(HY_BACKEND_PROCESS, WORKERS, 30000000000ull, 5);
     hyt_job j;
@@ -205,7 +173,7 @@ Test(daemon_process, a_worker_killed_mid_job_gives_eworker_and_is_replaced)
     hyt_job_release(c, &j);
     /* The pool is whole again, the dead worker reaped, and the next job is right. */
     pid_t now[16];
-    cr_expect_eq(children_of(D.pid, now, 16, &zombies), WORKERS, "workers after the kill");
+    cr_expect_eq(hyt_children(D.pid, now, 16, &zombies), WORKERS, "workers after the kill");
     cr_expect_eq(zombies, 0, "zombies after the kill");
     for (unsigned i = 0; i < WORKERS; i++)
         cr_expect_neq(now[i], kids[1], "the killed worker %d is still a child", (int)kids[1]);
@@ -223,7 +191,7 @@ Test(daemon_process, sigterm_stops_the_workers_with_the_daemon)
     hyt_client *c = suite_client(); /* served: the pool is up */
     pid_t kids[16];
     unsigned zombies;
-    unsigned n = children_of(D.pid, kids, 16, &zombies);
+    unsigned n = hyt_children(D.pid, kids, 16, &zombies);
     cr_assert_eq(n, WORKERS);
     hy_msg_devices_reply *dev = malloc(sizeof *dev);
     cr_assert(dev);

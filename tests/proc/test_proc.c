@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../children.h"
 #include "host.h"
 #include "proc.h"
 
@@ -189,32 +190,8 @@ Test(proc, sort_is_byte_identical_to_native)
 /* Processes whose parent is this test. */
 static unsigned children(pid_t parent, unsigned *zombies)
 {
-    DIR *d = opendir("/proc");
-    cr_assert(d);
-    unsigned n = 0;
-    *zombies = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        char path[300], buf[512];
-        if (de->d_name[0] < '0' || de->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        char *close_paren = strrchr(buf, ')');
-        char state;
-        int ppid;
-        if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 &&
-            ppid == parent) {
-            n++;
-            *zombies += state == 'Z';
-        }
-    }
-    closedir(d);
+    unsigned n = hyt_children(parent, NULL, 0, zombies);
+    cr_assert_neq(n, UINT32_MAX, "cannot read /proc");
     return n;
 }
 

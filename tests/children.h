@@ -1,0 +1,48 @@
+/* tests: the child processes of a process, read from /proc — for the suites that check the
+ * process backend's workers (how many, which, whether any is a zombie). */
+#ifndef HY_TESTS_CHILDREN_H
+#define HY_TESTS_CHILDREN_H
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+/* How many processes have `parent` as their parent; their pids into out (up to cap, out may
+ * be NULL), and how many of them are zombies. UINT32_MAX when /proc cannot be read. */
+static inline unsigned hyt_children(pid_t parent, pid_t *out, unsigned cap, unsigned *zombies)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return UINT32_MAX;
+    unsigned n = 0;
+    *zombies = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* gone since readdir */
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        /* The command name may hold spaces and parentheses: the fields follow the last ')'. */
+        char *rp = strrchr(buf, ')'), state;
+        int ppid;
+        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent) {
+            if (out && n < cap)
+                out[n] = (pid_t)atoi(de->d_name);
+            n++;
+            *zombies += state == 'Z';
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+#endif

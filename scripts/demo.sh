@@ -18,7 +18,7 @@ step() {
 echo "hybridd is serving on $sock (pid $pid), on its built-in defaults"
 step devices
 step compare pi -n 2^28 --repeat 3 --plot "$build/demo-pi.svg"
-step compare sort -n 10M --dtype f64 --repeat 3 --plot "$build/demo-sort.svg"
+step compare sort -n 10M --dtype f64 --transport pipe,shm --repeat 3 --plot "$build/demo-sort.svg"
 echo
 if ((failed)); then
   echo "demo: a step failed; the daemon's log:" >&2

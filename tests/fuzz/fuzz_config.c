@@ -71,6 +71,7 @@ static const fkey cpu_keys[] = {
     {"native_threads", UINT, F(native_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0},
     {"locked_threads", UINT, F(locked_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0},
     {"switch_interval_us", UINT, F(switch_interval_us), 0, 1, 1000000, 0},
+    {"process_workers", UINT, F(process_workers), 0, 0, HY_CONFIG_MAX_WORKERS, 0},
 };
 static const fkey opencl_keys[] = {
     {"enabled", BOOL, F(opencl_enabled), 0, 0, 0, 0},
@@ -144,6 +145,7 @@ static void check_ranges(const hy_config *c)
     REQUIRE(c->native_threads <= HY_CONFIG_MAX_THREADS);
     REQUIRE(c->locked_threads <= HY_CONFIG_MAX_THREADS);
     REQUIRE(c->switch_interval_us >= 1 && c->switch_interval_us <= 1000000);
+    REQUIRE(c->process_workers <= HY_CONFIG_MAX_WORKERS);
     REQUIRE(c->n_devices <= HY_CONFIG_MAX_DEVICES);
     REQUIRE(!c->opencl_all_devices || c->n_devices == 0);
     bool used[HY_CONFIG_MAX_DEVICES] = {false};

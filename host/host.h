@@ -34,6 +34,10 @@ int hy_host_create(const hy_host_config *cfg, hy_host **out, hy_error *err);
 void hy_host_destroy(hy_host *h);
 /* How many threads one job may use on this engine. */
 unsigned hy_host_threads(const hy_host *h);
+/* The engine keeps its largest sort scratch between jobs; this returns it to the system when
+ * it is above `keep` bytes (for a long-lived process that ran one huge job). Not while a job
+ * runs on this engine. */
+void hy_host_trim(hy_host *h, size_t keep);
 
 /* Progress and cancellation (hy_progress_fn, in common.h) are called at tick boundaries, at
  * most every ~2 ms, never by two threads at once. `done` and `total` are in the job's own

@@ -610,3 +610,18 @@ void hy_host_scratch_put(hy_host *h, void *p, size_t bytes)
     pthread_mutex_unlock(&h->scratch_mutex);
     free(p);
 }
+
+void hy_host_trim(hy_host *h, size_t keep)
+{
+    if (!h)
+        return;
+    void *p = NULL;
+    pthread_mutex_lock(&h->scratch_mutex);
+    if (h->scratch && h->scratch_bytes > keep) {
+        p = h->scratch;
+        h->scratch = NULL;
+        h->scratch_bytes = 0;
+    }
+    pthread_mutex_unlock(&h->scratch_mutex);
+    free(p);
+}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,10 @@ extern char **environ;
 #define READY_TIMEOUT_MS 10000
 #define POLL_MS 20
 #define CANCEL_GRACE_NS 2000000000ull
+/* A worker's socket that moves no byte for this long, in either direction, belongs to a worker
+ * that stopped (SIGSTOP, a frozen cgroup): the parent gives up on it instead of blocking the
+ * CPU executor, and with it cancels, timeouts and the drain, for good. Parts move at GB/s. */
+#define IO_STALL_S 10
 /* The parent's buffer for pipe parts is kept between jobs up to this size. */
 #define KEEP_SCRATCH ((size_t)256 << 20)
 
@@ -35,7 +40,8 @@ struct worker {
     struct hy_pw_control *ctl;
     /* The current request, while one is outstanding. */
     bool pending;
-    void *dest;        /* pipe sorts: where the part's sorted bytes go */
+    uint16_t op;       /* what was asked: the reply must say the same */
+    void *dest;        /* pipe sorts: where the part's sorted bytes go; NULL otherwise */
     size_t dest_bytes;
     struct hy_pw_msg rep;
 };
@@ -165,6 +171,14 @@ static int spawn(hy_proc_pool *p, unsigned i, hy_error *err)
     }
     w->sock = sv[0];
     sv[0] = -1;
+    struct timeval stall = {.tv_sec = IO_STALL_S};
+    if (setsockopt(w->sock, SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof stall) != 0 ||
+        setsockopt(w->sock, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof stall) != 0) {
+        reap(w, true, NULL, 0);
+        rc = hy_error_set(err, HY_ESYS, "socket timeouts for process worker %u: %s", i,
+                          strerror(errno));
+        goto out;
+    }
     /* Wait for READY: the worker's engine is up. */
     struct pollfd pf = {.fd = w->sock, .events = POLLIN};
     int pr;
@@ -315,8 +329,7 @@ struct job {
     const hy_proc_opts *o;
     hy_proc_stats *st;
     uint64_t total;     /* progress units of the whole job */
-    bool cancelled;     /* the job's progress callback asked to stop */
-    uint64_t cancel_at;
+    bool cancelled;     /* the job's progress callback asked to stop, or the job failed */
     int rc;             /* the first failure */
     hy_error *err;
     unsigned dead;      /* workers lost during this job */
@@ -369,6 +382,11 @@ static int send_req(struct job *j, unsigned i, struct hy_pw_msg *m, const void *
     }
     atomic_store(&w->ctl->done, 0);
     memset(&w->rep, 0, sizeof w->rep);
+    w->op = m->op;
+    if (m->op != HY_PW_SORT_PIPE) { /* only a pipe part comes back with bytes */
+        w->dest = NULL;
+        w->dest_bytes = 0;
+    }
     uint64_t t0 = hy_now_ns();
     ssize_t r;
     do
@@ -399,7 +417,6 @@ static void report_progress(struct job *j, unsigned t)
             done += atomic_load_explicit(&j->p->w[i].ctl->done, memory_order_relaxed);
     if (j->o->progress(j->o->progress_ctx, done < j->total ? done : j->total, j->total)) {
         j->cancelled = true;
-        j->cancel_at = hy_now_ns();
         for (unsigned i = 0; i < t; i++)
             if (j->p->w[i].pending && j->p->w[i].ctl)
                 atomic_store(&j->p->w[i].ctl->cancel, 1);
@@ -411,16 +428,20 @@ static void take_reply(struct job *j, unsigned i)
 {
     struct worker *w = &j->p->w[i];
     struct hy_pw_msg *m = &w->rep;
-    if (hy_pw_read_full(w->sock, m, sizeof *m) || m->magic != HY_PW_MAGIC) {
+    if (hy_pw_read_full(w->sock, m, sizeof *m) || m->magic != HY_PW_MAGIC ||
+        m->op != w->op) {
         lost(j, i);
         return;
     }
     j->st->bytes_moved += sizeof *m + m->bytes;
+    /* A pipe part that succeeded comes back whole; nothing else carries bytes. Any other
+     * shape is a stream out of step: the worker is replaced, nothing is written anywhere. */
+    bool part_back = w->op == HY_PW_SORT_PIPE && m->rc == 0;
+    if (part_back ? m->bytes != w->dest_bytes || !w->dest : m->bytes != 0) {
+        lost(j, i);
+        return;
+    }
     if (m->bytes) {
-        if (m->bytes != w->dest_bytes || !w->dest) {
-            lost(j, i); /* out of step: a bug, but never a write past dest */
-            return;
-        }
         uint64_t t0 = hy_now_ns();
         int r = hy_pw_read_full(w->sock, w->dest, w->dest_bytes);
         j->st->recv_ns += hy_now_ns() - t0;
@@ -438,6 +459,9 @@ static void take_reply(struct job *j, unsigned i)
 /* Waits for a reply from every worker with a request out, reporting progress meanwhile. */
 static void gather(struct job *j, unsigned t)
 {
+    /* The grace for workers deaf to a cancel counts from the cancel, or from this gather's
+     * start when the job was cancelled before: requests sent since have had no time yet. */
+    uint64_t grace_from = j->cancelled ? hy_now_ns() : 0;
     for (;;) {
         struct pollfd pf[HY_PROC_MAX_WORKERS];
         unsigned idx[HY_PROC_MAX_WORKERS], k = 0;
@@ -457,18 +481,21 @@ static void gather(struct job *j, unsigned t)
         for (unsigned x = 0; r > 0 && x < k; x++)
             if (pf[x].revents)
                 take_reply(j, idx[x]);
+        bool was = j->cancelled;
         report_progress(j, t);
+        if (!was && j->cancelled)
+            grace_from = hy_now_ns();
         /* Once the job has failed (a worker lost, one refusing its part), the others'
          * work is wasted: stop them as a cancel would, so the error goes out soon. */
         if (j->rc != 0 && !j->cancelled) {
             j->cancelled = true;
-            j->cancel_at = hy_now_ns();
+            grace_from = hy_now_ns();
             for (unsigned i = 0; i < t; i++)
                 if (j->p->w[i].pending && j->p->w[i].ctl)
                     atomic_store(&j->p->w[i].ctl->cancel, 1);
         }
         /* A worker deaf to the cancel flag (stopped, or stuck) is not waited for forever. */
-        if (j->cancelled && hy_now_ns() - j->cancel_at > CANCEL_GRACE_NS)
+        if (j->cancelled && hy_now_ns() - grace_from > CANCEL_GRACE_NS)
             for (unsigned i = 0; i < t; i++)
                 if (j->p->w[i].pending)
                     lost(j, i);
@@ -600,8 +627,15 @@ static void release_all(struct job *j, unsigned t, bool drop_used, bool drop_res
 {
     unsigned upto = drop_rest ? j->p->n : t;
     for (unsigned i = 0; i < upto; i++) {
+        struct worker *w = &j->p->w[i];
+        /* A worker this job did not use may have died idle: that is not the job's failure.
+         * It is reaped here and started again by the next job that needs it. */
+        if (i >= t && !idle_alive(w)) {
+            reap(w, true, NULL, 0);
+            continue;
+        }
         struct hy_pw_msg m = {.op = HY_PW_RELEASE, .a = i < t ? drop_used : drop_rest};
-        if (j->p->w[i].pid > 0 && !j->p->w[i].pending)
+        if (w->pid > 0 && !w->pending)
             send_req(j, i, &m, NULL, NULL, 0);
     }
     gather(j, upto);

@@ -16,6 +16,10 @@
 #include "proc.h"
 #include "wire.h"
 
+/* Memory an idle worker keeps for the next job (its pipe buffer, the engine's scratch): a
+ * part of 10^7 f64 split two ways fits. */
+#define WORKER_KEEP ((size_t)64 << 20)
+
 /* Exit statuses the parent names when a worker goes away. */
 enum { W_EXIT_OK = 0, W_EXIT_SETUP = 3, W_EXIT_PROTOCOL = 4, W_EXIT_IO = 5 };
 
@@ -121,17 +125,19 @@ static void release_job(struct wstate *s, bool drop)
         s->scratch = NULL;
         s->scratch_bytes = 0;
     }
+    /* Big buffers go back to the system, the engine's sort scratch too: an idle worker
+     * holds at most WORKER_KEEP of each, whatever the largest job it ran. */
+    if (s->buf_cap > WORKER_KEEP) {
+        free(s->buf);
+        s->buf = NULL;
+        s->buf_cap = 0;
+    }
+    hy_host_trim(s->host, WORKER_KEEP);
 }
 
 static void release(struct wstate *s)
 {
     release_job(s, false);
-    /* A big buffer goes back to the system; a small one is worth keeping. */
-    if (s->buf_cap > ((size_t)256 << 20)) {
-        free(s->buf);
-        s->buf = NULL;
-        s->buf_cap = 0;
-    }
 }
 
 /* Whether [first, first + count) lies inside `total` elements. */
@@ -282,7 +288,10 @@ int hy_proc_worker_main(void)
         return W_EXIT_SETUP;
     /* One step below the daemon: a worker woken by the parent's request then does not
      * preempt the parent while it still has requests to send (that cost ~4 ms, a tick). */
-    (void)setpriority(PRIO_PROCESS, 0, 1);
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0 && nice_now < 19)
+        (void)setpriority(PRIO_PROCESS, 0, nice_now + 1);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

@@ -394,3 +394,123 @@ Test(proc, workers_hold_only_their_channel_and_nothing_leaks)
     cr_expect_eq(kids, WORKERS, "children after destroying a second pool: %u", kids);
     cr_expect_eq(zombies, 0);
 }
+
+static void fill_sorted_check(int dtype, void *a, void *want, size_t n, uint64_t seed)
+{
+    fill(a, dtype, n, seed);
+    memcpy(want, a, n * hy_dtype_size(dtype));
+    reference_sort(dtype, want, n);
+}
+
+/* A worker the job does not use may have died idle; a job that replaces the shm scratch
+ * tells every worker to drop the old one, and that dead one must not fail the job. */
+Test(proc, an_unused_dead_worker_does_not_fail_a_shm_sort)
+{
+    size_t n = 200000;
+    uint64_t *a = malloc(n * 8), *want = malloc(n * 8);
+    cr_assert(a && want);
+    hy_proc_opts o = {.workers = 2, .transport = HY_TRANSPORT_SHM};
+    hy_proc_stats st;
+    hy_error e = {0};
+    fill_sorted_check(HY_DT_U64, a, want, 1000, 1);
+    cr_assert_eq(hy_proc_sort(pool, HY_DT_U64, a, -1, 1000, &o, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(kill(hy_proc_worker_pid(pool, 2), SIGKILL), 0);
+    usleep(100000);
+    fill_sorted_check(HY_DT_U64, a, want, n, 2); /* a larger scratch replaces the first */
+    cr_assert_eq(hy_proc_sort(pool, HY_DT_U64, a, -1, n, &o, &st, &e), 0, "%s", e.msg);
+    cr_expect(memcmp(a, want, n * 8) == 0, "not sorted");
+    /* The next job that needs worker 2 starts it again. */
+    hy_proc_opts all = {.workers = WORKERS, .transport = HY_TRANSPORT_SHM};
+    fill_sorted_check(HY_DT_U64, a, want, n, 3);
+    cr_assert_eq(hy_proc_sort(pool, HY_DT_U64, a, -1, n, &all, &st, &e), 0, "%s", e.msg);
+    cr_expect(memcmp(a, want, n * 8) == 0, "not sorted on 3 workers");
+    cr_expect_eq(st.started, 1, "workers started: %u", st.started);
+    expect_full_pool("after the restart");
+    free(a);
+    free(want);
+}
+
+static int always_cancel(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)ctx;
+    (void)done;
+    (void)total;
+    return 1;
+}
+
+/* A stopped worker ignores a cancel: after the grace it is replaced, and the worker that did
+ * stop is left alone, also through the RELEASE round that follows. */
+Test(proc, a_worker_deaf_to_cancel_is_replaced_and_the_others_kept)
+{
+    size_t n = 4000000;
+    uint64_t *a = malloc(n * 8);
+    cr_assert(a);
+    fill(a, HY_DT_U64, n, 5);
+    pid_t w0 = hy_proc_worker_pid(pool, 0), w1 = hy_proc_worker_pid(pool, 1);
+    cr_assert_eq(kill(w1, SIGSTOP), 0);
+    hy_proc_opts o = {.workers = 2, .transport = HY_TRANSPORT_SHM, .progress = always_cancel};
+    hy_proc_stats st;
+    hy_error e = {0};
+    int rc = hy_proc_sort(pool, HY_DT_U64, a, -1, n, &o, &st, &e);
+    cr_expect(rc == HY_ECANCELED || rc == HY_EWORKER, "rc %d (%s)", rc, e.msg);
+    cr_expect_eq(hy_proc_worker_pid(pool, 0), w0, "the worker that obeyed was replaced too");
+    cr_expect_neq(hy_proc_worker_pid(pool, 1), w1, "the stopped worker is still in the pool");
+    expect_full_pool("after the grace");
+    free(a);
+}
+
+/* A stopped worker never drains its socket: the parent gives up on it after IO_STALL_S rather
+ * than blocking (and with it every cancel) for good. */
+Test(proc, a_stopped_worker_cannot_hang_a_pipe_sort, .timeout = 60)
+{
+    size_t n = 8000000; /* 32 MB per part: far more than a socket buffer holds */
+    uint64_t *a = malloc(n * 8);
+    cr_assert(a);
+    fill(a, HY_DT_U64, n, 6);
+    pid_t w0 = hy_proc_worker_pid(pool, 0);
+    cr_assert_eq(kill(w0, SIGSTOP), 0);
+    hy_proc_opts o = {.workers = 2, .transport = HY_TRANSPORT_PIPE};
+    hy_proc_stats st;
+    hy_error e = {0};
+    int rc = hy_proc_sort(pool, HY_DT_U64, a, -1, n, &o, &st, &e);
+    cr_expect_eq(rc, HY_EWORKER, "rc %d (%s)", rc, e.msg);
+    cr_expect_neq(hy_proc_worker_pid(pool, 0), w0);
+    expect_full_pool("after the stall");
+    free(a);
+}
+
+static long vm_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* An idle worker gives back what a big job made it allocate (its part, the engine's sort
+ * scratch): at most 64 MiB of each is kept. */
+Test(proc, an_idle_worker_keeps_little_memory_after_a_big_job)
+{
+    if (getenv("HYBRIDD_SANITIZER")) /* sanitizers keep freed memory in quarantine */
+        cr_skip_test("RSS is not meaningful under a sanitizer");
+    size_t n = 12000000; /* 96 MB: above what a worker keeps */
+    uint64_t *a = malloc(n * 8), *want = malloc(n * 8);
+    cr_assert(a && want);
+    fill_sorted_check(HY_DT_U64, a, want, n, 8);
+    hy_proc_opts o = {.workers = 1, .transport = HY_TRANSPORT_PIPE};
+    hy_proc_stats st;
+    hy_error e = {0};
+    cr_assert_eq(hy_proc_sort(pool, HY_DT_U64, a, -1, n, &o, &st, &e), 0, "%s", e.msg);
+    cr_expect(memcmp(a, want, n * 8) == 0);
+    long rss = vm_rss_kib(hy_proc_worker_pid(pool, 0));
+    /* It held the 96 MB part and 96 MB of scratch during the job. */
+    cr_expect(rss > 0 && rss < 64 * 1024, "idle worker RSS %ld KiB after a 96 MB part", rss);
+    free(a);
+    free(want);
+}

@@ -661,3 +661,62 @@ Test(daemon_jobs, a_compare_sort_of_the_largest_inline_array_gets_its_answer)
     free(want);
     hyt_close(c);
 }
+
+static long daemon_rss_kib(void)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)D.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+static void start_big(void)
+{
+    hyt_conf k = hyt_conf_default();
+    k.sort_elements = 100000000ull;
+    suite_start(&k);
+}
+
+TestSuite(daemon_memory, .init = start_big, .fini = suite_stop, .timeout = 120);
+
+/* A huge sort's scratch (as large as its array) goes back to the system when the job ends:
+ * the daemon keeps at most 256 MiB of it for the next job. */
+Test(daemon_memory, a_huge_sort_leaves_no_scratch_behind)
+{
+    if (getenv("HYBRIDD_SANITIZER")) /* sanitizers keep freed memory in quarantine */
+        cr_skip_test("RSS is not meaningful under a sanitizer");
+    hyt_client *c = suite_client();
+    hy_msg_submit p = hyt_pi(HY_BACKEND_NATIVE, 2, 100000, 1);
+    hyt_job j;
+    suite_run_ok(c, &p, NULL, 0, &j, "a small job first");
+    hyt_job_release(c, &j);
+    long before = daemon_rss_kib();
+    const size_t n = 48000000; /* 384 MB of u64: above what the daemon keeps */
+    int fd;
+    void *map;
+    hy_error err;
+    cr_assert_eq(hy_memfd_create("hyt-big", n * 8, &fd, &map, &err), 0, "%s", err.msg);
+    uint64_t *a = map;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (n - i) * 0x9e3779b97f4a7c15u;
+    cr_assert_eq(hy_memfd_seal(fd, &err), 0, "%s", err.msg);
+    hy_msg_submit s = hyt_sort_memfd(HY_BACKEND_NATIVE, 2, HY_DT_U64, n);
+    suite_run_ok(c, &s, &fd, 1, &j, "a 384 MB sort");
+    hyt_job_release(c, &j);
+    for (size_t i = 1; i < n; i += 4099)
+        cr_assert_leq(a[i - 1], a[i], "not sorted at %zu", i);
+    long after = daemon_rss_kib();
+    /* It held 384 MB of scratch during the job. */
+    cr_expect_lt(after - before, 128 * 1024, "daemon RSS %ld KiB before, %ld KiB after", before,
+                 after);
+    hy_memfd_unmap(map, n * 8);
+    close(fd);
+    suite_client_clean(c);
+    hyt_close(c);
+}

@@ -49,7 +49,6 @@ struct worker {
 struct hy_proc_pool {
     unsigned n;
     char exe[4096];
-    uint64_t startup_ns;
     struct worker w[HY_PROC_MAX_WORKERS];
     void *scratch; /* pipe: the sorted parts, before the merge */
     size_t scratch_cap;
@@ -263,7 +262,6 @@ int hy_proc_pool_create(const hy_proc_config *cfg, hy_proc_pool **out, hy_error 
     for (unsigned i = 0; i < HY_PROC_MAX_WORKERS; i++)
         p->w[i].sock = -1;
     p->shm_fd = -1;
-    uint64_t t0 = hy_now_ns();
     for (unsigned i = 0; i < p->n; i++) {
         int rc = spawn(p, i, err);
         if (rc) {
@@ -271,7 +269,6 @@ int hy_proc_pool_create(const hy_proc_config *cfg, hy_proc_pool **out, hy_error 
             return rc;
         }
     }
-    p->startup_ns = hy_now_ns() - t0;
     *out = p;
     return 0;
 }
@@ -315,8 +312,6 @@ unsigned hy_proc_pool_live(hy_proc_pool *p)
     return live;
 }
 
-uint64_t hy_proc_pool_startup_ns(const hy_proc_pool *p) { return p ? p->startup_ns : 0; }
-
 pid_t hy_proc_worker_pid(const hy_proc_pool *p, unsigned i)
 {
     return p && i < p->n ? p->w[i].pid : 0;
@@ -332,7 +327,6 @@ struct job {
     bool cancelled;     /* the job's progress callback asked to stop, or the job failed */
     int rc;             /* the first failure */
     hy_error *err;
-    unsigned dead;      /* workers lost during this job */
 };
 
 /* Notes the first failure; later ones only matter for the log. */
@@ -351,7 +345,6 @@ static void lost(struct job *j, unsigned i)
     pid_t pid = w->pid;
     char why[96], msg[HY_ERROR_MSG_MAX];
     reap(w, true, why, sizeof why);
-    j->dead++;
     hy_error ignored;
     bool back = spawn(j->p, i, &ignored) == 0;
     snprintf(msg, sizeof msg, "process worker %u (pid %d) %s during the job; %s", i, (int)pid,

@@ -38,8 +38,6 @@ unsigned hy_proc_pool_size(const hy_proc_pool *p);
 unsigned hy_proc_pool_live(hy_proc_pool *p);
 /* Worker i's process id, or 0 while it is not running (for status and tests). */
 pid_t hy_proc_worker_pid(const hy_proc_pool *p, unsigned i);
-/* Wall time the pool's first start took, all workers together. */
-uint64_t hy_proc_pool_startup_ns(const hy_proc_pool *p);
 
 typedef struct hy_proc_opts {
     unsigned workers;   /* T: 1 .. hy_proc_pool_size() */

@@ -1,5 +1,6 @@
-/* tests: the child processes of a process, read from /proc — for the suites that check the
- * process backend's workers (how many, which, whether any is a zombie). */
+/* tests: processes as /proc shows them — a process's children (how many, which, whether any
+ * is a zombie) and its resident memory — for the suites that check the process backend's
+ * workers and what the daemon keeps after a job. */
 #ifndef HY_TESTS_CHILDREN_H
 #define HY_TESTS_CHILDREN_H
 
@@ -43,6 +44,22 @@ static inline unsigned hyt_children(pid_t parent, pid_t *out, unsigned cap, unsi
     }
     closedir(d);
     return n;
+}
+
+/* VmRSS of `pid` in KiB, or -1 when it cannot be read. */
+static inline long hyt_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
 }
 
 #endif

@@ -3,6 +3,7 @@
  * away mid-job, and the STATUS and DEVICES counters. */
 #include <unistd.h>
 
+#include "../children.h"
 #include "suite.h"
 
 TestSuite(daemon_jobs, .init = suite_start_default, .fini = suite_stop, .timeout = 60);
@@ -662,20 +663,6 @@ Test(daemon_jobs, a_compare_sort_of_the_largest_inline_array_gets_its_answer)
     hyt_close(c);
 }
 
-static long daemon_rss_kib(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)D.pid);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s", path);
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
 static void start_big(void)
 {
     hyt_conf k = hyt_conf_default();
@@ -696,7 +683,8 @@ Test(daemon_memory, a_huge_sort_leaves_no_scratch_behind)
     hyt_job j;
     suite_run_ok(c, &p, NULL, 0, &j, "a small job first");
     hyt_job_release(c, &j);
-    long before = daemon_rss_kib();
+    long before = hyt_rss_kib(D.pid);
+    cr_assert_gt(before, 0, "cannot read the daemon's VmRSS");
     const size_t n = 48000000; /* 384 MB of u64: above what the daemon keeps */
     int fd;
     void *map;
@@ -711,7 +699,8 @@ Test(daemon_memory, a_huge_sort_leaves_no_scratch_behind)
     hyt_job_release(c, &j);
     for (size_t i = 1; i < n; i += 4099)
         cr_assert_leq(a[i - 1], a[i], "not sorted at %zu", i);
-    long after = daemon_rss_kib();
+    long after = hyt_rss_kib(D.pid);
+    cr_assert_gt(after, 0, "cannot read the daemon's VmRSS");
     /* It held 384 MB of scratch during the job. */
     cr_expect_lt(after - before, 128 * 1024, "daemon RSS %ld KiB before, %ld KiB after", before,
                  after);

@@ -479,20 +479,6 @@ Test(proc, a_stopped_worker_cannot_hang_a_pipe_sort, .timeout = 60)
     free(a);
 }
 
-static long vm_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "%s: %s", path, strerror(errno));
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
 /* An idle worker gives back what a big job made it allocate (its part, the engine's sort
  * scratch): at most 64 MiB of each is kept. */
 Test(proc, an_idle_worker_keeps_little_memory_after_a_big_job)
@@ -508,7 +494,7 @@ Test(proc, an_idle_worker_keeps_little_memory_after_a_big_job)
     hy_error e = {0};
     cr_assert_eq(hy_proc_sort(pool, HY_DT_U64, a, -1, n, &o, &st, &e), 0, "%s", e.msg);
     cr_expect(memcmp(a, want, n * 8) == 0);
-    long rss = vm_rss_kib(hy_proc_worker_pid(pool, 0));
+    long rss = hyt_rss_kib(hy_proc_worker_pid(pool, 0));
     /* It held the 96 MB part and 96 MB of scratch during the job. */
     cr_expect(rss > 0 && rss < 64 * 1024, "idle worker RSS %ld KiB after a 96 MB part", rss);
     free(a);

@@ -1225,6 +1225,17 @@ static const char *device_label(const hy_device_record *r)
     return "other";
 }
 
+/* The record's type as a word for JSON (protocol.md: 0 other, 1 GPU, 2 CPU, 3 accelerator). */
+static const char *device_type_key(const hy_device_record *r)
+{
+    switch (r->type) {
+    case 1: return "gpu";
+    case 2: return "cpu";
+    case 3: return "accelerator";
+    }
+    return "other";
+}
+
 int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
 {
     c_numbers l;
@@ -1242,13 +1253,16 @@ int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
             const hy_device_record *r = &dev[i];
             fprintf(f, "%s{\"index\":%u", i ? "," : "", r->index);
             json_s(f, "name", r->name);
+            /* null from a daemon whose records have no platform (protocol.md, 352 bytes) */
+            json_s(f, "platform", r->platform[0] ? r->platform : NULL);
             json_s(f, "vendor", r->vendor);
             json_s(f, "driver", r->driver);
-            json_u64(f, "type", r->type);
+            json_s(f, "type", device_type_key(r));
             json_s(f, "label", device_label(r));
-            json_u64(f, "flags", r->flags);
             json_key(f, "usable");
             fputs(r->flags & HY_DEV_USABLE ? "true" : "false", f);
+            json_key(f, "pocl_cpu");
+            fputs(r->flags & HY_DEV_POCL_CPU ? "true" : "false", f);
             json_u64(f, "compute_units", r->compute_units);
             json_u64(f, "global_mem", r->global_mem);
             json_u64(f, "max_alloc", r->max_alloc);
@@ -1269,24 +1283,30 @@ int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
             fputs("OpenCL devices: none\n", f);
         else
             fprintf(f, "OpenCL devices: %u\n", n);
-        int wname = 0, wlabel = 0;
-        char name[4 * 96 + 1];
+        int wname = 0, wlabel = 0, wplat = 0;
+        char name[4 * 96 + 1], plat[4 * 64 + 1];
         for (unsigned i = 0; i < n; i++) {
             clean(name, sizeof name, dev[i].name);
+            clean(plat, sizeof plat, dev[i].platform[0] ? dev[i].platform : "-");
             int w = (int)text_width(name), wl = (int)strlen(device_label(&dev[i]));
+            int wp = (int)text_width(plat);
             wname = w > wname ? w : wname;
             wlabel = wl > wlabel ? wl : wlabel;
+            wplat = wp > wplat ? wp : wplat;
         }
         for (unsigned i = 0; i < n; i++) {
             const hy_device_record *r = &dev[i];
             char problem[4 * 128 + 1];
             clean(name, sizeof name, r->name);
+            /* "-": a daemon that does not send the platform (a 352-byte record) */
+            clean(plat, sizeof plat, r->platform[0] ? r->platform : "-");
             clean(problem, sizeof problem, r->problem);
             /* printf pads by bytes: pad by hand so UTF-8 names still line up */
-            int chars = (int)text_width(name);
-            fprintf(f, "  %2u  %s%*s  %-*s  %3u compute units  %6.1f GiB  ", r->index, name,
-                    wname - chars > 0 ? wname - chars : 0, "", wlabel,
-                    device_label(r), r->compute_units, (double)r->global_mem / 1073741824.0);
+            int chars = (int)text_width(name), pchars = (int)text_width(plat);
+            fprintf(f, "  %2u  %s%*s  %-*s  %s%*s  %3u compute units  %6.1f GiB  ", r->index,
+                    name, wname - chars > 0 ? wname - chars : 0, "", wlabel, device_label(r),
+                    plat, wplat - pchars > 0 ? wplat - pchars : 0, "", r->compute_units,
+                    (double)r->global_mem / 1073741824.0);
             if (r->flags & HY_DEV_USABLE)
                 fputs("usable\n", f);
             else

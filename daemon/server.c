@@ -1117,6 +1117,8 @@ static int fill_devices(struct server *s, hy_error *err)
         snprintf(r->name, sizeof r->name, "%.*s", (int)sizeof r->name - 1, info.name);
         snprintf(r->vendor, sizeof r->vendor, "%.*s", (int)sizeof r->vendor - 1, info.vendor);
         snprintf(r->driver, sizeof r->driver, "%.*s", (int)sizeof r->driver - 1, info.driver);
+        snprintf(r->platform, sizeof r->platform, "%.*s", (int)sizeof r->platform - 1,
+                 info.platform);
         if (info.pocl_cpu)
             r->flags |= HY_DEV_POCL_CPU;
         if (!info.usable)

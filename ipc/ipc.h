@@ -317,9 +317,10 @@ typedef struct hy_msg_status_reply {
     hy_str version;              /* <= HY_IPC_NAME_MAX bytes */
 } hy_msg_status_reply;
 
-/* One device, 352 bytes on the wire: u32 index, u16 type, u16 flags, u32 compute_units,
+/* One device, 416 bytes on the wire: u32 index, u16 type, u16 flags, u32 compute_units,
  * u32 reserved, u64 global_mem, u64 max_alloc, then NUL-padded text fields name[96],
- * vendor[64], driver[32], problem[128]. */
+ * vendor[64], driver[32], problem[128], and (from records of 416 bytes) platform[64]. The
+ * first layout's records were 352 bytes: they decode with an empty platform. */
 #define HY_DEV_USABLE 0x1u
 #define HY_DEV_POCL_CPU 0x2u
 typedef struct hy_device_record {
@@ -328,12 +329,15 @@ typedef struct hy_device_record {
     uint32_t compute_units;
     uint64_t global_mem, max_alloc;
     char name[97], vendor[65], driver[33], problem[129]; /* NUL-terminated on decode */
+    char platform[65]; /* the OpenCL platform's name; "" from a 352-byte record */
 } hy_device_record;
-#define HY_IPC_DEVICE_SIZE 352u
+#define HY_IPC_DEVICE_SIZE 416u    /* what this version writes */
+#define HY_IPC_DEVICE_SIZE_V1 352u /* the first layout: the least a reader takes */
 
 /* body: u32 body_size, u32 ndevices, u32 record_size, u32 cpu_online, u32 native_threads,
  * u32 locked_threads, u32 switch_interval_us, u32 reserved (32 bytes); then the records
- * (record_size >= 352 each; a reader takes the first 352). Besides the OpenCL devices it
+ * (record_size >= 352 each; a reader takes the first 352, and the platform when the record
+ * holds it). Besides the OpenCL devices it
  * describes the CPU pools the other backends run on. */
 typedef struct hy_msg_devices_reply {
     uint32_t ndevices;

@@ -75,6 +75,7 @@ static uint32_t body_min_of(int type)
 #define DEV_VENDOR 128u
 #define DEV_DRIVER 192u
 #define DEV_PROBLEM 224u
+#define DEV_PLATFORM 352u /* appended: only in records of HY_IPC_DEVICE_SIZE bytes or more */
 
 /* ---- encoding ---- */
 
@@ -139,6 +140,7 @@ static void put_device(uint8_t *p, const hy_device_record *d)
     put_text(p + DEV_VENDOR, d->vendor, 64);
     put_text(p + DEV_DRIVER, d->driver, 32);
     put_text(p + DEV_PROBLEM, d->problem, 128);
+    put_text(p + DEV_PLATFORM, d->platform, 64);
 }
 
 /* How many payload bytes go to the buffer (body and small variable data, padding included)
@@ -730,9 +732,9 @@ static int dec_devices(dec *d, hy_msg_devices_reply *x)
     if (x->ndevices > HY_IPC_DEVICES_MAX)
         return hy_error_set(d->err, HY_ELIMIT, "DEVICES_REPLY ndevices %u is above the limit "
                             "of %u", x->ndevices, HY_IPC_DEVICES_MAX);
-    if (rs < HY_IPC_DEVICE_SIZE)
+    if (rs < HY_IPC_DEVICE_SIZE_V1)
         return hy_error_set(d->err, HY_EPROTO, "DEVICES_REPLY record_size %u is below %u", rs,
-                            HY_IPC_DEVICE_SIZE);
+                            HY_IPC_DEVICE_SIZE_V1);
     if ((rc = take(d, "records", (uint64_t)rs * x->ndevices, &q)))
         return rc;
     for (uint32_t i = 0; i < x->ndevices; i++) {
@@ -748,6 +750,11 @@ static int dec_devices(dec *d, hy_msg_devices_reply *x)
         get_text(o->vendor, r + DEV_VENDOR, 64);
         get_text(o->driver, r + DEV_DRIVER, 32);
         get_text(o->problem, r + DEV_PROBLEM, 128);
+        /* A first-layout sender's record (352..415 bytes) has no platform. */
+        if (rs >= HY_IPC_DEVICE_SIZE)
+            get_text(o->platform, r + DEV_PLATFORM, 64);
+        else
+            o->platform[0] = '\0';
     }
     return 0;
 }

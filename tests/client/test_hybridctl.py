@@ -367,10 +367,17 @@ class TestInfo(Case):
         self.assertRegex(text, r"locked runtime 2 threads")
         self.assertIsInstance(d["devices"], list)
         for dev in d["devices"]:
-            for k in ("index", "name", "vendor", "label", "usable", "compute_units",
-                      "global_mem", "problem"):
+            for k in ("index", "name", "platform", "vendor", "type", "label", "usable",
+                      "pocl_cpu", "compute_units", "global_mem", "problem"):
                 self.assertIn(k, dev)
             self.assertIn(dev["name"], text)
+            # The platform travels in the record (protocol.md) and shows in the table.
+            self.assertTrue(dev["platform"], dev)
+            self.assertIn(dev["platform"], text)
+            self.assertIn(dev["type"], ("gpu", "cpu", "accelerator", "other"))
+            self.assertIsInstance(dev["usable"], bool)
+            self.assertIsInstance(dev["pocl_cpu"], bool)
+            self.assertEqual(dev["pocl_cpu"], dev["label"] == "PoCL CPU", dev)
             self.assertIn(dev["label"], ("GPU", "PoCL CPU", "CPU", "accelerator",
                                          "OpenCL device"))
             self.assertEqual(dev["usable"], dev["problem"] is None, dev)

@@ -1169,13 +1169,15 @@ Test(devices, text_and_json)
     recs[0].compute_units = 16;
     recs[0].global_mem = 32ull << 30;
     snprintf(recs[0].name, sizeof recs[0].name, "cpu-haswell-AMD EPYC");
+    snprintf(recs[0].platform, sizeof recs[0].platform, "Portable Computing Language");
     recs[1].index = 1;
     recs[1].type = 1;
     recs[1].compute_units = 80;
     recs[1].global_mem = 16ull << 30;
     snprintf(recs[1].name, sizeof recs[1].name, "Gé \"Force\"");
     snprintf(recs[1].problem, sizeof recs[1].problem, "no fp64");
-    recs[2].index = 2;
+    snprintf(recs[1].platform, sizeof recs[1].platform, "NVIDIA CUDA");
+    recs[2].index = 2; /* no platform: a daemon that sends 352-byte records */
     recs[2].type = 3;
     recs[2].flags = HY_DEV_USABLE;
     snprintf(recs[2].name, sizeof recs[2].name, "fpga");
@@ -1195,6 +1197,11 @@ Test(devices, text_and_json)
     cr_assert(l0);
     size_t len0 = strcspn(l0, "\n");
     cr_assert(memmem(l0, len0, "PoCL CPU", 8) && !memmem(l0, len0, "GPU", 3), "%s", out);
+    cr_assert(memmem(l0, len0, "Portable Computing Language", 27), "no platform: %s", out);
+    const char *l1 = strstr(out, "Force");
+    cr_assert(l1 && memmem(l1, strcspn(l1, "\n"), "NVIDIA CUDA", 11), "%s", out);
+    const char *l2 = strstr(out, "fpga");
+    cr_assert(l2 && memmem(l2, strcspn(l2, "\n"), "  -  ", 5), "unknown platform: %s", out);
     cr_assert(strstr(out, "32.0 GiB  usable"));
     cr_assert(strstr(out, "not usable: no fp64"));
     cr_assert(strstr(out, "accelerator"));
@@ -1206,6 +1213,16 @@ Test(devices, text_and_json)
     cr_assert(strstr(out, "\"label\":\"GPU\""));
     cr_assert(strstr(out, "\"name\":\"Gé \\\"Force\\\"\""));
     cr_assert(strstr(out, "\"problem\":null"));
+    /* Named, never bare numbers: the type as a word, each flag as a boolean. */
+    cr_assert(strstr(out, "\"platform\":\"Portable Computing Language\""), "%s", out);
+    cr_assert(strstr(out, "\"platform\":null"), "%s", out);
+    cr_assert(strstr(out, "\"type\":\"cpu\""), "%s", out);
+    cr_assert(strstr(out, "\"type\":\"gpu\""), "%s", out);
+    cr_assert(strstr(out, "\"type\":\"accelerator\""), "%s", out);
+    cr_assert(strstr(out, "\"usable\":true,\"pocl_cpu\":true"), "%s", out);
+    cr_assert(strstr(out, "\"usable\":false,\"pocl_cpu\":false"), "%s", out);
+    cr_assert_null(strstr(out, "\"flags\""), "%s", out);
+    cr_assert_null(strstr(out, "\"type\":2"), "%s", out);
     free(out);
 
     d.ndevices = 0;

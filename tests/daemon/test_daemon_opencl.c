@@ -28,6 +28,11 @@ static uint16_t usable_device(hyt_client *c, bool *pocl)
     for (uint32_t i = 0; i < dv->ndevices; i++) {
         const hy_device_record *r = &dv->devices[i];
         cr_expect_gt(strlen(r->name), 0, "device %u has no name", i);
+        cr_expect_gt(strlen(r->platform), 0, "device %u has no platform", i);
+        if (r->flags & HY_DEV_POCL_CPU)
+            cr_expect(strstr(r->platform, "Portable Computing Language") ||
+                      strstr(r->platform, "pocl") || strstr(r->platform, "PoCL"),
+                      "PoCL's device %u names platform \"%s\"", i, r->platform);
         if (r->flags & HY_DEV_USABLE) {
             cr_expect_eq(r->problem[0], '\0', "usable device %u has a problem: %s", i,
                          r->problem);

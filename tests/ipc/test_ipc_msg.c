@@ -15,6 +15,9 @@
 /* Decoding a RESULT or DEVICES_REPLY fills tens of KiB: keep the messages off the stack. */
 static hy_msg m1, m2;
 
+/* Hex bytes, spaces and '|' between them ignored; "00*93" is the byte 00 written 93 times
+ * (the long NUL padding of the device records). A repeat ends with a space: adjacent string
+ * literals would otherwise run its count into the next byte. */
 static size_t unhex(const char *s, uint8_t *out, size_t cap)
 {
     size_t n = 0;
@@ -25,9 +28,18 @@ static size_t unhex(const char *s, uint8_t *out, size_t cap)
         }
         unsigned v;
         cr_assert(sscanf(s, "%2x", &v) == 1, "bad hex at \"%s\"", s);
-        cr_assert(n < cap);
-        out[n++] = (uint8_t)v;
         s += 2;
+        unsigned long times = 1;
+        if (*s == '*') {
+            char *end;
+            times = strtoul(s + 1, &end, 10);
+            cr_assert(end != s + 1 && times > 0, "bad repeat at \"%s\"", s);
+            s = end;
+        }
+        for (unsigned long k = 0; k < times; k++) {
+            cr_assert(n < cap);
+            out[n++] = (uint8_t)v;
+        }
     }
     return n;
 }
@@ -554,7 +566,9 @@ Test(msg, round_trip_devices)
     m1.u.devices.switch_interval_us = 5000;
     m1.u.devices.process_workers = 0x0a0b0c0d;
     m1.u.devices.devices = devs;
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 32u + 3 * 352u);
+    strcpy(devs[0].platform, "Portable Computing Language");
+    memset(devs[1].platform, 'L', 64); /* the longest platform the wire holds */
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 32u + 3 * 416u);
     hy_msg_devices_reply *d = &m2.u.devices;
     cr_assert_eq(d->ndevices, 3u);
     cr_assert_eq(d->cpu_online, 64u);
@@ -575,8 +589,11 @@ Test(msg, round_trip_devices)
         cr_assert_str_eq(g->vendor, w->vendor);
         cr_assert_str_eq(g->driver, w->driver);
         cr_assert_str_eq(g->problem, w->problem);
+        cr_assert_str_eq(g->platform, w->platform);
     }
     cr_assert_eq(strlen(d->devices_in[1].name), 96u);
+    cr_assert_eq(strlen(d->devices_in[1].platform), 64u);
+    cr_assert_str_eq(d->devices_in[2].platform, "");
 
     /* No OpenCL device at all: the CPU pools still travel, and no record follows. */
     m1.u.devices.ndevices = 0;
@@ -1469,6 +1486,173 @@ Test(msg, first_layout_status_reply)
     bad_len = n;
     set_payload_len((uint32_t)(n - HY_IPC_HEADER + 1));
     expect_bad(HY_EPROTO, 0);
+}
+
+/* DEVICES_REPLY, written by hand: a record of the current layout (416 bytes, the platform
+ * appended at 352) and the same device in a first-layout record of 352 bytes. */
+static const golden device_goldens[] = {
+    {"DEVICES_REPLY request 8, records of 416: PoCL's CPU device, platform Portable Computing "
+     "Language; 16 CPUs, pools 8 and 4, 5 ms, 6 workers",
+     "48 59 44 31 01 00 0e 00 00 00 00 00 c0 01 00 00 08 00 00 00 00 00 00 00"
+     "20 00 00 00 | 01 00 00 00 | a0 01 00 00 | 10 00 00 00 | 08 00 00 00 | 04 00 00 00"
+     "88 13 00 00 | 06 00 00 00"
+     /* record: index 0, type 2 (CPU), flags USABLE|POCL_CPU, 16 compute units, rsv,
+      * global_mem 32 GiB, max_alloc 8 GiB */
+     "00 00 00 00 | 02 00 | 03 00 | 10 00 00 00 | 00 00 00 00"
+     "00 00 00 00 08 00 00 00 | 00 00 00 00 02 00 00 00"
+     "63 70 75 00*93 "             /* name[96] "cpu" */
+     "70 6f 63 6c 00*60 "          /* vendor[64] "pocl" */
+     "36 2e 30 00*29 "             /* driver[32] "6.0" */
+     "00*128 "                     /* problem[128]: none */
+     "50 6f 72 74 61 62 6c 65 20 43 6f 6d 70 75 74 69 6e 67 20 4c 61 6e 67 75 61 67 65"
+     "00*37",                     /* platform[64] */
+     {0, 0}, {0, 0}},
+    {"DEVICES_REPLY request 8, a first-layout record of 352: the same device, no platform",
+     "48 59 44 31 01 00 0e 00 00 00 00 00 80 01 00 00 08 00 00 00 00 00 00 00"
+     "20 00 00 00 | 01 00 00 00 | 60 01 00 00 | 10 00 00 00 | 08 00 00 00 | 04 00 00 00"
+     "88 13 00 00 | 06 00 00 00"
+     "00 00 00 00 | 02 00 | 03 00 | 10 00 00 00 | 00 00 00 00"
+     "00 00 00 00 08 00 00 00 | 00 00 00 00 02 00 00 00"
+     "63 70 75 00*93 | 70 6f 63 6c 00*60 | 36 2e 30 00*29 | 00*128",
+     {0, 0}, {0, 0}},
+};
+
+static void devices_golden_msg(hy_msg *m, hy_device_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    *rec = (hy_device_record){.index = 0, .type = 2, .flags = HY_DEV_USABLE | HY_DEV_POCL_CPU,
+                              .compute_units = 16, .global_mem = 32ull << 30,
+                              .max_alloc = 8ull << 30};
+    strcpy(rec->name, "cpu");
+    strcpy(rec->vendor, "pocl");
+    strcpy(rec->driver, "6.0");
+    strcpy(rec->platform, "Portable Computing Language");
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_DEVICES_REPLY;
+    m->request = 8;
+    m->u.devices = (hy_msg_devices_reply){.ndevices = 1, .cpu_online = 16, .native_threads = 8,
+                                          .locked_threads = 4, .switch_interval_us = 5000,
+                                          .process_workers = 6, .devices = rec};
+}
+
+static void expect_golden_device(const hy_msg_devices_reply *d, const char *platform)
+{
+    cr_assert_eq(d->ndevices, 1u);
+    cr_assert_eq(d->cpu_online, 16u);
+    cr_assert_eq(d->native_threads, 8u);
+    cr_assert_eq(d->locked_threads, 4u);
+    cr_assert_eq(d->switch_interval_us, 5000u);
+    cr_assert_eq(d->process_workers, 6u);
+    const hy_device_record *r = &d->devices_in[0];
+    cr_assert_eq(r->index, 0u);
+    cr_assert_eq(r->type, 2);
+    cr_assert_eq(r->flags, HY_DEV_USABLE | HY_DEV_POCL_CPU);
+    cr_assert_eq(r->compute_units, 16u);
+    cr_assert_eq(r->global_mem, 32ull << 30);
+    cr_assert_eq(r->max_alloc, 8ull << 30);
+    cr_assert_str_eq(r->name, "cpu");
+    cr_assert_str_eq(r->vendor, "pocl");
+    cr_assert_str_eq(r->driver, "6.0");
+    cr_assert_str_eq(r->problem, "");
+    cr_assert_str_eq(r->platform, platform);
+}
+
+Test(msg, devices_reply_record_layouts)
+{
+    static uint8_t want[1024], got[1024], frame[1024];
+    static hy_device_record rec;
+    hy_error err = {0};
+
+    /* This version writes the 416-byte record, byte for byte. */
+    size_t n = unhex(device_goldens[0].hex, want, sizeof want);
+    cr_assert_eq(n, HY_IPC_HEADER + 32u + 416u);
+    devices_golden_msg(&m1, &rec);
+    size_t len = encode_all(&m1, got, sizeof got);
+    cr_assert_eq(len, n, "%zu bytes, want %zu", len, n);
+    cr_assert(memcmp(got, want, n) == 0, "the encoded DEVICES_REPLY differs from the golden");
+    memset(&m2, 0xA5, sizeof m2);
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, &err), 0, "%s", err.msg);
+    expect_golden_device(&m2.u.devices, "Portable Computing Language");
+
+    /* A first-layout sender's 352-byte record: every old field, an empty platform; the
+     * re-encoded message is the current layout with the platform left empty. */
+    n = unhex(device_goldens[1].hex, want, sizeof want);
+    cr_assert_eq(n, HY_IPC_HEADER + 32u + 352u);
+    memset(&m2, 0xA5, sizeof m2);
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, &err), 0, "%s", err.msg);
+    expect_golden_device(&m2.u.devices, "");
+    len = encode_all(&m2, got, sizeof got);
+    cr_assert_eq(len, n + 64);
+    cr_assert_eq(got[HY_IPC_HEADER + 8], 0xa0); /* record_size 416 */
+    cr_assert_eq(got[HY_IPC_HEADER + 9], 0x01);
+    cr_assert(memcmp(got + HY_IPC_HEADER + 12, want + HY_IPC_HEADER + 12, 20 + 352) == 0);
+    for (size_t j = HY_IPC_HEADER + 32 + 352; j < len; j++)
+        cr_assert_eq(got[j], 0, "platform byte %zu of an old record is %u", j, got[j]);
+
+    /* A reader of the first layout, which takes the first 352 bytes of each record and steps
+     * by record_size, finds every old field of the new record where it was. */
+    cr_assert_eq(unhex(device_goldens[0].hex, got, sizeof got), HY_IPC_HEADER + 32u + 416u);
+    cr_assert(memcmp(got + HY_IPC_HEADER + 32, want + HY_IPC_HEADER + 32, 352) == 0);
+
+    /* Records of other sizes: 384 (between the layouts) has no platform; 448 (a newer
+     * sender) has it, and its 32 bytes of filler are skipped. */
+    n = unhex(device_goldens[0].hex, want, sizeof want);
+    const uint32_t sizes[] = {384, 448};
+    for (size_t k = 0; k < 2; k++) {
+        uint32_t rs = sizes[k];
+        memcpy(frame, want, HY_IPC_HEADER + 32);
+        uint8_t *p = frame + HY_IPC_HEADER;
+        for (int b = 0; b < 4; b++)
+            p[8 + b] = (uint8_t)(rs >> (8 * b));
+        uint32_t keep = rs < 416 ? rs : 416;
+        memcpy(p + 32, want + HY_IPC_HEADER + 32, keep);
+        memset(p + 32 + keep, 0xEE, rs - keep);
+        uint32_t pl = 32 + rs;
+        for (int b = 0; b < 4; b++)
+            frame[12 + b] = (uint8_t)(pl >> (8 * b));
+        memset(&m2, 0xA5, sizeof m2);
+        cr_assert_eq(decode_bytes(frame, HY_IPC_HEADER + pl, 0, &m2, &err), 0,
+                     "record_size %u: %s", rs, err.msg);
+        expect_golden_device(&m2.u.devices, rs >= 416 ? "Portable Computing Language" : "");
+    }
+}
+
+Test(msg, devices_reply_truncations_and_byte_changes)
+{
+    static uint8_t g[1024], t[1024], out[64 * 1024], out2[64 * 1024];
+    for (unsigned i = 0; i < sizeof device_goldens / sizeof device_goldens[0]; i++) {
+        const golden *gd = &device_goldens[i];
+        check_truncations(gd);
+        size_t n = unhex(gd->hex, g, sizeof g);
+        for (size_t at = 0; at < n; at++) {
+            for (unsigned v = 0; v < 256; v += 7) {
+                if (v == g[at])
+                    continue;
+                memcpy(t, g, n);
+                t[at] = (uint8_t)v;
+                uint8_t *c = malloc(n); /* exact size: ASan catches any read past it */
+                cr_assert(c);
+                memcpy(c, t, n);
+                hy_error err = {0};
+                int rc = decode_bytes(c, n, 0, &m2, &err);
+                if (rc == HY_IPC_INCOMPLETE) {
+                    cr_assert(at >= 12 && at < 16, "%s byte %zu = %u: incomplete", gd->what, at,
+                              v);
+                } else if (rc < 0) {
+                    cr_assert_eq(err.code, rc);
+                    cr_assert_gt(strlen(err.msg), 0u);
+                } else {
+                    size_t len = encode_all(&m2, out, sizeof out);
+                    hy_error e2 = {0};
+                    cr_assert_eq(decode_bytes(out, len, 0, &m1, &e2), 0, "%s byte %zu = %u: %s",
+                                 gd->what, at, v, e2.msg);
+                    cr_assert_eq(encode_all(&m1, out2, sizeof out2), len);
+                    cr_assert(memcmp(out, out2, len) == 0);
+                }
+                free(c);
+            }
+        }
+    }
 }
 
 Test(msg, first_layout_truncations_and_byte_changes)

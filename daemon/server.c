@@ -706,11 +706,18 @@ out:
 
 /* ---- connections ---- */
 
+/* The second gate; the first is the kernel's, on the socket file's owner, group and mode.
+ * Empty lists add nothing to it: whoever can open the socket may submit (so adding a user to
+ * the socket's group is enough). A list that names anything narrows it to the uids listed,
+ * the members of the gids listed (supplementary groups count), root, and the daemon's own
+ * uid (which owns the socket and could reach every job anyway). */
 static bool peer_allowed(const struct server *s, uid_t uid, const gid_t *gids, unsigned ngids)
 {
     const hy_config *cfg = &s->cfg;
     if (cfg->n_uids == 0 && cfg->n_gids == 0)
-        return true; /* the socket file's mode and group decide */
+        return true;
+    if (uid == 0 || uid == geteuid())
+        return true;
     for (unsigned i = 0; i < cfg->n_uids; i++)
         if (cfg->uids[i] == uid)
             return true;
@@ -719,6 +726,35 @@ static bool peer_allowed(const struct server *s, uid_t uid, const gid_t *gids, u
             if (cfg->gids[i] == gids[k])
                 return true;
     return false;
+}
+
+/* peer_allowed for a connection: membership in a listed group counts through the peer's
+ * supplementary groups too (SO_PEERGROUPS, asked again with room for all of them when a
+ * user is in more groups than the first try holds). *ngids: the groups seen, for the log. */
+static bool peer_check(const struct server *s, int fd, const struct ucred *cr, unsigned *ngids)
+{
+    gid_t small[65], *gids = small;
+    socklen_t glen = sizeof small - sizeof small[0];
+    gids[0] = cr->gid;
+    *ngids = 1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &glen) == 0) {
+        *ngids += glen / sizeof gids[0];
+    } else if (errno == ERANGE && glen > 0) {
+        gid_t *big = malloc(glen + sizeof *big);
+        if (big) {
+            big[0] = cr->gid;
+            if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, big + 1, &glen) == 0) {
+                gids = big;
+                *ngids += glen / sizeof gids[0];
+            }
+        }
+        if (gids != big)
+            free(big);
+    }
+    bool ok = peer_allowed(s, cr->uid, gids, *ngids);
+    if (gids != small)
+        free(gids);
+    return ok;
 }
 
 static void close_client(struct server *s, struct hy_client *c)
@@ -780,13 +816,8 @@ static void add_client(struct server *s, int fd)
     c->uid = cr.uid;
     c->gid = cr.gid;
     c->pid = cr.pid;
-    /* Membership in a listed group counts through the peer's supplementary groups too. */
-    gid_t gids[65];
     unsigned ngids = 0;
-    gids[ngids++] = cr.gid;
-    socklen_t glen = sizeof gids - sizeof gids[0];
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &glen) == 0)
-        ngids += glen / sizeof gids[0];
+    bool allowed = peer_check(s, fd, &cr, &ngids);
     size_t wbuf = 4 * (size_t)s->cfg.max_frame_bytes + 65536;
     if (hy_frame_reader_new(HY_IPC_MAX_PAYLOAD, &c->r, &err) ||
         hy_frame_writer_new(wbuf, &c->w, &err)) {
@@ -812,12 +843,14 @@ static void add_client(struct server *s, int fd)
         s->clients->prev = c;
     s->clients = c;
     s->nclients++;
-    if (!peer_allowed(s, cr.uid, gids, ngids)) {
-        char t[200];
-        hy_log(HY_LOG_NOTICE, "refused a connection from uid %u gid %u pid %d: not in "
-               "access.uids or access.gids", (unsigned)cr.uid, (unsigned)cr.gid, (int)cr.pid);
-        snprintf(t, sizeof t, "uid %u (gid %u) is not allowed to use this daemon; ask its "
-                 "administrator to add it to access.uids or access.gids", (unsigned)cr.uid,
+    if (!allowed) {
+        char t[256];
+        hy_log(HY_LOG_NOTICE, "refused a connection from uid %u gid %u pid %d: neither it "
+               "nor any of its %u group(s) is in access.uids or access.gids", (unsigned)cr.uid,
+               (unsigned)cr.gid, (int)cr.pid, ngids);
+        snprintf(t, sizeof t, "uid %u (gid %u) is not allowed to use this daemon: its "
+                 "access lists name neither this uid nor any of its groups; ask its "
+                 "administrator to add one to access.uids or access.gids", (unsigned)cr.uid,
                  (unsigned)cr.gid);
         send_fatal(s, c, 0, HY_EPERM, t);
         set_events(s, c, true);

@@ -130,10 +130,9 @@ Test(config, example_file_loads)
     cr_assert_str_eq(c.socket_path, "/run/hybridd/hybridd.sock");
     cr_assert_eq(c.socket_mode, 0660);
     cr_assert_str_eq(c.socket_group, "hybridd");
-    cr_assert_eq(c.n_uids, 1);
-    cr_assert_eq(c.uids[0], 1000);
-    cr_assert_eq(c.n_gids, 1);
-    cr_assert_eq(c.gids[0], 100);
+    /* Empty lists: the socket's group alone says who may submit (README, "As a service"). */
+    cr_assert_eq(c.n_uids, 0);
+    cr_assert_eq(c.n_gids, 0);
     cr_assert_eq(c.native_threads, 0);
     cr_assert_eq(c.locked_threads, 0);
     cr_assert_eq(c.switch_interval_us, 5000);

@@ -505,14 +505,15 @@ static bool root(void)
     return geteuid() == 0;
 }
 
-/* Runs fn() as uid/gid (no supplementary groups) in a forked child; its exit code, or -1. */
-static int as_user(uid_t uid, gid_t gid, int (*fn)(void))
+/* Runs fn() as uid/gid with the supplementary groups `groups` (n of them) in a forked
+ * child; its exit code, or -1. */
+static int as_user_in(uid_t uid, gid_t gid, const gid_t *groups, size_t n, int (*fn)(void))
 {
     fflush(NULL);
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
-        if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+        if (setgroups(n, groups) != 0 || setresgid(gid, gid, gid) != 0 ||
             setresuid(uid, uid, uid) != 0)
             _exit(100);
         if (getuid() != uid || geteuid() != uid || getgid() != gid)
@@ -524,6 +525,12 @@ static int as_user(uid_t uid, gid_t gid, int (*fn)(void))
         if (errno != EINTR)
             return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The same with no supplementary groups. */
+static int as_user(uid_t uid, gid_t gid, int (*fn)(void))
+{
+    return as_user_in(uid, gid, NULL, 0, fn);
 }
 
 /* Child bodies: 0 when the expectation holds, another code saying what happened. */
@@ -556,6 +563,14 @@ static int child_refused_eperm(void)
         return 22; /* WELCOME: let in */
     if (c->msg->u.error.code != HY_EPERM)
         return 23;
+    /* The sentence names the uid and what would let it in. */
+    char text[HY_IPC_MESSAGE_MAX + 1];
+    snprintf(text, sizeof text, "%.*s", (int)c->msg->u.error.message.len,
+             c->msg->u.error.message.p ? c->msg->u.error.message.p : "");
+    char uid[32];
+    snprintf(uid, sizeof uid, "uid %u ", (unsigned)getuid());
+    if (!strstr(text, uid) || !strstr(text, "access.uids") || !strstr(text, "access.gids"))
+        return 25;
     if (hyt_recv(c, HYT_WAIT_MS) != HYT_EOF)
         return 24;
     hyt_close(c);
@@ -590,6 +605,7 @@ static const char *child_says(int code)
     case 22: return "the daemon answered with something else than ERROR";
     case 23: return "an ERROR that is not EPERM";
     case 24: return "the connection stayed open after EPERM";
+    case 25: return "the EPERM sentence does not name the uid and access.uids/access.gids";
     case 30: return "could not connect";
     case 31: return "HELLO refused with an ERROR";
     case 32: return "no answer to HELLO";
@@ -680,4 +696,49 @@ Test(daemon_faults, a_peer_of_another_uid_not_in_access_gets_eperm)
     cr_expect_eq(rc, 0, "access.gids [65534]: uid 65534 gid 65534: %s", child_says(rc));
     rc = as_user(NOBODY, group_id("daemon"), child_refused_eperm);
     cr_expect_eq(rc, 0, "access.gids [65534]: uid 65534 gid 1: %s", child_says(rc));
+}
+
+/* The rule (hybridd.conf(5), ACCESS): the socket file's owner, group and mode are the first
+ * gate; empty access lists add nothing to it; lists that name anything narrow it to the uids
+ * listed, the members of the gids listed (supplementary groups count), root and the daemon's
+ * own uid. */
+Test(daemon_faults, access_lists_narrow_what_the_socket_file_allows)
+{
+    if (!root())
+        cr_skip_test("needs root to connect as another uid");
+    gid_t nogroup = group_id("nogroup"), daemon_gid = group_id("daemon");
+    int rc;
+
+    /* No lists, the socket's group: a member is served, by its primary or a supplementary
+     * group (the README's "add the users who may submit jobs to that group"). */
+    start_with("socket = { mode = \"0660\"; group = \"nogroup\"; };\n");
+    rc = as_user(NOBODY, nogroup, child_served);
+    cr_expect_eq(rc, 0, "no lists: uid 65534 with primary group nogroup: %s", child_says(rc));
+    rc = as_user_in(NOBODY, daemon_gid, &nogroup, 1, child_served);
+    cr_expect_eq(rc, 0, "no lists: uid 65534 with nogroup as a supplementary group: %s",
+                 child_says(rc));
+
+    /* The lists the example configuration once shipped (uid 1000, gid 100): a member of the
+     * socket's group that they do not name is refused with a sentence saying why; root is
+     * still served although no list names it. */
+    restart_with("socket = { mode = \"0660\"; group = \"nogroup\"; };\n"
+                 "access = { uids = [ 1000 ]; gids = [ 100 ]; };\n");
+    rc = as_user(NOBODY, nogroup, child_refused_eperm);
+    cr_expect_eq(rc, 0, "lists naming neither: uid 65534 in the socket's group: %s",
+                 child_says(rc));
+    cr_expect(log_has("refused a connection from uid 65534"),
+              "the log does not name the refused uid");
+    expect_served("a refusal, as root, whom no list names");
+
+    /* A listed gid held as a supplementary group lets its member in; the same user without
+     * it is refused. */
+    char conf[256];
+    snprintf(conf, sizeof conf, "socket = { mode = \"0666\"; };\n"
+             "access = { uids = [ 1000 ]; gids = [ %u ]; };\n", (unsigned)daemon_gid);
+    restart_with(conf);
+    rc = as_user_in(NOBODY, nogroup, &daemon_gid, 1, child_served);
+    cr_expect_eq(rc, 0, "gids [daemon]: uid 65534 with daemon as a supplementary group: %s",
+                 child_says(rc));
+    rc = as_user(NOBODY, nogroup, child_refused_eperm);
+    cr_expect_eq(rc, 0, "gids [daemon]: uid 65534 without the group: %s", child_says(rc));
 }

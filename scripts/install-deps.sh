@@ -23,6 +23,10 @@ packages=(
   python3              # the client's end-to-end tests (standard library only: json, xml, csv)
   clang                # libFuzzer targets
   libclang-rt-dev      # clang's sanitizer and libFuzzer runtimes (only recommended by clang)
+  llvm                 # llvm-symbolizer: function names in the fuzzers' sanitizer reports (only
+                       # recommended by clang; the tests pass without it, the reports are unreadable)
+  man-db               # man and groff, for tests/docs (renders the man pages and checks warnings;
+                       # not in a minimal Debian)
 )
 
 missing=()

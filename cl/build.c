@@ -2,6 +2,7 @@
  * the next open fast. A cache entry is trusted only when its header, key and checksum all
  * match and the driver accepts the binary; anything else is rebuilt from source. */
 #include "internal.h"
+#include "le.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -42,20 +43,6 @@ static uint64_t cache_key(const struct hy_cl_dev *d, const char *src)
     h = fnv1a_str(h, d->info.version);
     h = fnv1a_str(h, d->options);
     return fnv1a_str(h, src);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
 }
 
 static int cache_path(const hy_cl *cl, int prog, uint64_t key, char *buf, size_t len)

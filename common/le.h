@@ -1,7 +1,8 @@
-/* ipc (private): little-endian access to wire bytes, one byte at a time, so neither the
- * host's byte order nor its alignment rules ever matter. Shared by frame.c and msg.c. */
-#ifndef HY_IPC_LE_H
-#define HY_IPC_LE_H
+/* common: little-endian access to bytes on the wire or on disk, one byte at a time, so neither
+ * the host's byte order nor its alignment rules ever matter. Used by ipc/ (frames, messages) and
+ * cl/ (the program cache's header); here, not in ipc/, because cl/ must not include ipc/. */
+#ifndef HY_COMMON_LE_H
+#define HY_COMMON_LE_H
 
 #include <stdint.h>
 #include <string.h>

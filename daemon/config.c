@@ -75,43 +75,48 @@ typedef struct key {
     size_t off_n; /* K_IDS: offset of the count */
     long long min, max; /* integers: the allowed range; K_PATH: min 1 = must not be empty */
     size_t cap;   /* strings: size of the buffer */
+    hy_config_reload reload; /* what SIGHUP does with a change (0: applied at once) */
 } key;
 
 #define F(field) offsetof(hy_config, field)
 #define SZ(field) sizeof(((hy_config *)0)->field)
 
 static const key socket_keys[] = {
-    {"path", K_PATH, F(socket_path), 0, 1, 0, SZ(socket_path)},
-    {"mode", K_MODE, F(socket_mode), 0, 0, 07777, 0},
-    {"group", K_STR, F(socket_group), 0, 0, 0, SZ(socket_group)},
+    {"path", K_PATH, F(socket_path), 0, 1, 0, SZ(socket_path), HY_RELOAD_RESTART},
+    {"mode", K_MODE, F(socket_mode), 0, 0, 07777, 0, HY_RELOAD_APPLY},
+    {"group", K_STR, F(socket_group), 0, 0, 0, SZ(socket_group), HY_RELOAD_APPLY},
 };
 static const key access_keys[] = {
     /* (uid_t)-1 means "no uid" to the kernel, so it can never name a peer. */
-    {"uids", K_IDS, F(uids), F(n_uids), 0, 4294967294LL, HY_CONFIG_MAX_IDS},
-    {"gids", K_IDS, F(gids), F(n_gids), 0, 4294967294LL, HY_CONFIG_MAX_IDS},
+    {"uids", K_IDS, F(uids), F(n_uids), 0, 4294967294LL, HY_CONFIG_MAX_IDS, HY_RELOAD_APPLY},
+    {"gids", K_IDS, F(gids), F(n_gids), 0, 4294967294LL, HY_CONFIG_MAX_IDS, HY_RELOAD_APPLY},
 };
 static const key cpu_keys[] = {
-    {"native_threads", K_UINT, F(native_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0},
-    {"locked_threads", K_UINT, F(locked_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0},
-    {"switch_interval_us", K_UINT, F(switch_interval_us), 0, 1, 1000000, 0},
-    {"process_workers", K_UINT, F(process_workers), 0, 0, HY_CONFIG_MAX_WORKERS, 0},
+    {"native_threads", K_UINT, F(native_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0,
+     HY_RELOAD_RESTART},
+    {"locked_threads", K_UINT, F(locked_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0,
+     HY_RELOAD_RESTART},
+    {"switch_interval_us", K_UINT, F(switch_interval_us), 0, 1, 1000000, 0, HY_RELOAD_APPLY},
+    {"process_workers", K_UINT, F(process_workers), 0, 0, HY_CONFIG_MAX_WORKERS, 0,
+     HY_RELOAD_RESTART},
 };
 static const key opencl_keys[] = {
-    {"enabled", K_BOOL, F(opencl_enabled), 0, 0, 0, 0},
+    {"enabled", K_BOOL, F(opencl_enabled), 0, 0, 0, 0, HY_RELOAD_RESTART},
     {"devices", K_DEVICES, F(devices), F(n_devices), 0, HY_CONFIG_MAX_DEVICES - 1,
-     HY_CONFIG_MAX_DEVICES},
-    {"cache_dir", K_PATH, F(cache_dir), 0, 0, 0, SZ(cache_dir)},
+     HY_CONFIG_MAX_DEVICES, HY_RELOAD_RESTART},
+    {"cache_dir", K_PATH, F(cache_dir), 0, 0, 0, SZ(cache_dir), HY_RELOAD_RESTART},
 };
 static const key limits_keys[] = {
-    {"clients", K_U64, F(max_clients), 0, 1, 65536, 0},
-    {"frame_bytes", K_U64, F(max_frame_bytes), 0, 64LL << 10, 16LL << 20, 0},
-    {"queued_jobs", K_U64, F(max_queued_jobs), 0, 1, 100000, 0},
-    {"jobs_per_client", K_U64, F(max_jobs_per_client), 0, 1, 10000, 0},
-    {"samples", K_U64, F(max_samples), 0, 1, INT64_MAX, 0},
-    {"sort_elements", K_U64, F(max_sort_elements), 0, 1, 1LL << 40, 0},
-    {"job_bytes", K_U64, F(max_job_bytes), 0, 1, 1LL << 48, 0},
-    {"job_timeout_s", K_U64, F(job_timeout_s), 0, 0, INT32_MAX, 0},
-    {"drain_timeout_s", K_U64, F(drain_timeout_s), 0, 0, 86400, 0},
+    {"clients", K_U64, F(max_clients), 0, 1, 65536, 0, HY_RELOAD_APPLY},
+    {"frame_bytes", K_U64, F(max_frame_bytes), 0, 64LL << 10, 16LL << 20, 0,
+     HY_RELOAD_NEW_CONNECTIONS},
+    {"queued_jobs", K_U64, F(max_queued_jobs), 0, 1, 100000, 0, HY_RELOAD_APPLY},
+    {"jobs_per_client", K_U64, F(max_jobs_per_client), 0, 1, 10000, 0, HY_RELOAD_APPLY},
+    {"samples", K_U64, F(max_samples), 0, 1, INT64_MAX, 0, HY_RELOAD_APPLY},
+    {"sort_elements", K_U64, F(max_sort_elements), 0, 1, 1LL << 40, 0, HY_RELOAD_APPLY},
+    {"job_bytes", K_U64, F(max_job_bytes), 0, 1, 1LL << 48, 0, HY_RELOAD_APPLY},
+    {"job_timeout_s", K_U64, F(job_timeout_s), 0, 0, INT32_MAX, 0, HY_RELOAD_APPLY},
+    {"drain_timeout_s", K_U64, F(drain_timeout_s), 0, 0, 86400, 0, HY_RELOAD_APPLY},
 };
 
 typedef struct section {
@@ -684,4 +689,98 @@ int hy_config_print(const hy_config *c, FILE *f)
     if (fflush(f) != 0 || ferror(f))
         return HY_ESYS;
     return 0;
+}
+
+/* ---- reloading: what changed, and what must wait for a restart ---- */
+
+/* A key's value as the configuration file writes it, for the reload log. */
+static void format_value(const key *k, const hy_config *c, char *buf, size_t cap)
+{
+    const char *field = (const char *)c + k->off;
+    size_t n = 0;
+    switch (k->kind) {
+    case K_UINT: snprintf(buf, cap, "%u", *(const unsigned *)field); return;
+    case K_U64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)field); return;
+    case K_MODE: snprintf(buf, cap, "\"%04o\"", *(const unsigned *)field); return;
+    case K_BOOL: snprintf(buf, cap, "%s", *(const bool *)field ? "true" : "false"); return;
+    case K_STR:
+    case K_PATH: {
+        char shown_buf[80];
+        snprintf(buf, cap, "\"%s\"", shown(field, shown_buf, sizeof shown_buf));
+        return;
+    }
+    case K_DEVICES:
+    case K_IDS: {
+        if (k->kind == K_DEVICES && c->opencl_all_devices) {
+            snprintf(buf, cap, "\"all\"");
+            return;
+        }
+        unsigned count = *(const unsigned *)((const char *)c + k->off_n);
+        n += (size_t)snprintf(buf + n, cap - n, "[");
+        for (unsigned i = 0; i < count && n < cap; i++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s %" PRIu32, i ? "," : "",
+                                  ((const uint32_t *)field)[i]);
+        if (n < cap)
+            snprintf(buf + n, cap - n, " ]");
+        return;
+    }
+    }
+}
+
+/* Copies one key's value (and, for lists, its count) from src to dst. */
+static void copy_value(const key *k, hy_config *dst, const hy_config *src)
+{
+    size_t size = 0;
+    switch (k->kind) {
+    case K_UINT:
+    case K_MODE: size = sizeof(unsigned); break;
+    case K_U64: size = sizeof(uint64_t); break;
+    case K_BOOL: size = sizeof(bool); break;
+    case K_STR:
+    case K_PATH: size = k->cap; break;
+    case K_DEVICES:
+    case K_IDS:
+        if (k->kind == K_DEVICES)
+            dst->opencl_all_devices = src->opencl_all_devices;
+        size = k->cap * sizeof(uint32_t);
+        memcpy((char *)dst + k->off_n, (const char *)src + k->off_n, sizeof(unsigned));
+        break;
+    }
+    memcpy((char *)dst + k->off, (const char *)src + k->off, size);
+}
+
+void hy_config_diff(const hy_config *old, const hy_config *now, hy_config_diff_fn *fn, void *ctx)
+{
+    char a[HY_CONFIG_VALUE_MAX], b[HY_CONFIG_VALUE_MAX], name[64];
+    for (size_t i = 0; i < N_SECTIONS; i++)
+        for (size_t j = 0; j < sections[i].n; j++) {
+            const key *k = &sections[i].keys[j];
+            format_value(k, old, a, sizeof a);
+            format_value(k, now, b, sizeof b);
+            if (strcmp(a, b) == 0)
+                continue;
+            snprintf(name, sizeof name, "%s.%s", sections[i].name, k->name);
+            fn(ctx, name, a, b, k->reload);
+        }
+}
+
+void hy_config_keep_restart_keys(hy_config *now, const hy_config *running)
+{
+    for (size_t i = 0; i < N_SECTIONS; i++)
+        for (size_t j = 0; j < sections[i].n; j++)
+            if (sections[i].keys[j].reload == HY_RELOAD_RESTART)
+                copy_value(&sections[i].keys[j], now, running);
+}
+
+size_t hy_config_keys(hy_config_key_info *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < N_SECTIONS; i++)
+        for (size_t j = 0; j < sections[i].n; j++, n++)
+            if (n < cap) {
+                snprintf(out[n].name, sizeof out[n].name, "%s.%s", sections[i].name,
+                         sections[i].keys[j].name);
+                out[n].reload = sections[i].keys[j].reload;
+            }
+    return n;
 }

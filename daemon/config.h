@@ -74,4 +74,31 @@ int hy_config_load(hy_config *c, const char *path, hy_error *err);
  * HY_ESYS when writing to f failed. */
 int hy_config_print(const hy_config *c, FILE *f);
 
+/* What SIGHUP does with a changed key: the one list, in the schema, that the reload, its log,
+ * hybridd.conf(5) and the tests follow. */
+typedef enum hy_config_reload {
+    HY_RELOAD_APPLY = 0,           /* applied at once */
+    HY_RELOAD_NEW_CONNECTIONS = 1, /* applied to connections made after the reload */
+    HY_RELOAD_RESTART = 2,         /* logged, and left as it runs until a restart */
+} hy_config_reload;
+
+#define HY_CONFIG_VALUE_MAX 512 /* a value as hy_config_diff writes it, NUL included */
+
+/* Calls fn once for every key whose value differs between old and now, in the file's order,
+ * with its dotted name ("limits.jobs_per_client") and both values as the file writes them
+ * (strings quoted and made printable, lists as [ 1, 2 ]). */
+typedef void hy_config_diff_fn(void *ctx, const char *key, const char *old_value,
+                               const char *new_value, hy_config_reload reload);
+void hy_config_diff(const hy_config *old, const hy_config *now, hy_config_diff_fn *fn,
+                    void *ctx);
+/* Sets every HY_RELOAD_RESTART key of *now to its value in *running. */
+void hy_config_keep_restart_keys(hy_config *now, const hy_config *running);
+
+/* Every key's dotted name and reload class, into out[0..cap); returns how many keys there are. */
+typedef struct hy_config_key_info {
+    char name[64];
+    hy_config_reload reload;
+} hy_config_key_info;
+size_t hy_config_keys(hy_config_key_info *out, size_t cap);
+
 #endif

@@ -17,7 +17,18 @@ typedef struct hy_listener {
     ino_t ino;
 } hy_listener;
 
-/* Binds and listens at `path` (creating its parent directory when missing), then sets the
+/* Receives one sentence about what would stop hybridd, started by the calling user, from
+ * listening (the configuration itself is fine). */
+typedef void hy_listener_warn_fn(void *ctx, const char *sentence);
+
+/* What hy_listener_open would check, without creating or binding anything (--check-config):
+ * an absolute path that fits, that socket.group exists, that no level of the socket's
+ * directory is something else than a directory, that the path is a socket if it exists
+ * (HY_EINVAL for each). What depends on who runs it (creating in the directory, membership
+ * of the group) goes to warn(ctx, ...) instead. */
+int hy_listener_check(const char *path, const char *group, hy_listener_warn_fn *warn,
+                      void *ctx, hy_error *err);
+/* Binds and listens at `path` (creating every missing level of its directory), then sets the
  * file's mode and group. A path where a daemon answers is refused (HY_EBUSY); a stale socket
  * file is replaced; anything that is not a socket is left alone (HY_EINVAL). */
 int hy_listener_open(hy_listener *l, const char *path, unsigned mode, const char *group,

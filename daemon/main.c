@@ -25,6 +25,16 @@
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
+/* What each backend is, for --help; the list itself is the one every module shares
+ * (hy_backend_name), so a backend added there shows here even before it has a line. */
+static const char *const backend_help[] = {
+    [HY_BACKEND_SERIAL] = "one thread: the baseline every speed-up is measured against",
+    [HY_BACKEND_NATIVE] = "threads with no global lock (numba nogil=True, C extensions)",
+    [HY_BACKEND_LOCKED] = "threads under one runtime-wide lock, a model of CPython's GIL",
+    [HY_BACKEND_OPENCL] = "kernels on an OpenCL device, a GPU or the CPU through PoCL",
+    [HY_BACKEND_PROCESS] = "single-threaded worker processes, like multiprocessing.Pool",
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -32,13 +42,20 @@ static void usage(FILE *f)
             "               [--log-level LEVEL] [--version] [--help]\n"
             "\n"
             "hybridd owns this machine's OpenCL devices and CPU thread pools and runs pi and sort\n"
-            "jobs for local users over a Unix socket, under the serial, native (no global lock),\n"
-            "locked (a model of CPython's GIL) and opencl backends. hybridctl is its client.\n"
+            "jobs for local users over a Unix socket, under these backends (hybridctl, its\n"
+            "client, names them with --backend):\n");
+    for (int b = 1; hy_backend_name(b); b++) {
+        const char *what = (size_t)b < sizeof backend_help / sizeof backend_help[0]
+                               ? backend_help[b] : NULL;
+        fprintf(f, "  %-8s %s\n", hy_backend_name(b), what ? what : "");
+    }
+    fprintf(f,
             "\n"
             "  -c, --config FILE   read FILE (libconfig; see hybridd.conf(5)) over the defaults\n"
             "  -s, --socket PATH   listen on PATH instead of socket.path\n"
             "  -f, --foreground    stay attached to the terminal (under systemd, always)\n"
-            "      --check-config  check the configuration, print it, and exit\n"
+            "      --check-config  check the configuration as start-up would, short of binding\n"
+            "                      the socket; print it and exit\n"
             "      --log-level L   error, warning, notice, info (default) or debug\n"
             "      --version       print the version and exit\n"
             "  -h, --help          print this help, with the built-in defaults, and exit\n"
@@ -49,6 +66,12 @@ static void usage(FILE *f)
             "socket is in use), 2 for a usage or configuration error.\n"
             "\n"
             "Built-in defaults for this user (what runs with no configuration file):\n\n");
+}
+
+static void check_warn(void *ctx, const char *sentence)
+{
+    (*(unsigned *)ctx)++;
+    fprintf(stderr, "hybridd: warning: %s\n", sentence);
 }
 
 static int parse_level(const char *s)
@@ -173,7 +196,21 @@ int main(int argc, char **argv)
         snprintf(cfg.socket_path, sizeof cfg.socket_path, "%s", socket_path);
     }
     if (check) {
-        printf("# %s: configuration OK; in force:\n", config_path ? config_path : "defaults");
+        /* Everything start-up checks short of binding: the socket's group, every level of
+         * its directory, what is at its path. What only this user could not do is a warning:
+         * the daemon often runs as another user (hybridd.service's User=hybridd). */
+        unsigned warnings = 0;
+        const char *what = config_path ? config_path : "defaults";
+        if (hy_listener_check(cfg.socket_path, cfg.socket_group, check_warn, &warnings,
+                              &err) != 0) {
+            fprintf(stderr, "hybridd: %s: %s\n", what, err.msg);
+            return EXIT_USAGE;
+        }
+        if (warnings)
+            printf("# %s: configuration OK, with %u warning(s) on stderr about this user; "
+                   "in force:\n", what, warnings);
+        else
+            printf("# %s: configuration OK; in force:\n", what);
         return hy_config_print(&cfg, stdout) ? EXIT_RUNTIME : 0;
     }
 

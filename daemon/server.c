@@ -1006,14 +1006,26 @@ static void arm_timer(struct server *s, bool on)
 
 /* ---- signals: reload and drain ---- */
 
-#define RELOAD_FIELD(f, key)                                                            \
-    do {                                                                                \
-        if (old->f != nc->f) {                                                          \
-            hy_log(HY_LOG_NOTICE, "reload: %s %" PRIu64 " -> %" PRIu64, key,            \
-                   (uint64_t)old->f, (uint64_t)nc->f);                                  \
-            applied++;                                                                  \
-        }                                                                               \
-    } while (0)
+/* One log line per changed key, old and new value, saying when it takes effect. */
+static void log_change(void *ctx, const char *key, const char *old_value, const char *new_value,
+                       hy_config_reload reload)
+{
+    unsigned *applied = ctx;
+    switch (reload) {
+    case HY_RELOAD_RESTART:
+        hy_log(HY_LOG_WARNING, "reload: %s %s -> %s takes effect on restart; %s until then",
+               key, old_value, new_value, old_value);
+        return;
+    case HY_RELOAD_NEW_CONNECTIONS:
+        hy_log(HY_LOG_NOTICE, "reload: %s %s -> %s (for new connections)", key, old_value,
+               new_value);
+        break;
+    case HY_RELOAD_APPLY:
+        hy_log(HY_LOG_NOTICE, "reload: %s %s -> %s", key, old_value, new_value);
+        break;
+    }
+    (*applied)++;
+}
 
 static void reload(struct server *s)
 {
@@ -1029,56 +1041,20 @@ static void reload(struct server *s)
     }
     if (s->set.socket_override)
         snprintf(nc->socket_path, sizeof nc->socket_path, "%s", s->set.socket_override);
-    unsigned applied = 0;
-    /* What needs a restart is named, not silently ignored. */
-    if (strcmp(old->socket_path, nc->socket_path) != 0)
-        hy_log(HY_LOG_WARNING, "reload: socket.path changed; it takes effect on restart");
-    if (old->native_threads != nc->native_threads || old->locked_threads != nc->locked_threads ||
-        old->process_workers != nc->process_workers)
-        hy_log(HY_LOG_WARNING, "reload: cpu thread counts changed; they take effect on restart");
-    if (old->opencl_enabled != nc->opencl_enabled ||
-        old->opencl_all_devices != nc->opencl_all_devices || old->n_devices != nc->n_devices ||
-        memcmp(old->devices, nc->devices, sizeof nc->devices) != 0 ||
-        strcmp(old->cache_dir, nc->cache_dir) != 0)
-        hy_log(HY_LOG_WARNING, "reload: opencl settings changed; they take effect on restart");
     if (old->socket_mode != nc->socket_mode || strcmp(old->socket_group, nc->socket_group)) {
         if (hy_listener_set_access(s->set.listener, nc->socket_mode, nc->socket_group, &err)) {
-            hy_log(HY_LOG_ERR, "reload: socket mode/group not applied: %s", err.msg);
+            hy_log(HY_LOG_ERR, "reload: socket.mode \"%04o\" and socket.group \"%s\" not "
+                   "applied, \"%04o\" and \"%s\" kept: %s", nc->socket_mode, nc->socket_group,
+                   old->socket_mode, old->socket_group, err.msg);
             nc->socket_mode = old->socket_mode;
             snprintf(nc->socket_group, sizeof nc->socket_group, "%s", old->socket_group);
-        } else {
-            hy_log(HY_LOG_NOTICE, "reload: socket mode %04o group \"%s\"", nc->socket_mode,
-                   nc->socket_group);
-            applied++;
         }
     }
-    if (old->n_uids != nc->n_uids || old->n_gids != nc->n_gids ||
-        memcmp(old->uids, nc->uids, sizeof nc->uids) ||
-        memcmp(old->gids, nc->gids, sizeof nc->gids)) {
-        hy_log(HY_LOG_NOTICE, "reload: access lists now %u uid(s), %u gid(s) (for new "
-               "connections)", nc->n_uids, nc->n_gids);
-        applied++;
-    }
-    RELOAD_FIELD(switch_interval_us, "cpu.switch_interval_us");
-    RELOAD_FIELD(max_clients, "limits.clients");
-    RELOAD_FIELD(max_frame_bytes, "limits.frame_bytes (new connections)");
-    RELOAD_FIELD(max_queued_jobs, "limits.queued_jobs");
-    RELOAD_FIELD(max_jobs_per_client, "limits.jobs_per_client");
-    RELOAD_FIELD(max_samples, "limits.samples");
-    RELOAD_FIELD(max_sort_elements, "limits.sort_elements");
-    RELOAD_FIELD(max_job_bytes, "limits.job_bytes");
-    RELOAD_FIELD(job_timeout_s, "limits.job_timeout_s");
-    RELOAD_FIELD(drain_timeout_s, "limits.drain_timeout_s");
-    /* Keep what needs a restart as it is running, so STATUS and reloads stay truthful. */
-    snprintf(nc->socket_path, sizeof nc->socket_path, "%s", old->socket_path);
-    nc->native_threads = old->native_threads;
-    nc->locked_threads = old->locked_threads;
-    nc->process_workers = old->process_workers;
-    nc->opencl_enabled = old->opencl_enabled;
-    nc->opencl_all_devices = old->opencl_all_devices;
-    nc->n_devices = old->n_devices;
-    memcpy(nc->devices, old->devices, sizeof nc->devices);
-    memcpy(nc->cache_dir, old->cache_dir, sizeof nc->cache_dir);
+    /* Every change is named with both values; what needs a restart is named, not silently
+     * ignored, and kept as it runs, so STATUS and later reloads stay truthful. */
+    unsigned applied = 0;
+    hy_config_diff(old, nc, log_change, &applied);
+    hy_config_keep_restart_keys(nc, old);
     s->cfg = *nc;
     hy_log(HY_LOG_NOTICE, "reloaded %s: %u setting(s) applied",
            s->set.config_path ? s->set.config_path : "the built-in defaults", applied);

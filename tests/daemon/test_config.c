@@ -387,3 +387,108 @@ Test(config, missing_file)
     cr_assert(strstr(err.msg, "No such file"), "%s", err.msg);
     cr_assert(memcmp(&c, &before, sizeof c) == 0);
 }
+
+/* ---- what a reload applies: the code's one list against hybridd.conf(5) ---- */
+
+/* hy_config_diff_fn that writes "key old -> new class" lines to a FILE. */
+static void diff_line(void *ctx, const char *key, const char *old_value, const char *new_value,
+                      hy_config_reload reload)
+{
+    fprintf(ctx, "%s %s -> %s %d\n", key, old_value, new_value, (int)reload);
+}
+
+
+
+/* Whether `key` occurs in [from, to) as a whole name, not the start of a longer one. */
+static bool names_key(const char *from, const char *to, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = from; (p = strstr(p, key)) && p + n <= to; p++) {
+        char next = p[n];
+        if (!((next >= 'a' && next <= 'z') || (next >= '0' && next <= '9') || next == '_'))
+            return true;
+    }
+    return false;
+}
+
+Test(config, reload_classes_match_the_man_page)
+{
+    static char man[1 << 16];
+    FILE *f = fopen(HY_SOURCE_DIR "/docs/man/hybridd.conf.5", "r");
+    cr_assert_not_null(f, "cannot open hybridd.conf.5");
+    size_t len = fread(man, 1, sizeof man - 1, f);
+    fclose(f);
+    man[len] = '\0';
+    const char *sec = strstr(man, "\n.SH RELOADING\n");
+    cr_assert_not_null(sec, "hybridd.conf.5 has no RELOADING section");
+    const char *end = strstr(sec + 1, "\n.SH ");
+    cr_assert_not_null(end);
+    const char *apply = strstr(sec, "Applied at once:");
+    const char *later = strstr(sec, "applies to connections made after the reload");
+    const char *restart = strstr(sec, "until a restart:");
+    cr_assert(apply && later && restart && apply < later && later < restart && restart < end,
+              "RELOADING lost its three parts");
+
+    hy_config_key_info keys[64];
+    size_t n = hy_config_keys(keys, 64);
+    cr_assert(n > 20 && n <= 64, "%zu keys", n);
+    unsigned restarts = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = keys[i].name;
+        switch (keys[i].reload) {
+        case HY_RELOAD_APPLY:
+            cr_expect(names_key(apply, later, k) && !names_key(restart, end, k),
+                      "hybridd.conf.5 does not list %s as applied at once", k);
+            break;
+        case HY_RELOAD_NEW_CONNECTIONS: {
+            /* named just before "applies to connections made after the reload" */
+            const char *at = later - strlen(k) - 8;
+            cr_expect(at > apply && names_key(at, later, k),
+                      "hybridd.conf.5 does not say %s applies to new connections", k);
+            break;
+        }
+        case HY_RELOAD_RESTART:
+            restarts++;
+            cr_expect(names_key(restart, end, k) && !names_key(apply, restart, k),
+                      "hybridd.conf.5 does not list %s as needing a restart", k);
+            break;
+        }
+    }
+    cr_expect_eq(restarts, 7u, "socket.path, 3 cpu pool sizes, 3 opencl keys");
+}
+
+/* hy_config_diff names exactly the keys that changed, old value first, as the file writes
+ * them; restart keys keep their running values. */
+Test(config, diff_names_changed_keys_with_both_values)
+{
+    hy_config a, b;
+    hy_config_defaults_for(&a, 1000, NULL);
+    b = a;
+    b.max_jobs_per_client = 16;
+    b.process_workers = 3;
+    b.socket_mode = 0600;
+    snprintf(b.socket_group, sizeof b.socket_group, "users");
+    b.n_gids = 2;
+    b.gids[0] = 100;
+    b.gids[1] = 27;
+    b.opencl_all_devices = false;
+    b.n_devices = 1;
+    b.devices[0] = 2;
+    static char out[4096];
+    FILE *f = fmemopen(out, sizeof out, "w");
+    cr_assert_not_null(f);
+    hy_config_diff(&a, &b, diff_line, f);
+    fclose(f);
+    cr_assert_str_eq(out, "socket.mode \"0660\" -> \"0600\" 0\n"
+                          "socket.group \"\" -> \"users\" 0\n"
+                          "access.gids [ ] -> [ 100, 27 ] 0\n"
+                          "cpu.process_workers 0 -> 3 2\n"
+                          "opencl.devices \"all\" -> [ 2 ] 2\n"
+                          "limits.jobs_per_client 64 -> 16 0\n");
+    hy_config_keep_restart_keys(&b, &a);
+    cr_expect_eq(b.process_workers, 0u);
+    cr_expect(b.opencl_all_devices);
+    cr_expect_eq(b.n_devices, 0u);
+    cr_expect_eq(b.max_jobs_per_client, 16u);
+    cr_expect_eq(b.socket_mode, 0600u);
+}

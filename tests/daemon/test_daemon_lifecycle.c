@@ -322,3 +322,175 @@ Test(daemon_lifecycle, socket_activation)
     int code = hyt_daemon_stop(&D, 20000);
     cr_expect_eq(code, 0, "socket-activated hybridd exited %d after SIGTERM", code);
 }
+
+/* ---- issue 14: the reload log, --help, --check-config, the socket's directory ---- */
+
+/* The daemon's log (stdout and stderr), read whole into a static buffer. */
+static const char *log_text(void)
+{
+    static char buf[1 << 18];
+    FILE *f = fopen(D.log, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Polls the log for `what` every 20 ms, up to `ms`. */
+static bool log_shows(const char *what, int ms)
+{
+    for (int t = 0; t <= ms; t += 20) {
+        if (strstr(log_text(), what))
+            return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+Test(daemon_lifecycle, sighup_logs_each_changed_key_with_its_old_and_new_value)
+{
+    hyt_conf k = hyt_conf_default();
+    suite_start(&k);
+    char text[2048];
+    k.jobs_per_client = 16;
+    k.frame_bytes = 131072;
+    k.process_workers = 3; /* needs a restart */
+    k.native_threads = 1;  /* needs a restart */
+    k.access = "uids = [ 4242 ];";
+    hyt_conf_text(&k, text, sizeof text);
+    size_t len = strlen(text);
+    snprintf(text + len, sizeof text - len, "socket = { mode = \"0600\"; };\n");
+    cr_assert_eq(hyt_daemon_write_config(&D, text), 0);
+    cr_assert_eq(hyt_daemon_signal(&D, SIGHUP), 0);
+    cr_assert(log_shows("setting(s) applied", HYT_WAIT_MS), "no reload in the log:\n%s",
+              log_text());
+    const char *want[] = {
+        "reload: limits.jobs_per_client 4 -> 16\n",
+        "reload: limits.frame_bytes 65536 -> 131072 (for new connections)\n",
+        "reload: access.uids [ ] -> [ 4242 ]\n",
+        "reload: socket.mode \"0660\" -> \"0600\"\n",
+        "reload: cpu.native_threads 2 -> 1 takes effect on restart; 2 until then\n",
+        "reload: cpu.process_workers 2 -> 3 takes effect on restart; 2 until then\n",
+        "reloaded ",
+    };
+    const char *log = log_text();
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(strstr(log, want[i]), "the log lacks \"%s\":\n%s", want[i], log);
+    cr_expect(strstr(log, ": 4 setting(s) applied"), "4 keys applied, 2 waiting:\n%s", log);
+    cr_expect(!strstr(log, "limits.queued_jobs"), "an unchanged key was logged:\n%s", log);
+    /* What waits for a restart still runs as it was. */
+    hyt_client *c = suite_client();
+    cr_expect_eq(c->welcome.max_jobs_per_client, 16);
+    hy_msg_devices_reply *dv = calloc(1, sizeof *dv);
+    cr_assert_not_null(dv);
+    cr_assert_eq(hyt_devices(c, dv), 0, "%s", c->err.msg);
+    cr_expect_eq(dv->native_threads, 2);
+    cr_expect_eq(dv->process_workers, 2);
+    free(dv);
+    hyt_close(c);
+}
+
+Test(daemon_lifecycle, help_lists_every_backend)
+{
+    char good[2048];
+    hyt_conf k = hyt_conf_default();
+    hyt_conf_text(&k, good, sizeof good);
+    int code = run_hybridd(good, (const char *const[]){"--help", NULL});
+    cr_assert_eq(code, 0, "--help exits %d", code);
+    const char *out = log_text();
+    unsigned n = 0;
+    for (int b = 1; hy_backend_name(b); b++, n++) {
+        char line[32];
+        snprintf(line, sizeof line, "\n  %s ", hy_backend_name(b));
+        cr_expect(strstr(out, line), "--help does not list the %s backend:\n%s",
+                  hy_backend_name(b), out);
+    }
+    cr_expect_geq(n, 5u, "the backend table lost a backend");
+}
+
+/* Runs --check-config on `config` (with the harness's own keys before it) and returns the
+ * exit status; the output is in log_text(). */
+static int check_config(const char *config)
+{
+    char text[2048];
+    hyt_conf k = hyt_conf_default();
+    hyt_conf_text(&k, text, sizeof text);
+    size_t len = strlen(text);
+    snprintf(text + len, sizeof text - len, "%s", config);
+    if (D.dir[0])
+        cr_assert_eq(truncate(D.log, 0) == 0 || errno == ENOENT, true);
+    return run_hybridd(text, (const char *const[]){"--check-config", "-c", D.conf, NULL});
+}
+
+Test(daemon_lifecycle, check_config_checks_what_start_up_checks)
+{
+    char conf[512], path[160], deep[160];
+    int code;
+    /* A good file with a socket three missing levels deep: OK, and nothing is created. */
+    code = check_config("");
+    cr_assert_eq(code, 0, "--check-config on the harness's file: %d\n%s", code, log_text());
+    snprintf(deep, sizeof deep, "%s/x/y/z/s.sock", D.dir);
+    snprintf(conf, sizeof conf, "socket = { path = \"%s\"; };\n", deep);
+    code = check_config(conf);
+    cr_expect_eq(code, 0, "a socket 3 missing levels deep: exit %d\n%s", code, log_text());
+    cr_expect(strstr(log_text(), "configuration OK"), "%s", log_text());
+    snprintf(path, sizeof path, "%s/x", D.dir);
+    cr_expect(!file_exists(path), "--check-config created %s", path);
+
+    /* A socket group that does not exist: start-up would fail, so the check does. */
+    code = check_config("socket = { group = \"hybridd-no-such-group\"; };\n");
+    cr_expect_eq(code, 2, "a missing socket group: exit %d\n%s", code, log_text());
+    cr_expect(strstr(log_text(), "hybridd-no-such-group: no such group"), "%s", log_text());
+    cr_expect(!strstr(log_text(), "configuration OK"), "%s", log_text());
+
+    /* A level of the socket's directory that is a file, and a path that is not a socket. */
+    snprintf(path, sizeof path, "%s/plain", D.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(conf, sizeof conf, "socket = { path = \"%s/sub/s.sock\"; };\n", path);
+    code = check_config(conf);
+    cr_expect_eq(code, 2, "a file as the socket's directory: exit %d\n%s", code, log_text());
+    cr_expect(strstr(log_text(), "is not a directory"), "%s", log_text());
+    snprintf(conf, sizeof conf, "socket = { path = \"%s\"; };\n", path);
+    code = check_config(conf);
+    cr_expect_eq(code, 2, "a regular file as the socket: exit %d\n%s", code, log_text());
+    cr_expect(strstr(log_text(), "is not a socket"), "%s", log_text());
+    unlink(path);
+}
+
+Test(daemon_lifecycle, every_missing_level_of_the_sockets_directory_is_created)
+{
+    hyt_conf k = hyt_conf_default();
+    char text[2048], deep[160], level[160];
+    hyt_conf_text(&k, text, sizeof text);
+    cr_assert_eq(hyt_daemon_init(&D, text), 0);
+    snprintf(deep, sizeof deep, "%s/x/y/z/s.sock", D.dir);
+    cr_assert_lt(strlen(deep), sizeof D.sock);
+    snprintf(D.sock, sizeof D.sock, "%s", deep);
+    cr_assert_eq(hyt_daemon_exec(&D, NULL), 0);
+    if (hyt_daemon_wait_ready(&D, D.sock, HYT_WAIT_MS) != 0) {
+        hyt_daemon_dump_log(&D);
+        cr_assert_fail("hybridd did not serve on %s (3 missing levels)", deep);
+    }
+    mode_t want = geteuid() == 0 ? 0755 : 0700;
+    static const char *const levels[] = {"x", "x/y", "x/y/z"};
+    for (size_t i = 0; i < 3; i++) {
+        struct stat st;
+        snprintf(level, sizeof level, "%s/%s", D.dir, levels[i]);
+        cr_assert_eq(stat(level, &st), 0, "%s: %s", level, strerror(errno));
+        cr_expect(S_ISDIR(st.st_mode), "%s is not a directory", level);
+        cr_expect_eq(st.st_mode & 07777, want, "%s has mode %04o, want %04o", level,
+                     (unsigned)(st.st_mode & 07777), (unsigned)want);
+    }
+    hyt_client *c = suite_client();
+    cr_expect_eq(hyt_ping(c, 14), 0);
+    hyt_close(c);
+    cr_expect_eq(hyt_daemon_stop(&D, 20000), 0);
+    /* The harness removes its own files; the levels made here are this test's. */
+    for (size_t i = 3; i-- > 0;) {
+        snprintf(level, sizeof level, "%s/%s", D.dir, levels[i]);
+        rmdir(level);
+    }
+}

@@ -137,9 +137,36 @@ check_bad() { # WHAT FILE LINE WORD
     fail "$what: stderr does not start a line with 'hybridd: $file:$line:'"
   [ -z "$word" ] || printf '%s\n' "$err" | grep -qF "$word" || fail "$what: stderr does not name '$word'"
 }
+# A start-up check that fails for everyone: exit 2, "hybridd: FILE: ..." naming WORD.
+check_env_bad() { # WHAT FILE WORD
+  local what=$1 file=$2 word=$3 err rc
+  err=$("$hybridd" --check-config -c "$file" 2>&1 >/dev/null)
+  rc=$?
+  echo "$what -> exit $rc: $err"
+  [ "$rc" -eq 2 ] || fail "$what: exit $rc, want 2"
+  printf '%s\n' "$err" | grep -qF "hybridd: $file: " || fail "$what: stderr does not name $file"
+  printf '%s\n' "$err" | grep -qF "$word" || fail "$what: stderr does not name '$word'"
+}
 test_check_config() {
   need_hybridd
-  check_ok "$srcdir/hybridd.conf"
+  # The example as installed: its socket group is hybridd, which systemd-sysusers makes. Where
+  # that group exists it passes as it is; elsewhere --check-config must say what start-up would
+  # say, and the same file with a group that exists (and a socket directory this test may
+  # create, three levels deep) passes.
+  if getent group hybridd >/dev/null 2>&1; then
+    check_ok "$srcdir/hybridd.conf"
+  else
+    check_env_bad "example without a hybridd group" "$srcdir/hybridd.conf" "socket group hybridd: no such group"
+  fi
+  sed -e "s|^  group = \"hybridd\";|  group = \"$(id -gn)\";|" \
+      -e "s|^  path = \"/run/hybridd/hybridd.sock\";|  path = \"$tmp/run/a/b/hybridd.sock\";|" \
+      "$srcdir/hybridd.conf" >"$tmp/example.conf"
+  grep -q "^  group = \"$(id -gn)\";" "$tmp/example.conf" || fail "the example's socket group was not rewritten"
+  grep -q "^  path = \"$tmp/run/a/b/hybridd.sock\";" "$tmp/example.conf" || fail "the example's socket path was not rewritten"
+  check_ok "$tmp/example.conf"
+  [ ! -e "$tmp/run" ] || fail "--check-config created the socket's directory"
+  printf 'socket = {\n  group = "hybridd-test-no-such-group";\n};\n' >"$tmp/group.conf"
+  check_env_bad "socket group that does not exist" "$tmp/group.conf" "hybridd-test-no-such-group: no such group"
   : >"$tmp/empty.conf"
   check_ok "$tmp/empty.conf"
 

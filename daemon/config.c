@@ -88,8 +88,10 @@ static const key socket_keys[] = {
 };
 static const key access_keys[] = {
     /* (uid_t)-1 means "no uid" to the kernel, so it can never name a peer. */
-    {"uids", K_IDS, F(uids), F(n_uids), 0, 4294967294LL, HY_CONFIG_MAX_IDS, HY_RELOAD_APPLY},
-    {"gids", K_IDS, F(gids), F(n_gids), 0, 4294967294LL, HY_CONFIG_MAX_IDS, HY_RELOAD_APPLY},
+    {"uids", K_IDS, F(uids), F(n_uids), 0, 4294967294LL, HY_CONFIG_MAX_IDS,
+     HY_RELOAD_NEW_CONNECTIONS},
+    {"gids", K_IDS, F(gids), F(n_gids), 0, 4294967294LL, HY_CONFIG_MAX_IDS,
+     HY_RELOAD_NEW_CONNECTIONS},
 };
 static const key cpu_keys[] = {
     {"native_threads", K_UINT, F(native_threads), 0, 0, HY_CONFIG_MAX_THREADS, 0,

@@ -82,7 +82,7 @@ typedef enum hy_config_reload {
     HY_RELOAD_RESTART = 2,         /* logged, and left as it runs until a restart */
 } hy_config_reload;
 
-#define HY_CONFIG_VALUE_MAX 512 /* a value as hy_config_diff writes it, NUL included */
+#define HY_CONFIG_VALUE_MAX 1024 /* a value as hy_config_diff writes it, NUL included */
 
 /* Calls fn once for every key whose value differs between old and now, in the file's order,
  * with its dotted name ("limits.jobs_per_client") and both values as the file writes them

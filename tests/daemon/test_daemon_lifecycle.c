@@ -368,7 +368,7 @@ Test(daemon_lifecycle, sighup_logs_each_changed_key_with_its_old_and_new_value)
     const char *want[] = {
         "reload: limits.jobs_per_client 4 -> 16\n",
         "reload: limits.frame_bytes 65536 -> 131072 (for new connections)\n",
-        "reload: access.uids [ ] -> [ 4242 ]\n",
+        "reload: access.uids [ ] -> [ 4242 ] (for new connections)\n",
         "reload: socket.mode \"0660\" -> \"0600\"\n",
         "reload: cpu.native_threads 2 -> 1 takes effect on restart; 2 until then\n",
         "reload: cpu.process_workers 2 -> 3 takes effect on restart; 2 until then\n",

@@ -706,11 +706,18 @@ static void format_value(const key *k, const hy_config *c, char *buf, size_t cap
     case K_MODE: snprintf(buf, cap, "\"%04o\"", *(const unsigned *)field); return;
     case K_BOOL: snprintf(buf, cap, "%s", *(const bool *)field ? "true" : "false"); return;
     case K_STR:
-    case K_PATH: {
-        char shown_buf[80];
-        snprintf(buf, cap, "\"%s\"", shown(field, shown_buf, sizeof shown_buf));
+    case K_PATH:
+        /* Whole, as shown() would write it but without its cut at 60: two long paths that
+         * differ near their ends must read differently. Printable ASCII as it is. */
+        buf[n++] = '"';
+        for (const unsigned char *p = (const unsigned char *)field; *p && n + 8 < cap; p++) {
+            if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+                buf[n++] = (char)*p;
+            else
+                n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", *p);
+        }
+        snprintf(buf + n, cap - n, "\"");
         return;
-    }
     case K_DEVICES:
     case K_IDS: {
         if (k->kind == K_DEVICES && c->opencl_all_devices) {
@@ -729,26 +736,45 @@ static void format_value(const key *k, const hy_config *c, char *buf, size_t cap
     }
 }
 
+/* The bytes of a key's value in hy_config (a list's whole array: unused entries are 0). */
+static size_t value_size(const key *k)
+{
+    switch (k->kind) {
+    case K_UINT:
+    case K_MODE: return sizeof(unsigned);
+    case K_U64: return sizeof(uint64_t);
+    case K_BOOL: return sizeof(bool);
+    case K_STR:
+    case K_PATH: return k->cap;
+    case K_DEVICES:
+    case K_IDS: return k->cap * sizeof(uint32_t);
+    }
+    return 0;
+}
+
+/* Whether a key has the same value in a and b: compared whole, not as the log shows it (a
+ * long path is cut there). Strings, lists' unused entries included, are zero-padded. */
+static bool same_value(const key *k, const hy_config *a, const hy_config *b)
+{
+    if (k->kind == K_STR || k->kind == K_PATH)
+        return strcmp((const char *)a + k->off, (const char *)b + k->off) == 0;
+    if (k->kind == K_DEVICES && a->opencl_all_devices != b->opencl_all_devices)
+        return false;
+    if ((k->kind == K_IDS || k->kind == K_DEVICES) &&
+        *(const unsigned *)((const char *)a + k->off_n) !=
+            *(const unsigned *)((const char *)b + k->off_n))
+        return false;
+    return memcmp((const char *)a + k->off, (const char *)b + k->off, value_size(k)) == 0;
+}
+
 /* Copies one key's value (and, for lists, its count) from src to dst. */
 static void copy_value(const key *k, hy_config *dst, const hy_config *src)
 {
-    size_t size = 0;
-    switch (k->kind) {
-    case K_UINT:
-    case K_MODE: size = sizeof(unsigned); break;
-    case K_U64: size = sizeof(uint64_t); break;
-    case K_BOOL: size = sizeof(bool); break;
-    case K_STR:
-    case K_PATH: size = k->cap; break;
-    case K_DEVICES:
-    case K_IDS:
-        if (k->kind == K_DEVICES)
-            dst->opencl_all_devices = src->opencl_all_devices;
-        size = k->cap * sizeof(uint32_t);
+    if (k->kind == K_IDS || k->kind == K_DEVICES)
         memcpy((char *)dst + k->off_n, (const char *)src + k->off_n, sizeof(unsigned));
-        break;
-    }
-    memcpy((char *)dst + k->off, (const char *)src + k->off, size);
+    if (k->kind == K_DEVICES)
+        dst->opencl_all_devices = src->opencl_all_devices;
+    memcpy((char *)dst + k->off, (const char *)src + k->off, value_size(k));
 }
 
 void hy_config_diff(const hy_config *old, const hy_config *now, hy_config_diff_fn *fn, void *ctx)
@@ -757,10 +783,10 @@ void hy_config_diff(const hy_config *old, const hy_config *now, hy_config_diff_f
     for (size_t i = 0; i < N_SECTIONS; i++)
         for (size_t j = 0; j < sections[i].n; j++) {
             const key *k = &sections[i].keys[j];
+            if (same_value(k, old, now))
+                continue;
             format_value(k, old, a, sizeof a);
             format_value(k, now, b, sizeof b);
-            if (strcmp(a, b) == 0)
-                continue;
             snprintf(name, sizeof name, "%s.%s", sections[i].name, k->name);
             fn(ctx, name, a, b, k->reload);
         }

@@ -483,6 +483,22 @@ Test(config, diff_names_changed_keys_with_both_values)
                           "cpu.process_workers 0 -> 3 2\n"
                           "opencl.devices \"all\" -> [ 2 ] 2\n"
                           "limits.jobs_per_client 64 -> 16 0\n");
+    /* Values are compared whole: paths that differ only past what the log shows differ. */
+    hy_config c = a, d = a;
+    memset(c.cache_dir, 'x', 200);
+    memset(d.cache_dir, 'x', 200);
+    c.cache_dir[0] = d.cache_dir[0] = '/';
+    d.cache_dir[150] = 'y';
+    memset(out, 0, sizeof out);
+    f = fmemopen(out, sizeof out, "w");
+    cr_assert_not_null(f);
+    hy_config_diff(&c, &d, diff_line, f);
+    fclose(f);
+    char want[512];
+    snprintf(want, sizeof want, "opencl.cache_dir \"%.200s\" -> \"%.200s\" 2\n", c.cache_dir,
+             d.cache_dir);
+    cr_expect_str_eq(out, want);
+
     hy_config_keep_restart_keys(&b, &a);
     cr_expect_eq(b.process_workers, 0u);
     cr_expect(b.opencl_all_devices);

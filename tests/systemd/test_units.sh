@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# Checks hybridd's systemd integration: the configured units pass `systemd-analyze verify`, the
+# Checks hybridd's systemd integration: the installed units pass `systemd-analyze verify`, the
 # sysusers.d/tmpfiles.d snippets make the account and directories the units expect, and
 # `hybridd --check-config` accepts good files and names file and line for bad ones.
 #
-# Usage: test_units.sh MODE HYBRIDD SRCDIR UNITDIR
+# Usage: test_units.sh MODE HYBRIDD SRCDIR BINDIR
 #   MODE     verify | snippets | check-config
 #   HYBRIDD  the built hybridd binary ("" when the build has no hybridd target)
-#   SRCDIR   the source tree's systemd/ (hybridd.conf, hybridd.sysusers, hybridd.tmpfiles)
-#   UNITDIR  the build tree's systemd/ (the configured hybridd.service and hybridd.socket)
+#   SRCDIR   the source tree's systemd/ (the units' .in files, hybridd.conf, the snippets)
+#   BINDIR   the build tree (verify installs it, with cmake --install, into scratch DESTDIRs)
 # Exit: 0 pass, 1 fail, 77 skipped (a tool or the binary is missing; ctest shows it as skipped).
 set -uo pipefail
 
 mode=${1:?mode}
 hybridd=${2-}
 srcdir=${3:?source systemd/ dir}
-unitdir=${4:?build systemd/ dir}
+bindir=${4:?build dir}
 
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -29,39 +29,116 @@ need_hybridd() {
   [ -x "$hybridd" ] || { echo "FAIL: $hybridd is not built" >&2; exit 1; }
 }
 
-# (a) systemd-analyze verify on copies of the configured units whose ExecStart names the built
-# binary (verify checks that it exists and is executable); any message naming a hybridd unit fails.
-# Messages about the host's own units are not ours and are only shown.
-test_verify() {
-  command -v systemd-analyze >/dev/null 2>&1 || skip "systemd-analyze is not installed"
-  need_hybridd
-  sed "s|^ExecStart=[^ ]*|ExecStart=$hybridd|" "$unitdir/hybridd.service" >"$tmp/hybridd.service"
-  cp "$unitdir/hybridd.socket" "$tmp/hybridd.socket"
-  grep -q "^ExecStart=$hybridd " "$tmp/hybridd.service" || fail "ExecStart= was not rewritten"
-  if grep -n '@[A-Z_]*@' "$tmp/hybridd.service" "$tmp/hybridd.socket"; then
-    fail "unconfigured @VAR@ left in the units"
+# (a) The units as `cmake --install BUILD --prefix P` installs them, for P = /usr and /usr/local,
+# each into its own DESTDIR: they lie in a directory systemd reads; ExecStart= names the hybridd
+# that was installed (executable, under P) and, with -c, the example configuration where it was
+# installed (/etc for /usr, P/etc otherwise); the socket unit names the same file;
+# systemd-sysusers and systemd-tmpfiles find the snippets; and `systemd-analyze verify --root=DESTDIR`
+# accepts both units, so every path it checks (ExecStart's binary first) is looked up in DESTDIR.
+# The root gets only what the host gives every unit: the host's targets and ExecReload's /bin/kill.
+install_and_check() { # PREFIX
+  local prefix=$1 root out rc f
+  root="$tmp/root${prefix//\//_}"
+  echo "== cmake --install --prefix $prefix, DESTDIR=$root"
+  if ! out=$(DESTDIR="$root" cmake --install "$bindir" --prefix "$prefix" 2>&1); then
+    printf '%s\n' "$out"
+    fail "$prefix: cmake --install failed"
+    return
+  fi
+  local units
+  units=$(cd "$root" && find . -name 'hybridd.s*' -type f | sed 's|^\.||' | sort)
+  echo "units: ${units//$'\n'/ }"
+  local svc sock dir
+  svc=$(grep '/hybridd\.service$' <<<"$units")
+  sock=$(grep '/hybridd\.socket$' <<<"$units")
+  if [ "$(wc -l <<<"$svc")" -ne 1 ] || [ -z "$svc" ] || [ "$(wc -l <<<"$sock")" -ne 1 ] || [ -z "$sock" ]; then
+    fail "$prefix: want one hybridd.service and one hybridd.socket, found: ${units//$'\n'/ }"
+    return
+  fi
+  dir=${svc%/*}
+  [ "${sock%/*}" = "$dir" ] || fail "$prefix: the units are in two directories ($dir, ${sock%/*})"
+  grep -qxF "$dir" <<<"$unit_paths" ||
+    fail "$prefix: the units are in $dir, which systemd does not read (systemd-analyze unit-paths)"
+  if grep -n '@[A-Za-z_]*@' "$root$svc" "$root$sock"; then
+    fail "$prefix: unconfigured @VAR@ left in the units"
   fi
 
-  local out rc
-  out=$(cd "$tmp" && systemd-analyze verify ./hybridd.service ./hybridd.socket 2>&1)
-  rc=$?
-  [ -n "$out" ] && printf 'systemd-analyze verify said:\n%s\n' "$out"
-  if printf '%s\n' "$out" | grep -q 'hybridd'; then
-    fail "systemd-analyze verify complained about the hybridd units"
-  elif [ "$rc" -ne 0 ]; then
-    echo "note: systemd-analyze verify exited $rc, about nothing naming hybridd (host units)"
+  local line argv=() bin conf="" i
+  line=$(sed -n 's/^ExecStart=//p' "$root$svc")
+  read -r -a argv <<<"$line"
+  bin=${argv[0]-}
+  for ((i = 1; i < ${#argv[@]}; i++)); do
+    [ "${argv[i]}" = "-c" ] && conf=${argv[i + 1]-}
+  done
+  echo "ExecStart: $line"
+  case $bin in
+    "$prefix"/*) ;;
+    *) fail "$prefix: ExecStart's $bin is not under the prefix $prefix" ;;
+  esac
+  if [ -f "$root$bin" ] && [ -x "$root$bin" ]; then
+    "$root$bin" --version >/dev/null 2>&1 || fail "$prefix: $bin --version failed"
+  else
+    fail "$prefix: ExecStart's $bin was not installed (no executable $root$bin)"
   fi
+  local want=$prefix/etc/hybridd/hybridd.conf
+  [ "$prefix" = /usr ] && want=/etc/hybridd/hybridd.conf
+  [ "$conf" = "$want" ] || fail "$prefix: ExecStart's -c is '$conf', want $want"
+  if [ -f "$root$conf" ]; then
+    cmp -s "$root$conf" "$srcdir/hybridd.conf" || fail "$prefix: $conf is not the example configuration"
+  else
+    fail "$prefix: -c's $conf was not installed (no $root$conf)"
+  fi
+  [ ! -e "$root/usr/etc" ] || fail "$prefix: something was installed in /usr/etc"
+  grep -qF "socket.path in $want." "$root$sock" || fail "$prefix: hybridd.socket does not name $want"
+
+  # systemd finds the snippets in the root (--cat-config lists the files it would read).
+  for f in sysusers tmpfiles; do
+    command -v "systemd-$f" >/dev/null 2>&1 || continue
+    out=$("systemd-$f" --root="$root" --cat-config 2>&1 | sed -n 's|^# \(/.*/hybridd\.conf\)$|\1|p')
+    [ -n "$out" ] && echo "systemd-$f reads ${out#"$root"}" ||
+      fail "$prefix: systemd-$f --root does not find hybridd's $f.d snippet"
+  done
+
+  # What the host gives every unit, and nothing of hybridd's: its targets, and the commands the
+  # units run that hybridd does not install (/bin/kill).
+  mkdir -p "$root/etc/systemd/system"
+  local d
+  while read -r d; do
+    [ -d "$d" ] && find "$d" -maxdepth 1 -name '*.target' -exec cp -n {} "$root/etc/systemd/system/" \;
+  done <<<"$unit_paths"
+  local cmd
+  for cmd in $(sed -n 's/^Exec[A-Za-z]*=[-@+!:]*\(\/[^ ]*\).*/\1/p' "$root$svc" | sort -u); do
+    [ "$cmd" = "$bin" ] && continue
+    if [ -x "$cmd" ]; then
+      mkdir -p "$root${cmd%/*}" && cp -n "$cmd" "$root$cmd"
+    else
+      fail "$prefix: hybridd.service runs $cmd, which this machine does not have"
+    fi
+  done
+  out=$(cd "$tmp" && systemd-analyze verify --root="$root" hybridd.service hybridd.socket 2>&1)
+  rc=$?
+  [ -n "$out" ] && printf 'systemd-analyze verify --root said:\n%s\n' "$out"
+  [ "$rc" -eq 0 ] && [ -z "$out" ] || fail "$prefix: systemd-analyze verify rejected the installed units"
 
   # The exposure score is a report, not a gate, except for a jump into the unsafe range: that only
   # happens when the hardening lines are lost. --offline needs systemd >= 250.
-  if systemd-analyze security --help 2>/dev/null | grep -q -- '--offline' ||
-     systemd-analyze --help 2>/dev/null | grep -q -- '--offline'; then
-    out=$(cd "$tmp" && systemd-analyze security --offline=yes --no-pager ./hybridd.service 2>&1)
+  if systemd-analyze --help 2>/dev/null | grep -q -- '--offline'; then
+    out=$(cd "$root$dir" && systemd-analyze security --offline=yes --root="$root" --no-pager hybridd.service 2>&1)
     printf '%s\n' "$out" | grep 'Overall exposure level'
     if ! printf '%s\n' "$out" | grep -Eq 'Overall exposure level for hybridd.service: [0-3]\.[0-9] '; then
-      fail "systemd-analyze security rates hybridd.service above 3.9 (or could not rate it)"
+      fail "$prefix: systemd-analyze security rates hybridd.service above 3.9 (or could not rate it)"
     fi
   fi
+}
+
+test_verify() {
+  command -v systemd-analyze >/dev/null 2>&1 || skip "systemd-analyze is not installed"
+  need_hybridd
+  [ -f "$bindir/cmake_install.cmake" ] || { echo "FAIL: $bindir is not a configured build" >&2; exit 1; }
+  unit_paths=$(systemd-analyze --system unit-paths 2>/dev/null)
+  [ -n "$unit_paths" ] || { echo "FAIL: systemd-analyze unit-paths printed nothing" >&2; exit 1; }
+  install_and_check /usr
+  install_and_check /usr/local
   finish
 }
 
@@ -71,8 +148,8 @@ test_snippets() {
   command -v systemd-sysusers >/dev/null 2>&1 || skip "systemd-sysusers is not installed"
   command -v systemd-tmpfiles >/dev/null 2>&1 || skip "systemd-tmpfiles is not installed"
   local root="$tmp/root" out f
-  for f in "$srcdir/hybridd.sysusers" "$srcdir/hybridd.tmpfiles" "$unitdir/hybridd.service" \
-           "$unitdir/hybridd.socket"; do
+  for f in "$srcdir/hybridd.sysusers" "$srcdir/hybridd.tmpfiles" "$srcdir/hybridd.service.in" \
+           "$srcdir/hybridd.socket.in"; do
     [ -f "$f" ] || { echo "FAIL: $f is missing" >&2; exit 1; }
   done
   mkdir -p "$root/etc"
@@ -110,7 +187,7 @@ test_snippets() {
   done
 
   # The units agree with the snippets: the account, the socket's directory, the cache's mode.
-  local svc="$unitdir/hybridd.service" sock="$unitdir/hybridd.socket"
+  local svc="$srcdir/hybridd.service.in" sock="$srcdir/hybridd.socket.in"
   grep -qx 'User=hybridd' "$svc" || fail "hybridd.service does not run as hybridd"
   grep -qx 'SocketGroup=hybridd' "$sock" || fail "hybridd.socket's group is not hybridd"
   grep -qx 'ListenStream=/run/hybridd/hybridd.sock' "$sock" || fail "socket not in /run/hybridd"

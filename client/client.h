@@ -31,21 +31,23 @@ typedef struct hc_array {
 } hc_array;
 
 /* Reads a .npy file (format 1.0, 2.0 or 3.0; little-endian or byte-order-free '|' for
- * one-byte types only; C order; one of the six dtypes; any shape, read as n = the product of
- * its dimensions). Every failure is HY_EINVAL (or HY_ESYS for I/O) with a one-line sentence
- * naming the file and the problem: missing file, bad magic, unsupported version, big-endian,
- * Fortran order, unsupported dtype, malformed header, a shape whose product overflows, and a
+ * one-byte types only; C order; one of the six dtypes; a 1-D shape (n,)). Every failure is
+ * HY_EINVAL (or HY_ESYS for I/O) with a one-line sentence naming the file and the problem:
+ * missing file, bad magic, unsupported version, big-endian, Fortran order, unsupported
+ * dtype, malformed header, a shape whose product overflows, an array that is not 1-D (the
+ * sentence gives its shape and says how to flatten it), and a
  * file shorter (or longer) than its header says (HY_ESYS for a file that cannot be opened
  * or read, HY_ELIMIT for data above max_bytes). The data is malloc'd (NULL when n == 0;
  * release it with hc_array_free); `out` need not be initialised and is all zero on failure.
  * max_bytes is checked against the header before anything is allocated. */
 int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err);
 /* Reads a raw little-endian file of `dtype` elements (size must be a multiple), `out` as
- * for hc_npy_read. HY_EDTYPE for an unknown dtype. */
+ * for hc_npy_read. HY_EDTYPE for an unknown dtype; HY_EINVAL for a file that starts with
+ * the .npy magic (its header would be sorted as data). */
 int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy_error *err);
 /* Writes a .npy 1.0 file (shape (n,), '<' + kind + size, C order) — or raw bytes when
- * raw — atomically: to a temporary file beside it, fsync'd, then renamed, so a failure
- * never leaves a half-written file under the name. */
+ * raw — through hc_output_write: a regular file is replaced atomically (keeping its mode
+ * and owner), a FIFO or character device written through, a symlink followed. */
 int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err);
 void hc_array_free(hc_array *a);
 
@@ -61,6 +63,33 @@ int hc_generate(void *data, int dtype, size_t n, const char *dist, uint64_t seed
  * NULL) to the first index i with a[i] > a[i+1] when it is not, and leaves it alone when it
  * is. An unknown dtype, or NULL data with n >= 2, is "not sorted" at index 0. */
 bool hc_is_sorted(const void *data, int dtype, size_t n, size_t *first_bad);
+
+/* ---- output files: output.c ---- */
+
+/* A piece of a file's contents; a file is written from a list of them. */
+typedef struct hc_chunk {
+    const void *data;
+    size_t len;
+} hc_chunk;
+
+/* Whether hybridctl may write `path`, decided the way hc_output_write decides it, and
+ * creating nothing: called before a job runs, so that a long job never ends with nowhere
+ * to put its result. HY_EINVAL for a directory, a socket or a block device; HY_ESYS for a
+ * path the system refuses (a missing or unwritable directory, an existing file this user
+ * cannot write); a sentence either way, naming `what` and the path ("cannot write the plot
+ * x.svg: ..."; `what` may be NULL). */
+int hc_output_check(const char *path, const char *what, hy_error *err);
+/* Writes the chunks to `path`, by what is there: nothing, or a regular file: atomically (a
+ * temporary file in the same directory, fsync'd, renamed over the name), an existing file's
+ * mode and owner kept; when the new file could not get them (the directory is not
+ * writable, or the owner is someone else and this is not root), the existing file is
+ * truncated and rewritten in place instead. A symlink is followed to its final target (the
+ * link stays). A FIFO or a character device is opened and written through. What
+ * hc_output_check refuses is refused here too. A failure leaves no temporary file behind,
+ * and a sentence: HY_ESYS for the system's refusals (ENOSPC from /dev/full, EPIPE), as
+ * above otherwise. output.c's opening comment is the full contract. */
+int hc_output_write(const char *path, const char *what, const hc_chunk *chunks,
+                    size_t nchunks, hy_error *err);
 
 /* ---- reports: report.c ---- */
 
@@ -113,7 +142,7 @@ int hc_print_compare(FILE *f, const hc_compare *c, enum hc_format fmt);
  * has a tooltip such as "process/pipe T=2: 1.85x"), opencl as a horizontal line at its
  * speed-up, the ideal (speed-up ==
  * threads) dashed; axes, ticks, a legend and a title naming the job and n. Written
- * atomically (temporary file, then rename). Well-formed XML. */
+ * through hc_output_write (what = "the plot"). Well-formed XML. */
 int hc_write_plot(const char *path, const hc_compare *c, hy_error *err);
 
 /* Single jobs. */

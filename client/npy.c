@@ -1,10 +1,11 @@
-/* client: arrays on disk and in memory — .npy and raw files read and written (atomically),
- * generated inputs, and the order check hybridctl runs on a sorted result. */
+/* client: arrays on disk and in memory — .npy and raw files read and written (the writing
+ * itself is output.c's), generated inputs, and the order check hybridctl runs on a sorted
+ * result. */
 #include "client.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,28 +56,6 @@ static int read_full(int fd, void *buf, size_t len, size_t *got)
         done += (size_t)r;
     }
     *got = done;
-    return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-    size_t done = 0;
-    while (done < len) {
-        size_t chunk = len - done;
-        if (chunk > (size_t)1 << 30)
-            chunk = (size_t)1 << 30;
-        ssize_t w = write(fd, (const char *)buf + done, chunk);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        done += (size_t)w;
-    }
     return 0;
 }
 
@@ -238,6 +217,8 @@ typedef struct npy_header {
     bool fortran;
     uint64_t n;      /* product of the dimensions; valid unless n_overflow */
     bool n_overflow; /* the product does not fit in 64 bits */
+    unsigned ndim;
+    uint64_t dims[NPY_MAX_DIMS]; /* UINT64_MAX for one above 64 bits */
 } npy_header;
 
 /* `( )`, `(a,)`, `(a, b)`, `(a, b,)`: a Python tuple literal of integers. */
@@ -259,7 +240,7 @@ static bool parse_shape(cursor *c, npy_header *h)
         bool big = false;
         if (!parse_uint(c, &d, &big))
             return false;
-        dims++;
+        h->dims[dims++] = big ? UINT64_MAX : d;
         if (big)
             overflow = true;
         else if (d == 0)
@@ -275,6 +256,7 @@ static bool parse_shape(cursor *c, npy_header *h)
         return false;
     h->n = zero ? 0 : prod;
     h->n_overflow = !zero && overflow;
+    h->ndim = dims;
     return true;
 }
 
@@ -423,6 +405,38 @@ static int descr_dtype(const char *path, const npy_header *h, hy_error *err)
     return dtype;
 }
 
+/* hybridd sorts one flat array; sorting each row of a 2-D array as numpy.sort does would
+ * need the daemon to know rows, so anything but 1-D is refused rather than silently
+ * flattened (and written back with another shape). */
+static int refuse_ndim(const char *path, const npy_header *h, hy_error *err)
+{
+    if (h->ndim == 0)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s holds a 0-d array (shape (), one value); hybridctl sorts 1-D "
+                            "arrays only: save it with numpy.save(f, a.reshape(-1))",
+                            path);
+    char shape[96] = "(";
+    size_t len = 1;
+    unsigned i;
+    for (i = 0; i < h->ndim; i++) {
+        char dim[32];
+        if (h->dims[i] == UINT64_MAX)
+            snprintf(dim, sizeof dim, "%s>2^64", i ? ", " : "");
+        else
+            snprintf(dim, sizeof dim, "%s%" PRIu64, i ? ", " : "", h->dims[i]);
+        size_t dl = strlen(dim);
+        if (len + dl + sizeof ", ...)" > sizeof shape)
+            break;
+        memcpy(shape + len, dim, dl);
+        len += dl;
+    }
+    snprintf(shape + len, sizeof shape - len, "%s)", i < h->ndim ? ", ..." : "");
+    return hy_error_set(err, HY_EINVAL,
+                        "%s holds a %u-D array of shape %s; hybridctl sorts 1-D arrays only: "
+                        "flatten it with numpy.save(f, a.reshape(-1))",
+                        path, h->ndim, shape);
+}
+
 static uint32_t le32(const unsigned char *b)
 {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
@@ -446,8 +460,9 @@ int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err
     }
     if (got < NPY_MAGIC_LEN || memcmp(prefix, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
         rc = hy_error_set(err, HY_EINVAL,
-                          "%s is not a .npy file: it does not start with \\x93NUMPY (for "
-                          "raw bytes use --raw)",
+                          "%s is not a .npy file: it does not start with \\x93NUMPY (a "
+                          "file of raw values is read with its dtype: --input FILE --dtype D, "
+                          "FILE not ending in .npy)",
                           path);
         goto out;
     }
@@ -542,6 +557,10 @@ int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err
                           path);
         goto out;
     }
+    if (h.ndim != 1) {
+        rc = refuse_ndim(path, &h, err);
+        goto out;
+    }
     size_t bytes = (size_t)h.n * esize;
     size_t header_total = prefix_len + hlen;
     size_t have = fsize - header_total;
@@ -592,6 +611,25 @@ int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy
                             path, supported_list);
     if ((rc = open_input(path, &fd, &fsize, err)) != 0)
         return rc;
+    /* A .npy file read raw would have its header sorted into the data. */
+    unsigned char magic[NPY_MAGIC_LEN];
+    if (fsize >= NPY_MAGIC_LEN) {
+        ssize_t r;
+        do
+            r = pread(fd, magic, NPY_MAGIC_LEN, 0);
+        while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            rc = hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (r == NPY_MAGIC_LEN && memcmp(magic, NPY_MAGIC, NPY_MAGIC_LEN) == 0) {
+            rc = hy_error_set(err, HY_EINVAL,
+                              "%s is a .npy file (it starts with \\x93NUMPY), not raw "
+                              "values: drop --dtype to read it as .npy",
+                              path);
+            goto out;
+        }
+    }
     const char *dname = hy_dtype_name(dtype);
     if (fsize % esize != 0) {
         rc = hy_error_set(err, HY_EINVAL,
@@ -654,38 +692,6 @@ static size_t npy_header_bytes(int dtype, size_t n, char *buf, size_t cap)
     return total;
 }
 
-/* The permissions a plain open(O_CREAT, 0666) would give: mkstemp makes 0600. Reading the
- * umask means setting it; hybridctl does this from its main thread only. */
-static mode_t default_file_mode(void)
-{
-    mode_t mask = umask(0);
-    umask(mask);
-    return 0666 & ~mask;
-}
-
-/* Makes the rename durable; a failure here does not undo a complete write, so it is
- * ignored. */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[PATH_MAX];
-    if (!slash) {
-        dir[0] = '.';
-        dir[1] = '\0';
-    } else {
-        size_t len = slash == path ? 1 : (size_t)(slash - path);
-        if (len >= sizeof dir)
-            return;
-        memcpy(dir, path, len);
-        dir[len] = '\0';
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-}
-
 int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
 {
     size_t esize = hy_dtype_size(a->dtype);
@@ -698,8 +704,6 @@ int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
     if (a->n > SIZE_MAX / esize)
         return hy_error_set(err, HY_ELIMIT, "cannot write %s: %zu elements overflow a size",
                             path, a->n);
-    size_t bytes = a->n * esize;
-
     char header[256];
     size_t header_len = 0;
     if (!raw) {
@@ -708,61 +712,8 @@ int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
             return hy_error_set(err, HY_EINTERNAL, "cannot write %s: the .npy header does not fit",
                                 path);
     }
-
-    size_t plen = strlen(path);
-    static const char suffix[] = ".tmp.XXXXXX";
-    char *tmp = malloc(plen + sizeof suffix);
-    if (!tmp)
-        return hy_error_set(err, HY_ENOMEM, "cannot write %s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-
-    int rc = 0;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write %s: creating a temporary file: %s", path,
-                          strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    const char *step;
-    if (fchmod(fd, default_file_mode()) != 0) {
-        step = "fchmod";
-        goto fail;
-    }
-    if (header_len && write_full(fd, header, header_len) != 0) {
-        step = "write";
-        goto fail;
-    }
-    if (bytes && write_full(fd, a->data, bytes) != 0) {
-        step = "write";
-        goto fail;
-    }
-    if (fsync(fd) != 0) {
-        step = "fsync";
-        goto fail;
-    }
-    int cfd = fd;
-    fd = -1;
-    if (close(cfd) != 0) {
-        step = "close";
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        step = "rename";
-        goto fail;
-    }
-    sync_parent_dir(path);
-    free(tmp);
-    return 0;
-
-fail:
-    rc = hy_error_set(err, HY_ESYS, "cannot write %s: %s: %s", path, step, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    return rc;
+    hc_chunk chunks[2] = {{header, header_len}, {a->data, a->n * esize}};
+    return hc_output_write(path, NULL, chunks, 2, err);
 }
 
 void hc_array_free(hc_array *a)

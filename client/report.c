@@ -933,64 +933,28 @@ static int svg_write(FILE *f, const hc_compare *c)
 
 int hc_write_plot(const char *path, const hc_compare *c, hy_error *err)
 {
-    int rc = 0, fd = -1;
-    FILE *f = NULL;
-    size_t cap = strlen(path) + sizeof ".XXXXXX";
-    char *tmp = malloc(cap);
-    if (!tmp)
-        return hy_error_set(err, HY_ENOMEM, "out of memory writing the plot %s", path);
-    /* Beside the target, so the rename stays within one file system. */
-    snprintf(tmp, cap, "%s.XXXXXX", path);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
-        goto out_free;
-    }
-    mode_t mask = umask(0); /* mkstemp's 0600 is for secrets; a plot gets the usual mode */
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: fchmod: %s", path,
-                          strerror(errno));
-        goto out;
-    }
-    f = fdopen(fd, "w");
-    if (!f) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
-        goto out;
-    }
-    fd = -1; /* f owns it */
+    /* Drawn in memory first (a chart is a few kB), so that what is at the path is touched
+     * only by hc_output_write, all at once. */
+    char *svg = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&svg, &len);
+    if (!f)
+        return hy_error_set(err, HY_ENOMEM, "out of memory drawing the plot %s", path);
     c_numbers l;
     c_numbers_begin(&l);
-    rc = svg_write(f, c);
+    int rc = svg_write(f, c);
     c_numbers_end(&l);
-    if (rc == HY_ENOMEM) {
-        rc = hy_error_set(err, rc, "out of memory writing the plot %s", path);
-        goto out;
+    if (fclose(f) != 0 && rc == 0)
+        rc = HY_ENOMEM;
+    if (rc != 0) {
+        free(svg);
+        return hy_error_set(err, rc == HY_ENOMEM ? HY_ENOMEM : HY_ESYS,
+                            "cannot draw the plot %s: %s", path,
+                            rc == HY_ENOMEM ? "out of memory" : "the chart could not be built");
     }
-    if (rc != 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
-        goto out;
-    }
-    int closed = fclose(f);
-    f = NULL;
-    if (closed != 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write the plot %s: rename: %s", path,
-                          strerror(errno));
-        goto out;
-    }
-out:
-    if (f)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0)
-        unlink(tmp);
-out_free:
-    free(tmp);
+    hc_chunk chunk = {svg, len};
+    rc = hc_output_write(path, "the plot", &chunk, 1, err);
+    free(svg);
     return rc;
 }
 

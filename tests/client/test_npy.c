@@ -6,13 +6,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -57,6 +62,7 @@ static void drop_dir(void)
 }
 
 TestSuite(npy, .init = make_dir, .fini = drop_dir);
+TestSuite(output, .init = make_dir, .fini = drop_dir);
 
 static const char *in_dir(const char *name)
 {
@@ -284,16 +290,11 @@ Test(npy, shapes_and_spacing)
         const char *dict;
         size_t n;
     } cases[] = {
-        {"{'descr': '<u4', 'fortran_order': False, 'shape': (2, 3), }", 6},
-        {"{'descr': '<u4', 'fortran_order': False, 'shape': (3, 2,), }", 6},
-        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1, 2, 1, 3), }", 6},
-        {"{'descr': '<u4', 'fortran_order': False, 'shape': (), }", 1},
         {"{'descr': '<u4', 'fortran_order': False, 'shape': (0,), }", 0},
-        {"{'descr': '<u4', 'fortran_order': False, 'shape': (5, 0), }", 0},
         {"{'descr': '<u4', 'fortran_order': False, 'shape': (6L,), }", 6},
         {"{  'shape' :( 6 , ) ,'fortran_order':False,\t'descr' : '<u4'  }", 6},
         {"{\"descr\": \"<u4\", \"fortran_order\": False, \"shape\": (6,)}", 6},
-        {"{'fortran_order': False, 'shape': (2,3), 'descr': '<u4'}", 6},
+        {"{'fortran_order': False, 'shape': (6 ,), 'descr': '<u4'}", 6},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         write_npy(in_dir("s.npy"), cases[c].dict, v, cases[c].n * 4);
@@ -314,6 +315,59 @@ Test(npy, shapes_and_spacing)
     hy_error err = {0};
     cr_assert_eq(hc_npy_read(in_dir("u.npy"), &a, 1 << 20, &err), 0, "%s", err.msg);
     cr_assert_eq(a.n, 6);
+    hc_array_free(&a);
+}
+
+Test(npy, refuses_arrays_that_are_not_1d)
+{
+    /* Read flat, a (3, 4) array would be sorted as 12 values and written back as (12,). */
+    uint32_t v[12] = {0};
+    const struct {
+        const char *dict;
+        size_t n;
+        const char *shape;
+    } cases[] = {
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (3, 4), }", 12, "2-D array of shape (3, 4)"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (3, 2,), }", 6, "2-D array of shape (3, 2)"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1, 2, 1, 3), }", 6,
+         "4-D array of shape (1, 2, 1, 3)"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (12, 1), }", 12, "(12, 1)"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (5, 0), }", 0, "(5, 0)"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (), }", 1, "0-d array"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        write_npy(in_dir("nd.npy"), cases[c].dict, v, cases[c].n * 4);
+        expect_refusal(in_dir("nd.npy"), HY_EINVAL, cases[c].shape, "a.reshape(-1)");
+    }
+    /* Many dimensions: the shape is cut short with "...", the sentence still whole. */
+    char dict[512];
+    int len = snprintf(dict, sizeof dict, "{'descr': '<u4', 'fortran_order': False, 'shape': (");
+    for (int d = 0; d < 40; d++)
+        len += snprintf(dict + len, sizeof dict - (size_t)len, "1, ");
+    snprintf(dict + len, sizeof dict - (size_t)len, "), }");
+    write_npy(in_dir("nd.npy"), dict, v, 4);
+    expect_refusal(in_dir("nd.npy"), HY_EINVAL, "40-D array of shape (1, 1, ", ", ...)");
+    expect_refusal(in_dir("nd.npy"), HY_EINVAL, "reshape(-1)", NULL);
+}
+
+Test(npy, raw_read_refuses_a_npy_file)
+{
+    /* Read raw, the 128 header bytes would be sorted into the data. */
+    double v[14] = {3, 1, 2};
+    write_npy(in_dir("data.bin"), "{'descr': '<f8', 'fortran_order': False, 'shape': (14,), }",
+              v, sizeof v);
+    hc_array a = {0};
+    hy_error err = {0};
+    cr_assert_eq(hc_raw_read(in_dir("data.bin"), HY_DT_F64, &a, 1 << 20, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, in_dir("data.bin")), "%s", err.msg);
+    cr_assert(strstr(err.msg, "is a .npy file"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "drop --dtype"), "%s", err.msg);
+    cr_assert_null(a.data);
+    /* Five bytes of the magic are not the magic. */
+    write_file(in_dir("five.bin"), "\x93NUMP\0\0", 8);
+    cr_assert_eq(hc_raw_read(in_dir("five.bin"), HY_DT_F64, &a, 1 << 20, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(a.n, 1);
     hc_array_free(&a);
 }
 
@@ -517,6 +571,12 @@ Test(npy, refuses_non_npy_files)
     expect_refusal(in_dir("empty.npy"), HY_EINVAL, "not a .npy file", NULL);
     write_file(in_dir("text.npy"), "hello, world\n", 13);
     expect_refusal(in_dir("text.npy"), HY_EINVAL, "not a .npy file", NULL);
+    /* The hint names how raw input is read (--raw is an output option). */
+    expect_refusal(in_dir("text.npy"), HY_EINVAL, "--input FILE --dtype", NULL);
+    hy_error e = {0};
+    hc_array a = {0};
+    hc_npy_read(in_dir("text.npy"), &a, 1 << 20, &e);
+    cr_assert_null(strstr(e.msg, "--raw"), "%s", e.msg);
     cr_assert_eq(mkdir(in_dir("sub.npy"), 0755), 0);
     expect_refusal(in_dir("sub.npy"), HY_EINVAL, "directory", NULL);
     cr_assert_eq(mkfifo(in_dir("fifo.npy"), 0600), 0);
@@ -599,19 +659,28 @@ Test(npy, failed_write_leaves_existing_file_untouched)
     }
 }
 
-Test(npy, failed_rename_leaves_no_temporary)
+Test(npy, write_refuses_a_directory)
 {
-    /* The name is a non-empty directory: everything succeeds until rename(). */
+    /* A non-empty directory under the name: refused before a temporary file exists (the
+     * old writer got as far as rename()). */
     const char *p = in_dir("target");
     cr_assert_eq(mkdir(p, 0755), 0);
     write_file(in_dir("target/keep"), "x", 1);
     int32_t v[3] = {1, 2, 3};
     hc_array a = {.dtype = HY_DT_I32, .n = 3, .data = v};
     hy_error err = {0};
-    cr_assert_eq(hc_npy_write(p, &a, false, &err), HY_ESYS);
-    cr_assert(strstr(err.msg, p) && strstr(err.msg, "rename"), "%s", err.msg);
+    cr_assert_eq(hc_output_check(p, NULL, &err), HY_EINVAL);
+    cr_assert_eq(hc_npy_write(p, &a, false, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, p) && strstr(err.msg, "is a directory"), "%s", err.msg);
     cr_assert_eq(count_entries(dir), 1);
     cr_assert_eq(count_entries(p), 1);
+    /* An empty one too: rename() would have replaced it. */
+    cr_assert_eq(mkdir(in_dir("empty"), 0755), 0);
+    cr_assert_eq(hc_npy_write(in_dir("empty"), &a, true, &err), HY_EINVAL);
+    struct stat st;
+    cr_assert_eq(lstat(in_dir("empty"), &st), 0);
+    cr_assert(S_ISDIR(st.st_mode));
+    cr_assert_eq(count_entries(dir), 2, "a temporary file was left behind");
 }
 
 Test(npy, write_replaces_and_respects_umask)
@@ -639,6 +708,294 @@ Test(npy, write_refuses_bad_arrays)
     cr_assert_eq(hc_npy_write(in_dir("x.npy"), &b, false, &err), HY_EINVAL);
     cr_assert(strstr(err.msg, in_dir("x.npy")), "%s", err.msg);
     cr_assert_eq(count_entries(dir), 0);
+}
+
+/* ---- what is at the output path ---- */
+
+/* The bytes hc_npy_write gives a regular file, for comparing with what went elsewhere. */
+static size_t reference_npy(const hc_array *a, void *buf, size_t cap)
+{
+    hy_error err = {0};
+    cr_assert_eq(hc_npy_write(in_dir("ref.npy"), a, false, &err), 0, "%s", err.msg);
+    size_t n = read_file(in_dir("ref.npy"), buf, cap);
+    cr_assert_eq(unlink(in_dir("ref.npy")), 0);
+    return n;
+}
+
+Test(output, fifo_is_written_through)
+{
+    /* `--output fifo` feeds a reader, as `sort -o fifo` does; the old writer renamed a
+     * regular file over the FIFO and the reader never saw a byte. */
+    signal(SIGPIPE, SIG_IGN);
+    double v[300];
+    for (int i = 0; i < 300; i++)
+        v[i] = i * 0.5;
+    hc_array a = {.dtype = HY_DT_F64, .n = 300, .data = v};
+    static unsigned char want[4096], got[4096];
+    size_t wlen = reference_npy(&a, want, sizeof want);
+    const char *fifo = in_dir("pipe");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    hy_error err = {0};
+    cr_assert_eq(hc_output_check(fifo, NULL, &err), 0, "%s", err.msg);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* The reader: copies what arrives into a file, then ends. */
+        int in = open(fifo, O_RDONLY);
+        int out = open(in_dir("got"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0)
+            _exit(2);
+        char buf[512];
+        ssize_t r;
+        while ((r = read(in, buf, sizeof buf)) > 0)
+            if (write(out, buf, (size_t)r) != r)
+                _exit(3);
+        _exit(r == 0 && close(out) == 0 ? 0 : 4);
+    }
+    int rc = hc_npy_write(fifo, &a, false, &err);
+    struct stat st;
+    bool still_fifo = lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode);
+    if (!still_fifo || rc != 0)
+        kill(pid, SIGKILL); /* its FIFO is gone or never opened: it would wait forever */
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(still_fifo, "the FIFO was replaced");
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the reader failed: %d", status);
+    cr_assert_eq(read_file(in_dir("got"), got, sizeof got), wlen);
+    cr_assert_eq(memcmp(got, want, wlen), 0);
+    cr_assert_eq(count_entries(dir), 2, "a temporary file was left behind");
+}
+
+Test(output, symlink_is_followed)
+{
+    uint32_t v[3] = {7, 8, 9};
+    hc_array a = {.dtype = HY_DT_U32, .n = 3, .data = v};
+    static unsigned char want[512], got[512];
+    size_t wlen = reference_npy(&a, want, sizeof want);
+    cr_assert_eq(mkdir(in_dir("sub"), 0755), 0);
+    write_file(in_dir("sub/real.npy"), "old", 3);
+    /* A relative link, through a second link: link -> hop -> sub/real.npy. */
+    cr_assert_eq(symlink("sub/real.npy", in_dir("hop")), 0);
+    cr_assert_eq(symlink("hop", in_dir("link.npy")), 0);
+    hy_error err = {0};
+    cr_assert_eq(hc_npy_write(in_dir("link.npy"), &a, false, &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(lstat(in_dir("link.npy"), &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the link was replaced by a file");
+    cr_assert_eq(lstat(in_dir("hop"), &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the second link was replaced by a file");
+    cr_assert_eq(read_file(in_dir("sub/real.npy"), got, sizeof got), wlen);
+    cr_assert_eq(memcmp(got, want, wlen), 0);
+    /* The temporary file was made beside the target, and is gone. */
+    cr_assert_eq(count_entries(dir), 3);
+    cr_assert_eq(count_entries(in_dir("sub")), 1);
+
+    /* A dangling link: the file it names is created, the link stays. */
+    cr_assert_eq(symlink("sub/new.npy", in_dir("dangling.npy")), 0);
+    cr_assert_eq(hc_output_check(in_dir("dangling.npy"), NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(hc_npy_write(in_dir("dangling.npy"), &a, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(lstat(in_dir("dangling.npy"), &st), 0);
+    cr_assert(S_ISLNK(st.st_mode));
+    cr_assert_eq(read_file(in_dir("sub/new.npy"), got, sizeof got), wlen);
+    /* An absolute link into a missing directory: refused, nothing made. */
+    cr_assert_eq(symlink(in_dir("nowhere/x.npy"), in_dir("lost.npy")), 0);
+    cr_assert_eq(hc_output_check(in_dir("lost.npy"), NULL, &err), HY_ESYS);
+    cr_assert(strstr(err.msg, "does not exist"), "%s", err.msg);
+    cr_assert_eq(hc_npy_write(in_dir("lost.npy"), &a, false, &err), HY_ESYS);
+    cr_assert_eq(count_entries(dir), 5);
+    /* A loop. */
+    cr_assert_eq(symlink("loop2", in_dir("loop1")), 0);
+    cr_assert_eq(symlink("loop1", in_dir("loop2")), 0);
+    cr_assert_eq(hc_npy_write(in_dir("loop1"), &a, false, &err), HY_ESYS);
+    cr_assert(strstr(err.msg, in_dir("loop1")), "%s", err.msg);
+}
+
+Test(output, existing_file_keeps_mode_and_owner)
+{
+    umask(022);
+    int64_t v[2] = {1, 2};
+    hc_array a = {.dtype = HY_DT_I64, .n = 2, .data = v};
+    const char *p = in_dir("secret.npy");
+    write_file(p, "old", 3);
+    cr_assert_eq(chmod(p, 0600), 0);
+    hy_error err = {0};
+    cr_assert_eq(hc_npy_write(p, &a, false, &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
+    cr_assert_eq(st.st_size, 128 + 16);
+    cr_assert_eq(chmod(p, 0640), 0);
+    cr_assert_eq(hc_npy_write(p, &a, true, &err), 0, "%s", err.msg);
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0640, "mode %o", st.st_mode & 07777);
+    cr_assert_eq(st.st_size, 16);
+    /* A new file gets what open(O_CREAT, 0666) would. */
+    cr_assert_eq(hc_npy_write(in_dir("new.npy"), &a, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(stat(in_dir("new.npy"), &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0644);
+    if (geteuid() != 0)
+        return; /* only root can make a file someone else owns */
+    /* Root writing a user's file leaves it the user's. */
+    cr_assert_eq(chown(p, 65534, 65534), 0);
+    cr_assert_eq(hc_npy_write(p, &a, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(st.st_uid, 65534);
+    cr_assert_eq(st.st_gid, 65534);
+    cr_assert_eq(st.st_mode & 07777, 0640);
+    cr_assert_eq(count_entries(dir), 2);
+}
+
+/* Runs fn as an ordinary user: directly when not root, else in a child that becomes nobody
+ * (permission checks do not apply to root). Returns fn's result. */
+static int as_user(int (*fn)(void))
+{
+    if (geteuid() != 0)
+        return fn();
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(99);
+        _exit(fn());
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "status %d", status);
+    return WEXITSTATUS(status);
+}
+
+static int write_in_locked_dir(void)
+{
+    int64_t v[2] = {5, 6};
+    hc_array a = {.dtype = HY_DT_I64, .n = 2, .data = v};
+    hy_error err = {0};
+    if (hc_npy_write(in_dir("locked/f.npy"), &a, true, &err) != 0)
+        return 1;
+    /* But nothing new can be made there. */
+    if (hc_output_check(in_dir("locked/new.npy"), NULL, &err) != HY_ESYS ||
+        !strstr(err.msg, "cannot create files in"))
+        return 2;
+    if (hc_npy_write(in_dir("locked/new.npy"), &a, true, &err) != HY_ESYS)
+        return 3;
+    /* Nor can a file this user may not write. */
+    if (hc_output_check(in_dir("locked/ro.npy"), NULL, &err) != HY_ESYS ||
+        !strstr(err.msg, "Permission denied"))
+        return 4;
+    return 0;
+}
+
+Test(output, unwritable_directory_writes_in_place)
+{
+    /* A writable file in a directory this user cannot write: it cannot be replaced, so it
+     * is rewritten in place (same inode), and a new name there is refused. */
+    cr_assert_eq(chmod(dir, 0755), 0);
+    cr_assert_eq(mkdir(in_dir("locked"), 0755), 0);
+    write_file(in_dir("locked/f.npy"), "0123456789abcdefXYZ", 19);
+    write_file(in_dir("locked/ro.npy"), "x", 1);
+    cr_assert_eq(chmod(in_dir("locked/f.npy"), 0666), 0);
+    cr_assert_eq(chmod(in_dir("locked/ro.npy"), 0644), 0);
+    cr_assert_eq(chmod(in_dir("locked"), 0555), 0);
+    struct stat before, after;
+    cr_assert_eq(stat(in_dir("locked/f.npy"), &before), 0);
+    cr_assert_eq(as_user(write_in_locked_dir), 0);
+    cr_assert_eq(stat(in_dir("locked/f.npy"), &after), 0);
+    cr_assert_eq(after.st_ino, before.st_ino);
+    cr_assert_eq(after.st_size, 16, "not truncated: %lld", (long long)after.st_size);
+    cr_assert_eq(chmod(in_dir("locked"), 0755), 0);
+    cr_assert_eq(count_entries(in_dir("locked")), 2);
+}
+
+static int write_others_file(void)
+{
+    int64_t v[2] = {5, 6};
+    hc_array a = {.dtype = HY_DT_I64, .n = 2, .data = v};
+    hy_error err = {0};
+    return hc_npy_write(in_dir("shared/theirs.npy"), &a, true, &err) == 0 ? 0 : 1;
+}
+
+Test(output, someone_elses_file_keeps_its_owner)
+{
+    /* A group-writable file owned by another user, in a directory anyone may write: a
+     * replacement could not be given that owner, so the file is rewritten in place. */
+    if (geteuid() != 0)
+        return; /* an ordinary user cannot set this up */
+    cr_assert_eq(chmod(dir, 0755), 0);
+    cr_assert_eq(mkdir(in_dir("shared"), 0777), 0);
+    cr_assert_eq(chmod(in_dir("shared"), 0777), 0);
+    write_file(in_dir("shared/theirs.npy"), "old", 3);
+    cr_assert_eq(chmod(in_dir("shared/theirs.npy"), 0666), 0);
+    cr_assert_eq(chown(in_dir("shared/theirs.npy"), 0, 0), 0);
+    cr_assert_eq(as_user(write_others_file), 0);
+    struct stat st;
+    cr_assert_eq(stat(in_dir("shared/theirs.npy"), &st), 0);
+    cr_assert_eq(st.st_uid, 0);
+    cr_assert_eq(st.st_mode & 07777, 0666);
+    cr_assert_eq(st.st_size, 16);
+    cr_assert_eq(count_entries(in_dir("shared")), 1);
+}
+
+Test(output, character_devices)
+{
+    int32_t v[4] = {1, 2, 3, 4};
+    hc_array a = {.dtype = HY_DT_I32, .n = 4, .data = v};
+    hy_error err = {0};
+    struct stat st;
+    /* /dev/null takes the bytes and stays a device (the old writer, as root, renamed a
+     * regular file over it; as anyone else it failed to make a temporary file in /dev). */
+    cr_assert_eq(hc_output_check("/dev/null", NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(hc_npy_write("/dev/null", &a, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(lstat("/dev/null", &st), 0);
+    cr_assert(S_ISCHR(st.st_mode), "/dev/null is no longer a character device");
+    /* /dev/full can only be found out by writing: ENOSPC, with a sentence. */
+    if (stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode)) {
+        cr_assert_eq(hc_output_check("/dev/full", NULL, &err), 0, "%s", err.msg);
+        cr_assert_eq(hc_npy_write("/dev/full", &a, false, &err), HY_ESYS);
+        cr_assert(strstr(err.msg, "cannot write /dev/full"), "%s", err.msg);
+        cr_assert(strstr(err.msg, strerror(ENOSPC)), "%s", err.msg);
+        cr_assert_eq(lstat("/dev/full", &st), 0);
+        cr_assert(S_ISCHR(st.st_mode), "/dev/full is no longer a character device");
+    }
+    /* A symlink to a device is written through too. */
+    cr_assert_eq(symlink("/dev/null", in_dir("null-link")), 0);
+    cr_assert_eq(hc_npy_write(in_dir("null-link"), &a, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(lstat(in_dir("null-link"), &st), 0);
+    cr_assert(S_ISLNK(st.st_mode));
+    cr_assert_eq(count_entries(dir), 1);
+}
+
+Test(output, refusals_create_nothing)
+{
+    int32_t v[1] = {1};
+    hc_array a = {.dtype = HY_DT_I32, .n = 1, .data = v};
+    hy_error err = {0};
+    /* A socket. */
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(s, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", in_dir("sock"));
+    cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(hc_output_check(in_dir("sock"), "the plot", &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "cannot write the plot ") && strstr(err.msg, "is a socket"),
+              "%s", err.msg);
+    cr_assert_eq(hc_npy_write(in_dir("sock"), &a, false, &err), HY_EINVAL);
+    close(s);
+    /* A block device, where this system lets us make one. */
+    if (mknod(in_dir("blk"), S_IFBLK | 0600, makedev(7, 0)) == 0) {
+        cr_assert_eq(hc_output_check(in_dir("blk"), NULL, &err), HY_EINVAL);
+        cr_assert(strstr(err.msg, "a block device"), "%s", err.msg);
+        cr_assert_eq(hc_npy_write(in_dir("blk"), &a, false, &err), HY_EINVAL);
+        unlink(in_dir("blk"));
+    }
+    /* A missing directory, and a file where a directory should be. */
+    cr_assert_eq(hc_output_check(in_dir("no/x.npy"), NULL, &err), HY_ESYS);
+    cr_assert(strstr(err.msg, in_dir("no")) && strstr(err.msg, "does not exist"), "%s",
+              err.msg);
+    write_file(in_dir("plain"), "x", 1);
+    cr_assert_eq(hc_output_check(in_dir("plain/x.npy"), NULL, &err), HY_ESYS);
+    cr_assert(strstr(err.msg, in_dir("plain/x.npy")), "%s", err.msg);
+    cr_assert_eq(hc_output_check("", NULL, &err), HY_EINVAL);
+    cr_assert_eq(count_entries(dir), 2);
 }
 
 /* ---- generated inputs ---- */

@@ -1008,14 +1008,41 @@ Test(plot, failed_write_leaves_nothing, .init = make_tmpdir, .fini = rm_tmpdir)
     cr_assert(strstr(err.msg, path), "%s", err.msg);
     cr_assert_eq(dir_entries(tmpdir), 0);
 
-    /* the target is a directory: the rename fails after the temporary file was written */
+    /* the target is a directory: refused before a temporary file is made */
     snprintf(path, sizeof path, "%s/adir", tmpdir);
     cr_assert_eq(mkdir(path, 0700), 0);
     memset(&err, 0, sizeof err);
-    cr_assert_eq(hc_write_plot(path, &c, &err), HY_ESYS);
+    cr_assert_eq(hc_write_plot(path, &c, &err), HY_EINVAL);
     cr_assert(strstr(err.msg, path), "%s", err.msg);
+    cr_assert(strstr(err.msg, "the plot") && strstr(err.msg, "is a directory"), "%s", err.msg);
     cr_assert_eq(dir_entries(tmpdir), 1, "the temporary file was left behind");
     cr_assert_eq(dir_entries(path), 0);
+}
+
+Test(plot, existing_file_keeps_its_mode, .init = make_tmpdir, .fini = rm_tmpdir)
+{
+    /* Written through client/output.c: a plot replacing a private file stays private, a
+     * link to it stays a link. */
+    hc_compare c = make_compare();
+    char path[160], link[160];
+    hy_error err = {0};
+    snprintf(path, sizeof path, "%s/private.svg", tmpdir);
+    snprintf(link, sizeof link, "%s/link.svg", tmpdir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fclose(f);
+    cr_assert_eq(chmod(path, 0600), 0);
+    cr_assert_eq(symlink("private.svg", link), 0);
+    cr_assert_eq(hc_write_plot(link, &c, &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(lstat(link, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the link was replaced");
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    char *svg = slurp(path);
+    cr_assert(xml_ok(svg), "%s", svg);
+    free(svg);
+    cr_assert_eq(dir_entries(tmpdir), 2);
 }
 
 /* ---- single jobs ---- */

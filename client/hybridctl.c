@@ -2,9 +2,11 @@
  * sends arrays in sealed memfds, shows progress, and prints what came back as a table, CSV
  * or JSON (report.c), with exit codes a script can rely on. */
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,99 +26,362 @@
 #define WAIT_SLICE_MS 100 /* how often a wait looks at Ctrl-C and the progress bar */
 
 static const char *g_prog = "hybridctl";
+static enum hc_format g_fmt = HC_TEXT;
+static bool g_quiet, g_verbose;
+static bool g_bar_shown;   /* a progress bar is on stderr: cleared before any message */
+static bool g_doc_printed; /* stdout has its one document: no error document after it */
+static const char *g_cmd;  /* the command, once known: usage errors point at its --help */
 
-/* ---- messages and exits ---- */
+/* The failure being reported: the sentence on stderr, and --json's error document. */
+static struct failure {
+    int code;         /* a hy_err; 0 when hybridctl has none for it (the document says null) */
+    bool from_daemon; /* the daemon's ERROR, not hybridctl's own finding */
+    uint64_t job;     /* the job it concerns; 0 for none */
+    char message[HY_IPC_MESSAGE_MAX + 256];
+    char hint[768];   /* what to do about it; "" for nothing to add */
+} g_fail;
 
+static void record(int code, const char *hint, const char *fmt, va_list ap)
+{
+    g_fail.code = code;
+    g_fail.from_daemon = false;
+    g_fail.job = 0;
+    vsnprintf(g_fail.message, sizeof g_fail.message, fmt, ap);
+    snprintf(g_fail.hint, sizeof g_fail.hint, "%s", hint ? hint : "");
+}
+
+static void clear_bar(void)
+{
+    if (g_bar_shown)
+        fprintf(stderr, "\r%80s\r", "");
+    g_bar_shown = false;
+}
+
+/* A sentence on stderr. The last one is also what --json reports when a command fails after
+ * saying why (a bad input file, say) without a code of its own. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", g_prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    record(0, NULL, fmt, ap);
     va_end(ap);
+    clear_bar();
+    fprintf(stderr, "%s: %s\n", g_prog, g_fail.message);
 }
+
+/* --json's one document for a failure, on stdout: {"error": {...}} with every key always
+ * present (hybridctl(1), JSON OUTPUT). Every failing exit comes through here. */
+static void error_document(int exit_code)
+{
+    if (g_fmt != HC_JSON || g_doc_printed || exit_code == 0)
+        return;
+    g_doc_printed = true;
+    if (!g_fail.message[0])
+        snprintf(g_fail.message, sizeof g_fail.message, "hybridctl failed (exit %d)", exit_code);
+    if (g_fail.code)
+        printf("{\"error\":{\"code\":%d,\"name\":\"%s\",\"message\":", g_fail.code,
+               hy_err_name(g_fail.code));
+    else
+        printf("{\"error\":{\"code\":null,\"name\":null,\"message\":");
+    hc_json_string(stdout, g_fail.message, strlen(g_fail.message));
+    printf(",\"hint\":");
+    if (g_fail.hint[0])
+        hc_json_string(stdout, g_fail.hint, strlen(g_fail.hint));
+    else
+        printf("null");
+    printf(",\"source\":\"%s\",\"job\":", g_fail.from_daemon ? "daemon" : "client");
+    if (g_fail.job)
+        printf("%" PRIu64, g_fail.job);
+    else
+        printf("null");
+    printf(",\"exit\":%d}}\n", exit_code);
+    fflush(stdout);
+}
+
+static _Noreturn void die(int exit_code)
+{
+    error_document(exit_code);
+    exit(exit_code);
+}
+
+/* A failure of hybridctl's own: the sentence (and the hint, on a line of its own) on stderr,
+ * the document on stdout with --json, then exit. */
+static _Noreturn void fail(int exit_code, int code, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static _Noreturn void fail(int exit_code, int code, const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    record(code, hint, fmt, ap);
+    va_end(ap);
+    clear_bar();
+    fprintf(stderr, "%s: %s\n", g_prog, g_fail.message);
+    if (g_fail.hint[0])
+        fprintf(stderr, "%s: %s\n", g_prog, g_fail.hint);
+    die(exit_code);
+}
+
+/* ---- the command line: commands and options, one row each ---- */
+
+enum { C_PING = 1, C_STATUS = 2, C_DEVICES = 4, C_CANCEL = 8, C_PI = 16, C_SORT = 32,
+       C_CPI = 64, C_CSORT = 128, C_GLOBAL = 256 };
+#define C_JOB (C_PI | C_SORT | C_CPI | C_CSORT)
+#define C_CMP (C_CPI | C_CSORT)
+
+static const struct command {
+    const char *name;
+    unsigned bits;
+    const char *synopsis; /* after "hybridctl [GLOBAL OPTIONS] " */
+    const char *what;
+} commands[] = {
+    {"ping", C_PING, "ping", "Measures a round trip to the daemon."},
+    {"status", C_STATUS, "status", "The daemon's version, uptime, queue and counters."},
+    {"devices", C_DEVICES, "devices", "The CPU pools and the OpenCL devices."},
+    {"cancel", C_CANCEL, "cancel JOB",
+     "Cancels one of your jobs by its id (shown on its progress bar)."},
+    {"pi", C_PI, "pi -n N [OPTIONS]", "Estimates pi from N random points."},
+    {"sort", C_SORT,
+     "sort (--input FILE | -n N --dtype D [--dist DIST] [--seed S])\n"
+     "       [--output FILE [--raw]] [--check] [OPTIONS]",
+     "Sorts an array: a .npy or raw (--dtype) file, or a generated one."},
+    {"compare", C_CMP,
+     "compare pi|sort [JOB INPUT] [--backends LIST]\n"
+     "       [--threads LIST] [--replicate] [--transport pipe,shm] [--repeat R]\n"
+     "       [--csv] [--plot FILE.svg] [OPTIONS]",
+     "Runs the job under every backend and thread count, side by side."},
+};
+
+/* Every option, for parsing (which take a value, which command takes which), for --help
+ * and for the messages. A name has one row; cmp_* say what it means to compare, if else. */
+static const struct option {
+    const char *name, *alias;
+    const char *arg; /* NULL: a flag */
+    unsigned bits;   /* C_GLOBAL, or the commands that take it */
+    const char *help;
+    const char *cmp_arg, *cmp_help;
+} options[] = {
+    {"-s", "--socket", "SOCKET", C_GLOBAL,
+     "the daemon's socket (default: $HYBRIDD_SOCKET, else your own hybridd's, else the "
+     "system one)", NULL, NULL},
+    {"--json", NULL, NULL, C_GLOBAL,
+     "one JSON document on stdout: the result, or {\"error\": {...}} when it fails", NULL,
+     NULL},
+    {"-q", "--quiet", NULL, C_GLOBAL, "no progress bar and no notices", NULL, NULL},
+    {"--verbose", NULL, NULL, C_GLOBAL,
+     "notices even where no progress bar shows (a job queued behind others)", NULL, NULL},
+    {"-h", "--help", NULL, C_GLOBAL, "this help; after a command, that command's", NULL, NULL},
+    {"--version", NULL, NULL, C_GLOBAL, "hybridctl's version", NULL, NULL},
+    {"-n", NULL, "N", C_JOB, "pi: samples; sort: elements of a generated array", NULL, NULL},
+    {"--backend", NULL, "B", C_PI | C_SORT,
+     "opencl, native (default), locked, serial or process", NULL, NULL},
+    {"--backends", NULL, "LIST", C_CMP,
+     "the backends side by side, e.g. native,locked (default: every one that can run)", NULL,
+     NULL},
+    {"--threads", NULL, "T", C_JOB,
+     "threads of native or locked, worker processes of process (default: the whole "
+     "pool; serial runs 1, opencl has none)",
+     "LIST", "thread counts, e.g. 1,2 (default: 1, 2, 4 ... up to the smallest pool)"},
+    {"--transport", NULL, "X", C_JOB,
+     "process: how sort parts reach the workers, pipe (default: copied through their "
+     "sockets) or shm (one shared mapping, only offsets travel)",
+     "LIST", "the process rows' transports: pipe, shm or pipe,shm"},
+    {"--replicate", NULL, NULL, C_JOB,
+     "T copies of the job at once instead of one job split T ways (native, locked)", NULL,
+     NULL},
+    {"--seed", NULL, "S", C_JOB,
+     "pi's generator key, or the generated array's seed: 0 to 2^64-1, decimal or 0x "
+     "hex (default 1)", NULL, NULL},
+    {"--device", NULL, "D", C_JOB, "the OpenCL device, 0..63 (see `hybridctl devices`)", NULL,
+     NULL},
+    {"--nogil", NULL, NULL, C_JOB, "locked: release the lock in native code (sort's default)",
+     NULL, NULL},
+    {"--hold-lock", NULL, NULL, C_JOB, "locked: hold the lock throughout (pi's default)", NULL,
+     NULL},
+    {"--switch-interval", NULL, "US", C_JOB,
+     "locked: the runtime's switch interval, 1..1000000 microseconds", NULL, NULL},
+    {"--repeat", NULL, "R", C_JOB, "timed runs, 1..1000: the median is reported (default 1)",
+     NULL, "timed runs per row after one warm-up, 1..1000 (default 5)"},
+    {"--input", NULL, "FILE", C_SORT | C_CSORT,
+     "sort: .npy 1.0/2.0/3.0 (little-endian, C order), or raw with --dtype", NULL, NULL},
+    {"--dtype", NULL, "D", C_SORT | C_CSORT, "sort: i32, u32, i64, u64, f32 or f64", NULL,
+     NULL},
+    {"--dist", NULL, "DIST", C_SORT | C_CSORT,
+     "sort, generated: uniform (default), normal, sorted, reversed or few-unique", NULL, NULL},
+    {"--output", NULL, "FILE", C_SORT, "sort: write the sorted array (.npy; raw with --raw)",
+     NULL, NULL},
+    {"--raw", NULL, NULL, C_SORT, "sort: --output writes raw bytes", NULL, NULL},
+    {"--check", NULL, NULL, C_SORT, "sort: verify the order of the result; exit 1 if not",
+     NULL, NULL},
+    {"--csv", NULL, NULL, C_CMP, "compare: the table as CSV (not with --json)", NULL, NULL},
+    {"--plot", NULL, "FILE.svg", C_CMP, "compare: also write an SVG scaling chart", NULL, NULL},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct option *find_option(const char *name)
+{
+    for (size_t k = 0; k < NOPTIONS; k++)
+        if (!strcmp(name, options[k].name) ||
+            (options[k].alias && !strcmp(name, options[k].alias)))
+            return &options[k];
+    return NULL;
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t k = 0; k < NCOMMANDS; k++)
+        if (!strcmp(name, commands[k].name))
+            return &commands[k];
+    return NULL;
+}
+
+/* Writes text from column `col` (where the cursor is), wrapped at 80 columns, continuation
+ * lines indented to `col`. */
+static void wrap(FILE *f, const char *text, int col)
+{
+    int at = col;
+    for (const char *p = text; *p;) {
+        size_t w = strcspn(p, " ");
+        if (at > col && at + 1 + (int)w > 79) {
+            fprintf(f, "\n%*s", col, "");
+            at = col;
+        } else if (at > col) {
+            fputc(' ', f);
+            at++;
+        }
+        fprintf(f, "%.*s", (int)w, p);
+        at += (int)w;
+        p += w;
+        p += strspn(p, " ");
+    }
+    fputc('\n', f);
+}
+
+/* One option's help: "  --name ARG" padded to a column, its help wrapped beside it. */
+static void option_help(FILE *f, const struct option *o, bool cmp)
+{
+    const char *arg = cmp && o->cmp_arg ? o->cmp_arg : o->arg;
+    const char *help = cmp && o->cmp_help ? o->cmp_help : o->help;
+    char left[64];
+    snprintf(left, sizeof left, "%s%s%s%s%s", o->name, o->alias ? ", " : "",
+             o->alias ? o->alias : "", arg ? " " : "", arg ? arg : "");
+    fprintf(f, "  %-22s ", left);
+    wrap(f, help, 25);
+    if (!cmp && o->cmp_help) {
+        char more[256];
+        snprintf(more, sizeof more, "compare: %s%s%s", o->cmp_arg ? o->cmp_arg : "",
+                 o->cmp_arg ? ", " : "", o->cmp_help);
+        fprintf(f, "%25s", "");
+        wrap(f, more, 25);
+    }
+}
+
+static const char usage_tail[] =
+"Options may come anywhere on the line, and a long option's value after '='\n"
+"(--backend=serial). Counts accept 1000000, 1e6, 10M, 2^20 and 1Mi.\n"
+"\n"
+"Exit status: 0 success; 1 the job failed or was cancelled; 2 usage error; 3 the\n"
+"daemon cannot be reached or refused the connection; 4 a bad input file, or an\n"
+"output file that cannot be written. With --json, a failure prints one document\n"
+"on stdout, {\"error\": {...}}: its keys are in hybridctl(1).\n";
 
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: hybridctl [-s SOCKET] [--json] [--quiet] COMMAND [OPTIONS]\n"
+"usage: hybridctl [GLOBAL OPTIONS] COMMAND [OPTIONS]\n"
 "\n"
-"Runs pi and sort jobs on hybridd under its backends (serial, native, locked, opencl,\n"
-"process) and shows what each one buys.\n"
+"Runs pi and sort jobs on hybridd under its backends (serial, native, locked,\n"
+"opencl, process) and shows what each one buys. `hybridctl COMMAND --help` tells\n"
+"more.\n"
 "\n"
-"Commands:\n"
-"  ping                       round trip to the daemon\n"
-"  status                     the daemon's version, uptime, queue and counters\n"
-"  devices                    the CPU pools and the OpenCL devices\n"
-"  cancel JOB                 cancel one of your jobs by its id\n"
-"  pi -n N [JOB OPTIONS]      estimate pi from N samples\n"
-"  sort (--input FILE | -n N --dtype D [--dist DIST] [--seed S])\n"
-"       [--output FILE [--raw]] [--check] [JOB OPTIONS]\n"
-"                             sort an array (.npy or raw with --dtype, or generated)\n"
-"  compare pi|sort [JOB INPUT] --backends LIST --threads LIST [--replicate]\n"
-"       [--transport pipe,shm] [--repeat R] [--csv] [--plot FILE.svg]\n"
-"                             run the job on every backend and thread count, side by side\n"
+"Commands:\n");
+    for (size_t k = 0; k < NCOMMANDS; k++)
+        fprintf(f, "  %-10s %s\n", commands[k].name, commands[k].what);
+    fprintf(f, "\nGlobal options:\n");
+    for (size_t k = 0; k < NOPTIONS; k++)
+        if (options[k].bits & C_GLOBAL)
+            option_help(f, &options[k], false);
+    fprintf(f, "\nJob options (pi, sort, compare):\n");
+    for (size_t k = 0; k < NOPTIONS; k++)
+        if (!(options[k].bits & C_GLOBAL))
+            option_help(f, &options[k], false);
+    fprintf(f,
 "\n"
-"Job options:\n"
-"  --backend B          opencl, native (default), locked, serial or process\n"
-"  --threads T          threads for a CPU backend, worker processes for process\n"
-"                       (default: the whole pool)\n"
-"  --transport X        process: how sort parts reach the workers, pipe (default:\n"
-"                       copied through their sockets) or shm (one shared mapping,\n"
-"                       only offsets travel); compare takes a list: pipe,shm\n"
-"  --replicate          T copies of the job at once instead of one job split T ways\n"
-"                       (not for process, which splits a job as Pool.map does)\n"
-"  --seed S             pi's generator key, or the generated array's seed (default 1)\n"
-"  --device D           OpenCL device index (see `hybridctl devices`)\n"
-"  --nogil, --hold-lock the locked backend releases, or holds, its lock in native code\n"
-"  --switch-interval US the locked runtime's switch interval in microseconds\n"
-"  --repeat R           timed runs (compare: after one warm-up; default 5)\n"
-"Sort input: --input FILE (.npy 1.0/2.0/3.0, little-endian, C order; raw needs --dtype),\n"
-"  or -n N --dtype i32|u32|i64|u64|f32|f64 --dist uniform|normal|sorted|reversed|few-unique\n"
-"\n"
-"Counts accept 1000000, 1e6, 10M, 2^20 and 1Mi. The socket is -s, else $HYBRIDD_SOCKET,\n"
-"else your own hybridd's ($XDG_RUNTIME_DIR/hybridd.sock, or /tmp/hybridd-UID/hybridd.sock\n"
-"without XDG_RUNTIME_DIR) when it exists, else the system one, /run/hybridd/hybridd.sock.\n"
+"The socket is -s, else $HYBRIDD_SOCKET, else your own hybridd's\n"
+"($XDG_RUNTIME_DIR/hybridd.sock, or /tmp/hybridd-UID/hybridd.sock without\n"
+"XDG_RUNTIME_DIR) when it exists, else the system one, /run/hybridd/hybridd.sock.\n"
 "A progress bar shows on stderr for jobs over a second when stderr is a terminal;\n"
-"Ctrl-C cancels the job. --json prints one JSON document with every figure.\n"
-"\n"
-"Exit status: 0 success; 1 the job failed or was cancelled; 2 usage error; 3 the daemon\n"
-"cannot be reached; 4 a bad input file, or an output file that cannot be written.\n");
+"Ctrl-C cancels the job.\n\n");
+    fprintf(f, "%s", usage_tail);
+}
+
+/* `hybridctl COMMAND --help`: its synopsis and the options it takes. */
+static void usage_command(FILE *f, const struct command *c)
+{
+    fprintf(f, "usage: hybridctl %s\n\n%s\n", c->synopsis, c->what);
+    bool cmp = c->bits & C_CMP;
+    bool any = false;
+    for (size_t k = 0; k < NOPTIONS; k++)
+        if (options[k].bits & c->bits) {
+            if (!any)
+                fprintf(f, "\nOptions:\n");
+            any = true;
+            option_help(f, &options[k], cmp);
+        }
+    fprintf(f, "\nGlobal options:\n");
+    for (size_t k = 0; k < NOPTIONS; k++)
+        if (options[k].bits & C_GLOBAL)
+            option_help(f, &options[k], false);
+    fprintf(f, "\n%s", usage_tail);
 }
 
 static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static _Noreturn void usage_error(const char *fmt, ...)
 {
+    char hint[64];
+    snprintf(hint, sizeof hint, "see %s%s%s --help", g_prog, g_cmd ? " " : "",
+             g_cmd ? g_cmd : "");
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", g_prog);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see %s --help)\n", g_prog);
+    record(HY_EINVAL, hint, fmt, ap);
     va_end(ap);
-    exit(HC_EXIT_USAGE);
+    fprintf(stderr, "%s: %s (%s)\n", g_prog, g_fail.message, hint);
+    die(HC_EXIT_USAGE);
 }
 
 /* ---- parsing ---- */
 
 /* 1000000, 1e6, 10M (k M G T: powers of 1000), 1Mi (Ki Mi Gi Ti: powers of 1024), 2^30. */
+/* Returns 0, -1 for what is not a count, or -2 for one above 2^64-1. */
 static int parse_count(const char *s, uint64_t *out)
 {
+    static const char digits[] = "0123456789";
+    /* Plain digits are exact in any size (a double only up to 2^53). */
+    if (s[0] && strspn(s, digits) == strlen(s)) {
+        errno = 0;
+        unsigned long long u = strtoull(s, NULL, 10);
+        if (errno == ERANGE)
+            return -2;
+        *out = u;
+        return 0;
+    }
     const char *caret = strchr(s, '^');
     if (caret) {
-        char *e;
+        /* strtoull would take a sign and blanks: digits only, on both sides. */
+        size_t nb = strspn(s, digits);
+        if (nb == 0 || s + nb != caret || !caret[1] || strspn(caret + 1, digits) !=
+            strlen(caret + 1))
+            return -1;
         errno = 0;
-        unsigned long long b = strtoull(s, &e, 10);
-        if (e != caret || errno)
-            return -1;
-        unsigned long long p = strtoull(caret + 1, &e, 10);
-        if (*e || errno || caret[1] == '\0')
-            return -1;
+        unsigned long long b = strtoull(s, NULL, 10);
+        unsigned long long p = strtoull(caret + 1, NULL, 10);
+        if (errno == ERANGE)
+            return -2;
         uint64_t v = 1;
         for (unsigned long long i = 0; i < p; i++) {
             if (b != 0 && v > UINT64_MAX / b)
-                return -1;
+                return -2;
             v *= b;
         }
         *out = v;
@@ -136,17 +401,10 @@ static int parse_count(const char *s, uint64_t *out)
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcmp(e, units[i].suffix) == 0) {
             double v = d * units[i].mul;
-            if (v != floor(v) || v >= 18446744073709551616.0)
+            if (v != floor(v))
                 return -1;
-            /* Plain digits are exact in any size; a double only up to 2^53. */
-            if (!units[i].suffix[0] && !strpbrk(s, ".eE")) {
-                errno = 0;
-                unsigned long long u = strtoull(s, &e, 10);
-                if (errno || *e)
-                    return -1;
-                *out = u;
-                return 0;
-            }
+            if (v >= 18446744073709551616.0)
+                return -2;
             *out = (uint64_t)v;
             return 0;
         }
@@ -156,8 +414,34 @@ static int parse_count(const char *s, uint64_t *out)
 static uint64_t count_arg(const char *opt, const char *s)
 {
     uint64_t v;
-    if (parse_count(s, &v) != 0)
+    int rc = parse_count(s, &v);
+    if (rc == -2)
+        usage_error("%s %s: above the largest count, 18446744073709551615 (2^64-1)", opt, s);
+    if (rc != 0)
         usage_error("%s %s: not a count (examples: 1000000, 1e6, 10M, 2^20)", opt, s);
+    return v;
+}
+
+/* A seed is any u64, as SUBMIT carries it: a count's forms, or 0x and hexadecimal digits. */
+static uint64_t seed_arg(const char *s)
+{
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        const char *h = s + 2;
+        if (!h[0] || strspn(h, "0123456789abcdefABCDEF") != strlen(h))
+            usage_error("--seed %s: not a hexadecimal number (0x then the digits 0-9, a-f)", s);
+        errno = 0;
+        unsigned long long u = strtoull(h, NULL, 16);
+        if (errno == ERANGE)
+            usage_error("--seed %s: above the largest seed, 0xffffffffffffffff (2^64-1)", s);
+        return u;
+    }
+    uint64_t v;
+    int rc = parse_count(s, &v);
+    if (rc == -2)
+        usage_error("--seed %s: above the largest seed, 18446744073709551615 (2^64-1)", s);
+    if (rc != 0)
+        usage_error("--seed %s: a seed is a whole number from 0 to 18446744073709551615 "
+                    "(2^64-1), decimal or 0x hexadecimal", s);
     return v;
 }
 
@@ -189,6 +473,7 @@ typedef struct conn {
     hy_msg_welcome welcome;
     char server[HY_IPC_NAME_MAX + 1];
     uint64_t next_request;
+    bool welcomed; /* WELCOME came: an ERROR now is a request's, not a refusal */
 } conn;
 
 static volatile sig_atomic_t g_interrupted;
@@ -221,12 +506,151 @@ static void default_socket(char *buf, size_t len)
     snprintf(buf, len, "/run/hybridd/hybridd.sock");
 }
 
-static _Noreturn void cannot_reach(const conn *c, const char *why)
+/* Whether this user is listed in group gid (as its primary group or a member) although this
+ * process is not in it: a login session older than the membership. */
+static bool member_later(gid_t gid, const struct group *gr)
 {
-    say("cannot reach hybridd at %s: %s", c->path, why);
-    fprintf(stderr, "%s: start it with `hybridd` (or `systemctl start hybridd.socket`), or "
-            "name its socket with -s or HYBRIDD_SOCKET\n", g_prog);
-    exit(HC_EXIT_CONNECT);
+    if (getegid() == gid)
+        return false;
+    gid_t mine[256];
+    int n = getgroups(256, mine);
+    for (int i = 0; i < n; i++)
+        if (mine[i] == gid)
+            return false;
+    const struct passwd *pw = getpwuid(geteuid());
+    if (!pw)
+        return false;
+    if (pw->pw_gid == gid)
+        return true;
+    for (char **m = gr ? gr->gr_mem : NULL; m && *m; m++)
+        if (!strcmp(*m, pw->pw_name))
+            return true;
+    return false;
+}
+
+/* connect() said EACCES: the daemon may well be running, and the socket (or a directory on
+ * the way to it) keeps this user out. Names the one that does, its owner, group and mode,
+ * and who may let the user in. */
+static void access_hint(const char *path, char *buf, size_t len)
+{
+    char what[sizeof ((struct sockaddr_un *)0)->sun_path];
+    bool dir = false;
+    snprintf(what, sizeof what, "%s", path);
+    /* Every directory on the way must be searchable; the socket itself writable. */
+    for (char *p = what + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (access(what, X_OK) != 0 && errno == EACCES) {
+            dir = true;
+            break;
+        }
+        *p = '/';
+    }
+    struct stat st;
+    if (stat(what, &st) != 0) {
+        snprintf(buf, len, "%s keeps you out, and cannot be examined: %s", what,
+                 strerror(errno));
+        return;
+    }
+    const struct passwd *pw = getpwuid(st.st_uid);
+    char owner[64], group[64];
+    snprintf(owner, sizeof owner, "%s", pw ? pw->pw_name : "");
+    if (!pw)
+        snprintf(owner, sizeof owner, "uid %u", (unsigned)st.st_uid);
+    const struct group *gr = getgrgid(st.st_gid);
+    snprintf(group, sizeof group, "%s", gr ? gr->gr_name : "");
+    if (!gr)
+        snprintf(group, sizeof group, "%u", (unsigned)st.st_gid);
+    unsigned mode = (unsigned)st.st_mode & 07777, need = dir ? 01 : 02; /* x, or w */
+    const char *verb = dir ? "enter it" : "connect";
+    int n = snprintf(buf, len, "the %s %s belongs to %s, group %s, mode %04o: ",
+                     dir ? "directory" : "socket", what, owner, group, mode);
+    if (n < 0 || (size_t)n >= len)
+        return;
+    if (mode & need << 3 && member_later(st.st_gid, gr))
+        snprintf(buf + n, len - (size_t)n, "you are in group %s, but this login session is "
+                 "not yet; log in again (or run `newgrp %s`)", group, group);
+    else if (mode & need << 3)
+        snprintf(buf + n, len - (size_t)n, "only %s and group %s may %s; ask an "
+                 "administrator to add you to group %s", owner, group, verb, group);
+    else if (dir)
+        snprintf(buf + n, len - (size_t)n, "only %s may enter it; ask an administrator to "
+                 "open it to a group you are in", owner);
+    else
+        snprintf(buf + n, len - (size_t)n, "only %s may connect; ask an administrator to "
+                 "give hybridd's socket a group you are in (socket.group and socket.mode in "
+                 "hybridd.conf(5))", owner);
+}
+
+/* The daemon cannot be reached. err_no is connect()'s errno, or 0 once connected: the hint
+ * to start hybridd is for a socket nobody serves (ENOENT, ECONNREFUSED) only. */
+static _Noreturn void cannot_reach(const conn *c, int err_no, const char *why)
+{
+    char hint[sizeof g_fail.hint] = "";
+    int code = HY_ESYS;
+    if (err_no == ENOENT || err_no == ECONNREFUSED) {
+        snprintf(hint, sizeof hint, "start it with `hybridd` (or `systemctl start "
+                 "hybridd.socket`), or name its socket with -s or HYBRIDD_SOCKET");
+    } else if (err_no == EACCES || err_no == EPERM) {
+        access_hint(c->path, hint, sizeof hint);
+        code = HY_EPERM;
+    }
+    fail(HC_EXIT_CONNECT, code, hint[0] ? hint : NULL, "cannot reach hybridd at %s: %s",
+         c->path, why);
+}
+
+/* The daemon's ERROR: its sentence and code on stderr, after `context` when there is one. */
+static _Noreturn void daemon_said(const hy_msg *m, const char *context, int exit_code)
+{
+    g_fail.code = m->u.error.code ? m->u.error.code : HY_EINTERNAL;
+    g_fail.from_daemon = true;
+    g_fail.job = m->u.error.job_id;
+    g_fail.hint[0] = '\0';
+    snprintf(g_fail.message, sizeof g_fail.message, "%s%.*s", context ? context : "",
+             (int)m->u.error.message.len, m->u.error.message.p);
+    clear_bar();
+    fprintf(stderr, "%s: %s (%s)\n", g_prog, g_fail.message, hy_err_name(m->u.error.code));
+    die(exit_code);
+}
+
+static _Noreturn void daemon_error(const hy_msg *m, int exit_code)
+{
+    daemon_said(m, NULL, exit_code);
+}
+
+/* Before WELCOME an ERROR is the daemon refusing the connection (EPERM: not in access;
+ * EBUSY: too many clients); after it, a request's failure. */
+static _Noreturn void conn_error(const conn *c)
+{
+    if (c->welcomed)
+        daemon_error(c->m, HC_EXIT_JOB);
+    char context[160];
+    snprintf(context, sizeof context, "hybridd at %s refused the connection: ", c->path);
+    daemon_said(c->m, context, HC_EXIT_CONNECT);
+}
+
+/* A daemon that refuses a connection sends its ERROR and closes; a send racing that close
+ * fails (EPIPE, ECONNRESET) while the ERROR waits in our receive queue. Reads what is there:
+ * true, with the ERROR in c->m, when the daemon said why. */
+static bool conn_parting_error(conn *c)
+{
+    for (int turns = 0; turns < 64; turns++) {
+        hy_frame f;
+        hy_error err = {0};
+        int rc = hy_frame_reader_next(c->r, &f, &err);
+        if (rc == 0) {
+            for (unsigned i = 0; i < f.nfds; i++)
+                close(f.fds[i]);
+            if (hy_msg_decode(&f, c->m, &err) == 0 && c->m->type == HY_MSG_ERROR)
+                return true;
+            continue;
+        }
+        if (rc < 0)
+            return false;
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) <= 0 || hy_frame_reader_fill(c->r, c->fd, &err) <= 0)
+            return false;
+    }
+    return false;
 }
 
 static void conn_flush(conn *c)
@@ -236,11 +660,14 @@ static void conn_flush(conn *c)
         int rc = hy_frame_writer_flush(c->w, c->fd, &err);
         if (rc == 0)
             return;
-        if (rc < 0)
-            cannot_reach(c, err.msg);
+        if (rc < 0) {
+            if (conn_parting_error(c))
+                conn_error(c);
+            cannot_reach(c, 0, err.msg);
+        }
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
         if (poll(&p, 1, 30000) == 0)
-            cannot_reach(c, "the daemon stopped reading");
+            cannot_reach(c, 0, "the daemon stopped reading");
     }
 }
 
@@ -248,10 +675,9 @@ static uint64_t conn_send(conn *c, hy_msg *m, const int *fds, unsigned nfds)
 {
     hy_error err = {0};
     m->request = c->next_request++;
-    if (hy_msg_push(c->w, m, fds, nfds, c->max_payload, &err) != 0) {
-        say("cannot send %s: %s", hy_msg_type_name(m->type), err.msg);
-        exit(err.code == HY_ELIMIT ? HC_EXIT_INPUT : HC_EXIT_USAGE);
-    }
+    if (hy_msg_push(c->w, m, fds, nfds, c->max_payload, &err) != 0)
+        fail(err.code == HY_ELIMIT ? HC_EXIT_INPUT : HC_EXIT_USAGE, err.code, NULL,
+             "cannot send %s: %s", hy_msg_type_name(m->type), err.msg);
     conn_flush(c);
     return m->request;
 }
@@ -268,22 +694,20 @@ static int conn_recv(conn *c, int timeout_ms)
         if (rc == 0) {
             for (unsigned i = 0; i < f.nfds; i++)
                 close(f.fds[i]); /* the daemon sends none; never keep what it should not */
-            if (hy_msg_decode(&f, c->m, &err) != 0) {
-                say("cannot read the daemon's %s: %s",
-                    hy_msg_type_name(f.h.type) ? hy_msg_type_name(f.h.type) : "message",
-                    err.msg);
-                exit(HC_EXIT_JOB);
-            }
+            if (hy_msg_decode(&f, c->m, &err) != 0)
+                fail(HC_EXIT_JOB, err.code, NULL, "cannot read the daemon's %s: %s",
+                     hy_msg_type_name(f.h.type) ? hy_msg_type_name(f.h.type) : "message",
+                     err.msg);
             return 0;
         }
         if (rc < 0)
-            cannot_reach(c, err.msg);
+            cannot_reach(c, 0, err.msg);
         if (g_interrupted)
             return 1;
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
         int n = poll(&p, 1, WAIT_SLICE_MS);
         if (n < 0 && errno != EINTR)
-            cannot_reach(c, strerror(errno));
+            cannot_reach(c, 0, strerror(errno));
         if (n <= 0) {
             waited += WAIT_SLICE_MS;
             if (timeout_ms > 0 && waited >= timeout_ms)
@@ -292,43 +716,37 @@ static int conn_recv(conn *c, int timeout_ms)
         }
         rc = hy_frame_reader_fill(c->r, c->fd, &err);
         if (rc == 0)
-            cannot_reach(c, "the daemon closed the connection");
+            cannot_reach(c, 0, "the daemon closed the connection");
         if (rc < 0)
-            cannot_reach(c, err.msg);
+            cannot_reach(c, 0, err.msg);
     }
 }
 
-static _Noreturn void daemon_error(const hy_msg *m, int exit_code)
-{
-    say("%.*s (%s)", (int)m->u.error.message.len, m->u.error.message.p,
-        hy_err_name(m->u.error.code));
-    exit(exit_code);
-}
-
-/* Connects and says HELLO; exits 3 when the daemon cannot be reached. */
+/* Connects and says HELLO; exits 3 when the daemon cannot be reached or refuses. */
 static void conn_open(conn *c, const char *path)
 {
     memset(c, 0, sizeof *c);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (path && strlen(path) >= sizeof a.sun_path)
+        usage_error("socket path %s is too long: at most %zu bytes", path,
+                    sizeof a.sun_path - 1);
     if (path)
         snprintf(c->path, sizeof c->path, "%s", path);
     else
         default_socket(c->path, sizeof c->path);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(c->path) >= sizeof a.sun_path)
-        usage_error("socket path %s is too long", c->path);
     memcpy(a.sun_path, c->path, strlen(c->path) + 1);
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
-        cannot_reach(c, strerror(errno));
-    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0)
-        cannot_reach(c, strerror(errno));
+        fail(HC_EXIT_CONNECT, HY_ESYS, NULL, "socket: %s", strerror(errno));
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = errno;
+        cannot_reach(c, e, strerror(e));
+    }
     hy_error err = {0};
     c->m = malloc(sizeof *c->m);
     if (!c->m || hy_frame_reader_new(HY_IPC_MAX_PAYLOAD, &c->r, &err) ||
-        hy_frame_writer_new((size_t)64 << 20, &c->w, &err)) {
-        say("out of memory");
-        exit(HC_EXIT_JOB);
-    }
+        hy_frame_writer_new((size_t)64 << 20, &c->w, &err))
+        fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
     c->max_payload = HY_IPC_MAX_PAYLOAD;
     c->next_request = 1;
     hy_msg *h = c->m;
@@ -339,15 +757,12 @@ static void conn_open(conn *c, const char *path)
                                 .name = {"hybridctl", 9}};
     conn_send(c, h, NULL, 0);
     if (conn_recv(c, 30000) != 0)
-        cannot_reach(c, g_interrupted ? "interrupted" : "no WELCOME within 30 s");
-    if (c->m->type == HY_MSG_ERROR) {
-        say("hybridd at %s refused the connection: %.*s (%s)", c->path,
-            (int)c->m->u.error.message.len, c->m->u.error.message.p,
-            hy_err_name(c->m->u.error.code));
-        exit(HC_EXIT_CONNECT);
-    }
+        cannot_reach(c, 0, g_interrupted ? "interrupted" : "no WELCOME within 30 s");
+    if (c->m->type == HY_MSG_ERROR)
+        conn_error(c);
     if (c->m->type != HY_MSG_WELCOME)
-        cannot_reach(c, "the daemon did not answer HELLO with WELCOME");
+        cannot_reach(c, 0, "the daemon did not answer HELLO with WELCOME");
+    c->welcomed = true;
     c->welcome = c->m->u.welcome;
     snprintf(c->server, sizeof c->server, "%.*s", (int)c->welcome.server.len,
              c->welcome.server.p);
@@ -365,7 +780,7 @@ static const hy_msg *conn_ask(conn *c, int type, int reply)
     uint64_t req = conn_send(c, m, NULL, 0);
     for (;;) {
         if (conn_recv(c, 30000) != 0)
-            cannot_reach(c, g_interrupted ? "interrupted" : "no reply within 30 s");
+            cannot_reach(c, 0, g_interrupted ? "interrupted" : "no reply within 30 s");
         if (c->m->request != req)
             continue;
         if (c->m->type == HY_MSG_ERROR)
@@ -383,35 +798,61 @@ struct job_out {
     uint64_t job_id;
 };
 
-static bool g_quiet;
+
+/* Where a job is, for one bar over all of it. PROGRESS carries the configuration (row) and
+ * the done/total of the run in progress, not which of the row's runs (a compare's warm-up,
+ * then --repeat) that is: `done` falling within a row starts the next run. A run that begins
+ * and ends between two PROGRESS frames (the daemon sends one per 100 ms at most) is not
+ * seen, so the bar may lag behind; it never goes back. */
+struct progress {
+    unsigned nrows, runs; /* configurations; runs of each */
+    uint32_t row;
+    unsigned run;
+    uint64_t last_done;
+    double shown;
+};
+
+/* Whether a person watches: the bar and the notices that go with it. */
+static bool progress_shows(void)
+{
+    return !g_quiet && isatty(STDERR_FILENO);
+}
 
 /* A bar on stderr once a job has run a second, only for a person at a terminal. */
-static void progress_bar(uint64_t job_id, const hy_msg_progress *p, unsigned nrows,
+static void progress_bar(uint64_t job_id, const hy_msg_progress *p, struct progress *st,
                          double elapsed_s)
 {
-    if (g_quiet || !isatty(STDERR_FILENO) || elapsed_s < 1.0 || p->total == 0)
+    if (p->total == 0)
         return;
-    double frac = (double)p->done / (double)p->total;
-    if (nrows > 1)
-        frac = ((double)p->row + frac) / nrows;
+    if (p->row != st->row) {
+        st->row = p->row;
+        st->run = 0;
+    } else if (p->done < st->last_done && st->run + 1 < st->runs) {
+        st->run++;
+    }
+    st->last_done = p->done;
+    double frac = (double)(p->done < p->total ? p->done : p->total) / (double)p->total;
+    frac = (st->run + frac) / st->runs;
+    if (st->nrows > 1)
+        frac = ((double)p->row + frac) / st->nrows;
     if (frac > 1)
         frac = 1;
+    if (frac < st->shown)
+        frac = st->shown;
+    st->shown = frac;
+    if (!progress_shows() || elapsed_s < 1.0)
+        return;
     char bar[31];
     int full = (int)(frac * 30);
     for (int i = 0; i < 30; i++)
         bar[i] = i < full ? '#' : '.';
     bar[30] = '\0';
     fprintf(stderr, "\r[%s] %3.0f%%  job %" PRIu64, bar, 100 * frac, job_id);
-    if (nrows > 1)
-        fprintf(stderr, ", configuration %u of %u", p->row + 1, nrows);
+    if (st->nrows > 1)
+        fprintf(stderr, ", configuration %u of %u", p->row + 1, st->nrows);
     fprintf(stderr, ", %.0f s  (Ctrl-C cancels) ", elapsed_s);
     fflush(stderr);
-}
-
-static void clear_bar(bool shown)
-{
-    if (shown)
-        fprintf(stderr, "\r%80s\r", "");
+    g_bar_shown = true;
 }
 
 /* Sends the SUBMIT and waits for its one final answer. Ctrl-C sends CANCEL and waits for the
@@ -422,9 +863,14 @@ static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigne
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    /* The daemon's defaults (server.c): a compare makes a warm-up and 5 runs, a job 1. */
+    bool cmp = sub->u.submit.job == HY_JOB_COMPARE_PI || sub->u.submit.job == HY_JOB_COMPARE_SORT;
+    struct progress st = {.nrows = expect_rows ? expect_rows : 1,
+                          .runs = (sub->u.submit.repeat ? sub->u.submit.repeat : cmp ? 5 : 1) +
+                                  (cmp ? 1 : 0)};
     uint64_t t0 = hy_now_ns();
     uint64_t req = conn_send(c, sub, fds, nfds);
-    bool cancel_sent = false, want_cancel = false, bar = false;
+    bool cancel_sent = false, want_cancel = false;
     out->job_id = 0;
     for (;;) {
         if (conn_recv(c, 0) != 0) {
@@ -432,25 +878,26 @@ static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigne
             g_interrupted = 0;
             want_cancel = true;
         } else if (c->m->type == HY_MSG_ERROR && c->m->request == req) {
-            clear_bar(bar);
+            if (!c->m->u.error.job_id)
+                c->m->u.error.job_id = out->job_id;
             daemon_error(c->m, HC_EXIT_JOB);
         } else if (c->m->request == req) {
             const hy_msg *m = c->m;
             switch (m->type) {
             case HY_MSG_ACCEPTED:
                 out->job_id = m->u.accepted.job_id;
-                if (m->u.accepted.queue_position > 0 && !g_quiet)
+                /* Scripts read stderr for errors: the notice is for a person, or --verbose. */
+                if (m->u.accepted.queue_position > 0 && !g_quiet &&
+                    (g_verbose || progress_shows()))
                     say("job %" PRIu64 " queued behind %u job(s)", out->job_id,
                         m->u.accepted.queue_position);
                 break;
-            case HY_MSG_PROGRESS: {
-                double el = (double)(hy_now_ns() - t0) / 1e9;
-                progress_bar(out->job_id, &m->u.progress, expect_rows, el);
-                bar = bar || (!g_quiet && isatty(STDERR_FILENO) && el >= 1.0);
+            case HY_MSG_PROGRESS:
+                progress_bar(out->job_id, &m->u.progress, &st,
+                             (double)(hy_now_ns() - t0) / 1e9);
                 break;
-            }
             case HY_MSG_RESULT:
-                clear_bar(bar);
+                clear_bar();
                 out->nrows = m->u.result.nrows;
                 memcpy(out->rows, m->u.result.rows_in, sizeof out->rows[0] * out->nrows);
                 return;
@@ -464,8 +911,6 @@ static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigne
             m->u.cancel.job_id = out->job_id;
             conn_send(c, m, NULL, 0);
             cancel_sent = true;
-            clear_bar(bar);
-            bar = false;
             say("cancelling job %" PRIu64 "...", out->job_id);
         }
     }
@@ -547,7 +992,26 @@ static uint32_t parse_backends(const char *s)
     return mask;
 }
 
-/* Parses argv[i..] for a job. Options that do not fit the command are refused. */
+/* A usage error for an option the command does not take: says which commands take it. */
+static _Noreturn void not_here(const char *cmd, const char *a, const struct option *o)
+{
+    if (!strcmp(a, "--backend") && !strncmp(cmd, "compare", 7))
+        usage_error("%s takes --backends LIST (every backend side by side), not --backend",
+                    cmd);
+    if (!strcmp(a, "--backends") && strncmp(cmd, "compare", 7))
+        usage_error("%s takes --backend B; --backends LIST is for compare", cmd);
+    char where[96] = "";
+    static const struct { unsigned bit; const char *name; } cmds[] = {
+        {C_PI, "pi"}, {C_SORT, "sort"}, {C_CPI, "compare pi"}, {C_CSORT, "compare sort"}};
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
+        if (o->bits & cmds[k].bit)
+            snprintf(where + strlen(where), sizeof where - strlen(where), "%s%s",
+                     where[0] ? ", " : "", cmds[k].name);
+    usage_error("%s takes no %s (an option of %s)", cmd, a, where);
+}
+
+/* Parses argv[i..] for a job (the global options are gone from it by now, and --opt=value
+ * is two words). Options that do not fit the command, or each other, are refused. */
 static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, bool compare,
                       struct jobopts *o)
 {
@@ -556,9 +1020,19 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
     o->seed = 1;
     o->device = -1;
     o->dist = "uniform";
+    unsigned bit = compare ? (sort ? C_CSORT : C_CPI) : sort ? C_SORT : C_PI;
+    bool have_seed = false, have_dist = false, have_threads = false, have_switch = false;
+    bool nogil = false, hold = false;
     for (; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const struct option *opt = find_option(a);
+        if (a[0] != '-' || !a[1])
+            usage_error("%s: unexpected argument %s", cmd, a);
+        if (!opt)
+            usage_error("%s: unknown option %s", cmd, a);
+        if (!(opt->bits & bit))
+            not_here(cmd, a, opt);
 #define NEED_VALUE()                                                                    \
     do {                                                                                \
         if (!v)                                                                         \
@@ -569,16 +1043,17 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
             NEED_VALUE();
             o->n = count_arg("-n", v);
             o->have_n = true;
-        } else if (!strcmp(a, "--backend") && !compare) {
+        } else if (!strcmp(a, "--backend")) {
             NEED_VALUE();
             o->backend = backend_arg(v);
         } else if (!strcmp(a, "--threads")) {
             NEED_VALUE();
+            have_threads = true;
             if (compare)
                 o->nthreads = parse_threads(v, o->threads_list);
             else
                 o->threads = small_arg("--threads", v, 1, 256);
-        } else if (!strcmp(a, "--backends") && compare) {
+        } else if (!strcmp(a, "--backends")) {
             NEED_VALUE();
             o->backends = parse_backends(v);
         } else if (!strcmp(a, "--transport")) {
@@ -591,37 +1066,42 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
             o->replicate = true;
         } else if (!strcmp(a, "--seed")) {
             NEED_VALUE();
-            o->seed = count_arg("--seed", v);
+            o->seed = seed_arg(v);
+            have_seed = true;
         } else if (!strcmp(a, "--device")) {
             NEED_VALUE();
             o->device = (int)small_arg("--device", v, 0, 63);
         } else if (!strcmp(a, "--nogil")) {
             o->nogil = HY_NOGIL_RELEASE;
+            nogil = true;
         } else if (!strcmp(a, "--hold-lock")) {
             o->nogil = HY_NOGIL_HOLD;
+            hold = true;
         } else if (!strcmp(a, "--switch-interval")) {
             NEED_VALUE();
             o->switch_us = small_arg("--switch-interval", v, 1, 1000000);
+            have_switch = true;
         } else if (!strcmp(a, "--repeat")) {
             NEED_VALUE();
             o->repeat = small_arg("--repeat", v, 1, 1000);
-        } else if (sort && !strcmp(a, "--input")) {
+        } else if (!strcmp(a, "--input")) {
             NEED_VALUE();
             o->input = v;
-        } else if (sort && !strcmp(a, "--output") && !compare) {
+        } else if (!strcmp(a, "--output")) {
             NEED_VALUE();
             o->output = v;
-        } else if (sort && !strcmp(a, "--raw") && !compare) {
+        } else if (!strcmp(a, "--raw")) {
             o->raw = true;
-        } else if (sort && !strcmp(a, "--check") && !compare) {
+        } else if (!strcmp(a, "--check")) {
             o->check = true;
-        } else if (sort && !strcmp(a, "--dtype")) {
+        } else if (!strcmp(a, "--dtype")) {
             NEED_VALUE();
             if (!(o->dtype = hy_dtype_parse(v)))
                 usage_error("unknown dtype %s: use i32, u32, i64, u64, f32 or f64", v);
-        } else if (sort && !strcmp(a, "--dist")) {
+        } else if (!strcmp(a, "--dist")) {
             NEED_VALUE();
             o->dist = v;
+            have_dist = true;
             static const char *dists[] = {"uniform", "normal", "sorted", "reversed",
                                           "few-unique"};
             bool ok = false;
@@ -630,9 +1110,9 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
             if (!ok)
                 usage_error("unknown --dist %s: use uniform, normal, sorted, reversed or "
                             "few-unique", v);
-        } else if (compare && !strcmp(a, "--csv")) {
+        } else if (!strcmp(a, "--csv")) {
             o->csv = true;
-        } else if (compare && !strcmp(a, "--plot")) {
+        } else if (!strcmp(a, "--plot")) {
             NEED_VALUE();
             o->plot = v;
         } else {
@@ -640,12 +1120,54 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
         }
 #undef NEED_VALUE
     }
-    if (o->nogil && !compare && o->backend != HY_BACKEND_LOCKED)
-        usage_error("--nogil and --hold-lock are for the locked backend");
+    /* Flags that contradict each other: neither wins silently. */
+    if (nogil && hold)
+        usage_error("--nogil and --hold-lock contradict each other: --nogil releases the lock "
+                    "in native code, --hold-lock holds it throughout; give one");
+    if (o->csv && g_fmt == HC_JSON)
+        usage_error("--csv and --json contradict each other: each is the whole output's "
+                    "format; give one");
+    /* Options the chosen backend has no use for: refused rather than ignored. */
     bool process = compare ? (o->backends >> HY_BACKEND_PROCESS & 1)
                            : o->backend == HY_BACKEND_PROCESS;
-    if (!compare && o->transport && !process)
-        usage_error("--transport is for the process backend (--backend process)");
+    if (!compare) {
+        const char *b = hy_backend_name(o->backend);
+        if (o->nogil && o->backend != HY_BACKEND_LOCKED)
+            usage_error("--nogil and --hold-lock are for the locked backend, not %s", b);
+        if (have_switch && o->backend != HY_BACKEND_LOCKED)
+            usage_error("--switch-interval is the locked runtime's: it is for --backend "
+                        "locked, not %s", b);
+        if (o->backend == HY_BACKEND_SERIAL && o->threads > 1)
+            usage_error("--threads %u and --backend serial contradict each other: serial "
+                        "runs on exactly one thread (use native or locked for more)",
+                        o->threads);
+        if (o->backend == HY_BACKEND_OPENCL && have_threads)
+            usage_error("--threads is for native, locked and process: an opencl job runs "
+                        "on the whole device and has no thread count");
+        if (o->device >= 0 && o->backend != HY_BACKEND_OPENCL)
+            usage_error("--device picks an OpenCL device: it is for --backend opencl, not %s",
+                        b);
+        if (o->replicate && (o->backend == HY_BACKEND_SERIAL ||
+                             o->backend == HY_BACKEND_OPENCL))
+            usage_error("--replicate runs a copy of the job per thread: it is for native and "
+                        "locked (%s runs one copy)", b);
+        if (o->transport && !process)
+            usage_error("--transport is for the process backend (--backend process)");
+    } else if (o->backends) {
+        bool locked = o->backends >> HY_BACKEND_LOCKED & 1;
+        bool threaded = o->backends & (1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED |
+                                       1u << HY_BACKEND_PROCESS);
+        if (o->nogil && !locked)
+            usage_error("--nogil and --hold-lock are for the locked rows: add locked to "
+                        "--backends");
+        if (have_switch && !locked)
+            usage_error("--switch-interval is for the locked rows: add locked to --backends");
+        if (have_threads && !threaded)
+            usage_error("--threads lists counts for the native, locked and process rows: "
+                        "--backends has none of them");
+        if (o->device >= 0 && !(o->backends >> HY_BACKEND_OPENCL & 1))
+            usage_error("--device picks the opencl row's device: add opencl to --backends");
+    }
     if (o->replicate && process)
         usage_error("process runs split only: it splits one job among its worker processes, "
                     "as multiprocessing.Pool.map does; --replicate is for the thread backends");
@@ -665,16 +1187,20 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
             usage_error("%s needs --input FILE or -n N --dtype D", cmd);
         if (!o->input && !o->dtype)
             usage_error("a generated array needs --dtype");
+        if (o->input && have_seed)
+            usage_error("--seed and --input contradict each other: --seed is for a generated "
+                        "array (-n N --dtype D), --input reads one");
+        if (o->input && have_dist)
+            usage_error("--dist and --input contradict each other: --dist is for a generated "
+                        "array (-n N --dtype D), --input reads one");
         if (o->raw && !o->output)
             usage_error("--raw is for --output");
     }
     /* Before the job runs: a long job must never end with nowhere to put its result. */
     hy_error oerr = {0};
     if ((o->output && hc_output_check(o->output, NULL, &oerr)) ||
-        (o->plot && hc_output_check(o->plot, "the plot", &oerr))) {
-        say("%s", oerr.msg);
-        exit(HC_EXIT_INPUT);
-    }
+        (o->plot && hc_output_check(o->plot, "the plot", &oerr)))
+        fail(HC_EXIT_INPUT, oerr.code, NULL, "%s", oerr.msg);
 }
 
 /* What the daemon has: pools and devices, for defaults and labels. */
@@ -687,10 +1213,8 @@ static void get_info(conn *c, struct daemon_info *info)
 {
     const hy_msg *m = conn_ask(c, HY_MSG_DEVICES, HY_MSG_DEVICES_REPLY);
     info->dev = malloc(sizeof *info->dev);
-    if (!info->dev) {
-        say("out of memory");
-        exit(HC_EXIT_JOB);
-    }
+    if (!info->dev)
+        fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
     *info->dev = m->u.devices;
     info->dev->devices = info->dev->devices_in;
     info->first_usable = -1;
@@ -731,19 +1255,18 @@ static void fill_submit(hy_msg_submit *s, const struct jobopts *o, const struct 
 /* A process job with no --threads takes the whole pool: there must be one. */
 static void need_process_pool(const struct jobopts *o, const struct daemon_info *in)
 {
-    if (o->backend == HY_BACKEND_PROCESS && !o->threads && !in->dev->process_workers) {
-        say("this hybridd runs no process pool (its DEVICES reports 0 workers): see "
-            "cpu.process_workers in hybridd.conf(5)");
-        exit(HC_EXIT_JOB);
-    }
+    if (o->backend == HY_BACKEND_PROCESS && !o->threads && !in->dev->process_workers)
+        fail(HC_EXIT_JOB, HY_EBACKEND, NULL, "this hybridd runs no process pool (its DEVICES "
+             "reports 0 workers): see cpu.process_workers in hybridd.conf(5)");
 }
 
 /* ---- commands ---- */
 
-static enum hc_format g_fmt = HC_TEXT;
 
+/* After a command printed its document: with --json, no error document may follow it. */
 static int finish_output(int rc)
 {
+    g_doc_printed = true;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         say("cannot write to standard output: %s", strerror(errno));
         return HC_EXIT_JOB;
@@ -762,7 +1285,7 @@ static int cmd_ping(conn *c)
     uint64_t req = conn_send(c, m, NULL, 0);
     do
         if (conn_recv(c, 30000) != 0)
-            cannot_reach(c, "no PONG within 30 s");
+            cannot_reach(c, 0, "no PONG within 30 s");
     while (c->m->request != req);
     uint64_t rtt = hy_now_ns() - t0;
     if (c->m->type != HY_MSG_PONG || c->m->u.ping.nonce != nonce) {
@@ -817,7 +1340,7 @@ static int cmd_cancel(conn *c, int argc, char **argv, int i)
     uint64_t ping = conn_send(c, m, NULL, 0);
     for (;;) {
         if (conn_recv(c, 30000) != 0)
-            cannot_reach(c, "no answer within 30 s");
+            cannot_reach(c, 0, "no answer within 30 s");
         if (c->m->type == HY_MSG_ERROR && c->m->request == req)
             daemon_error(c->m, HC_EXIT_JOB);
         if (c->m->type == HY_MSG_PONG && c->m->request == ping)
@@ -1078,58 +1601,131 @@ static int cmd_compare(conn *c, int argc, char **argv, int i)
     return finish_output(rc);
 }
 
-int main(int argc, char **argv)
+/* The line with the global options taken out, wherever they stood. */
+struct line {
+    const char *sock;
+    bool help, version;
+    char **args; /* the command and its words, --opt=value split in two */
+    int nargs;
+};
+
+/* Reads the whole line first, so that --json anywhere on it shapes even a usage error's
+ * report; a long option's "=value" becomes its value (the completion offers that form). */
+static void read_line(int argc, char **argv, struct line *ln)
 {
-    const char *sock = NULL;
-    int i = 1;
-    signal(SIGPIPE, SIG_IGN);
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-s") || !strcmp(a, "--socket")) {
-            if (i + 1 >= argc)
-                usage_error("%s needs a path", a);
-            sock = argv[++i];
-        } else if (!strcmp(a, "--json")) {
+    char problem[256] = "";
+    memset(ln, 0, sizeof *ln);
+    ln->args = calloc((size_t)argc * 2 + 1, sizeof *ln->args);
+    if (!ln->args)
+        fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i], *eq = NULL;
+        const char *v = NULL;
+        if (a[0] == '-' && a[1] == '-' && (eq = strchr(a, '=')) != NULL) {
+            *eq = '\0';
+            v = eq + 1;
+        }
+        const struct option *o = a[0] == '-' && a[1] ? find_option(a) : NULL;
+        if (!o) {
+            if (eq)
+                *eq = '=';
+            ln->args[ln->nargs++] = a;
+            continue;
+        }
+        if (eq && !o->arg) {
+            if (!problem[0])
+                snprintf(problem, sizeof problem, "%s takes no value (%s=%s)", a, a, v);
+            continue;
+        }
+        if (o->arg && !eq && i + 1 < argc)
+            v = argv[++i];
+        if (!(o->bits & C_GLOBAL)) {
+            ln->args[ln->nargs++] = a;
+            if (v)
+                ln->args[ln->nargs++] = (char *)v;
+            continue;
+        }
+        if (!strcmp(o->name, "-s")) {
+            if (!v && !problem[0])
+                snprintf(problem, sizeof problem, "%s needs a path", a);
+            ln->sock = v;
+        } else if (!strcmp(o->name, "--json")) {
             g_fmt = HC_JSON;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+        } else if (!strcmp(o->name, "-q")) {
             g_quiet = true;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("hybridctl %s\n", HY_VERSION);
-            return 0;
+        } else if (!strcmp(o->name, "--verbose")) {
+            g_verbose = true;
+        } else if (!strcmp(o->name, "-h")) {
+            ln->help = true;
         } else {
-            usage_error("unknown option %s", a);
+            ln->version = true;
         }
     }
-    if (i >= argc)
+    if (problem[0])
+        usage_error("%s", problem);
+    if (g_quiet && g_verbose)
+        usage_error("--quiet and --verbose contradict each other: give one");
+}
+
+static int finish(int rc)
+{
+    error_document(rc);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct line ln;
+    read_line(argc, argv, &ln);
+    if (ln.version) {
+        printf("hybridctl %s\n", HY_VERSION);
+        return 0;
+    }
+    if (ln.nargs == 0) {
+        if (ln.help) {
+            usage(stdout);
+            return 0;
+        }
         usage_error("which command? ping, status, devices, cancel, pi, sort or compare");
-    const char *cmd = argv[i++];
-    static const char *known[] = {"ping", "status", "devices", "cancel", "pi", "sort",
-                                  "compare"};
-    bool ok = false;
-    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-        ok |= !strcmp(cmd, known[k]);
-    if (!ok)
+    }
+    const char *cmd = ln.args[0];
+    if (cmd[0] == '-') {
+        if (find_option(cmd))
+            usage_error("%s is an option of pi, sort and compare: put it after the command",
+                        cmd);
+        usage_error("unknown option %s", cmd);
+    }
+    const struct command *command = find_command(cmd);
+    if (!command)
         usage_error("unknown command %s", cmd);
-    if ((!strcmp(cmd, "ping") || !strcmp(cmd, "status") || !strcmp(cmd, "devices")) &&
-        i < argc)
+    g_cmd = command->name;
+    if (ln.help) {
+        usage_command(stdout, command);
+        return 0;
+    }
+    int n = ln.nargs, i = 1;
+    char **args = ln.args;
+    if ((command->bits & (C_PING | C_STATUS | C_DEVICES)) && i < n)
         usage_error("%s takes no arguments", cmd);
     /* Usage is checked before connecting, so a typo never waits on a daemon. */
     struct jobopts check;
     if (!strcmp(cmd, "pi"))
-        parse_job(argc, argv, i, "pi", false, false, &check);
+        parse_job(n, args, i, "pi", false, false, &check);
     else if (!strcmp(cmd, "sort"))
-        parse_job(argc, argv, i, "sort", true, false, &check);
+        parse_job(n, args, i, "sort", true, false, &check);
     else if (!strcmp(cmd, "compare")) {
-        if (i >= argc || (strcmp(argv[i], "pi") && strcmp(argv[i], "sort")))
+        if (i >= n || (strcmp(args[i], "pi") && strcmp(args[i], "sort")))
             usage_error("compare needs pi or sort");
-        parse_job(argc, argv, i + 1, "compare", !strcmp(argv[i], "sort"), true, &check);
-    } else if (!strcmp(cmd, "cancel") && i + 1 != argc)
-        usage_error("cancel takes one job id");
+        bool sort = !strcmp(args[i], "sort");
+        parse_job(n, args, i + 1, sort ? "compare sort" : "compare pi", sort, true, &check);
+    } else if (!strcmp(cmd, "cancel")) {
+        if (i + 1 != n)
+            usage_error("cancel takes one job id");
+        count_arg("cancel", args[i]);
+    }
     conn c;
-    conn_open(&c, sock);
+    conn_open(&c, ln.sock);
     int rc;
     if (!strcmp(cmd, "ping"))
         rc = cmd_ping(&c);
@@ -1138,16 +1734,17 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "devices"))
         rc = cmd_devices(&c);
     else if (!strcmp(cmd, "cancel"))
-        rc = cmd_cancel(&c, argc, argv, i);
+        rc = cmd_cancel(&c, n, args, i);
     else if (!strcmp(cmd, "pi"))
-        rc = cmd_pi(&c, argc, argv, i);
+        rc = cmd_pi(&c, n, args, i);
     else if (!strcmp(cmd, "sort"))
-        rc = cmd_sort(&c, argc, argv, i);
+        rc = cmd_sort(&c, n, args, i);
     else
-        rc = cmd_compare(&c, argc, argv, i);
+        rc = cmd_compare(&c, n, args, i);
     close(c.fd);
     hy_frame_reader_free(c.r);
     hy_frame_writer_free(c.w);
     free(c.m);
-    return rc;
+    free(ln.args);
+    return finish(rc);
 }

@@ -1065,7 +1065,8 @@ class TestCancel(Case):
                 p.communicate()
         self.assertEqual(p.returncode, 1, "stdout: %s\nstderr: %s" % (out, err))
         self.assertIn("cancel", err.lower())
-        self.assertEqual(out.strip(), "")
+        # --json: the one document is the error's (TestJsonErrors checks its shape)
+        self.assertEqual(json.loads(out)["error"]["name"], "ECANCELED")
         after = json.loads(self.run_ok("--json", "status").stdout)
         self.assertEqual(after["jobs"]["cancelled"], before["jobs"]["cancelled"] + 1)
         self.run_ok("pi", "-n", "1e5")  # the daemon goes on
@@ -1248,6 +1249,7 @@ class TestExitCodes(Case):
         self.assertRegex(r.stderr, r"[a-z]{3,} [a-z]{3,}")
         self.run_ok("ping")  # and the daemon still serves
 
+
 class TestOutputPaths(Case):
     """What is at --output and --plot decides how it is written; what cannot be written is
     refused with exit 4 before the job runs."""
@@ -1367,6 +1369,358 @@ class TestOutputPaths(Case):
 
 def stat_is(st, kind):
     return {"chr": stat.S_ISCHR, "fifo": stat.S_ISFIFO, "lnk": stat.S_ISLNK}[kind](st.st_mode)
+
+# ---------------------------------------------------------------- the command line (issue 14)
+
+ERROR_KEYS = {"code", "name", "message", "hint", "source", "job", "exit"}
+
+
+class CommandLineCase(Case):
+    def error_doc(self, r, code):
+        """The one --json error document of a failed run, checked against its shape."""
+        try:
+            doc = json.loads(r.stdout)
+        except ValueError as e:
+            self.fail("--json failure: stdout is not one JSON document (%s): %r\nstderr: %s"
+                      % (e, r.stdout, r.stderr))
+        self.assertEqual(set(doc), {"error"}, doc)
+        e = doc["error"]
+        self.assertEqual(set(e), ERROR_KEYS, e)
+        self.assertEqual(e["exit"], code)
+        self.assertIn(e["source"], ("client", "daemon"))
+        self.assertTrue(e["message"])
+        self.assertIn(e["message"], r.stderr)  # the same sentence a person reads
+        if e["code"] is not None:
+            self.assertLess(e["code"], 0)
+            self.assertRegex(e["name"], r"^E[A-Z]+$")
+        return e
+
+    def json_fail(self, code, *args, **kw):
+        return self.error_doc(self.run_fail(code, *args, **kw), code)
+
+    def refuse(self, args, *words):
+        """Exit 2 before connecting, with a sentence naming every word; with --json too."""
+        for sock in (SOCK, TestExitCodes.NOWHERE):
+            r = subprocess.run([HYBRIDCTL, "-s", sock] + args, capture_output=True, text=True,
+                               timeout=30, stdin=subprocess.DEVNULL)
+            self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stderr))
+            if "--json" not in args:
+                self.assertEqual(r.stdout, "")
+            for w in words:
+                self.assertIn(w, r.stderr, args)
+        r = subprocess.run([HYBRIDCTL, "-s", SOCK] + args + ["--json"], capture_output=True,
+                           text=True, timeout=30, stdin=subprocess.DEVNULL)
+        e = self.error_doc(r, 2)
+        self.assertEqual(e["name"], "EINVAL")
+        for w in words:
+            self.assertIn(w, e["message"])
+
+
+class TestJsonErrors(CommandLineCase):
+    """--json prints one error document on stdout in every failure (the sentence stays on
+    stderr, the exit code as it was)."""
+
+    def test_usage_error(self):
+        for args in (["--json", "pi"], ["pi", "--json"], ["pi", "-n", "1e6", "--bogus", "--json"],
+                     ["--json", "frobnicate"], ["--json"], ["--json", "-s"]):
+            with self.subTest(args=args):
+                e = self.json_fail(2, *args)
+                self.assertEqual((e["code"], e["name"], e["source"]), (-1, "EINVAL", "client"))
+
+    def test_unreachable(self):
+        e = self.json_fail(3, "--json", "ping", sock=False,
+                           env=dict(os.environ, HYBRIDD_SOCKET=TestExitCodes.NOWHERE))
+        self.assertEqual((e["name"], e["source"], e["job"]), ("ESYS", "client", None))
+        self.assertIn(TestExitCodes.NOWHERE, e["message"])
+        self.assertIn("start", e["hint"])
+
+    def test_daemon_errors(self):
+        e = self.json_fail(1, "--json", "pi", "-n", "2^41")
+        self.assertEqual((e["code"], e["name"], e["source"]), (-4, "ELIMIT", "daemon"))
+        e = self.json_fail(1, "cancel", "999999", "--json")
+        self.assertEqual(e["source"], "daemon")
+        self.assertIn("999999", e["message"])
+        e = self.json_fail(1, "--json", "pi", "-n", "1e6", "--threads", "64")
+        self.assertEqual(e["name"], "ELIMIT")
+
+    def test_bad_input_file(self):
+        missing = path("json-missing.npy")
+        e = self.json_fail(4, "--json", "sort", "--input", missing)
+        self.assertIn(missing, e["message"])
+        self.assertEqual(e["source"], "client")
+
+    def test_cancelled(self):
+        p = subprocess.Popen(ctl_argv("pi", "-n", "2e11", "--backend", "serial", "--json"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while json.loads(self.run_ok("--json", "status").stdout)["jobs"]["running"] < 1:
+                self.assertIsNone(p.poll(), "the job ended before it was seen running")
+                self.assertLess(time.monotonic(), deadline, "the job never started running")
+                time.sleep(0.05)
+            time.sleep(0.3)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        e = self.error_doc(subprocess.CompletedProcess(p.args, p.returncode, out, err), 1)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual((e["name"], e["source"]), ("ECANCELED", "daemon"))
+        self.assertIsInstance(e["job"], int)
+
+
+class TestOptionsAnywhere(CommandLineCase):
+    def test_global_options_after_the_command(self):
+        doc = self.run_json("compare", "pi", "-n", "1e5", "--backends", "native",
+                            "--threads", "1", "--repeat", "1")
+        r = self.run_ok("compare", "pi", "-n", "1e5", "--backends", "native", "--threads", "1",
+                        "--repeat", "1", "--json")
+        self.assertEqual(json.loads(r.stdout)["n"], doc["n"])
+        r = self.run_ok("pi", "-n", "10", "-s", SOCK, sock=False)
+        self.assertIn("hits", r.stdout)
+        r = self.run_ok("pi", "--socket", SOCK, "-n", "1000", "--quiet", "--json", sock=False)
+        self.assertEqual(json.loads(r.stdout)["n"], 1000)
+        self.assertEqual(json.loads(self.run_ok("ping", "--json").stdout)["socket"], SOCK)
+
+    def test_long_option_equals_value(self):
+        r = self.run_ok("pi", "-n", "1e4", "--backend=serial", "--seed=7", "--repeat=2",
+                        "--json")
+        d = json.loads(r.stdout)
+        self.assertEqual((d["backend"], d["seed"], d["repeat"]), ("serial", 7, 2))
+        r = self.run_ok("--socket=" + SOCK, "sort", "-n", "100", "--dtype=u64",
+                        "--dist=reversed", "--backend=locked", "--threads=1", "--json",
+                        sock=False)
+        d = json.loads(r.stdout)
+        self.assertEqual((d["backend"], d["n"]), ("locked", 100))
+        r = self.run_ok("compare", "pi", "-n", "1e4", "--backends=native,locked",
+                        "--threads=1", "--repeat=1", "--json")
+        self.assertEqual({row["backend"] for row in json.loads(r.stdout)["rows"]},
+                         {"serial", "native", "locked"})
+        self.refuse(["pi", "-n", "1e4", "--backend=locked", "--nogil=yes"], "--nogil",
+                    "no value")
+        self.refuse(["pi", "-n", "1e4", "--backend=gpu"], "gpu")
+
+    def test_command_help(self):
+        for cmd, yes, no in ((["ping"], [], ["--backend B"]), (["status"], [], ["-n N"]),
+                             (["devices"], [], ["-n N"]), (["cancel"], ["JOB"], ["-n N"]),
+                             (["pi"], ["--backend B", "--seed", "--threads"], ["--output"]),
+                             (["sort"], ["--input", "--output", "--dtype"], ["--backends"]),
+                             (["compare"], ["--backends", "--plot", "--csv"], ["--output"]),
+                             (["compare", "sort"], ["--backends"], ["--check"])):
+            for flag in ("--help", "-h"):
+                with self.subTest(cmd=cmd, flag=flag):
+                    # no daemon needed, and a flag anywhere on the line
+                    r = subprocess.run([HYBRIDCTL, "-s", TestExitCodes.NOWHERE] + cmd + [flag],
+                                       capture_output=True, text=True, timeout=30)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(r.stderr, "")
+                    self.assertTrue(r.stdout.startswith("usage: hybridctl " + cmd[0]), r.stdout)
+                    for w in yes + ["--json", "--socket"]:
+                        self.assertIn(w, r.stdout)
+                    for w in no:
+                        self.assertNotIn(w, r.stdout)
+        r = self.run_ok("pi", "-n", "10", "--help")  # help wins over running
+        self.assertNotIn("hits", r.stdout)
+
+    def test_refused_combinations(self):
+        cases = [
+            (["pi", "-n", "1e4", "--threads", "2", "--backend", "serial"], "--threads",
+             "serial"),
+            (["sort", "-n", "100", "--dtype", "i32", "--backend", "serial", "--threads", "2"],
+             "--threads", "serial"),
+            (["pi", "-n", "1e4", "--backend", "opencl", "--threads", "2"], "--threads",
+             "opencl"),
+            (["pi", "-n", "1e4", "--device", "0"], "--device", "opencl"),
+            (["pi", "-n", "1e4", "--switch-interval", "100"], "--switch-interval", "locked"),
+            (["pi", "-n", "1e4", "--backend", "serial", "--replicate"], "--replicate",
+             "serial"),
+            (["pi", "-n", "1e4", "--backend", "opencl", "--replicate"], "--replicate",
+             "opencl"),
+            (["pi", "-n", "1e4", "--backend", "locked", "--nogil", "--hold-lock"], "--nogil",
+             "--hold-lock"),
+            (["compare", "pi", "-n", "1e4", "--nogil", "--hold-lock"], "--nogil",
+             "--hold-lock"),
+            (["compare", "pi", "-n", "1e4", "--backends", "native", "--csv", "--json"], "--csv",
+             "--json"),
+            (["--json", "compare", "sort", "-n", "10", "--dtype", "i32", "--csv"], "--csv",
+             "--json"),
+            (["--quiet", "pi", "-n", "1e4", "--verbose"], "--quiet", "--verbose"),
+            (["compare", "pi", "-n", "1e4", "--backends", "native", "--nogil"], "--nogil",
+             "locked"),
+            (["compare", "pi", "-n", "1e4", "--backends", "native", "--switch-interval", "9"],
+             "--switch-interval", "locked"),
+            (["compare", "pi", "-n", "1e4", "--backends", "serial", "--threads", "1,2"],
+             "--threads", "--backends"),
+            (["compare", "pi", "-n", "1e4", "--backends", "native", "--device", "0"],
+             "--device", "opencl"),
+            (["sort", "--input", "x.npy", "--seed", "3"], "--seed", "--input"),
+            (["sort", "--input", "x.npy", "--dist", "sorted"], "--dist", "--input"),
+            (["compare", "sort", "--input", "x.npy", "--seed", "3"], "--seed", "--input"),
+            (["compare", "pi", "-n", "1e4", "--backend", "native"], "--backends"),
+            (["pi", "-n", "1e4", "--output", "x.npy"], "--output", "sort"),
+            (["-n", "5", "pi"], "-n", "after the command"),
+        ]
+        for case in cases:
+            with self.subTest(args=case[0]):
+                self.refuse(*case)
+
+    def test_seed_takes_every_u64(self):
+        top = 2 ** 64 - 1
+        a = self.run_json("pi", "-n", "1e5", "--seed", str(top))
+        self.assertEqual(a["seed"], top)
+        b = self.run_json("pi", "-n", "1e5", "--seed", "0xffffffffffffffff")
+        self.assertEqual((b["seed"], b["hits"]), (top, a["hits"]))
+        self.assertEqual(self.run_json("pi", "-n", "1e5", "--seed", "0x10")["seed"], 16)
+        self.assertEqual(self.run_json("pi", "-n", "1e5", "--seed", "0")["seed"], 0)
+        s = self.run_json("sort", "-n", "100", "--dtype", "u64", "--seed", str(top))
+        self.assertEqual(s["n"], 100)
+        for bad in (str(top + 1), "0x10000000000000000", "99999999999999999999999"):
+            with self.subTest(seed=bad):
+                self.refuse(["pi", "-n", "1e5", "--seed", bad], bad, "above the largest seed")
+        for bad in ("-1", "0x", "0xfg", "seven", "1.5"):
+            with self.subTest(seed=bad):
+                self.refuse(["pi", "-n", "1e5", "--seed", bad], bad)
+
+
+class TestNotices(CommandLineCase):
+    def start_long_job(self):
+        p = subprocess.Popen(ctl_argv("pi", "-n", "1e12", "--backend", "serial"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while json.loads(self.run_ok("--json", "status").stdout)["jobs"]["running"] < 1:
+            self.assertIsNone(p.poll(), "the long job ended before it ran")
+            self.assertLess(time.monotonic(), deadline, "the long job never started running")
+            time.sleep(0.05)
+        return p
+
+    def test_queued_notice_only_for_a_person_or_verbose(self):
+        long_job = self.start_long_job()
+        try:
+            quiet = subprocess.Popen(ctl_argv("pi", "-n", "1e5"), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            verbose = subprocess.Popen(ctl_argv("pi", "-n", "1e5", "--verbose"),
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 20
+            while json.loads(self.run_ok("--json", "status").stdout)["jobs"]["queued"] < 2:
+                self.assertLess(time.monotonic(), deadline, "the two jobs were never queued")
+                time.sleep(0.05)
+        finally:
+            long_job.send_signal(signal.SIGINT)
+            long_job.communicate(timeout=30)
+        out, err = quiet.communicate(timeout=60)
+        self.assertEqual(quiet.returncode, 0, err)
+        self.assertEqual(err, "", "a notice on a stderr that is no terminal")
+        out, err = verbose.communicate(timeout=60)
+        self.assertEqual(verbose.returncode, 0, err)
+        self.assertRegex(err, r"job \d+ queued behind \d job")
+
+    def test_one_bar_over_every_run(self):
+        import pty
+        master, slave = pty.openpty()
+        # Four runs of about a second each: the bar shows from the first second on.
+        p = subprocess.Popen(ctl_argv("pi", "-n", "4e9", "--backend", "serial", "--repeat", "4"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                b = os.read(master, 4096)
+            except OSError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        os.close(master)
+        p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0)
+        bars = [int(x) for x in re.findall(r"\] +(\d+)%", b"".join(chunks).decode(errors="replace"))]
+        if len(bars) < 5:
+            self.skipTest("the job was too quick for the bar to show (%r)" % bars)
+        self.assertEqual(bars, sorted(bars), "the bar went back")
+        self.assertGreater(bars[-1], 25, bars)
+
+
+class TestAccess(CommandLineCase):
+    """A second daemon that lets in root only (access.uids = [0]) on a socket every user may
+    open (mode 0666), for hybridctl run as nobody; and a one-second job timeout."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root, to run hybridctl as another user")
+        cls.dir = tempfile.mkdtemp(prefix="hybridctl-access.")
+        os.chmod(cls.dir, 0o755)
+        conf = os.path.join(cls.dir, "hybridd.conf")
+        with open(conf, "w") as f:
+            f.write('socket = { mode = "0666"; };\naccess = { uids = [ 0 ]; };\n'
+                    "cpu = { native_threads = 1; locked_threads = 1; process_workers = 0; };\n"
+                    "opencl = { enabled = false; };\nlimits = { job_timeout_s = 1L; };\n")
+        cls.sock = os.path.join(cls.dir, "s.sock")
+        cls.log = open(os.path.join(cls.dir, "hybridd.log"), "w+")
+        cls.daemon = subprocess.Popen([HYBRIDD, "--foreground", "-c", conf, "--socket",
+                                       cls.sock], stdin=subprocess.DEVNULL, stdout=cls.log,
+                                      stderr=cls.log)
+        deadline = time.monotonic() + 30
+        while subprocess.run([HYBRIDCTL, "-s", cls.sock, "ping"], capture_output=True,
+                             timeout=30).returncode != 0:
+            if cls.daemon.poll() is not None or time.monotonic() > deadline:
+                cls.tearDownClass()
+                raise RuntimeError("the access daemon did not start")
+            time.sleep(0.1)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.daemon.poll() is None:
+            cls.daemon.terminate()
+            cls.daemon.wait(timeout=40)
+        cls.log.close()
+        subprocess.run(["rm", "-rf", cls.dir])
+
+    def as_nobody(self, *args):
+        return subprocess.run([HYBRIDCTL, "-s", self.sock] + list(args), capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL, user=65534,
+                              group=65534, extra_groups=[])
+
+    def test_refusal_always_arrives(self):
+        # The daemon answers HELLO's connection with ERROR EPERM and closes: a HELLO sent
+        # after that close fails with EPIPE, and the sentence must still be what is shown.
+        for i in range(20):
+            r = self.as_nobody("--json", "ping")
+            self.assertEqual(r.returncode, 3, "try %d: %s" % (i, r.stderr))
+            self.assertIn("not allowed", r.stderr, "try %d" % i)
+            self.assertNotIn("Broken pipe", r.stderr)
+            self.assertNotIn("start it", r.stderr)
+            e = self.error_doc(r, 3)
+            self.assertEqual((e["name"], e["source"]), ("EPERM", "daemon"))
+
+    def test_permission_names_owner_group_and_mode(self):
+        try:
+            for mode, words in ((0o660, ["group root", "0660", "add you to group root"]),
+                                (0o600, ["0600", "only root may connect"])):
+                os.chmod(self.sock, mode)
+                r = self.as_nobody("ping")
+                self.assertEqual(r.returncode, 3, r.stderr)
+                for w in ["Permission denied", self.sock] + words:
+                    self.assertIn(w, r.stderr)
+                self.assertNotIn("start it", r.stderr)
+                e = self.error_doc(self.as_nobody("ping", "--json"), 3)
+                self.assertEqual((e["name"], e["source"]), ("EPERM", "client"))
+                self.assertIn(words[-1], e["hint"])
+        finally:
+            os.chmod(self.sock, 0o666)
+
+    def test_timeout_json(self):
+        r = subprocess.run([HYBRIDCTL, "-s", self.sock, "--json", "pi", "-n", "1e12",
+                            "--backend", "serial"], capture_output=True, text=True, timeout=60)
+        e = self.error_doc(r, 1)
+        self.assertEqual((e["name"], e["source"]), ("ECANCELED", "daemon"))
+        self.assertIn("timeout", e["message"])
+        self.assertIsInstance(e["job"], int)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,11 @@ completion)
         'hybridctl pi -n 1e9 -|--backend!-n'
         'hybridctl sort --dtype ""|i32 u32 i64 u64 f32 f64'
         'hybridctl sort -n 10M --dist ""|uniform normal sorted reversed few-unique'
-        'hybridctl status -|!--backend --json'
+        'hybridctl status -|--json --socket --help!--backend'
+        'hybridctl pi -n 1e6 -|--json --quiet --verbose --socket --help --backend!-n'
+        'hybridctl --json pi -|--backend --verbose!--json'
+        'hybridctl sort -n 1M --dtype f64 --backend locked -|--switch-interval --hold-lock'
+        'hybridctl compare pi --backends = n|native'
     )
     for c in "${cases[@]}"; do
         words=${c%%|*}; want=${c#*|}; not=""

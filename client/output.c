@@ -131,12 +131,17 @@ static bool can_keep_owner(const struct stat *st)
         return false;
     if (st->st_gid == getegid())
         return true;
-    gid_t groups[NGROUPS_MAX];
-    int n = getgroups(NGROUPS_MAX, groups);
-    for (int i = 0; i < n; i++)
-        if (groups[i] == st->st_gid)
-            return true;
-    return false;
+    int n = getgroups(0, NULL);
+    gid_t *groups = n > 0 ? malloc((size_t)n * sizeof *groups) : NULL;
+    bool member = false;
+    if (groups) {
+        n = getgroups(n, groups);
+        for (int i = 0; i < n; i++)
+            member |= groups[i] == st->st_gid;
+        free(groups);
+    }
+    /* Unknown (no memory) counts as "cannot": writing in place still keeps the owner. */
+    return member;
 }
 
 /* Checks that `dir` exists and new files can be made in it. */

@@ -139,7 +139,8 @@ def start_daemon(hybridd, hybridctl, tmp, env):
     log = open(os.path.join(tmp, "hybridd.log"), "w")
     proc = subprocess.Popen([hybridd, "--foreground", "--socket", sock], stdout=log,
                             stderr=subprocess.STDOUT, env=env)
-    for _ in range(600):
+    # Up to 120 s: with a cold PoCL cache the OpenCL kernels are compiled before it answers.
+    for _ in range(1200):
         if subprocess.run([hybridctl, "-s", sock, "--quiet", "ping"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, env=env).returncode == 0:
             return proc, sock
@@ -149,7 +150,7 @@ def start_daemon(hybridd, hybridctl, tmp, env):
     proc.kill()
     proc.wait()
     with open(os.path.join(tmp, "hybridd.log")) as f:
-        sys.stdout.write("hybridd did not come up; its log:\n" + f.read())
+        sys.stdout.write("hybridd did not answer a ping within 120 s; its log:\n" + f.read())
     sys.exit(1)
 
 
@@ -187,8 +188,6 @@ def main():
     if "POCL_CACHE_DIR" not in env and a.pocl_cache:
         os.makedirs(a.pocl_cache, exist_ok=True)
         env["POCL_CACHE_DIR"] = a.pocl_cache
-    for k in ("HYBRIDD_SOCKET",):
-        env.pop(k, None)
 
     daemon, sock = start_daemon(a.hybridd, a.hybridctl, tmp, env)
     env["HYBRIDD_SOCKET"] = sock

@@ -144,7 +144,7 @@ static const struct command {
     {"sort", C_SORT,
      "sort (--input FILE | -n N --dtype D [--dist DIST] [--seed S])\n"
      "       [--output FILE [--raw]] [--check] [OPTIONS]",
-     "Sorts an array: a .npy or raw (--dtype) file, or a generated one."},
+     "Sorts a 1-D array: a .npy or raw (--dtype) file, or a generated one."},
     {"compare", C_CMP,
      "compare pi|sort [JOB INPUT] [--backends LIST]\n"
      "       [--threads LIST] [--replicate] [--transport pipe,shm] [--repeat R]\n"
@@ -1398,16 +1398,11 @@ static int load_array(const struct jobopts *o, uint64_t max_elems, struct memfd_
         bool npy = !o->dtype || (ext && !strcmp(ext, ".npy"));
         int rc = npy ? hc_npy_read(o->input, &in, max_bytes, &err)
                      : hc_raw_read(o->input, o->dtype, &in, max_bytes, &err);
-        if (rc) {
-            say("%s", err.msg);
-            return HC_EXIT_INPUT;
-        }
-        if (o->dtype && npy && o->dtype != in.dtype) {
-            say("%s holds %s, not the %s that --dtype names", o->input,
-                hy_dtype_name(in.dtype), hy_dtype_name(o->dtype));
-            hc_array_free(&in);
-            return HC_EXIT_INPUT;
-        }
+        if (rc)
+            fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
+        if (o->dtype && npy && o->dtype != in.dtype)
+            fail(HC_EXIT_INPUT, HY_EDTYPE, NULL, "%s holds %s, not the %s that --dtype names",
+                 o->input, hy_dtype_name(in.dtype), hy_dtype_name(o->dtype));
         ma->a = in;
         ma->bytes = in.n * hy_dtype_size(in.dtype);
     } else {
@@ -1415,34 +1410,24 @@ static int load_array(const struct jobopts *o, uint64_t max_elems, struct memfd_
         ma->a.n = (size_t)o->n;
         ma->bytes = (size_t)o->n * hy_dtype_size(o->dtype);
     }
-    if (ma->a.n > max_elems) {
-        say("%zu elements are above the daemon's limit of %" PRIu64, ma->a.n, max_elems);
-        if (o->input)
-            hc_array_free(&ma->a);
-        return HC_EXIT_JOB;
-    }
+    if (ma->a.n > max_elems)
+        fail(HC_EXIT_JOB, HY_ELIMIT, NULL, "%zu elements are above the daemon's limit of %" PRIu64,
+             ma->a.n, max_elems);
     /* A memfd of size 0 cannot be mapped: an empty array travels as one byte it ignores. */
     size_t alloc = ma->bytes ? ma->bytes : 1;
-    if (hy_memfd_create("hybridctl-array", alloc, &ma->fd, &ma->map, &err)) {
-        say("%s", err.msg);
-        if (o->input)
-            hc_array_free(&ma->a);
-        return HC_EXIT_JOB;
-    }
+    if (hy_memfd_create("hybridctl-array", alloc, &ma->fd, &ma->map, &err))
+        fail(HC_EXIT_JOB, err.code, NULL, "%s", err.msg);
     if (o->input) {
         if (ma->bytes)
             memcpy(ma->map, ma->a.data, ma->bytes);
         hc_array in = ma->a; /* hc_array_free clears dtype and n as well */
         hc_array_free(&in);
     } else if (hc_generate(ma->map, o->dtype, (size_t)o->n, o->dist, o->seed, &err)) {
-        say("%s", err.msg);
-        return HC_EXIT_USAGE;
+        fail(HC_EXIT_USAGE, err.code, NULL, "%s", err.msg);
     }
     ma->a.data = ma->map;
-    if (hy_memfd_seal(ma->fd, &err)) {
-        say("%s", err.msg);
-        return HC_EXIT_JOB;
-    }
+    if (hy_memfd_seal(ma->fd, &err))
+        fail(HC_EXIT_JOB, err.code, NULL, "%s", err.msg);
     return 0;
 }
 
@@ -1483,14 +1468,14 @@ static int cmd_sort(conn *c, int argc, char **argv, int i)
         checked = hc_is_sorted(ma.map, ma.a.dtype, ma.a.n, &bad);
     rc = 0;
     if (o.output) {
+        /* Before the report, so a failed write ends in its one error (and one --json
+         * document) rather than a report that names a file that was not written. */
         hy_error err = {0};
-        if (hc_npy_write(o.output, &ma.a, o.raw, &err)) {
-            say("%s", err.msg);
-            rc = HC_EXIT_INPUT;
-        }
+        if (hc_npy_write(o.output, &ma.a, o.raw, &err))
+            fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
     }
     hc_sort_report r = {.dtype = ma.a.dtype, .source = o.input ? o.input : o.dist,
-                        .output = rc ? NULL : o.output, .checked = checked,
+                        .output = o.output, .checked = checked,
                         .row = &out->rows[0],
                         .device_name = o.backend == HY_BACKEND_OPENCL
                                            ? device_name(&info, out->rows[0].device) : NULL};

@@ -79,11 +79,20 @@ static void write_back(const hc_array *a, bool raw)
     hc_array b;
     int rc = raw ? hc_raw_read(path, a->dtype, &b, MAX_BYTES, &err)
                  : hc_npy_read(path, &b, MAX_BYTES, &err);
+    /* Raw values that happen to begin with the .npy magic are refused as "a .npy file"
+     * (documented): the one input a raw round trip may not return. */
+    static const char magic[6] = "\x93NUMPY";
+    size_t bytes = a->n * hy_dtype_size(a->dtype);
+    if (raw && bytes >= sizeof magic && memcmp(a->data, magic, sizeof magic) == 0) {
+        if (rc != HY_EINVAL)
+            abort();
+        unlink(path);
+        return;
+    }
     if (rc != 0) {
         fprintf(stderr, "reading back: %s\n", err.msg);
         abort();
     }
-    size_t bytes = a->n * hy_dtype_size(a->dtype);
     if (b.dtype != a->dtype || b.n != a->n || (bytes && memcmp(a->data, b.data, bytes) != 0))
         abort();
     hc_array_free(&b);

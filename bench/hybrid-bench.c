@@ -334,16 +334,17 @@ static int run_config(struct engines *e, const struct options *o, const hy_run_o
                       void *input, void *work, struct row *r)
 {
     hy_engines eng = {.host = e->host, .cl = e->cl};
-    hy_run_spec spec = {.job = o->job == 'p' ? HY_JOB_PI : HY_JOB_SORT,
-                        .backend = ro->backend, .device = e->cl_device,
-                        .threads = ro->threads, .mode = ro->mode, .nogil = ro->nogil,
-                        .switch_interval_us = ro->switch_interval_us, .n = o->n,
-                        .seed = o->seed, .dtype = o->dtype, .array = work,
-                        .pristine = input, .warmup = 1, .repeat = o->repeat};
+    const hy_job_spec spec = {.kind = hy_kind_get(o->job == 'p' ? HY_JOB_PI : HY_JOB_SORT),
+                              .n = o->n, .seed = o->seed, .dtype = o->dtype,
+                              .mode = ro->mode, .nogil = ro->nogil,
+                              .switch_interval_us = ro->switch_interval_us,
+                              .repeat = o->repeat, .warmup = 1, .device = e->cl_device};
+    const hy_row_spec rs = {.backend = ro->backend, .threads = ro->threads};
+    const hy_run_io io = {.array = work, .array_fd = -1, .pristine = input};
     hy_result_row row;
     uint64_t busy;
     hy_error err = {0};
-    int rc = hy_runner_run(&eng, &spec, &row, &busy, &err);
+    int rc = hy_runner_run(&eng, &spec, &rs, &io, &row, &busy, &err);
     if (rc != 0) {
         fprintf(stderr, "hybrid-bench: %s on %u thread(s): %s (%s)\n",
                 hy_backend_name(ro->backend), ro->threads, err.msg, hy_err_name(rc));

@@ -103,55 +103,14 @@ static int progress(void *ctx, uint64_t done, uint64_t total)
     return atomic_load_explicit(&j->cancel, memory_order_relaxed) != HY_CANCEL_NONE;
 }
 
-/* Most rows a comparison can have: serial, native and locked per thread count, process per
- * thread count and transport, and the OpenCL device. */
-#define PLAN_MAX (2 + 4 * HY_IPC_THREADS_MAX)
-
-/* The configurations of a comparison, in the order of its rows: the serial baseline first
- * (always: every speed-up is over it), then native and locked per thread count, process per
- * transport and worker count (split mode only: it splits a job, as Pool.map does), then the
- * OpenCL device. */
-static unsigned plan_rows(const hy_job *j, hy_run_spec *plan)
-{
-    unsigned k = 0;
-    plan[k++] = (hy_run_spec){.backend = HY_BACKEND_SERIAL, .threads = 1};
-    const int cpu[2] = {HY_BACKEND_NATIVE, HY_BACKEND_LOCKED};
-    for (unsigned b = 0; b < 2; b++) {
-        if (!(j->backends & (1u << cpu[b])))
-            continue;
-        for (unsigned t = 0; t < j->nthreads; t++)
-            plan[k++] = (hy_run_spec){.backend = cpu[b], .threads = j->threads_list[t]};
-    }
-    if ((j->backends & (1u << HY_BACKEND_PROCESS)) && j->mode != HY_MODE_REPLICATE) {
-        uint32_t tr = j->transports ? j->transports : 1u << HY_TRANSPORT_PIPE;
-        for (int x = HY_TRANSPORT_PIPE; x <= HY_TRANSPORT_SHM; x++) {
-            if (!(tr & (1u << x)))
-                continue;
-            for (unsigned t = 0; t < j->nthreads; t++)
-                plan[k++] = (hy_run_spec){.backend = HY_BACKEND_PROCESS,
-                                          .threads = j->threads_list[t], .transport = x};
-        }
-    }
-    if (j->backends & (1u << HY_BACKEND_OPENCL))
-        plan[k++] = (hy_run_spec){.backend = HY_BACKEND_OPENCL, .device = j->device};
-    return k;
-}
-
+/* Runs every row of the job's plan, one after the other, into j->rows. */
 static void execute(struct hy_sched *s, hy_job *j)
 {
-    bool compare = j->kind == HY_JOB_COMPARE_PI || j->kind == HY_JOB_COMPARE_SORT;
-    hy_run_spec plan[PLAN_MAX];
-    unsigned nplan;
-    if (compare) {
-        nplan = plan_rows(j, plan);
-    } else {
-        nplan = 1;
-        plan[0] = (hy_run_spec){.backend = j->backend, .threads = j->threads,
-                                .device = j->device,
-                                .transport = j->transport ? j->transport : HY_TRANSPORT_PIPE};
-    }
-    bool sort = j->kind == HY_JOB_SORT || j->kind == HY_JOB_COMPARE_SORT;
-    unsigned warmup = compare ? 1 : 0;
+    const hy_job_spec *sp = &j->spec;
+    bool sort = sp->kind->work == HY_JOB_SORT;
+    hy_row_spec plan[HY_PLAN_MAX];
+    unsigned nplan = hy_job_plan(sp, plan);
+    HY_ASSERT(nplan >= 1 && nplan <= HY_PLAN_MAX);
     void *pristine = NULL;
     j->rows = calloc(nplan, sizeof *j->rows);
     if (!j->rows) {
@@ -159,36 +118,25 @@ static void execute(struct hy_sched *s, hy_job *j)
         return;
     }
     /* Every run of a sort but the first starts again from the input, kept aside here. */
-    if (sort && j->array_bytes > 0 && (nplan > 1 || warmup + j->repeat > 1)) {
-        pristine = malloc(j->array_bytes);
+    if (sort && sp->array_bytes > 0 && (nplan > 1 || sp->warmup + sp->repeat > 1)) {
+        pristine = malloc(sp->array_bytes);
         if (!pristine) {
             j->rc = hy_error_set(&j->err, HY_ENOMEM,
                                  "no memory to keep a %zu-byte input for repeated runs",
-                                 j->array_bytes);
+                                 sp->array_bytes);
             return;
         }
-        memcpy(pristine, j->array, j->array_bytes);
+        memcpy(pristine, j->array, sp->array_bytes);
     }
+    hy_run_io io = {.array = j->array, .array_fd = j->array_mapped ? j->array_fd : -1,
+                    .pristine = pristine, .progress = progress, .progress_ctx = j};
     j->rc = 0;
     for (unsigned r = 0; r < nplan && j->rc == 0; r++) {
-        hy_run_spec *p = &plan[r];
-        p->job = sort ? HY_JOB_SORT : HY_JOB_PI;
-        p->mode = j->mode;
-        p->nogil = j->nogil;
-        p->switch_interval_us = j->switch_interval_us;
-        p->n = j->n;
-        p->seed = j->seed;
-        p->dtype = j->dtype;
-        p->array = j->array;
-        p->array_fd = j->array_mapped ? j->array_fd : -1;
-        p->pristine = pristine;
-        p->warmup = warmup;
-        p->repeat = j->repeat;
-        p->progress = progress;
-        p->progress_ctx = j;
+        const hy_row_spec *p = &plan[r];
+        HY_ASSERT(p->backend >= 1 && p->backend <= HY_SCHED_NBACKENDS);
         atomic_store(&j->row, r);
         uint64_t busy = 0;
-        j->rc = hy_runner_run(&s->e, p, &j->rows[r], &busy, &j->err);
+        j->rc = hy_runner_run(&s->e, sp, p, &io, &j->rows[r], &busy, &j->err);
         j->busy_ns[p->backend - 1] += busy;
         if (j->rc == 0) {
             j->configs[p->backend - 1]++;
@@ -210,9 +158,9 @@ static void execute(struct hy_sched *s, hy_job *j)
  * fd stays open while mapped: the process backend's shm transport hands it to its workers. */
 static int map_array(hy_job *j)
 {
-    if (j->array_fd < 0 || j->array_bytes == 0)
+    if (j->array_fd < 0 || j->spec.array_bytes == 0)
         return 0;
-    j->rc = hy_memfd_map(j->array_fd, j->array_bytes, &j->array, &j->err);
+    j->rc = hy_memfd_map(j->array_fd, j->spec.array_bytes, &j->array, &j->err);
     j->array_mapped = j->rc == 0;
     return j->rc;
 }
@@ -225,7 +173,7 @@ static void unmap_array(hy_job *j)
         j->array_fd = -1;
     }
     if (j->array_mapped) {
-        hy_memfd_unmap(j->array, j->array_bytes);
+        hy_memfd_unmap(j->array, j->spec.array_bytes);
         j->array = NULL;
         j->array_mapped = false;
     }
@@ -250,7 +198,7 @@ static void *exec_main(void *arg)
         x->vclock = j->tag;
         j->state = HY_JOB_RUNNING;
         x->current = j;
-        if (j->exclusive) {
+        if (j->spec.kind->compare) {
             s->excl_wanted = true;
             while (s->device_jobs > 0)
                 pthread_cond_wait(&s->gate, &s->mu);
@@ -283,7 +231,7 @@ static void *exec_main(void *arg)
             s->stats.busy_ns[b] += j->busy_ns[b];
             s->stats.configs[b] += j->configs[b];
         }
-        if (j->exclusive) {
+        if (j->spec.kind->compare) {
             s->excl_active = false;
             for (unsigned i = 0; i < s->nexec; i++)
                 pthread_cond_signal(&s->ex[i].cond);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "runner.h"
+#include "spec.h"
 
 enum hy_job_state { HY_JOB_QUEUED = 1, HY_JOB_RUNNING = 2, HY_JOB_FINISHED = 3 };
 
@@ -30,26 +31,13 @@ struct hy_client;
 typedef struct hy_job {
     /* Set by the server before hy_sched_submit; read-only afterwards. */
     uint64_t id, request;
-    int kind;                 /* enum hy_job_kind */
-    int backend;              /* single jobs */
-    unsigned device;          /* OpenCL device index */
-    unsigned threads;         /* single CPU jobs */
-    int mode, nogil, dtype;
-    uint32_t switch_interval_us, repeat;
-    uint64_t n, seed;
-    uint32_t backends;        /* comparisons: bit 1 << backend */
-    int transport;            /* single process jobs: enum hy_transport, 0 = pipe */
-    uint32_t transports;      /* comparisons: bit 1 << transport for process rows; 0 = pipe */
-    unsigned nthreads;
-    uint32_t threads_list[HY_IPC_THREADS_MAX];
+    hy_job_spec spec;         /* what to run: made once from its SUBMIT */
     void *array;              /* sort: the elements (an inline copy, or the memfd mapped) */
-    size_t array_bytes;
     /* A memfd array: the executor maps it when the job starts and unmaps it when it ends,
      * so neither mapping gigabytes nor tearing them down ever stalls the event loop. */
     int array_fd;             /* -1: none; kept open while mapped (process/shm shares it) */
     bool array_mapped;        /* array is the memfd's mapping: munmap rather than free */
     unsigned exec;            /* the executor that runs it */
-    bool exclusive;           /* needs the machine to itself (comparisons) */
     uint64_t queued_ns;
 
     /* The server thread's own. */

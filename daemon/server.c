@@ -19,16 +19,17 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "backend.h"
 #include "ipc.h"
-#include "log.h"
 #include "jobs.h"
+#include "log.h"
+#include "spec.h"
 
 #ifndef HY_VERSION
 #define HY_VERSION "0.0.0"
 #endif
 
 #define TICK_NS (100u * 1000u * 1000u) /* progress and timeout granularity */
-#define MAX_REPEAT 1000u               /* timed repetitions per configuration */
 #define FLUSH_GRACE_NS (2ull * 1000u * 1000u * 1000u) /* after the drain, for last answers */
 
 enum watch_kind { W_LISTEN = 1, W_SIGNAL, W_EVENT, W_TIMER, W_CLIENT };
@@ -83,6 +84,7 @@ struct server {
     hy_device_record *devrec;
     unsigned *owned; /* device indices with an executor */
     unsigned nowned;
+    hy_backend_env env; /* what the backends check jobs against and describe */
 };
 
 /* ---- output ---- */
@@ -206,12 +208,7 @@ static const char *cancel_sentence(const struct server *s, int reason, char *buf
 
 static const char *job_label(const hy_job *j)
 {
-    switch (j->kind) {
-    case HY_JOB_PI: return "pi";
-    case HY_JOB_SORT: return "sort";
-    case HY_JOB_COMPARE_PI: return "compare pi";
-    default: return "compare sort";
-    }
+    return j->spec.kind->label;
 }
 
 /* Sends a job's one final answer (if its client is still there), counts it, frees it. */
@@ -227,20 +224,20 @@ static void answer_job(struct server *s, hy_job *j)
     if (j->rc == 0) {
         s->jobs_done++;
         hy_log(HY_LOG_INFO, "job %" PRIu64 " (%s, n %" PRIu64 ") done: %u row(s), waited %.1f ms,"
-               " ran %.1f ms", j->id, job_label(j), j->n, j->nrows, wait_ms, run_ms);
+               " ran %.1f ms", j->id, job_label(j), j->spec.n, j->nrows, wait_ms, run_ms);
         if (c) {
             hy_msg *m = s->out;
             memset(m, 0, sizeof *m);
             m->type = HY_MSG_RESULT;
             m->request = j->request;
-            m->u.result.job = (uint16_t)j->kind;
+            m->u.result.job = (uint16_t)j->spec.kind->kind;
             m->u.result.job_id = j->id;
             m->u.result.nrows = (uint16_t)j->nrows;
             m->u.result.rows = j->rows;
             /* An inline single sort sends its array back; comparisons report times only. */
-            if (j->kind == HY_JOB_SORT && j->array) {
+            if (!j->spec.kind->compare && j->spec.kind->array && j->array) {
                 m->u.result.array = j->array;
-                m->u.result.array_bytes = (uint32_t)j->array_bytes;
+                m->u.result.array_bytes = (uint32_t)j->spec.array_bytes;
             }
             send_msg(s, c, m, NULL, 0);
         }
@@ -305,128 +302,40 @@ static uint32_t max_inline(uint32_t max_payload)
 }
 
 
-static bool owns_device(const struct server *s, unsigned dev)
-{
-    for (unsigned i = 0; i < s->nowned; i++)
-        if (s->owned[i] == dev)
-            return true;
-    return false;
-}
-
-static int check_device(const struct server *s, unsigned dev, hy_error *err)
-{
-    if (!s->set.engines.cl)
-        return hy_error_set(err, HY_EBACKEND, "OpenCL is off in this daemon (opencl.enabled)");
-    if (owns_device(s, dev))
-        return 0;
-    /* The device's own problem first (a failed build says why), even when none is usable. */
-    if (dev < s->ndevices && s->devrec[dev].problem[0])
-        return hy_error_set(err, HY_EBACKEND, "OpenCL device %u is not usable: %s", dev,
-                            s->devrec[dev].problem);
-    if (dev >= s->ndevices)
-        return hy_error_set(err, HY_EBACKEND, "OpenCL device %u does not exist: OpenCL found %u "
-                            "device(s) (see DEVICES)", dev, s->ndevices);
-    if (s->nowned == 0)
-        return hy_error_set(err, HY_EBACKEND, "this daemon has no usable OpenCL device");
-    return hy_error_set(err, HY_EBACKEND,
-                        "OpenCL device %u is not one this daemon serves (see DEVICES)", dev);
-}
-
-static int check_threads(const struct server *s, int backend, unsigned t, hy_error *err)
-{
-    switch (backend) {
-    case HY_BACKEND_SERIAL:
-        if (t != 1)
-            return hy_error_set(err, HY_EINVAL, "serial runs on exactly 1 thread, not %u", t);
-        return 0;
-    case HY_BACKEND_NATIVE:
-        if (t > s->set.native_threads)
-            return hy_error_set(err, HY_ELIMIT,
-                                "threads %u is above the native pool's %u (cpu.native_threads)",
-                                t, s->set.native_threads);
-        return 0;
-    case HY_BACKEND_LOCKED:
-        if (t > s->set.locked_threads)
-            return hy_error_set(err, HY_ELIMIT,
-                                "threads %u is above the locked runtime's %u "
-                                "(cpu.locked_threads)", t, s->set.locked_threads);
-        return 0;
-    case HY_BACKEND_PROCESS:
-        if (t > hy_proc_pool_size(s->set.engines.proc))
-            return hy_error_set(err, HY_ELIMIT,
-                                "threads %u is above the process pool's %u workers "
-                                "(cpu.process_workers)", t,
-                                hy_proc_pool_size(s->set.engines.proc));
-        return 0;
-    default: return 0;
-    }
-}
-
-/* The checks that depend on this daemon: its limits, pools and devices. The codec has
- * already checked every field's own range. */
-static int check_submit(const struct server *s, const hy_msg_submit *m, hy_error *err)
+/* The checks that depend on this daemon: its limits, then each row against its backend (its
+ * pools and devices). The codec has checked every field's own range, the spec what needs no
+ * daemon state. */
+static int check_submit(const struct server *s, const hy_job_spec *sp, hy_error *err)
 {
     const hy_config *cfg = &s->cfg;
-    bool compare = m->job == HY_JOB_COMPARE_PI || m->job == HY_JOB_COMPARE_SORT;
-    bool sort = m->job == HY_JOB_SORT || m->job == HY_JOB_COMPARE_SORT;
+    const hy_kind *k = sp->kind;
     int rc;
-    if (m->repeat > MAX_REPEAT)
-        return hy_error_set(err, HY_ELIMIT, "repeat %u is above %u", m->repeat, MAX_REPEAT);
-    if (m->switch_interval_us > 1000000)
-        return hy_error_set(err, HY_EINVAL, "switch_interval_us %u is above 1000000 (1 s)",
-                            m->switch_interval_us);
-    if (!sort) {
-        if (m->n == 0)
-            return hy_error_set(err, HY_EINVAL, "a pi job needs at least 1 sample");
-        if (m->n > cfg->max_samples)
-            return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " samples is above this daemon's "
-                                "limit of %" PRIu64 " (limits.samples)", m->n, cfg->max_samples);
-    } else {
-        uint64_t bytes = m->n * hy_dtype_size(m->dtype); /* n <= 2^40 after the next check */
-        if (m->n > cfg->max_sort_elements)
-            return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " elements is above this daemon's "
-                                "limit of %" PRIu64 " (limits.sort_elements)", m->n,
-                                cfg->max_sort_elements);
+    uint64_t limit = k->array ? cfg->max_sort_elements : cfg->max_samples;
+    if (sp->n > limit)
+        return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " %s is above this daemon's limit of "
+                            "%" PRIu64 " (%s)", sp->n, k->unit, limit, k->limit_key);
+    if (k->array) {
+        uint64_t bytes = sp->n * hy_dtype_size(sp->dtype); /* n <= 2^40: limits.sort_elements */
         if (bytes > cfg->max_job_bytes)
             return hy_error_set(err, HY_ELIMIT, "the array's %" PRIu64 " bytes are above this "
                                 "daemon's limit of %" PRIu64 " (limits.job_bytes)", bytes,
                                 cfg->max_job_bytes);
     }
-    if (!compare) {
-        if (m->backend == HY_BACKEND_OPENCL) {
-            if (m->mode == HY_MODE_REPLICATE)
-                return hy_error_set(err, HY_EINVAL, "opencl runs one copy of a job; replicate "
-                                    "mode is for the CPU backends");
-            return check_device(s, m->device, err);
-        }
-        if (m->backend == HY_BACKEND_PROCESS && m->mode == HY_MODE_REPLICATE)
-            return hy_error_set(err, HY_EINVAL, "process splits one job among its workers, "
-                                "as multiprocessing.Pool.map does; replicate mode is for the "
-                                "thread backends");
-        if ((rc = check_threads(s, m->backend, m->threads, err)))
+    if ((sp->backends & ~k->backends) != 0)
+        return hy_error_set(err, HY_EBACKEND, "a %s job runs on none of the backends in mask "
+                            "0x%x", k->label, (unsigned)(sp->backends & ~k->backends));
+    hy_row_spec plan[HY_PLAN_MAX];
+    unsigned nplan = hy_job_plan(sp, plan);
+    for (unsigned i = 0; i < nplan; i++) {
+        const hy_row_spec *r = &plan[i];
+        const hy_backend_ops *b = hy_backend_get(r->backend);
+        HY_ASSERT(b != NULL);
+        if ((rc = b->check(&s->env, sp, r, err)))
             return rc;
-        if (!sort && m->mode == HY_MODE_REPLICATE && m->n > UINT64_MAX / m->threads)
+        if (k->work == HY_JOB_PI && sp->mode == HY_MODE_REPLICATE && r->threads > 1 &&
+            sp->n > UINT64_MAX / r->threads)
             return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " x %u copies does not fit in "
-                                "64 bits", m->n, m->threads);
-        return 0;
-    }
-    if (m->backends & (1u << HY_BACKEND_OPENCL))
-        if ((rc = check_device(s, m->device, err)))
-            return rc;
-    for (unsigned i = 0; i < m->nthreads_list; i++) {
-        unsigned t = m->threads_list[i];
-        if ((m->backends & (1u << HY_BACKEND_NATIVE)) &&
-            (rc = check_threads(s, HY_BACKEND_NATIVE, t, err)))
-            return rc;
-        if ((m->backends & (1u << HY_BACKEND_LOCKED)) &&
-            (rc = check_threads(s, HY_BACKEND_LOCKED, t, err)))
-            return rc;
-        if ((m->backends & (1u << HY_BACKEND_PROCESS)) && m->mode != HY_MODE_REPLICATE &&
-            (rc = check_threads(s, HY_BACKEND_PROCESS, t, err)))
-            return rc;
-        if (!sort && m->mode == HY_MODE_REPLICATE && m->n > UINT64_MAX / t)
-            return hy_error_set(err, HY_ELIMIT, "n %" PRIu64 " x %u copies does not fit in "
-                                "64 bits", m->n, t);
+                                "64 bits", sp->n, r->threads);
     }
     return 0;
 }
@@ -438,21 +347,23 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     hy_error err = {0};
     int rc;
     uint64_t req = msg->request;
+    hy_job_spec spec;
     if (s->draining) {
         send_error(s, c, req, 0, HY_EBUSY, "the daemon is shutting down; no new jobs");
         return;
     }
-    if ((rc = check_submit(s, m, &err))) {
+    if ((rc = hy_job_spec_make(m, s->cfg.switch_interval_us, &spec, &err)) ||
+        (rc = check_submit(s, &spec, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
         return;
     }
-    if (m->array == HY_ARRAY_INLINE && m->inline_bytes > max_inline(c->max_payload)) {
+    if (spec.array == HY_ARRAY_INLINE && spec.array_bytes > max_inline(c->max_payload)) {
         send_error(s, c, req, 0, HY_ELIMIT, "an inline array of %zu bytes is above WELCOME's "
-                   "max_inline_bytes (%u); send it in a memfd", m->inline_bytes,
+                   "max_inline_bytes (%u); send it in a memfd", spec.array_bytes,
                    max_inline(c->max_payload));
         return;
     }
-    if (m->array == HY_ARRAY_MEMFD && !(c->features & HY_FEATURE_MEMFD)) {
+    if (spec.array == HY_ARRAY_MEMFD && !(c->features & HY_FEATURE_MEMFD)) {
         send_error(s, c, req, 0, HY_EPROTO, "a memfd array needs feature MEMFD, which this "
                    "connection's HELLO did not ask for");
         return;
@@ -473,49 +384,34 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         return;
     }
     j->array_fd = -1;
-    bool compare = m->job == HY_JOB_COMPARE_PI || m->job == HY_JOB_COMPARE_SORT;
     j->request = req;
-    j->kind = m->job;
-    j->backend = m->backend;
-    j->device = m->device;
-    j->threads = m->threads;
-    j->mode = m->mode ? m->mode : HY_MODE_SPLIT;
-    j->nogil = m->nogil;
-    j->dtype = m->dtype;
-    j->switch_interval_us = m->switch_interval_us ? m->switch_interval_us
-                                                  : s->cfg.switch_interval_us;
-    j->repeat = m->repeat ? m->repeat : compare ? 5 : 1;
-    j->n = m->n;
-    j->seed = m->seed;
-    j->backends = m->backends;
-    j->nthreads = m->nthreads_list;
-    j->transport = m->transport;
-    j->transports = m->transports;
-    memcpy(j->threads_list, m->threads_list, sizeof j->threads_list);
-    j->exclusive = compare;
-    if (!compare && m->backend == HY_BACKEND_OPENCL)
-        j->exec = (unsigned)hy_sched_device_exec(s->sched, m->device);
-    if (m->job == HY_JOB_SORT || m->job == HY_JOB_COMPARE_SORT) {
-        j->array_bytes = (size_t)m->n * hy_dtype_size(m->dtype);
-        if (m->array == HY_ARRAY_MEMFD) {
+    j->spec = spec;
+    const hy_job_spec *sp = &j->spec;
+    if (!sp->kind->compare && hy_backend_get(sp->backend)->device) {
+        int x = hy_sched_device_exec(s->sched, sp->device);
+        HY_ASSERT(x > 0); /* admission took only a device with an executor */
+        j->exec = (unsigned)x;
+    }
+    if (sp->kind->array) {
+        if (sp->array == HY_ARRAY_MEMFD) {
             /* Checked now (an answer at once); mapped by the executor when the job starts. */
             size_t size;
-            if ((rc = hy_memfd_check(f->fds[0], j->array_bytes, &size, &err))) {
+            if ((rc = hy_memfd_check(f->fds[0], sp->array_bytes, &size, &err))) {
                 send_error(s, c, req, 0, rc, "%s", err.msg);
                 hy_job_free(j);
                 return;
             }
             j->array_fd = f->fds[0];
             *fds_taken = 1;
-        } else if (j->array_bytes > 0) {
-            j->array = malloc(j->array_bytes);
+        } else if (sp->array_bytes > 0) {
+            j->array = malloc(sp->array_bytes);
             if (!j->array) {
                 send_error(s, c, req, 0, HY_ENOMEM, "no memory for a %zu-byte array",
-                           j->array_bytes);
+                           sp->array_bytes);
                 hy_job_free(j);
                 return;
             }
-            memcpy(j->array, m->inline_data, j->array_bytes);
+            memcpy(j->array, m->inline_data, sp->array_bytes);
         }
     }
     j->id = ++s->next_job_id;
@@ -534,7 +430,7 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     c->njobs++;
     s->jobs_alive++;
     hy_log(HY_LOG_DEBUG, "job %" PRIu64 " accepted from client %" PRIu64 ": %s n %" PRIu64
-           ", %u ahead", j->id, c->id, job_label(j), j->n, ahead);
+           ", %u ahead", j->id, c->id, job_label(j), sp->n, ahead);
     hy_msg *out = s->out;
     memset(out, 0, sizeof *out);
     out->type = HY_MSG_ACCEPTED;
@@ -581,14 +477,14 @@ static void on_devices(struct server *s, struct hy_client *c, uint64_t req)
     m->type = HY_MSG_DEVICES_REPLY;
     m->request = req;
     hy_msg_devices_reply *r = &m->u.devices;
-    r->ndevices = s->ndevices;
-    r->devices = s->devrec;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     r->cpu_online = cpus > 0 ? (uint32_t)cpus : 1;
-    r->native_threads = s->set.native_threads;
-    r->locked_threads = s->set.locked_threads;
     r->switch_interval_us = s->cfg.switch_interval_us;
-    r->process_workers = hy_proc_pool_size(s->set.engines.proc);
+    unsigned nb;
+    const hy_backend_ops *const *all = hy_backend_all(&nb);
+    for (unsigned i = 0; i < nb; i++)
+        if (all[i]->describe)
+            all[i]->describe(&s->env, r);
     send_msg(s, c, m, NULL, 0);
 }
 
@@ -1164,6 +1060,10 @@ static int setup(struct server *s, hy_error *err)
     int rc = fill_devices(s, err);
     if (rc)
         return rc;
+    s->env = (hy_backend_env){.e = s->set.engines, .native_threads = s->set.native_threads,
+                              .locked_threads = s->set.locked_threads, .devrec = s->devrec,
+                              .ndevices = s->ndevices, .owned = s->owned,
+                              .nowned = s->nowned};
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

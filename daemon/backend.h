@@ -1,0 +1,99 @@
+/* daemon/backend: the backends as one table. Each backend is an object with the same
+ * operations — describe its resources, check a row of a job, run pi, run sort, finish its
+ * result row — registered in backends.c; the runner, the comparison plan, admission and
+ * DEVICES call through it. A new backend is a new file and a row in that table. */
+#ifndef HY_DAEMON_BACKEND_H
+#define HY_DAEMON_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cl.h"
+#include "common.h"
+#include "host.h"
+#include "ipc.h"
+#include "proc.h"
+#include "spec.h"
+
+/* The engines a run may use; cl and proc may be NULL (off or absent). */
+typedef struct hy_engines {
+    hy_host *host;
+    hy_cl *cl;
+    hy_proc_pool *proc;
+} hy_engines;
+
+/* What admission and DEVICES know of this daemon: the engines, the CPU pools' sizes and the
+ * OpenCL devices (records as DEVICES reports them; `owned` those with an executor). */
+typedef struct hy_backend_env {
+    hy_engines e;
+    unsigned native_threads, locked_threads;
+    const hy_device_record *devrec;
+    unsigned ndevices;
+    const unsigned *owned;
+    unsigned nowned;
+} hy_backend_env;
+
+/* What a run reads besides the spec: the array (sorted in place), its memfd or -1, the input
+ * kept for repeated sorts (NULL when one run is all), and progress (non-zero cancels). */
+typedef struct hy_run_io {
+    void *array;
+    int array_fd;
+    const void *pristine;
+    hy_progress_fn progress;
+    void *progress_ctx;
+} hy_run_io;
+
+/* What one run measured. h2d/kernel/d2h are the transfers and the rest for the backends
+ * that move data (OpenCL's profiling events, process's parts). */
+typedef struct hy_run_once {
+    uint64_t wall_ns;
+    uint64_t hits;
+    double estimate, std_error;
+    uint64_t lock_handoffs, lock_wait_ns, lock_hold_ns;
+    bool nogil;
+    unsigned threads, copies;
+    hy_cl_timing cl;
+    hy_proc_stats proc;
+} hy_run_once;
+
+/* How a comparison plans a backend's rows. */
+enum {
+    HY_PLAN_ALWAYS = 0x1,     /* a row whether asked for or not: the baseline */
+    HY_PLAN_PER_THREADS = 0x2, /* a row per thread count of the comparison */
+    HY_PLAN_PER_TRANSPORT = 0x4, /* ... and per transport */
+    HY_PLAN_SPLIT_ONLY = 0x8, /* no rows in replicate mode */
+};
+
+typedef int (*hy_backend_run_fn)(const hy_engines *e, const hy_job_spec *s,
+                                 const hy_row_spec *r, const hy_run_io *io, hy_run_once *o,
+                                 hy_error *err);
+
+typedef struct hy_backend_ops {
+    int id;            /* hy_backend */
+    unsigned plan;     /* HY_PLAN_* */
+    unsigned threads;  /* a row's thread count when not per thread count (0: device-wide) */
+    bool device;       /* a single job runs on its OpenCL device's executor */
+    /* Its part of DEVICES: pool sizes, devices. May be NULL. */
+    void (*describe)(const hy_backend_env *env, hy_msg_devices_reply *r);
+    /* Whether this daemon can run the row: 0 or an hy_err with a sentence. */
+    int (*check)(const hy_backend_env *env, const hy_job_spec *s, const hy_row_spec *r,
+                 hy_error *err);
+    hy_backend_run_fn pi, sort;
+    /* Its own fields of a result row, from the median run `m` (whose startup figures are
+     * summed over every run). May be NULL. */
+    void (*finish_row)(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                       const hy_run_once *m, hy_result_row *row);
+    /* Cancelling needs no operation of its own today: every engine polls the progress
+     * callback, whose non-zero return stops the run. */
+} hy_backend_ops;
+
+/* The backend's object, or NULL for a value that is not a backend. */
+const hy_backend_ops *hy_backend_get(int id);
+/* The table, in the order a comparison's rows come in; *n gets its length. */
+const hy_backend_ops *const *hy_backend_all(unsigned *n);
+
+/* The backends, one file each over its engine (backend_host.c, backend_cl.c, ...). */
+extern const hy_backend_ops hy_backend_serial, hy_backend_native, hy_backend_locked,
+    hy_backend_process, hy_backend_opencl;
+
+#endif

@@ -1,0 +1,197 @@
+/* tests/daemon: the job spec, the kinds' and backends' tables, the comparison plan built from
+ * the table, the backends' checks, a row run through the table, and HY_ASSERT stopping the
+ * program in a release build. No daemon runs: these are the daemon's own pieces. */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <string.h>
+
+#include "backend.h"
+#include "runner.h"
+#include "spec.h"
+
+static hy_msg_submit submit(int job)
+{
+    hy_msg_submit m;
+    memset(&m, 0, sizeof m);
+    m.job = (uint16_t)job;
+    m.n = 1000;
+    m.seed = 7;
+    m.dtype = HY_DT_F64;
+    return m;
+}
+
+Test(spec, every_wire_kind_has_one_row)
+{
+    for (int k = HY_JOB_PI; k <= HY_JOB_COMPARE_SORT; k++) {
+        const hy_kind *r = hy_kind_get(k);
+        cr_assert_not_null(r, "kind %d has no row", k);
+        cr_expect_eq(r->kind, k);
+        cr_expect_eq(r->array, k == HY_JOB_SORT || k == HY_JOB_COMPARE_SORT);
+        cr_expect_eq(r->compare, k >= HY_JOB_COMPARE_PI);
+        cr_expect_eq(r->work, k == HY_JOB_PI || k == HY_JOB_COMPARE_PI ? HY_JOB_PI : HY_JOB_SORT);
+        cr_expect_not_null(r->label);
+        cr_expect_not_null(strstr(r->limit_key, "limits."));
+    }
+    cr_expect_null(hy_kind_get(0));
+    cr_expect_null(hy_kind_get(5));
+}
+
+Test(spec, defaults_are_applied_once)
+{
+    hy_msg_submit m = submit(HY_JOB_SORT);
+    m.backend = HY_BACKEND_PROCESS;
+    m.threads = 2;
+    m.array = HY_ARRAY_INLINE;
+    hy_job_spec s;
+    hy_error err = {0};
+    cr_assert_eq(hy_job_spec_make(&m, 4321, &s, &err), 0, "%s", err.msg);
+    cr_expect_eq(s.mode, HY_MODE_SPLIT);
+    cr_expect_eq(s.repeat, 1);
+    cr_expect_eq(s.warmup, 0);
+    cr_expect_eq(s.switch_interval_us, 4321);
+    cr_expect_eq(s.transport, HY_TRANSPORT_PIPE);
+    cr_expect_eq(s.array_bytes, 8000);
+    cr_expect_eq(s.array, HY_ARRAY_INLINE);
+
+    m = submit(HY_JOB_COMPARE_PI);
+    m.switch_interval_us = 250;
+    m.backends = 1u << HY_BACKEND_PROCESS;
+    cr_assert_eq(hy_job_spec_make(&m, 4321, &s, &err), 0, "%s", err.msg);
+    cr_expect_eq(s.repeat, 5);
+    cr_expect_eq(s.warmup, 1);
+    cr_expect_eq(s.switch_interval_us, 250);
+    cr_expect_eq(s.transports, 1u << HY_TRANSPORT_PIPE);
+    cr_expect_eq(s.array_bytes, 0);
+}
+
+Test(spec, refuses_what_needs_no_daemon_to_refuse)
+{
+    hy_job_spec s;
+    hy_error err = {0};
+    hy_msg_submit m = submit(HY_JOB_PI);
+    m.repeat = HY_SPEC_MAX_REPEAT + 1;
+    cr_expect_eq(hy_job_spec_make(&m, 5000, &s, &err), HY_ELIMIT);
+    cr_expect_not_null(strstr(err.msg, "repeat 1001"), "%s", err.msg);
+    m = submit(HY_JOB_PI);
+    m.switch_interval_us = 1000001;
+    cr_expect_eq(hy_job_spec_make(&m, 5000, &s, &err), HY_EINVAL);
+    m = submit(HY_JOB_COMPARE_PI);
+    m.n = 0;
+    cr_expect_eq(hy_job_spec_make(&m, 5000, &s, &err), HY_EINVAL);
+    cr_expect_not_null(strstr(err.msg, "at least 1 sample"), "%s", err.msg);
+}
+
+Test(backend, the_table_holds_every_backend_with_every_operation)
+{
+    unsigned n;
+    const hy_backend_ops *const *all = hy_backend_all(&n);
+    cr_assert_eq(n, 5);
+    cr_expect_eq(all[0]->id, HY_BACKEND_SERIAL, "the baseline comes first");
+    for (int id = HY_BACKEND_SERIAL; id <= HY_BACKEND_PROCESS; id++) {
+        const hy_backend_ops *b = hy_backend_get(id);
+        cr_assert_not_null(b, "backend %d has no object", id);
+        cr_expect_eq(b->id, id);
+        cr_expect(b->check && b->pi && b->sort, "%s lacks an operation", hy_backend_name(id));
+    }
+    cr_expect_null(hy_backend_get(0));
+    cr_expect_null(hy_backend_get(6));
+}
+
+/* serial, native x {1, 3}, locked x {1, 3}, process x {pipe, shm} x {1, 3}, opencl */
+Test(backend, a_comparison_is_planned_from_the_table)
+{
+    hy_msg_submit m = submit(HY_JOB_COMPARE_PI);
+    m.backends = (1u << HY_BACKEND_NATIVE) | (1u << HY_BACKEND_LOCKED) |
+                 (1u << HY_BACKEND_PROCESS) | (1u << HY_BACKEND_OPENCL);
+    m.transports = (1u << HY_TRANSPORT_PIPE) | (1u << HY_TRANSPORT_SHM);
+    m.nthreads_list = 2;
+    m.threads_list[0] = 1;
+    m.threads_list[1] = 3;
+    hy_job_spec s;
+    cr_assert_eq(hy_job_spec_make(&m, 5000, &s, NULL), 0);
+    hy_row_spec plan[HY_PLAN_MAX];
+    const hy_row_spec want[] = {
+        {HY_BACKEND_SERIAL, 1, 0}, {HY_BACKEND_NATIVE, 1, 0}, {HY_BACKEND_NATIVE, 3, 0},
+        {HY_BACKEND_LOCKED, 1, 0}, {HY_BACKEND_LOCKED, 3, 0},
+        {HY_BACKEND_PROCESS, 1, HY_TRANSPORT_PIPE}, {HY_BACKEND_PROCESS, 3, HY_TRANSPORT_PIPE},
+        {HY_BACKEND_PROCESS, 1, HY_TRANSPORT_SHM}, {HY_BACKEND_PROCESS, 3, HY_TRANSPORT_SHM},
+        {HY_BACKEND_OPENCL, 0, 0},
+    };
+    unsigned k = hy_job_plan(&s, plan);
+    cr_assert_eq(k, sizeof want / sizeof want[0], "%u rows", k);
+    for (unsigned i = 0; i < k; i++)
+        cr_expect(plan[i].backend == want[i].backend && plan[i].threads == want[i].threads &&
+                      plan[i].transport == want[i].transport,
+                  "row %u: %s/%u/%d", i, hy_backend_name(plan[i].backend), plan[i].threads,
+                  plan[i].transport);
+
+    /* Replicate mode: process splits only, so it has no rows. */
+    m.mode = HY_MODE_REPLICATE;
+    cr_assert_eq(hy_job_spec_make(&m, 5000, &s, NULL), 0);
+    k = hy_job_plan(&s, plan);
+    cr_expect_eq(k, 6, "%u rows", k);
+    for (unsigned i = 0; i < k; i++)
+        cr_expect_neq(plan[i].backend, HY_BACKEND_PROCESS);
+}
+
+Test(backend, checks_say_which_limit)
+{
+    hy_backend_env env = {.native_threads = 2, .locked_threads = 4};
+    hy_msg_submit m = submit(HY_JOB_PI);
+    m.backend = HY_BACKEND_NATIVE;
+    m.threads = 3;
+    hy_job_spec s;
+    hy_error err = {0};
+    cr_assert_eq(hy_job_spec_make(&m, 5000, &s, NULL), 0);
+    hy_row_spec r = {HY_BACKEND_NATIVE, 3, 0};
+    cr_expect_eq(hy_backend_get(HY_BACKEND_NATIVE)->check(&env, &s, &r, &err), HY_ELIMIT);
+    cr_expect_not_null(strstr(err.msg, "cpu.native_threads"), "%s", err.msg);
+    r.backend = HY_BACKEND_LOCKED;
+    cr_expect_eq(hy_backend_get(HY_BACKEND_LOCKED)->check(&env, &s, &r, &err), 0);
+    r.backend = HY_BACKEND_SERIAL;
+    cr_expect_eq(hy_backend_get(HY_BACKEND_SERIAL)->check(&env, &s, &r, &err), HY_EINVAL);
+    r.backend = HY_BACKEND_OPENCL;
+    cr_expect_eq(hy_backend_get(HY_BACKEND_OPENCL)->check(&env, &s, &r, &err), HY_EBACKEND);
+    cr_expect_not_null(strstr(err.msg, "opencl.enabled"), "%s", err.msg);
+    r = (hy_row_spec){HY_BACKEND_PROCESS, 1, HY_TRANSPORT_PIPE};
+    cr_expect_eq(hy_backend_get(HY_BACKEND_PROCESS)->check(&env, &s, &r, &err), HY_ELIMIT,
+                 "no pool: no workers");
+}
+
+Test(backend, a_row_runs_through_its_backend)
+{
+    hy_host *h;
+    hy_host_config hc = {.threads = 2};
+    hy_error err = {0};
+    cr_assert_eq(hy_host_create(&hc, &h, &err), 0, "%s", err.msg);
+    hy_engines e = {.host = h};
+    hy_msg_submit m = submit(HY_JOB_PI);
+    m.n = 20000;
+    m.repeat = 3;
+    hy_job_spec s;
+    cr_assert_eq(hy_job_spec_make(&m, 5000, &s, NULL), 0);
+    hy_row_spec r = {HY_BACKEND_LOCKED, 2, 0};
+    hy_run_io io = {.array_fd = -1};
+    hy_result_row row;
+    uint64_t busy = 0;
+    cr_assert_eq(hy_runner_run(&e, &s, &r, &io, &row, &busy, &err), 0, "%s", err.msg);
+    cr_expect_eq(row.backend, HY_BACKEND_LOCKED);
+    cr_expect_eq(row.threads, 2);
+    cr_expect_eq(row.repeat, 3);
+    cr_expect_eq(row.mode, HY_MODE_SPLIT);
+    cr_expect_eq(row.hits, hy_host_pi_hits_reference(7, 0, 20000));
+    cr_expect(row.min_ns <= row.median_ns && row.median_ns <= row.max_ns);
+    /* A backend whose engine is absent answers with a sentence, not a crash. */
+    r = (hy_row_spec){HY_BACKEND_PROCESS, 1, HY_TRANSPORT_PIPE};
+    cr_expect_eq(hy_runner_run(&e, &s, &r, &io, &row, &busy, &err), HY_EBACKEND);
+    cr_expect_not_null(strstr(err.msg, "process backend is not running"), "%s", err.msg);
+    hy_host_destroy(h);
+}
+
+/* The build defines NDEBUG; HY_ASSERT must stop the program all the same. */
+Test(contract, a_broken_invariant_stops_the_program, .signal = SIGABRT)
+{
+    volatile int rows = 0;
+    HY_ASSERT(rows > 0);
+}

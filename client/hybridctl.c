@@ -5,7 +5,6 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <math.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -461,18 +460,15 @@ static int backend_arg(const char *s)
     return b;
 }
 
-/* ---- the connection ---- */
+/* ---- the connection: ipc/'s client, with this program's ways of failing ---- */
 
 typedef struct conn {
-    int fd;
+    hy_client *cl;
     char path[108];
-    hy_frame_reader *r;
-    hy_frame_writer *w;
-    hy_msg *m; /* the last message received (~56 KiB: on the heap) */
-    uint32_t max_payload;
+    hy_msg *m;        /* a request being built (~56 KiB: on the heap) */
+    const hy_msg *in; /* the last message received; the client's until the next receive */
     hy_msg_welcome welcome;
     char server[HY_IPC_NAME_MAX + 1];
-    uint64_t next_request;
     bool welcomed; /* WELCOME came: an ERROR now is a request's, not a refusal */
 } conn;
 
@@ -599,126 +595,95 @@ static _Noreturn void cannot_reach(const conn *c, int err_no, const char *why)
 }
 
 /* The daemon's ERROR: its sentence and code on stderr, after `context` when there is one. */
-static _Noreturn void daemon_said(const hy_msg *m, const char *context, int exit_code)
+static _Noreturn void daemon_said(const hy_msg_error *e, const char *context, int exit_code)
 {
-    g_fail.code = m->u.error.code ? m->u.error.code : HY_EINTERNAL;
+    g_fail.code = e->code ? e->code : HY_EINTERNAL;
     g_fail.from_daemon = true;
-    g_fail.job = m->u.error.job_id;
+    g_fail.job = e->job_id;
     g_fail.hint[0] = '\0';
     snprintf(g_fail.message, sizeof g_fail.message, "%s%.*s", context ? context : "",
-             (int)m->u.error.message.len, m->u.error.message.p);
+             (int)e->message.len, e->message.p);
     clear_bar();
-    fprintf(stderr, "%s: %s (%s)\n", g_prog, g_fail.message, hy_err_name(m->u.error.code));
+    fprintf(stderr, "%s: %s (%s)\n", g_prog, g_fail.message, hy_err_name(e->code));
     die(exit_code);
 }
 
-static _Noreturn void daemon_error(const hy_msg *m, int exit_code)
+static _Noreturn void daemon_error(const hy_msg_error *e, int exit_code)
 {
-    daemon_said(m, NULL, exit_code);
+    daemon_said(e, NULL, exit_code);
 }
 
 /* Before WELCOME an ERROR is the daemon refusing the connection (EPERM: not in access;
  * EBUSY: too many clients); after it, a request's failure. */
-static _Noreturn void conn_error(const conn *c)
+static _Noreturn void conn_error(const conn *c, const hy_msg_error *e)
 {
     if (c->welcomed)
-        daemon_error(c->m, HC_EXIT_JOB);
+        daemon_error(e, HC_EXIT_JOB);
     char context[160];
     snprintf(context, sizeof context, "hybridd at %s refused the connection: ", c->path);
-    daemon_said(c->m, context, HC_EXIT_CONNECT);
+    daemon_said(e, context, HC_EXIT_CONNECT);
+}
+
+/* What the client library reported when a wait failed: the daemon's ERROR, a message that
+ * cannot be read (the stream goes on: exit 1), or a connection that broke or ended. */
+static _Noreturn void conn_failed(conn *c, int rc, const hy_error *err, const char *timeout_why)
+{
+    if (rc == HY_CLIENT_ERROR)
+        conn_error(c, &c->in->u.error);
+    if (rc == HY_CLIENT_TIMEOUT)
+        cannot_reach(c, 0, g_interrupted ? "interrupted" : timeout_why);
+    if (rc < 0 && hy_client_usable(c->cl))
+        fail(HC_EXIT_JOB, rc, NULL, "%s", err->msg);
+    cannot_reach(c, 0, err->msg);
 }
 
 /* A daemon that refuses a connection sends its ERROR and closes; a send racing that close
- * fails (EPIPE, ECONNRESET) while the ERROR waits in our receive queue. Reads what is there:
- * true, with the ERROR in c->m, when the daemon said why. */
-static bool conn_parting_error(conn *c)
-{
-    for (int turns = 0; turns < 64; turns++) {
-        hy_frame f;
-        hy_error err = {0};
-        int rc = hy_frame_reader_next(c->r, &f, &err);
-        if (rc == 0) {
-            for (unsigned i = 0; i < f.nfds; i++)
-                close(f.fds[i]);
-            if (hy_msg_decode(&f, c->m, &err) == 0 && c->m->type == HY_MSG_ERROR)
-                return true;
-            continue;
-        }
-        if (rc < 0)
-            return false;
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        if (poll(&p, 1, 1000) <= 0 || hy_frame_reader_fill(c->r, c->fd, &err) <= 0)
-            return false;
-    }
-    return false;
-}
-
+ * fails (EPIPE, ECONNRESET) while the ERROR waits in our receive queue: the refused user
+ * must see it, so a failed send reads what the daemon left before saying anything. */
 static void conn_flush(conn *c)
 {
-    for (;;) {
-        hy_error err = {0};
-        int rc = hy_frame_writer_flush(c->w, c->fd, &err);
-        if (rc == 0)
-            return;
-        if (rc < 0) {
-            if (conn_parting_error(c))
-                conn_error(c);
-            cannot_reach(c, 0, err.msg);
-        }
-        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-        if (poll(&p, 1, 30000) == 0)
-            cannot_reach(c, 0, "the daemon stopped reading");
-    }
+    hy_error err = {0};
+    if (hy_client_flush(c->cl, &err) == 0)
+        return;
+    hy_error perr = {0};
+    if (hy_client_parting_error(c->cl, &c->in, &perr) == HY_CLIENT_ERROR)
+        conn_error(c, &c->in->u.error);
+    cannot_reach(c, 0, err.msg);
 }
 
 static uint64_t conn_send(conn *c, hy_msg *m, const int *fds, unsigned nfds)
 {
     hy_error err = {0};
-    m->request = c->next_request++;
-    if (hy_msg_push(c->w, m, fds, nfds, c->max_payload, &err) != 0)
+    m->request = hy_client_next_request(c->cl);
+    if (hy_client_push(c->cl, m, fds, nfds, &err) != 0)
         fail(err.code == HY_ELIMIT ? HC_EXIT_INPUT : HC_EXIT_USAGE, err.code, NULL,
              "cannot send %s: %s", hy_msg_type_name(m->type), err.msg);
     conn_flush(c);
     return m->request;
 }
 
-/* The next message into c->m. Returns 0, or 1 when interrupted (Ctrl-C) or when
+/* The next message into c->in. Returns 0, or 1 when interrupted (Ctrl-C) or when
  * timeout_ms (> 0) passed with nothing. */
 static int conn_recv(conn *c, int timeout_ms)
 {
     int waited = 0;
     for (;;) {
-        hy_frame f;
         hy_error err = {0};
-        int rc = hy_frame_reader_next(c->r, &f, &err);
-        if (rc == 0) {
-            for (unsigned i = 0; i < f.nfds; i++)
-                close(f.fds[i]); /* the daemon sends none; never keep what it should not */
-            if (hy_msg_decode(&f, c->m, &err) != 0)
-                fail(HC_EXIT_JOB, err.code, NULL, "cannot read the daemon's %s: %s",
-                     hy_msg_type_name(f.h.type) ? hy_msg_type_name(f.h.type) : "message",
-                     err.msg);
-            return 0;
-        }
-        if (rc < 0)
-            cannot_reach(c, 0, err.msg);
-        if (g_interrupted)
-            return 1;
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int n = poll(&p, 1, WAIT_SLICE_MS);
-        if (n < 0 && errno != EINTR)
-            cannot_reach(c, 0, strerror(errno));
-        if (n <= 0) {
-            waited += WAIT_SLICE_MS;
-            if (timeout_ms > 0 && waited >= timeout_ms)
+        int rc = hy_client_recv_buffered(c->cl, &c->in, &err);
+        if (rc == HY_CLIENT_TIMEOUT) {
+            if (g_interrupted)
                 return 1;
-            continue;
+            rc = hy_client_recv(c->cl, WAIT_SLICE_MS, &c->in, &err);
+            if (rc == HY_CLIENT_TIMEOUT) {
+                waited += WAIT_SLICE_MS;
+                if (timeout_ms > 0 && waited >= timeout_ms)
+                    return 1;
+                continue;
+            }
         }
-        rc = hy_frame_reader_fill(c->r, c->fd, &err);
         if (rc == 0)
-            cannot_reach(c, 0, "the daemon closed the connection");
-        if (rc < 0)
-            cannot_reach(c, 0, err.msg);
+            return 0;
+        conn_failed(c, rc, &err, "no answer");
     }
 }
 
@@ -726,7 +691,7 @@ static int conn_recv(conn *c, int timeout_ms)
 static void conn_open(conn *c, const char *path)
 {
     memset(c, 0, sizeof *c);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    struct sockaddr_un a;
     if (path && strlen(path) >= sizeof a.sun_path)
         usage_error("socket path %s is too long: at most %zu bytes", path,
                     sizeof a.sun_path - 1);
@@ -734,41 +699,35 @@ static void conn_open(conn *c, const char *path)
         snprintf(c->path, sizeof c->path, "%s", path);
     else
         default_socket(c->path, sizeof c->path);
-    memcpy(a.sun_path, c->path, strlen(c->path) + 1);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        fail(HC_EXIT_CONNECT, HY_ESYS, NULL, "socket: %s", strerror(errno));
-    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        int e = errno;
-        cannot_reach(c, e, strerror(e));
-    }
     hy_error err = {0};
+    int e = 0;
+    int rc = hy_client_connect(c->path, &c->cl, &e, &err);
+    if (rc && e)
+        cannot_reach(c, e, strerror(e));
+    if (rc)
+        fail(rc == HY_ENOMEM ? HC_EXIT_JOB : HC_EXIT_CONNECT, rc, NULL, "%s", err.msg);
     c->m = malloc(sizeof *c->m);
-    if (!c->m || hy_frame_reader_new(HY_IPC_MAX_PAYLOAD, &c->r, &err) ||
-        hy_frame_writer_new((size_t)64 << 20, &c->w, &err))
+    if (!c->m)
         fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
-    c->max_payload = HY_IPC_MAX_PAYLOAD;
-    c->next_request = 1;
-    hy_msg *h = c->m;
-    memset(h, 0, sizeof *h);
-    h->type = HY_MSG_HELLO;
-    h->u.hello = (hy_msg_hello){.min_version = HY_IPC_VERSION, .max_version = HY_IPC_VERSION,
-                                .features = HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS,
-                                .name = {"hybridctl", 9}};
-    conn_send(c, h, NULL, 0);
-    if (conn_recv(c, 30000) != 0)
-        cannot_reach(c, 0, g_interrupted ? "interrupted" : "no WELCOME within 30 s");
-    if (c->m->type == HY_MSG_ERROR)
-        conn_error(c);
-    if (c->m->type != HY_MSG_WELCOME)
-        cannot_reach(c, 0, "the daemon did not answer HELLO with WELCOME");
+    hy_msg_hello h = {.min_version = HY_IPC_VERSION, .max_version = HY_IPC_VERSION,
+                      .features = HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS,
+                      .name = {"hybridctl", 9}};
+    rc = hy_client_hello(c->cl, &h, 30000, &c->in, &err);
+    if (rc == HY_EPROTO && c->in && c->in->type != HY_MSG_WELCOME)
+        cannot_reach(c, 0, err.msg); /* an answer, but not WELCOME */
+    if (rc)
+        conn_failed(c, rc, &err, "no WELCOME within 30 s");
     c->welcomed = true;
-    c->welcome = c->m->u.welcome;
+    c->welcome = *hy_client_welcome(c->cl);
     snprintf(c->server, sizeof c->server, "%.*s", (int)c->welcome.server.len,
              c->welcome.server.p);
     c->welcome.server.p = c->server;
-    c->max_payload = c->welcome.max_payload;
-    hy_frame_reader_set_max(c->r, c->max_payload);
+}
+
+static void conn_close(conn *c)
+{
+    hy_client_close(c->cl);
+    free(c->m);
 }
 
 /* One request, its one reply (an ERROR ends the program with exit_code). */
@@ -777,17 +736,11 @@ static const hy_msg *conn_ask(conn *c, int type, int reply)
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = (uint16_t)type;
-    uint64_t req = conn_send(c, m, NULL, 0);
-    for (;;) {
-        if (conn_recv(c, 30000) != 0)
-            cannot_reach(c, 0, g_interrupted ? "interrupted" : "no reply within 30 s");
-        if (c->m->request != req)
-            continue;
-        if (c->m->type == HY_MSG_ERROR)
-            daemon_error(c->m, HC_EXIT_JOB);
-        if (c->m->type == reply)
-            return c->m;
-    }
+    hy_error err = {0};
+    int rc = hy_client_ask(c->cl, m, (uint16_t)reply, 30000, &c->in, &err);
+    if (rc)
+        conn_failed(c, rc, &err, "no reply within 30 s");
+    return c->in;
 }
 
 /* ---- jobs: submit, progress, the answer ---- */
@@ -855,6 +808,42 @@ static void progress_bar(uint64_t job_id, const hy_msg_progress *p, struct progr
     g_bar_shown = true;
 }
 
+/* What run_job's events need: the bar's state and when the job was sent. */
+struct job_watch {
+    struct progress st;
+    uint64_t t0;
+};
+
+static void job_accepted(void *ctx, const hy_client_job *j)
+{
+    (void)ctx;
+    /* Scripts read stderr for errors: the notice is for a person, or --verbose. */
+    if (j->queue_position > 0 && !g_quiet && (g_verbose || progress_shows()))
+        say("job %" PRIu64 " queued behind %u job(s)", j->job_id, j->queue_position);
+}
+
+static void job_progress(void *ctx, const hy_client_job *j, const hy_msg_progress *p)
+{
+    struct job_watch *w = ctx;
+    progress_bar(j->job_id, p, &w->st, (double)(hy_now_ns() - w->t0) / 1e9);
+}
+
+/* Ctrl-C. Before ACCEPTED the job has no id yet: the client cancels as soon as it has. */
+static bool job_interrupted(void *ctx)
+{
+    (void)ctx;
+    if (!g_interrupted)
+        return false;
+    g_interrupted = 0;
+    return true;
+}
+
+static void job_cancelling(void *ctx, const hy_client_job *j)
+{
+    (void)ctx;
+    say("cancelling job %" PRIu64 "...", j->job_id);
+}
+
 /* Sends the SUBMIT and waits for its one final answer. Ctrl-C sends CANCEL and waits for the
  * ECANCELED answer. Exits 1 on an ERROR. */
 static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigned expect_rows,
@@ -865,55 +854,31 @@ static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigne
     sigaction(SIGINT, &sa, NULL);
     /* The daemon's defaults (server.c): a compare makes a warm-up and 5 runs, a job 1. */
     bool cmp = sub->u.submit.job == HY_JOB_COMPARE_PI || sub->u.submit.job == HY_JOB_COMPARE_SORT;
-    struct progress st = {.nrows = expect_rows ? expect_rows : 1,
-                          .runs = (sub->u.submit.repeat ? sub->u.submit.repeat : cmp ? 5 : 1) +
-                                  (cmp ? 1 : 0)};
-    uint64_t t0 = hy_now_ns();
-    uint64_t req = conn_send(c, sub, fds, nfds);
-    bool cancel_sent = false, want_cancel = false;
-    out->job_id = 0;
-    for (;;) {
-        if (conn_recv(c, 0) != 0) {
-            /* Ctrl-C. Before ACCEPTED the job has no id yet: cancel as soon as it has. */
-            g_interrupted = 0;
-            want_cancel = true;
-        } else if (c->m->type == HY_MSG_ERROR && c->m->request == req) {
-            if (!c->m->u.error.job_id)
-                c->m->u.error.job_id = out->job_id;
-            daemon_error(c->m, HC_EXIT_JOB);
-        } else if (c->m->request == req) {
-            const hy_msg *m = c->m;
-            switch (m->type) {
-            case HY_MSG_ACCEPTED:
-                out->job_id = m->u.accepted.job_id;
-                /* Scripts read stderr for errors: the notice is for a person, or --verbose. */
-                if (m->u.accepted.queue_position > 0 && !g_quiet &&
-                    (g_verbose || progress_shows()))
-                    say("job %" PRIu64 " queued behind %u job(s)", out->job_id,
-                        m->u.accepted.queue_position);
-                break;
-            case HY_MSG_PROGRESS:
-                progress_bar(out->job_id, &m->u.progress, &st,
-                             (double)(hy_now_ns() - t0) / 1e9);
-                break;
-            case HY_MSG_RESULT:
-                clear_bar();
-                out->nrows = m->u.result.nrows;
-                memcpy(out->rows, m->u.result.rows_in, sizeof out->rows[0] * out->nrows);
-                return;
-            default: break;
-            }
-        }
-        if (want_cancel && !cancel_sent && out->job_id) {
-            hy_msg *m = c->m;
-            memset(m, 0, sizeof *m);
-            m->type = HY_MSG_CANCEL;
-            m->u.cancel.job_id = out->job_id;
-            conn_send(c, m, NULL, 0);
-            cancel_sent = true;
-            say("cancelling job %" PRIu64 "...", out->job_id);
-        }
+    struct job_watch w = {
+        .st = {.nrows = expect_rows ? expect_rows : 1,
+               .runs = (sub->u.submit.repeat ? sub->u.submit.repeat : cmp ? 5 : 1) +
+                       (cmp ? 1 : 0)},
+        .t0 = hy_now_ns()};
+    hy_client_job j = {.request = conn_send(c, sub, fds, nfds)};
+    hy_client_job_events ev = {.ctx = &w, .accepted = job_accepted, .progress = job_progress,
+                               .want_cancel = job_interrupted, .cancelling = job_cancelling,
+                               .slice_ms = WAIT_SLICE_MS};
+    hy_error err = {0};
+    int rc = hy_client_job_wait(c->cl, &j, &ev, -1, &c->in, &err);
+    out->job_id = j.job_id;
+    if (rc == 0) {
+        clear_bar();
+        out->nrows = c->in->u.result.nrows;
+        memcpy(out->rows, c->in->u.result.rows_in, sizeof out->rows[0] * out->nrows);
+        return;
     }
+    if (rc == HY_CLIENT_ERROR && c->in->request == j.request) {
+        hy_msg_error e = c->in->u.error;
+        if (!e.job_id)
+            e.job_id = j.job_id;
+        daemon_error(&e, HC_EXIT_JOB);
+    }
+    conn_failed(c, rc, &err, "no answer");
 }
 
 /* ---- job options shared by pi, sort and compare ---- */
@@ -1286,9 +1251,9 @@ static int cmd_ping(conn *c)
     do
         if (conn_recv(c, 30000) != 0)
             cannot_reach(c, 0, "no PONG within 30 s");
-    while (c->m->request != req);
+    while (c->in->request != req);
     uint64_t rtt = hy_now_ns() - t0;
-    if (c->m->type != HY_MSG_PONG || c->m->u.ping.nonce != nonce) {
+    if (c->in->type != HY_MSG_PONG || c->in->u.ping.nonce != nonce) {
         say("the daemon answered PING with something else than its PONG");
         return HC_EXIT_JOB;
     }
@@ -1341,9 +1306,9 @@ static int cmd_cancel(conn *c, int argc, char **argv, int i)
     for (;;) {
         if (conn_recv(c, 30000) != 0)
             cannot_reach(c, 0, "no answer within 30 s");
-        if (c->m->type == HY_MSG_ERROR && c->m->request == req)
-            daemon_error(c->m, HC_EXIT_JOB);
-        if (c->m->type == HY_MSG_PONG && c->m->request == ping)
+        if (c->in->type == HY_MSG_ERROR && c->in->request == req)
+            daemon_error(&c->in->u.error, HC_EXIT_JOB);
+        if (c->in->type == HY_MSG_PONG && c->in->request == ping)
             break;
     }
     if (g_fmt == HC_JSON)
@@ -1726,10 +1691,7 @@ int main(int argc, char **argv)
         rc = cmd_sort(&c, n, args, i);
     else
         rc = cmd_compare(&c, n, args, i);
-    close(c.fd);
-    hy_frame_reader_free(c.r);
-    hy_frame_writer_free(c.w);
-    free(c.m);
+    conn_close(&c);
     free(ln.args);
     return finish(rc);
 }

@@ -1,7 +1,8 @@
 /* ipc: hybridd's wire format — frames, the messages inside them, the incremental frame reader
  * and writer for non-blocking sockets, and fd passing with sealed memfds for arrays. It knows
- * nothing of computing and never blocks. docs/protocol.md is the normative description; this
- * header mirrors it. This is the module's only public header. */
+ * nothing of computing, and nothing the daemon calls from it blocks: the one part that waits,
+ * the client connection at the end, is for clients only. docs/protocol.md is the normative
+ * description; this header mirrors it. This is the module's only public header. */
 #ifndef HY_IPC_H
 #define HY_IPC_H
 
@@ -385,5 +386,131 @@ int hy_msg_push(hy_frame_writer *w, const hy_msg *m, const int *fds, unsigned nf
 int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err);
 
 const char *hy_msg_type_name(int type); /* "SUBMIT", ... or NULL */
+
+/* ---- the client connection (blocking: for clients only) ----
+ *
+ * One connection to hybridd as a client sees it: connect, HELLO and WELCOME, send, receive
+ * with a timeout, ask and wait for the reply, run a job to its one final answer, cancel.
+ * Unlike the rest of this module it waits — in poll, and in recvmsg with SO_RCVTIMEO, as
+ * hy_frame_reader_fill_wait does — so the daemon never uses it. One thread per connection.
+ *
+ * Besides 0 and a negative hy_err, the waiting calls return: */
+#define HY_CLIENT_TIMEOUT 2 /* nothing came within the timeout */
+#define HY_CLIENT_EOF 3     /* the daemon closed the connection */
+#define HY_CLIENT_ERROR 4   /* the daemon answered with an ERROR: *reply is it, and err holds
+                             * its code and sentence (cut to HY_ERROR_MSG_MAX) */
+
+typedef struct hy_client hy_client;
+
+/* Connects to the Unix socket at `path`. When connect() fails, *sys_errno (may be NULL)
+ * keeps its errno, so a caller can explain EACCES or ENOENT; it is 0 for other failures. */
+int hy_client_connect(const char *path, hy_client **out, int *sys_errno, hy_error *err);
+/* A client over a stream socket already connected (a socketpair's end, say). The fd becomes
+ * the client's: hy_client_close closes it. */
+int hy_client_adopt(int fd, hy_client **out, hy_error *err);
+/* Closes the socket and frees what the client holds; NULL is fine. */
+void hy_client_close(hy_client *c);
+
+int hy_client_fd(const hy_client *c);
+/* The request id for the next message this side sends (1, 2, ...; 0 is the daemon's for
+ * errors about the connection itself). */
+uint64_t hy_client_next_request(hy_client *c);
+/* What this side may send: HY_IPC_MAX_PAYLOAD until WELCOME, then WELCOME's max_payload. */
+uint32_t hy_client_max_payload(const hy_client *c);
+/* WELCOME as received (the server name copied into the client), or NULL before it. */
+const hy_msg_welcome *hy_client_welcome(const hy_client *c);
+/* The most a send waits for the daemon to take its bytes; 30 s unless set. */
+void hy_client_set_send_timeout(hy_client *c, int timeout_ms);
+
+/* Sends HELLO (`hello` gives versions, features and the client's name) and waits up to
+ * timeout_ms for the answer: 0 after WELCOME (the limits then follow WELCOME's), or
+ * HY_CLIENT_ERROR when the daemon refused the connection (EPERM: not let in; EBUSY: too
+ * many clients or draining), HY_CLIENT_EOF, HY_CLIENT_TIMEOUT, a negative hy_err. */
+int hy_client_hello(hy_client *c, const hy_msg_hello *hello, int timeout_ms,
+                    const hy_msg **reply, hy_error *err);
+
+/* Encodes `m` as it is (request id included) and sends it with `fds`, waiting while the
+ * socket is full. 0; HY_CLIENT_EOF when the daemon has closed its end (EPIPE, ECONNRESET:
+ * err names the failed send) — what it sent before closing, often an ERROR that says why,
+ * is still there to read (hy_client_parting_error); or a negative hy_err. */
+int hy_client_send(hy_client *c, const hy_msg *m, const int *fds, unsigned nfds,
+                   hy_error *err);
+/* Queues `m` without sending it (pipelining); hy_client_flush sends what is queued, with
+ * the same returns as hy_client_send. */
+int hy_client_push(hy_client *c, const hy_msg *m, const int *fds, unsigned nfds,
+                   hy_error *err);
+int hy_client_flush(hy_client *c, hy_error *err);
+/* Sends bytes as they are (a test's malformed frames). Returns as hy_client_send. */
+int hy_client_send_raw(hy_client *c, const void *bytes, size_t n, hy_error *err);
+/* Sends one frame as it is, with fds riding on its first byte. Returns as hy_client_send. */
+int hy_client_send_frame(hy_client *c, hy_frame_header h, const hy_iov *parts,
+                         unsigned nparts, const int *fds, unsigned nfds, hy_error *err);
+
+/* The next message, waiting up to timeout_ms (< 0: no limit; 0: only what has arrived, with
+ * one non-blocking read). 0 with *m set: it and the fds that came with it (*fds, *nfds; may
+ * be NULL) stay valid until the next receive, which closes those fds. HY_CLIENT_TIMEOUT,
+ * HY_CLIENT_EOF, or a negative hy_err: a broken stream (the connection is of no more use) or
+ * a message that cannot be decoded ("cannot read the daemon's ...": the stream goes on). */
+int hy_client_recv(hy_client *c, int timeout_ms, const hy_msg **m, hy_error *err);
+/* The next message already read, with no system call: 0, or HY_CLIENT_TIMEOUT when none is
+ * complete; errors as hy_client_recv. */
+int hy_client_recv_buffered(hy_client *c, const hy_msg **m, hy_error *err);
+/* Fds that came with the message the last receive returned. */
+unsigned hy_client_fds(const hy_client *c, const int **fds);
+/* Whether the stream can still be read: false after it broke or ended. */
+bool hy_client_usable(const hy_client *c);
+/* After a send returned HY_CLIENT_EOF: reads what the daemon sent before it closed, passing
+ * over everything up to its ERROR. HY_CLIENT_ERROR with *reply the ERROR, or HY_CLIENT_EOF
+ * when it closed without one. */
+int hy_client_parting_error(hy_client *c, const hy_msg **reply, hy_error *err);
+
+/* Sends `m` with the next request id (m->request is set) and waits up to timeout_ms for the
+ * reply of type reply_type with that id, passing over other messages: 0 with *reply set,
+ * HY_CLIENT_ERROR when an ERROR answered it (or the daemon closed the connection saying
+ * why), HY_CLIENT_TIMEOUT, HY_CLIENT_EOF, or a negative hy_err. */
+int hy_client_ask(hy_client *c, hy_msg *m, uint16_t reply_type, int timeout_ms,
+                  const hy_msg **reply, hy_error *err);
+
+/* CANCEL for job_id (it has no reply of its own: an ERROR answers a CANCEL that found no
+ * such job). Sets *request to its id when not NULL. Returns as hy_client_send. */
+int hy_client_cancel(hy_client *c, uint64_t job_id, uint64_t *request, hy_error *err);
+
+/* A job run by hy_client_run, as its answers tell it. */
+typedef struct hy_client_job {
+    uint64_t request;        /* the SUBMIT's */
+    uint64_t job_id;         /* from ACCEPTED; 0 until then */
+    uint32_t queue_position; /* from ACCEPTED */
+    bool accepted, cancel_sent;
+} hy_client_job;
+
+/* What a caller hears while a job runs; every member may be NULL or 0. */
+typedef struct hy_client_job_events {
+    void *ctx;
+    void (*accepted)(void *ctx, const hy_client_job *j);
+    void (*progress)(void *ctx, const hy_client_job *j, const hy_msg_progress *p);
+    /* Asked whenever the wait finds nothing to read, at least every slice_ms (100 unless
+     * set): true to cancel the job. The CANCEL goes once the job has its id, and
+     * cancelling() is told when it went; the job still ends with its one final answer. */
+    bool (*want_cancel)(void *ctx);
+    void (*cancelling)(void *ctx, const hy_client_job *j);
+    int slice_ms;
+} hy_client_job_events;
+
+/* Sends the SUBMIT `m` with the next request id (m->request is set) and `fds`, and starts
+ * *j for it. Returns as hy_client_send. */
+int hy_client_submit(hy_client *c, hy_msg *m, const int *fds, unsigned nfds, hy_client_job *j,
+                     hy_error *err);
+/* Waits up to timeout_ms (< 0: no limit) for the job's one final answer, passing over
+ * messages about anything else; *j comes from hy_client_submit (or is zeroed with its
+ * request set). 0 with *reply the RESULT; HY_CLIENT_ERROR with *reply the ERROR (refused,
+ * failed, or HY_ECANCELED after a cancel); HY_CLIENT_TIMEOUT, HY_CLIENT_EOF, or a negative
+ * hy_err. */
+int hy_client_job_wait(hy_client *c, hy_client_job *j, const hy_client_job_events *ev,
+                       int timeout_ms, const hy_msg **reply, hy_error *err);
+/* hy_client_submit, then hy_client_job_wait; when the daemon closed before taking the
+ * SUBMIT, the ERROR it left saying why (HY_CLIENT_ERROR), else HY_CLIENT_EOF. */
+int hy_client_run(hy_client *c, hy_msg *m, const int *fds, unsigned nfds,
+                  const hy_client_job_events *ev, int timeout_ms, hy_client_job *j,
+                  const hy_msg **reply, hy_error *err);
 
 #endif

@@ -1,390 +1,549 @@
-/* ipc/msg.c: every message's body and variable data, to and from bytes, exactly as ipc.h and
- * docs/protocol.md lay them out. Decoding checks each length before use and never allocates. */
+/* ipc/msg.c: every message as data — one table of fields and variable items per type, as
+ * docs/protocol.md lays them out — and the one encoder and one decoder that walk those tables.
+ * The rules of "Messages: common rules" live in the walkers, once; a type adds only its table
+ * and, where the protocol restricts values, a check. Decoding checks each length before use
+ * and never allocates. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipc.h"
 #include "le.h"
 
-/* ---- f64 on the wire: its IEEE-754 bits, little-endian (le.h has the integers) ---- */
-
-static void putf64(uint8_t *p, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, sizeof v); /* the IEEE-754 bits, NaN payloads included */
-    put64(p, v);
-}
-
-static double getf64(const uint8_t *p)
-{
-    uint64_t v = get64(p);
-    double d;
-    memcpy(&d, &v, sizeof d);
-    return d;
-}
-
 static uint64_t align8(uint64_t n)
 {
     return (n + 7) & ~(uint64_t)7;
 }
 
-/* ---- the table of types ---- */
+/* ---- descriptions ---- */
 
-/* Body sizes: what an encoder writes, and the least a decoder takes (version 1's first
- * layout; fields appended since then are read only when the body holds them). A decoder
- * ignores more than it knows. */
-static const struct {
+/* A fixed field's wire form. Integers and f64 (its IEEE-754 bits, NaN payloads kept) are
+ * copied to and from a struct member of the same width; F_TEXT is a NUL-padded char field of
+ * `n` bytes whose member holds one byte more for the NUL; F_STRIDE is the size of each record
+ * of the message's record list (row_size, record_size), held by no member. */
+enum { F_U16, F_U32, F_U64, F_F64, F_TEXT, F_STRIDE };
+#define WIDTH(k) ((k) == F_U16 ? 2u : (k) == F_U32 ? 4u : 8u)
+
+typedef struct field {
+    const char *name;
+    uint32_t wire;  /* offset in the body or record */
+    uint8_t kind;
+    uint16_t n;     /* F_TEXT: width on the wire; else consecutive values (an array) */
+    uint32_t mem;   /* offsetof the struct member */
+    uint32_t since; /* the body or record size that appended it; 0: the first layout */
+} field;
+
+/* The walkers copy WIDTH(kind) bytes per value to and from the member: a member of another
+ * size is a compile error here (a negative array size), not a silent misread. */
+#define CHECKED(ok) (0 * sizeof(char[(ok) ? 1 : -1]))
+#define MSIZE(T, m) sizeof(((T *)0)->m)
+#define FX(T, m, off, k, n, ok, since) \
+    {#m, off, k, n, (uint32_t)(offsetof(T, m) + CHECKED(ok)), since}
+#define F(T, m, off, k) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), 0)
+#define FN(T, m, off, k, n) /* n values of an array that may hold more */ \
+    FX(T, m, off, k, n, MSIZE(T, m) >= WIDTH(k) * (n) && MSIZE(T, m[0]) == WIDTH(k), 0)
+#define FSINCE(T, m, off, k, since) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), since)
+#define TEXT(T, m, off, n, since) FX(T, m, off, F_TEXT, n, MSIZE(T, m) == (n) + 1u, since)
+#define STRIDE(name, off) {name, off, F_STRIDE, 1, 0, 0}
+#define NF(a) (unsigned)(sizeof a / sizeof a[0])
+/* Parts of an item's initializer: its count member (with its width); the u16 dtype member
+ * that sizes its elements; the u32 member and value it is present for. */
+#define COUNT(T, m) .cmem = offsetof(T, m), .cw = MSIZE(T, m)
+#define DTYPE(T, m) .dtype = (uint32_t)(offsetof(T, m) + CHECKED(MSIZE(T, m) == 2))
+#define WHEN(T, m, v) \
+    .when = #m, .when_mem = (uint32_t)(offsetof(T, m) + CHECKED(MSIZE(T, m) == 4)), .when_val = v
+
+/* A list of fixed-size records (RESULT rows, device records): `size` written, `min` the
+ * least a reader takes; each record is `ssize` bytes apart in the struct array. */
+typedef struct rec {
+    const field *f;
+    unsigned nf;
+    uint32_t size, min;
+    size_t ssize;
+} rec;
+
+/* Variable data after the body, in order. Each kind has its own limit check, made before
+ * anything is taken or looped over. */
+enum {
+    I_STR,   /* hy_str at `mem`; its length is the count */
+    I_U32S,  /* count u32s into the uint32_t array at `mem`, each >= `elem_min` */
+    I_RECS,  /* count records of `rec`, stride from the body's F_STRIDE; encode reads the
+                pointer at `mem`, decode fills the array at `store` and points `mem` at it */
+    I_BYTES, /* count elements of `elem` bytes (0: the size of the dtype at `dtype`), the
+                pointer at `mem`, their byte length at `store` (`sw` wide); sent as bulk,
+                uncopied, so it must be the last item */
+};
+
+typedef struct item {
+    const char *name;  /* the item, in sentences */
+    const char *count; /* the field that counts it, in sentences */
+    uint8_t kind;
+    uint8_t cw;        /* width of the count member */
+    uint32_t cmem;     /* offsetof the count member */
+    uint32_t max;      /* the protocol's limit on the count; 0: what a frame can carry */
+    uint32_t mem, store;
+    uint8_t sw;
+    uint32_t elem_min, elem, dtype;
+    const rec *rec;
+    const char *when;  /* present only when the u32 at when_mem is when_val; NULL: always */
+    uint32_t when_mem, when_val;
+} item;
+
+/* One message type. `body` is the encoder size, `min` the decoder minimum (the first
+ * layout). `check` refuses values the protocol rules out, once the fixed fields are read and
+ * before any variable item is taken. */
+typedef struct mdesc {
     const char *name;
     uint32_t body, min;
-} types[] = {
-    [HY_MSG_HELLO] = {"HELLO", 16, 16},
-    [HY_MSG_WELCOME] = {"WELCOME", 48, 48},
-    [HY_MSG_PING] = {"PING", 16, 16},
-    [HY_MSG_PONG] = {"PONG", 16, 16},
-    [HY_MSG_SUBMIT] = {"SUBMIT", 64, 56},
-    [HY_MSG_ACCEPTED] = {"ACCEPTED", 16, 16},
-    [HY_MSG_PROGRESS] = {"PROGRESS", 32, 32},
-    [HY_MSG_RESULT] = {"RESULT", 24, 24},
-    [HY_MSG_ERROR] = {"ERROR", 24, 24},
-    [HY_MSG_CANCEL] = {"CANCEL", 16, 16},
-    [HY_MSG_STATUS] = {"STATUS", 8, 8},
-    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", 152, 136},
-    [HY_MSG_DEVICES] = {"DEVICES", 8, 8},
-    [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 32, 32},
+    const field *f;
+    unsigned nf;
+    const item *it;
+    unsigned ni;
+    int (*check)(const void *x, const hy_frame *fr, hy_error *err);
+    bool fds; /* the type may come with fds */
+} mdesc;
+
+/* ---- the tables: docs/protocol.md "Message layouts", field by field ---- */
+
+#define T hy_msg_hello
+static const field hello_f[] = {
+    F(T, min_version, 4, F_U16), F(T, max_version, 6, F_U16), F(T, features, 8, F_U32),
+    F(T, name.len, 12, F_U32),
 };
+static const item hello_i[] = {
+    {.name = "name", .count = "name length", .kind = I_STR, COUNT(T, name.len),
+     .max = HY_IPC_NAME_MAX, .mem = offsetof(T, name)},
+};
+#undef T
+
+#define T hy_msg_welcome
+static const field welcome_f[] = {
+    F(T, version, 4, F_U16),           F(T, features, 8, F_U32),
+    F(T, max_payload, 12, F_U32),      F(T, max_inline_bytes, 16, F_U32),
+    F(T, max_jobs_per_client, 20, F_U32), F(T, max_samples, 24, F_U64),
+    F(T, max_sort_elements, 32, F_U64), F(T, server.len, 40, F_U32),
+};
+static const item welcome_i[] = {
+    {.name = "server", .count = "server length", .kind = I_STR, COUNT(T, server.len),
+     .max = HY_IPC_NAME_MAX, .mem = offsetof(T, server)},
+};
+#undef T
+
+static const field ping_f[] = {F(hy_msg_ping, nonce, 8, F_U64)};
+
+#define T hy_msg_submit
+static const field submit_f[] = {
+    F(T, job, 4, F_U16),       F(T, backend, 6, F_U16),    F(T, device, 8, F_U16),
+    F(T, mode, 10, F_U16),     F(T, nogil, 12, F_U16),     F(T, dtype, 14, F_U16),
+    F(T, threads, 16, F_U32),  F(T, repeat, 20, F_U32),    F(T, switch_interval_us, 24, F_U32),
+    F(T, array, 28, F_U32),    F(T, n, 32, F_U64),         F(T, seed, 40, F_U64),
+    F(T, backends, 48, F_U32), F(T, nthreads_list, 52, F_U32),
+    FSINCE(T, transport, 56, F_U16, 64), FSINCE(T, transports, 60, F_U32, 64),
+};
+static const item submit_i[] = {
+    {.name = "thread list", .count = "nthreads_list", .kind = I_U32S,
+     COUNT(T, nthreads_list), .max = HY_IPC_THREADS_MAX, .mem = offsetof(T, threads_list),
+     .elem_min = 1},
+    {.name = "inline array", .count = "inline n", .kind = I_BYTES, COUNT(T, n),
+     .mem = offsetof(T, inline_data), .store = offsetof(T, inline_bytes),
+     .sw = MSIZE(T, inline_bytes), DTYPE(T, dtype), WHEN(T, array, HY_ARRAY_INLINE)},
+};
+#undef T
+
+static const field accepted_f[] = {
+    F(hy_msg_accepted, queue_position, 4, F_U32), F(hy_msg_accepted, job_id, 8, F_U64),
+};
+
+static const field progress_f[] = {
+    F(hy_msg_progress, row, 4, F_U32),   F(hy_msg_progress, job_id, 8, F_U64),
+    F(hy_msg_progress, done, 16, F_U64), F(hy_msg_progress, total, 24, F_U64),
+};
+
+#define T hy_result_row
+static const field row_f[] = {
+    F(T, backend, 0, F_U16),         F(T, device, 2, F_U16),       F(T, mode, 4, F_U16),
+    F(T, flags, 6, F_U16),           F(T, threads, 8, F_U32),      F(T, copies, 12, F_U32),
+    F(T, n, 16, F_U64),              F(T, hits, 24, F_U64),        F(T, estimate, 32, F_F64),
+    F(T, std_error, 40, F_F64),      F(T, median_ns, 48, F_U64),   F(T, min_ns, 56, F_U64),
+    F(T, max_ns, 64, F_U64),         F(T, lock_handoffs, 72, F_U64),
+    F(T, lock_wait_ns, 80, F_U64),   F(T, lock_hold_ns, 88, F_U64), F(T, h2d_ns, 96, F_U64),
+    F(T, kernel_ns, 104, F_U64),     F(T, d2h_ns, 112, F_U64),     F(T, launches, 120, F_U32),
+    F(T, repeat, 124, F_U32),
+    /* the process backend's, appended to the first layout's 128 bytes */
+    FSINCE(T, bytes_moved, 128, F_U64, 160), FSINCE(T, startup_ns, 136, F_U64, 160),
+    FSINCE(T, merge_ns, 144, F_U64, 160),    FSINCE(T, transport, 152, F_U16, 160),
+    FSINCE(T, workers_started, 156, F_U32, 160),
+};
+#undef T
+static const rec row_rec = {row_f, NF(row_f), HY_IPC_ROW_SIZE, HY_IPC_ROW_SIZE_MIN,
+                            sizeof(hy_result_row)};
+
+#define T hy_msg_result
+static const field result_f[] = {
+    F(T, job, 4, F_U16), F(T, nrows, 6, F_U16), STRIDE("row_size", 8),
+    F(T, array_bytes, 12, F_U32), F(T, job_id, 16, F_U64),
+};
+static const item result_i[] = {
+    {.name = "rows", .count = "nrows", .kind = I_RECS, COUNT(T, nrows),
+     .max = HY_IPC_ROWS_MAX, .mem = offsetof(T, rows), .store = offsetof(T, rows_in),
+     .rec = &row_rec},
+    {.name = "array", .count = "array_bytes", .kind = I_BYTES, COUNT(T, array_bytes),
+     .mem = offsetof(T, array), .store = offsetof(T, array_bytes),
+     .sw = MSIZE(T, array_bytes), .elem = 1},
+};
+#undef T
+
+#define T hy_msg_error
+static const field error_f[] = {
+    F(T, code, 4, F_U32), F(T, job_id, 8, F_U64), F(T, message.len, 16, F_U32),
+};
+static const item error_i[] = {
+    {.name = "message", .count = "message length", .kind = I_STR, COUNT(T, message.len),
+     .max = HY_IPC_MESSAGE_MAX, .mem = offsetof(T, message)},
+};
+#undef T
+
+static const field cancel_f[] = {F(hy_msg_cancel, job_id, 8, F_U64)};
+
+#define T hy_msg_status_reply
+static const field status_f[] = {
+    F(T, clients, 4, F_U32),         F(T, uptime_ns, 8, F_U64),
+    F(T, jobs_queued, 16, F_U64),    F(T, jobs_running, 24, F_U64),
+    F(T, jobs_done, 32, F_U64),      F(T, jobs_failed, 40, F_U64),
+    F(T, jobs_cancelled, 48, F_U64), F(T, devices, 56, F_U32),
+    F(T, devices_usable, 60, F_U32),
+    /* serial, native, locked, opencl; process's counters came later, after version.len */
+    FN(T, backend_jobs, 64, F_U64, 4), FN(T, backend_busy_ns, 96, F_U64, 4),
+    F(T, version.len, 128, F_U32),
+    FSINCE(T, backend_jobs[4], 136, F_U64, 152), FSINCE(T, backend_busy_ns[4], 144, F_U64, 152),
+};
+static const item status_i[] = {
+    {.name = "version", .count = "version length", .kind = I_STR, COUNT(T, version.len),
+     .max = HY_IPC_NAME_MAX, .mem = offsetof(T, version)},
+};
+#undef T
+
+#define T hy_device_record
+static const field device_f[] = {
+    F(T, index, 0, F_U32),          F(T, type, 4, F_U16),        F(T, flags, 6, F_U16),
+    F(T, compute_units, 8, F_U32),  F(T, global_mem, 16, F_U64), F(T, max_alloc, 24, F_U64),
+    TEXT(T, name, 32, 96, 0),       TEXT(T, vendor, 128, 64, 0), TEXT(T, driver, 192, 32, 0),
+    TEXT(T, problem, 224, 128, 0),  TEXT(T, platform, 352, 64, 416),
+};
+#undef T
+static const rec device_rec = {device_f, NF(device_f), HY_IPC_DEVICE_SIZE,
+                               HY_IPC_DEVICE_SIZE_V1, sizeof(hy_device_record)};
+
+#define T hy_msg_devices_reply
+static const field devices_f[] = {
+    F(T, ndevices, 4, F_U32),         STRIDE("record_size", 8),
+    F(T, cpu_online, 12, F_U32),      F(T, native_threads, 16, F_U32),
+    F(T, locked_threads, 20, F_U32),  F(T, switch_interval_us, 24, F_U32),
+    F(T, process_workers, 28, F_U32),
+};
+static const item devices_i[] = {
+    {.name = "records", .count = "ndevices", .kind = I_RECS, COUNT(T, ndevices),
+     .max = HY_IPC_DEVICES_MAX, .mem = offsetof(T, devices), .store = offsetof(T, devices_in),
+     .rec = &device_rec},
+};
+#undef T
+
+static int check_hello(const void *x, const hy_frame *fr, hy_error *err);
+static int check_submit(const void *x, const hy_frame *fr, hy_error *err);
+static int check_result(const void *x, const hy_frame *fr, hy_error *err);
+static int check_error(const void *x, const hy_frame *fr, hy_error *err);
+
+#define FIELDS(a) a, NF(a)
+static const mdesc types[] = {
+    [HY_MSG_HELLO] = {"HELLO", 16, 16, FIELDS(hello_f), FIELDS(hello_i), check_hello, false},
+    [HY_MSG_WELCOME] = {"WELCOME", 48, 48, FIELDS(welcome_f), FIELDS(welcome_i), NULL, false},
+    [HY_MSG_PING] = {"PING", 16, 16, FIELDS(ping_f), NULL, 0, NULL, false},
+    [HY_MSG_PONG] = {"PONG", 16, 16, FIELDS(ping_f), NULL, 0, NULL, false},
+    [HY_MSG_SUBMIT] = {"SUBMIT", 64, 56, FIELDS(submit_f), FIELDS(submit_i), check_submit, true},
+    [HY_MSG_ACCEPTED] = {"ACCEPTED", 16, 16, FIELDS(accepted_f), NULL, 0, NULL, false},
+    [HY_MSG_PROGRESS] = {"PROGRESS", 32, 32, FIELDS(progress_f), NULL, 0, NULL, false},
+    [HY_MSG_RESULT] = {"RESULT", 24, 24, FIELDS(result_f), FIELDS(result_i), check_result,
+                       false},
+    [HY_MSG_ERROR] = {"ERROR", 24, 24, FIELDS(error_f), FIELDS(error_i), check_error, false},
+    [HY_MSG_CANCEL] = {"CANCEL", 16, 16, FIELDS(cancel_f), NULL, 0, NULL, false},
+    [HY_MSG_STATUS] = {"STATUS", 8, 8, NULL, 0, NULL, 0, NULL, false},
+    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", 152, 136, FIELDS(status_f), FIELDS(status_i),
+                             NULL, false},
+    [HY_MSG_DEVICES] = {"DEVICES", 8, 8, NULL, 0, NULL, 0, NULL, false},
+    [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 32, 32, FIELDS(devices_f), FIELDS(devices_i),
+                              NULL, false},
+};
+
+static const mdesc *desc_of(int type)
+{
+    if (type < 0 || (size_t)type >= sizeof types / sizeof types[0] || !types[type].name)
+        return NULL;
+    return &types[type];
+}
 
 const char *hy_msg_type_name(int type)
 {
-    if (type < 0 || (size_t)type >= sizeof types / sizeof types[0])
-        return NULL;
-    return types[type].name;
+    const mdesc *md = desc_of(type);
+    return md ? md->name : NULL;
 }
 
-static uint32_t body_size_of(int type)
+/* ---- struct members and wire values by width ---- */
+
+static uint64_t mget(const uint8_t *x, size_t off, unsigned w)
 {
-    return hy_msg_type_name(type) ? types[type].body : 0;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (w) {
+    case 2: memcpy(&v16, x + off, 2); return v16;
+    case 4: memcpy(&v32, x + off, 4); return v32;
+    default: memcpy(&v64, x + off, 8); return v64;
+    }
 }
 
-static uint32_t body_min_of(int type)
+static void mset(uint8_t *x, size_t off, unsigned w, uint64_t v)
 {
-    return hy_msg_type_name(type) ? types[type].min : 0;
+    uint16_t v16 = (uint16_t)v;
+    uint32_t v32 = (uint32_t)v;
+    switch (w) {
+    case 2: memcpy(x + off, &v16, 2); break;
+    case 4: memcpy(x + off, &v32, 4); break;
+    default: memcpy(x + off, &v, 8); break;
+    }
 }
 
-/* The device record's NUL-padded text fields: offset and width on the wire. */
-#define DEV_NAME 32u
-#define DEV_VENDOR 128u
-#define DEV_DRIVER 192u
-#define DEV_PROBLEM 224u
-#define DEV_PLATFORM 352u /* appended: only in records of HY_IPC_DEVICE_SIZE bytes or more */
+static const void *pget(const uint8_t *x, size_t off)
+{
+    const void *p;
+    memcpy(&p, x + off, sizeof p);
+    return p;
+}
+
+static void pset(uint8_t *x, size_t off, const void *p)
+{
+    memcpy(x + off, &p, sizeof p);
+}
+
+/* One value of a fixed field: struct member at m, wire bytes at p. */
+static void put_value(uint8_t *p, const uint8_t *m, unsigned kind)
+{
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (kind) {
+    case F_U16: memcpy(&v16, m, 2); put16(p, v16); break;
+    case F_U32: memcpy(&v32, m, 4); put32(p, v32); break;
+    default: memcpy(&v64, m, 8); put64(p, v64); break; /* F_U64, and F_F64's bits */
+    }
+}
+
+static void get_value(const uint8_t *p, uint8_t *m, unsigned kind)
+{
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (kind) {
+    case F_U16: v16 = get16(p); memcpy(m, &v16, 2); break;
+    case F_U32: v32 = get32(p); memcpy(m, &v32, 4); break;
+    default: v64 = get64(p); memcpy(m, &v64, 8); break;
+    }
+}
+
+/* Writes fixed fields from struct x to wire p (zeroed: reserved words, padding and the
+ * tails of text fields stay 0). `stride` is what an F_STRIDE field says. */
+static void put_fields(const field *f, unsigned nf, const uint8_t *x, uint8_t *p,
+                       uint32_t stride)
+{
+    for (unsigned i = 0; i < nf; i++) {
+        const field *e = &f[i];
+        if (e->kind == F_STRIDE) {
+            put32(p + e->wire, stride);
+        } else if (e->kind == F_TEXT) {
+            /* The member holds one byte more than the wire for the NUL; longer is cut. */
+            const char *s = (const char *)x + e->mem;
+            for (size_t j = 0; j < e->n && s[j]; j++)
+                p[e->wire + j] = (uint8_t)s[j];
+        } else {
+            for (unsigned k = 0, w = WIDTH(e->kind); k < e->n; k++)
+                put_value(p + e->wire + w * k, x + e->mem + w * k, e->kind);
+        }
+    }
+}
+
+/* Reads fixed fields from wire p into struct x. A field appended after the first layout is
+ * read only when `have` (body_size, or the record stride) reaches the size that added it,
+ * and is 0 otherwise. Sets *stride from an F_STRIDE field. */
+static void get_fields(const field *f, unsigned nf, const uint8_t *p, uint32_t have,
+                       uint8_t *x, uint32_t *stride, const char **stride_name)
+{
+    for (unsigned i = 0; i < nf; i++) {
+        const field *e = &f[i];
+        if (e->kind == F_STRIDE) {
+            *stride = get32(p + e->wire);
+            *stride_name = e->name;
+        } else if (have < e->since) {
+            memset(x + e->mem, 0, e->kind == F_TEXT ? 1u : WIDTH(e->kind) * e->n);
+        } else if (e->kind == F_TEXT) {
+            /* Stops at the first NUL: bytes after it are padding, whatever they hold. */
+            char *s = (char *)x + e->mem;
+            size_t n = 0;
+            while (n < e->n && p[e->wire + n])
+                n++;
+            memcpy(s, p + e->wire, n);
+            s[n] = '\0';
+        } else {
+            for (unsigned k = 0, w = WIDTH(e->kind); k < e->n; k++)
+                get_value(p + e->wire + w * k, x + e->mem + w * k, e->kind);
+        }
+    }
+}
 
 /* ---- encoding ---- */
 
-static int check_str(const char *tn, const char *field, hy_str s, uint32_t max, hy_error *err)
+/* Element size of an I_BYTES item: fixed, or its dtype's (0 for an unknown dtype). */
+static size_t elem_of(const item *it, const uint8_t *x)
 {
-    if (s.len > max)
-        return hy_error_set(err, HY_EINVAL, "%s %s of %u bytes is longer than the %u allowed",
-                            tn, field, s.len, max);
-    if (s.len > 0 && !s.p)
-        return hy_error_set(err, HY_EINVAL, "%s %s has %u bytes but no pointer", tn, field,
-                            s.len);
+    return it->elem ? it->elem : hy_dtype_size((int)mget(x, it->dtype, 2));
+}
+
+static bool present(const item *it, const uint8_t *x)
+{
+    return !it->when || mget(x, it->when_mem, 4) == it->when_val;
+}
+
+/* Lays out the variable items of struct x after the body: checks what the layout depends
+ * on, sets *small (the payload bytes that go to the buffer, padding included) and *bulk;
+ * with p (the zeroed payload), writes the items too. */
+static int enc_items(const mdesc *md, const uint8_t *x, uint8_t *p, uint64_t *small,
+                     hy_iov *bulk, hy_error *err)
+{
+    uint64_t off = md->body;
+    const char *tn = md->name;
+
+    bulk->base = NULL;
+    bulk->len = 0;
+    for (unsigned i = 0; i < md->ni; i++) {
+        const item *it = &md->it[i];
+        uint64_t count = mget(x, it->cmem, it->cw), at = align8(off), bytes = 0;
+        const void *src = NULL;
+        if (!present(it, x)) {
+            uint64_t len = mget(x, it->store, it->sw);
+            if (it->kind == I_BYTES && len != 0)
+                return hy_error_set(err, HY_EINVAL, "%s has %s of %llu bytes but %s %u is "
+                                    "not %u", tn, it->name, (unsigned long long)len, it->when,
+                                    (unsigned)mget(x, it->when_mem, 4), it->when_val);
+            continue;
+        }
+        if (it->max && count > it->max)
+            return hy_error_set(err, HY_EINVAL, "%s %s %llu is above the %u allowed", tn,
+                                it->count, (unsigned long long)count, it->max);
+        switch (it->kind) {
+        case I_STR: {
+            hy_str str;
+            memcpy(&str, x + it->mem, sizeof str);
+            src = str.p;
+            bytes = count;
+            break;
+        }
+        case I_U32S:
+            src = x + it->mem;
+            bytes = 4 * count;
+            break;
+        case I_RECS:
+            src = pget(x, it->mem);
+            bytes = (uint64_t)it->rec->size * count;
+            break;
+        case I_BYTES: {
+            size_t size = elem_of(it, x);
+            uint64_t len = mget(x, it->store, it->sw);
+            if (size == 0)
+                return hy_error_set(err, HY_EDTYPE, "%s dtype %u of the %s is unknown", tn,
+                                    (unsigned)mget(x, it->dtype, 2), it->name);
+            if (count > UINT32_MAX / size || len != count * size)
+                return hy_error_set(err, HY_EINVAL, "%s %s of %llu bytes is not %s %llu "
+                                    "times %zu bytes", tn, it->name, (unsigned long long)len,
+                                    it->count, (unsigned long long)count, size);
+            src = pget(x, it->mem);
+            bytes = len;
+            break;
+        }
+        }
+        if (bytes > 0 && !src)
+            return hy_error_set(err, HY_EINVAL, "%s has %llu bytes of %s but no pointer", tn,
+                                (unsigned long long)bytes, it->name);
+        if (it->kind == I_BYTES) { /* the bulk, never copied here */
+            assert(i + 1 == md->ni);
+            bulk->base = src;
+            bulk->len = (size_t)bytes;
+            off = at;
+            break;
+        }
+        if (p && it->kind == I_RECS) {
+            for (uint64_t k = 0; k < count; k++)
+                put_fields(it->rec->f, it->rec->nf, (const uint8_t *)src + it->rec->ssize * k,
+                           p + at + it->rec->size * k, 0);
+        } else if (p && it->kind == I_U32S) {
+            for (uint64_t k = 0; k < count; k++)
+                put32(p + at + 4 * k, ((const uint32_t *)src)[k]);
+        } else if (p && bytes) {
+            memcpy(p + at, src, (size_t)bytes);
+        }
+        off = at + bytes;
+    }
+    *small = off;
     return 0;
 }
 
-static void put_text(uint8_t *dst, const char *src, size_t width)
+/* The record size an F_STRIDE field writes: that of the message's record list. */
+static uint32_t stride_of(const mdesc *md)
 {
-    /* The struct's fields hold one byte more than the wire for the NUL; anything past the
-     * wire width is cut, and the rest of the field stays NUL (the buffer was zeroed). */
-    for (size_t i = 0; i < width && src[i]; i++)
-        dst[i] = (uint8_t)src[i];
-}
-
-static void put_row(uint8_t *p, const hy_result_row *r)
-{
-    put16(p + 0, r->backend);
-    put16(p + 2, r->device);
-    put16(p + 4, r->mode);
-    put16(p + 6, r->flags);
-    put32(p + 8, r->threads);
-    put32(p + 12, r->copies);
-    put64(p + 16, r->n);
-    put64(p + 24, r->hits);
-    putf64(p + 32, r->estimate);
-    putf64(p + 40, r->std_error);
-    put64(p + 48, r->median_ns);
-    put64(p + 56, r->min_ns);
-    put64(p + 64, r->max_ns);
-    put64(p + 72, r->lock_handoffs);
-    put64(p + 80, r->lock_wait_ns);
-    put64(p + 88, r->lock_hold_ns);
-    put64(p + 96, r->h2d_ns);
-    put64(p + 104, r->kernel_ns);
-    put64(p + 112, r->d2h_ns);
-    put32(p + 120, r->launches);
-    put32(p + 124, r->repeat);
-    put64(p + 128, r->bytes_moved);
-    put64(p + 136, r->startup_ns);
-    put64(p + 144, r->merge_ns);
-    put16(p + 152, r->transport);
-    put32(p + 156, r->workers_started);
-}
-
-static void put_device(uint8_t *p, const hy_device_record *d)
-{
-    put32(p + 0, d->index);
-    put16(p + 4, d->type);
-    put16(p + 6, d->flags);
-    put32(p + 8, d->compute_units);
-    put64(p + 16, d->global_mem);
-    put64(p + 24, d->max_alloc);
-    put_text(p + DEV_NAME, d->name, 96);
-    put_text(p + DEV_VENDOR, d->vendor, 64);
-    put_text(p + DEV_DRIVER, d->driver, 32);
-    put_text(p + DEV_PROBLEM, d->problem, 128);
-    put_text(p + DEV_PLATFORM, d->platform, 64);
+    for (unsigned i = 0; i < md->ni; i++)
+        if (md->it[i].kind == I_RECS)
+            return md->it[i].rec->size;
+    return 0;
 }
 
 /* How many payload bytes go to the buffer (body and small variable data, padding included)
- * and which bytes travel as bulk; checks what the layout depends on. */
-static int measure(const hy_msg *m, uint64_t *small, hy_iov *bulk, hy_error *err)
+ * and which bytes travel as bulk; checks what the layout depends on, and the limits. */
+static int measure(const hy_msg *m, uint32_t max_payload, uint64_t *small, hy_iov *bulk,
+                   hy_error *err)
 {
-    const char *tn = hy_msg_type_name(m->type);
-    uint64_t body = body_size_of(m->type);
+    const mdesc *md = desc_of(m->type);
     int rc;
 
     bulk->base = NULL;
     bulk->len = 0;
-    if (!tn || body == 0)
+    if (!md)
         return hy_error_set(err, HY_EINVAL, "cannot encode message type %d: unknown",
                             (int)m->type);
-    *small = body;
-    switch (m->type) {
-    case HY_MSG_HELLO:
-        if ((rc = check_str(tn, "name", m->u.hello.name, HY_IPC_NAME_MAX, err)))
-            return rc;
-        *small += m->u.hello.name.len;
-        break;
-    case HY_MSG_WELCOME:
-        if ((rc = check_str(tn, "server", m->u.welcome.server, HY_IPC_NAME_MAX, err)))
-            return rc;
-        *small += m->u.welcome.server.len;
-        break;
-    case HY_MSG_SUBMIT: {
-        const hy_msg_submit *s = &m->u.submit;
-        if (s->nthreads_list > HY_IPC_THREADS_MAX)
-            return hy_error_set(err, HY_EINVAL, "SUBMIT nthreads_list %u is above %u",
-                                s->nthreads_list, HY_IPC_THREADS_MAX);
-        *small += 4u * s->nthreads_list;
-        if (s->array == HY_ARRAY_INLINE) {
-            size_t size = hy_dtype_size(s->dtype);
-            if (size == 0)
-                return hy_error_set(err, HY_EDTYPE, "SUBMIT dtype %u is unknown", s->dtype);
-            if (s->n > UINT32_MAX / size || s->inline_bytes != s->n * size)
-                return hy_error_set(err, HY_EINVAL,
-                                    "SUBMIT inline_bytes %zu is not n %llu times %zu bytes",
-                                    s->inline_bytes, (unsigned long long)s->n, size);
-            if (s->inline_bytes > 0 && !s->inline_data)
-                return hy_error_set(err, HY_EINVAL, "SUBMIT inline array has no pointer");
-            *small = align8(*small); /* the array starts 8-aligned, even when empty */
-            bulk->base = s->inline_data;
-            bulk->len = s->inline_bytes;
-        } else if (s->inline_bytes != 0) {
-            return hy_error_set(err, HY_EINVAL,
-                                "SUBMIT has inline_bytes %zu but array %u is not inline",
-                                s->inline_bytes, s->array);
-        }
-        break;
-    }
-    case HY_MSG_RESULT: {
-        const hy_msg_result *r = &m->u.result;
-        if (r->nrows > HY_IPC_ROWS_MAX)
-            return hy_error_set(err, HY_EINVAL, "RESULT nrows %u is above %u", r->nrows,
-                                HY_IPC_ROWS_MAX);
-        if (r->nrows > 0 && !r->rows)
-            return hy_error_set(err, HY_EINVAL, "RESULT has %u rows but no pointer", r->nrows);
-        if (r->array_bytes > 0 && !r->array)
-            return hy_error_set(err, HY_EINVAL, "RESULT has %u array bytes but no pointer",
-                                r->array_bytes);
-        *small += (uint64_t)HY_IPC_ROW_SIZE * r->nrows; /* rows are 8-aligned by size */
-        bulk->base = r->array;
-        bulk->len = r->array_bytes;
-        break;
-    }
-    case HY_MSG_ERROR:
-        if ((rc = check_str(tn, "message", m->u.error.message, HY_IPC_MESSAGE_MAX, err)))
-            return rc;
-        *small += m->u.error.message.len;
-        break;
-    case HY_MSG_STATUS_REPLY:
-        if ((rc = check_str(tn, "version", m->u.status.version, HY_IPC_NAME_MAX, err)))
-            return rc;
-        *small += m->u.status.version.len;
-        break;
-    case HY_MSG_DEVICES_REPLY: {
-        const hy_msg_devices_reply *d = &m->u.devices;
-        if (d->ndevices > HY_IPC_DEVICES_MAX)
-            return hy_error_set(err, HY_EINVAL, "DEVICES_REPLY ndevices %u is above %u",
-                                d->ndevices, HY_IPC_DEVICES_MAX);
-        if (d->ndevices > 0 && !d->devices)
-            return hy_error_set(err, HY_EINVAL, "DEVICES_REPLY has %u devices but no pointer",
-                                d->ndevices);
-        *small += (uint64_t)HY_IPC_DEVICE_SIZE * d->ndevices;
-        break;
-    }
-    default:
-        break;
-    }
+    if ((rc = enc_items(md, (const uint8_t *)&m->u, NULL, small, bulk, err)))
+        return rc;
+    uint64_t total = *small + bulk->len;
+    if (total > max_payload)
+        return hy_error_set(err, HY_ELIMIT, "%s payload of %llu bytes is above the %u allowed",
+                            md->name, (unsigned long long)total, max_payload);
     return 0;
 }
 
 /* Writes the header and payload (without the bulk) to buf, which holds header + small. */
-static void fill(const hy_msg *m, uint8_t *buf, uint64_t small, const hy_iov *bulk,
-                 hy_frame_header *h)
+static void fill(const hy_msg *m, uint8_t *buf, uint64_t small, hy_frame_header *h)
 {
+    const mdesc *md = desc_of(m->type);
+    const uint8_t *x = (const uint8_t *)&m->u;
     uint8_t *p = buf + HY_IPC_HEADER;
-    uint32_t body = body_size_of(m->type);
+    uint64_t again;
+    hy_iov bulk;
 
-    /* Zero first: reserved fields, padding and the tails of text fields are 0 on the wire. */
     memset(p, 0, (size_t)small);
-    put32(p, body);
-    switch (m->type) {
-    case HY_MSG_HELLO: {
-        const hy_msg_hello *x = &m->u.hello;
-        put16(p + 4, x->min_version);
-        put16(p + 6, x->max_version);
-        put32(p + 8, x->features);
-        put32(p + 12, x->name.len);
-        if (x->name.len)
-            memcpy(p + 16, x->name.p, x->name.len);
-        break;
-    }
-    case HY_MSG_WELCOME: {
-        const hy_msg_welcome *x = &m->u.welcome;
-        put16(p + 4, x->version);
-        put32(p + 8, x->features);
-        put32(p + 12, x->max_payload);
-        put32(p + 16, x->max_inline_bytes);
-        put32(p + 20, x->max_jobs_per_client);
-        put64(p + 24, x->max_samples);
-        put64(p + 32, x->max_sort_elements);
-        put32(p + 40, x->server.len);
-        if (x->server.len)
-            memcpy(p + 48, x->server.p, x->server.len);
-        break;
-    }
-    case HY_MSG_PING:
-    case HY_MSG_PONG:
-        put64(p + 8, m->u.ping.nonce);
-        break;
-    case HY_MSG_SUBMIT: {
-        const hy_msg_submit *x = &m->u.submit;
-        put16(p + 4, x->job);
-        put16(p + 6, x->backend);
-        put16(p + 8, x->device);
-        put16(p + 10, x->mode);
-        put16(p + 12, x->nogil);
-        put16(p + 14, x->dtype);
-        put32(p + 16, x->threads);
-        put32(p + 20, x->repeat);
-        put32(p + 24, x->switch_interval_us);
-        put32(p + 28, x->array);
-        put64(p + 32, x->n);
-        put64(p + 40, x->seed);
-        put32(p + 48, x->backends);
-        put32(p + 52, x->nthreads_list);
-        put16(p + 56, x->transport);
-        put32(p + 60, x->transports);
-        for (uint32_t i = 0; i < x->nthreads_list; i++)
-            put32(p + 64 + 4 * i, x->threads_list[i]);
-        break;
-    }
-    case HY_MSG_ACCEPTED:
-        put32(p + 4, m->u.accepted.queue_position);
-        put64(p + 8, m->u.accepted.job_id);
-        break;
-    case HY_MSG_PROGRESS:
-        put32(p + 4, m->u.progress.row);
-        put64(p + 8, m->u.progress.job_id);
-        put64(p + 16, m->u.progress.done);
-        put64(p + 24, m->u.progress.total);
-        break;
-    case HY_MSG_RESULT: {
-        const hy_msg_result *x = &m->u.result;
-        put16(p + 4, x->job);
-        put16(p + 6, x->nrows);
-        put32(p + 8, HY_IPC_ROW_SIZE);
-        put32(p + 12, x->array_bytes);
-        put64(p + 16, x->job_id);
-        for (uint32_t i = 0; i < x->nrows; i++)
-            put_row(p + 24 + HY_IPC_ROW_SIZE * i, &x->rows[i]);
-        break;
-    }
-    case HY_MSG_ERROR: {
-        const hy_msg_error *x = &m->u.error;
-        put32(p + 4, (uint32_t)x->code);
-        put64(p + 8, x->job_id);
-        put32(p + 16, x->message.len);
-        if (x->message.len)
-            memcpy(p + 24, x->message.p, x->message.len);
-        break;
-    }
-    case HY_MSG_CANCEL:
-        put64(p + 8, m->u.cancel.job_id);
-        break;
-    case HY_MSG_STATUS_REPLY: {
-        const hy_msg_status_reply *x = &m->u.status;
-        put32(p + 4, x->clients);
-        put64(p + 8, x->uptime_ns);
-        put64(p + 16, x->jobs_queued);
-        put64(p + 24, x->jobs_running);
-        put64(p + 32, x->jobs_done);
-        put64(p + 40, x->jobs_failed);
-        put64(p + 48, x->jobs_cancelled);
-        put32(p + 56, x->devices);
-        put32(p + 60, x->devices_usable);
-        for (unsigned i = 0; i < 4; i++) {
-            put64(p + 64 + 8 * i, x->backend_jobs[i]);
-            put64(p + 96 + 8 * i, x->backend_busy_ns[i]);
-        }
-        put32(p + 128, x->version.len);
-        /* The fifth backend (process) came later: its counters follow the first layout. */
-        put64(p + 136, x->backend_jobs[4]);
-        put64(p + 144, x->backend_busy_ns[4]);
-        if (x->version.len)
-            memcpy(p + body, x->version.p, x->version.len);
-        break;
-    }
-    case HY_MSG_DEVICES_REPLY: {
-        const hy_msg_devices_reply *x = &m->u.devices;
-        put32(p + 4, x->ndevices);
-        put32(p + 8, HY_IPC_DEVICE_SIZE);
-        put32(p + 12, x->cpu_online);
-        put32(p + 16, x->native_threads);
-        put32(p + 20, x->locked_threads);
-        put32(p + 24, x->switch_interval_us);
-        put32(p + 28, x->process_workers);
-        for (uint32_t i = 0; i < x->ndevices; i++)
-            put_device(p + 32 + HY_IPC_DEVICE_SIZE * i, &x->devices[i]);
-        break;
-    }
-    default: /* STATUS and DEVICES: body_size and a reserved word */
-        break;
-    }
+    put32(p, md->body);
+    put_fields(md->f, md->nf, x, p, stride_of(md));
+    (void)enc_items(md, x, p, &again, &bulk, NULL); /* measure has checked it */
     h->version = HY_IPC_VERSION;
     h->type = m->type;
     h->flags = 0; /* the writer sets HY_IPC_F_FDS when fds go with the frame */
-    h->length = (uint32_t)(small + bulk->len);
+    h->length = (uint32_t)(small + bulk.len);
     h->request = m->request;
     hy_frame_header_encode(h, buf);
-}
-
-static int check_total(const hy_msg *m, uint64_t small, const hy_iov *bulk,
-                       uint32_t max_payload, hy_error *err)
-{
-    uint64_t total = small + bulk->len;
-    if (total > max_payload)
-        return hy_error_set(err, HY_ELIMIT, "%s payload of %llu bytes is above the %u allowed",
-                            hy_msg_type_name(m->type), (unsigned long long)total, max_payload);
-    return 0;
 }
 
 int hy_msg_encode(const hy_msg *m, uint8_t *buf, size_t cap, size_t *len, hy_iov *bulk,
@@ -396,13 +555,13 @@ int hy_msg_encode(const hy_msg *m, uint8_t *buf, size_t cap, size_t *len, hy_iov
 
     if (!m || !buf || !len || !bulk)
         return hy_error_set(err, HY_EINVAL, "hy_msg_encode: NULL argument");
-    if ((rc = measure(m, &small, bulk, err)) || (rc = check_total(m, small, bulk, max_payload, err)))
+    if ((rc = measure(m, max_payload, &small, bulk, err)))
         return rc;
     if (HY_IPC_HEADER + small > cap)
         return hy_error_set(err, HY_ELIMIT, "%s needs %llu bytes of buffer, %zu given",
                             hy_msg_type_name(m->type),
                             (unsigned long long)(HY_IPC_HEADER + small), cap);
-    fill(m, buf, small, bulk, &h);
+    fill(m, buf, small, &h);
     *len = (size_t)(HY_IPC_HEADER + small);
     return 0;
 }
@@ -423,7 +582,7 @@ int hy_msg_push(hy_frame_writer *w, const hy_msg *m, const int *fds, unsigned nf
 
     if (!w || !m)
         return hy_error_set(err, HY_EINVAL, "hy_msg_push: NULL argument");
-    if ((rc = measure(m, &small, &bulk, err)) || (rc = check_total(m, small, &bulk, max_payload, err)))
+    if ((rc = measure(m, max_payload, &small, &bulk, err)))
         return rc;
     /* small <= max_payload <= UINT32_MAX here, so the size is representable. */
     if (HY_IPC_HEADER + small > sizeof stack) {
@@ -433,7 +592,7 @@ int hy_msg_push(hy_frame_writer *w, const hy_msg *m, const int *fds, unsigned nf
                                 hy_msg_type_name(m->type),
                                 (unsigned long long)(HY_IPC_HEADER + small));
     }
-    fill(m, buf, small, &bulk, &h);
+    fill(m, buf, small, &h);
     parts[0].base = buf + HY_IPC_HEADER;
     parts[0].len = (size_t)small;
     parts[1] = bulk;
@@ -451,6 +610,8 @@ typedef struct dec {
     uint32_t plen;
     uint32_t body;  /* the body_size the frame announced */
     uint32_t known; /* this version's body size for the type */
+    uint32_t stride; /* the body's record size, if it has one */
+    const char *stride_name;
     uint64_t off;
     const char *tn;
     hy_error *err;
@@ -471,81 +632,169 @@ static int take(dec *d, const char *what, uint64_t len, const uint8_t **out)
     return 0;
 }
 
-static int take_str(dec *d, const char *what, uint32_t len, uint32_t max, hy_str *s)
+/* Takes one variable item into struct x: its count against the limit first (ELIMIT), then
+ * its bytes against the payload (EPROTO), then its elements. */
+static int dec_item(dec *d, const item *it, uint8_t *x)
 {
+    uint64_t count = mget(x, it->cmem, it->cw), size = 1;
     const uint8_t *q = NULL;
     int rc;
-    if (len > max)
-        return hy_error_set(d->err, HY_ELIMIT, "%s %s length %u is above the limit of %u",
-                            d->tn, what, len, max);
-    if ((rc = take(d, what, len, &q)))
+
+    if (!present(it, x)) {
+        pset(x, it->mem, NULL);
+        mset(x, it->store, it->sw, 0);
+        return 0;
+    }
+    if (it->max && count > it->max)
+        return hy_error_set(d->err, HY_ELIMIT, "%s %s %llu is above the limit of %u", d->tn,
+                            it->count, (unsigned long long)count, it->max);
+    if (it->kind == I_U32S)
+        size = 4;
+    if (it->kind == I_RECS) {
+        if (d->stride < it->rec->min)
+            return hy_error_set(d->err, HY_EPROTO, "%s %s %u is below %u", d->tn,
+                                d->stride_name, d->stride, it->rec->min);
+        size = d->stride;
+    }
+    if (it->kind == I_BYTES) {
+        size = elem_of(it, x);
+        if (size == 0)
+            return hy_error_set(d->err, HY_EDTYPE, "%s dtype %u of the %s is unknown", d->tn,
+                                (unsigned)mget(x, it->dtype, 2), it->name);
+        /* Bounded before multiplying: no payload holds more than UINT32_MAX bytes. */
+        if (count > UINT32_MAX / size)
+            return hy_error_set(d->err, HY_ELIMIT, "%s %s %llu of %llu-byte elements is more "
+                                "than a frame can carry", d->tn, it->count,
+                                (unsigned long long)count, (unsigned long long)size);
+    }
+    if ((rc = take(d, it->name, count * size, &q)))
         return rc;
-    s->p = len ? (const char *)q : NULL;
-    s->len = len;
+    switch (it->kind) {
+    case I_STR: {
+        hy_str s = {count ? (const char *)q : NULL, (uint32_t)count};
+        memcpy(x + it->mem, &s, sizeof s);
+        break;
+    }
+    case I_U32S:
+        for (uint64_t i = 0; i < count; i++) {
+            uint32_t v = get32(q + 4 * i);
+            if (v < it->elem_min)
+                return hy_error_set(d->err, HY_EINVAL, "%s %s[%llu] is %u, below %u", d->tn,
+                                    it->name, (unsigned long long)i, v, it->elem_min);
+            mset(x, it->mem + 4 * i, 4, v);
+        }
+        break;
+    case I_RECS: {
+        uint8_t *out = x + it->store;
+        uint32_t none; /* records hold no stride of their own */
+        const char *no_name;
+        for (uint64_t i = 0; i < count; i++)
+            get_fields(it->rec->f, it->rec->nf, q + size * i, d->stride,
+                       out + it->rec->ssize * i, &none, &no_name);
+        pset(x, it->mem, out);
+        break;
+    }
+    case I_BYTES:
+        pset(x, it->mem, count ? q : NULL);
+        mset(x, it->store, it->sw, count * size);
+        break;
+    }
     return 0;
 }
 
-/* A peer of this version ends the payload at its last item; a peer with a longer body is
- * newer and may have appended variable data we do not know, which is ignored. */
-static int finish(dec *d)
+int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
 {
-    if (d->body == d->known && d->off != d->plen)
-        return hy_error_set(d->err, HY_EPROTO,
-                            "%s payload has %llu bytes after its last item",
-                            d->tn, (unsigned long long)(d->plen - d->off));
-    return 0;
-}
-
-static int dec_hello(dec *d, hy_msg_hello *x)
-{
-    const uint8_t *p = d->p;
-    x->min_version = get16(p + 4);
-    x->max_version = get16(p + 6);
-    x->features = get32(p + 8);
-    if (x->min_version == 0 || x->min_version > x->max_version)
-        return hy_error_set(d->err, HY_EPROTO,
-                            "HELLO version range %u..%u is empty or starts at 0",
-                            x->min_version, x->max_version);
-    return take_str(d, "name", get32(p + 12), HY_IPC_NAME_MAX, &x->name);
-}
-
-static int dec_welcome(dec *d, hy_msg_welcome *x)
-{
-    const uint8_t *p = d->p;
-    x->version = get16(p + 4);
-    x->features = get32(p + 8);
-    x->max_payload = get32(p + 12);
-    x->max_inline_bytes = get32(p + 16);
-    x->max_jobs_per_client = get32(p + 20);
-    x->max_samples = get64(p + 24);
-    x->max_sort_elements = get64(p + 32);
-    return take_str(d, "server", get32(p + 40), HY_IPC_NAME_MAX, &x->server);
-}
-
-static int dec_submit(dec *d, const hy_frame *f, hy_msg_submit *x)
-{
-    const uint8_t *p = d->p, *q = NULL;
-    hy_error *err = d->err;
+    const mdesc *md;
+    dec d;
     int rc;
 
-    x->job = get16(p + 4);
-    x->backend = get16(p + 6);
-    x->device = get16(p + 8);
-    x->mode = get16(p + 10);
-    x->nogil = get16(p + 12);
-    x->dtype = get16(p + 14);
-    x->threads = get32(p + 16);
-    x->repeat = get32(p + 20);
-    x->switch_interval_us = get32(p + 24);
-    x->array = get32(p + 28);
-    x->n = get64(p + 32);
-    x->seed = get64(p + 40);
-    x->backends = get32(p + 48);
-    x->nthreads_list = get32(p + 52);
-    x->transport = d->body >= 64 ? get16(p + 56) : 0;
-    x->transports = d->body >= 64 ? get32(p + 60) : 0;
-    x->inline_data = NULL;
-    x->inline_bytes = 0;
+    if (!f || !m)
+        return hy_error_set(err, HY_EINVAL, "hy_msg_decode: NULL argument");
+    if (!(md = desc_of(f->h.type)))
+        return hy_error_set(err, HY_ETYPE, "unknown message type %u", f->h.type);
+    d.tn = md->name;
+    d.known = md->body;
+    d.p = f->payload;
+    d.plen = f->h.length;
+    d.stride = 0;
+    d.stride_name = "record size";
+    d.err = err;
+    if (d.plen > 0 && !d.p)
+        return hy_error_set(err, HY_EINVAL, "%s frame of %u bytes has no payload pointer",
+                            d.tn, d.plen);
+    /* The reader guarantees flag and fds agree; a hand-built frame may not. */
+    if (f->nfds > HY_IPC_MAX_FDS || !(f->h.flags & HY_IPC_F_FDS) != (f->nfds == 0))
+        return hy_error_set(err, HY_EPROTO, "%s frame flags 0x%x disagree with its %u fds",
+                            d.tn, f->h.flags, f->nfds);
+    if (f->nfds && !md->fds)
+        return hy_error_set(err, HY_EPROTO, "%s came with %u fds but takes none", d.tn,
+                            f->nfds);
+    if (d.plen < 4)
+        return hy_error_set(err, HY_EPROTO, "%s payload of %u bytes has no body_size", d.tn,
+                            d.plen);
+    d.body = get32(d.p);
+    if (d.body < md->min)
+        return hy_error_set(err, HY_EPROTO, "%s body_size %u is below the %u bytes of version %u",
+                            d.tn, d.body, md->min, HY_IPC_VERSION);
+    /* An earlier layout of this version is held to the same exactness as the current one. */
+    if (d.body == md->min)
+        d.known = md->min;
+    if (d.body > d.plen)
+        return hy_error_set(err, HY_EPROTO, "%s body_size %u is past the payload of %u bytes",
+                            d.tn, d.body, d.plen);
+    d.off = d.body; /* the first variable item starts at align8(body_size) */
+
+    m->type = f->h.type;
+    m->request = f->h.request;
+    uint8_t *x = (uint8_t *)&m->u;
+    get_fields(md->f, md->nf, d.p, d.body, x, &d.stride, &d.stride_name);
+    if (md->check && (rc = md->check(x, f, err)))
+        return rc;
+    for (unsigned i = 0; i < md->ni; i++)
+        if ((rc = dec_item(&d, &md->it[i], x)))
+            return rc;
+    /* A peer of this version ends the payload at its last item; a peer with a longer body is
+     * newer and may have appended variable data we do not know, which is ignored. */
+    if (d.body == d.known && d.off != d.plen)
+        return hy_error_set(err, HY_EPROTO, "%s payload has %llu bytes after its last item",
+                            d.tn, (unsigned long long)(d.plen - d.off));
+    return 0;
+}
+
+/* ---- what the protocol rules out, type by type ---- */
+
+static int check_hello(const void *v, const hy_frame *fr, hy_error *err)
+{
+    const hy_msg_hello *x = v;
+    (void)fr;
+    if (x->min_version == 0 || x->min_version > x->max_version)
+        return hy_error_set(err, HY_EPROTO, "HELLO version range %u..%u is empty or starts at 0",
+                            x->min_version, x->max_version);
+    return 0;
+}
+
+static int check_result(const void *v, const hy_frame *fr, hy_error *err)
+{
+    const hy_msg_result *x = v;
+    (void)fr;
+    if (x->job < HY_JOB_PI || x->job > HY_JOB_COMPARE_SORT)
+        return hy_error_set(err, HY_EINVAL, "RESULT job %u is not a job kind (1..4)", x->job);
+    return 0;
+}
+
+static int check_error(const void *v, const hy_frame *fr, hy_error *err)
+{
+    const hy_msg_error *x = v;
+    (void)fr;
+    /* Codes are negative hy_err values; a newer peer's new codes are still negative. */
+    if (x->code >= 0)
+        return hy_error_set(err, HY_EPROTO, "ERROR code %d is not negative", (int)x->code);
+    return 0;
+}
+
+static int check_submit(const void *v, const hy_frame *f, hy_error *err)
+{
+    const hy_msg_submit *x = v;
 
     if (x->job < HY_JOB_PI || x->job > HY_JOB_COMPARE_SORT)
         return hy_error_set(err, HY_EINVAL, "SUBMIT job %u is not pi (1), sort (2), "
@@ -581,20 +830,9 @@ static int dec_submit(dec *d, const hy_frame *f, hy_msg_submit *x)
     if (!compare && x->nthreads_list != 0)
         return hy_error_set(err, HY_EINVAL, "SUBMIT nthreads_list %u on a single job (only a "
                             "compare takes a list)", x->nthreads_list);
-    if (compare && x->nthreads_list > HY_IPC_THREADS_MAX)
-        return hy_error_set(err, HY_ELIMIT, "SUBMIT nthreads_list %u is above the limit of %u",
-                            x->nthreads_list, HY_IPC_THREADS_MAX);
     if (compare && x->nthreads_list == 0)
         return hy_error_set(err, HY_EINVAL, "SUBMIT nthreads_list 0: a compare needs at "
                             "least one thread count");
-    if ((rc = take(d, "thread list", 4ull * x->nthreads_list, &q)))
-        return rc;
-    for (uint32_t i = 0; i < x->nthreads_list; i++) {
-        x->threads_list[i] = get32(q + 4 * i);
-        if (x->threads_list[i] == 0)
-            return hy_error_set(err, HY_EINVAL, "SUBMIT threads_list[%u] is 0", i);
-    }
-
     /* Where the array is must fit the job, and fds must match it: the reader hands over
      * whatever fds arrived, and the daemon must never map one it did not ask for. */
     if (!sort && x->array != HY_ARRAY_NONE)
@@ -609,266 +847,5 @@ static int dec_submit(dec *d, const hy_frame *f, hy_msg_submit *x)
     if (x->array != HY_ARRAY_MEMFD && f->nfds != 0)
         return hy_error_set(err, HY_EPROTO, "SUBMIT array %u came with %u fds; only a memfd "
                             "array takes one", x->array, f->nfds);
-    if (x->array == HY_ARRAY_INLINE) {
-        size_t size = hy_dtype_size(x->dtype);
-        /* Bounded before multiplying: no payload holds more than UINT32_MAX bytes. */
-        if (x->n > UINT32_MAX / size)
-            return hy_error_set(err, HY_ELIMIT, "SUBMIT inline n %llu of %zu-byte elements is "
-                                "more than a frame can carry", (unsigned long long)x->n, size);
-        uint64_t bytes = x->n * size;
-        uint64_t at = align8(d->off);
-        if (at > d->plen || (d->body == d->known && d->plen - at != bytes))
-            return hy_error_set(err, HY_EPROTO, "SUBMIT inline array needs n %llu x %zu = "
-                                "%llu bytes but %lld follow", (unsigned long long)x->n, size,
-                                (unsigned long long)bytes, (long long)d->plen - (long long)at);
-        if ((rc = take(d, "inline array", bytes, &q)))
-            return rc;
-        x->inline_data = q;
-        x->inline_bytes = (size_t)bytes;
-    }
     return 0;
-}
-
-static void get_row(const uint8_t *p, hy_result_row *r)
-{
-    r->backend = get16(p + 0);
-    r->device = get16(p + 2);
-    r->mode = get16(p + 4);
-    r->flags = get16(p + 6);
-    r->threads = get32(p + 8);
-    r->copies = get32(p + 12);
-    r->n = get64(p + 16);
-    r->hits = get64(p + 24);
-    r->estimate = getf64(p + 32);
-    r->std_error = getf64(p + 40);
-    r->median_ns = get64(p + 48);
-    r->min_ns = get64(p + 56);
-    r->max_ns = get64(p + 64);
-    r->lock_handoffs = get64(p + 72);
-    r->lock_wait_ns = get64(p + 80);
-    r->lock_hold_ns = get64(p + 88);
-    r->h2d_ns = get64(p + 96);
-    r->kernel_ns = get64(p + 104);
-    r->d2h_ns = get64(p + 112);
-    r->launches = get32(p + 120);
-    r->repeat = get32(p + 124);
-}
-
-/* The process backend's fields, appended to the first 128-byte row. */
-static void get_row_ext(const uint8_t *p, hy_result_row *r)
-{
-    if (!p) { /* a first-layout row: none of these */
-        r->bytes_moved = r->startup_ns = r->merge_ns = 0;
-        r->transport = 0;
-        r->workers_started = 0;
-        return;
-    }
-    r->bytes_moved = get64(p + 128);
-    r->startup_ns = get64(p + 136);
-    r->merge_ns = get64(p + 144);
-    r->transport = get16(p + 152);
-    r->workers_started = get32(p + 156);
-}
-
-static int dec_result(dec *d, hy_msg_result *x)
-{
-    const uint8_t *p = d->p, *q = NULL;
-    uint32_t row_size = get32(p + 8);
-    int rc;
-
-    x->job = get16(p + 4);
-    x->nrows = get16(p + 6);
-    x->array_bytes = get32(p + 12);
-    x->job_id = get64(p + 16);
-    x->rows = x->rows_in;
-    x->array = NULL;
-    if (x->job < HY_JOB_PI || x->job > HY_JOB_COMPARE_SORT)
-        return hy_error_set(d->err, HY_EINVAL, "RESULT job %u is not a job kind (1..4)", x->job);
-    if (x->nrows > HY_IPC_ROWS_MAX)
-        return hy_error_set(d->err, HY_ELIMIT, "RESULT nrows %u is above the limit of %u",
-                            x->nrows, HY_IPC_ROWS_MAX);
-    if (row_size < HY_IPC_ROW_SIZE_MIN)
-        return hy_error_set(d->err, HY_EPROTO, "RESULT row_size %u is below %u", row_size,
-                            HY_IPC_ROW_SIZE_MIN);
-    if ((rc = take(d, "rows", (uint64_t)row_size * x->nrows, &q)))
-        return rc;
-    for (uint32_t i = 0; i < x->nrows; i++) {
-        get_row(q + (uint64_t)row_size * i, &x->rows_in[i]);
-        if (row_size >= HY_IPC_ROW_SIZE)
-            get_row_ext(q + (uint64_t)row_size * i, &x->rows_in[i]);
-        else
-            get_row_ext(NULL, &x->rows_in[i]);
-    }
-    if ((rc = take(d, "array", x->array_bytes, &q)))
-        return rc;
-    if (x->array_bytes)
-        x->array = q;
-    return 0;
-}
-
-static void get_text(char *dst, const uint8_t *src, size_t width)
-{
-    /* Stops at the first NUL: bytes after it are padding, whatever they hold. */
-    size_t n = 0;
-    while (n < width && src[n])
-        n++;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-static int dec_devices(dec *d, hy_msg_devices_reply *x)
-{
-    const uint8_t *p = d->p, *q = NULL;
-    uint32_t rs = get32(p + 8);
-    int rc;
-
-    x->ndevices = get32(p + 4);
-    x->cpu_online = get32(p + 12);
-    x->native_threads = get32(p + 16);
-    x->locked_threads = get32(p + 20);
-    x->switch_interval_us = get32(p + 24);
-    x->process_workers = get32(p + 28);
-    x->devices = x->devices_in;
-    if (x->ndevices > HY_IPC_DEVICES_MAX)
-        return hy_error_set(d->err, HY_ELIMIT, "DEVICES_REPLY ndevices %u is above the limit "
-                            "of %u", x->ndevices, HY_IPC_DEVICES_MAX);
-    if (rs < HY_IPC_DEVICE_SIZE_V1)
-        return hy_error_set(d->err, HY_EPROTO, "DEVICES_REPLY record_size %u is below %u", rs,
-                            HY_IPC_DEVICE_SIZE_V1);
-    if ((rc = take(d, "records", (uint64_t)rs * x->ndevices, &q)))
-        return rc;
-    for (uint32_t i = 0; i < x->ndevices; i++) {
-        const uint8_t *r = q + (uint64_t)rs * i;
-        hy_device_record *o = &x->devices_in[i];
-        o->index = get32(r + 0);
-        o->type = get16(r + 4);
-        o->flags = get16(r + 6);
-        o->compute_units = get32(r + 8);
-        o->global_mem = get64(r + 16);
-        o->max_alloc = get64(r + 24);
-        get_text(o->name, r + DEV_NAME, 96);
-        get_text(o->vendor, r + DEV_VENDOR, 64);
-        get_text(o->driver, r + DEV_DRIVER, 32);
-        get_text(o->problem, r + DEV_PROBLEM, 128);
-        /* A first-layout sender's record (352..415 bytes) has no platform. */
-        if (rs >= HY_IPC_DEVICE_SIZE)
-            get_text(o->platform, r + DEV_PLATFORM, 64);
-        else
-            o->platform[0] = '\0';
-    }
-    return 0;
-}
-
-int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
-{
-    dec d;
-    int rc = 0;
-
-    if (!f || !m)
-        return hy_error_set(err, HY_EINVAL, "hy_msg_decode: NULL argument");
-    d.tn = hy_msg_type_name(f->h.type);
-    d.known = body_size_of(f->h.type);
-    uint32_t min = body_min_of(f->h.type);
-    if (!d.tn || d.known == 0)
-        return hy_error_set(err, HY_ETYPE, "unknown message type %u", f->h.type);
-    d.p = f->payload;
-    d.plen = f->h.length;
-    d.err = err;
-    if (d.plen > 0 && !d.p)
-        return hy_error_set(err, HY_EINVAL, "%s frame of %u bytes has no payload pointer",
-                            d.tn, d.plen);
-    /* The reader guarantees flag and fds agree; a hand-built frame may not. */
-    if (f->nfds > HY_IPC_MAX_FDS || !(f->h.flags & HY_IPC_F_FDS) != (f->nfds == 0))
-        return hy_error_set(err, HY_EPROTO, "%s frame flags 0x%x disagree with its %u fds",
-                            d.tn, f->h.flags, f->nfds);
-    if (f->nfds && f->h.type != HY_MSG_SUBMIT)
-        return hy_error_set(err, HY_EPROTO, "%s came with %u fds but takes none", d.tn,
-                            f->nfds);
-    if (d.plen < 4)
-        return hy_error_set(err, HY_EPROTO, "%s payload of %u bytes has no body_size", d.tn,
-                            d.plen);
-    d.body = get32(d.p);
-    if (d.body < min)
-        return hy_error_set(err, HY_EPROTO, "%s body_size %u is below the %u bytes of version %u",
-                            d.tn, d.body, min, HY_IPC_VERSION);
-    /* An earlier layout of this version is held to the same exactness as the current one. */
-    if (d.body == min)
-        d.known = min;
-    if (d.body > d.plen)
-        return hy_error_set(err, HY_EPROTO, "%s body_size %u is past the payload of %u bytes",
-                            d.tn, d.body, d.plen);
-    d.off = d.body; /* the first variable item starts at align8(body_size) */
-
-    m->type = f->h.type;
-    m->request = f->h.request;
-    const uint8_t *p = d.p;
-    switch (f->h.type) {
-    case HY_MSG_HELLO:
-        rc = dec_hello(&d, &m->u.hello);
-        break;
-    case HY_MSG_WELCOME:
-        rc = dec_welcome(&d, &m->u.welcome);
-        break;
-    case HY_MSG_PING:
-    case HY_MSG_PONG:
-        m->u.ping.nonce = get64(p + 8);
-        break;
-    case HY_MSG_SUBMIT:
-        rc = dec_submit(&d, f, &m->u.submit);
-        break;
-    case HY_MSG_ACCEPTED:
-        m->u.accepted.queue_position = get32(p + 4);
-        m->u.accepted.job_id = get64(p + 8);
-        break;
-    case HY_MSG_PROGRESS:
-        m->u.progress.row = get32(p + 4);
-        m->u.progress.job_id = get64(p + 8);
-        m->u.progress.done = get64(p + 16);
-        m->u.progress.total = get64(p + 24);
-        break;
-    case HY_MSG_RESULT:
-        rc = dec_result(&d, &m->u.result);
-        break;
-    case HY_MSG_ERROR: {
-        hy_msg_error *x = &m->u.error;
-        x->code = (int32_t)get32(p + 4);
-        x->job_id = get64(p + 8);
-        /* Codes are negative hy_err values; a newer peer's new codes are still negative. */
-        if (x->code >= 0)
-            return hy_error_set(err, HY_EPROTO, "ERROR code %d is not negative", (int)x->code);
-        rc = take_str(&d, "message", get32(p + 16), HY_IPC_MESSAGE_MAX, &x->message);
-        break;
-    }
-    case HY_MSG_CANCEL:
-        m->u.cancel.job_id = get64(p + 8);
-        break;
-    case HY_MSG_STATUS_REPLY: {
-        hy_msg_status_reply *x = &m->u.status;
-        x->clients = get32(p + 4);
-        x->uptime_ns = get64(p + 8);
-        x->jobs_queued = get64(p + 16);
-        x->jobs_running = get64(p + 24);
-        x->jobs_done = get64(p + 32);
-        x->jobs_failed = get64(p + 40);
-        x->jobs_cancelled = get64(p + 48);
-        x->devices = get32(p + 56);
-        x->devices_usable = get32(p + 60);
-        for (unsigned i = 0; i < 4; i++) {
-            x->backend_jobs[i] = get64(p + 64 + 8 * i);
-            x->backend_busy_ns[i] = get64(p + 96 + 8 * i);
-        }
-        x->backend_jobs[4] = d.body >= 152 ? get64(p + 136) : 0;
-        x->backend_busy_ns[4] = d.body >= 152 ? get64(p + 144) : 0;
-        rc = take_str(&d, "version", get32(p + 128), HY_IPC_NAME_MAX, &x->version);
-        break;
-    }
-    case HY_MSG_DEVICES_REPLY:
-        rc = dec_devices(&d, &m->u.devices);
-        break;
-    default: /* STATUS, DEVICES: nothing but the body_size */
-        break;
-    }
-    if (rc)
-        return rc;
-    return finish(&d);
 }

@@ -27,11 +27,19 @@ typedef struct hy_engines {
 typedef struct hy_backend_env {
     hy_engines e;
     unsigned native_threads, locked_threads;
-    const hy_device_record *devrec;
+    hy_device_record *devrec;
     unsigned ndevices;
-    const unsigned *owned;
+    unsigned *owned;
     unsigned nowned;
 } hy_backend_env;
+
+/* The OpenCL backend's resources: fills env's device records from env->e.cl (none when it is
+ * NULL) and the devices this daemon serves — every usable one when `all`, else the usable
+ * ones `listed` — logging a line for each. Returns 0 or HY_ENOMEM or hy_cl_describe's error. */
+int hy_backend_cl_devices(hy_backend_env *env, bool all, const unsigned *listed,
+                          unsigned nlisted, hy_error *err);
+/* Frees what hy_backend_cl_devices allocated. */
+void hy_backend_env_free(hy_backend_env *env);
 
 /* What a run reads besides the spec: the array (sorted in place), its memfd or -1, the input
  * kept for repeated sorts (NULL when one run is all), and progress (non-zero cancels). */

@@ -2,6 +2,11 @@
  * apart from the kernel. */
 #include "backend.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
 static int need_cl(const hy_engines *e, hy_error *err)
 {
     if (!e->cl)
@@ -116,3 +121,75 @@ const hy_backend_ops hy_backend_opencl = {
     .describe = cl_describe, .check = cl_check, .pi = cl_pi, .sort = cl_sort,
     .finish_row = cl_finish,
 };
+
+/* One device's record as DEVICES reports it. */
+static void fill_record(unsigned i, const hy_cl_device_info *info, hy_device_record *r)
+{
+    r->index = i;
+    r->type = (uint16_t)info->type;
+    r->compute_units = info->compute_units;
+    r->global_mem = info->global_mem;
+    r->max_alloc = info->max_alloc;
+    snprintf(r->name, sizeof r->name, "%.*s", (int)sizeof r->name - 1, info->name);
+    snprintf(r->vendor, sizeof r->vendor, "%.*s", (int)sizeof r->vendor - 1, info->vendor);
+    snprintf(r->driver, sizeof r->driver, "%.*s", (int)sizeof r->driver - 1, info->driver);
+    snprintf(r->platform, sizeof r->platform, "%.*s", (int)sizeof r->platform - 1,
+             info->platform);
+    if (info->pocl_cpu)
+        r->flags |= HY_DEV_POCL_CPU;
+}
+
+int hy_backend_cl_devices(hy_backend_env *env, bool all, const unsigned *listed,
+                          unsigned nlisted, hy_error *err)
+{
+    hy_cl *cl = env->e.cl;
+    unsigned n = cl ? hy_cl_device_count(cl) : 0;
+    if (n > HY_IPC_DEVICES_MAX)
+        n = HY_IPC_DEVICES_MAX;
+    env->ndevices = n;
+    env->nowned = 0;
+    env->devrec = calloc(n ? n : 1, sizeof *env->devrec);
+    env->owned = calloc(n ? n : 1, sizeof *env->owned);
+    if (!env->devrec || !env->owned)
+        return hy_error_set(err, HY_ENOMEM, "no memory for the device table");
+    for (unsigned i = 0; i < n; i++) {
+        hy_cl_device_info info;
+        hy_device_record *r = &env->devrec[i];
+        int rc = hy_cl_describe(cl, i, &info, err);
+        if (rc)
+            return rc;
+        bool served = all;
+        for (unsigned k = 0; k < nlisted; k++)
+            served |= listed[k] == i;
+        fill_record(i, &info, r);
+        if (!info.usable)
+            snprintf(r->problem, sizeof r->problem, "%.*s", (int)sizeof r->problem - 1,
+                     info.problem);
+        else if (!served)
+            snprintf(r->problem, sizeof r->problem, "not served: opencl.devices does not list it");
+        else {
+            r->flags |= HY_DEV_USABLE;
+            env->owned[env->nowned++] = i;
+        }
+        hy_log(info.usable && served ? HY_LOG_INFO : HY_LOG_WARNING,
+               "OpenCL device %u: %s (%s, %s), %u compute units, %.1f GiB: %s", i, info.name,
+               hy_cl_type_label(&info), info.platform, info.compute_units,
+               (double)info.global_mem / (1u << 30),
+               r->problem[0] ? r->problem : info.from_cache ? "programs from the cache"
+                                                            : "programs built");
+    }
+    for (unsigned k = 0; k < nlisted; k++)
+        if (listed[k] >= n)
+            hy_log(HY_LOG_WARNING, "opencl.devices lists device %u, which does not exist",
+                   listed[k]);
+    return 0;
+}
+
+void hy_backend_env_free(hy_backend_env *env)
+{
+    free(env->devrec);
+    free(env->owned);
+    env->devrec = NULL;
+    env->owned = NULL;
+    env->ndevices = env->nowned = 0;
+}

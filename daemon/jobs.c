@@ -85,6 +85,7 @@ static void sift_down(struct exec *x, size_t i)
 
 static void heap_remove(struct exec *x, size_t i)
 {
+    HY_ASSERT(i < x->n && x->heap[i]->heap_i == i);
     x->n--;
     if (i == x->n)
         return;
@@ -194,6 +195,7 @@ static void *exec_main(void *arg)
             continue;
         }
         hy_job *j = x->heap[0];
+        HY_ASSERT(j->state == HY_JOB_QUEUED && j->exec == x->index);
         heap_remove(x, 0);
         x->vclock = j->tag;
         j->state = HY_JOB_RUNNING;
@@ -342,6 +344,7 @@ int hy_sched_device_exec(const hy_sched *s, unsigned device)
 int hy_sched_submit(hy_sched *s, hy_job *job, uint64_t *client_tag, unsigned *ahead,
                     hy_error *err)
 {
+    HY_ASSERT(job->exec < s->nexec);
     struct exec *x = &s->ex[job->exec];
     pthread_mutex_lock(&s->mu);
     if (x->n == x->cap) {
@@ -387,6 +390,9 @@ bool hy_sched_cancel(hy_sched *s, hy_job *job, int reason)
     } else if (job->state == HY_JOB_RUNNING) {
         int none = HY_CANCEL_NONE;
         atomic_compare_exchange_strong(&job->cancel, &none, reason);
+    } else {
+        /* Finished: its answer waits on the done list; there is nothing left to stop. */
+        HY_ASSERT(job->state == HY_JOB_FINISHED);
     }
     pthread_mutex_unlock(&s->mu);
     return taken;

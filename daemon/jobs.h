@@ -25,6 +25,7 @@ enum hy_cancel_reason {
 };
 
 #define HY_SCHED_NBACKENDS 5 /* per-backend counters, index = hy_backend - 1 */
+_Static_assert(HY_SCHED_NBACKENDS == HY_BACKEND_PROCESS, "a counter per backend");
 
 struct hy_client;
 

@@ -79,12 +79,9 @@ struct server {
     uint64_t drain_deadline_ns, idle_since_ns;
     int exit_code;
     hy_msg *in, *out; /* ~56 KiB each: on the heap, reused */
-    /* Devices: what DEVICES reports, and which ones this daemon owns. */
-    unsigned ndevices, nusable;
-    hy_device_record *devrec;
-    unsigned *owned; /* device indices with an executor */
-    unsigned nowned;
-    hy_backend_env env; /* what the backends check jobs against and describe */
+    /* What the backends check jobs against and describe: the pools and the OpenCL devices
+     * (env.owned: those with an executor). */
+    hy_backend_env env;
 };
 
 /* ---- output ---- */
@@ -189,6 +186,7 @@ static void detach_job(struct hy_client *c, hy_job *j)
         j->cnext->cprev = j->cprev;
     j->cprev = j->cnext = NULL;
     j->client = NULL;
+    HY_ASSERT(c->njobs > 0);
     c->njobs--;
 }
 
@@ -257,6 +255,7 @@ static void answer_job(struct server *s, hy_job *j)
     }
     if (c)
         detach_job(c, j);
+    HY_ASSERT(s->jobs_alive > 0); /* every job gets exactly one answer */
     s->jobs_alive--;
     hy_job_free(j);
 }
@@ -458,8 +457,8 @@ static void on_status(struct server *s, struct hy_client *c, uint64_t req)
     r->jobs_done = s->jobs_done;
     r->jobs_failed = s->jobs_failed;
     r->jobs_cancelled = s->jobs_cancelled;
-    r->devices = s->ndevices;
-    r->devices_usable = s->nowned;
+    r->devices = s->env.ndevices;
+    r->devices_usable = s->env.nowned;
     for (unsigned b = 0; b < HY_SCHED_NBACKENDS; b++) {
         r->backend_jobs[b] = st.configs[b];
         r->backend_busy_ns[b] = st.busy_ns[b];
@@ -995,60 +994,6 @@ static void on_signal(struct server *s)
 
 /* ---- setup and the loop ---- */
 
-static int fill_devices(struct server *s, hy_error *err)
-{
-    hy_cl *cl = s->set.engines.cl;
-    s->ndevices = cl ? hy_cl_device_count(cl) : 0;
-    if (s->ndevices > HY_IPC_DEVICES_MAX)
-        s->ndevices = HY_IPC_DEVICES_MAX;
-    s->devrec = calloc(s->ndevices ? s->ndevices : 1, sizeof *s->devrec);
-    s->owned = calloc(s->ndevices ? s->ndevices : 1, sizeof *s->owned);
-    if (!s->devrec || !s->owned)
-        return hy_error_set(err, HY_ENOMEM, "no memory for the device table");
-    for (unsigned i = 0; i < s->ndevices; i++) {
-        hy_cl_device_info info;
-        hy_device_record *r = &s->devrec[i];
-        int rc = hy_cl_describe(cl, i, &info, err);
-        if (rc)
-            return rc;
-        bool listed = s->cfg.opencl_all_devices;
-        for (unsigned k = 0; k < s->cfg.n_devices; k++)
-            listed |= s->cfg.devices[k] == i;
-        r->index = i;
-        r->type = (uint16_t)info.type;
-        r->compute_units = info.compute_units;
-        r->global_mem = info.global_mem;
-        r->max_alloc = info.max_alloc;
-        snprintf(r->name, sizeof r->name, "%.*s", (int)sizeof r->name - 1, info.name);
-        snprintf(r->vendor, sizeof r->vendor, "%.*s", (int)sizeof r->vendor - 1, info.vendor);
-        snprintf(r->driver, sizeof r->driver, "%.*s", (int)sizeof r->driver - 1, info.driver);
-        snprintf(r->platform, sizeof r->platform, "%.*s", (int)sizeof r->platform - 1,
-                 info.platform);
-        if (info.pocl_cpu)
-            r->flags |= HY_DEV_POCL_CPU;
-        if (!info.usable)
-            snprintf(r->problem, sizeof r->problem, "%.*s", (int)sizeof r->problem - 1, info.problem);
-        else if (!listed)
-            snprintf(r->problem, sizeof r->problem, "not served: opencl.devices does not list it");
-        else {
-            r->flags |= HY_DEV_USABLE;
-            s->owned[s->nowned++] = i;
-        }
-        hy_log(info.usable && listed ? HY_LOG_INFO : HY_LOG_WARNING,
-               "OpenCL device %u: %s (%s, %s), %u compute units, %.1f GiB: %s%s", i, info.name,
-               hy_cl_type_label(&info), info.platform, info.compute_units,
-               (double)info.global_mem / (1u << 30),
-               r->problem[0] ? r->problem : info.from_cache ? "programs from the cache"
-                                                            : "programs built",
-               r->problem[0] ? "" : "");
-    }
-    for (unsigned k = 0; k < s->cfg.n_devices; k++)
-        if (s->cfg.devices[k] >= s->ndevices)
-            hy_log(HY_LOG_WARNING, "opencl.devices lists device %u, which does not exist",
-                   s->cfg.devices[k]);
-    return 0;
-}
-
 static int setup(struct server *s, hy_error *err)
 {
     s->epfd = s->sigfd = s->evfd = s->timerfd = s->reserve_fd = -1;
@@ -1057,13 +1002,12 @@ static int setup(struct server *s, hy_error *err)
     s->out = malloc(sizeof *s->out);
     if (!s->in || !s->out)
         return hy_error_set(err, HY_ENOMEM, "no memory for the message buffers");
-    int rc = fill_devices(s, err);
+    s->env = (hy_backend_env){.e = s->set.engines, .native_threads = s->set.native_threads,
+                              .locked_threads = s->set.locked_threads};
+    int rc = hy_backend_cl_devices(&s->env, s->cfg.opencl_all_devices, s->cfg.devices,
+                                   s->cfg.n_devices, err);
     if (rc)
         return rc;
-    s->env = (hy_backend_env){.e = s->set.engines, .native_threads = s->set.native_threads,
-                              .locked_threads = s->set.locked_threads, .devrec = s->devrec,
-                              .ndevices = s->ndevices, .owned = s->owned,
-                              .nowned = s->nowned};
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -1076,9 +1020,10 @@ static int setup(struct server *s, hy_error *err)
     s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (s->epfd < 0 || s->evfd < 0 || s->timerfd < 0 || s->sigfd < 0)
         return hy_error_set(err, HY_ESYS, "creating the event loop's fds: %s", strerror(errno));
-    if ((rc = hy_sched_create(&s->set.engines, s->owned, s->nowned, s->evfd, &s->sched, err)))
+    rc = hy_sched_create(&s->set.engines, s->env.owned, s->env.nowned, s->evfd, &s->sched, err);
+    if (rc)
         return rc;
-    s->nexec = 1 + s->nowned;
+    s->nexec = 1 + s->env.nowned;
     struct {
         int fd;
         struct watch *w;
@@ -1106,8 +1051,7 @@ static void teardown(struct server *s)
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    free(s->devrec);
-    free(s->owned);
+    hy_backend_env_free(&s->env);
     free(s->in);
     free(s->out);
 }
@@ -1162,7 +1106,7 @@ int hy_server_run(const hy_server_setup *setup_in)
     hy_log(HY_LOG_INFO, "ready: serving on %s (%s), native pool %u, locked runtime %u, "
            "%u OpenCL device(s)", s->set.listener->path,
            s->set.listener->owned ? "created" : "socket activation", s->set.native_threads,
-           s->set.locked_threads, s->nowned);
+           s->set.locked_threads, s->env.nowned);
     sd_notifyf(0, "READY=1\nSTATUS=serving on %s", s->set.listener->path);
     while (!drained(s)) {
         struct epoll_event ev[64];

@@ -2,7 +2,8 @@
  * and writer for non-blocking sockets, and fd passing with sealed memfds for arrays. It knows
  * nothing of computing, and nothing the daemon calls from it blocks: the one part that waits,
  * the client connection at the end, is for clients only. docs/protocol.md is the normative
- * description; this header mirrors it. This is the module's only public header. */
+ * description of the wire, and the only one: this header does not restate layouts. This is
+ * the module's only public header. */
 #ifndef HY_IPC_H
 #define HY_IPC_H
 
@@ -14,18 +15,9 @@
 
 /* ---- frames ----
  *
- * Every frame is a 24-byte header and a payload; all integers little-endian, fixed width.
- *
- *   off size  field
- *     0    4  magic      "HYD1" (0x48 0x59 0x44 0x31)
- *     4    2  version    protocol version of this frame (HY_IPC_VERSION)
- *     6    2  type       enum hy_msg_type
- *     8    4  flags      HY_IPC_F_* bits; every other bit must be 0
- *    12    4  length     payload bytes, <= the negotiated maximum frame payload
- *    16    8  request    request id chosen by the client; replies and job messages echo it
- *
- * The payload starts 8-byte aligned (the header is 24 bytes) and every message lays out its
- * fields at their natural alignment (see each message below). */
+ * Every frame is a HY_IPC_HEADER-byte header (magic, version, type, flags, payload length,
+ * request id) and a payload. docs/protocol.md "Frames" has the layout and what a receiver
+ * does with a bad header. */
 #define HY_IPC_MAGIC "HYD1"
 #define HY_IPC_VERSION 1u
 #define HY_IPC_HEADER 24u
@@ -152,13 +144,10 @@ void hy_memfd_unmap(void *map, size_t bytes);
 
 /* ---- messages ----
  *
- * Every payload starts with a body: a u32 `body_size` (the body's own length in bytes,
- * including this field), then the message's fixed fields at natural alignment. A receiver
- * reads the fields it knows, refuses a body shorter than its version's minimum (HY_EPROTO),
- * and ignores body bytes past what it knows: a newer peer may append fields. Variable data
- * (strings, lists, arrays) follows the body, starting at the next multiple of 8, in the
- * order each message lists, each item starting 8-aligned; their lengths are body fields.
- * Strings are UTF-8 without a terminating NUL. docs/protocol.md has every layout. */
+ * The structs below are what the codec fills and reads; they say what a field means, not
+ * where it is. Every wire layout (offsets, sizes, the body size that appended a field, the
+ * rules for older and newer peers) is in docs/protocol.md, "Messages: common rules" and
+ * "Message layouts", and nowhere else but the one table per type in ipc/msg.c. */
 
 enum hy_job_kind {
     HY_JOB_PI = 1,
@@ -188,17 +177,14 @@ typedef struct hy_str {
     uint32_t len;
 } hy_str;
 
-/* body: u32 body_size, u16 min_version, u16 max_version, u32 features, u32 name_len
- * (16 bytes); then the name. */
+/* The client's versions (min_version..max_version), the features it wants and its name. */
 typedef struct hy_msg_hello {
     uint16_t min_version, max_version;
     uint32_t features;
     hy_str name;
 } hy_msg_hello;
 
-/* body: u32 body_size, u16 version, u16 reserved, u32 features, u32 max_payload,
- * u32 max_inline_bytes, u32 max_jobs_per_client, u64 max_samples,
- * u64 max_sort_elements, u32 server_len, u32 reserved (48 bytes); then the server name. */
+/* The chosen version, the features granted, the daemon's limits and its name. */
 typedef struct hy_msg_welcome {
     uint16_t version;
     uint32_t features;
@@ -210,23 +196,21 @@ typedef struct hy_msg_welcome {
     hy_str server;
 } hy_msg_welcome;
 
-/* PING and PONG. body: u32 body_size, u32 reserved, u64 nonce (16 bytes). */
+/* PING and PONG: the PONG echoes the nonce. */
 typedef struct hy_msg_ping {
     uint64_t nonce;
 } hy_msg_ping;
 
-/* body: u32 body_size, u16 job, u16 backend, u16 device, u16 mode, u16 nogil, u16 dtype,
- * u32 threads, u32 repeat, u32 switch_interval_us, u32 array, u64 n, u64 seed,
- * u32 backends (compare: a bit per hy_backend, bit b = 1 << b), u32 nthreads_list
- * (56 bytes); then the thread counts (u32 each; compare only), then the inline elements
- * (n * dtype size bytes) when array is HY_ARRAY_INLINE. An fd comes with the frame when
- * array is HY_ARRAY_MEMFD. */
+/* A job. A compare names its backends in `backends` (bit 1 << b per hy_backend) and its
+ * thread counts in threads_list; a single job names one backend and `threads`. The inline
+ * elements (n * dtype size bytes) travel when array is HY_ARRAY_INLINE; the frame's one fd
+ * when it is HY_ARRAY_MEMFD. */
 typedef struct hy_msg_submit {
     uint16_t job, backend, device, mode, nogil, dtype;
     uint32_t threads, repeat, switch_interval_us, array;
     uint64_t n, seed;
-    uint32_t backends;
-    uint32_t nthreads_list;
+    uint32_t backends;      /* compares: a bit per hy_backend, bit b = 1 << b */
+    uint32_t nthreads_list; /* compares: how many of threads_list are used */
     uint16_t transport;  /* process jobs: 0 default (pipe), 1 pipe, 2 shm */
     uint32_t transports; /* compares: bit 1 << transport for the process rows; 0 means pipe */
     uint32_t threads_list[HY_IPC_THREADS_MAX];
@@ -234,24 +218,19 @@ typedef struct hy_msg_submit {
     size_t inline_bytes;
 } hy_msg_submit;
 
-/* body: u32 body_size, u32 queue_position, u64 job_id (16 bytes). */
 typedef struct hy_msg_accepted {
-    uint32_t queue_position;
+    uint32_t queue_position; /* 0: running now; k: k jobs ahead */
     uint64_t job_id;
 } hy_msg_accepted;
 
-/* body: u32 body_size, u32 row (compare: the row being run), u64 job_id, u64 done,
- * u64 total (32 bytes). */
+/* `done` of `total` units of one job. */
 typedef struct hy_msg_progress {
-    uint32_t row;
+    uint32_t row; /* compares: the row being run; else 0 */
     uint64_t job_id, done, total;
 } hy_msg_progress;
 
-/* One measured configuration; a single job's RESULT has one. 128 bytes on the wire:
- * u16 backend, u16 device, u16 mode, u16 flags, u32 threads, u32 copies, u64 n, u64 hits,
- * f64 estimate, f64 std_error, u64 median_ns, u64 min_ns, u64 max_ns, u64 lock_handoffs,
- * u64 lock_wait_ns, u64 lock_hold_ns, u64 h2d_ns, u64 kernel_ns, u64 d2h_ns,
- * u32 launches, u32 repeat. */
+/* One measured configuration; a single job's RESULT has one. A row from a first-layout
+ * sender decodes with the process fields 0. */
 #define HY_ROW_NOGIL 0x1u    /* locked backend ran with the lock released */
 #define HY_ROW_POCL_CPU 0x2u /* opencl ran on PoCL's CPU device */
 #define HY_ROW_GPU 0x4u      /* opencl ran on a GPU */
@@ -272,12 +251,11 @@ typedef struct hy_result_row {
     uint16_t transport;    /* 1 pipe, 2 shm; 0 on other backends */
     uint32_t workers_started;
 } hy_result_row;
-#define HY_IPC_ROW_SIZE 160u
+#define HY_IPC_ROW_SIZE 160u     /* what this version writes */
 #define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */
 
-/* body: u32 body_size, u16 job, u16 nrows, u32 row_size, u32 array_bytes, u64 job_id
- * (24 bytes); then nrows rows of row_size bytes (row_size >= 128: newer rows may be longer,
- * a reader takes the first 128), then array_bytes of sorted elements for an inline sort. */
+/* A job's final answer when it succeeded: its rows, and the sorted elements of an inline
+ * sort (a memfd sort's are in the client's memfd). */
 typedef struct hy_msg_result {
     uint16_t job;
     uint16_t nrows;
@@ -288,26 +266,20 @@ typedef struct hy_msg_result {
     uint32_t array_bytes;
 } hy_msg_result;
 
-/* body: u32 body_size, i32 code, u64 job_id (0: not about a job), u32 message_len,
- * u32 reserved (24 bytes); then the message. */
 typedef struct hy_msg_error {
-    int32_t code;
-    uint64_t job_id;
-    hy_str message;
+    int32_t code;    /* a negative hy_err */
+    uint64_t job_id; /* the job this ends; 0: about a frame, not a job */
+    hy_str message;  /* one sentence, <= HY_IPC_MESSAGE_MAX bytes */
 } hy_msg_error;
 
-/* body: u32 body_size, u32 reserved, u64 job_id (16 bytes). */
 typedef struct hy_msg_cancel {
     uint64_t job_id;
 } hy_msg_cancel;
 
-/* STATUS and DEVICES requests. body: u32 body_size, u32 reserved (8 bytes). */
+/* STATUS and DEVICES requests carry nothing but their body_size. */
 
-/* body: u32 body_size, u32 clients, u64 uptime_ns, u64 jobs_queued, u64 jobs_running,
- * u64 jobs_done, u64 jobs_failed, u64 jobs_cancelled, u32 devices, u32 devices_usable,
- * u64 backend_jobs[4], u64 backend_busy_ns[4], u32 version_len, u32 reserved (136 bytes);
- * then the daemon's version. The per-backend arrays are indexed by hy_backend - 1 (serial,
- * native, locked, opencl) and count every configuration run: a compare counts on each
+/* The daemon's state. The per-backend arrays are indexed by hy_backend - 1 (serial, native,
+ * locked, opencl, process) and count every configuration run: a compare counts on each
  * backend it used. */
 typedef struct hy_msg_status_reply {
     uint32_t clients;
@@ -318,10 +290,8 @@ typedef struct hy_msg_status_reply {
     hy_str version;              /* <= HY_IPC_NAME_MAX bytes */
 } hy_msg_status_reply;
 
-/* One device, 416 bytes on the wire: u32 index, u16 type, u16 flags, u32 compute_units,
- * u32 reserved, u64 global_mem, u64 max_alloc, then NUL-padded text fields name[96],
- * vendor[64], driver[32], problem[128], and (from records of 416 bytes) platform[64]. The
- * first layout's records were 352 bytes: they decode with an empty platform. */
+/* One OpenCL device. Its text fields are NUL-padded on the wire and NUL-terminated here;
+ * a record from a first-layout sender decodes with an empty platform. */
 #define HY_DEV_USABLE 0x1u
 #define HY_DEV_POCL_CPU 0x2u
 typedef struct hy_device_record {
@@ -330,16 +300,12 @@ typedef struct hy_device_record {
     uint32_t compute_units;
     uint64_t global_mem, max_alloc;
     char name[97], vendor[65], driver[33], problem[129]; /* NUL-terminated on decode */
-    char platform[65]; /* the OpenCL platform's name; "" from a 352-byte record */
+    char platform[65]; /* the OpenCL platform's name; "" from a first-layout record */
 } hy_device_record;
 #define HY_IPC_DEVICE_SIZE 416u    /* what this version writes */
 #define HY_IPC_DEVICE_SIZE_V1 352u /* the first layout: the least a reader takes */
 
-/* body: u32 body_size, u32 ndevices, u32 record_size, u32 cpu_online, u32 native_threads,
- * u32 locked_threads, u32 switch_interval_us, u32 reserved (32 bytes); then the records
- * (record_size >= 352 each; a reader takes the first 352, and the platform when the record
- * holds it). Besides the OpenCL devices it
- * describes the CPU pools the other backends run on. */
+/* The OpenCL devices, and the CPU pools the other backends run on. */
 typedef struct hy_msg_devices_reply {
     uint32_t ndevices;
     uint32_t cpu_online;         /* online CPUs */

@@ -339,6 +339,55 @@ static int check_submit(const struct server *s, const hy_job_spec *sp, hy_error 
     return 0;
 }
 
+/* What this connection and the queue have room for: an inline array within WELCOME's
+ * promise, a memfd only where HELLO asked for it, and the per-client and global job limits. */
+static int check_room(const struct server *s, const struct hy_client *c,
+                      const hy_job_spec *sp, hy_error *err)
+{
+    if (sp->array == HY_ARRAY_INLINE && sp->array_bytes > max_inline(c->max_payload))
+        return hy_error_set(err, HY_ELIMIT, "an inline array of %zu bytes is above WELCOME's "
+                            "max_inline_bytes (%u); send it in a memfd", sp->array_bytes,
+                            max_inline(c->max_payload));
+    if (sp->array == HY_ARRAY_MEMFD && !(c->features & HY_FEATURE_MEMFD))
+        return hy_error_set(err, HY_EPROTO, "a memfd array needs feature MEMFD, which this "
+                            "connection's HELLO did not ask for");
+    if (c->njobs >= s->cfg.max_jobs_per_client)
+        return hy_error_set(err, HY_EBUSY, "this connection already has %u jobs queued or "
+                            "running (limits.jobs_per_client); wait for one to finish",
+                            c->njobs);
+    if (s->jobs_alive >= s->cfg.max_queued_jobs)
+        return hy_error_set(err, HY_EBUSY, "the daemon's queue is full (%" PRIu64 " jobs, "
+                            "limits.queued_jobs); retry later", s->jobs_alive);
+    return 0;
+}
+
+/* The job's array: a memfd is checked now (an answer at once) and mapped by the executor when
+ * the job starts; an inline one is copied out of the frame, which is reused. */
+static int take_array(hy_job *j, const hy_frame *f, const hy_msg_submit *m, int *fds_taken,
+                      hy_error *err)
+{
+    const hy_job_spec *sp = &j->spec;
+    if (!sp->kind->array)
+        return 0;
+    if (sp->array == HY_ARRAY_MEMFD) {
+        size_t size;
+        int rc = hy_memfd_check(f->fds[0], sp->array_bytes, &size, err);
+        if (rc)
+            return rc;
+        j->array_fd = f->fds[0];
+        *fds_taken = 1;
+        return 0;
+    }
+    HY_ASSERT(sp->array == HY_ARRAY_INLINE && m->inline_bytes == sp->array_bytes);
+    if (sp->array_bytes == 0)
+        return 0;
+    j->array = malloc(sp->array_bytes);
+    if (!j->array)
+        return hy_error_set(err, HY_ENOMEM, "no memory for a %zu-byte array", sp->array_bytes);
+    memcpy(j->array, m->inline_data, sp->array_bytes);
+    return 0;
+}
+
 static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, hy_msg *msg,
                       int *fds_taken)
 {
@@ -352,29 +401,8 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         return;
     }
     if ((rc = hy_job_spec_make(m, s->cfg.switch_interval_us, &spec, &err)) ||
-        (rc = check_submit(s, &spec, &err))) {
+        (rc = check_submit(s, &spec, &err)) || (rc = check_room(s, c, &spec, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
-        return;
-    }
-    if (spec.array == HY_ARRAY_INLINE && spec.array_bytes > max_inline(c->max_payload)) {
-        send_error(s, c, req, 0, HY_ELIMIT, "an inline array of %zu bytes is above WELCOME's "
-                   "max_inline_bytes (%u); send it in a memfd", spec.array_bytes,
-                   max_inline(c->max_payload));
-        return;
-    }
-    if (spec.array == HY_ARRAY_MEMFD && !(c->features & HY_FEATURE_MEMFD)) {
-        send_error(s, c, req, 0, HY_EPROTO, "a memfd array needs feature MEMFD, which this "
-                   "connection's HELLO did not ask for");
-        return;
-    }
-    if (c->njobs >= s->cfg.max_jobs_per_client) {
-        send_error(s, c, req, 0, HY_EBUSY, "this connection already has %u jobs queued or "
-                   "running (limits.jobs_per_client); wait for one to finish", c->njobs);
-        return;
-    }
-    if (s->jobs_alive >= s->cfg.max_queued_jobs) {
-        send_error(s, c, req, 0, HY_EBUSY, "the daemon's queue is full (%" PRIu64 " jobs, "
-                   "limits.queued_jobs); retry later", s->jobs_alive);
         return;
     }
     hy_job *j = calloc(1, sizeof *j);
@@ -391,27 +419,10 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         HY_ASSERT(x > 0); /* admission took only a device with an executor */
         j->exec = (unsigned)x;
     }
-    if (sp->kind->array) {
-        if (sp->array == HY_ARRAY_MEMFD) {
-            /* Checked now (an answer at once); mapped by the executor when the job starts. */
-            size_t size;
-            if ((rc = hy_memfd_check(f->fds[0], sp->array_bytes, &size, &err))) {
-                send_error(s, c, req, 0, rc, "%s", err.msg);
-                hy_job_free(j);
-                return;
-            }
-            j->array_fd = f->fds[0];
-            *fds_taken = 1;
-        } else if (sp->array_bytes > 0) {
-            j->array = malloc(sp->array_bytes);
-            if (!j->array) {
-                send_error(s, c, req, 0, HY_ENOMEM, "no memory for a %zu-byte array",
-                           sp->array_bytes);
-                hy_job_free(j);
-                return;
-            }
-            memcpy(j->array, m->inline_data, sp->array_bytes);
-        }
+    if ((rc = take_array(j, f, m, fds_taken, &err))) {
+        send_error(s, c, req, 0, rc, "%s", err.msg);
+        hy_job_free(j);
+        return;
     }
     j->id = ++s->next_job_id;
     j->queued_ns = hy_now_ns();
@@ -691,9 +702,7 @@ static void add_client(struct server *s, int fd)
     struct hy_client *c = calloc(1, sizeof *c);
     if (!c || !(c->tags = calloc(s->nexec, sizeof *c->tags))) {
         hy_log(HY_LOG_ERR, "no memory for a new client");
-        free(c);
-        close(fd);
-        return;
+        goto err;
     }
     c->kind = W_CLIENT;
     c->fd = fd;
@@ -703,10 +712,7 @@ static void add_client(struct server *s, int fd)
     socklen_t len = sizeof cr;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) {
         hy_log(HY_LOG_ERR, "SO_PEERCRED: %s", strerror(errno));
-        free(c->tags);
-        free(c);
-        close(fd);
-        return;
+        goto err;
     }
     c->uid = cr.uid;
     c->gid = cr.gid;
@@ -717,21 +723,12 @@ static void add_client(struct server *s, int fd)
     if (hy_frame_reader_new(HY_IPC_MAX_PAYLOAD, &c->r, &err) ||
         hy_frame_writer_new(wbuf, &c->w, &err)) {
         hy_log(HY_LOG_ERR, "new client: %s", err.msg);
-        hy_frame_reader_free(c->r);
-        free(c->tags);
-        free(c);
-        close(fd);
-        return;
+        goto err;
     }
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
         hy_log(HY_LOG_ERR, "epoll_ctl: %s", strerror(errno));
-        hy_frame_reader_free(c->r);
-        hy_frame_writer_free(c->w);
-        free(c->tags);
-        free(c);
-        close(fd);
-        return;
+        goto err;
     }
     c->next = s->clients;
     if (s->clients)
@@ -757,6 +754,15 @@ static void add_client(struct server *s, int fd)
                    "(limits.clients); retry later");
         set_events(s, c, true);
     }
+    return;
+err:
+    if (c) {
+        hy_frame_reader_free(c->r);
+        hy_frame_writer_free(c->w);
+        free(c->tags);
+    }
+    free(c);
+    close(fd);
 }
 
 static void on_listen(struct server *s)

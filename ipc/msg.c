@@ -28,7 +28,7 @@ typedef struct field {
     const char *name;
     uint32_t wire;  /* offset in the body or record */
     uint8_t kind;
-    uint16_t n;     /* F_TEXT: width on the wire; else consecutive values (an array) */
+    uint16_t n;     /* F_TEXT: width on the wire */
     uint32_t mem;   /* offsetof the struct member */
     uint32_t since; /* the body or record size that appended it; 0: the first layout */
 } field;
@@ -40,8 +40,6 @@ typedef struct field {
 #define FX(T, m, off, k, n, ok, since) \
     {#m, off, k, n, (uint32_t)(offsetof(T, m) + CHECKED(ok)), since}
 #define F(T, m, off, k) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), 0)
-#define FN(T, m, off, k, n) /* n values of an array that may hold more */ \
-    FX(T, m, off, k, n, MSIZE(T, m) >= WIDTH(k) * (n) && MSIZE(T, m[0]) == WIDTH(k), 0)
 #define FSINCE(T, m, off, k, since) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), since)
 #define TEXT(T, m, off, n, since) FX(T, m, off, F_TEXT, n, MSIZE(T, m) == (n) + 1u, since)
 #define STRIDE(name, off) {name, off, F_STRIDE, 1, 0, 0}
@@ -213,7 +211,10 @@ static const field status_f[] = {
     F(T, jobs_cancelled, 48, F_U64), F(T, devices, 56, F_U32),
     F(T, devices_usable, 60, F_U32),
     /* serial, native, locked, opencl; process's counters came later, after version.len */
-    FN(T, backend_jobs, 64, F_U64, 4), FN(T, backend_busy_ns, 96, F_U64, 4),
+    F(T, backend_jobs[0], 64, F_U64),    F(T, backend_jobs[1], 72, F_U64),
+    F(T, backend_jobs[2], 80, F_U64),    F(T, backend_jobs[3], 88, F_U64),
+    F(T, backend_busy_ns[0], 96, F_U64), F(T, backend_busy_ns[1], 104, F_U64),
+    F(T, backend_busy_ns[2], 112, F_U64), F(T, backend_busy_ns[3], 120, F_U64),
     F(T, version.len, 128, F_U32),
     FSINCE(T, backend_jobs[4], 136, F_U64, 152), FSINCE(T, backend_busy_ns[4], 144, F_U64, 152),
 };
@@ -324,48 +325,28 @@ static void pset(uint8_t *x, size_t off, const void *p)
     memcpy(x + off, &p, sizeof p);
 }
 
-/* One value of a fixed field: struct member at m, wire bytes at p. */
-static void put_value(uint8_t *p, const uint8_t *m, unsigned kind)
-{
-    uint16_t v16;
-    uint32_t v32;
-    uint64_t v64;
-    switch (kind) {
-    case F_U16: memcpy(&v16, m, 2); put16(p, v16); break;
-    case F_U32: memcpy(&v32, m, 4); put32(p, v32); break;
-    default: memcpy(&v64, m, 8); put64(p, v64); break; /* F_U64, and F_F64's bits */
-    }
-}
-
-static void get_value(const uint8_t *p, uint8_t *m, unsigned kind)
-{
-    uint16_t v16;
-    uint32_t v32;
-    uint64_t v64;
-    switch (kind) {
-    case F_U16: v16 = get16(p); memcpy(m, &v16, 2); break;
-    case F_U32: v32 = get32(p); memcpy(m, &v32, 4); break;
-    default: v64 = get64(p); memcpy(m, &v64, 8); break;
-    }
-}
-
 /* Writes fixed fields from struct x to wire p (zeroed: reserved words, padding and the
  * tails of text fields stay 0). `stride` is what an F_STRIDE field says. */
 static void put_fields(const field *f, unsigned nf, const uint8_t *x, uint8_t *p,
                        uint32_t stride)
 {
     for (unsigned i = 0; i < nf; i++) {
-        const field *e = &f[i];
-        if (e->kind == F_STRIDE) {
-            put32(p + e->wire, stride);
-        } else if (e->kind == F_TEXT) {
+        const uint8_t *m = x + f[i].mem;
+        uint8_t *w = p + f[i].wire;
+        uint16_t v16;
+        uint32_t v32;
+        uint64_t v64;
+        switch (f[i].kind) {
+        case F_U16: memcpy(&v16, m, 2); put16(w, v16); break;
+        case F_U32: memcpy(&v32, m, 4); put32(w, v32); break;
+        case F_U64:
+        case F_F64: memcpy(&v64, m, 8); put64(w, v64); break; /* an f64 as its bits */
+        case F_STRIDE: put32(w, stride); break;
+        case F_TEXT:
             /* The member holds one byte more than the wire for the NUL; longer is cut. */
-            const char *s = (const char *)x + e->mem;
-            for (size_t j = 0; j < e->n && s[j]; j++)
-                p[e->wire + j] = (uint8_t)s[j];
-        } else {
-            for (unsigned k = 0, w = WIDTH(e->kind); k < e->n; k++)
-                put_value(p + e->wire + w * k, x + e->mem + w * k, e->kind);
+            for (size_t j = 0; j < f[i].n && m[j]; j++)
+                w[j] = m[j];
+            break;
         }
     }
 }
@@ -377,23 +358,29 @@ static void get_fields(const field *f, unsigned nf, const uint8_t *p, uint32_t h
                        uint8_t *x, uint32_t *stride, const char **stride_name)
 {
     for (unsigned i = 0; i < nf; i++) {
-        const field *e = &f[i];
-        if (e->kind == F_STRIDE) {
-            *stride = get32(p + e->wire);
-            *stride_name = e->name;
-        } else if (have < e->since) {
-            memset(x + e->mem, 0, e->kind == F_TEXT ? 1u : WIDTH(e->kind) * e->n);
-        } else if (e->kind == F_TEXT) {
+        const uint8_t *w = p + f[i].wire;
+        uint8_t *m = x + f[i].mem;
+        bool in = have >= f[i].since;
+        uint16_t v16;
+        uint32_t v32;
+        uint64_t v64;
+        size_t n = 0;
+        switch (f[i].kind) {
+        case F_U16: v16 = in ? get16(w) : 0; memcpy(m, &v16, 2); break;
+        case F_U32: v32 = in ? get32(w) : 0; memcpy(m, &v32, 4); break;
+        case F_U64:
+        case F_F64: v64 = in ? get64(w) : 0; memcpy(m, &v64, 8); break;
+        case F_STRIDE:
+            *stride = get32(w);
+            *stride_name = f[i].name;
+            break;
+        case F_TEXT:
             /* Stops at the first NUL: bytes after it are padding, whatever they hold. */
-            char *s = (char *)x + e->mem;
-            size_t n = 0;
-            while (n < e->n && p[e->wire + n])
+            while (in && n < f[i].n && w[n])
                 n++;
-            memcpy(s, p + e->wire, n);
-            s[n] = '\0';
-        } else {
-            for (unsigned k = 0, w = WIDTH(e->kind); k < e->n; k++)
-                get_value(p + e->wire + w * k, x + e->mem + w * k, e->kind);
+            memcpy(m, w, n);
+            m[n] = 0;
+            break;
         }
     }
 }

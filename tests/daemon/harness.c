@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,112 +367,63 @@ void hyt_daemon_dump_log(const hyt_daemon *d)
 
 /* ---- the client ---- */
 
-static void drop_last_fds(hyt_client *c)
-{
-    for (unsigned i = 0; i < c->last_nfds; i++)
-        close(c->last_fds[i]);
-    c->last_nfds = 0;
-}
-
 hyt_client *hyt_connect(const char *sock)
 {
     hyt_client *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->fd = -1;
-    c->msg = calloc(1, sizeof *c->msg);
-    if (!c->msg)
-        goto err;
-    c->max_payload = HY_IPC_MAX_PAYLOAD;
-    c->next_request = 1;
-    if (hy_frame_reader_new(HY_IPC_MAX_PAYLOAD, &c->r, &c->err) != 0 ||
-        hy_frame_writer_new((size_t)64 << 20, &c->w, &c->err) != 0)
-        goto err;
-    c->fd = try_connect(sock);
-    if (c->fd < 0) {
-        hy_error_set(&c->err, HY_ESYS, "connect %s: %s", sock, strerror(errno));
-        goto err;
+    if (hy_client_connect(sock, &c->cl, NULL, &c->err) != 0) {
+        free(c);
+        return NULL;
     }
-    int fl = fcntl(c->fd, F_GETFL);
-    if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        goto err;
+    c->fd = hy_client_fd(c->cl);
     return c;
-err:
-    hyt_close(c);
-    return NULL;
 }
 
 void hyt_close(hyt_client *c)
 {
     if (!c)
         return;
-    drop_last_fds(c);
     for (unsigned i = 0; i < c->njobs; i++) {
         free(c->jobs[i]->rows);
         free(c->jobs[i]->array);
         c->jobs[i]->rows = NULL;
         c->jobs[i]->array = NULL;
     }
-    if (c->fd >= 0)
-        close(c->fd);
-    hy_frame_reader_free(c->r);
-    hy_frame_writer_free(c->w);
-    free(c->msg);
+    hy_client_close(c->cl);
     free(c);
 }
 
 uint64_t hyt_next_request(hyt_client *c)
 {
-    return c->next_request++;
+    return hy_client_next_request(c->cl);
 }
 
-static int flush_all(hyt_client *c)
+/* The tests check return values against 0 and negative codes: a daemon that closed while
+ * we sent reads as the failed send it is (what it left is for hyt_recv). */
+static int sent(hyt_client *c, int rc)
 {
-    int64_t end = now_ms() + HYT_WAIT_MS;
-    for (;;) {
-        int rc = hy_frame_writer_flush(c->w, c->fd, &c->err);
-        if (rc == 0)
-            return 0;
-        if (rc < 0)
-            return rc;
-        int left = (int)(end - now_ms());
-        if (left <= 0)
-            return hy_error_set(&c->err, HY_ESYS, "send: the daemon did not read for %d ms",
-                                HYT_WAIT_MS);
-        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-        if (poll(&p, 1, left) < 0 && errno != EINTR)
-            return hy_error_set(&c->err, HY_ESYS, "poll: %s", strerror(errno));
-    }
+    return rc == HY_CLIENT_EOF ? (c->err.code = HY_ESYS) : rc;
 }
 
 int hyt_send(hyt_client *c, const hy_msg *m, const int *fds, unsigned nfds)
 {
-    int rc = hy_msg_push(c->w, m, fds, nfds, c->max_payload, &c->err);
-    if (rc)
-        return rc;
-    return flush_all(c);
+    return sent(c, hy_client_send(c->cl, m, fds, nfds, &c->err));
 }
 
 int hyt_send_raw(hyt_client *c, const void *bytes, size_t n)
 {
-    const uint8_t *p = bytes;
-    int64_t end = now_ms() + HYT_WAIT_MS;
-    while (n > 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return hy_error_set(&c->err, HY_ESYS, "send: %s", strerror(errno));
-        int left = (int)(end - now_ms());
-        if (left <= 0)
-            return hy_error_set(&c->err, HY_ESYS, "send: timed out");
-        struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
-        poll(&pf, 1, left);
-    }
-    return 0;
+    return sent(c, hy_client_send_raw(c->cl, bytes, n, &c->err));
+}
+
+int hyt_send_frame(hyt_client *c, const void *frame, size_t n, const int *fds, unsigned nfds)
+{
+    hy_frame_header h;
+    int rc = hy_frame_header_decode(frame, n, UINT32_MAX, &h, &c->err);
+    if (rc)
+        return rc < 0 ? rc : HY_EINVAL;
+    hy_iov part = {(const uint8_t *)frame + HY_IPC_HEADER, n - HY_IPC_HEADER};
+    return sent(c, hy_client_send_frame(c->cl, h, &part, 1, fds, nfds, &c->err));
 }
 
 int hyt_encode(hyt_client *c, const hy_msg *m, uint8_t *buf, size_t cap, size_t *len)
@@ -482,7 +432,7 @@ int hyt_encode(hyt_client *c, const hy_msg *m, uint8_t *buf, size_t cap, size_t 
     size_t small;
     if (cap < HY_IPC_HEADER)
         return HY_ELIMIT;
-    int rc = hy_msg_encode(m, buf, cap, &small, &bulk, c->max_payload, &c->err);
+    int rc = hy_msg_encode(m, buf, cap, &small, &bulk, hy_client_max_payload(c->cl), &c->err);
     if (rc)
         return rc;
     if (bulk.len) {
@@ -622,45 +572,10 @@ static void track(hyt_client *c, const hy_msg *m)
 
 int hyt_recv(hyt_client *c, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
-    hy_frame f;
-    drop_last_fds(c);
-    for (;;) {
-        int rc = hy_frame_reader_next(c->r, &f, &c->err);
-        if (rc == 0) {
-            for (unsigned i = 0; i < f.nfds; i++)
-                c->last_fds[i] = f.fds[i];
-            c->last_nfds = f.nfds;
-            memset(c->msg, 0, sizeof *c->msg);
-            rc = hy_msg_decode(&f, c->msg, &c->err);
-            if (rc)
-                return rc;
-            track(c, c->msg);
-            return 0;
-        }
-        if (rc < 0)
-            return rc;
-        int left = (int)(end - now_ms());
-        if (left < 0)
-            left = 0;
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int pr = poll(&p, 1, left);
-        if (pr < 0 && errno != EINTR)
-            return hy_error_set(&c->err, HY_ESYS, "poll: %s", strerror(errno));
-        if (pr == 0) {
-            hy_error_set(&c->err, HY_OK, "nothing from the daemon in %d ms", timeout_ms);
-            return HYT_TIMEOUT;
-        }
-        rc = hy_frame_reader_fill(c->r, c->fd, &c->err);
-        if (rc == 0)
-            return HYT_EOF;
-        if (rc < 0) {
-            /* A reset connection reads as the daemon having closed it. */
-            if (rc == HY_ESYS && (strstr(c->err.msg, "reset") || strstr(c->err.msg, "RESET")))
-                return HYT_EOF;
-            return rc;
-        }
-    }
+    int rc = hy_client_recv(c->cl, timeout_ms, &c->msg, &c->err);
+    if (rc == 0)
+        track(c, c->msg);
+    return rc;
 }
 
 int hyt_recv_reply(hyt_client *c, uint16_t type, uint64_t request, int timeout_ms)
@@ -683,33 +598,21 @@ int hyt_recv_reply(hyt_client *c, uint16_t type, uint64_t request, int timeout_m
 
 int hyt_hello(hyt_client *c, uint32_t features)
 {
-    hy_msg m = {.type = HY_MSG_HELLO, .request = hyt_next_request(c)};
-    m.u.hello.min_version = 1;
-    m.u.hello.max_version = 1;
-    m.u.hello.features = features;
-    m.u.hello.name.p = "hybridd-tests";
-    m.u.hello.name.len = (uint32_t)strlen(m.u.hello.name.p);
-    int rc = hyt_send(c, &m, NULL, 0);
+    hy_msg_hello h = {.min_version = 1, .max_version = 1, .features = features,
+                      .name = {"hybridd-tests", 13}};
+    const hy_msg *r;
+    int rc = hy_client_hello(c->cl, &h, HYT_WAIT_MS, &r, &c->err);
+    if (r)
+        c->msg = r;
+    if (rc == HY_CLIENT_ERROR)
+        return r->u.error.code < 0 ? r->u.error.code : HY_EINTERNAL;
     if (rc)
         return rc;
-    rc = hyt_recv(c, HYT_WAIT_MS);
-    if (rc)
-        return rc;
-    if (c->msg->type == HY_MSG_ERROR) {
-        hy_error_set(&c->err, c->msg->u.error.code, "%.*s", (int)c->msg->u.error.message.len,
-                     c->msg->u.error.message.p ? c->msg->u.error.message.p : "");
-        return c->msg->u.error.code < 0 ? c->msg->u.error.code : HY_EINTERNAL;
-    }
-    if (c->msg->type != HY_MSG_WELCOME)
-        return hy_error_set(&c->err, HY_EPROTO, "HELLO answered with type %u",
-                            c->msg->type);
-    c->welcome = c->msg->u.welcome;
+    c->welcome = *hy_client_welcome(c->cl);
     snprintf(c->welcome_server, sizeof c->welcome_server, "%.*s",
              (int)c->welcome.server.len, c->welcome.server.p ? c->welcome.server.p : "");
     c->welcome.server.p = c->welcome_server;
     c->welcomed = true;
-    c->max_payload = c->welcome.max_payload;
-    hy_frame_reader_set_max(c->r, c->welcome.max_payload);
     return 0;
 }
 

@@ -16,9 +16,9 @@
 /* The longest any single wait in the harness lasts. */
 #define HYT_WAIT_MS 30000
 
-/* Besides 0 and negative hy_err codes, what the receive helpers return. */
-#define HYT_EOF 1     /* the daemon closed the connection */
-#define HYT_TIMEOUT 2 /* nothing came within the timeout */
+/* Besides 0 and negative hy_err codes, what the receive helpers return (ipc/'s own). */
+#define HYT_EOF HY_CLIENT_EOF         /* the daemon closed the connection */
+#define HYT_TIMEOUT HY_CLIENT_TIMEOUT /* nothing came within the timeout */
 
 /* ---- configuration ---- */
 
@@ -87,17 +87,12 @@ void hyt_daemon_dump_log(const hyt_daemon *d);
 typedef struct hyt_job hyt_job;
 
 typedef struct hyt_client {
-    int fd;
-    hy_frame_reader *r;
-    hy_frame_writer *w;
-    uint32_t max_payload;  /* what this side may send: 1 MiB until WELCOME */
-    uint64_t next_request; /* request ids handed out by hyt_next_request */
+    hy_client *cl; /* ipc/'s client: the connection, its reader and writer */
+    int fd;        /* its socket */
     bool welcomed;
     hy_msg_welcome welcome; /* valid once welcomed; server name in welcome_server */
     char welcome_server[HY_IPC_NAME_MAX + 1];
-    hy_msg *msg; /* the last message hyt_recv returned (heap: hy_msg is large) */
-    int last_fds[HY_IPC_MAX_FDS]; /* fds that came with it (closed on the next receive) */
-    unsigned last_nfds;
+    const hy_msg *msg; /* the last message hyt_recv returned (the client's until the next) */
     /* Jobs being tracked: hyt_recv matches their messages whatever the caller waits for. */
     hyt_job *jobs[64];
     unsigned njobs;
@@ -110,7 +105,7 @@ typedef struct hyt_client {
     hy_error err;          /* why the last helper failed */
 } hyt_client;
 
-/* Connects to `sock` (blocking connect, non-blocking socket after). NULL on failure. */
+/* Connects to `sock`. NULL on failure. */
 hyt_client *hyt_connect(const char *sock);
 /* Sends HELLO with `features` and waits for the answer: 0 after WELCOME (the reader's
  * limit then follows WELCOME's max_payload), a negative code for an ERROR, HYT_EOF or
@@ -126,6 +121,9 @@ int hyt_send(hyt_client *c, const hy_msg *m, const int *fds, unsigned nfds);
 /* Sends raw bytes (hostile input), bounded. 0 or a negative code (HY_ESYS when the daemon
  * already closed). */
 int hyt_send_raw(hyt_client *c, const void *bytes, size_t n);
+/* Sends one encoded frame (header included) as it is, its fds riding on its first byte.
+ * 0 or a negative code. */
+int hyt_send_frame(hyt_client *c, const void *frame, size_t n, const int *fds, unsigned nfds);
 /* Encodes `m` into buf (header included) without sending it, for tests that corrupt it. */
 int hyt_encode(hyt_client *c, const hy_msg *m, uint8_t *buf, size_t cap, size_t *len);
 /* Receives the next message within timeout_ms into c->msg (valid until the next receive):

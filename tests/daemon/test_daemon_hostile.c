@@ -171,17 +171,8 @@ static void expect_refused_frame(hyt_client *c, const void *bytes, size_t n, con
                                  const char *what)
 {
     if (nfds) {
-        /* fds go with the first byte: use the writer with a raw frame. */
-        hy_frame_header h;
-        hy_error err;
-        cr_assert_eq(hy_frame_header_decode(bytes, n, 1u << 24, &h, &err), 0);
-        hy_iov part = {(const uint8_t *)bytes + HY_IPC_HEADER, n - HY_IPC_HEADER};
-        cr_assert_eq(hy_frame_writer_push(c->w, h, &part, 1, fds, nfds, &err), 0, "%s",
-                     err.msg);
-        int rc;
-        while ((rc = hy_frame_writer_flush(c->w, c->fd, &err)) == HY_IPC_INCOMPLETE)
-            usleep(1000);
-        cr_assert_eq(rc, 0, "%s", err.msg);
+        /* fds go with the first byte: a raw frame through the client's writer. */
+        cr_assert_eq(hyt_send_frame(c, bytes, n, fds, nfds), 0, "%s", c->err.msg);
     } else {
         cr_assert_eq(hyt_send_raw(c, bytes, n), 0);
     }

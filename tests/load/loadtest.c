@@ -22,6 +22,7 @@
 #include "../cl/pocl_env.h"
 #include "harness.h"
 #include "host.h"
+#include "le.h"
 
 #define MAX_INFLIGHT 8 /* jobs_per_client is 8: never more in flight than the daemon allows */
 #define MAX_BADS 16    /* malformed requests awaiting their ERROR, per client */
@@ -483,24 +484,6 @@ static int submit_next(client *cl)
 }
 
 /* ---- malformed requests: each gets an ERROR with its code, and the stream goes on ---- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 #define SUB(off) (HY_IPC_HEADER + (off))
 

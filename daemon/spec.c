@@ -1,9 +1,6 @@
-/* daemon/spec: the job kinds, a SUBMIT made into a spec, and a job's rows. */
+/* daemon/spec: the job kinds, and a SUBMIT made into a spec (a job's rows are planned from
+ * the backend table, in backends.c). */
 #include "spec.h"
-
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #define ALL_BACKENDS ((1u << HY_BACKEND_SERIAL) | (1u << HY_BACKEND_NATIVE) | \
                       (1u << HY_BACKEND_LOCKED) | (1u << HY_BACKEND_OPENCL) |  \
@@ -25,14 +22,6 @@ const hy_kind *hy_kind_get(int kind)
         if (kinds[i].kind == kind)
             return &kinds[i];
     return NULL;
-}
-
-_Noreturn void hy_contract_fail(const char *cond, const char *file, int line, const char *func)
-{
-    fprintf(stderr, "hybridd: internal error: %s:%d: %s: `%s` does not hold; stopping\n", file,
-            line, func, cond);
-    fflush(stderr);
-    abort();
 }
 
 int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job_spec *out,

@@ -72,7 +72,8 @@ typedef struct hy_row_spec {
 int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job_spec *out,
                      hy_error *err);
 
-/* The rows of a job, in the order of its RESULT; returns how many (1 .. HY_PLAN_MAX). */
+/* The rows of a job, in the order of its RESULT; returns how many (1 .. HY_PLAN_MAX). A
+ * comparison's come from the backend table (backends.c): each backend's rows, in its order. */
 unsigned hy_job_plan(const hy_job_spec *s, hy_row_spec plan[HY_PLAN_MAX]);
 
 #endif

@@ -265,82 +265,57 @@ static void daemon_start(const char *hybridd)
     }
 }
 
-/* ---- a client connection: ipc/ only, as hybridctl would talk ---- */
+/* ---- a client connection: ipc/'s client library, as hybridctl talks ---- */
 
 typedef struct conn {
-    int fd;
-    hy_frame_reader *r;
-    hy_frame_writer *w;
-    hy_msg *m; /* the last message received; ~56 KiB, so on the heap */
-    uint32_t max_payload;
+    hy_client *cl;
     uint32_t features, max_jobs;
     uint64_t max_sort_elements;
     char server[HY_IPC_NAME_MAX + 1];
-    uint64_t next_request;
     const char *who; /* for messages */
 } conn;
 
 static void conn_flush(conn *c)
 {
-    for (;;) {
-        hy_error err = {0};
-        int rc = hy_frame_writer_flush(c->w, c->fd, &err);
-        if (rc == 0)
-            return;
-        if (rc < 0)
-            die("%s: sending to hybridd: %s", c->who, err.msg);
-        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-        int n = poll(&p, 1, REPLY_TIMEOUT_MS);
-        if (n < 0 && errno != EINTR)
-            die("%s: poll: %s", c->who, strerror(errno));
-        if (n == 0)
-            die("%s: hybridd has not read for %d s", c->who, REPLY_TIMEOUT_MS / 1000);
-    }
+    hy_error err = {0};
+    if (hy_client_flush(c->cl, &err) != 0)
+        die("%s: sending to hybridd: %s", c->who, err.msg);
 }
 
 static void conn_push(conn *c, const hy_msg *m, const int *fds, unsigned nfds)
 {
     hy_error err = {0};
-    if (hy_msg_push(c->w, m, fds, nfds, c->max_payload, &err) != 0)
+    if (hy_client_push(c->cl, m, fds, nfds, &err) != 0)
         die("%s: queueing %s: %s", c->who, hy_msg_type_name(m->type), err.msg);
 }
 
-/* The next complete frame already read, decoded into c->m; NULL when none is buffered. */
+/* The next complete frame already read, decoded; NULL when none is buffered. */
 static const hy_msg *conn_buffered(conn *c)
 {
-    hy_frame f;
+    const hy_msg *m;
     hy_error err = {0};
-    int rc = hy_frame_reader_next(c->r, &f, &err);
-    if (rc == HY_IPC_INCOMPLETE)
+    int rc = hy_client_recv_buffered(c->cl, &m, &err);
+    if (rc == HY_CLIENT_TIMEOUT)
         return NULL;
     if (rc < 0)
         die("%s: the stream from hybridd broke: %s", c->who, err.msg);
-    for (unsigned i = 0; i < f.nfds; i++)
-        close(f.fds[i]); /* nothing the daemon sends us carries fds */
-    if (hy_msg_decode(&f, c->m, &err) != 0)
-        die("%s: cannot decode a %s frame from hybridd: %s", c->who,
-            hy_msg_type_name(f.h.type) ? hy_msg_type_name(f.h.type) : "(unknown type)",
-            err.msg);
-    return c->m;
+    return m;
 }
 
-/* The next message, waiting for it in recvmsg itself (hy_frame_reader_fill_wait): one
- * system call per reply, as the bare ping-pong's read is. SO_RCVTIMEO bounds the wait. */
+/* The next message, waiting for it in recvmsg itself (the client library bounds the wait
+ * with SO_RCVTIMEO): one system call per reply, as the bare ping-pong's read is. */
 static const hy_msg *conn_recv(conn *c)
 {
-    for (;;) {
-        const hy_msg *m = conn_buffered(c);
-        if (m)
-            return m;
-        hy_error err = {0};
-        int rc = hy_frame_reader_fill_wait(c->r, c->fd, &err);
-        if (rc == HY_IPC_INCOMPLETE)
-            die("%s: no reply from hybridd within %d s", c->who, REPLY_TIMEOUT_MS / 1000);
-        if (rc == 0)
-            die("%s: hybridd closed the connection", c->who);
-        if (rc < 0)
-            die("%s: reading from hybridd: %s", c->who, err.msg);
-    }
+    const hy_msg *m;
+    hy_error err = {0};
+    int rc = hy_client_recv(c->cl, REPLY_TIMEOUT_MS, &m, &err);
+    if (rc == HY_CLIENT_TIMEOUT)
+        die("%s: no reply from hybridd within %d s", c->who, REPLY_TIMEOUT_MS / 1000);
+    if (rc == HY_CLIENT_EOF)
+        die("%s: hybridd closed the connection", c->who);
+    if (rc < 0)
+        die("%s: reading from hybridd: %s", c->who, err.msg);
+    return m;
 }
 
 static _Noreturn void die_unexpected(conn *c, const hy_msg *m, const char *waiting_for)
@@ -354,22 +329,26 @@ static _Noreturn void die_unexpected(conn *c, const hy_msg *m, const char *waiti
         (unsigned long long)m->request);
 }
 
-/* A connection over a socket we already have, before any HELLO. */
+/* A failed wait of the client library's that did not end in a message. */
+static _Noreturn void die_waiting(conn *c, int rc, const hy_error *err, const char *for_what)
+{
+    if (rc == HY_CLIENT_TIMEOUT)
+        die("%s: no reply from hybridd to %s within %d s", c->who, for_what,
+            REPLY_TIMEOUT_MS / 1000);
+    if (rc == HY_CLIENT_EOF)
+        die("%s: hybridd closed the connection", c->who);
+    die("%s: %s: %s", c->who, for_what, err->msg);
+}
+
+/* A connection over a socket we already have, before any HELLO; the client owns fd. */
 static void conn_wrap(conn *c, int fd, const char *who)
 {
     memset(c, 0, sizeof *c);
     c->who = who;
-    c->next_request = 1;
-    c->fd = fd;
-    struct timeval tv = {.tv_sec = REPLY_TIMEOUT_MS / 1000};
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
-        die("%s: SO_RCVTIMEO: %s", who, strerror(errno));
     hy_error err = {0};
-    if (hy_frame_reader_new(HY_IPC_MAX_PAYLOAD, &c->r, &err) != 0 ||
-        hy_frame_writer_new((size_t)4 << 20, &c->w, &err) != 0)
+    if (hy_client_adopt(fd, &c->cl, &err) != 0)
         die("%s: %s", who, err.msg);
-    c->m = xmalloc(sizeof *c->m, "a message");
-    c->max_payload = HY_IPC_MAX_PAYLOAD;
+    hy_client_set_send_timeout(c->cl, REPLY_TIMEOUT_MS);
 }
 
 static void conn_open(conn *c, const char *path, const char *who)
@@ -378,40 +357,26 @@ static void conn_open(conn *c, const char *path, const char *who)
     if (fd < 0)
         die("%s: connect(%s): %s", who, path, strerror(-fd));
     conn_wrap(c, fd, who);
-
-    hy_msg *h = xmalloc(sizeof *h, "a message");
-    memset(h, 0, sizeof *h);
-    h->type = HY_MSG_HELLO;
-    h->request = c->next_request++;
-    h->u.hello = (hy_msg_hello){.min_version = 1, .max_version = 1,
-                                .features = HY_FEATURE_MEMFD,
-                                .name = {"daemon-bench", 12}};
-    conn_push(c, h, NULL, 0);
-    free(h);
-    conn_flush(c);
-    const hy_msg *m = conn_recv(c);
-    if (m->type != HY_MSG_WELCOME)
+    hy_msg_hello h = {.min_version = 1, .max_version = 1, .features = HY_FEATURE_MEMFD,
+                      .name = {"daemon-bench", 12}};
+    const hy_msg *m;
+    hy_error err = {0};
+    int rc = hy_client_hello(c->cl, &h, REPLY_TIMEOUT_MS, &m, &err);
+    if (rc && m)
         die_unexpected(c, m, "HELLO");
-    const hy_msg_welcome *w = &m->u.welcome;
-    c->max_payload = w->max_payload;
+    if (rc)
+        die_waiting(c, rc, &err, "HELLO");
+    const hy_msg_welcome *w = hy_client_welcome(c->cl);
     c->features = w->features;
     c->max_jobs = w->max_jobs_per_client;
     c->max_sort_elements = w->max_sort_elements;
-    size_t sl = w->server.len < HY_IPC_NAME_MAX ? w->server.len : HY_IPC_NAME_MAX;
-    memcpy(c->server, w->server.p, sl);
-    c->server[sl] = 0;
-    hy_frame_reader_set_max(c->r, c->max_payload);
+    snprintf(c->server, sizeof c->server, "%.*s", (int)w->server.len, w->server.p);
 }
 
 static void conn_close(conn *c)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    hy_frame_reader_free(c->r);
-    hy_frame_writer_free(c->w);
-    free(c->m);
+    hy_client_close(c->cl);
     memset(c, 0, sizeof *c);
-    c->fd = -1;
 }
 
 /* ---- small helpers ---- */
@@ -554,7 +519,7 @@ static uint64_t echo_once(int fd, uint64_t i)
 /* echo: the peer is the echo child, which sends the PING itself back. */
 static uint64_t ping_once(conn *c, hy_msg *m, uint64_t i, bool echo)
 {
-    uint64_t req = c->next_request++, nonce = 0x5eed0000ull + i;
+    uint64_t req = hy_client_next_request(c->cl), nonce = 0x5eed0000ull + i;
     m->type = HY_MSG_PING;
     m->request = req;
     m->u.ping.nonce = nonce;
@@ -693,7 +658,10 @@ static void ping_measure(const char *path, size_t rounds, size_t warm, int self_
     /* Our own client path (push, sendmsg, poll, recvmsg, decode) against the echo child: what
      * the client adds to the floor, so that the rest of the difference is the daemon's. Every
      * round trip completes, so raw and framed use of the one socket never mix. */
-    conn_wrap(&e, efd, "ping-pong baseline");
+    int efd2 = fcntl(efd, F_DUPFD_CLOEXEC, 0); /* the client's own: echo_stop closes efd */
+    if (efd2 < 0)
+        die("ping-pong baseline: fcntl(F_DUPFD_CLOEXEC): %s", strerror(errno));
+    conn_wrap(&e, efd2, "ping-pong baseline");
     hy_msg *m = xmalloc(sizeof *m, "a message");
     memset(m, 0, sizeof *m);
     uint64_t k = 0;
@@ -713,7 +681,6 @@ static void ping_measure(const char *path, size_t rounds, size_t warm, int self_
     }
     free(m);
     conn_close(&c);
-    e.fd = -1; /* echo_stop closes it */
     conn_close(&e);
     echo_stop(efd);
     unpin(&pin, self_cpu >= 0);
@@ -782,7 +749,7 @@ static void *jobs_client_main(void *arg)
     while (inflight > 0 || now < run->t_end) {
         if (now < run->t_end && inflight < window) {
             while (inflight < window) {
-                s->request = c.next_request++;
+                s->request = hy_client_next_request(c.cl);
                 s->u.submit.seed = job_seed(jc->index, s->request);
                 conn_push(&c, s, NULL, 0);
                 inflight++;
@@ -883,13 +850,14 @@ static unsigned query_native_threads(conn *c)
     hy_msg *q = xmalloc(sizeof *q, "a message");
     memset(q, 0, sizeof *q);
     q->type = HY_MSG_DEVICES;
-    q->request = c->next_request++;
-    conn_push(c, q, NULL, 0);
+    const hy_msg *m;
+    hy_error err = {0};
+    int rc = hy_client_ask(c->cl, q, HY_MSG_DEVICES_REPLY, REPLY_TIMEOUT_MS, &m, &err);
     free(q);
-    conn_flush(c);
-    const hy_msg *m = conn_recv(c);
-    if (m->type != HY_MSG_DEVICES_REPLY)
+    if (rc && m)
         die_unexpected(c, m, "DEVICES");
+    if (rc)
+        die_waiting(c, rc, &err, "DEVICES");
     return m->u.devices.native_threads;
 }
 
@@ -900,31 +868,28 @@ static uint64_t sort_once_daemon(conn *c, int memfd, size_t n, unsigned threads,
     hy_msg *s = xmalloc(sizeof *s, "a message");
     memset(s, 0, sizeof *s);
     s->type = HY_MSG_SUBMIT;
-    s->request = c->next_request++;
     /* repeat 1: the array is sorted in place, so a second repetition would sort sorted data. */
     s->u.submit = (hy_msg_submit){.job = HY_JOB_SORT, .backend = HY_BACKEND_NATIVE,
                                   .mode = HY_MODE_SPLIT, .dtype = HY_DT_F32,
                                   .threads = threads, .repeat = 1,
                                   .array = HY_ARRAY_MEMFD, .n = n};
+    hy_client_job j;
+    const hy_msg *m;
+    hy_error err = {0};
     uint64_t t0 = hy_now_ns();
-    conn_push(c, s, &memfd, 1);
-    conn_flush(c);
-    uint64_t req = s->request;
+    int rc = hy_client_run(c->cl, s, &memfd, 1, NULL, REPLY_TIMEOUT_MS, &j, &m, &err);
+    uint64_t t1 = hy_now_ns();
     free(s);
-    for (;;) {
-        const hy_msg *m = conn_recv(c);
-        if (m->type == HY_MSG_ACCEPTED)
-            continue;
-        uint64_t t1 = hy_now_ns();
-        if (m->type != HY_MSG_RESULT)
-            die_unexpected(c, m, "the sort SUBMIT");
-        if (m->request != req || m->u.result.nrows != 1 || m->u.result.rows_in[0].n != n)
-            die("sort: RESULT for request %llu with %u rows of n %llu; expected request "
-                "%llu, 1 row of n %zu", (unsigned long long)m->request, m->u.result.nrows,
-                (unsigned long long)m->u.result.rows_in[0].n, (unsigned long long)req, n);
-        *row_ns = m->u.result.rows_in[0].median_ns;
-        return t1 - t0;
-    }
+    if (rc && m)
+        die_unexpected(c, m, "the sort SUBMIT");
+    if (rc)
+        die_waiting(c, rc, &err, "the sort SUBMIT");
+    if (m->u.result.nrows != 1 || m->u.result.rows_in[0].n != n)
+        die("sort: RESULT for request %llu with %u rows of n %llu; expected 1 row of n %zu",
+            (unsigned long long)m->request, m->u.result.nrows,
+            (unsigned long long)m->u.result.rows_in[0].n, n);
+    *row_ns = m->u.result.rows_in[0].median_ns;
+    return t1 - t0;
 }
 
 static void sort_measure(const char *path, size_t n, unsigned runs, sort_out *o)

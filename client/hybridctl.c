@@ -1626,7 +1626,8 @@ static int finish(int rc)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    struct line ln;
+    /* Static: the line's words live until exit, whichever return or fail() ends the run. */
+    static struct line ln;
     read_line(argc, argv, &ln);
     if (ln.version) {
         printf("hybridctl %s\n", HY_VERSION);

@@ -24,8 +24,6 @@
  * under a millisecond, so it takes larger launches and fewer waits. */
 #define CPU_LAUNCH_ELEMS (1u << 22)
 #define GPU_LAUNCH_ELEMS (1u << 26)
-/* Largest array buffer kept on the device between jobs (array_buffers). */
-#define KEEP_MAX_BYTES ((size_t)256 << 20)
 /* Events between two waits: a pass enqueues at most a count, a scan and a scatter launch
  * plus a copy before it waits. */
 #define MAX_PENDING 8
@@ -221,7 +219,7 @@ static int check_local(struct job *j, cl_kernel k, const char *name)
 
 /* The two array buffers: the device's kept pair when it is large enough, else a new pair
  * that replaces it. Pages a buffer has once touched stay mapped, so a CPU device pays its
- * page faults once rather than on every job. A pair larger than KEEP_MAX_BYTES each is not
+ * page faults once rather than on every job. A pair larger than HY_KEEP_BYTES each is not
  * kept: a shared device should not hold that much for sort alone. */
 static int array_buffers(struct job *j, size_t bytes)
 {
@@ -238,7 +236,7 @@ static int array_buffers(struct job *j, size_t bytes)
         if (rc)
             return rc;
     }
-    if (bytes <= KEEP_MAX_BYTES) {
+    if (bytes <= HY_KEEP_BYTES) {
         for (int i = 0; i < 2; i++) {
             if (d->sort_buf[i])
                 clReleaseMemObject(d->sort_buf[i]);

@@ -103,4 +103,11 @@ typedef int (*hy_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t hy_now_ns(void);
 
+/* The most a sort's buffers may hold between jobs, each: the CPU engine's scratch, the
+ * process pool's pipe buffer and shared mapping, an OpenCL device's array pair. Keeping them
+ * spares the next job its allocation and page faults; 256 MiB covers a 3 x 10^7-element f64
+ * sort, and bounds what an idle daemon, running for months, holds for good after one huge
+ * job (a shared machine's memory is its users', not the daemon's). */
+#define HY_KEEP_BYTES ((size_t)256 << 20)
+
 #endif

@@ -10,9 +10,6 @@
 #include "log.h"
 
 /* One executor: a thread, its queue (a heap on the fairness tag), the job it runs. */
-/* Sort scratch the CPU engine keeps between jobs: enough for 3 x 10^7 f64. */
-#define KEEP_SCRATCH ((size_t)256 << 20)
-
 struct exec {
     struct hy_sched *s;
     unsigned index;
@@ -222,7 +219,7 @@ static void *exec_main(void *arg)
         /* The engine keeps its largest sort scratch for the next job; after a huge one, that
          * would hold gigabytes for good in a service that runs for months. */
         if (x->device < 0)
-            hy_host_trim(s->e.host, KEEP_SCRATCH);
+            hy_host_trim(s->e.host, HY_KEEP_BYTES);
 
         pthread_mutex_lock(&s->mu);
         j->end_ns = hy_now_ns();

@@ -31,8 +31,6 @@ extern char **environ;
  * that stopped (SIGSTOP, a frozen cgroup): the parent gives up on it instead of blocking the
  * CPU executor, and with it cancels, timeouts and the drain, for good. Parts move at GB/s. */
 #define IO_STALL_S 10
-/* The parent's buffer for pipe parts is kept between jobs up to this size. */
-#define KEEP_SCRATCH ((size_t)256 << 20)
 
 struct worker {
     pid_t pid; /* 0: not running */
@@ -605,7 +603,7 @@ static int sort_pipe(struct job *j, int dtype, void *data, size_t n, size_t size
         if (rc && j->rc == 0)
             j->rc = rc;
     }
-    if (p->scratch_cap > KEEP_SCRATCH) {
+    if (p->scratch_cap > HY_KEEP_BYTES) {
         free(p->scratch);
         p->scratch = NULL;
         p->scratch_cap = 0;
@@ -635,7 +633,7 @@ static void release_all(struct job *j, unsigned t, bool drop_used, bool drop_res
 }
 
 /* The shared scratch the workers sort their parts into and merge from: a memfd of the
- * pool's, kept between jobs (its pages stay allocated) up to KEEP_SCRATCH. */
+ * pool's, kept between jobs (its pages stay allocated) up to HY_KEEP_BYTES. */
 static int shm_scratch(hy_proc_pool *p, size_t bytes, hy_error *err)
 {
     if (p->shm_fd >= 0 && p->shm_bytes >= bytes)
@@ -745,7 +743,7 @@ static int sort_shm(struct job *j, int dtype, void *data, int fd, size_t n, size
     }
 out:
     /* Whatever happened, no worker keeps the array mapped, nor a scratch the pool lets go. */
-    bool drop = p->shm_bytes > KEEP_SCRATCH;
+    bool drop = p->shm_bytes > HY_KEEP_BYTES;
     release_all(j, t, drop, drop || p->shm_replaced);
     p->shm_replaced = false;
     if (scratch)

@@ -749,6 +749,7 @@ struct job_out {
     hy_result_row rows[HY_IPC_ROWS_MAX];
     unsigned nrows;
     uint64_t job_id;
+    unsigned repeat; /* ACCEPTED's: the timed runs of each row, the default resolved */
 };
 
 
@@ -816,7 +817,12 @@ struct job_watch {
 
 static void job_accepted(void *ctx, const hy_client_job *j)
 {
-    (void)ctx;
+    struct job_watch *w = ctx;
+    /* The daemon states what the job runs; one that does not say leaves one row, one run. */
+    if (j->nrows)
+        w->st.nrows = j->nrows;
+    if (j->repeat + j->warmup)
+        w->st.runs = j->repeat + j->warmup;
     /* Scripts read stderr for errors: the notice is for a person, or --verbose. */
     if (j->queue_position > 0 && !g_quiet && (g_verbose || progress_shows()))
         say("job %" PRIu64 " queued behind %u job(s)", j->job_id, j->queue_position);
@@ -845,20 +851,13 @@ static void job_cancelling(void *ctx, const hy_client_job *j)
 }
 
 /* Sends the SUBMIT and waits for its one final answer. Ctrl-C sends CANCEL and waits for the
- * ECANCELED answer. Exits 1 on an ERROR. */
-static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigned expect_rows,
-                    struct job_out *out)
+ * ECANCELED answer. Exits 1 on an ERROR. The bar's rows and runs come from ACCEPTED. */
+static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, struct job_out *out)
 {
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-    /* The daemon's defaults (server.c): a compare makes a warm-up and 5 runs, a job 1. */
-    bool cmp = sub->u.submit.job == HY_JOB_COMPARE_PI || sub->u.submit.job == HY_JOB_COMPARE_SORT;
-    struct job_watch w = {
-        .st = {.nrows = expect_rows ? expect_rows : 1,
-               .runs = (sub->u.submit.repeat ? sub->u.submit.repeat : cmp ? 5 : 1) +
-                       (cmp ? 1 : 0)},
-        .t0 = hy_now_ns()};
+    struct job_watch w = {.st = {.nrows = 1, .runs = 1}, .t0 = hy_now_ns()};
     hy_client_job j = {.request = conn_send(c, sub, fds, nfds)};
     hy_client_job_events ev = {.ctx = &w, .accepted = job_accepted, .progress = job_progress,
                                .want_cancel = job_interrupted, .cancelling = job_cancelling,
@@ -866,6 +865,7 @@ static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, unsigne
     hy_error err = {0};
     int rc = hy_client_job_wait(c->cl, &j, &ev, -1, &c->in, &err);
     out->job_id = j.job_id;
+    out->repeat = j.repeat;
     if (rc == 0) {
         clear_bar();
         out->nrows = c->in->u.result.nrows;
@@ -1168,38 +1168,31 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
         fail(HC_EXIT_INPUT, oerr.code, NULL, "%s", oerr.msg);
 }
 
-/* What the daemon has: pools and devices, for defaults and labels. */
-struct daemon_info {
-    hy_msg_devices_reply *dev;
-    int first_usable;
-};
+/* The name of the OpenCL device that ran a row, for the report: RESULT rows carry only its
+ * index, so this is the one thing a job asks DEVICES for, and only once an opencl row came
+ * back. The daemon chooses every default itself (ACCEPTED states them). Copied into `name`. */
+typedef char device_name[sizeof ((hy_device_record *)0)->name];
 
-static void get_info(conn *c, struct daemon_info *info)
+static const char *opencl_device_name(conn *c, const struct job_out *out, device_name name)
 {
+    int index = -1;
+    for (unsigned r = 0; r < out->nrows; r++)
+        if (out->rows[r].backend == HY_BACKEND_OPENCL)
+            index = out->rows[r].device;
+    if (index < 0)
+        return NULL;
     const hy_msg *m = conn_ask(c, HY_MSG_DEVICES, HY_MSG_DEVICES_REPLY);
-    info->dev = malloc(sizeof *info->dev);
-    if (!info->dev)
-        fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
-    *info->dev = m->u.devices;
-    info->dev->devices = info->dev->devices_in;
-    info->first_usable = -1;
-    for (unsigned i = 0; i < info->dev->ndevices; i++)
-        if (info->dev->devices_in[i].flags & HY_DEV_USABLE) {
-            info->first_usable = (int)info->dev->devices_in[i].index;
-            break;
+    for (unsigned i = 0; i < m->u.devices.ndevices; i++)
+        if (m->u.devices.devices_in[i].index == (unsigned)index) {
+            snprintf(name, sizeof(device_name), "%s", m->u.devices.devices_in[i].name);
+            return name;
         }
-}
-
-static const char *device_name(const struct daemon_info *info, unsigned index)
-{
-    for (unsigned i = 0; i < info->dev->ndevices; i++)
-        if (info->dev->devices_in[i].index == index)
-            return info->dev->devices_in[i].name;
     return NULL;
 }
 
-/* Fills the SUBMIT fields every job kind shares. */
-static void fill_submit(hy_msg_submit *s, const struct jobopts *o, const struct daemon_info *in)
+/* Fills the SUBMIT fields every job kind shares; what the options leave open (threads, the
+ * device) is left 0 or HY_IPC_DEVICE_DEFAULT for the daemon to choose. */
+static void fill_submit(hy_msg_submit *s, const struct jobopts *o)
 {
     s->backend = (uint16_t)o->backend;
     s->mode = o->replicate ? HY_MODE_REPLICATE : HY_MODE_SPLIT;
@@ -1208,21 +1201,9 @@ static void fill_submit(hy_msg_submit *s, const struct jobopts *o, const struct 
     s->switch_interval_us = o->switch_us;
     s->n = o->n;
     s->seed = o->seed;
-    s->device = (uint16_t)(o->device >= 0 ? o->device : in->first_usable >= 0 ? in->first_usable
-                                                                              : 0);
-    unsigned pool = o->backend == HY_BACKEND_LOCKED    ? in->dev->locked_threads
-                    : o->backend == HY_BACKEND_PROCESS ? in->dev->process_workers
-                                                       : in->dev->native_threads;
-    s->threads = o->backend == HY_BACKEND_SERIAL ? 1 : o->threads ? o->threads : pool;
+    s->device = (uint16_t)(o->device >= 0 ? o->device : (int)HY_IPC_DEVICE_DEFAULT);
+    s->threads = o->backend == HY_BACKEND_SERIAL ? 1 : o->threads;
     s->transport = (uint16_t)o->transport;
-}
-
-/* A process job with no --threads takes the whole pool: there must be one. */
-static void need_process_pool(const struct jobopts *o, const struct daemon_info *in)
-{
-    if (o->backend == HY_BACKEND_PROCESS && !o->threads && !in->dev->process_workers)
-        fail(HC_EXIT_JOB, HY_EBACKEND, NULL, "this hybridd runs no process pool (its DEVICES "
-             "reports 0 workers): see cpu.process_workers in hybridd.conf(5)");
 }
 
 /* ---- commands ---- */
@@ -1321,25 +1302,21 @@ static int cmd_cancel(conn *c, int argc, char **argv, int i)
 static int cmd_pi(conn *c, int argc, char **argv, int i)
 {
     struct jobopts o;
-    struct daemon_info info;
+    device_name dname;
     parse_job(argc, argv, i, "pi", false, false, &o);
-    get_info(c, &info);
-    need_process_pool(&o, &info);
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_SUBMIT;
     m->u.submit.job = HY_JOB_PI;
-    fill_submit(&m->u.submit, &o, &info);
+    fill_submit(&m->u.submit, &o);
     struct job_out *out = malloc(sizeof *out);
     if (!out)
         return HC_EXIT_JOB;
-    run_job(c, m, NULL, 0, 1, out);
+    run_job(c, m, NULL, 0, out);
     hc_pi_report r = {.seed = o.seed, .row = &out->rows[0],
-                      .device_name = o.backend == HY_BACKEND_OPENCL
-                                         ? device_name(&info, out->rows[0].device) : NULL};
+                      .device_name = opencl_device_name(c, out, dname)};
     int rc = hc_print_pi(stdout, &r, g_fmt);
     free(out);
-    free(info.dev);
     return finish_output(rc ? HC_EXIT_JOB : 0);
 }
 
@@ -1407,26 +1384,24 @@ static void free_array(struct memfd_array *ma)
 static int cmd_sort(conn *c, int argc, char **argv, int i)
 {
     struct jobopts o;
-    struct daemon_info info;
     struct memfd_array ma;
+    device_name dname;
     parse_job(argc, argv, i, "sort", true, false, &o);
     int rc = load_array(&o, c->welcome.max_sort_elements, &ma);
     if (rc)
         return rc;
-    get_info(c, &info);
-    need_process_pool(&o, &info);
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_SUBMIT;
     m->u.submit.job = HY_JOB_SORT;
-    fill_submit(&m->u.submit, &o, &info);
+    fill_submit(&m->u.submit, &o);
     m->u.submit.n = ma.a.n;
     m->u.submit.dtype = (uint16_t)ma.a.dtype;
     m->u.submit.array = HY_ARRAY_MEMFD;
     struct job_out *out = malloc(sizeof *out);
     if (!out)
         return HC_EXIT_JOB;
-    run_job(c, m, &ma.fd, 1, 1, out);
+    run_job(c, m, &ma.fd, 1, out);
     int checked = -1;
     size_t bad = 0;
     if (o.check)
@@ -1441,9 +1416,7 @@ static int cmd_sort(conn *c, int argc, char **argv, int i)
     }
     hc_sort_report r = {.dtype = ma.a.dtype, .source = o.input ? o.input : o.dist,
                         .output = o.output, .checked = checked,
-                        .row = &out->rows[0],
-                        .device_name = o.backend == HY_BACKEND_OPENCL
-                                           ? device_name(&info, out->rows[0].device) : NULL};
+                        .row = &out->rows[0], .device_name = opencl_device_name(c, out, dname)};
     if (hc_print_sort(stdout, &r, g_fmt))
         rc = rc ? rc : HC_EXIT_JOB;
     if (checked == 0) {
@@ -1451,7 +1424,6 @@ static int cmd_sort(conn *c, int argc, char **argv, int i)
         rc = rc ? rc : HC_EXIT_JOB;
     }
     free(out);
-    free(info.dev);
     free_array(&ma);
     return finish_output(rc);
 }
@@ -1462,56 +1434,25 @@ static int cmd_compare(conn *c, int argc, char **argv, int i)
         usage_error("compare needs pi or sort");
     bool sort = !strcmp(argv[i], "sort");
     struct jobopts o;
-    struct daemon_info info;
     struct memfd_array ma = {.fd = -1};
+    device_name dname;
     parse_job(argc, argv, i + 1, sort ? "compare sort" : "compare pi", sort, true, &o);
-    get_info(c, &info);
-    if (!o.backends) {
-        o.backends = 1u << HY_BACKEND_SERIAL | 1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED;
-        if (info.first_usable >= 0)
-            o.backends |= 1u << HY_BACKEND_OPENCL;
-        /* process splits only; --transport asks for its rows even where DEVICES says the
-         * pool is off (the daemon then says why it cannot run them). */
-        if (!o.replicate && (info.dev->process_workers > 0 || o.transports))
-            o.backends |= 1u << HY_BACKEND_PROCESS;
-    }
-    bool process = o.backends >> HY_BACKEND_PROCESS & 1;
-    if (!o.nthreads) {
-        /* 1, 2, 4, ... up to the smallest pool the comparison uses, and that pool itself. */
-        unsigned pool = info.dev->native_threads < info.dev->locked_threads
-                            ? info.dev->native_threads : info.dev->locked_threads;
-        if (process && info.dev->process_workers && info.dev->process_workers < pool)
-            pool = info.dev->process_workers;
-        for (unsigned t = 1; t < pool && o.nthreads < HY_IPC_THREADS_MAX - 1; t *= 2)
-            o.threads_list[o.nthreads++] = t;
-        o.threads_list[o.nthreads++] = pool ? pool : 1;
-    }
-    if (o.repeat == 0)
-        o.repeat = 5;
+    /* No --backends, no --threads, no --repeat: the daemon's defaults (docs/protocol.md,
+     * SUBMIT), which its ACCEPTED and RESULT state. */
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_SUBMIT;
-    o.backend = HY_BACKEND_NATIVE; /* ignored by compares; keeps fill_submit's checks happy */
-    fill_submit(&m->u.submit, &o, &info);
+    o.backend = HY_BACKEND_NATIVE; /* ignored by compares */
+    fill_submit(&m->u.submit, &o);
     m->u.submit.job = sort ? HY_JOB_COMPARE_SORT : HY_JOB_COMPARE_PI;
     m->u.submit.backends = o.backends;
     m->u.submit.transports = o.transports;
     m->u.submit.nthreads_list = o.nthreads;
     memcpy(m->u.submit.threads_list, o.threads_list, sizeof o.threads_list);
-    unsigned nrows = 1;
-    for (int b = HY_BACKEND_NATIVE; b <= HY_BACKEND_LOCKED; b++)
-        nrows += (o.backends >> b & 1) * o.nthreads;
-    nrows += o.backends >> HY_BACKEND_OPENCL & 1;
-    if (process && !o.replicate) /* a row per transport and worker count; 0 means pipe */
-        nrows += ((o.transports >> HC_TRANSPORT_SHM & 1) +
-                  (!o.transports || (o.transports >> HC_TRANSPORT_PIPE & 1))) *
-                 o.nthreads;
     int rc;
     if (sort) {
-        if ((rc = load_array(&o, c->welcome.max_sort_elements, &ma))) {
-            free(info.dev);
+        if ((rc = load_array(&o, c->welcome.max_sort_elements, &ma)))
             return rc;
-        }
         m = c->m; /* load_array does not touch it, but keep the message fresh */
         m->u.submit.n = ma.a.n;
         m->u.submit.dtype = (uint16_t)ma.a.dtype;
@@ -1519,20 +1460,19 @@ static int cmd_compare(conn *c, int argc, char **argv, int i)
     }
     struct job_out *out = malloc(sizeof *out);
     if (!out) {
-        free(info.dev);
+        if (sort)
+            free_array(&ma);
         return HC_EXIT_JOB;
     }
-    run_job(c, m, sort ? &ma.fd : NULL, sort ? 1 : 0, nrows, out);
-    const char *dname = NULL;
-    for (unsigned r = 0; r < out->nrows; r++)
-        if (out->rows[r].backend == HY_BACKEND_OPENCL)
-            dname = device_name(&info, out->rows[r].device);
+    run_job(c, m, sort ? &ma.fd : NULL, sort ? 1 : 0, out);
+    /* The repeat the daemon ran: ACCEPTED's, or from a daemon that does not say, a row's. */
+    unsigned repeat = out->repeat ? out->repeat : out->rows[0].repeat;
     hc_compare cmp = {.job = sort ? HY_JOB_COMPARE_SORT : HY_JOB_COMPARE_PI,
                       .n = sort ? ma.a.n : o.n, .seed = o.seed, .dtype = ma.a.dtype,
                       .dist = o.input ? o.input : o.dist,
                       .mode = o.replicate ? HY_MODE_REPLICATE : HY_MODE_SPLIT,
-                      .repeat = o.repeat, .nrows = out->nrows, .rows = out->rows,
-                      .device_name = dname, .server = c->server};
+                      .repeat = repeat, .nrows = out->nrows, .rows = out->rows,
+                      .device_name = opencl_device_name(c, out, dname), .server = c->server};
     rc = hc_print_compare(stdout, &cmp, o.csv && g_fmt != HC_JSON ? HC_CSV : g_fmt)
              ? HC_EXIT_JOB : 0;
     if (o.plot) {
@@ -1545,7 +1485,6 @@ static int cmd_compare(conn *c, int argc, char **argv, int i)
         }
     }
     free(out);
-    free(info.dev);
     if (sort)
         free_array(&ma);
     return finish_output(rc);

@@ -81,6 +81,10 @@ typedef struct hy_backend_ops {
     unsigned plan;     /* HY_PLAN_* */
     unsigned threads;  /* a row's thread count when not per thread count (0: device-wide) */
     bool device;       /* a single job runs on its OpenCL device's executor */
+    /* The threads a row takes when the job names none: its whole pool, 0 when this daemon
+     * runs none (a comparison's default backends leave it out). NULL: `threads`, and for a
+     * device backend, whether any device is served. */
+    unsigned (*pool)(const hy_backend_env *env);
     /* Its part of DEVICES: pool sizes, devices. May be NULL. */
     void (*describe)(const hy_backend_env *env, hy_msg_devices_reply *r);
     /* Whether this daemon can run the row: 0 or an hy_err with a sentence. */
@@ -99,6 +103,15 @@ typedef struct hy_backend_ops {
 const hy_backend_ops *hy_backend_get(int id);
 /* The table, in the order a comparison's rows come in; *n gets its length. */
 const hy_backend_ops *const *hy_backend_all(unsigned *n);
+
+/* SUBMIT's defaults that depend on this daemon, applied to the spec `m` was made into:
+ * device HY_IPC_DEVICE_DEFAULT is the first device served; a single job's threads 0 its
+ * backend's pool; a comparison's empty backend mask every backend with resources here (and
+ * process when `transports` asks for it), its empty thread list 1, 2, 4, ... up to the
+ * smallest pool of its per-thread backends, and that pool. 0, or HY_EBACKEND for threads 0 on
+ * a backend whose pool is off. */
+int hy_job_resolve(const hy_backend_env *env, const hy_msg_submit *m, hy_job_spec *s,
+                   hy_error *err);
 
 /* The backends, one file each over its engine (backend_host.c, backend_cl.c, ...). */
 extern const hy_backend_ops hy_backend_serial, hy_backend_native, hy_backend_locked,

@@ -80,6 +80,16 @@ static int locked_check(const hy_backend_env *env, const hy_job_spec *s, const h
     return 0;
 }
 
+static unsigned native_pool(const hy_backend_env *env)
+{
+    return env->native_threads;
+}
+
+static unsigned locked_pool(const hy_backend_env *env)
+{
+    return env->locked_threads;
+}
+
 static void native_describe(const hy_backend_env *env, hy_msg_devices_reply *r)
 {
     r->native_threads = env->native_threads;
@@ -107,12 +117,12 @@ const hy_backend_ops hy_backend_serial = {
 };
 
 const hy_backend_ops hy_backend_native = {
-    .id = HY_BACKEND_NATIVE, .plan = HY_PLAN_PER_THREADS,
+    .id = HY_BACKEND_NATIVE, .plan = HY_PLAN_PER_THREADS, .pool = native_pool,
     .describe = native_describe, .check = native_check, .pi = host_pi, .sort = host_sort,
 };
 
 const hy_backend_ops hy_backend_locked = {
-    .id = HY_BACKEND_LOCKED, .plan = HY_PLAN_PER_THREADS,
+    .id = HY_BACKEND_LOCKED, .plan = HY_PLAN_PER_THREADS, .pool = locked_pool,
     .describe = locked_describe, .check = locked_check, .pi = host_pi, .sort = host_sort,
     .finish_row = locked_finish,
 };

@@ -76,6 +76,11 @@ static int proc_check(const hy_backend_env *env, const hy_job_spec *s, const hy_
     return 0;
 }
 
+static unsigned proc_pool(const hy_backend_env *env)
+{
+    return hy_proc_pool_size(env->e.proc);
+}
+
 static void proc_describe(const hy_backend_env *env, hy_msg_devices_reply *r)
 {
     r->process_workers = hy_proc_pool_size(env->e.proc);
@@ -96,6 +101,6 @@ static void proc_finish(const hy_engines *e, const hy_job_spec *s, const hy_row_
 const hy_backend_ops hy_backend_process = {
     .id = HY_BACKEND_PROCESS,
     .plan = HY_PLAN_PER_THREADS | HY_PLAN_PER_TRANSPORT | HY_PLAN_SPLIT_ONLY,
-    .describe = proc_describe, .check = proc_check, .pi = proc_pi, .sort = proc_sort,
+    .pool = proc_pool, .describe = proc_describe, .check = proc_check, .pi = proc_pi, .sort = proc_sort,
     .finish_row = proc_finish,
 };

@@ -401,7 +401,7 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         return;
     }
     if ((rc = hy_job_spec_make(m, s->cfg.switch_interval_us, &spec, &err)) ||
-        (rc = check_submit(s, &spec, &err)) || (rc = check_room(s, c, &spec, &err))) {
+        (rc = hy_job_resolve(&s->env, m, &spec, &err)) || (rc = check_submit(s, &spec, &err)) || (rc = check_room(s, c, &spec, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
         return;
     }
@@ -447,6 +447,13 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     out->request = req;
     out->u.accepted.job_id = j->id;
     out->u.accepted.queue_position = ahead;
+    /* What it will run, defaults resolved, so that no client has to rebuild the plan. */
+    hy_row_spec plan[HY_PLAN_MAX];
+    out->u.accepted.nrows = (uint16_t)hy_job_plan(sp, plan);
+    out->u.accepted.threads =
+        sp->kind->compare || hy_backend_get(sp->backend)->device ? 0 : plan[0].threads;
+    out->u.accepted.repeat = sp->repeat;
+    out->u.accepted.warmup = sp->warmup;
     send_msg(s, c, out, NULL, 0);
 }
 

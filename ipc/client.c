@@ -516,6 +516,10 @@ int hy_client_job_wait(hy_client *c, hy_client_job *j, const hy_client_job_event
             j->accepted = true;
             j->job_id = r->u.accepted.job_id;
             j->queue_position = r->u.accepted.queue_position;
+            j->nrows = r->u.accepted.nrows;
+            j->threads = r->u.accepted.threads;
+            j->repeat = r->u.accepted.repeat;
+            j->warmup = r->u.accepted.warmup;
             if (ev->accepted)
                 ev->accepted(ev->ctx, j);
             rc = cancel_due(c, want, j, ev, err);

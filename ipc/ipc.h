@@ -171,6 +171,8 @@ enum hy_array_place {
 #define HY_IPC_THREADS_MAX 32u   /* thread counts in a compare */
 #define HY_IPC_ROWS_MAX 256u     /* rows in a RESULT */
 #define HY_IPC_DEVICES_MAX 64u
+/* SUBMIT device: the daemon's first usable device (DEVICES' first record flagged USABLE) */
+#define HY_IPC_DEVICE_DEFAULT 0xFFFFu
 
 typedef struct hy_str {
     const char *p; /* not NUL-terminated; points into the frame on decode */
@@ -204,7 +206,8 @@ typedef struct hy_msg_ping {
 /* A job. A compare names its backends in `backends` (bit 1 << b per hy_backend) and its
  * thread counts in threads_list; a single job names one backend and `threads`. The inline
  * elements (n * dtype size bytes) travel when array is HY_ARRAY_INLINE; the frame's one fd
- * when it is HY_ARRAY_MEMFD. */
+ * when it is HY_ARRAY_MEMFD. threads 0, an empty mask or list, and device
+ * HY_IPC_DEVICE_DEFAULT leave the choice to the daemon (ACCEPTED states it). */
 typedef struct hy_msg_submit {
     uint16_t job, backend, device, mode, nogil, dtype;
     uint32_t threads, repeat, switch_interval_us, array;
@@ -218,9 +221,15 @@ typedef struct hy_msg_submit {
     size_t inline_bytes;
 } hy_msg_submit;
 
+/* The job's id and place, and what it will run as the daemon resolved it (its defaults
+ * applied): all 0 from a daemon whose ACCEPTED predates them. */
 typedef struct hy_msg_accepted {
     uint32_t queue_position; /* 0: running now; k: k jobs ahead */
     uint64_t job_id;
+    uint16_t nrows;   /* rows its RESULT will have */
+    uint32_t threads; /* a single job's thread (or worker) count; 0 for opencl and compares */
+    uint32_t repeat;  /* timed runs of each row */
+    uint32_t warmup;  /* untimed runs of each row before them */
 } hy_msg_accepted;
 
 /* `done` of `total` units of one job. */
@@ -446,6 +455,8 @@ typedef struct hy_client_job {
     uint64_t request;        /* the SUBMIT's */
     uint64_t job_id;         /* from ACCEPTED; 0 until then */
     uint32_t queue_position; /* from ACCEPTED */
+    /* From ACCEPTED: the job as the daemon resolved it (0 from a daemon that does not say) */
+    uint32_t nrows, threads, repeat, warmup;
     bool accepted, cancel_sent;
 } hy_client_job;
 

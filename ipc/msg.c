@@ -148,9 +148,14 @@ static const item submit_i[] = {
 };
 #undef T
 
+#define T hy_msg_accepted
 static const field accepted_f[] = {
-    F(hy_msg_accepted, queue_position, 4, F_U32), F(hy_msg_accepted, job_id, 8, F_U64),
+    F(T, queue_position, 4, F_U32), F(T, job_id, 8, F_U64),
+    /* the job as the daemon resolved it, appended to the first layout's 16 bytes */
+    FSINCE(T, nrows, 16, F_U16, 32), FSINCE(T, threads, 20, F_U32, 32),
+    FSINCE(T, repeat, 24, F_U32, 32), FSINCE(T, warmup, 28, F_U32, 32),
 };
+#undef T
 
 static const field progress_f[] = {
     F(hy_msg_progress, row, 4, F_U32),   F(hy_msg_progress, job_id, 8, F_U64),
@@ -261,7 +266,7 @@ static const mdesc types[] = {
     [HY_MSG_PING] = {"PING", 16, 16, FIELDS(ping_f), NULL, 0, NULL, false},
     [HY_MSG_PONG] = {"PONG", 16, 16, FIELDS(ping_f), NULL, 0, NULL, false},
     [HY_MSG_SUBMIT] = {"SUBMIT", 64, 56, FIELDS(submit_f), FIELDS(submit_i), check_submit, true},
-    [HY_MSG_ACCEPTED] = {"ACCEPTED", 16, 16, FIELDS(accepted_f), NULL, 0, NULL, false},
+    [HY_MSG_ACCEPTED] = {"ACCEPTED", 32, 16, FIELDS(accepted_f), NULL, 0, NULL, false},
     [HY_MSG_PROGRESS] = {"PROGRESS", 32, 32, FIELDS(progress_f), NULL, 0, NULL, false},
     [HY_MSG_RESULT] = {"RESULT", 24, 24, FIELDS(result_f), FIELDS(result_i), check_result,
                        false},
@@ -790,13 +795,14 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
     bool sort = x->job == HY_JOB_SORT || x->job == HY_JOB_COMPARE_SORT;
     /* A compare names its backends in the mask and its thread counts in the list; a single
      * job names one backend and one thread count. The other fields are ignored, not
-     * checked, so a sender may leave them 0. */
+     * checked, so a sender may leave them 0. A thread count of 0, an empty mask or an empty
+     * list asks for the daemon's default, which the daemon resolves (ACCEPTED states it). */
     if (!compare && (x->backend < HY_BACKEND_SERIAL || x->backend > HY_BACKEND_PROCESS))
         return hy_error_set(err, HY_EBACKEND, "SUBMIT backend %u is not serial (1), native "
                             "(2), locked (3), opencl (4) or process (5)", x->backend);
-    if (compare && (x->backends == 0 || (x->backends & ~0x3Eu)))
-        return hy_error_set(err, HY_EBACKEND, "SUBMIT compare backends mask 0x%x is empty or "
-                            "has bits other than 1..5", x->backends);
+    if (compare && (x->backends & ~0x3Eu))
+        return hy_error_set(err, HY_EBACKEND, "SUBMIT compare backends mask 0x%x has bits "
+                            "other than 1..5", x->backends);
     if (!compare && x->transport > 2)
         return hy_error_set(err, HY_EINVAL, "SUBMIT transport %u is not default (0), pipe (1) "
                             "or shm (2)", x->transport);
@@ -812,14 +818,9 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
     if (x->nogil > HY_NOGIL_HOLD)
         return hy_error_set(err, HY_EINVAL, "SUBMIT nogil %u is not default (0), release (1) "
                             "or hold (2)", x->nogil);
-    if (!compare && x->backend != HY_BACKEND_OPENCL && x->threads == 0)
-        return hy_error_set(err, HY_EINVAL, "SUBMIT threads 0: a CPU job needs at least one");
     if (!compare && x->nthreads_list != 0)
         return hy_error_set(err, HY_EINVAL, "SUBMIT nthreads_list %u on a single job (only a "
                             "compare takes a list)", x->nthreads_list);
-    if (compare && x->nthreads_list == 0)
-        return hy_error_set(err, HY_EINVAL, "SUBMIT nthreads_list 0: a compare needs at "
-                            "least one thread count");
     /* Where the array is must fit the job, and fds must match it: the reader hands over
      * whatever fds arrived, and the daemon must never map one it did not ask for. */
     if (!sort && x->array != HY_ARRAY_NONE)

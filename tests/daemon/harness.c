@@ -499,6 +499,7 @@ static void track(hyt_client *c, const hy_msg *m)
             j->accepted = true;
             j->job_id = m->u.accepted.job_id;
             j->queue_position = m->u.accepted.queue_position;
+            j->plan = m->u.accepted;
         }
         break;
     case HY_MSG_PROGRESS:

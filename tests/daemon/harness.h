@@ -147,6 +147,7 @@ struct hyt_job {
     bool accepted;
     uint64_t job_id; /* from ACCEPTED; 0 when refused */
     uint32_t queue_position;
+    hy_msg_accepted plan; /* the whole ACCEPTED: rows, threads and runs as resolved */
     bool done;
     int code;        /* 0: RESULT; else the final ERROR's code */
     uint64_t error_job_id;

@@ -246,8 +246,8 @@ Test(daemon_hostile, malformed_submits_get_their_code_and_the_stream_goes_on)
     expect_refused_frame(c, buf, n, NULL, 0, 103, HY_EINVAL, 0, "mode 5");
 
     n = encode_submit(c, &pi, 104, buf, sizeof buf);
-    put32(buf + SUB(16), 0);
-    expect_refused_frame(c, buf, n, NULL, 0, 104, HY_EINVAL, 0, "native threads 0");
+    put32(buf + SUB(52), 1); /* threads 0 is the pool; a list is a compare's only */
+    expect_refused_frame(c, buf, n, NULL, 0, 104, HY_EINVAL, 0, "a thread list on pi");
 
     n = encode_submit(c, &pi, 105, buf, sizeof buf);
     put32(buf + SUB(0), 20); /* body_size below 56 */
@@ -299,7 +299,8 @@ Test(daemon_hostile, malformed_submits_get_their_code_and_the_stream_goes_on)
     close(p[0]);
     close(p[1]);
 
-    /* A compare with an empty backend set, and with a thread count of 0. */
+    /* A compare with a backend bit that names none, and with a thread count of 0 (an empty
+     * set or list is the daemon's default, daemon_jobs' defaults test). */
     hy_msg_submit cmp = {0};
     cmp.job = HY_JOB_COMPARE_PI;
     cmp.n = 1000;
@@ -308,8 +309,8 @@ Test(daemon_hostile, malformed_submits_get_their_code_and_the_stream_goes_on)
     cmp.threads_list[0] = 1;
     cmp.threads_list[1] = 2;
     n = encode_submit(c, &cmp, 113, buf, sizeof buf);
-    put32(buf + SUB(48), 0);
-    expect_refused_frame(c, buf, n, NULL, 0, 113, HY_EBACKEND, 0, "compare with no backends");
+    put32(buf + SUB(48), 1u << 6);
+    expect_refused_frame(c, buf, n, NULL, 0, 113, HY_EBACKEND, 0, "compare backend bit 6");
     n = encode_submit(c, &cmp, 114, buf, sizeof buf);
     /* threads_list starts at align8(body_size) = 64: the second count is at 68. */
     put32(buf + SUB(68), 0);

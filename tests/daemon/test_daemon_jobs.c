@@ -112,6 +112,11 @@ Test(daemon_jobs, pi_is_bit_identical_on_every_cpu_backend)
         suite_run_ok(c, &s, NULL, 0, &j, what);
         cr_assert_eq(j.kind, HY_JOB_PI, "%s: RESULT job %u", what, j.kind);
         cr_assert_eq(j.nrows, 1, "%s: %u rows, want 1", what, j.nrows);
+        cr_expect_eq(j.plan.nrows, 1, "%s: ACCEPTED nrows %u", what, j.plan.nrows);
+        cr_expect_eq(j.plan.threads, cfg[i].threads, "%s: ACCEPTED threads %u", what,
+                     j.plan.threads);
+        cr_expect_eq(j.plan.repeat, 1u);
+        cr_expect_eq(j.plan.warmup, 0u);
         cr_expect_eq(j.array_bytes, 0);
         suite_check_pi_row(&j.rows[0], cfg[i].backend, cfg[i].threads, seed, n, 1, what);
         hyt_job_release(c, &j);
@@ -278,6 +283,11 @@ Test(daemon_jobs, compare_pi_has_a_serial_baseline_and_one_row_per_configuration
     cr_assert_eq(j.kind, HY_JOB_COMPARE_PI, "RESULT job %u", j.kind);
     cr_assert_eq(j.nrows, 5, "compare pi serial+native+locked x {1,2}: %u rows, want 5",
                  j.nrows);
+    /* ACCEPTED said so before the job ran: its rows and runs, no single thread count. */
+    cr_expect_eq(j.plan.nrows, 5, "ACCEPTED nrows %u, want 5", j.plan.nrows);
+    cr_expect_eq(j.plan.threads, 0u);
+    cr_expect_eq(j.plan.repeat, 2u);
+    cr_expect_eq(j.plan.warmup, 1u);
     cr_expect(row_is(&j.rows[0], HY_BACKEND_SERIAL, 1), "row 0 is %s/%u, want serial/1",
               hy_backend_name(j.rows[0].backend), j.rows[0].threads);
     const struct {
@@ -307,6 +317,7 @@ Test(daemon_jobs, compare_pi_has_a_serial_baseline_and_one_row_per_configuration
     s.repeat = 1;
     suite_run_ok(c, &s, NULL, 0, &j, "compare pi native/2 only");
     cr_assert_eq(j.nrows, 2, "compare native/2: %u rows, want serial baseline + 1", j.nrows);
+    cr_expect_eq(j.plan.nrows, 2, "ACCEPTED nrows %u, want 2", j.plan.nrows);
     suite_check_pi_row(&j.rows[0], HY_BACKEND_SERIAL, 1, seed, n, 1, "baseline row");
     suite_check_pi_row(&j.rows[1], HY_BACKEND_NATIVE, 2, seed, n, 1, "native/2 row");
     hyt_job_release(c, &j);
@@ -706,6 +717,109 @@ Test(daemon_memory, a_huge_sort_leaves_no_scratch_behind)
                  after);
     hy_memfd_unmap(map, n * 8);
     close(fd);
+    suite_client_clean(c);
+    hyt_close(c);
+}
+
+/* Pools of different sizes, so each default shows which pool it took. */
+static void start_uneven(void)
+{
+    hyt_conf k = hyt_conf_default();
+    k.native_threads = 4;
+    k.locked_threads = 3;
+    k.process_workers = 2;
+    suite_start(&k);
+}
+
+TestSuite(daemon_defaults, .init = start_uneven, .fini = suite_stop, .timeout = 60);
+
+/* A SUBMIT that leaves threads, the device, the backends or the thread list to the daemon
+ * gets the daemon's defaults, and ACCEPTED says which, before the RESULT does. */
+Test(daemon_defaults, threads_0_takes_the_pool_and_accepted_says_so)
+{
+    hyt_client *c = suite_client();
+    const struct {
+        uint16_t backend;
+        uint32_t want;
+    } cfg[] = {{HY_BACKEND_SERIAL, 1}, {HY_BACKEND_NATIVE, 4}, {HY_BACKEND_LOCKED, 3},
+               {HY_BACKEND_PROCESS, 2}};
+    for (unsigned i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "pi on %s with threads 0", hy_backend_name(cfg[i].backend));
+        hy_msg_submit s = hyt_pi(cfg[i].backend, 0, 100003, 5);
+        s.device = HY_IPC_DEVICE_DEFAULT; /* no device here: ignored by CPU backends */
+        hyt_job j;
+        suite_run_ok(c, &s, NULL, 0, &j, what);
+        cr_expect_eq(j.plan.nrows, 1, "%s: ACCEPTED nrows %u", what, j.plan.nrows);
+        cr_expect_eq(j.plan.threads, cfg[i].want, "%s: ACCEPTED threads %u, want %u", what,
+                     j.plan.threads, cfg[i].want);
+        suite_check_pi_row(&j.rows[0], cfg[i].backend, cfg[i].want, 5, 100003, 1, what);
+        hyt_job_release(c, &j);
+    }
+    /* The OpenCL device left to the daemon, which has none: it says so. */
+    hy_msg_submit p = hyt_pi(HY_BACKEND_OPENCL, 0, 1000, 1);
+    p.device = HY_IPC_DEVICE_DEFAULT;
+    suite_run_refused(c, &p, NULL, 0, HY_EBACKEND, 0, "opencl on the default device");
+    suite_client_clean(c);
+    hyt_close(c);
+}
+
+Test(daemon_defaults, an_empty_compare_gets_the_daemons_backends_and_thread_list)
+{
+    hyt_client *c = suite_client();
+    hy_msg_submit s = {.job = HY_JOB_COMPARE_PI, .n = 100003, .seed = 9, .repeat = 1,
+                       .device = HY_IPC_DEVICE_DEFAULT};
+    hyt_job j;
+    /* Every backend with resources here (no device: no opencl); 1 and the smallest pool, 2:
+     * the process pool's. */
+    suite_run_ok(c, &s, NULL, 0, &j, "compare with no backends and no threads");
+    const struct {
+        uint16_t b;
+        uint32_t t;
+    } want[] = {{HY_BACKEND_SERIAL, 1},  {HY_BACKEND_NATIVE, 1},  {HY_BACKEND_NATIVE, 2},
+                {HY_BACKEND_LOCKED, 1},  {HY_BACKEND_LOCKED, 2},  {HY_BACKEND_PROCESS, 1},
+                {HY_BACKEND_PROCESS, 2}};
+    cr_assert_eq(j.nrows, 7, "%u rows, want 7", j.nrows);
+    cr_expect_eq(j.plan.nrows, j.nrows, "ACCEPTED nrows %u, RESULT %u", j.plan.nrows, j.nrows);
+    cr_expect_eq(j.plan.threads, 0u);
+    cr_expect_eq(j.plan.repeat, 1u);
+    cr_expect_eq(j.plan.warmup, 1u);
+    for (unsigned r = 0; r < 7; r++)
+        cr_expect(row_is(&j.rows[r], want[r].b, want[r].t), "row %u is %s/%u, want %s/%u", r,
+                  hy_backend_name(j.rows[r].backend), j.rows[r].threads,
+                  hy_backend_name(want[r].b), want[r].t);
+    hyt_job_release(c, &j);
+
+    /* Replicate mode plans no process rows, so the list runs up to the locked pool, 3. */
+    s.mode = HY_MODE_REPLICATE;
+    suite_run_ok(c, &s, NULL, 0, &j, "replicate compare with no backends and no threads");
+    cr_assert_eq(j.nrows, 7, "%u rows, want serial + native and locked 1, 2, 3", j.nrows);
+    cr_expect_eq(j.plan.nrows, 7);
+    cr_expect(row_is(&j.rows[6], HY_BACKEND_LOCKED, 3), "last row %s/%u, want locked/3",
+              hy_backend_name(j.rows[6].backend), j.rows[6].threads);
+    hyt_job_release(c, &j);
+    s.mode = 0;
+
+    /* Native alone: the list runs up to its own pool; repeat 0 is a compare's 5. */
+    s.backends = 1u << HY_BACKEND_NATIVE;
+    s.repeat = 0;
+    s.n = 1000;
+    suite_run_ok(c, &s, NULL, 0, &j, "compare native with no threads");
+    cr_assert_eq(j.nrows, 4, "%u rows, want serial + native 1, 2, 4", j.nrows);
+    cr_expect_eq(j.plan.nrows, 4);
+    cr_expect_eq(j.plan.repeat, 5u);
+    cr_expect(row_is(&j.rows[3], HY_BACKEND_NATIVE, 4), "last row %s/%u, want native/4",
+              hy_backend_name(j.rows[3].backend), j.rows[3].threads);
+    hyt_job_release(c, &j);
+
+    /* Both transports with the default backends: process rows for each. */
+    s.backends = 0;
+    s.transports = 1u << HY_TRANSPORT_PIPE | 1u << HY_TRANSPORT_SHM;
+    s.repeat = 1;
+    suite_run_ok(c, &s, NULL, 0, &j, "default backends, pipe and shm");
+    cr_expect_eq(j.nrows, 9, "%u rows, want 7 + process 1, 2 on shm", j.nrows);
+    cr_expect_eq(j.plan.nrows, j.nrows);
+    hyt_job_release(c, &j);
     suite_client_clean(c);
     hyt_close(c);
 }

@@ -229,7 +229,8 @@ static void script_job(int fd, hy_frame_reader *r, hy_msg *m)
         _exit(96);
     uint64_t req = m->request;
     hy_msg a = {.type = HY_MSG_ACCEPTED, .request = req};
-    a.u.accepted = (hy_msg_accepted){.queue_position = 2, .job_id = 42};
+    a.u.accepted = (hy_msg_accepted){.queue_position = 2, .job_id = 42, .nrows = 1,
+                                     .threads = 2, .repeat = 3, .warmup = 1};
     peer_send(fd, &a);
     for (uint64_t done = 5; done <= 10; done += 5) {
         hy_msg p = {.type = HY_MSG_PROGRESS, .request = req};
@@ -262,6 +263,11 @@ static void on_accepted(void *ctx, const hy_client_job *j)
     s->accepted++;
     cr_expect_eq(j->job_id, 42);
     cr_expect_eq(j->queue_position, 2);
+    /* the job as the daemon resolved it, known before any PROGRESS */
+    cr_expect_eq(j->nrows, 1);
+    cr_expect_eq(j->threads, 2);
+    cr_expect_eq(j->repeat, 3);
+    cr_expect_eq(j->warmup, 1);
 }
 
 static void on_progress(void *ctx, const hy_client_job *j, const hy_msg_progress *p)

@@ -249,7 +249,7 @@ Test(msg, round_trip_small_messages)
     cr_assert_eq(m2.u.ping.nonce, 0x8000000000000001ull);
 
     m1.type = HY_MSG_ACCEPTED;
-    m1.u.accepted = (hy_msg_accepted){3, 0x1122334455667788ull};
+    m1.u.accepted = (hy_msg_accepted){.queue_position = 3, .job_id = 0x1122334455667788ull};
     round_trip(&m1, 0);
     cr_assert_eq(m2.u.accepted.queue_position, 3u);
     cr_assert_eq(m2.u.accepted.job_id, 0x1122334455667788ull);
@@ -650,6 +650,11 @@ static const golden goldens[] = {
      "00 e4 0b 54 02 00 00 00 | 00 00 00 10 00 00 00 00 | 07 00 00 00 | 00 00 00 00"
      "68 79 62 72 69 64 64",
      {6, 44}, {8, 48}},
+    {"ACCEPTED request 2 job 5, 1 job ahead: 3 rows, 4 threads, 5 repeats, 1 warm-up",
+     "48 59 44 31 01 00 06 00 00 00 00 00 20 00 00 00 02 00 00 00 00 00 00 00"
+     "20 00 00 00 | 01 00 00 00 | 05 00 00 00 00 00 00 00"
+     "03 00 | 00 00 | 04 00 00 00 | 05 00 00 00 | 01 00 00 00",
+     {18, 0}, {20, 0}},
 };
 #define NGOLDEN (sizeof goldens / sizeof goldens[0])
 
@@ -690,6 +695,12 @@ static void golden_msg(unsigned i, hy_msg *m)
         m->u.welcome = (hy_msg_welcome){1, 3, 1u << 20, 65536, 8, 10000000000ull, 1ull << 28,
                                         S("hybridd")};
         break;
+    case 5:
+        m->type = HY_MSG_ACCEPTED;
+        m->request = 2;
+        m->u.accepted = (hy_msg_accepted){.queue_position = 1, .job_id = 5, .nrows = 3,
+                                          .threads = 4, .repeat = 5, .warmup = 1};
+        break;
     }
 }
 
@@ -723,6 +734,14 @@ Test(msg, golden_encode_and_decode)
     cr_assert_eq(decode_bytes(want, n, 0, &m2, NULL), 0);
     cr_assert_eq(m2.u.error.code, HY_ELIMIT);
     expect_str(m2.u.error.message, "n too large", 11);
+    n = unhex(goldens[5].hex, want, sizeof want);
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, NULL), 0);
+    cr_assert_eq(m2.u.accepted.queue_position, 1u);
+    cr_assert_eq(m2.u.accepted.job_id, 5u);
+    cr_assert_eq(m2.u.accepted.nrows, 3);
+    cr_assert_eq(m2.u.accepted.threads, 4u);
+    cr_assert_eq(m2.u.accepted.repeat, 5u);
+    cr_assert_eq(m2.u.accepted.warmup, 1u);
 }
 
 static void check_truncations(const golden *gd)
@@ -808,11 +827,16 @@ Test(msg, golden_single_byte_changes)
                          * (SUBMIT's 57..63) is read as the fields it holds, and re-encoded at
                          * the current size: only body_size itself may differ. */
                         bool body = at >= HY_IPC_HEADER && at < HY_IPC_HEADER + 4;
+                        /* ... and a field appended since the first layout comes back as 0
+                         * when that body_size falls short of it (ACCEPTED's 17..31 drop
+                         * everything after the first layout's 16 bytes). */
+                        size_t first = HY_IPC_HEADER + 16;
                         cr_assert_eq(len, n, "%s byte %zu = %u: re-encoded to %zu bytes",
                                      gd->what, at, v, len);
                         for (size_t j = 0; j < n; j++)
                             cr_assert(out[j] == t[j] || (reserved(gd, j) && out[j] == 0) ||
-                                          (body && j >= HY_IPC_HEADER && j < HY_IPC_HEADER + 4),
+                                          (body && j >= HY_IPC_HEADER && j < HY_IPC_HEADER + 4) ||
+                                          (body && j >= first && out[j] == 0),
                                       "%s byte %zu = %u: re-encoded byte %zu is %u, not %u",
                                       gd->what, at, v, j, out[j], t[j]);
                     }
@@ -1008,8 +1032,11 @@ Test(msg, bad_submit_enums)
     cr_assert_eq(m2.u.submit.backend, HY_BACKEND_PROCESS);
 
     submit_pi();
-    patch16(4, HY_JOB_COMPARE_PI); /* compare with an empty backends mask */
-    expect_bad(HY_EBACKEND, 0);
+    patch16(4, HY_JOB_COMPARE_PI);
+    /* An empty backends mask and an empty thread list ask for the daemon's defaults. */
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.submit.backends, 0u);
+    cr_assert_eq(m2.u.submit.nthreads_list, 0u);
     patch32(48, 1u << 0); /* bit 0 is no backend */
     expect_bad(HY_EBACKEND, 0);
     patch32(48, 1u << 6);
@@ -1081,8 +1108,9 @@ Test(msg, bad_submit_enums)
     patch16(12, 3);
     expect_bad(HY_EINVAL, 0); /* nogil */
     submit_pi();
-    patch32(16, 0);
-    expect_bad(HY_EINVAL, 0); /* threads 0 on a CPU backend */
+    patch32(16, 0); /* threads 0 asks for the backend's pool, the daemon's default */
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.submit.threads, 0u);
     patch16(6, HY_BACKEND_OPENCL);
     cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
     submit_pi();
@@ -1103,8 +1131,8 @@ Test(msg, bad_submit_lists_and_arrays)
     prepare(&m1);
     patch32(52, HY_IPC_THREADS_MAX + 1);
     expect_bad(HY_ELIMIT, 0);
-    patch32(52, 0);
-    expect_bad(HY_EINVAL, 0);
+    patch32(52, 0); /* the daemon's default list, but the given one's bytes are left over */
+    expect_bad(HY_EPROTO, 0);
     patch32(52, 3); /* past the payload */
     expect_bad(HY_EPROTO, 0);
     patch32(52, 2);
@@ -1285,6 +1313,10 @@ static const golden first_layouts[] = {
      "18 00 00 00 00 00 00 00"
      "0b 00 00 00 | 00 00 00 00"
      "68 79 62 72 69 64 64 20 30 2e 39", /* the version at 136: read as process's counters */
+     {0, 0}, {0, 0}},
+    {"ACCEPTED body 16, request 9: job 7, 2 jobs ahead",
+     "48 59 44 31 01 00 06 00 00 00 00 00 10 00 00 00 09 00 00 00 00 00 00 00"
+     "10 00 00 00 | 02 00 00 00 | 07 00 00 00 00 00 00 00",
      {0, 0}, {0, 0}},
 };
 #define NFIRST (sizeof first_layouts / sizeof first_layouts[0])
@@ -1485,6 +1517,33 @@ Test(msg, first_layout_status_reply)
     memcpy(bad, g, n);
     bad_len = n;
     set_payload_len((uint32_t)(n - HY_IPC_HEADER + 1));
+    expect_bad(HY_EPROTO, 0);
+}
+
+/* A daemon that states no plan: the job's id and place, and the plan read as 0 (unknown);
+ * re-encoded as the current layout; a byte after its 16-byte body refused. A reader of the
+ * first layout skips the current layout's appended 16 bytes by body_size, as
+ * body_size_larger_is_a_newer_peer shows for every type. */
+Test(msg, first_layout_accepted)
+{
+    static uint8_t g[512], out[512];
+    size_t n = decode_first(4, g, sizeof g);
+    const hy_msg_accepted *a = &m2.u.accepted;
+    cr_assert_eq(m2.request, 9u);
+    cr_assert_eq(a->queue_position, 2u);
+    cr_assert_eq(a->job_id, 7u);
+    cr_assert_eq(a->nrows, 0);
+    cr_assert_eq(a->threads, 0u);
+    cr_assert_eq(a->repeat, 0u);
+    cr_assert_eq(a->warmup, 0u);
+    reencode_first(&m2, out, sizeof out, n + 16);
+    cr_assert_eq(out[HY_IPC_HEADER], 32);
+    cr_assert_eq(m1.u.accepted.job_id, 7u);
+    cr_assert_eq(m1.u.accepted.nrows, 0);
+
+    memcpy(bad, g, n);
+    bad_len = n;
+    set_payload_len((uint32_t)(n - HY_IPC_HEADER + 8));
     expect_bad(HY_EPROTO, 0);
 }
 

@@ -532,7 +532,11 @@ static int send_bad(client *cl)
     case 1: put16(buf + SUB(4), 9); b.want = HY_EINVAL; b.what = "job kind 9"; break;
     case 2: put16(buf + SUB(6), 9); b.want = HY_EBACKEND; b.what = "backend 9"; break;
     case 3: put16(buf + SUB(10), 5); b.want = HY_EINVAL; b.what = "mode 5"; break;
-    case 4: put32(buf + SUB(16), 0); b.want = HY_EINVAL; b.what = "native threads 0"; break;
+    case 4: /* threads 0 is the daemon's default; a list is a compare's only */
+        put32(buf + SUB(52), 1);
+        b.want = HY_EINVAL;
+        b.what = "a thread list on a single job";
+        break;
     case 5: put32(buf + SUB(0), 20); b.want = HY_EPROTO; b.what = "SUBMIT body_size 20"; break;
     case 6: put64(buf + SUB(32), 9); b.want = HY_EPROTO; b.what = "inline n 9, 8 sent"; break;
     case 7: b.want = HY_EPROTO; b.what = "memfd array without an fd"; break;

@@ -2,6 +2,7 @@
  * digits that every key shares), and downloads the result into the caller's array, which
  * is written only at the very end (so a cancelled or failed job leaves it untouched). */
 #include "internal.h"
+#include "sortkey.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,27 +49,13 @@ struct job {
     uint64_t done, total;       /* progress, in elements moved or counted */
 };
 
-/* The key map of each dtype (host/sort.c's header comment). */
+/* The key map's arguments: common/sortkey.h's map of the dtype, as SORT_KEY takes it. */
 static void key_map(int dtype, struct job *j)
 {
-    cl_ulong sign = j->size == 4 ? 0x80000000u : 0x8000000000000000u;
-    cl_ulong ones = j->size == 4 ? 0xFFFFFFFFu : ~(cl_ulong)0;
-    j->pos = j->negx = j->rot = 0;
-    switch (dtype) {
-    case HY_DT_I32:
-    case HY_DT_I64: j->pos = sign; break;
-    case HY_DT_F32:
-        j->pos = sign;
-        j->negx = ones ^ sign;
-        j->rot = 0x007FFFFFu;
-        break;
-    case HY_DT_F64:
-        j->pos = sign;
-        j->negx = ones ^ sign;
-        j->rot = 0x000FFFFFFFFFFFFFu;
-        break;
-    default: break; /* unsigned: the key is the value */
-    }
+    struct hy_key_spec s = hy_key_spec_of(dtype);
+    j->pos = s.pos;
+    j->negx = s.neg ^ s.pos;
+    j->rot = s.rot;
 }
 
 /* Remembers an enqueued command's event so its time is counted once it has finished. */

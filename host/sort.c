@@ -12,7 +12,8 @@
  * NaN sorts after +inf, as numpy puts them. Among NaNs: positive ones by ascending bits,
  * then negative ones by descending bits (numpy leaves that order unspecified; ours is
  * fixed, so outputs stay byte-identical). Being a bijection, the map loses no payload.
- * The map is defined once, in internal.h (hy_key_spec_of, hy_to_key_*), which merge.c shares. */
+ * The map is defined once, in common/sortkey.h (hy_key_spec_of, hy_to_key_*), which merge.c
+ * and cl/sort.c share. */
 #include "internal.h"
 
 #include <stdatomic.h>

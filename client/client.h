@@ -95,15 +95,6 @@ int hc_output_write(const char *path, const char *what, const hc_chunk *chunks,
 
 enum hc_format { HC_TEXT = 0, HC_JSON = 1, HC_CSV = 2 };
 
-/* The process backend's transports, as SUBMIT's transport and a row's transport carry them
- * (proc/proc.h's hy_transport; the client links ipc/ only). */
-enum hc_transport {
-    HC_TRANSPORT_PIPE = 1, /* parts copied through the workers' sockets and back */
-    HC_TRANSPORT_SHM = 2,  /* parts stay in one shared mapping; only offsets travel */
-};
-/* "pipe", "shm", or NULL for any other value. */
-const char *hc_transport_name(int transport);
-
 /* A finished compare, as the daemon returned it, plus what the client knows. */
 typedef struct hc_compare {
     int job;             /* HY_JOB_COMPARE_PI or HY_JOB_COMPARE_SORT */

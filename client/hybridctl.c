@@ -899,8 +899,8 @@ struct jobopts {
     int dtype;
     bool raw, check;
     /* process */
-    int transport;       /* a single job's: 0 (the daemon's default, pipe) or an hc_transport */
-    uint32_t transports; /* a compare's: a bit per transport, 1 << hc_transport; 0 if not given */
+    int transport;       /* a single job's: 0 (the daemon's default, pipe) or an hy_transport */
+    uint32_t transports; /* a compare's: a bit per transport, 1 << hy_transport; 0 if not given */
     /* compare */
     uint32_t backends;
     uint32_t threads_list[HY_IPC_THREADS_MAX];
@@ -926,11 +926,10 @@ static unsigned parse_threads(const char *s, uint32_t *list)
 
 static int transport_arg(const char *s)
 {
-    if (!strcmp(s, "pipe"))
-        return HC_TRANSPORT_PIPE;
-    if (!strcmp(s, "shm"))
-        return HC_TRANSPORT_SHM;
-    usage_error("unknown transport %s: use pipe or shm", s);
+    int t = hy_transport_parse(s);
+    if (!t)
+        usage_error("unknown transport %s: use pipe or shm", s);
+    return t;
 }
 
 static uint32_t parse_transports(const char *s)

@@ -25,21 +25,12 @@ static const char *nz(const char *s, const char *dflt) { return s ? s : dflt; }
 static const char *backend_name(int b) { return nz(hy_backend_name(b), "unknown"); }
 static const char *mode_name(int m) { return nz(hy_mode_name(m), "unknown"); }
 
-const char *hc_transport_name(int t)
-{
-    switch (t) {
-    case HC_TRANSPORT_PIPE: return "pipe";
-    case HC_TRANSPORT_SHM: return "shm";
-    }
-    return NULL;
-}
-
 /* A process row's transport: 0 (a daemon that did not say) is the protocol's default, pipe. */
 static const char *row_transport(const hy_result_row *r)
 {
     if (r->backend != HY_BACKEND_PROCESS)
         return NULL;
-    return nz(hc_transport_name(r->transport ? r->transport : HC_TRANSPORT_PIPE), "unknown");
+    return nz(hy_transport_name(r->transport ? r->transport : HY_TRANSPORT_PIPE), "unknown");
 }
 
 /* Rows whose time splits into sending, running and receiving: opencl and process. */
@@ -692,8 +683,8 @@ static const struct series cpu_series[] = {
     {"locked (lock held)", "#d62728", HY_BACKEND_LOCKED, 0, true, 0, NULL},
     {"locked (nogil)", "#ff7f0e", HY_BACKEND_LOCKED, 1, true, 0, NULL},
     /* the names say which transport: the two lines are the same backend */
-    {"process/pipe", "#9467bd", HY_BACKEND_PROCESS, -1, false, HC_TRANSPORT_PIPE, NULL},
-    {"process/shm", "#8c564b", HY_BACKEND_PROCESS, -1, true, HC_TRANSPORT_SHM, "2,3"},
+    {"process/pipe", "#9467bd", HY_BACKEND_PROCESS, -1, false, HY_TRANSPORT_PIPE, NULL},
+    {"process/shm", "#8c564b", HY_BACKEND_PROCESS, -1, true, HY_TRANSPORT_SHM, "2,3"},
 };
 #define OPENCL_COLOR "#2ca02c"
 #define IDEAL_COLOR "#999999"
@@ -703,7 +694,7 @@ static bool in_series(const struct series *s, const hy_result_row *r)
     if (r->backend != s->backend)
         return false;
     if (s->backend == HY_BACKEND_PROCESS)
-        return (r->transport ? r->transport : HC_TRANSPORT_PIPE) == s->transport;
+        return (r->transport ? r->transport : HY_TRANSPORT_PIPE) == s->transport;
     return s->nogil < 0 || (s->nogil == 1) == !!(r->flags & HY_ROW_NOGIL);
 }
 
@@ -1034,7 +1025,7 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
         if (isfinite(d.transfer_share))
             fprintf(f, " (moving data %.1f%%)", 100 * d.transfer_share);
         fprintf(f, ", %s moved through the workers' sockets%s\n", moved,
-                r->transport == HC_TRANSPORT_SHM ? " (shm: offsets only)" : "");
+                r->transport == HY_TRANSPORT_SHM ? " (shm: offsets only)" : "");
         if (r->workers_started)
             fprintf(f, "process: %u worker%s restarted first (%.3f ms)\n", r->workers_started,
                     r->workers_started == 1 ? " was" : "s were", ms(r->startup_ns));

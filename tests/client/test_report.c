@@ -78,14 +78,14 @@ static hc_compare make_process_compare(void)
     prows[0] = row(HY_BACKEND_SERIAL, 1, 100000000);
     prows[1] = row(HY_BACKEND_NATIVE, 2, 50000000);
     prows[2] = row(HY_BACKEND_PROCESS, 2, 62500000);
-    prows[2].transport = HC_TRANSPORT_PIPE;
+    prows[2].transport = HY_TRANSPORT_PIPE;
     prows[2].h2d_ns = 1000000;
     prows[2].kernel_ns = 6000000;
     prows[2].d2h_ns = 1000000;
     prows[2].bytes_moved = 16000000;
     prows[2].merge_ns = 500000;
     prows[3] = row(HY_BACKEND_PROCESS, 2, 50000000);
-    prows[3].transport = HC_TRANSPORT_SHM;
+    prows[3].transport = HY_TRANSPORT_SHM;
     prows[3].h2d_ns = 250000;
     prows[3].kernel_ns = 7500000;
     prows[3].d2h_ns = 250000;
@@ -955,7 +955,7 @@ Test(plot, process_transports_are_labelled, .init = make_tmpdir, .fini = rm_tmpd
 {
     hc_compare c = make_process_compare();
     prows[1] = row(HY_BACKEND_PROCESS, 1, 100000000); /* a second pipe point, at 1 worker */
-    prows[1].transport = HC_TRANSPORT_PIPE;
+    prows[1].transport = HY_TRANSPORT_PIPE;
     char path[128];
     snprintf(path, sizeof path, "%s/process.svg", tmpdir);
     hy_error err = {0};
@@ -1083,7 +1083,7 @@ Test(single, pi_text_and_json)
 Test(single, process_text_and_json)
 {
     hy_result_row r = row(HY_BACKEND_PROCESS, 3, 40000000);
-    r.transport = HC_TRANSPORT_SHM;
+    r.transport = HY_TRANSPORT_SHM;
     r.h2d_ns = 1000000;
     r.kernel_ns = 2000000;
     r.d2h_ns = 1000000;

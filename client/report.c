@@ -758,17 +758,10 @@ static void svg_title(FILE *f, const hc_compare *c)
     }
 }
 
-static int svg_write(FILE *f, const hc_compare *c)
+/* The rows' speed-ups into d, and the axes: the thread counts measured (x) and a y range
+ * that holds every point and the ideal line's top. */
+static void svg_axes(const hc_compare *c, hc_derived *d, struct axes *a)
 {
-    struct axes a = {0};
-    a.xs = malloc(((size_t)c->nrows + 1) * sizeof *a.xs);
-    hc_derived *d = malloc(((size_t)c->nrows + 1) * sizeof *d);
-    unsigned *order = malloc(((size_t)c->nrows + 1) * sizeof *order);
-    if (!a.xs || !d || !order) {
-        free(a.xs), free(d), free(order);
-        return HY_ENOMEM;
-    }
-
     double ymax = 1;
     for (unsigned i = 0; i < c->nrows; i++) {
         const hy_result_row *r = &c->rows[i];
@@ -778,18 +771,22 @@ static int svg_write(FILE *f, const hc_compare *c)
         if (r->backend == HY_BACKEND_OPENCL || r->threads == 0)
             continue;
         bool seen = false;
-        for (unsigned k = 0; k < a.nx; k++)
-            seen |= a.xs[k] == r->threads;
+        for (unsigned k = 0; k < a->nx; k++)
+            seen |= a->xs[k] == r->threads;
         if (!seen)
-            a.xs[a.nx++] = r->threads;
+            a->xs[a->nx++] = r->threads;
     }
-    if (a.nx == 0)
-        a.xs[a.nx++] = 1;
-    qsort(a.xs, a.nx, sizeof *a.xs, cmp_u32);
-    if (a.xs[a.nx - 1] > ymax) /* the ideal line's top */
-        ymax = a.xs[a.nx - 1];
-    a.ymax = ymax * 1.1;
+    if (a->nx == 0)
+        a->xs[a->nx++] = 1;
+    qsort(a->xs, a->nx, sizeof *a->xs, cmp_u32);
+    if (a->xs[a->nx - 1] > ymax) /* the ideal line's top */
+        ymax = a->xs[a->nx - 1];
+    a->ymax = ymax * 1.1;
+}
 
+/* The document's head: its title, a white page, the heading and what was measured. */
+static void svg_head(FILE *f, const hc_compare *c)
+{
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" "
                "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
@@ -809,23 +806,28 @@ static int svg_write(FILE *f, const hc_compare *c)
             (double)SVG_W / 2, c->repeat);
     xml_text(f, nz(c->server, "hybridd"));
     fputs("</text>\n", f);
+}
 
+/* The grid, both axes with their ticks and labels, and the ideal line with its legend entry
+ * at *ly. */
+static void svg_frame(FILE *f, const struct axes *a, double *ly)
+{
     /* y grid and ticks */
-    double step = nice_step(a.ymax);
-    for (unsigned k = 0; k * step <= a.ymax + 1e-9; k++) {
-        double v = k * step, y = ax_y(&a, v);
+    double step = nice_step(a->ymax);
+    for (unsigned k = 0; k * step <= a->ymax + 1e-9; k++) {
+        double v = k * step, y = ax_y(a, v);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
                 PX0, y, PX1, y);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", PX0 - 6,
                 y + 4, v);
     }
     /* x ticks: the thread counts measured */
-    for (unsigned k = 0; k < a.nx; k++) {
-        double x = ax_x(&a, a.xs[k]);
+    for (unsigned k = 0; k < a->nx; k++) {
+        double x = ax_x(a, a->xs[k]);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n",
                 x, PY1, x, PY1 + 5);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%u</text>\n", x,
-                PY1 + 18, a.xs[k]);
+                PY1 + 18, a->xs[k]);
     }
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", PX0,
             PY1, PX1, PY1);
@@ -841,77 +843,99 @@ static int svg_write(FILE *f, const hc_compare *c)
     fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
                "stroke-dasharray=\"6,4\" points=\"",
             IDEAL_COLOR);
-    for (unsigned k = 0; k < a.nx; k++)
-        fprintf(f, "%s%.1f,%.1f", k ? " " : "", ax_x(&a, a.xs[k]), ax_y(&a, a.xs[k]));
+    for (unsigned k = 0; k < a->nx; k++)
+        fprintf(f, "%s%.1f,%.1f", k ? " " : "", ax_x(a, a->xs[k]), ax_y(a, a->xs[k]));
     fputs("\"/>\n", f);
 
-    double ly = PY0 + 8;
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                "stroke-width=\"1.5\" stroke-dasharray=\"6,4\"/>\n"
                "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">ideal (speed-up = threads)</text>\n",
-            LEGEND_X, ly, LEGEND_X + 20, ly, IDEAL_COLOR, LEGEND_X + 26, ly + 4);
+            LEGEND_X, *ly, LEGEND_X + 20, *ly, IDEAL_COLOR, LEGEND_X + 26, *ly + 4);
+}
 
-    /* one line per CPU backend, points in thread order */
-    for (size_t s = 0; s < sizeof cpu_series / sizeof *cpu_series; s++) {
-        const struct series *se = &cpu_series[s];
-        unsigned m = 0;
-        for (unsigned i = 0; i < c->nrows; i++)
-            if (in_series(se, &c->rows[i]) && c->rows[i].threads > 0 && isfinite(d[i].speedup))
-                order[m++] = i;
-        if (m == 0)
-            continue;
-        for (unsigned i = 1; i < m; i++) /* insertion sort by threads: stable, few rows */
-            for (unsigned j = i; j > 0 && c->rows[order[j - 1]].threads > c->rows[order[j]].threads;
-                 j--) {
-                unsigned t = order[j];
-                order[j] = order[j - 1];
-                order[j - 1] = t;
-            }
-        char dash[48] = "";
-        if (se->dash)
-            snprintf(dash, sizeof dash, " stroke-dasharray=\"%s\"", se->dash);
-        if (m > 1) {
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
-                    se->color, dash);
-            for (unsigned i = 0; i < m; i++)
-                fprintf(f, "%s%.1f,%.1f", i ? " " : "", ax_x(&a, c->rows[order[i]].threads),
-                        ax_y(&a, d[order[i]].speedup));
-            fputs("\"/>\n", f);
+/* One CPU backend's line, its points in thread order, and its legend entry below *ly. `order`
+ * has room for every row. Draws nothing for a backend with no finite point. */
+static void svg_series(FILE *f, const hc_compare *c, const hc_derived *d, const struct axes *a,
+                       const struct series *se, unsigned *order, double *ly)
+{
+    unsigned m = 0;
+    for (unsigned i = 0; i < c->nrows; i++)
+        if (in_series(se, &c->rows[i]) && c->rows[i].threads > 0 && isfinite(d[i].speedup))
+            order[m++] = i;
+    if (m == 0)
+        return;
+    for (unsigned i = 1; i < m; i++) /* insertion sort by threads: stable, few rows */
+        for (unsigned j = i; j > 0 && c->rows[order[j - 1]].threads > c->rows[order[j]].threads;
+             j--) {
+            unsigned t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
         }
+    char dash[48] = "";
+    if (se->dash)
+        snprintf(dash, sizeof dash, " stroke-dasharray=\"%s\"", se->dash);
+    if (m > 1) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+                se->color, dash);
         for (unsigned i = 0; i < m; i++)
-            svg_marker(f, ax_x(&a, c->rows[order[i]].threads), ax_y(&a, d[order[i]].speedup),
-                       se->color, se->square, se->name, c->rows[order[i]].threads,
-                       d[order[i]].speedup);
-        ly += 20;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"2\"%s/>\n",
-                LEGEND_X, ly, LEGEND_X + 20, ly, se->color, dash);
-        svg_marker(f, LEGEND_X + 10, ly, se->color, se->square, NULL, 0, 0);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", LEGEND_X + 26,
-                ly + 4, se->name);
+            fprintf(f, "%s%.1f,%.1f", i ? " " : "", ax_x(a, c->rows[order[i]].threads),
+                    ax_y(a, d[order[i]].speedup));
+        fputs("\"/>\n", f);
     }
+    for (unsigned i = 0; i < m; i++)
+        svg_marker(f, ax_x(a, c->rows[order[i]].threads), ax_y(a, d[order[i]].speedup),
+                   se->color, se->square, se->name, c->rows[order[i]].threads,
+                   d[order[i]].speedup);
+    *ly += 20;
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+               "stroke-width=\"2\"%s/>\n",
+            LEGEND_X, *ly, LEGEND_X + 20, *ly, se->color, dash);
+    svg_marker(f, LEGEND_X + 10, *ly, se->color, se->square, NULL, 0, 0);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", LEGEND_X + 26,
+            *ly + 4, se->name);
+}
 
-    /* opencl has no thread count of ours: a horizontal line at its speed-up */
-    for (unsigned i = 0; i < c->nrows; i++) {
-        if (c->rows[i].backend != HY_BACKEND_OPENCL || !isfinite(d[i].speedup))
-            continue;
-        double y = ax_y(&a, d[i].speedup);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
-                PX0, y, PX1, y, OPENCL_COLOR);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%s\">opencl (",
-                PX1 - 4, y - 5, OPENCL_COLOR);
-        xml_text(f, d[i].device);
-        fprintf(f, ") %.2fx</text>\n", d[i].speedup);
-        ly += 20;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
-                LEGEND_X, ly, LEGEND_X + 20, ly, OPENCL_COLOR);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">opencl (", LEGEND_X + 26,
-                ly + 4);
-        xml_text(f, d[i].device);
-        fputs(")</text>\n", f);
+/* An opencl row has no thread count of ours: a horizontal line at its speed-up, labelled with
+ * its device, and a legend entry below *ly. */
+static void svg_opencl(FILE *f, const hc_derived *dr, const struct axes *a, double *ly)
+{
+    double y = ax_y(a, dr->speedup);
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+               "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
+            PX0, y, PX1, y, OPENCL_COLOR);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%s\">opencl (",
+            PX1 - 4, y - 5, OPENCL_COLOR);
+    xml_text(f, dr->device);
+    fprintf(f, ") %.2fx</text>\n", dr->speedup);
+    *ly += 20;
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+               "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
+            LEGEND_X, *ly, LEGEND_X + 20, *ly, OPENCL_COLOR);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">opencl (", LEGEND_X + 26,
+            *ly + 4);
+    xml_text(f, dr->device);
+    fputs(")</text>\n", f);
+}
+
+static int svg_write(FILE *f, const hc_compare *c)
+{
+    struct axes a = {0};
+    a.xs = malloc(((size_t)c->nrows + 1) * sizeof *a.xs);
+    hc_derived *d = malloc(((size_t)c->nrows + 1) * sizeof *d);
+    unsigned *order = malloc(((size_t)c->nrows + 1) * sizeof *order);
+    if (!a.xs || !d || !order) {
+        free(a.xs), free(d), free(order);
+        return HY_ENOMEM;
     }
+    svg_axes(c, d, &a);
+    svg_head(f, c);
+    double ly = PY0 + 8; /* the legend's current entry */
+    svg_frame(f, &a, &ly);
+    for (size_t s = 0; s < sizeof cpu_series / sizeof *cpu_series; s++)
+        svg_series(f, c, d, &a, &cpu_series[s], order, &ly);
+    for (unsigned i = 0; i < c->nrows; i++)
+        if (c->rows[i].backend == HY_BACKEND_OPENCL && isfinite(d[i].speedup))
+            svg_opencl(f, &d[i], &a, &ly);
     if (has_pocl(c)) {
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\" "
                    "fill=\"#555555\">%s</text>\n",

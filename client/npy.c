@@ -442,130 +442,122 @@ static uint32_t le32(const unsigned char *b)
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+/* The fixed part of a .npy file: the magic, a version hybridctl reads, and the header's
+ * length, checked against the file's size and NPY_HEADER_MAX before anything is allocated.
+ * Sets *prefix_len (10 or 12 bytes) and *hlen. */
+static int read_prefix(int fd, const char *path, size_t fsize, size_t *prefix_len,
+                       size_t *hlen, hy_error *err)
+{
+    unsigned char prefix[NPY_PREFIX_MAX];
+    size_t got;
+    if (read_full(fd, prefix, fsize < 10 ? fsize : 10, &got) != 0)
+        return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+    if (got < NPY_MAGIC_LEN || memcmp(prefix, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is not a .npy file: it does not start with \\x93NUMPY (a "
+                            "file of raw values is read with its dtype: --input FILE --dtype D, "
+                            "FILE not ending in .npy)",
+                            path);
+    if (got < 8)
+        return hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
+                            path);
+    unsigned major = prefix[6], minor = prefix[7];
+    if (minor != 0 || major < 1 || major > 3)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s has .npy format version %u.%u; hybridctl reads 1.0, 2.0 and 3.0",
+                            path, major, minor);
+    *prefix_len = major == 1 ? 10 : 12;
+    if (major > 1 && got == 10 && fsize >= 12) {
+        size_t more;
+        if (read_full(fd, prefix + 10, 2, &more) != 0)
+            return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+        got += more;
+    }
+    if (got < *prefix_len)
+        return hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
+                            path);
+    *hlen = major == 1 ? (size_t)(prefix[8] | prefix[9] << 8) : (size_t)le32(prefix + 8);
+    if (*hlen > fsize - *prefix_len)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is truncated: its header length %zu runs past the end of the "
+                            "file (%zu bytes)",
+                            path, *hlen, fsize);
+    if (*hlen > NPY_HEADER_MAX)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s has a %zu-byte header; hybridctl reads headers up to %d bytes",
+                            path, *hlen, NPY_HEADER_MAX);
+    return 0;
+}
+
+/* The header's hlen bytes into *header (the caller frees it, also on failure): whole, ending
+ * in a newline, with no NUL inside, so that parse_dict may treat it as text. */
+static int read_header(int fd, const char *path, size_t hlen, char **header, hy_error *err)
+{
+    size_t got;
+    *header = malloc(hlen ? hlen : 1);
+    if (!*header)
+        return hy_error_set(err, HY_ENOMEM, "cannot allocate %zu bytes for %s", hlen, path);
+    if (read_full(fd, *header, hlen, &got) != 0)
+        return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+    if (got < hlen)
+        return hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
+                            path);
+    if (hlen == 0 || (*header)[hlen - 1] != '\n')
+        return hy_error_set(err, HY_EINVAL,
+                            "%s has a malformed header: it does not end with a newline", path);
+    if (memchr(*header, '\0', hlen))
+        return hy_error_set(err, HY_EINVAL, "%s has a malformed header: it holds a NUL byte",
+                            path);
+    return 0;
+}
+
+/* What the header describes, if hybridctl can sort it: a one-dimensional array in C order of
+ * a dtype it knows, whose byte count fits a size_t. Sets *dtype and *n. */
+static int header_array(const char *path, const char *header, size_t hlen, int *dtype,
+                        size_t *n, hy_error *err)
+{
+    npy_header h = {0};
+    const char *why;
+    if (!parse_dict(header, hlen, &h, &why))
+        return hy_error_set(err, HY_EINVAL, "%s has a malformed header: %s", path, why);
+    int dt = descr_dtype(path, &h, err);
+    if (dt < 0)
+        return dt;
+    if (h.fortran)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is in Fortran order (fortran_order: True); hybridctl reads C "
+                            "order: convert with numpy.ascontiguousarray(a)",
+                            path);
+    if (h.n_overflow || h.n > SIZE_MAX / hy_dtype_size(dt))
+        return hy_error_set(err, HY_EINVAL,
+                            "%s has a malformed header: the shape's element count overflows",
+                            path);
+    if (h.ndim != 1)
+        return refuse_ndim(path, &h, err);
+    *dtype = dt;
+    *n = (size_t)h.n;
+    return 0;
+}
+
 int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err)
 {
-    int fd = -1, rc;
-    size_t fsize;
+    int fd = -1, rc, dtype = 0;
+    size_t fsize, prefix_len = 0, hlen = 0, n = 0;
     char *header = NULL;
     *out = (hc_array){0};
 
     if ((rc = open_input(path, &fd, &fsize, err)) != 0)
         return rc;
+    if ((rc = read_prefix(fd, path, fsize, &prefix_len, &hlen, err)) != 0 ||
+        (rc = read_header(fd, path, hlen, &header, err)) != 0 ||
+        (rc = header_array(path, header, hlen, &dtype, &n, err)) != 0)
+        goto out;
 
-    unsigned char prefix[NPY_PREFIX_MAX];
-    size_t got;
-    if (read_full(fd, prefix, fsize < 10 ? fsize : 10, &got) != 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (got < NPY_MAGIC_LEN || memcmp(prefix, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s is not a .npy file: it does not start with \\x93NUMPY (a "
-                          "file of raw values is read with its dtype: --input FILE --dtype D, "
-                          "FILE not ending in .npy)",
-                          path);
-        goto out;
-    }
-    if (got < 8) {
-        rc = hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
-                          path);
-        goto out;
-    }
-    unsigned major = prefix[6], minor = prefix[7];
-    if (minor != 0 || major < 1 || major > 3) {
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s has .npy format version %u.%u; hybridctl reads 1.0, 2.0 and 3.0",
-                          path, major, minor);
-        goto out;
-    }
-    size_t prefix_len = major == 1 ? 10 : 12;
-    if (major > 1 && got == 10 && fsize >= 12) {
-        size_t more;
-        if (read_full(fd, prefix + 10, 2, &more) != 0) {
-            rc = hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
-            goto out;
-        }
-        got += more;
-    }
-    if (got < prefix_len) {
-        rc = hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
-                          path);
-        goto out;
-    }
-    size_t hlen = major == 1 ? (size_t)(prefix[8] | prefix[9] << 8) : (size_t)le32(prefix + 8);
-    if (hlen > fsize - prefix_len) {
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s is truncated: its header length %zu runs past the end of the "
-                          "file (%zu bytes)",
-                          path, hlen, fsize);
-        goto out;
-    }
-    if (hlen > NPY_HEADER_MAX) {
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s has a %zu-byte header; hybridctl reads headers up to %d bytes",
-                          path, hlen, NPY_HEADER_MAX);
-        goto out;
-    }
-    header = malloc(hlen ? hlen : 1);
-    if (!header) {
-        rc = hy_error_set(err, HY_ENOMEM, "cannot allocate %zu bytes for %s", hlen, path);
-        goto out;
-    }
-    if (read_full(fd, header, hlen, &got) != 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (got < hlen) {
-        rc = hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
-                          path);
-        goto out;
-    }
-    if (hlen == 0 || header[hlen - 1] != '\n') {
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s has a malformed header: it does not end with a newline", path);
-        goto out;
-    }
-    if (memchr(header, '\0', hlen)) {
-        rc = hy_error_set(err, HY_EINVAL, "%s has a malformed header: it holds a NUL byte",
-                          path);
-        goto out;
-    }
-
-    npy_header h = {0};
-    const char *why;
-    if (!parse_dict(header, hlen, &h, &why)) {
-        rc = hy_error_set(err, HY_EINVAL, "%s has a malformed header: %s", path, why);
-        goto out;
-    }
-    int dtype = descr_dtype(path, &h, err);
-    if (dtype < 0) {
-        rc = dtype;
-        goto out;
-    }
-    if (h.fortran) {
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s is in Fortran order (fortran_order: True); hybridctl reads C "
-                          "order: convert with numpy.ascontiguousarray(a)",
-                          path);
-        goto out;
-    }
-    size_t esize = hy_dtype_size(dtype);
-    const char *dname = hy_dtype_name(dtype);
-    if (h.n_overflow || h.n > SIZE_MAX / esize) {
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s has a malformed header: the shape's element count overflows",
-                          path);
-        goto out;
-    }
-    if (h.ndim != 1) {
-        rc = refuse_ndim(path, &h, err);
-        goto out;
-    }
-    size_t bytes = (size_t)h.n * esize;
+    size_t bytes = n * hy_dtype_size(dtype);
     size_t header_total = prefix_len + hlen;
     size_t have = fsize - header_total;
     char what[96];
-    snprintf(what, sizeof what, "the header says %zu %s (%zu bytes)", (size_t)h.n, dname,
+    snprintf(what, sizeof what, "the header says %zu %s (%zu bytes)", n, hy_dtype_name(dtype),
              bytes);
     if (have < bytes) {
         rc = hy_error_set(err, HY_EINVAL,
@@ -590,7 +582,7 @@ int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err
     if ((rc = read_data(fd, path, bytes, &data, what, header_total, err)) != 0)
         goto out;
     out->dtype = dtype;
-    out->n = (size_t)h.n;
+    out->n = n;
     out->data = data;
     rc = 0;
 out:

@@ -137,29 +137,32 @@ static unsigned resolve_workers(unsigned configured)
     return n > HY_PROC_MAX_WORKERS ? HY_PROC_MAX_WORKERS : n;
 }
 
-int main(int argc, char **argv)
-{
-    /* A process-backend worker: the pool starts this binary with exactly this argument and
-     * its channel on fd 3 (proc/worker.c refuses to run without one). Not in --help. */
-    if (argc == 2 && strcmp(argv[1], "--process-worker") == 0)
-        return hy_proc_worker_main();
+/* The command line. */
+struct args {
+    const char *config_path, *socket_path; /* NULL: not given */
+    bool foreground, check;
+    int level;
+};
 
+/* Parses the command line into *a. Returns -1 to go on, or the exit code of a run that ends
+ * here: --version, --help, or a usage error (already reported). */
+static int parse_args(int argc, char **argv, struct args *a)
+{
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},   {"socket", required_argument, NULL, 's'},
         {"foreground", no_argument, NULL, 'f'},     {"check-config", no_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *socket_path = NULL;
-    bool foreground = false, check = false;
-    int level = HY_LOG_INFO, o;
+    *a = (struct args){.level = HY_LOG_INFO};
+    int o;
     while ((o = getopt_long(argc, argv, "c:s:fh", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': config_path = optarg; break;
-        case 's': socket_path = optarg; break;
-        case 'f': foreground = true; break;
-        case 'C': check = true; break;
+        case 'c': a->config_path = optarg; break;
+        case 's': a->socket_path = optarg; break;
+        case 'f': a->foreground = true; break;
+        case 'C': a->check = true; break;
         case 'L':
-            if (!(level = parse_level(optarg))) {
+            if (!(a->level = parse_level(optarg))) {
                 fprintf(stderr, "hybridd: unknown log level %s\n", optarg);
                 return EXIT_USAGE;
             }
@@ -178,42 +181,56 @@ int main(int argc, char **argv)
         fprintf(stderr, "hybridd: unexpected argument %s (see --help)\n", argv[optind]);
         return EXIT_USAGE;
     }
-    hy_log_init(level);
+    return -1;
+}
 
-    hy_config cfg;
+/* The configuration in force: the defaults, the file's settings, then --socket. Returns 0,
+ * or EXIT_USAGE after reporting why not. */
+static int load_config(const struct args *a, hy_config *cfg)
+{
     hy_error err = {0};
-    hy_config_defaults(&cfg);
-    if (config_path && hy_config_load(&cfg, config_path, &err) != 0) {
+    hy_config_defaults(cfg);
+    if (a->config_path && hy_config_load(cfg, a->config_path, &err) != 0) {
         fprintf(stderr, "hybridd: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    if (socket_path) {
-        if (socket_path[0] != '/' || strlen(socket_path) >= sizeof cfg.socket_path) {
+    if (a->socket_path) {
+        if (a->socket_path[0] != '/' || strlen(a->socket_path) >= sizeof cfg->socket_path) {
             fprintf(stderr, "hybridd: --socket %s: needs an absolute path of at most %zu "
-                    "bytes\n", socket_path, sizeof cfg.socket_path - 1);
+                    "bytes\n", a->socket_path, sizeof cfg->socket_path - 1);
             return EXIT_USAGE;
         }
-        snprintf(cfg.socket_path, sizeof cfg.socket_path, "%s", socket_path);
+        snprintf(cfg->socket_path, sizeof cfg->socket_path, "%s", a->socket_path);
     }
-    if (check) {
-        /* Everything start-up checks short of binding: the socket's group, every level of
-         * its directory, what is at its path. What only this user could not do is a warning:
-         * the daemon often runs as another user (hybridd.service's User=hybridd). */
-        unsigned warnings = 0;
-        const char *what = config_path ? config_path : "defaults";
-        if (hy_listener_check(cfg.socket_path, cfg.socket_group, check_warn, &warnings,
-                              &err) != 0) {
-            fprintf(stderr, "hybridd: %s: %s\n", what, err.msg);
-            return EXIT_USAGE;
-        }
-        if (warnings)
-            printf("# %s: configuration OK, with %u warning(s) on stderr about this user; "
-                   "in force:\n", what, warnings);
-        else
-            printf("# %s: configuration OK; in force:\n", what);
-        return hy_config_print(&cfg, stdout) ? EXIT_RUNTIME : 0;
-    }
+    return 0;
+}
 
+/* --check-config: everything start-up checks short of binding: the socket's group, every
+ * level of its directory, what is at its path. What only this user could not do is a warning:
+ * the daemon often runs as another user (hybridd.service's User=hybridd). Returns the exit
+ * code. */
+static int check_config(const struct args *a, const hy_config *cfg)
+{
+    hy_error err = {0};
+    unsigned warnings = 0;
+    const char *what = a->config_path ? a->config_path : "defaults";
+    if (hy_listener_check(cfg->socket_path, cfg->socket_group, check_warn, &warnings,
+                          &err) != 0) {
+        fprintf(stderr, "hybridd: %s: %s\n", what, err.msg);
+        return EXIT_USAGE;
+    }
+    if (warnings)
+        printf("# %s: configuration OK, with %u warning(s) on stderr about this user; "
+               "in force:\n", what, warnings);
+    else
+        printf("# %s: configuration OK; in force:\n", what);
+    return hy_config_print(cfg, stdout) ? EXIT_RUNTIME : 0;
+}
+
+/* What the process needs before its first thread: enough fds, and the signals kept for the
+ * event loop. */
+static void prepare_process(void)
+{
     /* Each connection is an fd and so is each queued memfd job: the soft limit (often 1024)
      * is below what limits.clients and limits.queued_jobs allow, so take the hard one. */
     struct rlimit nofile;
@@ -232,78 +249,123 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    hy_listener listener;
-    if (hy_listener_adopt(&listener, cfg.socket_path, &err) != 0) {
+/* The socket: the one systemd passed, else one of our own. Returns 0, or -1 after logging
+ * why not. */
+static int open_listener(hy_listener *l, const hy_config *cfg)
+{
+    hy_error err = {0};
+    if (hy_listener_adopt(l, cfg->socket_path, &err) != 0) {
         hy_log(HY_LOG_ERR, "%s", err.msg);
-        return EXIT_RUNTIME;
+        return -1;
     }
-    if (listener.fd < 0 &&
-        hy_listener_open(&listener, cfg.socket_path, cfg.socket_mode, cfg.socket_group, &err)) {
+    if (l->fd < 0 &&
+        hy_listener_open(l, cfg->socket_path, cfg->socket_mode, cfg->socket_group, &err)) {
         hy_log(HY_LOG_ERR, "cannot listen: %s", err.msg);
-        return EXIT_RUNTIME;
+        return -1;
     }
+    return 0;
+}
+
+/* The CPU engine, OpenCL (unless configured off) and the process backend's workers, into
+ * set->engines. Returns 0, or -1 after logging which failed; what started is the caller's to
+ * close either way. */
+static int start_engines(hy_server_setup *set)
+{
+    const hy_config *cfg = &set->cfg;
+    hy_error err = {0};
+    set->native_threads = resolve_threads(cfg->native_threads);
+    set->locked_threads = resolve_threads(cfg->locked_threads);
+    unsigned pool = set->native_threads > set->locked_threads ? set->native_threads
+                                                              : set->locked_threads;
+    hy_host_config hc = {.threads = pool, .switch_interval_us = cfg->switch_interval_us};
+    if (hy_host_create(&hc, &set->engines.host, &err) != 0) {
+        hy_log(HY_LOG_ERR, "cannot start the CPU engine: %s", err.msg);
+        return -1;
+    }
+    hy_log(HY_LOG_INFO, "CPU engine: %u native thread(s), %u locked-runtime thread(s), switch "
+           "interval %u us, pi kernel %s", set->native_threads, set->locked_threads,
+           cfg->switch_interval_us, hy_host_pi_kernel());
+    if (cfg->opencl_enabled) {
+        hy_cl_config cc = {.cache_dir = cfg->cache_dir};
+        /* For tests only (tests/daemon/test_daemon_faults.c): a failed kernel build at start. */
+        const char *brk = getenv("HYBRIDD_TEST_BREAK_OPENCL");
+        cc.test_break_build = brk && strcmp(brk, "1") == 0;
+        uint64_t t0 = hy_now_ns();
+        if (hy_cl_open(&cc, &set->engines.cl, &err) != 0) {
+            hy_log(HY_LOG_ERR, "cannot start OpenCL: %s", err.msg);
+            return -1;
+        }
+        hy_log(HY_LOG_INFO, "OpenCL: %u device(s) found in %.0f ms",
+               hy_cl_device_count(set->engines.cl), (double)(hy_now_ns() - t0) / 1e6);
+    } else {
+        hy_log(HY_LOG_INFO, "OpenCL: off (opencl.enabled = false)");
+    }
+    /* After detaching: a worker dies with the thread that started it (PR_SET_PDEATHSIG),
+     * and this one runs the event loop until the end. */
+    hy_proc_config pc = {.workers = resolve_workers(cfg->process_workers)};
+    uint64_t t0 = hy_now_ns();
+    if (hy_proc_pool_create(&pc, &set->engines.proc, &err) != 0) {
+        hy_log(HY_LOG_ERR, "cannot start the process backend: %s", err.msg);
+        return -1;
+    }
+    hy_log(HY_LOG_INFO, "process backend: %u worker process(es) started in %.1f ms",
+           pc.workers, (double)(hy_now_ns() - t0) / 1e6);
+    return 0;
+}
+
+/* The socket listens and the engines run: tell the parent waiting in daemonize it can go. */
+static void tell_ready(int *ready_fd)
+{
+    char zero = 0;
+    if (write(*ready_fd, &zero, 1) != 1)
+        hy_log(HY_LOG_WARNING, "cannot tell the parent we are ready: %s", strerror(errno));
+    close(*ready_fd);
+    *ready_fd = -1;
+}
+
+int main(int argc, char **argv)
+{
+    /* A process-backend worker: the pool starts this binary with exactly this argument and
+     * its channel on fd 3 (proc/worker.c refuses to run without one). Not in --help. */
+    if (argc == 2 && strcmp(argv[1], "--process-worker") == 0)
+        return hy_proc_worker_main();
+
+    struct args a;
+    int code = parse_args(argc, argv, &a);
+    if (code >= 0)
+        return code;
+    hy_log_init(a.level);
+
+    hy_config cfg;
+    if ((code = load_config(&a, &cfg)) != 0)
+        return code;
+    if (a.check)
+        return check_config(&a, &cfg);
+
+    prepare_process();
+    hy_listener listener;
+    if (open_listener(&listener, &cfg) != 0)
+        return EXIT_RUNTIME;
     int ready_fd = -1;
     /* Detach before any thread exists: fork copies only the calling thread. */
-    if (!foreground && daemonize(&ready_fd) != 0) {
+    if (!a.foreground && daemonize(&ready_fd) != 0) {
         hy_listener_close(&listener);
         return EXIT_RUNTIME;
     }
 
     hy_log(HY_LOG_INFO, "hybridd %s starting (pid %d)%s%s", HY_VERSION, (int)getpid(),
-           config_path ? ", configuration " : ", built-in defaults", config_path ? config_path : "");
-    hy_server_setup set = {.cfg = cfg, .config_path = config_path,
-                           .socket_override = socket_path, .listener = &listener};
-    set.native_threads = resolve_threads(cfg.native_threads);
-    set.locked_threads = resolve_threads(cfg.locked_threads);
-    unsigned pool = set.native_threads > set.locked_threads ? set.native_threads
-                                                            : set.locked_threads;
-    hy_host_config hc = {.threads = pool, .switch_interval_us = cfg.switch_interval_us};
-    int code = EXIT_RUNTIME;
-    if (hy_host_create(&hc, &set.engines.host, &err) != 0) {
-        hy_log(HY_LOG_ERR, "cannot start the CPU engine: %s", err.msg);
-        goto out;
+           a.config_path ? ", configuration " : ", built-in defaults",
+           a.config_path ? a.config_path : "");
+    hy_server_setup set = {.cfg = cfg, .config_path = a.config_path,
+                           .socket_override = a.socket_path, .listener = &listener};
+    code = EXIT_RUNTIME;
+    if (start_engines(&set) == 0) {
+        if (ready_fd >= 0)
+            tell_ready(&ready_fd);
+        code = hy_server_run(&set);
     }
-    hy_log(HY_LOG_INFO, "CPU engine: %u native thread(s), %u locked-runtime thread(s), switch "
-           "interval %u us, pi kernel %s", set.native_threads, set.locked_threads,
-           cfg.switch_interval_us, hy_host_pi_kernel());
-    if (cfg.opencl_enabled) {
-        hy_cl_config cc = {.cache_dir = cfg.cache_dir};
-        /* For tests only (tests/daemon/test_daemon_faults.c): a failed kernel build at start. */
-        const char *brk = getenv("HYBRIDD_TEST_BREAK_OPENCL");
-        cc.test_break_build = brk && strcmp(brk, "1") == 0;
-        uint64_t t0 = hy_now_ns();
-        if (hy_cl_open(&cc, &set.engines.cl, &err) != 0) {
-            hy_log(HY_LOG_ERR, "cannot start OpenCL: %s", err.msg);
-            goto out;
-        }
-        hy_log(HY_LOG_INFO, "OpenCL: %u device(s) found in %.0f ms",
-               hy_cl_device_count(set.engines.cl), (double)(hy_now_ns() - t0) / 1e6);
-    } else {
-        hy_log(HY_LOG_INFO, "OpenCL: off (opencl.enabled = false)");
-    }
-    {
-        /* After detaching: a worker dies with the thread that started it (PR_SET_PDEATHSIG),
-         * and this one runs the event loop until the end. */
-        hy_proc_config pc = {.workers = resolve_workers(cfg.process_workers)};
-        uint64_t t0 = hy_now_ns();
-        if (hy_proc_pool_create(&pc, &set.engines.proc, &err) != 0) {
-            hy_log(HY_LOG_ERR, "cannot start the process backend: %s", err.msg);
-            goto out;
-        }
-        hy_log(HY_LOG_INFO, "process backend: %u worker process(es) started in %.1f ms",
-               pc.workers, (double)(hy_now_ns() - t0) / 1e6);
-    }
-    if (ready_fd >= 0) {
-        /* The socket listens and the engines run: tell the waiting parent it can go. */
-        char zero = 0;
-        if (write(ready_fd, &zero, 1) != 1)
-            hy_log(HY_LOG_WARNING, "cannot tell the parent we are ready: %s", strerror(errno));
-        close(ready_fd);
-        ready_fd = -1;
-    }
-    code = hy_server_run(&set);
-out:
     if (ready_fd >= 0)
         close(ready_fd);
     hy_listener_close(&listener);

@@ -281,6 +281,115 @@ static int plan(struct job *j, size_t n)
     return 0;
 }
 
+/* The job's kernels (each checked against the device's work-group limit), its array pair,
+ * the histogram table, and the per-block key bounds on the device and, in *andor (the
+ * caller frees it), on the host. */
+static int job_resources(struct job *j, size_t bytes, cl_ulong **andor)
+{
+    cl_context ctx = j->d->ctx;
+    const char *count_name = j->size == 4 ? "sort_count_u32" : "sort_count_u64";
+    const char *scatter_name = j->size == 4 ? "sort_scatter_u32" : "sort_scatter_u64";
+    size_t table = (size_t)j->nblocks << j->bits;
+    cl_int cr;
+    int rc;
+    if ((rc = hy_cl_kernel(j->d, HY_CL_PROG_SORT, count_name, &j->count, j->err)) ||
+        (rc = hy_cl_kernel(j->d, HY_CL_PROG_SORT, "sort_scan", &j->scan, j->err)) ||
+        (rc = hy_cl_kernel(j->d, HY_CL_PROG_SORT, scatter_name, &j->scatter, j->err)) ||
+        (rc = check_local(j, j->count, count_name)) ||
+        (rc = check_local(j, j->scan, "sort_scan")) ||
+        (rc = check_local(j, j->scatter, scatter_name)))
+        return rc;
+    if ((rc = array_buffers(j, bytes)))
+        return rc;
+    j->hist = clCreateBuffer(ctx, CL_MEM_READ_WRITE, table * sizeof(cl_uint), NULL, &cr);
+    if ((rc = CL_TRY(cr, j->err)))
+        return rc;
+    j->andor = clCreateBuffer(ctx, CL_MEM_READ_WRITE, (size_t)j->nblocks * 2 * j->size, NULL,
+                              &cr);
+    if ((rc = CL_TRY(cr, j->err)))
+        return rc;
+    *andor = malloc((size_t)j->nblocks * 2 * sizeof **andor);
+    if (!*andor)
+        return hy_error_set(j->err, HY_ENOMEM, "out of memory for %u blocks' key bounds",
+                            j->nblocks);
+    return 0;
+}
+
+/* The key bits that differ between some two keys, from the blocks' AND and OR that the first
+ * count left in j->andor (read into `andor`). A digit where the AND and the OR of all keys
+ * agree is the same in every key: its pass would move nothing. */
+static int differing_bits(struct job *j, cl_ulong *andor, cl_ulong *differ)
+{
+    cl_event ev = NULL;
+    int rc;
+    if ((rc = CL_TRY(clEnqueueReadBuffer(j->d->queue, j->andor, CL_FALSE, 0,
+                                         (size_t)j->nblocks * 2 * j->size, andor, 0, NULL, &ev),
+                     j->err)))
+        return rc;
+    track(j, ev, EV_D2H);
+    if ((rc = settle(j, 0)))
+        return rc;
+    cl_ulong all_and = ~(cl_ulong)0, all_or = 0;
+    for (cl_uint b = 0; b < j->nblocks; b++) {
+        cl_ulong a, v;
+        if (j->size == 4) {
+            const cl_uint *w = (const cl_uint *)andor;
+            a = w[2 * b];
+            v = w[2 * b + 1];
+        } else {
+            a = andor[2 * b];
+            v = andor[2 * b + 1];
+        }
+        all_and &= a;
+        all_or |= v;
+    }
+    *differ = all_and ^ all_or;
+    return 0;
+}
+
+/* One count and one move per digit that differs; *from ends as the buffer holding the sorted
+ * keys, and *moved says whether any pass ran. */
+static int radix_passes(struct job *j, cl_ulong differ, unsigned digits, int *from,
+                        bool *moved)
+{
+    int rc;
+    for (unsigned dg = 0; dg < digits; dg++) {
+        cl_uint shift = dg * j->bits;
+        if (((differ >> shift) & ((1u << j->bits) - 1u)) == 0) {
+            j->done += j->n;
+            continue;
+        }
+        /* Digit 0's histogram came with the bounds, from the same unmoved array. */
+        if (dg > 0 && (rc = count_pass(j, *from, shift, 0)))
+            return rc;
+        if ((rc = move_pass(j, *from, shift)))
+            return rc;
+        *from = 1 - *from;
+        *moved = true;
+    }
+    return 0;
+}
+
+/* Releases what job_resources made, in reverse order, keeping the device's kept pair. */
+static void release_job(struct job *j)
+{
+    for (unsigned i = 0; i < j->npending; i++)
+        clReleaseEvent(j->pending[i]);
+    if (j->andor)
+        clReleaseMemObject(j->andor);
+    if (j->hist)
+        clReleaseMemObject(j->hist);
+    for (int i = 1; i >= 0; i--)
+        if (j->buf[i] && j->buf[i] != j->d->sort_buf[i])
+            clReleaseMemObject(j->buf[i]);
+    if (j->scatter)
+        clReleaseKernel(j->scatter);
+    if (j->scan)
+        clReleaseKernel(j->scan);
+    if (j->count)
+        clReleaseKernel(j->count);
+}
+
 int hy_cl_sort(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
                hy_cl_sort_result *r, hy_error *err)
 {
@@ -307,40 +416,16 @@ int hy_cl_sort(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
     if ((rc = plan(&j, n)))
         return rc;
 
-    cl_context ctx = j.d->ctx;
     cl_command_queue q = j.d->queue;
     size_t bytes = n * size;
-    const char *count_name = size == 4 ? "sort_count_u32" : "sort_count_u64";
-    const char *scatter_name = size == 4 ? "sort_scatter_u32" : "sort_scatter_u64";
-    unsigned width = (unsigned)size * 8;
-    unsigned digits = (width + j.bits - 1) / j.bits;
-    size_t table = (size_t)j.nblocks << j.bits;
-    cl_ulong *andor = NULL;
+    unsigned digits = ((unsigned)size * 8 + j.bits - 1) / j.bits;
+    cl_ulong *andor = NULL, differ;
     int from = 0;
     bool enqueued = false, moved = false;
-    cl_int cr;
     cl_event ev = NULL;
 
-    if ((rc = hy_cl_kernel(j.d, HY_CL_PROG_SORT, count_name, &j.count, err)) ||
-        (rc = hy_cl_kernel(j.d, HY_CL_PROG_SORT, "sort_scan", &j.scan, err)) ||
-        (rc = hy_cl_kernel(j.d, HY_CL_PROG_SORT, scatter_name, &j.scatter, err)) ||
-        (rc = check_local(&j, j.count, count_name)) ||
-        (rc = check_local(&j, j.scan, "sort_scan")) ||
-        (rc = check_local(&j, j.scatter, scatter_name)))
+    if ((rc = job_resources(&j, bytes, &andor)))
         goto out;
-    if ((rc = array_buffers(&j, bytes)))
-        goto out;
-    j.hist = clCreateBuffer(ctx, CL_MEM_READ_WRITE, table * sizeof(cl_uint), NULL, &cr);
-    if ((rc = CL_TRY(cr, err)))
-        goto out;
-    j.andor = clCreateBuffer(ctx, CL_MEM_READ_WRITE, (size_t)j.nblocks * 2 * size, NULL, &cr);
-    if ((rc = CL_TRY(cr, err)))
-        goto out;
-    andor = malloc((size_t)j.nblocks * 2 * sizeof *andor);
-    if (!andor) {
-        rc = hy_error_set(err, HY_ENOMEM, "out of memory for %u blocks' key bounds", j.nblocks);
-        goto out;
-    }
     /* Units: the first count, then one scatter per digit (a skipped digit counts at once). */
     j.total = (uint64_t)n * (1 + digits);
 
@@ -349,49 +434,9 @@ int hy_cl_sort(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
                      err)))
         goto out;
     track(&j, ev, EV_H2D);
-    if ((rc = count_pass(&j, 0, 0, 1)))
+    if ((rc = count_pass(&j, 0, 0, 1)) || (rc = differing_bits(&j, andor, &differ)) ||
+        (rc = radix_passes(&j, differ, digits, &from, &moved)))
         goto out;
-
-    /* A digit where the AND and the OR of all keys agree is the same in every key: its
-     * pass would move nothing. */
-    ev = NULL;
-    if ((rc = CL_TRY(clEnqueueReadBuffer(q, j.andor, CL_FALSE, 0, (size_t)j.nblocks * 2 * size,
-                                         andor, 0, NULL, &ev),
-                     err)))
-        goto out;
-    track(&j, ev, EV_D2H);
-    if ((rc = settle(&j, 0)))
-        goto out;
-    cl_ulong all_and = ~(cl_ulong)0, all_or = 0;
-    for (cl_uint b = 0; b < j.nblocks; b++) {
-        cl_ulong a, v;
-        if (size == 4) {
-            const cl_uint *w = (const cl_uint *)andor;
-            a = w[2 * b];
-            v = w[2 * b + 1];
-        } else {
-            a = andor[2 * b];
-            v = andor[2 * b + 1];
-        }
-        all_and &= a;
-        all_or |= v;
-    }
-    cl_ulong differ = all_and ^ all_or;
-
-    for (unsigned dg = 0; dg < digits; dg++) {
-        cl_uint shift = dg * j.bits;
-        if (((differ >> shift) & ((1u << j.bits) - 1u)) == 0) {
-            j.done += n;
-            continue;
-        }
-        /* Digit 0's histogram came with the bounds, from the same unmoved array. */
-        if (dg > 0 && (rc = count_pass(&j, from, shift, 0)))
-            goto out;
-        if ((rc = move_pass(&j, from, shift)))
-            goto out;
-        from = 1 - from;
-        moved = true;
-    }
 
     /* Equal keys are equal bytes: with every digit skipped the array is already sorted. */
     if (!moved)
@@ -412,22 +457,8 @@ out:
     /* Nothing may still read or write the caller's array once we return. */
     if (enqueued)
         clFinish(q);
-    for (unsigned i = 0; i < j.npending; i++)
-        clReleaseEvent(j.pending[i]);
     free(andor);
-    if (j.andor)
-        clReleaseMemObject(j.andor);
-    if (j.hist)
-        clReleaseMemObject(j.hist);
-    for (int i = 1; i >= 0; i--)
-        if (j.buf[i] && j.buf[i] != j.d->sort_buf[i])
-            clReleaseMemObject(j.buf[i]);
-    if (j.scatter)
-        clReleaseKernel(j.scatter);
-    if (j.scan)
-        clReleaseKernel(j.scan);
-    if (j.count)
-        clReleaseKernel(j.count);
+    release_job(&j);
     r->timing.wall_ns = hy_now_ns() - t0;
     return rc;
 }

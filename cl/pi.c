@@ -91,15 +91,88 @@ static void pi_fill(hy_cl_pi_result *r, uint64_t samples, uint64_t hits)
     r->std_error = 4.0 * sqrt(p * (1.0 - p) / (double)samples);
 }
 
+/* The job's kernel with its fixed arguments (the seed, the partials buffer), the work-group
+ * shape of the variant the program was built as (capped at the kernel's limit), and the
+ * partials on both sides. What it made is the caller's to release, also on failure. */
+static int pi_setup(struct hy_cl_dev *d, uint64_t seed, cl_kernel *k, struct pi_shape *shape,
+                    cl_mem *part, uint64_t **host_part, hy_error *err)
+{
+    cl_int st;
+    int rc;
+    if ((rc = hy_cl_kernel(d, HY_CL_PROG_PI, "pi_hits", k, err)))
+        return rc;
+    const bool cpu = d->cpu_variant;
+    *shape = (struct pi_shape){cpu ? CPU_LOCAL : GPU_LOCAL, cpu ? CPU_BPI_MIN : GPU_BPI_MIN};
+    size_t kmax = 0;
+    if ((rc = CL_TRY(clGetKernelWorkGroupInfo(*k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax,
+                                              &kmax, NULL),
+                     err)))
+        return rc;
+    if (kmax > 0 && shape->local > kmax)
+        shape->local = kmax;
+
+    *part = clCreateBuffer(d->ctx, CL_MEM_WRITE_ONLY, MAX_GROUPS * sizeof(cl_ulong), NULL, &st);
+    if ((rc = hy_cl_fail(st, "clCreateBuffer", err)))
+        return rc;
+    *host_part = malloc(MAX_GROUPS * sizeof **host_part);
+    if (!*host_part)
+        return hy_error_set(err, HY_ENOMEM, "no memory for %u pi partial sums", MAX_GROUPS);
+    cl_ulong aseed = seed;
+    if ((rc = CL_TRY(clSetKernelArg(*k, 0, sizeof aseed, &aseed), err)) ||
+        (rc = CL_TRY(clSetKernelArg(*k, 4, sizeof *part, part), err)))
+        return rc;
+    return 0;
+}
+
+/* One launch over samples first .. first + count - 1, waited for: adds its hits to *hits and
+ * its times to r->timing; *l0 is when it was enqueued and *kns its kernel time (0 without
+ * profiling). */
+static int pi_launch(struct hy_cl_dev *d, cl_kernel k, cl_mem part, uint64_t *host_part,
+                     const struct pi_shape *shape, uint64_t first, uint64_t count,
+                     hy_cl_pi_result *r, uint64_t *hits, uint64_t *l0, uint64_t *kns,
+                     hy_error *err)
+{
+    cl_event kev = NULL, rev = NULL;
+    uint64_t bpi;
+    size_t global, local = shape->local;
+    int rc;
+    pi_geometry(shape, first, count, &bpi, &global);
+    cl_ulong afirst = first, acount = count, abpi = bpi;
+    if ((rc = CL_TRY(clSetKernelArg(k, 1, sizeof afirst, &afirst), err)) ||
+        (rc = CL_TRY(clSetKernelArg(k, 2, sizeof acount, &acount), err)) ||
+        (rc = CL_TRY(clSetKernelArg(k, 3, sizeof abpi, &abpi), err)))
+        return rc;
+    *l0 = hy_now_ns();
+    if ((rc = CL_TRY(clEnqueueNDRangeKernel(d->queue, k, 1, NULL, &global, &local, 0, NULL,
+                                            &kev),
+                     err)))
+        goto out;
+    size_t groups = global / local;
+    if ((rc = CL_TRY(clEnqueueReadBuffer(d->queue, part, CL_TRUE, 0, groups * sizeof(cl_ulong),
+                                         host_part, 0, NULL, &rev),
+                     err)))
+        goto out;
+    *kns = hy_cl_event_ns(kev);
+    r->timing.kernel_ns += *kns;
+    r->timing.d2h_ns += hy_cl_event_ns(rev);
+    r->timing.launches++;
+    for (size_t g = 0; g < groups; g++)
+        *hits += host_part[g];
+out:
+    if (kev)
+        clReleaseEvent(kev);
+    if (rev)
+        clReleaseEvent(rev);
+    return rc;
+}
+
 int hy_cl_pi(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n, hy_cl_pi_result *r,
              hy_error *err)
 {
     int rc = 0;
-    cl_int st;
     struct hy_cl_dev *d;
     cl_kernel k = NULL;
     cl_mem part = NULL;
-    cl_event kev = NULL, rev = NULL;
     uint64_t *host_part = NULL;
     uint64_t done = 0, hits = 0;
 
@@ -116,66 +189,17 @@ int hy_cl_pi(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n, hy_cl_pi
         return rc;
 
     const uint64_t t0 = hy_now_ns();
-    if ((rc = hy_cl_kernel(d, HY_CL_PROG_PI, "pi_hits", &k, err)))
-        goto out;
-
-    /* The variant the program was built as decides the work-item shape. */
-    const bool cpu = d->cpu_variant;
-    struct pi_shape shape = {cpu ? CPU_LOCAL : GPU_LOCAL, cpu ? CPU_BPI_MIN : GPU_BPI_MIN};
-    size_t kmax = 0;
-    if ((rc = CL_TRY(clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax,
-                                              &kmax, NULL),
-                     err)))
-        goto out;
-    if (kmax > 0 && shape.local > kmax)
-        shape.local = kmax;
-
-    part = clCreateBuffer(d->ctx, CL_MEM_WRITE_ONLY, MAX_GROUPS * sizeof(cl_ulong), NULL, &st);
-    if ((rc = hy_cl_fail(st, "clCreateBuffer", err)))
-        goto out;
-    host_part = malloc(MAX_GROUPS * sizeof *host_part);
-    if (!host_part) {
-        rc = hy_error_set(err, HY_ENOMEM, "no memory for %u pi partial sums", MAX_GROUPS);
-        goto out;
-    }
-    cl_ulong aseed = seed;
-    if ((rc = CL_TRY(clSetKernelArg(k, 0, sizeof aseed, &aseed), err)) ||
-        (rc = CL_TRY(clSetKernelArg(k, 4, sizeof part, &part), err)))
+    struct pi_shape shape;
+    if ((rc = pi_setup(d, seed, &k, &shape, &part, &host_part, err)))
         goto out;
 
     uint64_t chunk = FIRST_SAMPLES < n ? FIRST_SAMPLES : n;
     while (done < n) {
-        uint64_t bpi;
-        size_t global, local = shape.local;
-        pi_geometry(&shape, done, chunk, &bpi, &global);
-        cl_ulong afirst = done, acount = chunk, abpi = bpi;
-        if ((rc = CL_TRY(clSetKernelArg(k, 1, sizeof afirst, &afirst), err)) ||
-            (rc = CL_TRY(clSetKernelArg(k, 2, sizeof acount, &acount), err)) ||
-            (rc = CL_TRY(clSetKernelArg(k, 3, sizeof abpi, &abpi), err)))
+        uint64_t l0 = 0, kns = 0;
+        if ((rc = pi_launch(d, k, part, host_part, &shape, done, chunk, r, &hits, &l0, &kns,
+                            err)))
             goto out;
-        const uint64_t l0 = hy_now_ns();
-        if ((rc = CL_TRY(clEnqueueNDRangeKernel(d->queue, k, 1, NULL, &global, &local, 0, NULL,
-                                                &kev),
-                         err)))
-            goto out;
-        size_t groups = global / local;
-        if ((rc = CL_TRY(clEnqueueReadBuffer(d->queue, part, CL_TRUE, 0,
-                                             groups * sizeof(cl_ulong), host_part, 0, NULL,
-                                             &rev),
-                         err)))
-            goto out;
-        const uint64_t kns = hy_cl_event_ns(kev);
-        r->timing.kernel_ns += kns;
-        r->timing.d2h_ns += hy_cl_event_ns(rev);
-        r->timing.launches++;
-        clReleaseEvent(kev);
-        clReleaseEvent(rev);
-        kev = rev = NULL;
-
-        for (size_t g = 0; g < groups; g++)
-            hits += host_part[g];
         done += chunk;
-
         if (done < n) {
             if (o->progress && o->progress(o->progress_ctx, done, n) != 0) {
                 rc = hy_error_set(err, HY_ECANCELED,
@@ -191,10 +215,6 @@ int hy_cl_pi(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n, hy_cl_pi
 out:
     /* A cancelled job reports what it counted; a failed one too, for what that is worth. */
     pi_fill(r, done, hits);
-    if (kev)
-        clReleaseEvent(kev);
-    if (rev)
-        clReleaseEvent(rev);
     free(host_part);
     if (part)
         clReleaseMemObject(part);

@@ -161,6 +161,124 @@ static void *map_part(int fd, size_t bytes, size_t from, size_t len, hy_error *e
     return p;
 }
 
+/* A sort part that travels through the channel: read it into the worker's buffer, sort
+ * it there, send it back. A part that cannot be held is read and dropped, so the stream
+ * stays in step, and answered with the error. */
+static int serve_sort_pipe(struct wstate *s, struct hy_pw_msg *q, const hy_run_opts *ro,
+                           size_t size)
+{
+    hy_error err = {0};
+    uint64_t t0;
+    int rc;
+    if (size == 0 || q->c > SIZE_MAX / size || q->bytes != q->c * size)
+        return -2;
+    if ((rc = grow(s, (size_t)q->bytes, &err)) != 0) {
+        /* The part is on its way: consume it so the stream stays in step. */
+        char sink[4096];
+        for (uint64_t left = q->bytes; left > 0;) {
+            size_t k = left < sizeof sink ? (size_t)left : sizeof sink;
+            if (hy_pw_read_full(HY_PW_CHANNEL_FD, sink, k))
+                return -1;
+            left -= k;
+        }
+        return reply(q, rc, &err, 0, NULL, 0);
+    }
+    if (hy_pw_read_full(HY_PW_CHANNEL_FD, s->buf, (size_t)q->bytes))
+        return -1;
+    t0 = hy_now_ns();
+    hy_sort_result r;
+    rc = hy_host_sort(s->host, q->dtype, s->buf, (size_t)q->c, ro, &r, &err);
+    uint64_t ns = hy_now_ns() - t0;
+    int w = reply(q, rc, &err, ns, s->buf, (size_t)q->bytes);
+    release(s);
+    return w;
+}
+
+/* A sort part that stays in the shared mapping (fds[0]): the worker maps the array, and the
+ * scratch (fds[1]) when the parent merges from it, keeping both mapped for the next job while
+ * they are the same files; only offsets travel. */
+static int serve_sort_shm(struct wstate *s, struct hy_pw_msg *q, const int fds[HY_PW_MAX_FDS],
+                          const hy_run_opts *ro, size_t size, uint64_t t0)
+{
+    hy_error err = {0};
+    int rc;
+    release(s);
+    if (fds[0] < 0 || size == 0 || q->a == 0 || q->a > SIZE_MAX / size ||
+        !in_range(q->b, q->c, q->a))
+        return -2;
+    s->map_bytes = (size_t)q->a * size;
+    size_t from = (size_t)q->b * size, len = (size_t)q->c * size;
+    s->map = map_part(fds[0], s->map_bytes, from, len, &err);
+    bool use_scratch = fds[1] >= 0;
+    if (s->map && use_scratch) {
+        struct stat st;
+        if (fstat(fds[1], &st) != 0 || (size_t)st.st_size < s->map_bytes) {
+            release(s);
+            return -2; /* the parent sends a scratch as large as the array */
+        }
+        if (!s->scratch || st.st_dev != s->scratch_dev || st.st_ino != s->scratch_ino ||
+            s->scratch_bytes != (size_t)st.st_size) {
+            size_t bytes = s->map_bytes;
+            release_job(s, true);
+            s->map_bytes = bytes;
+            s->map = map_part(fds[0], s->map_bytes, from, len, &err);
+            s->scratch_bytes = (size_t)st.st_size;
+            s->scratch = s->map ? map_part(fds[1], s->scratch_bytes, from, len, &err) : NULL;
+            s->scratch_dev = st.st_dev;
+            s->scratch_ino = st.st_ino;
+            if (!s->scratch) {
+                s->scratch_bytes = 0;
+                release(s);
+            }
+        }
+    }
+    if (!s->map)
+        return reply(q, err.code, &err, 0, NULL, 0);
+    hy_sort_result r;
+    if (use_scratch)
+        rc = hy_host_sort_to(s->host, q->dtype, (char *)s->map + from,
+                             (char *)s->scratch + from, (size_t)q->c, ro, &r, &err);
+    else
+        rc = hy_host_sort(s->host, q->dtype, (char *)s->map + from, (size_t)q->c, ro, &r,
+                          &err);
+    return reply(q, rc, &err, hy_now_ns() - t0, NULL, 0);
+}
+
+/* This worker's slice of the final merge: the runs' bounds come through the channel; it reads
+ * them from the scratch and writes its slice of the array. */
+static int serve_merge_shm(struct wstate *s, struct hy_pw_msg *q, size_t size, uint64_t t0)
+{
+    hy_error err = {0};
+    int rc;
+    uint64_t k = q->d;
+    uint64_t total = s->map_bytes / (size ? size : 1);
+    if (size == 0 || !s->map || !s->scratch || s->scratch_bytes < s->map_bytes || k == 0 ||
+        k > HY_HOST_MERGE_MAX_RUNS ||
+        q->bytes != k * 2 * sizeof(uint64_t) || !in_range(q->a, q->c, total))
+        return -2;
+    uint64_t pairs[2 * HY_HOST_MERGE_MAX_RUNS];
+    if (hy_pw_read_full(HY_PW_CHANNEL_FD, pairs, (size_t)q->bytes))
+        return -1;
+    const void *runs[HY_HOST_MERGE_MAX_RUNS];
+    size_t lens[HY_HOST_MERGE_MAX_RUNS], sum = 0;
+    for (uint64_t i = 0; i < k; i++) {
+        if (pairs[2 * i] > pairs[2 * i + 1] || pairs[2 * i + 1] > total)
+            return -2;
+        runs[i] = (char *)s->scratch + pairs[2 * i] * size;
+        lens[i] = (size_t)(pairs[2 * i + 1] - pairs[2 * i]);
+        sum += lens[i];
+    }
+    if (sum != q->c)
+        return -2;
+    /* Every worker writes its own slice of the array; all read only the scratch. */
+    rc = hy_host_merge(q->dtype, runs, lens, (unsigned)k, (char *)s->map + q->a * size,
+                       &err);
+    release(s);
+    return reply(q, rc, &err, hy_now_ns() - t0, NULL, 0);
+}
+
+/* One request, answered: 0; -1 when the channel broke (reading the request or writing the
+ * reply); -2 for a request that breaks the protocol (the worker then exits). */
 static int serve(struct wstate *s, struct hy_pw_msg *q, const int fds[HY_PW_MAX_FDS])
 {
     hy_error err = {0};
@@ -177,99 +295,9 @@ static int serve(struct wstate *s, struct hy_pw_msg *q, const int fds[HY_PW_MAX_
         q->a = rc == 0 ? r.hits : 0;
         return reply(q, rc, &err, hy_now_ns() - t0, NULL, 0);
     }
-    case HY_PW_SORT_PIPE: {
-        if (size == 0 || q->c > SIZE_MAX / size || q->bytes != q->c * size)
-            return -2;
-        if ((rc = grow(s, (size_t)q->bytes, &err)) != 0) {
-            /* The part is on its way: consume it so the stream stays in step. */
-            char sink[4096];
-            for (uint64_t left = q->bytes; left > 0;) {
-                size_t k = left < sizeof sink ? (size_t)left : sizeof sink;
-                if (hy_pw_read_full(HY_PW_CHANNEL_FD, sink, k))
-                    return -1;
-                left -= k;
-            }
-            return reply(q, rc, &err, 0, NULL, 0);
-        }
-        if (hy_pw_read_full(HY_PW_CHANNEL_FD, s->buf, (size_t)q->bytes))
-            return -1;
-        t0 = hy_now_ns();
-        hy_sort_result r;
-        rc = hy_host_sort(s->host, q->dtype, s->buf, (size_t)q->c, &ro, &r, &err);
-        uint64_t ns = hy_now_ns() - t0;
-        int w = reply(q, rc, &err, ns, s->buf, (size_t)q->bytes);
-        release(s);
-        return w;
-    }
-    case HY_PW_SORT_SHM: {
-        release(s);
-        if (fds[0] < 0 || size == 0 || q->a == 0 || q->a > SIZE_MAX / size ||
-            !in_range(q->b, q->c, q->a))
-            return -2;
-        s->map_bytes = (size_t)q->a * size;
-        size_t from = (size_t)q->b * size, len = (size_t)q->c * size;
-        s->map = map_part(fds[0], s->map_bytes, from, len, &err);
-        bool use_scratch = fds[1] >= 0;
-        if (s->map && use_scratch) {
-            struct stat st;
-            if (fstat(fds[1], &st) != 0 || (size_t)st.st_size < s->map_bytes) {
-                release(s);
-                return -2; /* the parent sends a scratch as large as the array */
-            }
-            if (!s->scratch || st.st_dev != s->scratch_dev || st.st_ino != s->scratch_ino ||
-                s->scratch_bytes != (size_t)st.st_size) {
-                size_t bytes = s->map_bytes;
-                release_job(s, true);
-                s->map_bytes = bytes;
-                s->map = map_part(fds[0], s->map_bytes, from, len, &err);
-                s->scratch_bytes = (size_t)st.st_size;
-                s->scratch = s->map ? map_part(fds[1], s->scratch_bytes, from, len, &err) : NULL;
-                s->scratch_dev = st.st_dev;
-                s->scratch_ino = st.st_ino;
-                if (!s->scratch) {
-                    s->scratch_bytes = 0;
-                    release(s);
-                }
-            }
-        }
-        if (!s->map)
-            return reply(q, err.code, &err, 0, NULL, 0);
-        hy_sort_result r;
-        if (use_scratch)
-            rc = hy_host_sort_to(s->host, q->dtype, (char *)s->map + from,
-                                 (char *)s->scratch + from, (size_t)q->c, &ro, &r, &err);
-        else
-            rc = hy_host_sort(s->host, q->dtype, (char *)s->map + from, (size_t)q->c, &ro, &r,
-                              &err);
-        return reply(q, rc, &err, hy_now_ns() - t0, NULL, 0);
-    }
-    case HY_PW_MERGE_SHM: {
-        uint64_t k = q->d;
-        uint64_t total = s->map_bytes / (size ? size : 1);
-        if (size == 0 || !s->map || !s->scratch || s->scratch_bytes < s->map_bytes || k == 0 ||
-            k > HY_HOST_MERGE_MAX_RUNS ||
-            q->bytes != k * 2 * sizeof(uint64_t) || !in_range(q->a, q->c, total))
-            return -2;
-        uint64_t pairs[2 * HY_HOST_MERGE_MAX_RUNS];
-        if (hy_pw_read_full(HY_PW_CHANNEL_FD, pairs, (size_t)q->bytes))
-            return -1;
-        const void *runs[HY_HOST_MERGE_MAX_RUNS];
-        size_t lens[HY_HOST_MERGE_MAX_RUNS], sum = 0;
-        for (uint64_t i = 0; i < k; i++) {
-            if (pairs[2 * i] > pairs[2 * i + 1] || pairs[2 * i + 1] > total)
-                return -2;
-            runs[i] = (char *)s->scratch + pairs[2 * i] * size;
-            lens[i] = (size_t)(pairs[2 * i + 1] - pairs[2 * i]);
-            sum += lens[i];
-        }
-        if (sum != q->c)
-            return -2;
-        /* Every worker writes its own slice of the array; all read only the scratch. */
-        rc = hy_host_merge(q->dtype, runs, lens, (unsigned)k, (char *)s->map + q->a * size,
-                           &err);
-        release(s);
-        return reply(q, rc, &err, hy_now_ns() - t0, NULL, 0);
-    }
+    case HY_PW_SORT_PIPE: return serve_sort_pipe(s, q, &ro, size);
+    case HY_PW_SORT_SHM: return serve_sort_shm(s, q, fds, &ro, size, t0);
+    case HY_PW_MERGE_SHM: return serve_merge_shm(s, q, size, t0);
     case HY_PW_RELEASE:
         release_job(s, q->a != 0);
         return reply(q, 0, NULL, 0, NULL, 0);

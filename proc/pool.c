@@ -104,13 +104,69 @@ static int high_fd(int fd)
     return h;
 }
 
+/* Starts the worker binary with the channel `chan` on HY_PW_CHANNEL_FD, the control page
+ * `ctl` on HY_PW_CONTROL_FD, nothing else (every other descriptor of the daemon is
+ * close-on-exec, and closefrom makes sure). Its own process group keeps a terminal's Ctrl-C
+ * for the daemon; its signal mask is cleared, since the daemon blocks the signals it reads
+ * through a signalfd. Sets w->pid; returns 0 or the posix_spawn family's error number. */
+static int start_child(const hy_proc_pool *p, struct worker *w, int chan, int ctl)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int rc;
+    w->pid = 0;
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
+        return rc;
+    if ((rc = posix_spawnattr_init(&at)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
+    }
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    char *argv[] = {"hybridd-worker", "--process-worker", NULL};
+    if ((rc = posix_spawn_file_actions_adddup2(&fa, chan, HY_PW_CHANNEL_FD)) != 0 ||
+        (rc = posix_spawn_file_actions_adddup2(&fa, ctl, HY_PW_CONTROL_FD)) != 0 ||
+        (rc = posix_spawn_file_actions_addclosefrom_np(&fa, HY_PW_CONTROL_FD + 1)) != 0 ||
+        (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                                POSIX_SPAWN_SETSIGDEF)) != 0 ||
+        (rc = posix_spawnattr_setpgroup(&at, 0)) != 0 ||
+        (rc = posix_spawnattr_setsigmask(&at, &none)) != 0 ||
+        (rc = posix_spawnattr_setsigdefault(&at, &all)) != 0 ||
+        (rc = posix_spawn(&w->pid, p->exe, &fa, &at, argv, environ)) != 0)
+        w->pid = 0;
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+/* Waits up to READY_TIMEOUT_MS for the worker's READY (its engine is up). A worker that says
+ * why it cannot start, or says nothing, is reaped, and the error says why. */
+static int await_ready(hy_proc_pool *p, struct worker *w, unsigned i, hy_error *err)
+{
+    struct pollfd pf = {.fd = w->sock, .events = POLLIN};
+    int pr;
+    do
+        pr = poll(&pf, 1, READY_TIMEOUT_MS);
+    while (pr < 0 && errno == EINTR);
+    struct hy_pw_msg m;
+    if (pr <= 0 || hy_pw_read_full(w->sock, &m, sizeof m) || m.magic != HY_PW_MAGIC ||
+        m.op != HY_PW_READY || m.rc != 0) {
+        char why[96];
+        bool said = pr > 0 && m.magic == HY_PW_MAGIC && m.rc != 0;
+        if (said)
+            m.text[sizeof m.text - 1] = '\0';
+        reap(w, true, why, sizeof why);
+        return hy_error_set(err, HY_ESYS, "process worker %u (%s) did not start: %s", i,
+                            p->exe, said ? m.text : pr == 0 ? "no answer within 10 s" : why);
+    }
+    return 0;
+}
+
 static int spawn(hy_proc_pool *p, unsigned i, hy_error *err)
 {
     struct worker *w = &p->w[i];
     int sv[2] = {-1, -1}, cfd = -1, rc = 0;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    bool fa_ok = false, at_ok = false;
     w->sock = -1;
     w->pid = 0;
     w->ctl = NULL;
@@ -138,33 +194,10 @@ static int spawn(hy_proc_pool *p, unsigned i, hy_error *err)
         rc = hy_error_set(err, HY_ESYS, "mmap of a control page: %s", strerror(errno));
         goto out;
     }
-    /* The child gets the channel on 3, the control page on 4, nothing else (every other
-     * descriptor of the daemon is close-on-exec, and closefrom makes sure). Its own process
-     * group keeps a terminal's Ctrl-C for the daemon; its signal mask is cleared, since the
-     * daemon blocks the signals it reads through a signalfd. */
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
-        goto spawn_failed;
-    fa_ok = true;
-    if ((rc = posix_spawn_file_actions_adddup2(&fa, sv[1], HY_PW_CHANNEL_FD)) != 0 ||
-        (rc = posix_spawn_file_actions_adddup2(&fa, cfd, HY_PW_CONTROL_FD)) != 0 ||
-        (rc = posix_spawn_file_actions_addclosefrom_np(&fa, HY_PW_CONTROL_FD + 1)) != 0)
-        goto spawn_failed;
-    if ((rc = posix_spawnattr_init(&at)) != 0)
-        goto spawn_failed;
-    at_ok = true;
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    if ((rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                POSIX_SPAWN_SETSIGDEF)) != 0 ||
-        (rc = posix_spawnattr_setpgroup(&at, 0)) != 0 ||
-        (rc = posix_spawnattr_setsigmask(&at, &none)) != 0 ||
-        (rc = posix_spawnattr_setsigdefault(&at, &all)) != 0)
-        goto spawn_failed;
-    char *argv[] = {"hybridd-worker", "--process-worker", NULL};
-    if ((rc = posix_spawn(&w->pid, p->exe, &fa, &at, argv, environ)) != 0) {
-        w->pid = 0;
-        goto spawn_failed;
+    if ((rc = start_child(p, w, sv[1], cfd)) != 0) {
+        rc = hy_error_set(err, HY_ESYS, "posix_spawn of process worker %u (%s): %s", i, p->exe,
+                          strerror(rc));
+        goto out;
     }
     w->sock = sv[0];
     sv[0] = -1;
@@ -176,32 +209,8 @@ static int spawn(hy_proc_pool *p, unsigned i, hy_error *err)
                           strerror(errno));
         goto out;
     }
-    /* Wait for READY: the worker's engine is up. */
-    struct pollfd pf = {.fd = w->sock, .events = POLLIN};
-    int pr;
-    do
-        pr = poll(&pf, 1, READY_TIMEOUT_MS);
-    while (pr < 0 && errno == EINTR);
-    struct hy_pw_msg m;
-    if (pr <= 0 || hy_pw_read_full(w->sock, &m, sizeof m) || m.magic != HY_PW_MAGIC ||
-        m.op != HY_PW_READY || m.rc != 0) {
-        char why[96];
-        bool said = pr > 0 && m.magic == HY_PW_MAGIC && m.rc != 0;
-        if (said)
-            m.text[sizeof m.text - 1] = '\0';
-        reap(w, true, why, sizeof why);
-        rc = hy_error_set(err, HY_ESYS, "process worker %u (%s) did not start: %s", i, p->exe,
-                          said ? m.text : pr == 0 ? "no answer within 10 s" : why);
-    }
-    goto out;
-spawn_failed:
-    rc = hy_error_set(err, HY_ESYS, "posix_spawn of process worker %u (%s): %s", i, p->exe,
-                      strerror(rc));
+    rc = await_ready(p, w, i, err);
 out:
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    if (at_ok)
-        posix_spawnattr_destroy(&at);
     if (sv[0] >= 0)
         close(sv[0]);
     if (sv[1] >= 0)

@@ -665,6 +665,69 @@ static int shm_scratch(hy_proc_pool *p, size_t bytes, hy_error *err)
     return 0;
 }
 
+/* Private memory cannot be shared after the fact: a memfd of our own (*own, mapped at *map)
+ * carries it, and copying in and out is this transport's moving of data. */
+static int share_array(struct job *j, const void *data, size_t bytes, int *own, void **map)
+{
+    uint64_t t0 = hy_now_ns();
+    *own = memfd_create("hybridd-process-shm", MFD_CLOEXEC);
+    if (*own < 0 || ftruncate(*own, (off_t)bytes) != 0) {
+        int e = errno;
+        if (*own >= 0)
+            close(*own);
+        *own = -1;
+        return hy_error_set(j->err, HY_ESYS, "memfd of %zu bytes for a shm sort: %s",
+                            bytes, strerror(e));
+    }
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, *own, 0);
+    if (m == MAP_FAILED) {
+        int e = errno;
+        close(*own);
+        *own = -1;
+        return hy_error_set(j->err, HY_ESYS, "mmap of %zu bytes for a shm sort: %s",
+                            bytes, strerror(e));
+    }
+    memcpy(m, data, bytes);
+    *map = m;
+    j->st->send_ns += hy_now_ns() - t0;
+    j->st->bytes_moved += bytes;
+    return 0;
+}
+
+/* The merge of a shm sort on several workers: each merges one slice of the output from the
+ * sorted runs in the scratch straight back into the array. A failure is left in j->rc. */
+static void shm_merge(struct job *j, int dtype, size_t n, unsigned t, const void *const *runs,
+                      const size_t *lens, const uint64_t *firsts)
+{
+    /* Each worker's slice of the output starts where the ranks fall in the runs. */
+    uint64_t t0 = hy_now_ns();
+    size_t cut[HY_PROC_MAX_WORKERS + 1][HY_PROC_MAX_WORKERS];
+    for (unsigned w = 0; w <= t && j->rc == 0; w++) {
+        uint64_t rank = n, cnt;
+        if (w < t)
+            part(n, w, t, &rank, &cnt);
+        int r = hy_host_merge_cut(dtype, runs, lens, t, (size_t)rank, cut[w], j->err);
+        if (r)
+            j->rc = r;
+    }
+    for (unsigned w = 0; w < t && j->rc == 0; w++) {
+        struct hy_pw_msg m = {.op = HY_PW_MERGE_SHM, .dtype = (uint16_t)dtype, .d = t};
+        uint64_t cnt;
+        part(n, w, t, &m.a, &cnt);
+        uint64_t pairs[2 * HY_PROC_MAX_WORKERS];
+        m.c = 0;
+        for (unsigned i = 0; i < t; i++) {
+            pairs[2 * i] = firsts[i] + cut[w][i];
+            pairs[2 * i + 1] = firsts[i] + cut[w + 1][i];
+            m.c += cut[w + 1][i] - cut[w][i];
+        }
+        m.bytes = 2 * (uint64_t)t * sizeof(uint64_t);
+        send_req(j, w, &m, pairs, NULL, 0);
+    }
+    gather(j, t);
+    j->st->merge_ns = hy_now_ns() - t0;
+}
+
 static int sort_shm(struct job *j, int dtype, void *data, int fd, size_t n, size_t size)
 {
     hy_proc_pool *p = j->p;
@@ -673,27 +736,8 @@ static int sort_shm(struct job *j, int dtype, void *data, int fd, size_t n, size
     int own = -1, rc = 0;
     void *map = data, *scratch = NULL;
     if (fd < 0) {
-        /* Private memory cannot be shared after the fact: a memfd of our own carries it,
-         * and copying in and out is this transport's moving of data. */
-        uint64_t t0 = hy_now_ns();
-        own = memfd_create("hybridd-process-shm", MFD_CLOEXEC);
-        if (own < 0 || ftruncate(own, (off_t)bytes) != 0) {
-            int e = errno;
-            if (own >= 0)
-                close(own);
-            return hy_error_set(j->err, HY_ESYS, "memfd of %zu bytes for a shm sort: %s",
-                                bytes, strerror(e));
-        }
-        map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(own);
-            return hy_error_set(j->err, HY_ESYS, "mmap of %zu bytes for a shm sort: %s",
-                                bytes, strerror(e));
-        }
-        memcpy(map, data, bytes);
-        j->st->send_ns += hy_now_ns() - t0;
-        j->st->bytes_moved += bytes;
+        if ((rc = share_array(j, data, bytes, &own, &map)) != 0)
+            return rc;
         fd = own;
     }
     /* One worker sorts the array in place; several sort their parts into the scratch, each
@@ -721,35 +765,8 @@ static int sort_shm(struct job *j, int dtype, void *data, int fd, size_t n, size
         send_req(j, i, &m, NULL, fds, t > 1 ? 2 : 1);
     }
     gather(j, t);
-    if (j->rc == 0 && !j->cancelled && t > 1) {
-        /* Each worker's slice of the output starts where the ranks fall in the runs. */
-        uint64_t t0 = hy_now_ns();
-        size_t cut[HY_PROC_MAX_WORKERS + 1][HY_PROC_MAX_WORKERS];
-        for (unsigned w = 0; w <= t && j->rc == 0; w++) {
-            uint64_t rank = n, cnt;
-            if (w < t)
-                part(n, w, t, &rank, &cnt);
-            int r = hy_host_merge_cut(dtype, runs, lens, t, (size_t)rank, cut[w], j->err);
-            if (r)
-                j->rc = r;
-        }
-        for (unsigned w = 0; w < t && j->rc == 0; w++) {
-            struct hy_pw_msg m = {.op = HY_PW_MERGE_SHM, .dtype = (uint16_t)dtype, .d = t};
-            uint64_t cnt;
-            part(n, w, t, &m.a, &cnt);
-            uint64_t pairs[2 * HY_PROC_MAX_WORKERS];
-            m.c = 0;
-            for (unsigned i = 0; i < t; i++) {
-                pairs[2 * i] = firsts[i] + cut[w][i];
-                pairs[2 * i + 1] = firsts[i] + cut[w + 1][i];
-                m.c += cut[w + 1][i] - cut[w][i];
-            }
-            m.bytes = 2 * (uint64_t)t * sizeof(uint64_t);
-            send_req(j, w, &m, pairs, NULL, 0);
-        }
-        gather(j, t);
-        j->st->merge_ns = hy_now_ns() - t0;
-    }
+    if (j->rc == 0 && !j->cancelled && t > 1)
+        shm_merge(j, dtype, n, t, runs, lens, firsts);
 out:
     /* Whatever happened, no worker keeps the array mapped, nor a scratch the pool lets go. */
     bool drop = p->shm_bytes > HY_KEEP_BYTES;

@@ -1060,13 +1060,19 @@ static unsigned long long parse_count(const char *opt, const char *s, unsigned l
     return (unsigned long long)d;
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+struct bench_opts {
+    const char *socket_path, *hybridd, *only; /* socket_path NULL: start a daemon */
+    unsigned clients, window, sort_runs;
+    double seconds;
+    size_t pings, sort_n;
+    bool json;
+};
+
+/* Parses the command line into *o (dies on a bad value). Returns -1 to go on, or the exit
+ * code of a run that ends here (--help, an unknown option). */
+static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
-    const char *socket_path = NULL, *hybridd = HY_HYBRIDD_PATH, *only = NULL;
-    unsigned clients = 4, window = 8, sort_runs = 5;
-    double seconds = 3.0;
-    size_t pings = 20000, sort_n = 100000000;
-    bool json = false;
     enum { O_SOCKET = 256, O_HYBRIDD, O_ONLY, O_CLIENTS, O_WINDOW, O_SECONDS, O_PINGS, O_SORTN,
            O_SORTRUNS, O_JSON, O_HELP };
     static const struct option longopts[] = {
@@ -1083,250 +1089,298 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, O_HELP},
         {0, 0, 0, 0},
     };
+    *o = (struct bench_opts){.hybridd = HY_HYBRIDD_PATH, .clients = 4, .window = 8,
+                             .sort_runs = 5, .seconds = 3.0, .pings = 20000,
+                             .sort_n = 100000000};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case O_SOCKET: socket_path = optarg; break;
-        case O_HYBRIDD: hybridd = optarg; break;
+        case O_SOCKET: o->socket_path = optarg; break;
+        case O_HYBRIDD: o->hybridd = optarg; break;
         case O_ONLY:
             if (strcmp(optarg, "ping") && strcmp(optarg, "jobs") && strcmp(optarg, "sort"))
                 die("--only wants ping, jobs or sort, not '%s'", optarg);
-            only = optarg;
+            o->only = optarg;
             break;
-        case O_CLIENTS: clients = (unsigned)parse_count("--clients", optarg, 1, 256); break;
-        case O_WINDOW: window = (unsigned)parse_count("--window", optarg, 1, 10000); break;
+        case O_CLIENTS: o->clients = (unsigned)parse_count("--clients", optarg, 1, 256); break;
+        case O_WINDOW: o->window = (unsigned)parse_count("--window", optarg, 1, 10000); break;
         case O_SECONDS: {
             char *end;
             errno = 0;
-            seconds = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(seconds >= 0.1 && seconds <= 3600))
+            o->seconds = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->seconds >= 0.1 && o->seconds <= 3600))
                 die("--seconds wants a number of seconds in 0.1..3600, not '%s'", optarg);
             break;
         }
-        case O_PINGS: pings = parse_count("--pings", optarg, 100, 100000000); break;
-        case O_SORTN: sort_n = parse_count("--sort-n", optarg, 2, (1ull << 40)); break;
-        case O_SORTRUNS: sort_runs = (unsigned)parse_count("--sort-runs", optarg, 1, 1000); break;
-        case O_JSON: json = true; break;
+        case O_PINGS: o->pings = parse_count("--pings", optarg, 100, 100000000); break;
+        case O_SORTN: o->sort_n = parse_count("--sort-n", optarg, 2, (1ull << 40)); break;
+        case O_SORTRUNS:
+            o->sort_runs = (unsigned)parse_count("--sort-runs", optarg, 1, 1000);
+            break;
+        case O_JSON: o->json = true; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (optind < argc)
         die("unexpected argument '%s' (see --help)", argv[optind]);
-    if (sort_n > SIZE_MAX / sizeof(float))
-        die("--sort-n %zu is too large for this machine", sort_n);
-    bool do_ping = !only || !strcmp(only, "ping"), do_jobs = !only || !strcmp(only, "jobs"),
-         do_sort = !only || !strcmp(only, "sort");
+    if (o->sort_n > SIZE_MAX / sizeof(float))
+        die("--sort-n %zu is too large for this machine", o->sort_n);
+    return -1;
+}
+
+/* The ping measurement in one placement of the two ends. */
+struct ping_run {
+    const char *name, *key;
+    bool ran;
+    lat base, client, dmn;
+    double ratio;
+};
+
+/* The pi job runs: the target is judged on the first. */
+static const struct {
+    int backend;
+    uint64_t n;
+} jobs_cfg[] = {{HY_BACKEND_SERIAL, 1000}, {HY_BACKEND_NATIVE, 1000},
+                {HY_BACKEND_SERIAL, 100000}, {HY_BACKEND_NATIVE, 100000}};
+enum { NJOBS = sizeof jobs_cfg / sizeof jobs_cfg[0] };
+
+/* Everything a report shows. */
+struct results {
+    bool do_ping, do_jobs, do_sort;
+    char cpu[256], load[64];
+    long nproc;
+    char server[HY_IPC_NAME_MAX + 1];
+    const char *socket_path;
+    int pid; /* the daemon this run started, or 0 */
+    bool clean; /* it exited cleanly after SIGTERM */
+    struct ping_run pm[3]; /* unpinned, both ends on one CPU, on two */
+    bool ping_ok, ping_judged_pinned;
+    jobs_run jobs[NJOBS];
+    bool jobs_ok;
+    sort_out so;
+    bool sort_ok;
+};
+
+/* Ping on its own and pinned (when we started the daemon and have two CPUs): both ends on
+ * one CPU and on two. The target is judged on the pinned pairs, which compare like with
+ * like. */
+static void ping_all(const struct bench_opts *o, struct results *r)
+{
+    r->pm[0] = (struct ping_run){.name = "unpinned", .key = "unpinned"};
+    r->pm[1] = (struct ping_run){.name = "pinned, one CPU", .key = "one_cpu"};
+    r->pm[2] = (struct ping_run){.name = "pinned, two CPUs", .key = "two_cpus"};
+    r->ping_ok = true;
+    r->ping_judged_pinned = false;
+    if (!r->do_ping)
+        return;
+    size_t warm = o->pings / 20 > 1000 ? 1000 : o->pings / 20;
+    int cpus[2];
+    bool can_pin = g_d.pid > 0 && two_cpus(cpus);
+    for (int i = 0; i < (can_pin ? 3 : 1); i++) {
+        fprintf(stderr, "daemon-bench: ping, %s: %zu round trips each way after %zu "
+                        "warm-up\n", r->pm[i].name, o->pings, warm);
+        ping_measure(r->socket_path, o->pings, warm, i ? cpus[0] : -1,
+                     i == 2 ? cpus[1] : cpus[0], g_d.pid, &r->pm[i].base, &r->pm[i].client,
+                     &r->pm[i].dmn);
+        r->pm[i].ran = true;
+        r->pm[i].ratio = (double)r->pm[i].dmn.p50 / (double)r->pm[i].base.p50;
+    }
+    r->ping_judged_pinned = can_pin;
+    for (int i = can_pin ? 1 : 0; i < (can_pin ? 3 : 1); i++)
+        r->ping_ok = r->ping_ok && r->pm[i].ratio <= TARGET_PING_RATIO;
+}
+
+static void print_json(const struct bench_opts *o, const struct results *r)
+{
+    printf("{\n  \"machine\": {\"cpu\": ");
+    json_str(r->cpu);
+    printf(", \"nproc\": %ld, \"loadavg_at_start\": \"%s\"},\n", r->nproc, r->load);
+    printf("  \"daemon\": {\"server\": ");
+    json_str(r->server);
+    printf(", \"started\": %s, \"pid\": %d, \"clean_exit\": %s},\n",
+           r->pid > 0 ? "true" : "false", r->pid, r->clean ? "true" : "false");
+    printf("  \"pi_kernel\": \"%s\"", hy_host_pi_kernel());
+    if (r->do_ping) {
+        printf(",\n  \"ping\": {\"round_trips\": %zu, \"target_ratio_p50\": %.2f, "
+               "\"judged_on\": \"%s\", \"pass\": %s",
+               o->pings, TARGET_PING_RATIO, r->ping_judged_pinned ? "pinned" : "unpinned",
+               r->ping_ok ? "true" : "false");
+        for (int i = 0; i < 3; i++) {
+            if (!r->pm[i].ran)
+                continue;
+            const lat *b = &r->pm[i].base, *d = &r->pm[i].dmn, *cl = &r->pm[i].client;
+            printf(",\n    \"%s\": {\"socketpair_ns\": {\"p50\": %llu, \"p90\": %llu, "
+                   "\"p99\": %llu, \"min\": %llu, \"max\": %llu},\n"
+                   "      \"ipc_client_vs_echo_ns\": {\"p50\": %llu, \"p90\": %llu, "
+                   "\"p99\": %llu},\n      \"daemon_ns\": "
+                   "{\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"min\": %llu, "
+                   "\"max\": %llu}, \"ratio_p50\": %.3f}",
+                   r->pm[i].key, (unsigned long long)b->p50, (unsigned long long)b->p90,
+                   (unsigned long long)b->p99, (unsigned long long)b->min,
+                   (unsigned long long)b->max, (unsigned long long)cl->p50,
+                   (unsigned long long)cl->p90, (unsigned long long)cl->p99,
+                   (unsigned long long)d->p50,
+                   (unsigned long long)d->p90, (unsigned long long)d->p99,
+                   (unsigned long long)d->min, (unsigned long long)d->max, r->pm[i].ratio);
+        }
+        printf("}");
+    }
+    if (r->do_jobs) {
+        printf(",\n  \"jobs\": {\"clients\": %u, \"window\": %u, \"seconds\": %.2f, "
+               "\"target_jobs_per_s\": %.0f, \"pass\": %s, \"runs\": [",
+               o->clients, o->window, o->seconds, TARGET_JOBS_PER_S, r->jobs_ok ? "true" : "false");
+        for (unsigned i = 0; i < NJOBS; i++)
+            printf("%s\n    {\"backend\": \"%s\", \"threads\": 1, \"n\": %llu, "
+                   "\"jobs_per_s\": %.0f, \"counted\": %llu, \"completed\": %llu, "
+                   "\"checked\": %llu}",
+                   i ? "," : "", hy_backend_name(r->jobs[i].backend),
+                   (unsigned long long)r->jobs[i].n, r->jobs[i].jobs_per_s,
+                   (unsigned long long)r->jobs[i].counted,
+                   (unsigned long long)r->jobs[i].completed,
+                   (unsigned long long)r->jobs[i].checked);
+        printf("]}");
+    }
+    if (r->do_sort)
+        printf(",\n  \"sort\": {\"n\": %zu, \"dtype\": \"f32\", \"backend\": \"native\", "
+               "\"threads\": %u, \"runs\": %u,\n"
+               "    \"in_process_ns\": {\"median\": %llu, \"min\": %llu, \"max\": %llu},\n"
+               "    \"daemon_wall_ns\": {\"median\": %llu, \"min\": %llu, \"max\": %llu},\n"
+               "    \"daemon_row_median_ns\": {\"median\": %llu, \"min\": %llu, "
+               "\"max\": %llu},\n"
+               "    \"ratio\": %.4f, \"target\": %.2f, \"pass\": %s}",
+               r->so.n, r->so.threads, r->so.runs, (unsigned long long)r->so.local_med,
+               (unsigned long long)r->so.local_min, (unsigned long long)r->so.local_max,
+               (unsigned long long)r->so.daemon_med, (unsigned long long)r->so.daemon_min,
+               (unsigned long long)r->so.daemon_max, (unsigned long long)r->so.row_med,
+               (unsigned long long)r->so.row_min, (unsigned long long)r->so.row_max, r->so.ratio,
+               TARGET_SORT_RATIO, r->sort_ok ? "true" : "false");
+    printf("\n}\n");
+}
+
+static void print_text(const struct bench_opts *o, const struct results *r)
+{
+    printf("daemon-bench: hybridd's overheads against baselines measured in the same run\n");
+    printf("machine: %s, %ld CPUs online; load average at start %s\n", r->cpu, r->nproc, r->load);
+    printf("daemon:  %s%s%s; pi kernel %s\n", r->server[0] ? r->server : "(no name)",
+           r->pid > 0 ? ", started by this run" : ", at ", r->pid > 0 ? "" : r->socket_path,
+           hy_host_pi_kernel());
+    if (r->do_ping) {
+        char title[64];
+        snprintf(title, sizeof title, "(a) PING round trip, %zu each way", o->pings);
+        printf("\n%-42s%10s%10s%10s%11s\n", title, "p50 us", "p90 us", "p99 us",
+               "p50 ratio");
+        for (int i = 0; i < 3; i++) {
+            if (!r->pm[i].ran)
+                continue;
+            const lat *b = &r->pm[i].base, *d = &r->pm[i].dmn;
+            printf("    %s\n", r->pm[i].name);
+            printf("      %-36s%10.1f%10.1f%10.1f\n", "socketpair ping-pong, 40 bytes",
+                   b->p50 / 1e3, b->p90 / 1e3, b->p99 / 1e3);
+            printf("      %-36s%10.1f%10.1f%10.1f%11.2f\n", "  the same, through our ipc client",
+                   r->pm[i].client.p50 / 1e3, r->pm[i].client.p90 / 1e3, r->pm[i].client.p99 / 1e3,
+                   (double)r->pm[i].client.p50 / (double)b->p50);
+            printf("      %-36s%10.1f%10.1f%10.1f%11.2f\n", "PING -> PONG through hybridd",
+                   d->p50 / 1e3, d->p90 / 1e3, d->p99 / 1e3, r->pm[i].ratio);
+        }
+        printf("    target: p50 ratio <= %.2f%s: %s\n", TARGET_PING_RATIO,
+               r->ping_judged_pinned ? " in both pinned placements" : "",
+               r->ping_ok ? "PASS" : "MISS");
+        printf("    the daemon's own share, p50 over the ipc client against the echo child:");
+        for (int i = 0; i < 3; i++)
+            if (r->pm[i].ran)
+                printf(" %s %.2f%s", r->pm[i].key,
+                       (double)r->pm[i].dmn.p50 / (double)r->pm[i].client.p50,
+                       i < 2 && r->pm[i + 1].ran ? "," : "");
+        printf("\n");
+    }
+    if (r->do_jobs) {
+        printf("\n(b) pi jobs, %u clients x %u in flight, %.1f s counted after 0.5 s\n",
+               o->clients, o->window, o->seconds);
+        printf("    backend  threads          n     jobs/s   checked\n");
+        for (unsigned i = 0; i < NJOBS; i++)
+            printf("    %-7s  %7u  %9llu  %9.0f  %8llu%s\n", hy_backend_name(r->jobs[i].backend),
+                   1u, (unsigned long long)r->jobs[i].n, r->jobs[i].jobs_per_s,
+                   (unsigned long long)r->jobs[i].checked,
+                   i == 0 ? (r->jobs_ok ? "   target >= 20000: PASS"
+                                     : "   target >= 20000: MISS")
+                          : "");
+    }
+    if (r->do_sort) {
+        printf("\n(c) sort %zu f32 in a memfd, native, %u threads, %u runs each after a "
+               "warm-up\n", r->so.n, r->so.threads, r->so.runs);
+        printf("%-42s%10s%10s%10s\n", "", "median ms", "min ms", "max ms");
+        printf("    %-38s%10.1f%10.1f%10.1f\n", "in-process hy_host_sort",
+               r->so.local_med / 1e6, r->so.local_min / 1e6, r->so.local_max / 1e6);
+        printf("    %-38s%10.1f%10.1f%10.1f\n", "through hybridd, client wall",
+               r->so.daemon_med / 1e6, r->so.daemon_min / 1e6, r->so.daemon_max / 1e6);
+        printf("    %-38s%10.1f%10.1f%10.1f\n", "hybridd's own measurement (median_ns)",
+               r->so.row_med / 1e6, r->so.row_min / 1e6, r->so.row_max / 1e6);
+        printf("    ratio of medians %.3f, target <= %.2f: %s\n", r->so.ratio,
+               TARGET_SORT_RATIO, r->sort_ok ? "PASS" : "MISS");
+    }
+    if (!r->clean)
+        printf("\nhybridd did not exit cleanly after SIGTERM (see stderr)\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_opts o;
+    int code = parse_args(argc, argv, &o);
+    if (code >= 0)
+        return code;
+    static struct results r; /* zeroed: a part that does not run reports zeros */
+    r.do_ping = !o.only || !strcmp(o.only, "ping");
+    r.do_jobs = !o.only || !strcmp(o.only, "jobs");
+    r.do_sort = !o.only || !strcmp(o.only, "sort");
 
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         die("signal(SIGPIPE): %s", strerror(errno));
     if (atexit(cleanup) != 0)
         die("atexit failed");
 
-    char cpu[256], load[64];
-    cpu_model(cpu, sizeof cpu);
-    load_average(load, sizeof load);
-    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    if (!socket_path) {
-        daemon_start(hybridd);
-        socket_path = g_d.sock;
-        fprintf(stderr, "daemon-bench: started %s (pid %d) on %s\n", hybridd, (int)g_d.pid,
-                socket_path);
+    cpu_model(r.cpu, sizeof r.cpu);
+    load_average(r.load, sizeof r.load);
+    r.nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    r.socket_path = o.socket_path;
+    if (!r.socket_path) {
+        daemon_start(o.hybridd);
+        r.socket_path = g_d.sock;
+        fprintf(stderr, "daemon-bench: started %s (pid %d) on %s\n", o.hybridd, (int)g_d.pid,
+                r.socket_path);
     }
-    char server[HY_IPC_NAME_MAX + 1];
     {
         conn c;
-        conn_open(&c, socket_path, "hello");
-        memcpy(server, c.server, sizeof server);
+        conn_open(&c, r.socket_path, "hello");
+        memcpy(r.server, c.server, sizeof r.server);
         conn_close(&c);
     }
 
-    /* Unpinned, then (when we started the daemon and have two CPUs) both ends on one CPU and
-     * on two. The target is judged on the pinned pairs, which compare like with like. */
-    struct {
-        const char *name, *key;
-        bool ran;
-        lat base, client, dmn;
-        double ratio;
-    } pm[3] = {{.name = "unpinned", .key = "unpinned"},
-               {.name = "pinned, one CPU", .key = "one_cpu"},
-               {.name = "pinned, two CPUs", .key = "two_cpus"}};
-    bool ping_ok = true, ping_judged_pinned = false;
-    if (do_ping) {
-        size_t warm = pings / 20 > 1000 ? 1000 : pings / 20;
-        int cpus[2];
-        bool can_pin = g_d.pid > 0 && two_cpus(cpus);
-        for (int i = 0; i < (can_pin ? 3 : 1); i++) {
-            fprintf(stderr, "daemon-bench: ping, %s: %zu round trips each way after %zu "
-                            "warm-up\n", pm[i].name, pings, warm);
-            ping_measure(socket_path, pings, warm, i ? cpus[0] : -1, i == 2 ? cpus[1] : cpus[0],
-                         g_d.pid, &pm[i].base, &pm[i].client, &pm[i].dmn);
-            pm[i].ran = true;
-            pm[i].ratio = (double)pm[i].dmn.p50 / (double)pm[i].base.p50;
-        }
-        ping_judged_pinned = can_pin;
-        for (int i = can_pin ? 1 : 0; i < (can_pin ? 3 : 1); i++)
-            ping_ok = ping_ok && pm[i].ratio <= TARGET_PING_RATIO;
-    }
-
-    struct {
-        int backend;
-        uint64_t n;
-    } jobs_cfg[] = {{HY_BACKEND_SERIAL, 1000}, {HY_BACKEND_NATIVE, 1000},
-                    {HY_BACKEND_SERIAL, 100000}, {HY_BACKEND_NATIVE, 100000}};
-    enum { NJOBS = sizeof jobs_cfg / sizeof jobs_cfg[0] };
-    jobs_run jobs[NJOBS];
-    memset(jobs, 0, sizeof jobs);
-    if (do_jobs) {
+    ping_all(&o, &r);
+    if (r.do_jobs) {
         for (unsigned i = 0; i < NJOBS; i++) {
-            jobs[i] = (jobs_run){.path = socket_path, .backend = jobs_cfg[i].backend,
-                                 .n = jobs_cfg[i].n, .clients = clients, .window = window,
-                                 .seconds = seconds, .warm_s = 0.5};
+            r.jobs[i] = (jobs_run){.path = r.socket_path, .backend = jobs_cfg[i].backend,
+                                   .n = jobs_cfg[i].n, .clients = o.clients,
+                                   .window = o.window, .seconds = o.seconds, .warm_s = 0.5};
             fprintf(stderr, "daemon-bench: pi jobs: %s, n %llu, %u clients x %u in flight\n",
-                    hy_backend_name(jobs[i].backend), (unsigned long long)jobs[i].n, clients,
-                    window);
-            jobs_measure(&jobs[i]);
+                    hy_backend_name(r.jobs[i].backend), (unsigned long long)r.jobs[i].n,
+                    o.clients, o.window);
+            jobs_measure(&r.jobs[i]);
         }
     }
-
-    sort_out so = {0};
-    if (do_sort) {
-        fprintf(stderr, "daemon-bench: sort: %zu f32 (%.0f MB), %u runs each way\n", sort_n,
-                (double)sort_n * 4 / 1e6, sort_runs);
-        sort_measure(socket_path, sort_n, sort_runs, &so);
+    if (r.do_sort) {
+        fprintf(stderr, "daemon-bench: sort: %zu f32 (%.0f MB), %u runs each way\n", o.sort_n,
+                (double)o.sort_n * 4 / 1e6, o.sort_runs);
+        sort_measure(r.socket_path, o.sort_n, o.sort_runs, &r.so);
     }
 
-    bool jobs_ok = jobs[0].jobs_per_s >= TARGET_JOBS_PER_S;
-    bool sort_ok = so.ratio <= TARGET_SORT_RATIO;
-    int pid = (int)g_d.pid;
-    bool clean = daemon_stop();
-
-    if (json) {
-        printf("{\n  \"machine\": {\"cpu\": ");
-        json_str(cpu);
-        printf(", \"nproc\": %ld, \"loadavg_at_start\": \"%s\"},\n", nproc, load);
-        printf("  \"daemon\": {\"server\": ");
-        json_str(server);
-        printf(", \"started\": %s, \"pid\": %d, \"clean_exit\": %s},\n",
-               pid > 0 ? "true" : "false", pid, clean ? "true" : "false");
-        printf("  \"pi_kernel\": \"%s\"", hy_host_pi_kernel());
-        if (do_ping) {
-            printf(",\n  \"ping\": {\"round_trips\": %zu, \"target_ratio_p50\": %.2f, "
-                   "\"judged_on\": \"%s\", \"pass\": %s",
-                   pings, TARGET_PING_RATIO, ping_judged_pinned ? "pinned" : "unpinned",
-                   ping_ok ? "true" : "false");
-            for (int i = 0; i < 3; i++) {
-                if (!pm[i].ran)
-                    continue;
-                const lat *b = &pm[i].base, *d = &pm[i].dmn, *cl = &pm[i].client;
-                printf(",\n    \"%s\": {\"socketpair_ns\": {\"p50\": %llu, \"p90\": %llu, "
-                       "\"p99\": %llu, \"min\": %llu, \"max\": %llu},\n"
-                       "      \"ipc_client_vs_echo_ns\": {\"p50\": %llu, \"p90\": %llu, "
-                       "\"p99\": %llu},\n      \"daemon_ns\": "
-                       "{\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"min\": %llu, "
-                       "\"max\": %llu}, \"ratio_p50\": %.3f}",
-                       pm[i].key, (unsigned long long)b->p50, (unsigned long long)b->p90,
-                       (unsigned long long)b->p99, (unsigned long long)b->min,
-                       (unsigned long long)b->max, (unsigned long long)cl->p50,
-                       (unsigned long long)cl->p90, (unsigned long long)cl->p99,
-                       (unsigned long long)d->p50,
-                       (unsigned long long)d->p90, (unsigned long long)d->p99,
-                       (unsigned long long)d->min, (unsigned long long)d->max, pm[i].ratio);
-            }
-            printf("}");
-        }
-        if (do_jobs) {
-            printf(",\n  \"jobs\": {\"clients\": %u, \"window\": %u, \"seconds\": %.2f, "
-                   "\"target_jobs_per_s\": %.0f, \"pass\": %s, \"runs\": [",
-                   clients, window, seconds, TARGET_JOBS_PER_S, jobs_ok ? "true" : "false");
-            for (unsigned i = 0; i < NJOBS; i++)
-                printf("%s\n    {\"backend\": \"%s\", \"threads\": 1, \"n\": %llu, "
-                       "\"jobs_per_s\": %.0f, \"counted\": %llu, \"completed\": %llu, "
-                       "\"checked\": %llu}",
-                       i ? "," : "", hy_backend_name(jobs[i].backend),
-                       (unsigned long long)jobs[i].n, jobs[i].jobs_per_s,
-                       (unsigned long long)jobs[i].counted,
-                       (unsigned long long)jobs[i].completed,
-                       (unsigned long long)jobs[i].checked);
-            printf("]}");
-        }
-        if (do_sort)
-            printf(",\n  \"sort\": {\"n\": %zu, \"dtype\": \"f32\", \"backend\": \"native\", "
-                   "\"threads\": %u, \"runs\": %u,\n"
-                   "    \"in_process_ns\": {\"median\": %llu, \"min\": %llu, \"max\": %llu},\n"
-                   "    \"daemon_wall_ns\": {\"median\": %llu, \"min\": %llu, \"max\": %llu},\n"
-                   "    \"daemon_row_median_ns\": {\"median\": %llu, \"min\": %llu, "
-                   "\"max\": %llu},\n"
-                   "    \"ratio\": %.4f, \"target\": %.2f, \"pass\": %s}",
-                   so.n, so.threads, so.runs, (unsigned long long)so.local_med,
-                   (unsigned long long)so.local_min, (unsigned long long)so.local_max,
-                   (unsigned long long)so.daemon_med, (unsigned long long)so.daemon_min,
-                   (unsigned long long)so.daemon_max, (unsigned long long)so.row_med,
-                   (unsigned long long)so.row_min, (unsigned long long)so.row_max, so.ratio,
-                   TARGET_SORT_RATIO, sort_ok ? "true" : "false");
-        printf("\n}\n");
-    } else {
-        printf("daemon-bench: hybridd's overheads against baselines measured in the same run\n");
-        printf("machine: %s, %ld CPUs online; load average at start %s\n", cpu, nproc, load);
-        printf("daemon:  %s%s%s; pi kernel %s\n", server[0] ? server : "(no name)",
-               pid > 0 ? ", started by this run" : ", at ", pid > 0 ? "" : socket_path,
-               hy_host_pi_kernel());
-        if (do_ping) {
-            char title[64];
-            snprintf(title, sizeof title, "(a) PING round trip, %zu each way", pings);
-            printf("\n%-42s%10s%10s%10s%11s\n", title, "p50 us", "p90 us", "p99 us",
-                   "p50 ratio");
-            for (int i = 0; i < 3; i++) {
-                if (!pm[i].ran)
-                    continue;
-                const lat *b = &pm[i].base, *d = &pm[i].dmn;
-                printf("    %s\n", pm[i].name);
-                printf("      %-36s%10.1f%10.1f%10.1f\n", "socketpair ping-pong, 40 bytes",
-                       b->p50 / 1e3, b->p90 / 1e3, b->p99 / 1e3);
-                printf("      %-36s%10.1f%10.1f%10.1f%11.2f\n", "  the same, through our ipc client",
-                       pm[i].client.p50 / 1e3, pm[i].client.p90 / 1e3, pm[i].client.p99 / 1e3,
-                       (double)pm[i].client.p50 / (double)b->p50);
-                printf("      %-36s%10.1f%10.1f%10.1f%11.2f\n", "PING -> PONG through hybridd",
-                       d->p50 / 1e3, d->p90 / 1e3, d->p99 / 1e3, pm[i].ratio);
-            }
-            printf("    target: p50 ratio <= %.2f%s: %s\n", TARGET_PING_RATIO,
-                   ping_judged_pinned ? " in both pinned placements" : "",
-                   ping_ok ? "PASS" : "MISS");
-            printf("    the daemon's own share, p50 over the ipc client against the echo child:");
-            for (int i = 0; i < 3; i++)
-                if (pm[i].ran)
-                    printf(" %s %.2f%s", pm[i].key,
-                           (double)pm[i].dmn.p50 / (double)pm[i].client.p50,
-                           i < 2 && pm[i + 1].ran ? "," : "");
-            printf("\n");
-        }
-        if (do_jobs) {
-            printf("\n(b) pi jobs, %u clients x %u in flight, %.1f s counted after 0.5 s\n",
-                   clients, window, seconds);
-            printf("    backend  threads          n     jobs/s   checked\n");
-            for (unsigned i = 0; i < NJOBS; i++)
-                printf("    %-7s  %7u  %9llu  %9.0f  %8llu%s\n", hy_backend_name(jobs[i].backend),
-                       1u, (unsigned long long)jobs[i].n, jobs[i].jobs_per_s,
-                       (unsigned long long)jobs[i].checked,
-                       i == 0 ? (jobs_ok ? "   target >= 20000: PASS"
-                                         : "   target >= 20000: MISS")
-                              : "");
-        }
-        if (do_sort) {
-            printf("\n(c) sort %zu f32 in a memfd, native, %u threads, %u runs each after a "
-                   "warm-up\n", so.n, so.threads, so.runs);
-            printf("%-42s%10s%10s%10s\n", "", "median ms", "min ms", "max ms");
-            printf("    %-38s%10.1f%10.1f%10.1f\n", "in-process hy_host_sort",
-                   so.local_med / 1e6, so.local_min / 1e6, so.local_max / 1e6);
-            printf("    %-38s%10.1f%10.1f%10.1f\n", "through hybridd, client wall",
-                   so.daemon_med / 1e6, so.daemon_min / 1e6, so.daemon_max / 1e6);
-            printf("    %-38s%10.1f%10.1f%10.1f\n", "hybridd's own measurement (median_ns)",
-                   so.row_med / 1e6, so.row_min / 1e6, so.row_max / 1e6);
-            printf("    ratio of medians %.3f, target <= %.2f: %s\n", so.ratio,
-                   TARGET_SORT_RATIO, sort_ok ? "PASS" : "MISS");
-        }
-        if (!clean)
-            printf("\nhybridd did not exit cleanly after SIGTERM (see stderr)\n");
-    }
-    return clean ? 0 : 1;
+    r.jobs_ok = r.jobs[0].jobs_per_s >= TARGET_JOBS_PER_S;
+    r.sort_ok = r.so.ratio <= TARGET_SORT_RATIO;
+    r.pid = (int)g_d.pid;
+    r.clean = daemon_stop();
+    if (o.json)
+        print_json(&o, &r);
+    else
+        print_text(&o, &r);
+    return r.clean ? 0 : 1;
 }

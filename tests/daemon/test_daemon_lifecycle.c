@@ -175,9 +175,17 @@ Test(daemon_lifecycle, sigterm_drains_running_jobs_and_cancels_queued_ones)
     suite_start(&k);
     hyt_client *c = suite_client();
     /* About two seconds of work: running when SIGTERM comes, done well within the drain.
-     * Sanitizer builds (scripts/sanitize.sh sets HYBRIDD_SANITIZER) compute pi 4 to 20 times
-     * slower: a tenth of the samples keeps the same seconds. */
-    const uint64_t n = getenv("HYBRIDD_SANITIZER") ? 400000000ull : 4000000000ull;
+     * How fast pi runs depends on the build (ASan slows it up to 20 times, TSan hardly at
+     * all) and the machine, so the job is sized from a measured one, not guessed. */
+    const uint64_t probe = 100000000ull;
+    hy_msg_submit ps = hyt_pi(HY_BACKEND_NATIVE, 2, probe, 31);
+    hyt_job p;
+    suite_run_ok(c, &ps, NULL, 0, &p, "the sizing job");
+    cr_assert(p.nrows == 1 && p.rows[0].median_ns > 0);
+    double per_sample_ns = (double)p.rows[0].median_ns / (double)probe;
+    hyt_job_release(c, &p);
+    uint64_t n = (uint64_t)(2e9 / per_sample_ns);
+    n = n < probe ? probe : n > 40000000000ull ? 40000000000ull : n;
     hy_msg_submit s = hyt_pi(HY_BACKEND_NATIVE, 2, n, 31);
     hyt_job a, b;
     cr_assert_eq(hyt_submit(c, &s, NULL, 0, &a), 0);

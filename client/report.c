@@ -895,6 +895,41 @@ static void svg_series(FILE *f, const hc_compare *c, const hc_derived *d, const 
             *ly + 4, se->name);
 }
 
+static bool has_style(int backend)
+{
+    if (backend == HY_BACKEND_OPENCL) /* its own horizontal line, svg_opencl */
+        return true;
+    for (size_t s = 0; s < sizeof cpu_series / sizeof *cpu_series; s++)
+        if (cpu_series[s].backend == backend)
+            return true;
+    return false;
+}
+
+/* Rows of a backend with no style in cpu_series (one added to the table after this chart
+ * was drawn up, or one a newer daemon runs) still get a line and a legend entry, named from
+ * the backend table, in a spare colour: one series per such backend, in order of first row. */
+static void svg_other_series(FILE *f, const hc_compare *c, const hc_derived *d,
+                             const struct axes *a, unsigned *order, double *ly)
+{
+    static const char *const spare[] = {"#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
+    unsigned used = 0;
+    for (unsigned i = 0; i < c->nrows; i++) {
+        int b = c->rows[i].backend;
+        bool seen = has_style(b);
+        for (unsigned j = 0; j < i && !seen; j++)
+            seen = c->rows[j].backend == b;
+        if (seen)
+            continue;
+        char name[32];
+        snprintf(name, sizeof name, "%s", hy_backend_name(b) ? hy_backend_name(b) : "");
+        if (!name[0])
+            snprintf(name, sizeof name, "backend %d", b);
+        struct series se = {name, spare[used++ % (sizeof spare / sizeof *spare)], b, -1, false,
+                            0, NULL};
+        svg_series(f, c, d, a, &se, order, ly);
+    }
+}
+
 /* An opencl row has no thread count of ours: a horizontal line at its speed-up, labelled with
  * its device, and a legend entry below *ly. */
 static void svg_opencl(FILE *f, const hc_derived *dr, const struct axes *a, double *ly)
@@ -933,6 +968,7 @@ static int svg_write(FILE *f, const hc_compare *c)
     svg_frame(f, &a, &ly);
     for (size_t s = 0; s < sizeof cpu_series / sizeof *cpu_series; s++)
         svg_series(f, c, d, &a, &cpu_series[s], order, &ly);
+    svg_other_series(f, c, d, &a, order, &ly);
     for (unsigned i = 0; i < c->nrows; i++)
         if (c->rows[i].backend == HY_BACKEND_OPENCL && isfinite(d[i].speedup))
             svg_opencl(f, &d[i], &a, &ly);
@@ -1138,11 +1174,6 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
 
 /* ---- STATUS and DEVICES ---- */
 
-/* STATUS's per-backend arrays, indexed by hy_backend - 1. */
-#define NBACKENDS 5
-static const char *const backend_keys[NBACKENDS] = {"serial", "native", "locked", "opencl",
-                                                    "process"};
-
 int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
 {
     c_numbers l;
@@ -1163,9 +1194,10 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
                 s->jobs_queued, s->jobs_running, s->jobs_done, s->jobs_failed,
                 s->jobs_cancelled);
         fputs(",\"backends\":{", f);
-        for (int b = 0; b < NBACKENDS; b++)
+        /* STATUS's per-backend arrays are indexed by hy_backend - 1. */
+        for (int b = 0; b < HY_BACKEND_COUNT; b++)
             fprintf(f, "%s\"%s\":{\"jobs\":%" PRIu64 ",\"busy_ns\":%" PRIu64 "}", b ? "," : "",
-                    backend_keys[b], s->backend_jobs[b], s->backend_busy_ns[b]);
+                    hy_backend_name(b + 1), s->backend_jobs[b], s->backend_busy_ns[b]);
         fputc('}', f);
         json_u64(f, "devices", s->devices);
         json_u64(f, "devices_usable", s->devices_usable);
@@ -1180,9 +1212,9 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
                    " failed, %" PRIu64 " cancelled\n",
                 s->jobs_queued, s->jobs_running, s->jobs_done, s->jobs_failed,
                 s->jobs_cancelled);
-        for (int b = 0; b < NBACKENDS; b++) {
+        for (int b = 0; b < HY_BACKEND_COUNT; b++) {
             fmt_busy(busy, sizeof busy, s->backend_busy_ns[b]);
-            fprintf(f, "  %-7s %8" PRIu64 " run%s  busy %s\n", backend_keys[b],
+            fprintf(f, "  %-7s %8" PRIu64 " run%s  busy %s\n", hy_backend_name(b + 1),
                     s->backend_jobs[b], s->backend_jobs[b] == 1 ? " " : "s", busy);
         }
         fprintf(f, "OpenCL devices: %u usable of %u found\n", s->devices_usable, s->devices);

@@ -98,24 +98,58 @@ uint64_t hy_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static const char *const backend_names[] = {NULL, "serial", "native", "locked", "opencl",
-                                             "process"};
+/* The backends: the one list every module and client names them from. */
+static const struct {
+    const char *name, *about;
+} backends[HY_BACKEND_COUNT + 1] = {
+    [HY_BACKEND_SERIAL] = {"serial", "one thread: the baseline every speed-up is measured against"},
+    [HY_BACKEND_NATIVE] = {"native", "threads with no global lock (numba nogil=True, C extensions)"},
+    [HY_BACKEND_LOCKED] = {"locked", "threads under one runtime-wide lock, a model of CPython's GIL"},
+    [HY_BACKEND_OPENCL] = {"opencl", "kernels on an OpenCL device, a GPU or the CPU through PoCL"},
+    [HY_BACKEND_PROCESS] = {"process", "single-threaded worker processes, like multiprocessing.Pool"},
+};
+_Static_assert(HY_BACKEND_PROCESS == HY_BACKEND_COUNT, "the last backend is the count");
 
 const char *hy_backend_name(int backend)
 {
-    if (backend < HY_BACKEND_SERIAL || backend > HY_BACKEND_PROCESS)
+    if (backend < 1 || backend > HY_BACKEND_COUNT)
         return NULL;
-    return backend_names[backend];
+    return backends[backend].name;
+}
+
+const char *hy_backend_about(int backend)
+{
+    if (backend < 1 || backend > HY_BACKEND_COUNT)
+        return NULL;
+    return backends[backend].about;
 }
 
 int hy_backend_parse(const char *s)
 {
     if (!s)
         return 0;
-    for (int b = HY_BACKEND_SERIAL; b <= HY_BACKEND_PROCESS; b++)
-        if (strcmp(s, backend_names[b]) == 0)
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++)
+        if (strcmp(s, backends[b].name) == 0)
             return b;
     return 0;
+}
+
+const char *hy_backend_values(char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++) {
+        const char *sep = b == 1 ? "" : b == HY_BACKEND_COUNT ? " or " : ", ";
+        int w = snprintf(buf + at, len - at, "%s%s (%d)", sep, backends[b].name, b);
+        if (w < 0 || (size_t)w >= len - at) {
+            buf[at] = '\0'; /* too small: whole entries only, never half a name */
+            break;
+        }
+        at += (size_t)w;
+    }
+    return buf;
 }
 
 const char *hy_mode_name(int mode)

@@ -70,6 +70,12 @@ typedef enum hy_backend {
     HY_BACKEND_OPENCL = 4, /* kernels on an OpenCL device */
     HY_BACKEND_PROCESS = 5, /* single-threaded worker processes (Python's multiprocessing) */
 } hy_backend;
+/* How many backends there are: they are numbered 1..HY_BACKEND_COUNT, with no gaps. The wire
+ * (SUBMIT's range check and mask, STATUS's per-backend counters), the daemon's tables and
+ * every client list follow this count and the names table behind hy_backend_name. */
+#define HY_BACKEND_COUNT 5
+/* Every backend's bit in a compare's `backends` mask (bit b for backend b). */
+#define HY_BACKEND_MASK_ALL (((1u << (HY_BACKEND_COUNT + 1)) - 1) & ~1u)
 
 /* How the process backend moves a sort's parts. Values are part of the wire format. */
 typedef enum hy_transport {
@@ -91,7 +97,12 @@ typedef enum hy_nogil {
 } hy_nogil;
 
 const char *hy_backend_name(int backend); /* "serial", ... or NULL */
+const char *hy_backend_about(int backend); /* what it is, in one line, or NULL */
 int hy_backend_parse(const char *s);      /* the backend, or 0 */
+/* Writes "serial (1), native (2), ... or process (5)" into buf, for sentences naming the
+ * valid values; returns buf. HY_BACKEND_VALUES_MAX bytes always hold it. */
+#define HY_BACKEND_VALUES_MAX (HY_BACKEND_COUNT * 24)
+const char *hy_backend_values(char *buf, size_t len);
 const char *hy_mode_name(int mode);       /* "split", "replicate" or NULL */
 const char *hy_transport_name(int transport); /* "pipe", "shm" or NULL */
 int hy_transport_parse(const char *s);         /* the transport, or 0 */

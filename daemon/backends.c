@@ -8,6 +8,7 @@ static const hy_backend_ops *const table[] = {
     &hy_backend_opencl,
 };
 #define NTABLE (sizeof table / sizeof table[0])
+_Static_assert(NTABLE == HY_BACKEND_COUNT, "an object for every backend named in common/");
 
 const hy_backend_ops *hy_backend_get(int id)
 {

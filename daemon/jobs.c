@@ -131,7 +131,7 @@ static void execute(struct hy_sched *s, hy_job *j)
     j->rc = 0;
     for (unsigned r = 0; r < nplan && j->rc == 0; r++) {
         const hy_row_spec *p = &plan[r];
-        HY_ASSERT(p->backend >= 1 && p->backend <= HY_SCHED_NBACKENDS);
+        HY_ASSERT(p->backend >= 1 && p->backend <= HY_BACKEND_COUNT);
         atomic_store(&j->row, r);
         uint64_t busy = 0;
         j->rc = hy_runner_run(&s->e, sp, p, &io, &j->rows[r], &busy, &j->err);
@@ -226,7 +226,7 @@ static void *exec_main(void *arg)
         j->state = HY_JOB_FINISHED;
         x->current = NULL;
         s->stats.running--;
-        for (unsigned b = 0; b < HY_SCHED_NBACKENDS; b++) {
+        for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
             s->stats.busy_ns[b] += j->busy_ns[b];
             s->stats.configs[b] += j->configs[b];
         }

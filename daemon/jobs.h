@@ -24,8 +24,7 @@ enum hy_cancel_reason {
     HY_CANCEL_SHUTDOWN = 4,   /* the daemon is stopping */
 };
 
-#define HY_SCHED_NBACKENDS 5 /* per-backend counters, index = hy_backend - 1 */
-_Static_assert(HY_SCHED_NBACKENDS == HY_BACKEND_PROCESS, "a counter per backend");
+/* Per-backend counters are indexed hy_backend - 1, HY_BACKEND_COUNT of them. */
 
 struct hy_client;
 
@@ -64,8 +63,8 @@ typedef struct hy_job {
     hy_error err;
     hy_result_row *rows;
     unsigned nrows;
-    uint64_t busy_ns[HY_SCHED_NBACKENDS];
-    uint64_t configs[HY_SCHED_NBACKENDS];
+    uint64_t busy_ns[HY_BACKEND_COUNT];
+    uint64_t configs[HY_BACKEND_COUNT];
 } hy_job;
 
 typedef struct hy_sched hy_sched;
@@ -101,8 +100,8 @@ void hy_sched_foreach_running(hy_sched *s, void (*fn)(hy_job *job, void *ctx), v
 
 typedef struct hy_sched_stats {
     uint64_t queued, running;
-    uint64_t configs[HY_SCHED_NBACKENDS]; /* configurations run, per backend */
-    uint64_t busy_ns[HY_SCHED_NBACKENDS]; /* wall time spent running, per backend */
+    uint64_t configs[HY_BACKEND_COUNT]; /* configurations run, per backend */
+    uint64_t busy_ns[HY_BACKEND_COUNT]; /* wall time spent running, per backend */
 } hy_sched_stats;
 void hy_sched_get_stats(hy_sched *s, hy_sched_stats *st);
 

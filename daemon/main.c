@@ -25,16 +25,6 @@
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
-/* What each backend is, for --help; the list itself is the one every module shares
- * (hy_backend_name), so a backend added there shows here even before it has a line. */
-static const char *const backend_help[] = {
-    [HY_BACKEND_SERIAL] = "one thread: the baseline every speed-up is measured against",
-    [HY_BACKEND_NATIVE] = "threads with no global lock (numba nogil=True, C extensions)",
-    [HY_BACKEND_LOCKED] = "threads under one runtime-wide lock, a model of CPython's GIL",
-    [HY_BACKEND_OPENCL] = "kernels on an OpenCL device, a GPU or the CPU through PoCL",
-    [HY_BACKEND_PROCESS] = "single-threaded worker processes, like multiprocessing.Pool",
-};
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -44,11 +34,8 @@ static void usage(FILE *f)
             "hybridd owns this machine's OpenCL devices and CPU thread pools and runs pi and sort\n"
             "jobs for local users over a Unix socket, under these backends (hybridctl, its\n"
             "client, names them with --backend):\n");
-    for (int b = 1; hy_backend_name(b); b++) {
-        const char *what = (size_t)b < sizeof backend_help / sizeof backend_help[0]
-                               ? backend_help[b] : NULL;
-        fprintf(f, "  %-8s %s\n", hy_backend_name(b), what ? what : "");
-    }
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++)
+        fprintf(f, "  %-8s %s\n", hy_backend_name(b), hy_backend_about(b));
     fprintf(f,
             "\n"
             "  -c, --config FILE   read FILE (libconfig; see hybridd.conf(5)) over the defaults\n"

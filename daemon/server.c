@@ -477,7 +477,7 @@ static void on_status(struct server *s, struct hy_client *c, uint64_t req)
     r->jobs_cancelled = s->jobs_cancelled;
     r->devices = s->env.ndevices;
     r->devices_usable = s->env.nowned;
-    for (unsigned b = 0; b < HY_SCHED_NBACKENDS; b++) {
+    for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
         r->backend_jobs[b] = st.configs[b];
         r->backend_busy_ns[b] = st.busy_ns[b];
     }

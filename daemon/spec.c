@@ -2,18 +2,14 @@
  * the backend table, in backends.c). */
 #include "spec.h"
 
-#define ALL_BACKENDS ((1u << HY_BACKEND_SERIAL) | (1u << HY_BACKEND_NATIVE) | \
-                      (1u << HY_BACKEND_LOCKED) | (1u << HY_BACKEND_OPENCL) |  \
-                      (1u << HY_BACKEND_PROCESS))
-
 static const hy_kind kinds[] = {
-    {HY_JOB_PI, "pi", HY_JOB_PI, false, false, "samples", "limits.samples", ALL_BACKENDS, 1},
+    {HY_JOB_PI, "pi", HY_JOB_PI, false, false, "samples", "limits.samples", HY_BACKEND_MASK_ALL, 1},
     {HY_JOB_SORT, "sort", HY_JOB_SORT, false, true, "elements", "limits.sort_elements",
-     ALL_BACKENDS, 1},
+     HY_BACKEND_MASK_ALL, 1},
     {HY_JOB_COMPARE_PI, "compare pi", HY_JOB_PI, true, false, "samples", "limits.samples",
-     ALL_BACKENDS, 5},
+     HY_BACKEND_MASK_ALL, 5},
     {HY_JOB_COMPARE_SORT, "compare sort", HY_JOB_SORT, true, true, "elements",
-     "limits.sort_elements", ALL_BACKENDS, 5},
+     "limits.sort_elements", HY_BACKEND_MASK_ALL, 5},
 };
 
 const hy_kind *hy_kind_get(int kind)

@@ -287,16 +287,17 @@ typedef struct hy_msg_cancel {
 
 /* STATUS and DEVICES requests carry nothing but their body_size. */
 
-/* The daemon's state. The per-backend arrays are indexed by hy_backend - 1 (serial, native,
- * locked, opencl, process) and count every configuration run: a compare counts on each
- * backend it used. */
+/* The daemon's state. The per-backend arrays are indexed by hy_backend - 1 and count every
+ * configuration run: a compare counts on each backend it used. On the wire the first four
+ * backends' counters sit in the first layout; each later one appends its pair (docs/protocol.md),
+ * so an older peer's reply decodes with the later counters 0. */
 typedef struct hy_msg_status_reply {
     uint32_t clients;
     uint64_t uptime_ns, jobs_queued, jobs_running, jobs_done, jobs_failed, jobs_cancelled;
     uint32_t devices, devices_usable;
-    uint64_t backend_jobs[5];    /* configurations finished on each backend */
-    uint64_t backend_busy_ns[5]; /* wall time spent running on each backend */
-    hy_str version;              /* <= HY_IPC_NAME_MAX bytes */
+    uint64_t backend_jobs[HY_BACKEND_COUNT];    /* configurations finished on each backend */
+    uint64_t backend_busy_ns[HY_BACKEND_COUNT]; /* wall time spent running on each backend */
+    hy_str version; /* <= HY_IPC_NAME_MAX bytes */
 } hy_msg_status_reply;
 
 /* One OpenCL device. Its text fields are NUL-padded on the wire and NUL-terminated here;

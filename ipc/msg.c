@@ -31,6 +31,9 @@ typedef struct field {
     uint16_t n;     /* F_TEXT: width on the wire */
     uint32_t mem;   /* offsetof the struct member */
     uint32_t since; /* the body or record size that appended it; 0: the first layout */
+    /* An array member's run of elements: `count` values (0 means 1), each `step` bytes
+     * after the last on the wire and, when `since` is set, appended `step` bytes later. */
+    uint16_t count, step;
 } field;
 
 /* The walkers copy WIDTH(kind) bytes per value to and from the member: a member of another
@@ -38,11 +41,18 @@ typedef struct field {
 #define CHECKED(ok) (0 * sizeof(char[(ok) ? 1 : -1]))
 #define MSIZE(T, m) sizeof(((T *)0)->m)
 #define FX(T, m, off, k, n, ok, since) \
-    {#m, off, k, n, (uint32_t)(offsetof(T, m) + CHECKED(ok)), since}
+    {#m, off, k, n, (uint32_t)(offsetof(T, m) + CHECKED(ok)), since, 0, 0}
 #define F(T, m, off, k) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), 0)
 #define FSINCE(T, m, off, k, since) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), since)
 #define TEXT(T, m, off, n, since) FX(T, m, off, F_TEXT, n, MSIZE(T, m) == (n) + 1u, since)
-#define STRIDE(name, off) {name, off, F_STRIDE, 1, 0, 0}
+#define STRIDE(name, off) {name, off, F_STRIDE, 1, 0, 0, 0, 0}
+/* Elements first .. first + count - 1 of array member m, the first at `off`. */
+#define FARRAY(T, m, first, cnt, off, stp, k, since)                                        \
+    {#m, off, k, 1,                                                                         \
+     (uint32_t)(offsetof(T, m[first]) +                                                     \
+                CHECKED(MSIZE(T, m[0]) == WIDTH(k) &&                                       \
+                        (first) + (cnt) <= MSIZE(T, m) / MSIZE(T, m[0]))),                  \
+     since, cnt, stp}
 #define NF(a) (unsigned)(sizeof a / sizeof a[0])
 /* Parts of an item's initializer: its count member (with its width); the u16 dtype member
  * that sizes its elements; the u32 member and value it is present for. */
@@ -215,14 +225,15 @@ static const field status_f[] = {
     F(T, jobs_done, 32, F_U64),      F(T, jobs_failed, 40, F_U64),
     F(T, jobs_cancelled, 48, F_U64), F(T, devices, 56, F_U32),
     F(T, devices_usable, 60, F_U32),
-    /* serial, native, locked, opencl; process's counters came later, after version.len */
-    F(T, backend_jobs[0], 64, F_U64),    F(T, backend_jobs[1], 72, F_U64),
-    F(T, backend_jobs[2], 80, F_U64),    F(T, backend_jobs[3], 88, F_U64),
-    F(T, backend_busy_ns[0], 96, F_U64), F(T, backend_busy_ns[1], 104, F_U64),
-    F(T, backend_busy_ns[2], 112, F_U64), F(T, backend_busy_ns[3], 120, F_U64),
+    /* The first four backends' counters (serial, native, locked, opencl); each later
+     * backend appended its pair after version.len, so the body grows by 16 with each. */
+    FARRAY(T, backend_jobs, 0, 4, 64, 8, F_U64, 0),
+    FARRAY(T, backend_busy_ns, 0, 4, 96, 8, F_U64, 0),
     F(T, version.len, 128, F_U32),
-    FSINCE(T, backend_jobs[4], 136, F_U64, 152), FSINCE(T, backend_busy_ns[4], 144, F_U64, 152),
+    FARRAY(T, backend_jobs, 4, HY_BACKEND_COUNT - 4, 136, 16, F_U64, 152),
+    FARRAY(T, backend_busy_ns, 4, HY_BACKEND_COUNT - 4, 144, 16, F_U64, 152),
 };
+#define STATUS_BODY (136 + 16 * (HY_BACKEND_COUNT - 4))
 static const item status_i[] = {
     {.name = "version", .count = "version length", .kind = I_STR, COUNT(T, version.len),
      .max = HY_IPC_NAME_MAX, .mem = offsetof(T, version)},
@@ -273,7 +284,7 @@ static const mdesc types[] = {
     [HY_MSG_ERROR] = {"ERROR", 24, 24, FIELDS(error_f), FIELDS(error_i), check_error, false},
     [HY_MSG_CANCEL] = {"CANCEL", 16, 16, FIELDS(cancel_f), NULL, 0, NULL, false},
     [HY_MSG_STATUS] = {"STATUS", 8, 8, NULL, 0, NULL, 0, NULL, false},
-    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", 152, 136, FIELDS(status_f), FIELDS(status_i),
+    [HY_MSG_STATUS_REPLY] = {"STATUS_REPLY", STATUS_BODY, 136, FIELDS(status_f), FIELDS(status_i),
                              NULL, false},
     [HY_MSG_DEVICES] = {"DEVICES", 8, 8, NULL, 0, NULL, 0, NULL, false},
     [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 32, 32, FIELDS(devices_f), FIELDS(devices_i),
@@ -330,29 +341,64 @@ static void pset(uint8_t *x, size_t off, const void *p)
     memcpy(x + off, &p, sizeof p);
 }
 
+/* Writes one value of field f from member m to wire w. */
+static void put_value(const field *f, const uint8_t *m, uint8_t *w, uint32_t stride)
+{
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (f->kind) {
+    case F_U16: memcpy(&v16, m, 2); put16(w, v16); break;
+    case F_U32: memcpy(&v32, m, 4); put32(w, v32); break;
+    case F_U64:
+    case F_F64: memcpy(&v64, m, 8); put64(w, v64); break; /* an f64 as its bits */
+    case F_STRIDE: put32(w, stride); break;
+    case F_TEXT:
+        /* The member holds one byte more than the wire for the NUL; longer is cut. */
+        for (size_t j = 0; j < f->n && m[j]; j++)
+            w[j] = m[j];
+        break;
+    }
+}
+
 /* Writes fixed fields from struct x to wire p (zeroed: reserved words, padding and the
  * tails of text fields stay 0). `stride` is what an F_STRIDE field says. */
 static void put_fields(const field *f, unsigned nf, const uint8_t *x, uint8_t *p,
                        uint32_t stride)
 {
     for (unsigned i = 0; i < nf; i++) {
-        const uint8_t *m = x + f[i].mem;
-        uint8_t *w = p + f[i].wire;
-        uint16_t v16;
-        uint32_t v32;
-        uint64_t v64;
-        switch (f[i].kind) {
-        case F_U16: memcpy(&v16, m, 2); put16(w, v16); break;
-        case F_U32: memcpy(&v32, m, 4); put32(w, v32); break;
-        case F_U64:
-        case F_F64: memcpy(&v64, m, 8); put64(w, v64); break; /* an f64 as its bits */
-        case F_STRIDE: put32(w, stride); break;
-        case F_TEXT:
-            /* The member holds one byte more than the wire for the NUL; longer is cut. */
-            for (size_t j = 0; j < f[i].n && m[j]; j++)
-                w[j] = m[j];
-            break;
-        }
+        unsigned reps = f[i].count ? f[i].count : 1;
+        for (unsigned k = 0; k < reps; k++)
+            put_value(&f[i], x + f[i].mem + k * WIDTH(f[i].kind), p + f[i].wire + k * f[i].step,
+                      stride);
+    }
+}
+
+/* Reads one value of field f from wire w into member m; `in` says whether the sender's
+ * layout has it (else it reads as 0, or as empty text). */
+static void get_value(const field *f, const uint8_t *w, bool in, uint8_t *m, uint32_t *stride,
+                      const char **stride_name)
+{
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    size_t n = 0;
+    switch (f->kind) {
+    case F_U16: v16 = in ? get16(w) : 0; memcpy(m, &v16, 2); break;
+    case F_U32: v32 = in ? get32(w) : 0; memcpy(m, &v32, 4); break;
+    case F_U64:
+    case F_F64: v64 = in ? get64(w) : 0; memcpy(m, &v64, 8); break;
+    case F_STRIDE:
+        *stride = get32(w);
+        *stride_name = f->name;
+        break;
+    case F_TEXT:
+        /* Stops at the first NUL: bytes after it are padding, whatever they hold. */
+        while (in && n < f->n && w[n])
+            n++;
+        memcpy(m, w, n);
+        m[n] = 0;
+        break;
     }
 }
 
@@ -363,29 +409,11 @@ static void get_fields(const field *f, unsigned nf, const uint8_t *p, uint32_t h
                        uint8_t *x, uint32_t *stride, const char **stride_name)
 {
     for (unsigned i = 0; i < nf; i++) {
-        const uint8_t *w = p + f[i].wire;
-        uint8_t *m = x + f[i].mem;
-        bool in = have >= f[i].since;
-        uint16_t v16;
-        uint32_t v32;
-        uint64_t v64;
-        size_t n = 0;
-        switch (f[i].kind) {
-        case F_U16: v16 = in ? get16(w) : 0; memcpy(m, &v16, 2); break;
-        case F_U32: v32 = in ? get32(w) : 0; memcpy(m, &v32, 4); break;
-        case F_U64:
-        case F_F64: v64 = in ? get64(w) : 0; memcpy(m, &v64, 8); break;
-        case F_STRIDE:
-            *stride = get32(w);
-            *stride_name = f[i].name;
-            break;
-        case F_TEXT:
-            /* Stops at the first NUL: bytes after it are padding, whatever they hold. */
-            while (in && n < f[i].n && w[n])
-                n++;
-            memcpy(m, w, n);
-            m[n] = 0;
-            break;
+        unsigned reps = f[i].count ? f[i].count : 1;
+        for (unsigned k = 0; k < reps; k++) {
+            uint32_t since = f[i].since ? f[i].since + k * f[i].step : 0;
+            get_value(&f[i], p + f[i].wire + k * f[i].step, have >= since,
+                      x + f[i].mem + k * WIDTH(f[i].kind), stride, stride_name);
         }
     }
 }
@@ -797,12 +825,14 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
      * job names one backend and one thread count. The other fields are ignored, not
      * checked, so a sender may leave them 0. A thread count of 0, an empty mask or an empty
      * list asks for the daemon's default, which the daemon resolves (ACCEPTED states it). */
-    if (!compare && (x->backend < HY_BACKEND_SERIAL || x->backend > HY_BACKEND_PROCESS))
-        return hy_error_set(err, HY_EBACKEND, "SUBMIT backend %u is not serial (1), native "
-                            "(2), locked (3), opencl (4) or process (5)", x->backend);
-    if (compare && (x->backends & ~0x3Eu))
+    if (!compare && (x->backend < 1 || x->backend > HY_BACKEND_COUNT)) {
+        char values[HY_BACKEND_VALUES_MAX];
+        return hy_error_set(err, HY_EBACKEND, "SUBMIT backend %u is not %s", x->backend,
+                            hy_backend_values(values, sizeof values));
+    }
+    if (compare && (x->backends & ~HY_BACKEND_MASK_ALL))
         return hy_error_set(err, HY_EBACKEND, "SUBMIT compare backends mask 0x%x has bits "
-                            "other than 1..5", x->backends);
+                            "other than 1..%d", x->backends, HY_BACKEND_COUNT);
     if (!compare && x->transport > 2)
         return hy_error_set(err, HY_EINVAL, "SUBMIT transport %u is not default (0), pipe (1) "
                             "or shm (2)", x->transport);

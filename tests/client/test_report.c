@@ -997,6 +997,38 @@ Test(plot, serial_only_and_escaped_text, .init = make_tmpdir, .fini = rm_tmpdir)
     free(svg);
 }
 
+/* A row of a backend the chart has no style for (a newer daemon's, or one added to the
+ * backend table later) is still drawn: its own line and legend entry, named from the table
+ * where this client knows the backend and by number where it does not. */
+Test(plot, unstyled_backend_gets_a_line, .init = make_tmpdir, .fini = rm_tmpdir)
+{
+    static hy_result_row r[5];
+    r[0] = row(HY_BACKEND_SERIAL, 1, 100000000);
+    r[1] = row(HY_BACKEND_COUNT + 1, 1, 50000000);
+    r[2] = row(HY_BACKEND_COUNT + 1, 2, 25000000);
+    r[3] = row(HY_BACKEND_COUNT + 2, 2, 40000000);
+    r[4] = row(HY_BACKEND_NATIVE, 2, 50000000);
+    hc_compare c = make_compare();
+    c.rows = r;
+    c.nrows = 5;
+    char path[128], want[128];
+    snprintf(path, sizeof path, "%s/other.svg", tmpdir);
+    hy_error err = {0};
+    cr_assert_eq(hc_write_plot(path, &c, &err), 0, "%s", err.msg);
+    char *svg = slurp(path);
+    cr_assert(xml_ok(svg), "%s", svg);
+    snprintf(want, sizeof want, ">backend %d</text>", HY_BACKEND_COUNT + 1);
+    cr_assert(strstr(svg, want), "no legend entry %s: %s", want, svg);
+    snprintf(want, sizeof want, "<title>backend %d T=2: 4.00x</title>", HY_BACKEND_COUNT + 1);
+    cr_assert(strstr(svg, want), "no point %s: %s", want, svg);
+    snprintf(want, sizeof want, "<title>backend %d T=2: 2.50x</title>", HY_BACKEND_COUNT + 2);
+    cr_assert(strstr(svg, want), "no point %s: %s", want, svg);
+    /* the first has two points, joined in the first spare colour; styled backends keep theirs */
+    cr_assert(strstr(svg, "<polyline fill=\"none\" stroke=\"#e377c2\""), "%s", svg);
+    cr_assert(strstr(svg, ">native</text>"), "%s", svg);
+    free(svg);
+}
+
 Test(plot, failed_write_leaves_nothing, .init = make_tmpdir, .fini = rm_tmpdir)
 {
     hc_compare c = make_compare();
@@ -1182,7 +1214,13 @@ Test(status, text_and_json)
     CAPTURE(out, hc_print_status(F, &s, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "\"native\":{\"jobs\":7,\"busy_ns\":2500000000}"), "%s", out);
-    cr_assert(strstr(out, ",\"process\":{\"jobs\":3,\"busy_ns\":12500000}}"), "%s", out);
+    cr_assert(strstr(out, ",\"process\":{\"jobs\":3,\"busy_ns\":12500000}"), "%s", out);
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++) { /* every backend of the table, once */
+        char key[32];
+        snprintf(key, sizeof key, "\"%s\":{\"jobs\":", hy_backend_name(b));
+        const char *at = strstr(out, key);
+        cr_assert(at && !strstr(at + 1, key), "%s not there once: %s", key, out);
+    }
     free(out);
 }
 

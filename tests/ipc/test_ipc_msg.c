@@ -185,8 +185,23 @@ Test(msg, backend_and_transport_names)
         cr_expect_eq(hy_backend_parse(backends[b]), b);
     }
     cr_expect_null(hy_backend_name(0));
-    cr_expect_null(hy_backend_name(6));
+    cr_expect_null(hy_backend_name(HY_BACKEND_COUNT + 1));
     cr_expect_eq(hy_backend_parse("processes"), 0);
+    /* The table has no gaps: every backend up to the count has a name, a line saying what it
+     * is, and parses back; the mask holds exactly their bits. */
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++) {
+        cr_expect_not_null(hy_backend_name(b), "backend %d has no name", b);
+        cr_expect_not_null(hy_backend_about(b), "backend %d says not what it is", b);
+        cr_expect_eq(hy_backend_parse(hy_backend_name(b)), b);
+        cr_expect(HY_BACKEND_MASK_ALL >> b & 1, "backend %d is not in the mask", b);
+    }
+    cr_expect_eq(HY_BACKEND_MASK_ALL & 1, 0u);
+    cr_expect_eq(HY_BACKEND_MASK_ALL >> (HY_BACKEND_COUNT + 1), 0u);
+    char values[HY_BACKEND_VALUES_MAX];
+    cr_expect_str_eq(hy_backend_values(values, sizeof values),
+                     "serial (1), native (2), locked (3), opencl (4) or process (5)");
+    char small[12];
+    cr_expect_str_eq(hy_backend_values(small, sizeof small), "serial (1)", "cut whole, ended");
 
     cr_assert_eq(HY_TRANSPORT_PIPE, 1);
     cr_assert_eq(HY_TRANSPORT_SHM, 2);
@@ -1024,12 +1039,18 @@ Test(msg, bad_submit_enums)
     submit_pi();
     patch16(6, 0);
     expect_bad(HY_EBACKEND, 0);
-    patch16(6, 6);
+    patch16(6, HY_BACKEND_COUNT + 1);
     expect_bad(HY_EBACKEND, 0);
-    patch16(6, HY_BACKEND_PROCESS); /* process (5) runs single jobs */
     hy_error err = {0};
-    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
-    cr_assert_eq(m2.u.submit.backend, HY_BACKEND_PROCESS);
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), HY_EBACKEND);
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++) /* the sentence lists what is valid */
+        cr_expect(strstr(err.msg, hy_backend_name(b)), "no %s in: %s", hy_backend_name(b),
+                  err.msg);
+    for (uint16_t b = 1; b <= HY_BACKEND_COUNT; b++) { /* every backend runs single jobs */
+        patch16(6, b);
+        cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+        cr_assert_eq(m2.u.submit.backend, b);
+    }
 
     submit_pi();
     patch16(4, HY_JOB_COMPARE_PI);
@@ -1039,10 +1060,13 @@ Test(msg, bad_submit_enums)
     cr_assert_eq(m2.u.submit.nthreads_list, 0u);
     patch32(48, 1u << 0); /* bit 0 is no backend */
     expect_bad(HY_EBACKEND, 0);
-    patch32(48, 1u << 6);
+    patch32(48, 1u << (HY_BACKEND_COUNT + 1));
     expect_bad(HY_EBACKEND, 0);
-    patch32(48, 1u << 5 | 1u << 6);
+    patch32(48, 1u << HY_BACKEND_COUNT | 1u << (HY_BACKEND_COUNT + 1));
     expect_bad(HY_EBACKEND, 0);
+    patch32(48, HY_BACKEND_MASK_ALL); /* every backend there is */
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.submit.backends, HY_BACKEND_MASK_ALL);
 
     /* A single job's transport: 0 (default), 1 pipe, 2 shm; nothing else. */
     submit_pi();
@@ -1237,7 +1261,8 @@ Test(msg, bad_status_reply)
     m1.type = HY_MSG_STATUS_REPLY;
     m1.u.status = (hy_msg_status_reply){.clients = 1, .version = S("hybridd 1.0")};
     prepare(&m1);
-    cr_assert_eq(bad_len, HY_IPC_HEADER + 152u + 11);
+    /* 136 bytes with the first four backends' counters, and 16 more for each later one */
+    cr_assert_eq(bad_len, HY_IPC_HEADER + 136u + 16 * (HY_BACKEND_COUNT - 4) + 11);
     hy_error err = {0};
     cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
     patch32(128, HY_IPC_NAME_MAX + 1); /* above the limit, whatever the payload holds */
@@ -1524,6 +1549,41 @@ Test(msg, first_layout_status_reply)
  * re-encoded as the current layout; a byte after its 16-byte body refused. A reader of the
  * first layout skips the current layout's appended 16 bytes by body_size, as
  * body_size_larger_is_a_newer_peer shows for every type. */
+/* Each backend past the first four appends its (jobs, busy_ns) pair to STATUS_REPLY's body,
+ * in backend order; a reply whose body stops after some pairs decodes the rest as 0. */
+Test(msg, status_reply_appends_a_pair_per_backend)
+{
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_STATUS_REPLY;
+    for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
+        m1.u.status.backend_jobs[b] = 1000 + b;
+        m1.u.status.backend_busy_ns[b] = 2000 + b;
+    }
+    prepare(&m1);
+    const uint8_t *p = bad + HY_IPC_HEADER;
+    uint32_t body = 136 + 16 * (HY_BACKEND_COUNT - 4);
+    cr_assert_eq(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24, body);
+    for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
+        size_t jobs = b < 4 ? 64 + 8 * b : 136 + 16 * (b - 4), busy = b < 4 ? 96 + 8 * b : jobs + 8;
+        cr_expect_eq(p[jobs], (uint8_t)(1000 + b), "backend %u's jobs not at %zu", b + 1, jobs);
+        cr_expect_eq(p[jobs + 1], (uint8_t)((1000 + b) >> 8));
+        cr_expect_eq(p[busy], (uint8_t)(2000 + b), "backend %u's busy not at %zu", b + 1, busy);
+    }
+    for (unsigned extra = 0; extra <= HY_BACKEND_COUNT - 4; extra++) {
+        prepare(&m1);
+        patch32(0, 136 + 16 * extra);
+        set_payload_len(136 + 16 * extra);
+        hy_error err = {0};
+        cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+        for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
+            bool sent = b < 4 + extra;
+            cr_expect_eq(m2.u.status.backend_jobs[b], sent ? 1000 + b : 0u,
+                         "body %u: backend %u", 136 + 16 * extra, b + 1);
+            cr_expect_eq(m2.u.status.backend_busy_ns[b], sent ? 2000 + b : 0u);
+        }
+    }
+}
+
 Test(msg, first_layout_accepted)
 {
     static uint8_t g[512], out[512];

@@ -328,7 +328,7 @@ typedef struct client {
     /* counts */
     unsigned results, cancelled, cancel_results, cancels_sent, cancel_einval;
     unsigned bad_sent, bad_answered, abandoned, reconnects, accepted, after_fatal;
-    unsigned by_backend[6], pi_jobs, sort_jobs, memfd_jobs;
+    unsigned by_backend[HY_BACKEND_COUNT + 1], pi_jobs, sort_jobs, memfd_jobs;
     uint64_t *lat_ns;
     unsigned nlat;
 } client;
@@ -1199,7 +1199,8 @@ int main(int argc, char **argv)
     unsigned results = 0, cancelled = 0, cancel_results = 0, cancels_sent = 0, cancel_einval = 0;
     unsigned bad_sent = 0, bad_answered = 0, abandoned = 0, reconnects = 0, accepted = 0;
     unsigned after_fatal = 0;
-    unsigned submitted = 0, by_backend[6] = {0}, pi_jobs = 0, sort_jobs = 0, memfd_jobs = 0;
+    unsigned submitted = 0, by_backend[HY_BACKEND_COUNT + 1] = {0}, pi_jobs = 0, sort_jobs = 0,
+             memfd_jobs = 0;
     size_t nlat = 0;
     for (unsigned i = 0; i < opt.clients; i++) {
         const client *cl = &clients[i];

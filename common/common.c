@@ -102,11 +102,16 @@ uint64_t hy_now_ns(void)
 static const struct {
     const char *name, *about;
 } backends[HY_BACKEND_COUNT + 1] = {
-    [HY_BACKEND_SERIAL] = {"serial", "one thread: the baseline every speed-up is measured against"},
-    [HY_BACKEND_NATIVE] = {"native", "threads with no global lock (numba nogil=True, C extensions)"},
-    [HY_BACKEND_LOCKED] = {"locked", "threads under one runtime-wide lock, a model of CPython's GIL"},
-    [HY_BACKEND_OPENCL] = {"opencl", "kernels on an OpenCL device, a GPU or the CPU through PoCL"},
-    [HY_BACKEND_PROCESS] = {"process", "single-threaded worker processes, like multiprocessing.Pool"},
+    [HY_BACKEND_SERIAL] = {"serial",
+                           "one thread: the baseline every speed-up is measured against"},
+    [HY_BACKEND_NATIVE] = {"native",
+                           "threads with no global lock (numba nogil=True, C extensions)"},
+    [HY_BACKEND_LOCKED] = {"locked",
+                           "threads under one runtime-wide lock, a model of CPython's GIL"},
+    [HY_BACKEND_OPENCL] = {"opencl",
+                           "kernels on an OpenCL device, a GPU or the CPU through PoCL"},
+    [HY_BACKEND_PROCESS] = {"process",
+                            "single-threaded worker processes, like multiprocessing.Pool"},
 };
 _Static_assert(HY_BACKEND_PROCESS == HY_BACKEND_COUNT, "the last backend is the count");
 

@@ -437,6 +437,84 @@ static bool is_letter(int ch)
     return (ch | 0x20) >= 'a' && (ch | 0x20) <= 'z';
 }
 
+/* Skips a string after its opening quote, over escapes, to the closing quote. */
+static void skip_string(FILE *f, int *line)
+{
+    int ch;
+    while ((ch = getc(f)) != EOF && ch != '"') {
+        if (ch == '\\')
+            ch = getc(f);
+        if (ch == '\n')
+            (*line)++;
+    }
+}
+
+/* Skips a block comment after its opening slash-star, to the closing star-slash. */
+static void skip_block_comment(FILE *f, int *line)
+{
+    int ch, last = 0;
+    while ((ch = getc(f)) != EOF && !(last == '*' && ch == '/')) {
+        if (ch == '\n')
+            (*line)++;
+        last = ch;
+    }
+}
+
+/* Reads a numeric literal whose first digit is `ch` into tok (cut at cap - 1 bytes, never
+ * empty), leaving f after it. Returns its length. */
+static size_t read_literal(FILE *f, int ch, char *tok, size_t cap)
+{
+    size_t n = 0;
+    do {
+        if (n < cap - 1)
+            tok[n++] = (char)ch;
+        ch = getc(f);
+        /* A float's exponent sign belongs to it (1e-5). */
+        if ((ch == '-' || ch == '+') && (tok[n - 1] | 0x20) == 'e' &&
+            !(n > 1 && (tok[1] | 0x20) == 'x')) {
+            if (n < cap - 1)
+                tok[n++] = (char)ch;
+            ch = getc(f);
+        }
+    } while (ch != EOF && ((ch >= '0' && ch <= '9') || is_letter(ch) || ch == '.'));
+    tok[n] = '\0';
+    if (ch != EOF)
+        ungetc(ch, f);
+    return n;
+}
+
+/* Refuses an integer literal (tok, n bytes, negative when `neg`) that libconfig would have
+ * wrapped or saturated; floats are left to libconfig. */
+static int judge_literal(const ctx *x, const char *tok, size_t n, bool neg, int line)
+{
+    bool hex = n > 2 && tok[0] == '0' && (tok[1] | 0x20) == 'x';
+    if (strchr(tok, '.') || (!hex && (strchr(tok, 'e') || strchr(tok, 'E'))))
+        return 0;
+    bool wide = false; /* the L suffix (libconfig takes L and LL) */
+    size_t digits = n;
+    while (digits > 0 && (tok[digits - 1] | 0x20) == 'l') {
+        digits--;
+        wide = true;
+    }
+    char num[64];
+    if (digits >= sizeof num)
+        digits = sizeof num - 1;
+    memcpy(num, tok, digits);
+    num[digits] = '\0';
+    errno = 0;
+    unsigned long long v = strtoull(num, NULL, hex ? 16 : 10);
+    bool range = errno == ERANGE;
+    if (wide && (range || v > (neg ? (unsigned long long)INT64_MAX + 1 : INT64_MAX)))
+        return hy_error_set(x->err, HY_EINVAL, "%s:%d: the integer %s%s is beyond the 64-bit range",
+                            x->path, line, neg ? "-" : "", tok);
+    if (!wide && (range || v > (neg ? (unsigned long long)INT32_MAX + 1 : INT32_MAX)))
+        return hy_error_set(x->err, HY_EINVAL,
+                            "%s:%d: the integer %s%s is too large for libconfig's int: "
+                            "write it with the L suffix (%s%sL)", x->path, line,
+                            neg ? "-" : "", tok, neg ? "-" : "", tok);
+    return 0;
+}
+
 /* libconfig 1.5 reads an integer literal without the L suffix into an int and silently wraps it
  * (4294967297 becomes 1, and so does -4294967295), and one with the suffix into a long long that
  * saturates (99999999999999999999L becomes 2^63-1). So after a good parse, scan the text once,
@@ -451,13 +529,8 @@ static int check_wide_literals(const ctx *x, FILE *f)
     while ((ch = getc(f)) != EOF) {
         if (ch == '\n') {
             line++;
-        } else if (ch == '"') { /* a string: up to the closing quote, over escapes */
-            while ((ch = getc(f)) != EOF && ch != '"') {
-                if (ch == '\\')
-                    ch = getc(f);
-                if (ch == '\n')
-                    line++;
-            }
+        } else if (ch == '"') {
+            skip_string(f, &line);
         } else if (ch == '/' && (ch = getc(f)) != '/' && ch != '*') {
             if (ch != EOF) /* a lone '/': not ours to judge, libconfig has parsed it */
                 ungetc(ch, f);
@@ -465,13 +538,8 @@ static int check_wide_literals(const ctx *x, FILE *f)
         } else if (ch == '#' || ch == '/') { /* '#' or '//': to the end of the line */
             while ((ch = getc(f)) != EOF && ch != '\n') {}
             line++;
-        } else if (ch == '*') { /* after '/': a block comment */
-            int last = 0;
-            while ((ch = getc(f)) != EOF && !(last == '*' && ch == '/')) {
-                if (ch == '\n')
-                    line++;
-                last = ch;
-            }
+        } else if (ch == '*') { /* after '/' */
+            skip_block_comment(f, &line);
         } else if (is_letter(ch)) {
             /* A name ([A-Za-z*][-A-Za-z0-9_*]*) or a boolean, whole: the digits and dashes in
              * it are not numbers, so a '-' seen outside one is a literal's sign. */
@@ -483,51 +551,12 @@ static int check_wide_literals(const ctx *x, FILE *f)
             ch = 'a';
         } else if (ch >= '0' && ch <= '9' && !(prev == '_' || prev == '.' ||
                                                 (prev >= '0' && prev <= '9') || is_letter(prev))) {
-            bool neg = prev == '-';
-            size_t n = 0;
-            do {
-                if (n < sizeof tok - 1)
-                    tok[n++] = (char)ch;
-                ch = getc(f);
-                /* A float's exponent sign belongs to it (1e-5). */
-                if ((ch == '-' || ch == '+') && (tok[n - 1] | 0x20) == 'e' &&
-                    !(n > 1 && (tok[1] | 0x20) == 'x')) {
-                    if (n < sizeof tok - 1)
-                        tok[n++] = (char)ch;
-                    ch = getc(f);
-                }
-            } while (ch != EOF && ((ch >= '0' && ch <= '9') || is_letter(ch) || ch == '.'));
-            tok[n] = '\0';
-            if (ch != EOF)
-                ungetc(ch, f);
+            size_t n = read_literal(f, ch, tok, sizeof tok);
+            int rc = judge_literal(x, tok, n, prev == '-', line);
+            if (rc)
+                return rc;
             ch = tok[n - 1];
-            bool hex = n > 2 && tok[0] == '0' && (tok[1] | 0x20) == 'x';
-            /* Floats ('.', an exponent) are left to libconfig. */
-            if (strchr(tok, '.') || (!hex && (strchr(tok, 'e') || strchr(tok, 'E'))))
-                goto next;
-            bool wide = false; /* the L suffix (libconfig takes L and LL) */
-            size_t digits = n;
-            while (digits > 0 && (tok[digits - 1] | 0x20) == 'l') {
-                digits--;
-                wide = true;
-            }
-            char num[sizeof tok];
-            memcpy(num, tok, digits);
-            num[digits] = '\0';
-            errno = 0;
-            unsigned long long v = strtoull(num, NULL, hex ? 16 : 10);
-            bool range = errno == ERANGE;
-            if (wide && (range || v > (neg ? (unsigned long long)INT64_MAX + 1 : INT64_MAX)))
-                return hy_error_set(x->err, HY_EINVAL,
-                                    "%s:%d: the integer %s%s is beyond the 64-bit range",
-                                    x->path, line, neg ? "-" : "", tok);
-            if (!wide && (range || v > (neg ? (unsigned long long)INT32_MAX + 1 : INT32_MAX)))
-                return hy_error_set(x->err, HY_EINVAL,
-                                    "%s:%d: the integer %s%s is too large for libconfig's int: "
-                                    "write it with the L suffix (%s%sL)", x->path, line,
-                                    neg ? "-" : "", tok, neg ? "-" : "", tok);
         }
-    next:
         prev = ch;
     }
     if (ferror(f))

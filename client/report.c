@@ -386,6 +386,65 @@ static void compare_heading(FILE *f, const hc_compare *c)
     fputc('\n', f);
 }
 
+/* The notes under the table: pi's estimate, and what the lock, PoCL and process columns mean. */
+static void table_footnotes(FILE *f, const hc_compare *c, bool locked, bool proc)
+{
+    unsigned n = c->nrows;
+    bool pi = is_pi(c) && n > 0, pocl = has_pocl(c);
+    if (pi || locked || pocl || proc)
+        fputc('\n', f);
+    if (pi) {
+        const hy_result_row *r = &c->rows[0];
+        fprintf(f, "hits %" PRIu64 " of %" PRIu64 ", estimate %.9f, |estimate - pi| %.2g "
+                   "(identical on every row)\n",
+                r->hits, r->n, r->estimate, fabs(r->estimate - M_PI));
+    }
+    if (locked)
+        fputs("lock wait: the share of the threads' time spent waiting for the lock\n", f);
+    if (pocl)
+        fputs(POCL_FOOTNOTE "\n", f);
+    if (proc) {
+        fputs(PROCESS_FOOTNOTE "\n", f);
+        uint64_t started = 0, startup = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (c->rows[i].backend == HY_BACKEND_PROCESS) {
+                started += c->rows[i].workers_started;
+                startup += c->rows[i].startup_ns;
+            }
+        /* A worker that died is restarted by the next run, which pays for it: say so. */
+        if (started)
+            fprintf(f, "process: %" PRIu64 " worker%s restarted (%.3f ms of startup, "
+                       "warm-ups included)\n",
+                    started, started == 1 ? " was" : "s were", ms(startup));
+    }
+}
+
+/* Writes rows 0..n of cells (the titles, then the rows), the shown columns only, each padded
+ * to its width; the last shown column left-aligned is not padded. */
+static void table_cells(FILE *f, char (*cells)[NCOLS][CELL], unsigned n, const bool *show,
+                        const size_t *width)
+{
+    int last = 0;
+    for (int k = 0; k < NCOLS; k++)
+        if (show[k])
+            last = k;
+    for (unsigned i = 0; i <= n; i++) {
+        bool first = true;
+        for (int k = 0; k < NCOLS; k++) {
+            if (!show[k])
+                continue;
+            if (!first)
+                fputs("  ", f);
+            first = false;
+            if (col_left[k])
+                fprintf(f, "%-*s", k == last ? 0 : (int)width[k], cells[i][k]);
+            else
+                fprintf(f, "%*s", (int)width[k], cells[i][k]);
+        }
+        fputc('\n', f);
+    }
+}
+
 static int print_table(FILE *f, const hc_compare *c)
 {
     unsigned n = c->nrows;
@@ -417,54 +476,9 @@ static int print_table(FILE *f, const hc_compare *c)
     show[COL_TRANSPORT] = proc;
 
     compare_heading(f, c);
-    for (unsigned i = 0; i <= n; i++) {
-        bool first = true;
-        int last = 0;
-        for (int k = 0; k < NCOLS; k++)
-            if (show[k])
-                last = k;
-        for (int k = 0; k < NCOLS; k++) {
-            if (!show[k])
-                continue;
-            if (!first)
-                fputs("  ", f);
-            first = false;
-            if (col_left[k])
-                fprintf(f, "%-*s", k == last ? 0 : (int)width[k], cells[i][k]);
-            else
-                fprintf(f, "%*s", (int)width[k], cells[i][k]);
-        }
-        fputc('\n', f);
-    }
+    table_cells(f, cells, n, show, width);
     free(cells);
-
-    bool pi = is_pi(c) && n > 0, pocl = has_pocl(c);
-    if (pi || locked || pocl || proc)
-        fputc('\n', f);
-    if (pi) {
-        const hy_result_row *r = &c->rows[0];
-        fprintf(f, "hits %" PRIu64 " of %" PRIu64 ", estimate %.9f, |estimate - pi| %.2g "
-                   "(identical on every row)\n",
-                r->hits, r->n, r->estimate, fabs(r->estimate - M_PI));
-    }
-    if (locked)
-        fputs("lock wait: the share of the threads' time spent waiting for the lock\n", f);
-    if (pocl)
-        fputs(POCL_FOOTNOTE "\n", f);
-    if (proc) {
-        fputs(PROCESS_FOOTNOTE "\n", f);
-        uint64_t started = 0, startup = 0;
-        for (unsigned i = 0; i < n; i++)
-            if (c->rows[i].backend == HY_BACKEND_PROCESS) {
-                started += c->rows[i].workers_started;
-                startup += c->rows[i].startup_ns;
-            }
-        /* A worker that died is restarted by the next run, which pays for it: say so. */
-        if (started)
-            fprintf(f, "process: %" PRIu64 " worker%s restarted (%.3f ms of startup, "
-                       "warm-ups included)\n",
-                    started, started == 1 ? " was" : "s were", ms(startup));
-    }
+    table_footnotes(f, c, locked, proc);
     return finish(f);
 }
 
@@ -1247,6 +1261,70 @@ static const char *device_type_key(const hy_device_record *r)
     return "other";
 }
 
+static void devices_json(FILE *f, const hy_msg_devices_reply *d, const hy_device_record *dev,
+                         unsigned n)
+{
+    fprintf(f, "{\"cpu\":{\"online\":%u,\"native_threads\":%u,\"locked_threads\":%u,"
+               "\"switch_interval_us\":%u,\"process_workers\":%u},\"devices\":[",
+            d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us,
+            d->process_workers);
+    for (unsigned i = 0; i < n; i++) {
+        const hy_device_record *r = &dev[i];
+        fprintf(f, "%s{\"index\":%u", i ? "," : "", r->index);
+        json_s(f, "name", r->name);
+        /* null from a daemon whose records have no platform (protocol.md, 352 bytes) */
+        json_s(f, "platform", r->platform[0] ? r->platform : NULL);
+        json_s(f, "vendor", r->vendor);
+        json_s(f, "driver", r->driver);
+        json_s(f, "type", device_type_key(r));
+        json_s(f, "label", device_label(r));
+        json_key(f, "usable");
+        fputs(r->flags & HY_DEV_USABLE ? "true" : "false", f);
+        json_key(f, "pocl_cpu");
+        fputs(r->flags & HY_DEV_POCL_CPU ? "true" : "false", f);
+        json_u64(f, "compute_units", r->compute_units);
+        json_u64(f, "global_mem", r->global_mem);
+        json_u64(f, "max_alloc", r->max_alloc);
+        json_s(f, "problem", r->problem[0] ? r->problem : NULL);
+        fputc('}', f);
+    }
+    fputs("]}\n", f);
+}
+
+/* One line per device, its name, label and platform columns lined up. */
+static void devices_lines(FILE *f, const hy_device_record *dev, unsigned n)
+{
+    int wname = 0, wlabel = 0, wplat = 0;
+    char name[4 * 96 + 1], plat[4 * 64 + 1];
+    for (unsigned i = 0; i < n; i++) {
+        clean(name, sizeof name, dev[i].name);
+        clean(plat, sizeof plat, dev[i].platform[0] ? dev[i].platform : "-");
+        int w = (int)text_width(name), wl = (int)strlen(device_label(&dev[i]));
+        int wp = (int)text_width(plat);
+        wname = w > wname ? w : wname;
+        wlabel = wl > wlabel ? wl : wlabel;
+        wplat = wp > wplat ? wp : wplat;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const hy_device_record *r = &dev[i];
+        char problem[4 * 128 + 1];
+        clean(name, sizeof name, r->name);
+        /* "-": a daemon that does not send the platform (a 352-byte record) */
+        clean(plat, sizeof plat, r->platform[0] ? r->platform : "-");
+        clean(problem, sizeof problem, r->problem);
+        /* printf pads by bytes: pad by hand so UTF-8 names still line up */
+        int chars = (int)text_width(name), pchars = (int)text_width(plat);
+        fprintf(f, "  %2u  %s%*s  %-*s  %s%*s  %3u compute units  %6.1f GiB  ", r->index,
+                name, wname - chars > 0 ? wname - chars : 0, "", wlabel, device_label(r),
+                plat, wplat - pchars > 0 ? wplat - pchars : 0, "", r->compute_units,
+                (double)r->global_mem / 1073741824.0);
+        if (r->flags & HY_DEV_USABLE)
+            fputs("usable\n", f);
+        else
+            fprintf(f, "not usable: %s\n", problem[0] ? problem : "(no reason given)");
+    }
+}
+
 int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
 {
     c_numbers l;
@@ -1256,31 +1334,7 @@ int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
     if (!d->devices && n > HY_IPC_DEVICES_MAX)
         n = HY_IPC_DEVICES_MAX;
     if (fmt == HC_JSON) {
-        fprintf(f, "{\"cpu\":{\"online\":%u,\"native_threads\":%u,\"locked_threads\":%u,"
-                   "\"switch_interval_us\":%u,\"process_workers\":%u},\"devices\":[",
-                d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us,
-                d->process_workers);
-        for (unsigned i = 0; i < n; i++) {
-            const hy_device_record *r = &dev[i];
-            fprintf(f, "%s{\"index\":%u", i ? "," : "", r->index);
-            json_s(f, "name", r->name);
-            /* null from a daemon whose records have no platform (protocol.md, 352 bytes) */
-            json_s(f, "platform", r->platform[0] ? r->platform : NULL);
-            json_s(f, "vendor", r->vendor);
-            json_s(f, "driver", r->driver);
-            json_s(f, "type", device_type_key(r));
-            json_s(f, "label", device_label(r));
-            json_key(f, "usable");
-            fputs(r->flags & HY_DEV_USABLE ? "true" : "false", f);
-            json_key(f, "pocl_cpu");
-            fputs(r->flags & HY_DEV_POCL_CPU ? "true" : "false", f);
-            json_u64(f, "compute_units", r->compute_units);
-            json_u64(f, "global_mem", r->global_mem);
-            json_u64(f, "max_alloc", r->max_alloc);
-            json_s(f, "problem", r->problem[0] ? r->problem : NULL);
-            fputc('}', f);
-        }
-        fputs("]}\n", f);
+        devices_json(f, d, dev, n);
     } else {
         fprintf(f, "CPU: %u online; native pool %u threads; locked runtime %u threads, switch "
                    "interval %u us\n",
@@ -1294,35 +1348,7 @@ int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
             fputs("OpenCL devices: none\n", f);
         else
             fprintf(f, "OpenCL devices: %u\n", n);
-        int wname = 0, wlabel = 0, wplat = 0;
-        char name[4 * 96 + 1], plat[4 * 64 + 1];
-        for (unsigned i = 0; i < n; i++) {
-            clean(name, sizeof name, dev[i].name);
-            clean(plat, sizeof plat, dev[i].platform[0] ? dev[i].platform : "-");
-            int w = (int)text_width(name), wl = (int)strlen(device_label(&dev[i]));
-            int wp = (int)text_width(plat);
-            wname = w > wname ? w : wname;
-            wlabel = wl > wlabel ? wl : wlabel;
-            wplat = wp > wplat ? wp : wplat;
-        }
-        for (unsigned i = 0; i < n; i++) {
-            const hy_device_record *r = &dev[i];
-            char problem[4 * 128 + 1];
-            clean(name, sizeof name, r->name);
-            /* "-": a daemon that does not send the platform (a 352-byte record) */
-            clean(plat, sizeof plat, r->platform[0] ? r->platform : "-");
-            clean(problem, sizeof problem, r->problem);
-            /* printf pads by bytes: pad by hand so UTF-8 names still line up */
-            int chars = (int)text_width(name), pchars = (int)text_width(plat);
-            fprintf(f, "  %2u  %s%*s  %-*s  %s%*s  %3u compute units  %6.1f GiB  ", r->index,
-                    name, wname - chars > 0 ? wname - chars : 0, "", wlabel, device_label(r),
-                    plat, wplat - pchars > 0 ? wplat - pchars : 0, "", r->compute_units,
-                    (double)r->global_mem / 1073741824.0);
-            if (r->flags & HY_DEV_USABLE)
-                fputs("usable\n", f);
-            else
-                fprintf(f, "not usable: %s\n", problem[0] ? problem : "(no reason given)");
-        }
+        devices_lines(f, dev, n);
     }
     int rc = finish(f);
     c_numbers_end(&l);

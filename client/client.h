@@ -58,6 +58,9 @@ void hc_array_free(hc_array *a);
  * HY_EINVAL for an unknown dist, HY_EDTYPE for an unknown dtype. */
 int hc_generate(void *data, int dtype, size_t n, const char *dist, uint64_t seed,
                 hy_error *err);
+/* The distributions hc_generate knows, by index from 0: the name, or NULL past the last
+ * (hybridctl's --dist check, its messages and its --list walk this). */
+const char *hc_dist_name(size_t i);
 /* Whether the array is in hybridd's order (ascending; for floats numpy's: -0.0 before +0.0
  * is not required (they compare equal), NaNs last). Sets *first_bad (when first_bad is not
  * NULL) to the first index i with a[i] > a[i+1] when it is not, and leaves it alone when it

@@ -218,6 +218,19 @@ static const struct option {
 #define NOPTIONS (sizeof options / sizeof options[0])
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+/* The command lines a job option's bits stand for: a command, and compare's job after it. */
+static const struct job_line {
+    unsigned bit;
+    const char *command;
+    const char *job; /* the word after compare; NULL for pi and sort themselves */
+} job_lines[] = {
+    {C_PI, "pi", NULL},
+    {C_SORT, "sort", NULL},
+    {C_CPI, "compare", "pi"},
+    {C_CSORT, "compare", "sort"},
+};
+#define NJOB_LINES (sizeof job_lines / sizeof job_lines[0])
+
 static const struct option *find_option(const char *name)
 {
     for (size_t k = 0; k < NOPTIONS; k++)
@@ -233,6 +246,36 @@ static const struct command *find_command(const char *name)
         if (!strcmp(name, commands[k].name))
             return &commands[k];
     return NULL;
+}
+
+/* A table's names, one at a time: name(k) for k = first, first + 1, ... until NULL. The
+ * commands, common/'s backends, transports and dtypes and npy.c's distributions are all
+ * walked this way, so that no message or --list keeps a copy of one of them. */
+typedef const char *name_fn(int k);
+
+static const char *command_name(int k)
+{
+    return k >= 0 && (size_t)k < NCOMMANDS ? commands[k].name : NULL;
+}
+
+static const char *dist_name(int k)
+{
+    return k >= 0 ? hc_dist_name((size_t)k) : NULL;
+}
+
+/* "a, b, c or d" into buf, for the sentences that name the valid values; returns buf. */
+static const char *join_names(char *buf, size_t len, name_fn *name, int first)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int k = first; name(k); k++) {
+        const char *sep = k == first ? "" : name(k + 1) ? ", " : " or ";
+        int w = snprintf(buf + at, len - at, "%s%s", sep, name(k));
+        if (w < 0 || (size_t)w >= len - at)
+            break; /* cut short; snprintf left it NUL-terminated */
+        at += (size_t)w;
+    }
+    return buf;
 }
 
 /* Writes text from column `col` (where the cursor is), wrapped at 80 columns, continuation
@@ -455,8 +498,10 @@ static unsigned small_arg(const char *opt, const char *s, unsigned lo, unsigned 
 static int backend_arg(const char *s)
 {
     int b = hy_backend_parse(s);
+    char names[160];
     if (!b)
-        usage_error("unknown backend %s: use opencl, native, locked, serial or process", s);
+        usage_error("unknown backend %s: use %s", s,
+                    join_names(names, sizeof names, hy_backend_name, 1));
     return b;
 }
 
@@ -927,8 +972,10 @@ static unsigned parse_threads(const char *s, uint32_t *list)
 static int transport_arg(const char *s)
 {
     int t = hy_transport_parse(s);
+    char names[64];
     if (!t)
-        usage_error("unknown transport %s: use pipe or shm", s);
+        usage_error("unknown transport %s: use %s", s,
+                    join_names(names, sizeof names, hy_transport_name, 1));
     return t;
 }
 
@@ -965,12 +1012,11 @@ static _Noreturn void not_here(const char *cmd, const char *a, const struct opti
     if (!strcmp(a, "--backends") && strncmp(cmd, "compare", 7))
         usage_error("%s takes --backend B; --backends LIST is for compare", cmd);
     char where[96] = "";
-    static const struct { unsigned bit; const char *name; } cmds[] = {
-        {C_PI, "pi"}, {C_SORT, "sort"}, {C_CPI, "compare pi"}, {C_CSORT, "compare sort"}};
-    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
-        if (o->bits & cmds[k].bit)
-            snprintf(where + strlen(where), sizeof where - strlen(where), "%s%s",
-                     where[0] ? ", " : "", cmds[k].name);
+    for (size_t k = 0; k < NJOB_LINES; k++)
+        if (o->bits & job_lines[k].bit)
+            snprintf(where + strlen(where), sizeof where - strlen(where), "%s%s%s%s",
+                     where[0] ? ", " : "", job_lines[k].command, job_lines[k].job ? " " : "",
+                     job_lines[k].job ? job_lines[k].job : "");
     usage_error("%s takes no %s (an option of %s)", cmd, a, where);
 }
 
@@ -1060,20 +1106,21 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
             o->check = true;
         } else if (!strcmp(a, "--dtype")) {
             NEED_VALUE();
+            char names[64];
             if (!(o->dtype = hy_dtype_parse(v)))
-                usage_error("unknown dtype %s: use i32, u32, i64, u64, f32 or f64", v);
+                usage_error("unknown dtype %s: use %s", v,
+                            join_names(names, sizeof names, hy_dtype_name, 1));
         } else if (!strcmp(a, "--dist")) {
             NEED_VALUE();
             o->dist = v;
             have_dist = true;
-            static const char *dists[] = {"uniform", "normal", "sorted", "reversed",
-                                          "few-unique"};
             bool ok = false;
-            for (size_t k = 0; k < sizeof dists / sizeof dists[0]; k++)
-                ok |= !strcmp(v, dists[k]);
+            for (int k = 0; dist_name(k); k++)
+                ok |= !strcmp(v, dist_name(k));
+            char names[128];
             if (!ok)
-                usage_error("unknown --dist %s: use uniform, normal, sorted, reversed or "
-                            "few-unique", v);
+                usage_error("unknown --dist %s: use %s", v,
+                            join_names(names, sizeof names, dist_name, 0));
         } else if (!strcmp(a, "--csv")) {
             o->csv = true;
         } else if (!strcmp(a, "--plot")) {
@@ -1555,6 +1602,156 @@ static void read_line(int argc, char **argv, struct line *ln)
         usage_error("--quiet and --verbose contradict each other: give one");
 }
 
+/* ---- --list: the completion's words, read from the tables above ---- */
+
+/* `hybridctl --list WHAT [ARGS]` prints one word a line, for client/hybridctl.bash-completion:
+ * the completion asks the hybridctl it completes for every list it offers (as git's asks
+ * `git --list-cmds`), so a new command, option, backend or dtype needs no second copy there.
+ * Taken only as the first word and left out of --help: it is for the completion, not for
+ * people (hybridctl(1) mentions it under FILES). */
+
+static void print_names(name_fn *name, int first)
+{
+    for (int k = first; name(k); k++)
+        printf("%s\n", name(k));
+}
+
+/* The options (and their aliases) whose bits meet `bits`; with `values`, only those that take
+ * a value: the word after one of those is never a command. */
+static void print_options(unsigned bits, bool values)
+{
+    for (size_t k = 0; k < NOPTIONS; k++) {
+        const struct option *o = &options[k];
+        if (!(o->bits & bits) || (values && !o->arg && !o->cmp_arg))
+            continue;
+        printf("%s\n", o->name);
+        if (o->alias)
+            printf("%s\n", o->alias);
+    }
+}
+
+static void list_commands(char **args)
+{
+    (void)args;
+    print_names(command_name, 0);
+}
+
+static void list_globals(char **args)
+{
+    (void)args;
+    print_options(C_GLOBAL, false);
+}
+
+static void list_takes_value(char **args)
+{
+    (void)args;
+    print_options(~0u, true);
+}
+
+static void list_backends(char **args)
+{
+    (void)args;
+    print_names(hy_backend_name, 1);
+}
+
+static void list_transports(char **args)
+{
+    (void)args;
+    print_names(hy_transport_name, 1);
+}
+
+/* Both spellings hy_dtype_parse takes: "i32", then numpy's "int32". common/ names only the
+ * short one, so numpy's is spelled from it (the kind letter written out) and printed only
+ * when the parser takes it back as the same dtype: never a word the parser would refuse. */
+static void list_dtypes(char **args)
+{
+    (void)args;
+    print_names(hy_dtype_name, 1);
+    static const struct { char letter; const char *kind; } kinds[] = {
+        {'i', "int"}, {'u', "uint"}, {'f', "float"}};
+    for (int d = 1; hy_dtype_name(d); d++) {
+        const char *s = hy_dtype_name(d);
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            char numpy[32];
+            snprintf(numpy, sizeof numpy, "%s%s", kinds[k].kind, s + 1);
+            if (s[0] == kinds[k].letter && hy_dtype_parse(numpy) == d)
+                printf("%s\n", numpy);
+        }
+    }
+}
+
+static void list_dists(char **args)
+{
+    (void)args;
+    print_names(dist_name, 0);
+}
+
+/* The job words a command takes after it: compare's pi and sort; none for the others. */
+static void list_jobs(char **args)
+{
+    for (size_t k = 0; k < NJOB_LINES; k++)
+        if (job_lines[k].job && !strcmp(job_lines[k].command, args[0]))
+            printf("%s\n", job_lines[k].job);
+}
+
+/* The options of a command (not the global ones), of compare's JOB when one is given. */
+static void list_options(char **args)
+{
+    const struct command *c = find_command(args[0]);
+    if (!c)
+        usage_error("--list options %s: no such command", args[0]);
+    unsigned bits = c->bits;
+    if (args[1]) {
+        bits = 0;
+        for (size_t k = 0; k < NJOB_LINES; k++)
+            if (job_lines[k].job && !strcmp(job_lines[k].command, c->name) &&
+                !strcmp(job_lines[k].job, args[1]))
+                bits = job_lines[k].bit;
+        if (!bits)
+            usage_error("--list options %s %s: %s takes no job %s", c->name, args[1], c->name,
+                        args[1]);
+    }
+    print_options(bits, false);
+}
+
+static const struct word_list {
+    const char *what;
+    int min_args, max_args; /* the words after WHAT */
+    void (*print)(char **args);
+} word_lists[] = {
+    {"commands", 0, 0, list_commands},     {"globals", 0, 0, list_globals},
+    {"takes-value", 0, 0, list_takes_value}, {"backends", 0, 0, list_backends},
+    {"transports", 0, 0, list_transports}, {"dtypes", 0, 0, list_dtypes},
+    {"dists", 0, 0, list_dists},           {"jobs", 1, 1, list_jobs},
+    {"options", 1, 2, list_options},
+};
+#define NWORD_LISTS (sizeof word_lists / sizeof word_lists[0])
+
+static const char *word_list_name(int k)
+{
+    return k >= 0 && (size_t)k < NWORD_LISTS ? word_lists[k].what : NULL;
+}
+
+/* argv: the words after --list. args[] handed on is NULL-terminated. */
+static int list_words(int argc, char **argv)
+{
+    char names[160];
+    join_names(names, sizeof names, word_list_name, 0);
+    if (argc < 1)
+        usage_error("--list needs what to list: %s", names);
+    for (size_t k = 0; k < NWORD_LISTS; k++) {
+        const struct word_list *l = &word_lists[k];
+        if (strcmp(argv[0], l->what))
+            continue;
+        if (argc - 1 < l->min_args || argc - 1 > l->max_args)
+            usage_error("--list %s takes %d to %d words after it", l->what, l->min_args,
+                        l->max_args);
+        l->print(argv + 1);
+        return finish_output(0);
+    }
+    usage_error("--list %s: unknown; lists are %s", argv[0], names);
+}
+
 static int finish(int rc)
 {
     error_document(rc);
@@ -1564,6 +1761,8 @@ static int finish(int rc)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc >= 2 && !strcmp(argv[1], "--list"))
+        return list_words(argc - 2, argv + 2);
     /* Static: the line's words live until exit, whichever return or fail() ends the run. */
     static struct line ln;
     read_line(argc, argv, &ln);
@@ -1576,7 +1775,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        usage_error("which command? ping, status, devices, cancel, pi, sort or compare");
+        char names[128];
+        usage_error("which command? %s", join_names(names, sizeof names, command_name, 0));
     }
     const char *cmd = ln.args[0];
     if (cmd[0] == '-') {

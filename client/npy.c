@@ -896,31 +896,58 @@ static void gen_few(void *data, int dtype, size_t n, uint64_t key)
         memcpy((char *)data + i * esize, vals + (draw(key, i) >> 60) * esize, esize);
 }
 
+/* The distributions: the one list hybridctl's --dist check, its messages and its --list
+ * (the bash completion's words) are read from, through hc_dist_name. */
+static const struct {
+    const char *name;
+    enum dist d;
+    uint64_t salt; /* so the distributions of one seed are unrelated */
+} dists[] = {
+    {"uniform", D_UNIFORM, 0x243f6a8885a308d3u},  {"normal", D_NORMAL, 0x13198a2e03707344u},
+    {"sorted", D_SORTED, 0xa4093822299f31d0u},    {"reversed", D_REVERSED, 0xa4093822299f31d0u},
+    {"few-unique", D_FEW, 0x082efa98ec4e6c89u},
+};
+
+#define NDISTS (sizeof dists / sizeof dists[0])
+
+const char *hc_dist_name(size_t i)
+{
+    return i < NDISTS ? dists[i].name : NULL;
+}
+
+/* "uniform, normal, ... or few-unique", for the sentence that names the valid values. */
+static const char *dist_names(char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NDISTS; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == NDISTS ? " or " : ", ";
+        int w = snprintf(buf + at, len - at, "%s%s", sep, dists[i].name);
+        if (w < 0 || (size_t)w >= len - at)
+            break; /* cut short; snprintf left it NUL-terminated */
+        at += (size_t)w;
+    }
+    return buf;
+}
+
 int hc_generate(void *data, int dtype, size_t n, const char *dist, uint64_t seed,
                 hy_error *err)
 {
-    static const struct {
-        const char *name;
-        enum dist d;
-        uint64_t salt; /* so the distributions of one seed are unrelated */
-    } dists[] = {
-        {"uniform", D_UNIFORM, 0x243f6a8885a308d3u},  {"normal", D_NORMAL, 0x13198a2e03707344u},
-        {"sorted", D_SORTED, 0xa4093822299f31d0u},    {"reversed", D_REVERSED, 0xa4093822299f31d0u},
-        {"few-unique", D_FEW, 0x082efa98ec4e6c89u},
-    };
     size_t esize;
     int rc = hy_check_sort_args(dtype, data, n, &esize, err);
     if (rc)
         return rc;
-    size_t which = sizeof dists / sizeof dists[0];
-    for (size_t i = 0; dist && i < sizeof dists / sizeof dists[0]; i++)
+    size_t which = NDISTS;
+    for (size_t i = 0; dist && i < NDISTS; i++)
         if (strcmp(dist, dists[i].name) == 0)
             which = i;
-    if (which == sizeof dists / sizeof dists[0])
-        return hy_error_set(err, HY_EINVAL,
-                            "unknown distribution '%.40s' (uniform, normal, sorted, reversed or "
-                            "few-unique)",
-                            dist ? dist : "");
+    if (which == NDISTS) {
+        char names[128];
+        return hy_error_set(err, HY_EINVAL, "unknown distribution '%.40s' (%s)",
+                            dist ? dist : "", dist_names(names, sizeof names));
+    }
     if (n > SIZE_MAX / esize)
         return hy_error_set(err, HY_ELIMIT, "%zu elements overflow a size", n);
     uint64_t key = mix64(seed ^ dists[which].salt);

@@ -3,8 +3,11 @@
 #   man SRCDIR VERSION         every page in docs/man renders without a warning (man-db, else
 #                              groff), has the project's .TH line, and hybridd.conf(5) documents
 #                              every section and key of systemd/hybridd.conf
-#   completion SRCDIR          the completion loads in bash and completes commands, options,
-#                              backends (also in comma lists), dtypes and compare's job
+#   completion SRCDIR BINDIR   the completion loads in bash and completes commands, options,
+#                              backends (also in comma lists), dtypes and compare's job, with
+#                              BINDIR's hybridctl on PATH; every word list it offers is the one
+#                              `hybridctl --list` prints (a fake hybridctl's extra words show),
+#                              and with no runnable hybridctl it offers nothing and says nothing
 #   install SRCDIR BINDIR      docs/'s install rules put the pages and the completion under a
 #                              staging directory (DESTDIR), where GNUInstallDirs says
 # Exit 0 pass, 1 fail, 77 skip (a tool it needs is missing).
@@ -15,9 +18,10 @@ man_dir=$src/docs/man
 pages=("$man_dir/hybridctl.1" "$man_dir/hybridd.8" "$man_dir/hybridd.conf.5")
 completion=$src/client/hybridctl.bash-completion
 fail=0
+nbad=0 # FAILs so far, so a group of checks says ok only when none of its own failed
 
 say() { printf '%s\n' "$*"; }
-bad() { say "FAIL: $*"; fail=1; }
+bad() { say "FAIL: $*"; fail=1; nbad=$((nbad + 1)); }
 
 # A UTF-8 locale when the system has one; else C (man-db complains about a locale it cannot set).
 if locale -a 2>/dev/null | grep -qix 'c\.utf-\?8'; then
@@ -25,6 +29,104 @@ if locale -a 2>/dev/null | grep -qix 'c\.utf-\?8'; then
 else
     export LC_ALL=C
 fi
+
+# What the completion offers for WORDS (eval'd into COMP_WORDS; the last is the word being
+# completed) with PATH set to $1, a word a line; the completion's stderr passes through.
+complete_line() # PATH WORDS
+{
+    bash --norc --noprofile -c '
+        PATH=$1
+        source "$2"
+        eval "COMP_WORDS=($3)"
+        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+        COMPREPLY=()
+        _hybridctl hybridctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+        ((${#COMPREPLY[@]} == 0)) || printf "%s\n" "${COMPREPLY[@]}"' _ "$1" "$completion" "$2"
+}
+
+# The completion keeps no list of its own: each list it offers is what `hybridctl --list`
+# prints, a hybridctl that lists more gets more offered, and no hybridctl gets nothing.
+lists_follow_the_code()
+{
+    local c what words got w list n=0 at=$nbad
+    # Each: the --list words, then the line whose completion must offer every word listed.
+    for c in 'commands|""' 'globals|-' 'backends|pi --backend ""' \
+             'backends|compare pi --backends ""' 'transports|sort --backend process --transport ""' \
+             'dtypes|sort --dtype ""' 'dists|sort -n 1M --dist ""' 'jobs compare|compare ""' \
+             'options pi|pi -' 'options sort|sort -' 'options compare pi|compare pi -' \
+             'options compare sort|compare sort -'; do
+        what=${c%%|*}; words="hybridctl ${c#*|}"
+        # shellcheck disable=SC2086 # WHAT is one or more words
+        list=$(hybridctl --list $what) || { bad "hybridctl --list $what failed"; continue; }
+        [[ -n $list ]] || { bad "hybridctl --list $what is empty"; continue; }
+        got=$(complete_line "$PATH" "$words" 2>&1)
+        for w in $list; do
+            grep -qxF -- "$w" <<<"$got" || bad "[$words] lacks $w of --list $what (got: ${got//$'\n'/ })"
+            n=$((n + 1))
+        done
+    done
+    # The word after an option that takes a value is that value, never the command.
+    for w in $(hybridctl --list takes-value); do
+        got=$(complete_line "$PATH" "hybridctl $w x \"\"" 2>&1)
+        grep -qxF ping <<<"$got" || bad "[hybridctl $w x \"\"] does not take x as $w's value"
+        n=$((n + 1))
+    done
+    ((nbad > at)) || say "ok: the completion offers each of the $n words hybridctl --list prints"
+    at=$nbad
+
+    # A hybridctl that lists one more of everything: the completion must offer it too.
+    mkdir "$tmp/fake" "$tmp/empty" "$tmp/home" "$tmp/home/bin" || exit 1
+    cat >"$tmp/fake/hybridctl" <<EOF
+#!/usr/bin/env bash
+"$bindir/hybridctl" "\$@" || exit
+case "\$*" in
+    "--list commands" | "--list backends" | "--list transports" | "--list dtypes" | \\
+    "--list dists" | "--list jobs compare") echo zz ;;
+    "--list globals" | "--list options pi" | "--list takes-value") echo --zz ;;
+esac
+EOF
+    chmod +x "$tmp/fake/hybridctl" && cp "$tmp/fake/hybridctl" "$tmp/home/bin/hybridctl" || exit 1
+    local fake=(
+        'hybridctl ""|zz ping'
+        'hybridctl -|--zz --json'
+        'hybridctl pi --backend ""|zz native'
+        'hybridctl compare pi --backends native,""|native,zz'
+        'hybridctl sort --backend process --transport ""|zz pipe'
+        'hybridctl compare sort --transport pipe,""|pipe,zz'
+        'hybridctl sort --dtype ""|zz f64'
+        'hybridctl sort -n 1M --dist ""|zz normal'
+        'hybridctl compare ""|zz pi'
+        'hybridctl pi -|--zz -n'
+        'hybridctl --zz 1 ""|ping'
+    )
+    for c in "${fake[@]}"; do
+        words=${c%%|*}
+        got=$(complete_line "$tmp/fake:$PATH" "$words" 2>&1)
+        for w in ${c#*|}; do
+            grep -qxF -- "$w" <<<"$got" || bad "fake hybridctl first on PATH: [$words] lacks $w (got: ${got//$'\n'/ })"
+        done
+    done
+    # The program on the line is the one asked, before PATH's; ~ is the home directory.
+    got=$(complete_line "$PATH" "'$tmp/fake/hybridctl' pi --backend \"\"" 2>&1)
+    grep -qxF zz <<<"$got" || bad "[$tmp/fake/hybridctl pi --backend] asks PATH's hybridctl"
+    got=$(HOME=$tmp/home complete_line "$PATH" "'~/bin/hybridctl' sort --dtype \"\"" 2>&1)
+    grep -qxF zz <<<"$got" || bad "[~/bin/hybridctl sort --dtype] does not ask ~/bin/hybridctl"
+    ((nbad > at)) || say "ok: a hybridctl that lists more gets more offered (first on PATH, or on the line)"
+    at=$nbad
+
+    # No hybridctl that runs (none on PATH, one that is not there, one that fails): nothing
+    # offered, nothing said.
+    printf '#!/bin/sh\necho "no such option" >&2; exit 2\n' >"$tmp/empty/broken"
+    chmod +x "$tmp/empty/broken" || exit 1
+    for c in "$tmp/empty|hybridctl" "$tmp/empty|$tmp/none/hybridctl" "$tmp/empty|$tmp/empty/broken"; do
+        for words in '""' '-' 'pi --backend ""' 'sort --input ""' 'compare ""'; do
+            got=$(cd "$tmp" && complete_line "${c%%|*}" "'${c#*|}' $words" 2>&1)
+            [[ -z $got ]] || bad "no runnable hybridctl (${c#*|}): [$words] gives: $got"
+        done
+    done
+    ((nbad > at)) || say "ok: with no runnable hybridctl the completion offers nothing and says nothing"
+}
 
 case $mode in
 man)
@@ -80,6 +182,13 @@ man)
     ;;
 completion)
     [[ -f $completion ]] || { say "FAIL: $completion is missing"; exit 1; }
+    bindir=${3:-}
+    if [[ -z $bindir || ! -x $bindir/hybridctl ]]; then
+        say "SKIP: no built hybridctl (the completion asks it for its word lists)"
+        exit 77
+    fi
+    bindir=$(cd "$bindir" && pwd) || exit 1
+    export PATH="$bindir:$PATH"
     # A fresh bash with no rc files: the script must stand on its own.
     out=$(bash --norc --noprofile -c 'source "$1" && complete -p hybridctl' _ "$completion" 2>&1)
     if [[ $out != *"-F _hybridctl hybridctl"* ]]; then
@@ -154,6 +263,7 @@ completion)
         for w in $not; do grep -qxF "$w" <<<"$got" && bad "$opt offers $w"; done
     done
     say "ok: file completion checked"
+    lists_follow_the_code
     ;;
 install)
     bin=${3:?binary dir}

@@ -161,16 +161,49 @@ static int one_mode(const char *t, unsigned i, void *slots)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, struct options *o)
+/* One option with a value: 0, or -1 for a name or value it does not take. */
+static int parse_value(const char *a, const char *v, struct options *o)
 {
-    if (argc < 2)
-        return -1;
-    if (strcmp(argv[1], "pi") == 0)
-        o->job = 'p';
-    else if (strcmp(argv[1], "sort") == 0)
-        o->job = 's';
-    else
-        return -1;
+    uint64_t x;
+    if (strcmp(a, "-n") == 0)
+        return parse_count(v, &o->n) != 0 || o->n == 0 ? -1 : 0;
+    if (strcmp(a, "--device") == 0) {
+        if (parse_count(v, &x) != 0 || x > 1000)
+            return -1;
+        o->device = (int)x;
+        return 0;
+    }
+    if (strcmp(a, "--seed") == 0)
+        return parse_count(v, &o->seed);
+    if (strcmp(a, "--dtype") == 0)
+        return (o->dtype = hy_dtype_parse(v)) == 0 ? -1 : 0;
+    if (strcmp(a, "--dist") == 0) {
+        o->dist = v;
+        return 0;
+    }
+    if (strcmp(a, "--backends") == 0)
+        return parse_list(v, &o->nbackends, one_backend, o->backends);
+    if (strcmp(a, "--threads") == 0)
+        return parse_list(v, &o->nthreads, one_thread, o->threads);
+    if (strcmp(a, "--modes") == 0)
+        return parse_list(v, &o->nmodes, one_mode, o->modes);
+    if (strcmp(a, "--repeat") == 0) {
+        if (parse_count(v, &x) != 0 || x == 0 || x > 1000)
+            return -1;
+        o->repeat = (unsigned)x;
+        return 0;
+    }
+    if (strcmp(a, "--switch-interval") == 0) {
+        if (parse_count(v, &x) != 0 || x == 0 || x > 10000000)
+            return -1;
+        o->switch_us = (uint32_t)x;
+        return 0;
+    }
+    return -1;
+}
+
+static void set_defaults(struct options *o)
+{
     o->n = o->job == 'p' ? 1000000000u : 10000000u;
     o->seed = 42;
     o->dtype = HY_DT_F64;
@@ -187,55 +220,31 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->modes[0] = HY_MODE_SPLIT;
     o->nmodes = 1;
     o->repeat = 5;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    if (argc < 2)
+        return -1;
+    if (strcmp(argv[1], "pi") == 0)
+        o->job = 'p';
+    else if (strcmp(argv[1], "sort") == 0)
+        o->job = 's';
+    else
+        return -1;
+    set_defaults(o);
     for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = 1;
+        const char *a = argv[i];
         if (strcmp(a, "--json") == 0)
-            o->json = 1, used = 0;
+            o->json = 1;
         else if (strcmp(a, "--nogil") == 0)
-            o->nogil = HY_NOGIL_RELEASE, used = 0;
+            o->nogil = HY_NOGIL_RELEASE;
         else if (strcmp(a, "--hold-lock") == 0)
-            o->nogil = HY_NOGIL_HOLD, used = 0;
-        else if (!v)
+            o->nogil = HY_NOGIL_HOLD;
+        else if (i + 1 >= argc || parse_value(a, argv[i + 1], o) != 0)
             return -1;
-        else if (strcmp(a, "-n") == 0) {
-            if (parse_count(v, &o->n) != 0 || o->n == 0)
-                return -1;
-        } else if (strcmp(a, "--device") == 0) {
-            uint64_t dv;
-            if (parse_count(v, &dv) != 0 || dv > 1000)
-                return -1;
-            o->device = (int)dv;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (parse_count(v, &o->seed) != 0)
-                return -1;
-        } else if (strcmp(a, "--dtype") == 0) {
-            if ((o->dtype = hy_dtype_parse(v)) == 0)
-                return -1;
-        } else if (strcmp(a, "--dist") == 0) {
-            o->dist = v;
-        } else if (strcmp(a, "--backends") == 0) {
-            if (parse_list(v, &o->nbackends, one_backend, o->backends) != 0)
-                return -1;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (parse_list(v, &o->nthreads, one_thread, o->threads) != 0)
-                return -1;
-        } else if (strcmp(a, "--modes") == 0) {
-            if (parse_list(v, &o->nmodes, one_mode, o->modes) != 0)
-                return -1;
-        } else if (strcmp(a, "--repeat") == 0) {
-            uint64_t r;
-            if (parse_count(v, &r) != 0 || r == 0 || r > 1000)
-                return -1;
-            o->repeat = (unsigned)r;
-        } else if (strcmp(a, "--switch-interval") == 0) {
-            uint64_t us;
-            if (parse_count(v, &us) != 0 || us == 0 || us > 10000000)
-                return -1;
-            o->switch_us = (uint32_t)us;
-        } else
-            return -1;
-        i += used;
+        else
+            i++;
     }
     const char *dists[] = {"uniform", "normal", "sorted", "reversed", "few-unique"};
     for (size_t i = 0; i < sizeof dists / sizeof dists[0]; i++)
@@ -517,6 +526,63 @@ static int open_opencl(struct engines *e, const struct options *o, bool required
     return 0;
 }
 
+/* Runs every configuration into rows: serial first (every speed-up is measured against it,
+ * and it is a row only when listed), then each listed backend per mode and thread count. */
+static int run_rows(struct engines *e, const struct options *o, void *input, void *work,
+                    struct row *rows, unsigned *nrows)
+{
+    unsigned n = 0;
+    int rc;
+    hy_run_opts base = {.backend = HY_BACKEND_SERIAL, .threads = 1, .mode = HY_MODE_SPLIT};
+    if ((rc = run_config(e, o, &base, input, work, &rows[n])) != 0)
+        return rc;
+    double serial = rows[n].throughput;
+    bool serial_listed = false;
+    for (unsigned b = 0; b < o->nbackends; b++)
+        serial_listed |= o->backends[b] == HY_BACKEND_SERIAL;
+    if (serial_listed)
+        n++;
+    for (unsigned b = 0; b < o->nbackends; b++) {
+        if (o->backends[b] == HY_BACKEND_SERIAL)
+            continue;
+        /* A device has no thread count or mode of ours: one row. */
+        bool device = o->backends[b] == HY_BACKEND_OPENCL;
+        for (unsigned m = 0; m < (device ? 1 : o->nmodes); m++)
+            for (unsigned t = 0; t < (device ? 1 : o->nthreads); t++) {
+                hy_run_opts ro = {.backend = o->backends[b], .threads = o->threads[t],
+                                  .mode = o->modes[m], .nogil = o->nogil,
+                                  .switch_interval_us = o->switch_us};
+                if ((rc = run_config(e, o, &ro, input, work, &rows[n])) != 0)
+                    return rc;
+                n++;
+            }
+    }
+    for (unsigned i = 0; i < n; i++)
+        rows[i].speedup = rows[i].throughput / serial;
+    *nrows = n;
+    return 0;
+}
+
+/* Every pi row counted the same hits, every sort row's array came back sorted: 1 if not. */
+static int check_rows(const struct options *o, const struct row *rows, unsigned nrows)
+{
+    int rc = 0;
+    for (unsigned i = 1; o->job == 'p' && i < nrows; i++)
+        if (rows[i].hits != rows[0].hits) {
+            fprintf(stderr, "hybrid-bench: %s on %u thread(s) counted %llu hits, not %llu\n",
+                    hy_backend_name(rows[i].backend), rows[i].threads,
+                    (unsigned long long)rows[i].hits, (unsigned long long)rows[0].hits);
+            rc = 1;
+        }
+    for (unsigned i = 0; o->job == 's' && i < nrows; i++)
+        if (!rows[i].checked) {
+            fprintf(stderr, "hybrid-bench: %s on %u thread(s) returned an unsorted array\n",
+                    hy_backend_name(rows[i].backend), rows[i].threads);
+            rc = 1;
+        }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {0};
@@ -563,53 +629,15 @@ int main(int argc, char **argv)
 
     struct row rows[4 * MAX_LIST * 2 + 1];
     unsigned nrows = 0;
-    /* Serial first: every speed-up is measured against it. */
-    hy_run_opts base = {.backend = HY_BACKEND_SERIAL, .threads = 1, .mode = HY_MODE_SPLIT};
-    if ((rc = run_config(&e, &o, &base, input, work, &rows[nrows])) != 0)
+    if ((rc = run_rows(&e, &o, input, work, rows, &nrows)) != 0)
         goto out;
-    double serial = rows[nrows].throughput;
-    bool serial_listed = false;
-    for (unsigned b = 0; b < o.nbackends; b++)
-        serial_listed |= o.backends[b] == HY_BACKEND_SERIAL;
-    if (serial_listed)
-        nrows++;
-    for (unsigned b = 0; b < o.nbackends; b++) {
-        if (o.backends[b] == HY_BACKEND_SERIAL)
-            continue;
-        /* A device has no thread count or mode of ours: one row. */
-        bool device = o.backends[b] == HY_BACKEND_OPENCL;
-        for (unsigned m = 0; m < (device ? 1 : o.nmodes); m++)
-            for (unsigned t = 0; t < (device ? 1 : o.nthreads); t++) {
-                hy_run_opts ro = {.backend = o.backends[b], .threads = o.threads[t],
-                                  .mode = o.modes[m], .nogil = o.nogil,
-                                  .switch_interval_us = o.switch_us};
-                if ((rc = run_config(&e, &o, &ro, input, work, &rows[nrows])) != 0)
-                    goto out;
-                nrows++;
-            }
-    }
-    for (unsigned i = 0; i < nrows; i++)
-        rows[i].speedup = rows[i].throughput / serial;
-
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     if (o.json)
         print_json(&o, &e, rows, nrows, cpu);
     else
         print_table(&o, &e, rows, nrows, cpu);
-    for (unsigned i = 1; o.job == 'p' && i < nrows; i++)
-        if (rows[i].hits != rows[0].hits) {
-            fprintf(stderr, "hybrid-bench: %s on %u thread(s) counted %llu hits, not %llu\n",
-                    hy_backend_name(rows[i].backend), rows[i].threads,
-                    (unsigned long long)rows[i].hits, (unsigned long long)rows[0].hits);
-            rc = 1;
-        }
-    for (unsigned i = 0; o.job == 's' && i < nrows; i++)
-        if (!rows[i].checked) {
-            fprintf(stderr, "hybrid-bench: %s on %u thread(s) returned an unsorted array\n",
-                    hy_backend_name(rows[i].backend), rows[i].threads);
-            rc = 1;
-        }
+    rc = check_rows(&o, rows, nrows);
 out:
     free(input);
     free(work);

@@ -1020,6 +1020,205 @@ static _Noreturn void not_here(const char *cmd, const char *a, const struct opti
     usage_error("%s takes no %s (an option of %s)", cmd, a, where);
 }
 
+/* Which options the line gave, beyond the values they set: what the checks between options
+ * (a --seed with --input, a --switch-interval without locked) need to know. */
+struct given {
+    bool seed, dist, threads, switch_us, nogil, hold;
+};
+
+/* One job option's value (NULL for a flag) into o; what was given into g. The option is
+ * known, taken by this command, and has its value by now. Returns false for an option of
+ * the table this has no case for. */
+static bool set_option(const char *name, const char *v, bool compare, struct jobopts *o,
+                       struct given *g)
+{
+    if (!strcmp(name, "-n")) {
+        o->n = count_arg("-n", v);
+        o->have_n = true;
+    } else if (!strcmp(name, "--backend")) {
+        o->backend = backend_arg(v);
+    } else if (!strcmp(name, "--threads")) {
+        g->threads = true;
+        if (compare)
+            o->nthreads = parse_threads(v, o->threads_list);
+        else
+            o->threads = small_arg("--threads", v, 1, 256);
+    } else if (!strcmp(name, "--backends")) {
+        o->backends = parse_backends(v);
+    } else if (!strcmp(name, "--transport")) {
+        if (compare)
+            o->transports = parse_transports(v);
+        else
+            o->transport = transport_arg(v);
+    } else if (!strcmp(name, "--replicate")) {
+        o->replicate = true;
+    } else if (!strcmp(name, "--seed")) {
+        o->seed = seed_arg(v);
+        g->seed = true;
+    } else if (!strcmp(name, "--device")) {
+        o->device = (int)small_arg("--device", v, 0, 63);
+    } else if (!strcmp(name, "--nogil")) {
+        o->nogil = HY_NOGIL_RELEASE;
+        g->nogil = true;
+    } else if (!strcmp(name, "--hold-lock")) {
+        o->nogil = HY_NOGIL_HOLD;
+        g->hold = true;
+    } else if (!strcmp(name, "--switch-interval")) {
+        o->switch_us = small_arg("--switch-interval", v, 1, 1000000);
+        g->switch_us = true;
+    } else if (!strcmp(name, "--repeat")) {
+        o->repeat = small_arg("--repeat", v, 1, 1000);
+    } else if (!strcmp(name, "--input")) {
+        o->input = v;
+    } else if (!strcmp(name, "--output")) {
+        o->output = v;
+    } else if (!strcmp(name, "--raw")) {
+        o->raw = true;
+    } else if (!strcmp(name, "--check")) {
+        o->check = true;
+    } else if (!strcmp(name, "--dtype")) {
+        char names[64];
+        if (!(o->dtype = hy_dtype_parse(v)))
+            usage_error("unknown dtype %s: use %s", v,
+                        join_names(names, sizeof names, hy_dtype_name, 1));
+    } else if (!strcmp(name, "--dist")) {
+        o->dist = v;
+        g->dist = true;
+        bool ok = false;
+        for (int k = 0; dist_name(k); k++)
+            ok |= !strcmp(v, dist_name(k));
+        char names[128];
+        if (!ok)
+            usage_error("unknown --dist %s: use %s", v,
+                        join_names(names, sizeof names, dist_name, 0));
+    } else if (!strcmp(name, "--csv")) {
+        o->csv = true;
+    } else if (!strcmp(name, "--plot")) {
+        o->plot = v;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* argv[i], and its value when its row says it takes one: checked against the option table
+ * and this command (bit), then set. Returns how many words it took (1 or 2). */
+static int take_option(int argc, char **argv, int i, const char *cmd, unsigned bit,
+                       struct jobopts *o, struct given *g)
+{
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const struct option *opt = find_option(a);
+    if (a[0] != '-' || !a[1])
+        usage_error("%s: unexpected argument %s", cmd, a);
+    if (!opt)
+        usage_error("%s: unknown option %s", cmd, a);
+    if (!(opt->bits & bit))
+        not_here(cmd, a, opt);
+    if (opt->arg && !v)
+        usage_error("%s %s needs a value", cmd, a);
+    if (!set_option(opt->name, opt->arg ? v : NULL, bit & C_CMP, o, g))
+        usage_error("%s: unknown option %s", cmd, a);
+    return opt->arg ? 2 : 1;
+}
+
+/* Flags that contradict each other: neither wins silently. */
+static void check_contradictions(const struct jobopts *o, const struct given *g)
+{
+    if (g->nogil && g->hold)
+        usage_error("--nogil and --hold-lock contradict each other: --nogil releases the lock "
+                    "in native code, --hold-lock holds it throughout; give one");
+    if (o->csv && g_fmt == HC_JSON)
+        usage_error("--csv and --json contradict each other: each is the whole output's "
+                    "format; give one");
+}
+
+/* Options a single job's backend has no use for: refused rather than ignored. */
+static void check_backend_uses(const struct jobopts *o, const struct given *g)
+{
+    const char *b = hy_backend_name(o->backend);
+    if (o->nogil && o->backend != HY_BACKEND_LOCKED)
+        usage_error("--nogil and --hold-lock are for the locked backend, not %s", b);
+    if (g->switch_us && o->backend != HY_BACKEND_LOCKED)
+        usage_error("--switch-interval is the locked runtime's: it is for --backend "
+                    "locked, not %s", b);
+    if (o->backend == HY_BACKEND_SERIAL && o->threads > 1)
+        usage_error("--threads %u and --backend serial contradict each other: serial "
+                    "runs on exactly one thread (use native or locked for more)",
+                    o->threads);
+    if (o->backend == HY_BACKEND_OPENCL && g->threads)
+        usage_error("--threads is for native, locked and process: an opencl job runs "
+                    "on the whole device and has no thread count");
+    if (o->device >= 0 && o->backend != HY_BACKEND_OPENCL)
+        usage_error("--device picks an OpenCL device: it is for --backend opencl, not %s",
+                    b);
+    if (o->replicate && (o->backend == HY_BACKEND_SERIAL ||
+                         o->backend == HY_BACKEND_OPENCL))
+        usage_error("--replicate runs a copy of the job per thread: it is for native and "
+                    "locked (%s runs one copy)", b);
+    if (o->transport && o->backend != HY_BACKEND_PROCESS)
+        usage_error("--transport is for the process backend (--backend process)");
+}
+
+/* A compare's options for rows that --backends leaves out: refused rather than ignored. */
+static void check_row_uses(const struct jobopts *o, const struct given *g)
+{
+    bool locked = o->backends >> HY_BACKEND_LOCKED & 1;
+    bool threaded = o->backends & (1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED |
+                                   1u << HY_BACKEND_PROCESS);
+    if (o->nogil && !locked)
+        usage_error("--nogil and --hold-lock are for the locked rows: add locked to "
+                    "--backends");
+    if (g->switch_us && !locked)
+        usage_error("--switch-interval is for the locked rows: add locked to --backends");
+    if (g->threads && !threaded)
+        usage_error("--threads lists counts for the native, locked and process rows: "
+                    "--backends has none of them");
+    if (o->device >= 0 && !(o->backends >> HY_BACKEND_OPENCL & 1))
+        usage_error("--device picks the opencl row's device: add opencl to --backends");
+}
+
+/* The process backend splits only, and --transport is for it alone. */
+static void check_process_uses(const struct jobopts *o, bool compare)
+{
+    bool process = compare ? (o->backends >> HY_BACKEND_PROCESS & 1)
+                           : o->backend == HY_BACKEND_PROCESS;
+    if (o->replicate && process)
+        usage_error("process runs split only: it splits one job among its worker processes, "
+                    "as multiprocessing.Pool.map does; --replicate is for the thread backends");
+    if (compare && o->transports && o->replicate)
+        usage_error("--transport is for the process rows, and a --replicate comparison has "
+                    "none (process runs split only)");
+    if (compare && o->transports && o->backends && !process)
+        usage_error("--transport is for the process rows: add process to --backends");
+}
+
+/* What the job runs on: pi's -n; sort's --input, or -n and --dtype for a generated array. */
+static void check_job_input(const struct jobopts *o, const struct given *g, const char *cmd,
+                            bool sort)
+{
+    if (!sort && !o->have_n)
+        usage_error("%s needs -n N (samples)", cmd);
+    if (!sort && o->n == 0)
+        usage_error("-n must be at least 1");
+    if (!sort)
+        return;
+    if (o->input && o->have_n)
+        usage_error("%s takes --input FILE or -n N, not both", cmd);
+    if (!o->input && !o->have_n)
+        usage_error("%s needs --input FILE or -n N --dtype D", cmd);
+    if (!o->input && !o->dtype)
+        usage_error("a generated array needs --dtype");
+    if (o->input && g->seed)
+        usage_error("--seed and --input contradict each other: --seed is for a generated "
+                    "array (-n N --dtype D), --input reads one");
+    if (o->input && g->dist)
+        usage_error("--dist and --input contradict each other: --dist is for a generated "
+                    "array (-n N --dtype D), --input reads one");
+    if (o->raw && !o->output)
+        usage_error("--raw is for --output");
+}
+
 /* Parses argv[i..] for a job (the global options are gone from it by now, and --opt=value
  * is two words). Options that do not fit the command, or each other, are refused. */
 static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, bool compare,
@@ -1031,182 +1230,16 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
     o->device = -1;
     o->dist = "uniform";
     unsigned bit = compare ? (sort ? C_CSORT : C_CPI) : sort ? C_SORT : C_PI;
-    bool have_seed = false, have_dist = false, have_threads = false, have_switch = false;
-    bool nogil = false, hold = false;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const struct option *opt = find_option(a);
-        if (a[0] != '-' || !a[1])
-            usage_error("%s: unexpected argument %s", cmd, a);
-        if (!opt)
-            usage_error("%s: unknown option %s", cmd, a);
-        if (!(opt->bits & bit))
-            not_here(cmd, a, opt);
-#define NEED_VALUE()                                                                    \
-    do {                                                                                \
-        if (!v)                                                                         \
-            usage_error("%s %s needs a value", cmd, a);                                 \
-        i++;                                                                            \
-    } while (0)
-        if (!strcmp(a, "-n")) {
-            NEED_VALUE();
-            o->n = count_arg("-n", v);
-            o->have_n = true;
-        } else if (!strcmp(a, "--backend")) {
-            NEED_VALUE();
-            o->backend = backend_arg(v);
-        } else if (!strcmp(a, "--threads")) {
-            NEED_VALUE();
-            have_threads = true;
-            if (compare)
-                o->nthreads = parse_threads(v, o->threads_list);
-            else
-                o->threads = small_arg("--threads", v, 1, 256);
-        } else if (!strcmp(a, "--backends")) {
-            NEED_VALUE();
-            o->backends = parse_backends(v);
-        } else if (!strcmp(a, "--transport")) {
-            NEED_VALUE();
-            if (compare)
-                o->transports = parse_transports(v);
-            else
-                o->transport = transport_arg(v);
-        } else if (!strcmp(a, "--replicate")) {
-            o->replicate = true;
-        } else if (!strcmp(a, "--seed")) {
-            NEED_VALUE();
-            o->seed = seed_arg(v);
-            have_seed = true;
-        } else if (!strcmp(a, "--device")) {
-            NEED_VALUE();
-            o->device = (int)small_arg("--device", v, 0, 63);
-        } else if (!strcmp(a, "--nogil")) {
-            o->nogil = HY_NOGIL_RELEASE;
-            nogil = true;
-        } else if (!strcmp(a, "--hold-lock")) {
-            o->nogil = HY_NOGIL_HOLD;
-            hold = true;
-        } else if (!strcmp(a, "--switch-interval")) {
-            NEED_VALUE();
-            o->switch_us = small_arg("--switch-interval", v, 1, 1000000);
-            have_switch = true;
-        } else if (!strcmp(a, "--repeat")) {
-            NEED_VALUE();
-            o->repeat = small_arg("--repeat", v, 1, 1000);
-        } else if (!strcmp(a, "--input")) {
-            NEED_VALUE();
-            o->input = v;
-        } else if (!strcmp(a, "--output")) {
-            NEED_VALUE();
-            o->output = v;
-        } else if (!strcmp(a, "--raw")) {
-            o->raw = true;
-        } else if (!strcmp(a, "--check")) {
-            o->check = true;
-        } else if (!strcmp(a, "--dtype")) {
-            NEED_VALUE();
-            char names[64];
-            if (!(o->dtype = hy_dtype_parse(v)))
-                usage_error("unknown dtype %s: use %s", v,
-                            join_names(names, sizeof names, hy_dtype_name, 1));
-        } else if (!strcmp(a, "--dist")) {
-            NEED_VALUE();
-            o->dist = v;
-            have_dist = true;
-            bool ok = false;
-            for (int k = 0; dist_name(k); k++)
-                ok |= !strcmp(v, dist_name(k));
-            char names[128];
-            if (!ok)
-                usage_error("unknown --dist %s: use %s", v,
-                            join_names(names, sizeof names, dist_name, 0));
-        } else if (!strcmp(a, "--csv")) {
-            o->csv = true;
-        } else if (!strcmp(a, "--plot")) {
-            NEED_VALUE();
-            o->plot = v;
-        } else {
-            usage_error("%s: unknown option %s", cmd, a);
-        }
-#undef NEED_VALUE
-    }
-    /* Flags that contradict each other: neither wins silently. */
-    if (nogil && hold)
-        usage_error("--nogil and --hold-lock contradict each other: --nogil releases the lock "
-                    "in native code, --hold-lock holds it throughout; give one");
-    if (o->csv && g_fmt == HC_JSON)
-        usage_error("--csv and --json contradict each other: each is the whole output's "
-                    "format; give one");
-    /* Options the chosen backend has no use for: refused rather than ignored. */
-    bool process = compare ? (o->backends >> HY_BACKEND_PROCESS & 1)
-                           : o->backend == HY_BACKEND_PROCESS;
-    if (!compare) {
-        const char *b = hy_backend_name(o->backend);
-        if (o->nogil && o->backend != HY_BACKEND_LOCKED)
-            usage_error("--nogil and --hold-lock are for the locked backend, not %s", b);
-        if (have_switch && o->backend != HY_BACKEND_LOCKED)
-            usage_error("--switch-interval is the locked runtime's: it is for --backend "
-                        "locked, not %s", b);
-        if (o->backend == HY_BACKEND_SERIAL && o->threads > 1)
-            usage_error("--threads %u and --backend serial contradict each other: serial "
-                        "runs on exactly one thread (use native or locked for more)",
-                        o->threads);
-        if (o->backend == HY_BACKEND_OPENCL && have_threads)
-            usage_error("--threads is for native, locked and process: an opencl job runs "
-                        "on the whole device and has no thread count");
-        if (o->device >= 0 && o->backend != HY_BACKEND_OPENCL)
-            usage_error("--device picks an OpenCL device: it is for --backend opencl, not %s",
-                        b);
-        if (o->replicate && (o->backend == HY_BACKEND_SERIAL ||
-                             o->backend == HY_BACKEND_OPENCL))
-            usage_error("--replicate runs a copy of the job per thread: it is for native and "
-                        "locked (%s runs one copy)", b);
-        if (o->transport && !process)
-            usage_error("--transport is for the process backend (--backend process)");
-    } else if (o->backends) {
-        bool locked = o->backends >> HY_BACKEND_LOCKED & 1;
-        bool threaded = o->backends & (1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED |
-                                       1u << HY_BACKEND_PROCESS);
-        if (o->nogil && !locked)
-            usage_error("--nogil and --hold-lock are for the locked rows: add locked to "
-                        "--backends");
-        if (have_switch && !locked)
-            usage_error("--switch-interval is for the locked rows: add locked to --backends");
-        if (have_threads && !threaded)
-            usage_error("--threads lists counts for the native, locked and process rows: "
-                        "--backends has none of them");
-        if (o->device >= 0 && !(o->backends >> HY_BACKEND_OPENCL & 1))
-            usage_error("--device picks the opencl row's device: add opencl to --backends");
-    }
-    if (o->replicate && process)
-        usage_error("process runs split only: it splits one job among its worker processes, "
-                    "as multiprocessing.Pool.map does; --replicate is for the thread backends");
-    if (compare && o->transports && o->replicate)
-        usage_error("--transport is for the process rows, and a --replicate comparison has "
-                    "none (process runs split only)");
-    if (compare && o->transports && o->backends && !process)
-        usage_error("--transport is for the process rows: add process to --backends");
-    if (!sort && !o->have_n)
-        usage_error("%s needs -n N (samples)", cmd);
-    if (!sort && o->n == 0)
-        usage_error("-n must be at least 1");
-    if (sort) {
-        if (o->input && o->have_n)
-            usage_error("%s takes --input FILE or -n N, not both", cmd);
-        if (!o->input && !o->have_n)
-            usage_error("%s needs --input FILE or -n N --dtype D", cmd);
-        if (!o->input && !o->dtype)
-            usage_error("a generated array needs --dtype");
-        if (o->input && have_seed)
-            usage_error("--seed and --input contradict each other: --seed is for a generated "
-                        "array (-n N --dtype D), --input reads one");
-        if (o->input && have_dist)
-            usage_error("--dist and --input contradict each other: --dist is for a generated "
-                        "array (-n N --dtype D), --input reads one");
-        if (o->raw && !o->output)
-            usage_error("--raw is for --output");
-    }
+    struct given g = {0};
+    while (i < argc)
+        i += take_option(argc, argv, i, cmd, bit, o, &g);
+    check_contradictions(o, &g);
+    if (!compare)
+        check_backend_uses(o, &g);
+    else if (o->backends)
+        check_row_uses(o, &g);
+    check_process_uses(o, compare);
+    check_job_input(o, &g, cmd, sort);
     /* Before the job runs: a long job must never end with nowhere to put its result. */
     hy_error oerr = {0};
     if ((o->output && hc_output_check(o->output, NULL, &oerr)) ||

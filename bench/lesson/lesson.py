@@ -29,7 +29,11 @@ Notes on faithfulness to the lesson:
     names the file and the SHA-256 of the array's data either way.
 
 Runs on numpy 1.17 and later (default_rng, Generator.random(dtype=)), numba
-optional: `make bench` also runs the sort part under numpy 1.24.
+optional: `make bench` also runs the sort part under numpy 1.24.  numpy is
+optional too: without it only the pure-Python pi runs (the sort and the numpy
+and numba pi are skipped, and the JSON says so), which is how `make bench` times
+CPython's threads under the distribution's own interpreter (Debian's
+/usr/bin/python3 has no numpy unless python3-numpy is installed).
 """
 
 import argparse
@@ -43,7 +47,10 @@ import sys
 import threading
 import time
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # still useful without numpy: only pure-Python pi runs
+    np = None
 
 try:
     import numba
@@ -164,6 +171,20 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def simd_flags():
+    """The vector extensions /proc/cpuinfo lists that the sorts dispatch on."""
+    want = ("sse4_2", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vbmi2")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [w for w in want if w in have]
+    except OSError:
+        pass
+    return None
+
+
 def loadavg():
     try:
         with open("/proc/loadavg") as f:
@@ -200,6 +221,16 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.repeat < 1 or a.threads < 2:
         ap.error("--repeat must be >= 1 and --threads >= 2")
+    skipped = []
+    if np is None:
+        if a.save_sort_input:
+            ap.error("--save-sort-input needs numpy, which this Python lacks")
+        if a.no_pure or a.no_pi:
+            ap.error("without numpy only pure-Python pi can run; drop --no-pi/--no-pure")
+        if not a.no_sort:
+            skipped.append("sort: no numpy in this Python")
+            a.no_sort = True
+        skipped.append("pi-numpy, pi-numba, pi-numba-nogil: no numpy in this Python")
 
     k = a.threads
     seeds = [a.seed + i for i in range(k)]
@@ -218,8 +249,9 @@ def main(argv=None):
             pi_jobs.append(("pi-python", calc_pi, a.pure_n,
                             "pure Python at --pure-n samples"))
         chunk = a.chunk
-        pi_jobs.append(("pi-numpy",
-                        lambda n, s: calc_pi_numpy(n, s, chunk), a.pi_n, None))
+        if np is not None:
+            pi_jobs.append(("pi-numpy",
+                            lambda n, s: calc_pi_numpy(n, s, chunk), a.pi_n, None))
         if numba is not None:
             pi_jobs.append(("pi-numba", calc_pi_numba, a.pi_n, None))
             pi_jobs.append(("pi-numba-nogil", calc_pi_nogil, a.pi_n, None))
@@ -275,6 +307,7 @@ def main(argv=None):
             "nproc": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0))
                         if hasattr(os, "sched_getaffinity") else None,
+            "simd": simd_flags(),
             "loadavg_before": load_before,
             "loadavg_after": loadavg(),
             "platform": platform.platform(),
@@ -282,9 +315,13 @@ def main(argv=None):
         "versions": {
             "python": platform.python_version(),
             "python_impl": platform.python_implementation(),
-            "numpy": np.__version__,
+            "numpy": np.__version__ if np is not None else None,
             "numba": numba.__version__ if numba is not None else None,
         },
+        # Which interpreter: a venv's python is a link to the one it was made from.
+        "python_executable": sys.executable,
+        "python_base": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+        "skipped": skipped,
         "switch_interval_s": sys.getswitchinterval(),
         "seed": a.seed,
         "params": {"pi_n": a.pi_n, "pure_n": a.pure_n, "sort_n": a.sort_n,

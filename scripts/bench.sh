@@ -2,6 +2,16 @@
 # make bench: the lesson's own Python code (bench/lesson/lesson.py) and hybridd, on the same
 # machine, in the same run, on the same sizes, and for sort on the same array: lesson.py saves
 # the array it sorts on one thread (--save-sort-input) and hybridd sorts that file (--input).
+#
+# Interleaved rounds: this VM's figures drift by tens of percent from one minute to the next,
+# so one run of each side measures the machine as much as the code. Every comparison runs in
+# BENCH_ROUNDS rounds (default 7), and each round runs the lesson's side, then hybridd's side
+# (A B A B ...), once each with --repeat BENCH_REPEAT (default 3) timed runs after a warm-up.
+# compare.py reports per row the median over the rounds and its min-max, and per ratio the
+# median of the per-round ratios: both sides of a ratio were measured minutes apart, never
+# half an hour. Each round also times CPython's pure-Python threads under the distribution's
+# own interpreter (/usr/bin/python3, which has no numpy: lesson.py then runs pure Python only),
+# and Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row).
 # Starts hybridd on a temporary socket with its built-in defaults (stopped by a trap, also when
 # a step fails), writes every result as JSON to a temporary directory, and hands that to
 # bench/lesson/compare.py, which prints one table and rewrites the generated section of
@@ -11,11 +21,33 @@
 # runs under numpy 1.24 (build/lesson-venv-numpy124), the numpy that ../shared/FACTS.md measured
 # and the sort targets were set from; when pip cannot install it, those rows are skipped and
 # the report says so.
-# Usage: scripts/bench.sh [BUILD_DIR]     (BENCH_KEEP=1 keeps the JSON directory)
+# Usage: scripts/bench.sh [BUILD_DIR]
+#   BENCH_ROUNDS=N    rounds per comparison (default 7; at least 1)
+#   BENCH_REPEAT=N    timed runs per side within a round (default 3)
+#   BENCH_REPEAT_SLOW=N  the same for the steps whose one run takes about a second or more,
+#                     the lesson's pi at 10^8 and numpy 1.24's sort (default 1: the rounds
+#                     give their median)
+#   BENCH_QUICK=1     small sizes and 3 rounds, for developing this script: the report goes to
+#                     BUILD_DIR/bench-quick.md and .svg, never to docs/
+#   BENCH_NUMPY124=0  skip the numpy 1.24 rows (noted in the report)
+#   BENCH_NOTE=TEXT   a sentence for the report (e.g. "the machine was shared")
+#   BENCH_KEEP=1      keep the JSON directory
 set -u
 build=${1:-build}
-report=docs/benchmarks.md
-chart=docs/benchmarks-lesson.svg
+quick=${BENCH_QUICK:-0}
+if [[ $quick == 1 ]]; then
+  rounds=${BENCH_ROUNDS:-3} pi1=1000000 pi2=10000000 pure=100000 sortn=1000000
+  report=$build/bench-quick.md chart=$build/bench-quick.svg
+else
+  rounds=${BENCH_ROUNDS:-7} pi1=10000000 pi2=100000000 pure=1000000 sortn=10000000
+  report=docs/benchmarks.md chart=docs/benchmarks-lesson.svg
+fi
+repeat=${BENCH_REPEAT:-3}
+slow=${BENCH_REPEAT_SLOW:-1}
+if ! [[ $rounds =~ ^[1-9][0-9]*$ && $repeat =~ ^[1-9][0-9]*$ && $slow =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench: BENCH_ROUNDS, BENCH_REPEAT and BENCH_REPEAT_SLOW must be positive integers" >&2
+  exit 2
+fi
 # The reference side's virtual environment (numpy and numba); created once.
 LESSON_VENV=${LESSON_VENV:-$PWD/$build/lesson-venv}
 LESSON_VENV_NUMPY124=${LESSON_VENV_NUMPY124:-$PWD/$build/lesson-venv-numpy124}
@@ -24,12 +56,26 @@ scripts/lesson-venv.sh >&2 || { echo "bench: no Python environment for the lesso
 py=$LESSON_VENV/bin/python
 # The second reference, numpy 1.24: optional.
 skipped=()
-if scripts/lesson-venv.sh --numpy124 >&2; then
+if [[ ${BENCH_NUMPY124:-1} == 0 ]]; then
+  py124=
+  skipped+=("numpy 1.24 reference: BENCH_NUMPY124=0")
+elif scripts/lesson-venv.sh --numpy124 >&2; then
   py124=$LESSON_VENV_NUMPY124/bin/python
 else
   py124=
   skipped+=("numpy 1.24 reference: scripts/lesson-venv.sh --numpy124 could not install numpy<1.25 with pip")
   echo "bench: no numpy 1.24; its rows are skipped" >&2
+fi
+# The distribution's interpreter, for model fidelity: CPython's threads as Debian ships them.
+syspy=/usr/bin/python3
+if [[ ! -x $syspy ]]; then
+  syspy=
+  skipped+=("Debian's /usr/bin/python3 rows: there is no /usr/bin/python3")
+fi
+vqsort=$build/bench/vqsort-ref
+if [[ ! -x $vqsort ]]; then
+  vqsort=
+  skipped+=("Highway vqsort reference: $build/bench/vqsort-ref was not built (no libhwy-dev when CMake ran)")
 fi
 
 # shellcheck source=scripts/tmp-daemon.sh
@@ -46,71 +92,95 @@ out=$dir/json
 mkdir -p "$out"
 
 failed=0
-# run FILE CMD...: runs one step, its stdout (one JSON document) into $out/FILE.
+# run FILE CMD...: runs one step, its stdout (one JSON document) into FILE.
 run() {
   local file=$1
   shift
   echo "bench: $*" >&2
-  if ! "$@" >"$out/$file"; then
+  if ! "$@" >"$file"; then
     echo "bench: step failed: $*" >&2
-    rm -f "$out/$file"
+    rm -f "$file"
     failed=1
   fi
 }
-# optional FILE CMD...: the same for a step whose failure skips its rows, noted in the report.
+# optional FILE CMD...: the same for a step whose failure skips its rows, noted in the report
+# (once, however many rounds it fails in).
 optional() {
   local file=$1
   shift
   echo "bench: $*" >&2
-  if ! "$@" >"$out/$file"; then
+  if ! "$@" >"$file"; then
     echo "bench: optional step failed, its rows are skipped: $*" >&2
-    rm -f "$out/$file"
-    skipped+=("$file: the step failed: $*")
+    rm -f "$file"
+    local note="${file##*/}: the step failed: ${*/#$dir/}"
+    [[ " ${skipped[*]} " == *" $note "* ]] || skipped+=("$note")
   fi
 }
 ctl() { "$hybridctl" -s "$sock" --json "$@"; }
+# lesson FILE REPEAT ARGS...: one lesson.py run of the reference venv.
+lesson() { run "$1" "$py" bench/lesson/lesson.py "${@:3}" --repeat "$2" --json; }
 
-run hybridd-devices.json ctl devices
-run hybridd-status.json ctl status
-# The lesson's side (lesson.py takes plain integers). The f64 and f32 runs save the array
-# they sort on one thread; hybridd sorts those files below.
-run lesson-1e7-f64.json "$py" bench/lesson/lesson.py --pi-n 10000000 --sort-n 10000000 \
-  --dtype f64 --repeat 5 --json --save-sort-input "$dir/sort-1e7-f64.npy"
-run lesson-pi-1e8.json "$py" bench/lesson/lesson.py --pi-n 100000000 --pure-n 1000000 \
-  --no-sort --repeat 5 --json
-run lesson-sort-f32.json "$py" bench/lesson/lesson.py --no-pi --sort-n 10000000 \
-  --dtype f32 --repeat 5 --json --save-sort-input "$dir/sort-1e7-f32.npy"
-# numpy 1.24: the sort part only (the same seed draws the same arrays; compare.py checks the
-# SHA-256 of each side's array).
-if [[ -n $py124 ]]; then
-  for dt in f64 f32; do
-    optional "lesson-numpy124-sort-$dt.json" "$py124" bench/lesson/lesson.py --no-pi \
-      --sort-n 10000000 --dtype "$dt" --repeat 5 --json
-  done
-fi
-# hybridd's side, through the daemon.
-run hybridd-pi-1e7.json ctl compare pi -n 1e7 --threads 1,2 --repeat 5
-run hybridd-pi-1e8.json ctl compare pi -n 1e8 --threads 1,2 --repeat 5
-for dt in f64 f32; do
-  if [[ -f $dir/sort-1e7-$dt.npy ]]; then
-    # The default backends, with the process backend's both transports (issue 9's rows).
-    run "hybridd-sort-$dt.json" ctl compare sort --input "$dir/sort-1e7-$dt.npy" \
-      --threads 1,2 --transport pipe,shm --repeat 5
-  else
-    echo "bench: $dir/sort-1e7-$dt.npy is missing (the lesson's $dt step failed)" >&2
+run "$out/hybridd-devices.json" ctl devices
+run "$out/hybridd-status.json" ctl status
+
+# sort_pair DTYPE ROUND_DIR: hybridd, then the references, sort the array the lesson saved.
+sort_pair() {
+  local dt=$1 rd=$2 npy=$dir/sort-$1.npy
+  if [[ ! -f $npy ]]; then
+    echo "bench: $npy is missing (the lesson's $dt step failed)" >&2
     failed=1
+    return
   fi
+  # The default backends, with the process backend's both transports (issue 9's rows).
+  run "$rd/hybridd-sort-$dt.json" ctl compare sort --input "$npy" --threads 1,2 \
+    --transport pipe,shm --repeat "$repeat"
+  [[ -z $vqsort ]] || optional "$rd/vqsort-$dt.json" "$vqsort" --input "$npy" --repeat "$repeat"
+  # numpy 1.24: the sort part only (the same seed draws the same arrays; compare.py checks
+  # the SHA-256 of each side's array).
+  [[ -z $py124 ]] || optional "$rd/lesson-numpy124-sort-$dt.json" "$py124" \
+    bench/lesson/lesson.py --no-pi --sort-n "$sortn" --dtype "$dt" --repeat "$slow" --json
+}
+
+# A B A B ...: in every round each comparison runs the lesson's side, then hybridd's. The
+# lesson draws the same arrays from the same seed in every round; the first round saves them.
+for ((r = 1; r <= rounds; r++)); do
+  rd=$out/round-$(printf %02d "$r")
+  mkdir -p "$rd"
+  echo "bench: round $r of $rounds" >&2
+  save64=() save32=()
+  if ((r == 1)); then
+    save64=(--save-sort-input "$dir/sort-f64.npy")
+    save32=(--save-sort-input "$dir/sort-f32.npy")
+  fi
+  lesson "$rd/lesson-pi$pi1-f64.json" "$repeat" --pi-n "$pi1" --pure-n "$pure" --sort-n "$sortn" \
+    --dtype f64 "${save64[@]}"
+  # CPython's pure-Python threads under Debian's own interpreter (no numpy there).
+  [[ -z $syspy ]] || optional "$rd/system-python-pi.json" "$syspy" bench/lesson/lesson.py \
+    --pi-n "$pi1" --pure-n "$pure" --no-sort --repeat "$repeat" --json
+  run "$rd/hybridd-pi$pi1.json" ctl compare pi -n "$pi1" --threads 1,2 --repeat "$repeat"
+  sort_pair f64 "$rd"
+  lesson "$rd/lesson-pi$pi2.json" "$slow" --pi-n "$pi2" --pure-n "$pure" --no-sort
+  run "$rd/hybridd-pi$pi2.json" ctl compare pi -n "$pi2" --threads 1,2 --repeat "$repeat"
+  lesson "$rd/lesson-sort-f32.json" "$repeat" --no-pi --sort-n "$sortn" --dtype f32 "${save32[@]}"
+  sort_pair f32 "$rd"
 done
 
-# Steps skipped on purpose, for the report.
-if ((${#skipped[@]})); then
-  printf '%s\n' "${skipped[@]}" | python3 -c 'import json, sys
-json.dump({"tool": "scripts/bench.sh", "skipped": sys.stdin.read().splitlines()}, sys.stdout)' \
-    >"$out/bench-notes.json"
-fi
+# How the run was made, and the steps skipped on purpose, for the report.
+printf '%s\n' "${skipped[@]}" | BENCH_ROUNDS=$rounds BENCH_REPEAT=$repeat \
+  BENCH_REPEAT_SLOW=$slow BENCH_QUICK=$quick \
+  python3 -c 'import json, os, sys
+json.dump({"tool": "scripts/bench.sh", "skipped": [x for x in sys.stdin.read().splitlines() if x],
+           "rounds": int(os.environ["BENCH_ROUNDS"]), "repeat": int(os.environ["BENCH_REPEAT"]),
+           "repeat_slow": int(os.environ["BENCH_REPEAT_SLOW"]),
+           "quick": os.environ["BENCH_QUICK"] == "1", "note": os.environ.get("BENCH_NOTE", ""),
+           "order": "per round: lesson pi+sort f64, /usr/bin/python3 pure pi, hybridd pi, "
+                    "hybridd sort f64, vqsort f64, numpy 1.24 f64, lesson pi (large n), "
+                    "hybridd pi (large n), lesson sort f32, hybridd sort f32, vqsort f32, "
+                    "numpy 1.24 f32"}, sys.stdout)' >"$out/bench-notes.json"
 
-python3 bench/lesson/compare.py "$out" --svg "$chart" --md "$report" \
-  --command "make bench" || failed=1
+cmd="make bench"
+[[ $quick != 1 ]] || cmd="BENCH_QUICK=1 make bench"
+python3 bench/lesson/compare.py "$out" --svg "$chart" --md "$report" --command "$cmd" || failed=1
 
 if ((failed)); then
   echo "bench: a step failed; the daemon's log:" >&2

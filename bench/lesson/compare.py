@@ -4,15 +4,25 @@
   python3 bench/lesson/compare.py DIR [--md FILE] [--svg FILE] [--command CMD]
 
 DIR holds the JSON documents that scripts/bench.sh wrote: the output of
-`lesson.py --json` (any number of runs, under any numpy), of `hybridctl --json
-compare pi|sort` (any number), optionally of `hybridctl --json devices` and
-`status`, and optionally bench.sh's own notes (steps it skipped).  Each is
-recognised by its content, not its name.
+`lesson.py --json` (any number of runs, under any numpy, or under a Python
+without numpy), of `hybridctl --json compare pi|sort` (any number), of
+bench/vqsort-ref (a reference sort, optional), optionally of `hybridctl --json
+devices` and `status`, and optionally bench.sh's own notes (rounds, steps it
+skipped).  Each is recognised by its content, not its name.
+
+Rounds: make bench runs every comparison in interleaved rounds (the lesson's
+side, then hybridd's, then again) and puts round K's documents in DIR/round-K/.
+A row's figure is the median over the rounds of that round's figure, shown with
+its min-max over the rounds; a ratio between two rows is the median of the
+per-round ratios (both sides measured in the same round), with its min-max.
+Documents directly in DIR (an older make bench) count as one round.
 
 The lesson runs under the newest numpy among them are the reference; runs under
 an older numpy (make bench adds numpy 1.24, the one ../shared/FACTS.md measured)
 are shown as extra rows labelled with their numpy version and used only to show
-where the sort targets came from.
+where the sort targets came from.  Runs under a Python without numpy (make bench:
+Debian's /usr/bin/python3) give pure-Python pi rows labelled with the interpreter,
+used for model fidelity.
 
 Prints one table: every row of every job (lesson variants and hybridd rows) with
 its median time, throughput, and its ratio to the lesson's best implementation of
@@ -70,35 +80,65 @@ def version_key(v):
     return tuple(out)
 
 
+def round_dirs(dirname):
+    """[(round, path)]: DIR itself as round 0, then every DIR/round-K/ as round K."""
+    out = [(0, dirname)]
+    for sub in sorted(glob.glob(os.path.join(dirname, "round-*"))):
+        m = re.match(r"round-0*(\d+)$", os.path.basename(sub))
+        if m and os.path.isdir(sub):
+            out.append((int(m.group(1)), sub))
+    return out
+
+
+def python_label(d):
+    """How a lesson run's interpreter is named in its rows: '' for one with numpy (the venvs:
+    labelled by numpy version instead), else its path and version."""
+    if d.get("versions", {}).get("numpy"):
+        return ""
+    exe = d.get("python_executable") or "python"
+    return "%s, Python %s" % (exe, d.get("versions", {}).get("python", "?"))
+
+
 def load(dirname):
-    docs = {"lesson": [], "compare": [], "devices": None, "status": None, "skipped": []}
-    for path in sorted(glob.glob(os.path.join(dirname, "*.json"))):
-        try:
-            with open(path) as f:
-                d = json.load(f)
-        except (OSError, ValueError) as e:
-            print("compare: skipping %s: %s" % (path, e), file=sys.stderr)
-            continue
-        if not isinstance(d, dict):
-            continue
-        if d.get("tool") == "bench/lesson/lesson.py":
-            docs["lesson"].append(d)
-        elif d.get("tool") == "scripts/bench.sh":
-            docs["skipped"].extend(d.get("skipped", []))
-        elif str(d.get("job", "")).startswith("compare ") and "rows" in d:
-            docs["compare"].append(d)
-        elif "cpu" in d and "devices" in d:
-            docs["devices"] = d
-        elif "version" in d and "uptime_ns" in d:
-            docs["status"] = d
-    # The reference is the newest numpy among the lesson runs; older ones are extra rows.
-    versions = [d.get("versions", {}).get("numpy") or "?" for d in docs["lesson"]]
-    newest = max(versions, key=version_key) if versions else None
+    docs = {"lesson": [], "compare": [], "reference": [], "devices": None, "status": None,
+            "skipped": [], "notes": {}, "rounds": []}
+    for rnd, sub in round_dirs(dirname):
+        for path in sorted(glob.glob(os.path.join(sub, "*.json"))):
+            try:
+                with open(path) as f:
+                    d = json.load(f)
+            except (OSError, ValueError) as e:
+                print("compare: skipping %s: %s" % (path, e), file=sys.stderr)
+                continue
+            if not isinstance(d, dict):
+                continue
+            d["_round"] = rnd
+            if d.get("tool") == "bench/lesson/lesson.py":
+                docs["lesson"].append(d)
+            elif d.get("tool") == "bench/vqsort-ref":
+                docs["reference"].append(d)
+            elif d.get("tool") == "scripts/bench.sh":
+                docs["skipped"].extend(d.get("skipped", []))
+                docs["notes"] = d
+            elif str(d.get("job", "")).startswith("compare ") and "rows" in d:
+                docs["compare"].append(d)
+            elif "cpu" in d and "devices" in d:
+                docs["devices"] = d
+            elif "version" in d and "uptime_ns" in d:
+                docs["status"] = d
+    docs["rounds"] = sorted({d["_round"] for k in ("lesson", "compare", "reference")
+                             for d in docs[k]})
+    # The reference is the newest numpy among the lesson runs; older ones are extra rows,
+    # and runs without numpy are labelled by their interpreter.
+    versions = [d.get("versions", {}).get("numpy") for d in docs["lesson"]]
+    newest = max((v for v in versions if v), key=version_key, default=None)
     for d, v in zip(docs["lesson"], versions):
-        d["_numpy"] = v
-        d["_ref"] = v == newest
+        d["_numpy"] = v or "none"
+        d["_python"] = python_label(d)
+        d["_ref"] = v is not None and v == newest
     docs["numpy_ref"] = newest
-    docs["numpy_other"] = sorted({v for v in versions if v != newest}, key=version_key)
+    docs["numpy_other"] = sorted({v for v in versions if v and v != newest}, key=version_key)
+    docs["pythons_other"] = sorted({d["_python"] for d in docs["lesson"] if d["_python"]})
     docs["lesson_ref"] = [d for d in docs["lesson"] if d["_ref"]]
     return docs
 
@@ -156,9 +196,29 @@ def share_notes(r, skip=()):
     return out
 
 
-def build_rows(docs):
-    """Every row, grouped by job: {key: [row, ...]} with key ('pi', n) or ('sort', n, dtype)."""
-    groups = {}
+def median(xs):
+    xs = sorted(xs)
+    m = len(xs)
+    return xs[m // 2] if m % 2 else (xs[m // 2 - 1] + xs[m // 2]) / 2
+
+
+def summary(xs):
+    """{'med', 'lo', 'hi', 'n'} of a list of per-round figures, or None when empty."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    return {"med": median(xs), "lo": min(xs), "hi": max(xs), "n": len(xs)}
+
+
+def per_round(a, b, f):
+    """f(a's round figures, b's) for every round both rows were measured in."""
+    ks = sorted(set(a["rounds"]) & set(b["rounds"]))
+    return [f(a["rounds"][k], b["rounds"][k]) for k in ks]
+
+
+def lesson_rows(docs):
+    """Per-round rows of every lesson.py run: [(key, row)]."""
+    out = []
     for d in docs["lesson"]:
         p = d.get("params", {})
         ref = d["_ref"]
@@ -173,71 +233,125 @@ def build_rows(docs):
             if v["name"] == "pi-python":
                 note.append("pure Python at n=%s" % fmt_n(v["n"]))
             label = "lesson " + v["name"]
-            if not ref:
+            if d["_python"]:
+                label += " (%s)" % d["_python"]
+            elif not ref:
                 label += " (numpy %s)" % d["_numpy"]
-            groups.setdefault(key, []).append({
-                "source": "lesson",
-                "ref": ref,
-                "numpy": d["_numpy"],
-                "name": v["name"],
-                "label": label,
-                "threads": v["threads"],
-                "copies": v["copies"],
-                "n": v["n"],
-                "time_s": v["median_s"],
-                "throughput": v["throughput"],
-                "note": "; ".join(note),
-            })
+            out.append((key, {
+                "source": "lesson", "ref": ref, "numpy": d["_numpy"], "python": d["_python"],
+                "name": v["name"], "label": label, "threads": v["threads"],
+                "copies": v["copies"], "n": v["n"], "time_s": v["median_s"],
+                "throughput": v["throughput"], "note": "; ".join(note), "round": d["_round"],
+            }))
+    return out
+
+
+def hybridd_label(r):
+    """A hybridd row's label and notes."""
+    b = str(r.get("backend", "?"))
+    label = "hybridd " + b
+    note = []
+    if r.get("transport"):
+        label += " (%s)" % r["transport"]
+    if b == "opencl":
+        label = "hybridd opencl (%s)" % (r.get("device") or "?")
+    elif b == "locked":
+        label += " (nogil)" if r.get("nogil") else " (held lock)"
+        if r.get("wait_share") is not None and r["threads"] > 1:
+            note.append("lock wait %.0f%%" % (100 * r["wait_share"]))
+    if r.get("transfer_share") is not None:
+        note.append("transfer %.0f%% of the job" % (100 * r["transfer_share"]))
+    if b not in KNOWN_BACKENDS:
+        note.extend(share_notes(r, skip=("transfer_share",)))
+    if r.get("copies", 1) > 1:
+        note.append("%d copies" % r["copies"])
+    elif r.get("threads", 0) > 1:
+        note.append("one job split %d ways" % r["threads"])
+    return label, note
+
+
+def hybridd_rows(docs):
+    """Per-round rows of every hybridctl compare run: [(key, row)]."""
+    out = []
     for d in docs["compare"]:
         job = d["job"].split()[1]
         key = ("pi", d["n"]) if job == "pi" else ("sort", d["n"], d.get("dtype"))
         for r in d["rows"]:
             b = str(r.get("backend", "?"))
-            label = "hybridd " + b
-            note = []
-            if r.get("transport"):
-                label += " (%s)" % r["transport"]
-            if b == "opencl":
-                dev = r.get("device") or "?"
-                label = "hybridd opencl (%s)" % dev
-            elif b == "locked":
-                label += " (nogil)" if r.get("nogil") else " (held lock)"
-                if r.get("wait_share") is not None and r["threads"] > 1:
-                    note.append("lock wait %.0f%%" % (100 * r["wait_share"]))
-            if r.get("transfer_share") is not None:
-                note.append("transfer %.0f%% of the job" % (100 * r["transfer_share"]))
-            if b not in KNOWN_BACKENDS:
-                note.extend(share_notes(r, skip=("transfer_share",)))
+            label, note = hybridd_label(r)
+            out.append((key, {
+                "source": "hybridd", "ref": False, "name": b, "label": label, "backend": b,
+                "transport": r.get("transport"), "nogil": r.get("nogil"),
+                "device": r.get("device"), "transfer_share": r.get("transfer_share"),
+                "bytes_moved": r.get("bytes_moved"), "merge_ns": r.get("merge_ns"),
+                "threads": r.get("threads", 0), "copies": r.get("copies", 1),
+                "n": r["n"] * r.get("copies", 1), "time_s": r["median_ns"] / 1e9,
+                "throughput": r["throughput"], "note": "; ".join(note), "round": d["_round"],
+            }))
+    return out
+
+
+def reference_rows(docs):
+    """Per-round rows of the reference sorts (bench/vqsort-ref): [(key, row)]."""
+    out = []
+    for d in docs["reference"]:
+        key = ("sort", d["n"], d.get("dtype"))
+        for r in d.get("rows", []):
+            note = ["a reference, not hybridd"]
             if r.get("copies", 1) > 1:
-                note.append("%d copies" % r["copies"])
-            elif r.get("threads", 0) > 1:
-                note.append("one job split %d ways" % r["threads"])
-            groups.setdefault(key, []).append({
-                "source": "hybridd",
-                "ref": False,
-                "name": b,
-                "label": label,
-                "backend": b,
-                "transport": r.get("transport"),
-                "nogil": r.get("nogil"),
-                "device": r.get("device"),
-                "transfer_share": r.get("transfer_share"),
-                "bytes_moved": r.get("bytes_moved"),
-                "merge_ns": r.get("merge_ns"),
-                "threads": r.get("threads", 0),
-                "copies": r.get("copies", 1),
-                "n": r["n"] * r.get("copies", 1),
-                "time_s": r["median_ns"] / 1e9,
-                "throughput": r["throughput"],
-                "note": "; ".join(note),
-            })
+                note.append("%d copies in %d threads" % (r["copies"], r["threads"]))
+            out.append((key, {
+                "source": "reference", "ref": False, "name": "vqsort",
+                "label": "reference: %s %s" % (d.get("reference", "?"), d.get("version", "?")),
+                "threads": r["threads"], "copies": r.get("copies", 1), "n": d["n"],
+                "time_s": r["median_ns"] / 1e9, "throughput": r["throughput"],
+                "note": "; ".join(note), "round": d["_round"],
+            }))
+    return out
+
+
+def merge_rounds(flat):
+    """One row per (job, source, label, threads, copies): its per-round figures in
+    row['rounds'] ({round: {'time_s', 'throughput'}}), the medians in time_s and throughput,
+    the min-max in time_lo/time_hi and spread ((max-min)/median of the time)."""
+    groups = {}
+    for key, r in flat:
+        rows = groups.setdefault(key, {})
+        ident = (r["source"], r["label"], r["threads"], r["copies"])
+        row = rows.get(ident)
+        if row is None:
+            row = rows[ident] = dict(r, rounds={})
+        # A round with two runs of the same row (it should not happen) keeps the first.
+        row["rounds"].setdefault(r["round"], {"time_s": r["time_s"],
+                                              "throughput": r["throughput"]})
+    out = {}
     for key, rows in groups.items():
-        # The reference lesson rows first, then an older numpy's, then hybridd's.
-        rows.sort(key=lambda r: 0 if r["ref"] else 1 if r["source"] == "lesson" else 2)
+        for row in rows.values():
+            t = summary([x["time_s"] for x in row["rounds"].values()])
+            row["time_s"], row["time_lo"], row["time_hi"] = t["med"], t["lo"], t["hi"]
+            thr = [x["throughput"] for x in row["rounds"].values()]
+            row["throughput"], row["thr_lo"], row["thr_hi"] = median(thr), min(thr), max(thr)
+            row["spread"] = (t["hi"] - t["lo"]) / t["med"] if t["med"] > 0 else 0.0
+            row.pop("round", None)
+        out[key] = list(rows.values())
+    return out
+
+
+def build_rows(docs):
+    """Every row, grouped by job: {key: [row, ...]} with key ('pi', n) or ('sort', n, dtype)."""
+    groups = merge_rounds(lesson_rows(docs) + hybridd_rows(docs) + reference_rows(docs))
+    order = {"lesson": 1, "hybridd": 2, "reference": 3}
+    for key, rows in groups.items():
+        # The reference lesson rows first, then an older numpy's or another Python's, then
+        # hybridd's, then the reference sorts.
+        rows.sort(key=lambda r: 0 if r["ref"] else order.get(r["source"], 4))
         lesson = [r for r in rows if r["source"] == "lesson" and r["ref"]]
         best = max(lesson, key=lambda r: r["throughput"]) if lesson else None
         for r in rows:
-            r["ratio"] = r["throughput"] / best["throughput"] if best else None
+            q = summary(per_round(r, best, lambda a, b: a["throughput"] / b["throughput"])) \
+                if best else None
+            r["ratio"] = q["med"] if q else None
+            r["ratio_q"] = q
             r["best"] = r is best
     order = {"f64": 0, "f32": 1}
     return dict(sorted(groups.items(), key=lambda kv: (
@@ -265,28 +379,43 @@ def npy_sha256(path):
 
 
 def sort_inputs(docs):
-    """Per sort job, whether every side sorted the identical array: {key: {...}}."""
+    """Per sort job, whether every side sorted the identical array: {key: {...}}. Every round's
+    lesson run is checked (the same seed must draw the same array each time)."""
     out = {}
+    cache = {}
+
+    def sha_of(path):
+        if path not in cache:
+            cache[path] = npy_sha256(path)
+        return cache[path]
+
+    def entry(key):
+        return out.setdefault(key, {"lesson": [], "hybridd": [], "reference": []})
+
+    seen = set()
     for d in docs["lesson"]:
         si = d.get("sort_input")
-        if not si:
+        if not si or (d["_numpy"], si.get("sha256"), si["n"], si["dtype"]) in seen:
             continue
-        key = ("sort", si["n"], si["dtype"])
-        e = out.setdefault(key, {"lesson": [], "hybridd": []})
-        e["lesson"].append({"numpy": d["_numpy"], "sha256": si.get("sha256"),
-                            "path": si.get("path"), "dist": si.get("dist")})
+        seen.add((d["_numpy"], si.get("sha256"), si["n"], si["dtype"]))
+        entry(("sort", si["n"], si["dtype"]))["lesson"].append({
+            "numpy": d["_numpy"], "sha256": si.get("sha256"), "path": si.get("path"),
+            "dist": si.get("dist")})
     for d in docs["compare"]:
         if d["job"] != "compare sort":
             continue
-        key = ("sort", d["n"], d.get("dtype"))
-        e = out.setdefault(key, {"lesson": [], "hybridd": []})
+        e = entry(("sort", d["n"], d.get("dtype")))
         src = str(d.get("dist", ""))
         if src.endswith(".npy") or os.path.sep in src:
-            e["hybridd"].append({"path": src, "sha256": npy_sha256(src)})
+            e["hybridd"].append({"path": src, "sha256": sha_of(src)})
         else:
             e["hybridd"].append({"path": None, "sha256": None, "dist": src or "?"})
+    for d in docs["reference"]:
+        src = str(d.get("input", ""))
+        entry(("sort", d["n"], d.get("dtype")))["reference"].append(
+            {"path": src, "sha256": sha_of(src) if src else None})
     for key, e in out.items():
-        shas = [x["sha256"] for x in e["lesson"] + e["hybridd"]]
+        shas = [x["sha256"] for x in e["lesson"] + e["hybridd"] + e["reference"]]
         e["identical"] = bool(e["lesson"]) and bool(e["hybridd"]) and \
             None not in shas and len(set(shas)) == 1
         e["sha256"] = shas[0] if e["identical"] else None
@@ -295,21 +424,23 @@ def sort_inputs(docs):
 
 def input_line(key, e):
     """One sentence on what each side of a sort job sorted."""
-    lesson = " and ".join(sorted(("numpy %s" % x["numpy"] for x in e["lesson"]),
+    lesson = " and ".join(sorted({"numpy %s" % x["numpy"] for x in e["lesson"]},
                                  key=lambda v: version_key(v.split()[1]), reverse=True))
     if e["identical"]:
         return ("%s: every side sorted the identical array, the lesson's `Generator.random` "
                 "draw in [0, 1) saved by lesson.py `--save-sort-input` and read by "
                 "`hybridctl compare sort --input` (SHA-256 of the data %s…, the same for the "
-                "array the lesson drew under %s and for the file hybridd read)"
-                % (group_title(key), e["sha256"][:16], lesson))
+                "array the lesson drew under %s in every round and for the file hybridd%s read)"
+                % (group_title(key), e["sha256"][:16], lesson,
+                   " and the reference sort" if e["reference"] else ""))
     parts = []
-    for x in e["hybridd"]:
+    for x in e["hybridd"] + e["reference"]:
         if x["path"] is None:
             parts.append("hybridd generated its own data (--dist %s), not the lesson's array"
                          % x.get("dist"))
         elif x["sha256"] is None:
-            parts.append("hybridd read %s, which could not be checked" % x["path"])
+            parts.append("%s read %s, which could not be checked" % (
+                "hybridd" if x in e["hybridd"] else "the reference sort", x["path"]))
     shas = {x["sha256"] for x in e["lesson"] + e["hybridd"] if x["sha256"]}
     if len(shas) > 1:
         parts.append("the arrays differ (%d different SHA-256)" % len(shas))
@@ -318,29 +449,78 @@ def input_line(key, e):
     return "%s: NOT verified identical: %s" % (group_title(key), "; ".join(parts) or "?")
 
 
-def find(rows, source, name, threads, nogil=None, numpy=None):
-    """The first matching row. Lesson rows: the reference numpy's unless numpy names another."""
+def find(rows, source, name, threads, nogil=None, numpy=None, python=None):
+    """The first matching row. Lesson rows: the reference numpy's unless numpy names another
+    version or python names another interpreter (a python_label)."""
     for r in rows:
         if r["source"] == source and r["name"] == name and r["threads"] == threads:
-            if source == "lesson" and (r["numpy"] != numpy if numpy else not r["ref"]):
-                continue
+            if source == "lesson":
+                if python is not None:
+                    if r["python"] != python:
+                        continue
+                elif r["numpy"] != numpy if numpy else not r["ref"]:
+                    continue
             if nogil is None or bool(r.get("nogil")) == nogil:
                 return r
     return None
 
 
-def ratio21(rows, source, name, nogil=None):
-    one = find(rows, source, name, 1, nogil)
-    two = find(rows, source, name, 2, nogil)
-    if one and two:
-        return two["throughput"] / one["throughput"]
-    return None
+def ratio21(rows, source, name, nogil=None, python=None):
+    """{round: 2-thread/1-thread throughput} of a row pair, or None."""
+    one = find(rows, source, name, 1, nogil, python=python)
+    two = find(rows, source, name, 2, nogil, python=python)
+    if not (one and two):
+        return None
+    ks = sorted(set(one["rounds"]) & set(two["rounds"]))
+    return {k: two["rounds"][k]["throughput"] / one["rounds"][k]["throughput"] for k in ks} \
+        or None
+
+
+def fmt_q(q, fmt="%.2f"):
+    """'median (min–max)' of a summary; only the median for one round."""
+    if q is None:
+        return "-"
+    if q["n"] < 2:
+        return fmt % q["med"]
+    return "%s (%s–%s)" % (fmt % q["med"], fmt % q["lo"], fmt % q["hi"])
+
+
+def fmt_pct_q(q):
+    if q is None:
+        return "-"
+    f = "%+.1f%%"
+    if q["n"] < 2:
+        return f % (100 * q["med"])
+    return "%s (%s to %s)" % (f % (100 * q["med"]), f % (100 * q["lo"]), f % (100 * q["hi"]))
 
 
 # ---------------------------------------------------------------- analysis
 
+def fidelity_side(who, cpy, locked):
+    """One interpreter's comparison: per-round (locked - CPython)/CPython, summarised."""
+    ks = sorted(set(cpy) & set(locked))
+    diff = summary([(locked[k] - cpy[k]) / cpy[k] for k in ks])
+    ok = diff is not None and abs(diff["med"]) <= FIDELITY_TOL
+    wide = diff is not None and (diff["lo"] < -FIDELITY_TOL or diff["hi"] > FIDELITY_TOL)
+    return {"who": who, "cpython": summary(list(cpy.values())), "diff": diff, "ok": ok,
+            "wide": wide}
+
+
+def interpreter_names(docs):
+    """(the reference venv's interpreter, in words; the labels of the other Pythons)."""
+    L = docs["lesson_ref"][0] if docs["lesson_ref"] else {}
+    ver = L.get("versions", {}).get("python", "?")
+    ref = "venv Python %s (%s)" % (ver, L.get("python_base") or "?")
+    return ref, docs["pythons_other"]
+
+
 def fidelity(groups, docs):
+    """Per job, the locked backend's 2T/1T against CPython's, under the reference venv's
+    Python and under every Python without numpy (Debian's /usr/bin/python3): medians and
+    min-max over the rounds of the per-round ratios and differences."""
     out = []
+    ref_who, others = interpreter_names(docs)
+    pi_rows = [r for key, rows in groups.items() if key[0] == "pi" for r in rows]
     for key, rows in groups.items():
         if key[0] == "pi":
             kind, lname, what = "CPU-bound (held lock)", "pi-python", "pure-Python pi, 2T/1T"
@@ -349,13 +529,21 @@ def fidelity(groups, docs):
             kind, lname, what = ("GIL-releasing (nogil)", "sort-numpy-" + key[2],
                                  "numpy.sort, 2 arrays/1 array")
             locked = ratio21(rows, "hybridd", "locked", nogil=True)
-        cpy = ratio21(rows, "lesson", lname)
-        if locked is None or cpy is None:
+        if locked is None:
             continue
-        diff = (locked - cpy) / cpy
-        out.append({"job": group_title(key), "kind": kind, "cpython_what": what,
-                    "cpython": cpy, "locked": locked, "diff": diff,
-                    "ok": abs(diff) <= FIDELITY_TOL})
+        sides = []
+        cpy = ratio21(rows, "lesson", lname)
+        if cpy:
+            sides.append(fidelity_side(ref_who, cpy, locked))
+        for py in others:
+            # Pythons without numpy run pure-Python pi only, once a round: every pi job's
+            # locked rows are held against those runs.
+            c = ratio21(pi_rows, "lesson", lname, python=py) if key[0] == "pi" else None
+            if c:
+                sides.append(fidelity_side(py, c, locked))
+        if sides:
+            out.append({"job": group_title(key), "kind": kind, "cpython_what": what,
+                        "locked": summary(list(locked.values())), "sides": sides})
     si_lesson = sorted({d.get("switch_interval_s") for d in docs["lesson"]
                         if d.get("switch_interval_s") is not None})
     si_h = (docs["devices"] or {}).get("cpu", {}).get("switch_interval_us")
@@ -365,55 +553,111 @@ def fidelity(groups, docs):
     return out, si
 
 
-def sort_targets(rows, numpy=None):
-    """The two sort targets against the lesson's numpy.sort (the reference, or numpy=VERSION)."""
+def speedup(fast, slow, per_copy=False):
+    """Summary over the rounds of slow's time / fast's time (per array when per_copy: slow's
+    time divided by its copies), or None."""
+    def f(a, b):
+        return (b["time_s"] / (slow["copies"] if per_copy else 1)) / a["time_s"]
+    return summary(per_round(fast, slow, f))
+
+
+def target(text, q, goal, detail, context=False):
+    return {"target": text, "measured": q["med"], "measured_q": q, "goal": goal,
+            "detail": detail, "context": context}
+
+
+def sort_targets(rows, key, numpy=None):
+    """Issue 8's two sort targets against the lesson's numpy.sort (the reference, or
+    numpy=VERSION)."""
     out = []
     nat = find(rows, "hybridd", "native", 2)
-    one = find(rows, "lesson", "sort-numpy-f64", 1, numpy=numpy)
-    two = find(rows, "lesson", "sort-numpy-f64", 2, numpy=numpy)
+    one = find(rows, "lesson", "sort-numpy-" + key[2], 1, numpy=numpy)
+    two = find(rows, "lesson", "sort-numpy-" + key[2], 2, numpy=numpy)
     which = "" if numpy is None else " (numpy %s)" % numpy
-    if nat and one:
-        m = one["time_s"] / nat["time_s"]
-        out.append({"target": "sort 1e7 f64: native 2T >= %gx numpy.sort%s on one array"
-                    % (TARGET_SORT_ONE, which),
-                    "measured": m, "goal": TARGET_SORT_ONE,
-                    "detail": "%s vs %s" % (fmt_time(nat["time_s"]), fmt_time(one["time_s"]))})
-    if nat and two:
+    job = "sort %s %s" % (fmt_n(key[1]), key[2])
+    q = speedup(nat, one) if nat and one else None
+    if q:
+        out.append(target("%s: native 2T >= %gx numpy.sort%s on one array"
+                          % (job, TARGET_SORT_ONE, which), q, TARGET_SORT_ONE,
+                          "%s vs %s" % (fmt_time(nat["time_s"]), fmt_time(one["time_s"]))))
+    q = speedup(nat, two, per_copy=True) if nat and two else None
+    if q:
         per_array = two["time_s"] / two["copies"]
-        m = per_array / nat["time_s"]
-        out.append({"target": "sort 1e7 f64: native 2T >= %gx two-thread numpy.sort%s, per array"
-                    % (TARGET_SORT_TWO, which), "measured": m, "goal": TARGET_SORT_TWO,
-                    "detail": "%s vs %s per array (%s for %d arrays)" % (
-                        fmt_time(nat["time_s"]), fmt_time(per_array), fmt_time(two["time_s"]),
-                        two["copies"])})
+        out.append(target("%s: native 2T >= %gx two-thread numpy.sort%s, per array"
+                          % (job, TARGET_SORT_TWO, which), q, TARGET_SORT_TWO,
+                          "%s vs %s per array (%s for %d arrays)" % (
+                              fmt_time(nat["time_s"]), fmt_time(per_array),
+                              fmt_time(two["time_s"]), two["copies"])))
     return out
 
 
+# Issue 16: per core and on two threads, against the reference numpy (the newest from pip).
+TARGET_SERIAL_VS_NUMPY = 1.5  # serial >= 1.5x numpy.sort on one thread
+TARGET_NATIVE_VS_NUMPY = 3.0  # native 2T >= 3x numpy.sort on one thread
+TARGET_NATIVE_VS_TWO = 1.5    # native 2T >= 1.5x the lesson's two-threads-two-arrays throughput
+
+
+def engine_targets(rows, key):
+    out = []
+    job = "sort %s %s" % (fmt_n(key[1]), key[2])
+    one = find(rows, "lesson", "sort-numpy-" + key[2], 1)
+    two = find(rows, "lesson", "sort-numpy-" + key[2], 2)
+    ser = find(rows, "hybridd", "serial", 1)
+    nat = find(rows, "hybridd", "native", 2)
+    for fast, slow, goal, text, per_copy in (
+            (ser, one, TARGET_SERIAL_VS_NUMPY, "serial >= %gx numpy.sort, 1 thread", False),
+            (nat, one, TARGET_NATIVE_VS_NUMPY, "native 2T >= %gx numpy.sort, 1 thread", False),
+            (nat, two, TARGET_NATIVE_VS_TWO, "native 2T >= %gx two-thread numpy.sort "
+             "throughput", True)):
+        q = speedup(fast, slow, per_copy) if fast and slow else None
+        if q:
+            out.append(target("%s: %s (issue 16)" % (job, text % goal), q, goal, "%s vs %s%s" % (
+                fmt_time(fast["time_s"]), fmt_time(slow["time_s"]),
+                " for %d arrays" % slow["copies"] if per_copy else "")))
+    return out
+
+
+def main_sort_keys(groups):
+    """The sort jobs the targets are judged on: each dtype at its largest n (make bench:
+    10^7; BENCH_QUICK's smaller sizes show the same lines)."""
+    best = {}
+    for key in groups:
+        if key[0] == "sort" and (key[2] not in best or key[1] > best[key[2]][1]):
+            best[key[2]] = key
+    return [best[d] for d in ("f64", "f32") if d in best]
+
+
 def targets(groups, docs):
-    """Issue 8's targets against the reference numpy; then, marked context, the sort targets
-    against every older numpy (make bench: 1.24, where FACTS.md's figures and so the targets
-    came from)."""
+    """Issue 8's targets against the reference numpy, issue 16's; then, marked context, issue
+    8's sort targets against every older numpy (make bench: 1.24, where FACTS.md's figures
+    and so those targets came from). Every measured figure is the median of the per-round
+    ratios."""
     out = []
     for key, rows in groups.items():
         if key[0] != "pi":
             continue
         nat = find(rows, "hybridd", "native", 2)
         ref = find(rows, "lesson", "pi-numba-nogil", 2)
-        if nat and ref:
-            m = nat["throughput"] / ref["throughput"]
-            out.append({"target": "pi %s: native 2T >= %gx numba nogil 2T" % (
-                fmt_n(key[1]), TARGET_PI_NOGIL), "measured": m, "goal": TARGET_PI_NOGIL,
-                "detail": "%s vs %s" % (fmt_rate(nat["throughput"]), fmt_rate(ref["throughput"]))})
-    rows = groups.get(("sort", 10**7, "f64"), [])
-    out.extend(sort_targets(rows))
-    for t in out:
-        t["context"] = False
+        q = summary(per_round(nat, ref, lambda a, b: a["throughput"] / b["throughput"])) \
+            if nat and ref else None
+        if q:
+            out.append(target("pi %s: native 2T >= %gx numba nogil 2T" % (
+                fmt_n(key[1]), TARGET_PI_NOGIL), q, TARGET_PI_NOGIL,
+                "%s vs %s" % (fmt_rate(nat["throughput"]), fmt_rate(ref["throughput"]))))
+    keys = main_sort_keys(groups)
+    f64 = [k for k in keys if k[2] == "f64"]
+    for k in f64:
+        out.extend(sort_targets(groups[k], k))
+    for k in keys:
+        out.extend(engine_targets(groups[k], k))
     for v in docs["numpy_other"]:
-        for t in sort_targets(rows, numpy=v):
-            t["context"] = True
-            t["target"] = "as the targets were set (numpy 1.24, FACTS.md): " + t["target"] \
-                if v.startswith("1.24.") else "context, an older numpy: " + t["target"]
-            out.append(t)
+        for k in f64:
+            for t in sort_targets(groups[k], k, numpy=v):
+                t["context"] = True
+                t["target"] = "as the targets were set (numpy 1.24, FACTS.md): " + \
+                    t["target"] if v.startswith("1.24.") else \
+                    "context, an older numpy: " + t["target"]
+                out.append(t)
     for t in out:
         t["ok"] = t["measured"] >= t["goal"]
         t["gap"] = None if t["ok"] else t["goal"] / t["measured"]
@@ -434,9 +678,10 @@ def process_rows(groups):
         if not nat or not procs:
             continue
         for r in [nat] + procs:
+            q = summary(per_round(r, nat, lambda a, b: a["time_s"] / b["time_s"]))
             out.append({"job": group_title(key), "key": key, "label": r["label"],
                         "transport": r.get("transport"), "time_s": r["time_s"],
-                        "vs_native": r["time_s"] / nat["time_s"],
+                        "vs_native": q["med"], "vs_native_q": q,
                         "share": r.get("transfer_share") if r is not nat else None,
                         "bytes_moved": r.get("bytes_moved") if r is not nat else None,
                         "merge_ns": r.get("merge_ns") if r is not nat else None})
@@ -449,6 +694,7 @@ def process_target(prow):
         if x["key"] == ("sort", 10**7, "f64") and x["transport"] == "shm":
             return {"target": "sort 1e7 f64: process/shm 2 workers within %.1fx of native 2T"
                     % TARGET_SHM_VS_NATIVE, "measured": x["vs_native"],
+                    "measured_q": x["vs_native_q"],
                     "ok": x["vs_native"] <= TARGET_SHM_VS_NATIVE}
     return None
 
@@ -478,7 +724,17 @@ def opencl_notes(groups, docs):
 
 # ------------------------------------------------------------------ output
 
-HEAD = ("job", "variant", "thr", "time", "throughput", "vs lesson best", "note")
+HEAD = ("job", "variant", "thr", "time", "min–max", "spread", "throughput", "vs lesson best",
+        "note")
+LEFT = (0, 1, 2, 8)   # left-aligned columns of the text table
+
+
+def fmt_ratio_q(q):
+    if q is None:
+        return "-"
+    if q["n"] < 2:
+        return fmt_ratio(q["med"])
+    return "%s (%s–%s)" % (fmt_ratio(q["med"]), fmt_ratio(q["lo"])[:-1], fmt_ratio(q["hi"]))
 
 
 def table_rows(groups):
@@ -486,16 +742,106 @@ def table_rows(groups):
     for key, rows in groups.items():
         for r in rows:
             thr = str(r["threads"]) if r["threads"] else "dev"
+            many = len(r["rounds"]) > 1
             out.append((group_title(key), r["label"], thr, fmt_time(r["time_s"]),
+                        "%s–%s" % (fmt_time(r["time_lo"]), fmt_time(r["time_hi"]))
+                        if many else "-",
+                        "%.0f%%" % (100 * r["spread"]) if many else "-",
                         fmt_rate(r["throughput"]),
-                        fmt_ratio(r["ratio"]) + (" (best)" if r["best"] else ""), r["note"]))
+                        fmt_ratio_q(r["ratio_q"]) + (" (best)" if r["best"] else ""),
+                        r["note"]))
+    return out
+
+
+def noise(groups, docs):
+    """Sentences on how noisy this machine was during the run: the round-to-round spread of
+    the most stable row, of hybridd's serial sort (the baseline) and of all rows, and the
+    load average the lesson saw before each of its runs."""
+    rows = [(key, r) for key, rs in groups.items() for r in rs if len(r["rounds"]) > 1]
+    out = []
+    if not rows:
+        return ["one round only: no round-to-round spread to show (BENCH_ROUNDS=1 or an "
+                "older make bench)"]
+    key, calm = min(rows, key=lambda kr: kr[1]["spread"])
+    out.append("the most stable row, %s %s (%s), moved %.1f%% between rounds "
+               "(min–max over median)" % (group_title(key), calm["label"],
+                                           "%dT" % calm["threads"] if calm["threads"]
+                                           else "device", 100 * calm["spread"]))
+    for key in main_sort_keys(groups):
+        ser = find(groups[key], "hybridd", "serial", 1)
+        if ser:
+            out.append("the serial baseline, hybridd serial on %s, took %s–%s over the rounds "
+                       "(median %s, spread %.0f%%)" % (
+                           group_title(key), fmt_time(ser["time_lo"]), fmt_time(ser["time_hi"]),
+                           fmt_time(ser["time_s"]), 100 * ser["spread"]))
+    sp = sorted(r["spread"] for _, r in rows)
+    out.append("over all %d rows the spread is %.0f%% at the median and %.0f%% at the worst; "
+               "a difference between two rows smaller than their spreads is noise" % (
+                   len(sp), 100 * median(sp), 100 * sp[-1]))
+    loads = [float(d["machine"]["loadavg_before"][0]) for d in docs["lesson"]
+             if (d.get("machine") or {}).get("loadavg_before")]
+    if loads:
+        out.append("1-minute load average before the lesson's runs: %.2f–%.2f (2 means both "
+                   "CPUs busy)" % (min(loads), max(loads)))
+    return out
+
+
+def rounds_words(docs):
+    """How the rounds were run, in one sentence."""
+    n = len([k for k in docs["rounds"] if k > 0]) or 1
+    rep = (docs["notes"] or {}).get("repeat")
+    slow = (docs["notes"] or {}).get("repeat_slow")
+    runs = "%s timed run%s" % (rep or "several", "" if rep == 1 else "s")
+    if slow and slow != rep:
+        runs += " (%d for the steps that take seconds: the lesson's largest pi and numpy " \
+                "1.24's sort)" % slow
+    if n == 1:
+        return ("Every figure comes from one round (not interleaved rounds: an older make "
+                "bench, or BENCH_ROUNDS=1): each side ran once, with %s after one warm-up, "
+                "and the figure is the median of those runs. The lesson's 2-thread rows run "
+                "two copies of the job in two `threading.Thread`s; hybridd's 2-thread rows "
+                "split one job two ways. Throughput counts the items of all copies." % runs)
+    return ("Every figure is the median over %d interleaved rounds: each round runs the "
+            "lesson's side, then hybridd's (A B A B …), once each with %s after "
+            "one warm-up, and that round's figure is the median of those runs. 'min–max' is the "
+            "range of the per-round figures, 'spread' is (max − min) / median. A ratio between "
+            "two rows is the median of the per-round ratios (both measured in the same round), "
+            "with their min–max in brackets. The lesson's 2-thread rows run two copies of the "
+            "job in two `threading.Thread`s (as the lesson does; for sort, the array above and "
+            "a second one drawn next from the same generator); hybridd's 2-thread rows split "
+            "one job two ways. Throughput counts the items of all copies." % (
+                n, runs))
+
+
+def machine_words(docs):
+    L = docs["lesson_ref"][0] if docs["lesson_ref"] else (docs["lesson"] or [{}])[0]
+    mach = L.get("machine", {})
+    simd = mach.get("simd")
+    return "%s, %s CPUs (affinity %s)%s, %s" % (
+        mach.get("cpu_model", platform.processor()), mach.get("nproc", os.cpu_count()),
+        mach.get("affinity", "?"), "" if simd is None else ", vector extensions: %s" % (
+            " ".join(simd) or "none of SSE4.2, AVX2, AVX-512"),
+        mach.get("platform", platform.platform()))
+
+
+def fidelity_lines(fid):
+    """(job, kind, CPython, CPython 2T/1T, locked 2T/1T, difference, result) per comparison."""
+    out = []
+    for x in fid:
+        for sd in x["sides"]:
+            res = "PASS" if sd["ok"] else "MISS"
+            if sd["wide"]:
+                res += " (rounds range beyond ±%d%%)" % (FIDELITY_TOL * 100)
+            out.append((x["job"], x["kind"], sd["who"],
+                        "%s, %s" % (fmt_q(sd["cpython"]), x["cpython_what"]),
+                        fmt_q(x["locked"]), fmt_pct_q(sd["diff"]), res))
     return out
 
 
 def print_text(groups, fid, si, tgts, ocl, inputs, docs, f=sys.stdout):
     rows = table_rows(groups)
     w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEAD)]
-    line = "  ".join("%-*s" % (w[i], h) if i < 3 or i == 6 else "%*s" % (w[i], h)
+    line = "  ".join("%-*s" % (w[i], h) if i in LEFT else "%*s" % (w[i], h)
                      for i, h in enumerate(HEAD))
     print(line.rstrip(), file=f)
     print("-" * len(line.rstrip()), file=f)
@@ -504,24 +850,27 @@ def print_text(groups, fid, si, tgts, ocl, inputs, docs, f=sys.stdout):
         if last is not None and r[0] != last:
             print(file=f)
         last = r[0]
-        print("  ".join("%-*s" % (w[i], c) if i < 3 or i == 6 else "%*s" % (w[i], c)
+        print("  ".join("%-*s" % (w[i], c) if i in LEFT else "%*s" % (w[i], c)
                         for i, c in enumerate(r)).rstrip(), file=f)
-    print("\nthroughput counts items of all copies; 'vs lesson best' divides by the best lesson "
-          "throughput of the same job under the reference numpy %s." % docs["numpy_ref"], file=f)
+    print("\n" + rounds_words(docs).replace("`", ""), file=f)
+    print("'vs lesson best' divides by the best lesson throughput of the same job under the "
+          "reference numpy %s." % docs["numpy_ref"], file=f)
+    print("machine: " + machine_words(docs), file=f)
+    for x in noise(groups, docs):
+        print("noise: " + x, file=f)
     for key, e in inputs.items():
         print("input: " + input_line(key, e).replace("`", ""), file=f)
     for x in docs["skipped"]:
         print("skipped: " + x, file=f)
     print("\nModel fidelity: locked backend 2T/1T throughput vs CPython's threads "
-          "(within %d%%)" % (FIDELITY_TOL * 100), file=f)
+          "(median of the per-round differences within %d%%)" % (FIDELITY_TOL * 100), file=f)
     print("  " + si, file=f)
-    for x in fid:
-        print("  %-18s %-22s CPython %.2f (%s)  locked %.2f  diff %+.1f%%  %s" % (
-            x["job"], x["kind"], x["cpython"], x["cpython_what"], x["locked"],
-            100 * x["diff"], "PASS" if x["ok"] else "MISS"), file=f)
-    print("\nTargets (issue 8; the reference is numpy %s)" % docs["numpy_ref"], file=f)
+    for x in fidelity_lines(fid):
+        print("  %s, %s, %s: CPython %s; locked %s; difference %s: %s" % x, file=f)
+    print("\nTargets (issues 8 and 16; the reference is numpy %s; measured: median of the "
+          "per-round ratios (min–max))" % docs["numpy_ref"], file=f)
     for t in tgts:
-        print("  %-64s measured %s  %s  [%s]" % (t["target"], fmt_ratio(t["measured"]),
+        print("  %-70s measured %s  %s  [%s]" % (t["target"], fmt_ratio_q(t["measured_q"]),
               target_result(t), t["detail"]), file=f)
     for o in ocl:
         print("  opencl %-15s on %s%s: %s, %s of lesson best, transfer share %s" % (
@@ -535,138 +884,171 @@ def md_escape(s):
     return s.replace("|", "\\|")
 
 
-def md_section(groups, fid, si, tgts, ocl, inputs, docs, command, svg_link):
-    """The generated text that goes between MD_BEGIN and MD_END (no heading of its own level)."""
+def md_header(groups, inputs, docs, command):
+    """The section's opening bullets: when, where, which versions, what was sorted, how the
+    rounds ran and how noisy the machine was."""
     L = docs["lesson_ref"][0] if docs["lesson_ref"] else {}
-    mach = L.get("machine", {})
     ver = L.get("versions", {})
     dates = sorted(d.get("date") for d in docs["lesson"] if d.get("date"))
     server = (docs["status"] or {}).get("version") or next(
         (d.get("server") for d in docs["compare"] if d.get("server")), "hybridd")
-    devs = (docs["devices"] or {}).get("devices", [])
-    others = docs["numpy_other"]
-    o = []
-    o.append("Generated by `%s` (scripts/bench.sh, bench/lesson/compare.py), which rewrites "
-             "only the text between this section's two marker lines; everything else in this "
-             "file is written by hand. The lesson's own Python code (bench/lesson/lesson.py: "
-             "pure Python, numpy and numba, in `threading.Thread`s as the lesson runs them) "
-             "next to hybridd through its daemon, on the same machine in the same run.\n" % command)
-    o.append("- Date: %s (UTC)" % (dates[0] if dates else datetime.datetime.now(
-        datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
+    o = ["Generated by `%s` (scripts/bench.sh, bench/lesson/compare.py), which rewrites "
+         "only the text between this section's two marker lines; everything else in this "
+         "file is written by hand. The lesson's own Python code (bench/lesson/lesson.py: "
+         "pure Python, numpy and numba, in `threading.Thread`s as the lesson runs them) "
+         "next to hybridd through its daemon, on the same machine in the same run.\n" % command]
+    o.append("- Date: %s to %s (UTC)" % (dates[0], dates[-1]) if dates else "- Date: %s (UTC)"
+             % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     o.append("- Command: `%s`" % command)
-    o.append("- Machine: %s, %s CPUs (affinity %s), %s; load average before the lesson's "
-             "first run %s" % (
-                 mach.get("cpu_model", platform.processor()), mach.get("nproc", os.cpu_count()),
-                 mach.get("affinity", "?"), mach.get("platform", platform.platform()),
-                 " ".join(mach.get("loadavg_before") or ["?"])))
+    o.append("- Machine: %s" % machine_words(docs))
+    note = (docs["notes"] or {}).get("note")
+    if note:
+        o.append("- Note: %s" % md_escape(note.rstrip(".")) + ".")
+    o.append("- Noise: " + "; ".join(noise(groups, docs)) + ".")
     o.append("- Versions: Python %s (%s), numpy %s (the reference: the newest from pip), "
              "numba %s; %s" % (ver.get("python", "?"), ver.get("python_impl", "CPython"),
                                docs["numpy_ref"] or "?", ver.get("numba", "?"), server))
-    for v in others:
+    for v in docs["numpy_other"]:
         o.append("- Second reference: numpy %s, the sort part of lesson.py only, in its own "
                  "venv (scripts/lesson-venv.sh --numpy124); its rows are labelled "
                  "\"(numpy %s)\". numpy 1.24 is the version ../shared/FACTS.md measured "
                  "(Debian 12's), from which the sort targets were set." % (v, v))
+    for py in docs["pythons_other"]:
+        o.append("- Another interpreter: %s, without numpy: pure-Python pi only, for model "
+                 "fidelity; its rows are labelled \"(%s)\"." % (py, py))
+    if docs["reference"]:
+        d = docs["reference"][0]
+        o.append("- Reference rows: %s %s (bench/vqsort-ref, built where CMake finds "
+                 "Highway), on the same arrays: one thread, and two arrays in two threads. "
+                 "They are the field's vectorised quicksort for comparison, not hybridd." % (
+                     d.get("reference"), d.get("version")))
     for x in docs["skipped"]:
         o.append("- Skipped: %s." % md_escape(x.rstrip(".")))
-    for d in devs:
+    for d in (docs["devices"] or {}).get("devices", []):
         o.append("- OpenCL device %d: %s (%s, driver %s, %s compute units)" % (
             d.get("index", 0), d.get("label"), d.get("name"), d.get("driver"),
             d.get("compute_units")))
     for key, e in inputs.items():
         o.append("- Input, " + md_escape(input_line(key, e)) + ".")
-    o.append("- Every figure is the median of 5 timed runs after one warm-up. The lesson's "
-             "2-thread rows run two copies of the job in two `threading.Thread`s (as the lesson "
-             "does; for sort, the array above and a second one drawn next from the same "
-             "generator); hybridd's 2-thread rows split one job two ways. Throughput counts the "
-             "items of all copies.")
-    o.append("")
-    if svg_link:
-        o.append("![Throughput of every row, log scale](%s)\n" % svg_link)
-    o.append("### Every row\n")
-    o.append("| " + " | ".join(HEAD) + " |")
-    o.append("|" + "|".join(("---", "---", "--:", "--:", "--:", "--:", "---")) + "|")
-    for r in table_rows(groups):
-        o.append("| " + " | ".join(md_escape(c) for c in r) + " |")
-    o.append("\n'vs lesson best' divides by the best lesson throughput of the same job under "
-             "the reference numpy %s (pi: the best of the lesson's variants at that n; sort: the "
-             "best numpy.sort for that dtype). 'dev' is an OpenCL device's row.\n"
-             % (docs["numpy_ref"] or "?"))
-    o.append("### Model fidelity\n")
-    o.append("The locked backend models the GIL. Its 2-thread/1-thread throughput ratio must "
-             "agree with CPython's running the lesson's code within %d%%. %s.\n" % (
-                 FIDELITY_TOL * 100, si))
-    o.append("| job | kind | CPython 2T/1T | locked 2T/1T | difference | result |")
-    o.append("|---|---|--:|--:|--:|---|")
-    for x in fid:
-        o.append("| %s | %s | %.2f (%s) | %.2f | %+.1f%% | %s |" % (
-            x["job"], x["kind"], x["cpython"], x["cpython_what"], x["locked"],
-            100 * x["diff"], "PASS" if x["ok"] else "MISS"))
-    o.append("\n### Targets\n")
-    if others:
+    o.append("- " + rounds_words(docs))
+    return o
+
+
+def md_fidelity(fid, si):
+    o = ["### Model fidelity\n",
+         "The locked backend models the GIL. Its 2-thread/1-thread throughput ratio must agree "
+         "with CPython's running the lesson's code within %d%%: the verdict is on the median "
+         "of the per-round differences; the brackets give their min–max over the rounds. %s.\n"
+         % (FIDELITY_TOL * 100, si),
+         "| job | kind | CPython | CPython 2T/1T | locked 2T/1T | difference | result |",
+         "|---|---|---|--:|--:|--:|---|"]
+    for x in fidelity_lines(fid):
+        o.append("| " + " | ".join(md_escape(c) for c in x) + " |")
+    return o
+
+
+def md_targets(tgts, ocl, docs):
+    o = ["\n### Targets\n"]
+    if docs["numpy_other"]:
         o.append("Judged against the reference, numpy %s. Rows marked \"as the targets were "
                  "set\" show the same ratios against numpy 1.24 to explain where the 12x and 6x "
-                 "came from; they are not the verdict.\n" % (docs["numpy_ref"] or "?"))
+                 "came from; they are not the verdict." % (docs["numpy_ref"] or "?"))
     else:
         o.append("Judged against the reference, numpy %s. This run has no numpy 1.24 rows, "
-                 "so the ratios as the targets were set are not shown.\n"
-                 % (docs["numpy_ref"] or "?"))
-    o.append("| target | measured | result | figures |")
+                 "so the ratios as the targets were set are not shown." % (docs["numpy_ref"] or "?"))
+    o.append(" 'measured' is the median of the per-round ratios, with their min–max.\n")
+    o.append("| target | measured | result | figures (medians) |")
     o.append("|---|--:|---|---|")
     for t in tgts:
-        o.append("| %s | %s | %s | %s |" % (md_escape(t["target"]), fmt_ratio(t["measured"]),
-                                            target_result(t), t["detail"]))
+        o.append("| %s | %s | %s | %s |" % (md_escape(t["target"]),
+                                            fmt_ratio_q(t["measured_q"]), target_result(t),
+                                            t["detail"]))
     for x in ocl:
         o.append("| OpenCL, %s: reported as the device it is | %s of lesson best | %s | "
                  "transfer share %s |" % (
                      x["job"], fmt_ratio(x["ratio"]),
                      "on %s%s" % (x["device"], ", a CPU device, not a GPU" if x["cpu"] else ""),
                      "-" if x["transfer_share"] is None else "%.0f%%" % (100 * x["transfer_share"])))
+    return o
+
+
+def md_process(groups):
     prow = process_rows(groups)
-    if prow:
-        o.append("\n### The process backend: what serialization costs\n")
-        o.append("The `process` backend runs the job in single-threaded worker processes, as "
-                 "`multiprocessing.Pool.map` would: `pipe` sends every part through the "
-                 "worker's socket and back (the analogue of pickling) and the parent merges; "
-                 "`shm` leaves the parts in one shared memfd and sends only offsets, and the "
-                 "workers merge in parallel. Two workers against native's two threads; "
-                 "'moving data' is the share of the run spent sending and receiving parts "
-                 "(docs/process.md).\n")
-        o.append("| job | variant | time | vs native 2T | moving data | bytes moved | merge |")
-        o.append("|---|---|--:|--:|--:|--:|--:|")
-        for x in prow:
-            o.append("| %s | %s | %s | %.2fx | %s | %s | %s |" % (
-                x["job"], md_escape(x["label"]), fmt_time(x["time_s"]), x["vs_native"],
-                "-" if x["share"] is None else "%.0f%%" % (100 * x["share"]),
-                "-" if x["bytes_moved"] is None else "%.1f MB" % (x["bytes_moved"] / 1e6),
-                "-" if not x["merge_ns"] else fmt_time(x["merge_ns"] / 1e9)))
-        pt = process_target(prow)
-        if pt:
-            o.append("\nTarget: %s: measured %.2fx, %s." % (
-                pt["target"], pt["measured"], "PASS" if pt["ok"] else "MISS"))
+    if not prow:
+        return []
+    o = ["\n### The process backend: what serialization costs\n",
+         "The `process` backend runs the job in single-threaded worker processes, as "
+         "`multiprocessing.Pool.map` would: `pipe` sends every part through the "
+         "worker's socket and back (the analogue of pickling) and the parent merges; "
+         "`shm` leaves the parts in one shared memfd and sends only offsets, and the "
+         "workers merge in parallel. Two workers against native's two threads; "
+         "'moving data' is the share of the run spent sending and receiving parts "
+         "(docs/process.md).\n",
+         "| job | variant | time | vs native 2T | moving data | bytes moved | merge |",
+         "|---|---|--:|--:|--:|--:|--:|"]
+    for x in prow:
+        o.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            x["job"], md_escape(x["label"]), fmt_time(x["time_s"]),
+            fmt_ratio_q(x["vs_native_q"]),
+            "-" if x["share"] is None else "%.0f%%" % (100 * x["share"]),
+            "-" if x["bytes_moved"] is None else "%.1f MB" % (x["bytes_moved"] / 1e6),
+            "-" if not x["merge_ns"] else fmt_time(x["merge_ns"] / 1e9)))
+    pt = process_target(prow)
+    if pt:
+        o.append("\nTarget: %s: measured %s, %s." % (
+            pt["target"], fmt_ratio_q(pt["measured_q"]), "PASS" if pt["ok"] else "MISS"))
+    return o
+
+
+def md_origin(groups, docs):
+    """Where issue 8's sort targets came from (FACTS.md's numpy 1.24 figure)."""
     rows = groups.get(("sort", 10**7, "f64"), [])
     sort1 = find(rows, "lesson", "sort-numpy-f64", 1)
     sort2 = find(rows, "lesson", "sort-numpy-f64", 2) or sort1
-    if sort1:
-        o.append("\nWhere the sort targets came from: they were set from ../shared/FACTS.md, "
-                 "where numpy.sort (Debian's numpy 1.24) takes ~%.2f s for 10^7 f64. The "
-                 "reference numpy %s takes %s for the same job here, %.0fx less, so against it "
-                 "the 12x and 6x ratios ask hybridd for %.0f M and %.0f M elements/s on this "
-                 "machine." % (
-                     FACTS_SORT_F64_S, docs["numpy_ref"], fmt_time(sort1["time_s"]),
-                     FACTS_SORT_F64_S / sort1["time_s"],
-                     TARGET_SORT_ONE * sort1["throughput"] / 1e6,
-                     TARGET_SORT_TWO * sort2["throughput"] / 1e6))
-        for v in others:
-            r64 = find(rows, "lesson", "sort-numpy-f64", 1, numpy=v)
-            r32 = find(groups.get(("sort", 10**7, "f32"), []), "lesson", "sort-numpy-f32", 1,
-                       numpy=v)
-            if r64:
-                o.append("numpy %s, measured in the same run on the same array, takes %s for "
-                         "f64 (FACTS.md: ~%.2f s)%s." % (
-                             v, fmt_time(r64["time_s"]), FACTS_SORT_F64_S,
-                             "" if not r32 else " and %s for f32 (FACTS.md: 0.54 s, Debian's "
-                             "build; this one is pip's wheel)" % fmt_time(r32["time_s"])))
+    if not sort1:
+        return []
+    o = ["\nWhere the sort targets came from: they were set from ../shared/FACTS.md, "
+         "where numpy.sort (Debian's numpy 1.24) takes ~%.2f s for 10^7 f64. The "
+         "reference numpy %s takes %s for the same job here, %.0fx less, so against it "
+         "the 12x and 6x ratios ask hybridd for %.0f M and %.0f M elements/s on this "
+         "machine." % (FACTS_SORT_F64_S, docs["numpy_ref"], fmt_time(sort1["time_s"]),
+                       FACTS_SORT_F64_S / sort1["time_s"],
+                       TARGET_SORT_ONE * sort1["throughput"] / 1e6,
+                       TARGET_SORT_TWO * sort2["throughput"] / 1e6)]
+    for v in docs["numpy_other"]:
+        r64 = find(rows, "lesson", "sort-numpy-f64", 1, numpy=v)
+        r32 = find(groups.get(("sort", 10**7, "f32"), []), "lesson", "sort-numpy-f32", 1,
+                   numpy=v)
+        if r64:
+            o.append("numpy %s, measured in the same run on the same array, takes %s for "
+                     "f64 (FACTS.md: ~%.2f s)%s." % (
+                         v, fmt_time(r64["time_s"]), FACTS_SORT_F64_S,
+                         "" if not r32 else " and %s for f32 (FACTS.md: 0.54 s, Debian's "
+                         "build; this one is pip's wheel)" % fmt_time(r32["time_s"])))
+    return o
+
+
+def md_section(groups, fid, si, tgts, ocl, inputs, docs, command, svg_link):
+    """The generated text that goes between MD_BEGIN and MD_END (no heading of its own level)."""
+    o = md_header(groups, inputs, docs, command)
+    o.append("")
+    if svg_link:
+        o.append("![Throughput of every row (median over the rounds, with the min–max of the "
+                 "rounds), log scale](%s)\n" % svg_link)
+    o.append("### Every row\n")
+    o.append("| " + " | ".join(HEAD) + " |")
+    o.append("|" + "|".join("---" if i in LEFT else "--:" for i in range(len(HEAD))) + "|")
+    for r in table_rows(groups):
+        o.append("| " + " | ".join(md_escape(c) for c in r) + " |")
+    o.append("\n'vs lesson best' divides by the best lesson throughput of the same job under "
+             "the reference numpy %s (pi: the best of the lesson's variants at that n; sort: the "
+             "best numpy.sort for that dtype), round by round. 'dev' is an OpenCL device's row. "
+             "Rows labelled 'reference' are other sorts run on the same arrays for comparison, "
+             "not hybridd.\n" % (docs["numpy_ref"] or "?"))
+    o.extend(md_fidelity(fid, si))
+    o.extend(md_targets(tgts, ocl, docs))
+    o.extend(md_process(groups))
+    o.extend(md_origin(groups, docs))
     return "\n".join(o).rstrip("\n") + "\n"
 
 
@@ -710,6 +1092,8 @@ def xml(s):
 def bar_kind(r):
     if r["source"] == "lesson":
         return "lesson" if r["ref"] else "lesson-old"
+    if r["source"] == "reference":
+        return "reference"
     if r["name"] == "opencl":
         return "opencl"
     return "hybridd" if r["name"] in KNOWN_BACKENDS else "other"
@@ -717,7 +1101,7 @@ def bar_kind(r):
 
 def write_svg(path, groups, docs):
     rows = [(key, r) for key, rs in groups.items() for r in rs]
-    vals = [r["throughput"] for _, r in rows if r["throughput"] > 0]
+    vals = [v for _, r in rows for v in (r["thr_lo"], r["thr_hi"]) if v > 0]
     if not vals:
         vals = [1.0]
     lo = math.floor(math.log10(min(vals)))
@@ -735,7 +1119,9 @@ def write_svg(path, groups, docs):
 
     legend = [
         ("lesson", "#4c72b0", "lesson, numpy %s (reference)" % docs["numpy_ref"]),
-        ("lesson-old", "#9ecae1", "lesson, numpy %s" % ", ".join(docs["numpy_other"])),
+        ("lesson-old", "#9ecae1", "lesson, numpy %s or another Python" %
+         ", ".join(docs["numpy_other"]) if docs["numpy_other"] else "lesson, another Python"),
+        ("reference", "#999999", "reference sorts (not hybridd)"),
         ("hybridd", "#dd8452", "hybridd CPU backends"),
         ("other", "#8172b3", "hybridd, other backends"),
         ("opencl", "#55a868", "hybridd opencl"),
@@ -744,8 +1130,10 @@ def write_svg(path, groups, docs):
     present = {bar_kind(r) for _, r in rows}
     L = docs["lesson_ref"][0] if docs["lesson_ref"] else {}
     date = min((d.get("date") for d in docs["lesson"] if d.get("date")), default="")
-    sub = "make bench, %s; %s, %s CPUs" % (date, L.get("machine", {}).get("cpu_model", "?"),
-                                         L.get("machine", {}).get("nproc", "?"))
+    n = len([k for k in docs["rounds"] if k > 0]) or 1
+    sub = "make bench, %s; %s, %s CPUs; median of %d round%s, whiskers: min-max" % (
+        date, L.get("machine", {}).get("cpu_model", "?"), L.get("machine", {}).get("nproc", "?"),
+        n, "" if n == 1 else "s")
     s = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
          'font-family="sans-serif" font-size="11">' % (w, h),
          '<rect width="100%" height="100%" fill="white"/>',
@@ -779,6 +1167,11 @@ def write_svg(path, groups, docs):
             s.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: %s, '
                      '%s</title></rect>' % (x0, y + 2, max(xe - x0, 1), rh - 4, c, xml(lab),
                                             fmt_rate(r["throughput"]), fmt_time(r["time_s"])))
+            if len(r["rounds"]) > 1:
+                # The rounds' min-max, a whisker across the bar's end.
+                s.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#222"/>' % (
+                    X(r["thr_lo"]), y + rh // 2, X(r["thr_hi"]), y + rh // 2))
+                xe = max(xe, X(r["thr_hi"]))
             s.append('<text x="%.1f" y="%d">%s</text>' % (xe + 4, y + rh - 4,
                                                           xml(fmt_rate(r["throughput"]))))
             y += rh

@@ -309,8 +309,9 @@ Test(daemon_hostile, malformed_submits_get_their_code_and_the_stream_goes_on)
     cmp.threads_list[0] = 1;
     cmp.threads_list[1] = 2;
     n = encode_submit(c, &cmp, 113, buf, sizeof buf);
-    put32(buf + SUB(48), 1u << 6);
-    expect_refused_frame(c, buf, n, NULL, 0, 113, HY_EBACKEND, 0, "compare backend bit 6");
+    put32(buf + SUB(48), 1u << (HY_BACKEND_COUNT + 1)); /* the bit after the last backend's */
+    expect_refused_frame(c, buf, n, NULL, 0, 113, HY_EBACKEND, 0,
+                         "compare backend bit past the last");
     n = encode_submit(c, &cmp, 114, buf, sizeof buf);
     /* threads_list starts at align8(body_size) = 64: the second count is at 68. */
     put32(buf + SUB(68), 0);

@@ -18,6 +18,10 @@ static hy_msg m1, m2;
 /* Hex bytes, spaces and '|' between them ignored; "00*93" is the byte 00 written 93 times
  * (the long NUL padding of the device records). A repeat ends with a space: adjacent string
  * literals would otherwise run its count into the next byte. */
+/* STATUS_REPLY's body as this build sends it: the first layout's 136 bytes and a 16-byte
+ * pair for each backend past the fourth (152 with five backends). */
+#define STATUS_BODY (136u + 16u * (HY_BACKEND_COUNT - 4))
+
 static size_t unhex(const char *s, uint8_t *out, size_t cap)
 {
     size_t n = 0;
@@ -198,8 +202,16 @@ Test(msg, backend_and_transport_names)
     cr_expect_eq(HY_BACKEND_MASK_ALL & 1, 0u);
     cr_expect_eq(HY_BACKEND_MASK_ALL >> (HY_BACKEND_COUNT + 1), 0u);
     char values[HY_BACKEND_VALUES_MAX];
-    cr_expect_str_eq(hy_backend_values(values, sizeof values),
-                     "serial (1), native (2), locked (3), opencl (4) or process (5)");
+    /* "serial (1), native (2), ... or process (5)": each backend with its number, in order */
+    const char *at = hy_backend_values(values, sizeof values);
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++) {
+        char item[48];
+        const char *sep = b == 1 ? "" : b == HY_BACKEND_COUNT ? " or " : ", ";
+        snprintf(item, sizeof item, "%s%s (%d)", sep, hy_backend_name(b), b);
+        cr_expect(strncmp(at, item, strlen(item)) == 0, "want \"%s\" at \"%s\"", item, at);
+        at += strlen(item);
+    }
+    cr_expect_str_eq(at, "");
     char small[12];
     cr_expect_str_eq(hy_backend_values(small, sizeof small), "serial (1)", "cut whole, ended");
 
@@ -299,7 +311,7 @@ Test(msg, round_trip_small_messages)
         .backend_jobs = {21, 22, 23, 0x8000000000000024ull, 0x4000000000000025ull},
         .backend_busy_ns = {31, 32, 33, UINT64_MAX - 34, UINT64_MAX - 35},
         .version = {version, HY_IPC_NAME_MAX}};
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 152u + HY_IPC_NAME_MAX);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + STATUS_BODY + HY_IPC_NAME_MAX);
     hy_msg_status_reply *s = &m2.u.status;
     cr_assert_eq(s->clients, 2u);
     cr_assert_eq(s->uptime_ns, 123456789012ull);
@@ -326,10 +338,10 @@ Test(msg, round_trip_small_messages)
     cr_assert_eq(rt_buf[HY_IPC_HEADER + 144], (uint8_t)(UINT64_MAX - 35));
     expect_str(s->version, version, HY_IPC_NAME_MAX);
     /* The version starts at align8(body_size), right after the body. */
-    cr_assert_eq((const uint8_t *)s->version.p, rt_buf + HY_IPC_HEADER + 152);
+    cr_assert_eq((const uint8_t *)s->version.p, rt_buf + HY_IPC_HEADER + STATUS_BODY);
 
     m1.u.status.version = (hy_str){NULL, 0}; /* no version: the payload is the body */
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 152u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + STATUS_BODY);
     cr_assert_eq(m2.u.status.version.len, 0u);
     cr_assert_eq(m2.u.status.backend_busy_ns[3], UINT64_MAX - 34);
     cr_assert_eq(m2.u.status.backend_busy_ns[4], UINT64_MAX - 35);
@@ -1262,7 +1274,7 @@ Test(msg, bad_status_reply)
     m1.u.status = (hy_msg_status_reply){.clients = 1, .version = S("hybridd 1.0")};
     prepare(&m1);
     /* 136 bytes with the first four backends' counters, and 16 more for each later one */
-    cr_assert_eq(bad_len, HY_IPC_HEADER + 136u + 16 * (HY_BACKEND_COUNT - 4) + 11);
+    cr_assert_eq(bad_len, HY_IPC_HEADER + STATUS_BODY + 11);
     hy_error err = {0};
     cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
     patch32(128, HY_IPC_NAME_MAX + 1); /* above the limit, whatever the payload holds */
@@ -1287,7 +1299,7 @@ Test(msg, bad_status_reply)
     /* 136, the first layout, exact: the version read at 136 leaves 16 bytes over. */
     patch32(0, 136);
     expect_bad(HY_EPROTO, 0);
-    patch32(0, 160); /* a newer body: the version at 160, past the payload */
+    patch32(0, STATUS_BODY + 8); /* a newer body: the version 8 bytes on, past the payload */
     expect_bad(HY_EPROTO, 0);
 }
 
@@ -1532,9 +1544,9 @@ Test(msg, first_layout_status_reply)
     cr_assert_eq(s->backend_busy_ns[4], 0u);
     expect_str(s->version, "hybridd 0.9", 11);
     cr_assert_eq((const uint8_t *)s->version.p, g + HY_IPC_HEADER + 136);
-    reencode_first(&m2, out, sizeof out, n + 16);
-    cr_assert_eq(out[HY_IPC_HEADER], 152);
-    cr_assert(memcmp(out + HY_IPC_HEADER + 152, "hybridd 0.9", 11) == 0);
+    reencode_first(&m2, out, sizeof out, n + STATUS_BODY - 136);
+    cr_assert_eq(out[HY_IPC_HEADER], STATUS_BODY);
+    cr_assert(memcmp(out + HY_IPC_HEADER + STATUS_BODY, "hybridd 0.9", 11) == 0);
     cr_assert_eq(m1.u.status.backend_jobs[4], 0u);
     cr_assert_eq(m1.u.status.backend_busy_ns[3], 24u);
 
@@ -1561,7 +1573,7 @@ Test(msg, status_reply_appends_a_pair_per_backend)
     }
     prepare(&m1);
     const uint8_t *p = bad + HY_IPC_HEADER;
-    uint32_t body = 136 + 16 * (HY_BACKEND_COUNT - 4);
+    uint32_t body = STATUS_BODY;
     cr_assert_eq(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24, body);
     for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
         size_t jobs = b < 4 ? 64 + 8 * b : 136 + 16 * (b - 4), busy = b < 4 ? 96 + 8 * b : jobs + 8;
@@ -1842,7 +1854,7 @@ Test(msg, encode_refuses)
     m1.u.status.version = (hy_str){big, HY_IPC_NAME_MAX}; /* the longest is fine */
     cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err), 0,
                  "%s", err.msg);
-    cr_assert_eq(len, HY_IPC_HEADER + 152u + HY_IPC_NAME_MAX);
+    cr_assert_eq(len, HY_IPC_HEADER + STATUS_BODY + HY_IPC_NAME_MAX);
     m1.type = HY_MSG_ERROR;
     m1.u.error = (hy_msg_error){HY_EINVAL, 0, {big, HY_IPC_MESSAGE_MAX + 1}};
     expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),

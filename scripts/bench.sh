@@ -11,7 +11,9 @@
 # median of the per-round ratios: both sides of a ratio were measured minutes apart, never
 # half an hour. Each round also times CPython's pure-Python threads under the distribution's
 # own interpreter (/usr/bin/python3, which has no numpy: lesson.py then runs pure Python only),
-# and Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row).
+# Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row), and
+# the f64 array sorted from file to file: numpy's np.save(np.sort(np.load())) against
+# `hybridctl sort --input --output` (bench/e2e-time.py), with the read-and-write floor.
 # Starts hybridd on a temporary socket with its built-in defaults (stopped by a trap, also when
 # a step fails), writes every result as JSON to a temporary directory, and hands that to
 # bench/lesson/compare.py, which prints one table and rewrites the generated section of
@@ -141,6 +143,18 @@ sort_pair() {
     bench/lesson/lesson.py --no-pi --sort-n "$sortn" --dtype "$dt" --repeat "$slow" --json
 }
 
+# e2e_pair ROUND_DIR: a file sorted into a file, numpy's way (np.save(np.sort(np.load())),
+# timed inside Python), then hybridctl's (sort --input --output, timed from outside), with
+# the floor under both: the file read and written once (issue 16's end-to-end targets).
+e2e_pair() {
+  local rd=$1 npy=$dir/sort-f64.npy
+  [[ -f $npy ]] || return 0   # sort_pair has said so
+  lesson "$rd/lesson-e2e-f64.json" "$repeat" --no-pi --no-sort --e2e-input "$npy" \
+    --e2e-output "$dir/e2e-numpy-out.npy"
+  run "$rd/hybridd-e2e-f64.json" python3 bench/e2e-time.py --hybridctl "$hybridctl" \
+    --socket "$sock" --input "$npy" --output "$dir/e2e-hybridd-out.npy" --repeat "$repeat"
+}
+
 # A B A B ...: in every round each comparison runs the lesson's side, then hybridd's. The
 # lesson draws the same arrays from the same seed in every round; the first round saves them.
 for ((r = 1; r <= rounds; r++)); do
@@ -159,6 +173,7 @@ for ((r = 1; r <= rounds; r++)); do
     --pi-n "$pi1" --pure-n "$pure" --no-sort --repeat "$repeat" --json
   run "$rd/hybridd-pi$pi1.json" ctl compare pi -n "$pi1" --threads 1,2 --repeat "$repeat"
   sort_pair f64 "$rd"
+  e2e_pair "$rd"
   lesson "$rd/lesson-pi$pi2.json" "$slow" --pi-n "$pi2" --pure-n "$pure" --no-sort
   run "$rd/hybridd-pi$pi2.json" ctl compare pi -n "$pi2" --threads 1,2 --repeat "$repeat"
   lesson "$rd/lesson-sort-f32.json" "$repeat" --no-pi --sort-n "$sortn" --dtype f32 "${save32[@]}"
@@ -174,7 +189,8 @@ json.dump({"tool": "scripts/bench.sh", "skipped": [x for x in sys.stdin.read().s
            "repeat_slow": int(os.environ["BENCH_REPEAT_SLOW"]),
            "quick": os.environ["BENCH_QUICK"] == "1", "note": os.environ.get("BENCH_NOTE", ""),
            "order": "per round: lesson pi+sort f64, /usr/bin/python3 pure pi, hybridd pi, "
-                    "hybridd sort f64, vqsort f64, numpy 1.24 f64, lesson pi (large n), "
+                    "hybridd sort f64, vqsort f64, numpy 1.24 f64, numpy file to file, "
+                    "hybridctl file to file, lesson pi (large n), "
                     "hybridd pi (large n), lesson sort f32, hybridd sort f32, vqsort f32, "
                     "numpy 1.24 f32"}, sys.stdout)' >"$out/bench-notes.json"
 

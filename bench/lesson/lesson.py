@@ -23,6 +23,10 @@ Notes on faithfulness to the lesson:
     numpy.random.Generator per copy, so two threads do not share a lock;
   * numba's random.random() has per-thread state; each call seeds it;
   * --dtype applies to the sort arrays (uniform [0, 1) values);
+  * --e2e-input IN.npy --e2e-output OUT.npy times the path a numpy user
+    takes from file to file, np.save(OUT, np.sort(np.load(IN))), inside
+    Python (interpreter start excluded): the row `hybridctl sort --input
+    --output` is set against (variant "e2e-numpy", job "e2e");
   * --save-sort-input FILE.npy saves the array that the one-thread sort times
     (the first of the --threads arrays) with numpy.save, so that hybridd can
     sort the same bytes (`hybridctl compare sort --input FILE.npy`); the JSON
@@ -160,6 +164,27 @@ def measure(name, job, threads, n, fn, args_per_copy, repeat, note=None):
     return row
 
 
+DTYPES = {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32",
+          "uint64": "u64", "uint32": "u32"}
+
+
+def file_to_file(inp, out):
+    """The path a numpy user takes: load the .npy, sort it, save the result."""
+    np.save(out, np.sort(np.load(inp)))
+
+
+def measure_e2e(inp, out, repeat):
+    """One row: file_to_file timed like every variant (a warm-up, then repeat runs)."""
+    head = np.load(inp, mmap_mode="r")      # only its length and type
+    n, dtype = head.shape[0], DTYPES.get(head.dtype.name, head.dtype.name)
+    del head
+    row = measure("e2e-numpy", "e2e", 1, n, file_to_file, [(inp, out)], repeat,
+                  "np.save(out, np.sort(np.load(in)))")
+    row["dtype"] = dtype
+    row["input"] = os.path.abspath(inp)
+    return row
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -216,13 +241,22 @@ def main(argv=None):
                     help="skip pure-Python pi (slow)")
     ap.add_argument("--save-sort-input", metavar="FILE.npy",
                     help="save the array sorted alone (the first one) with numpy.save")
+    ap.add_argument("--e2e-input", metavar="IN.npy",
+                    help="time np.save(OUT, np.sort(np.load(IN))) (needs --e2e-output)")
+    ap.add_argument("--e2e-output", metavar="OUT.npy",
+                    help="where --e2e-input's sorted array is saved (overwritten)")
     ap.add_argument("--json", action="store_true",
                     help="print one JSON document instead of a table")
     a = ap.parse_args(argv)
     if a.repeat < 1 or a.threads < 2:
         ap.error("--repeat must be >= 1 and --threads >= 2")
+    if bool(a.e2e_input) != bool(a.e2e_output) or \
+            (a.e2e_output and not a.e2e_output.endswith(".npy")):
+        ap.error("--e2e-input and --e2e-output go together; the output ends in .npy")
     skipped = []
     if np is None:
+        if a.e2e_input:
+            ap.error("--e2e-input needs numpy, which this Python lacks")
         if a.save_sort_input:
             ap.error("--save-sort-input needs numpy, which this Python lacks")
         if a.no_pure or a.no_pi:
@@ -286,6 +320,10 @@ def main(argv=None):
             rows.append(measure(name, "sort", threads, a.sort_n, np.sort,
                                 args, a.repeat))
         del arrays
+
+    if a.e2e_input:
+        log("running e2e-numpy on %s" % a.e2e_input)
+        rows.append(measure_e2e(a.e2e_input, a.e2e_output, a.repeat))
 
     ratios = []
     by = {(r["name"], r["threads"]): r for r in rows}

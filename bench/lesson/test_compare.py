@@ -161,6 +161,39 @@ class Rounds(unittest.TestCase):
                       text)
 
 
+class EndToEnd(unittest.TestCase):
+    def test_e2e_targets_per_round(self):
+        with tempfile.TemporaryDirectory() as d:
+            for k, (npy, hc, inner, floor) in enumerate(((1.0, 0.5, 0.2, 0.2),
+                                                         (2.0, 0.5, 0.2, 0.3),
+                                                         (3.0, 0.5, 0.3, 0.3)), 1):
+                rd = os.path.join(d, "round-%d" % k)
+                doc = lesson_doc(k, None, None)
+                doc["variants"] = [{"name": "e2e-numpy", "job": "e2e", "threads": 1, "n": N,
+                                    "copies": 1, "median_s": npy, "throughput": N / npy,
+                                    "dtype": "f64"}]
+                write(rd, "lesson-e2e.json", doc)
+                write(rd, "e2e.json", {"tool": "bench/e2e-time.py", "n": N, "dtype": "f64",
+                                       "rows": [{"name": "hybridctl", "median_ns": hc * 1e9,
+                                                 "throughput": N / hc, "backend": "native",
+                                                 "threads": 2, "sort_median_ns": inner * 1e9},
+                                                {"name": "read-write", "median_ns": floor * 1e9,
+                                                 "throughput": N / floor}]})
+            docs = compare.load(d)
+            groups = compare.build_rows(docs)
+            tg = compare.targets(groups, docs)
+            speed = next(t for t in tg if "hybridctl sort --input --output >=" in t["target"])
+            self.assertAlmostEqual(speed["measured"], 4.0)     # median of 2, 4, 6
+            self.assertTrue(speed["ok"])
+            over = next(t for t in tg if "hybridctl <= 1.3x" in t["target"])
+            # 0.5 / (0.2 + 0.2) = 1.25, 0.5 / 0.5 = 1.0, 0.5 / 0.6 = 0.83: median 1.0, at most 1.3.
+            self.assertAlmostEqual(over["measured"], 1.0)
+            self.assertTrue(over["ok"])
+            self.assertEqual(compare.target_result(over), "PASS")
+            hc = row(groups, ("e2e", N, "f64"), "hybridd: hybridctl sort --input --output", 2)
+            self.assertAlmostEqual(hc["sort_s"], 0.2)
+
+
 class FlatDirectory(unittest.TestCase):
     def test_documents_without_rounds_are_one_round(self):
         with tempfile.TemporaryDirectory() as d:

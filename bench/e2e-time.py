@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""hybridd's side of make bench's end-to-end row: a file sorted into a file, as a user does it.
+
+  python3 bench/e2e-time.py --hybridctl PATH --socket SOCK --input IN.npy --output OUT.npy
+                            [--repeat N]
+
+Times the whole command `hybridctl sort --input IN --output OUT` from outside, from process
+start to exit (the client reads the file, the daemon sorts, the client writes the answer):
+one untimed warm-up with --check (exit 1 if the daemon's result is out of order), then N
+timed runs (default 3). Each run's --json answer gives the daemon's own sort time, reported
+beside it. Then the floor under any file-to-file sort: reading IN into memory and writing
+those bytes to OUT, through the page cache and without fsync as numpy and hybridctl do, timed
+the same way. bench/lesson/lesson.py --e2e-input times numpy's side of the same file.
+
+Prints one JSON document (compare.py reads it); exit 1 on any error. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def median(xs):
+    xs = sorted(xs)
+    m = len(xs)
+    return xs[m // 2] if m % 2 else (xs[m // 2 - 1] + xs[m // 2]) / 2
+
+
+def run_hybridctl(cmd):
+    """One run of the command: (wall seconds, its JSON answer)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       check=False)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit("e2e-time: %s exited %d: %s" % (" ".join(cmd), p.returncode,
+                                                        p.stderr.strip()))
+    try:
+        return wall, json.loads(p.stdout)
+    except ValueError as e:
+        raise SystemExit("e2e-time: %s printed no JSON: %s" % (" ".join(cmd), e))
+
+
+def read_write(inp, out):
+    """The floor: the file's bytes read into memory and written out again."""
+    t0 = time.perf_counter()
+    with open(inp, "rb") as f:
+        data = f.read()
+    with open(out, "wb") as f:
+        f.write(data)
+    return time.perf_counter() - t0
+
+
+def row(name, n, times, **extra):
+    med = median(times)
+    r = {"name": name, "n": n, "median_ns": med * 1e9, "min_ns": min(times) * 1e9,
+         "max_ns": max(times) * 1e9, "times_ns": [t * 1e9 for t in times],
+         "throughput": n / med}
+    r.update(extra)
+    return r
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hybridctl", required=True)
+    ap.add_argument("--socket", required=True)
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args(argv)
+    if a.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    cmd = [a.hybridctl, "-s", a.socket, "--json", "sort", "--input", a.input,
+           "--output", a.output]
+    _, first = run_hybridctl(cmd + ["--check"])
+    if first.get("checked") is not True:
+        raise SystemExit("e2e-time: hybridctl --check did not confirm the order: %s"
+                         % first.get("checked"))
+    walls, sorts = [], []
+    for _ in range(a.repeat):
+        wall, ans = run_hybridctl(cmd)
+        walls.append(wall)
+        sorts.append(ans["median_ns"] / 1e9)
+    n = first["n"]
+    read_write(a.input, a.output)                 # warm-up, as for the command
+    floor = [read_write(a.input, a.output) for _ in range(a.repeat)]
+    doc = {"tool": "bench/e2e-time.py", "n": n, "dtype": first.get("dtype"),
+           "input": os.path.abspath(a.input), "repeat": a.repeat,
+           "rows": [row("hybridctl", n, walls, backend=first.get("backend"),
+                        threads=first.get("threads"), sort_median_ns=median(sorts) * 1e9,
+                        sort_times_ns=[s * 1e9 for s in sorts]),
+                    row("read-write", n, floor)]}
+    json.dump(doc, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -114,7 +114,8 @@ optional() {
   if ! "$@" >"$file"; then
     echo "bench: optional step failed, its rows are skipped: $*" >&2
     rm -f "$file"
-    local note="${file##*/}: the step failed: ${*/#$dir/}"
+    local cmd="$*"
+    local note="${file##*/}: the step failed: ${cmd//"$dir"\//}"
     [[ " ${skipped[*]} " == *" $note "* ]] || skipped+=("$note")
   fi
 }

@@ -51,6 +51,24 @@ int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy
 int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err);
 void hc_array_free(hc_array *a);
 
+/* An input file opened and checked as hc_npy_read and hc_raw_read check it, its data not
+ * read yet: the fd is positioned at the data, `what` describes it for the sentences. */
+typedef struct hc_input {
+    int fd;
+    int dtype; /* hy_dtype */
+    size_t n, header_len;
+    const char *path;
+    char what[96];
+} hc_input;
+/* Open and check, as hc_npy_read and hc_raw_read do (with their errors), short of reading
+ * the data; `in` holds fd -1 on failure. */
+int hc_npy_open(const char *path, hc_input *in, size_t max_bytes, hy_error *err);
+int hc_raw_open(const char *path, int dtype, hc_input *in, size_t max_bytes, hy_error *err);
+/* Copies the data into the file `to` from its current offset (a memfd sized for it), inside
+ * the kernel (sendfile), checks that the file ends there, and closes the input. */
+int hc_input_send(hc_input *in, int to, hy_error *err);
+void hc_input_close(hc_input *in);
+
 /* Fills n elements of dtype at `data` from `dist` ("uniform", "normal", "sorted",
  * "reversed", "few-unique") with a seeded generator (same seed, same array, everywhere;
  * only "normal" floats, which go through libm's log and cos, may differ in the last bit

@@ -1407,30 +1407,40 @@ struct memfd_array {
     hc_array a; /* points at the mapping */
 };
 
+/* The input file opened and checked against --dtype and the daemon's limit, unread. */
+static void open_input_file(const struct jobopts *o, uint64_t max_elems, hc_input *in)
+{
+    hy_error err = {0};
+    size_t max_bytes = (size_t)max_elems * 8;
+    const char *ext = strrchr(o->input, '.');
+    bool npy = !o->dtype || (ext && !strcmp(ext, ".npy"));
+    int rc = npy ? hc_npy_open(o->input, in, max_bytes, &err)
+                 : hc_raw_open(o->input, o->dtype, in, max_bytes, &err);
+    if (rc)
+        fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
+    if (o->dtype && npy && o->dtype != in->dtype)
+        fail(HC_EXIT_INPUT, HY_EDTYPE, NULL, "%s holds %s, not the %s that --dtype names",
+             o->input, hy_dtype_name(in->dtype), hy_dtype_name(o->dtype));
+}
+
+/* The array goes into the memfd without passing through hybridctl's memory: a file's data
+ * by sendfile (the kernel copies page cache into the memfd's pages), a generated one written
+ * in place. Then the memfd is sealed and mapped for the order check and the output. */
 static int load_array(const struct jobopts *o, uint64_t max_elems, struct memfd_array *ma)
 {
     hy_error err = {0};
+    hc_input in = {.fd = -1};
     memset(ma, 0, sizeof *ma);
     ma->fd = -1;
     if (o->input) {
-        hc_array in;
-        size_t max_bytes = (size_t)max_elems * 8;
-        const char *ext = strrchr(o->input, '.');
-        bool npy = !o->dtype || (ext && !strcmp(ext, ".npy"));
-        int rc = npy ? hc_npy_read(o->input, &in, max_bytes, &err)
-                     : hc_raw_read(o->input, o->dtype, &in, max_bytes, &err);
-        if (rc)
-            fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
-        if (o->dtype && npy && o->dtype != in.dtype)
-            fail(HC_EXIT_INPUT, HY_EDTYPE, NULL, "%s holds %s, not the %s that --dtype names",
-                 o->input, hy_dtype_name(in.dtype), hy_dtype_name(o->dtype));
-        ma->a = in;
-        ma->bytes = in.n * hy_dtype_size(in.dtype);
+        open_input_file(o, max_elems, &in);
+        ma->a.dtype = in.dtype;
+        ma->a.n = in.n;
     } else {
         ma->a.dtype = o->dtype;
         ma->a.n = (size_t)o->n;
-        ma->bytes = (size_t)o->n * hy_dtype_size(o->dtype);
     }
+    ma->bytes = ma->a.n * hy_dtype_size(ma->a.dtype);
     if (ma->a.n > max_elems)
         fail(HC_EXIT_JOB, HY_ELIMIT, NULL, "%zu elements are above the daemon's limit of %" PRIu64,
              ma->a.n, max_elems);
@@ -1439,10 +1449,8 @@ static int load_array(const struct jobopts *o, uint64_t max_elems, struct memfd_
     if (hy_memfd_create("hybridctl-array", alloc, &ma->fd, &ma->map, &err))
         fail(HC_EXIT_JOB, err.code, NULL, "%s", err.msg);
     if (o->input) {
-        if (ma->bytes)
-            memcpy(ma->map, ma->a.data, ma->bytes);
-        hc_array in = ma->a; /* hc_array_free clears dtype and n as well */
-        hc_array_free(&in);
+        if (hc_input_send(&in, ma->fd, &err))
+            fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
     } else if (hc_generate(ma->map, o->dtype, (size_t)o->n, o->dist, o->seed, &err)) {
         fail(HC_EXIT_USAGE, err.code, NULL, "%s", err.msg);
     }

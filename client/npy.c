@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,45 +87,53 @@ static int open_input(const char *path, int *fd_out, size_t *size, hy_error *err
     return 0;
 }
 
-/* Reads exactly `bytes` of data from fd (positioned after any header) into a malloc'd
- * buffer (NULL when bytes is 0), and checks that the file ends there. `what` describes the
- * expected contents for the error sentences ("1000 f64 (8000 bytes)"). */
-static int read_data(int fd, const char *path, size_t bytes, void **data_out,
-                     const char *what, size_t header_len, hy_error *err)
+/* Moves up to len bytes from fd into `to` (at its current offset) inside the kernel, retrying
+ * short transfers and EINTR; *got is what arrived before EOF. sendfile copies page cache to
+ * page cache: no user buffer, and a memfd's pages are allocated without a page fault each. */
+static int send_full(int fd, int to, size_t len, size_t *got)
 {
-    void *buf = NULL;
-    if (bytes > 0) {
-        buf = malloc(bytes);
-        if (!buf)
-            return hy_error_set(err, HY_ENOMEM, "cannot allocate %zu bytes for %s", bytes,
-                                path);
+    size_t done = 0;
+    while (done < len) {
+        size_t chunk = len - done;
+        if (chunk > (size_t)1 << 30)
+            chunk = (size_t)1 << 30;
+        ssize_t r = sendfile(to, fd, NULL, chunk);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *got = done;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
     }
-    size_t got = 0;
-    if (bytes > 0 && read_full(fd, buf, bytes, &got) != 0) {
-        int e = errno;
-        free(buf);
-        return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(e));
-    }
-    if (got < bytes) {
-        /* The file shrank after fstat. */
-        free(buf);
+    *got = done;
+    return 0;
+}
+
+/* Reads the input's data — into buf, or with buf NULL into the file `to` — and checks that
+ * the file ends there (it could have shrunk or grown since it was measured). */
+static int copy_data(const hc_input *in, void *buf, int to, hy_error *err)
+{
+    size_t bytes = in->n * hy_dtype_size(in->dtype), got = 0;
+    if (bytes > 0 && (buf ? read_full(in->fd, buf, bytes, &got)
+                          : send_full(in->fd, to, bytes, &got)) != 0)
+        return hy_error_set(err, HY_ESYS, "cannot read %s: %s", in->path, strerror(errno));
+    if (got < bytes)
         return hy_error_set(err, HY_EINVAL,
                             "%s is truncated: %s, only %zu arrived after the %zu-byte "
                             "header (the file shrank while being read)",
-                            path, what, got, header_len);
-    }
-    /* And the file must not have grown since. */
+                            in->path, in->what, got, in->header_len);
     char extra;
     size_t more = 0;
-    if (read_full(fd, &extra, 1, &more) != 0 || more != 0) {
+    if (read_full(in->fd, &extra, 1, &more) != 0 || more != 0) {
         int e = more ? 0 : errno;
-        free(buf);
         if (e)
-            return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(e));
-        return hy_error_set(err, HY_EINVAL, "%s is longer than its header says: %s", path,
-                            what);
+            return hy_error_set(err, HY_ESYS, "cannot read %s: %s", in->path, strerror(e));
+        return hy_error_set(err, HY_EINVAL, "%s is longer than its header says: %s", in->path,
+                            in->what);
     }
-    *data_out = buf;
     return 0;
 }
 
@@ -539,12 +548,12 @@ static int header_array(const char *path, const char *header, size_t hlen, int *
     return 0;
 }
 
-int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err)
+int hc_npy_open(const char *path, hc_input *in, size_t max_bytes, hy_error *err)
 {
     int fd = -1, rc, dtype = 0;
     size_t fsize, prefix_len = 0, hlen = 0, n = 0;
     char *header = NULL;
-    *out = (hc_array){0};
+    *in = (hc_input){.fd = -1};
 
     if ((rc = open_input(path, &fd, &fsize, err)) != 0)
         return rc;
@@ -556,47 +565,38 @@ int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err
     size_t bytes = n * hy_dtype_size(dtype);
     size_t header_total = prefix_len + hlen;
     size_t have = fsize - header_total;
-    char what[96];
-    snprintf(what, sizeof what, "the header says %zu %s (%zu bytes)", n, hy_dtype_name(dtype),
-             bytes);
-    if (have < bytes) {
+    *in = (hc_input){.fd = fd, .dtype = dtype, .n = n, .header_len = header_total,
+                     .path = path};
+    snprintf(in->what, sizeof in->what, "the header says %zu %s (%zu bytes)", n,
+             hy_dtype_name(dtype), bytes);
+    if (have < bytes)
         rc = hy_error_set(err, HY_EINVAL,
                           "%s is truncated: %s, the file has %zu after its %zu-byte header",
-                          path, what, have, header_total);
-        goto out;
-    }
-    if (have > bytes) {
+                          path, in->what, have, header_total);
+    else if (have > bytes)
         rc = hy_error_set(err, HY_EINVAL,
                           "%s is longer than its header says: %s, the file has %zu after its "
                           "%zu-byte header",
-                          path, what, have, header_total);
-        goto out;
-    }
-    if (bytes > max_bytes) {
+                          path, in->what, have, header_total);
+    else if (bytes > max_bytes)
         rc = hy_error_set(err, HY_ELIMIT,
                           "%s holds %zu bytes of data, above the limit of %zu bytes", path,
                           bytes, max_bytes);
-        goto out;
-    }
-    void *data = NULL;
-    if ((rc = read_data(fd, path, bytes, &data, what, header_total, err)) != 0)
-        goto out;
-    out->dtype = dtype;
-    out->n = n;
-    out->data = data;
-    rc = 0;
 out:
     free(header);
-    if (fd >= 0)
-        close(fd);
+    if (rc != 0) {
+        if (fd >= 0)
+            close(fd);
+        *in = (hc_input){.fd = -1};
+    }
     return rc;
 }
 
-int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy_error *err)
+int hc_raw_open(const char *path, int dtype, hc_input *in, size_t max_bytes, hy_error *err)
 {
     int fd = -1, rc;
     size_t fsize;
-    *out = (hc_array){0};
+    *in = (hc_input){.fd = -1};
     size_t esize = hy_dtype_size(dtype);
     if (esize == 0)
         return hy_error_set(err, HY_EDTYPE, "unknown dtype %d for %s (use one of %s)", dtype,
@@ -635,17 +635,62 @@ int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy
                           fsize, max_bytes);
         goto out;
     }
-    char what[96];
-    snprintf(what, sizeof what, "its size said %zu %s (%zu bytes)", fsize / esize, dname, fsize);
-    void *data = NULL;
-    if ((rc = read_data(fd, path, fsize, &data, what, 0, err)) != 0)
-        goto out;
-    out->dtype = dtype;
-    out->n = fsize / esize;
-    out->data = data;
+    *in = (hc_input){.fd = fd, .dtype = dtype, .n = fsize / esize, .path = path};
+    snprintf(in->what, sizeof in->what, "its size said %zu %s (%zu bytes)", fsize / esize,
+             dname, fsize);
+    return 0;
 out:
     close(fd);
     return rc;
+}
+
+int hc_input_send(hc_input *in, int to, hy_error *err)
+{
+    int rc = copy_data(in, NULL, to, err);
+    hc_input_close(in);
+    return rc;
+}
+
+void hc_input_close(hc_input *in)
+{
+    if (in && in->fd >= 0)
+        close(in->fd);
+    if (in)
+        in->fd = -1;
+}
+
+/* An opened input's data into a malloc'd array (NULL when empty); closes the input. */
+static int read_into_array(hc_input *in, hc_array *out, hy_error *err)
+{
+    size_t bytes = in->n * hy_dtype_size(in->dtype);
+    void *buf = NULL;
+    int rc = 0;
+    if (bytes > 0 && !(buf = malloc(bytes)))
+        rc = hy_error_set(err, HY_ENOMEM, "cannot allocate %zu bytes for %s", bytes, in->path);
+    if (rc == 0)
+        rc = copy_data(in, buf, -1, err);
+    if (rc == 0)
+        *out = (hc_array){.dtype = in->dtype, .n = in->n, .data = buf};
+    else
+        free(buf);
+    hc_input_close(in);
+    return rc;
+}
+
+int hc_npy_read(const char *path, hc_array *out, size_t max_bytes, hy_error *err)
+{
+    hc_input in;
+    *out = (hc_array){0};
+    int rc = hc_npy_open(path, &in, max_bytes, err);
+    return rc ? rc : read_into_array(&in, out, err);
+}
+
+int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy_error *err)
+{
+    hc_input in;
+    *out = (hc_array){0};
+    int rc = hc_raw_open(path, dtype, &in, max_bytes, err);
+    return rc ? rc : read_into_array(&in, out, err);
 }
 
 /* ---- writing ---- */

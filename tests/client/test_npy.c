@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -500,6 +501,71 @@ Test(npy, refuses_truncated_and_long_data)
     write_npy(in_dir("huge.npy"),
               "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }", v, 8);
     expect_refusal(in_dir("huge.npy"), HY_EINVAL, "truncated", NULL);
+}
+
+/* hybridctl's path: the file opened and checked, then its data sent into a memfd inside the
+ * kernel. The memfd gets exactly the data bytes; a file that shrinks or grows between the
+ * check and the copy is refused with the sentences hc_npy_read gives. */
+Test(npy, open_then_send_into_a_memfd)
+{
+    double v[1000];
+    for (int i = 0; i < 1000; i++)
+        v[i] = 1000.5 - i;
+    const char *p = in_dir("s.npy");
+    write_npy(p, "{'descr': '<f8', 'fortran_order': False, 'shape': (1000,), }", v, sizeof v);
+    hc_input in;
+    hy_error err = {0};
+    cr_assert_eq(hc_npy_open(p, &in, 1 << 20, &err), 0, "%s", err.msg);
+    cr_assert_eq(in.dtype, HY_DT_F64);
+    cr_assert_eq(in.n, 1000u);
+    int m = memfd_create("test", MFD_CLOEXEC);
+    cr_assert_geq(m, 0);
+    cr_assert_eq(hc_input_send(&in, m, &err), 0, "%s", err.msg);
+    cr_assert_eq(in.fd, -1, "the input is closed after the copy");
+    struct stat st;
+    cr_assert_eq(fstat(m, &st), 0);
+    cr_assert_eq(st.st_size, (off_t)sizeof v, "only the data, no header");
+    double back[1000];
+    cr_assert_eq(pread(m, back, sizeof back, 0), (ssize_t)sizeof back);
+    cr_assert(memcmp(back, v, sizeof v) == 0);
+    close(m);
+
+    /* raw: the whole file is data */
+    const char *r = in_dir("s.bin");
+    write_file(r, v, sizeof v);
+    cr_assert_eq(hc_raw_open(r, HY_DT_I64, &in, 1 << 20, &err), 0, "%s", err.msg);
+    cr_assert_eq(in.n, 1000u);
+    m = memfd_create("test", MFD_CLOEXEC);
+    cr_assert_eq(hc_input_send(&in, m, &err), 0, "%s", err.msg);
+    cr_assert_eq(pread(m, back, sizeof back, 0), (ssize_t)sizeof back);
+    cr_assert(memcmp(back, v, sizeof v) == 0);
+    close(m);
+
+    /* shrinks after the check */
+    cr_assert_eq(hc_npy_open(p, &in, 1 << 20, &err), 0, "%s", err.msg);
+    cr_assert_eq(truncate(p, 128 + 400 * 8), 0);
+    m = memfd_create("test", MFD_CLOEXEC);
+    cr_assert_eq(hc_input_send(&in, m, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "truncated") && strstr(err.msg, "shrank"), "%s", err.msg);
+    close(m);
+
+    /* grows after the check */
+    write_npy(p, "{'descr': '<f8', 'fortran_order': False, 'shape': (1000,), }", v, sizeof v);
+    cr_assert_eq(hc_npy_open(p, &in, 1 << 20, &err), 0, "%s", err.msg);
+    int fd = open(p, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "x", 1), 1);
+    close(fd);
+    m = memfd_create("test", MFD_CLOEXEC);
+    cr_assert_eq(hc_input_send(&in, m, &err), HY_EINVAL);
+    cr_assert(strstr(err.msg, "longer than its header says"), "%s", err.msg);
+    close(m);
+
+    /* a refused open leaves nothing open */
+    cr_assert_eq(hc_npy_open(p, &in, 100, &err), HY_EINVAL, "%s", err.msg); /* the extra byte */
+    cr_assert_eq(in.fd, -1);
+    cr_assert_eq(hc_raw_open(r, HY_DT_F64, &in, 100, &err), HY_ELIMIT);
+    cr_assert_eq(in.fd, -1);
 }
 
 Test(npy, refuses_shape_overflow)

@@ -98,11 +98,13 @@ static void reference_sort(int dtype, void *a, size_t n)
 /* ---- test data ---- */
 
 enum dist {
-    D_RANDOM, D_SORTED, D_REVERSED, D_EQUAL, D_FEW, D_SPECIAL, D_OUTLIERS, D_CLUSTERED, D_COUNT
+    D_RANDOM, D_SORTED, D_REVERSED, D_EQUAL, D_FEW, D_SPECIAL, D_OUTLIERS, D_CLUSTERED, D_COUNT,
+    /* Floats only, in float_values_matrix: data whose top-level buckets follow the values. */
+    D_UNIT = D_COUNT, D_UNIT_SPECIAL, D_NORMAL, D_NARROW, D_SUBNORMAL, D_HUGE, D_ALL
 };
-static const char *const dist_names[D_COUNT] = {"random",   "sorted",   "reversed",
-                                                "all-equal", "few-unique", "specials",
-                                                "outliers", "clustered"};
+static const char *const dist_names[D_ALL] = {
+    "random",   "sorted", "reversed", "all-equal", "few-unique", "specials", "outliers",
+    "clustered", "unit",  "unit+specials", "normal", "narrow", "subnormal", "huge"};
 
 static void put(void *buf, size_t size, size_t i, uint64_t bits)
 {
@@ -450,6 +452,108 @@ SORT_SIZES(i64, HY_DT_I64)
 SORT_SIZES(u64, HY_DT_U64)
 SORT_SIZES(f32, HY_DT_F32)
 SORT_SIZES(f64, HY_DT_F64)
+
+/* ---- floats bucketed by value ----
+ * Floats whose finite values span a usable range are spread over the top-level buckets by
+ * value, not by key bits. These cases hold that function to numpy's order: values the
+ * sample misses (specials, outliers far outside its range), NaNs of both signs, -0.0 and
+ * +0.0, ranges too small to scale (subnormal) or whose differences overflow. */
+
+/* `big` is near the dtype's largest finite value. */
+static double value_of(int dist, uint64_t *s, size_t i, double big)
+{
+    double u = (double)(mix(s) >> 11) * 0x1p-53;
+    switch (dist) {
+    case D_NORMAL: {
+        double v = (double)(mix(s) >> 11) * 0x1p-53;
+        return sqrt(-2.0 * log(u > 0 ? u : 0x1p-53)) * cos(6.283185307179586 * v);
+    }
+    case D_NARROW: return 1e6 + u * 1e-3;             /* many equal exponents, tiny range */
+    case D_SUBNORMAL: return u * (big > 1e300 ? 0x1p-1060 : 0x1p-140); /* subnormal range */
+    case D_HUGE: return (u - 0.5) * 1.9 * big * ((i & 1) ? 1 : 0x1p-100); /* x - lo overflows */
+    default: return (i % 4099 == 7) ? 0.0 : u;        /* unit: [0, 1) and some +0.0 */
+    }
+}
+
+static uint64_t bits_of(int dtype, double x)
+{
+    uint64_t bits;
+    if (dtype == HY_DT_F32) {
+        float f = (float)x;
+        uint32_t b32;
+        memcpy(&b32, &f, 4);
+        bits = b32;
+    } else {
+        memcpy(&bits, &x, 8);
+    }
+    return bits;
+}
+
+static double double_of(int dtype, uint64_t bits)
+{
+    if (dtype == HY_DT_F32) {
+        uint32_t b32 = (uint32_t)bits;
+        float f;
+        memcpy(&f, &b32, 4);
+        return f;
+    }
+    double d;
+    memcpy(&d, &bits, 8);
+    return d;
+}
+
+static void make_value_case(int dtype, size_t n, int dist, uint64_t seed, void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        double big = dtype == HY_DT_F32 ? 3.4e38 : 1.7e308;
+        uint64_t bits = bits_of(dtype, value_of(dist, &s, i, big));
+        /* About one in 500 a special (NaN, inf, -0.0, denormal) or an outlier up to 1e30,
+         * which an evenly spaced sample mostly misses. Not +-MAX: with those in the sample
+         * the range overflows and the values are not followed at all. */
+        if (dist == D_UNIT_SPECIAL && mix(&s) % 500 == 0) {
+            bits = special_bits(dtype, &s);
+            double x = double_of(dtype, bits);
+            if (isfinite(x) && fabs(x) > 2)
+                bits = bits_of(dtype, copysign(1e30 * (double)(mix(&s) >> 11) * 0x1p-53, x));
+        }
+        put(in, size, i, bits);
+    }
+    memcpy(ref, in, n * size);
+    reference_sort(dtype, ref, n);
+}
+
+static const struct cfg value_cfgs[] = {
+    {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 3, HY_MODE_SPLIT, 0},
+    {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0},
+};
+
+static void float_values_matrix(int dtype)
+{
+    /* Around the sample size (4096), an LSD bucket's limit (2^17 keys), and large enough
+     * that the top level's 512 buckets each go to the LSD passes. */
+    const size_t sizes[] = {63, 64, 1009, 4095, 4097, ((size_t)1 << 17) - 1,
+                            ((size_t)1 << 17) + 1, ((size_t)1 << 20) + 3, 3000017};
+    size_t size = hy_dtype_size(dtype), most = sizes[COUNT(sizes) - 1];
+    char *in = malloc(most * size), *ref = malloc(most * size), *work = malloc(most * size);
+    cr_assert(in && ref && work, "out of memory for n = %zu", most);
+    for (size_t k = 0; k < COUNT(sizes); k++)
+        for (int dist = D_UNIT; dist < D_ALL; dist++) {
+            uint64_t seed = ((uint64_t)dtype << 56) ^ ((uint64_t)dist << 48) ^ sizes[k];
+            make_value_case(dtype, sizes[k], dist, seed, in, ref);
+            for (size_t c = 0; c < COUNT(value_cfgs); c++)
+                run_case(dtype, sizes[k], dist, in, ref, work, &value_cfgs[c]);
+        }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+Test(sort, float_values_f32) { float_values_matrix(HY_DT_F32); }
+Test(sort, float_values_f64) { float_values_matrix(HY_DT_F64); }
 
 /* The comparator itself, on values whose order the spec spells out. */
 Test(sort, reference_order_f64)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """hybridd's side of make bench's end-to-end row: a file sorted into a file, as a user does it.
 
-  python3 bench/e2e-time.py --hybridctl PATH --socket SOCK --input IN.npy --output OUT.npy
-                            [--repeat N]
+  python3 bench/e2e-time.py --hybridctl PATH (--socket SOCK | --hybridd PATH)
+                            --input IN.npy --output OUT.npy [--repeat N]
 
 Times the whole command `hybridctl sort --input IN --output OUT` from outside, from process
 start to exit (the client reads the file, the daemon sorts, the client writes the answer):
@@ -12,14 +12,20 @@ beside it. Then the floor under any file-to-file sort: reading IN into memory an
 those bytes to OUT, through the page cache and without fsync as numpy and hybridctl do, timed
 the same way. bench/lesson/lesson.py --e2e-input times numpy's side of the same file.
 
+With --hybridd PATH it starts that daemon on a socket of its own (built-in defaults, stopped
+at the end) and first times the first job after start, before the warm-up: issue 16 asks for
+it within 1.2x of a warm run. With --socket it uses a running daemon and has no first job.
+
 Prints one JSON document (compare.py reads it); exit 1 on any error. Standard library only.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -54,6 +60,37 @@ def read_write(inp, out):
     return time.perf_counter() - t0
 
 
+def start_daemon(hybridd, hybridctl):
+    """Starts hybridd --foreground on a temporary socket; (process, socket, directory) once it
+    answers a ping (the OpenCL kernels build first: seconds on a cold PoCL cache)."""
+    tmp = tempfile.mkdtemp(prefix="hybridd-e2e.")
+    sock = os.path.join(tmp, "hybridd.sock")
+    log = open(os.path.join(tmp, "hybridd.log"), "w")
+    proc = subprocess.Popen([hybridd, "--foreground", "--socket", sock], stderr=log)
+    log.close()
+    for _ in range(600):
+        ping = subprocess.run([hybridctl, "-s", sock, "--quiet", "ping"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        if ping.returncode == 0:
+            return proc, sock, tmp
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_daemon(proc, tmp)
+    raise SystemExit("e2e-time: %s did not come up on %s" % (hybridd, sock))
+
+
+def stop_daemon(proc, tmp):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def row(name, n, times, **extra):
     med = median(times)
     r = {"name": name, "n": n, "median_ns": med * 1e9, "min_ns": min(times) * 1e9,
@@ -66,15 +103,32 @@ def row(name, n, times, **extra):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hybridctl", required=True)
-    ap.add_argument("--socket", required=True)
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="a running hybridd's socket")
+    where.add_argument("--hybridd", help="start this hybridd for the run, and time its first job")
     ap.add_argument("--input", required=True)
     ap.add_argument("--output", required=True)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args(argv)
     if a.repeat < 1:
         ap.error("--repeat must be >= 1")
-    cmd = [a.hybridctl, "-s", a.socket, "--json", "sort", "--input", a.input,
-           "--output", a.output]
+    if a.hybridd:
+        proc, sock, tmp = start_daemon(a.hybridd, a.hybridctl)
+        try:
+            doc = measure(a, sock, True)
+        finally:
+            stop_daemon(proc, tmp)
+    else:
+        doc = measure(a, a.socket, False)
+    json.dump(doc, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
+def measure(a, sock, fresh):
+    """The document: the command's rows (and its first job on a fresh daemon), the floor's."""
+    cmd = [a.hybridctl, "-s", sock, "--json", "sort", "--input", a.input, "--output", a.output]
+    cold = run_hybridctl(cmd)[0] if fresh else None
     _, first = run_hybridctl(cmd + ["--check"])
     if first.get("checked") is not True:
         raise SystemExit("e2e-time: hybridctl --check did not confirm the order: %s"
@@ -87,15 +141,13 @@ def main(argv=None):
     n = first["n"]
     read_write(a.input, a.output)                 # warm-up, as for the command
     floor = [read_write(a.input, a.output) for _ in range(a.repeat)]
-    doc = {"tool": "bench/e2e-time.py", "n": n, "dtype": first.get("dtype"),
-           "input": os.path.abspath(a.input), "repeat": a.repeat,
-           "rows": [row("hybridctl", n, walls, backend=first.get("backend"),
-                        threads=first.get("threads"), sort_median_ns=median(sorts) * 1e9,
-                        sort_times_ns=[s * 1e9 for s in sorts]),
-                    row("read-write", n, floor)]}
-    json.dump(doc, sys.stdout, indent=1)
-    sys.stdout.write("\n")
-    return 0
+    extra = {} if cold is None else {"first_job_ns": cold * 1e9}
+    return {"tool": "bench/e2e-time.py", "n": n, "dtype": first.get("dtype"),
+            "input": os.path.abspath(a.input), "repeat": a.repeat, "fresh_daemon": fresh,
+            "rows": [row("hybridctl", n, walls, backend=first.get("backend"),
+                         threads=first.get("threads"), sort_median_ns=median(sorts) * 1e9,
+                         sort_times_ns=[s * 1e9 for s in sorts], **extra),
+                     row("read-write", n, floor)]}
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@
 # own interpreter (/usr/bin/python3, which has no numpy: lesson.py then runs pure Python only),
 # Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row), and
 # the f64 array sorted from file to file: numpy's np.save(np.sort(np.load())) against
-# `hybridctl sort --input --output` (bench/e2e-time.py), with the read-and-write floor.
+# `hybridctl sort --input --output` (bench/e2e-time.py, on a hybridd it starts, so that the
+# first job after start is timed too), with the read-and-write floor.
 # Starts hybridd on a temporary socket with its built-in defaults (stopped by a trap, also when
 # a step fails), writes every result as JSON to a temporary directory, and hands that to
 # bench/lesson/compare.py, which prints one table and rewrites the generated section of
@@ -152,8 +153,10 @@ e2e_pair() {
   [[ -f $npy ]] || return 0   # sort_pair has said so
   lesson "$rd/lesson-e2e-f64.json" "$repeat" --no-pi --no-sort --e2e-input "$npy" \
     --e2e-output "$dir/e2e-numpy-out.npy"
+  # Its own hybridd, started for the step, so that the first job after start is timed too.
   run "$rd/hybridd-e2e-f64.json" python3 bench/e2e-time.py --hybridctl "$hybridctl" \
-    --socket "$sock" --input "$npy" --output "$dir/e2e-hybridd-out.npy" --repeat "$repeat"
+    --hybridd "$build/daemon/hybridd" --input "$npy" --output "$dir/e2e-hybridd-out.npy" \
+    --repeat "$repeat"
 }
 
 # A B A B ...: in every round each comparison runs the lesson's side, then hybridd's. The

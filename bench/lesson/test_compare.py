@@ -176,7 +176,8 @@ class EndToEnd(unittest.TestCase):
                 write(rd, "e2e.json", {"tool": "bench/e2e-time.py", "n": N, "dtype": "f64",
                                        "rows": [{"name": "hybridctl", "median_ns": hc * 1e9,
                                                  "throughput": N / hc, "backend": "native",
-                                                 "threads": 2, "sort_median_ns": inner * 1e9},
+                                                 "threads": 2, "sort_median_ns": inner * 1e9,
+                                                 "first_job_ns": (0.5 + k / 10) * 1e9},
                                                 {"name": "read-write", "median_ns": floor * 1e9,
                                                  "throughput": N / floor}]})
             docs = compare.load(d)
@@ -190,6 +191,10 @@ class EndToEnd(unittest.TestCase):
             self.assertAlmostEqual(over["measured"], 1.0)
             self.assertTrue(over["ok"])
             self.assertEqual(compare.target_result(over), "PASS")
+            # The first job: 0.6, 0.7, 0.8 against 0.5 warm: median 1.4 > 1.2, over.
+            cold = next(t for t in tg if "first job after hybridd starts" in t["target"])
+            self.assertAlmostEqual(cold["measured"], 1.4)
+            self.assertEqual(compare.target_result(cold), "MISS (over by 1.2x)")
             hc = row(groups, ("e2e", N, "f64"), "hybridd: hybridctl sort --input --output", 2)
             self.assertAlmostEqual(hc["sort_s"], 0.2)
 

@@ -11,10 +11,12 @@
 # median of the per-round ratios: both sides of a ratio were measured minutes apart, never
 # half an hour. Each round also times CPython's pure-Python threads under the distribution's
 # own interpreter (/usr/bin/python3, which has no numpy: lesson.py then runs pure Python only),
-# Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row), and
-# the f64 array sorted from file to file: numpy's np.save(np.sort(np.load())) against
-# `hybridctl sort --input --output` (bench/e2e-time.py, on a hybridd it starts, so that the
-# first job after start is timed too), with the read-and-write floor.
+# Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row), a
+# sort sweep (hybridd serial against numpy.sort on one thread, over the other element types,
+# orders and sizes: bench/lesson/sort_sweep.py), and the f64 array sorted from file to file:
+# numpy's np.save(np.sort(np.load())) against `hybridctl sort --input --output`
+# (bench/e2e-time.py, on a hybridd it starts, so that the first job after start is timed too),
+# with the read-and-write floor.
 # Starts hybridd on a temporary socket with its built-in defaults (stopped by a trap, also when
 # a step fails), writes every result as JSON to a temporary directory, and hands that to
 # bench/lesson/compare.py, which prints one table and rewrites the generated section of
@@ -33,6 +35,7 @@
 #   BENCH_QUICK=1     small sizes and 3 rounds, for developing this script: the report goes to
 #                     BUILD_DIR/bench-quick.md and .svg, never to docs/
 #   BENCH_NUMPY124=0  skip the numpy 1.24 rows (noted in the report)
+#   BENCH_SWEEP=0     skip the sort sweep (noted in the report)
 #   BENCH_NOTE=TEXT   a sentence for the report (e.g. "the machine was shared")
 #   BENCH_KEEP=1      keep the JSON directory
 set -u
@@ -40,9 +43,11 @@ build=${1:-build}
 quick=${BENCH_QUICK:-0}
 if [[ $quick == 1 ]]; then
   rounds=${BENCH_ROUNDS:-3} pi1=1000000 pi2=10000000 pure=100000 sortn=1000000
+  sweep_sizes="1000 10000 100000"
   report=$build/bench-quick.md chart=$build/bench-quick.svg
 else
   rounds=${BENCH_ROUNDS:-7} pi1=10000000 pi2=100000000 pure=1000000 sortn=10000000
+  sweep_sizes="1000 10000 100000 1000000"
   report=docs/benchmarks.md chart=docs/benchmarks-lesson.svg
 fi
 repeat=${BENCH_REPEAT:-3}
@@ -74,6 +79,16 @@ syspy=/usr/bin/python3
 if [[ ! -x $syspy ]]; then
   syspy=
   skipped+=("Debian's /usr/bin/python3 rows: there is no /usr/bin/python3")
+fi
+# The sort sweep (issue 16): hybridd serial against numpy.sort on one thread, for the other
+# element types (uniform), the other orders (f64) at the main size, and smaller f64 sizes.
+sweep=()
+if [[ ${BENCH_SWEEP:-1} == 0 ]]; then
+  skipped+=("sort sweep: BENCH_SWEEP=0")
+else
+  for t in i64 i32 u64 u32; do sweep+=("$sortn:$t:uniform"); done
+  for o in normal sorted reversed few-unique; do sweep+=("$sortn:f64:$o"); done
+  for n in $sweep_sizes; do sweep+=("$n:f64:uniform"); done
 fi
 vqsort=$build/bench/vqsort-ref
 if [[ ! -x $vqsort ]]; then
@@ -159,6 +174,29 @@ e2e_pair() {
     --repeat "$repeat"
 }
 
+# sweep_pair ROUND_DIR ROUND: numpy.sort on every sweep case (the first round saves the
+# arrays), then hybridd serial on each file. Into ROUND_DIR/sweep/, which compare.py reads as
+# the sweep's own table.
+sweep_pair() {
+  local sd=$1/sweep c n t o f save=()
+  ((${#sweep[@]})) || return 0
+  mkdir -p "$sd"
+  (($2 == 1)) && save=(--save)
+  run "$sd/numpy.json" "$py" bench/lesson/sort_sweep.py --cases "$(IFS=,; echo "${sweep[*]}")" \
+    --dir "$dir" "${save[@]}" --repeat "$repeat" --json
+  for c in "${sweep[@]}"; do
+    IFS=: read -r n t o <<<"$c"
+    f=$dir/sweep-$n-$t-$o.npy
+    if [[ ! -f $f ]]; then
+      echo "bench: $f is missing (the sweep's numpy step failed)" >&2
+      failed=1
+      continue
+    fi
+    run "$sd/hybridd-$n-$t-$o.json" ctl compare sort --input "$f" --backends serial \
+      --repeat "$repeat"
+  done
+}
+
 # A B A B ...: in every round each comparison runs the lesson's side, then hybridd's. The
 # lesson draws the same arrays from the same seed in every round; the first round saves them.
 for ((r = 1; r <= rounds; r++)); do
@@ -182,6 +220,7 @@ for ((r = 1; r <= rounds; r++)); do
   run "$rd/hybridd-pi$pi2.json" ctl compare pi -n "$pi2" --threads 1,2 --repeat "$repeat"
   lesson "$rd/lesson-sort-f32.json" "$repeat" --no-pi --sort-n "$sortn" --dtype f32 "${save32[@]}"
   sort_pair f32 "$rd"
+  sweep_pair "$rd" "$r"
 done
 
 # How the run was made, and the steps skipped on purpose, for the report.
@@ -196,7 +235,8 @@ json.dump({"tool": "scripts/bench.sh", "skipped": [x for x in sys.stdin.read().s
                     "hybridd sort f64, vqsort f64, numpy 1.24 f64, numpy file to file, "
                     "hybridctl file to file, lesson pi (large n), "
                     "hybridd pi (large n), lesson sort f32, hybridd sort f32, vqsort f32, "
-                    "numpy 1.24 f32"}, sys.stdout)' >"$out/bench-notes.json"
+                    "numpy 1.24 f32, numpy sweep, hybridd serial sweep"}, sys.stdout)' \
+  >"$out/bench-notes.json"
 
 cmd="make bench"
 [[ $quick != 1 ]] || cmd="BENCH_QUICK=1 make bench"

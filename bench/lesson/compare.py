@@ -100,19 +100,39 @@ def python_label(d):
     return "%s, Python %s" % (exe, d.get("versions", {}).get("python", "?"))
 
 
+def read_json(path):
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, ValueError) as e:
+        print("compare: skipping %s: %s" % (path, e), file=sys.stderr)
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def load_sweep(docs, rnd, sub):
+    """A round's sort sweep (DIR/round-K/sweep/): sort_sweep.py's document and hybridctl
+    compare's, one per case, kept apart from the main jobs' rows."""
+    for path in sorted(glob.glob(os.path.join(sub, "*.json"))):
+        d = read_json(path)
+        if d is None:
+            continue
+        d["_round"] = rnd
+        if d.get("tool") == "bench/lesson/sort_sweep.py":
+            docs["sweep_numpy"].append(d)
+        elif str(d.get("job", "")) == "compare sort" and "rows" in d:
+            docs["sweep_hybridd"].append(d)
+
+
 def load(dirname):
-    docs = {"lesson": [], "compare": [], "reference": [], "e2e": [], "devices": None,
-            "status": None,
+    docs = {"lesson": [], "compare": [], "reference": [], "e2e": [], "sweep_numpy": [],
+            "sweep_hybridd": [], "devices": None, "status": None,
             "skipped": [], "notes": {}, "rounds": []}
     for rnd, sub in round_dirs(dirname):
+        load_sweep(docs, rnd, os.path.join(sub, "sweep"))
         for path in sorted(glob.glob(os.path.join(sub, "*.json"))):
-            try:
-                with open(path) as f:
-                    d = json.load(f)
-            except (OSError, ValueError) as e:
-                print("compare: skipping %s: %s" % (path, e), file=sys.stderr)
-                continue
-            if not isinstance(d, dict):
+            d = read_json(path)
+            if d is None:
                 continue
             d["_round"] = rnd
             if d.get("tool") == "bench/lesson/lesson.py":
@@ -702,6 +722,68 @@ def e2e_targets(rows, key):
     return out
 
 
+ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique")
+TYPES = ("f64", "f32", "i64", "i32", "u64", "u32")
+
+
+def sweep_cases(docs):
+    """{(n, dtype, order): {'numpy': {round: s}, 'serial': {round: s}, 'path', 'sha256'}}."""
+    cases = {}
+    for d in docs["sweep_numpy"]:
+        for r in d.get("rows", []):
+            c = cases.setdefault((r["n"], r["dtype"], r["dist"]), {
+                "numpy": {}, "serial": {}, "path": r["path"], "sha256": None})
+            c["numpy"].setdefault(d["_round"], r["median_s"])
+            c["sha256"] = c["sha256"] or r.get("sha256")
+    by_path = {c["path"]: k for k, c in cases.items()}
+    for d in docs["sweep_hybridd"]:
+        k = by_path.get(d.get("dist"))
+        for r in d["rows"] if k else ():
+            if r.get("backend") == "serial":
+                cases[k]["serial"].setdefault(d["_round"], r["median_ns"] / 1e9)
+    return cases
+
+
+def sweep(docs):
+    """The sort sweep's rows: per case numpy.sort's and hybridd serial's times over the
+    rounds, serial's speed-up (the median of the per-round numpy/serial), and issue 16's
+    goal: >= 1.5x for uniform keys at the largest size, never slower (>= 1x) elsewhere."""
+    cases = sweep_cases(docs)
+    top = max((k[0] for k in cases), default=0)
+    out = []
+    for k in sorted(cases, key=lambda k: (k[0] != top, TYPES.index(k[1]) if k[1] in TYPES
+                                          else 9, ORDERS.index(k[2]) if k[2] in ORDERS
+                                          else 9, k[0])):
+        c = cases[k]
+        ks = sorted(set(c["numpy"]) & set(c["serial"]))
+        if not ks:
+            continue
+        goal = TARGET_SERIAL_VS_NUMPY if k[0] == top and k[2] == "uniform" else 1.0
+        q = summary([c["numpy"][i] / c["serial"][i] for i in ks])
+        out.append({"case": "%s %s %s" % (fmt_n(k[0]), k[1], k[2]), "goal": goal, "q": q,
+                    "numpy": summary(list(c["numpy"].values())),
+                    "serial": summary(list(c["serial"].values())), "ok": q["med"] >= goal,
+                    "identical": c["sha256"] is not None and
+                    npy_sha256(c["path"]) == c["sha256"]})
+    return out
+
+
+def fmt_time_q(q):
+    if q is None:
+        return "-"
+    if q["n"] < 2:
+        return fmt_time(q["med"])
+    return "%s (%s–%s)" % (fmt_time(q["med"]), fmt_time(q["lo"]), fmt_time(q["hi"]))
+
+
+def sweep_lines(sw):
+    """(case, numpy, serial, speed-up, goal, result) per sweep case."""
+    return [(x["case"], fmt_time_q(x["numpy"]), fmt_time_q(x["serial"]), fmt_ratio_q(x["q"]),
+             ">= %gx" % x["goal"], ("PASS" if x["ok"] else "MISS") +
+             ("" if x["identical"] else "; the file was not verified identical"))
+            for x in sw]
+
+
 def main_sort_keys(groups):
     """The sort jobs the targets are judged on: each dtype at its largest n (make bench:
     10^7; BENCH_QUICK's smaller sizes show the same lines)."""
@@ -966,6 +1048,12 @@ def print_text(groups, fid, si, tgts, ocl, inputs, docs, f=sys.stdout):
     for t in tgts:
         print("  %-70s measured %s  %s  [%s]" % (t["target"], fmt_ratio_q(t["measured_q"]),
               target_result(t), t["detail"]), file=f)
+    if docs.get("_sweep"):
+        print("\nSort sweep (issue 16): hybridd serial against numpy.sort %s, one thread; "
+              "speed-up: median of the per-round numpy/serial (min–max)" % sweep_numpy(docs),
+              file=f)
+        for x in sweep_lines(docs["_sweep"]):
+            print("  %-22s numpy %-28s serial %-28s speed-up %-20s %s  %s" % x, file=f)
     for o in ocl:
         print("  opencl %-15s on %s%s: %s, %s of lesson best, transfer share %s" % (
             o["job"], o["device"], " (a CPU device, not a GPU)" if o["cpu"] else "",
@@ -1094,6 +1182,30 @@ def md_process(groups):
     return o
 
 
+def sweep_numpy(docs):
+    return ", ".join(sorted({str(d.get("numpy")) for d in docs["sweep_numpy"]})) or "?"
+
+
+def md_sweep(docs):
+    sw = docs.get("_sweep")
+    if not sw:
+        return []
+    o = ["\n### Sort sweep: hybridd serial against numpy.sort, one thread\n",
+         "Issue 16: per core, hybridd's `serial` sort at least %gx numpy.sort on uniform keys "
+         "of every type at the main size, and never slower on the other orders or sizes. Each "
+         "case's array is drawn once from its own seed (bench/lesson/sort_sweep.py) and saved; "
+         "each round times numpy %s on a fresh copy inside Python, then `hybridctl compare "
+         "sort --input FILE --backends serial` on the file (the daemon's job time). The "
+         "speed-up is the median of the per-round numpy/serial ratios, with their min–max; "
+         "times are medians over the rounds (min–max).\n" % (TARGET_SERIAL_VS_NUMPY,
+                                                              sweep_numpy(docs)),
+         "| case | numpy.sort | hybridd serial | serial speed-up | goal | result |",
+         "|---|--:|--:|--:|--:|---|"]
+    for x in sweep_lines(sw):
+        o.append("| " + " | ".join(md_escape(c) for c in x) + " |")
+    return o
+
+
 def md_origin(groups, docs):
     """Where issue 8's sort targets came from (FACTS.md's numpy 1.24 figure)."""
     rows = groups.get(("sort", 10**7, "f64"), [])
@@ -1141,6 +1253,7 @@ def md_section(groups, fid, si, tgts, ocl, inputs, docs, command, svg_link):
              "not hybridd.\n" % (docs["numpy_ref"] or "?"))
     o.extend(md_fidelity(fid, si))
     o.extend(md_targets(tgts, ocl, docs))
+    o.extend(md_sweep(docs))
     o.extend(md_process(groups))
     o.extend(md_origin(groups, docs))
     return "\n".join(o).rstrip("\n") + "\n"
@@ -1294,6 +1407,7 @@ def main(argv=None):
         print("compare: no lesson.py or hybridctl compare JSON in %s" % a.dir, file=sys.stderr)
         return 1
     groups = build_rows(docs)
+    docs["_sweep"] = sweep(docs)
     fid, si = fidelity(groups, docs)
     tgts = targets(groups, docs)
     ocl = opencl_notes(groups, docs)

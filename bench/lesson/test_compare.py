@@ -9,6 +9,7 @@ figure: the median of per-round ratios differs from the ratio of the medians.
 """
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -197,6 +198,49 @@ class EndToEnd(unittest.TestCase):
             self.assertEqual(compare.target_result(cold), "MISS (over by 1.2x)")
             hc = row(groups, ("e2e", N, "f64"), "hybridd: hybridctl sort --input --output", 2)
             self.assertAlmostEqual(hc["sort_s"], 0.2)
+
+
+def write_npy(path, data):
+    """A version 1.0 .npy of raw '<f8' bytes; returns the SHA-256 of the data."""
+    head = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d,), }" % (len(data) // 8)
+    head += " " * (63 - (10 + len(head)) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head.encode() + data)
+    return hashlib.sha256(data).hexdigest()
+
+
+class Sweep(unittest.TestCase):
+    def test_sweep_goals_ratios_and_identity(self):
+        with tempfile.TemporaryDirectory() as d:
+            big, small = os.path.join(d, "big.npy"), os.path.join(d, "small.npy")
+            sha_big = write_npy(big, bytes(range(64)))
+            write_npy(small, bytes(16))
+            for k, (nb, sb) in enumerate(((1.0, 0.5), (1.0, 1.0), (2.0, 0.5)), 1):
+                sd = os.path.join(d, "round-%d" % k, "sweep")
+                write(sd, "numpy.json", {"tool": "bench/lesson/sort_sweep.py", "numpy": "2.4.6",
+                                         "rows": [{"n": 8, "dtype": "i64", "dist": "uniform",
+                                                   "path": big, "sha256": sha_big,
+                                                   "median_s": nb},
+                                                  {"n": 2, "dtype": "f64", "dist": "uniform",
+                                                   "path": small, "sha256": "0" * 64,
+                                                   "median_s": 1.0}]})
+                for path, t in ((big, sb), (small, 0.5)):
+                    doc = hybridd_doc("sort", [("serial", 1, t, {})])
+                    doc["dist"] = path
+                    write(sd, "hybridd-%s.json" % os.path.basename(path), doc)
+            docs = compare.load(d)
+            sw = compare.sweep(docs)
+            self.assertEqual([x["case"] for x in sw], ["8 i64 uniform", "2 f64 uniform"])
+            big_row, small_row = sw
+            # numpy/serial per round: 2, 1, 4 -> median 2 >= 1.5 at the largest size.
+            self.assertEqual((big_row["q"]["med"], big_row["goal"]), (2.0, 1.5))
+            self.assertTrue(big_row["ok"] and big_row["identical"])
+            # Smaller sizes need only >= 1x; a file whose SHA-256 differs is flagged.
+            self.assertEqual((small_row["q"]["med"], small_row["goal"]), (2.0, 1.0))
+            self.assertFalse(small_row["identical"])
+            self.assertIn("not verified identical", compare.sweep_lines(sw)[1][5])
+            # The sweep's hybridd documents stay out of the main jobs' rows.
+            self.assertEqual(compare.build_rows(docs), {})
 
 
 class FlatDirectory(unittest.TestCase):

@@ -49,11 +49,15 @@ typedef struct hy_cl_device_info {
     char problem[HY_ERROR_MSG_MAX];
     uint64_t build_ns;       /* time to build or load this device's programs at open */
     bool from_cache;         /* every program came from the binary cache */
+    bool gpu_variant;        /* runs the kernels' GPU variant (HY_CL_CPU=0), not the CPU one */
+    bool variant_forced;     /* by HYBRIDD_CL_VARIANT, not chosen from the device type */
 } hy_cl_device_info;
 
 /* Finds every platform and device and builds the programs on each. No device at all is a
  * normal state (the count is 0); a device whose build fails stays listed, not usable, with
- * the reason and the build log's first lines in `problem`. Fails only when memory runs out. */
+ * the reason and the build log's first lines in `problem`. Fails only when memory runs out,
+ * or with HY_EINVAL when HYBRIDD_CL_VARIANT (a switch for tests and diagnosis that forces
+ * every device onto one kernel variant: "gpu" or "cpu") has any other non-empty value. */
 int hy_cl_open(const hy_cl_config *cfg, hy_cl **out, hy_error *err);
 void hy_cl_close(hy_cl *cl); /* NULL is fine */
 
@@ -61,6 +65,9 @@ unsigned hy_cl_device_count(const hy_cl *cl);
 int hy_cl_describe(const hy_cl *cl, unsigned index, hy_cl_device_info *info, hy_error *err);
 /* A label that never calls a CPU device a GPU: "GPU", "PoCL CPU", "CPU", "accelerator". */
 const char *hy_cl_type_label(const hy_cl_device_info *info);
+/* The kernel variant a device runs, for logs and DEVICES: "CPU kernels", "GPU kernels", or
+ * with the variant forced, "GPU kernels, forced by HYBRIDD_CL_VARIANT". */
+const char *hy_cl_variant_label(const hy_cl_device_info *info);
 
 /* Where a job's time went, from profiling events (sums over all launches and copies). */
 typedef struct hy_cl_timing {

@@ -10,6 +10,9 @@
 #define MAX_PLATFORMS 16u
 #define MAX_DEVICES 64u
 
+#define VARIANT_ENV "HYBRIDD_CL_VARIANT"
+enum { VARIANT_CPU = 1, VARIANT_GPU = 2 };
+
 static void get_string(cl_device_id d, cl_device_info what, char *buf, size_t len)
 {
     /* A driver that cannot answer leaves the field empty rather than failing the device. */
@@ -59,9 +62,38 @@ static void describe(struct hy_cl_dev *d, unsigned index)
     /* Only for labelling it honestly ("PoCL CPU", never "GPU"); no code path depends on it. */
     in->pocl_cpu = in->type == HY_CL_TYPE_CPU &&
                    strstr(in->platform, "Portable Computing Language") != NULL;
-    d->cpu_variant = in->type == HY_CL_TYPE_CPU;
+}
+
+/* The kernel variant: the device type's unless HYBRIDD_CL_VARIANT forces one (`forced`:
+ * 0 none, else VARIANT_CPU or VARIANT_GPU). The host side (pi.c, sort.c) reads cpu_variant
+ * too, so it always matches the kernels it launches. */
+static void choose_variant(struct hy_cl_dev *d, int forced)
+{
+    hy_cl_device_info *in = &d->info;
+    d->cpu_variant = forced ? forced == VARIANT_CPU : in->type == HY_CL_TYPE_CPU;
+    in->gpu_variant = !d->cpu_variant;
+    in->variant_forced = forced != 0;
     snprintf(d->options, sizeof d->options, "-cl-std=CL1.2 -DHY_CL_CPU=%d",
              d->cpu_variant ? 1 : 0);
+}
+
+/* HYBRIDD_CL_VARIANT (tests and diagnosis, docs/opencl.md): unset or empty leaves the choice
+ * to each device's type; "gpu" or "cpu" forces that variant on every device. Any other value
+ * is refused rather than ignored: a typo must not quietly test the variant it meant to avoid. */
+static int variant_from_env(int *forced, hy_error *err)
+{
+    const char *v = getenv(VARIANT_ENV);
+    *forced = 0;
+    if (!v || !v[0])
+        return 0;
+    if (strcmp(v, "gpu") == 0)
+        *forced = VARIANT_GPU;
+    else if (strcmp(v, "cpu") == 0)
+        *forced = VARIANT_CPU;
+    else
+        return hy_error_set(err, HY_EINVAL, "%s=%.64s: expected gpu or cpu, or unset", VARIANT_ENV,
+                            v);
+    return 0;
 }
 
 static void set_problem(struct hy_cl_dev *d, const hy_error *e)
@@ -97,6 +129,10 @@ int hy_cl_open(const hy_cl_config *cfg, hy_cl **out, hy_error *err)
     if (!out)
         return hy_error_set(err, HY_EINVAL, "no place for the OpenCL state given");
     *out = NULL;
+    int forced;
+    int rc = variant_from_env(&forced, err);
+    if (rc)
+        return rc;
     hy_cl *cl = calloc(1, sizeof *cl);
     if (!cl)
         return hy_error_set(err, HY_ENOMEM, "out of memory for the OpenCL state");
@@ -141,6 +177,7 @@ int hy_cl_open(const hy_cl_config *cfg, hy_cl **out, hy_error *err)
         cl->dev[i].id = ids[i];
         cl->dev[i].platform = owner[i];
         describe(&cl->dev[i], i);
+        choose_variant(&cl->dev[i], forced);
         own(cl, &cl->dev[i]);
     }
     *out = cl;
@@ -192,6 +229,14 @@ const char *hy_cl_type_label(const hy_cl_device_info *info)
     case HY_CL_TYPE_ACCELERATOR: return "accelerator";
     }
     return "other";
+}
+
+const char *hy_cl_variant_label(const hy_cl_device_info *info)
+{
+    if (info->variant_forced)
+        return info->gpu_variant ? "GPU kernels, forced by " VARIANT_ENV
+                                 : "CPU kernels, forced by " VARIANT_ENV;
+    return info->gpu_variant ? "GPU kernels" : "CPU kernels";
 }
 
 int hy_cl_device(hy_cl *cl, unsigned index, struct hy_cl_dev **out, hy_error *err)

@@ -20,7 +20,9 @@ struct hy_cl_dev {
     hy_cl_device_info info;
     /* Which variant of each kernel this device gets: a CPU device (PoCL here) wants few
      * work-items with wide vector types, a GPU many scalar work-items. Chosen from the
-     * device type, never from its name; the kernels see it as HY_CL_CPU in `options`. */
+     * device type, never from its name, unless HYBRIDD_CL_VARIANT forces one for a test
+     * (device.c); the kernels see it as HY_CL_CPU in `options`, pi.c and sort.c read it
+     * here, so host and kernels always agree. */
     bool cpu_variant;
     char options[256];
     /* The sort job's two array buffers, kept between jobs (sort.c): fresh buffers cost a

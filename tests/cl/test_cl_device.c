@@ -2,6 +2,7 @@
  * that fails to build, and the binary cache (first build, reuse, corrupt entries rebuilt). */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +71,15 @@ Test(cl_device, bad_index)
     err.msg[0] = 0;
     cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 999}, 1, 1000, &pr, &err), HY_EINVAL);
     cr_assert(strstr(err.msg, "999"), "message names the index: %s", err.msg);
-    /* The same handle still serves a good request. */
-    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 0}, 1, 1000, &pr, &err), 0, "%s",
-                 err.msg);
+    /* The same handle still serves a good request, on every usable device. */
+    for (unsigned i = 0; i < n; i++) {
+        if (hy_cl_describe(cl, i, &in, &err) != 0 || !in.usable)
+            continue;
+        cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = i}, 0, 1000, &pr, &err), 0,
+                     "device %u: %s", i, err.msg);
+        cr_assert_eq(pr.hits, 783u, "device %u: %" PRIu64 " hits for seed 0, n 1000", i,
+                     pr.hits); /* docs/pi-mapping.md */
+    }
     hy_cl_close(cl);
 }
 
@@ -93,18 +100,21 @@ Test(cl_device, close_null_is_safe) { hy_cl_close(NULL); }
 Test(cl_device, build_failure)
 {
     hy_cl *cl = open_cl(&(hy_cl_config){.test_break_build = true});
-    hy_cl_device_info in;
-    hy_error err = {0};
-    cr_assert_eq(hy_cl_describe(cl, 0, &in, &err), 0);
-    cr_assert_not(in.usable, "device usable although its pi program cannot build");
-    cr_assert(strstr(in.problem, "pi.cl"), "problem names the program: %s", in.problem);
-    cr_assert(strstr(in.problem, "CL_BUILD_PROGRAM_FAILURE"), "problem names the error: %s",
-              in.problem);
-    cr_assert(strstr(in.problem, "on purpose"), "problem quotes the build log: %s",
-              in.problem);
-    hy_cl_pi_result pr;
-    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 0}, 1, 1000, &pr, &err), HY_EBACKEND);
-    cr_assert(strstr(err.msg, "not usable"), "message: %s", err.msg);
+    for (unsigned i = 0; i < hy_cl_device_count(cl); i++) {
+        hy_cl_device_info in;
+        hy_error err = {0};
+        cr_assert_eq(hy_cl_describe(cl, i, &in, &err), 0);
+        cr_assert_not(in.usable, "device %u usable although its pi program cannot build", i);
+        cr_assert(strstr(in.problem, "pi.cl"), "problem names the program: %s", in.problem);
+        cr_assert(strstr(in.problem, "CL_BUILD_PROGRAM_FAILURE"),
+                  "problem names the error: %s", in.problem);
+        cr_assert(strstr(in.problem, "on purpose"), "problem quotes the build log: %s",
+                  in.problem);
+        hy_cl_pi_result pr;
+        cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = i}, 1, 1000, &pr, &err),
+                     HY_EBACKEND);
+        cr_assert(strstr(err.msg, "not usable"), "message: %s", err.msg);
+    }
     hy_cl_close(cl);
 }
 
@@ -124,20 +134,26 @@ static unsigned cache_files(const char *dir, char names[16][512])
     return n;
 }
 
+/* Opens with the cache in dir; true when every device's programs came from it. Whatever the
+ * cache did, every device must be usable and count pi right. */
 static bool from_cache(const char *dir)
 {
     hy_cl *cl = open_cl(&(hy_cl_config){.cache_dir = dir});
-    hy_cl_device_info in;
-    hy_error err = {0};
-    cr_assert_eq(hy_cl_describe(cl, 0, &in, &err), 0);
-    cr_assert(in.usable, "device not usable: %s", in.problem);
-    /* Whatever the cache did, the programs work. */
-    hy_cl_pi_result pr;
-    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = 0}, 7, 4099, &pr, &err), 0, "%s",
-                 err.msg);
-    cr_assert_eq(pr.samples, 4099u);
+    bool all = true;
+    for (unsigned i = 0; i < hy_cl_device_count(cl); i++) {
+        hy_cl_device_info in;
+        hy_error err = {0};
+        cr_assert_eq(hy_cl_describe(cl, i, &in, &err), 0);
+        cr_assert(in.usable, "device %u not usable: %s", i, in.problem);
+        hy_cl_pi_result pr;
+        cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = i}, 42, 100000, &pr, &err), 0,
+                     "device %u: %s", i, err.msg);
+        cr_assert_eq(pr.hits, 78463u, "device %u: %" PRIu64 " hits for seed 42, n 100000", i,
+                     pr.hits); /* docs/pi-mapping.md */
+        all = all && in.from_cache;
+    }
     hy_cl_close(cl);
-    return in.from_cache;
+    return all;
 }
 
 Test(cl_device, binary_cache)
@@ -150,7 +166,8 @@ Test(cl_device, binary_cache)
     cr_assert_not(from_cache(sub), "first open cannot come from an empty cache");
     char names[16][512];
     unsigned n = cache_files(sub, names);
-    cr_assert_eq(n, 2u, "one cache entry per program, found %u", n);
+    /* One entry per program and device (identical devices share theirs). */
+    cr_assert(n >= 2 && n % 2 == 0, "one cache entry per program and device, found %u", n);
     cr_assert(from_cache(sub), "second open did not use the cache");
 
     /* Corrupt both entries: one truncated, one with a flipped byte in the binary. */
@@ -167,7 +184,7 @@ Test(cl_device, binary_cache)
     fclose(f);
     cr_assert_not(from_cache(sub), "a corrupt cache entry was trusted");
     cr_assert(from_cache(sub), "the rebuilt entries were not written back");
-    cr_assert_eq(cache_files(sub, names), 2u);
+    cr_assert_eq(cache_files(sub, names), n);
 
     /* No cache configured: never from cache. */
     cr_assert_not(from_cache(NULL));
@@ -201,4 +218,108 @@ Test(cl_device, no_device_at_all)
     cr_assert(v[0] == 2 && v[1] == 1, "a failed job touched the array");
     hy_cl_close(cl);
     rmdir(dir);
+}
+
+/* ---- the kernel variant: from the device type, or forced by HYBRIDD_CL_VARIANT ---- */
+
+/* Each Criterion test runs in its own process, so setting the variable here touches no
+ * other test; NULL unsets it. */
+static void set_variant(const char *value)
+{
+    if (value)
+        cr_assert_eq(setenv("HYBRIDD_CL_VARIANT", value, 1), 0);
+    else
+        cr_assert_eq(unsetenv("HYBRIDD_CL_VARIANT"), 0);
+}
+
+Test(cl_device, variant_from_type)
+{
+    set_variant(NULL);
+    hy_cl *cl = open_cl(NULL);
+    for (unsigned i = 0; i < hy_cl_device_count(cl); i++) {
+        hy_cl_device_info in;
+        hy_error err = {0};
+        cr_assert_eq(hy_cl_describe(cl, i, &in, &err), 0);
+        cr_assert_not(in.variant_forced, "device %u: variant forced with the switch unset", i);
+        cr_assert_eq(in.gpu_variant, in.type != HY_CL_TYPE_CPU,
+                     "device %u (%s): the %s variant", i, hy_cl_type_label(&in),
+                     in.gpu_variant ? "GPU" : "CPU");
+        cr_assert_str_eq(hy_cl_variant_label(&in), in.gpu_variant ? "GPU kernels" : "CPU kernels");
+    }
+    hy_cl_close(cl);
+}
+
+/* Either variant builds and counts exactly on every device, and says it was forced. */
+Test(cl_device, variant_forced)
+{
+    static const char *const values[] = {"gpu", "cpu"};
+    for (size_t v = 0; v < 2; v++) {
+        set_variant(values[v]);
+        bool gpu = v == 0;
+        hy_cl *cl = open_cl(NULL);
+        for (unsigned i = 0; i < hy_cl_device_count(cl); i++) {
+            hy_cl_device_info in;
+            hy_error err = {0};
+            cr_assert_eq(hy_cl_describe(cl, i, &in, &err), 0);
+            cr_assert(in.variant_forced, "device %u: HYBRIDD_CL_VARIANT=%s not reported", i,
+                      values[v]);
+            cr_assert_eq(in.gpu_variant, gpu, "device %u ignored HYBRIDD_CL_VARIANT=%s", i,
+                         values[v]);
+            const char *label = hy_cl_variant_label(&in);
+            cr_assert(strncmp(label, gpu ? "GPU kernels" : "CPU kernels", 11) == 0 &&
+                          strstr(label, "forced by HYBRIDD_CL_VARIANT"),
+                      "label: %s", label);
+            cr_assert(in.usable, "device %u, %s variant: %s", i, values[v], in.problem);
+            hy_cl_pi_result pr;
+            cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = i}, 0, 1000, &pr, &err), 0,
+                         "device %u: %s", i, err.msg);
+            cr_assert_eq(pr.hits, 783u, "device %u, %s variant: %" PRIu64 " hits", i,
+                         values[v], pr.hits);
+        }
+        hy_cl_close(cl);
+    }
+}
+
+/* A value that is neither gpu nor cpu is refused, naming the variable and the value: a typo
+ * must not quietly test the other variant. Empty means unset. */
+Test(cl_device, variant_bad_value)
+{
+    static const char *const bad[] = {"GPU", "fast", "gpu ", "1"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        set_variant(bad[k]);
+        hy_cl *cl = (hy_cl *)1;
+        hy_error err = {0};
+        cr_assert_eq(hy_cl_open(NULL, &cl, &err), HY_EINVAL, "'%s' accepted", bad[k]);
+        cr_assert_null(cl, "no state may come back from a refused open");
+        cr_assert(strstr(err.msg, "HYBRIDD_CL_VARIANT=") && strstr(err.msg, bad[k]),
+                  "message: %s", err.msg);
+    }
+    set_variant("");
+    hy_cl *cl = open_cl(NULL);
+    hy_cl_device_info in;
+    hy_error err = {0};
+    cr_assert_eq(hy_cl_describe(cl, 0, &in, &err), 0);
+    cr_assert_not(in.variant_forced, "an empty HYBRIDD_CL_VARIANT forced a variant");
+    hy_cl_close(cl);
+}
+
+/* The variant is part of the binary cache's key: a binary built for one variant never serves
+ * the other, and each is reused for its own. */
+Test(cl_device, variant_cache_entries)
+{
+    char dir[] = "/tmp/hybridd-clvariant-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char names[16][512];
+    set_variant("cpu");
+    cr_assert_not(from_cache(dir), "first open cannot come from an empty cache");
+    unsigned n = cache_files(dir, names);
+    set_variant("gpu");
+    cr_assert_not(from_cache(dir), "the GPU variant came from the CPU variant's binaries");
+    cr_assert_eq(cache_files(dir, names), 2 * n, "each variant keeps its own entries");
+    cr_assert(from_cache(dir), "the GPU variant's entries were not reused");
+    set_variant("cpu");
+    cr_assert(from_cache(dir), "the CPU variant's entries were not reused");
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }

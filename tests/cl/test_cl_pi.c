@@ -10,10 +10,10 @@
 
 #include "host.h"
 #include "internal.h"
+#include "devices.h"
 #include "pocl_env.h"
 
 static hy_cl *cl;
-static unsigned dev; /* the first usable device */
 
 static void cl_up(void)
 {
@@ -21,6 +21,7 @@ static void cl_up(void)
     hy_error err = {0};
     int rc = hy_cl_open(&(hy_cl_config){0}, &cl, &err);
     cr_assert_eq(rc, 0, "hy_cl_open: %d %s", rc, err.msg);
+    find_devices(cl, NULL);
 }
 
 static void cl_down(void)
@@ -30,21 +31,6 @@ static void cl_down(void)
 }
 
 TestSuite(cl_pi, .init = cl_up, .fini = cl_down, .timeout = 300);
-
-/* Picks the first usable device, or skips the test: a machine with no OpenCL device at all
- * is a normal state for hybridd (CI has PoCL, so there the tests run). */
-static void need_device(void)
-{
-    for (unsigned i = 0; i < hy_cl_device_count(cl); i++) {
-        hy_cl_device_info in;
-        hy_error err = {0};
-        if (hy_cl_describe(cl, i, &in, &err) == 0 && in.usable) {
-            dev = i;
-            return;
-        }
-    }
-    cr_skip_test("no usable OpenCL device on this machine");
-}
 
 static hy_cl_pi_result run_pi(uint64_t seed, uint64_t n)
 {
@@ -57,9 +43,8 @@ static hy_cl_pi_result run_pi(uint64_t seed, uint64_t n)
     return r;
 }
 
-Test(cl_pi, known_answers)
+DEVICE_TEST(cl_pi, known_answers)
 {
-    need_device();
     /* docs/pi-mapping.md, "Hit counts"; pinned for the CPU engine by tests/host. */
     static const struct {
         uint64_t seed, n, hits;
@@ -78,9 +63,8 @@ Test(cl_pi, known_answers)
     }
 }
 
-Test(cl_pi, equals_cpu_engine)
+DEVICE_TEST(cl_pi, equals_cpu_engine)
 {
-    need_device();
     /* Tiny, odd, prime and ragged counts (none a multiple of any work size), and counts that
      * take several launches (the first launch is 2^22 samples). */
     static const uint64_t ns[] = {1,         2,       3,       5,           7,
@@ -97,9 +81,8 @@ Test(cl_pi, equals_cpu_engine)
         }
 }
 
-Test(cl_pi, estimate_and_timing)
+DEVICE_TEST(cl_pi, estimate_and_timing)
 {
-    need_device();
     const uint64_t n = 30000001; /* several launches */
     hy_cl_pi_result r = run_pi(7, n);
     cr_assert_eq(r.hits, hy_host_pi_hits_reference(7, 0, n));
@@ -148,9 +131,8 @@ static uint64_t kernel_window(uint64_t seed, uint64_t first, uint64_t count, uin
     return hits;
 }
 
-Test(cl_pi, kernel_windows_known_answers)
+DEVICE_TEST(cl_pi, kernel_windows_known_answers)
 {
-    need_device();
     /* docs/pi-mapping.md: a window across sample 2^33 (the counter's high word turns 0 -> 1)
      * and the very top of the stream; a 32-bit counter gets these wrong. */
     cr_assert_eq(kernel_window(42, (UINT64_C(1) << 33) - 501, 1001, 1024, 16), 786u);
@@ -159,9 +141,8 @@ Test(cl_pi, kernel_windows_known_answers)
                  784u);
 }
 
-Test(cl_pi, kernel_windows_equal_cpu_engine)
+DEVICE_TEST(cl_pi, kernel_windows_equal_cpu_engine)
 {
-    need_device();
     /* Odd and even starts and ends; windows straddling a 2^32-block boundary at an offset
      * that also straddles one vector step of the CPU variant; blocks per work-item that are
      * and are not a multiple of that step; group sizes 1, 4, 7 (not a power of two)
@@ -200,9 +181,8 @@ Test(cl_pi, kernel_windows_equal_cpu_engine)
 
 /* ---- limits and errors ---- */
 
-Test(cl_pi, limits)
+DEVICE_TEST(cl_pi, limits)
 {
-    need_device();
     hy_cl_pi_result r;
     hy_error err = {0};
     cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = dev}, 1, 0, &r, &err), HY_EINVAL);
@@ -251,9 +231,8 @@ static int on_progress(void *ctx, uint64_t done, uint64_t total)
     return p->cancel_at && p->calls >= p->cancel_at;
 }
 
-Test(cl_pi, progress)
+DEVICE_TEST(cl_pi, progress)
 {
-    need_device();
     const uint64_t n = (UINT64_C(1) << 26) + 3;
     struct prog p = {0};
     hy_cl_pi_result r;
@@ -270,9 +249,8 @@ Test(cl_pi, progress)
     cr_assert_lt(p.last, n);
 }
 
-Test(cl_pi, cancel)
+DEVICE_TEST(cl_pi, cancel)
 {
-    need_device();
     /* Hours of work on any device: only cancellation ends it in time. */
     const uint64_t n = UINT64_C(1) << 50;
     for (unsigned at = 1; at <= 3; at++) {

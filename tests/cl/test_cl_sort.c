@@ -12,15 +12,50 @@
 #include "cl.h"
 #include "host.h"
 
+#include "devices.h"
 #include "pocl_env.h"
 
 /* ---- fixture: one hy_cl and a small CPU engine per test ---- */
 
 static hy_cl *cl;
 static hy_host *host;
-static unsigned dev;
-static bool have_dev;
-static hy_cl_device_info dev_info;
+/* Devices that refuse every sort because their work-groups are smaller than the variant's
+ * sort needs (the GPU variant under POCL_MAX_WORK_GROUP_SIZE=64, in tests/cl/CMakeLists). */
+static unsigned refused[TEST_DEVICES_MAX], nrefused;
+
+/* A refusal must be HY_EBACKEND and true: it names the kernel's largest work-group, no more
+ * than the device's, and a need above it. */
+static void check_refusal(const hy_cl_device_info *in, int rc, const hy_error *err)
+{
+    cr_assert_eq(rc, HY_EBACKEND, "device %u: sort failed: %d %s", in->index, rc, err->msg);
+    const char *at = strstr(err->msg, "work-groups of at most ");
+    cr_assert_not_null(at, "device %u refused the sort without naming a limit: %s", in->index,
+                       err->msg);
+    size_t most = 0, need = 0;
+    cr_assert_eq(sscanf(at, "work-groups of at most %zu; it needs %zu", &most, &need), 2,
+                 "device %u: the refusal does not say what it needs: %s", in->index, err->msg);
+    cr_assert_leq(most, in->max_work_group, "device %u: %s", in->index, err->msg);
+    cr_assert_gt(need, most, "device %u refused although it has what it needs: %s", in->index,
+                 err->msg);
+}
+
+/* A device takes the sort tests unless it refuses the job outright, truly (check_refusal). */
+static bool sorts_here(unsigned index, const hy_cl_device_info *in)
+{
+    uint32_t a[3] = {3, 1, 2};
+    hy_cl_sort_result r;
+    hy_error err = {0};
+    int rc = hy_cl_sort(cl, &(hy_cl_opts){.device = index}, HY_DT_U32, a, 3, &r, &err);
+    if (rc == 0) {
+        cr_assert(a[0] == 1 && a[1] == 2 && a[2] == 3, "device %u: 3 elements unsorted", index);
+        return true;
+    }
+    check_refusal(in, rc, &err);
+    cr_assert(a[0] == 3 && a[1] == 1 && a[2] == 2, "device %u: a refused sort touched the array",
+              index);
+    refused[nrefused++] = index;
+    return false;
+}
 
 static void up(void)
 {
@@ -28,15 +63,8 @@ static void up(void)
     hy_error err = {0};
     int rc = hy_cl_open(&(hy_cl_config){0}, &cl, &err);
     cr_assert_eq(rc, 0, "hy_cl_open: %d %s", rc, err.msg);
-    have_dev = false;
-    for (unsigned i = 0; i < hy_cl_device_count(cl) && !have_dev; i++) {
-        rc = hy_cl_describe(cl, i, &dev_info, &err);
-        cr_assert_eq(rc, 0, "hy_cl_describe(%u): %d %s", i, rc, err.msg);
-        if (dev_info.usable) {
-            dev = i;
-            have_dev = true;
-        }
-    }
+    nrefused = 0;
+    find_devices(cl, sorts_here);
     rc = hy_host_create(&(hy_host_config){.threads = 2}, &host, &err);
     cr_assert_eq(rc, 0, "hy_host_create: %d %s", rc, err.msg);
 }
@@ -50,12 +78,6 @@ static void down(void)
 }
 
 TestSuite(cl_sort, .init = up, .fini = down, .timeout = 300);
-
-static void need_device(void)
-{
-    if (!have_dev)
-        cr_skip_test("no usable OpenCL device on this machine");
-}
 
 /* ---- a deterministic generator: splitmix64 ---- */
 
@@ -244,7 +266,6 @@ static const size_t sizes[] = {0, 1, 3, 1009, (1u << 20) + 3, 1000000};
 
 static void sweep(int dtype)
 {
-    need_device();
     size_t size = hy_dtype_size(dtype);
     size_t most = (1u << 20) + 3;
     char *in = malloc(most * size), *ref = malloc(most * size);
@@ -256,17 +277,16 @@ static void sweep(int dtype)
     free(ref);
 }
 
-Test(cl_sort, matches_engine_i32) { sweep(HY_DT_I32); }
-Test(cl_sort, matches_engine_u32) { sweep(HY_DT_U32); }
-Test(cl_sort, matches_engine_i64) { sweep(HY_DT_I64); }
-Test(cl_sort, matches_engine_u64) { sweep(HY_DT_U64); }
-Test(cl_sort, matches_engine_f32) { sweep(HY_DT_F32); }
-Test(cl_sort, matches_engine_f64) { sweep(HY_DT_F64); }
+DEVICE_TEST(cl_sort, matches_engine_i32) { sweep(HY_DT_I32); }
+DEVICE_TEST(cl_sort, matches_engine_u32) { sweep(HY_DT_U32); }
+DEVICE_TEST(cl_sort, matches_engine_i64) { sweep(HY_DT_I64); }
+DEVICE_TEST(cl_sort, matches_engine_u64) { sweep(HY_DT_U64); }
+DEVICE_TEST(cl_sort, matches_engine_f32) { sweep(HY_DT_F32); }
+DEVICE_TEST(cl_sort, matches_engine_f64) { sweep(HY_DT_F64); }
 
 /* Every size from 2 to 300, so block and launch edges fall everywhere. */
-Test(cl_sort, small_sizes)
+DEVICE_TEST(cl_sort, small_sizes)
 {
-    need_device();
     char in[300 * 8], ref[300 * 8];
     for (size_t n = 2; n <= 300; n += 1 + n / 40) {
         check_case(HY_DT_F32, n, D_SPECIAL, in, ref);
@@ -276,9 +296,8 @@ Test(cl_sort, small_sizes)
 
 /* Large enough that a pass takes several launches on a CPU device (progress comes between
  * them), with a short last block. */
-Test(cl_sort, several_launches)
+DEVICE_TEST(cl_sort, several_launches)
 {
-    need_device();
     size_t n = (size_t)9 << 20 | 12345;
     char *in = malloc(n * 8), *ref = malloc(n * 8);
     cr_assert(in && ref, "out of memory");
@@ -296,9 +315,8 @@ static void good_sort_works(void)
     check_case(HY_DT_F64, 1009, D_SPECIAL, in, ref);
 }
 
-Test(cl_sort, bad_dtype)
+DEVICE_TEST(cl_sort, bad_dtype)
 {
-    need_device();
     float a[4] = {3, 2, 1, 0};
     hy_cl_sort_result r;
     hy_error err = {0};
@@ -311,9 +329,8 @@ Test(cl_sort, bad_dtype)
     good_sort_works();
 }
 
-Test(cl_sort, null_data)
+DEVICE_TEST(cl_sort, null_data)
 {
-    need_device();
     hy_cl_sort_result r;
     hy_error err = {0};
     int rc = sort_on_device(HY_DT_I32, NULL, 5, &r, &err);
@@ -325,9 +342,8 @@ Test(cl_sort, null_data)
     good_sort_works();
 }
 
-Test(cl_sort, no_such_device)
+DEVICE_TEST(cl_sort, no_such_device)
 {
-    need_device();
     uint32_t a[3] = {3, 1, 2};
     hy_cl_sort_result r;
     hy_error err = {0};
@@ -340,9 +356,8 @@ Test(cl_sort, no_such_device)
 
 /* Beyond the device's largest buffer: refused by arithmetic alone, before any memory is
  * touched (the pointer is to a few elements only), with the limit in the message. */
-Test(cl_sort, beyond_device_memory)
+DEVICE_TEST(cl_sort, beyond_device_memory)
 {
-    need_device();
     uint64_t dummy[4] = {0};
     char limit[32];
     snprintf(limit, sizeof limit, "%" PRIu64, dev_info.max_alloc);
@@ -385,9 +400,8 @@ static int watch_progress(void *ctx, uint64_t done, uint64_t total)
     return ++w->calls == w->cancel_at;
 }
 
-Test(cl_sort, cancel_leaves_array_untouched)
+DEVICE_TEST(cl_sort, cancel_leaves_array_untouched)
 {
-    need_device();
     size_t n = 1u << 20;
     float *a = malloc(n * sizeof *a), *copy = malloc(n * sizeof *copy);
     cr_assert(a && copy, "out of memory");
@@ -414,9 +428,8 @@ Test(cl_sort, cancel_leaves_array_untouched)
     good_sort_works();
 }
 
-Test(cl_sort, progress_and_timing)
+DEVICE_TEST(cl_sort, progress_and_timing)
 {
-    need_device();
     size_t n = 1000000;
     double *a = malloc(n * sizeof *a), *ref = malloc(n * sizeof *ref);
     cr_assert(a && ref, "out of memory");
@@ -442,13 +455,40 @@ Test(cl_sort, progress_and_timing)
 }
 
 /* The same hy_cl sorts again and again, all dtypes interleaved: nothing leaks between jobs. */
-Test(cl_sort, repeated_jobs)
+DEVICE_TEST(cl_sort, repeated_jobs)
 {
-    need_device();
     char in[5000 * 8], ref[5000 * 8];
     static const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64,
                                  HY_DT_U64, HY_DT_F32, HY_DT_F64};
     for (int round = 0; round < 3; round++)
         for (size_t k = 0; k < COUNT(dtypes); k++)
             check_case(dtypes[k], 4000 + (size_t)round * 333, D_SPECIAL, in, ref);
+}
+
+/* A device that refused in the fixture refuses every dtype and size the same way, leaving
+ * the array as it was; a run where no device refuses has nothing to check here. */
+Test(cl_sort, refusal_is_clear)
+{
+    if (nrefused == 0)
+        cr_skip_test("no device refuses the sort");
+    char in[1009 * 8], ref[1009 * 8];
+    static const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64,
+                                 HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    for (unsigned k = 0; k < nrefused; k++) {
+        hy_cl_device_info info;
+        hy_error err = {0};
+        cr_assert_eq(hy_cl_describe(cl, refused[k], &info, &err), 0, "%s", err.msg);
+        for (size_t t = 0; t < COUNT(dtypes); t++) {
+            size_t bytes = 1009 * hy_dtype_size(dtypes[t]);
+            make_case(dtypes[t], 1009, D_RANDOM, 99, in, ref);
+            memcpy(ref, in, bytes);
+            hy_cl_sort_result r;
+            int rc = hy_cl_sort(cl, &(hy_cl_opts){.device = refused[k]}, dtypes[t], in, 1009,
+                                &r, &err);
+            check_refusal(&info, rc, &err);
+            cr_assert(memcmp(in, ref, bytes) == 0,
+                      "device %u: a refused %s sort touched the array", refused[k],
+                      hy_dtype_name(dtypes[t]));
+        }
+    }
 }

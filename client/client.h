@@ -59,11 +59,21 @@ typedef struct hc_input {
     size_t n, header_len;
     const char *path;
     char what[96];
+    bool borrowed; /* standard input: left open */
 } hc_input;
+/* What sentences call standard input (--input -). */
+#define HC_STDIN_NAME "standard input"
 /* Open and check, as hc_npy_read and hc_raw_read do (with their errors), short of reading
  * the data; `in` holds fd -1 on failure. */
 int hc_npy_open(const char *path, hc_input *in, size_t max_bytes, hy_error *err);
 int hc_raw_open(const char *path, int dtype, hc_input *in, size_t max_bytes, hy_error *err);
+/* The same for standard input (--input -): a .npy's header read and checked (the stream's
+ * end is checked when the data is sent); a terminal is refused. */
+int hc_npy_open_stdin(hc_input *in, size_t max_bytes, hy_error *err);
+/* Raw values of dtype from standard input, moved to `to` (a file, from its offset) up to
+ * EOF: *n elements. HY_ELIMIT above max_bytes; HY_EINVAL for a .npy or a byte count that
+ * is not whole elements. */
+int hc_raw_stdin(int dtype, int to, size_t max_bytes, size_t *n, hy_error *err);
 /* Copies the data into the file `to` from its current offset (a memfd sized for it), inside
  * the kernel (sendfile), checks that the file ends there, and closes the input. */
 int hc_input_send(hc_input *in, int to, hy_error *err);
@@ -100,6 +110,9 @@ typedef struct hc_chunk {
  * cannot write); a sentence either way, naming `what` and the path ("cannot write the plot
  * x.svg: ..."; `what` may be NULL). */
 int hc_output_check(const char *path, const char *what, hy_error *err);
+/* The path that means standard output for hc_output_check and hc_output_write (--output -):
+ * written straight through, never refused here (the caller decides about terminals). */
+#define HC_STDOUT_PATH "-"
 /* Writes the chunks to `path`, by what is there: nothing, or a regular file: atomically (a
  * temporary file in the same directory, fsync'd, renamed over the name), an existing file's
  * mode and owner kept; when the new file could not get them (the directory is not

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -202,12 +203,14 @@ static const struct option {
     {"--repeat", NULL, "R", C_JOB, "timed runs, 1..1000: the median is reported (default 1)",
      NULL, "timed runs per row after one warm-up, 1..1000 (default 5)"},
     {"--input", NULL, "FILE", C_SORT | C_CSORT,
-     "sort: .npy 1.0/2.0/3.0 (little-endian, C order), or raw with --dtype", NULL, NULL},
+     "sort: .npy 1.0/2.0/3.0 (little-endian, C order), or raw with --dtype; - for standard "
+     "input", NULL, NULL},
     {"--dtype", NULL, "D", C_SORT | C_CSORT, "sort: i32, u32, i64, u64, f32 or f64", NULL,
      NULL},
     {"--dist", NULL, "DIST", C_SORT | C_CSORT,
      "sort, generated: uniform (default), normal, sorted, reversed or few-unique", NULL, NULL},
-    {"--output", NULL, "FILE", C_SORT, "sort: write the sorted array (.npy; raw with --raw)",
+    {"--output", NULL, "FILE", C_SORT,
+     "sort: write the sorted array (.npy; raw with --raw); - for standard output",
      NULL, NULL},
     {"--raw", NULL, NULL, C_SORT, "sort: --output writes raw bytes", NULL, NULL},
     {"--check", NULL, NULL, C_SORT, "sort: verify the order of the result; exit 1 if not",
@@ -1219,6 +1222,26 @@ static void check_job_input(const struct jobopts *o, const struct given *g, cons
         usage_error("--raw is for --output");
 }
 
+static bool is_stdio(const char *path)
+{
+    return path && strcmp(path, HC_STDOUT_PATH) == 0;
+}
+
+/* "-" for standard input and output: the array's bytes own standard output, so nothing
+ * else may write there, and binary data is not written to a terminal (as gzip refuses). */
+static void check_stdio(const struct jobopts *o)
+{
+    if (is_stdio(o->plot))
+        usage_error("--plot takes a file name; standard output (-) is for --output");
+    if (!is_stdio(o->output))
+        return;
+    if (g_fmt == HC_JSON)
+        usage_error("--json and --output - both want standard output: name a file for one");
+    if (isatty(STDOUT_FILENO))
+        fail(HC_EXIT_INPUT, HY_EINVAL, "redirect it (> FILE, | PROGRAM) or name a file",
+             "not writing a binary array to a terminal (--output -)");
+}
+
 /* Parses argv[i..] for a job (the global options are gone from it by now, and --opt=value
  * is two words). Options that do not fit the command, or each other, are refused. */
 static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, bool compare,
@@ -1240,6 +1263,7 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
         check_row_uses(o, &g);
     check_process_uses(o, compare);
     check_job_input(o, &g, cmd, sort);
+    check_stdio(o);
     /* Before the job runs: a long job must never end with nowhere to put its result. */
     hy_error oerr = {0};
     if ((o->output && hc_output_check(o->output, NULL, &oerr)) ||
@@ -1414,13 +1438,46 @@ static void open_input_file(const struct jobopts *o, uint64_t max_elems, hc_inpu
     size_t max_bytes = (size_t)max_elems * 8;
     const char *ext = strrchr(o->input, '.');
     bool npy = !o->dtype || (ext && !strcmp(ext, ".npy"));
-    int rc = npy ? hc_npy_open(o->input, in, max_bytes, &err)
-                 : hc_raw_open(o->input, o->dtype, in, max_bytes, &err);
+    int rc = is_stdio(o->input) ? hc_npy_open_stdin(in, max_bytes, &err)
+             : npy              ? hc_npy_open(o->input, in, max_bytes, &err)
+                                : hc_raw_open(o->input, o->dtype, in, max_bytes, &err);
     if (rc)
         fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
     if (o->dtype && npy && o->dtype != in->dtype)
         fail(HC_EXIT_INPUT, HY_EDTYPE, NULL, "%s holds %s, not the %s that --dtype names",
              o->input, hy_dtype_name(in->dtype), hy_dtype_name(o->dtype));
+}
+
+/* Raw values from standard input (--input - --dtype D): their count is known only at EOF, so
+ * they flow into a memfd that grows (splice from a pipe, no copy through hybridctl), which
+ * is then sized, mapped and sealed. */
+static int load_raw_stdin(const struct jobopts *o, uint64_t max_elems, struct memfd_array *ma)
+{
+    hy_error err = {0};
+    int fd = memfd_create("hybridctl-array", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        fail(HC_EXIT_JOB, HY_ESYS, NULL, "memfd_create: %s", strerror(errno));
+    ma->fd = fd;
+    size_t n;
+    if (hc_raw_stdin(o->dtype, fd, (size_t)max_elems * hy_dtype_size(o->dtype), &n, &err))
+        fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
+    ma->a.dtype = o->dtype;
+    ma->a.n = n;
+    ma->bytes = n * hy_dtype_size(o->dtype);
+    /* A memfd of size 0 cannot be mapped: an empty array travels as one byte it ignores. */
+    size_t alloc = ma->bytes ? ma->bytes : 1;
+    if (ftruncate(fd, (off_t)alloc) != 0)
+        fail(HC_EXIT_JOB, HY_ESYS, NULL, "ftruncate of a memfd: %s", strerror(errno));
+    ma->map = mmap(NULL, alloc, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (ma->map == MAP_FAILED) {
+        ma->map = NULL;
+        fail(HC_EXIT_JOB, HY_ESYS, NULL, "mmap of a %zu-byte memfd: %s", alloc,
+             strerror(errno));
+    }
+    ma->a.data = ma->map;
+    if (hy_memfd_seal(ma->fd, &err))
+        fail(HC_EXIT_JOB, err.code, NULL, "%s", err.msg);
+    return 0;
 }
 
 /* The array goes into the memfd without passing through hybridctl's memory: a file's data
@@ -1432,6 +1489,8 @@ static int load_array(const struct jobopts *o, uint64_t max_elems, struct memfd_
     hc_input in = {.fd = -1};
     memset(ma, 0, sizeof *ma);
     ma->fd = -1;
+    if (is_stdio(o->input) && o->dtype)
+        return load_raw_stdin(o, max_elems, ma);
     if (o->input) {
         open_input_file(o, max_elems, &in);
         ma->a.dtype = in.dtype;
@@ -1501,10 +1560,12 @@ static int cmd_sort(conn *c, int argc, char **argv, int i)
         if (hc_npy_write(o.output, &ma.a, o.raw, &err))
             fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
     }
-    hc_sort_report r = {.dtype = ma.a.dtype, .source = o.input ? o.input : o.dist,
+    const char *source = is_stdio(o.input) ? HC_STDIN_NAME : o.input ? o.input : o.dist;
+    hc_sort_report r = {.dtype = ma.a.dtype, .source = source,
                         .output = o.output, .checked = checked,
                         .row = &out->rows[0], .device_name = opencl_device_name(c, out, dname)};
-    if (hc_print_sort(stdout, &r, g_fmt))
+    /* With --output -, the array owns standard output and the report goes to stderr. */
+    if (hc_print_sort(is_stdio(o.output) ? stderr : stdout, &r, g_fmt))
         rc = rc ? rc : HC_EXIT_JOB;
     if (checked == 0) {
         say("the array came back out of order at index %zu", bad);

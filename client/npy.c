@@ -87,17 +87,49 @@ static int open_input(const char *path, int *fd_out, size_t *size, hy_error *err
     return 0;
 }
 
-/* Moves up to len bytes from fd into `to` (at its current offset) inside the kernel, retrying
- * short transfers and EINTR; *got is what arrived before EOF. sendfile copies page cache to
- * page cache: no user buffer, and a memfd's pages are allocated without a page fault each. */
+/* One step of moving bytes from fd into `to`: sendfile where fd is a file (page cache to page
+ * cache, and a memfd's pages allocated without a fault each), splice where it is a pipe, and
+ * read and write through a buffer for anything else (a socket, a character device). *how
+ * starts at 0 and remembers what worked. Returns what read(2) would. */
+static ssize_t move_step(int fd, int to, size_t chunk, int *how)
+{
+    ssize_t r;
+    if (*how == 0) {
+        r = sendfile(to, fd, NULL, chunk);
+        if (r >= 0 || (errno != EINVAL && errno != ESPIPE))
+            return r;
+        *how = 1;
+    }
+    if (*how == 1) {
+        r = splice(fd, NULL, to, NULL, chunk, SPLICE_F_MOVE);
+        if (r >= 0 || errno != EINVAL)
+            return r;
+        *how = 2;
+    }
+    char bounce[1 << 16];
+    r = read(fd, bounce, chunk < sizeof bounce ? chunk : sizeof bounce);
+    for (ssize_t put = 0; r > 0 && put < r;) {
+        ssize_t w = write(to, bounce + put, (size_t)(r - put));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        put += w;
+    }
+    return r;
+}
+
+/* Moves up to len bytes from fd into `to` (at its current offset), retrying short transfers
+ * and EINTR; *got is what arrived before EOF. */
 static int send_full(int fd, int to, size_t len, size_t *got)
 {
     size_t done = 0;
+    int how = 0;
     while (done < len) {
         size_t chunk = len - done;
         if (chunk > (size_t)1 << 30)
             chunk = (size_t)1 << 30;
-        ssize_t r = sendfile(to, fd, NULL, chunk);
+        ssize_t r = move_step(fd, to, chunk, &how);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -548,48 +580,122 @@ static int header_array(const char *path, const char *header, size_t hlen, int *
     return 0;
 }
 
-int hc_npy_open(const char *path, hc_input *in, size_t max_bytes, hy_error *err)
+/* The .npy header of fd (fsize bytes long, or SIZE_MAX for a stream whose length is known
+ * only at its end), checked; `in` then holds fd positioned at the data. Does not close fd. */
+static int npy_open_fd(int fd, const char *path, size_t fsize, hc_input *in, size_t max_bytes,
+                       hy_error *err)
 {
-    int fd = -1, rc, dtype = 0;
-    size_t fsize, prefix_len = 0, hlen = 0, n = 0;
+    int rc, dtype = 0;
+    size_t prefix_len = 0, hlen = 0, n = 0;
     char *header = NULL;
-    *in = (hc_input){.fd = -1};
-
-    if ((rc = open_input(path, &fd, &fsize, err)) != 0)
-        return rc;
     if ((rc = read_prefix(fd, path, fsize, &prefix_len, &hlen, err)) != 0 ||
         (rc = read_header(fd, path, hlen, &header, err)) != 0 ||
-        (rc = header_array(path, header, hlen, &dtype, &n, err)) != 0)
-        goto out;
-
+        (rc = header_array(path, header, hlen, &dtype, &n, err)) != 0) {
+        free(header);
+        return rc;
+    }
+    free(header);
     size_t bytes = n * hy_dtype_size(dtype);
     size_t header_total = prefix_len + hlen;
-    size_t have = fsize - header_total;
-    *in = (hc_input){.fd = fd, .dtype = dtype, .n = n, .header_len = header_total,
-                     .path = path};
+    in->fd = fd;
+    in->dtype = dtype;
+    in->n = n;
+    in->header_len = header_total;
+    in->path = path;
     snprintf(in->what, sizeof in->what, "the header says %zu %s (%zu bytes)", n,
              hy_dtype_name(dtype), bytes);
+    size_t have = fsize == SIZE_MAX ? bytes : fsize - header_total; /* a stream: at the end */
     if (have < bytes)
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s is truncated: %s, the file has %zu after its %zu-byte header",
-                          path, in->what, have, header_total);
-    else if (have > bytes)
-        rc = hy_error_set(err, HY_EINVAL,
-                          "%s is longer than its header says: %s, the file has %zu after its "
-                          "%zu-byte header",
-                          path, in->what, have, header_total);
-    else if (bytes > max_bytes)
-        rc = hy_error_set(err, HY_ELIMIT,
-                          "%s holds %zu bytes of data, above the limit of %zu bytes", path,
-                          bytes, max_bytes);
-out:
-    free(header);
-    if (rc != 0) {
-        if (fd >= 0)
-            close(fd);
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is truncated: %s, the file has %zu after its %zu-byte header",
+                            path, in->what, have, header_total);
+    if (have > bytes)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is longer than its header says: %s, the file has %zu after its "
+                            "%zu-byte header",
+                            path, in->what, have, header_total);
+    if (bytes > max_bytes)
+        return hy_error_set(err, HY_ELIMIT,
+                            "%s holds %zu bytes of data, above the limit of %zu bytes", path,
+                            bytes, max_bytes);
+    return 0;
+}
+
+int hc_npy_open(const char *path, hc_input *in, size_t max_bytes, hy_error *err)
+{
+    int fd = -1, rc;
+    size_t fsize = 0;
+    *in = (hc_input){.fd = -1};
+    if ((rc = open_input(path, &fd, &fsize, err)) != 0)
+        return rc;
+    if ((rc = npy_open_fd(fd, path, fsize, in, max_bytes, err)) != 0) {
+        close(fd);
         *in = (hc_input){.fd = -1};
     }
     return rc;
+}
+
+/* Standard input as an input: a regular file (redirected) is read like one from where it
+ * stands; a pipe or socket is a stream; a terminal is refused, as gzip refuses one. */
+static int stdin_size(size_t *fsize, hy_error *err)
+{
+    if (isatty(STDIN_FILENO))
+        return hy_error_set(err, HY_EINVAL, "%s is a terminal: pipe an array into hybridctl "
+                            "(… | hybridctl sort --input -) or name a file", HC_STDIN_NAME);
+    struct stat st;
+    if (fstat(STDIN_FILENO, &st) != 0)
+        return hy_error_set(err, HY_ESYS, "cannot stat %s: %s", HC_STDIN_NAME, strerror(errno));
+    *fsize = SIZE_MAX;
+    if (S_ISREG(st.st_mode)) {
+        off_t at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+        if (at >= 0 && at <= st.st_size)
+            *fsize = (size_t)(st.st_size - at);
+    }
+    return 0;
+}
+
+int hc_npy_open_stdin(hc_input *in, size_t max_bytes, hy_error *err)
+{
+    size_t fsize = SIZE_MAX;
+    *in = (hc_input){.fd = -1};
+    int rc = stdin_size(&fsize, err);
+    if (rc == 0)
+        rc = npy_open_fd(STDIN_FILENO, HC_STDIN_NAME, fsize, in, max_bytes, err);
+    if (rc != 0)
+        *in = (hc_input){.fd = -1};
+    in->borrowed = true;
+    return rc;
+}
+
+int hc_raw_stdin(int dtype, int to, size_t max_bytes, size_t *n, hy_error *err)
+{
+    size_t esize = hy_dtype_size(dtype), fsize = SIZE_MAX, got = 0;
+    *n = 0;
+    if (esize == 0)
+        return hy_error_set(err, HY_EDTYPE, "unknown dtype %d for %s (use one of %s)", dtype,
+                            HC_STDIN_NAME, supported_list);
+    int rc = stdin_size(&fsize, err);
+    if (rc)
+        return rc;
+    /* One byte past the limit tells "too much" from "exactly the limit". */
+    size_t want = max_bytes < SIZE_MAX ? max_bytes + 1 : max_bytes;
+    if (send_full(STDIN_FILENO, to, want, &got) != 0)
+        return hy_error_set(err, HY_ESYS, "cannot read %s: %s", HC_STDIN_NAME, strerror(errno));
+    if (got > max_bytes)
+        return hy_error_set(err, HY_ELIMIT, "%s holds more than %zu bytes of data, the limit",
+                            HC_STDIN_NAME, max_bytes);
+    unsigned char magic[NPY_MAGIC_LEN];
+    if (got >= NPY_MAGIC_LEN && pread(to, magic, NPY_MAGIC_LEN, 0) == NPY_MAGIC_LEN &&
+        memcmp(magic, NPY_MAGIC, NPY_MAGIC_LEN) == 0)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s is a .npy file (it starts with \\x93NUMPY), not raw values: "
+                            "drop --dtype to read it as .npy", HC_STDIN_NAME);
+    if (got % esize != 0)
+        return hy_error_set(err, HY_EINVAL,
+                            "%s has %zu bytes, not a whole number of %zu-byte %s elements",
+                            HC_STDIN_NAME, got, esize, hy_dtype_name(dtype));
+    *n = got / esize;
+    return 0;
 }
 
 int hc_raw_open(const char *path, int dtype, hc_input *in, size_t max_bytes, hy_error *err)
@@ -653,7 +759,7 @@ int hc_input_send(hc_input *in, int to, hy_error *err)
 
 void hc_input_close(hc_input *in)
 {
-    if (in && in->fd >= 0)
+    if (in && in->fd >= 0 && !in->borrowed)
         close(in->fd);
     if (in)
         in->fd = -1;

@@ -1253,6 +1253,139 @@ class TestExitCodes(Case):
         self.run_ok("ping")  # and the daemon still serves
 
 
+def parse_npy_bytes(data):
+    """(dtype, shape, payload) of .npy bytes, as read_npy checks a file."""
+    with tempfile.NamedTemporaryFile(dir=TMP.name, suffix=".npy", delete=False) as f:
+        f.write(data)
+    try:
+        return read_npy(f.name)
+    finally:
+        os.unlink(f.name)
+
+
+class TestPipes(Case):
+    """--input - and --output -: arrays streamed through standard input and output, straight
+    into the memfd and out of it; terminals refused; the daemon serves on after a refusal."""
+
+    def pipe(self, args, data, stdin=None):
+        """Runs hybridctl with `data` (bytes) on stdin, or the given stdin; (rc, out, err)."""
+        r = subprocess.run(ctl_argv(*args), input=data if stdin is None else None,
+                           stdin=stdin, capture_output=True, timeout=120)
+        return r.returncode, r.stdout, r.stderr.decode("utf-8", "replace")
+
+    def special_f64(self, n):
+        rng = random.Random(5)
+        vals = [rng.uniform(-1e6, 1e6) for _ in range(n)]
+        vals[::97] = [float("nan")] * len(vals[::97])
+        vals[1::89] = [-0.0] * len(vals[1::89])
+        vals[2::83] = [0.0] * len(vals[2::83])
+        return vals
+
+    def test_npy_through_a_pipeline(self):
+        vals = self.special_f64(20000)
+        payload = struct.pack("<%dd" % len(vals), *vals)
+        npy = npy_bytes("<f8", payload, (len(vals),))
+        # Two hybridctl processes in one shell-like pipeline: generate | sort | sort.
+        writer = subprocess.Popen([sys.executable, "-c",
+                                   "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        sorter = subprocess.Popen(ctl_argv("sort", "--input", "-", "--output", "-", "--check"),
+                                  stdin=writer.stdout, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        writer.stdout.close()
+        writer.stdin.write(npy)
+        writer.stdin.close()
+        out, err = sorter.communicate(timeout=120)
+        writer.wait(timeout=30)
+        self.assertEqual(sorter.returncode, 0, err)
+        dtype, shape, got = parse_npy_bytes(out)
+        self.assertEqual((dtype, shape), ("f64", (20000,)))
+        TestSort.assert_sorted_permutation(self, "f64", payload, got)
+        err = err.decode()
+        self.assertIn("from standard input", err)  # the report went to stderr
+        self.assertIn("checked, ascending", err)
+
+    def test_numpy_save_to_numpy_load(self):
+        """The issue's own pipeline, where numpy is installed."""
+        probe = subprocess.run([sys.executable, "-c", "import numpy"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("numpy is not installed for %s" % sys.executable)
+        save = ("import sys, numpy as np; a = np.random.default_rng(3).standard_normal(100000);"
+                "a[::50] = np.nan; a[1::70] = -0.0; np.save(sys.stdout.buffer, a)")
+        load = ("import sys, io, numpy as np; b = np.load(io.BytesIO(sys.stdin.buffer.read()));"
+                "a = np.random.default_rng(3).standard_normal(100000); a[::50] = np.nan;"
+                "a[1::70] = -0.0; s = np.sort(a);"
+                "sys.exit(0 if s.tobytes() == b.tobytes() else 1)")
+        cmd = "%s -c '%s' | %s -s %s sort --input - --output - -q | %s -c '%s'" % (
+            sys.executable, save, HYBRIDCTL, SOCK, sys.executable, load)
+        r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+
+    def test_raw_and_redirected_file(self):
+        rng = random.Random(9)
+        vals = [rng.randrange(-2**31, 2**31) for _ in range(5000)]
+        payload = struct.pack("<%di" % len(vals), *vals)
+        rc, out, err = self.pipe(["sort", "--input", "-", "--dtype", "i32", "--output", "-",
+                                  "--raw", "-q"], payload)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, struct.pack("<%di" % len(vals), *sorted(vals)))
+        # stdin redirected from a regular file (sendfile, not a pipe)
+        f = path("redirect.npy")
+        write_npy(f, "i32", vals)
+        with open(f, "rb") as stdin:
+            rc, out, err = self.pipe(["sort", "--input", "-", "--output", "-", "-q"], None,
+                                     stdin=stdin)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(parse_npy_bytes(out)[2], struct.pack("<%di" % len(vals), *sorted(vals)))
+        # an empty raw stream is an empty array
+        rc, out, err = self.pipe(["sort", "--input", "-", "--dtype", "f64", "--output", "-",
+                                  "--raw", "-q"], b"")
+        self.assertEqual((rc, out), (0, b""), err)
+
+    def test_bad_streams_are_refused_and_the_daemon_serves_on(self):
+        good = npy_bytes("<f8", struct.pack("<4d", 4, 3, 2, 1), (4,))
+        cases = [
+            (b"", [], "not a .npy file"),
+            (good[:20], [], "truncated"),
+            (good[:-8], [], "truncated"),
+            (good + b"x", [], "longer than its header says"),
+            (b"\x00" * 7, ["--dtype", "i64"], "not a whole number of 8-byte i64"),
+            (good, ["--dtype", "f64"], "drop --dtype"),
+        ]
+        for data, extra, words in cases:
+            with self.subTest(words=words, n=len(data)):
+                rc, out, err = self.pipe(["sort", "--input", "-", "--output", "-"] + extra, data)
+                self.assertEqual(rc, 4, err)
+                self.assertIn("standard input", err)
+                self.assertIn(words, err)
+                self.assertEqual(out, b"", "nothing written for a refused input")
+        rc, out, err = self.pipe(["sort", "--input", "-", "--output", "-", "-q"], good)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(parse_npy_bytes(out)[2], struct.pack("<4d", 1, 2, 3, 4))
+
+    def test_terminals_and_contradictions(self):
+        import pty
+        master, slave = pty.openpty()
+        try:
+            with open(os.ttyname(slave), "rb") as tty_in:
+                rc, out, err = self.pipe(["sort", "--input", "-"], None, stdin=tty_in)
+            self.assertEqual(rc, 4, err)
+            self.assertIn("standard input is a terminal", err)
+            r = subprocess.run(ctl_argv("sort", "-n", 10, "--dtype", "f64", "--output", "-"),
+                               stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE,
+                               timeout=60)
+            self.assertEqual(r.returncode, 4)
+            self.assertIn("not writing a binary array to a terminal", r.stderr.decode())
+        finally:
+            os.close(master)
+            os.close(slave)
+        r = self.run_fail(2, "--json", "sort", "-n", 10, "--dtype", "f64", "--output", "-")
+        self.assertIn("both want standard output", r.stderr)
+        r = self.run_fail(2, "compare", "sort", "-n", 10, "--dtype", "f64", "--plot", "-")
+        self.assertIn("--plot takes a file name", r.stderr)
+
+
 class TestOutputPaths(Case):
     """What is at --output and --plot decides how it is written; what cannot be written is
     refused with exit 4 before the job runs."""

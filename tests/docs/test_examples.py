@@ -109,7 +109,8 @@ def classify(line):
 
 
 def outputs(line):
-    """The files a command line writes: --output, --plot, > (as written, relative to cwd)."""
+    """The files a command line writes: --output, --plot, > (as written, relative to cwd; "-"
+    is standard output, not a file)."""
     try:
         words = shlex.split(line)
     except ValueError:
@@ -122,7 +123,7 @@ def outputs(line):
             res.append(w.split("=", 1)[1])
         elif w.startswith(">") and len(w) > 1:
             res.append(w[1:])
-    return res
+    return [f for f in res if f != "-"]  # "-": standard output, written through
 
 
 def write_npy_f64(path, values):

@@ -16,6 +16,7 @@ packages=(
   opencl-c-headers     # CL/cl.h
   pocl-opencl-icd      # an OpenCL CPU device, so the opencl backend runs without a GPU
   clinfo               # to see which OpenCL devices a machine has
+  oclgrind             # tests/cl/oclgrind.sh: the GPU kernels under race and uninitialized checks
   libconfig-dev        # hybridd's configuration file
   libcriterion-dev     # the unit and integration tests
   libsystemd-dev       # sd_notify and socket activation

@@ -9,7 +9,9 @@ without numpy), of `hybridctl --json compare pi|sort` (any number), of
 bench/vqsort-ref (a reference sort, optional), of bench/e2e-time.py (hybridctl sorting
 a file into a file, and the read-and-write floor), optionally of `hybridctl --json
 devices` and `status`, and optionally bench.sh's own notes (rounds, steps it
-skipped).  Each is recognised by its content, not its name.
+skipped).  Each is recognised by its content, not its name.  The sort sweep's
+documents (bench/lesson/sort_sweep.py and hybridctl compare on its files) are read
+from DIR/round-K/sweep/ and make a table of their own.
 
 Rounds: make bench runs every comparison in interleaved rounds (the lesson's
 side, then hybridd's, then again) and puts round K's documents in DIR/round-K/.
@@ -31,7 +33,8 @@ the same job under the reference numpy (pi: the best throughput among the lesson
 variants at that n; sort: the best numpy.sort, per dtype).  For sort it checks
 that every side sorted the identical array (SHA-256 of the data).  Then the
 model-fidelity block (the locked backend's 2-thread/1-thread throughput ratio
-against CPython's) and the targets of issue 8.  A backend this script does not
+against CPython's, under every interpreter) and the targets of issues 8 and 16
+(bench/lesson/test_compare.py tests this script).  A backend this script does not
 know (a newer hybridd's) is shown generically: "hybridd BACKEND (TRANSPORT)" with
 every *_share figure its rows carry.
 

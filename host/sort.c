@@ -26,7 +26,8 @@
 #define DIGIT_BITS 11u
 /* Buckets of the one pass over main memory. Its scatter keeps a line per bucket in flight:
  * 512 lines are 32 KiB, inside a core's L1 here (48 KiB), while 2048 measured 25% slower
- * on 10^7 64-bit keys and 30% on 32-bit ones. Buckets are then n / 512 keys. */
+ * on 10^7 64-bit keys and 30% on 32-bit ones. Buckets are then n / 512 keys; larger
+ * arrays get more buckets (sort_radix.inc's parallel). */
 #define TOP_BITS 9u
 /* A bucket up to this many keys is finished by LSD passes: two buffers of 128 Ki 8-byte
  * keys are 2 MiB, a core's L2 here (the rest spills to the 32 MiB L3). */

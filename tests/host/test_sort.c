@@ -555,6 +555,37 @@ static void float_values_matrix(int dtype)
 Test(sort, float_values_f32) { float_values_matrix(HY_DT_F32); }
 Test(sort, float_values_f64) { float_values_matrix(HY_DT_F64); }
 
+/* Past 2^26 keys the top level uses more than 512 buckets, so that each stays within an LSD
+ * bucket's limit. A permutation of 0..n-1 (i -> (a i + b) mod n, a prime to n) has a known
+ * sorted order, so no reference sort of 2^26 keys is needed. */
+Test(sort, many_top_buckets_u32, .timeout = 120)
+{
+    if (small_only())
+        cr_skip_test("HYBRIDD_TEST_SMALL=1: skipping n = 2^26 + 2^17 + 1");
+    const size_t n = ((size_t)1 << 26) + ((size_t)1 << 17) + 1;
+    uint32_t *a = malloc(n * sizeof *a);
+    cr_assert(a, "out of memory for n = %zu", n);
+    const uint64_t mul = 2654435761u; /* prime, and larger than n: prime to it */
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0}};
+    for (size_t c = 0; c < COUNT(cfgs); c++) {
+        for (size_t i = 0; i < n; i++)
+            a[i] = (uint32_t)((mul * i + 12345) % n);
+        hy_run_opts o = {.backend = cfgs[c].backend, .threads = cfgs[c].threads,
+                         .mode = cfgs[c].mode};
+        hy_sort_result r;
+        hy_error err = {0};
+        int rc = hy_host_sort(eng, HY_DT_U32, a, n, &o, &r, &err);
+        cr_assert_eq(rc, 0, "hy_host_sort returned %d (%s), threads %u", rc, err.msg,
+                     cfgs[c].threads);
+        for (size_t i = 0; i < n; i++)
+            if (a[i] != (uint32_t)i)
+                cr_assert_fail("a[%zu] = %" PRIu32 ", want %zu, threads %u", i, a[i], i,
+                               cfgs[c].threads);
+    }
+    free(a);
+}
+
 /* The comparator itself, on values whose order the spec spells out. */
 Test(sort, reference_order_f64)
 {

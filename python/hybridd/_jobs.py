@@ -1,0 +1,344 @@
+"""The job methods of Client: pi, sort, compare, submit.
+
+Every argument is checked here, before a byte is sent: a wrong type raises TypeError, a value
+outside what the protocol can carry raises ValueError.  What depends on the daemon's
+configuration (its limits, pools and devices) is the daemon's to refuse, with its own code
+and sentence.
+"""
+import concurrent.futures
+import numbers
+
+import numpy as np
+
+from . import errors as E
+from . import protocol as P
+from . import results as R
+from .arrays import array as memfd_array, memfd_of, numpy_dtype, wire_dtype
+
+# How long a Ctrl-C'd job may take to answer its CANCEL before the wait gives up on it.
+CANCEL_WAIT_S = 30.0
+U16, U32, U64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
+TRANSFERS = ("auto", "memfd", "inline")
+
+
+class Job(concurrent.futures.Future):
+    """A submitted job.  ``result()`` is its PiResult, SortResult or Comparison, or raises its
+    hybridd.Error; ``job_id`` is the daemon's id once ACCEPTED came (``accepted`` holds that
+    message); ``cancel()`` asks the daemon to stop it (its result becomes CancelledError)."""
+
+    def __init__(self, client, finish, progress=None):
+        super().__init__()
+        self.set_running_or_notify_cancel()
+        self._client, self._finish, self.progress = client, finish, progress
+        self._cleanup = None
+        self.job_id = 0
+        self.accepted = None
+        self._cancel_wanted = False
+
+    def cancel(self):
+        """Sends CANCEL (now, or as soon as the job has an id); True unless it has ended."""
+        if self.done():
+            return False
+        with self._client._lock:
+            self._cancel_wanted = True
+            job_id = self.job_id
+        if job_id:
+            self._client._cancel(job_id)
+        return True
+
+    def wait(self, timeout=None):
+        """The result, as ``result()``, but Ctrl-C during the wait cancels the job first and
+        waits for the daemon's answer to that before KeyboardInterrupt goes on."""
+        try:
+            return self.result(timeout)
+        except KeyboardInterrupt:
+            self.cancel()
+            try:
+                self.exception(CANCEL_WAIT_S)
+            except (concurrent.futures.TimeoutError, KeyboardInterrupt):
+                pass
+            raise
+
+
+# ------------------------------------------------------------------ argument checks
+
+def _int(name, v, lo, hi, none=None, integral_float=False):
+    """``v`` as an int in lo..hi; None gives ``none``.  Bools are not ints here."""
+    if v is None and none is not None:
+        return none
+    if integral_float and isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError("%s must be an int, not %s" % (name, type(v).__name__))
+    v = int(v)
+    if not lo <= v <= hi:
+        raise ValueError("%s must be in %d..%d, not %d" % (name, lo, hi, v))
+    return v
+
+
+def _choice(name, v, table, none=0):
+    if v is None:
+        return none
+    if not isinstance(v, str):
+        raise TypeError("%s must be a str, not %s" % (name, type(v).__name__))
+    if v not in table:
+        raise ValueError("%s must be one of %s, not %r" % (name, " ".join(table), v))
+    return table[v]
+
+
+def _nogil(v):
+    if v is None:
+        return 0
+    if not isinstance(v, bool):
+        raise TypeError("nogil must be True, False or None, not %r" % (v,))
+    return 1 if v else 2
+
+
+def _mask(name, names, table):
+    if names is None:
+        return 0
+    if isinstance(names, str):
+        names = [names]
+    mask = 0
+    for v in names:
+        mask |= 1 << _choice(name, v, table)
+    return mask
+
+
+def _thread_list(threads):
+    if threads is None:
+        return []
+    if isinstance(threads, numbers.Integral):
+        threads = [threads]
+    out = [_int("threads", t, 1, U32) for t in threads]
+    if len(out) > P.MAX_THREAD_COUNTS:
+        raise ValueError("at most %d thread counts, not %d" % (P.MAX_THREAD_COUNTS, len(out)))
+    return out
+
+
+def _submit_msg(job, backend="native", threads=None, seed=1, nogil=None, repeat=None,
+                device=None, mode=None, switch_interval_us=None, transport=None):
+    return {"type": P.SUBMIT, "job": job,
+            "backend": _choice("backend", backend, P.BACKENDS) if job <= P.JOB_SORT else 0,
+            "device": _int("device", device, 0, U16 - 1, none=P.DEVICE_DEFAULT),
+            "mode": _choice("mode", mode, P.MODES),
+            "nogil": _nogil(nogil),
+            "threads": _int("threads", threads, 1, U32, none=0) if job <= P.JOB_SORT else 0,
+            "repeat": _int("repeat", repeat, 1, U32, none=0),
+            "switch_interval_us": _int("switch_interval_us", switch_interval_us, 1, U32,
+                                       none=0),
+            "seed": _int("seed", seed, 0, U64),
+            "transport": _choice("transport", transport, P.TRANSPORTS),
+            "array": P.ARRAY_NONE, "n": 0, "dtype": 0, "backends": 0, "threads_list": []}
+
+
+def _sort_input(a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError("sort needs a numpy.ndarray (see hybridd.asarray), not %s"
+                        % type(a).__name__)
+    name = wire_dtype(a.dtype)
+    if a.ndim != 1:
+        raise ValueError("sort needs a 1-D array, not %d-D" % a.ndim)
+    if not a.flags.writeable:
+        raise ValueError("sort sorts in place: the array is read-only")
+    if a.size == 0:
+        raise ValueError("sort needs at least one element")
+    return name
+
+
+def _progress(progress):
+    """A PROGRESS callback: ``progress`` itself, or for True a tqdm bar when tqdm is
+    installed (and none when it is not)."""
+    if progress is None or progress is False:
+        return None, None
+    if progress is True:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None, None
+        bar = tqdm(total=0, unit="it")
+
+        def update(done, total, row):
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+        return update, bar.close
+    if not callable(progress):
+        raise TypeError("progress must be callable(done, total, row), True or None")
+    return progress, None
+
+
+class JobMethods:
+    """pi, sort, compare and submit, mixed into Client."""
+
+    def _start(self, msg, finish, fds=(), progress=None, cleanup=None):
+        callback, close_bar = _progress(progress)
+        job = Job(self, finish, callback)
+        if close_bar:
+            job.add_done_callback(lambda _j: close_bar())
+        job._cleanup = cleanup
+        return self._call(msg, job, fds)
+
+    def submit(self, job, *args, **kwargs):
+        """Starts a job and returns its :class:`Job` (a concurrent.futures.Future) at once:
+        ``submit("pi", n, ...)``, ``submit("sort", a, ...)``, ``submit("compare", "pi",
+        ...)`` take the arguments of :meth:`pi`, :meth:`sort` and :meth:`compare`.  Several
+        jobs may run at once, up to WELCOME's ``max_jobs_per_client``."""
+        starters = {"pi": self._pi, "sort": self._sort, "compare": self._compare}
+        if job not in starters:
+            raise ValueError("job must be pi, sort or compare, not %r" % (job,))
+        return starters[job](*args, **kwargs)
+
+    def pi(self, n, backend="native", threads=None, seed=1, nogil=None, repeat=None,
+           device=None, mode=None, switch_interval_us=None, progress=None, timeout=None):
+        """Estimates pi from ``n`` samples on ``backend``; returns a :class:`PiResult`.
+
+        threads: the CPU threads (process: workers), None for the backend's pool.
+        nogil: None the job's default (pi holds the lock), True release, False hold
+        (locked backend).  repeat: timed runs (None: 1).  device: the OpenCL device index
+        (None: the daemon's first usable one).  mode: "split" or "replicate".
+        progress: callable(done, total, row), or True for a tqdm bar.
+        Ctrl-C while it runs cancels the job."""
+        return self._pi(n, backend, threads, seed, nogil, repeat, device, mode,
+                        switch_interval_us, progress).wait(timeout)
+
+    def _pi(self, n, backend="native", threads=None, seed=1, nogil=None, repeat=None,
+            device=None, mode=None, switch_interval_us=None, progress=None):
+        msg = _submit_msg(P.JOB_PI, backend, threads, seed, nogil, repeat, device, mode,
+                          switch_interval_us)
+        msg["n"] = _int("n", n, 1, U64, integral_float=True)
+
+        def finish(m):
+            return R.PiResult(_one_row(m), m["job_id"])
+        return self._start(msg, finish, progress=progress)
+
+    def sort(self, a, backend="native", threads=None, nogil=None, repeat=None, device=None,
+             mode=None, switch_interval_us=None, transport=None, transfer="auto",
+             progress=None, timeout=None):
+        """Sorts the 1-D numpy array ``a`` in place on ``backend``; returns the
+        :class:`SortResult` row.
+
+        An array from :func:`hybridd.array`/:func:`hybridd.asarray` is sorted where it lies,
+        in its memfd: nothing is copied.  Any other array is copied once into a memfd and
+        once back (or, up to WELCOME's ``max_inline_bytes``, sent inline in the frame);
+        ``bytes_copied`` counts those copies.  transfer: "auto", "memfd" or "inline" forces
+        one way.  transport: "pipe" or "shm" for the process backend.  Other arguments as
+        :meth:`pi`."""
+        return self._sort(a, backend, threads, nogil, repeat, device, mode,
+                          switch_interval_us, transport, transfer, progress).wait(timeout)
+
+    def _sort(self, a, backend="native", threads=None, nogil=None, repeat=None, device=None,
+              mode=None, switch_interval_us=None, transport=None, transfer="auto",
+              progress=None):
+        msg = _submit_msg(P.JOB_SORT, backend, threads, 1, nogil, repeat, device, mode,
+                          switch_interval_us, transport)
+        name = _sort_input(a)
+        _choice("transfer", transfer, {t: t for t in TRANSFERS})
+        fds, finish, cleanup = self._sort_array(msg, a, name, transfer)
+
+        def result(m):
+            finish(m)
+            return R.SortResult(_one_row(m), m["job_id"], name)
+        return self._start(msg, result, fds, progress, cleanup)
+
+    def _sort_array(self, msg, a, name, transfer):
+        """Puts ``a`` into ``msg`` as the protocol's Arrays section says; returns the fds to
+        send, what to do with the RESULT's array, and what to release at the end."""
+        msg.update(n=a.size, dtype=P.DTYPES[name][0])
+        inline_ok = a.nbytes <= self.welcome["max_inline_bytes"]
+        owner = memfd_of(a)
+        if transfer == "inline" or (transfer == "auto" and owner is None and inline_ok):
+            msg.update(array=P.ARRAY_INLINE, array_data=np.ascontiguousarray(a).data.cast("B"))
+
+            def from_frame(m):
+                if m["array_bytes"] != a.nbytes:
+                    raise E.ProtocolError("RESULT carries %d array bytes, not %d"
+                                          % (m["array_bytes"], a.nbytes))
+                a[...] = np.frombuffer(m["array_data"], dtype=a.dtype)
+            return (), from_frame, None
+        msg["array"] = P.ARRAY_MEMFD
+        if owner is not None:                           # sorted where it lies: no copy
+            keep = [a]
+            return [owner.fd], lambda m: None, keep.clear
+        tmp = memfd_array(a.size, a.dtype)
+        tmp[...] = a
+        self.bytes_copied += a.nbytes
+
+        def copy_back(m):
+            a[...] = tmp
+            self.bytes_copied += a.nbytes
+        return [memfd_of(tmp).fd], copy_back, None
+
+    def compare(self, job, a=None, n=None, dtype="f64", backends=None, threads=None, seed=1,
+                nogil=None, repeat=None, device=None, mode=None, switch_interval_us=None,
+                transports=None, progress=None, timeout=None):
+        """Runs ``job`` ("pi" or "sort") on several backends and thread counts and returns a
+        :class:`Comparison`.
+
+        pi: ``n`` samples.  sort: the array ``a`` (copied into a memfd unless it is a
+        memfd array, which then ends sorted), or ``n`` uniform random numbers of ``dtype``
+        drawn with ``seed``.  backends: names (None: every backend the daemon can run);
+        threads: thread counts (None: 1, 2, 4, ... up to the pools); transports: the
+        process rows' transports ("pipe", "shm").  repeat: timed runs of each row (None:
+        5, after one warm-up)."""
+        return self._compare(job, a, n, dtype, backends, threads, seed, nogil, repeat,
+                             device, mode, switch_interval_us, transports,
+                             progress).wait(timeout)
+
+    def _compare(self, job, a=None, n=None, dtype="f64", backends=None, threads=None, seed=1,
+                 nogil=None, repeat=None, device=None, mode=None, switch_interval_us=None,
+                 transports=None, progress=None):
+        if job not in ("pi", "sort"):
+            raise ValueError("compare needs \"pi\" or \"sort\", not %r" % (job,))
+        kind = P.JOB_COMPARE_PI if job == "pi" else P.JOB_COMPARE_SORT
+        msg = _submit_msg(kind, None, None, seed, nogil, repeat, device, mode,
+                          switch_interval_us)
+        msg.update(backends=_mask("backends", backends, P.BACKENDS),
+                   threads_list=_thread_list(threads),
+                   transports=_mask("transports", transports, P.TRANSPORTS))
+        fds, name = (), None
+        if job == "pi":
+            msg["n"] = _int("n", n, 1, U64, integral_float=True)
+        else:
+            if a is None:
+                count = _int("n", n, 1, U64, integral_float=True)
+                a = _random_array(count, dtype, seed)
+            name = _sort_input(a)
+            owner = memfd_of(a)
+            if owner is None:
+                a = _memfd_copy(self, a)
+                owner = memfd_of(a)
+            msg.update(array=P.ARRAY_MEMFD, n=a.size, dtype=P.DTYPES[name][0])
+            fds = [owner.fd]
+        keep = [a]
+
+        def finish(m):
+            rows = [R.Row(r, m["job_id"]) for r in m["rows"]]
+            return R.Comparison(job, rows, m["job_id"], msg["n"], name)
+        return self._start(msg, finish, fds, progress, keep.clear)
+
+
+def _memfd_copy(client, a):
+    tmp = memfd_array(a.size, a.dtype)
+    tmp[...] = a
+    client.bytes_copied += a.nbytes
+    return tmp
+
+
+def _random_array(n, dtype, seed):
+    dt = numpy_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    if dt.kind == "f":
+        out = memfd_array(n, dt)
+        out[...] = rng.random(n)
+        return out
+    info = np.iinfo(dt)
+    out = memfd_array(n, dt)
+    out[...] = rng.integers(info.min, info.max, size=n, dtype=dt, endpoint=True)
+    return out
+
+
+def _one_row(m):
+    if m["nrows"] != 1:
+        raise E.ProtocolError("a single job's RESULT has %d rows, not 1" % m["nrows"])
+    return m["rows"][0]

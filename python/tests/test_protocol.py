@@ -1,0 +1,232 @@
+"""The codec against docs/protocol.md: its golden examples byte for byte, the first layouts a
+decoder must still read, and the receiver's checks.  No daemon needed."""
+import os
+import re
+import struct
+
+import pytest
+
+from hybridd import protocol as P
+
+SPEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                    "protocol.md")
+
+
+def golden_examples():
+    """The hex blocks of the spec's "Golden examples" section, in order, as bytes."""
+    with open(SPEC, encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## Golden examples"):text.index("## Performance")]
+    blocks = re.findall(r"```\n(.*?)```", section, re.S)
+    return [bytes.fromhex(b.replace("|", " ")) for b in blocks]
+
+
+GOLDEN = golden_examples()
+
+
+def split(frame_bytes):
+    mtype, flags, length, request = P.decode_header(frame_bytes, P.MAX_PAYLOAD_BEFORE_WELCOME)
+    payload = frame_bytes[P.HEADER_SIZE:]
+    assert length == len(payload)
+    return mtype, flags, request, payload
+
+
+def roundtrip(frame_bytes, **kw):
+    """Decodes a golden frame, re-encodes it, and requires the same bytes."""
+    mtype, flags, request, payload = split(frame_bytes)
+    m = P.decode(mtype, payload)
+    again = P.frame(m, request, body_size=m["body_size"], **kw)
+    assert again == frame_bytes
+    return m, request
+
+
+def test_six_golden_examples_in_the_spec():
+    assert len(GOLDEN) == 6
+    assert [split(g)[0] for g in GOLDEN] == [P.PING, P.HELLO, P.WELCOME, P.SUBMIT, P.ERROR,
+                                             P.SUBMIT]
+
+
+def test_golden_ping():
+    m, req = roundtrip(GOLDEN[0])
+    assert req == 7 and m["nonce"] == 0x0102030405060708
+
+
+def test_golden_hello():
+    m, req = roundtrip(GOLDEN[1])
+    assert req == 1
+    assert (m["min_version"], m["max_version"]) == (1, 1)
+    assert m["features"] == P.FEATURE_MEMFD | P.FEATURE_PROGRESS
+    assert m["name"] == b"hybridctl"
+    # and an encoder of its own, from the fields alone, writes the same bytes
+    assert P.frame({"type": P.HELLO, "min_version": 1, "max_version": 1, "features": 3,
+                    "name": "hybridctl"}, 1) == GOLDEN[1]
+
+
+def test_golden_welcome():
+    m, req = roundtrip(GOLDEN[2])
+    assert req == 1 and m["version"] == 1 and m["features"] == 3
+    assert m["max_payload"] == 1 << 20 and m["max_inline_bytes"] == 64 << 10
+    assert m["max_jobs_per_client"] == 8
+    assert m["max_samples"] == 10 ** 10 and m["max_sort_elements"] == 1 << 28
+    assert m["server"] == b"hybridd"
+
+
+def test_golden_submit():
+    m, req = roundtrip(GOLDEN[3])
+    assert req == 2 and m["body_size"] == 64
+    assert (m["job"], m["backend"], m["mode"], m["threads"], m["repeat"]) == (1, 2, 1, 2, 1)
+    assert (m["n"], m["seed"], m["array"]) == (1000000, 42, P.ARRAY_NONE)
+    assert (m["transport"], m["transports"], m["threads_list"]) == (0, 0, [])
+
+
+def test_golden_error():
+    m, req = roundtrip(GOLDEN[4])
+    assert req == 2 and m["code"] == P.ELIMIT and m["job_id"] == 5
+    assert m["message"] == b"n too large"
+
+
+def test_golden_first_layout_submit():
+    m, req = roundtrip(GOLDEN[5])
+    assert req == 3 and m["body_size"] == 56
+    assert m["job"] == P.JOB_COMPARE_PI and m["backends"] == 0x28
+    assert m["threads_list"] == [2, 8]
+    assert (m["n"], m["seed"], m["repeat"]) == (10 ** 8, 7, 3)
+    assert (m["transport"], m["transports"]) == (0, 0)
+
+
+def test_first_layout_sort_submit_with_inline_array():
+    arr = struct.pack("<3d", 3.0, 1.0, 2.0)
+    m = {"type": P.SUBMIT, "job": P.JOB_SORT, "backend": 1, "dtype": 6, "array": 1, "n": 3,
+         "array_data": arr, "transport": 2}
+    payload = P.encode(m, body_size=56)
+    assert len(payload) == 56 + 24                 # array at 56, first-layout place
+    got = P.decode(P.SUBMIT, payload)
+    assert bytes(got["array_data"]) == arr and got["transport"] == 0
+    current = P.decode(P.SUBMIT, P.encode(m))
+    assert current["transport"] == 2 and bytes(current["array_data"]) == arr
+
+
+def row(**kw):
+    r = {name: 0 for name, _, _, _ in P.ROW_FIELDS}
+    r.update(backend=5, mode=1, threads=2, copies=1, n=100, estimate=3.0, median_ns=9,
+             bytes_moved=77, startup_ns=5, merge_ns=6, transport=2, workers_started=1)
+    r.update(kw)
+    return r
+
+
+def test_result_rows_of_128_160_and_200_bytes():
+    for size in (128, 160, 200):
+        m = P.decode(P.RESULT, P.encode({"type": P.RESULT, "job": 2, "job_id": 9,
+                                         "rows": [row(), row(threads=3)]}, row_size=size))
+        assert m["nrows"] == 2 and m["row_size"] == size
+        assert [r["threads"] for r in m["rows"]] == [2, 3]
+        process = [m["rows"][0][k] for k in ("bytes_moved", "startup_ns", "merge_ns",
+                                               "transport", "workers_started")]
+        assert process == ([0] * 5 if size == 128 else [77, 5, 6, 2, 1])
+    small = bytearray(P.encode({"type": P.RESULT, "rows": [row()]}, row_size=128))
+    struct.pack_into("<I", small, 8, 120)            # a row_size below the least one
+    assert code_of(P.decode, P.RESULT, bytes(small)) == P.EPROTO
+
+
+def test_result_with_inline_array():
+    arr = bytes(range(12))
+    m = P.decode(P.RESULT, P.encode({"type": P.RESULT, "job": 2, "rows": [row()],
+                                     "array_data": arr}))
+    assert bytes(m["array_data"]) == arr and m["array_bytes"] == 12
+
+
+def test_status_reply_of_136_and_152_bytes():
+    m = {"type": P.STATUS_REPLY, "clients": 3, "backend_jobs": [1, 2, 3, 4, 5],
+         "backend_busy_ns": [6, 7, 8, 9, 10], "version": "hybridd 0.1.0"}
+    old = P.decode(P.STATUS_REPLY, P.encode(m, body_size=136))
+    assert old["backend_jobs"] == [1, 2, 3, 4, 0] and old["version"] == b"hybridd 0.1.0"
+    new_payload = P.encode(m)
+    assert new_payload[152:] == b"hybridd 0.1.0"
+    new = P.decode(P.STATUS_REPLY, new_payload)
+    assert new["backend_jobs"] == [1, 2, 3, 4, 5] and new["backend_busy_ns"][4] == 10
+
+
+def test_devices_reply_records_of_352_and_416_bytes():
+    dev = {"index": 0, "type": 2, "flags": 3, "name": "cpu", "problem": "",
+           "platform": "Portable Computing Language"}
+    for size, platform in ((352, ""), (416, "Portable Computing Language"), (480, dev["platform"])):
+        m = P.decode(P.DEVICES_REPLY, P.encode({"type": P.DEVICES_REPLY, "devices": [dev, dev],
+                                                "process_workers": 4}, record_size=size))
+        assert [d["name"] for d in m["devices"]] == ["cpu", "cpu"]
+        assert m["devices"][1]["platform"] == platform and m["process_workers"] == 4
+
+
+def test_first_layout_accepted():
+    payload = struct.pack("<IIQ", 16, 0, 5)
+    m = P.decode(P.ACCEPTED, payload)
+    assert m["job_id"] == 5 and (m["nrows"], m["threads"], m["repeat"]) == (0, 0, 0)
+
+
+def code_of(fn, *args):
+    with pytest.raises(P.CodecError) as e:
+        fn(*args)
+    return e.value.code
+
+
+def test_header_checks():
+    good = P.encode_header(P.PING, 16, 1)
+    assert code_of(P.decode_header, b"HYD2" + good[4:], 1 << 20) == P.EPROTO
+    assert code_of(P.decode_header, P.encode_header(P.PING, 16, 1, flags=2), 1 << 20) == P.EPROTO
+    assert code_of(P.decode_header, P.encode_header(P.PING, 16, 1, version=2), 1 << 20) == \
+        P.EVERSION
+    assert code_of(P.decode_header, P.encode_header(P.PING, 1 << 20, 1), 1 << 10) == P.ELIMIT
+    assert code_of(P.decode, 99, b"\x08\0\0\0\0\0\0\0") == P.ETYPE
+
+
+def test_body_checks():
+    ping = P.encode({"type": P.PING, "nonce": 1})
+    assert code_of(P.decode, P.PING, struct.pack("<I", 12) + ping[4:]) == P.EPROTO   # short
+    assert code_of(P.decode, P.PING, struct.pack("<I", 20) + ping[4:]) == P.EPROTO   # > payload
+    assert code_of(P.decode, P.PING, ping + b"\0" * 8) == P.EPROTO          # bytes left over
+    newer = struct.pack("<I", 24) + ping[4:] + b"\xff" * 8                  # a newer sender
+    assert P.decode(P.PING, newer)["nonce"] == 1
+    hello = P.encode({"type": P.HELLO, "min_version": 1, "max_version": 1, "name": "x" * 65})
+    assert code_of(P.decode, P.HELLO, hello) == P.ELIMIT
+    err = P.encode({"type": P.ERROR, "code": -1, "message": "abc"})
+    assert code_of(P.decode, P.ERROR, err[:-1]) == P.EPROTO                 # runs past the end
+    sub = P.encode({"type": P.SUBMIT, "job": 3, "threads_list": list(range(1, 34))})
+    assert code_of(P.decode, P.SUBMIT, sub) == P.ELIMIT                     # 33 thread counts
+
+
+def frames_of(reader, chunks):
+    out = []
+    for data, fds in chunks:
+        out += reader.feed(data, fds)
+    return out
+
+
+def test_frame_reader_byte_by_byte_and_merged():
+    ping = P.frame({"type": P.PING, "nonce": 5}, 3)
+    stream = ping + ping
+    one = frames_of(P.FrameReader(), [(stream[i:i + 1], []) for i in range(len(stream))])
+    merged = P.FrameReader().feed(stream)
+    assert [(f[0], f[2]) for f in one] == [(P.PING, 3)] * 2 == [(f[0], f[2]) for f in merged]
+
+
+def test_frame_reader_matches_fds_by_range():
+    sub = P.frame({"type": P.SUBMIT, "job": 2, "array": 2, "n": 1, "dtype": 1}, 4, fds=True)
+    ping = P.frame({"type": P.PING}, 5)
+    # the fd came with a receive that ends the PING and starts the SUBMIT
+    stream = ping + sub
+    r = P.FrameReader()
+    got = frames_of(r, [(stream[:10], []), (stream[10:len(ping) + 1], [99]),
+                        (stream[len(ping) + 1:], [])])
+    assert [(f[2], f[4]) for f in got] == [(5, []), (4, [99])]
+
+
+def test_frame_reader_refuses_fds_without_a_frame_and_a_frame_without_fds():
+    sub = P.frame({"type": P.SUBMIT, "job": 2, "array": 2, "n": 1, "dtype": 1}, 4, fds=True)
+    r = P.FrameReader()
+    with pytest.raises(P.CodecError) as e:
+        r.feed(sub[:3])
+        r.feed(sub[3:], [42])             # the frame started in the receive before
+    assert e.value.code == P.EPROTO and r.orphans == [42]
+    with pytest.raises(P.CodecError):
+        P.FrameReader().feed(sub, [])
+    with pytest.raises(P.CodecError):
+        P.FrameReader().feed(P.frame({"type": P.PING}, 1), [7])

@@ -22,6 +22,8 @@ packages=(
   libsystemd-dev       # sd_notify and socket activation
   systemd              # systemd-analyze, systemd-sysusers, systemd-tmpfiles for tests/systemd
   python3              # the client's end-to-end tests (standard library only: json, xml, csv)
+  python3-numpy        # the Python client (python/): its one dependency, for its tests
+  python3-pytest       # the Python client's tests (python/tests, ctest's python_client)
   clang                # libFuzzer targets
   libclang-rt-dev      # clang's sanitizer and libFuzzer runtimes (only recommended by clang)
   llvm                 # llvm-symbolizer: function names in the fuzzers' sanitizer reports (only

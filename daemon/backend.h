@@ -10,16 +10,19 @@
 
 #include "cl.h"
 #include "common.h"
+#include "history.h"
 #include "host.h"
 #include "ipc.h"
 #include "proc.h"
 #include "spec.h"
 
-/* The engines a run may use; cl and proc may be NULL (off or absent). */
+/* The engines a run may use; cl and proc may be NULL (off or absent). history: where the
+ * executors record every timed run (NULL: nowhere); the backends never touch it. */
 typedef struct hy_engines {
     hy_host *host;
     hy_cl *cl;
     hy_proc_pool *proc;
+    hy_history *history;
 } hy_engines;
 
 /* What admission and DEVICES know of this daemon: the engines, the CPU pools' sizes and the

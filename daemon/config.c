@@ -48,6 +48,9 @@ void hy_config_defaults_for(hy_config *c, unsigned uid, const char *xdg_runtime_
     c->max_job_bytes = UINT64_C(8) << 30;
     c->job_timeout_s = 3600;
     c->drain_timeout_s = 30;
+    /* No history unless configured: the temporary daemons of tests and of a user's session
+     * then leave nothing behind. */
+    c->history_path[0] = '\0';
 }
 
 void hy_config_defaults(hy_config *c)
@@ -121,6 +124,11 @@ static const key limits_keys[] = {
     {"drain_timeout_s", K_U64, F(drain_timeout_s), 0, 0, 86400, 0, HY_RELOAD_APPLY},
 };
 
+static const key state_keys[] = {
+    /* Opened once at start: a new path needs a restart, or two files would each hold half. */
+    {"history", K_PATH, F(history_path), 0, 0, 0, SZ(history_path), HY_RELOAD_RESTART},
+};
+
 typedef struct section {
     const char *name;
     const key *keys;
@@ -131,6 +139,7 @@ typedef struct section {
 static const section sections[] = {
     SECTION("socket", socket_keys), SECTION("access", access_keys), SECTION("cpu", cpu_keys),
     SECTION("opencl", opencl_keys), SECTION("limits", limits_keys),
+    SECTION("state", state_keys),
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
@@ -422,9 +431,8 @@ static int apply_root(const ctx *x, const config_setting_t *root, hy_config *c)
             if (strcmp(nm, sections[j].name) == 0)
                 sec = &sections[j];
         if (!sec)
-            return FAIL(x, s,
-                        "unknown key '%s' (the file takes: socket, access, cpu, opencl, limits)",
-                        nm ? nm : "?");
+            return FAIL(x, s, "unknown key '%s' (the file takes: socket, access, cpu, opencl, "
+                        "limits, state)", nm ? nm : "?");
         int rc = apply_section(x, s, sec, c);
         if (rc)
             return rc;
@@ -717,6 +725,9 @@ int hy_config_print(const hy_config *c, FILE *f)
             c->max_clients, c->max_frame_bytes, c->max_queued_jobs, c->max_jobs_per_client,
             c->max_samples, c->max_sort_elements, c->max_job_bytes, c->job_timeout_s,
             c->drain_timeout_s);
+    fprintf(f, "state = {\n  history = ");
+    put_string(f, c->history_path);
+    fprintf(f, ";\n};\n");
     if (fflush(f) != 0 || ferror(f))
         return HY_ESYS;
     return 0;

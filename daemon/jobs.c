@@ -25,7 +25,7 @@ struct exec {
 
 struct hy_sched {
     pthread_mutex_t mu;
-    hy_engines e;
+    hy_engines e; /* e.history is thread-safe on its own: recorded into without mu */
     unsigned nexec;
     struct exec *ex;
     bool stop;
@@ -101,6 +101,31 @@ static int progress(void *ctx, uint64_t done, uint64_t total)
     return atomic_load_explicit(&j->cancel, memory_order_relaxed) != HY_CANCEL_NONE;
 }
 
+/* A successful row's timed runs (warm-ups are not passed in) into the history. Left out are
+ * runs its key cannot tell from other work: replicate mode (T copies of the job, not one job)
+ * and a locked row whose lock choice is not the job's default. */
+static void record_row(hy_history *h, const hy_job_spec *sp, const hy_row_spec *p,
+                       const hy_result_row *row, const uint64_t *times)
+{
+    if (!h || sp->mode != HY_MODE_SPLIT ||
+        (p->backend == HY_BACKEND_LOCKED && sp->nogil != HY_NOGIL_DEFAULT))
+        return;
+    const hy_backend_ops *b = hy_backend_get(p->backend);
+    bool device = b->device;
+    hy_history_key k = {
+        .work = sp->kind->work,
+        .dtype = sp->kind->work == HY_JOB_SORT ? sp->dtype : 0,
+        .backend = p->backend,
+        .device = device ? sp->device : 0,
+        .threads = device ? 0 : row->threads,
+        /* A single job's row carries the spec's transport (pipe by default) on any backend;
+         * it is part of the key only where the backend moves data through one. */
+        .transport = b->plan & HY_PLAN_PER_TRANSPORT ? p->transport : 0,
+    };
+    for (unsigned i = 0; i < sp->repeat; i++)
+        hy_history_record(h, &k, sp->n, times[i]);
+}
+
 /* Runs every row of the job's plan, one after the other, into j->rows. */
 static void execute(struct hy_sched *s, hy_job *j)
 {
@@ -129,12 +154,13 @@ static void execute(struct hy_sched *s, hy_job *j)
     hy_run_io io = {.array = j->array, .array_fd = j->array_mapped ? j->array_fd : -1,
                     .pristine = pristine, .progress = progress, .progress_ctx = j};
     j->rc = 0;
+    uint64_t times[HY_SPEC_MAX_REPEAT]; /* each timed run of a row, for the history */
     for (unsigned r = 0; r < nplan && j->rc == 0; r++) {
         const hy_row_spec *p = &plan[r];
         HY_ASSERT(p->backend >= 1 && p->backend <= HY_BACKEND_COUNT);
         atomic_store(&j->row, r);
         uint64_t busy = 0;
-        j->rc = hy_runner_run(&s->e, sp, p, &io, &j->rows[r], &busy, &j->err);
+        j->rc = hy_runner_run_times(&s->e, sp, p, &io, &j->rows[r], &busy, times, &j->err);
         j->busy_ns[p->backend - 1] += busy;
         if (j->rc == 0) {
             j->configs[p->backend - 1]++;
@@ -146,6 +172,8 @@ static void execute(struct hy_sched *s, hy_job *j)
                                      hy_backend_name(p->backend),
                                      (unsigned long long)j->rows[r].hits,
                                      (unsigned long long)j->rows[0].hits);
+            if (j->rc == 0)
+                record_row(s->e.history, sp, p, &j->rows[r], times);
         }
     }
     free(pristine);

@@ -70,7 +70,8 @@ typedef struct hy_job {
 typedef struct hy_sched hy_sched;
 
 /* Starts the CPU executor and one executor per entry of `devices` (OpenCL device indices).
- * `notify_fd` is an eventfd written whenever a job finishes. */
+ * `notify_fd` is an eventfd written whenever a job finishes. Every timed run of every row that
+ * succeeds is recorded in e->history when there is one (it must outlive the scheduler). */
 int hy_sched_create(const hy_engines *e, const unsigned *devices, unsigned ndevices,
                     int notify_fd, hy_sched **out, hy_error *err);
 /* Stops and joins every executor after asking running jobs to stop. Queued jobs must have

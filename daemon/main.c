@@ -13,6 +13,7 @@
 
 #include "cl.h"
 #include "config.h"
+#include "history.h"
 #include "host.h"
 #include "listen.h"
 #include "log.h"
@@ -302,6 +303,24 @@ static int start_engines(hy_server_setup *set)
     return 0;
 }
 
+/* The performance history (state.history; memory-only when unset), loaded before any job runs.
+ * A file that cannot be trusted is set aside inside, with a warning, and the daemon goes on with
+ * an empty one: a history is an aid, never a reason not to serve. Its thread saves at most once
+ * a second; hy_history_close, after the server (and its executors) stopped, saves the rest. */
+static int open_history(hy_server_setup *set)
+{
+    char host[HY_HISTORY_HOST_MAX];
+    hy_error err = {0};
+    hy_history_host_id(host, sizeof host);
+    hy_history_options o = {.path = set->cfg.history_path, .host = host, .version = HY_VERSION,
+                            .save_every_ms = 1000};
+    if (hy_history_open(&o, &set->engines.history, NULL, &err) != 0) {
+        hy_log(HY_LOG_ERR, "cannot start the performance history: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* The socket listens and the engines run: tell the parent waiting in daemonize it can go. */
 static void tell_ready(int *ready_fd)
 {
@@ -348,7 +367,7 @@ int main(int argc, char **argv)
     hy_server_setup set = {.cfg = cfg, .config_path = a.config_path,
                            .socket_override = a.socket_path, .listener = &listener};
     code = EXIT_RUNTIME;
-    if (start_engines(&set) == 0) {
+    if (start_engines(&set) == 0 && open_history(&set) == 0) {
         if (ready_fd >= 0)
             tell_ready(&ready_fd);
         code = hy_server_run(&set);
@@ -356,6 +375,7 @@ int main(int argc, char **argv)
     if (ready_fd >= 0)
         close(ready_fd);
     hy_listener_close(&listener);
+    hy_history_close(set.engines.history);
     hy_proc_pool_destroy(set.engines.proc);
     hy_cl_close(set.engines.cl);
     hy_host_destroy(set.engines.host);

@@ -63,6 +63,13 @@ static void fill_row(const hy_job_spec *s, const hy_row_spec *r, const hy_run_on
 int hy_runner_run(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_result_row *row, uint64_t *busy_ns, hy_error *err)
 {
+    return hy_runner_run_times(e, s, r, io, row, busy_ns, NULL, err);
+}
+
+int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                        const hy_run_io *io, hy_result_row *row, uint64_t *busy_ns,
+                        uint64_t *times, hy_error *err)
+{
     bool sort = s->kind->work == HY_JOB_SORT;
     size_t bytes = sort ? (size_t)s->n * hy_dtype_size(s->dtype) : 0;
     unsigned runs = s->warmup + s->repeat;
@@ -97,6 +104,8 @@ int hy_runner_run(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *
     }
     for (unsigned i = 0; i < s->repeat; i++) {
         walls[i] = timed[i].wall_ns;
+        if (times)
+            times[i] = timed[i].wall_ns; /* before the sort below: in the order they ran */
         if (!sort && timed[i].hits != timed[0].hits) {
             rc = hy_error_set(err, HY_EINTERNAL, "pi runs disagree: %llu and %llu hits",
                               (unsigned long long)timed[0].hits,

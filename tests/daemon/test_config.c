@@ -107,6 +107,7 @@ Test(config, default_values)
     cr_assert(c.opencl_enabled);
     cr_assert(c.opencl_all_devices);
     cr_assert_str_eq(c.cache_dir, "");
+    cr_assert_str_eq(c.history_path, ""); /* no history unless configured */
     cr_assert_eq(c.max_clients, 64);
     cr_assert_eq(c.max_frame_bytes, 1u << 20);
     cr_assert_eq(c.max_queued_jobs, 1024);
@@ -148,6 +149,7 @@ Test(config, example_file_loads)
     cr_assert_eq(c.max_job_bytes, UINT64_C(8589934592));
     cr_assert_eq(c.job_timeout_s, 3600);
     cr_assert_eq(c.drain_timeout_s, 30);
+    cr_assert_str_eq(c.history_path, "/var/lib/hybridd/history");
 }
 
 /* ---- print → load ---- */
@@ -452,7 +454,7 @@ Test(config, reload_classes_match_the_man_page)
             break;
         }
     }
-    cr_expect_eq(restarts, 7u, "socket.path, 3 cpu pool sizes, 3 opencl keys");
+    cr_expect_eq(restarts, 8u, "socket.path, 3 cpu pool sizes, 3 opencl keys, state.history");
 }
 
 /* hy_config_diff names exactly the keys that changed, old value first, as the file writes

@@ -171,6 +171,11 @@ def _progress(progress):
 class JobMethods:
     """pi, sort, compare and submit, mixed into Client."""
 
+    def _count_copy(self, nbytes):
+        # callers' threads copy in, the reader thread copies back: += is not atomic
+        with self._lock:
+            self.bytes_copied += nbytes
+
     def _start(self, msg, finish, fds=(), progress=None, cleanup=None):
         callback, close_bar = _progress(progress)
         job = Job(self, finish, callback)
@@ -249,24 +254,24 @@ class JobMethods:
         owner = memfd_of(a)
         if transfer == "inline" or (transfer == "auto" and owner is None and inline_ok):
             msg.update(array=P.ARRAY_INLINE, array_data=np.ascontiguousarray(a).data.cast("B"))
+            self._count_copy(a.nbytes)                  # into the frame
 
             def from_frame(m):
                 if m["array_bytes"] != a.nbytes:
                     raise E.ProtocolError("RESULT carries %d array bytes, not %d"
                                           % (m["array_bytes"], a.nbytes))
                 a[...] = np.frombuffer(m["array_data"], dtype=a.dtype)
+                self._count_copy(a.nbytes)
             return (), from_frame, None
         msg["array"] = P.ARRAY_MEMFD
         if owner is not None:                           # sorted where it lies: no copy
             keep = [a]
             return [owner.fd], lambda m: None, keep.clear
-        tmp = memfd_array(a.size, a.dtype)
-        tmp[...] = a
-        self.bytes_copied += a.nbytes
+        tmp = _memfd_copy(self, a)
 
         def copy_back(m):
             a[...] = tmp
-            self.bytes_copied += a.nbytes
+            self._count_copy(a.nbytes)
         return [memfd_of(tmp).fd], copy_back, None
 
     def compare(self, job, a=None, n=None, dtype="f64", backends=None, threads=None, seed=1,
@@ -321,7 +326,7 @@ class JobMethods:
 def _memfd_copy(client, a):
     tmp = memfd_array(a.size, a.dtype)
     tmp[...] = a
-    client.bytes_copied += a.nbytes
+    client._count_copy(a.nbytes)
     return tmp
 
 

@@ -301,6 +301,8 @@ class Client(JobMethods):
         try:
             return reply.result(self.timeout if timeout is None else timeout)
         except concurrent.futures.TimeoutError:
+            with self._lock:
+                self._pending = {r: c for r, c in self._pending.items() if c is not reply}
             raise E.DaemonConnectionError("hybridd did not answer %s within %s s"
                                           % (P.TYPE_NAMES[msg["type"]], timeout)) from None
 
@@ -329,6 +331,22 @@ class Client(JobMethods):
             out[key] = {P.BACKEND_NAMES.get(i + 1, str(i + 1)): v
                         for i, v in enumerate(m[key])}
         return out
+
+    def jobs(self, all=False, timeout=None):
+        """The daemon's queued and running jobs (JOBS_REPLY) as a dict: ``jobs``, one dict per
+        job of this user (every user's with ``all=True``, for root and the daemon's user),
+        and ``others_queued``/``others_running``, the jobs not listed.  A daemon older than
+        the message raises UnknownTypeError."""
+        if not isinstance(all, bool):
+            raise TypeError("all must be True or False, not %r" % (all,))
+        m = self._ask({"type": P.JOBS, "flags": P.JOBS_ALL if all else 0}, P.JOBS_REPLY,
+                      timeout)
+        for j in m["jobs"]:
+            j["state"] = P.JOB_STATES.get(j["state"], str(j["state"]))
+            j["backend"] = P.BACKEND_NAMES.get(j["backend"])
+            j["dtype"] = P.DTYPE_NAMES.get(j["dtype"])
+        return {"all": bool(m["flags"] & P.JOBS_ALL), "jobs": m["jobs"],
+                "others_queued": m["others_queued"], "others_running": m["others_running"]}
 
     def devices(self, timeout=None):
         """The daemon's DEVICES_REPLY as a dict: the CPU pools, and ``devices``, one dict per

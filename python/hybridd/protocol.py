@@ -24,16 +24,20 @@ MAX_SENTENCE = 1024
 MAX_THREAD_COUNTS = 32
 MAX_ROWS = 256
 MAX_DEVICES = 64
+MAX_JOB_RECORDS = 256
+JOBS_ALL = 0x1
+JOB_STATES = {1: "queued", 2: "running"}
 
 FEATURE_MEMFD = 0x1
 FEATURE_PROGRESS = 0x2
 
 # Message types.
 HELLO, WELCOME, PING, PONG, SUBMIT, ACCEPTED, PROGRESS, RESULT, ERROR, CANCEL, \
-    STATUS, STATUS_REPLY, DEVICES, DEVICES_REPLY = range(1, 15)
+    STATUS, STATUS_REPLY, DEVICES, DEVICES_REPLY, JOBS, JOBS_REPLY = range(1, 17)
 TYPE_NAMES = {1: "HELLO", 2: "WELCOME", 3: "PING", 4: "PONG", 5: "SUBMIT", 6: "ACCEPTED",
               7: "PROGRESS", 8: "RESULT", 9: "ERROR", 10: "CANCEL", 11: "STATUS",
-              12: "STATUS_REPLY", 13: "DEVICES", 14: "DEVICES_REPLY"}
+              12: "STATUS_REPLY", 13: "DEVICES", 14: "DEVICES_REPLY", 15: "JOBS",
+              16: "JOBS_REPLY"}
 
 # Error codes (fixed forever; new ones are appended).
 OK, EINVAL, ENOMEM, ECANCELED, ELIMIT, EDTYPE, ESYS, EBACKEND, EINTERNAL, EPROTO, \
@@ -212,6 +216,9 @@ SPECS = {
                              ("cpu_online", "I", 12), ("native_threads", "I", 16),
                              ("locked_threads", "I", 20), ("switch_interval_us", "I", 24),
                              ("process_workers", "I", 28)]),
+    JOBS: Spec(16, [("flags", "I", 4)]),
+    JOBS_REPLY: Spec(32, [("njobs", "I", 4), ("record_size", "I", 8), ("flags", "I", 12),
+                          ("others_queued", "I", 16), ("others_running", "I", 20)]),
 }
 
 # A RESULT row: 160 bytes written, 128 the least a reader takes.
@@ -235,6 +242,15 @@ RECORD_FIELDS = [("index", "I", 0, 0), ("type", "H", 4, 0), ("flags", "H", 6, 0)
                  ("max_alloc", "Q", 24, 0), ("name", "96s", 32, 0), ("vendor", "64s", 128, 0),
                  ("driver", "32s", 192, 0), ("problem", "128s", 224, 0),
                  ("platform", "64s", 352, 416)]
+
+
+# A JOBS_REPLY record: 80 bytes.
+JOB_RECORD_SIZE = 80
+JOB_RECORD_FIELDS = [("job_id", "Q", 0, 0), ("uid", "I", 8, 0), ("job", "H", 12, 0),
+                     ("state", "H", 14, 0), ("backend", "H", 16, 0), ("device", "H", 18, 0),
+                     ("dtype", "H", 20, 0), ("nrows", "H", 22, 0), ("threads", "I", 24, 0),
+                     ("row", "I", 28, 0), ("n", "Q", 32, 0), ("queued_ns", "Q", 40, 0),
+                     ("running_ns", "Q", 48, 0), ("done", "Q", 56, 0), ("total", "Q", 64, 0)]
 
 
 def _get(fields, data, base, size, into):
@@ -372,9 +388,18 @@ def _var_devices_reply(m, it):
                     for i in range(m["ndevices"])]
 
 
+def _var_jobs_reply(m, it):
+    _limit(m["njobs"], MAX_JOB_RECORDS, "njobs")
+    if m["record_size"] < JOB_RECORD_SIZE:
+        raise CodecError(EPROTO, "record_size %d is below 80" % m["record_size"])
+    recs = it.take(m["njobs"] * m["record_size"], "jobs")
+    m["jobs"] = [_get(JOB_RECORD_FIELDS, recs, i * m["record_size"], m["record_size"], {})
+                 for i in range(m["njobs"])]
+
+
 _VARIABLE = {HELLO: _var_hello, WELCOME: _var_welcome, ERROR: _var_error,
              SUBMIT: _var_submit, RESULT: _var_result, STATUS_REPLY: _var_status_reply,
-             DEVICES_REPLY: _var_devices_reply}
+             DEVICES_REPLY: _var_devices_reply, JOBS_REPLY: _var_jobs_reply}
 
 
 def encode(m, body_size=None, row_size=ROW_SIZE, record_size=RECORD_SIZE):
@@ -414,6 +439,8 @@ def _fill_counts(m, items, row_size, record_size):
         m.update(nrows=len(m.get("rows", [])), row_size=row_size, array_bytes=len(items[1]))
     elif t == DEVICES_REPLY:
         m.update(ndevices=len(m.get("devices", [])), record_size=record_size)
+    elif t == JOBS_REPLY:
+        m.update(njobs=len(m.get("jobs", [])), record_size=JOB_RECORD_SIZE)
 
 
 def _bytes(v):
@@ -448,6 +475,11 @@ def _items_of(m, size, row_size, record_size):
         recs = bytearray(len(m.get("devices", [])) * record_size)
         for i, d in enumerate(m.get("devices", [])):
             _put(RECORD_FIELDS, recs, i * record_size, record_size, d)
+        return [bytes(recs)]
+    if t == JOBS_REPLY:
+        recs = bytearray(len(m.get("jobs", [])) * JOB_RECORD_SIZE)
+        for i, j in enumerate(m.get("jobs", [])):
+            _put(JOB_RECORD_FIELDS, recs, i * JOB_RECORD_SIZE, JOB_RECORD_SIZE, j)
         return [bytes(recs)]
     return []
 

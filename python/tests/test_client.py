@@ -373,3 +373,63 @@ def test_a_stopped_daemon_raises_connection_errors(daemon, tmp_path):
     c.close()
     with pytest.raises(hybridd.DaemonNotRunning):
         hybridd.connect(d.sock)
+
+
+def test_inline_array_is_counted_too(client):
+    a = np.arange(1000, 0, -1, dtype=np.int64)
+    copied = client.bytes_copied
+    client.sort(a, transfer="inline")
+    assert client.bytes_copied - copied == 2 * a.nbytes and (a == np.arange(1, 1001)).all()
+
+
+BEYOND_SHM = r"""
+import sys
+sys.path.insert(0, sys.argv[2])
+import numpy as np, hybridd
+with open("/proc/self/mountinfo") as f:
+    assert any(" /dev/shm " in l and "size=1024k" in l for l in f), "no small /dev/shm"
+a = hybridd.array(2 * 10 ** 6, "f8")           # 16 MB, 16 times /dev/shm's size
+a[...] = np.random.default_rng(9).random(a.size)
+want = np.sort(a)
+with hybridd.connect(sys.argv[1]) as c:
+    c.sort(a, backend="native")
+assert a.tobytes() == want.tobytes()
+print("sorted", flush=True)
+"""
+
+
+def test_arrays_beyond_dev_shm_size(daemon):
+    """memfds are not files in /dev/shm: a 1 MiB /dev/shm (in a mount namespace of its own)
+    does not bound the array."""
+    pkg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    script = "mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; exec \"$@\""
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            script, "sh", sys.executable, "-c", BEYOND_SHM, daemon.sock, pkg],
+                           capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1)")
+    if r.returncode != 0 and "sorted" not in r.stdout and \
+            (r.returncode == 77 or "unshare" in r.stderr):
+        pytest.skip("no mount namespace here (needs root): %s" % r.stderr.strip())
+    assert r.returncode == 0 and r.stdout == "sorted\n", r.stderr
+
+
+def test_jobs_lists_a_running_job(client):
+    started = threading.Event()
+    job = client.submit("pi", MAX_SAMPLES, backend="serial",
+                        progress=lambda d, t, r: started.set())
+    try:
+        assert started.wait(60)
+        try:
+            listed = client.jobs()
+        except hybridd.UnknownTypeError:
+            pytest.skip("this hybridd does not know JOBS")
+        mine = [j for j in listed["jobs"] if j["job_id"] == job.job_id]
+        assert len(mine) == 1 and mine[0]["state"] == "running"
+        assert mine[0]["backend"] == "serial" and mine[0]["n"] == MAX_SAMPLES
+        assert mine[0]["uid"] == os.getuid()
+    finally:
+        job.cancel()
+        with pytest.raises(hybridd.CancelledError):
+            job.result(120)

@@ -221,6 +221,7 @@ Test(config, print_load_round_trip_everything_set)
     c.max_job_bytes = 1;
     c.job_timeout_s = 0;
     c.drain_timeout_s = 0;
+    SET_STR(c.history_path, "/var/lib/hybridd/history \"x\"");
     round_trip(&c);
 
     /* An empty device list (no device) and empty id lists survive too. */
@@ -354,6 +355,10 @@ Test(config, out_of_range_values)
     EXPECT_ERROR("limits = { sort_elements = 2199023255552L; };", "limits.sort_elements");
     EXPECT_ERROR("socket = { path = \"relative.sock\"; };", "socket.path", "absolute");
     EXPECT_ERROR("socket = { path = \"\"; };", "socket.path", "empty");
+    /* The daemon runs in /: a relative history path would land somewhere unexpected. */
+    EXPECT_ERROR("state = { history = \"history\"; };", "state.history", "absolute");
+    EXPECT_ERROR("state = { history = 1; };", "state.history", "string");
+    EXPECT_ERROR("state = { journal = \"/x\"; };", "state.journal");
 }
 
 Test(config, too_long_strings)

@@ -433,3 +433,18 @@ def test_jobs_lists_a_running_job(client):
         job.cancel()
         with pytest.raises(hybridd.CancelledError):
             job.result(120)
+
+
+def test_lesson_example_prints_its_table(daemon):
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.path.join(here, ".."))
+    r = subprocess.run([sys.executable, os.path.join(here, "..", "examples", "lesson.py"),
+                        "--socket", daemon.sock, "--pi-n", "20000", "--sort-n", "20000",
+                        "--repeat", "1", "--threads", "1,2"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["job", "who", "backend"]
+    assert any("pure Python threads" in line for line in lines)
+    assert any(line.startswith("sort") and "hybridd" in line and "native" in line
+               for line in lines)

@@ -190,6 +190,10 @@ int hc_print_sort(FILE *f, const hc_sort_report *r, enum hc_format fmt);
 
 int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt);
 int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt);
+/* The queued and running jobs of a JOBS_REPLY: a table, or one JSON document. owners[i]
+ * names the user of record i (NULL: unknown, shown as "?" and null). */
+int hc_print_jobs(FILE *f, const hy_msg_jobs_reply *r, const char *const *owners,
+                  enum hc_format fmt);
 
 /* A JSON string literal for s (len bytes), escaped, quotes included. */
 void hc_json_string(FILE *f, const char *s, size_t len);

@@ -125,31 +125,51 @@ static _Noreturn void fail(int exit_code, int code, const char *hint, const char
 /* ---- the command line: commands and options, one row each ---- */
 
 enum { C_PING = 1, C_STATUS = 2, C_DEVICES = 4, C_CANCEL = 8, C_PI = 16, C_SORT = 32,
-       C_CPI = 64, C_CSORT = 128, C_GLOBAL = 256 };
+       C_CPI = 64, C_CSORT = 128, C_GLOBAL = 256, C_JOBS = 512 };
 #define C_JOB (C_PI | C_SORT | C_CPI | C_CSORT)
 #define C_CMP (C_CPI | C_CSORT)
+
+/* A command's words after its name, parsed once, before connecting (so that a typo never
+ * waits on a daemon), and handed to its runner. */
+struct jobopts;
+struct cmdline;
+struct conn;
+typedef void parse_fn(int argc, char **argv, int i, struct cmdline *l);
+typedef int run_fn(struct conn *c, const struct cmdline *l);
+static parse_fn parse_none, parse_cancel, parse_jobs, parse_pi, parse_sort, parse_compare;
+static run_fn cmd_ping, cmd_status, cmd_devices, cmd_cancel, cmd_jobs, cmd_pi, cmd_sort,
+    cmd_compare;
 
 static const struct command {
     const char *name;
     unsigned bits;
     const char *synopsis; /* after "hybridctl [GLOBAL OPTIONS] " */
     const char *what;
+    parse_fn *parse;
+    run_fn *run;
 } commands[] = {
-    {"ping", C_PING, "ping", "Measures a round trip to the daemon."},
-    {"status", C_STATUS, "status", "The daemon's version, uptime, queue and counters."},
-    {"devices", C_DEVICES, "devices", "The CPU pools and the OpenCL devices."},
+    {"ping", C_PING, "ping", "Measures a round trip to the daemon.", parse_none, cmd_ping},
+    {"status", C_STATUS, "status", "The daemon's version, uptime, queue and counters.",
+     parse_none, cmd_status},
+    {"devices", C_DEVICES, "devices", "The CPU pools and the OpenCL devices.", parse_none,
+     cmd_devices},
+    {"jobs", C_JOBS, "jobs [--all] [--watch]",
+     "The queued and running jobs: yours (everyone's with --all, for root).", parse_jobs,
+     cmd_jobs},
     {"cancel", C_CANCEL, "cancel JOB",
-     "Cancels one of your jobs by its id (shown on its progress bar)."},
-    {"pi", C_PI, "pi -n N [OPTIONS]", "Estimates pi from N random points."},
+     "Cancels one of your jobs by its id (see `hybridctl jobs`).", parse_cancel, cmd_cancel},
+    {"pi", C_PI, "pi -n N [OPTIONS]", "Estimates pi from N random points.", parse_pi, cmd_pi},
     {"sort", C_SORT,
      "sort (--input FILE | -n N --dtype D [--dist DIST] [--seed S])\n"
      "       [--output FILE [--raw]] [--check] [OPTIONS]",
-     "Sorts a 1-D array: a .npy or raw (--dtype) file, or a generated one."},
+     "Sorts a 1-D array: a .npy or raw (--dtype) file, or a generated one.", parse_sort,
+     cmd_sort},
     {"compare", C_CMP,
      "compare pi|sort [JOB INPUT] [--backends LIST]\n"
      "       [--threads LIST] [--replicate] [--transport pipe,shm] [--repeat R]\n"
      "       [--csv] [--plot FILE.svg] [OPTIONS]",
-     "Runs the job under every backend and thread count, side by side."},
+     "Runs the job under every backend and thread count, side by side.", parse_compare,
+     cmd_compare},
 };
 
 /* Every option, for parsing (which take a value, which command takes which), for --help
@@ -217,11 +237,16 @@ static const struct option {
      NULL, NULL},
     {"--csv", NULL, NULL, C_CMP, "compare: the table as CSV (not with --json)", NULL, NULL},
     {"--plot", NULL, "FILE.svg", C_CMP, "compare: also write an SVG scaling chart", NULL, NULL},
+    {"--all", NULL, NULL, C_JOBS,
+     "jobs: every user's (root and the daemon's user; others see their own and a count of "
+     "the rest)", NULL, NULL},
+    {"--watch", NULL, NULL, C_JOBS, "jobs: redraw every second until Ctrl-C, like top", NULL,
+     NULL},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-/* The command lines a job option's bits stand for: a command, and compare's job after it. */
+/* The command lines an option's bits stand for: a command, and compare's job after it. */
 static const struct job_line {
     unsigned bit;
     const char *command;
@@ -231,6 +256,7 @@ static const struct job_line {
     {C_SORT, "sort", NULL},
     {C_CPI, "compare", "pi"},
     {C_CSORT, "compare", "sort"},
+    {C_JOBS, "jobs", NULL},
 };
 #define NJOB_LINES (sizeof job_lines / sizeof job_lines[0])
 
@@ -349,7 +375,11 @@ static void usage(FILE *f)
             option_help(f, &options[k], false);
     fprintf(f, "\nJob options (pi, sort, compare):\n");
     for (size_t k = 0; k < NOPTIONS; k++)
-        if (!(options[k].bits & C_GLOBAL))
+        if (options[k].bits & C_JOB)
+            option_help(f, &options[k], false);
+    fprintf(f, "\nOptions of jobs:\n");
+    for (size_t k = 0; k < NOPTIONS; k++)
+        if (options[k].bits & C_JOBS)
             option_help(f, &options[k], false);
     fprintf(f,
 "\n"
@@ -1271,6 +1301,62 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
         fail(HC_EXIT_INPUT, oerr.code, NULL, "%s", oerr.msg);
 }
 
+/* What each command's parser leaves for its runner. */
+struct cmdline {
+    struct jobopts o; /* pi, sort, compare */
+    bool sort;        /* compare: sort, else pi */
+    uint64_t id;      /* cancel */
+    bool all, watch;  /* jobs */
+};
+
+static void parse_none(int argc, char **argv, int i, struct cmdline *l)
+{
+    (void)argv;
+    (void)l;
+    if (i < argc)
+        usage_error("%s takes no arguments", g_cmd);
+}
+
+static void parse_cancel(int argc, char **argv, int i, struct cmdline *l)
+{
+    if (i + 1 != argc)
+        usage_error("cancel takes one job id");
+    l->id = count_arg("cancel", argv[i]);
+}
+
+static void parse_jobs(int argc, char **argv, int i, struct cmdline *l)
+{
+    for (; i < argc; i++) {
+        const struct option *o = find_option(argv[i]);
+        if (o && !strcmp(o->name, "--all"))
+            l->all = true;
+        else if (o && !strcmp(o->name, "--watch"))
+            l->watch = true;
+        else if (o)
+            not_here("jobs", argv[i], o);
+        else
+            usage_error("jobs takes --all and --watch, not %s", argv[i]);
+    }
+}
+
+static void parse_pi(int argc, char **argv, int i, struct cmdline *l)
+{
+    parse_job(argc, argv, i, "pi", false, false, &l->o);
+}
+
+static void parse_sort(int argc, char **argv, int i, struct cmdline *l)
+{
+    parse_job(argc, argv, i, "sort", true, false, &l->o);
+}
+
+static void parse_compare(int argc, char **argv, int i, struct cmdline *l)
+{
+    if (i >= argc || (strcmp(argv[i], "pi") && strcmp(argv[i], "sort")))
+        usage_error("compare needs pi or sort");
+    l->sort = !strcmp(argv[i], "sort");
+    parse_job(argc, argv, i + 1, l->sort ? "compare sort" : "compare pi", l->sort, true, &l->o);
+}
+
 /* The name of the OpenCL device that ran a row, for the report: RESULT rows carry only its
  * index, so this is the one thing a job asks DEVICES for, and only once an opencl row came
  * back. The daemon chooses every default itself (ACCEPTED states them). Copied into `name`. */
@@ -1323,8 +1409,9 @@ static int finish_output(int rc)
     return rc;
 }
 
-static int cmd_ping(conn *c)
+static int cmd_ping(conn *c, const struct cmdline *l)
 {
+    (void)l;
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_PING;
@@ -1353,14 +1440,16 @@ static int cmd_ping(conn *c)
     return finish_output(0);
 }
 
-static int cmd_status(conn *c)
+static int cmd_status(conn *c, const struct cmdline *l)
 {
+    (void)l;
     const hy_msg *m = conn_ask(c, HY_MSG_STATUS, HY_MSG_STATUS_REPLY);
     return finish_output(hc_print_status(stdout, &m->u.status, g_fmt) ? HC_EXIT_JOB : 0);
 }
 
-static int cmd_devices(conn *c)
+static int cmd_devices(conn *c, const struct cmdline *l)
 {
+    (void)l;
     const hy_msg *m = conn_ask(c, HY_MSG_DEVICES, HY_MSG_DEVICES_REPLY);
     hy_msg_devices_reply *d = malloc(sizeof *d);
     if (!d)
@@ -1372,11 +1461,9 @@ static int cmd_devices(conn *c)
     return finish_output(rc ? HC_EXIT_JOB : 0);
 }
 
-static int cmd_cancel(conn *c, int argc, char **argv, int i)
+static int cmd_cancel(conn *c, const struct cmdline *l)
 {
-    if (i + 1 != argc)
-        usage_error("cancel takes one job id");
-    uint64_t id = count_arg("cancel", argv[i]);
+    uint64_t id = l->id;
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_CANCEL;
@@ -1402,11 +1489,65 @@ static int cmd_cancel(conn *c, int argc, char **argv, int i)
     return finish_output(0);
 }
 
-static int cmd_pi(conn *c, int argc, char **argv, int i)
+/* One JOBS round trip: the reply copied out (it is large, and the next receive reuses the
+ * connection's message), its records' owners named from the password database. */
+static void ask_jobs(conn *c, bool all, hy_msg_jobs_reply *r, char (*names)[33],
+                     const char **owners)
 {
-    struct jobopts o;
+    hy_msg *m = c->m;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_JOBS;
+    m->u.jobs.flags = all ? HY_JOBS_ALL : 0;
+    hy_error err = {0};
+    int rc = hy_client_ask(c->cl, m, HY_MSG_JOBS_REPLY, 30000, &c->in, &err);
+    if (rc)
+        conn_failed(c, rc, &err, "no reply within 30 s");
+    *r = c->in->u.jobs_reply;
+    r->jobs = r->jobs_in;
+    for (unsigned i = 0; i < r->njobs; i++) {
+        const struct passwd *pw = getpwuid(r->jobs_in[i].uid);
+        if (pw)
+            snprintf(names[i], sizeof names[i], "%s", pw->pw_name);
+        else
+            snprintf(names[i], sizeof names[i], "%u", (unsigned)r->jobs_in[i].uid);
+        owners[i] = names[i];
+    }
+}
+
+/* `hybridctl jobs`: once, or with --watch every second until Ctrl-C (on a terminal the
+ * screen is redrawn, as top does; elsewhere one table, or one JSON line, after another). */
+static int cmd_jobs(conn *c, const struct cmdline *l)
+{
+    static hy_msg_jobs_reply r;
+    static char names[HY_IPC_JOBS_MAX][33];
+    static const char *owners[HY_IPC_JOBS_MAX];
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigemptyset(&sa.sa_mask);
+    if (l->watch)
+        sigaction(SIGINT, &sa, NULL);
+    bool redraw = l->watch && g_fmt != HC_JSON && isatty(STDOUT_FILENO);
+    for (bool first = true;; first = false) {
+        ask_jobs(c, l->all, &r, names, owners);
+        if (redraw)
+            fputs("\033[H\033[2J", stdout);
+        else if (!first && g_fmt != HC_JSON)
+            fputc('\n', stdout);
+        if (hc_print_jobs(stdout, &r, owners, g_fmt) || fflush(stdout) != 0)
+            return finish_output(HC_EXIT_JOB);
+        if (!l->watch)
+            break;
+        for (int t = 0; t < 1000 && !g_interrupted; t += WAIT_SLICE_MS)
+            usleep(WAIT_SLICE_MS * 1000);
+        if (g_interrupted)
+            break;
+    }
+    return finish_output(0);
+}
+
+static int cmd_pi(conn *c, const struct cmdline *l)
+{
+    struct jobopts o = l->o;
     device_name dname;
-    parse_job(argc, argv, i, "pi", false, false, &o);
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_SUBMIT;
@@ -1527,12 +1668,11 @@ static void free_array(struct memfd_array *ma)
         close(ma->fd);
 }
 
-static int cmd_sort(conn *c, int argc, char **argv, int i)
+static int cmd_sort(conn *c, const struct cmdline *l)
 {
-    struct jobopts o;
+    struct jobopts o = l->o;
     struct memfd_array ma;
     device_name dname;
-    parse_job(argc, argv, i, "sort", true, false, &o);
     int rc = load_array(&o, c->welcome.max_sort_elements, &ma);
     if (rc)
         return rc;
@@ -1576,15 +1716,12 @@ static int cmd_sort(conn *c, int argc, char **argv, int i)
     return finish_output(rc);
 }
 
-static int cmd_compare(conn *c, int argc, char **argv, int i)
+static int cmd_compare(conn *c, const struct cmdline *l)
 {
-    if (i >= argc || (strcmp(argv[i], "pi") && strcmp(argv[i], "sort")))
-        usage_error("compare needs pi or sort");
-    bool sort = !strcmp(argv[i], "sort");
-    struct jobopts o;
+    bool sort = l->sort;
+    struct jobopts o = l->o;
     struct memfd_array ma = {.fd = -1};
     device_name dname;
-    parse_job(argc, argv, i + 1, sort ? "compare sort" : "compare pi", sort, true, &o);
     /* No --backends, no --threads, no --repeat: the daemon's defaults (docs/protocol.md,
      * SUBMIT), which its ACCEPTED and RESULT state. */
     hy_msg *m = c->m;
@@ -1895,43 +2032,12 @@ int main(int argc, char **argv)
         usage_command(stdout, command);
         return 0;
     }
-    int n = ln.nargs, i = 1;
-    char **args = ln.args;
-    if ((command->bits & (C_PING | C_STATUS | C_DEVICES)) && i < n)
-        usage_error("%s takes no arguments", cmd);
-    /* Usage is checked before connecting, so a typo never waits on a daemon. */
-    struct jobopts check;
-    if (!strcmp(cmd, "pi"))
-        parse_job(n, args, i, "pi", false, false, &check);
-    else if (!strcmp(cmd, "sort"))
-        parse_job(n, args, i, "sort", true, false, &check);
-    else if (!strcmp(cmd, "compare")) {
-        if (i >= n || (strcmp(args[i], "pi") && strcmp(args[i], "sort")))
-            usage_error("compare needs pi or sort");
-        bool sort = !strcmp(args[i], "sort");
-        parse_job(n, args, i + 1, sort ? "compare sort" : "compare pi", sort, true, &check);
-    } else if (!strcmp(cmd, "cancel")) {
-        if (i + 1 != n)
-            usage_error("cancel takes one job id");
-        count_arg("cancel", args[i]);
-    }
+    /* Static, like ln: a compare's options are large, and live until exit. */
+    static struct cmdline cl;
+    command->parse(ln.nargs, ln.args, 1, &cl);
     conn c;
     conn_open(&c, ln.sock);
-    int rc;
-    if (!strcmp(cmd, "ping"))
-        rc = cmd_ping(&c);
-    else if (!strcmp(cmd, "status"))
-        rc = cmd_status(&c);
-    else if (!strcmp(cmd, "devices"))
-        rc = cmd_devices(&c);
-    else if (!strcmp(cmd, "cancel"))
-        rc = cmd_cancel(&c, n, args, i);
-    else if (!strcmp(cmd, "pi"))
-        rc = cmd_pi(&c, n, args, i);
-    else if (!strcmp(cmd, "sort"))
-        rc = cmd_sort(&c, n, args, i);
-    else
-        rc = cmd_compare(&c, n, args, i);
+    int rc = command->run(&c, &cl);
     conn_close(&c);
     free(ln.args);
     return finish(rc);

@@ -1238,6 +1238,109 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
     return rc;
 }
 
+/* ---- JOBS ---- */
+
+static const char *job_kind_name(int job)
+{
+    switch (job) {
+    case HY_JOB_PI: return "pi";
+    case HY_JOB_SORT: return "sort";
+    case HY_JOB_COMPARE_PI: return "compare pi";
+    case HY_JOB_COMPARE_SORT: return "compare sort";
+    default: return "?";
+    }
+}
+
+/* "native 2T", "opencl dev 0", "5 rows": where a job runs. */
+static void job_where(char *b, size_t cap, const hy_job_record *j)
+{
+    if (j->backend == 0)
+        snprintf(b, cap, "%u row%s%s", j->nrows, j->nrows == 1 ? "" : "s",
+                 j->device != HY_JOB_DEVICE_NONE ? " (with opencl)" : "");
+    else if (j->device != HY_JOB_DEVICE_NONE)
+        snprintf(b, cap, "%s dev %u", backend_name(j->backend), j->device);
+    else
+        snprintf(b, cap, "%s %uT", backend_name(j->backend), j->threads);
+}
+
+static void jobs_json(FILE *f, const hy_msg_jobs_reply *r, const hy_job_record *jobs,
+                      const char *const *owners)
+{
+    fputs("{\"jobs\":[", f);
+    for (unsigned i = 0; i < r->njobs; i++) {
+        const hy_job_record *j = &jobs[i];
+        fprintf(f, "%s{\"id\":%" PRIu64, i ? "," : "", j->job_id);
+        json_u64(f, "uid", j->uid);
+        json_s(f, "user", owners && owners[i] ? owners[i] : NULL);
+        json_s(f, "state", j->state == 2 ? "running" : "queued");
+        json_s(f, "job", job_kind_name(j->job));
+        json_u64(f, "n", j->n);
+        json_s(f, "dtype", j->dtype ? hy_dtype_name(j->dtype) : NULL);
+        json_s(f, "backend", j->backend ? backend_name(j->backend) : NULL);
+        json_key(f, "device");
+        if (j->device == HY_JOB_DEVICE_NONE)
+            fputs("null", f);
+        else
+            fprintf(f, "%u", j->device);
+        json_u64(f, "threads", j->threads);
+        json_u64(f, "rows", j->nrows);
+        json_u64(f, "row", j->row);
+        json_u64(f, "queued_ns", j->queued_ns);
+        json_u64(f, "running_ns", j->running_ns);
+        json_u64(f, "done", j->done);
+        json_u64(f, "total", j->total);
+        fputc('}', f);
+    }
+    fprintf(f, "],\"all_users\":%s,\"others\":{\"queued\":%u,\"running\":%u}}\n",
+            r->flags & HY_JOBS_ALL ? "true" : "false", r->others_queued, r->others_running);
+}
+
+static void jobs_lines(FILE *f, const hy_msg_jobs_reply *r, const hy_job_record *jobs,
+                       const char *const *owners)
+{
+    if (r->njobs == 0)
+        fprintf(f, "no job of %s is queued or running\n",
+                r->flags & HY_JOBS_ALL ? "anyone's" : "yours");
+    else
+        fprintf(f, "%6s  %-10s %-8s %8s  %-12s %8s  %-16s %s\n", "JOB", "USER", "STATE",
+                "TIME", "KIND", "N", "ON", "PROGRESS");
+    for (unsigned i = 0; i < r->njobs; i++) {
+        const hy_job_record *j = &jobs[i];
+        char user[4 * 32 + 1], when[32], n[32], kind[32], where[48], prog[48];
+        clean(user, sizeof user, owners && owners[i] ? owners[i] : "?");
+        fmt_uptime(when, sizeof when, j->state == 2 ? j->running_ns : j->queued_ns);
+        fmt_si(n, sizeof n, (double)j->n);
+        snprintf(kind, sizeof kind, "%s%s%s", job_kind_name(j->job), j->dtype ? " " : "",
+                 j->dtype ? hy_dtype_name(j->dtype) : "");
+        job_where(where, sizeof where, j);
+        if (j->state != 2 || j->total == 0)
+            snprintf(prog, sizeof prog, "-");
+        else
+            snprintf(prog, sizeof prog, "%.0f%% (row %u of %u)", 100.0 * (double)j->done /
+                     (double)j->total, j->row + 1, j->nrows);
+        fprintf(f, "%6" PRIu64 "  %-10s %-8s %8s  %-12s %8s  %-16s %s\n", j->job_id, user,
+                j->state == 2 ? "running" : "queued", when, kind, n, where, prog);
+    }
+    if (r->others_queued || r->others_running)
+        fprintf(f, "other users: %u queued, %u running%s\n", r->others_queued,
+                r->others_running, r->flags & HY_JOBS_ALL ? "" : " (--all lists them, for root)");
+}
+
+int hc_print_jobs(FILE *f, const hy_msg_jobs_reply *r, const char *const *owners,
+                  enum hc_format fmt)
+{
+    c_numbers l;
+    c_numbers_begin(&l);
+    const hy_job_record *jobs = r->jobs ? r->jobs : r->jobs_in;
+    if (fmt == HC_JSON)
+        jobs_json(f, r, jobs, owners);
+    else
+        jobs_lines(f, r, jobs, owners);
+    int rc = finish(f);
+    c_numbers_end(&l);
+    return rc;
+}
+
 static const char *device_label(const hy_device_record *r)
 {
     if (r->flags & HY_DEV_POCL_CPU)

@@ -505,6 +505,87 @@ static void on_devices(struct server *s, struct hy_client *c, uint64_t req)
     send_msg(s, c, m, NULL, 0);
 }
 
+/* Root and the daemon's own user see and cancel every job; everyone else, their own. */
+static bool privileged(const struct hy_client *c)
+{
+    return c->uid == 0 || c->uid == geteuid();
+}
+
+struct running {
+    uint64_t ids[HY_IPC_JOBS_MAX], start_ns[HY_IPC_JOBS_MAX];
+    unsigned n;
+};
+
+static void note_running(hy_job *j, void *ctx)
+{
+    struct running *r = ctx;
+    if (r->n < HY_IPC_JOBS_MAX) {
+        r->ids[r->n] = j->id;
+        r->start_ns[r->n++] = j->start_ns;
+    }
+}
+
+/* A job as JOBS_REPLY lists it; start_ns 0 while it is queued. */
+static void job_record(const struct server *s, const hy_job *j, uint64_t start_ns,
+                       uint64_t now, hy_job_record *r)
+{
+    const hy_job_spec *sp = &j->spec;
+    hy_row_spec plan[HY_PLAN_MAX];
+    bool on_device = hy_sched_device_exec(s->sched, sp->device) == (int)j->exec;
+    *r = (hy_job_record){
+        .job_id = j->id, .uid = j->client ? (uint32_t)j->client->uid : 0,
+        .job = (uint16_t)sp->kind->kind, .state = start_ns ? HY_JOB_RUNNING : HY_JOB_QUEUED,
+        .backend = sp->kind->compare ? 0 : (uint16_t)sp->backend,
+        .device = on_device ? (uint16_t)sp->device : HY_JOB_DEVICE_NONE,
+        .dtype = sp->kind->array ? (uint16_t)sp->dtype : 0,
+        .nrows = (uint16_t)hy_job_plan(sp, plan), .n = sp->n,
+        .queued_ns = now > j->queued_ns ? now - j->queued_ns : 0,
+        .running_ns = start_ns && now > start_ns ? now - start_ns : 0};
+    r->threads = sp->kind->compare || on_device ? 0 : plan[0].threads;
+    if (start_ns) {
+        r->row = atomic_load(&j->row);
+        r->done = atomic_load(&j->done);
+        r->total = atomic_load(&j->total);
+    }
+}
+
+/* JOBS: the caller's queued and running jobs (every user's for a privileged caller who asks
+ * for all), running ones first, and how many others there are. */
+static void on_jobs(struct server *s, struct hy_client *c, const hy_msg *m)
+{
+    static struct running run; /* the event loop is one thread: reused, off the stack */
+    static hy_job_record recs[HY_IPC_JOBS_MAX];
+    run.n = 0;
+    hy_sched_foreach_running(s->sched, note_running, &run);
+    bool all = (m->u.jobs.flags & HY_JOBS_ALL) && privileged(c);
+    uint64_t now = hy_now_ns();
+    uint32_t nrec = 0, others_queued = 0, others_running = 0;
+    for (int pass = 0; pass < 2; pass++) /* running, then queued */
+        for (struct hy_client *o = s->clients; o; o = o->next)
+            for (hy_job *j = o->jobs; j; j = j->cnext) {
+                uint64_t start = 0;
+                for (unsigned k = 0; k < run.n && !start; k++)
+                    if (run.ids[k] == j->id)
+                        start = run.start_ns[k] ? run.start_ns[k] : 1;
+                if ((pass == 0) != (start != 0))
+                    continue;
+                if ((all || o->uid == c->uid) && nrec < HY_IPC_JOBS_MAX)
+                    job_record(s, j, start, now, &recs[nrec++]);
+                else if (start)
+                    others_running++;
+                else
+                    others_queued++;
+            }
+    hy_msg *out = s->out;
+    memset(out, 0, sizeof *out);
+    out->type = HY_MSG_JOBS_REPLY;
+    out->request = m->request;
+    out->u.jobs_reply = (hy_msg_jobs_reply){.njobs = nrec, .flags = all ? HY_JOBS_ALL : 0,
+                                            .others_queued = others_queued,
+                                            .others_running = others_running, .jobs = recs};
+    send_msg(s, c, out, NULL, 0);
+}
+
 static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
 {
     const hy_msg_hello *h = &m->u.hello;
@@ -544,13 +625,13 @@ static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
 }
 
 /* A job may be cancelled from any connection of the user who submitted it (so `hybridctl
- * cancel JOB` works from another terminal), or by root; anyone else is told it does not
- * exist, which leaks nothing about other users' jobs. */
+ * cancel JOB` works from another terminal), or by root and the daemon's own user (logged);
+ * anyone else is told it does not exist, which leaks nothing about other users' jobs. */
 static void on_cancel(struct server *s, struct hy_client *c, const hy_msg *m)
 {
     uint64_t id = m->u.cancel.job_id;
     for (struct hy_client *o = s->clients; o; o = o->next) {
-        if (o != c && o->uid != c->uid && c->uid != 0)
+        if (o != c && o->uid != c->uid && !privileged(c))
             continue;
         for (hy_job *j = o->jobs; j; j = j->cnext)
             if (j->id == id) {
@@ -607,6 +688,7 @@ static void on_frame(struct server *s, struct hy_client *c, hy_frame *f)
     case HY_MSG_CANCEL: on_cancel(s, c, m); break;
     case HY_MSG_STATUS: on_status(s, c, m->request); break;
     case HY_MSG_DEVICES: on_devices(s, c, m->request); break;
+    case HY_MSG_JOBS: on_jobs(s, c, m); break;
     default:
         send_error(s, c, m->request, 0, HY_EPROTO, "%s is sent by the daemon, not to it",
                    tname ? tname : "this message");

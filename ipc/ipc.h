@@ -43,6 +43,8 @@ enum hy_msg_type {
     HY_MSG_STATUS_REPLY = 12,
     HY_MSG_DEVICES = 13,       /* client -> server: ask for the devices and CPU pools */
     HY_MSG_DEVICES_REPLY = 14,
+    HY_MSG_JOBS = 15,          /* client -> server: ask for the queued and running jobs */
+    HY_MSG_JOBS_REPLY = 16,
 };
 
 typedef struct hy_frame_header {
@@ -171,6 +173,7 @@ enum hy_array_place {
 #define HY_IPC_THREADS_MAX 32u   /* thread counts in a compare */
 #define HY_IPC_ROWS_MAX 256u     /* rows in a RESULT */
 #define HY_IPC_DEVICES_MAX 64u
+#define HY_IPC_JOBS_MAX 256u     /* job records in a JOBS_REPLY */
 /* SUBMIT device: the daemon's first usable device (DEVICES' first record flagged USABLE) */
 #define HY_IPC_DEVICE_DEFAULT 0xFFFFu
 
@@ -327,6 +330,43 @@ typedef struct hy_msg_devices_reply {
     hy_device_record devices_in[HY_IPC_DEVICES_MAX]; /* decode */
 } hy_msg_devices_reply;
 
+/* JOBS: which jobs to list. */
+#define HY_JOBS_ALL 0x1u /* every user's (root and the daemon's user); else the caller's own */
+typedef struct hy_msg_jobs {
+    uint32_t flags;
+} hy_msg_jobs;
+
+/* One queued or running job, as JOBS_REPLY lists it. */
+#define HY_JOB_DEVICE_NONE 0xFFFFu
+typedef struct hy_job_record {
+    uint64_t job_id;
+    uint32_t uid;        /* who submitted it */
+    uint16_t job;        /* hy_job_kind */
+    uint16_t state;      /* 1 queued, 2 running */
+    uint16_t backend;    /* a single job's; 0 for a compare */
+    uint16_t device;     /* the OpenCL device it runs on; HY_JOB_DEVICE_NONE for the CPU */
+    uint16_t dtype;      /* a sort's; 0 for pi */
+    uint16_t nrows;      /* rows it will have */
+    uint32_t threads;    /* a single job's resolved threads or workers; 0 for a compare */
+    uint32_t row;        /* the row running now */
+    uint64_t n;
+    uint64_t queued_ns;  /* since it was accepted */
+    uint64_t running_ns; /* since it started; 0 while queued */
+    uint64_t done, total; /* the last progress: units of work */
+} hy_job_record;
+#define HY_IPC_JOB_SIZE 80u
+
+/* The jobs a caller may see, and how many of the rest are queued and running (counts only:
+ * who runs what is the submitter's business; how busy the machine is, everyone's). */
+typedef struct hy_msg_jobs_reply {
+    uint32_t njobs;
+    uint32_t flags;          /* HY_JOBS_ALL when the records cover every user */
+    uint32_t others_queued;  /* jobs not listed */
+    uint32_t others_running;
+    const hy_job_record *jobs;               /* encode: the caller's array */
+    hy_job_record jobs_in[HY_IPC_JOBS_MAX];  /* decode */
+} hy_msg_jobs_reply;
+
 typedef struct hy_msg {
     uint16_t type;    /* enum hy_msg_type */
     uint64_t request; /* the header's request id */
@@ -342,6 +382,8 @@ typedef struct hy_msg {
         hy_msg_cancel cancel;
         hy_msg_status_reply status;
         hy_msg_devices_reply devices;
+        hy_msg_jobs jobs;
+        hy_msg_jobs_reply jobs_reply;
     } u;
 } hy_msg;
 

@@ -265,6 +265,33 @@ static const item devices_i[] = {
 };
 #undef T
 
+static const field jobs_f[] = {F(hy_msg_jobs, flags, 4, F_U32)};
+
+#define T hy_job_record
+static const field job_f[] = {
+    F(T, job_id, 0, F_U64),   F(T, uid, 8, F_U32),       F(T, job, 12, F_U16),
+    F(T, state, 14, F_U16),   F(T, backend, 16, F_U16),  F(T, device, 18, F_U16),
+    F(T, dtype, 20, F_U16),   F(T, nrows, 22, F_U16),    F(T, threads, 24, F_U32),
+    F(T, row, 28, F_U32),     F(T, n, 32, F_U64),        F(T, queued_ns, 40, F_U64),
+    F(T, running_ns, 48, F_U64), F(T, done, 56, F_U64),  F(T, total, 64, F_U64),
+};
+#undef T
+static const rec job_rec = {job_f, NF(job_f), HY_IPC_JOB_SIZE, HY_IPC_JOB_SIZE,
+                            sizeof(hy_job_record)};
+
+#define T hy_msg_jobs_reply
+static const field jobs_reply_f[] = {
+    F(T, njobs, 4, F_U32),          STRIDE("record_size", 8),
+    F(T, flags, 12, F_U32),         F(T, others_queued, 16, F_U32),
+    F(T, others_running, 20, F_U32),
+};
+static const item jobs_reply_i[] = {
+    {.name = "records", .count = "njobs", .kind = I_RECS, COUNT(T, njobs),
+     .max = HY_IPC_JOBS_MAX, .mem = offsetof(T, jobs), .store = offsetof(T, jobs_in),
+     .rec = &job_rec},
+};
+#undef T
+
 static int check_hello(const void *x, const hy_frame *fr, hy_error *err);
 static int check_submit(const void *x, const hy_frame *fr, hy_error *err);
 static int check_result(const void *x, const hy_frame *fr, hy_error *err);
@@ -289,6 +316,9 @@ static const mdesc types[] = {
     [HY_MSG_DEVICES] = {"DEVICES", 8, 8, NULL, 0, NULL, 0, NULL, false},
     [HY_MSG_DEVICES_REPLY] = {"DEVICES_REPLY", 32, 32, FIELDS(devices_f), FIELDS(devices_i),
                               NULL, false},
+    [HY_MSG_JOBS] = {"JOBS", 16, 16, FIELDS(jobs_f), NULL, 0, NULL, false},
+    [HY_MSG_JOBS_REPLY] = {"JOBS_REPLY", 32, 32, FIELDS(jobs_reply_f), FIELDS(jobs_reply_i),
+                           NULL, false},
 };
 
 static const mdesc *desc_of(int type)

@@ -1781,6 +1781,148 @@ class TestNotices(CommandLineCase):
         self.assertGreater(bars[-1], 25, bars)
 
 
+class TestJobs(CommandLineCase):
+    """hybridctl jobs on a second daemon every user may reach (socket mode 0666): root's and
+    nobody's jobs side by side. A user sees their own jobs and counts of the rest; root sees
+    all with --all and may cancel any; nobody may not cancel root's."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root, to run hybridctl as another user")
+        import shutil
+        cls.dir = tempfile.mkdtemp(prefix="hybridctl-jobs.")
+        os.chmod(cls.dir, 0o755)
+        conf = os.path.join(cls.dir, "hybridd.conf")
+        with open(conf, "w") as f:
+            f.write('socket = { mode = "0666"; };\n'
+                    "cpu = { native_threads = 1; locked_threads = 1; process_workers = 0; };\n"
+                    "opencl = { enabled = false; };\n"
+                    "limits = { samples = 1000000000000000L; job_timeout_s = 0L; };\n")
+        cls.sock = os.path.join(cls.dir, "s.sock")
+        cls.ctl = os.path.join(cls.dir, "hybridctl")
+        shutil.copy(HYBRIDCTL, cls.ctl)
+        os.chmod(cls.ctl, 0o755)
+        cls.log = open(os.path.join(cls.dir, "hybridd.log"), "w+")
+        cls.daemon = subprocess.Popen([HYBRIDD, "--foreground", "-c", conf, "--socket",
+                                       cls.sock], stdin=subprocess.DEVNULL, stdout=cls.log,
+                                      stderr=cls.log)
+        deadline = time.monotonic() + 30
+        while subprocess.run([HYBRIDCTL, "-s", cls.sock, "ping"], capture_output=True,
+                             timeout=30).returncode != 0:
+            if cls.daemon.poll() is not None or time.monotonic() > deadline:
+                cls.tearDownClass()
+                raise RuntimeError("the jobs daemon did not start")
+            time.sleep(0.1)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.daemon.poll() is None:
+            cls.daemon.terminate()
+            cls.daemon.wait(timeout=40)
+        cls.log.close()
+        subprocess.run(["rm", "-rf", cls.dir])
+
+    def ctl_as(self, uid, *args, **kw):
+        user = {} if uid == 0 else {"user": uid, "group": uid, "extra_groups": []}
+        return subprocess.run([self.ctl, "-s", self.sock] + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, **user, **kw)
+
+    def jobs_as(self, uid, *args):
+        r = self.ctl_as(uid, "--json", "jobs", *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def start_long(self, uid):
+        """A pi job that runs until cancelled; its hybridctl process."""
+        user = {} if uid == 0 else {"user": uid, "group": uid, "extra_groups": []}
+        return subprocess.Popen([self.ctl, "-s", self.sock, "-q", "pi", "-n", "1e15",
+                                 "--backend", "serial"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                **user)
+
+    def wait_for(self, pred, what):
+        deadline = time.monotonic() + 30
+        while True:
+            d = self.jobs_as(0, "--all")
+            if pred(d):
+                return d
+            if time.monotonic() > deadline:
+                self.fail("%s: %r" % (what, d))
+            time.sleep(0.1)
+
+    def test_own_jobs_others_counted_and_cancels(self):
+        self.assertEqual(self.jobs_as(0)["jobs"], [])
+        mine = self.start_long(0)
+        theirs = None
+        try:
+            self.wait_for(lambda d: any(j["state"] == "running" for j in d["jobs"]),
+                          "root's job never ran")
+            theirs = self.start_long(65534)
+            d = self.wait_for(lambda d: len(d["jobs"]) == 2, "nobody's job never queued")
+            self.assertIs(d["all_users"], True)
+            run = [j for j in d["jobs"] if j["state"] == "running"]
+            queued = [j for j in d["jobs"] if j["state"] == "queued"]
+            self.assertEqual((len(run), len(queued)), (1, 1), d)
+            self.assertEqual((run[0]["uid"], run[0]["user"]), (0, "root"))
+            self.assertEqual((run[0]["job"], run[0]["backend"], run[0]["threads"]),
+                             ("pi", "serial", 1))
+            self.assertEqual(run[0]["n"], 10**15)
+            self.assertGreater(run[0]["running_ns"], 0)
+            self.assertEqual(queued[0]["uid"], 65534)
+            self.assertEqual(queued[0]["running_ns"], 0)
+            # nobody: its own job only, root's counted; --all changes nothing for it
+            for args in ((), ("--all",)):
+                n = self.jobs_as(65534, *args)
+                self.assertEqual([j["id"] for j in n["jobs"]], [queued[0]["id"]])
+                self.assertIs(n["all_users"], False)
+                self.assertEqual(n["others"], {"queued": 0, "running": 1})
+            # root without --all: its own, nobody's counted
+            r = self.jobs_as(0)
+            self.assertEqual([j["id"] for j in r["jobs"]], [run[0]["id"]])
+            self.assertEqual(r["others"], {"queued": 1, "running": 0})
+            text = self.ctl_as(65534, "jobs").stdout
+            self.assertIn("queued", text)
+            self.assertIn("other users: 0 queued, 1 running", text)
+            self.assertNotIn(" root ", text)  # no record of root's job, only the count
+            # nobody cannot cancel root's job; root cancels nobody's
+            c = self.ctl_as(65534, "cancel", run[0]["id"])
+            self.assertEqual(c.returncode, 1, c.stderr)
+            self.assertIn("no job %d of yours" % run[0]["id"], c.stderr)
+            c = self.ctl_as(0, "cancel", queued[0]["id"])
+            self.assertEqual(c.returncode, 0, c.stderr)
+            _, err = theirs.communicate(timeout=30)
+            self.assertEqual(theirs.returncode, 1, err)
+            self.assertIn("cancel", err)
+            self.assertEqual(self.ctl_as(0, "cancel", run[0]["id"]).returncode, 0)
+            mine.communicate(timeout=30)
+            self.wait_for(lambda d: d["jobs"] == [], "the cancelled jobs are still listed")
+        finally:
+            for p in (mine, theirs):
+                if p and p.poll() is None:
+                    p.kill()
+                    p.wait()
+
+    def test_watch_redraws_until_interrupted(self):
+        p = subprocess.Popen([self.ctl, "-s", self.sock, "jobs", "--watch"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(2.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertGreaterEqual(out.count("no job of yours is queued or running"), 2, out)
+
+    def test_usage(self):
+        for args, words in ((("jobs", "--bogus"), "jobs takes --all and --watch"),
+                            (("pi", "-n", "5", "--all"), "an option of jobs"),
+                            (("jobs", "7"), "jobs takes --all and --watch")):
+            r = self.ctl_as(0, *args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(words, r.stderr)
+
+
 class TestAccess(CommandLineCase):
     """A second daemon that lets in root only (access.uids = [0]) on a socket every user may
     open (mode 0666), for hybridctl run as nobody; and a one-second job timeout."""

@@ -1224,6 +1224,45 @@ Test(status, text_and_json)
     free(out);
 }
 
+Test(jobs, text_and_json)
+{
+    hy_job_record j[2] = {
+        {.job_id = 12, .uid = 1000, .job = HY_JOB_SORT, .state = 2,
+         .backend = HY_BACKEND_NATIVE, .device = HY_JOB_DEVICE_NONE, .dtype = HY_DT_F64,
+         .nrows = 1, .threads = 2, .n = 10000000, .queued_ns = 3500000000ull,
+         .running_ns = 3200000000ull, .done = 45, .total = 100},
+        {.job_id = 13, .uid = 1001, .job = HY_JOB_COMPARE_PI, .state = 1,
+         .device = 0, .nrows = 5, .n = 1000000000, .queued_ns = 61000000000ull},
+    };
+    const char *owners[2] = {"alice", NULL};
+    hy_msg_jobs_reply r = {.njobs = 2, .flags = HY_JOBS_ALL, .jobs = j};
+    char *out = NULL;
+    CAPTURE(out, hc_print_jobs(F, &r, owners, HC_TEXT));
+    cr_assert(strstr(out, "    12  alice      running        3s  sort f64"), "%s", out);
+    cr_assert(strstr(out, "native 2T"), "%s", out);
+    cr_assert(strstr(out, "45% (row 1 of 1)"), "%s", out);
+    cr_assert(strstr(out, "    13  ?          queued      1m01s  compare pi"), "%s", out);
+    cr_assert(strstr(out, "5 rows (with opencl)"), "%s", out);
+    cr_assert(!strstr(out, "other users"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_jobs(F, &r, owners, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "{\"id\":12,\"uid\":1000,\"user\":\"alice\",\"state\":\"running\","
+                          "\"job\":\"sort\",\"n\":10000000,\"dtype\":\"f64\",\"backend\":\"native\","
+                          "\"device\":null,\"threads\":2"), "%s", out);
+    cr_assert(strstr(out, "\"user\":null"), "%s", out);
+    cr_assert(strstr(out, "\"device\":0"), "%s", out);
+    cr_assert(strstr(out, "\"all_users\":true,\"others\":{\"queued\":0,\"running\":0}}"), "%s",
+              out);
+    free(out);
+    /* a user's view: nothing of theirs, the rest counted */
+    r = (hy_msg_jobs_reply){.others_queued = 2, .others_running = 1};
+    CAPTURE(out, hc_print_jobs(F, &r, NULL, HC_TEXT));
+    cr_assert_str_eq(out, "no job of yours is queued or running\n"
+                          "other users: 2 queued, 1 running (--all lists them, for root)\n");
+    free(out);
+}
+
 Test(devices, text_and_json)
 {
     hy_msg_devices_reply d = {0};

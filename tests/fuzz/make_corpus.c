@@ -108,5 +108,22 @@ int main(int argc, char **argv)
     m.request = 10;
     m.u.accepted = (hy_msg_accepted){.queue_position = 2, .job_id = 7};
     bad |= write_frame(dir, "accepted");
+
+    memset(&m, 0, sizeof m);
+    m.type = HY_MSG_JOBS;
+    m.request = 11;
+    m.u.jobs.flags = HY_JOBS_ALL;
+    bad |= write_frame(dir, "jobs");
+
+    static const hy_job_record job = {.job_id = 7, .uid = 1000, .job = HY_JOB_SORT,
+                                      .state = 2, .backend = HY_BACKEND_NATIVE,
+                                      .device = HY_JOB_DEVICE_NONE, .dtype = HY_DT_F64,
+                                      .nrows = 1, .threads = 2, .n = 1000, .done = 5,
+                                      .total = 10};
+    memset(&m, 0, sizeof m);
+    m.type = HY_MSG_JOBS_REPLY;
+    m.request = 11;
+    m.u.jobs_reply = (hy_msg_jobs_reply){.njobs = 1, .others_running = 1, .jobs = &job};
+    bad |= write_frame(dir, "jobs_reply");
     return bad;
 }

@@ -134,8 +134,10 @@ Test(msg, type_names)
 {
     cr_expect_str_eq(hy_msg_type_name(HY_MSG_HELLO), "HELLO");
     cr_expect_str_eq(hy_msg_type_name(HY_MSG_DEVICES_REPLY), "DEVICES_REPLY");
+    cr_expect_str_eq(hy_msg_type_name(HY_MSG_JOBS), "JOBS");
+    cr_expect_str_eq(hy_msg_type_name(HY_MSG_JOBS_REPLY), "JOBS_REPLY");
     cr_expect_null(hy_msg_type_name(0));
-    cr_expect_null(hy_msg_type_name(15));
+    cr_expect_null(hy_msg_type_name(HY_MSG_JOBS_REPLY + 1));
     cr_expect_null(hy_msg_type_name(-1));
 }
 
@@ -682,6 +684,20 @@ static const golden goldens[] = {
      "20 00 00 00 | 01 00 00 00 | 05 00 00 00 00 00 00 00"
      "03 00 | 00 00 | 04 00 00 00 | 05 00 00 00 | 01 00 00 00",
      {18, 0}, {20, 0}},
+    {"JOBS request 9, every user's",
+     "48 59 44 31 01 00 0f 00 00 00 00 00 10 00 00 00 09 00 00 00 00 00 00 00"
+     "10 00 00 00 | 01 00 00 00 | 00 00 00 00 00 00 00 00",
+     {8, 0}, {16, 0}},
+    {"JOBS_REPLY request 9: job 7 of uid 1000, sort 10^6 f64 on native with 2 threads, "
+     "running 1.5 s of 2 s, 500 of 1000 done; 3 others queued, 1 running",
+     "48 59 44 31 01 00 10 00 00 00 00 00 70 00 00 00 09 00 00 00 00 00 00 00"
+     "20 00 00 00 | 01 00 00 00 | 50 00 00 00 | 00 00 00 00 | 03 00 00 00 | 01 00 00 00"
+     "00 00 00 00 00 00 00 00"
+     "07 00 00 00 00 00 00 00 | e8 03 00 00 | 02 00 | 02 00 | 02 00 | ff ff | 06 00 | 01 00"
+     "02 00 00 00 | 00 00 00 00 | 40 42 0f 00 00 00 00 00 | 00 94 35 77 00 00 00 00"
+     "00 2f 68 59 00 00 00 00 | f4 01 00 00 00 00 00 00 | e8 03 00 00 00 00 00 00"
+     "00 00 00 00 00 00 00 00",
+     {24, 104}, {32, 112}},
 };
 #define NGOLDEN (sizeof goldens / sizeof goldens[0])
 
@@ -728,6 +744,23 @@ static void golden_msg(unsigned i, hy_msg *m)
         m->u.accepted = (hy_msg_accepted){.queue_position = 1, .job_id = 5, .nrows = 3,
                                           .threads = 4, .repeat = 5, .warmup = 1};
         break;
+    case 6:
+        m->type = HY_MSG_JOBS;
+        m->request = 9;
+        m->u.jobs.flags = HY_JOBS_ALL;
+        break;
+    case 7: {
+        static const hy_job_record job = {
+            .job_id = 7, .uid = 1000, .job = HY_JOB_SORT, .state = 2,
+            .backend = HY_BACKEND_NATIVE, .device = HY_JOB_DEVICE_NONE, .dtype = HY_DT_F64,
+            .nrows = 1, .threads = 2, .n = 1000000, .queued_ns = 2000000000ull,
+            .running_ns = 1500000000ull, .done = 500, .total = 1000};
+        m->type = HY_MSG_JOBS_REPLY;
+        m->request = 9;
+        m->u.jobs_reply = (hy_msg_jobs_reply){.njobs = 1, .others_queued = 3,
+                                              .others_running = 1, .jobs = &job};
+        break;
+    }
     }
 }
 
@@ -1265,6 +1298,53 @@ Test(msg, bad_result_and_devices)
     expect_bad(HY_EPROTO, 0);
     set_payload_len(16); /* an old sender's whole frame, no records */
     expect_bad(HY_EPROTO, 0);
+}
+
+/* JOBS_REPLY's golden, read back field by field; its limits refused. */
+Test(msg, jobs_reply_fields_and_limits)
+{
+    uint8_t want[256];
+    unsigned gi = NGOLDEN - 1;
+    cr_assert(strstr(goldens[gi].what, "JOBS_REPLY"));
+    size_t n = unhex(goldens[gi].hex, want, sizeof want);
+    hy_error err = {0};
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, &err), 0, "%s", err.msg);
+    const hy_msg_jobs_reply *r = &m2.u.jobs_reply;
+    cr_assert_eq(r->njobs, 1u);
+    cr_assert_eq(r->others_queued, 3u);
+    cr_assert_eq(r->others_running, 1u);
+    const hy_job_record *j = &r->jobs[0];
+    cr_assert_eq(j->job_id, 7u);
+    cr_assert_eq(j->uid, 1000u);
+    cr_assert_eq(j->state, 2);
+    cr_assert_eq(j->device, HY_JOB_DEVICE_NONE);
+    cr_assert_eq(j->dtype, HY_DT_F64);
+    cr_assert_eq(j->threads, 2u);
+    cr_assert_eq(j->n, 1000000u);
+    cr_assert_eq(j->queued_ns, 2000000000u);
+    cr_assert_eq(j->running_ns, 1500000000u);
+    cr_assert_eq(j->done, 500u);
+    cr_assert_eq(j->total, 1000u);
+
+    memcpy(bad, want, n);
+    bad_len = n;
+    patch32(4, HY_IPC_JOBS_MAX + 1); /* more records than the protocol allows */
+    expect_bad(HY_ELIMIT, 0);
+    patch32(4, 2); /* two records, one present */
+    expect_bad(HY_EPROTO, 0);
+    patch32(4, 1);
+    patch32(8, HY_IPC_JOB_SIZE - 8); /* records shorter than the layout */
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, HY_IPC_JOB_SIZE);
+    hy_msg_jobs_reply big = {.njobs = HY_IPC_JOBS_MAX + 1, .jobs = j};
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_JOBS_REPLY;
+    m1.u.jobs_reply = big;
+    size_t len;
+    hy_iov bulk;
+    static uint8_t buf[1 << 16];
+    cr_assert_neq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err), 0,
+                  "a reply above the record limit is not encoded");
 }
 
 Test(msg, bad_status_reply)

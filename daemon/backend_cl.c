@@ -171,10 +171,11 @@ int hy_backend_cl_devices(hy_backend_env *env, bool all, const unsigned *listed,
             r->flags |= HY_DEV_USABLE;
             env->owned[env->nowned++] = i;
         }
+        /* A forced kernel variant (HYBRIDD_CL_VARIANT, for tests) is said where it shows. */
         hy_log(info.usable && served ? HY_LOG_INFO : HY_LOG_WARNING,
-               "OpenCL device %u: %s (%s, %s), %u compute units, %.1f GiB: %s", i, info.name,
-               hy_cl_type_label(&info), info.platform, info.compute_units,
-               (double)info.global_mem / (1u << 30),
+               "OpenCL device %u: %s (%s, %s), %u compute units, %.1f GiB, %s: %s", i,
+               info.name, hy_cl_type_label(&info), info.platform, info.compute_units,
+               (double)info.global_mem / (1u << 30), hy_cl_variant_label(&info),
                r->problem[0] ? r->problem : info.from_cache ? "programs from the cache"
                                                             : "programs built");
     }

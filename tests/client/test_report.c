@@ -1248,8 +1248,9 @@ Test(jobs, text_and_json)
     CAPTURE(out, hc_print_jobs(F, &r, owners, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "{\"id\":12,\"uid\":1000,\"user\":\"alice\",\"state\":\"running\","
-                          "\"job\":\"sort\",\"n\":10000000,\"dtype\":\"f64\",\"backend\":\"native\","
-                          "\"device\":null,\"threads\":2"), "%s", out);
+                          "\"job\":\"sort\",\"n\":10000000,\"dtype\":\"f64\","
+                          "\"backend\":\"native\",\"device\":null,\"threads\":2"),
+              "%s", out);
     cr_assert(strstr(out, "\"user\":null"), "%s", out);
     cr_assert(strstr(out, "\"device\":0"), "%s", out);
     cr_assert(strstr(out, "\"all_users\":true,\"others\":{\"queued\":0,\"running\":0}}"), "%s",

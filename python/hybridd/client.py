@@ -13,10 +13,11 @@ import os
 import socket as _socket
 import threading
 import time
+import warnings
 
 from . import errors as E
 from . import protocol as P
-from ._jobs import Job, JobMethods
+from ._jobs import JobMethods
 
 CLIENT_NAME = "hybridd-python"
 RECV_BYTES = 1 << 18
@@ -252,7 +253,11 @@ class Client(JobMethods):
             self._accepted(call, m)
         elif mtype == P.PROGRESS:
             if call.progress is not None:
-                call.progress(m["done"], m["total"], m["row"])
+                try:
+                    call.progress(m["done"], m["total"], m["row"])
+                except Exception as e:     # the user's callback must not end the connection
+                    warnings.warn("hybridd: the progress callback raised %r" % (e,),
+                                  RuntimeWarning)
         elif mtype == P.RESULT:
             try:
                 value = call._finish(m)

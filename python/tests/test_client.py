@@ -448,3 +448,11 @@ def test_lesson_example_prints_its_table(daemon):
     assert any("pure Python threads" in line for line in lines)
     assert any(line.startswith("sort") and "hybridd" in line and "native" in line
                for line in lines)
+
+
+def test_a_failing_progress_callback_does_not_end_the_connection(client):
+    def boom(done, total, row):
+        raise RuntimeError("boom")
+    with pytest.warns(RuntimeWarning, match="boom"):
+        r = client.pi(3 * 10 ** 9, backend="serial", progress=boom)
+    assert r.n == 3 * 10 ** 9 and client.ping() > 0

@@ -180,6 +180,23 @@ bool hy_history_get(hy_history *h, const hy_history_key *k, unsigned log2n,
     return out->samples > 0;
 }
 
+size_t hy_history_foreach(hy_history *h, hy_history_cell_fn *fn, void *ctx)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->ncells; i++) {
+        const cell *c = &h->cells[i];
+        if (c->count == 0)
+            continue; /* only its dropped first run so far */
+        hy_history_cell info = {.samples = c->count, .median_ns = median(c),
+                                .trusted = c->count >= HY_HISTORY_TRUST};
+        fn(ctx, &c->key, c->log2n, &info);
+        n++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
 void hy_history_predict(hy_history *h, const hy_history_key *k, uint64_t n,
                         hy_history_prediction *out)
 {

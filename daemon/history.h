@@ -87,6 +87,14 @@ typedef struct hy_history_cell {
 bool hy_history_get(hy_history *h, const hy_history_key *k, unsigned log2n,
                     hy_history_cell *out);
 
+/* Calls fn for every cell with samples, in the order they were first recorded or loaded, with
+ * its key, size bucket and state (for `hybridctl model` and the planned `auto`). fn runs under
+ * the history's lock: it must be quick and must not call back into the history. Returns how
+ * many cells there were. */
+typedef void hy_history_cell_fn(void *ctx, const hy_history_key *k, unsigned log2n,
+                                const hy_history_cell *c);
+size_t hy_history_foreach(hy_history *h, hy_history_cell_fn *fn, void *ctx);
+
 typedef enum hy_history_answer {
     HY_PREDICT_UNKNOWN = 0,  /* outside the trusted sizes: no extrapolation */
     HY_PREDICT_FEW = 1,      /* n's cell has samples, too few to trust (ns: their median) */

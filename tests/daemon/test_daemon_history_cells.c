@@ -178,6 +178,46 @@ Test(history, keys_are_kept_apart)
     hy_history_close(h);
 }
 
+struct seen {
+    unsigned n;
+    hy_history_key k[4];
+    unsigned log2n[4];
+    hy_history_cell c[4];
+};
+
+static void see(void *ctx, const hy_history_key *k, unsigned log2n, const hy_history_cell *c)
+{
+    struct seen *s = ctx;
+    if (s->n < 4) {
+        s->k[s->n] = *k;
+        s->log2n[s->n] = log2n;
+        s->c[s->n] = *c;
+    }
+    s->n++;
+}
+
+Test(history, foreach_lists_every_cell_with_samples)
+{
+    hy_history *h = mem();
+    uint64_t a[] = {10, 30, 20}, b[] = {5};
+    fill(h, &PI_SERIAL, 1 << 20, a, 3);
+    fill(h, &SORT_NATIVE, 1000, b, 1);
+    hy_history_record(h, &PI_SERIAL, 1 << 10, 1); /* only a dropped run: not listed */
+    struct seen s = {0};
+    cr_assert_eq(hy_history_foreach(h, see, &s), 2);
+    cr_assert_eq(s.n, 2);
+    cr_expect_eq(s.k[0].backend, HY_BACKEND_SERIAL);
+    cr_expect_eq(s.log2n[0], 20);
+    cr_expect_eq(s.c[0].samples, 3);
+    cr_expect_eq(s.c[0].median_ns, 20);
+    cr_expect_not(s.c[0].trusted);
+    cr_expect_eq(s.k[1].dtype, HY_DT_F64);
+    cr_expect_eq(s.k[1].threads, 2);
+    cr_expect_eq(s.log2n[1], 9);
+    cr_expect_eq(s.c[1].median_ns, 5);
+    hy_history_close(h);
+}
+
 /* ---- trust and prediction ---- */
 
 Test(history, a_cell_is_trusted_from_the_threshold_on)

@@ -156,3 +156,32 @@ Test(daemon_history, a_corrupt_file_is_set_aside_and_the_daemon_serves)
     cr_expect_not_null(cell(text, "cell pi - serial 0 1 - 9 2 1000:"), "%s", text);
     cr_expect_null(strstr(text, "host x"));
 }
+
+Test(daemon_history, a_cancelled_row_records_nothing)
+{
+    start(true);
+    hyt_client *c = hyt_connect_hello(D.sock);
+    cr_assert_not_null(c);
+    hy_msg_submit ok = hyt_pi(HY_BACKEND_SERIAL, 1, 1000, 7);
+    ok.repeat = 3;
+    run_ok(c, ok, "pi serial");
+    /* 1000 runs of 2^24 samples (tens of ms each): some runs finish before the cancel comes,
+     * then the row fails, and none of its runs may be recorded. */
+    hy_msg_submit big = hyt_pi(HY_BACKEND_SERIAL, 1, UINT64_C(1) << 24, 7);
+    big.repeat = 1000;
+    hyt_job j = {0};
+    cr_assert_eq(hyt_submit(c, &big, NULL, 0, &j), 0);
+    cr_assert_eq(hyt_wait_accepted(c, &j, HYT_WAIT_MS), 0);
+    cr_assert(j.accepted, "%s", j.message);
+    usleep(500000); /* lets runs finish first: the test holds whether or not any did */
+    cr_assert_eq(hyt_cancel(c, j.job_id, NULL), 0);
+    cr_assert_eq(hyt_wait_final(c, &j, HYT_WAIT_MS), 0);
+    cr_expect_eq(j.code, HY_ECANCELED, "ended with %d %s", j.code, j.message);
+    hyt_job_release(c, &j);
+    hyt_close(c);
+    stop();
+    const char *text = slurp(hist);
+    cr_expect_not_null(cell(text, "cell pi - serial 0 1 - 9 2 1000:"), "%s", text);
+    cr_expect_null(strstr(text, " 24 "), "the cancelled row left a cell:\n%s", text);
+    cr_expect_not_null(strstr(text, "\ncells 1\n"), "%s", text);
+}

@@ -456,3 +456,22 @@ def test_a_failing_progress_callback_does_not_end_the_connection(client):
     with pytest.warns(RuntimeWarning, match="boom"):
         r = client.pi(3 * 10 ** 9, backend="serial", progress=boom)
     assert r.n == 3 * 10 ** 9 and client.ping() > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sorts_like_hybridctl(daemon, client, tmp_path, dtype):
+    """The same array sorted by hybridctl (file in, file out) and by this client: the same
+    bytes, NaN payloads and their order included."""
+    hybridctl = os.environ.get("HYBRIDCTL_BIN")
+    if not hybridctl:
+        pytest.skip("no hybridctl: set HYBRIDCTL_BIN to a built one")
+    original = special_values(dtype, n=3000, seed=21)
+    np.save(tmp_path / "in.npy", original)
+    r = subprocess.run([hybridctl, "-s", daemon.sock, "--quiet", "sort", "--input",
+                        str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy"),
+                        "--backend", "native"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    theirs = np.load(tmp_path / "out.npy")
+    ours = hybridd.asarray(original)
+    client.sort(ours, backend="native")
+    assert theirs.dtype == ours.dtype and theirs.tobytes() == ours.tobytes()

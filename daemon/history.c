@@ -319,7 +319,8 @@ static int write_file(const char *path, const char *text, size_t len, hy_error *
         return rc;
     }
     int rc = 0;
-    if (fchmod(fd, 0644) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0)
+    /* mkstemp makes it 0600; the daemon's group may read its timings, nobody else needs to. */
+    if (fchmod(fd, 0640) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0)
         rc = hy_error_set(err, HY_ESYS, "cannot write %s: %s", tmp, strerror(errno));
     if (close(fd) != 0 && rc == 0)
         rc = hy_error_set(err, HY_ESYS, "cannot write %s: %s", tmp, strerror(errno));

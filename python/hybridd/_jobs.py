@@ -179,9 +179,8 @@ class JobMethods:
     def _start(self, msg, finish, fds=(), progress=None, cleanup=None):
         callback, close_bar = _progress(progress)
         job = Job(self, finish, callback)
-        if close_bar:
-            job.add_done_callback(lambda _j: close_bar())
-        job._cleanup = cleanup
+        # Run before the result is set, so the bar is closed when result() returns.
+        job._cleanup = _both(cleanup, close_bar)
         return self._call(msg, job, fds)
 
     def submit(self, job, *args, **kwargs):
@@ -321,6 +320,12 @@ class JobMethods:
             rows = [R.Row(r, m["job_id"]) for r in m["rows"]]
             return R.Comparison(job, rows, m["job_id"], msg["n"], name)
         return self._start(msg, finish, fds, progress, keep.clear)
+
+
+def _both(f, g):
+    if f is None or g is None:
+        return f or g
+    return lambda: (f(), g())
 
 
 def _memfd_copy(client, a):

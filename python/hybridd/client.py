@@ -230,7 +230,7 @@ class Client(JobMethods):
             err = self._closed
         for call in pending.values():
             if not call.done():
-                call.set_exception(_again(err))
+                _complete(call, exc=_again(err))
 
     def _dispatch(self, mtype, request, payload):
         with self._lock:
@@ -276,13 +276,7 @@ class Client(JobMethods):
     def _end(self, request, call, value=None, exc=None):
         with self._lock:
             self._pending.pop(request, None)
-        cleanup = getattr(call, "_cleanup", None)
-        if cleanup:
-            cleanup()
-        if exc is not None:
-            call.set_exception(exc)
-        else:
-            call.set_result(value)
+        _complete(call, value, exc)
 
     # ------------------------------------------------------------ requests
 
@@ -363,6 +357,17 @@ class Client(JobMethods):
             d["usable"] = bool(d["flags"] & P.DEVICE_FLAG_USABLE)
             d["pocl_cpu"] = bool(d["flags"] & P.DEVICE_FLAG_POCL_CPU)
         return out
+
+
+def _complete(call, value=None, exc=None):
+    """Releases what the call held (its memfd, its progress bar), then ends it."""
+    cleanup = getattr(call, "_cleanup", None)
+    if cleanup:
+        cleanup()
+    if exc is not None:
+        call.set_exception(exc)
+    else:
+        call.set_result(value)
 
 
 def _again(e):

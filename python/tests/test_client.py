@@ -475,3 +475,24 @@ def test_sorts_like_hybridctl(daemon, client, tmp_path, dtype):
     ours = hybridd.asarray(original)
     client.sort(ours, backend="native")
     assert theirs.dtype == ours.dtype and theirs.tobytes() == ours.tobytes()
+
+
+def test_progress_true_drives_a_tqdm_bar(client, monkeypatch):
+    """progress=True uses tqdm when it is installed (a stand-in module here)."""
+    import types
+    bars = []
+
+    class Bar:
+        def __init__(self, total=0, unit=""):
+            self.total, self.n, self.refreshed, self.closed = total, 0, 0, False
+            bars.append(self)
+
+        def refresh(self):
+            self.refreshed += 1
+
+        def close(self):
+            self.closed = True
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=Bar))
+    client.pi(3 * 10 ** 9, backend="serial", progress=True)
+    assert len(bars) == 1 and bars[0].refreshed > 0 and bars[0].closed
+    assert 0 < bars[0].n <= bars[0].total

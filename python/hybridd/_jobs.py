@@ -249,9 +249,12 @@ class JobMethods:
         """Puts ``a`` into ``msg`` as the protocol's Arrays section says; returns the fds to
         send, what to do with the RESULT's array, and what to release at the end."""
         msg.update(n=a.size, dtype=P.DTYPES[name][0])
-        inline_ok = a.nbytes <= self.welcome["max_inline_bytes"]
+        w = self.welcome
+        inline_ok = a.nbytes <= min(w["max_inline_bytes"], w["max_payload"] - 64)
+        memfd_ok = bool(w["features"] & P.FEATURE_MEMFD)   # else only inline can work
         owner = memfd_of(a)
-        if transfer == "inline" or (transfer == "auto" and owner is None and inline_ok):
+        if transfer == "inline" or (transfer == "auto" and
+                                    (not memfd_ok or (owner is None and inline_ok))):
             msg.update(array=P.ARRAY_INLINE, array_data=np.ascontiguousarray(a).data.cast("B"))
             self._count_copy(a.nbytes)                  # into the frame
 

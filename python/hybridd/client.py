@@ -205,6 +205,11 @@ class Client(JobMethods):
             self._thread.join()
         self._sock.close()
 
+    def __repr__(self):
+        state = "closed" if self._closed is not None else "connected"
+        return "<hybridd.Client %s to %s (%s)>" % (state, self.path,
+                                                   self.welcome.get("server", "?"))
+
     def __enter__(self):
         return self
 

@@ -190,3 +190,27 @@ def test_first_layout_accepted_and_result_rows(fake):
     with hybridd.connect(fake(script).path) as c:
         r = c.pi(100)
         assert (r.hits, r.threads, r.job_id, r.bytes_moved, r.transport) == (78, 4, 9, 0, None)
+
+
+def test_without_memfd_granted_arrays_travel_inline(fake):
+    """A daemon that does not grant MEMFD gets even a memfd array inline, and the sorted
+    elements come back from the RESULT."""
+    import numpy as np
+
+    def script(f):
+        f.welcome(features=P.FEATURE_PROGRESS)
+        mtype, flags, req, payload, fds = f.next_frame()
+        m = P.decode(mtype, payload)
+        seen.append((m["array"], flags, fds))
+        out = np.sort(np.frombuffer(m["array_data"], dtype="<i4"))
+        row = {"backend": 2, "mode": 1, "threads": 1, "copies": 1, "n": m["n"], "repeat": 1}
+        f.send({"type": P.ACCEPTED, "job_id": 3}, req)
+        f.send({"type": P.RESULT, "job": 2, "job_id": 3, "rows": [row],
+                "array_data": out.tobytes()}, req)
+        f.next_frame()
+    seen = []
+    with hybridd.connect(fake(script).path) as c:
+        a = hybridd.asarray(np.array([5, -1, 3], dtype=np.int32))
+        c.sort(a)
+        assert a.tolist() == [-1, 3, 5]
+    assert seen == [(P.ARRAY_INLINE, 0, [])]

@@ -527,6 +527,29 @@ Test(history, another_format_is_foreign)
     expect_set_aside(HY_HISTORY_FOREIGN, "format 2", "host-a");
 }
 
+Test(history, an_unreadable_path_is_left_alone)
+{
+    cr_assert_eq(mkdir(path, 0700), 0); /* a directory where the file should be */
+    hy_history_report rep;
+    hy_history *h = open_at(path, "host-a", &rep);
+    cr_expect_eq(rep.loaded, HY_HISTORY_UNREADABLE, "loaded %d (%s)", rep.loaded, rep.reason);
+    cr_expect_not_null(strstr(rep.reason, "not a regular file"), "%s", rep.reason);
+    struct stat st;
+    cr_expect(stat(path, &st) == 0 && S_ISDIR(st.st_mode), "it was moved");
+    /* Saving over a directory fails with a reason; the temporary file does not stay. */
+    trusted_cell(h, &PI_SERIAL, 100, 100);
+    hy_error err = {0};
+    cr_expect_eq(hy_history_save(h, &err), HY_ESYS);
+    cr_expect_not_null(strstr(err.msg, "rename"), "%s", err.msg);
+    hy_history_close(h); /* tries once more, logs, and frees */
+    rmdir(path);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        cr_expect(e->d_name[0] == '.', "left over: %s", e->d_name);
+    closedir(d);
+}
+
 Test(history, the_saver_thread_writes_changes)
 {
     hy_history_options o = {.path = path, .host = "host-a", .version = "1", .save_every_ms = 20};

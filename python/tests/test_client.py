@@ -332,9 +332,10 @@ import hybridd
 c = hybridd.connect(sys.argv[1])
 started = threading.Event()
 a = hybridd.array(10 ** 6, "f8")
-c.submit("sort", a, backend="serial", repeat=1000)
+c.submit("sort", a, backend="serial", repeat=1000, progress=lambda *x: started.set())
 c.submit("pi", int(sys.argv[3]), backend="serial", progress=lambda *x: started.set())
-started.wait(60)
+if not started.wait(120):
+    sys.exit("no job reported progress within 120 s")
 print("running", flush=True)
 os._exit(0)
 """

@@ -304,7 +304,7 @@ static bool has_backend(const hc_compare *c, int b)
 
 enum {
     COL_BACKEND, COL_DEVICE, COL_THREADS, COL_MODE, COL_TRANSPORT, COL_LOCK, COL_MEDIAN,
-    COL_MIN, COL_MAX,
+    COL_MIN, COL_MAX, COL_SD,
     COL_THROUGHPUT, COL_SPEEDUP, COL_EFFICIENCY, COL_HANDOFFS, COL_WAIT, COL_SPLIT,
     COL_TRANSFER, NCOLS
 };
@@ -312,7 +312,7 @@ enum {
 
 static const char *const col_title[NCOLS] = {
     "backend", "device", "threads", "mode", "transport", "lock", "median ms", "min ms", "max ms",
-    NULL /* samples/s or elements/s */, "speed-up", "efficiency", "hand-offs", "lock wait",
+    "sd", NULL /* samples/s or elements/s */, "speed-up", "efficiency", "hand-offs", "lock wait",
     "h2d/kernel/d2h ms", "transfer",
 };
 /* Text columns are left-aligned, figures right-aligned. */
@@ -340,6 +340,8 @@ static void table_row(const hc_compare *c, unsigned i, char (*cell)[CELL])
     snprintf(cell[COL_MEDIAN], CELL, "%.3f", ms(r->median_ns));
     snprintf(cell[COL_MIN], CELL, "%.3f", ms(r->min_ns));
     snprintf(cell[COL_MAX], CELL, "%.3f", ms(r->max_ns));
+    if (r->repeat > 1 && r->mean_ns > 0) /* the standard deviation, as a share of the mean */
+        snprintf(cell[COL_SD], CELL, "%.1f%%", 100.0 * (double)r->stddev_ns / (double)r->mean_ns);
     fmt_si(cell[COL_THROUGHPUT], CELL, d.throughput);
     if (isfinite(d.speedup))
         snprintf(cell[COL_SPEEDUP], CELL, "%.2fx", d.speedup);
@@ -384,6 +386,80 @@ static void compare_heading(FILE *f, const hc_compare *c)
             }
     }
     fputc('\n', f);
+}
+
+/* ---- what the figures cannot say ---- */
+
+#define NOISY_SHARE 0.10 /* a standard deviation above this share of the mean is noise to say */
+#define SLOW_WARMUP 2.0  /* a warm-up this many times the median says the first run paid */
+#define MAX_WARNINGS 8
+#define WARNING_LEN 240
+
+/* "native 2T", "locked 1T nogil", "process/shm 2T", "opencl": a row, in a sentence. */
+static void row_name(char *b, size_t cap, const hy_result_row *r)
+{
+    if (r->backend == HY_BACKEND_OPENCL)
+        snprintf(b, cap, "opencl");
+    else
+        snprintf(b, cap, "%s%s%s %uT%s", backend_name(r->backend),
+                 r->backend == HY_BACKEND_PROCESS ? "/" : "",
+                 r->backend == HY_BACKEND_PROCESS ? row_transport(r) : "", r->threads,
+                 r->backend != HY_BACKEND_LOCKED ? ""
+                 : r->flags & HY_ROW_NOGIL      ? " nogil"
+                                                : " held");
+}
+
+/* The middle half of a row's runs as throughputs, lo..hi; false without the spread. */
+static bool middle_half(const hy_result_row *r, double *lo, double *hi)
+{
+    if (r->repeat < 2 || r->q1_ns == 0 || r->q3_ns == 0)
+        return false;
+    double work = (double)r->n * (r->copies ? r->copies : 1) * 1e9;
+    *lo = work / (double)r->q3_ns;
+    *hi = work / (double)r->q1_ns;
+    return true;
+}
+
+/* Appends "name" to a list sentence in b, comma-separated. */
+static void list_add(char *b, size_t cap, const char *name)
+{
+    size_t at = strlen(b);
+    snprintf(b + at, cap - at, "%s%s", at ? ", " : "", name);
+}
+
+/* The warnings a comparison's figures call for: rows whose runs spread too much, rows whose
+ * speed-up over serial the runs cannot tell from none (their middle halves overlap
+ * serial's), and warm-ups far slower than the timed runs. Returns how many. */
+static unsigned compare_warnings(const hc_compare *c, char (*w)[WARNING_LEN])
+{
+    char noisy[160] = "", same[160] = "", slow[160] = "", name[48];
+    double slo = 0, shi = 0;
+    bool have_serial = c->nrows > 0 && c->rows[0].backend == HY_BACKEND_SERIAL &&
+                       middle_half(&c->rows[0], &slo, &shi);
+    for (unsigned i = 0; i < c->nrows; i++) {
+        const hy_result_row *r = &c->rows[i];
+        double lo, hi;
+        row_name(name, sizeof name, r);
+        if (r->repeat > 1 && r->mean_ns > 0 &&
+            (double)r->stddev_ns > NOISY_SHARE * (double)r->mean_ns)
+            list_add(noisy, sizeof noisy, name);
+        if (i > 0 && have_serial && middle_half(r, &lo, &hi) && lo <= shi && hi >= slo)
+            list_add(same, sizeof same, name);
+        if (r->warmup_ns > 0 && (double)r->warmup_ns > SLOW_WARMUP * (double)r->median_ns)
+            list_add(slow, sizeof slow, name);
+    }
+    unsigned k = 0;
+    if (noisy[0])
+        snprintf(w[k++], WARNING_LEN, "noisy: %s (standard deviation above %.0f%% of the "
+                 "mean): more --repeat, or a quieter machine", noisy, 100 * NOISY_SHARE);
+    if (same[0])
+        snprintf(w[k++], WARNING_LEN, "cannot be told from serial: %s (the middle halves of "
+                 "their runs overlap serial's)", same);
+    if (slow[0])
+        snprintf(w[k++], WARNING_LEN, "slow first run: %s (the warm-up took over %.0fx the "
+                 "median: page faults, caches, kernel builds; it is not counted)", slow,
+                 SLOW_WARMUP);
+    return k;
 }
 
 /* The notes under the table: pi's estimate, and what the lock, PoCL and process columns mean. */
@@ -474,11 +550,18 @@ static int print_table(FILE *f, const hc_compare *c)
     show[COL_LOCK] = show[COL_HANDOFFS] = show[COL_WAIT] = locked;
     show[COL_SPLIT] = show[COL_TRANSFER] = cl || proc;
     show[COL_TRANSPORT] = proc;
+    show[COL_SD] = false; /* only from a daemon that sends the spread */
+    for (unsigned i = 0; i < n; i++)
+        show[COL_SD] = show[COL_SD] || (c->rows[i].repeat > 1 && c->rows[i].mean_ns > 0);
 
     compare_heading(f, c);
     table_cells(f, cells, n, show, width);
     free(cells);
     table_footnotes(f, c, locked, proc);
+    char w[MAX_WARNINGS][WARNING_LEN];
+    unsigned nw = compare_warnings(c, w);
+    for (unsigned k = 0; k < nw; k++)
+        fprintf(f, "%snote: %s\n", k ? "" : "\n", w[k]);
     return finish(f);
 }
 
@@ -512,7 +595,7 @@ static int print_csv(FILE *f, const hc_compare *c)
     fputs("backend,device,threads,mode,nogil,n,copies,median_ns,min_ns,max_ns,throughput,"
           "speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,wait_share,h2d_ns,"
           "kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,transport,bytes_moved,"
-          "startup_ns,merge_ns,workers_started\n",
+          "startup_ns,merge_ns,workers_started,mean_ns,stddev_ns,q1_ns,q3_ns,warmup_ns\n",
           f);
     for (unsigned i = 0; i < c->nrows; i++) {
         const hy_result_row *r = &c->rows[i];
@@ -548,11 +631,13 @@ static int print_csv(FILE *f, const hc_compare *c)
         /* Columns added after the first layout go last, so old readers keep their indices. */
         if (proc) {
             csv_field(f, row_transport(r));
-            fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u\n", r->bytes_moved,
+            fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u", r->bytes_moved,
                     r->startup_ns, r->merge_ns, r->workers_started);
         } else {
-            fputs(",,,,\n", f);
+            fputs(",,,,", f);
         }
+        fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
+                r->mean_ns, r->stddev_ns, r->q1_ns, r->q3_ns, r->warmup_ns);
     }
     return finish(f);
 }
@@ -594,6 +679,12 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_u64(f, "startup_ns", r->startup_ns);
     json_u64(f, "merge_ns", r->merge_ns);
     json_u64(f, "workers_started", r->workers_started);
+    /* the timed runs' spread and the warm-up: 0 from a daemon that does not send them */
+    json_u64(f, "mean_ns", r->mean_ns);
+    json_u64(f, "stddev_ns", r->stddev_ns);
+    json_u64(f, "q1_ns", r->q1_ns);
+    json_u64(f, "q3_ns", r->q3_ns);
+    json_u64(f, "warmup_ns", r->warmup_ns);
 }
 
 static int print_json(FILE *f, const hc_compare *c)
@@ -629,6 +720,14 @@ static int print_json(FILE *f, const hc_compare *c)
         json_dbl(f, "wait_share", r->backend == HY_BACKEND_LOCKED ? d.wait_share : NAN);
         json_dbl(f, "transfer_share", has_split(r) ? d.transfer_share : NAN);
         fputc('}', f);
+    }
+    fputs("],\"warnings\":[", f);
+    char w[MAX_WARNINGS][WARNING_LEN];
+    unsigned nw = compare_warnings(c, w);
+    for (unsigned k = 0; k < nw; k++) {
+        if (k)
+            fputc(',', f);
+        json_str(f, w[k]);
     }
     fputs("]}\n", f);
     return finish(f);
@@ -1067,7 +1166,12 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
 {
     char thr[32];
     fmt_si(thr, sizeof thr, row_throughput(r));
-    if (r->repeat > 1)
+    if (r->repeat > 1 && r->mean_ns > 0)
+        fprintf(f, "time %.3f ms (median of %u runs; min %.3f, max %.3f; mean %.3f \xc2\xb1 "
+                   "%.3f), %s %s/s\n",
+                ms(r->median_ns), r->repeat, ms(r->min_ns), ms(r->max_ns), ms(r->mean_ns),
+                ms(r->stddev_ns), thr, unit);
+    else if (r->repeat > 1)
         fprintf(f, "time %.3f ms (median of %u runs; min %.3f, max %.3f), %s %s/s\n",
                 ms(r->median_ns), r->repeat, ms(r->min_ns), ms(r->max_ns), thr, unit);
     else

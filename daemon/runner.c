@@ -1,6 +1,7 @@
 /* daemon/runner: one configuration, R timed runs, one row. */
 #include "runner.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,34 @@ static const hy_run_once *nearest(const hy_run_once *timed, unsigned n, uint64_t
     return m;
 }
 
+/* The quantile p of n sorted values, interpolated linearly between the two nearest (numpy's
+ * default method), so that q1 and q3 of 5 runs are the 2nd and 4th. */
+static uint64_t quantile(const uint64_t *sorted, unsigned n, double p)
+{
+    double at = p * (n - 1);
+    unsigned lo = (unsigned)at;
+    if (lo + 1 >= n)
+        return sorted[n - 1];
+    double frac = at - lo;
+    return (uint64_t)llround((double)sorted[lo] + frac * (double)(sorted[lo + 1] - sorted[lo]));
+}
+
+/* How far the timed runs spread: mean, sample standard deviation, quartiles. Users judge a
+ * speed-up by these; the median alone cannot say whether two rows differ. */
+static void fill_spread(const uint64_t *walls, unsigned n, hy_result_row *row)
+{
+    double sum = 0, sq = 0;
+    for (unsigned i = 0; i < n; i++)
+        sum += (double)walls[i];
+    double mean = sum / n;
+    for (unsigned i = 0; i < n; i++)
+        sq += ((double)walls[i] - mean) * ((double)walls[i] - mean);
+    row->mean_ns = (uint64_t)llround(mean);
+    row->stddev_ns = n > 1 ? (uint64_t)llround(sqrt(sq / (n - 1))) : 0;
+    row->q1_ns = quantile(walls, n, 0.25);
+    row->q3_ns = quantile(walls, n, 0.75);
+}
+
 static void fill_row(const hy_job_spec *s, const hy_row_spec *r, const hy_run_once *m,
                      const uint64_t *walls, uint64_t median, hy_result_row *row)
 {
@@ -58,6 +87,7 @@ static void fill_row(const hy_job_spec *s, const hy_row_spec *r, const hy_run_on
     row->d2h_ns = m->cl.d2h_ns;
     row->launches = m->cl.launches;
     row->repeat = s->repeat;
+    fill_spread(walls, s->repeat, row);
 }
 
 int hy_runner_run(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
@@ -83,7 +113,7 @@ int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_
     hy_run_once *timed = calloc(s->repeat, sizeof *timed);
     uint64_t *walls = calloc(s->repeat, sizeof *walls);
     int rc = 0;
-    uint64_t startup_ns = 0;
+    uint64_t startup_ns = 0, warmup_ns = 0;
     unsigned started = 0;
     *busy_ns = 0;
     if (!timed || !walls) {
@@ -101,6 +131,8 @@ int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_
         started += o.proc.started;
         if (i >= s->warmup)
             timed[i - s->warmup] = o;
+        else if (i == 0)
+            warmup_ns = o.wall_ns; /* the first run: cold caches, faults, kernel builds */
     }
     for (unsigned i = 0; i < s->repeat; i++) {
         walls[i] = timed[i].wall_ns;
@@ -121,6 +153,7 @@ int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_
     m.proc.startup_ns = startup_ns;
     m.proc.started = started;
     fill_row(s, r, &m, walls, median, row);
+    row->warmup_ns = warmup_ns;
     if (b->finish_row)
         b->finish_row(e, s, r, &m, row);
 out:

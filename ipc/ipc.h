@@ -262,8 +262,13 @@ typedef struct hy_result_row {
     uint64_t merge_ns;     /* merging the sorted parts */
     uint16_t transport;    /* 1 pipe, 2 shm; 0 on other backends */
     uint32_t workers_started;
+    /* the timed runs' spread, and the warm-up (appended to the 160-byte layout; 0 from an
+     * older sender): */
+    uint64_t mean_ns, stddev_ns; /* the sample standard deviation; 0 for one run */
+    uint64_t q1_ns, q3_ns;       /* quartiles (numpy's linear interpolation) */
+    uint64_t warmup_ns;          /* the first warm-up run's time; 0 when none ran */
 } hy_result_row;
-#define HY_IPC_ROW_SIZE 160u     /* what this version writes */
+#define HY_IPC_ROW_SIZE 200u     /* what this version writes */
 #define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */
 
 /* A job's final answer when it succeeded: its rows, and the sorted elements of an inline

@@ -186,6 +186,10 @@ static const field row_f[] = {
     FSINCE(T, bytes_moved, 128, F_U64, 160), FSINCE(T, startup_ns, 136, F_U64, 160),
     FSINCE(T, merge_ns, 144, F_U64, 160),    FSINCE(T, transport, 152, F_U16, 160),
     FSINCE(T, workers_started, 156, F_U32, 160),
+    /* the timed runs' spread and the warm-up, appended to the 160-byte layout */
+    FSINCE(T, mean_ns, 160, F_U64, 200),     FSINCE(T, stddev_ns, 168, F_U64, 200),
+    FSINCE(T, q1_ns, 176, F_U64, 200),       FSINCE(T, q3_ns, 184, F_U64, 200),
+    FSINCE(T, warmup_ns, 192, F_U64, 200),
 };
 #undef T
 static const rec row_rec = {row_f, NF(row_f), HY_IPC_ROW_SIZE, HY_IPC_ROW_SIZE_MIN,

@@ -965,8 +965,14 @@ class TestProcess(Case):
         # CSV: the new columns at the end
         rows = list(csv.reader(io.StringIO(self.run_ok(*args, "--csv").stdout)))
         header = rows[0]
-        self.assertEqual(header[-5:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
-                                       "workers_started"])
+        self.assertEqual(header[-10:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
+                                        "workers_started", "mean_ns", "stddev_ns", "q1_ns",
+                                        "q3_ns", "warmup_ns"])
+        # every compare row ran a warm-up and its timed runs: their spread comes with them
+        for r in rows[1:]:
+            q1, med, q3 = (int(r[header.index(k)]) for k in ("q1_ns", "median_ns", "q3_ns"))
+            self.assertTrue(0 < q1 <= med <= q3, r)
+            self.assertGreater(int(r[header.index("warmup_ns")]), 0, r)
         self.assertEqual(header[:4], ["backend", "device", "threads", "mode"])
         self.assertEqual([r[header.index("transport")] for r in rows[1:]],
                          ["", "", "", "pipe", "pipe", "shm", "shm"])

@@ -720,12 +720,13 @@ Test(csv, header_and_rows)
     const char *hdr = "backend,device,threads,mode,nogil,n,copies,median_ns,min_ns,max_ns,"
                       "throughput,speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,"
                       "wait_share,h2d_ns,kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,"
-                      "transport,bytes_moved,startup_ns,merge_ns,workers_started\n";
+                      "transport,bytes_moved,startup_ns,merge_ns,workers_started,mean_ns,"
+                      "stddev_ns,q1_ns,q3_ns,warmup_ns\n";
     cr_assert_eq(strncmp(out, hdr, strlen(hdr)), 0, "%s", out);
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 29, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 34, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     cr_assert(strstr(out, "\nlocked,CPU,2,split,0,1000000,1,80000000,79999000,80002000,"
@@ -733,7 +734,7 @@ Test(csv, header_and_rows)
               "%s", out);
     cr_assert(strstr(out, "\nopencl,PoCL CPU,0,split,,1000000,1,25000000,"), "%s", out);
     /* the process columns are empty on the other backends */
-    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,\n"), "%s", out);
+    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,,0,0,0,0,0\n"), "%s", out);
     free(out);
 }
 
@@ -746,7 +747,7 @@ Test(csv, sort_has_no_pi_figures)
     char *out = NULL;
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     cr_assert_eq(count_lines(out), 1 + c.nrows);
-    cr_assert(strstr(out, ",,,5,,,,,\n"), "%s", out);
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0\n"), "%s", out);
     free(out);
 }
 
@@ -758,19 +759,66 @@ Test(csv, process_columns_at_the_end)
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 29, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 34, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     /* ... h2d,kernel,d2h,transfer_share,hits,estimate,repeat,transport,bytes_moved,
      * startup_ns,merge_ns,workers_started */
     cr_assert(strstr(out, "\nprocess,CPU,2,split,,1000000,1,62500000,62499000,62502000,16000000,"
                           "1.6000000000000001,0.80000000000000004,0,0,0,,1000000,6000000,1000000,"
-                          "0.25,,,5,pipe,16000000,0,500000,0\n"),
+                          "0.25,,,5,pipe,16000000,0,500000,0,0,0,0,0,0\n"),
               "%s", out);
-    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1\n"), "%s",
-              out);
+    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1,0,0,0,0,0\n"),
+              "%s", out);
     cr_assert(strstr(out, "\nnative,CPU,2,split,"), "%s", out);
-    cr_assert(strstr(out, ",,,5,,,,,\n"), "%s", out); /* serial and native: empty */
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0\n"), "%s", out); /* serial and native: empty */
+    free(out);
+}
+
+/* The spread: an sd column, and notes for what the figures cannot say: a noisy row, a row
+ * whose runs overlap serial's, a warm-up far slower than the timed runs. */
+Test(table, spread_and_warnings)
+{
+    hc_compare c = make_compare();
+    c.nrows = 3; /* serial, native 1, native 2 */
+    for (unsigned i = 0; i < 3; i++) {
+        hy_result_row *r = &rows[i];
+        r->mean_ns = r->median_ns;
+        r->stddev_ns = r->median_ns / 50; /* 2% */
+        r->q1_ns = r->median_ns - r->median_ns / 100;
+        r->q3_ns = r->median_ns + r->median_ns / 100;
+    }
+    rows[1].median_ns = rows[1].mean_ns = 99000000; /* native 1: inside serial's spread */
+    rows[1].q1_ns = 98500000;
+    rows[1].q3_ns = 99500000;
+    rows[2].stddev_ns = rows[2].mean_ns / 4; /* native 2: 25%, noisy */
+    rows[2].warmup_ns = 3 * rows[2].median_ns;
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(strstr(out, " sd "), "%s", out);
+    cr_assert(strstr(out, "2.0%"), "%s", out);
+    cr_assert(strstr(out, "25.0%"), "%s", out);
+    cr_assert(strstr(out, "note: noisy: native 2T (standard deviation above 10% of the mean)"),
+              "%s", out);
+    cr_assert(strstr(out, "note: cannot be told from serial: native 1T (the middle halves"),
+              "%s", out);
+    cr_assert(!strstr(out, "from serial: native 1T, native 2T"), "native 2 is twice as fast");
+    cr_assert(strstr(out, "note: slow first run: native 2T (the warm-up took over 2x"), "%s",
+              out);
+    free(out);
+    CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"stddev_ns\":12500000"), "%s", out);
+    cr_assert(strstr(out, "\"warmup_ns\":150000000"), "%s", out);
+    cr_assert(strstr(out, "\"warnings\":[\"noisy: native 2T"), "%s", out);
+    free(out);
+    /* without the spread (an older daemon): no column, no notes */
+    for (unsigned i = 0; i < 3; i++) {
+        hy_result_row *r = &rows[i];
+        r->mean_ns = r->stddev_ns = r->q1_ns = r->q3_ns = r->warmup_ns = 0;
+    }
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(!strstr(out, " sd ") && !strstr(out, "note:"), "%s", out);
     free(out);
 }
 

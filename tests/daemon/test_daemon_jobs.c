@@ -265,6 +265,54 @@ static bool row_is(const hy_result_row *r, uint16_t backend, uint32_t threads)
     return r->backend == backend && r->threads == threads;
 }
 
+/* Every row says how its timed runs spread: the quartiles around the median inside min..max,
+ * the mean inside them too, a standard deviation no wider than the range (0 for one run),
+ * and the warm-up's time where a warm-up ran (compares), 0 where none did. */
+static void expect_spread(const hy_result_row *r, bool warmup, const char *what)
+{
+    cr_expect(r->min_ns <= r->q1_ns && r->q1_ns <= r->median_ns && r->median_ns <= r->q3_ns &&
+                  r->q3_ns <= r->max_ns,
+              "%s: min %llu q1 %llu median %llu q3 %llu max %llu", what,
+              (unsigned long long)r->min_ns, (unsigned long long)r->q1_ns,
+              (unsigned long long)r->median_ns, (unsigned long long)r->q3_ns,
+              (unsigned long long)r->max_ns);
+    cr_expect(r->min_ns <= r->mean_ns && r->mean_ns <= r->max_ns, "%s: mean %llu", what,
+              (unsigned long long)r->mean_ns);
+    cr_expect_leq(r->stddev_ns, r->max_ns - r->min_ns, "%s: stddev", what);
+    if (r->repeat == 1)
+        cr_expect_eq(r->stddev_ns, 0u, "%s: one run has no deviation", what);
+    if (warmup)
+        cr_expect_gt(r->warmup_ns, 0u, "%s: the warm-up's time", what);
+    else
+        cr_expect_eq(r->warmup_ns, 0u, "%s: no warm-up ran", what);
+}
+
+Test(daemon_jobs, rows_state_their_spread_and_warmup)
+{
+    hyt_client *c = suite_client();
+    hy_msg_submit s = {0};
+    s.job = HY_JOB_COMPARE_PI;
+    s.repeat = 5;
+    s.n = 200000;
+    s.seed = 3;
+    s.backends = (1u << HY_BACKEND_SERIAL) | (1u << HY_BACKEND_NATIVE);
+    s.nthreads_list = 1;
+    s.threads_list[0] = 2;
+    hyt_job j;
+    suite_run_ok(c, &s, NULL, 0, &j, "compare pi, 5 runs");
+    for (unsigned r = 0; r < j.nrows; r++)
+        expect_spread(&j.rows[r], true, hy_backend_name(j.rows[r].backend));
+    hyt_job_release(c, &j);
+    hy_msg_submit one = hyt_pi(HY_BACKEND_NATIVE, 2, 100000, 1);
+    suite_run_ok(c, &one, NULL, 0, &j, "pi, one run");
+    expect_spread(&j.rows[0], false, "a single job");
+    cr_expect_eq(j.rows[0].q1_ns, j.rows[0].median_ns);
+    cr_expect_eq(j.rows[0].mean_ns, j.rows[0].median_ns);
+    hyt_job_release(c, &j);
+    suite_client_clean(c);
+    hyt_close(c);
+}
+
 Test(daemon_jobs, compare_pi_has_a_serial_baseline_and_one_row_per_configuration)
 {
     hyt_client *c = suite_client();

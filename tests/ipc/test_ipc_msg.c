@@ -487,6 +487,11 @@ static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsign
     cr_assert_eq(g->merge_ns, w->merge_ns, "row %u merge_ns", i);
     cr_assert_eq(g->transport, w->transport, "row %u transport", i);
     cr_assert_eq(g->workers_started, w->workers_started, "row %u workers_started", i);
+    cr_assert_eq(g->mean_ns, w->mean_ns, "row %u mean_ns", i);
+    cr_assert_eq(g->stddev_ns, w->stddev_ns, "row %u stddev_ns", i);
+    cr_assert_eq(g->q1_ns, w->q1_ns, "row %u q1_ns", i);
+    cr_assert_eq(g->q3_ns, w->q3_ns, "row %u q3_ns", i);
+    cr_assert_eq(g->warmup_ns, w->warmup_ns, "row %u warmup_ns", i);
 }
 
 /* Rows whose every field differs from its neighbours', new fields included. */
@@ -506,7 +511,12 @@ static void fill_rows(hy_result_row *rows, unsigned nrows, double std_error_last
                                   .startup_ns = 0x1112131415161718ull + i,
                                   .merge_ns = 0x2122232425262728ull + i,
                                   .transport = (uint16_t)(i % 3),
-                                  .workers_started = 0x31323334u + i};
+                                  .workers_started = 0x31323334u + i,
+                                  .mean_ns = 0x4142434445464748ull + i,
+                                  .stddev_ns = 0x5152535455565758ull + i,
+                                  .q1_ns = 0x6162636465666768ull + i,
+                                  .q3_ns = 0x7172737475767778ull + i,
+                                  .warmup_ns = 0x0182838485868788ull + i};
     }
 }
 
@@ -529,10 +539,10 @@ Test(msg, round_trip_result)
     m1.u.result.array = sorted;
     m1.u.result.array_bytes = sizeof sorted;
     size_t len = round_trip(&m1, 0);
-    /* rows of HY_IPC_ROW_SIZE = 160 bytes, then the array at the next multiple of 8 */
-    cr_assert_eq(HY_IPC_ROW_SIZE, 160u);
-    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 160u + sizeof sorted);
-    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 160);
+    /* rows of HY_IPC_ROW_SIZE = 200 bytes, then the array at the next multiple of 8 */
+    cr_assert_eq(HY_IPC_ROW_SIZE, 200u);
+    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 200u + sizeof sorted);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 200);
     hy_msg_result *r = &m2.u.result;
     cr_assert_eq(r->job, HY_JOB_COMPARE_SORT);
     cr_assert_eq(r->nrows, 5);
@@ -543,8 +553,8 @@ Test(msg, round_trip_result)
     uint64_t got_bits;
     memcpy(&got_bits, &r->rows_in[4].std_error, sizeof got_bits);
     cr_assert_eq(got_bits, nan_bits);
-    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 160). */
-    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 160;
+    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 200). */
+    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 200;
     cr_assert_eq(row1[128], 0x09); /* bytes_moved 0x...0708 + 1 */
     cr_assert_eq(row1[136], 0x19); /* startup_ns */
     cr_assert_eq(row1[144], 0x29); /* merge_ns */
@@ -552,6 +562,13 @@ Test(msg, round_trip_result)
     cr_assert_eq(row1[154], 0);    /* rsv */
     cr_assert_eq(row1[155], 0);
     cr_assert_eq(row1[156], 0x35); /* workers_started */
+    cr_assert_eq(row1[160], 0x49); /* mean_ns 0x...48 + 1 */
+    cr_assert_eq(row1[167], 0x41);
+    cr_assert_eq(row1[168], 0x59); /* stddev_ns */
+    cr_assert_eq(row1[176], 0x69); /* q1_ns */
+    cr_assert_eq(row1[184], 0x79); /* q3_ns */
+    cr_assert_eq(row1[192], 0x89); /* warmup_ns */
+    cr_assert_eq(row1[199], 0x01);
     cr_assert_eq(r->array_bytes, sizeof sorted);
     cr_assert(memcmp(r->array, sorted, sizeof sorted) == 0);
 
@@ -560,7 +577,7 @@ Test(msg, round_trip_result)
     m1.u.result.array_bytes = 0;
     m1.u.result.array = NULL;
     fill_rows(rows, HY_IPC_ROWS_MAX, 0.5);
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 160u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 200u);
     cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
     cr_assert_null(m2.u.result.array);
     for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
@@ -1268,9 +1285,9 @@ Test(msg, bad_result_and_devices)
     expect_bad(HY_EPROTO, 0);
     patch32(8, 128); /* the first layout's rows: 64 bytes left over */
     expect_bad(HY_EPROTO, 0);
-    patch32(8, 161); /* past the payload */
+    patch32(8, HY_IPC_ROW_SIZE + 1); /* past the payload */
     expect_bad(HY_EPROTO, 0);
-    patch32(8, 160);
+    patch32(8, HY_IPC_ROW_SIZE);
     patch32(12, 1); /* an array byte that is not there */
     expect_bad(HY_EPROTO, 0);
     patch32(12, 0);
@@ -1547,13 +1564,14 @@ Test(msg, first_layout_result)
     cr_assert_eq(w->merge_ns, 0u);
     cr_assert_eq(w->transport, 0);
     cr_assert_eq(w->workers_started, 0u);
-    reencode_first(&m2, out, sizeof out, n + 32);
-    cr_assert_eq(out[HY_IPC_HEADER + 8], 160); /* row_size */
+    cr_assert_eq(w->mean_ns | w->stddev_ns | w->q1_ns | w->q3_ns | w->warmup_ns, 0u);
+    reencode_first(&m2, out, sizeof out, n + HY_IPC_ROW_SIZE - 128);
+    cr_assert_eq(out[HY_IPC_HEADER + 8], HY_IPC_ROW_SIZE); /* row_size */
     expect_row_eq(&m1.u.result.rows_in[0], w, 0);
 }
 
-/* Rows of any size from 128 up: the first 128 bytes always, the process fields only when the
- * rows hold them, bytes past 160 skipped. The rows' stride and the array after them follow
+/* Rows of any size from 128 up: the first 128 bytes always, the process fields (160) and the
+ * spread (200) only when the rows hold them, bytes past 200 skipped. The rows' stride and the array after them follow
  * row_size. */
 Test(msg, result_row_sizes)
 {
@@ -1566,18 +1584,18 @@ Test(msg, result_row_sizes)
     m1.u.result = (hy_msg_result){.job = HY_JOB_COMPARE_SORT, .nrows = 3, .job_id = 11,
                                   .rows = rows, .array = arr, .array_bytes = sizeof arr};
     encode_all(&m1, enc, sizeof enc);
-    const uint32_t sizes[] = {128, 136, 159, 160, 168, 256};
+    const uint32_t sizes[] = {128, 136, 159, 160, 168, 199, 200, 256};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         uint32_t rs = sizes[k];
-        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 160) bytes, then
+        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 200) bytes, then
          * 0xEE filler a reader must skip; the array at the next multiple of 8. */
         memcpy(frame, enc, HY_IPC_HEADER + 24);
         uint8_t *p = frame + HY_IPC_HEADER;
         for (int b = 0; b < 4; b++)
             p[8 + b] = (uint8_t)(rs >> (8 * b));
         for (unsigned i = 0; i < 3; i++) {
-            uint32_t keep = rs < 160 ? rs : 160;
-            memcpy(p + 24 + rs * i, enc + HY_IPC_HEADER + 24 + 160 * i, keep);
+            uint32_t keep = rs < HY_IPC_ROW_SIZE ? rs : HY_IPC_ROW_SIZE;
+            memcpy(p + 24 + rs * i, enc + HY_IPC_HEADER + 24 + HY_IPC_ROW_SIZE * i, keep);
             memset(p + 24 + rs * i + keep, 0xEE, rs - keep);
         }
         uint32_t at = (24 + 3 * rs + 7) & ~7u;
@@ -1595,11 +1613,13 @@ Test(msg, result_row_sizes)
         cr_assert(memcmp(m2.u.result.array, arr, sizeof arr) == 0, "row_size %u array", rs);
         for (unsigned i = 0; i < 3; i++) {
             hy_result_row want = rows[i];
-            if (rs < HY_IPC_ROW_SIZE) {
+            if (rs < 160) {
                 want.bytes_moved = want.startup_ns = want.merge_ns = 0;
                 want.transport = 0;
                 want.workers_started = 0;
             }
+            if (rs < 200)
+                want.mean_ns = want.stddev_ns = want.q1_ns = want.q3_ns = want.warmup_ns = 0;
             expect_row_eq(&m2.u.result.rows_in[i], &want, i);
         }
     }

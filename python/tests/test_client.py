@@ -359,7 +359,13 @@ def test_client_killed_mid_job_leaves_nothing(daemon, client):
         threading.Event().wait(0.1)
     assert st["jobs_cancelled"] >= before["jobs_cancelled"] + 1
     assert (st["jobs_running"], st["jobs_queued"], st["clients"]) == (0, 0, 1)
-    assert daemon_fds(daemon.proc.pid) == fds
+    # The count, not the numbers: a process worker replaced meanwhile gets new ones.  The
+    # job's memfd and the connection may close just after the counters say it ended.
+    for _ in range(100):
+        if len(daemon_fds(daemon.proc.pid)) <= len(fds):
+            break
+        threading.Event().wait(0.1)
+    assert len(daemon_fds(daemon.proc.pid)) == len(fds)
 
 
 def test_a_stopped_daemon_raises_connection_errors(daemon, tmp_path):

@@ -788,16 +788,18 @@ struct series {
     bool square;
     int transport;      /* process: the transport's rows only */
     const char *dash;   /* stroke-dasharray, or NULL for a solid line */
+    bool ring;          /* hollow, larger: a point others sit on stays visible */
 };
 
 static const struct series cpu_series[] = {
-    {"serial", "#333333", HY_BACKEND_SERIAL, -1, false, 0, NULL},
-    {"native", "#1f77b4", HY_BACKEND_NATIVE, -1, false, 0, NULL},
-    {"locked (lock held)", "#d62728", HY_BACKEND_LOCKED, 0, true, 0, NULL},
-    {"locked (nogil)", "#ff7f0e", HY_BACKEND_LOCKED, 1, true, 0, NULL},
+    /* serial's one point, at 1 thread and 1.00x, is where native's first point lands too */
+    {"serial", "#333333", HY_BACKEND_SERIAL, -1, false, 0, NULL, true},
+    {"native", "#1f77b4", HY_BACKEND_NATIVE, -1, false, 0, NULL, false},
+    {"locked (lock held)", "#d62728", HY_BACKEND_LOCKED, 0, true, 0, NULL, false},
+    {"locked (nogil)", "#ff7f0e", HY_BACKEND_LOCKED, 1, true, 0, NULL, false},
     /* the names say which transport: the two lines are the same backend */
-    {"process/pipe", "#9467bd", HY_BACKEND_PROCESS, -1, false, HY_TRANSPORT_PIPE, NULL},
-    {"process/shm", "#8c564b", HY_BACKEND_PROCESS, -1, true, HY_TRANSPORT_SHM, "2,3"},
+    {"process/pipe", "#9467bd", HY_BACKEND_PROCESS, -1, false, HY_TRANSPORT_PIPE, NULL, false},
+    {"process/shm", "#8c564b", HY_BACKEND_PROCESS, -1, true, HY_TRANSPORT_SHM, "2,3", false},
 };
 #define OPENCL_COLOR "#2ca02c"
 #define IDEAL_COLOR "#999999"
@@ -843,10 +845,21 @@ static double nice_step(double range)
 }
 
 /* A point; with a name, it carries a tooltip: "process/pipe T=2: 1.85x". */
-static void svg_marker(FILE *f, double x, double y, const char *color, bool square,
+enum { SHAPE_CIRCLE, SHAPE_SQUARE, SHAPE_RING };
+
+static int shape_of(const struct series *se)
+{
+    return se->ring ? SHAPE_RING : se->square ? SHAPE_SQUARE : SHAPE_CIRCLE;
+}
+
+static void svg_marker(FILE *f, double x, double y, const char *color, int shape,
                        const char *name, unsigned threads, double speedup)
 {
-    if (square)
+    bool square = shape == SHAPE_SQUARE;
+    if (shape == SHAPE_RING)
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"6.5\" fill=\"none\" stroke=\"%s\" "
+                   "stroke-width=\"2\"", x, y, color);
+    else if (square)
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"%s\"",
                 x - 3.5, y - 3.5, color);
     else
@@ -968,6 +981,23 @@ static void svg_frame(FILE *f, const struct axes *a, double *ly)
 
 /* One CPU backend's line, its points in thread order, and its legend entry below *ly. `order`
  * has room for every row. Draws nothing for a backend with no finite point. */
+/* An error bar through a point: the speed-ups of the middle half of its runs (quartile to
+ * quartile), where the row carries its spread; clipped to the plot. */
+static void svg_spread(FILE *f, const hy_result_row *r, const hc_derived *dr,
+                       const struct axes *a, const char *color)
+{
+    double lo, hi;
+    if (!isfinite(dr->speedup) || dr->speedup <= 0 || !middle_half(r, &lo, &hi))
+        return;
+    double base = row_throughput(r) / dr->speedup; /* serial's throughput */
+    double s_lo = lo / base, s_hi = hi / base;
+    s_hi = s_hi > a->ymax ? a->ymax : s_hi;
+    double x = ax_x(a, r->threads), y0 = ax_y(a, s_lo), y1 = ax_y(a, s_hi);
+    fprintf(f, "<path class=\"spread\" d=\"M%.1f,%.1fV%.1fM%.1f,%.1fH%.1fM%.1f,%.1fH%.1f\" "
+               "stroke=\"%s\" stroke-width=\"1.2\" fill=\"none\"/>\n",
+            x, y0, y1, x - 3, y0, x + 3, x - 3, y1, x + 3, color);
+}
+
 static void svg_series(FILE *f, const hc_compare *c, const hc_derived *d, const struct axes *a,
                        const struct series *se, unsigned *order, double *ly)
 {
@@ -995,15 +1025,17 @@ static void svg_series(FILE *f, const hc_compare *c, const hc_derived *d, const 
                     ax_y(a, d[order[i]].speedup));
         fputs("\"/>\n", f);
     }
-    for (unsigned i = 0; i < m; i++)
+    for (unsigned i = 0; i < m; i++) {
+        svg_spread(f, &c->rows[order[i]], &d[order[i]], a, se->color);
         svg_marker(f, ax_x(a, c->rows[order[i]].threads), ax_y(a, d[order[i]].speedup),
-                   se->color, se->square, se->name, c->rows[order[i]].threads,
+                   se->color, shape_of(se), se->name, c->rows[order[i]].threads,
                    d[order[i]].speedup);
+    }
     *ly += 20;
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                "stroke-width=\"2\"%s/>\n",
             LEGEND_X, *ly, LEGEND_X + 20, *ly, se->color, dash);
-    svg_marker(f, LEGEND_X + 10, *ly, se->color, se->square, NULL, 0, 0);
+    svg_marker(f, LEGEND_X + 10, *ly, se->color, shape_of(se), NULL, 0, 0);
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s</text>\n", LEGEND_X + 26,
             *ly + 4, se->name);
 }
@@ -1038,7 +1070,7 @@ static void svg_other_series(FILE *f, const hc_compare *c, const hc_derived *d,
         if (!name[0])
             snprintf(name, sizeof name, "backend %d", b);
         struct series se = {name, spare[used++ % (sizeof spare / sizeof *spare)], b, -1, false,
-                            0, NULL};
+                            0, NULL, false};
         svg_series(f, c, d, a, &se, order, ly);
     }
 }
@@ -1051,18 +1083,15 @@ static void svg_opencl(FILE *f, const hc_derived *dr, const struct axes *a, doub
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
             PX0, y, PX1, y, OPENCL_COLOR);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%s\">opencl (",
-            PX1 - 4, y - 5, OPENCL_COLOR);
-    xml_text(f, dr->device);
-    fprintf(f, ") %.2fx</text>\n", dr->speedup);
     *ly += 20;
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                "stroke-width=\"2\" stroke-dasharray=\"10,4,2,4\"/>\n",
             LEGEND_X, *ly, LEGEND_X + 20, *ly, OPENCL_COLOR);
+    /* The label sits in the legend: on the plot it would cross the CPU lines. */
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">opencl (", LEGEND_X + 26,
             *ly + 4);
     xml_text(f, dr->device);
-    fputs(")</text>\n", f);
+    fprintf(f, ") %.2fx</text>\n", dr->speedup);
 }
 
 static int svg_write(FILE *f, const hc_compare *c)

@@ -221,8 +221,8 @@ SPECS = {
                           ("others_queued", "I", 16), ("others_running", "I", 20)]),
 }
 
-# A RESULT row: 160 bytes written, 128 the least a reader takes.
-ROW_SIZE, ROW_MIN = 160, 128
+# A RESULT row: 200 bytes written, 128 the least a reader takes.
+ROW_SIZE, ROW_MIN = 200, 128
 ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0),
               ("flags", "H", 6, 0), ("threads", "I", 8, 0), ("copies", "I", 12, 0),
               ("n", "Q", 16, 0), ("hits", "Q", 24, 0), ("estimate", "d", 32, 0),
@@ -233,7 +233,10 @@ ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0)
               ("launches", "I", 120, 0), ("repeat", "I", 124, 0),
               ("bytes_moved", "Q", 128, 160), ("startup_ns", "Q", 136, 160),
               ("merge_ns", "Q", 144, 160), ("transport", "H", 152, 160),
-              ("workers_started", "I", 156, 160)]
+              ("workers_started", "I", 156, 160),
+              ("mean_ns", "Q", 160, 200), ("stddev_ns", "Q", 168, 200),
+              ("q1_ns", "Q", 176, 200), ("q3_ns", "Q", 184, 200),
+              ("warmup_ns", "Q", 192, 200)]
 
 # A DEVICES_REPLY record: 416 bytes written, 352 the least a reader takes.
 RECORD_SIZE, RECORD_MIN = 416, 352

@@ -10,7 +10,7 @@ COLUMNS = ["backend", "device", "mode", "nogil", "threads", "copies", "n", "hits
            "estimate", "std_error", "median_ns", "min_ns", "max_ns", "lock_handoffs",
            "lock_wait_ns", "lock_hold_ns", "h2d_ns", "kernel_ns", "d2h_ns", "launches",
            "repeat", "bytes_moved", "startup_ns", "merge_ns", "transport", "workers_started",
-           "pocl_cpu", "gpu"]
+           "mean_ns", "stddev_ns", "q1_ns", "q3_ns", "warmup_ns", "pocl_cpu", "gpu"]
 
 
 class Row:

@@ -129,7 +129,8 @@ def test_first_layout_sort_submit_with_inline_array():
 def row(**kw):
     r = {name: 0 for name, _, _, _ in P.ROW_FIELDS}
     r.update(backend=5, mode=1, threads=2, copies=1, n=100, estimate=3.0, median_ns=9,
-             bytes_moved=77, startup_ns=5, merge_ns=6, transport=2, workers_started=1)
+             bytes_moved=77, startup_ns=5, merge_ns=6, transport=2, workers_started=1,
+             mean_ns=10, stddev_ns=2, q1_ns=8, q3_ns=11, warmup_ns=40)
     r.update(kw)
     return r
 
@@ -143,6 +144,9 @@ def test_result_rows_of_128_160_and_200_bytes():
         process = [m["rows"][0][k] for k in ("bytes_moved", "startup_ns", "merge_ns",
                                                "transport", "workers_started")]
         assert process == ([0] * 5 if size == 128 else [77, 5, 6, 2, 1])
+        spread = [m["rows"][0][k] for k in ("mean_ns", "stddev_ns", "q1_ns", "q3_ns",
+                                             "warmup_ns")]
+        assert spread == ([0] * 5 if size < 200 else [10, 2, 8, 11, 40])
     small = bytearray(P.encode({"type": P.RESULT, "rows": [row()]}, row_size=128))
     struct.pack_into("<I", small, 8, 120)            # a row_size below the least one
     assert code_of(P.decode, P.RESULT, bytes(small)) == P.EPROTO

@@ -1077,6 +1077,41 @@ Test(plot, unstyled_backend_gets_a_line, .init = make_tmpdir, .fini = rm_tmpdir)
     free(svg);
 }
 
+/* The chart shows each point's spread as a bar (where the rows carry it), keeps serial's
+ * point visible under native's (a ring), and puts opencl's speed-up in the legend rather
+ * than across the CPU lines. */
+Test(plot, spread_bars_ring_and_legend_label, .init = make_tmpdir, .fini = rm_tmpdir)
+{
+    hc_compare c = make_compare();
+    for (unsigned i = 0; i < c.nrows; i++) {
+        rows[i].q1_ns = rows[i].median_ns - rows[i].median_ns / 10;
+        rows[i].q3_ns = rows[i].median_ns + rows[i].median_ns / 10;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/spread.svg", tmpdir);
+    hy_error err = {0};
+    cr_assert_eq(hc_write_plot(path, &c, &err), 0, "%s", err.msg);
+    char *svg = slurp(path);
+    cr_assert(xml_ok(svg), "%s", svg);
+    unsigned bars = 0;
+    for (const char *p = svg; (p = strstr(p, "class=\"spread\"")); p++)
+        bars++;
+    cr_assert_eq(bars, 5, "a bar per CPU point (serial, native 1 and 2, locked 1 and 2): %u",
+                 bars);
+    cr_assert(strstr(svg, "r=\"6.5\" fill=\"none\" stroke=\"#333333\""), "serial's ring: %s",
+              svg);
+    cr_assert(strstr(svg, ">opencl (PoCL CPU) 4.00x</text>"), "%s", svg);
+    cr_assert(!strstr(svg, "text-anchor=\"end\" fill=\"#2ca02c\""), "no label over the lines");
+    free(svg);
+    /* rows without the spread (an older daemon): no bars */
+    for (unsigned i = 0; i < c.nrows; i++)
+        rows[i].q1_ns = rows[i].q3_ns = 0;
+    cr_assert_eq(hc_write_plot(path, &c, &err), 0, "%s", err.msg);
+    svg = slurp(path);
+    cr_assert(!strstr(svg, "class=\"spread\""), "%s", svg);
+    free(svg);
+}
+
 Test(plot, failed_write_leaves_nothing, .init = make_tmpdir, .fini = rm_tmpdir)
 {
     hc_compare c = make_compare();

@@ -141,7 +141,15 @@ typedef struct hc_compare {
     const hy_result_row *rows; /* rows[0] is the serial baseline */
     const char *device_name;   /* the OpenCL device's name from DEVICES, or NULL */
     const char *server;        /* WELCOME's server name */
+    /* How busy the machine was (the 1-minute load average, which the comparison's own
+     * threads raise too) just before the job and right after it; cpus 0: not known. */
+    double load_before, load_after;
+    unsigned cpus;
 } hc_compare;
+
+/* The 1-minute load average and the online CPUs, for hc_compare's load fields; false when
+ * the system does not say (then the comparison says nothing about it). */
+bool hc_machine_load(double *load1, unsigned *cpus);
 
 /* Derived figures of one row against the baseline rows[0]. */
 typedef struct hc_derived {

@@ -1749,7 +1749,11 @@ static int cmd_compare(conn *c, const struct cmdline *l)
             free_array(&ma);
         return HC_EXIT_JOB;
     }
+    double load_before = 0, load_after = 0;
+    unsigned cpus = 0;
+    bool have_load = hc_machine_load(&load_before, &cpus);
     run_job(c, m, sort ? &ma.fd : NULL, sort ? 1 : 0, out);
+    have_load = have_load && hc_machine_load(&load_after, &cpus);
     /* The repeat the daemon ran: ACCEPTED's, or from a daemon that does not say, a row's. */
     unsigned repeat = out->repeat ? out->repeat : out->rows[0].repeat;
     hc_compare cmp = {.job = sort ? HY_JOB_COMPARE_SORT : HY_JOB_COMPARE_PI,
@@ -1757,7 +1761,9 @@ static int cmd_compare(conn *c, const struct cmdline *l)
                       .dist = o.input ? o.input : o.dist,
                       .mode = o.replicate ? HY_MODE_REPLICATE : HY_MODE_SPLIT,
                       .repeat = repeat, .nrows = out->nrows, .rows = out->rows,
-                      .device_name = opencl_device_name(c, out, dname), .server = c->server};
+                      .device_name = opencl_device_name(c, out, dname), .server = c->server,
+                      .load_before = load_before, .load_after = load_after,
+                      .cpus = have_load ? cpus : 0};
     rc = hc_print_compare(stdout, &cmp, o.csv && g_fmt != HC_JSON ? HC_CSV : g_fmt)
              ? HC_EXIT_JOB : 0;
     if (o.plot) {

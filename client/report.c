@@ -395,6 +395,19 @@ static void compare_heading(FILE *f, const hc_compare *c)
 #define MAX_WARNINGS 8
 #define WARNING_LEN 240
 
+#define BUSY_SHARE 0.5 /* a load average above this share of the CPUs before a run: busy */
+
+bool hc_machine_load(double *load1, unsigned *cpus)
+{
+    double l[1];
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (getloadavg(l, 1) != 1 || n <= 0)
+        return false;
+    *load1 = l[0];
+    *cpus = (unsigned)n;
+    return true;
+}
+
 /* "native 2T", "locked 1T nogil", "process/shm 2T", "opencl": a row, in a sentence. */
 static void row_name(char *b, size_t cap, const hy_result_row *r)
 {
@@ -459,6 +472,11 @@ static unsigned compare_warnings(const hc_compare *c, char (*w)[WARNING_LEN])
         snprintf(w[k++], WARNING_LEN, "slow first run: %s (the warm-up took over %.0fx the "
                  "median: page faults, caches, kernel builds; it is not counted)", slow,
                  SLOW_WARMUP);
+    /* Something else was running: every row may have shared the cores with it. */
+    if (c->cpus > 0 && c->load_before > BUSY_SHARE * c->cpus)
+        snprintf(w[k++], WARNING_LEN, "busy machine: load average %.2f on %u CPUs before the "
+                 "comparison (%.2f after): other work shared the cores; run it again when the "
+                 "machine is quieter", c->load_before, c->cpus, c->load_after);
     return k;
 }
 
@@ -701,6 +719,12 @@ static int print_json(FILE *f, const hc_compare *c)
     json_u64(f, "repeat", c->repeat);
     json_s(f, "server", c->server);
     json_s(f, "device_name", c->device_name);
+    if (c->cpus > 0) {
+        fprintf(f, ",\"machine\":{\"cpus\":%u", c->cpus);
+        json_dbl(f, "load_before", c->load_before);
+        json_dbl(f, "load_after", c->load_after);
+        fputc('}', f);
+    }
     if (is_pi(c) && c->nrows > 0) {
         json_u64(f, "hits", c->rows[0].hits);
         json_dbl(f, "estimate", c->rows[0].estimate);

@@ -812,6 +812,24 @@ Test(table, spread_and_warnings)
     cr_assert(strstr(out, "\"warmup_ns\":150000000"), "%s", out);
     cr_assert(strstr(out, "\"warnings\":[\"noisy: native 2T"), "%s", out);
     free(out);
+    /* a busy machine before the comparison is said; a quiet one is not */
+    c.cpus = 2;
+    c.load_before = 1.8;
+    c.load_after = 2.5;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(strstr(out, "note: busy machine: load average 1.80 on 2 CPUs before the "
+                          "comparison (2.50 after)"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"machine\":{\"cpus\":2,\"load_before\":1.8,\"load_after\":2.5}"),
+              "%s", out);
+    free(out);
+    c.load_before = 0.4;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(!strstr(out, "busy machine"), "%s", out);
+    free(out);
+    c.cpus = 0;
     /* without the spread (an older daemon): no column, no notes */
     for (unsigned i = 0; i < 3; i++) {
         hy_result_row *r = &rows[i];

@@ -220,6 +220,9 @@ static const struct option {
      NULL},
     {"--switch-interval", NULL, "US", C_JOB,
      "locked: the runtime's switch interval, 1..1000000 microseconds", NULL, NULL},
+    {"--warmup", NULL, "W", C_JOB,
+     "untimed runs first, 1..100, to warm caches and kernels (default: none)", NULL,
+     "untimed runs per row before its timed ones, 1..100 (default 1)"},
     {"--repeat", NULL, "R", C_JOB, "timed runs, 1..1000: the median is reported (default 1)",
      NULL, "timed runs per row after one warm-up, 1..1000 (default 5)"},
     {"--input", NULL, "FILE", C_SORT | C_CSORT,
@@ -969,7 +972,7 @@ struct jobopts {
     int device;
     int nogil;
     unsigned switch_us;
-    unsigned repeat;
+    unsigned repeat, warmup;
     uint64_t n;
     bool have_n;
     /* sort */
@@ -1101,6 +1104,8 @@ static bool set_option(const char *name, const char *v, bool compare, struct job
         g->switch_us = true;
     } else if (!strcmp(name, "--repeat")) {
         o->repeat = small_arg("--repeat", v, 1, 1000);
+    } else if (!strcmp(name, "--warmup")) {
+        o->warmup = small_arg("--warmup", v, 1, HY_IPC_WARMUP_MAX);
     } else if (!strcmp(name, "--input")) {
         o->input = v;
     } else if (!strcmp(name, "--output")) {
@@ -1387,6 +1392,7 @@ static void fill_submit(hy_msg_submit *s, const struct jobopts *o)
     s->mode = o->replicate ? HY_MODE_REPLICATE : HY_MODE_SPLIT;
     s->nogil = (uint16_t)o->nogil;
     s->repeat = o->repeat;
+    s->warmup = (uint16_t)o->warmup;
     s->switch_interval_us = o->switch_us;
     s->n = o->n;
     s->seed = o->seed;

@@ -1229,6 +1229,8 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
                 ms(r->median_ns), r->repeat, ms(r->min_ns), ms(r->max_ns), thr, unit);
     else
         fprintf(f, "time %.3f ms, %s %s/s\n", ms(r->median_ns), thr, unit);
+    if (r->warmup_ns > 0)
+        fprintf(f, "first run (warm-up, not counted) %.3f ms\n", ms(r->warmup_ns));
     hc_derived d;
     derive_row(r, NAN, &d);
     if (r->backend == HY_BACKEND_LOCKED) {

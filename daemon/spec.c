@@ -47,7 +47,7 @@ int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job
         .switch_interval_us = m->switch_interval_us ? m->switch_interval_us
                                                     : switch_interval_us,
         .repeat = m->repeat ? m->repeat : k->repeat,
-        .warmup = k->compare ? 1 : 0,
+        .warmup = m->warmup ? m->warmup : k->compare ? 1 : 0,
         .device = m->device,
         .backend = k->compare ? 0 : m->backend,
         .threads = k->compare ? 0 : m->threads,

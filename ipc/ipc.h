@@ -174,6 +174,7 @@ enum hy_array_place {
 #define HY_IPC_ROWS_MAX 256u     /* rows in a RESULT */
 #define HY_IPC_DEVICES_MAX 64u
 #define HY_IPC_JOBS_MAX 256u     /* job records in a JOBS_REPLY */
+#define HY_IPC_WARMUP_MAX 100u   /* warm-up runs a SUBMIT may ask for, per row */
 /* SUBMIT device: the daemon's first usable device (DEVICES' first record flagged USABLE) */
 #define HY_IPC_DEVICE_DEFAULT 0xFFFFu
 
@@ -218,6 +219,7 @@ typedef struct hy_msg_submit {
     uint32_t backends;      /* compares: a bit per hy_backend, bit b = 1 << b */
     uint32_t nthreads_list; /* compares: how many of threads_list are used */
     uint16_t transport;  /* process jobs: 0 default (pipe), 1 pipe, 2 shm */
+    uint16_t warmup;     /* untimed runs first, per row: 0 the daemon's default, else 1..100 */
     uint32_t transports; /* compares: bit 1 << transport for the process rows; 0 means pipe */
     uint32_t threads_list[HY_IPC_THREADS_MAX];
     const void *inline_data; /* points into the frame on decode; never copied */

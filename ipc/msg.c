@@ -146,7 +146,8 @@ static const field submit_f[] = {
     F(T, threads, 16, F_U32),  F(T, repeat, 20, F_U32),    F(T, switch_interval_us, 24, F_U32),
     F(T, array, 28, F_U32),    F(T, n, 32, F_U64),         F(T, seed, 40, F_U64),
     F(T, backends, 48, F_U32), F(T, nthreads_list, 52, F_U32),
-    FSINCE(T, transport, 56, F_U16, 64), FSINCE(T, transports, 60, F_U32, 64),
+    FSINCE(T, transport, 56, F_U16, 64), FSINCE(T, warmup, 58, F_U16, 64),
+    FSINCE(T, transports, 60, F_U32, 64),
 };
 static const item submit_i[] = {
     {.name = "thread list", .count = "nthreads_list", .kind = I_U32S,
@@ -867,6 +868,9 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
     if (compare && (x->backends & ~HY_BACKEND_MASK_ALL))
         return hy_error_set(err, HY_EBACKEND, "SUBMIT compare backends mask 0x%x has bits "
                             "other than 1..%d", x->backends, HY_BACKEND_COUNT);
+    if (x->warmup > HY_IPC_WARMUP_MAX)
+        return hy_error_set(err, HY_ELIMIT, "SUBMIT warmup %u is above %u", x->warmup,
+                            HY_IPC_WARMUP_MAX);
     if (!compare && x->transport > 2)
         return hy_error_set(err, HY_EINVAL, "SUBMIT transport %u is not default (0), pipe (1) "
                             "or shm (2)", x->transport);

@@ -409,6 +409,19 @@ class TestPi(Case):
     def test_text(self):
         r = self.run_ok("pi", "-n", "1e6")
         self.assertIn("3.14", r.stdout)
+        self.assertNotIn("warm-up", r.stdout)  # a single job warms up only when asked
+
+    def test_warmup_and_spread(self):
+        row = self.run_json("pi", "-n", "1e6", "--warmup", 2, "--repeat", 3)
+        self.assertGreater(row["warmup_ns"], 0)
+        self.assertEqual(row["repeat"], 3)
+        self.assertTrue(row["min_ns"] <= row["q1_ns"] <= row["median_ns"] <= row["q3_ns"]
+                        <= row["max_ns"], row)
+        r = self.run_ok("pi", "-n", "1e6", "--warmup", 1, "--repeat", 3)
+        self.assertIn("first run (warm-up, not counted)", r.stdout)
+        self.assertRegex(r.stdout, r"mean \d+\.\d{3} \u00b1 \d+\.\d{3}")
+        for bad in ("0", "101", "x"):
+            self.assertIn("--warmup", self.run_fail(2, "pi", "-n", "1e6", "--warmup", bad).stderr)
 
     def test_quiet(self):
         r = self.run_ok("--quiet", "pi", "-n", "1e6", "--backend", "serial")

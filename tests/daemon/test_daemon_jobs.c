@@ -308,6 +308,14 @@ Test(daemon_jobs, rows_state_their_spread_and_warmup)
     expect_spread(&j.rows[0], false, "a single job");
     cr_expect_eq(j.rows[0].q1_ns, j.rows[0].median_ns);
     cr_expect_eq(j.rows[0].mean_ns, j.rows[0].median_ns);
+    cr_expect_eq(j.plan.warmup, 0u, "a single job warms up only when asked");
+    hyt_job_release(c, &j);
+    one.warmup = 2; /* asked: ACCEPTED says so and the row times its first */
+    one.repeat = 3;
+    suite_run_ok(c, &one, NULL, 0, &j, "pi, 2 warm-ups and 3 runs");
+    cr_expect_eq(j.plan.warmup, 2u);
+    cr_expect_eq(j.rows[0].repeat, 3u);
+    expect_spread(&j.rows[0], true, "a single job with warm-ups");
     hyt_job_release(c, &j);
     suite_client_clean(c);
     hyt_close(c);

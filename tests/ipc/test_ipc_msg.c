@@ -683,7 +683,7 @@ static const golden goldens[] = {
      "02 00 00 00 | 01 00 00 00 | 00 00 00 00 | 00 00 00 00"
      "40 42 0f 00 00 00 00 00 | 2a 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00"
      "00 00 | 00 00 | 00 00 00 00",
-     {58, 0}, {60, 0}},
+     {0, 0}, {0, 0}},
     {"ERROR request 2 job 5 code ELIMIT (-4) \"n too large\"",
      "48 59 44 31 01 00 09 00 00 00 00 00 23 00 00 00 02 00 00 00 00 00 00 00"
      "18 00 00 00 | fc ff ff ff | 05 00 00 00 00 00 00 00 | 0b 00 00 00 | 00 00 00 00"
@@ -1138,6 +1138,12 @@ Test(msg, bad_submit_enums)
         cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
         cr_assert_eq(m2.u.submit.transport, t);
     }
+    patch16(58, HY_IPC_WARMUP_MAX); /* warm-ups: up to the limit */
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.submit.warmup, HY_IPC_WARMUP_MAX);
+    patch16(58, HY_IPC_WARMUP_MAX + 1);
+    expect_bad(HY_ELIMIT, 0);
+    patch16(58, 0);
     patch16(56, 3);
     expect_bad(HY_EINVAL, 0);
     memset(&err, 0, sizeof err);
@@ -1148,8 +1154,9 @@ Test(msg, bad_submit_enums)
     patch16(56, 0);
     patch32(60, 0x8); /* a single job ignores the compare's mask */
     cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
-    patch16(58, 0xffff); /* rsv */
-    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    patch16(58, 0xffff); /* warmup, reserved before: far above the limit */
+    expect_bad(HY_ELIMIT, 0);
+    patch16(58, 0);
 
     /* A compare's transports: bits 1 (pipe) and 2 (shm); 0 means pipe alone. */
     static hy_msg_submit cmp = {.job = HY_JOB_COMPARE_SORT, .backends = 1u << HY_BACKEND_PROCESS,

@@ -37,15 +37,19 @@ static const char supported_list[] = "i32 u32 i64 u64 f32 f64";
 
 /* ---- I/O helpers ---- */
 
-/* Reads up to len bytes, retrying short reads and EINTR; *got is what arrived before EOF. */
-static int read_full(int fd, void *buf, size_t len, size_t *got)
+/* Transfers up to len bytes from fd with `step` (which moves at most `chunk` bytes at offset
+ * `done` of the transfer and answers as read(2) does), retrying short transfers and EINTR;
+ * *got is what arrived before EOF. */
+typedef ssize_t step_fn(int fd, size_t done, size_t chunk, void *ctx);
+
+static int transfer_full(int fd, size_t len, size_t *got, step_fn *step, void *ctx)
 {
     size_t done = 0;
     while (done < len) {
         size_t chunk = len - done;
         if (chunk > (size_t)1 << 30)
             chunk = (size_t)1 << 30;
-        ssize_t r = read(fd, (char *)buf + done, chunk);
+        ssize_t r = step(fd, done, chunk, ctx);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -58,6 +62,17 @@ static int read_full(int fd, void *buf, size_t len, size_t *got)
     }
     *got = done;
     return 0;
+}
+
+static ssize_t read_step(int fd, size_t done, size_t chunk, void *buf)
+{
+    return read(fd, (char *)buf + done, chunk);
+}
+
+/* Reads up to len bytes into buf; *got is what arrived before EOF. */
+static int read_full(int fd, void *buf, size_t len, size_t *got)
+{
+    return transfer_full(fd, len, got, read_step, buf);
 }
 
 /* Opens path for reading and checks it is a regular file; *size is its length. O_NONBLOCK so
@@ -119,29 +134,23 @@ static ssize_t move_step(int fd, int to, size_t chunk, int *how)
     return r;
 }
 
-/* Moves up to len bytes from fd into `to` (at its current offset), retrying short transfers
- * and EINTR; *got is what arrived before EOF. */
+struct move {
+    int to, how;
+};
+
+static ssize_t send_step(int fd, size_t done, size_t chunk, void *ctx)
+{
+    (void)done; /* both files' offsets advance by themselves */
+    struct move *m = ctx;
+    return move_step(fd, m->to, chunk, &m->how);
+}
+
+/* Moves up to len bytes from fd into `to` (at its current offset); *got is what arrived
+ * before EOF. */
 static int send_full(int fd, int to, size_t len, size_t *got)
 {
-    size_t done = 0;
-    int how = 0;
-    while (done < len) {
-        size_t chunk = len - done;
-        if (chunk > (size_t)1 << 30)
-            chunk = (size_t)1 << 30;
-        ssize_t r = move_step(fd, to, chunk, &how);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            *got = done;
-            return -1;
-        }
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    *got = done;
-    return 0;
+    struct move m = {to, 0};
+    return transfer_full(fd, len, got, send_step, &m);
 }
 
 /* Reads the input's data — into buf, or with buf NULL into the file `to` — and checks that

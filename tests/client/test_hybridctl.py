@@ -1800,25 +1800,24 @@ class TestNotices(CommandLineCase):
         self.assertGreater(bars[-1], 25, bars)
 
 
-class TestJobs(CommandLineCase):
-    """hybridctl jobs on a second daemon every user may reach (socket mode 0666): root's and
-    nobody's jobs side by side. A user sees their own jobs and counts of the rest; root sees
-    all with --all and may cancel any; nobody may not cancel root's."""
+class SharedDaemonCase(CommandLineCase):
+    """A second hybridd of the class's own (CONF), on a socket in a directory every user may
+    enter, with a hybridctl every user may run: for tests that run hybridctl as nobody."""
+    CONF = ""
+    NAME = "shared"
 
     @classmethod
     def setUpClass(cls):
         if os.geteuid() != 0:
             raise unittest.SkipTest("needs root, to run hybridctl as another user")
         import shutil
-        cls.dir = tempfile.mkdtemp(prefix="hybridctl-jobs.")
+        cls.dir = tempfile.mkdtemp(prefix="hybridctl-%s." % cls.NAME)
         os.chmod(cls.dir, 0o755)
         conf = os.path.join(cls.dir, "hybridd.conf")
         with open(conf, "w") as f:
-            f.write('socket = { mode = "0666"; };\n'
-                    "cpu = { native_threads = 1; locked_threads = 1; process_workers = 0; };\n"
-                    "opencl = { enabled = false; };\n"
-                    "limits = { samples = 1000000000000000L; job_timeout_s = 0L; };\n")
+            f.write(cls.CONF)
         cls.sock = os.path.join(cls.dir, "s.sock")
+        # nobody must be able to run hybridctl: a build tree under /root is closed to it.
         cls.ctl = os.path.join(cls.dir, "hybridctl")
         shutil.copy(HYBRIDCTL, cls.ctl)
         os.chmod(cls.ctl, 0o755)
@@ -1831,7 +1830,7 @@ class TestJobs(CommandLineCase):
                              timeout=30).returncode != 0:
             if cls.daemon.poll() is not None or time.monotonic() > deadline:
                 cls.tearDownClass()
-                raise RuntimeError("the jobs daemon did not start")
+                raise RuntimeError("the %s daemon did not start" % cls.NAME)
             time.sleep(0.1)
 
     @classmethod
@@ -1841,6 +1840,17 @@ class TestJobs(CommandLineCase):
             cls.daemon.wait(timeout=40)
         cls.log.close()
         subprocess.run(["rm", "-rf", cls.dir])
+
+
+class TestJobs(SharedDaemonCase):
+    """hybridctl jobs on a second daemon every user may reach (socket mode 0666): root's and
+    nobody's jobs side by side. A user sees their own jobs and counts of the rest; root sees
+    all with --all and may cancel any; nobody may not cancel root's."""
+    NAME = "jobs"
+    CONF = ('socket = { mode = "0666"; };\n'
+            "cpu = { native_threads = 1; locked_threads = 1; process_workers = 0; };\n"
+            "opencl = { enabled = false; };\n"
+            "limits = { samples = 1000000000000000L; job_timeout_s = 0L; };\n")
 
     def ctl_as(self, uid, *args, **kw):
         user = {} if uid == 0 else {"user": uid, "group": uid, "extra_groups": []}
@@ -1942,53 +1952,13 @@ class TestJobs(CommandLineCase):
             self.assertIn(words, r.stderr)
 
 
-class TestAccess(CommandLineCase):
+class TestAccess(SharedDaemonCase):
     """A second daemon that lets in root only (access.uids = [0]) on a socket every user may
     open (mode 0666), for hybridctl run as nobody; and a one-second job timeout."""
-
-    @classmethod
-    def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("needs root, to run hybridctl as another user")
-        import shutil
-        cls.dir = tempfile.mkdtemp(prefix="hybridctl-access.")
-        os.chmod(cls.dir, 0o755)
-        conf = os.path.join(cls.dir, "hybridd.conf")
-        with open(conf, "w") as f:
-            f.write('socket = { mode = "0666"; };\naccess = { uids = [ 0 ]; };\n'
-                    "cpu = { native_threads = 1; locked_threads = 1; process_workers = 0; };\n"
-                    "opencl = { enabled = false; };\nlimits = { job_timeout_s = 1L; };\n")
-        cls.sock = os.path.join(cls.dir, "s.sock")
-        # nobody must be able to run hybridctl: a build tree under /root is closed to it.
-        cls.ctl = HYBRIDCTL
-        try:
-            runs = subprocess.run([HYBRIDCTL, "--version"], capture_output=True, user=65534,
-                                  group=65534, extra_groups=[]).returncode == 0
-        except OSError:
-            runs = False
-        if not runs:
-            cls.ctl = os.path.join(cls.dir, "hybridctl")
-            shutil.copy(HYBRIDCTL, cls.ctl)
-            os.chmod(cls.ctl, 0o755)
-        cls.log = open(os.path.join(cls.dir, "hybridd.log"), "w+")
-        cls.daemon = subprocess.Popen([HYBRIDD, "--foreground", "-c", conf, "--socket",
-                                       cls.sock], stdin=subprocess.DEVNULL, stdout=cls.log,
-                                      stderr=cls.log)
-        deadline = time.monotonic() + 30
-        while subprocess.run([HYBRIDCTL, "-s", cls.sock, "ping"], capture_output=True,
-                             timeout=30).returncode != 0:
-            if cls.daemon.poll() is not None or time.monotonic() > deadline:
-                cls.tearDownClass()
-                raise RuntimeError("the access daemon did not start")
-            time.sleep(0.1)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.daemon.poll() is None:
-            cls.daemon.terminate()
-            cls.daemon.wait(timeout=40)
-        cls.log.close()
-        subprocess.run(["rm", "-rf", cls.dir])
+    NAME = "access"
+    CONF = ('socket = { mode = "0666"; };\naccess = { uids = [ 0 ]; };\n'
+            "cpu = { native_threads = 1; locked_threads = 1; process_workers = 0; };\n"
+            "opencl = { enabled = false; };\nlimits = { job_timeout_s = 1L; };\n")
 
     def as_nobody(self, *args):
         return subprocess.run([self.ctl, "-s", self.sock] + list(args), capture_output=True,

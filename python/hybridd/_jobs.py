@@ -117,7 +117,7 @@ def _thread_list(threads):
 
 
 def _submit_msg(job, backend="native", threads=None, seed=1, nogil=None, repeat=None,
-                device=None, mode=None, switch_interval_us=None, transport=None):
+                device=None, mode=None, switch_interval_us=None, transport=None, warmup=None):
     return {"type": P.SUBMIT, "job": job,
             "backend": _choice("backend", backend, P.BACKENDS) if job <= P.JOB_SORT else 0,
             "device": _int("device", device, 0, U16 - 1, none=P.DEVICE_DEFAULT),
@@ -125,6 +125,7 @@ def _submit_msg(job, backend="native", threads=None, seed=1, nogil=None, repeat=
             "nogil": _nogil(nogil),
             "threads": _int("threads", threads, 1, U32, none=0) if job <= P.JOB_SORT else 0,
             "repeat": _int("repeat", repeat, 1, U32, none=0),
+            "warmup": _int("warmup", warmup, 1, P.WARMUP_MAX, none=0),
             "switch_interval_us": _int("switch_interval_us", switch_interval_us, 1, U32,
                                        none=0),
             "seed": _int("seed", seed, 0, U64),
@@ -194,7 +195,8 @@ class JobMethods:
         return starters[job](*args, **kwargs)
 
     def pi(self, n, backend="native", threads=None, seed=1, nogil=None, repeat=None,
-           device=None, mode=None, switch_interval_us=None, progress=None, timeout=None):
+           device=None, mode=None, switch_interval_us=None, progress=None, timeout=None,
+           warmup=None):
         """Estimates pi from ``n`` samples on ``backend``; returns a :class:`PiResult`.
 
         threads: the CPU threads (process: workers), None for the backend's pool.
@@ -202,14 +204,15 @@ class JobMethods:
         (locked backend).  repeat: timed runs (None: 1).  device: the OpenCL device index
         (None: the daemon's first usable one).  mode: "split" or "replicate".
         progress: callable(done, total, row), or True for a tqdm bar.
+        warmup: untimed runs first, 1..100 (None: none; the row's warmup_ns is the first's).
         Ctrl-C while it runs cancels the job."""
         return self._pi(n, backend, threads, seed, nogil, repeat, device, mode,
-                        switch_interval_us, progress).wait(timeout)
+                        switch_interval_us, progress, warmup).wait(timeout)
 
     def _pi(self, n, backend="native", threads=None, seed=1, nogil=None, repeat=None,
-            device=None, mode=None, switch_interval_us=None, progress=None):
+            device=None, mode=None, switch_interval_us=None, progress=None, warmup=None):
         msg = _submit_msg(P.JOB_PI, backend, threads, seed, nogil, repeat, device, mode,
-                          switch_interval_us)
+                          switch_interval_us, warmup=warmup)
         msg["n"] = _int("n", n, 1, U64, integral_float=True)
 
         def finish(m):
@@ -218,7 +221,7 @@ class JobMethods:
 
     def sort(self, a, backend="native", threads=None, nogil=None, repeat=None, device=None,
              mode=None, switch_interval_us=None, transport=None, transfer="auto",
-             progress=None, timeout=None):
+             progress=None, timeout=None, warmup=None):
         """Sorts the 1-D numpy array ``a`` in place on ``backend``; returns the
         :class:`SortResult` row.
 
@@ -229,13 +232,14 @@ class JobMethods:
         one way.  transport: "pipe" or "shm" for the process backend.  Other arguments as
         :meth:`pi`."""
         return self._sort(a, backend, threads, nogil, repeat, device, mode,
-                          switch_interval_us, transport, transfer, progress).wait(timeout)
+                          switch_interval_us, transport, transfer, progress,
+                          warmup).wait(timeout)
 
     def _sort(self, a, backend="native", threads=None, nogil=None, repeat=None, device=None,
               mode=None, switch_interval_us=None, transport=None, transfer="auto",
-              progress=None):
+              progress=None, warmup=None):
         msg = _submit_msg(P.JOB_SORT, backend, threads, 1, nogil, repeat, device, mode,
-                          switch_interval_us, transport)
+                          switch_interval_us, transport, warmup)
         name = _sort_input(a)
         _choice("transfer", transfer, {t: t for t in TRANSFERS})
         fds, finish, cleanup = self._sort_array(msg, a, name, transfer)
@@ -278,7 +282,7 @@ class JobMethods:
 
     def compare(self, job, a=None, n=None, dtype="f64", backends=None, threads=None, seed=1,
                 nogil=None, repeat=None, device=None, mode=None, switch_interval_us=None,
-                transports=None, progress=None, timeout=None):
+                transports=None, progress=None, timeout=None, warmup=None):
         """Runs ``job`` ("pi" or "sort") on several backends and thread counts and returns a
         :class:`Comparison`.
 
@@ -290,16 +294,16 @@ class JobMethods:
         5, after one warm-up)."""
         return self._compare(job, a, n, dtype, backends, threads, seed, nogil, repeat,
                              device, mode, switch_interval_us, transports,
-                             progress).wait(timeout)
+                             progress, warmup).wait(timeout)
 
     def _compare(self, job, a=None, n=None, dtype="f64", backends=None, threads=None, seed=1,
                  nogil=None, repeat=None, device=None, mode=None, switch_interval_us=None,
-                 transports=None, progress=None):
+                 transports=None, progress=None, warmup=None):
         if job not in ("pi", "sort"):
             raise ValueError("compare needs \"pi\" or \"sort\", not %r" % (job,))
         kind = P.JOB_COMPARE_PI if job == "pi" else P.JOB_COMPARE_SORT
         msg = _submit_msg(kind, None, None, seed, nogil, repeat, device, mode,
-                          switch_interval_us)
+                          switch_interval_us, warmup=warmup)
         msg.update(backends=_mask("backends", backends, P.BACKENDS),
                    threads_list=_thread_list(threads),
                    transports=_mask("transports", transports, P.TRANSPORTS))

@@ -194,7 +194,8 @@ SPECS = {
                       ("threads", "I", 16), ("repeat", "I", 20),
                       ("switch_interval_us", "I", 24), ("array", "I", 28), ("n", "Q", 32),
                       ("seed", "Q", 40), ("backends", "I", 48), ("nthreads_list", "I", 52),
-                      ("transport", "H", 56, 64), ("transports", "I", 60, 64)], minimum=56),
+                      ("transport", "H", 56, 64), ("warmup", "H", 58, 64),
+                      ("transports", "I", 60, 64)], minimum=56),
     ACCEPTED: Spec(32, [("queue_position", "I", 4), ("job_id", "Q", 8),
                         ("nrows", "H", 16, 32), ("threads", "I", 20, 32),
                         ("repeat", "I", 24, 32), ("warmup", "I", 28, 32)], minimum=16),
@@ -220,6 +221,9 @@ SPECS = {
     JOBS_REPLY: Spec(32, [("njobs", "I", 4), ("record_size", "I", 8), ("flags", "I", 12),
                           ("others_queued", "I", 16), ("others_running", "I", 20)]),
 }
+
+# Warm-up runs a SUBMIT may ask for, per row.
+WARMUP_MAX = 100
 
 # A RESULT row: 200 bytes written, 128 the least a reader takes.
 ROW_SIZE, ROW_MIN = 200, 128

@@ -128,6 +128,16 @@ def test_pi_options_and_to_dict(client):
     assert client.pi(10 ** 5, backend="serial", seed=7).hits == r.hits
 
 
+def test_warmup_and_spread(client):
+    r = client.pi(1e5, backend="native", warmup=2, repeat=3)
+    assert r.warmup_ns > 0 and r.repeat == 3
+    assert r.min_ns <= r.q1_ns <= r.median_ns <= r.q3_ns <= r.max_ns
+    assert client.pi(1e5, backend="native").warmup_ns == 0   # none unless asked
+    for bad in (0, 101, 1.5):
+        with pytest.raises((ValueError, TypeError)):
+            client.pi(1e5, warmup=bad)
+
+
 def test_progress_callback(client):
     seen = []
     client.pi(3 * 10 ** 9, backend="serial", progress=lambda d, t, row: seen.append((d, t)))

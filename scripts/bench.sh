@@ -10,7 +10,7 @@
 # compare.py reports per row the median over the rounds and its min-max, and per ratio the
 # median of the per-round ratios: both sides of a ratio were measured minutes apart, never
 # half an hour. Each round also times CPython's pure-Python threads under the distribution's
-# own interpreter (/usr/bin/python3, which has no numpy: lesson.py then runs pure Python only),
+# own interpreter (/usr/bin/python3: lesson.py --pure-only, numpy or not),
 # Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row), a
 # sort sweep (hybridd serial against numpy.sort on one thread, over the other element types,
 # orders and sizes: bench/lesson/sort_sweep.py), and the f64 array sorted from file to file:
@@ -210,9 +210,11 @@ for ((r = 1; r <= rounds; r++)); do
   fi
   lesson "$rd/lesson-pi$pi1-f64.json" "$repeat" --pi-n "$pi1" --pure-n "$pure" --sort-n "$sortn" \
     --dtype f64 "${save64[@]}"
-  # CPython's pure-Python threads under Debian's own interpreter (no numpy there).
+  # CPython's pure-Python threads under Debian's own interpreter (pure Python only: it may
+  # lack numpy, and its numpy, if any, is not the reference).
   [[ -z $syspy ]] || optional "$rd/system-python-pi.json" "$syspy" bench/lesson/lesson.py \
-    --pi-n "$pi1" --pure-n "$pure" --no-sort --repeat "$repeat" --json
+    --pi-n "$pi1" --pure-n "$pure" --pure-only --label "Debian's $syspy" --repeat "$repeat" \
+    --json
   run "$rd/hybridd-pi$pi1.json" ctl compare pi -n "$pi1" --threads 1,2 --repeat "$repeat"
   sort_pair f64 "$rd"
   e2e_pair "$rd"

@@ -95,12 +95,15 @@ def round_dirs(dirname):
 
 
 def python_label(d):
-    """How a lesson run's interpreter is named in its rows: '' for one with numpy (the venvs:
-    labelled by numpy version instead), else its path and version."""
+    """How a lesson run's interpreter is named in its rows: its --label (make bench labels
+    the distribution's interpreter so, with or without numpy), else, without numpy, its path;
+    both with its version. '' for the venvs, labelled by numpy version instead."""
+    ver = d.get("versions", {}).get("python", "?")
+    if d.get("label"):
+        return "%s, Python %s" % (d["label"], ver)
     if d.get("versions", {}).get("numpy"):
         return ""
-    exe = d.get("python_executable") or "python"
-    return "%s, Python %s" % (exe, d.get("versions", {}).get("python", "?"))
+    return "%s, Python %s" % (d.get("python_executable") or "python", ver)
 
 
 def read_json(path):
@@ -155,13 +158,15 @@ def load(dirname):
                 docs["status"] = d
     docs["rounds"] = sorted({d["_round"] for k in ("lesson", "compare", "reference", "e2e")
                              for d in docs[k]})
-    # The reference is the newest numpy among the lesson runs; older ones are extra rows,
-    # and runs without numpy are labelled by their interpreter.
-    versions = [d.get("versions", {}).get("numpy") for d in docs["lesson"]]
+    # The reference is the newest numpy among the venvs' lesson runs; older ones are extra
+    # rows, and runs of another interpreter (labelled, or without numpy) are labelled by it.
+    for d in docs["lesson"]:
+        d["_python"] = python_label(d)
+    versions = [None if d["_python"] else d.get("versions", {}).get("numpy")
+                for d in docs["lesson"]]
     newest = max((v for v in versions if v), key=version_key, default=None)
     for d, v in zip(docs["lesson"], versions):
-        d["_numpy"] = v or "none"
-        d["_python"] = python_label(d)
+        d["_numpy"] = v or d.get("versions", {}).get("numpy") or "none"
         d["_ref"] = v is not None and v == newest
     docs["numpy_ref"] = newest
     docs["numpy_other"] = sorted({v for v in versions if v and v != newest}, key=version_key)
@@ -1099,8 +1104,8 @@ def md_header(groups, inputs, docs, command):
                  "\"(numpy %s)\". numpy 1.24 is the version ../shared/FACTS.md measured "
                  "(Debian 12's), from which the sort targets were set." % (v, v))
     for py in docs["pythons_other"]:
-        o.append("- Another interpreter: %s, without numpy: pure-Python pi only, for model "
-                 "fidelity; its rows are labelled \"(%s)\"." % (py, py))
+        o.append("- Another interpreter: %s, pure-Python pi only, for model fidelity; its rows "
+                 "are labelled \"(%s)\"." % (py, py))
     if docs["reference"]:
         d = docs["reference"][0]
         o.append("- Reference rows: %s %s (bench/vqsort-ref, built where CMake finds "

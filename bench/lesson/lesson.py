@@ -239,6 +239,10 @@ def main(argv=None):
     ap.add_argument("--no-sort", action="store_true", help="skip the sort jobs")
     ap.add_argument("--no-pure", action="store_true",
                     help="skip pure-Python pi (slow)")
+    ap.add_argument("--pure-only", action="store_true",
+                    help="run pure-Python pi only (what runs anyway without numpy)")
+    ap.add_argument("--label", help="names this run's interpreter in the JSON (e.g. "
+                    "\"Debian's /usr/bin/python3\"): compare.py labels its rows so")
     ap.add_argument("--save-sort-input", metavar="FILE.npy",
                     help="save the array sorted alone (the first one) with numpy.save")
     ap.add_argument("--e2e-input", metavar="IN.npy",
@@ -254,6 +258,11 @@ def main(argv=None):
             (a.e2e_output and not a.e2e_output.endswith(".npy")):
         ap.error("--e2e-input and --e2e-output go together; the output ends in .npy")
     skipped = []
+    if a.pure_only:
+        if a.no_pi or a.no_pure or a.save_sort_input or a.e2e_input:
+            ap.error("--pure-only runs pure-Python pi alone")
+        a.no_sort = True
+        skipped.append("sort, pi-numpy, pi-numba, pi-numba-nogil: --pure-only")
     if np is None:
         if a.e2e_input:
             ap.error("--e2e-input needs numpy, which this Python lacks")
@@ -261,10 +270,9 @@ def main(argv=None):
             ap.error("--save-sort-input needs numpy, which this Python lacks")
         if a.no_pure or a.no_pi:
             ap.error("without numpy only pure-Python pi can run; drop --no-pi/--no-pure")
-        if not a.no_sort:
-            skipped.append("sort: no numpy in this Python")
-            a.no_sort = True
-        skipped.append("pi-numpy, pi-numba, pi-numba-nogil: no numpy in this Python")
+        if not a.pure_only:
+            skipped.append("sort, pi-numpy, pi-numba, pi-numba-nogil: no numpy in this Python")
+        a.no_sort = a.pure_only = True
 
     k = a.threads
     seeds = [a.seed + i for i in range(k)]
@@ -283,10 +291,10 @@ def main(argv=None):
             pi_jobs.append(("pi-python", calc_pi, a.pure_n,
                             "pure Python at --pure-n samples"))
         chunk = a.chunk
-        if np is not None:
+        if not a.pure_only:
             pi_jobs.append(("pi-numpy",
                             lambda n, s: calc_pi_numpy(n, s, chunk), a.pi_n, None))
-        if numba is not None:
+        if numba is not None and not a.pure_only:
             pi_jobs.append(("pi-numba", calc_pi_numba, a.pi_n, None))
             pi_jobs.append(("pi-numba-nogil", calc_pi_nogil, a.pi_n, None))
         for name, fn, n, note in pi_jobs:
@@ -360,6 +368,7 @@ def main(argv=None):
         "python_executable": sys.executable,
         "python_base": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
         "skipped": skipped,
+        "label": a.label,
         "switch_interval_s": sys.getswitchinterval(),
         "seed": a.seed,
         "params": {"pi_n": a.pi_n, "pure_n": a.pure_n, "sort_n": a.sort_n,

@@ -24,7 +24,7 @@ N = 1000
 
 
 def lesson_doc(rnd, sort_1t, sort_2t, pure_1t=None, pure_2t=None, numpy="2.4.6",
-               exe="/venv/bin/python"):
+               exe="/venv/bin/python", label=None):
     """One lesson.py --json document: a sort f64 pair and, optionally, a pure-Python pi pair."""
     variants = []
     if pure_1t is not None:
@@ -41,6 +41,7 @@ def lesson_doc(rnd, sort_1t, sort_2t, pure_1t=None, pure_2t=None, numpy="2.4.6",
             "versions": {"python": "3.11.2", "python_impl": "CPython", "numpy": numpy,
                          "numba": None},
             "python_executable": exe, "python_base": exe, "switch_interval_s": 0.005,
+            "label": label,
             "params": {"pi_n": N, "pure_n": N, "sort_n": N, "dtype": "f64"},
             "sort_input": None, "variants": variants}
 
@@ -79,8 +80,10 @@ def make_rounds(root):
         # numpy.sort on two threads is made slow (4x per array), so the 1T row is the best.
         write(rd, "lesson.json", lesson_doc(k, s1, 4 * s1, pure_1t=1.0,
                                             pure_2t=2.0 * (1 + k / 10)))
+        # Debian's interpreter: labelled, and its numpy (an older one) is not a reference.
         write(rd, "system.json", lesson_doc(k, None, None, pure_1t=1.0, pure_2t=2.0,
-                                            numpy=None, exe="/usr/bin/python3"))
+                                            numpy="1.24.2", exe="/usr/bin/python3",
+                                            label="Debian's /usr/bin/python3"))
         write(rd, "hybridd-sort.json", hybridd_doc("sort", [
             ("serial", 1, ser, {}),
             ("locked", 1, 1.0, {"nogil": True}), ("locked", 2, 0.5, {"nogil": True})]))
@@ -134,7 +137,9 @@ class Rounds(unittest.TestCase):
         pi = next(x for x in fid if x["job"].startswith("pi"))
         who = [sd["who"] for sd in pi["sides"]]
         self.assertEqual(len(who), 2)
-        self.assertIn("/usr/bin/python3, Python 3.11.2", who)
+        self.assertIn("Debian's /usr/bin/python3, Python 3.11.2", who)
+        self.assertEqual(self.docs["numpy_other"], [])
+        self.assertEqual(self.docs["numpy_ref"], "2.4.6")
         venv, debian = pi["sides"][0], pi["sides"][1]
         # venv: 2T/1T = 1/(1+k/10) -> median 1/1.2; locked 1.0 -> diff median +20%: MISS.
         self.assertAlmostEqual(venv["cpython"]["med"], 1 / 1.2)
@@ -241,6 +246,13 @@ class Sweep(unittest.TestCase):
             self.assertIn("not verified identical", compare.sweep_lines(sw)[1][5])
             # The sweep's hybridd documents stay out of the main jobs' rows.
             self.assertEqual(compare.build_rows(docs), {})
+
+
+class Interpreters(unittest.TestCase):
+    def test_a_python_without_numpy_is_named_by_its_path(self):
+        d = lesson_doc(1, None, None, pure_1t=1.0, pure_2t=2.0, numpy=None, exe="/opt/py")
+        self.assertEqual(compare.python_label(d), "/opt/py, Python 3.11.2")
+        self.assertEqual(compare.python_label(lesson_doc(1, 1.0, 1.0)), "")
 
 
 class FlatDirectory(unittest.TestCase):

@@ -1422,6 +1422,22 @@ static void job_where(char *b, size_t cap, const hy_job_record *j)
         snprintf(b, cap, "%s %uT", backend_name(j->backend), j->threads);
 }
 
+/* From the daemon's performance history: "about 3s left", "starts in about 5s", or "-". */
+static void job_estimate(char *b, size_t cap, const hy_job_record *j)
+{
+    char t[32];
+    if (j->state == 2 && j->predicted_ns > 0) {
+        uint64_t left = j->predicted_ns > j->running_ns ? j->predicted_ns - j->running_ns : 0;
+        fmt_uptime(t, sizeof t, left);
+        snprintf(b, cap, "about %s left", t);
+    } else if (j->state != 2 && j->wait_ns > 0) {
+        fmt_uptime(t, sizeof t, j->wait_ns);
+        snprintf(b, cap, "starts in about %s", t);
+    } else {
+        snprintf(b, cap, "-");
+    }
+}
+
 static void jobs_json(FILE *f, const hy_msg_jobs_reply *r, const hy_job_record *jobs,
                       const char *const *owners)
 {
@@ -1448,6 +1464,8 @@ static void jobs_json(FILE *f, const hy_msg_jobs_reply *r, const hy_job_record *
         json_u64(f, "running_ns", j->running_ns);
         json_u64(f, "done", j->done);
         json_u64(f, "total", j->total);
+        json_u64(f, "predicted_ns", j->predicted_ns);
+        json_u64(f, "wait_ns", j->wait_ns);
         fputc('}', f);
     }
     fprintf(f, "],\"all_users\":%s,\"others\":{\"queued\":%u,\"running\":%u}}\n",
@@ -1461,11 +1479,11 @@ static void jobs_lines(FILE *f, const hy_msg_jobs_reply *r, const hy_job_record 
         fprintf(f, "no job of %s is queued or running\n",
                 r->flags & HY_JOBS_ALL ? "anyone's" : "yours");
     else
-        fprintf(f, "%6s  %-10s %-8s %8s  %-12s %8s  %-16s %s\n", "JOB", "USER", "STATE",
-                "TIME", "KIND", "N", "ON", "PROGRESS");
+        fprintf(f, "%6s  %-10s %-8s %8s  %-12s %8s  %-16s %-18s %s\n", "JOB", "USER", "STATE",
+                "TIME", "KIND", "N", "ON", "PROGRESS", "ESTIMATE");
     for (unsigned i = 0; i < r->njobs; i++) {
         const hy_job_record *j = &jobs[i];
-        char user[4 * 32 + 1], when[32], n[32], kind[32], where[48], prog[48];
+        char user[4 * 32 + 1], when[32], n[32], kind[32], where[48], prog[48], est[48];
         clean(user, sizeof user, owners && owners[i] ? owners[i] : "?");
         fmt_uptime(when, sizeof when, j->state == 2 ? j->running_ns : j->queued_ns);
         fmt_si(n, sizeof n, (double)j->n);
@@ -1477,8 +1495,9 @@ static void jobs_lines(FILE *f, const hy_msg_jobs_reply *r, const hy_job_record 
         else
             snprintf(prog, sizeof prog, "%.0f%% (row %u of %u)", 100.0 * (double)j->done /
                      (double)j->total, j->row + 1, j->nrows);
-        fprintf(f, "%6" PRIu64 "  %-10s %-8s %8s  %-12s %8s  %-16s %s\n", j->job_id, user,
-                j->state == 2 ? "running" : "queued", when, kind, n, where, prog);
+        job_estimate(est, sizeof est, j);
+        fprintf(f, "%6" PRIu64 "  %-10s %-8s %8s  %-12s %8s  %-16s %-18s %s\n", j->job_id, user,
+                j->state == 2 ? "running" : "queued", when, kind, n, where, prog, est);
     }
     if (r->others_queued || r->others_running)
         fprintf(f, "other users: %u queued, %u running%s\n", r->others_queued,

@@ -104,24 +104,34 @@ static int progress(void *ctx, uint64_t done, uint64_t total)
 /* A successful row's timed runs (warm-ups are not passed in) into the history. Left out are
  * runs its key cannot tell from other work: replicate mode (T copies of the job, not one job)
  * and a locked row whose lock choice is not the job's default. */
-static void record_row(hy_history *h, const hy_job_spec *sp, const hy_row_spec *p,
-                       const hy_result_row *row, const uint64_t *times)
+bool hy_job_history_key(const hy_job_spec *sp, const hy_row_spec *p, unsigned threads,
+                        hy_history_key *k)
 {
-    if (!h || sp->mode != HY_MODE_SPLIT ||
+    if (sp->mode != HY_MODE_SPLIT ||
         (p->backend == HY_BACKEND_LOCKED && sp->nogil != HY_NOGIL_DEFAULT))
-        return;
+        return false;
     const hy_backend_ops *b = hy_backend_get(p->backend);
+    HY_ASSERT(b != NULL);
     bool device = b->device;
-    hy_history_key k = {
+    *k = (hy_history_key){
         .work = sp->kind->work,
         .dtype = sp->kind->work == HY_JOB_SORT ? sp->dtype : 0,
         .backend = p->backend,
         .device = device ? sp->device : 0,
-        .threads = device ? 0 : row->threads,
+        .threads = device ? 0 : threads,
         /* A single job's row carries the spec's transport (pipe by default) on any backend;
          * it is part of the key only where the backend moves data through one. */
         .transport = b->plan & HY_PLAN_PER_TRANSPORT ? p->transport : 0,
     };
+    return true;
+}
+
+static void record_row(hy_history *h, const hy_job_spec *sp, const hy_row_spec *p,
+                       const hy_result_row *row, const uint64_t *times)
+{
+    hy_history_key k;
+    if (!h || !hy_job_history_key(sp, p, row->threads, &k))
+        return;
     for (unsigned i = 0; i < sp->repeat; i++)
         hy_history_record(h, &k, sp->n, times[i]);
 }

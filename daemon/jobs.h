@@ -106,6 +106,12 @@ typedef struct hy_sched_stats {
 } hy_sched_stats;
 void hy_sched_get_stats(hy_sched *s, hy_sched_stats *st);
 
+/* The history cell (docs/scheduling.md) a row of the job fills, with the row's threads (as it
+ * ran, or as planned for a prediction); false for rows the history does not keep: replicate
+ * mode (T copies of the job) and a locked row whose lock choice is not the job's default. */
+bool hy_job_history_key(const hy_job_spec *sp, const hy_row_spec *p, unsigned threads,
+                        hy_history_key *k);
+
 /* Frees a job that no executor holds (its array too). NULL is fine. */
 void hy_job_free(hy_job *job);
 

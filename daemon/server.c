@@ -401,7 +401,8 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         return;
     }
     if ((rc = hy_job_spec_make(m, s->cfg.switch_interval_us, &spec, &err)) ||
-        (rc = hy_job_resolve(&s->env, m, &spec, &err)) || (rc = check_submit(s, &spec, &err)) || (rc = check_room(s, c, &spec, &err))) {
+        (rc = hy_job_resolve(&s->env, m, &spec, &err)) || (rc = check_submit(s, &spec, &err)) ||
+        (rc = check_room(s, c, &spec, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
         return;
     }
@@ -525,6 +526,28 @@ static void note_running(hy_job *j, void *ctx)
     }
 }
 
+/* The job's whole run time as the performance history predicts it (each row's prediction
+ * times its warm-ups and timed runs), or 0 when a row has no trusted prediction. */
+static uint64_t predict_job(const struct server *s, const hy_job *j)
+{
+    const hy_job_spec *sp = &j->spec;
+    hy_history *h = s->set.engines.history;
+    hy_row_spec plan[HY_PLAN_MAX];
+    unsigned nrows = hy_job_plan(sp, plan);
+    double total = 0;
+    for (unsigned r = 0; h && r < nrows; r++) {
+        hy_history_key k;
+        hy_history_prediction p;
+        if (!hy_job_history_key(sp, &plan[r], plan[r].threads, &k))
+            return 0;
+        hy_history_predict(h, &k, sp->n, &p);
+        if (p.answer != HY_PREDICT_MEASURED && p.answer != HY_PREDICT_INTERPOLATED)
+            return 0;
+        total += p.ns * (sp->warmup + sp->repeat);
+    }
+    return h ? (uint64_t)total : 0;
+}
+
 /* A job as JOBS_REPLY lists it; start_ns 0 while it is queued. */
 static void job_record(const struct server *s, const hy_job *j, uint64_t start_ns,
                        uint64_t now, hy_job_record *r)
@@ -542,11 +565,46 @@ static void job_record(const struct server *s, const hy_job *j, uint64_t start_n
         .queued_ns = now > j->queued_ns ? now - j->queued_ns : 0,
         .running_ns = start_ns && now > start_ns ? now - start_ns : 0};
     r->threads = sp->kind->compare || on_device ? 0 : plan[0].threads;
+    r->predicted_ns = predict_job(s, j);
     if (start_ns) {
         r->row = atomic_load(&j->row);
         r->done = atomic_load(&j->done);
         r->total = atomic_load(&j->total);
     }
+}
+
+/* How long queued job `id` will wait: what is left of the job running on its executor, and
+ * the predicted run of every job queued there before it (every user's: the wait is the
+ * submitter's to know, even where the jobs ahead are not). Queues are fair between clients,
+ * so "before it" (accepted earlier) is an estimate. 0 when any of them cannot be predicted. */
+static uint64_t predict_wait(const struct server *s, uint64_t id, const struct running *run,
+                             uint64_t now)
+{
+    const hy_job *me = NULL;
+    for (const struct hy_client *o = s->clients; o && !me; o = o->next)
+        for (const hy_job *j = o->jobs; j && !me; j = j->cnext)
+            if (j->id == id)
+                me = j;
+    if (!me)
+        return 0;
+    uint64_t wait = 0;
+    for (const struct hy_client *o = s->clients; o; o = o->next)
+        for (const hy_job *j = o->jobs; j; j = j->cnext) {
+            if (j == me || j->exec != me->exec)
+                continue;
+            uint64_t start = 0;
+            for (unsigned k = 0; k < run->n && !start; k++)
+                if (run->ids[k] == j->id)
+                    start = run->start_ns[k] ? run->start_ns[k] : now;
+            if (!start && j->id > id)
+                continue; /* queued after it */
+            uint64_t pred = predict_job(s, j);
+            if (pred == 0)
+                return 0;
+            uint64_t ran = start && now > start ? now - start : 0;
+            wait += start ? (pred > ran ? pred - ran : 0) : pred;
+        }
+    return wait ? wait : 1; /* something is ahead of a queued job: never 0 when known */
 }
 
 /* JOBS: the caller's queued and running jobs (every user's for a privileged caller who asks
@@ -576,6 +634,9 @@ static void on_jobs(struct server *s, struct hy_client *c, const hy_msg *m)
                 else
                     others_queued++;
             }
+    for (uint32_t i = 0; i < nrec; i++)
+        if (recs[i].state == HY_JOB_QUEUED)
+            recs[i].wait_ns = predict_wait(s, recs[i].job_id, &run, now);
     hy_msg *out = s->out;
     memset(out, 0, sizeof *out);
     out->type = HY_MSG_JOBS_REPLY;

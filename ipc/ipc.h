@@ -360,8 +360,11 @@ typedef struct hy_job_record {
     uint64_t queued_ns;  /* since it was accepted */
     uint64_t running_ns; /* since it started; 0 while queued */
     uint64_t done, total; /* the last progress: units of work */
+    /* From the performance history (docs/scheduling.md), 0 where it cannot say: */
+    uint64_t predicted_ns; /* the whole job's run time, warm-ups included */
+    uint64_t wait_ns;      /* queued: until it starts (the jobs ahead on its executor) */
 } hy_job_record;
-#define HY_IPC_JOB_SIZE 80u
+#define HY_IPC_JOB_SIZE 88u
 
 /* The jobs a caller may see, and how many of the rest are queued and running (counts only:
  * who runs what is the submitter's business; how busy the machine is, everyone's). */

@@ -279,6 +279,7 @@ static const field job_f[] = {
     F(T, dtype, 20, F_U16),   F(T, nrows, 22, F_U16),    F(T, threads, 24, F_U32),
     F(T, row, 28, F_U32),     F(T, n, 32, F_U64),        F(T, queued_ns, 40, F_U64),
     F(T, running_ns, 48, F_U64), F(T, done, 56, F_U64),  F(T, total, 64, F_U64),
+    F(T, predicted_ns, 72, F_U64), F(T, wait_ns, 80, F_U64),
 };
 #undef T
 static const rec job_rec = {job_f, NF(job_f), HY_IPC_JOB_SIZE, HY_IPC_JOB_SIZE,

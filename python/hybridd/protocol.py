@@ -252,12 +252,13 @@ RECORD_FIELDS = [("index", "I", 0, 0), ("type", "H", 4, 0), ("flags", "H", 6, 0)
 
 
 # A JOBS_REPLY record: 80 bytes.
-JOB_RECORD_SIZE = 80
+JOB_RECORD_SIZE = 88
 JOB_RECORD_FIELDS = [("job_id", "Q", 0, 0), ("uid", "I", 8, 0), ("job", "H", 12, 0),
                      ("state", "H", 14, 0), ("backend", "H", 16, 0), ("device", "H", 18, 0),
                      ("dtype", "H", 20, 0), ("nrows", "H", 22, 0), ("threads", "I", 24, 0),
                      ("row", "I", 28, 0), ("n", "Q", 32, 0), ("queued_ns", "Q", 40, 0),
-                     ("running_ns", "Q", 48, 0), ("done", "Q", 56, 0), ("total", "Q", 64, 0)]
+                     ("running_ns", "Q", 48, 0), ("done", "Q", 56, 0), ("total", "Q", 64, 0),
+                     ("predicted_ns", "Q", 72, 0), ("wait_ns", "Q", 80, 0)]
 
 
 def _get(fields, data, base, size, into):

@@ -1933,6 +1933,44 @@ class TestJobs(SharedDaemonCase):
                     p.kill()
                     p.wait()
 
+    def test_estimates_from_the_history(self):
+        """Once a configuration has been measured (5 runs kept after the first), jobs
+        predicts a running job's time left and a queued one's wait; unmeasured: none."""
+        n = 2 ** 24
+        r = self.ctl_as(0, "pi", "-n", n, "--backend", "serial", "--repeat", 7)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        long_run = subprocess.Popen([self.ctl, "-s", self.sock, "-q", "pi", "-n", str(n),
+                                     "--backend", "serial", "--repeat", "1000"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        behind = unknown = None
+        try:
+            self.wait_for(lambda d: any(j["state"] == "running" for j in d["jobs"]),
+                          "the long job never ran")
+            behind = self.start_long(0)  # 10^15 samples: a size never measured
+            unknown = subprocess.Popen([self.ctl, "-s", self.sock, "-q", "pi", "-n", str(n),
+                                        "--backend", "serial"], stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+            d = self.wait_for(lambda d: len(d["jobs"]) == 3, "the queued jobs never showed")
+            run = [j for j in d["jobs"] if j["state"] == "running"][0]
+            self.assertGreater(run["predicted_ns"], 0, run)
+            self.assertEqual(run["wait_ns"], 0)
+            by_n = {j["n"]: j for j in d["jobs"] if j["state"] == "queued"}
+            self.assertEqual(by_n[10 ** 15]["predicted_ns"], 0, "never measured: no guess")
+            self.assertGreater(by_n[10 ** 15]["wait_ns"], 0, "but the job ahead is known")
+            # the one queued last waits behind the unknown one: its wait is unknown
+            self.assertGreater(by_n[n]["predicted_ns"], 0)
+            self.assertEqual(by_n[n]["wait_ns"], 0)
+            text = self.ctl_as(0, "jobs").stdout
+            self.assertIn("left", text)
+            self.assertIn("starts in about", text)
+        finally:
+            for p in (long_run, behind, unknown):
+                if p and p.poll() is None:
+                    p.send_signal(signal.SIGINT)  # hybridctl cancels its job
+                    p.communicate(timeout=60)
+
     def test_watch_redraws_until_interrupted(self):
         p = subprocess.Popen([self.ctl, "-s", self.sock, "jobs", "--watch"],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

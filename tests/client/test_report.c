@@ -1331,9 +1331,11 @@ Test(jobs, text_and_json)
         {.job_id = 12, .uid = 1000, .job = HY_JOB_SORT, .state = 2,
          .backend = HY_BACKEND_NATIVE, .device = HY_JOB_DEVICE_NONE, .dtype = HY_DT_F64,
          .nrows = 1, .threads = 2, .n = 10000000, .queued_ns = 3500000000ull,
-         .running_ns = 3200000000ull, .done = 45, .total = 100},
+         .running_ns = 3200000000ull, .done = 45, .total = 100,
+         .predicted_ns = 10000000000ull},
         {.job_id = 13, .uid = 1001, .job = HY_JOB_COMPARE_PI, .state = 1,
-         .device = 0, .nrows = 5, .n = 1000000000, .queued_ns = 61000000000ull},
+         .device = 0, .nrows = 5, .n = 1000000000, .queued_ns = 61000000000ull,
+         .wait_ns = 7000000000ull},
     };
     const char *owners[2] = {"alice", NULL};
     hy_msg_jobs_reply r = {.njobs = 2, .flags = HY_JOBS_ALL, .jobs = j};
@@ -1344,6 +1346,8 @@ Test(jobs, text_and_json)
     cr_assert(strstr(out, "45% (row 1 of 1)"), "%s", out);
     cr_assert(strstr(out, "    13  ?          queued      1m01s  compare pi"), "%s", out);
     cr_assert(strstr(out, "5 rows (with opencl)"), "%s", out);
+    cr_assert(strstr(out, "about 6s left"), "%s", out);
+    cr_assert(strstr(out, "starts in about 7s"), "%s", out);
     cr_assert(!strstr(out, "other users"), "%s", out);
     free(out);
     CAPTURE(out, hc_print_jobs(F, &r, owners, HC_JSON));

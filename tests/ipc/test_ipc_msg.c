@@ -706,15 +706,15 @@ static const golden goldens[] = {
      "10 00 00 00 | 01 00 00 00 | 00 00 00 00 00 00 00 00",
      {8, 0}, {16, 0}},
     {"JOBS_REPLY request 9: job 7 of uid 1000, sort 10^6 f64 on native with 2 threads, "
-     "running 1.5 s of 2 s, 500 of 1000 done; 3 others queued, 1 running",
-     "48 59 44 31 01 00 10 00 00 00 00 00 70 00 00 00 09 00 00 00 00 00 00 00"
-     "20 00 00 00 | 01 00 00 00 | 50 00 00 00 | 00 00 00 00 | 03 00 00 00 | 01 00 00 00"
+     "running 1.5 s of 2 s, 500 of 1000 done, predicted 3 s; 3 others queued, 1 running",
+     "48 59 44 31 01 00 10 00 00 00 00 00 78 00 00 00 09 00 00 00 00 00 00 00"
+     "20 00 00 00 | 01 00 00 00 | 58 00 00 00 | 00 00 00 00 | 03 00 00 00 | 01 00 00 00"
      "00 00 00 00 00 00 00 00"
      "07 00 00 00 00 00 00 00 | e8 03 00 00 | 02 00 | 02 00 | 02 00 | ff ff | 06 00 | 01 00"
      "02 00 00 00 | 00 00 00 00 | 40 42 0f 00 00 00 00 00 | 00 94 35 77 00 00 00 00"
      "00 2f 68 59 00 00 00 00 | f4 01 00 00 00 00 00 00 | e8 03 00 00 00 00 00 00"
-     "00 00 00 00 00 00 00 00",
-     {24, 104}, {32, 112}},
+     "00 5e d0 b2 00 00 00 00 | 00 00 00 00 00 00 00 00",
+     {24, 0}, {32, 0}},
 };
 #define NGOLDEN (sizeof goldens / sizeof goldens[0])
 
@@ -771,7 +771,8 @@ static void golden_msg(unsigned i, hy_msg *m)
             .job_id = 7, .uid = 1000, .job = HY_JOB_SORT, .state = 2,
             .backend = HY_BACKEND_NATIVE, .device = HY_JOB_DEVICE_NONE, .dtype = HY_DT_F64,
             .nrows = 1, .threads = 2, .n = 1000000, .queued_ns = 2000000000ull,
-            .running_ns = 1500000000ull, .done = 500, .total = 1000};
+            .running_ns = 1500000000ull, .done = 500, .total = 1000,
+            .predicted_ns = 3000000000ull};
         m->type = HY_MSG_JOBS_REPLY;
         m->request = 9;
         m->u.jobs_reply = (hy_msg_jobs_reply){.njobs = 1, .others_queued = 3,
@@ -1349,6 +1350,8 @@ Test(msg, jobs_reply_fields_and_limits)
     cr_assert_eq(j->running_ns, 1500000000u);
     cr_assert_eq(j->done, 500u);
     cr_assert_eq(j->total, 1000u);
+    cr_assert_eq(j->predicted_ns, 3000000000u);
+    cr_assert_eq(j->wait_ns, 0u);
 
     memcpy(bad, want, n);
     bad_len = n;

@@ -32,6 +32,14 @@ int hy_memfd_create(const char *name, size_t bytes, int *fd, void **map, hy_erro
         close(f);
         return hy_error_set(err, HY_ESYS, "mmap of a %zu-byte memfd: %s", bytes, strerror(e));
     }
+    /* Mapping an array's pages costs about a microsecond per 4 KiB page each time it is
+     * mapped and unmapped (14-21 ms and 6-18 ms for 80 MB here): the daemon pays it on every
+     * job, outside the timed sort. Where the kernel lets shmem use huge pages on request
+     * (transparent_hugepage/shmem_enabled = advise), the pages this client writes become
+     * 2 MiB ones, and every mapping of them 512 times cheaper; elsewhere this is a no-op. */
+#ifdef MADV_HUGEPAGE
+    (void)madvise(m, bytes, MADV_HUGEPAGE);
+#endif
     *fd = f;
     *map = m;
     return 0;

@@ -45,6 +45,7 @@ typedef struct hy_job {
     struct hy_job *cprev, *cnext;
     uint64_t progress_done;   /* what the last PROGRESS said */
     uint32_t progress_row;
+    uint64_t predicted_ns;    /* its run time as the history predicted it at accept; 0 unknown */
 
     /* Under the scheduler's lock. */
     int state;

@@ -388,6 +388,8 @@ static int take_array(hy_job *j, const hy_frame *f, const hy_msg_submit *m, int 
     return 0;
 }
 
+static uint64_t predict_job(const struct server *s, const hy_job *j);
+
 static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, hy_msg *msg,
                       int *fds_taken)
 {
@@ -427,6 +429,7 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     }
     j->id = ++s->next_job_id;
     j->queued_ns = hy_now_ns();
+    j->predicted_ns = predict_job(s, j); /* once: JOBS replies read it for every job */
     unsigned ahead = 0;
     if ((rc = hy_sched_submit(s->sched, j, &c->tags[j->exec], &ahead, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
@@ -565,13 +568,17 @@ static void job_record(const struct server *s, const hy_job *j, uint64_t start_n
         .queued_ns = now > j->queued_ns ? now - j->queued_ns : 0,
         .running_ns = start_ns && now > start_ns ? now - start_ns : 0};
     r->threads = sp->kind->compare || on_device ? 0 : plan[0].threads;
-    r->predicted_ns = predict_job(s, j);
+    r->predicted_ns = j->predicted_ns;
     if (start_ns) {
         r->row = atomic_load(&j->row);
         r->done = atomic_load(&j->done);
         r->total = atomic_load(&j->total);
     }
 }
+
+/* Above this many jobs alive a JOBS reply estimates no waits: each costs a walk over them all,
+ * and the event loop must stay quick for everyone. */
+#define WAIT_ESTIMATE_MAX_JOBS 4096
 
 /* How long queued job `id` will wait: what is left of the job running on its executor, and
  * the predicted run of every job queued there before it (every user's: the wait is the
@@ -580,6 +587,8 @@ static void job_record(const struct server *s, const hy_job *j, uint64_t start_n
 static uint64_t predict_wait(const struct server *s, uint64_t id, const struct running *run,
                              uint64_t now)
 {
+    if (s->jobs_alive > WAIT_ESTIMATE_MAX_JOBS)
+        return 0;
     const hy_job *me = NULL;
     for (const struct hy_client *o = s->clients; o && !me; o = o->next)
         for (const hy_job *j = o->jobs; j && !me; j = j->cnext)
@@ -598,7 +607,7 @@ static uint64_t predict_wait(const struct server *s, uint64_t id, const struct r
                     start = run->start_ns[k] ? run->start_ns[k] : now;
             if (!start && j->id > id)
                 continue; /* queued after it */
-            uint64_t pred = predict_job(s, j);
+            uint64_t pred = j->predicted_ns;
             if (pred == 0)
                 return 0;
             uint64_t ran = start && now > start ? now - start : 0;

@@ -117,6 +117,88 @@ static int sort_task(hy_worker *w, void *arg)
         atomic_init(&(blk)->changed, false);                                                  \
     } while (0)
 
+/* The buffers one sort needs beyond its array, for `copies` copies on `threads` threads. */
+struct sort_bufs {
+    char *scratch;              /* copies 1..T-1, then a tmp per copy */
+    size_t scratch_bytes;
+    size_t (*hist)[1u << DIGIT_BITS];
+    size_t *bucket;
+    void *shared;               /* a shared block per copy */
+    void *local;                /* two private LSD buffers per thread, cache-line aligned */
+    size_t local_bytes;
+    char *top;                  /* each thread's copy of the top-level bucket function */
+    size_t top_bytes;
+};
+
+static void sort_bufs_put(hy_host *h, struct sort_bufs *b)
+{
+    free(b->top);
+    free(b->local);
+    free(b->shared);
+    free(b->bucket);
+    free(b->hist);
+    hy_host_scratch_put(h, b->scratch, b->scratch_bytes);
+}
+
+static int sort_bufs_get(hy_host *h, size_t size, size_t n, unsigned copies, unsigned threads,
+                         struct sort_bufs *b, hy_error *err)
+{
+    size_t nd = (size_t)1 << DIGIT_BITS;
+    *b = (struct sort_bufs){.scratch_bytes = n * size * (2 * (size_t)copies - 1),
+                            .local_bytes = (size_t)2 * LSD_MAX * size,
+                            .top_bytes = sizeof(struct top_u64)};
+    b->scratch = hy_host_scratch_get(h, b->scratch_bytes);
+    b->hist = calloc(threads, sizeof *b->hist);
+    b->bucket = calloc(copies * (nd + 1), sizeof *b->bucket);
+    b->shared = calloc(copies,
+                       size == 4 ? sizeof(struct shared_u32) : sizeof(struct shared_u64));
+    if (posix_memalign(&b->local, 64, b->local_bytes * threads) != 0)
+        b->local = NULL;
+    b->top = calloc(threads, b->top_bytes);
+    if (!b->scratch || !b->hist || !b->bucket || !b->shared || !b->local || !b->top) {
+        sort_bufs_put(h, b);
+        return hy_error_set(err, HY_ENOMEM, "out of memory for sorting %zu elements (%zu bytes "
+                            "of scratch)", n, b->scratch_bytes);
+    }
+    /* The LSD buffers may be recycled heap that held another job's keys; an input that
+     * changes under the sort can leave slots unwritten, so they must hold nothing foreign.
+     * Only the part a bucket of this job can reach is cleared. */
+    size_t reach = (n < LSD_MAX ? n : LSD_MAX) * size;
+    for (unsigned i = 0; i < 2 * threads; i++)
+        memset((char *)b->local + (size_t)i * LSD_MAX * size, 0, reach);
+    return 0;
+}
+
+/* Points each copy's shared block at its array, tmp and rows. Copy 0 reads src and writes
+ * data; the other copies (replicate mode) are copies of src in scratch, sorted in place. */
+static void setup_copies(struct sort_ctx *c, const struct sort_bufs *b, int dtype,
+                         const void *src, void *data, size_t n, unsigned copies)
+{
+    size_t nd = (size_t)1 << DIGIT_BITS, bytes = n * c->size;
+    bool repl = c->mode == HY_MODE_REPLICATE;
+    struct hy_key_spec spec = hy_key_spec_of(dtype);
+    for (unsigned i = 0; i < copies; i++) {
+        char *arr = i == 0 ? (char *)src : b->scratch + (size_t)(i - 1) * bytes;
+        char *outv = i == 0 ? data : arr;
+        char *tmpv = b->scratch + (size_t)(copies - 1 + i) * bytes;
+        if (i > 0 && bytes > 0) /* data may be NULL when n is 0 */
+            memcpy(arr, data, bytes);
+        size_t(*rows)[1u << DIGIT_BITS] = repl ? b->hist + i : b->hist;
+        /* Split: thread id finds its rows at id; replicate: copy i is thread i, alone. */
+        char *lrow = (char *)b->local + (repl ? i * b->local_bytes : 0);
+        char *trow = b->top + (repl ? i * b->top_bytes : 0);
+        if (c->size == 4) {
+            c->s32 = b->shared;
+            SETUP_SHARED(&c->s32[i], uint32_t, hy_xform_u32_of(spec), arr, outv, tmpv, rows,
+                         b->bucket + i * (nd + 1), lrow, trow);
+        } else {
+            c->s64 = b->shared;
+            SETUP_SHARED(&c->s64[i], uint64_t, hy_xform_u64_of(spec), arr, outv, tmpv, rows,
+                         b->bucket + i * (nd + 1), lrow, trow);
+        }
+    }
+}
+
 /* Sorts src into dst (the same array for an in-place sort). */
 static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n,
                      const hy_run_opts *o, hy_sort_result *r, hy_error *err)
@@ -146,55 +228,10 @@ static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n
     ro.nogil = o->nogil == HY_NOGIL_DEFAULT ? HY_NOGIL_RELEASE : o->nogil;
 
     struct sort_ctx c = {.size = size, .mode = mode};
-    size_t nd = (size_t)1 << DIGIT_BITS;
-    size_t scratch_bytes = bytes * (2 * (size_t)copies - 1);
-    char *scratch = hy_host_scratch_get(h, scratch_bytes);
-    size_t(*hist)[1u << DIGIT_BITS] = calloc(o->threads, sizeof *hist);
-    size_t *bucket = calloc(copies * (nd + 1), sizeof *bucket);
-    void *shared = calloc(copies, size == 4 ? sizeof *c.s32 : sizeof *c.s64);
-    /* Two private LSD buffers per thread (1 MiB for 8-byte keys), cache-line aligned. */
-    size_t local_bytes = (size_t)2 * LSD_MAX * size;
-    void *local = NULL;
-    if (posix_memalign(&local, 64, local_bytes * o->threads) != 0)
-        local = NULL;
-    /* Each thread's copy of the top-level bucket function (about 20 KiB). */
-    size_t top_bytes = sizeof(struct top_u64);
-    char *top = calloc(o->threads, top_bytes);
-    if (!scratch || !hist || !bucket || !shared || !local || !top) {
-        rc = hy_error_set(err, HY_ENOMEM, "out of memory for sorting %zu elements (%zu bytes "
-                          "of scratch)", n, scratch_bytes);
-        goto out;
-    }
-    /* The LSD buffers may be recycled heap that held another job's keys; an input that
-     * changes under the sort can leave slots unwritten, so they must hold nothing foreign.
-     * Only the part a bucket of this job can reach is cleared. */
-    size_t reach = (n < LSD_MAX ? n : LSD_MAX) * size;
-    for (unsigned i = 0; i < 2 * o->threads; i++)
-        memset((char *)local + (size_t)i * LSD_MAX * size, 0, reach);
-    /* Layout of scratch: copies 1..T-1 first, then a tmp per copy. */
-    for (unsigned i = 0; i < copies; i++) {
-        /* Copy 0 reads src and writes dst; the other copies sort themselves in place. */
-        char *arr = i == 0 ? (char *)src : scratch + (size_t)(i - 1) * bytes;
-        char *outv = i == 0 ? data : arr;
-        char *tmpv = scratch + (size_t)(copies - 1 + i) * bytes;
-        if (i > 0 && bytes > 0) /* data may be NULL when n is 0 */
-            memcpy(arr, data, bytes);
-        struct hy_key_spec spec = hy_key_spec_of(dtype);
-        size_t(*rows)[1u << DIGIT_BITS] = mode == HY_MODE_REPLICATE ? hist + i : hist;
-        /* Split: thread id finds its rows at id; replicate: copy i is thread i, alone. */
-        char *lrow = (char *)local + (mode == HY_MODE_REPLICATE ? i * local_bytes : 0);
-        char *trow = top + (mode == HY_MODE_REPLICATE ? i * top_bytes : 0);
-        if (size == 4) {
-            c.s32 = shared;
-            SETUP_SHARED(&c.s32[i], uint32_t, hy_xform_u32_of(spec), arr, outv, tmpv, rows,
-                         bucket + i * (nd + 1), lrow, trow);
-        } else {
-            c.s64 = shared;
-            SETUP_SHARED(&c.s64[i], uint64_t, hy_xform_u64_of(spec), arr, outv, tmpv, rows,
-                         bucket + i * (nd + 1), lrow, trow);
-        }
-    }
-
+    struct sort_bufs b;
+    if ((rc = sort_bufs_get(h, size, n, copies, o->threads, &b, err)))
+        return rc;
+    setup_copies(&c, &b, dtype, src, data, n, copies);
     rc = hy_host_run(h, &ro, (uint64_t)n * 3u * copies, sort_task, &c, &r->stats, err);
     if (rc == HY_EINVAL)
         hy_error_set(err, rc, "the array changed while it was being sorted (was its memfd "
@@ -203,16 +240,10 @@ static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n
     r->n = n;
     /* Every copy sorted the same input; any difference would be a bug in the sort. */
     for (unsigned i = 1; rc == 0 && bytes > 0 && i < copies; i++)
-        if (memcmp(data, scratch + (size_t)(i - 1) * bytes, bytes) != 0)
+        if (memcmp(data, b.scratch + (size_t)(i - 1) * bytes, bytes) != 0)
             rc = hy_error_set(err, HY_EINTERNAL, "replicate copy %u sorted differently from "
                               "copy 0", i);
-out:
-    free(top);
-    free(local);
-    free(shared);
-    free(bucket);
-    free(hist);
-    hy_host_scratch_put(h, scratch, scratch_bytes);
+    sort_bufs_put(h, &b);
     return rc;
 }
 

@@ -198,6 +198,10 @@ int hc_print_sort(FILE *f, const hc_sort_report *r, enum hc_format fmt);
 
 int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt);
 int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt);
+/* The daemon's performance history (MODEL_REPLY): a table of cells sorted by configuration
+ * and size, with each cell's error when its neighbours predict it, or one JSON document. */
+int hc_print_model(FILE *f, const hy_msg_model_reply *m, enum hc_format fmt);
+
 /* The queued and running jobs of a JOBS_REPLY: a table, or one JSON document. owners[i]
  * names the user of record i (NULL: unknown, shown as "?" and null). */
 int hc_print_jobs(FILE *f, const hy_msg_jobs_reply *r, const char *const *owners,

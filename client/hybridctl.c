@@ -125,7 +125,7 @@ static _Noreturn void fail(int exit_code, int code, const char *hint, const char
 /* ---- the command line: commands and options, one row each ---- */
 
 enum { C_PING = 1, C_STATUS = 2, C_DEVICES = 4, C_CANCEL = 8, C_PI = 16, C_SORT = 32,
-       C_CPI = 64, C_CSORT = 128, C_GLOBAL = 256, C_JOBS = 512 };
+       C_CPI = 64, C_CSORT = 128, C_GLOBAL = 256, C_JOBS = 512, C_MODEL = 1024 };
 #define C_JOB (C_PI | C_SORT | C_CPI | C_CSORT)
 #define C_CMP (C_CPI | C_CSORT)
 
@@ -137,8 +137,8 @@ struct conn;
 typedef void parse_fn(int argc, char **argv, int i, struct cmdline *l);
 typedef int run_fn(struct conn *c, const struct cmdline *l);
 static parse_fn parse_none, parse_cancel, parse_jobs, parse_pi, parse_sort, parse_compare;
-static run_fn cmd_ping, cmd_status, cmd_devices, cmd_cancel, cmd_jobs, cmd_pi, cmd_sort,
-    cmd_compare;
+static run_fn cmd_ping, cmd_status, cmd_devices, cmd_cancel, cmd_jobs, cmd_model, cmd_pi,
+    cmd_sort, cmd_compare;
 
 static const struct command {
     const char *name;
@@ -156,6 +156,9 @@ static const struct command {
     {"jobs", C_JOBS, "jobs [--all] [--watch]",
      "The queued and running jobs: yours (everyone's with --all, for root).", parse_jobs,
      cmd_jobs},
+    {"model", C_MODEL, "model",
+     "The daemon's performance history: each configuration and size it measured.",
+     parse_none, cmd_model},
     {"cancel", C_CANCEL, "cancel JOB",
      "Cancels one of your jobs by its id (see `hybridctl jobs`).", parse_cancel, cmd_cancel},
     {"pi", C_PI, "pi -n N [OPTIONS]", "Estimates pi from N random points.", parse_pi, cmd_pi},
@@ -1493,6 +1496,13 @@ static int cmd_cancel(conn *c, const struct cmdline *l)
     else if (!g_quiet)
         printf("job %" PRIu64 " is being cancelled\n", id);
     return finish_output(0);
+}
+
+static int cmd_model(conn *c, const struct cmdline *l)
+{
+    (void)l;
+    const hy_msg *m = conn_ask(c, HY_MSG_MODEL, HY_MSG_MODEL_REPLY);
+    return finish_output(hc_print_model(stdout, &m->u.model, g_fmt) ? HC_EXIT_JOB : 0);
 }
 
 /* One JOBS round trip: the reply copied out (it is large, and the next receive reuses the

@@ -1397,6 +1397,141 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
     return rc;
 }
 
+/* ---- MODEL ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static bool same_config(const hy_cell_record *a, const hy_cell_record *b)
+{
+    return a->work == b->work && a->dtype == b->dtype && a->backend == b->backend &&
+           a->transport == b->transport && a->device == b->device && a->threads == b->threads;
+}
+
+static int cmp_cells(const void *pa, const void *pb)
+{
+    const hy_cell_record *a = pa, *b = pb;
+    const uint32_t ka[] = {a->work, a->dtype, a->backend, a->threads, a->transport, a->device,
+                           a->log2n};
+    const uint32_t kb[] = {b->work, b->dtype, b->backend, b->threads, b->transport, b->device,
+                           b->log2n};
+    for (size_t i = 0; i < sizeof ka / sizeof ka[0]; i++)
+        if (ka[i] != kb[i])
+            return ka[i] < kb[i] ? -1 : 1;
+    return 0;
+}
+
+/* How well the sizes around a trusted cell predict it: log-log interpolation between its
+ * trusted neighbours one size bucket below and above (at the buckets' middles), against
+ * its own median, as a signed share of it; NAN without both neighbours. The same kind of
+ * prediction the daemon makes for sizes it has not measured. */
+static double fit_error(const hy_cell_record *c, size_t i, size_t n)
+{
+    if (!(c[i].flags & HY_CELL_TRUSTED) || i == 0 || i + 1 >= n)
+        return NAN;
+    const hy_cell_record *lo = &c[i - 1], *hi = &c[i + 1];
+    if (!same_config(lo, &c[i]) || !same_config(hi, &c[i]) || lo->log2n + 1 != c[i].log2n ||
+        hi->log2n != c[i].log2n + 1 || !(lo->flags & HY_CELL_TRUSTED) ||
+        !(hi->flags & HY_CELL_TRUSTED) || !lo->median_ns || !hi->median_ns || !c[i].median_ns)
+        return NAN;
+    /* buckets one apart on both sides: the middle one's log time is their mean */
+    double predicted = sqrt((double)lo->median_ns * (double)hi->median_ns);
+    return (predicted - (double)c[i].median_ns) / (double)c[i].median_ns;
+}
+
+static void cell_name(char *b, size_t cap, const hy_cell_record *c)
+{
+    char where[48];
+    if (c->backend == HY_BACKEND_OPENCL)
+        snprintf(where, sizeof where, "dev %u", c->device);
+    else if (c->backend == HY_BACKEND_PROCESS)
+        snprintf(where, sizeof where, "%uT %s", c->threads,
+                 nz(hy_transport_name(c->transport), "?"));
+    else
+        snprintf(where, sizeof where, "%uT", c->threads);
+    snprintf(b, cap, "%s%s%s %s %s", c->work == HY_JOB_PI ? "pi" : "sort", c->dtype ? " " : "",
+             c->dtype ? nz(hy_dtype_name(c->dtype), "?") : "", backend_name(c->backend), where);
+}
+
+int hc_print_model(FILE *f, const hy_msg_model_reply *m, enum hc_format fmt)
+{
+    c_numbers l;
+    c_numbers_begin(&l);
+    size_t n = m->ncells;
+    hy_cell_record *c = malloc((n ? n : 1) * sizeof *c);
+    if (!c) {
+        c_numbers_end(&l);
+        return HY_ENOMEM;
+    }
+    memcpy(c, m->cells ? m->cells : m->cells_in, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_cells);
+    double *errs = malloc((n ? n : 1) * sizeof *errs);
+    unsigned nerr = 0;
+    for (size_t i = 0; errs && i < n; i++) {
+        double e = fit_error(c, i, n);
+        if (isfinite(e))
+            errs[nerr++] = fabs(e);
+    }
+    double med = NAN;
+    if (nerr) {
+        qsort(errs, nerr, sizeof *errs, cmp_double);
+        med = nerr % 2 ? errs[nerr / 2] : (errs[nerr / 2 - 1] + errs[nerr / 2]) / 2;
+    }
+    if (fmt == HC_JSON) {
+        fprintf(f, "{\"cells\":[");
+        for (size_t i = 0; i < n; i++) {
+            fprintf(f, "%s{\"job\":\"%s\"", i ? "," : "",
+                    c[i].work == HY_JOB_PI ? "pi" : "sort");
+            json_s(f, "dtype", c[i].dtype ? hy_dtype_name(c[i].dtype) : NULL);
+            json_s(f, "backend", backend_name(c[i].backend));
+            json_u64(f, "threads", c[i].threads);
+            json_s(f, "transport", hy_transport_name(c[i].transport));
+            json_u64(f, "device", c[i].device);
+            json_u64(f, "log2n", c[i].log2n);
+            json_u64(f, "samples", c[i].samples);
+            json_u64(f, "median_ns", c[i].median_ns);
+            json_key(f, "trusted");
+            fputs(c[i].flags & HY_CELL_TRUSTED ? "true" : "false", f);
+            json_dbl(f, "fit_error", fit_error(c, i, n));
+            fputc('}', f);
+        }
+        fprintf(f, "],\"total\":%u,\"trust\":%u,\"ring\":%u", m->total, m->trust, m->ring);
+        json_dbl(f, "median_fit_error", med);
+        fputs("}\n", f);
+    } else if (n == 0) {
+        fputs("the daemon has measured nothing yet\n", f);
+    } else {
+        fprintf(f, "%-30s %8s %8s %12s  %-7s %s\n", "CONFIGURATION", "N", "SAMPLES",
+                "MEDIAN MS", "TRUSTED", "FIT");
+        for (size_t i = 0; i < n; i++) {
+            char name[96], fit[32] = "-";
+            cell_name(name, sizeof name, &c[i]);
+            double e = fit_error(c, i, n);
+            if (isfinite(e))
+                snprintf(fit, sizeof fit, "%+.1f%%", 100 * e);
+            fprintf(f, "%-30s %6s%-2u %8u %12.3f  %-7s %s\n", name, "2^", c[i].log2n,
+                    c[i].samples, ms(c[i].median_ns),
+                    c[i].flags & HY_CELL_TRUSTED ? "yes" : "no", fit);
+        }
+        fprintf(f, "\n%u cell%s", m->total, m->total == 1 ? "" : "s");
+        if (m->total > n)
+            fprintf(f, " (the first %zu shown)", n);
+        fprintf(f, "; a cell keeps its last %u runs and is trusted from %u", m->ring, m->trust);
+        if (nerr)
+            fprintf(f, "; neighbours predict a trusted cell within %.1f%% (median of %u)",
+                    100 * med, nerr);
+        fputs("\n", f);
+    }
+    free(errs);
+    free(c);
+    int rc = finish(f);
+    c_numbers_end(&l);
+    return rc;
+}
+
 /* ---- JOBS ---- */
 
 static const char *job_kind_name(int job)

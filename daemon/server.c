@@ -656,6 +656,44 @@ static void on_jobs(struct server *s, struct hy_client *c, const hy_msg *m)
     send_msg(s, c, out, NULL, 0);
 }
 
+struct cells {
+    hy_cell_record *rec;
+    uint32_t n, cap, total;
+};
+
+static void note_cell(void *ctx, const hy_history_key *k, unsigned log2n,
+                      const hy_history_cell *cell)
+{
+    struct cells *cs = ctx;
+    cs->total++;
+    if (cs->n < cs->cap)
+        cs->rec[cs->n++] = (hy_cell_record){
+            .work = (uint16_t)k->work, .dtype = (uint16_t)k->dtype,
+            .backend = (uint16_t)k->backend, .transport = (uint16_t)k->transport,
+            .device = k->device, .threads = k->threads, .log2n = log2n,
+            .samples = cell->samples, .median_ns = cell->median_ns,
+            .flags = cell->trusted ? HY_CELL_TRUSTED : 0};
+}
+
+/* MODEL: the performance history's cells, as many as the client's frames hold. What a
+ * configuration costs on this machine is no one's secret: every user may ask. */
+static void on_model(struct server *s, struct hy_client *c, uint64_t req)
+{
+    static hy_cell_record recs[HY_IPC_CELLS_MAX]; /* the event loop is one thread */
+    uint32_t fit = (c->max_payload - 64) / HY_IPC_CELL_SIZE;
+    struct cells cs = {recs, 0, fit < HY_IPC_CELLS_MAX ? fit : HY_IPC_CELLS_MAX, 0};
+    if (s->set.engines.history)
+        hy_history_foreach(s->set.engines.history, note_cell, &cs);
+    hy_msg *out = s->out;
+    memset(out, 0, sizeof *out);
+    out->type = HY_MSG_MODEL_REPLY;
+    out->request = req;
+    out->u.model = (hy_msg_model_reply){.ncells = cs.n, .total = cs.total,
+                                        .trust = HY_HISTORY_TRUST, .ring = HY_HISTORY_RING,
+                                        .cells = recs};
+    send_msg(s, c, out, NULL, 0);
+}
+
 static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
 {
     const hy_msg_hello *h = &m->u.hello;
@@ -759,6 +797,7 @@ static void on_frame(struct server *s, struct hy_client *c, hy_frame *f)
     case HY_MSG_STATUS: on_status(s, c, m->request); break;
     case HY_MSG_DEVICES: on_devices(s, c, m->request); break;
     case HY_MSG_JOBS: on_jobs(s, c, m); break;
+    case HY_MSG_MODEL: on_model(s, c, m->request); break;
     default:
         send_error(s, c, m->request, 0, HY_EPROTO, "%s is sent by the daemon, not to it",
                    tname ? tname : "this message");

@@ -45,6 +45,8 @@ enum hy_msg_type {
     HY_MSG_DEVICES_REPLY = 14,
     HY_MSG_JOBS = 15,          /* client -> server: ask for the queued and running jobs */
     HY_MSG_JOBS_REPLY = 16,
+    HY_MSG_MODEL = 17,         /* client -> server: ask for the performance history */
+    HY_MSG_MODEL_REPLY = 18,
 };
 
 typedef struct hy_frame_header {
@@ -175,6 +177,7 @@ enum hy_array_place {
 #define HY_IPC_DEVICES_MAX 64u
 #define HY_IPC_JOBS_MAX 256u     /* job records in a JOBS_REPLY */
 #define HY_IPC_WARMUP_MAX 100u   /* warm-up runs a SUBMIT may ask for, per row */
+#define HY_IPC_CELLS_MAX 2048u   /* history cells in a MODEL_REPLY */
 /* SUBMIT device: the daemon's first usable device (DEVICES' first record flagged USABLE) */
 #define HY_IPC_DEVICE_DEFAULT 0xFFFFu
 
@@ -377,6 +380,32 @@ typedef struct hy_msg_jobs_reply {
     hy_job_record jobs_in[HY_IPC_JOBS_MAX];  /* decode */
 } hy_msg_jobs_reply;
 
+/* One cell of the daemon's performance history (docs/scheduling.md). */
+#define HY_CELL_TRUSTED 0x1u
+typedef struct hy_cell_record {
+    uint16_t work;      /* HY_JOB_PI or HY_JOB_SORT */
+    uint16_t dtype;     /* sort's; 0 for pi */
+    uint16_t backend;
+    uint16_t transport; /* process's; 0 elsewhere */
+    uint32_t device;    /* opencl's device index; 0 elsewhere */
+    uint32_t threads;   /* threads or workers; 0 for a device */
+    uint32_t log2n;     /* the size bucket: floor(log2 n) */
+    uint32_t samples;   /* run times kept */
+    uint64_t median_ns;
+    uint32_t flags;     /* HY_CELL_TRUSTED: enough samples to predict from */
+} hy_cell_record;
+#define HY_IPC_CELL_SIZE 40u
+
+/* The performance history: its cells (as many as fit; `total` says how many there are), and
+ * the rules they follow. */
+typedef struct hy_msg_model_reply {
+    uint32_t ncells, total;
+    uint32_t trust;  /* samples a cell needs to be trusted */
+    uint32_t ring;   /* run times a cell keeps */
+    const hy_cell_record *cells;              /* encode: the caller's array */
+    hy_cell_record cells_in[HY_IPC_CELLS_MAX]; /* decode */
+} hy_msg_model_reply;
+
 typedef struct hy_msg {
     uint16_t type;    /* enum hy_msg_type */
     uint64_t request; /* the header's request id */
@@ -394,6 +423,7 @@ typedef struct hy_msg {
         hy_msg_devices_reply devices;
         hy_msg_jobs jobs;
         hy_msg_jobs_reply jobs_reply;
+        hy_msg_model_reply model;
     } u;
 } hy_msg;
 

@@ -298,6 +298,29 @@ static const item jobs_reply_i[] = {
 };
 #undef T
 
+#define T hy_cell_record
+static const field cell_f[] = {
+    F(T, work, 0, F_U16),     F(T, dtype, 2, F_U16),    F(T, backend, 4, F_U16),
+    F(T, transport, 6, F_U16), F(T, device, 8, F_U32),  F(T, threads, 12, F_U32),
+    F(T, log2n, 16, F_U32),   F(T, samples, 20, F_U32), F(T, median_ns, 24, F_U64),
+    F(T, flags, 32, F_U32),
+};
+#undef T
+static const rec cell_rec = {cell_f, NF(cell_f), HY_IPC_CELL_SIZE, HY_IPC_CELL_SIZE,
+                             sizeof(hy_cell_record)};
+
+#define T hy_msg_model_reply
+static const field model_f[] = {
+    F(T, ncells, 4, F_U32), STRIDE("record_size", 8), F(T, total, 12, F_U32),
+    F(T, trust, 16, F_U32), F(T, ring, 20, F_U32),
+};
+static const item model_i[] = {
+    {.name = "cells", .count = "ncells", .kind = I_RECS, COUNT(T, ncells),
+     .max = HY_IPC_CELLS_MAX, .mem = offsetof(T, cells), .store = offsetof(T, cells_in),
+     .rec = &cell_rec},
+};
+#undef T
+
 static int check_hello(const void *x, const hy_frame *fr, hy_error *err);
 static int check_submit(const void *x, const hy_frame *fr, hy_error *err);
 static int check_result(const void *x, const hy_frame *fr, hy_error *err);
@@ -325,6 +348,9 @@ static const mdesc types[] = {
     [HY_MSG_JOBS] = {"JOBS", 16, 16, FIELDS(jobs_f), NULL, 0, NULL, false},
     [HY_MSG_JOBS_REPLY] = {"JOBS_REPLY", 32, 32, FIELDS(jobs_reply_f), FIELDS(jobs_reply_i),
                            NULL, false},
+    [HY_MSG_MODEL] = {"MODEL", 8, 8, NULL, 0, NULL, 0, NULL, false},
+    [HY_MSG_MODEL_REPLY] = {"MODEL_REPLY", 32, 32, FIELDS(model_f), FIELDS(model_i), NULL,
+                            false},
 };
 
 static const mdesc *desc_of(int type)

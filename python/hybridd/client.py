@@ -336,6 +336,20 @@ class Client(JobMethods):
                         for i, v in enumerate(m[key])}
         return out
 
+    def model(self, timeout=None):
+        """The daemon's performance history (MODEL_REPLY) as a dict: ``cells``, one dict per
+        configuration and size bucket (job, dtype, backend, threads, transport, device,
+        log2n, samples, median_ns, trusted), ``total`` (cells the daemon has; more than
+        listed when they did not fit a frame), ``trust`` and ``ring``."""
+        m = self._ask({"type": P.MODEL}, P.MODEL_REPLY, timeout)
+        for c in m["cells"]:
+            c["job"] = "pi" if c["job"] == P.JOB_PI else "sort"
+            c["backend"] = P.BACKEND_NAMES.get(c["backend"])
+            c["dtype"] = P.DTYPE_NAMES.get(c["dtype"])
+            c["transport"] = P.TRANSPORT_NAMES.get(c["transport"])
+            c["trusted"] = bool(c.pop("flags") & P.CELL_TRUSTED)
+        return {k: m[k] for k in ("cells", "total", "trust", "ring")}
+
     def jobs(self, all=False, timeout=None):
         """The daemon's queued and running jobs (JOBS_REPLY) as a dict: ``jobs``, one dict per
         job of this user (every user's with ``all=True``, for root and the daemon's user),

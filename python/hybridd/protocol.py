@@ -25,6 +25,8 @@ MAX_THREAD_COUNTS = 32
 MAX_ROWS = 256
 MAX_DEVICES = 64
 MAX_JOB_RECORDS = 256
+MAX_CELLS = 2048
+CELL_TRUSTED = 0x1
 JOBS_ALL = 0x1
 JOB_STATES = {1: "queued", 2: "running"}
 
@@ -33,11 +35,12 @@ FEATURE_PROGRESS = 0x2
 
 # Message types.
 HELLO, WELCOME, PING, PONG, SUBMIT, ACCEPTED, PROGRESS, RESULT, ERROR, CANCEL, \
-    STATUS, STATUS_REPLY, DEVICES, DEVICES_REPLY, JOBS, JOBS_REPLY = range(1, 17)
+    STATUS, STATUS_REPLY, DEVICES, DEVICES_REPLY, JOBS, JOBS_REPLY, MODEL, \
+    MODEL_REPLY = range(1, 19)
 TYPE_NAMES = {1: "HELLO", 2: "WELCOME", 3: "PING", 4: "PONG", 5: "SUBMIT", 6: "ACCEPTED",
               7: "PROGRESS", 8: "RESULT", 9: "ERROR", 10: "CANCEL", 11: "STATUS",
               12: "STATUS_REPLY", 13: "DEVICES", 14: "DEVICES_REPLY", 15: "JOBS",
-              16: "JOBS_REPLY"}
+              16: "JOBS_REPLY", 17: "MODEL", 18: "MODEL_REPLY"}
 
 # Error codes (fixed forever; new ones are appended).
 OK, EINVAL, ENOMEM, ECANCELED, ELIMIT, EDTYPE, ESYS, EBACKEND, EINTERNAL, EPROTO, \
@@ -218,6 +221,9 @@ SPECS = {
                              ("locked_threads", "I", 20), ("switch_interval_us", "I", 24),
                              ("process_workers", "I", 28)]),
     JOBS: Spec(16, [("flags", "I", 4)]),
+    MODEL: Spec(8, []),
+    MODEL_REPLY: Spec(32, [("ncells", "I", 4), ("record_size", "I", 8), ("total", "I", 12),
+                           ("trust", "I", 16), ("ring", "I", 20)]),
     JOBS_REPLY: Spec(32, [("njobs", "I", 4), ("record_size", "I", 8), ("flags", "I", 12),
                           ("others_queued", "I", 16), ("others_running", "I", 20)]),
 }
@@ -251,7 +257,14 @@ RECORD_FIELDS = [("index", "I", 0, 0), ("type", "H", 4, 0), ("flags", "H", 6, 0)
                  ("platform", "64s", 352, 416)]
 
 
-# A JOBS_REPLY record: 80 bytes.
+# A MODEL_REPLY cell: 40 bytes.
+CELL_SIZE = 40
+CELL_FIELDS = [("job", "H", 0, 0), ("dtype", "H", 2, 0), ("backend", "H", 4, 0),
+               ("transport", "H", 6, 0), ("device", "I", 8, 0), ("threads", "I", 12, 0),
+               ("log2n", "I", 16, 0), ("samples", "I", 20, 0), ("median_ns", "Q", 24, 0),
+               ("flags", "I", 32, 0)]
+
+# A JOBS_REPLY record: 88 bytes.
 JOB_RECORD_SIZE = 88
 JOB_RECORD_FIELDS = [("job_id", "Q", 0, 0), ("uid", "I", 8, 0), ("job", "H", 12, 0),
                      ("state", "H", 14, 0), ("backend", "H", 16, 0), ("device", "H", 18, 0),
@@ -405,9 +418,19 @@ def _var_jobs_reply(m, it):
                  for i in range(m["njobs"])]
 
 
+def _var_model_reply(m, it):
+    _limit(m["ncells"], MAX_CELLS, "ncells")
+    if m["record_size"] < CELL_SIZE:
+        raise CodecError(EPROTO, "record_size %d is below %d" % (m["record_size"], CELL_SIZE))
+    recs = it.take(m["ncells"] * m["record_size"], "cells")
+    m["cells"] = [_get(CELL_FIELDS, recs, i * m["record_size"], m["record_size"], {})
+                  for i in range(m["ncells"])]
+
+
 _VARIABLE = {HELLO: _var_hello, WELCOME: _var_welcome, ERROR: _var_error,
              SUBMIT: _var_submit, RESULT: _var_result, STATUS_REPLY: _var_status_reply,
-             DEVICES_REPLY: _var_devices_reply, JOBS_REPLY: _var_jobs_reply}
+             DEVICES_REPLY: _var_devices_reply, JOBS_REPLY: _var_jobs_reply,
+             MODEL_REPLY: _var_model_reply}
 
 
 def encode(m, body_size=None, row_size=ROW_SIZE, record_size=RECORD_SIZE):
@@ -449,6 +472,8 @@ def _fill_counts(m, items, row_size, record_size):
         m.update(ndevices=len(m.get("devices", [])), record_size=record_size)
     elif t == JOBS_REPLY:
         m.update(njobs=len(m.get("jobs", [])), record_size=JOB_RECORD_SIZE)
+    elif t == MODEL_REPLY:
+        m.update(ncells=len(m.get("cells", [])), record_size=CELL_SIZE)
 
 
 def _bytes(v):
@@ -488,6 +513,11 @@ def _items_of(m, size, row_size, record_size):
         recs = bytearray(len(m.get("jobs", [])) * JOB_RECORD_SIZE)
         for i, j in enumerate(m.get("jobs", [])):
             _put(JOB_RECORD_FIELDS, recs, i * JOB_RECORD_SIZE, JOB_RECORD_SIZE, j)
+        return [bytes(recs)]
+    if t == MODEL_REPLY:
+        recs = bytearray(len(m.get("cells", [])) * CELL_SIZE)
+        for i, c in enumerate(m.get("cells", [])):
+            _put(CELL_FIELDS, recs, i * CELL_SIZE, CELL_SIZE, c)
         return [bytes(recs)]
     return []
 

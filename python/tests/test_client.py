@@ -138,6 +138,15 @@ def test_warmup_and_spread(client):
             client.pi(1e5, warmup=bad)
 
 
+def test_model_after_runs(client):
+    client.pi(2 ** 14, backend="serial", repeat=6)
+    m = client.model()
+    cells = [c for c in m["cells"] if c["job"] == "pi" and c["backend"] == "serial"
+             and c["log2n"] == 14 and c["threads"] == 1]
+    assert len(cells) == 1 and cells[0]["samples"] >= 5 and cells[0]["trusted"]
+    assert m["trust"] == 5 and m["ring"] == 20 and m["total"] >= len(m["cells"])
+
+
 def test_progress_callback(client):
     seen = []
     client.pi(3 * 10 ** 9, backend="serial", progress=lambda d, t, row: seen.append((d, t)))

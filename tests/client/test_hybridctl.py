@@ -1971,6 +1971,21 @@ class TestJobs(SharedDaemonCase):
                     p.send_signal(signal.SIGINT)  # hybridctl cancels its job
                     p.communicate(timeout=60)
 
+    def test_model_lists_what_was_measured(self):
+        r = self.ctl_as(0, "pi", "-n", 2 ** 15, "--backend", "serial", "--repeat", 6)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cells = json.loads(self.ctl_as(0, "--json", "model").stdout)
+        mine = [c for c in cells["cells"] if c["job"] == "pi" and c["backend"] == "serial"
+                and c["log2n"] == 15]
+        self.assertEqual(len(mine), 1, cells)
+        self.assertEqual(mine[0]["samples"], 5)  # 6 timed runs, the cell's first dropped
+        self.assertIs(mine[0]["trusted"], True)
+        self.assertGreater(mine[0]["median_ns"], 0)
+        self.assertEqual((cells["trust"], cells["ring"]), (5, 20))
+        as_nobody = self.ctl_as(65534, "model")  # the history is no one's secret
+        self.assertEqual(as_nobody.returncode, 0, as_nobody.stderr)
+        self.assertIn("pi serial 1T", as_nobody.stdout)
+
     def test_watch_redraws_until_interrupted(self):
         p = subprocess.Popen([self.ctl, "-s", self.sock, "jobs", "--watch"],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -1369,6 +1369,43 @@ Test(jobs, text_and_json)
     free(out);
 }
 
+Test(model, cells_sorted_with_their_fit)
+{
+    /* given out of order: serial's 2^10..2^12 (the middle one predicted by its neighbours:
+     * sqrt(100 * 400) = 200 against 250, -20%), and an untrusted native cell */
+    hy_cell_record c[4] = {
+        {.work = HY_JOB_PI, .backend = HY_BACKEND_SERIAL, .threads = 1, .log2n = 12,
+         .samples = 6, .median_ns = 400, .flags = HY_CELL_TRUSTED},
+        {.work = HY_JOB_SORT, .dtype = HY_DT_F64, .backend = HY_BACKEND_NATIVE, .threads = 2,
+         .log2n = 20, .samples = 2, .median_ns = 5000000},
+        {.work = HY_JOB_PI, .backend = HY_BACKEND_SERIAL, .threads = 1, .log2n = 10,
+         .samples = 6, .median_ns = 100, .flags = HY_CELL_TRUSTED},
+        {.work = HY_JOB_PI, .backend = HY_BACKEND_SERIAL, .threads = 1, .log2n = 11,
+         .samples = 7, .median_ns = 250, .flags = HY_CELL_TRUSTED},
+    };
+    hy_msg_model_reply m = {.ncells = 4, .total = 5, .trust = 5, .ring = 20, .cells = c};
+    char *out = NULL;
+    CAPTURE(out, hc_print_model(F, &m, HC_TEXT));
+    const char *a = strstr(out, "2^10"), *b = strstr(out, "2^11"), *d = strstr(out, "2^12"),
+               *e = strstr(out, "sort f64 native 2T");
+    cr_assert(a && b && d && e && a < b && b < d && d < e, "sorted by configuration, size: %s",
+              out);
+    cr_assert(strstr(out, "-20.0%"), "%s", out);
+    cr_assert(strstr(out, "5 cells (the first 4 shown)"), "%s", out);
+    cr_assert(strstr(out, "within 20.0% (median of 1)"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_model(F, &m, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"log2n\":11,\"samples\":7,\"median_ns\":250,\"trusted\":true,"
+                          "\"fit_error\":-0.2"), "%s", out);
+    cr_assert(strstr(out, "\"trusted\":false,\"fit_error\":null"), "%s", out);
+    free(out);
+    m = (hy_msg_model_reply){.trust = 5, .ring = 20};
+    CAPTURE(out, hc_print_model(F, &m, HC_TEXT));
+    cr_assert_str_eq(out, "the daemon has measured nothing yet\n");
+    free(out);
+}
+
 Test(devices, text_and_json)
 {
     hy_msg_devices_reply d = {0};

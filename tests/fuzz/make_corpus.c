@@ -125,5 +125,16 @@ int main(int argc, char **argv)
     m.request = 11;
     m.u.jobs_reply = (hy_msg_jobs_reply){.njobs = 1, .others_running = 1, .jobs = &job};
     bad |= write_frame(dir, "jobs_reply");
+
+    static const hy_cell_record cell = {.work = HY_JOB_SORT, .dtype = HY_DT_F32,
+                                        .backend = HY_BACKEND_PROCESS, .transport = 2,
+                                        .threads = 2, .log2n = 20, .samples = 7,
+                                        .median_ns = 5000000, .flags = HY_CELL_TRUSTED};
+    memset(&m, 0, sizeof m);
+    m.type = HY_MSG_MODEL_REPLY;
+    m.request = 12;
+    m.u.model = (hy_msg_model_reply){.ncells = 1, .total = 1, .trust = 5, .ring = 20,
+                                     .cells = &cell};
+    bad |= write_frame(dir, "model_reply");
     return bad;
 }

@@ -137,7 +137,8 @@ Test(msg, type_names)
     cr_expect_str_eq(hy_msg_type_name(HY_MSG_JOBS), "JOBS");
     cr_expect_str_eq(hy_msg_type_name(HY_MSG_JOBS_REPLY), "JOBS_REPLY");
     cr_expect_null(hy_msg_type_name(0));
-    cr_expect_null(hy_msg_type_name(HY_MSG_JOBS_REPLY + 1));
+    cr_expect_str_eq(hy_msg_type_name(HY_MSG_MODEL_REPLY), "MODEL_REPLY");
+    cr_expect_null(hy_msg_type_name(HY_MSG_MODEL_REPLY + 1));
     cr_expect_null(hy_msg_type_name(-1));
 }
 
@@ -715,6 +716,18 @@ static const golden goldens[] = {
      "00 2f 68 59 00 00 00 00 | f4 01 00 00 00 00 00 00 | e8 03 00 00 00 00 00 00"
      "00 5e d0 b2 00 00 00 00 | 00 00 00 00 00 00 00 00",
      {24, 0}, {32, 0}},
+    {"MODEL request 10",
+     "48 59 44 31 01 00 11 00 00 00 00 00 08 00 00 00 0a 00 00 00 00 00 00 00"
+     "08 00 00 00 | 00 00 00 00",
+     {4, 0}, {8, 0}},
+    {"MODEL_REPLY request 10: pi on serial, 1 thread, 2^20 samples: 6 runs, median 1 ms, "
+     "trusted; 1 cell, trusted from 5, 20 kept",
+     "48 59 44 31 01 00 12 00 00 00 00 00 48 00 00 00 0a 00 00 00 00 00 00 00"
+     "20 00 00 00 | 01 00 00 00 | 28 00 00 00 | 01 00 00 00 | 05 00 00 00 | 14 00 00 00"
+     "00 00 00 00 00 00 00 00"
+     "01 00 | 00 00 | 01 00 | 00 00 | 00 00 00 00 | 01 00 00 00 | 14 00 00 00 | 06 00 00 00"
+     "40 42 0f 00 00 00 00 00 | 01 00 00 00 | 00 00 00 00",
+     {24, 68}, {32, 72}},
 };
 #define NGOLDEN (sizeof goldens / sizeof goldens[0])
 
@@ -766,6 +779,20 @@ static void golden_msg(unsigned i, hy_msg *m)
         m->request = 9;
         m->u.jobs.flags = HY_JOBS_ALL;
         break;
+    case 8:
+        m->type = HY_MSG_MODEL;
+        m->request = 10;
+        break;
+    case 9: {
+        static const hy_cell_record cell = {.work = HY_JOB_PI, .backend = HY_BACKEND_SERIAL,
+                                            .threads = 1, .log2n = 20, .samples = 6,
+                                            .median_ns = 1000000, .flags = HY_CELL_TRUSTED};
+        m->type = HY_MSG_MODEL_REPLY;
+        m->request = 10;
+        m->u.model = (hy_msg_model_reply){.ncells = 1, .total = 1, .trust = 5, .ring = 20,
+                                          .cells = &cell};
+        break;
+    }
     case 7: {
         static const hy_job_record job = {
             .job_id = 7, .uid = 1000, .job = HY_JOB_SORT, .state = 2,
@@ -1329,7 +1356,7 @@ Test(msg, bad_result_and_devices)
 Test(msg, jobs_reply_fields_and_limits)
 {
     uint8_t want[256];
-    unsigned gi = NGOLDEN - 1;
+    unsigned gi = NGOLDEN - 3;
     cr_assert(strstr(goldens[gi].what, "JOBS_REPLY"));
     size_t n = unhex(goldens[gi].hex, want, sizeof want);
     hy_error err = {0};

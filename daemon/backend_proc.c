@@ -101,6 +101,6 @@ static void proc_finish(const hy_engines *e, const hy_job_spec *s, const hy_row_
 const hy_backend_ops hy_backend_process = {
     .id = HY_BACKEND_PROCESS,
     .plan = HY_PLAN_PER_THREADS | HY_PLAN_PER_TRANSPORT | HY_PLAN_SPLIT_ONLY,
-    .pool = proc_pool, .describe = proc_describe, .check = proc_check, .pi = proc_pi, .sort = proc_sort,
-    .finish_row = proc_finish,
+    .pool = proc_pool, .describe = proc_describe, .check = proc_check, .pi = proc_pi,
+    .sort = proc_sort, .finish_row = proc_finish,
 };

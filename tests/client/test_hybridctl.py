@@ -1948,6 +1948,8 @@ class TestJobs(SharedDaemonCase):
             self.wait_for(lambda d: any(j["state"] == "running" for j in d["jobs"]),
                           "the long job never ran")
             behind = self.start_long(0)  # 10^15 samples: a size never measured
+            # queued in this order: the last one behind the one no prediction covers
+            self.wait_for(lambda d: len(d["jobs"]) == 2, "the unmeasured job never queued")
             unknown = subprocess.Popen([self.ctl, "-s", self.sock, "-q", "pi", "-n", str(n),
                                         "--backend", "serial"], stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,

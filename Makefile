@@ -26,7 +26,8 @@ demo: build
 
 # The lesson's Python code (numpy, numba; a venv in $(BUILD)/lesson-venv, and numpy 1.24 in
 # $(BUILD)/lesson-venv-numpy124) next to hybridd on the same sizes and the same sort arrays: one
-# table, the generated section of docs/benchmarks.md and docs/benchmarks-lesson.svg (about 2 min).
+# table, the generated section of docs/benchmarks.md and docs/benchmarks-lesson.svg (7 interleaved
+# rounds, about 7 min; BENCH_ROUNDS=N to change, BENCH_QUICK=1 for a small trial run).
 bench: build
 	@scripts/bench.sh $(BUILD)
 

@@ -400,31 +400,27 @@ def _var_status_reply(m, it):
     m["version"] = bytes(it.take(m["version_len"], "version"))
 
 
+def _records(m, it, count, limit, least, fields, name):
+    """A list of fixed-size records after the body: ``m[count]`` of them, each
+    ``m["record_size"]`` bytes apart (at least ``least``), into ``m[name]``."""
+    _limit(m[count], limit, count)
+    if m["record_size"] < least:
+        raise CodecError(EPROTO, "record_size %d is below %d" % (m["record_size"], least))
+    recs = it.take(m[count] * m["record_size"], name)
+    m[name] = [_get(fields, recs, i * m["record_size"], m["record_size"], {})
+               for i in range(m[count])]
+
+
 def _var_devices_reply(m, it):
-    _limit(m["ndevices"], MAX_DEVICES, "ndevices")
-    if m["record_size"] < RECORD_MIN:
-        raise CodecError(EPROTO, "record_size %d is below 352" % m["record_size"])
-    recs = it.take(m["ndevices"] * m["record_size"], "devices")
-    m["devices"] = [_get(RECORD_FIELDS, recs, i * m["record_size"], m["record_size"], {})
-                    for i in range(m["ndevices"])]
+    _records(m, it, "ndevices", MAX_DEVICES, RECORD_MIN, RECORD_FIELDS, "devices")
 
 
 def _var_jobs_reply(m, it):
-    _limit(m["njobs"], MAX_JOB_RECORDS, "njobs")
-    if m["record_size"] < JOB_RECORD_SIZE:
-        raise CodecError(EPROTO, "record_size %d is below 80" % m["record_size"])
-    recs = it.take(m["njobs"] * m["record_size"], "jobs")
-    m["jobs"] = [_get(JOB_RECORD_FIELDS, recs, i * m["record_size"], m["record_size"], {})
-                 for i in range(m["njobs"])]
+    _records(m, it, "njobs", MAX_JOB_RECORDS, JOB_RECORD_SIZE, JOB_RECORD_FIELDS, "jobs")
 
 
 def _var_model_reply(m, it):
-    _limit(m["ncells"], MAX_CELLS, "ncells")
-    if m["record_size"] < CELL_SIZE:
-        raise CodecError(EPROTO, "record_size %d is below %d" % (m["record_size"], CELL_SIZE))
-    recs = it.take(m["ncells"] * m["record_size"], "cells")
-    m["cells"] = [_get(CELL_FIELDS, recs, i * m["record_size"], m["record_size"], {})
-                  for i in range(m["ncells"])]
+    _records(m, it, "ncells", MAX_CELLS, CELL_SIZE, CELL_FIELDS, "cells")
 
 
 _VARIABLE = {HELLO: _var_hello, WELCOME: _var_welcome, ERROR: _var_error,

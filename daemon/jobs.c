@@ -263,7 +263,9 @@ static void *exec_main(void *arg)
         j->end_ns = hy_now_ns();
         j->state = HY_JOB_FINISHED;
         x->current = NULL;
-        s->stats.running--;
+        /* stats.running drops when the server takes the job off the done list, not here: a
+         * STATUS must never show a job as neither running nor answered (counted done, failed
+         * or cancelled), or a client waiting for "idle" reads counters that are still moving. */
         for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
             s->stats.busy_ns[b] += j->busy_ns[b];
             s->stats.configs[b] += j->configs[b];
@@ -438,6 +440,8 @@ hy_job *hy_sched_take_done(hy_sched *s)
     pthread_mutex_lock(&s->mu);
     hy_job *j = s->done_head;
     s->done_head = s->done_tail = NULL;
+    for (hy_job *k = j; k; k = k->done_next)
+        s->stats.running--;
     pthread_mutex_unlock(&s->mu);
     return j;
 }

@@ -101,7 +101,8 @@ hy_job *hy_sched_take_done(hy_sched *s);
 void hy_sched_foreach_running(hy_sched *s, void (*fn)(hy_job *job, void *ctx), void *ctx);
 
 typedef struct hy_sched_stats {
-    uint64_t queued, running;
+    uint64_t queued;
+    uint64_t running; /* started and not yet taken back by hy_sched_take_done */
     uint64_t configs[HY_BACKEND_COUNT]; /* configurations run, per backend */
     uint64_t busy_ns[HY_BACKEND_COUNT]; /* wall time spent running, per backend */
 } hy_sched_stats;

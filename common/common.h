@@ -70,6 +70,11 @@ typedef enum hy_backend {
     HY_BACKEND_OPENCL = 4, /* kernels on an OpenCL device */
     HY_BACKEND_PROCESS = 5, /* single-threaded worker processes (Python's multiprocessing) */
 } hy_backend;
+/* A single job's SUBMIT may name no backend but ask the daemon to choose one from its
+ * performance history. It is a request, never a backend a job runs on: no row, counter or
+ * mask carries it, so it sits outside 1..HY_BACKEND_COUNT and does not move as backends are
+ * appended. Value part of the wire format. */
+#define HY_BACKEND_AUTO 0xFF
 /* How many backends there are: they are numbered 1..HY_BACKEND_COUNT, with no gaps. The wire
  * (SUBMIT's range check and mask, STATUS's per-backend counters), the daemon's tables and
  * every client list follow this count and the names table behind hy_backend_name. */

@@ -70,6 +70,7 @@ static void fill_row(const hy_job_spec *s, const hy_row_spec *r, const hy_run_on
     memset(row, 0, sizeof *row);
     row->backend = (uint16_t)r->backend;
     row->mode = (uint16_t)s->mode;
+    row->ranks = 1; /* this daemon alone; a job across MPI ranks says how many */
     row->threads = m->threads;
     row->copies = m->copies;
     row->n = s->n;

@@ -35,6 +35,13 @@ int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job
                             m->switch_interval_us);
     if (k->work == HY_JOB_PI && m->n == 0)
         return hy_error_set(err, HY_EINVAL, "a pi job needs at least 1 sample");
+    /* The wire has room for both; until the daemon chooses and spans ranks, it says so. */
+    if (!k->compare && m->backend == HY_BACKEND_AUTO)
+        return hy_error_set(err, HY_EBACKEND, "backend auto is not offered by this daemon; "
+                            "name a backend");
+    if (m->ranks > 1)
+        return hy_error_set(err, HY_EINVAL, "ranks %u: this daemon is not running under MPI, "
+                            "so a job runs on it alone (ranks 0 or 1)", m->ranks);
     HY_ASSERT(!k->array || hy_dtype_size(m->dtype) > 0);
     HY_ASSERT(m->nthreads_list <= HY_IPC_THREADS_MAX);
     *out = (hy_job_spec){

@@ -180,6 +180,7 @@ enum hy_array_place {
 #define HY_IPC_CELLS_MAX 2048u   /* history cells in a MODEL_REPLY */
 /* SUBMIT device: the daemon's first usable device (DEVICES' first record flagged USABLE) */
 #define HY_IPC_DEVICE_DEFAULT 0xFFFFu
+#define HY_IPC_RANKS_ALL 0xFFFFu /* SUBMIT ranks: every rank of the MPI job */
 
 typedef struct hy_str {
     const char *p; /* not NUL-terminated; points into the frame on decode */
@@ -224,6 +225,7 @@ typedef struct hy_msg_submit {
     uint16_t transport;  /* process jobs: 0 default (pipe), 1 pipe, 2 shm */
     uint16_t warmup;     /* untimed runs first, per row: 0 the daemon's default, else 1..100 */
     uint32_t transports; /* compares: bit 1 << transport for the process rows; 0 means pipe */
+    uint16_t ranks;      /* MPI: 0 or 1 this daemon alone, else that many ranks; ALL: every */
     uint32_t threads_list[HY_IPC_THREADS_MAX];
     const void *inline_data; /* points into the frame on decode; never copied */
     size_t inline_bytes;
@@ -251,6 +253,8 @@ typedef struct hy_msg_progress {
 #define HY_ROW_NOGIL 0x1u    /* locked backend ran with the lock released */
 #define HY_ROW_POCL_CPU 0x2u /* opencl ran on PoCL's CPU device */
 #define HY_ROW_GPU 0x4u      /* opencl ran on a GPU */
+#define HY_ROW_AUTO 0x8u     /* the daemon chose this backend (SUBMIT backend auto) */
+#define HY_ROW_EXPLORE 0x10u /* ...to learn a configuration its history knows too little of */
 typedef struct hy_result_row {
     uint16_t backend, device, mode, flags;
     uint32_t threads, copies;
@@ -272,8 +276,11 @@ typedef struct hy_result_row {
     uint64_t mean_ns, stddev_ns; /* the sample standard deviation; 0 for one run */
     uint64_t q1_ns, q3_ns;       /* quartiles (numpy's linear interpolation) */
     uint64_t warmup_ns;          /* the first warm-up run's time; 0 when none ran */
+    /* appended to the 200-byte layout (0 from an older sender): */
+    uint64_t predicted_ns; /* the history's prediction for this configuration; 0 unknown */
+    uint32_t ranks;        /* MPI ranks the row ran across; 1 (0 from older senders): one */
 } hy_result_row;
-#define HY_IPC_ROW_SIZE 200u     /* what this version writes */
+#define HY_IPC_ROW_SIZE 216u     /* what this version writes */
 #define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */
 
 /* A job's final answer when it succeeded: its rows, and the sorted elements of an inline

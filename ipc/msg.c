@@ -148,6 +148,7 @@ static const field submit_f[] = {
     F(T, backends, 48, F_U32), F(T, nthreads_list, 52, F_U32),
     FSINCE(T, transport, 56, F_U16, 64), FSINCE(T, warmup, 58, F_U16, 64),
     FSINCE(T, transports, 60, F_U32, 64),
+    FSINCE(T, ranks, 64, F_U16, 72),
 };
 static const item submit_i[] = {
     {.name = "thread list", .count = "nthreads_list", .kind = I_U32S,
@@ -191,6 +192,8 @@ static const field row_f[] = {
     FSINCE(T, mean_ns, 160, F_U64, 200),     FSINCE(T, stddev_ns, 168, F_U64, 200),
     FSINCE(T, q1_ns, 176, F_U64, 200),       FSINCE(T, q3_ns, 184, F_U64, 200),
     FSINCE(T, warmup_ns, 192, F_U64, 200),
+    /* the history's prediction and the MPI ranks, appended to the 200-byte layout */
+    FSINCE(T, predicted_ns, 200, F_U64, 216), FSINCE(T, ranks, 208, F_U32, 216),
 };
 #undef T
 static const rec row_rec = {row_f, NF(row_f), HY_IPC_ROW_SIZE, HY_IPC_ROW_SIZE_MIN,
@@ -332,7 +335,7 @@ static const mdesc types[] = {
     [HY_MSG_WELCOME] = {"WELCOME", 48, 48, FIELDS(welcome_f), FIELDS(welcome_i), NULL, false},
     [HY_MSG_PING] = {"PING", 16, 16, FIELDS(ping_f), NULL, 0, NULL, false},
     [HY_MSG_PONG] = {"PONG", 16, 16, FIELDS(ping_f), NULL, 0, NULL, false},
-    [HY_MSG_SUBMIT] = {"SUBMIT", 64, 56, FIELDS(submit_f), FIELDS(submit_i), check_submit, true},
+    [HY_MSG_SUBMIT] = {"SUBMIT", 72, 56, FIELDS(submit_f), FIELDS(submit_i), check_submit, true},
     [HY_MSG_ACCEPTED] = {"ACCEPTED", 32, 16, FIELDS(accepted_f), NULL, 0, NULL, false},
     [HY_MSG_PROGRESS] = {"PROGRESS", 32, 32, FIELDS(progress_f), NULL, 0, NULL, false},
     [HY_MSG_RESULT] = {"RESULT", 24, 24, FIELDS(result_f), FIELDS(result_i), check_result,
@@ -818,9 +821,13 @@ int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
     if (d.body < md->min)
         return hy_error_set(err, HY_EPROTO, "%s body_size %u is below the %u bytes of version %u",
                             d.tn, d.body, md->min, HY_IPC_VERSION);
-    /* An earlier layout of this version is held to the same exactness as the current one. */
+    /* An earlier layout of this version (the first, or one that a later field's `since`
+     * names) is held to the same exactness as the current one. */
     if (d.body == md->min)
         d.known = md->min;
+    for (unsigned i = 0; i < md->nf; i++)
+        if (md->f[i].since == d.body)
+            d.known = d.body;
     if (d.body > d.plen)
         return hy_error_set(err, HY_EPROTO, "%s body_size %u is past the payload of %u bytes",
                             d.tn, d.body, d.plen);
@@ -887,10 +894,12 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
      * job names one backend and one thread count. The other fields are ignored, not
      * checked, so a sender may leave them 0. A thread count of 0, an empty mask or an empty
      * list asks for the daemon's default, which the daemon resolves (ACCEPTED states it). */
-    if (!compare && (x->backend < 1 || x->backend > HY_BACKEND_COUNT)) {
+    if (!compare && x->backend != HY_BACKEND_AUTO &&
+        (x->backend < 1 || x->backend > HY_BACKEND_COUNT)) {
         char values[HY_BACKEND_VALUES_MAX];
-        return hy_error_set(err, HY_EBACKEND, "SUBMIT backend %u is not %s", x->backend,
-                            hy_backend_values(values, sizeof values));
+        return hy_error_set(err, HY_EBACKEND, "SUBMIT backend %u is not %s, or auto (%u)",
+                            x->backend, hy_backend_values(values, sizeof values),
+                            HY_BACKEND_AUTO);
     }
     if (compare && (x->backends & ~HY_BACKEND_MASK_ALL))
         return hy_error_set(err, HY_EBACKEND, "SUBMIT compare backends mask 0x%x has bits "

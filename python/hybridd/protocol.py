@@ -67,6 +67,9 @@ MODE_NAMES = {0: None, 1: "split", 2: "replicate"}
 ARRAY_NONE, ARRAY_INLINE, ARRAY_MEMFD = 0, 1, 2
 DEVICE_DEFAULT = 0xFFFF
 ROW_FLAG_NOGIL, ROW_FLAG_POCL_CPU, ROW_FLAG_GPU = 0x1, 0x2, 0x4
+ROW_FLAG_AUTO, ROW_FLAG_EXPLORE = 0x8, 0x10    # the daemon chose the backend (and explored)
+BACKEND_AUTO = 0xFF                            # SUBMIT only: the daemon chooses
+RANKS_ALL = 0xFFFF                             # SUBMIT ranks: every rank of an MPI job
 DEVICE_FLAG_USABLE, DEVICE_FLAG_POCL_CPU = 0x1, 0x2
 
 
@@ -192,13 +195,13 @@ SPECS = {
                        ("server_len", "I", 40)]),
     PING: Spec(16, [("nonce", "Q", 8)]),
     PONG: Spec(16, [("nonce", "Q", 8)]),
-    SUBMIT: Spec(64, [("job", "H", 4), ("backend", "H", 6), ("device", "H", 8),
+    SUBMIT: Spec(72, [("job", "H", 4), ("backend", "H", 6), ("device", "H", 8),
                       ("mode", "H", 10), ("nogil", "H", 12), ("dtype", "H", 14),
                       ("threads", "I", 16), ("repeat", "I", 20),
                       ("switch_interval_us", "I", 24), ("array", "I", 28), ("n", "Q", 32),
                       ("seed", "Q", 40), ("backends", "I", 48), ("nthreads_list", "I", 52),
                       ("transport", "H", 56, 64), ("warmup", "H", 58, 64),
-                      ("transports", "I", 60, 64)], minimum=56),
+                      ("transports", "I", 60, 64), ("ranks", "H", 64, 72)], minimum=56),
     ACCEPTED: Spec(32, [("queue_position", "I", 4), ("job_id", "Q", 8),
                         ("nrows", "H", 16, 32), ("threads", "I", 20, 32),
                         ("repeat", "I", 24, 32), ("warmup", "I", 28, 32)], minimum=16),
@@ -231,8 +234,8 @@ SPECS = {
 # Warm-up runs a SUBMIT may ask for, per row.
 WARMUP_MAX = 100
 
-# A RESULT row: 200 bytes written, 128 the least a reader takes.
-ROW_SIZE, ROW_MIN = 200, 128
+# A RESULT row: 216 bytes written, 128 the least a reader takes.
+ROW_SIZE, ROW_MIN = 216, 128
 ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0),
               ("flags", "H", 6, 0), ("threads", "I", 8, 0), ("copies", "I", 12, 0),
               ("n", "Q", 16, 0), ("hits", "Q", 24, 0), ("estimate", "d", 32, 0),
@@ -246,7 +249,8 @@ ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0)
               ("workers_started", "I", 156, 160),
               ("mean_ns", "Q", 160, 200), ("stddev_ns", "Q", 168, 200),
               ("q1_ns", "Q", 176, 200), ("q3_ns", "Q", 184, 200),
-              ("warmup_ns", "Q", 192, 200)]
+              ("warmup_ns", "Q", 192, 200),
+              ("predicted_ns", "Q", 200, 216), ("ranks", "I", 208, 216)]
 
 # A DEVICES_REPLY record: 416 bytes written, 352 the least a reader takes.
 RECORD_SIZE, RECORD_MIN = 416, 352
@@ -335,7 +339,8 @@ def decode(mtype, payload):
     m = _get(spec.fields, payload, 0, body_size, {"type": mtype, "body_size": body_size})
     items = _Items(payload, body_size)
     _VARIABLE.get(mtype, lambda m, it: None)(m, items)
-    exact = body_size in (spec.size, spec.minimum)
+    # every layout this version knows (the first, each appended field's, the current) is exact
+    exact = body_size in {spec.size, spec.minimum} | {f[3] for f in spec.fields}
     if exact and len(payload) != (items.end if mtype in _VARIABLE else body_size):
         raise CodecError(EPROTO, "%s has %d bytes past its last item"
                          % (TYPE_NAMES[mtype], len(payload) - items.end))

@@ -81,10 +81,10 @@ def test_golden_welcome():
 
 def test_golden_submit():
     m, req = roundtrip(golden(P.SUBMIT))
-    assert req == 2 and m["body_size"] == 64
+    assert req == 2 and m["body_size"] == 72
     assert (m["job"], m["backend"], m["mode"], m["threads"], m["repeat"]) == (1, 2, 1, 2, 1)
     assert (m["n"], m["seed"], m["array"]) == (1000000, 42, P.ARRAY_NONE)
-    assert (m["transport"], m["transports"], m["threads_list"]) == (0, 0, [])
+    assert (m["transport"], m["transports"], m["threads_list"], m["ranks"]) == (0, 0, [], 0)
 
 
 def test_golden_error():
@@ -100,6 +100,30 @@ def test_golden_first_layout_submit():
     assert m["threads_list"] == [2, 8]
     assert (m["n"], m["seed"], m["repeat"]) == (10 ** 8, 7, 3)
     assert (m["transport"], m["transports"]) == (0, 0)
+
+
+def test_golden_second_layout_submit():
+    m, req = roundtrip(golden(P.SUBMIT, 2))
+    assert req == 5 and m["body_size"] == 64
+    assert (m["job"], m["backends"], m["warmup"]) == (P.JOB_COMPARE_PI, 0x6, 2)
+    assert m["threads_list"] == [1, 2] and m["ranks"] == 0
+    # held to the same exactness as the current layout: 8 bytes more are left over
+    payload = split(golden(P.SUBMIT, 2))[3]
+    with pytest.raises(P.CodecError) as e:
+        P.decode(P.SUBMIT, payload + bytes(8))
+    assert e.value.code == P.EPROTO
+    # re-encoded in the current layout, the list moves to 72
+    current = P.encode(m)
+    assert len(current) == 72 + 8 and struct.unpack_from("<2I", current, 72) == (1, 2)
+
+
+def test_submit_auto_backend_and_ranks_round_trip():
+    m = {"type": P.SUBMIT, "job": P.JOB_PI, "backend": P.BACKEND_AUTO, "n": 10,
+         "ranks": P.RANKS_ALL}
+    payload = P.encode(m)
+    assert payload[6] == 0xFF and payload[64:66] == b"\xff\xff"
+    got = P.decode(P.SUBMIT, payload)
+    assert (got["backend"], got["ranks"]) == (P.BACKEND_AUTO, P.RANKS_ALL)
 
 
 def test_golden_jobs_and_jobs_reply():
@@ -130,13 +154,14 @@ def row(**kw):
     r = {name: 0 for name, _, _, _ in P.ROW_FIELDS}
     r.update(backend=5, mode=1, threads=2, copies=1, n=100, estimate=3.0, median_ns=9,
              bytes_moved=77, startup_ns=5, merge_ns=6, transport=2, workers_started=1,
-             mean_ns=10, stddev_ns=2, q1_ns=8, q3_ns=11, warmup_ns=40)
+             mean_ns=10, stddev_ns=2, q1_ns=8, q3_ns=11, warmup_ns=40, predicted_ns=12,
+             ranks=3)
     r.update(kw)
     return r
 
 
-def test_result_rows_of_128_160_and_200_bytes():
-    for size in (128, 160, 200):
+def test_result_rows_of_128_160_200_and_216_bytes():
+    for size in (128, 160, 200, 216):
         m = P.decode(P.RESULT, P.encode({"type": P.RESULT, "job": 2, "job_id": 9,
                                          "rows": [row(), row(threads=3)]}, row_size=size))
         assert m["nrows"] == 2 and m["row_size"] == size
@@ -147,6 +172,8 @@ def test_result_rows_of_128_160_and_200_bytes():
         spread = [m["rows"][0][k] for k in ("mean_ns", "stddev_ns", "q1_ns", "q3_ns",
                                              "warmup_ns")]
         assert spread == ([0] * 5 if size < 200 else [10, 2, 8, 11, 40])
+        later = [m["rows"][0][k] for k in ("predicted_ns", "ranks")]
+        assert later == ([0, 0] if size < 216 else [12, 3])
     small = bytearray(P.encode({"type": P.RESULT, "rows": [row()]}, row_size=128))
     struct.pack_into("<I", small, 8, 120)            # a row_size below the least one
     assert code_of(P.decode, P.RESULT, bytes(small)) == P.EPROTO

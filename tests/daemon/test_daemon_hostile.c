@@ -313,9 +313,17 @@ Test(daemon_hostile, malformed_submits_get_their_code_and_the_stream_goes_on)
     expect_refused_frame(c, buf, n, NULL, 0, 113, HY_EBACKEND, 0,
                          "compare backend bit past the last");
     n = encode_submit(c, &cmp, 114, buf, sizeof buf);
-    /* threads_list starts at align8(body_size) = 64: the second count is at 68. */
-    put32(buf + SUB(68), 0);
+    /* threads_list starts at align8(body_size) = 72: the second count is at 76. */
+    put32(buf + SUB(76), 0);
     expect_refused_frame(c, buf, n, NULL, 0, 114, HY_EINVAL, 0, "compare thread count 0");
+
+    /* Ranks beyond this daemon, on a daemon not started under MPI. */
+    n = encode_submit(c, &pi, 116, buf, sizeof buf);
+    put16(buf + SUB(64), 2);
+    expect_refused_frame(c, buf, n, NULL, 0, 116, HY_EINVAL, 0, "ranks 2 without MPI");
+    n = encode_submit(c, &pi, 117, buf, sizeof buf);
+    put16(buf + SUB(64), HY_IPC_RANKS_ALL);
+    expect_refused_frame(c, buf, n, NULL, 0, 117, HY_EINVAL, 0, "every rank without MPI");
 
     /* Malformed PING and CANCEL bodies. */
     hy_msg ping = {.type = HY_MSG_PING, .request = 115};

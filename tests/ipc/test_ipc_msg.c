@@ -376,6 +376,7 @@ Test(msg, round_trip_submit)
     s->backends = 1u << HY_BACKEND_SERIAL | 1u << HY_BACKEND_NATIVE | 1u << HY_BACKEND_LOCKED |
                   1u << HY_BACKEND_OPENCL | 1u << HY_BACKEND_PROCESS;
     s->transports = 1u << HY_TRANSPORT_PIPE | 1u << HY_TRANSPORT_SHM;
+    s->ranks = 0x0304;
     s->nthreads_list = 5; /* odd: the list ends 4 bytes short of an 8-byte boundary */
     uint32_t tl[] = {1, 2, 4, 8, 16};
     memcpy(s->threads_list, tl, sizeof tl);
@@ -391,13 +392,18 @@ Test(msg, round_trip_submit)
     cr_assert_eq(d->backends, 0x3eu);
     cr_assert_eq(d->transports, 0x6u);
     cr_assert_eq(d->transport, 0);
+    cr_assert_eq(d->ranks, 0x0304);
     cr_assert_eq(d->nthreads_list, 5u);
     cr_assert_arr_eq(d->threads_list, tl, sizeof tl);
     cr_assert_null(d->inline_data);
-    /* transport at 56, rsv at 58, transports at 60; the list at align8(64) = 64 */
+    /* transport at 56, warmup at 58, transports at 60, ranks at 64, rsv to 72; the list at
+     * align8(72) = 72 */
     cr_assert_eq(rt_buf[HY_IPC_HEADER + 60], 0x6);
-    cr_assert_eq(rt_buf[HY_IPC_HEADER + 64], 1);
-    cr_assert_eq(rt_buf[HY_IPC_HEADER + 68], 2);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 64], 0x04);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 65], 0x03);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 66], 0);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 72], 1);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 76], 2);
 
     /* Each transport on its own, and none (the daemon's default, pipe). */
     for (uint32_t t = 0; t <= 0x6; t += 2) {
@@ -415,9 +421,9 @@ Test(msg, round_trip_submit)
     s->inline_data = arr;
     s->inline_bytes = sizeof arr;
     size_t len = round_trip(&m1, 0);
-    cr_assert_eq(len, HY_IPC_HEADER + 64 + 20 + 4 + sizeof arr);
+    cr_assert_eq(len, HY_IPC_HEADER + 72 + 20 + 4 + sizeof arr);
     cr_assert_eq(d->inline_bytes, sizeof arr);
-    cr_assert_eq((const uint8_t *)d->inline_data, rt_buf + HY_IPC_HEADER + 88);
+    cr_assert_eq((const uint8_t *)d->inline_data, rt_buf + HY_IPC_HEADER + 96);
     cr_assert(memcmp(d->inline_data, arr, sizeof arr) == 0);
 
     /* A single sort whose array is in a memfd: the frame carries exactly one fd. */
@@ -453,8 +459,18 @@ Test(msg, round_trip_submit)
     s->n = 0;
     s->threads = 1;
     s->backend = HY_BACKEND_SERIAL;
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 64u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 72u);
     cr_assert_eq(d->inline_bytes, 0u);
+
+    /* auto: the daemon chooses the backend; every rank of an MPI job. */
+    s->backend = HY_BACKEND_AUTO;
+    s->ranks = HY_IPC_RANKS_ALL;
+    round_trip(&m1, 0);
+    cr_assert_eq(d->backend, HY_BACKEND_AUTO);
+    cr_assert_eq(d->ranks, HY_IPC_RANKS_ALL);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 6], 0xFF);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 64], 0xFF);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 65], 0xFF);
 }
 
 /* Field by field: the row struct has padding (after transport), which memcmp would read. */
@@ -489,6 +505,8 @@ static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsign
     cr_assert_eq(g->transport, w->transport, "row %u transport", i);
     cr_assert_eq(g->workers_started, w->workers_started, "row %u workers_started", i);
     cr_assert_eq(g->mean_ns, w->mean_ns, "row %u mean_ns", i);
+    cr_assert_eq(g->predicted_ns, w->predicted_ns, "row %u predicted_ns", i);
+    cr_assert_eq(g->ranks, w->ranks, "row %u ranks", i);
     cr_assert_eq(g->stddev_ns, w->stddev_ns, "row %u stddev_ns", i);
     cr_assert_eq(g->q1_ns, w->q1_ns, "row %u q1_ns", i);
     cr_assert_eq(g->q3_ns, w->q3_ns, "row %u q3_ns", i);
@@ -517,7 +535,9 @@ static void fill_rows(hy_result_row *rows, unsigned nrows, double std_error_last
                                   .stddev_ns = 0x5152535455565758ull + i,
                                   .q1_ns = 0x6162636465666768ull + i,
                                   .q3_ns = 0x7172737475767778ull + i,
-                                  .warmup_ns = 0x0182838485868788ull + i};
+                                  .warmup_ns = 0x0182838485868788ull + i,
+                                  .predicted_ns = 0x9192939495969798ull + i,
+                                  .ranks = 0xa1a2a3a4u + i};
     }
 }
 
@@ -540,10 +560,10 @@ Test(msg, round_trip_result)
     m1.u.result.array = sorted;
     m1.u.result.array_bytes = sizeof sorted;
     size_t len = round_trip(&m1, 0);
-    /* rows of HY_IPC_ROW_SIZE = 200 bytes, then the array at the next multiple of 8 */
-    cr_assert_eq(HY_IPC_ROW_SIZE, 200u);
-    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 200u + sizeof sorted);
-    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 200);
+    /* rows of HY_IPC_ROW_SIZE = 216 bytes, then the array at the next multiple of 8 */
+    cr_assert_eq(HY_IPC_ROW_SIZE, 216u);
+    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 216u + sizeof sorted);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 216);
     hy_msg_result *r = &m2.u.result;
     cr_assert_eq(r->job, HY_JOB_COMPARE_SORT);
     cr_assert_eq(r->nrows, 5);
@@ -554,8 +574,8 @@ Test(msg, round_trip_result)
     uint64_t got_bits;
     memcpy(&got_bits, &r->rows_in[4].std_error, sizeof got_bits);
     cr_assert_eq(got_bits, nan_bits);
-    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 200). */
-    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 200;
+    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 216). */
+    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 216;
     cr_assert_eq(row1[128], 0x09); /* bytes_moved 0x...0708 + 1 */
     cr_assert_eq(row1[136], 0x19); /* startup_ns */
     cr_assert_eq(row1[144], 0x29); /* merge_ns */
@@ -570,6 +590,12 @@ Test(msg, round_trip_result)
     cr_assert_eq(row1[184], 0x79); /* q3_ns */
     cr_assert_eq(row1[192], 0x89); /* warmup_ns */
     cr_assert_eq(row1[199], 0x01);
+    cr_assert_eq(row1[200], 0x99); /* predicted_ns 0x...98 + 1 */
+    cr_assert_eq(row1[207], 0x91);
+    cr_assert_eq(row1[208], 0xa5); /* ranks 0x...a4 + 1 */
+    cr_assert_eq(row1[211], 0xa1);
+    cr_assert_eq(row1[212], 0);    /* rsv */
+    cr_assert_eq(row1[215], 0);
     cr_assert_eq(r->array_bytes, sizeof sorted);
     cr_assert(memcmp(r->array, sorted, sizeof sorted) == 0);
 
@@ -578,7 +604,7 @@ Test(msg, round_trip_result)
     m1.u.result.array_bytes = 0;
     m1.u.result.array = NULL;
     fill_rows(rows, HY_IPC_ROWS_MAX, 0.5);
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 200u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 216u);
     cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
     cr_assert_null(m2.u.result.array);
     for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
@@ -679,12 +705,12 @@ static const golden goldens[] = {
      "68 79 62 72 69 64 63 74 6c",
      {0, 0}, {0, 0}},
     {"SUBMIT request 2: pi, n 1000000, seed 42, native, 2 threads, split, 1 repeat",
-     "48 59 44 31 01 00 05 00 00 00 00 00 40 00 00 00 02 00 00 00 00 00 00 00"
-     "40 00 00 00 | 01 00 | 02 00 | 00 00 | 01 00 | 00 00 | 00 00"
+     "48 59 44 31 01 00 05 00 00 00 00 00 48 00 00 00 02 00 00 00 00 00 00 00"
+     "48 00 00 00 | 01 00 | 02 00 | 00 00 | 01 00 | 00 00 | 00 00"
      "02 00 00 00 | 01 00 00 00 | 00 00 00 00 | 00 00 00 00"
      "40 42 0f 00 00 00 00 00 | 2a 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00"
-     "00 00 | 00 00 | 00 00 00 00",
-     {0, 0}, {0, 0}},
+     "00 00 | 00 00 | 00 00 00 00 | 00 00 | 00 00 | 00 00 00 00",
+     {66, 0}, {72, 0}},
     {"ERROR request 2 job 5 code ELIMIT (-4) \"n too large\"",
      "48 59 44 31 01 00 09 00 00 00 00 00 23 00 00 00 02 00 00 00 00 00 00 00"
      "18 00 00 00 | fc ff ff ff | 05 00 00 00 00 00 00 00 | 0b 00 00 00 | 00 00 00 00"
@@ -1029,9 +1055,20 @@ Test(msg, bad_type_and_body_size)
     expect_bad(HY_EPROTO, 0);
     patch32(0, 0);
     expect_bad(HY_EPROTO, 0);
-    patch32(0, 72); /* past the 64-byte payload */
+    patch32(0, 80); /* past the 72-byte payload */
     expect_bad(HY_EPROTO, 0);
-    /* The first layout's 56 bytes, exact: the 8 bytes after them are left over. */
+    /* The second layout's 64 bytes, exact: the 8 bytes after them are left over; without
+     * them, a second-layout pi job, read with ranks 0. */
+    patch32(0, 64);
+    expect_bad(HY_EPROTO, 0);
+    set_payload_len(64);
+    {
+        hy_error e64 = {0};
+        cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &e64), 0, "%s", e64.msg);
+        cr_assert_eq(m2.u.submit.ranks, 0);
+    }
+    submit_pi();
+    /* The first layout's 56 bytes, exact: the 16 bytes after them are left over. */
     patch32(0, 56);
     expect_bad(HY_EPROTO, 0);
     set_payload_len(56); /* and without them, a first-layout pi job */
@@ -1141,6 +1178,12 @@ Test(msg, bad_submit_enums)
         cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
         cr_assert_eq(m2.u.submit.backend, b);
     }
+    patch16(6, HY_BACKEND_AUTO); /* the daemon's choice */
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    patch16(6, HY_BACKEND_AUTO - 1);
+    expect_bad(HY_EBACKEND, 0);
+    patch16(6, HY_BACKEND_AUTO + 1);
+    expect_bad(HY_EBACKEND, 0);
 
     submit_pi();
     patch16(4, HY_JOB_COMPARE_PI);
@@ -1257,7 +1300,7 @@ Test(msg, bad_submit_lists_and_arrays)
     patch32(52, 3); /* past the payload */
     expect_bad(HY_EPROTO, 0);
     patch32(52, 2);
-    patch32(68, 0); /* a thread count of 0: the list starts at 64 */
+    patch32(76, 0); /* a thread count of 0: the list starts at 72 */
     expect_bad(HY_EINVAL, 0);
 
     static const int32_t a[5] = {5, -1, 3, 0, 2};
@@ -1279,7 +1322,7 @@ Test(msg, bad_submit_lists_and_arrays)
 
     submit_sort_inline(HY_DT_I32, 5, a, sizeof a);
     patch32(28, HY_ARRAY_MEMFD);
-    set_payload_len(64);
+    set_payload_len(72);
     expect_bad(HY_EPROTO, 0); /* a memfd array without its fd */
     expect_bad(HY_EPROTO, 2); /* or with two */
     cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
@@ -1489,6 +1532,15 @@ static const golden first_layouts[] = {
      "48 59 44 31 01 00 06 00 00 00 00 00 10 00 00 00 09 00 00 00 00 00 00 00"
      "10 00 00 00 | 02 00 00 00 | 07 00 00 00 00 00 00 00",
      {0, 0}, {0, 0}},
+    {"SUBMIT body 64, request 5: compare pi, serial|native, n 10^6, seed 1, warm-up 2, "
+     "threads 1 and 2",
+     "48 59 44 31 01 00 05 00 00 00 00 00 48 00 00 00 05 00 00 00 00 00 00 00"
+     "40 00 00 00 | 03 00 | 00 00 | 00 00 | 00 00 | 00 00 | 00 00"
+     "00 00 00 00 | 00 00 00 00 | 00 00 00 00 | 00 00 00 00"
+     "40 42 0f 00 00 00 00 00 | 01 00 00 00 00 00 00 00 | 06 00 00 00 | 02 00 00 00"
+     "00 00 | 02 00 | 00 00 00 00"
+     "01 00 00 00 | 02 00 00 00", /* threads_list at 64: read as ranks 1, then past the end */
+     {0, 0}, {0, 0}},
 };
 #define NFIRST (sizeof first_layouts / sizeof first_layouts[0])
 
@@ -1531,10 +1583,10 @@ Test(msg, first_layout_submit)
     cr_assert_eq(s->nthreads_list, 2u);
     cr_assert_eq(s->threads_list[0], 2u);
     cr_assert_eq(s->threads_list[1], 8u);
-    /* Re-encoded: body 64, the list moved to 64. */
-    reencode_first(&m2, out, sizeof out, n + 8);
-    cr_assert_eq(out[HY_IPC_HEADER], 64);
-    cr_assert_eq(out[HY_IPC_HEADER + 64], 2);
+    /* Re-encoded: body 72, the list moved to 72. */
+    reencode_first(&m2, out, sizeof out, n + 16);
+    cr_assert_eq(out[HY_IPC_HEADER], 72);
+    cr_assert_eq(out[HY_IPC_HEADER + 72], 2);
     cr_assert_eq(m1.u.submit.transports, 0u);
     cr_assert_eq(m1.u.submit.threads_list[1], 8u);
 
@@ -1552,11 +1604,11 @@ Test(msg, first_layout_submit)
     cr_assert_eq((const uint8_t *)s->inline_data, g + HY_IPC_HEADER + 56);
     static const int32_t arr[3] = {3, 1, 2};
     cr_assert(memcmp(s->inline_data, arr, sizeof arr) == 0);
-    reencode_first(&m2, out, sizeof out, n + 8);
-    cr_assert(memcmp(out + HY_IPC_HEADER + 64, arr, sizeof arr) == 0);
+    reencode_first(&m2, out, sizeof out, n + 16);
+    cr_assert(memcmp(out + HY_IPC_HEADER + 72, arr, sizeof arr) == 0);
     cr_assert_eq(m1.u.submit.transport, 0);
 
-    /* A 56-byte body is held to the same exactness as a 64-byte one. */
+    /* A 56-byte body is held to the same exactness as a 72-byte one. */
     memcpy(bad, g, n);
     bad_len = n;
     set_payload_len((uint32_t)(n - HY_IPC_HEADER + 4)); /* 4 bytes after the array */
@@ -1565,12 +1617,29 @@ Test(msg, first_layout_submit)
     bad_len = n;
     set_payload_len((uint32_t)(n - HY_IPC_HEADER + 8)); /* 8 bytes after the list */
     expect_bad(HY_EPROTO, 0);
-    /* The same bytes read as the current layout (body 64): the list where transport and
+    /* The same bytes read as the second layout (body 64): the list where transport and
      * transports are, and no list after them. */
     n = unhex(first_layouts[0].hex, bad, sizeof bad);
     bad_len = n;
     patch32(0, 64);
     expect_bad(HY_EINVAL, 0); /* transports 0x8 */
+
+    /* The second layout (body 64): ranks 0, the list at 64; re-encoded, at 72. */
+    n = decode_first(5, g, sizeof g);
+    cr_assert_eq(m2.request, 5u);
+    cr_assert_eq(s->job, HY_JOB_COMPARE_PI);
+    cr_assert_eq(s->warmup, 2);
+    cr_assert_eq(s->ranks, 0);
+    cr_assert_eq(s->nthreads_list, 2u);
+    cr_assert_eq(s->threads_list[1], 2u);
+    reencode_first(&m2, out, sizeof out, n + 8);
+    cr_assert_eq(out[HY_IPC_HEADER + 72], 1);
+    /* Read as the current layout (body 72), ranks is the list's first count and the list
+     * runs past the payload. */
+    n = unhex(first_layouts[5].hex, bad, sizeof bad);
+    bad_len = n;
+    patch32(0, 72);
+    expect_bad(HY_EPROTO, 0);
 }
 
 Test(msg, first_layout_result)
@@ -1607,9 +1676,9 @@ Test(msg, first_layout_result)
     expect_row_eq(&m1.u.result.rows_in[0], w, 0);
 }
 
-/* Rows of any size from 128 up: the first 128 bytes always, the process fields (160) and the
- * spread (200) only when the rows hold them, bytes past 200 skipped. The rows' stride and the array after them follow
- * row_size. */
+/* Rows of any size from 128 up: the first 128 bytes always, the process fields (160), the
+ * spread (200) and the prediction and ranks (216) only when the rows hold them, bytes past
+ * 216 skipped. The rows' stride and the array after them follow row_size. */
 Test(msg, result_row_sizes)
 {
     static hy_result_row rows[3];
@@ -1621,10 +1690,10 @@ Test(msg, result_row_sizes)
     m1.u.result = (hy_msg_result){.job = HY_JOB_COMPARE_SORT, .nrows = 3, .job_id = 11,
                                   .rows = rows, .array = arr, .array_bytes = sizeof arr};
     encode_all(&m1, enc, sizeof enc);
-    const uint32_t sizes[] = {128, 136, 159, 160, 168, 199, 200, 256};
+    const uint32_t sizes[] = {128, 136, 159, 160, 168, 199, 200, 208, 215, 216, 256};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         uint32_t rs = sizes[k];
-        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 200) bytes, then
+        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 216) bytes, then
          * 0xEE filler a reader must skip; the array at the next multiple of 8. */
         memcpy(frame, enc, HY_IPC_HEADER + 24);
         uint8_t *p = frame + HY_IPC_HEADER;
@@ -1657,6 +1726,10 @@ Test(msg, result_row_sizes)
             }
             if (rs < 200)
                 want.mean_ns = want.stddev_ns = want.q1_ns = want.q3_ns = want.warmup_ns = 0;
+            if (rs < 216) {
+                want.predicted_ns = 0;
+                want.ranks = 0;
+            }
             expect_row_eq(&m2.u.result.rows_in[i], &want, i);
         }
     }
@@ -2017,11 +2090,11 @@ Test(msg, encode_refuses)
     expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
                  HY_EINVAL, &err);
     m1.u.submit.inline_bytes = 24; /* the bulk counts towards max_payload */
-    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 64 + 23, &err), HY_ELIMIT,
+    expect_error(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 72 + 23, &err), HY_ELIMIT,
                  &err);
-    cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 64 + 24, &err), 0, "%s",
+    cr_assert_eq(hy_msg_encode(&m1, buf, sizeof buf, &len, &bulk, 72 + 24, &err), 0, "%s",
                  err.msg);
-    cr_assert_eq(len, HY_IPC_HEADER + 64u);
+    cr_assert_eq(len, HY_IPC_HEADER + 72u);
     cr_assert_eq(bulk.base, (const void *)big); /* uncopied */
     cr_assert_eq(bulk.len, 24u);
 }

@@ -23,6 +23,9 @@ typedef struct hy_cl_config {
     const char *cache_dir;
     /* Test-only: breaks the pi program's source so the build fails, to exercise that path. */
     bool test_break_build;
+    /* Test-only: the k-th job on each device (1-based; 0 never) meets a broken queue, as a
+     * device fault leaves one, so tests can drive recovery (below) on any device. */
+    unsigned test_fault_job;
 } hy_cl_config;
 
 enum hy_cl_device_type {
@@ -51,6 +54,8 @@ typedef struct hy_cl_device_info {
     bool from_cache;         /* every program came from the binary cache */
     bool gpu_variant;        /* runs the kernels' GPU variant (HY_CL_CPU=0), not the CPU one */
     bool variant_forced;     /* by HYBRIDD_CL_VARIANT, not chosen from the device type */
+    unsigned recoveries;     /* context, queue and programs rebuilt after a failed job */
+    bool recovering;         /* its last job failed in an OpenCL call: the next rebuilds first */
 } hy_cl_device_info;
 
 /* Finds every platform and device and builds the programs on each. No device at all is a
@@ -92,7 +97,14 @@ typedef struct hy_cl_pi_result {
     hy_cl_timing timing;
 } hy_cl_pi_result;
 
-/* Monte Carlo pi over samples 0 .. n-1 (docs/pi-mapping.md), 1 <= n <= 2^63 - 1. Long jobs
+/* Recovery, for both jobs below: a job that fails in an OpenCL call (HY_EBACKEND) may have
+ * left the device's context or queue in error (a GPU driver keeps a faulted context so), so
+ * the next job on that device first rebuilds its context, queue and programs (from the binary
+ * cache when there is one) and then runs; `recoveries` counts the rebuilds. A rebuild that
+ * fails leaves the device not usable, with the reason in `problem`, and the job after tries
+ * again. An allocation the driver refuses, at creation or late at enqueue, is HY_ELIMIT.
+ *
+ * Monte Carlo pi over samples 0 .. n-1 (docs/pi-mapping.md), 1 <= n <= 2^63 - 1. Long jobs
  * run as a series of short launches so progress and cancellation work. */
 int hy_cl_pi(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n, hy_cl_pi_result *r,
              hy_error *err);

@@ -1,5 +1,6 @@
 /* cl: device discovery and ownership — every platform and device the ICD loader lists, one
- * context and one in-order profiling queue each, created once at open and kept. */
+ * context and one in-order profiling queue each, created at open and kept until a job fails
+ * in an OpenCL call; then rebuilt before the device's next job (recovery). */
 #include "internal.h"
 
 #include <stdio.h>
@@ -124,6 +125,113 @@ static void own(hy_cl *cl, struct hy_cl_dev *d)
     d->info.build_ns = hy_now_ns() - t0;
 }
 
+/* Everything own() and the jobs made on `d`, released; `d` keeps its identity and info. */
+static void disown(struct hy_cl_dev *d)
+{
+    for (int b = 1; b >= 0; b--)
+        if (d->sort_buf[b])
+            clReleaseMemObject(d->sort_buf[b]);
+    d->sort_buf[0] = d->sort_buf[1] = NULL;
+    d->sort_bytes = 0;
+    for (int p = HY_CL_NPROG - 1; p >= 0; p--)
+        if (d->prog[p])
+            clReleaseProgram(d->prog[p]);
+    memset(d->prog, 0, sizeof d->prog);
+    if (d->parked) {
+        d->queue = d->parked;
+        d->parked = NULL;
+    }
+    if (d->queue) {
+        /* A faulted queue may answer with an error; what matters is that it is let go. */
+        clFinish(d->queue);
+        clReleaseCommandQueue(d->queue);
+        d->queue = NULL;
+    }
+    if (d->ctx)
+        clReleaseContext(d->ctx);
+    d->ctx = NULL;
+}
+
+/* A new context, queue and programs for a device whose last job failed in an OpenCL call.
+ * The programs come from the binary cache when there is one, so this costs milliseconds;
+ * without it, a full build. On failure the device is not usable (own() says why) and the
+ * next job tries again. */
+static void rebuild(hy_cl *cl, struct hy_cl_dev *d)
+{
+    disown(d);
+    d->info.problem[0] = 0;
+    own(cl, d);
+    d->info.recoveries++;
+    d->needs_rebuild = d->info.recovering = !d->info.usable;
+}
+
+/* The device whose job the calling thread is running, between begin_job and end_job, so
+ * that hy_cl_fail can note a failed call on it without every caller passing the device.
+ * Scoped to the wrapper: it never outlives the job, so it never points at a closed device. */
+static _Thread_local struct hy_cl_dev *job_dev;
+
+void hy_cl_note_failed_call(void)
+{
+    if (job_dev)
+        job_dev->call_failed = true;
+}
+
+/* Before a job: rebuilds a device left in doubt, counts the job, and plants a test's fault.
+ * Returns the device when it was usable as the job began (NULL otherwise, or for an index
+ * the job itself will refuse). */
+static struct hy_cl_dev *begin_job(hy_cl *cl, const hy_cl_opts *o)
+{
+    if (!cl || !o || o->device >= cl->ndev)
+        return NULL;
+    struct hy_cl_dev *d = &cl->dev[o->device];
+    if (d->needs_rebuild)
+        rebuild(cl, d);
+    if (!d->info.usable)
+        return NULL;
+    d->jobs++;
+    d->call_failed = false;
+    job_dev = d;
+    if (cl->test_fault_job && d->jobs == cl->test_fault_job) {
+        d->parked = d->queue; /* enqueues on a NULL queue fail: CL_INVALID_COMMAND_QUEUE */
+        d->queue = NULL;
+    }
+    return d;
+}
+
+/* After a job: a job that failed in an OpenCL call may have left the context or queue in
+ * error, and no portable query tells a transient failure from a broken context, so the next
+ * job rebuilds. Refusals (a device too small, ELIMIT) and cancellations leave it as it is. */
+static void end_job(struct hy_cl_dev *d, int rc)
+{
+    job_dev = NULL;
+    if (!d)
+        return;
+    if (rc != 0 && d->call_failed)
+        d->needs_rebuild = d->info.recovering = true;
+    else if (d->parked) { /* a planted fault the job never met (it made no call) */
+        d->queue = d->parked;
+        d->parked = NULL;
+    }
+}
+
+int hy_cl_pi(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n, hy_cl_pi_result *r,
+             hy_error *err)
+{
+    struct hy_cl_dev *d = begin_job(cl, o);
+    int rc = hy_cl_pi_job(cl, o, seed, n, r, err);
+    end_job(d, rc);
+    return rc;
+}
+
+int hy_cl_sort(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
+               hy_cl_sort_result *r, hy_error *err)
+{
+    struct hy_cl_dev *d = begin_job(cl, o);
+    int rc = hy_cl_sort_job(cl, o, dtype, data, n, r, err);
+    end_job(d, rc);
+    return rc;
+}
+
 int hy_cl_open(const hy_cl_config *cfg, hy_cl **out, hy_error *err)
 {
     if (!out)
@@ -144,6 +252,7 @@ int hy_cl_open(const hy_cl_config *cfg, hy_cl **out, hy_error *err)
         }
     }
     cl->test_break_build = cfg && cfg->test_break_build;
+    cl->test_fault_job = cfg ? cfg->test_fault_job : 0;
 
     /* No platform, or a platform without devices, is a normal state: zero devices. */
     cl_platform_id plats[MAX_PLATFORMS];
@@ -188,21 +297,8 @@ void hy_cl_close(hy_cl *cl)
 {
     if (!cl)
         return;
-    for (unsigned i = 0; i < cl->ndev; i++) {
-        struct hy_cl_dev *d = &cl->dev[i];
-        for (int b = 1; b >= 0; b--)
-            if (d->sort_buf[b])
-                clReleaseMemObject(d->sort_buf[b]);
-        for (int p = HY_CL_NPROG - 1; p >= 0; p--)
-            if (d->prog[p])
-                clReleaseProgram(d->prog[p]);
-        if (d->queue) {
-            clFinish(d->queue);
-            clReleaseCommandQueue(d->queue);
-        }
-        if (d->ctx)
-            clReleaseContext(d->ctx);
-    }
+    for (unsigned i = 0; i < cl->ndev; i++)
+        disown(&cl->dev[i]);
     free(cl->dev);
     free(cl->cache_dir);
     free(cl);

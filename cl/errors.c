@@ -2,6 +2,8 @@
  * than -5, and the one helper that turns a failed call into a hybridd error. */
 #include "internal.h"
 
+#include <string.h>
+
 const char *hy_cl_error_name(int code)
 {
     switch (code) {
@@ -80,6 +82,15 @@ int hy_cl_fail(cl_int rc, const char *call, hy_error *err)
     size_t len = 0;
     while (call[len] && call[len] != '(')
         len++;
+    /* The driver refusing memory is the job's size against the device's, not a fault: the
+     * same answer as the size checks before any call (ELIMIT), and no rebuild after it. A
+     * driver may say so late, at the enqueue that first touches a buffer. */
+    if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE ||
+        (rc == CL_OUT_OF_RESOURCES && strncmp(call, "clCreateBuffer", 14) == 0))
+        return hy_error_set(err, HY_ELIMIT, "%.*s failed: %s (%d): the device has no memory "
+                            "left for this job's buffers; a smaller job may fit", (int)len,
+                            call, hy_cl_error_name(rc), (int)rc);
+    hy_cl_note_failed_call();
     return hy_error_set(err, HY_EBACKEND, "%.*s failed: %s (%d)", (int)len, call,
                         hy_cl_error_name(rc), (int)rc);
 }

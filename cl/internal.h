@@ -30,6 +30,13 @@ struct hy_cl_dev {
      * until the first sort; released by hy_cl_close. */
     cl_mem sort_buf[2];
     size_t sort_bytes;
+    /* Recovery (device.c): jobs started, and whether the last one failed in an OpenCL call
+     * so the next must rebuild first. A test's injected fault parks the real queue in
+     * `parked` and leaves `queue` NULL, which every enqueue refuses as a broken queue. */
+    unsigned jobs;
+    bool call_failed; /* an OpenCL call of the running job failed (hy_cl_fail said so) */
+    bool needs_rebuild;
+    cl_command_queue parked;
 };
 
 struct hy_cl {
@@ -37,6 +44,7 @@ struct hy_cl {
     struct hy_cl_dev *dev;
     char *cache_dir; /* NULL: no cache */
     bool test_break_build;
+    unsigned test_fault_job;
 };
 
 /* Source text of each program, embedded at build time from cl/kernels/ (kernels.c is
@@ -44,13 +52,24 @@ struct hy_cl {
 extern const char *const hy_cl_sources[HY_CL_NPROG];
 extern const char *const hy_cl_source_names[HY_CL_NPROG];
 
-/* Fills err with "CALL failed: CL_NAME (code)" and returns HY_EBACKEND, or 0 for CL_SUCCESS. */
+/* Fills err with "CALL failed: CL_NAME (code)" and returns HY_EBACKEND (HY_ELIMIT for memory
+ * the driver refuses), or 0 for CL_SUCCESS. A failure other than memory is noted on the
+ * device whose job is running (hy_cl_note_failed_call), which is rebuilt before its next. */
 int hy_cl_fail(cl_int rc, const char *call, hy_error *err);
 /* Checks an OpenCL call's status: `if ((rc = CL_TRY(clFinish(q), err))) goto out;`. */
 #define CL_TRY(expr, err) hy_cl_fail((expr), #expr, (err))
 
+void hy_cl_note_failed_call(void);
+
 /* The usable device `index`, or an error naming why not. */
 int hy_cl_device(hy_cl *cl, unsigned index, struct hy_cl_dev **out, hy_error *err);
+
+/* The jobs themselves (pi.c, sort.c); hy_cl_pi and hy_cl_sort (device.c) wrap them with the
+ * device's recovery. */
+int hy_cl_pi_job(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n,
+                 hy_cl_pi_result *r, hy_error *err);
+int hy_cl_sort_job(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
+                   hy_cl_sort_result *r, hy_error *err);
 /* A kernel of program `prog` on `d`; release it with clReleaseKernel. */
 int hy_cl_kernel(struct hy_cl_dev *d, int prog, const char *name, cl_kernel *out,
                  hy_error *err);

@@ -166,8 +166,8 @@ out:
     return rc;
 }
 
-int hy_cl_pi(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n, hy_cl_pi_result *r,
-             hy_error *err)
+int hy_cl_pi_job(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n,
+                 hy_cl_pi_result *r, hy_error *err)
 {
     int rc = 0;
     struct hy_cl_dev *d;

@@ -390,8 +390,8 @@ static void release_job(struct job *j)
         clReleaseKernel(j->count);
 }
 
-int hy_cl_sort(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
-               hy_cl_sort_result *r, hy_error *err)
+int hy_cl_sort_job(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
+                   hy_cl_sort_result *r, hy_error *err)
 {
     if (!cl || !o || !r)
         return hy_error_set(err, HY_EINVAL, "no OpenCL state, options or result given");

@@ -28,6 +28,18 @@ static void take_timing(hy_run_once *o)
     o->copies = 1;
 }
 
+/* A job that failed in an OpenCL call leaves its device recovering (cl.h): say so once, with
+ * the cause, so an operator reading the log knows why the next job starts slower. */
+static int note_failure(const hy_engines *e, unsigned dev, int rc, const hy_error *err)
+{
+    hy_cl_device_info info;
+    if (rc && rc != HY_ECANCELED && hy_cl_describe(e->cl, dev, &info, NULL) == 0 &&
+        info.recovering)
+        hy_log(HY_LOG_WARNING, "OpenCL device %u (%s) failed a job (%s); its context, queue "
+               "and programs are rebuilt before its next job", dev, info.name, err->msg);
+    return rc;
+}
+
 static int cl_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                  const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
@@ -38,7 +50,7 @@ static int cl_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r
     hy_cl_opts co = cl_opts(s, io);
     hy_cl_pi_result res;
     if ((rc = hy_cl_pi(e->cl, &co, s->seed, s->n, &res, err)))
-        return rc;
+        return note_failure(e, s->device, rc, err);
     o->hits = res.hits;
     o->estimate = res.estimate;
     o->std_error = res.std_error;
@@ -57,7 +69,7 @@ static int cl_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec 
     hy_cl_opts co = cl_opts(s, io);
     hy_cl_sort_result res;
     if ((rc = hy_cl_sort(e->cl, &co, s->dtype, io->array, (size_t)s->n, &res, err)))
-        return rc;
+        return note_failure(e, s->device, rc, err);
     o->cl = res.timing;
     take_timing(o);
     return 0;

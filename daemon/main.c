@@ -280,6 +280,10 @@ static int start_engines(hy_server_setup *set)
         /* For tests only (tests/daemon/test_daemon_faults.c): a failed kernel build at start. */
         const char *brk = getenv("HYBRIDD_TEST_BREAK_OPENCL");
         cc.test_break_build = brk && strcmp(brk, "1") == 0;
+        /* For tests only (test_daemon_faults.c): the k-th job on each device meets a broken
+         * queue, as after a device fault, to drive recovery. */
+        const char *fault = getenv("HYBRIDD_TEST_CL_FAULT");
+        cc.test_fault_job = fault ? (unsigned)strtoul(fault, NULL, 10) : 0;
         uint64_t t0 = hy_now_ns();
         if (hy_cl_open(&cc, &set->engines.cl, &err) != 0) {
             hy_log(HY_LOG_ERR, "cannot start OpenCL: %s", err.msg);

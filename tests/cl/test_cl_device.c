@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cl.h"
+#include "internal.h" /* hy_cl_fail, what every checked call answers with */
 #include "pocl_env.h"
 
 static void setup(void) { pocl_cache_for_run(); }
@@ -91,6 +91,26 @@ Test(cl_device, error_names)
     cr_assert_str_eq(hy_cl_error_name(-61), "CL_INVALID_BUFFER_SIZE");
     cr_assert_str_eq(hy_cl_error_name(-1001), "CL_PLATFORM_NOT_FOUND_KHR");
     cr_assert_str_eq(hy_cl_error_name(12345), "CL_UNKNOWN_ERROR");
+}
+
+/* Memory the driver refuses is the job's size against the device (ELIMIT, said so), at
+ * creation or late at an enqueue; any other failed call is the backend's (EBACKEND), the
+ * kind after which a device is rebuilt. */
+Test(cl_device, failed_calls_map_to_codes_and_sentences)
+{
+    hy_error err = {0};
+    cr_assert_eq(hy_cl_fail(CL_SUCCESS, "clFinish(q)", &err), 0);
+    cr_assert_eq(hy_cl_fail(CL_MEM_OBJECT_ALLOCATION_FAILURE,
+                            "clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &l, 0, NULL, &ev)", &err),
+                 HY_ELIMIT);
+    cr_expect(strstr(err.msg, "clEnqueueNDRangeKernel failed: CL_MEM_OBJECT_ALLOCATION_FAILURE "
+                              "(-4): the device has no memory left"),
+              "%s", err.msg);
+    cr_assert_eq(hy_cl_fail(CL_OUT_OF_RESOURCES, "clCreateBuffer(ctx, 0, n, NULL, &rc)", &err),
+                 HY_ELIMIT, "%s", err.msg);
+    /* At a wait, out-of-resources is how some GPU drivers report a kernel's fault. */
+    cr_assert_eq(hy_cl_fail(CL_OUT_OF_RESOURCES, "clFinish(q)", &err), HY_EBACKEND);
+    cr_expect_str_eq(err.msg, "clFinish failed: CL_OUT_OF_RESOURCES (-5)");
 }
 
 Test(cl_device, close_null_is_safe) { hy_cl_close(NULL); }

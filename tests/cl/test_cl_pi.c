@@ -272,3 +272,62 @@ DEVICE_TEST(cl_pi, cancel)
             cr_assert_eq(r.hits, hy_host_pi_hits_reference(11, 0, r.samples));
     }
 }
+
+/* Recovery: a job that meets a broken queue (what a device fault leaves; planted by the
+ * test-only test_fault_job) fails with a sentence naming the OpenCL error, and the next job
+ * on that device rebuilds context, queue and programs and gets the right answer, pi and sort
+ * alike. Without the rebuild, every job after the fault would fail the same way. */
+Test(cl_pi, a_device_recovers_after_a_failed_job)
+{
+    hy_cl *fcl = NULL;
+    hy_error err = {0};
+    cr_assert_eq(hy_cl_open(&(hy_cl_config){.test_fault_job = 2}, &fcl, &err), 0, "%s",
+                 err.msg);
+    unsigned tried = 0;
+    for (unsigned i = 0; i < hy_cl_device_count(fcl); i++) {
+        hy_cl_device_info in;
+        cr_assert_eq(hy_cl_describe(fcl, i, &in, &err), 0, "%s", err.msg);
+        if (!in.usable)
+            continue;
+        tried++;
+        hy_cl_opts o = {.device = i};
+        hy_cl_pi_result r;
+        cr_assert_eq(hy_cl_pi(fcl, &o, 5, 100000, &r, &err), 0, "job 1: %s", err.msg);
+        int rc = hy_cl_pi(fcl, &o, 5, 100000, &r, &err);
+        cr_assert_eq(rc, HY_EBACKEND, "job 2 (faulted) returned %d: %s", rc, err.msg);
+        cr_expect(strstr(err.msg, "CL_INVALID_COMMAND_QUEUE"), "no OpenCL error named: %s",
+                  err.msg);
+        cr_assert_eq(hy_cl_describe(fcl, i, &in, &err), 0, "%s", err.msg);
+        cr_expect_eq(in.recoveries, 0u, "rebuilt before the next job asked");
+
+        rc = hy_cl_pi(fcl, &o, 5, 100000, &r, &err);
+        cr_assert_eq(rc, 0, "job 3 after the fault: %d %s", rc, err.msg);
+        cr_expect_eq(r.hits, hy_host_pi_hits_reference(5, 0, 100000));
+        cr_assert_eq(hy_cl_describe(fcl, i, &in, &err), 0, "%s", err.msg);
+        cr_expect_eq(in.recoveries, 1u, "device %u: %u rebuilds", i, in.recoveries);
+        cr_expect(in.usable, "device %u not usable after the rebuild: %s", i, in.problem);
+
+        int32_t a[1000];
+        for (int k = 0; k < 1000; k++)
+            a[k] = (int32_t)((k * 7919) % 1000) - 500;
+        hy_cl_sort_result sr;
+        rc = hy_cl_sort(fcl, &o, HY_DT_I32, a, 1000, &sr, &err);
+        if (rc == HY_EBACKEND && strstr(err.msg, "work-groups of at most")) {
+            /* The GPU variant under a work-group cap refuses to sort (test_cl_sort): a
+             * refusal, not a fault, so it must not rebuild the device again. */
+        } else {
+            cr_assert_eq(rc, 0, "sort after the rebuild: %d %s", rc, err.msg);
+            for (int k = 0; k < 1000; k++)
+                cr_assert_eq(a[k], k - 500, "sorted[%d] = %d", k, a[k]);
+        }
+        cr_assert_eq(hy_cl_describe(fcl, i, &in, &err), 0, "%s", err.msg);
+        cr_expect_eq(in.recoveries, 1u, "a good job (or a refusal) rebuilt again");
+        rc = hy_cl_pi(fcl, &o, 6, 1000, &r, &err);
+        cr_assert_eq(rc, 0, "job 5: %d %s", rc, err.msg);
+        cr_assert_eq(hy_cl_describe(fcl, i, &in, &err), 0, "%s", err.msg);
+        cr_expect_eq(in.recoveries, 1u, "a good job (or a refusal) rebuilt again");
+    }
+    hy_cl_close(fcl);
+    if (!tried)
+        cr_skip_test("no usable OpenCL device");
+}

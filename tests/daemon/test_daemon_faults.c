@@ -378,6 +378,47 @@ Test(daemon_faults, an_opencl_build_failure_at_start_leaves_the_cpu_serving)
     expect_served("a failed OpenCL build");
 }
 
+/* A device fault in the middle of serving (planted: the daemon's second OpenCL job meets a
+ * broken queue) fails that job with a sentence naming the OpenCL error, is logged, and the
+ * next job on the same device runs on a rebuilt context with the right answer. */
+Test(daemon_faults, an_opencl_fault_fails_one_job_and_the_device_recovers)
+{
+    pocl_cache_for_run();
+    cr_assert_eq(setenv("HYBRIDD_TEST_CL_FAULT", "2", 1), 0);
+    hyt_conf k = hyt_conf_default();
+    k.opencl = true;
+    suite_start(&k);
+    unsetenv("HYBRIDD_TEST_CL_FAULT");
+    hyt_client *c = suite_client();
+    hy_msg_devices_reply *dv = calloc(1, sizeof *dv);
+    cr_assert_not_null(dv);
+    cr_assert_eq(hyt_devices(c, dv), 0, "DEVICES: %s", c->err.msg);
+    bool usable = dv->ndevices > 0 && (dv->devices[0].flags & HY_DEV_USABLE);
+    free(dv);
+    if (!usable) {
+        hyt_close(c);
+        cr_skip_test("no usable OpenCL device 0");
+    }
+    hy_msg_submit s = hyt_pi(HY_BACKEND_OPENCL, 0, 100000, 8);
+    s.device = 0;
+    hyt_job j;
+    suite_run_ok(c, &s, NULL, 0, &j, "opencl job 1");
+    hyt_job_release(c, &j);
+    cr_assert_eq(hyt_run(c, &s, NULL, 0, &j), 0, "%s", c->err.msg);
+    cr_expect_eq(j.code, HY_EBACKEND, "faulted job ended %s \"%s\"", suite_code(j.code),
+                 j.message);
+    cr_expect(strstr(j.message, "CL_INVALID_COMMAND_QUEUE"), "sentence: %s", j.message);
+    hyt_job_release(c, &j);
+    for (int k3 = 0; k3 < 2; k3++) {
+        suite_run_ok(c, &s, NULL, 0, &j, "opencl job after the fault");
+        suite_check_pi_row(&j.rows[0], HY_BACKEND_OPENCL, 0, 8, 100000, 1, "after the fault");
+        hyt_job_release(c, &j);
+    }
+    cr_expect(log_has("are rebuilt before its next job"), "the log does not report the fault");
+    hyt_close(c);
+    expect_served("an OpenCL fault");
+}
+
 Test(daemon_faults, a_missing_opencl_device_at_start_leaves_the_cpu_serving)
 {
     pocl_cache_for_run();

@@ -81,6 +81,8 @@ typedef struct hy_cl_timing {
     uint64_t kernel_ns;  /* kernel execution */
     uint64_t d2h_ns;     /* device -> host copies */
     unsigned launches;   /* kernel launches */
+    unsigned passes;     /* sort: passes over the keys (histogram, digits); 0 for pi */
+    uint64_t bytes_moved; /* copied between host and device, both ways */
 } hy_cl_timing;
 
 typedef struct hy_cl_opts {

@@ -156,6 +156,7 @@ static int pi_launch(struct hy_cl_dev *d, cl_kernel k, cl_mem part, uint64_t *ho
     r->timing.kernel_ns += *kns;
     r->timing.d2h_ns += hy_cl_event_ns(rev);
     r->timing.launches++;
+    r->timing.bytes_moved += groups * sizeof(cl_ulong);
     for (size_t g = 0; g < groups; g++)
         *hits += host_part[g];
 out:

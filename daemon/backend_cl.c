@@ -120,8 +120,9 @@ static void cl_finish(const hy_engines *e, const hy_job_spec *s, const hy_row_sp
                       const hy_run_once *m, hy_result_row *row)
 {
     (void)r;
-    (void)m;
     row->device = (uint16_t)s->device;
+    row->passes = m->cl.passes;
+    row->bytes_moved = m->cl.bytes_moved;
     hy_cl_device_info info;
     if (e->cl && hy_cl_describe(e->cl, s->device, &info, NULL) == 0)
         row->flags |= info.pocl_cpu ? HY_ROW_POCL_CPU

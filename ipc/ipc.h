@@ -279,6 +279,7 @@ typedef struct hy_result_row {
     /* appended to the 200-byte layout (0 from an older sender): */
     uint64_t predicted_ns; /* the history's prediction for this configuration; 0 unknown */
     uint32_t ranks;        /* MPI ranks the row ran across; 1 (0 from older senders): one */
+    uint32_t passes;       /* opencl sort: passes over the keys (histogram and digits) */
 } hy_result_row;
 #define HY_IPC_ROW_SIZE 216u     /* what this version writes */
 #define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */

@@ -192,8 +192,10 @@ static const field row_f[] = {
     FSINCE(T, mean_ns, 160, F_U64, 200),     FSINCE(T, stddev_ns, 168, F_U64, 200),
     FSINCE(T, q1_ns, 176, F_U64, 200),       FSINCE(T, q3_ns, 184, F_U64, 200),
     FSINCE(T, warmup_ns, 192, F_U64, 200),
-    /* the history's prediction and the MPI ranks, appended to the 200-byte layout */
+    /* the history's prediction, the MPI ranks and the device's passes, appended to the
+     * 200-byte layout */
     FSINCE(T, predicted_ns, 200, F_U64, 216), FSINCE(T, ranks, 208, F_U32, 216),
+    FSINCE(T, passes, 212, F_U32, 216),
 };
 #undef T
 static const rec row_rec = {row_f, NF(row_f), HY_IPC_ROW_SIZE, HY_IPC_ROW_SIZE_MIN,

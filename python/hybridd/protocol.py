@@ -250,7 +250,8 @@ ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0)
               ("mean_ns", "Q", 160, 200), ("stddev_ns", "Q", 168, 200),
               ("q1_ns", "Q", 176, 200), ("q3_ns", "Q", 184, 200),
               ("warmup_ns", "Q", 192, 200),
-              ("predicted_ns", "Q", 200, 216), ("ranks", "I", 208, 216)]
+              ("predicted_ns", "Q", 200, 216), ("ranks", "I", 208, 216),
+              ("passes", "I", 212, 216)]
 
 # A DEVICES_REPLY record: 416 bytes written, 352 the least a reader takes.
 RECORD_SIZE, RECORD_MIN = 416, 352

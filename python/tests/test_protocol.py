@@ -155,7 +155,7 @@ def row(**kw):
     r.update(backend=5, mode=1, threads=2, copies=1, n=100, estimate=3.0, median_ns=9,
              bytes_moved=77, startup_ns=5, merge_ns=6, transport=2, workers_started=1,
              mean_ns=10, stddev_ns=2, q1_ns=8, q3_ns=11, warmup_ns=40, predicted_ns=12,
-             ranks=3)
+             ranks=3, passes=5)
     r.update(kw)
     return r
 
@@ -172,8 +172,8 @@ def test_result_rows_of_128_160_200_and_216_bytes():
         spread = [m["rows"][0][k] for k in ("mean_ns", "stddev_ns", "q1_ns", "q3_ns",
                                              "warmup_ns")]
         assert spread == ([0] * 5 if size < 200 else [10, 2, 8, 11, 40])
-        later = [m["rows"][0][k] for k in ("predicted_ns", "ranks")]
-        assert later == ([0, 0] if size < 216 else [12, 3])
+        later = [m["rows"][0][k] for k in ("predicted_ns", "ranks", "passes")]
+        assert later == ([0, 0, 0] if size < 216 else [12, 3, 5])
     small = bytearray(P.encode({"type": P.RESULT, "rows": [row()]}, row_size=128))
     struct.pack_into("<I", small, 8, 120)            # a row_size below the least one
     assert code_of(P.decode, P.RESULT, bytes(small)) == P.EPROTO

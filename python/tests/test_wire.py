@@ -80,10 +80,11 @@ def test_a_newer_senders_longer_body_is_read_by_its_known_fields(raw):
     raw.hello()
     payload = bytearray(P.encode(pi_submit(job=P.JOB_COMPARE_PI, backends=1 << 2,
                                            threads_list=[1, 2], repeat=1), body_size=56))
-    # a 72-byte body: 16 unknown (nonzero) bytes appended, the thread list moved to 72
-    body = payload[:56] + bytes(8) + b"\xee" * 16
-    struct.pack_into("<I", body, 0, 72)
-    raw.send(P.encode_header(P.SUBMIT, 72 + 8, 4) + bytes(body[:72]) +
+    # an 88-byte body: this version's 72 (fields past 56 all 0), then 16 unknown (nonzero)
+    # bytes, the thread list moved to 88
+    body = payload[:56] + bytes(16) + b"\xee" * 16
+    struct.pack_into("<I", body, 0, 88)
+    raw.send(P.encode_header(P.SUBMIT, 88 + 8, 4) + bytes(body[:88]) +
              struct.pack("<2I", 1, 2))
     mtype, m, _ = raw.until(P.RESULT)
     assert mtype == P.RESULT, m

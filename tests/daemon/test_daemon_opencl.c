@@ -78,6 +78,11 @@ Test(daemon_opencl, pi_and_sort_on_the_device_match_the_cpu)
                   j.rows[0].flags);
     cr_expect(!(pocl && (j.rows[0].flags & HY_ROW_GPU)), "PoCL's CPU device labelled GPU");
     cr_expect_geq(j.rows[0].launches, 1);
+    /* Each launch reads back one ulong per work-group; pi makes no passes over keys. */
+    cr_expect_gt(j.rows[0].bytes_moved, 0u);
+    cr_expect_eq(j.rows[0].bytes_moved % 8, 0u, "bytes moved %llu",
+                 (unsigned long long)j.rows[0].bytes_moved);
+    cr_expect_eq(j.rows[0].passes, 0u);
     hyt_job_release(c, &j);
 
     /* A device index that does not exist. */

@@ -507,6 +507,7 @@ static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsign
     cr_assert_eq(g->mean_ns, w->mean_ns, "row %u mean_ns", i);
     cr_assert_eq(g->predicted_ns, w->predicted_ns, "row %u predicted_ns", i);
     cr_assert_eq(g->ranks, w->ranks, "row %u ranks", i);
+    cr_assert_eq(g->passes, w->passes, "row %u passes", i);
     cr_assert_eq(g->stddev_ns, w->stddev_ns, "row %u stddev_ns", i);
     cr_assert_eq(g->q1_ns, w->q1_ns, "row %u q1_ns", i);
     cr_assert_eq(g->q3_ns, w->q3_ns, "row %u q3_ns", i);
@@ -537,7 +538,8 @@ static void fill_rows(hy_result_row *rows, unsigned nrows, double std_error_last
                                   .q3_ns = 0x7172737475767778ull + i,
                                   .warmup_ns = 0x0182838485868788ull + i,
                                   .predicted_ns = 0x9192939495969798ull + i,
-                                  .ranks = 0xa1a2a3a4u + i};
+                                  .ranks = 0xa1a2a3a4u + i,
+                                  .passes = 0xb1b2b3b4u + i};
     }
 }
 
@@ -594,8 +596,8 @@ Test(msg, round_trip_result)
     cr_assert_eq(row1[207], 0x91);
     cr_assert_eq(row1[208], 0xa5); /* ranks 0x...a4 + 1 */
     cr_assert_eq(row1[211], 0xa1);
-    cr_assert_eq(row1[212], 0);    /* rsv */
-    cr_assert_eq(row1[215], 0);
+    cr_assert_eq(row1[212], 0xb5); /* passes 0x...b4 + 1 */
+    cr_assert_eq(row1[215], 0xb1);
     cr_assert_eq(r->array_bytes, sizeof sorted);
     cr_assert(memcmp(r->array, sorted, sizeof sorted) == 0);
 
@@ -1677,8 +1679,8 @@ Test(msg, first_layout_result)
 }
 
 /* Rows of any size from 128 up: the first 128 bytes always, the process fields (160), the
- * spread (200) and the prediction and ranks (216) only when the rows hold them, bytes past
- * 216 skipped. The rows' stride and the array after them follow row_size. */
+ * spread (200) and the prediction, ranks and passes (216) only when the rows hold them,
+ * bytes past 216 skipped. The rows' stride and the array after them follow row_size. */
 Test(msg, result_row_sizes)
 {
     static hy_result_row rows[3];
@@ -1728,7 +1730,7 @@ Test(msg, result_row_sizes)
                 want.mean_ns = want.stddev_ns = want.q1_ns = want.q3_ns = want.warmup_ns = 0;
             if (rs < 216) {
                 want.predicted_ns = 0;
-                want.ranks = 0;
+                want.ranks = want.passes = 0;
             }
             expect_row_eq(&m2.u.result.rows_in[i], &want, i);
         }

@@ -88,7 +88,20 @@ def array(n, dtype="f8"):
     if n < 0:
         raise ValueError("n must be >= 0, not %d" % n)
     dt = numpy_dtype(dtype)
-    owner = _Memfd(int(n) * dt.itemsize)
+    return view(_Memfd(int(n) * dt.itemsize), n, dt)
+
+
+def staging(nbytes, reuse=None):
+    """A memfd owner of at least ``nbytes``: ``reuse`` when it is that large, else a new one."""
+    if reuse is not None and reuse.size >= max(nbytes, 1):
+        return reuse
+    return _Memfd(nbytes)
+
+
+def view(owner, n, dtype):
+    """The first ``n`` elements of ``owner``'s memfd as a MemfdArray of ``dtype``: what the
+    daemon sorts in place (a memfd may be larger than the job's array)."""
+    dt = numpy_dtype(dtype)
     a = np.frombuffer(owner.map, dtype=dt, count=int(n)).view(MemfdArray)
     a._hy_memfd = owner
     return a

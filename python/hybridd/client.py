@@ -197,6 +197,7 @@ class Client(JobMethods):
         with self._lock:
             if self._closed is None:
                 self._closed = E.ConnectionLost("the client was closed")
+            self._idle_memfd = None         # the staging memfd kept for plain arrays
         try:
             self._sock.shutdown(_socket.SHUT_RDWR)
         except OSError:

@@ -27,6 +27,8 @@ def test_a_plain_arrays_staging_memfd_is_reused_by_the_next_job(client):
     client.sort(c, transfer="memfd")
     assert np.array_equal(c, want)
     assert client._idle_memfd is not first and client._idle_memfd.size >= c.nbytes
+    client.close()
+    assert client._idle_memfd is None
 
 
 def test_jobs_at_once_never_share_a_staging_memfd(client):

@@ -5,11 +5,17 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 
 /* One executor: a thread, its queue (a heap on the fairness tag), the job it runs. */
+/* Kept memfd mappings per executor: a client's array and its staging buffer, for two or three
+ * clients, within a bound on the memory they can keep alive after their clients let go. */
+#define KEPT_MAX 4
+#define KEPT_BYTES_MAX ((size_t)1 << 30)
+
 struct exec {
     struct hy_sched *s;
     unsigned index;
@@ -21,6 +27,13 @@ struct exec {
     size_t n, cap;
     uint64_t vclock; /* the tag of the job it started last: fairness's virtual time */
     hy_job *current;
+    /* Mappings kept for their clients' next jobs (hy_mapping), the least recently used given
+     * up first. Changed under mu; unmapped outside it, by the executor only, so the event
+     * loop never waits for a munmap. A slot whose client has gone has owner 0 until then. */
+    hy_mapping kept[KEPT_MAX];
+    uint64_t kept_used[KEPT_MAX], uses;
+    bool drop_kept;      /* a slot's client has gone: unmap it */
+    bool current_gone;   /* the running job's client has gone: keep nothing after it */
 };
 
 struct hy_sched {
@@ -192,27 +205,131 @@ static void execute(struct hy_sched *s, hy_job *j)
 /* A memfd array is mapped here, on the executor, populated in one call (the client wrote
  * the pages: taking them in one go costs far less than a fault per page in the sort). The
  * fd stays open while mapped: the process backend's shm transport hands it to its workers. */
+static void release_map(hy_mapping *m)
+{
+    if (m->addr)
+        hy_memfd_unmap(m->addr, m->bytes);
+    *m = (hy_mapping){0};
+}
+
+static bool same_memfd(const hy_mapping *a, const hy_mapping *b)
+{
+    return a->owner && a->owner == b->owner && a->dev == b->dev && a->ino == b->ino;
+}
+
+void hy_job_allow_keep(hy_job *j, uint64_t owner)
+{
+    struct stat st;
+    if (owner && j->array_fd >= 0 && fstat(j->array_fd, &st) == 0)
+        j->map = (hy_mapping){.owner = owner, .dev = st.st_dev, .ino = st.st_ino};
+}
+
+/* Maps the job's memfd, unless j->map already holds this client's mapping of it (the
+ * executor's kept one, handed over). */
 static int map_array(hy_job *j)
 {
-    if (j->array_fd < 0 || j->spec.array_bytes == 0)
+    size_t bytes = j->spec.array_bytes;
+    if (j->array_fd < 0 || bytes == 0)
         return 0;
-    j->rc = hy_memfd_map(j->array_fd, j->spec.array_bytes, &j->array, &j->err);
+    if (j->map.addr && j->map.bytes >= bytes) {
+        j->array = j->map.addr;
+        j->array_mapped = true;
+        return 0;
+    }
+    if (j->map.addr) { /* kept, but shorter than this job's array: map it again */
+        hy_memfd_unmap(j->map.addr, j->map.bytes);
+        j->map.addr = NULL;
+    }
+    j->rc = hy_memfd_map(j->array_fd, bytes, &j->array, &j->err);
     j->array_mapped = j->rc == 0;
+    if (j->array_mapped && j->map.owner) {
+        j->map.addr = j->array;
+        j->map.bytes = bytes;
+    }
     return j->rc;
 }
 
-/* The protocol promises the memfd is unmapped and closed before the answer goes out. */
-static void unmap_array(hy_job *j)
+/* The protocol promises the memfd is closed, and unless its client allows the mapping to be
+ * kept (then *keep gets it, for the executor to keep or drop) unmapped, before the answer. */
+static void unmap_array(hy_job *j, hy_mapping *keep)
 {
     if (j->array_fd >= 0) {
         close(j->array_fd);
         j->array_fd = -1;
     }
-    if (j->array_mapped) {
+    if (j->map.addr)
+        *keep = j->map; /* a kept mapping handed over, used by the job or not */
+    else if (j->array_mapped)
         hy_memfd_unmap(j->array, j->spec.array_bytes);
+    j->map.addr = NULL;
+    if (j->array_mapped) {
         j->array = NULL;
         j->array_mapped = false;
     }
+}
+
+/* Under mu, at a job's start: hands the job a kept mapping that is this client's mapping of
+ * this memfd. */
+static void take_kept(struct exec *x, hy_job *j)
+{
+    for (unsigned i = 0; j->map.owner && i < KEPT_MAX; i++)
+        if (x->kept[i].addr && same_memfd(&x->kept[i], &j->map)) {
+            j->map = x->kept[i];
+            x->kept[i] = (hy_mapping){0};
+            return;
+        }
+}
+
+/* Under mu, at a job's end: keeps its mapping for the client's next job unless the client has
+ * gone, giving up the least recently used ones for room; moves what is to be unmapped,
+ * outside mu, to out[] (this mapping, or those given up) and returns how many. */
+static unsigned keep_after(struct exec *x, hy_mapping m, hy_mapping out[KEPT_MAX + 1])
+{
+    unsigned n = 0;
+    bool keep = m.addr && !x->current_gone && m.bytes <= KEPT_BYTES_MAX;
+    x->current_gone = false;
+    if (!keep) {
+        if (m.addr)
+            out[n++] = m;
+        return n;
+    }
+    for (;;) {
+        size_t held = 0;
+        unsigned lru = KEPT_MAX, free_slot = KEPT_MAX;
+        for (unsigned i = 0; i < KEPT_MAX; i++) {
+            if (!x->kept[i].addr) {
+                free_slot = i;
+                continue;
+            }
+            held += x->kept[i].bytes;
+            if (lru == KEPT_MAX || x->kept_used[i] < x->kept_used[lru])
+                lru = i;
+        }
+        if (free_slot < KEPT_MAX && held + m.bytes <= KEPT_BYTES_MAX) {
+            x->kept[free_slot] = m;
+            x->kept_used[free_slot] = ++x->uses;
+            return n;
+        }
+        out[n++] = x->kept[lru];
+        x->kept[lru] = (hy_mapping){0};
+    }
+}
+
+void hy_sched_forget(hy_sched *s, uint64_t owner)
+{
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < s->nexec; i++) {
+        struct exec *x = &s->ex[i];
+        for (unsigned k = 0; k < KEPT_MAX; k++)
+            if (x->kept[k].addr && x->kept[k].owner == owner) {
+                x->kept[k].owner = 0; /* matches no job from now on */
+                x->drop_kept = true;
+                pthread_cond_signal(&x->cond);
+            }
+        if (x->current && x->current->map.owner == owner)
+            x->current_gone = true;
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void *exec_main(void *arg)
@@ -225,6 +342,21 @@ static void *exec_main(void *arg)
         bool gated = x->device >= 0 && (s->excl_active || s->excl_wanted);
         if (s->stop)
             break;
+        if (x->drop_kept) {
+            hy_mapping gone[KEPT_MAX];
+            unsigned n = 0;
+            for (unsigned k = 0; k < KEPT_MAX; k++)
+                if (x->kept[k].addr && x->kept[k].owner == 0) {
+                    gone[n++] = x->kept[k];
+                    x->kept[k] = (hy_mapping){0};
+                }
+            x->drop_kept = false;
+            pthread_mutex_unlock(&s->mu);
+            for (unsigned k = 0; k < n; k++)
+                release_map(&gone[k]);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
         if (x->n == 0 || gated) {
             pthread_cond_wait(&x->cond, &s->mu);
             continue;
@@ -235,6 +367,7 @@ static void *exec_main(void *arg)
         x->vclock = j->tag;
         j->state = HY_JOB_RUNNING;
         x->current = j;
+        take_kept(x, j);
         if (j->spec.kind->compare) {
             s->excl_wanted = true;
             while (s->device_jobs > 0)
@@ -253,7 +386,8 @@ static void *exec_main(void *arg)
             j->rc = hy_error_set(&j->err, HY_ECANCELED, "cancelled before it started");
         else if (map_array(j) == 0)
             execute(s, j);
-        unmap_array(j);
+        hy_mapping keep = {0};
+        unmap_array(j, &keep);
         /* The engine keeps its largest sort scratch for the next job; after a huge one, that
          * would hold gigabytes for good in a service that runs for months. */
         if (x->device < 0)
@@ -263,6 +397,8 @@ static void *exec_main(void *arg)
         j->end_ns = hy_now_ns();
         j->state = HY_JOB_FINISHED;
         x->current = NULL;
+        hy_mapping drop[KEPT_MAX + 1];
+        unsigned ndrop = keep_after(x, keep, drop);
         /* stats.running drops when the server takes the job off the done list, not here: a
          * STATUS must never show a job as neither running nor answered (counted done, failed
          * or cancelled), or a client waiting for "idle" reads counters that are still moving. */
@@ -289,6 +425,12 @@ static void *exec_main(void *arg)
             uint64_t one = 1;
             if (write(s->notify_fd, &one, sizeof one) != sizeof one)
                 hy_log(HY_LOG_ERR, "cannot wake the event loop: %s", strerror(errno));
+        }
+        if (ndrop) {
+            pthread_mutex_unlock(&s->mu);
+            for (unsigned k = 0; k < ndrop; k++)
+                release_map(&drop[k]);
+            pthread_mutex_lock(&s->mu);
         }
     }
     pthread_mutex_unlock(&s->mu);
@@ -359,6 +501,8 @@ void hy_sched_destroy(hy_sched *s)
         hy_job_free(j);
     }
     for (unsigned i = 0; i < s->nexec; i++) {
+        for (unsigned k = 0; k < KEPT_MAX; k++)
+            release_map(&s->ex[i].kept[k]);
         for (size_t k = 0; k < s->ex[i].n; k++)
             hy_job_free(s->ex[i].heap[k]);
         free(s->ex[i].heap);
@@ -466,7 +610,9 @@ void hy_job_free(hy_job *job)
 {
     if (!job)
         return;
-    unmap_array(job);
+    hy_mapping m = {0};
+    unmap_array(job, &m);
+    release_map(&m);
     free(job->array);
     free(job->rows);
     free(job);

@@ -427,6 +427,8 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         hy_job_free(j);
         return;
     }
+    if (c->features & HY_FEATURE_KEEP_MAP)
+        hy_job_allow_keep(j, c->id);
     j->id = ++s->next_job_id;
     j->queued_ns = hy_now_ns();
     j->predicted_ns = predict_job(s, j); /* once: JOBS replies read it for every job */
@@ -705,7 +707,7 @@ static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
         return;
     }
     c->hello = true;
-    c->features = h->features & (HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS);
+    c->features = h->features & (HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS | HY_FEATURE_KEEP_MAP);
     snprintf(c->name, sizeof c->name, "%.*s", (int)h->name.len, h->name.p);
     for (char *p = c->name; *p; p++) /* a name is for the log: keep it one printable line */
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
@@ -864,6 +866,8 @@ static bool peer_check(const struct server *s, int fd, const struct ucred *cr, u
 static void close_client(struct server *s, struct hy_client *c)
 {
     unsigned cancelled = 0, stopping = 0;
+    if (c->features & HY_FEATURE_KEEP_MAP)
+        hy_sched_forget(s->sched, c->id); /* before its running jobs end, so none is kept */
     while (c->jobs) {
         hy_job *j = c->jobs;
         detach_job(c, j);

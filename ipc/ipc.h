@@ -169,6 +169,9 @@ enum hy_array_place {
 /* HELLO features and WELCOME features (the intersection). */
 #define HY_FEATURE_MEMFD 0x1u    /* arrays may travel in memfds */
 #define HY_FEATURE_PROGRESS 0x2u /* the client wants PROGRESS frames */
+/* The daemon may keep a memfd's mapping after a job for the connection's next job on the same
+ * memfd (docs/protocol.md, Arrays) rather than unmapping it before the answer. */
+#define HY_FEATURE_KEEP_MAP 0x4u
 
 #define HY_IPC_NAME_MAX 64u      /* client and server names */
 #define HY_IPC_MESSAGE_MAX 1024u /* ERROR sentences */

@@ -116,7 +116,8 @@ class Client(JobMethods):
         self._request()                      # request 1
         self._send_frame(P.frame({"type": P.HELLO, "min_version": P.VERSION,
                                   "max_version": P.VERSION,
-                                  "features": P.FEATURE_MEMFD | P.FEATURE_PROGRESS,
+                                  "features": P.FEATURE_MEMFD | P.FEATURE_PROGRESS |
+                                  P.FEATURE_KEEP_MAP,
                                   "name": name}, 1))
         deadline = time.monotonic() + timeout
         while True:

@@ -32,6 +32,7 @@ JOB_STATES = {1: "queued", 2: "running"}
 
 FEATURE_MEMFD = 0x1
 FEATURE_PROGRESS = 0x2
+FEATURE_KEEP_MAP = 0x4     # the daemon may keep a memfd's mapping between this connection's jobs
 
 # Message types.
 HELLO, WELCOME, PING, PONG, SUBMIT, ACCEPTED, PROGRESS, RESULT, ERROR, CANCEL, \

@@ -65,7 +65,7 @@ def check_sorted_like_numpy(got, original):
 def test_ping_status_devices(client):
     assert client.ping() > 0
     assert client.welcome["version"] == 1 and client.welcome["server"].startswith("hybridd")
-    assert client.welcome["features"] == P.FEATURE_MEMFD | P.FEATURE_PROGRESS
+    assert client.welcome["features"] == P.FEATURE_MEMFD | P.FEATURE_PROGRESS | P.FEATURE_KEEP_MAP
     st = client.status()
     assert st["clients"] >= 1 and st["version"].startswith("hybridd")
     assert set(st["backend_jobs"]) == set(P.BACKENDS)

@@ -249,6 +249,113 @@ static void memfd_refused(hyt_client *c, int fd, size_t n, const char *what)
     suite_run_refused(c, &s, &fd, 1, HY_EINVAL, 0, what);
 }
 
+/* Whether the daemon has a memfd called `name` mapped now: its line in /proc/PID/maps reads
+ * "/memfd:NAME (deleted)". */
+static bool daemon_maps(const char *name)
+{
+    char path[64], line[512], want[96];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)D.pid);
+    snprintf(want, sizeof want, "/memfd:%s ", name);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, want) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Waits (bounded) until the daemon no longer maps any of names[0..n): a mapping given up for
+ * room, or its client gone, is unmapped by its executor after the answer that went out. */
+static bool unmapped_soon(const char *const *names, int n)
+{
+    for (int t = 0; t < HYT_WAIT_MS; t += 20) {
+        bool gone = true;
+        for (int i = 0; i < n; i++)
+            gone = gone && !daemon_maps(names[i]);
+        if (gone)
+            return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+/* A memfd sort on `c`, filled from `seed`; checks the array comes back sorted. */
+static void memfd_sort_ok(hyt_client *c, const char *name, uint64_t seed, int *fd_out,
+                          void **map_out)
+{
+    const size_t n = 50000, bytes = n * 8;
+    hy_error err = {0};
+    int fd = *fd_out;
+    void *map = *map_out;
+    if (fd < 0) {
+        cr_assert_eq(hy_memfd_create(name, bytes, &fd, &map, &err), 0, "%s", err.msg);
+        cr_assert_eq(hy_memfd_seal(fd, &err), 0, "%s", err.msg);
+    }
+    hyt_fill(HY_DT_F64, map, n, seed);
+    double *want = malloc(bytes);
+    cr_assert_not_null(want);
+    memcpy(want, map, bytes);
+    hyt_sort_ref(HY_DT_F64, want, n);
+    hy_msg_submit s = hyt_sort_memfd(HY_BACKEND_NATIVE, 2, HY_DT_F64, n);
+    hyt_job j;
+    suite_run_ok(c, &s, &fd, 1, &j, name);
+    cr_expect_eq(memcmp(map, want, bytes), 0, "%s (seed %llu) did not come back sorted", name,
+                 (unsigned long long)seed);
+    hyt_job_release(c, &j);
+    free(want);
+    *fd_out = fd;
+    *map_out = map;
+}
+
+/* The protocol's promise, and the one feature that relaxes it: a memfd is unmapped before its
+ * answer, unless the client asked for KEEP_MAP; then the daemon keeps it for that client's
+ * next job on it (which must see the client's new contents, and a job on another memfd must
+ * never get it), keeps four at most (the least recently used goes first), and lets them go
+ * when the client goes away. */
+Test(daemon_faults, memfd_mappings_are_kept_only_for_clients_that_ask)
+{
+    suite_start_default();
+    hyt_client *plain = suite_client(); /* MEMFD | PROGRESS */
+    int fd0 = -1, fd[5] = {-1, -1, -1, -1, -1};
+    void *m0 = NULL, *m[5] = {NULL};
+    const char *names[5] = {"hyt-keep-a", "hyt-keep-b", "hyt-keep-c", "hyt-keep-d",
+                            "hyt-keep-e"};
+    memfd_sort_ok(plain, "hyt-nokeep", 1, &fd0, &m0);
+    cr_expect(!daemon_maps("hyt-nokeep"), "a memfd still mapped after its answer");
+
+    hyt_client *k = hyt_connect(D.sock);
+    cr_assert_not_null(k);
+    cr_assert_eq(hyt_hello(k, HY_FEATURE_MEMFD | HY_FEATURE_KEEP_MAP), 0, "%s", k->err.msg);
+    cr_assert(k->welcome.features & HY_FEATURE_KEEP_MAP, "KEEP_MAP not granted: 0x%x",
+              k->welcome.features);
+    memfd_sort_ok(k, names[0], 2, &fd[0], &m[0]);
+    cr_expect(daemon_maps(names[0]), "the mapping was not kept");
+    memfd_sort_ok(k, names[1], 3, &fd[1], &m[1]);
+    memfd_sort_ok(k, names[0], 4, &fd[0], &m[0]); /* new contents, through the kept mapping */
+    memfd_sort_ok(k, names[1], 5, &fd[1], &m[1]);
+    memfd_sort_ok(plain, "hyt-nokeep", 6, &fd0, &m0); /* another client's, same executor */
+    cr_expect(!daemon_maps("hyt-nokeep"));
+    cr_expect(daemon_maps(names[0]) && daemon_maps(names[1]), "two kept mappings expected");
+    /* Three more memfds: five in all, so the least recently used one (a) is given up. */
+    for (int i = 2; i < 5; i++)
+        memfd_sort_ok(k, names[i], 7 + (uint64_t)i, &fd[i], &m[i]);
+    cr_expect(unmapped_soon(names, 1), "a fifth kept mapping: the oldest one stays mapped");
+    for (int i = 1; i < 5; i++)
+        cr_expect(daemon_maps(names[i]), "%s was not kept", names[i]);
+    memfd_sort_ok(k, names[0], 20, &fd[0], &m[0]); /* mapped again from its fd: still right */
+    hyt_close(k);
+    cr_expect(unmapped_soon(names, 5), "kept mappings outlived their client");
+    hy_memfd_unmap(m0, 50000 * 8);
+    close(fd0);
+    for (int i = 0; i < 5; i++) {
+        hy_memfd_unmap(m[i], 50000 * 8);
+        close(fd[i]);
+    }
+    hyt_close(plain);
+    expect_served("kept memfd mappings");
+}
+
 Test(daemon_faults, memfd_seals_decide_what_is_mapped)
 {
     suite_start_default();

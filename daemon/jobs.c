@@ -332,6 +332,85 @@ void hy_sched_forget(hy_sched *s, uint64_t owner)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Under mu: unmaps, with mu let go, the kept mappings whose clients have gone. */
+static void drop_gone(struct exec *x)
+{
+    hy_mapping gone[KEPT_MAX];
+    unsigned n = 0;
+    for (unsigned k = 0; k < KEPT_MAX; k++)
+        if (x->kept[k].addr && x->kept[k].owner == 0) {
+            gone[n++] = x->kept[k];
+            x->kept[k] = (hy_mapping){0};
+        }
+    x->drop_kept = false;
+    pthread_mutex_unlock(&x->s->mu);
+    for (unsigned k = 0; k < n; k++)
+        release_map(&gone[k]);
+    pthread_mutex_lock(&x->s->mu);
+}
+
+/* Under mu: the job is the executor's now; a comparison first waits for the machine. */
+static void start_job(struct exec *x, hy_job *j)
+{
+    struct hy_sched *s = x->s;
+    heap_remove(x, 0);
+    x->vclock = j->tag;
+    j->state = HY_JOB_RUNNING;
+    x->current = j;
+    take_kept(x, j);
+    if (j->spec.kind->compare) {
+        s->excl_wanted = true;
+        while (s->device_jobs > 0)
+            pthread_cond_wait(&s->gate, &s->mu);
+        s->excl_wanted = false;
+        s->excl_active = true;
+    } else if (x->device >= 0) {
+        s->device_jobs++;
+    }
+    j->start_ns = hy_now_ns();
+    s->stats.running++;
+    s->stats.queued--;
+}
+
+/* Under mu: the job ends and goes on the done list for the server; what is to be unmapped
+ * (outside mu) goes to drop[], and its count is returned. */
+static unsigned end_job(struct exec *x, hy_job *j, hy_mapping keep, hy_mapping *drop)
+{
+    struct hy_sched *s = x->s;
+    j->end_ns = hy_now_ns();
+    j->state = HY_JOB_FINISHED;
+    x->current = NULL;
+    unsigned ndrop = keep_after(x, keep, drop);
+    /* stats.running drops when the server takes the job off the done list, not here: a
+     * STATUS must never show a job as neither running nor answered (counted done, failed
+     * or cancelled), or a client waiting for "idle" reads counters that are still moving. */
+    for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
+        s->stats.busy_ns[b] += j->busy_ns[b];
+        s->stats.configs[b] += j->configs[b];
+    }
+    if (j->spec.kind->compare) {
+        s->excl_active = false;
+        for (unsigned i = 0; i < s->nexec; i++)
+            pthread_cond_signal(&s->ex[i].cond);
+    } else if (x->device >= 0 && --s->device_jobs == 0) {
+        pthread_cond_broadcast(&s->gate);
+    }
+    j->done_next = NULL;
+    bool was_empty = s->done_head == NULL;
+    if (s->done_tail)
+        s->done_tail->done_next = j;
+    else
+        s->done_head = j;
+    s->done_tail = j;
+    /* One wake-up per batch: the server drains the whole list when it reads the fd. */
+    if (was_empty) {
+        uint64_t one = 1;
+        if (write(s->notify_fd, &one, sizeof one) != sizeof one)
+            hy_log(HY_LOG_ERR, "cannot wake the event loop: %s", strerror(errno));
+    }
+    return ndrop;
+}
+
 static void *exec_main(void *arg)
 {
     struct exec *x = arg;
@@ -343,18 +422,7 @@ static void *exec_main(void *arg)
         if (s->stop)
             break;
         if (x->drop_kept) {
-            hy_mapping gone[KEPT_MAX];
-            unsigned n = 0;
-            for (unsigned k = 0; k < KEPT_MAX; k++)
-                if (x->kept[k].addr && x->kept[k].owner == 0) {
-                    gone[n++] = x->kept[k];
-                    x->kept[k] = (hy_mapping){0};
-                }
-            x->drop_kept = false;
-            pthread_mutex_unlock(&s->mu);
-            for (unsigned k = 0; k < n; k++)
-                release_map(&gone[k]);
-            pthread_mutex_lock(&s->mu);
+            drop_gone(x);
             continue;
         }
         if (x->n == 0 || gated) {
@@ -363,30 +431,14 @@ static void *exec_main(void *arg)
         }
         hy_job *j = x->heap[0];
         HY_ASSERT(j->state == HY_JOB_QUEUED && j->exec == x->index);
-        heap_remove(x, 0);
-        x->vclock = j->tag;
-        j->state = HY_JOB_RUNNING;
-        x->current = j;
-        take_kept(x, j);
-        if (j->spec.kind->compare) {
-            s->excl_wanted = true;
-            while (s->device_jobs > 0)
-                pthread_cond_wait(&s->gate, &s->mu);
-            s->excl_wanted = false;
-            s->excl_active = true;
-        } else if (x->device >= 0) {
-            s->device_jobs++;
-        }
-        j->start_ns = hy_now_ns();
-        s->stats.running++;
-        s->stats.queued--;
+        start_job(x, j);
         pthread_mutex_unlock(&s->mu);
 
         if (atomic_load(&j->cancel) != HY_CANCEL_NONE)
             j->rc = hy_error_set(&j->err, HY_ECANCELED, "cancelled before it started");
         else if (map_array(j) == 0)
             execute(s, j);
-        hy_mapping keep = {0};
+        hy_mapping keep = {0}, drop[KEPT_MAX + 1];
         unmap_array(j, &keep);
         /* The engine keeps its largest sort scratch for the next job; after a huge one, that
          * would hold gigabytes for good in a service that runs for months. */
@@ -394,38 +446,7 @@ static void *exec_main(void *arg)
             hy_host_trim(s->e.host, HY_KEEP_BYTES);
 
         pthread_mutex_lock(&s->mu);
-        j->end_ns = hy_now_ns();
-        j->state = HY_JOB_FINISHED;
-        x->current = NULL;
-        hy_mapping drop[KEPT_MAX + 1];
-        unsigned ndrop = keep_after(x, keep, drop);
-        /* stats.running drops when the server takes the job off the done list, not here: a
-         * STATUS must never show a job as neither running nor answered (counted done, failed
-         * or cancelled), or a client waiting for "idle" reads counters that are still moving. */
-        for (unsigned b = 0; b < HY_BACKEND_COUNT; b++) {
-            s->stats.busy_ns[b] += j->busy_ns[b];
-            s->stats.configs[b] += j->configs[b];
-        }
-        if (j->spec.kind->compare) {
-            s->excl_active = false;
-            for (unsigned i = 0; i < s->nexec; i++)
-                pthread_cond_signal(&s->ex[i].cond);
-        } else if (x->device >= 0 && --s->device_jobs == 0) {
-            pthread_cond_broadcast(&s->gate);
-        }
-        j->done_next = NULL;
-        bool was_empty = s->done_head == NULL;
-        if (s->done_tail)
-            s->done_tail->done_next = j;
-        else
-            s->done_head = j;
-        s->done_tail = j;
-        /* One wake-up per batch: the server drains the whole list when it reads the fd. */
-        if (was_empty) {
-            uint64_t one = 1;
-            if (write(s->notify_fd, &one, sizeof one) != sizeof one)
-                hy_log(HY_LOG_ERR, "cannot wake the event loop: %s", strerror(errno));
-        }
+        unsigned ndrop = end_job(x, j, keep, drop); /* j is the server's from here on */
         if (ndrop) {
             pthread_mutex_unlock(&s->mu);
             for (unsigned k = 0; k < ndrop; k++)

@@ -56,6 +56,13 @@ enum { TOP_LINEAR, TOP_VALUE, TOP_CELLS_FN };
 #define HY_SIMD_CLONES
 #endif
 
+/* The sorted-run scans use GCC vector types (sort_radix.inc says why); elsewhere a plain
+ * loop does. */
+#if defined(__GNUC__)
+#define HY_SCAN_VEC 1
+#define SCAN_LANES (64 / sizeof(K))
+#endif
+
 #define K uint32_t
 #define V float
 #define KBITS 32

@@ -201,6 +201,12 @@ static int spawn(hy_proc_pool *p, unsigned i, hy_error *err)
     }
     w->sock = sv[0];
     sv[0] = -1;
+    /* The child's ends are the child's now: held here too, a worker that dies before READY
+     * would leave its socket open and be found out only by the READY timeout, not its EOF. */
+    close(sv[1]);
+    sv[1] = -1;
+    close(cfd);
+    cfd = -1;
     struct timeval stall = {.tv_sec = IO_STALL_S};
     if (setsockopt(w->sock, SOL_SOCKET, SO_SNDTIMEO, &stall, sizeof stall) != 0 ||
         setsockopt(w->sock, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof stall) != 0) {

@@ -504,3 +504,23 @@ Test(proc, an_idle_worker_keeps_little_memory_after_a_big_job)
     free(a);
     free(want);
 }
+
+/* A worker that exits before it says READY (here a program that is no worker at all) fails
+ * the pool's start at once with a sentence, from its socket's end of file: the parent holds
+ * no copy of the child's end, so it never waits out the READY timeout instead. No child or
+ * zombie is left. */
+Test(proc, a_worker_that_dies_at_start_is_reported_from_its_eof)
+{
+    unsigned zombies, kids0 = children(getpid(), &zombies);
+    hy_proc_pool *p2 = NULL;
+    hy_error e = {0};
+    hy_proc_config pc = {.workers = 1, .exe = "/bin/true"};
+    int rc = hy_proc_pool_create(&pc, &p2, &e);
+    cr_assert_neq(rc, 0, "a pool of /bin/true started");
+    cr_assert_null(p2);
+    cr_expect(strstr(e.msg, "did not start"), "%s", e.msg);
+    cr_expect(!strstr(e.msg, "no answer within"), "waited out the READY timeout: %s", e.msg);
+    unsigned kids1 = children(getpid(), &zombies);
+    cr_expect_eq(kids1, kids0, "children before %u, after %u", kids0, kids1);
+    cr_expect_eq(zombies, 0);
+}

@@ -691,7 +691,9 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_u64(f, "kernel_ns", r->kernel_ns);
     json_u64(f, "d2h_ns", r->d2h_ns);
     json_u64(f, "launches", r->launches);
-    /* the process backend's figures: null or 0 on the other backends */
+    json_u64(f, "passes", r->passes); /* opencl sort: passes over the keys */
+    /* the process backend's figures: null or 0 on the other backends (bytes_moved: also
+     * opencl's copies between host and device) */
     json_s(f, "transport", row_transport(r));
     json_u64(f, "bytes_moved", r->bytes_moved);
     json_u64(f, "startup_ns", r->startup_ns);
@@ -1245,7 +1247,15 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
                 ms(r->kernel_ns), ms(r->d2h_ns));
         if (isfinite(d.transfer_share))
             fprintf(f, " (transfer %.1f%%)", 100 * d.transfer_share);
-        fprintf(f, ", %u launches\n", r->launches);
+        fprintf(f, ", %u launches", r->launches);
+        if (r->passes)
+            fprintf(f, ", %u passes over the keys", r->passes);
+        if (r->bytes_moved) {
+            char moved[32];
+            fmt_bytes(moved, sizeof moved, r->bytes_moved);
+            fprintf(f, ", %s copied", moved);
+        }
+        fputc('\n', f);
         if (r->flags & HY_ROW_POCL_CPU)
             fprintf(f, "%s\n", POCL_FOOTNOTE);
     }

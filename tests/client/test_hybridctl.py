@@ -477,6 +477,7 @@ class TestPi(Case):
         dev = next(d for d in DEVICES["devices"] if d["index"] == OPENCL)
         self.assertIn(dev["label"], r.stdout)
         self.assertIn(dev["name"], r.stdout)
+        self.assertIn("copied", r.stdout)       # the partial sums read back
         if dev["label"] == "PoCL CPU":
             self.assert_never_gpu(r.stdout)
         row = self.run_json("pi", "-n", PI_N, "--backend", "opencl")
@@ -484,6 +485,8 @@ class TestPi(Case):
         self.assertEqual(row["device_name"], dev["name"])
         self.assertEqual(row["device_index"], OPENCL)
         self.assertGreaterEqual(row["launches"], 1)
+        self.assertGreater(row["bytes_moved"], 0)
+        self.assertEqual(row["passes"], 0)          # pi makes no passes over keys
 
 
 # ---------------------------------------------------------------- sort

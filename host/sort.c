@@ -29,6 +29,8 @@
  * on 10^7 64-bit keys and 30% on 32-bit ones. Buckets are then n / 512 keys; larger
  * arrays get more buckets (sort_radix.inc's parallel). */
 #define TOP_BITS 9u
+/* Arrays under 2^(TOP_BITS + this) keys get fewer top-level buckets, of about 2^this keys. */
+#define TOP_SMALL_LOG 10u
 /* A bucket up to this many keys is finished by LSD passes: two buffers of 128 Ki 8-byte
  * keys are 2 MiB, a core's L2 here (the rest spills to the 32 MiB L3). */
 #define LSD_MAX (1u << 17)

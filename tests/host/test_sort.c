@@ -100,11 +100,14 @@ static void reference_sort(int dtype, void *a, size_t n)
 enum dist {
     D_RANDOM, D_SORTED, D_REVERSED, D_EQUAL, D_FEW, D_SPECIAL, D_OUTLIERS, D_CLUSTERED, D_COUNT,
     /* Floats only, in float_values_matrix: data whose top-level buckets follow the values. */
-    D_UNIT = D_COUNT, D_UNIT_SPECIAL, D_NORMAL, D_NARROW, D_SUBNORMAL, D_HUGE, D_ALL
+    D_UNIT = D_COUNT, D_UNIT_SPECIAL, D_NORMAL, D_NARROW, D_SUBNORMAL, D_HUGE, D_ALL,
+    /* small_array_buckets only: keys at the edges of equal-width top-level buckets. */
+    D_EDGES = D_ALL, D_NAMED
 };
-static const char *const dist_names[D_ALL] = {
+static const char *const dist_names[D_NAMED] = {
     "random",   "sorted", "reversed", "all-equal", "few-unique", "specials", "outliers",
-    "clustered", "unit",  "unit+specials", "normal", "narrow", "subnormal", "huge"};
+    "clustered", "unit",  "unit+specials", "normal", "narrow", "subnormal", "huge",
+    "bucket-edges"};
 
 static void put(void *buf, size_t size, size_t i, uint64_t bits)
 {
@@ -628,6 +631,53 @@ Test(sort, many_top_buckets_u32, .timeout = 120)
                                cfgs[c].threads);
     }
     free(a);
+}
+
+/* Arrays under 2^19 keys get fewer top-level buckets (2^2 up to 2^9, by size). Sizes at
+ * and next to each change of count, with random keys and with keys packed at the edges of
+ * equal-width buckets: a few high patterns, each with the low bits just below, at and just
+ * above a multiple of a power of two (so that a bucket function off by one at an edge, or a
+ * bucket's radix passes that miss a bit, misorder them). */
+static void make_edges(int dtype, size_t n, uint64_t seed, void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    unsigned bits = 8 * (unsigned)size;
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = mix(&s);
+        unsigned at = 2 + (unsigned)(r % 10); /* edge spacing 2^(bits - 12) .. 2^(bits - 3) */
+        uint64_t high = ((r >> 8) % 7 + 1) << (bits - at);
+        uint64_t v = high + ((r >> 16) % 5) - 2; /* edge - 2 .. edge + 2 */
+        put(in, size, i, bits == 32 ? (uint32_t)v : v);
+    }
+    memcpy(ref, in, n * size);
+    reference_sort(dtype, ref, n);
+}
+
+Test(sort, small_array_buckets, .timeout = 120)
+{
+    const size_t sizes[] = {4095, 4096, 4097, 8191, 8193, 16385, 65541, 262143, 524287, 524289};
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 3, HY_MODE_SPLIT, 0}};
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    size_t most = sizes[COUNT(sizes) - 1] * 8;
+    char *in = malloc(most), *ref = malloc(most), *work = malloc(most);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (int dist = 0; dist < 2; dist++) {
+                uint64_t seed = ((uint64_t)dtypes[d] << 40) ^ sizes[k];
+                if (dist == 0)
+                    make_case(dtypes[d], sizes[k], D_RANDOM, seed, in, ref, NULL);
+                else
+                    make_edges(dtypes[d], sizes[k], seed, in, ref);
+                for (size_t c = 0; c < COUNT(cfgs); c++)
+                    run_case(dtypes[d], sizes[k], dist ? D_EDGES : D_RANDOM, in, ref, work,
+                             &cfgs[c]);
+            }
+    free(in);
+    free(ref);
+    free(work);
 }
 
 /* The comparator itself, on values whose order the spec spells out. */

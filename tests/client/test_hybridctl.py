@@ -862,6 +862,178 @@ class TestCompare(Case):
         self.assertEqual(rows[1]["threads"], 2)
 
 
+# ---------------------------------------------------------------- warnings from a noisy run
+
+def daemon_cpu_s():
+    """The daemon's CPU time so far (user + system), in seconds, at the clock tick's grain."""
+    with open("/proc/%d/stat" % DAEMON.pid) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is the state, field 3 of stat(5)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DaemonPauser:
+    """Freezes the daemon with SIGSTOP and thaws it with SIGCONT from a thread, while a
+    hybridctl run in the test's own thread waits: every run the daemon is timing when it
+    freezes lasts that much longer on its wall clock, as if another program took the CPU.
+    On leaving, the thread is stopped and the daemon always continued: a daemon left stopped
+    would hang every later test."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule  # schedule(stop_event, pause) in the thread; pause(seconds)
+        self.stop = threading.Event()
+        self.pauses = 0
+        self.error = None
+
+    def pause(self, seconds):
+        os.kill(DAEMON.pid, signal.SIGSTOP)
+        try:
+            self.pauses += 1
+            time.sleep(seconds)
+        finally:
+            os.kill(DAEMON.pid, signal.SIGCONT)
+
+    def run(self):
+        try:
+            self.schedule(self.stop, self.pause)
+        except Exception as e:  # noqa: BLE001 - handed to the test, which fails with it
+            self.error = e
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        try:
+            self.thread.join(timeout=60)
+        finally:
+            os.kill(DAEMON.pid, signal.SIGCONT)
+        if self.error is not None and exc[0] is None:
+            raise self.error
+        return False
+
+
+class TestNoisyWarnings(Case):
+    """compare's warnings under the table (and in --json) from a deliberately noisy run: the
+    daemon is frozen with SIGSTOP while it times its runs. When to pause is counted in the
+    daemon's own CPU time, and how long in multiples of one run's CPU time measured first on
+    this daemon, so that the test means the same on a loaded machine and under a sanitizer's
+    slower daemon; nothing asserts on elapsed time."""
+    # A run's CPU time (seconds) in each test: long against the clock tick (10 ms) and the
+    # pauser's reaction, short enough to keep each test to seconds.
+    RUN_S = {"noisy": 0.05, "warmup": 0.15}
+    pi_rate = None  # serial pi samples per CPU second in the daemon, measured once
+
+    def pi_n(self, run_s):
+        """pi's n for serial runs of about run_s seconds of the daemon's CPU."""
+        cls = type(self)
+        n = 20000000
+        while cls.pi_rate is None:
+            before = daemon_cpu_s()
+            self.run_ok("pi", "-n", n, "--backend", "serial", "-q")
+            cpu = daemon_cpu_s() - before
+            if cpu >= 0.15:  # 15 clock ticks or more: good to a few percent
+                cls.pi_rate = n / cpu
+            else:
+                n = int(n * min(100, 0.3 / max(cpu, 0.01)))
+        return max(1000000, int(cls.pi_rate * run_s))
+
+    def warnings_text(self, out):
+        """The notes under a compare table, without their "note: " prefix."""
+        return [l[len("note: "):] for l in out.splitlines() if l.startswith("note: ")]
+
+    def named(self, warnings, prefix, suffix):
+        """The rows that the one warning starting with prefix names, in order ("serial 1T,
+        native 1T" -> ["serial 1T", "native 1T"]); fails when there is no such warning."""
+        hits = [w for w in warnings if w.startswith(prefix)]
+        self.assertEqual(len(hits), 1, "want one %r warning, got %r" % (prefix, warnings))
+        at = hits[0].find(suffix)
+        self.assertGreater(at, 0, "warning %r lacks %r" % (hits[0], suffix))
+        return hits[0][len(prefix):at].split(", ")
+
+    def random_pauses(self, run_s, seed):
+        """Pauses of 3 runs' time, each after the daemon has computed for 1.5 to 3.5 runs'
+        time since the last (seeded: the same gaps every time): 9 timed runs in a row are
+        always hit at least twice, and none is hit twice, so their standard deviation is far
+        above 10% of their mean unless every one of them is hit, which needs 8 gaps in a row
+        that end in the very next run (about 1 in 4 each)."""
+        rng = random.Random(seed)
+
+        def schedule(stop, pause):
+            due = daemon_cpu_s() + rng.uniform(1.5, 3.5) * run_s
+            while not stop.wait(0.005):
+                if daemon_cpu_s() >= due:
+                    pause(3 * run_s)
+                    due = daemon_cpu_s() + rng.uniform(1.5, 3.5) * run_s
+        return schedule
+
+    def noisy_compare(self, fmt, seed):
+        run_s = self.RUN_S["noisy"]
+        n = self.pi_n(run_s)
+        with DaemonPauser(self.random_pauses(run_s, seed)) as p:
+            r = self.run_ok(*fmt, "compare", "pi", "-n", n, "--backends", "serial,native",
+                            "--threads", 1, "--repeat", 9, "-q")
+        self.assertGreater(p.pauses, 0, "the daemon was never paused")
+        return r.stdout
+
+    def test_noisy_rows_named_in_text_and_json(self):
+        suffix = " (standard deviation above 10% of the mean)"
+        out = self.noisy_compare((), seed=21)
+        noisy = self.named(self.warnings_text(out), "noisy: ", suffix)
+        self.assertLessEqual(set(noisy), {"serial 1T", "native 1T"}, out)
+        for name in noisy:  # the table's sd column agrees: above 10% on a named row
+            backend = name.split()[0]
+            m = re.search(r"(?m)^%s\s.*\s(\d+\.\d)%%\s" % backend, out)
+            self.assertTrue(m, "no sd for %s in\n%s" % (backend, out))
+            self.assertGreater(float(m.group(1)), 10.0, out)
+
+        d = json.loads(self.noisy_compare(("--json",), seed=2026))
+        noisy = self.named(d["warnings"], "noisy: ", suffix)
+        # named: exactly the rows whose runs spread above 10% of their mean
+        spread = ["%s %dT" % (r["backend"], r["threads"]) for r in d["rows"]
+                  if r["stddev_ns"] > 0.10 * r["mean_ns"]]
+        self.assertEqual(noisy, spread, d)
+        for r in d["rows"]:
+            self.assertEqual(r["repeat"], 9)
+            self.assertLessEqual(r["min_ns"], r["q1_ns"])
+            self.assertLessEqual(r["q1_ns"], r["median_ns"])
+            self.assertLessEqual(r["median_ns"], r["q3_ns"])
+            self.assertLessEqual(r["q3_ns"], r["max_ns"])
+
+    def pause_in_first_run(self, run_s):
+        """One pause of 6 runs' time once the daemon has computed for a quarter of a run
+        since the compare began: inside its first run, the warm-up, which then takes several
+        times the median of the timed runs even where a loaded machine stretches them."""
+        def schedule(stop, pause):
+            start = daemon_cpu_s()
+            while not stop.wait(0.005):
+                if daemon_cpu_s() - start >= run_s / 4:
+                    pause(6 * run_s)
+                    return
+        return schedule
+
+    def test_slow_first_run_text_and_json(self):
+        run_s = self.RUN_S["warmup"]
+        n = self.pi_n(run_s)
+        suffix = " (the warm-up took over 2x the median"
+        for fmt in ((), ("--json",)):
+            with DaemonPauser(self.pause_in_first_run(run_s)) as p:
+                out = self.run_ok(*fmt, "compare", "pi", "-n", n, "--backends", "serial",
+                                  "--repeat", 3, "-q").stdout
+            self.assertEqual(p.pauses, 1, "the daemon was not paused in its warm-up")
+            if fmt:
+                d = json.loads(out)
+                self.assertEqual(self.named(d["warnings"], "slow first run: ", suffix),
+                                 ["serial 1T"], d)
+                row = d["rows"][0]
+                self.assertGreater(row["warmup_ns"], 2 * row["median_ns"], row)
+            else:
+                self.assertEqual(self.named(self.warnings_text(out), "slow first run: ",
+                                            suffix), ["serial 1T"], out)
+
+
 # ---------------------------------------------------------------- the process backend
 
 def daemon_children():

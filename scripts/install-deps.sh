@@ -28,6 +28,8 @@ packages=(
   libclang-rt-dev      # clang's sanitizer and libFuzzer runtimes (only recommended by clang)
   llvm                 # llvm-symbolizer: function names in the fuzzers' sanitizer reports (only
                        # recommended by clang; the tests pass without it, the reports are unreadable)
+  libopenmpi-dev       # mpi/: hybridd --mpi, ranks under mpirun or srun (mpicc, mpi.h, libmpi)
+  openmpi-bin          # mpirun, for the mpi-labelled tests (ranks on one machine)
   man-db               # man and groff, for tests/docs (renders the man pages and checks warnings;
                        # not in a minimal Debian)
 )

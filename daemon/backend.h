@@ -108,6 +108,7 @@ const hy_backend_ops *hy_backend_get(int id);
 const hy_backend_ops *const *hy_backend_all(unsigned *n);
 
 /* SUBMIT's defaults that depend on this daemon, applied to the spec `m` was made into:
+ * backend auto the configuration hy_auto_choose (auto.h) picks from the performance history;
  * device HY_IPC_DEVICE_DEFAULT is the first device served; a single job's threads 0 its
  * backend's pool; a comparison's empty backend mask every backend with resources here (and
  * process when `transports` asks for it), its empty thread list 1, 2, 4, ... up to the

@@ -1,6 +1,8 @@
 /* daemon/backends: the table of backends, and a job's rows planned from it. */
 #include "backend.h"
 
+#include "auto.h"
+
 /* In the order of a comparison's rows: the serial baseline first (every speed-up is over
  * it), then the thread backends, the worker processes, and the device. */
 static const hy_backend_ops *const table[] = {
@@ -123,6 +125,8 @@ int hy_job_resolve(const hy_backend_env *env, const hy_msg_submit *m, hy_job_spe
 {
     if (m->device == HY_IPC_DEVICE_DEFAULT)
         s->device = env->nowned ? env->owned[0] : 0; /* none: device 0 says why not */
+    if (!s->kind->compare && s->backend == HY_BACKEND_AUTO)
+        return hy_auto_choose(env, s, err);
     if (!s->kind->compare) {
         const hy_backend_ops *b = hy_backend_get(s->backend);
         HY_ASSERT(b != NULL);

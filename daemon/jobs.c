@@ -114,31 +114,8 @@ static int progress(void *ctx, uint64_t done, uint64_t total)
     return atomic_load_explicit(&j->cancel, memory_order_relaxed) != HY_CANCEL_NONE;
 }
 
-/* A successful row's timed runs (warm-ups are not passed in) into the history. Left out are
- * runs its key cannot tell from other work: replicate mode (T copies of the job, not one job)
- * and a locked row whose lock choice is not the job's default. */
-bool hy_job_history_key(const hy_job_spec *sp, const hy_row_spec *p, unsigned threads,
-                        hy_history_key *k)
-{
-    if (sp->mode != HY_MODE_SPLIT ||
-        (p->backend == HY_BACKEND_LOCKED && sp->nogil != HY_NOGIL_DEFAULT))
-        return false;
-    const hy_backend_ops *b = hy_backend_get(p->backend);
-    HY_ASSERT(b != NULL);
-    bool device = b->device;
-    *k = (hy_history_key){
-        .work = sp->kind->work,
-        .dtype = sp->kind->work == HY_JOB_SORT ? sp->dtype : 0,
-        .backend = p->backend,
-        .device = device ? sp->device : 0,
-        .threads = device ? 0 : threads,
-        /* A single job's row carries the spec's transport (pipe by default) on any backend;
-         * it is part of the key only where the backend moves data through one. */
-        .transport = b->plan & HY_PLAN_PER_TRANSPORT ? p->transport : 0,
-    };
-    return true;
-}
-
+/* A successful row's timed runs (warm-ups are not passed in) into the history, in its cell
+ * (hy_job_history_key, auto.h: some rows keep none). */
 static void record_row(hy_history *h, const hy_job_spec *sp, const hy_row_spec *p,
                        const hy_result_row *row, const uint64_t *times)
 {
@@ -183,9 +160,15 @@ static void execute(struct hy_sched *s, hy_job *j)
         HY_ASSERT(p->backend >= 1 && p->backend <= HY_BACKEND_COUNT);
         atomic_store(&j->row, r);
         uint64_t busy = 0;
+        /* Predicted before it runs, so that the row compares a prediction with what
+         * followed; auto's own is the one it chose by. */
+        uint64_t predicted = sp->auto_flags ? sp->auto_predicted_ns
+                                            : hy_job_predict_row(s->e.history, sp, p);
         j->rc = hy_runner_run_times(&s->e, sp, p, &io, &j->rows[r], &busy, times, &j->err);
         j->busy_ns[p->backend - 1] += busy;
         if (j->rc == 0) {
+            j->rows[r].predicted_ns = predicted;
+            j->rows[r].flags |= (uint16_t)sp->auto_flags;
             j->configs[p->backend - 1]++;
             j->nrows = r + 1;
             /* The invariant a comparison leans on: every backend counts the same hits. */

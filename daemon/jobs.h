@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "auto.h"
 #include "runner.h"
 #include "spec.h"
 
@@ -132,12 +133,6 @@ typedef struct hy_sched_stats {
     uint64_t busy_ns[HY_BACKEND_COUNT]; /* wall time spent running, per backend */
 } hy_sched_stats;
 void hy_sched_get_stats(hy_sched *s, hy_sched_stats *st);
-
-/* The history cell (docs/scheduling.md) a row of the job fills, with the row's threads (as it
- * ran, or as planned for a prediction); false for rows the history does not keep: replicate
- * mode (T copies of the job) and a locked row whose lock choice is not the job's default. */
-bool hy_job_history_key(const hy_job_spec *sp, const hy_row_spec *p, unsigned threads,
-                        hy_history_key *k);
 
 /* Frees a job that no executor holds (its array too). NULL is fine. */
 void hy_job_free(hy_job *job);

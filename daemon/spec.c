@@ -20,6 +20,24 @@ const hy_kind *hy_kind_get(int kind)
     return NULL;
 }
 
+/* What backend auto chooses is not the client's to name too: refused rather than ignored.
+ * Replicate mode is refused because there the threads are the copies of the job, so the
+ * choice would change the work itself. */
+static int check_auto(const hy_msg_submit *m, hy_error *err)
+{
+    const char *named = m->threads ? "threads" : m->transport ? "transport"
+                        : m->device != HY_IPC_DEVICE_DEFAULT ? "device"
+                        : m->nogil ? "lock choice (nogil)" : NULL;
+    if (named)
+        return hy_error_set(err, HY_EINVAL, "backend auto chooses the configuration itself, so "
+                            "its job names no %s; name a backend to choose it yourself", named);
+    if (m->mode == HY_MODE_REPLICATE)
+        return hy_error_set(err, HY_EINVAL, "backend auto chooses among split-mode runs: in "
+                            "replicate mode the threads are copies of the job, so choosing them "
+                            "would change the work");
+    return 0;
+}
+
 int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job_spec *out,
                      hy_error *err)
 {
@@ -35,10 +53,11 @@ int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job
                             m->switch_interval_us);
     if (k->work == HY_JOB_PI && m->n == 0)
         return hy_error_set(err, HY_EINVAL, "a pi job needs at least 1 sample");
-    /* The wire has room for both; until the daemon chooses and spans ranks, it says so. */
-    if (!k->compare && m->backend == HY_BACKEND_AUTO)
-        return hy_error_set(err, HY_EBACKEND, "backend auto is not offered by this daemon; "
-                            "name a backend");
+    bool chooses = !k->compare && m->backend == HY_BACKEND_AUTO;
+    int rc;
+    if (chooses && (rc = check_auto(m, err)))
+        return rc;
+    /* The wire has room for ranks; until the daemon spans them, it says so. */
     if (m->ranks > 1)
         return hy_error_set(err, HY_EINVAL, "ranks %u: this daemon is not running under MPI, "
                             "so a job runs on it alone (ranks 0 or 1)", m->ranks);
@@ -59,7 +78,8 @@ int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job
         .backend = k->compare ? 0 : m->backend,
         .threads = k->compare ? 0 : m->threads,
         .transport = m->transport ? m->transport : HY_TRANSPORT_PIPE,
-        .backends = k->compare ? m->backends : 1u << m->backend,
+        /* auto: hy_job_resolve chooses the backend, and sets its bit */
+        .backends = k->compare ? m->backends : chooses ? 0 : 1u << m->backend,
         .transports = m->transports ? m->transports : 1u << HY_TRANSPORT_PIPE,
         .nthreads = m->nthreads_list,
         .array = (int)m->array,

@@ -51,6 +51,11 @@ typedef struct hy_job_spec {
     uint32_t backends, transports;
     unsigned nthreads;
     uint32_t threads_list[HY_IPC_THREADS_MAX];
+    /* Backend auto (HY_BACKEND_AUTO until hy_job_resolve chooses): why the daemon chose the
+     * backend above — HY_ROW_AUTO, with HY_ROW_EXPLORE when it runs to learn it — and the
+     * history's prediction of one run it chose by (0: it explores). 0 for a named backend. */
+    unsigned auto_flags;
+    uint64_t auto_predicted_ns;
     int array;                   /* HY_ARRAY_*: how the array came */
     size_t array_bytes;          /* n * the dtype's size for a sort, else 0 */
 } hy_job_spec;

@@ -1,0 +1,176 @@
+/* daemon/auto: a row's history cell and prediction, and `--backend auto`'s choice. The rule,
+ * as docs/scheduling.md states it:
+ *
+ * The candidates are the configurations this daemon has resources for and admission would
+ * take for this job: each backend with its whole pool (per transport for a process sort), each
+ * served OpenCL device, serial — the "base" candidates — and, for the thread backends, the
+ * smaller thread counts a comparison runs (1, 2, 4, ... below the pool).
+ *
+ * Explore (StarPU's calibration, made deterministic so that a test can hold it): while any
+ * base candidate has no trusted prediction at this n, the job runs the first such one in a
+ * fixed order and is flagged EXPLORE. The order puts first what is likely fastest, so a
+ * daemon that knows nothing runs native with its whole pool — auto's documented default —
+ * and learns the slow configurations last.
+ *
+ * Exploit: once every base candidate is known, the fastest predicted of all the candidates
+ * with a trusted prediction wins (ties: the first in the order). The smaller thread counts
+ * are never explored for auto's sake — they are learnt from comparisons and explicit jobs —
+ * but chosen when the history knows them to be faster (small arrays, where threads cost more
+ * than they save). */
+#include "auto.h"
+
+#include <math.h>
+
+#include "log.h"
+
+/* The order auto explores in: likely fastest first (native scales with the cores and pays
+ * nothing to start; a device, for large jobs; workers, which pay for moving data), the
+ * baselines last. A backend added to common/ must be placed here. */
+static const int explore_order[] = {HY_BACKEND_NATIVE, HY_BACKEND_OPENCL, HY_BACKEND_PROCESS,
+                                    HY_BACKEND_LOCKED, HY_BACKEND_SERIAL};
+_Static_assert(sizeof explore_order / sizeof explore_order[0] == HY_BACKEND_COUNT,
+               "auto's explore order names every backend");
+
+#define AUTO_MAX 128 /* candidates considered; more (huge pools, many devices) are left out */
+
+typedef struct candidate {
+    hy_row_spec r;
+    unsigned device;    /* the OpenCL device; the job's own otherwise */
+    bool base;          /* explored until its prediction is trusted */
+    uint64_t predicted; /* hy_job_predict_row: 0 unknown */
+} candidate;
+
+typedef struct candidates {
+    candidate c[AUTO_MAX];
+    unsigned n;
+} candidates;
+
+bool hy_job_history_key(const hy_job_spec *sp, const hy_row_spec *p, unsigned threads,
+                        hy_history_key *k)
+{
+    if (sp->mode != HY_MODE_SPLIT ||
+        (p->backend == HY_BACKEND_LOCKED && sp->nogil != HY_NOGIL_DEFAULT))
+        return false;
+    const hy_backend_ops *b = hy_backend_get(p->backend);
+    HY_ASSERT(b != NULL);
+    bool device = b->device;
+    *k = (hy_history_key){
+        .work = sp->kind->work,
+        .dtype = sp->kind->work == HY_JOB_SORT ? sp->dtype : 0,
+        .backend = p->backend,
+        .device = device ? sp->device : 0,
+        .threads = device ? 0 : threads,
+        /* A single job's row carries the spec's transport (pipe by default) on any backend;
+         * it is part of the key only where the backend moves data through one. */
+        .transport = b->plan & HY_PLAN_PER_TRANSPORT ? p->transport : 0,
+    };
+    return true;
+}
+
+uint64_t hy_job_predict_row(hy_history *h, const hy_job_spec *s, const hy_row_spec *r)
+{
+    hy_history_key k;
+    hy_history_prediction p;
+    if (!h || !hy_job_history_key(s, r, r->threads, &k))
+        return 0;
+    hy_history_predict(h, &k, s->n, &p);
+    if (p.answer != HY_PREDICT_MEASURED && p.answer != HY_PREDICT_INTERPOLATED)
+        return 0;
+    return p.ns < 1 ? 1 : (uint64_t)llround(p.ns); /* known, however fast: never 0 */
+}
+
+/* The job as it would run on candidate c. */
+static hy_job_spec as_candidate(const hy_job_spec *s, const candidate *c)
+{
+    hy_job_spec t = *s;
+    t.backend = c->r.backend;
+    t.threads = c->r.threads;
+    t.transport = c->r.transport ? c->r.transport : HY_TRANSPORT_PIPE;
+    t.device = c->device;
+    t.backends = 1u << c->r.backend;
+    return t;
+}
+
+/* Adds the candidate when admission would take it (the backend's own check; a device's
+ * largest allocation for a sort's array) and the history keeps its cell, with its
+ * prediction. */
+static void add(const hy_backend_env *env, const hy_job_spec *s, candidates *cs, candidate c)
+{
+    if (cs->n == AUTO_MAX)
+        return;
+    const hy_backend_ops *b = hy_backend_get(c.r.backend);
+    hy_job_spec t = as_candidate(s, &c);
+    hy_history_key k;
+    hy_error err = {0};
+    if (b->check(env, &t, &c.r, &err) != 0 || !hy_job_history_key(&t, &c.r, c.r.threads, &k))
+        return;
+    if (b->device && c.device < env->ndevices && env->devrec[c.device].max_alloc > 0 &&
+        s->array_bytes > env->devrec[c.device].max_alloc)
+        return;
+    c.predicted = hy_job_predict_row(env->e.history, &t, &c.r);
+    cs->c[cs->n++] = c;
+}
+
+/* One backend's candidates: per served device, or its pool (per transport), then the smaller
+ * thread counts. */
+static void add_backend(const hy_backend_env *env, const hy_job_spec *s, const hy_backend_ops *b,
+                        candidates *cs)
+{
+    if (b->device) {
+        for (unsigned i = 0; i < env->nowned; i++)
+            add(env, s, cs, (candidate){.r = {.backend = b->id}, .device = env->owned[i],
+                                        .base = true});
+        return;
+    }
+    unsigned pool = b->pool ? b->pool(env) : b->threads;
+    if (pool == 0)
+        return;
+    /* Pi moves no data to its workers: the transport makes no difference worth learning. */
+    bool per_transport = (b->plan & HY_PLAN_PER_TRANSPORT) && s->kind->work == HY_JOB_SORT;
+    int last = per_transport ? HY_TRANSPORT_SHM : HY_TRANSPORT_PIPE;
+    for (int x = HY_TRANSPORT_PIPE; x <= last; x++) {
+        int transport = b->plan & HY_PLAN_PER_TRANSPORT ? x : 0;
+        add(env, s, cs, (candidate){.r = {b->id, pool, transport}, .device = s->device,
+                                    .base = true});
+        for (unsigned t = 1; (b->plan & HY_PLAN_PER_THREADS) && t < pool; t *= 2)
+            add(env, s, cs, (candidate){.r = {b->id, t, transport}, .device = s->device});
+    }
+}
+
+/* The first base candidate the history cannot predict, in the explore order; else the
+ * fastest predicted. NULL only when there is no candidate. */
+static const candidate *pick(const candidates *cs, bool *explore)
+{
+    const candidate *best = NULL;
+    for (unsigned i = 0; i < cs->n; i++)
+        if (cs->c[i].base && cs->c[i].predicted == 0) {
+            *explore = true;
+            return &cs->c[i];
+        }
+    *explore = false;
+    for (unsigned i = 0; i < cs->n; i++)
+        if (cs->c[i].predicted && (!best || cs->c[i].predicted < best->predicted))
+            best = &cs->c[i];
+    return best;
+}
+
+int hy_auto_choose(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
+{
+    HY_ASSERT(!s->kind->compare && s->backend == HY_BACKEND_AUTO);
+    candidates cs = {.n = 0};
+    for (size_t i = 0; i < sizeof explore_order / sizeof explore_order[0]; i++)
+        add_backend(env, s, hy_backend_get(explore_order[i]), &cs);
+    bool explore;
+    const candidate *c = pick(&cs, &explore);
+    if (!c)
+        return hy_error_set(err, HY_EBACKEND, "backend auto found no backend this daemon can "
+                            "run this %s job on (see DEVICES)", s->kind->label);
+    *s = as_candidate(s, c);
+    s->auto_flags = HY_ROW_AUTO | (explore ? HY_ROW_EXPLORE : 0);
+    s->auto_predicted_ns = explore ? 0 : c->predicted;
+    hy_log(HY_LOG_DEBUG, "auto: %s n %llu -> %s, %u threads, transport %d, device %u (%s, "
+           "%u candidates, predicted %llu ns)", s->kind->label, (unsigned long long)s->n,
+           hy_backend_name(s->backend), s->threads, s->transport, s->device,
+           explore ? "explore" : "fastest", cs.n, (unsigned long long)s->auto_predicted_ns);
+    return 0;
+}

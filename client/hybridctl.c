@@ -197,7 +197,8 @@ static const struct option {
     {"--version", NULL, NULL, C_GLOBAL, "hybridctl's version", NULL, NULL},
     {"-n", NULL, "N", C_JOB, "pi: samples; sort: elements of a generated array", NULL, NULL},
     {"--backend", NULL, "B", C_PI | C_SORT,
-     "opencl, native (default), locked, serial or process", NULL, NULL},
+     "opencl, native (default), locked, serial, process, or auto: the daemon chooses from "
+     "its history of runs (the fastest it predicts, or one it has yet to learn)", NULL, NULL},
     {"--backends", NULL, "LIST", C_CMP,
      "the backends side by side, e.g. native,locked (default: every one that can run)", NULL,
      NULL},
@@ -534,13 +535,19 @@ static unsigned small_arg(const char *opt, const char *s, unsigned lo, unsigned 
     return (unsigned)v;
 }
 
-static int backend_arg(const char *s)
+/* A backend's name; for a single job (`single`) also auto, the daemon's choice. */
+static int backend_arg(const char *s, bool single)
 {
+    if (single && !strcmp(s, "auto"))
+        return HY_BACKEND_AUTO;
     int b = hy_backend_parse(s);
     char names[160];
     if (!b)
-        usage_error("unknown backend %s: use %s", s,
-                    join_names(names, sizeof names, hy_backend_name, 1));
+        usage_error("unknown backend %s: use %s%s", s,
+                    join_names(names, sizeof names, hy_backend_name, 1),
+                    single ? ", or auto" : !strcmp(s, "auto")
+                                 ? " (auto is for a single job: compare runs every backend)"
+                                 : "");
     return b;
 }
 
@@ -1036,7 +1043,7 @@ static uint32_t parse_backends(const char *s)
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
     for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        mask |= 1u << backend_arg(t);
+        mask |= 1u << backend_arg(t, false);
     if (!mask)
         usage_error("--backends needs at least one backend");
     return mask;
@@ -1075,7 +1082,7 @@ static bool set_option(const char *name, const char *v, bool compare, struct job
         o->n = count_arg("-n", v);
         o->have_n = true;
     } else if (!strcmp(name, "--backend")) {
-        o->backend = backend_arg(v);
+        o->backend = backend_arg(v, true);
     } else if (!strcmp(name, "--threads")) {
         g->threads = true;
         if (compare)
@@ -1174,9 +1181,26 @@ static void check_contradictions(const struct jobopts *o, const struct given *g)
                     "format; give one");
 }
 
+/* What backend auto chooses itself (docs/scheduling.md): refused rather than ignored. */
+static void check_auto_uses(const struct jobopts *o, const struct given *g)
+{
+    const char *named = g->threads ? "--threads" : o->device >= 0 ? "--device"
+                        : o->transport ? "--transport" : o->nogil ? "--nogil and --hold-lock"
+                        : g->switch_us ? "--switch-interval" : o->replicate ? "--replicate"
+                                       : NULL;
+    if (named)
+        usage_error("--backend auto chooses the backend, its threads, device and transport "
+                    "from the daemon's history, in split mode; %s is for a backend you name",
+                    named);
+}
+
 /* Options a single job's backend has no use for: refused rather than ignored. */
 static void check_backend_uses(const struct jobopts *o, const struct given *g)
 {
+    if (o->backend == HY_BACKEND_AUTO) {
+        check_auto_uses(o, g);
+        return;
+    }
     const char *b = hy_backend_name(o->backend);
     if (o->nogil && o->backend != HY_BACKEND_LOCKED)
         usage_error("--nogil and --hold-lock are for the locked backend, not %s", b);
@@ -1915,6 +1939,13 @@ static void list_backends(char **args)
     print_names(hy_backend_name, 1);
 }
 
+/* What a single job's --backend takes: every backend, and auto. */
+static void list_job_backends(char **args)
+{
+    list_backends(args);
+    printf("auto\n");
+}
+
 static void list_transports(char **args)
 {
     (void)args;
@@ -1982,6 +2013,7 @@ static const struct word_list {
 } word_lists[] = {
     {"commands", 0, 0, list_commands},     {"globals", 0, 0, list_globals},
     {"takes-value", 0, 0, list_takes_value}, {"backends", 0, 0, list_backends},
+    {"job-backends", 0, 0, list_job_backends},
     {"transports", 0, 0, list_transports}, {"dtypes", 0, 0, list_dtypes},
     {"dists", 0, 0, list_dists},           {"jobs", 1, 1, list_jobs},
     {"options", 1, 2, list_options},

@@ -304,15 +304,15 @@ static bool has_backend(const hc_compare *c, int b)
 
 enum {
     COL_BACKEND, COL_DEVICE, COL_THREADS, COL_MODE, COL_TRANSPORT, COL_LOCK, COL_MEDIAN,
-    COL_MIN, COL_MAX, COL_SD,
+    COL_PRED, COL_MIN, COL_MAX, COL_SD,
     COL_THROUGHPUT, COL_SPEEDUP, COL_EFFICIENCY, COL_HANDOFFS, COL_WAIT, COL_SPLIT,
     COL_TRANSFER, NCOLS
 };
 #define CELL 64
 
 static const char *const col_title[NCOLS] = {
-    "backend", "device", "threads", "mode", "transport", "lock", "median ms", "min ms", "max ms",
-    "sd", NULL /* samples/s or elements/s */, "speed-up", "efficiency", "hand-offs", "lock wait",
+    "backend", "device", "threads", "mode", "transport", "lock", "median ms", "predicted ms",
+    "min ms", "max ms", "sd", NULL /* samples/s or elements/s */, "speed-up", "efficiency", "hand-offs", "lock wait",
     "h2d/kernel/d2h ms", "transfer",
 };
 /* Text columns are left-aligned, figures right-aligned. */
@@ -338,6 +338,8 @@ static void table_row(const hc_compare *c, unsigned i, char (*cell)[CELL])
     if (locked)
         snprintf(cell[COL_LOCK], CELL, "%s", r->flags & HY_ROW_NOGIL ? "nogil" : "held");
     snprintf(cell[COL_MEDIAN], CELL, "%.3f", ms(r->median_ns));
+    if (r->predicted_ns) /* the daemon's history, before the row ran: beside what it took */
+        snprintf(cell[COL_PRED], CELL, "%.3f", ms(r->predicted_ns));
     snprintf(cell[COL_MIN], CELL, "%.3f", ms(r->min_ns));
     snprintf(cell[COL_MAX], CELL, "%.3f", ms(r->max_ns));
     if (r->repeat > 1 && r->mean_ns > 0) /* the standard deviation, as a share of the mean */
@@ -569,8 +571,11 @@ static int print_table(FILE *f, const hc_compare *c)
     show[COL_SPLIT] = show[COL_TRANSFER] = cl || proc;
     show[COL_TRANSPORT] = proc;
     show[COL_SD] = false; /* only from a daemon that sends the spread */
-    for (unsigned i = 0; i < n; i++)
+    show[COL_PRED] = false; /* only where the daemon's history predicted a row */
+    for (unsigned i = 0; i < n; i++) {
         show[COL_SD] = show[COL_SD] || (c->rows[i].repeat > 1 && c->rows[i].mean_ns > 0);
+        show[COL_PRED] = show[COL_PRED] || c->rows[i].predicted_ns > 0;
+    }
 
     compare_heading(f, c);
     table_cells(f, cells, n, show, width);
@@ -613,7 +618,8 @@ static int print_csv(FILE *f, const hc_compare *c)
     fputs("backend,device,threads,mode,nogil,n,copies,median_ns,min_ns,max_ns,throughput,"
           "speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,wait_share,h2d_ns,"
           "kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,transport,bytes_moved,"
-          "startup_ns,merge_ns,workers_started,mean_ns,stddev_ns,q1_ns,q3_ns,warmup_ns\n",
+          "startup_ns,merge_ns,workers_started,mean_ns,stddev_ns,q1_ns,q3_ns,warmup_ns,"
+          "predicted_ns\n",
           f);
     for (unsigned i = 0; i < c->nrows; i++) {
         const hy_result_row *r = &c->rows[i];
@@ -654,8 +660,11 @@ static int print_csv(FILE *f, const hc_compare *c)
         } else {
             fputs(",,,,", f);
         }
-        fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
-                r->mean_ns, r->stddev_ns, r->q1_ns, r->q3_ns, r->warmup_ns);
+        fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",", r->mean_ns,
+                r->stddev_ns, r->q1_ns, r->q3_ns, r->warmup_ns);
+        if (r->predicted_ns) /* empty: the history could not predict the row */
+            fprintf(f, "%" PRIu64, r->predicted_ns);
+        fputc('\n', f);
     }
     return finish(f);
 }
@@ -705,6 +714,17 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_u64(f, "q1_ns", r->q1_ns);
     json_u64(f, "q3_ns", r->q3_ns);
     json_u64(f, "warmup_ns", r->warmup_ns);
+    /* the history's prediction made before the row ran (null: it could not say), and
+     * whether backend auto chose the row (to explore: to learn a configuration) */
+    json_key(f, "predicted_ns");
+    if (r->predicted_ns)
+        fprintf(f, "%" PRIu64, r->predicted_ns);
+    else
+        fputs("null", f);
+    json_key(f, "auto");
+    fputs(r->flags & HY_ROW_AUTO ? "true" : "false", f);
+    json_key(f, "explore");
+    fputs(r->flags & HY_ROW_EXPLORE ? "true" : "false", f);
 }
 
 static int print_json(FILE *f, const hc_compare *c)
@@ -1275,6 +1295,20 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
     }
 }
 
+/* What the daemon's history said of a single job: the configuration backend auto chose, and
+ * why (predicted fastest, or run to learn it), or the prediction for the one named. */
+static void print_prediction(FILE *f, const hy_result_row *r, const char *where)
+{
+    if (r->flags & HY_ROW_EXPLORE)
+        fprintf(f, "auto explored %s (the daemon's history has too few runs of it at this "
+                   "size; took %.3f ms)\n", where, ms(r->median_ns));
+    else if (r->flags & HY_ROW_AUTO)
+        fprintf(f, "auto chose %s (predicted fastest, %.3f ms; took %.3f ms)\n", where,
+                ms(r->predicted_ns), ms(r->median_ns));
+    else if (r->predicted_ns)
+        fprintf(f, "the daemon's history predicted %.3f ms\n", ms(r->predicted_ns));
+}
+
 static void json_single_tail(FILE *f, const hy_result_row *r, const char *device_name)
 {
     hc_derived d;
@@ -1311,6 +1345,7 @@ int hc_print_pi(FILE *f, const hc_pi_report *rep, enum hc_format fmt)
             fprintf(f, ", %u copies at once", r->copies);
         fputc('\n', f);
         print_time(f, r, "samples");
+        print_prediction(f, r, where);
     }
     int rc = finish(f);
     c_numbers_end(&l);
@@ -1342,6 +1377,7 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
             fprintf(f, ", %u copies at once", r->copies);
         fputc('\n', f);
         print_time(f, r, "elements");
+        print_prediction(f, r, where);
         fprintf(f, "order: %s\n", rep->checked < 0   ? "not checked"
                                   : rep->checked > 0 ? "checked, ascending"
                                                      : "checked: NOT in order");

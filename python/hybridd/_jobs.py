@@ -19,6 +19,8 @@ from .arrays import array as memfd_array, memfd_of, numpy_dtype, staging, view, 
 CANCEL_WAIT_S = 30.0
 U16, U32, U64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
 TRANSFERS = ("auto", "memfd", "inline")
+# A single job's backend: a backend, or auto (the daemon chooses from its history).
+JOB_BACKENDS = dict(P.BACKENDS, auto=P.BACKEND_AUTO)
 
 
 class Job(concurrent.futures.Future):
@@ -119,7 +121,7 @@ def _thread_list(threads):
 def _submit_msg(job, backend="native", threads=None, seed=1, nogil=None, repeat=None,
                 device=None, mode=None, switch_interval_us=None, transport=None, warmup=None):
     return {"type": P.SUBMIT, "job": job,
-            "backend": _choice("backend", backend, P.BACKENDS) if job <= P.JOB_SORT else 0,
+            "backend": _choice("backend", backend, JOB_BACKENDS) if job <= P.JOB_SORT else 0,
             "device": _int("device", device, 0, U16 - 1, none=P.DEVICE_DEFAULT),
             "mode": _choice("mode", mode, P.MODES),
             "nogil": _nogil(nogil),
@@ -220,6 +222,10 @@ class JobMethods:
            warmup=None):
         """Estimates pi from ``n`` samples on ``backend``; returns a :class:`PiResult`.
 
+        backend: a backend's name, or "auto": the daemon chooses the backend, threads,
+        device and transport from its history (the result's ``auto``, ``explore`` and
+        ``predicted_ns`` say what it chose and why; threads, device, nogil, transport and
+        mode are then left to it).
         threads: the CPU threads (process: workers), None for the backend's pool.
         nogil: None the job's default (pi holds the lock), True release, False hold
         (locked backend).  repeat: timed runs (None: 1).  device: the OpenCL device index

@@ -10,7 +10,8 @@ COLUMNS = ["backend", "device", "mode", "nogil", "threads", "copies", "n", "hits
            "estimate", "std_error", "median_ns", "min_ns", "max_ns", "lock_handoffs",
            "lock_wait_ns", "lock_hold_ns", "h2d_ns", "kernel_ns", "d2h_ns", "launches",
            "repeat", "bytes_moved", "startup_ns", "merge_ns", "transport", "workers_started",
-           "mean_ns", "stddev_ns", "q1_ns", "q3_ns", "warmup_ns", "pocl_cpu", "gpu"]
+           "mean_ns", "stddev_ns", "q1_ns", "q3_ns", "warmup_ns", "pocl_cpu", "gpu",
+           "predicted_ns", "auto", "explore"]
 
 
 class Row:
@@ -19,6 +20,10 @@ class Row:
     ``backend``, ``mode`` and ``transport`` are names (``"native"``, ``"split"``,
     ``"shm"``/None); ``nogil``, ``pocl_cpu`` and ``gpu`` are the row's flags as booleans;
     times are integer nanoseconds (``seconds`` is the median in seconds).
+    ``predicted_ns`` is the daemon's history's prediction of one run of the row's
+    configuration, made before it ran (0: it could not predict it); ``auto`` says the daemon
+    chose the row's backend (``backend="auto"``), ``explore`` that it chose it to learn a
+    configuration its history knows too little about (else: the fastest it predicted).
     """
 
     def __init__(self, wire, job_id=0):
@@ -31,6 +36,8 @@ class Row:
         self.nogil = bool(wire["flags"] & P.ROW_FLAG_NOGIL)
         self.pocl_cpu = bool(wire["flags"] & P.ROW_FLAG_POCL_CPU)
         self.gpu = bool(wire["flags"] & P.ROW_FLAG_GPU)
+        self.auto = bool(wire["flags"] & P.ROW_FLAG_AUTO)
+        self.explore = bool(wire["flags"] & P.ROW_FLAG_EXPLORE)
 
     @property
     def seconds(self):

@@ -128,6 +128,26 @@ def test_pi_options_and_to_dict(client):
     assert client.pi(10 ** 5, backend="serial", seed=7).hits == r.hits
 
 
+def test_auto_says_what_it_chose_and_why(client):
+    # Whatever this session's daemon has learnt so far: a run it explores predicts nothing,
+    # a run it chose as the fastest has a prediction; either way it names a real backend.
+    for _ in range(3):
+        r = client.pi(1e5, backend="auto", seed=7)
+        assert r.auto and r.backend in P.BACKENDS and r.hits == client.pi(
+            1e5, backend="serial", seed=7).hits
+        assert r.explore == (r.predicted_ns == 0), (r.explore, r.predicted_ns)
+        assert r.to_dict()["auto"] is True
+    a = np.random.default_rng(3).standard_normal(5000)
+    s = client.sort(a.copy(), backend="auto")
+    assert s.auto and not (s.explore and s.predicted_ns)
+    # a backend named by the caller is never flagged as the daemon's choice
+    assert not client.pi(1e5, backend="native").auto
+    # auto chooses the threads itself: naming them is refused with a sentence
+    with pytest.raises(hybridd.Error) as e:
+        client.pi(1e5, backend="auto", threads=2)
+    assert "auto" in e.value.sentence and "threads" in e.value.sentence
+
+
 def test_warmup_and_spread(client):
     r = client.pi(1e5, backend="native", warmup=2, repeat=3)
     assert r.warmup_ns > 0 and r.repeat == 3
@@ -297,6 +317,7 @@ def sends(client):
     (lambda c: c.compare("pi", n=10, threads=[0]), ValueError),
     (lambda c: c.compare("pi", n=10, threads=list(range(1, 34))), ValueError),
     (lambda c: c.compare("pi", n=10, backends=["cuda"]), ValueError),
+    (lambda c: c.compare("pi", n=10, backends=["auto"]), ValueError),
     (lambda c: c.submit("fft", 10), ValueError),
 ])
 def test_bad_arguments_raise_before_any_byte(client, call, exc):

@@ -49,6 +49,19 @@ def test_to_pandas_without_pandas_raises_importerror(monkeypatch):
         comparison().to_pandas()
 
 
+def test_a_row_says_whether_the_daemon_chose_it_and_what_it_predicted():
+    chosen = Row(wire_row(backend=5, threads=2, flags=P.ROW_FLAG_AUTO, predicted_ns=41000000,
+                          median_ns=43000000))
+    explored = Row(wire_row(backend=2, threads=2, flags=P.ROW_FLAG_AUTO | P.ROW_FLAG_EXPLORE))
+    named = comparison().rows[1]
+    assert (chosen.auto, chosen.explore, chosen.predicted_ns) == (True, False, 41000000)
+    assert (explored.auto, explored.explore, explored.predicted_ns) == (True, True, 0)
+    assert (named.auto, named.explore, named.predicted_ns) == (False, False, 0)
+    assert chosen.backend == "process" and not chosen.nogil
+    d = chosen.to_dict()
+    assert (d["predicted_ns"], d["auto"], d["explore"]) == (41000000, True, False)
+
+
 def test_to_csv_has_a_header_and_one_line_per_row(tmp_path):
     c = comparison()
     path = tmp_path / "rows.csv"

@@ -1153,9 +1153,9 @@ class TestProcess(Case):
         # CSV: the new columns at the end
         rows = list(csv.reader(io.StringIO(self.run_ok(*args, "--csv").stdout)))
         header = rows[0]
-        self.assertEqual(header[-10:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
+        self.assertEqual(header[-11:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
                                         "workers_started", "mean_ns", "stddev_ns", "q1_ns",
-                                        "q3_ns", "warmup_ns"])
+                                        "q3_ns", "warmup_ns", "predicted_ns"])
         # every compare row ran a warm-up and its timed runs: their spread comes with them
         for r in rows[1:]:
             q1, med, q3 = (int(r[header.index(k)]) for k in ("q1_ns", "median_ns", "q3_ns"))
@@ -1236,6 +1236,80 @@ class TestProcess(Case):
 
 
 # ---------------------------------------------------------------- cancel
+
+class TestAuto(Case):
+    # A size no other test runs, so that this class alone decides what the history knows of it.
+    N = 3 * 2 ** 13
+
+    def auto_line(self, *args):
+        out = self.run_ok(*args).stdout
+        lines = [l for l in out.splitlines() if l.startswith("auto ")]
+        self.assertEqual(len(lines), 1, out)
+        return lines[0]
+
+    def test_auto_explores_then_chooses_and_says_so(self):
+        base = {"native", "locked", "serial", "process"}
+        if OPENCL is not None:
+            base.add("opencl")
+        explored, chose = [], None
+        # A base configuration is trusted after 6 runs (the first after start is not kept),
+        # so exploring takes at most 6 runs of each.
+        for _ in range(6 * len(base) + 1):
+            line = self.auto_line("pi", "-n", self.N, "--backend", "auto")
+            m = re.match(r"auto explored (\w+), .*too few runs of it at this size; took "
+                         r"\d+\.\d{3} ms\)$", line)
+            if m:
+                explored.append(m.group(1))
+                continue
+            m = re.match(r"auto chose (\w+), .*\(predicted fastest, \d+\.\d{3} ms; took "
+                         r"\d+\.\d{3} ms\)$", line)
+            self.assertIsNotNone(m, line)
+            chose = m.group(1)
+            break
+        self.assertIsNotNone(chose, "auto never stopped exploring: %s" % explored)
+        # native with its whole pool first: the default of a daemon that knows nothing
+        self.assertEqual(explored[0], "native", explored)
+        self.assertEqual(set(explored), base, explored)
+        self.assertIn(chose, base)
+        row = self.run_json("pi", "-n", self.N, "--backend", "auto")
+        self.assertTrue(row["auto"], row)
+        self.assertFalse(row["explore"], row)
+        self.assertGreater(row["predicted_ns"], 0)
+        self.assertIn(row["backend"], base)
+        # compare shows each row's prediction beside its median
+        out = self.run_ok("compare", "pi", "-n", self.N, "--backends", "native").stdout
+        head = [l for l in out.splitlines() if l.startswith("backend ")]
+        self.assertEqual(len(head), 1, out)
+        self.assertIn("median ms  predicted ms", head[0])
+        cmp = self.run_json("compare", "pi", "-n", self.N, "--backends", "native")
+        preds = {(r["backend"], r["threads"]): r["predicted_ns"] for r in cmp["rows"]}
+        self.assertGreater(preds[("serial", 1)], 0, preds)
+        self.assertGreater(preds[("native", 2)], 0, preds)
+        for r in cmp["rows"]:
+            self.assertFalse(r["auto"] or r["explore"], r)
+
+    def test_auto_sort_is_every_backend_sort(self):
+        out, ref = path("auto-sorted.npy"), path("serial-sorted.npy")
+        for backend, to in (("auto", out), ("serial", ref)):
+            self.run_ok("sort", "-n", 20000, "--dtype", "f64", "--seed", 5, "--backend",
+                        backend, "--output", to)
+        with open(out, "rb") as a, open(ref, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+
+    def test_auto_refuses_what_it_chooses_itself(self):
+        for extra in (["--threads", 2], ["--device", 0], ["--transport", "shm"], ["--nogil"],
+                      ["--replicate"], ["--switch-interval", 1000]):
+            with self.subTest(extra=extra):
+                r = self.run_fail(2, "pi", "-n", 1000, "--backend", "auto", *extra)
+                self.assertIn("--backend auto chooses", r.stderr)
+        r = self.run_fail(2, "compare", "pi", "-n", 1000, "--backends", "native,auto")
+        self.assertIn("auto is for a single job", r.stderr)
+        self.assertIn("or auto", self.run_fail(2, "pi", "-n", 1000, "--backend", "cuda").stderr)
+        job = ctl("--list", "job-backends", sock=False).stdout.split()
+        both = ctl("--list", "backends", sock=False).stdout.split()
+        self.assertEqual(job, both + ["auto"])
+        self.assertIn("auto", self.run_ok("pi", "--help").stdout)
+
 
 class TestCancel(Case):
     def test_ctrl_c_cancels(self):

@@ -721,12 +721,12 @@ Test(csv, header_and_rows)
                       "throughput,speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,"
                       "wait_share,h2d_ns,kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,"
                       "transport,bytes_moved,startup_ns,merge_ns,workers_started,mean_ns,"
-                      "stddev_ns,q1_ns,q3_ns,warmup_ns\n";
+                      "stddev_ns,q1_ns,q3_ns,warmup_ns,predicted_ns\n";
     cr_assert_eq(strncmp(out, hdr, strlen(hdr)), 0, "%s", out);
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 34, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 35, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     cr_assert(strstr(out, "\nlocked,CPU,2,split,0,1000000,1,80000000,79999000,80002000,"
@@ -734,7 +734,7 @@ Test(csv, header_and_rows)
               "%s", out);
     cr_assert(strstr(out, "\nopencl,PoCL CPU,0,split,,1000000,1,25000000,"), "%s", out);
     /* the process columns are empty on the other backends */
-    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,,0,0,0,0,0\n"), "%s", out);
+    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,,0,0,0,0,0,\n"), "%s", out);
     free(out);
 }
 
@@ -747,7 +747,7 @@ Test(csv, sort_has_no_pi_figures)
     char *out = NULL;
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     cr_assert_eq(count_lines(out), 1 + c.nrows);
-    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0\n"), "%s", out);
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,\n"), "%s", out);
     free(out);
 }
 
@@ -759,19 +759,19 @@ Test(csv, process_columns_at_the_end)
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 34, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 35, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     /* ... h2d,kernel,d2h,transfer_share,hits,estimate,repeat,transport,bytes_moved,
      * startup_ns,merge_ns,workers_started */
     cr_assert(strstr(out, "\nprocess,CPU,2,split,,1000000,1,62500000,62499000,62502000,16000000,"
                           "1.6000000000000001,0.80000000000000004,0,0,0,,1000000,6000000,1000000,"
-                          "0.25,,,5,pipe,16000000,0,500000,0,0,0,0,0,0\n"),
+                          "0.25,,,5,pipe,16000000,0,500000,0,0,0,0,0,0,\n"),
               "%s", out);
-    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1,0,0,0,0,0\n"),
+    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1,0,0,0,0,0,\n"),
               "%s", out);
     cr_assert(strstr(out, "\nnative,CPU,2,split,"), "%s", out);
-    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0\n"), "%s", out); /* serial and native: empty */
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,\n"), "%s", out); /* serial and native: empty */
     free(out);
 }
 
@@ -1210,6 +1210,80 @@ Test(single, pi_text_and_json)
     CAPTURE(out, hc_print_pi(F, &rep, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "\"device_name\":\"cpu-\\u001b[31mred\""), "%s", out);
+    free(out);
+}
+
+/* Backend auto: what it chose and why, the prediction beside the time; a named backend's
+ * prediction said plainly. */
+Test(single, auto_says_what_it_chose_and_why)
+{
+    hy_result_row r = row(HY_BACKEND_PROCESS, 2, 43000000);
+    r.transport = HY_TRANSPORT_PIPE;
+    r.flags = HY_ROW_AUTO;
+    r.predicted_ns = 41000000;
+    hc_pi_report rep = {.seed = 7, .row = &r};
+    char *out = NULL;
+    CAPTURE(out, hc_print_pi(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "\nauto chose process, 2 worker processes, pipe transport, CPU "
+                          "(predicted fastest, 41.000 ms; took 43.000 ms)\n"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &rep, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"predicted_ns\":41000000,\"auto\":true,\"explore\":false"), "%s",
+              out);
+    cr_assert(strstr(out, "\"backend\":\"process\""), "%s", out);
+    free(out);
+
+    r = row(HY_BACKEND_NATIVE, 2, 5000000);
+    r.flags = HY_ROW_AUTO | HY_ROW_EXPLORE;
+    CAPTURE(out, hc_print_pi(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "\nauto explored native, 2 threads, CPU (the daemon's history has "
+                          "too few runs of it at this size; took 5.000 ms)\n"), "%s", out);
+    cr_assert(!strstr(out, "predicted"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &rep, HC_JSON));
+    cr_assert(strstr(out, "\"predicted_ns\":null,\"auto\":true,\"explore\":true"), "%s", out);
+    free(out);
+
+    r = row(HY_BACKEND_SERIAL, 1, 5000000);
+    r.predicted_ns = 4500000;
+    CAPTURE(out, hc_print_pi(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "\nthe daemon's history predicted 4.500 ms\n"), "%s", out);
+    cr_assert(!strstr(out, "auto"), "%s", out);
+    free(out);
+    r.predicted_ns = 0;
+    CAPTURE(out, hc_print_pi(F, &rep, HC_TEXT));
+    cr_assert(!strstr(out, "predicted"), "%s", out);
+    free(out);
+}
+
+/* compare: a "predicted ms" column beside the median when any row has a prediction ("-"
+ * where a row has none), predicted_ns in CSV and JSON; no column when none has one. */
+Test(table, predictions_beside_the_measurements)
+{
+    hc_compare c = make_compare();
+    char *out = NULL;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(!strstr(out, "predicted"), "%s", out);
+    free(out);
+    rows[0].predicted_ns = 98000000;
+    rows[2].predicted_ns = 52500000;
+    CAPTURE(out, hc_print_compare(F, &c, HC_TEXT));
+    cr_assert(strstr(out, "median ms  predicted ms  min ms"), "%s", out);
+    cr_assert(strstr(out, "100.000        98.000"), "%s", out);
+    cr_assert(strstr(out, " 50.000        52.500"), "%s", out);
+    cr_assert(strstr(out, "100.000             -"), "%s", out); /* native 1: none */
+    free(out);
+    CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
+    cr_assert(strstr(out, "\nserial,"), "%s", out);
+    cr_assert(strstr(out, ",98000000\n"), "%s", out);
+    cr_assert(strstr(out, ",52500000\n"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"predicted_ns\":98000000,\"auto\":false,\"explore\":false"), "%s",
+              out);
+    cr_assert(strstr(out, "\"predicted_ns\":null"), "%s", out);
     free(out);
 }
 

@@ -51,7 +51,7 @@ lists_follow_the_code()
 {
     local c what words got w list n=0 at=$nbad
     # Each: the --list words, then the line whose completion must offer every word listed.
-    for c in 'commands|""' 'globals|-' 'backends|pi --backend ""' \
+    for c in 'commands|""' 'globals|-' 'job-backends|pi --backend ""' \
              'backends|compare pi --backends ""' 'transports|sort --backend process --transport ""' \
              'dtypes|sort --dtype ""' 'dists|sort -n 1M --dist ""' 'jobs compare|compare ""' \
              'options pi|pi -' 'options sort|sort -' 'options compare pi|compare pi -' \
@@ -81,7 +81,8 @@ lists_follow_the_code()
 #!/usr/bin/env bash
 "$bindir/hybridctl" "\$@" || exit
 case "\$*" in
-    "--list commands" | "--list backends" | "--list transports" | "--list dtypes" | \\
+    "--list commands" | "--list backends" | "--list job-backends" | "--list transports" | \\
+    "--list dtypes" | \\
     "--list dists" | "--list jobs compare") echo zz ;;
     "--list globals" | "--list options pi" | "--list takes-value") echo --zz ;;
 esac

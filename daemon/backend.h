@@ -23,6 +23,7 @@ typedef struct hy_engines {
     hy_cl *cl;
     hy_proc_pool *proc;
     hy_history *history;
+    struct hy_mpi *mpi; /* under mpirun (hybridd --mpi): the other ranks; NULL otherwise */
 } hy_engines;
 
 /* What admission and DEVICES know of this daemon: the engines, the CPU pools' sizes and the

@@ -12,6 +12,7 @@
 
 static int g_max = HY_LOG_INFO;
 static bool g_journal;
+static char g_tag[32]; /* "rank 3 ": which MPI rank a line is from; empty outside MPI */
 
 /* JOURNAL_STREAM holds "DEV:INODE" of the stream systemd connected; only when stderr is that
  * very stream do the "<N>" prefixes mean anything (a redirect by the user would show them). */
@@ -29,6 +30,11 @@ void hy_log_init(int max_level)
 {
     g_max = max_level;
     g_journal = stderr_is_journal();
+}
+
+void hy_log_set_rank(int rank)
+{
+    snprintf(g_tag, sizeof g_tag, "rank %d: ", rank);
 }
 
 static const char *level_name(int level)
@@ -49,15 +55,15 @@ void hy_log(int level, const char *fmt, ...)
     char line[1024];
     int off;
     if (g_journal) {
-        off = snprintf(line, sizeof line, "<%d>", level);
+        off = snprintf(line, sizeof line, "<%d>%s", level, g_tag);
     } else {
         struct timespec ts;
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         localtime_r(&ts.tv_sec, &tm);
         off = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-        off += snprintf(line + off, sizeof line - (size_t)off, ".%03ld hybridd[%ld] %s: ",
-                        ts.tv_nsec / 1000000, (long)getpid(), level_name(level));
+        off += snprintf(line + off, sizeof line - (size_t)off, ".%03ld hybridd[%ld] %s: %s",
+                        ts.tv_nsec / 1000000, (long)getpid(), level_name(level), g_tag);
     }
     va_list ap;
     va_start(ap, fmt);

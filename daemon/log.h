@@ -15,6 +15,8 @@ enum hy_log_level {
 
 /* Decides the line format once (journal or not) and the most verbose level written. */
 void hy_log_init(int max_level);
+/* Under MPI: every line after this names the rank ("rank 3: ..."). */
+void hy_log_set_rank(int rank);
 /* Writes one line with a single write(2), so lines from several threads never interleave. */
 void hy_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -14,6 +14,7 @@
 #include "cl.h"
 #include "config.h"
 #include "history.h"
+#include "hy_mpi.h"
 #include "host.h"
 #include "listen.h"
 #include "log.h"
@@ -30,7 +31,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: hybridd [-c FILE] [--socket PATH] [--foreground] [--check-config]\n"
-            "               [--log-level LEVEL] [--version] [--help]\n"
+            "               [--mpi] [--log-level LEVEL] [--version] [--help]\n"
             "\n"
             "hybridd owns this machine's OpenCL devices and CPU thread pools and runs pi and sort\n"
             "jobs for local users over a Unix socket, under these backends (hybridctl, its\n"
@@ -44,6 +45,9 @@ static void usage(FILE *f)
             "  -f, --foreground    stay attached to the terminal (under systemd, always)\n"
             "      --check-config  check the configuration as start-up would, short of binding\n"
             "                      the socket; print it and exit\n"
+            "      --mpi           run as one rank of an MPI job (mpirun -np N hybridd --mpi):\n"
+            "                      %%r in the socket path is the rank; serves only this uid;\n"
+            "                      stays in the foreground (docs/mpi.md)\n"
             "      --log-level L   error, warning, notice, info (default) or debug\n"
             "      --version       print the version and exit\n"
             "  -h, --help          print this help, with the built-in defaults, and exit\n"
@@ -128,7 +132,7 @@ static unsigned resolve_workers(unsigned configured)
 /* The command line. */
 struct args {
     const char *config_path, *socket_path; /* NULL: not given */
-    bool foreground, check;
+    bool foreground, check, mpi;
     int level;
 };
 
@@ -140,7 +144,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"config", required_argument, NULL, 'c'},   {"socket", required_argument, NULL, 's'},
         {"foreground", no_argument, NULL, 'f'},     {"check-config", no_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},           {"mpi", no_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0}};
     *a = (struct args){.level = HY_LOG_INFO};
     int o;
     while ((o = getopt_long(argc, argv, "c:s:fh", opts, NULL)) != -1) {
@@ -149,6 +154,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         case 's': a->socket_path = optarg; break;
         case 'f': a->foreground = true; break;
         case 'C': a->check = true; break;
+        case 'M': a->mpi = a->foreground = true; break; /* mpirun waits on its ranks */
         case 'L':
             if (!(a->level = parse_level(optarg))) {
                 fprintf(stderr, "hybridd: unknown log level %s\n", optarg);
@@ -190,6 +196,38 @@ static int load_config(const struct args *a, hy_config *cfg)
         }
         snprintf(cfg->socket_path, sizeof cfg->socket_path, "%s", a->socket_path);
     }
+    return 0;
+}
+
+/* MPI mode: "%r" in the socket path becomes the rank, so N ranks on one machine do not
+ * collide ("%%" is a "%"); the daemon serves only its own uid, being a per-user service in
+ * the user's allocation (docs/mpi.md). Returns 0, or -1 after logging why not. */
+static int apply_rank(hy_config *cfg, int rank, char *override, size_t cap)
+{
+    char out[sizeof cfg->socket_path];
+    size_t o = 0;
+    for (const char *p = cfg->socket_path; *p; p++) {
+        int n = 1;
+        if (p[0] == '%' && p[1] == 'r') {
+            n = snprintf(out + o, sizeof out - o, "%d", rank);
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            out[o] = '%';
+            p++;
+        } else if (o < sizeof out)
+            out[o] = *p;
+        if (n < 0 || o + (size_t)n >= sizeof out) {
+            hy_log(HY_LOG_ERR, "socket path %s: too long with the rank in it", cfg->socket_path);
+            return -1;
+        }
+        o += (size_t)n;
+    }
+    out[o] = '\0';
+    snprintf(cfg->socket_path, sizeof cfg->socket_path, "%s", out);
+    snprintf(override, cap, "%s", out); /* a reload keeps the rank's path */
+    cfg->n_uids = 1;
+    cfg->uids[0] = (uint32_t)geteuid();
+    cfg->n_gids = 0;
     return 0;
 }
 
@@ -355,9 +393,30 @@ int main(int argc, char **argv)
         return check_config(&a, &cfg);
 
     prepare_process();
+    /* MPI starts after the signal mask (its threads inherit it) and before the socket,
+     * whose path names the rank. */
+    hy_mpi *mpi = NULL;
+    static char rank_socket[sizeof cfg.socket_path];
+    if (a.mpi) {
+        hy_error err = {0};
+        if (hy_mpi_start(&mpi, &err) != 0) {
+            hy_log(HY_LOG_ERR, "--mpi: %s", err.msg);
+            return EXIT_RUNTIME;
+        }
+        hy_log_set_rank(hy_mpi_rank(mpi));
+        if (apply_rank(&cfg, hy_mpi_rank(mpi), rank_socket, sizeof rank_socket) != 0) {
+            hy_mpi_stop(mpi);
+            return EXIT_RUNTIME;
+        }
+        a.socket_path = rank_socket;
+        hy_log(HY_LOG_INFO, "MPI: rank %d of %d, socket %s, serving uid %u only",
+               hy_mpi_rank(mpi), hy_mpi_size(mpi), cfg.socket_path, (unsigned)geteuid());
+    }
     hy_listener listener;
-    if (open_listener(&listener, &cfg) != 0)
+    if (open_listener(&listener, &cfg) != 0) {
+        hy_mpi_stop(mpi);
         return EXIT_RUNTIME;
+    }
     int ready_fd = -1;
     /* Detach before any thread exists: fork copies only the calling thread. */
     if (!a.foreground && daemonize(&ready_fd) != 0) {
@@ -369,7 +428,8 @@ int main(int argc, char **argv)
            a.config_path ? ", configuration " : ", built-in defaults",
            a.config_path ? a.config_path : "");
     hy_server_setup set = {.cfg = cfg, .config_path = a.config_path,
-                           .socket_override = a.socket_path, .listener = &listener};
+                           .socket_override = a.socket_path, .listener = &listener,
+                           .engines.mpi = mpi};
     code = EXIT_RUNTIME;
     if (start_engines(&set) == 0 && open_history(&set) == 0) {
         if (ready_fd >= 0)
@@ -379,6 +439,8 @@ int main(int argc, char **argv)
     if (ready_fd >= 0)
         close(ready_fd);
     hy_listener_close(&listener);
+    /* After the loop has stopped: no executor waits on a span any more. */
+    hy_mpi_stop(mpi);
     hy_history_close(set.engines.history);
     hy_proc_pool_destroy(set.engines.proc);
     hy_cl_close(set.engines.cl);

@@ -1,0 +1,61 @@
+/* mpi/hy_mpi: hybridd's ranks under mpirun or srun. One thread per rank makes every MPI call
+ * (MPI_THREAD_FUNNELED: it is the thread that initialises MPI); the daemon's event loop and
+ * executors only queue work for it and read what it hands back, through a mutex-guarded queue
+ * and an eventfd. Nothing here computes: a pi part that arrives from a peer is handed to the
+ * daemon, which runs it on its own engines like any job. docs/mpi.md. */
+#ifndef HY_MPI_H
+#define HY_MPI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+
+typedef struct hy_mpi hy_mpi;
+
+/* Starts the MPI thread, which initialises MPI (asking for MPI_THREAD_FUNNELED), and waits
+ * until it knows this rank and the world's size. HY_ESYS when MPI cannot start or offers
+ * less than FUNNELED (the sentence says which level it gave). */
+int hy_mpi_start(hy_mpi **out, hy_error *err);
+/* Stops the MPI thread: unless a peer already said the job is stopping, it tells every peer
+ * (whose daemons then stop too: one rank stopping stops the MPI job), then MPI_Finalize, then
+ * the join. Waiters in hy_mpi_pi_gather are woken with an error. NULL is fine. */
+void hy_mpi_stop(hy_mpi *m);
+
+int hy_mpi_rank(const hy_mpi *m);
+int hy_mpi_size(const hy_mpi *m);
+/* An eventfd, readable when parts from peers wait in hy_mpi_take_part. The loop polls it. */
+int hy_mpi_event_fd(const hy_mpi *m);
+
+/* A pi part: samples [first, first + count) of (seed)'s stream on `backend` with `threads`. */
+typedef struct hy_mpi_part {
+    int origin;      /* the rank that wants the hits */
+    uint64_t token;  /* the origin's span, echoed in the answer */
+    int backend;
+    unsigned threads;
+    int mode, nogil;
+    uint64_t seed, first, count;
+} hy_mpi_part;
+
+/* The next part a peer sent this rank, or false when none waits (the eventfd is reset). */
+bool hy_mpi_take_part(hy_mpi *m, hy_mpi_part *out);
+/* This rank's answer to a part: rc 0 and its hits, or a hy_err and the sentence. */
+void hy_mpi_part_done(hy_mpi *m, const hy_mpi_part *p, int rc, uint64_t hits, const char *msg);
+
+/* The part k of `parts` that tile [0, n): contiguous, in order, sizes differing by at most 1
+ * (the first n % parts get one more). Some are empty when n < parts. */
+void hy_mpi_split(uint64_t n, unsigned parts, unsigned k, uint64_t *first, uint64_t *count);
+
+/* A span: part 0 stays with the caller, part k goes to rank (rank + k) % size. `proto` gives
+ * everything but origin, token, first and count. Sends the parts (through the MPI thread) and
+ * returns the span's token; the caller runs its own part, then gathers. */
+int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned ranks,
+                      uint64_t *token, hy_error *err);
+/* Waits for every peer's part of span `token` and adds their hits to *hits. Calls
+ * cancelled(ctx) about every 50 ms; when it returns true the span is dropped (late answers are
+ * ignored) and HY_ECANCELED returned. A peer's failure comes back as its code and sentence,
+ * naming the rank; the MPI thread stopping is HY_EBUSY. */
+int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
+                     uint64_t *hits, hy_error *err);
+
+#endif

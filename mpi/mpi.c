@@ -1,0 +1,460 @@
+/* mpi/mpi: the MPI thread of one rank — every MPI call of hybridd is made here — and the
+ * queues between it and the daemon: parts from peers in (eventfd), answers and parts out,
+ * the spans this rank waits on.
+ *
+ * Why point-to-point and not MPI_Reduce: a span starts on whichever rank a client chose, at any
+ * time, and several may run at once; a collective needs every rank to enter it in the same
+ * order, which independent clients cannot promise. A part and its answer are a few hundred
+ * bytes, sent eagerly.
+ *
+ * Why a 1 ms poll: the thread waits for two things at once, a peer's message (MPI_Iprobe) and
+ * the daemon's queue (a condition variable); MPI offers no fd to put in one poll. An idle rank
+ * costs a probe per millisecond. */
+#include "hy_mpi.h"
+
+#include <errno.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3 };
+
+/* What travels between ranks: the same binary on every rank, so a plain struct as MPI_BYTE. */
+struct wire {
+    uint64_t w[8];
+    char text[HY_ERROR_MSG_MAX];
+};
+
+struct out {
+    int dest, tag;
+    struct wire msg;
+    struct out *next;
+};
+
+struct in {
+    hy_mpi_part part;
+    struct in *next;
+};
+
+struct span {
+    uint64_t token;
+    unsigned expect, got;
+    uint64_t hits;
+    int rc;
+    hy_error err;
+    struct span *next;
+};
+
+struct hy_mpi {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;  /* the MPI thread: something to send, or stop */
+    pthread_cond_t spans; /* gatherers: an answer came, or the thread ended */
+    pthread_cond_t ready; /* hy_mpi_start: MPI is up (or failed) */
+    int rank, size, evfd;
+    bool started, stop, peer_stop, ended;
+    int init_rc;
+    hy_error init_err;
+    struct out *out_head, *out_tail;
+    struct in *in_head, *in_tail;
+    struct span *span_list;
+    uint64_t next_token;
+};
+
+static void push_out(hy_mpi *m, struct out *o)
+{
+    o->next = NULL;
+    if (m->out_tail)
+        m->out_tail->next = o;
+    else
+        m->out_head = o;
+    m->out_tail = o;
+    pthread_cond_signal(&m->wake);
+}
+
+static struct span *find_span(hy_mpi *m, uint64_t token, struct span ***link)
+{
+    for (struct span **l = &m->span_list; *l; l = &(*l)->next)
+        if ((*l)->token == token) {
+            if (link)
+                *link = l;
+            return *l;
+        }
+    return NULL;
+}
+
+/* An answer to one of our spans (under the lock); a dropped span's late answer is ignored. */
+static void on_done(hy_mpi *m, int from, const struct wire *w)
+{
+    struct span *s = find_span(m, w->w[0], NULL);
+    if (!s)
+        return;
+    s->got++;
+    s->hits += w->w[2];
+    int rc = (int)(int64_t)w->w[1];
+    if (rc && !s->rc) {
+        s->rc = rc;
+        hy_error_set(&s->err, rc, "rank %d: %.*s", from, (int)sizeof w->text - 1, w->text);
+    }
+    pthread_cond_broadcast(&m->spans);
+}
+
+static void on_part(hy_mpi *m, int from, const struct wire *w)
+{
+    struct in *p = malloc(sizeof *p);
+    if (!p) {
+        /* No room to hold it: answer at once so the origin does not wait for nothing. */
+        struct out *o = calloc(1, sizeof *o);
+        if (!o)
+            return; /* the origin's job timeout or cancel ends its wait */
+        *o = (struct out){.dest = from, .tag = TAG_DONE};
+        o->msg.w[0] = w->w[0];
+        o->msg.w[1] = (uint64_t)(int64_t)HY_ENOMEM;
+        snprintf(o->msg.text, sizeof o->msg.text, "no memory to queue a pi part");
+        push_out(m, o);
+        return;
+    }
+    p->part = (hy_mpi_part){.origin = from, .token = w->w[0], .backend = (int)w->w[1],
+                            .threads = (unsigned)w->w[2], .mode = (int)w->w[3],
+                            .nogil = (int)w->w[4], .seed = w->w[5], .first = w->w[6],
+                            .count = w->w[7]};
+    p->next = NULL;
+    if (m->in_tail)
+        m->in_tail->next = p;
+    else
+        m->in_head = p;
+    m->in_tail = p;
+    uint64_t one = 1;
+    if (write(m->evfd, &one, sizeof one) != sizeof one) {
+        /* Only an overflowing counter fails, and then it is readable anyway. */
+    }
+}
+
+/* One message from a peer, if any is there. Returns true when one was handled. */
+static bool receive_one(hy_mpi *m)
+{
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS ||
+        !flag)
+        return false;
+    struct wire w;
+    memset(&w, 0, sizeof w);
+    if (MPI_Recv(&w, (int)sizeof w, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return false;
+    w.text[sizeof w.text - 1] = '\0';
+    pthread_mutex_lock(&m->mu);
+    if (st.MPI_TAG == TAG_PART)
+        on_part(m, st.MPI_SOURCE, &w);
+    else if (st.MPI_TAG == TAG_DONE)
+        on_done(m, st.MPI_SOURCE, &w);
+    else if (st.MPI_TAG == TAG_STOP && !m->peer_stop) {
+        /* One rank stopping stops the MPI job: the daemon's loop gets the same SIGTERM as
+         * from mpirun (blocked in every thread, read from its signalfd). */
+        m->peer_stop = true;
+        kill(getpid(), SIGTERM);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return true;
+}
+
+/* Sends what the daemon queued; a part that cannot be sent fails its span at once. */
+static void send_queued(hy_mpi *m, struct out *o)
+{
+    while (o) {
+        struct out *next = o->next;
+        int rc = MPI_Send(&o->msg, (int)sizeof o->msg, MPI_BYTE, o->dest, o->tag,
+                          MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS && o->tag == TAG_PART) {
+            struct wire w = {.w = {o->msg.w[0], (uint64_t)(int64_t)HY_ESYS, 0}};
+            snprintf(w.text, sizeof w.text, "MPI_Send of its part failed (MPI error %d)", rc);
+            pthread_mutex_lock(&m->mu);
+            on_done(m, o->dest, &w);
+            pthread_mutex_unlock(&m->mu);
+        }
+        free(o);
+        o = next;
+    }
+}
+
+static void tell_peers_stop(hy_mpi *m)
+{
+    struct wire w;
+    memset(&w, 0, sizeof w);
+    for (int r = 0; r < m->size; r++)
+        if (r != m->rank)
+            MPI_Send(&w, (int)sizeof w, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD);
+}
+
+static int init_mpi(hy_mpi *m)
+{
+    int provided = 0;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return hy_error_set(&m->init_err, HY_ESYS, "MPI_Init_thread failed");
+    if (provided < MPI_THREAD_FUNNELED) {
+        MPI_Finalize();
+        return hy_error_set(&m->init_err, HY_ESYS, "this MPI library offers thread level %d "
+                            "(MPI_THREAD_SINGLE); hybridd's MPI thread needs at least "
+                            "MPI_THREAD_FUNNELED", provided);
+    }
+    /* A failed send comes back as a code (the part's span fails) instead of aborting. */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &m->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &m->size);
+    return 0;
+}
+
+static void *mpi_main(void *arg)
+{
+    hy_mpi *m = arg;
+    int rc = init_mpi(m);
+    pthread_mutex_lock(&m->mu);
+    m->init_rc = rc;
+    m->started = true;
+    pthread_cond_broadcast(&m->ready);
+    pthread_mutex_unlock(&m->mu);
+    if (rc)
+        return NULL;
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        struct out *o = m->out_head;
+        m->out_head = m->out_tail = NULL;
+        bool stop = m->stop;
+        pthread_mutex_unlock(&m->mu);
+        send_queued(m, o);
+        if (stop)
+            break;
+        if (receive_one(m))
+            continue;
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 1000000;
+        if (t.tv_nsec >= 1000000000) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&m->mu);
+        if (!m->out_head && !m->stop)
+            pthread_cond_timedwait(&m->wake, &m->mu, &t);
+        pthread_mutex_unlock(&m->mu);
+    }
+    pthread_mutex_lock(&m->mu);
+    bool peer = m->peer_stop;
+    m->ended = true;
+    pthread_cond_broadcast(&m->spans);
+    pthread_mutex_unlock(&m->mu);
+    if (!peer)
+        tell_peers_stop(m);
+    MPI_Finalize();
+    return NULL;
+}
+
+int hy_mpi_start(hy_mpi **out, hy_error *err)
+{
+    hy_mpi *m = calloc(1, sizeof *m);
+    if (!m)
+        return hy_error_set(err, HY_ENOMEM, "no memory for the MPI state");
+    m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (m->evfd < 0) {
+        int e = errno;
+        free(m);
+        return hy_error_set(err, HY_ESYS, "eventfd: %s", strerror(e));
+    }
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->wake, NULL);
+    pthread_cond_init(&m->spans, NULL);
+    pthread_cond_init(&m->ready, NULL);
+    m->next_token = 1;
+    int rc = pthread_create(&m->thread, NULL, mpi_main, m);
+    if (rc) {
+        close(m->evfd);
+        free(m);
+        return hy_error_set(err, HY_ESYS, "the MPI thread: pthread_create: %s", strerror(rc));
+    }
+    pthread_mutex_lock(&m->mu);
+    while (!m->started)
+        pthread_cond_wait(&m->ready, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+    if (m->init_rc) {
+        pthread_join(m->thread, NULL);
+        *err = m->init_err;
+        close(m->evfd);
+        free(m);
+        return err->code;
+    }
+    *out = m;
+    return 0;
+}
+
+void hy_mpi_stop(hy_mpi *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stop = true;
+    pthread_cond_signal(&m->wake);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->thread, NULL);
+    for (struct in *p = m->in_head, *n; p; p = n) {
+        n = p->next;
+        free(p);
+    }
+    for (struct out *o = m->out_head, *n; o; o = n) {
+        n = o->next;
+        free(o);
+    }
+    for (struct span *s = m->span_list, *n; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    close(m->evfd);
+    free(m);
+}
+
+int hy_mpi_rank(const hy_mpi *m) { return m->rank; }
+int hy_mpi_size(const hy_mpi *m) { return m->size; }
+int hy_mpi_event_fd(const hy_mpi *m) { return m->evfd; }
+
+bool hy_mpi_take_part(hy_mpi *m, hy_mpi_part *out)
+{
+    uint64_t v;
+    if (read(m->evfd, &v, sizeof v) < 0) {
+        /* EAGAIN: already reset; the queue below is the truth either way. */
+    }
+    pthread_mutex_lock(&m->mu);
+    struct in *p = m->in_head;
+    if (p) {
+        m->in_head = p->next;
+        if (!m->in_head)
+            m->in_tail = NULL;
+        *out = p->part;
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(p);
+    return p != NULL;
+}
+
+void hy_mpi_part_done(hy_mpi *m, const hy_mpi_part *p, int rc, uint64_t hits, const char *msg)
+{
+    struct out *o = calloc(1, sizeof *o);
+    if (!o)
+        return; /* the origin's cancel or job timeout ends its wait */
+    o->dest = p->origin;
+    o->tag = TAG_DONE;
+    o->msg.w[0] = p->token;
+    o->msg.w[1] = (uint64_t)(int64_t)rc;
+    o->msg.w[2] = rc ? 0 : hits;
+    snprintf(o->msg.text, sizeof o->msg.text, "%s", msg ? msg : "");
+    pthread_mutex_lock(&m->mu);
+    push_out(m, o);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void hy_mpi_split(uint64_t n, unsigned parts, unsigned k, uint64_t *first, uint64_t *count)
+{
+    uint64_t q = n / parts, r = n % parts;
+    *first = k * q + (k < r ? k : r);
+    *count = q + (k < r ? 1 : 0);
+}
+
+/* Queues part k of the span for its rank; false when out of memory. */
+static bool queue_part(hy_mpi *m, const hy_mpi_part *proto, uint64_t token, int dest,
+                       uint64_t first, uint64_t count)
+{
+    struct out *o = calloc(1, sizeof *o);
+    if (!o)
+        return false;
+    o->dest = dest;
+    o->tag = TAG_PART;
+    uint64_t w[8] = {token, (uint64_t)proto->backend, proto->threads, (uint64_t)proto->mode,
+                     (uint64_t)proto->nogil, proto->seed, first, count};
+    memcpy(o->msg.w, w, sizeof w);
+    push_out(m, o);
+    return true;
+}
+
+int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned ranks,
+                      uint64_t *token, hy_error *err)
+{
+    if (ranks < 1 || ranks > (unsigned)m->size)
+        return hy_error_set(err, HY_EINVAL, "ranks %u: the MPI job has %d", ranks, m->size);
+    struct span *s = calloc(1, sizeof *s);
+    if (!s)
+        return hy_error_set(err, HY_ENOMEM, "no memory for a span");
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    if (m->ended) {
+        rc = hy_error_set(err, HY_EBUSY, "the MPI job is stopping");
+        free(s);
+        goto out;
+    }
+    s->token = m->next_token++;
+    for (unsigned k = 1; k < ranks; k++) {
+        uint64_t first, count;
+        hy_mpi_split(n, ranks, k, &first, &count);
+        if (count == 0)
+            continue; /* n < ranks: that rank has nothing to count */
+        if (!queue_part(m, proto, s->token, (int)((m->rank + k) % (unsigned)m->size), first,
+                        count)) {
+            s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to queue a part");
+            break;
+        }
+        s->expect++;
+    }
+    s->next = m->span_list;
+    m->span_list = s;
+    *token = s->token;
+out:
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
+                     uint64_t *hits, hy_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    struct span **link = NULL, *s = find_span(m, token, &link);
+    if (!s) {
+        pthread_mutex_unlock(&m->mu);
+        return hy_error_set(err, HY_EINTERNAL, "span %llu is not known",
+                            (unsigned long long)token);
+    }
+    while (s->got < s->expect && !s->rc && !m->ended) {
+        pthread_mutex_unlock(&m->mu);
+        bool stop = cancelled && cancelled(ctx);
+        pthread_mutex_lock(&m->mu);
+        if (stop) {
+            rc = hy_error_set(err, HY_ECANCELED, "cancelled while waiting for the other ranks");
+            break;
+        }
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 50000000;
+        if (t.tv_nsec >= 1000000000) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&m->spans, &m->mu, &t);
+    }
+    if (!rc && s->rc) {
+        *err = s->err;
+        rc = s->rc;
+    } else if (!rc && s->got < s->expect)
+        rc = hy_error_set(err, HY_EBUSY, "the MPI job stopped before %u of %u ranks answered",
+                          s->expect - s->got, s->expect);
+    else if (!rc)
+        *hits += s->hits;
+    find_span(m, token, &link); /* others may have added spans while we waited */
+    *link = s->next;
+    free(s);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}

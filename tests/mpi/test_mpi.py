@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""hybridd --mpi under mpirun, end to end through hybridctl (standard library only).
+
+Each test class starts one MPI job of N ranks (`mpirun -np N hybridd --mpi --socket
+DIR/rank-%r.sock`) with small pools and OpenCL off, talks to its ranks' sockets with
+hybridctl, and stops it again. Timeouts here only keep a hang from blocking CI; nothing is
+asserted on time.
+
+    python3 test_mpi.py --mpirun PATH --hybridd PATH --hybridctl PATH [unittest options]
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+MPIRUN = HYBRIDD = HYBRIDCTL = None
+CONF = ("cpu = { native_threads = 2; locked_threads = 1; process_workers = 1; };\n"
+        "opencl = { enabled = false; };\n")
+
+
+def mpi_env():
+    """What Open MPI needs to start ranks here: CI runs as root in a container."""
+    env = dict(os.environ)
+    env.update({
+        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        # one machine: shared memory and self only, no probing of network interfaces
+        "OMPI_MCA_btl": "self,vader", "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+        "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    })
+    return env
+
+
+class World:
+    """One `mpirun -np N hybridd --mpi` in a temporary directory."""
+
+    def __init__(self, n):
+        self.n = n
+        self.tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-")
+        conf = os.path.join(self.tmp.name, "hybridd.conf")
+        with open(conf, "w") as f:
+            f.write(CONF)
+        self.log_path = os.path.join(self.tmp.name, "log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [MPIRUN, "--oversubscribe", "-np", str(n), HYBRIDD, "--mpi", "-c", conf,
+             "--socket", os.path.join(self.tmp.name, "rank-%r.sock")],
+            stdout=self.log, stderr=subprocess.STDOUT, env=mpi_env(),
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not all(os.path.exists(self.sock(r)) for r in range(n)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("the MPI job did not start:\n" + self.text())
+            time.sleep(0.05)
+
+    def sock(self, rank):
+        return os.path.join(self.tmp.name, "rank-%d.sock" % rank)
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def pid(self, rank):
+        m = re.search(r"hybridd\[(\d+)\] info: rank %d: MPI: rank" % rank, self.text())
+        return int(m.group(1))
+
+    def ctl(self, rank, *args, ok=True):
+        p = subprocess.run([HYBRIDCTL, "--socket", self.sock(rank), "--json"] + list(args),
+                           capture_output=True, text=True, timeout=120)
+        if ok and p.returncode != 0:
+            raise AssertionError("hybridctl %s: rc %d: %s" % (args, p.returncode, p.stderr))
+        return p
+
+    def wait(self, timeout=60):
+        """mpirun's exit status; every rank must have stopped by then."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("the MPI job hung on stopping:\n" + self.text())
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def close(self):
+        self.kill()
+        self.log.close()
+        self.tmp.cleanup()
+
+
+class Lifecycle(unittest.TestCase):
+    """Ranks serve on their own sockets, log their rank, and stop together."""
+
+    def test_three_ranks_serve_and_stop_on_sigterm_to_mpirun(self):
+        w = World(3)
+        try:
+            for r in range(3):
+                st = json.loads(w.ctl(r, "ping").stdout)
+                self.assertTrue(st, st)
+            for r in range(3):
+                self.assertIn("rank %d: MPI: rank %d of 3" % (r, r), w.text())
+            # mpirun forwards SIGTERM to every rank and then exits 1 whatever they did
+            # (Open MPI's rule for a job it was told to end), so the ranks' logs say how
+            # they stopped: each drained and said so.
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+            for r in range(3):
+                self.assertIn("rank %d: stopped:" % r, w.text())
+        finally:
+            w.close()
+
+    def test_one_rank_stopping_stops_the_job(self):
+        w = World(2)
+        try:
+            os.kill(w.pid(1), signal.SIGTERM)
+            self.assertEqual(w.wait(), 0, w.text())
+            self.assertIn("rank 0: stopped:", w.text())
+            self.assertIn("rank 1: stopped:", w.text())
+        finally:
+            w.close()
+
+
+def main():
+    global MPIRUN, HYBRIDD, HYBRIDCTL
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mpirun", required=True)
+    ap.add_argument("--hybridd", required=True)
+    ap.add_argument("--hybridctl", required=True)
+    args, rest = ap.parse_known_args()
+    MPIRUN, HYBRIDD, HYBRIDCTL = args.mpirun, args.hybridd, args.hybridctl
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -218,6 +218,9 @@ static const struct option {
      "hex (default 1)", NULL, NULL},
     {"--device", NULL, "D", C_JOB, "the OpenCL device, 0..63 (see `hybridctl devices`)", NULL,
      NULL},
+    {"--ranks", NULL, "N", C_PI,
+     "pi across N ranks of an MPI job (hybridd --mpi), 1..65534, or all; the same hits as "
+     "one daemon's (default: this daemon alone)", NULL, NULL},
     {"--nogil", NULL, NULL, C_JOB, "locked: release the lock in native code (sort's default)",
      NULL, NULL},
     {"--hold-lock", NULL, NULL, C_JOB, "locked: hold the lock throughout (pi's default)", NULL,
@@ -980,6 +983,7 @@ struct jobopts {
     bool replicate;
     uint64_t seed;
     int device;
+    unsigned ranks;      /* 0: this daemon alone; HY_IPC_RANKS_ALL: every rank */
     int nogil;
     unsigned switch_us;
     unsigned repeat, warmup;
@@ -1103,6 +1107,9 @@ static bool set_option(const char *name, const char *v, bool compare, struct job
         g->seed = true;
     } else if (!strcmp(name, "--device")) {
         o->device = (int)small_arg("--device", v, 0, 63);
+    } else if (!strcmp(name, "--ranks")) {
+        o->ranks = !strcmp(v, "all") ? HY_IPC_RANKS_ALL
+                                     : small_arg("--ranks", v, 1, HY_IPC_RANKS_ALL - 1);
     } else if (!strcmp(name, "--nogil")) {
         o->nogil = HY_NOGIL_RELEASE;
         g->nogil = true;
@@ -1426,6 +1433,7 @@ static void fill_submit(hy_msg_submit *s, const struct jobopts *o)
     s->device = (uint16_t)(o->device >= 0 ? o->device : (int)HY_IPC_DEVICE_DEFAULT);
     s->threads = o->backend == HY_BACKEND_SERIAL ? 1 : o->threads;
     s->transport = (uint16_t)o->transport;
+    s->ranks = (uint16_t)o->ranks;
 }
 
 /* ---- commands ---- */

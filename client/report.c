@@ -1330,6 +1330,7 @@ int hc_print_pi(FILE *f, const hc_pi_report *rep, enum hc_format fmt)
     if (fmt == HC_JSON) {
         fputs("{\"job\":\"pi\"", f);
         json_u64(f, "seed", rep->seed);
+        json_u64(f, "ranks", r->ranks ? r->ranks : 1); /* MPI ranks it spanned (1: one daemon) */
         json_dbl(f, "error", error);
         json_single_tail(f, r, rep->device_name);
         fputs("}\n", f);
@@ -1343,6 +1344,8 @@ int hc_print_pi(FILE *f, const hc_pi_report *rep, enum hc_format fmt)
         fprintf(f, "ran on %s, %s mode", where, mode_name(r->mode));
         if (r->copies > 1)
             fprintf(f, ", %u copies at once", r->copies);
+        if (r->ranks > 1)
+            fprintf(f, ", across %u MPI ranks", r->ranks);
         fputc('\n', f);
         print_time(f, r, "samples");
         print_prediction(f, r, where);

@@ -25,7 +25,9 @@ static int host_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec 
 {
     hy_run_opts ro = host_opts(s, r, io);
     hy_pi_result pr;
-    int rc = hy_host_pi(e->host, s->seed, s->n, &ro, &pr, err);
+    /* A part of a job across MPI ranks counts its window of the same stream. */
+    int rc = s->first ? hy_host_pi_part(e->host, s->seed, s->first, s->n, &ro, &pr, err)
+                      : hy_host_pi(e->host, s->seed, s->n, &ro, &pr, err);
     if (rc)
         return rc;
     o->hits = pr.hits;

@@ -1,5 +1,6 @@
 /* daemon/runner: one configuration, R timed runs, one row. */
 #include "runner.h"
+#include "ranks.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@ static int run_once(const hy_engines *e, const hy_job_spec *s, const hy_row_spec
     const hy_backend_ops *b = hy_backend_get(r->backend);
     HY_ASSERT(b != NULL);
     memset(o, 0, sizeof *o);
+    if (s->kind->work == HY_JOB_PI && s->ranks > 1)
+        return hy_ranks_pi(e, s, r, io, o, err);
     return s->kind->work == HY_JOB_PI ? b->pi(e, s, r, io, o, err)
                                       : b->sort(e, s, r, io, o, err);
 }
@@ -70,7 +73,7 @@ static void fill_row(const hy_job_spec *s, const hy_row_spec *r, const hy_run_on
     memset(row, 0, sizeof *row);
     row->backend = (uint16_t)r->backend;
     row->mode = (uint16_t)s->mode;
-    row->ranks = 1; /* this daemon alone; a job across MPI ranks says how many */
+    row->ranks = s->ranks > 1 ? s->ranks : 1; /* 1: this daemon alone */
     row->threads = m->threads;
     row->copies = m->copies;
     row->n = s->n;

@@ -23,6 +23,7 @@
 #include "ipc.h"
 #include "jobs.h"
 #include "log.h"
+#include "ranks.h"
 #include "spec.h"
 
 #ifndef HY_VERSION
@@ -32,7 +33,7 @@
 #define TICK_NS (100u * 1000u * 1000u) /* progress and timeout granularity */
 #define FLUSH_GRACE_NS (2ull * 1000u * 1000u * 1000u) /* after the drain, for last answers */
 
-enum watch_kind { W_LISTEN = 1, W_SIGNAL, W_EVENT, W_TIMER, W_CLIENT };
+enum watch_kind { W_LISTEN = 1, W_SIGNAL, W_EVENT, W_TIMER, W_MPI, W_CLIENT };
 struct watch {
     int kind;
 };
@@ -64,8 +65,10 @@ struct server {
     hy_server_setup set;
     hy_config cfg;
     int epfd, sigfd, evfd, timerfd, reserve_fd;
-    struct watch w_listen, w_signal, w_event, w_timer;
+    struct watch w_listen, w_signal, w_event, w_timer, w_mpi;
     hy_sched *sched;
+    struct remote_part *remote; /* parts peers sent (hybridd --mpi), queued or running */
+    uint64_t remote_tags[1];    /* the CPU executor's fairness tag for them, as one client */
     unsigned nexec;
     struct hy_client *clients, *dirty;
     unsigned nclients;
@@ -209,9 +212,35 @@ static const char *job_label(const hy_job *j)
     return j->spec.kind->label;
 }
 
+/* A pi part a peer sent, run here as a job with no client; its answer goes back to the
+ * peer through the MPI thread (daemon/ranks.c, docs/mpi.md). */
+struct remote_part {
+    uint64_t job_id;
+    hy_mpi_part part;
+    struct remote_part *next;
+};
+
+/* If j is a peer's part: its hits, or its failure, back to the peer. */
+static void reply_part(struct server *s, const hy_job *j)
+{
+    for (struct remote_part **l = &s->remote, *r; (r = *l); l = &r->next) {
+        if (r->job_id != j->id)
+            continue;
+        const char *why = j->rc == HY_ECANCELED ? "its part was cancelled (the rank is "
+                                                  "stopping, or the part ran past its timeout)"
+                                                : j->err.msg;
+        hy_mpi_part_done(s->set.engines.mpi, &r->part, j->rc,
+                         j->rc == 0 && j->nrows ? j->rows[0].hits : 0, why);
+        *l = r->next;
+        free(r);
+        return;
+    }
+}
+
 /* Sends a job's one final answer (if its client is still there), counts it, frees it. */
 static void answer_job(struct server *s, hy_job *j)
 {
+    reply_part(s, j);
     struct hy_client *c = j->client;
     int cancel = atomic_load(&j->cancel);
     char buf[160];
@@ -403,7 +432,8 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         return;
     }
     if ((rc = hy_job_spec_make(m, s->cfg.switch_interval_us, &spec, &err)) ||
-        (rc = hy_job_resolve(&s->env, m, &spec, &err)) || (rc = check_submit(s, &spec, &err)) ||
+        (rc = hy_job_resolve(&s->env, m, &spec, &err)) ||
+        (rc = hy_ranks_resolve(&s->env, &spec, &err)) || (rc = check_submit(s, &spec, &err)) ||
         (rc = check_room(s, c, &spec, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
         return;
@@ -461,6 +491,49 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
     out->u.accepted.repeat = sp->repeat;
     out->u.accepted.warmup = sp->warmup;
     send_msg(s, c, out, NULL, 0);
+}
+
+/* One part a peer sent: queued on the CPU executor as a job with no client, or answered at
+ * once with why not. */
+static void take_part(struct server *s, const hy_mpi_part *p)
+{
+    hy_error err = {0};
+    int rc = 0;
+    hy_job *j = NULL;
+    struct remote_part *r = NULL;
+    hy_job_spec spec;
+    unsigned ahead = 0;
+    if (s->draining)
+        rc = hy_error_set(&err, HY_EBUSY, "rank %d is shutting down", hy_mpi_rank(s->set.engines.mpi));
+    else if (!(rc = hy_ranks_part_spec(&s->env, p, s->cfg.switch_interval_us, &spec, &err)) &&
+             (!(j = calloc(1, sizeof *j)) || !(r = calloc(1, sizeof *r))))
+        rc = hy_error_set(&err, HY_ENOMEM, "no memory for a peer's part");
+    if (!rc) {
+        j->array_fd = -1;
+        j->spec = spec;
+        j->id = ++s->next_job_id;
+        j->queued_ns = hy_now_ns();
+        rc = hy_sched_submit(s->sched, j, &s->remote_tags[0], &ahead, &err);
+    }
+    if (rc) {
+        hy_log(HY_LOG_WARNING, "rank %d's pi part refused: %s", p->origin, err.msg);
+        hy_mpi_part_done(s->set.engines.mpi, p, rc, 0, err.msg);
+        hy_job_free(j);
+        free(r);
+        return;
+    }
+    *r = (struct remote_part){.job_id = j->id, .part = *p, .next = s->remote};
+    s->remote = r;
+    s->jobs_alive++;
+    hy_log(HY_LOG_DEBUG, "job %" PRIu64 ": rank %d's pi part [%" PRIu64 ", +%" PRIu64 ")",
+           j->id, p->origin, p->first, p->count);
+}
+
+static void take_parts(struct server *s)
+{
+    hy_mpi_part p;
+    while (hy_mpi_take_part(s->set.engines.mpi, &p))
+        take_part(s, &p);
 }
 
 /* ---- replies ---- */
@@ -1246,6 +1319,12 @@ static int setup(struct server *s, hy_error *err)
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fixed[i].fd, &e) != 0)
             return hy_error_set(err, HY_ESYS, "epoll_ctl: %s", strerror(errno));
     }
+    if (s->set.engines.mpi) {
+        s->w_mpi.kind = W_MPI;
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = &s->w_mpi};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, hy_mpi_event_fd(s->set.engines.mpi), &e) != 0)
+            return hy_error_set(err, HY_ESYS, "epoll_ctl (MPI): %s", strerror(errno));
+    }
     return 0;
 }
 
@@ -1254,6 +1333,11 @@ static void teardown(struct server *s)
     while (s->clients)
         close_client(s, s->clients);
     hy_sched_destroy(s->sched);
+    /* Parts whose jobs never came back (the drain ran out): no peer waits for them now. */
+    for (struct remote_part *r = s->remote, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
     hy_listener_close(s->set.listener);
     int fds[] = {s->epfd, s->sigfd, s->evfd, s->timerfd, s->reserve_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
@@ -1336,6 +1420,7 @@ int hy_server_run(const hy_server_setup *setup_in)
                 break;
             case W_SIGNAL: on_signal(s); break;
             case W_EVENT: drain_done(s); break;
+            case W_MPI: take_parts(s); break;
             case W_TIMER: on_timer(s); break;
             default: {
                 struct hy_client *c = (struct hy_client *)w;

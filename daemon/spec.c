@@ -57,10 +57,6 @@ int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job
     int rc;
     if (chooses && (rc = check_auto(m, err)))
         return rc;
-    /* The wire has room for ranks; until the daemon spans them, it says so. */
-    if (m->ranks > 1)
-        return hy_error_set(err, HY_EINVAL, "ranks %u: this daemon is not running under MPI, "
-                            "so a job runs on it alone (ranks 0 or 1)", m->ranks);
     HY_ASSERT(!k->array || hy_dtype_size(m->dtype) > 0);
     HY_ASSERT(m->nthreads_list <= HY_IPC_THREADS_MAX);
     *out = (hy_job_spec){
@@ -82,6 +78,7 @@ int hy_job_spec_make(const hy_msg_submit *m, uint32_t switch_interval_us, hy_job
         .backends = k->compare ? m->backends : chooses ? 0 : 1u << m->backend,
         .transports = m->transports ? m->transports : 1u << HY_TRANSPORT_PIPE,
         .nthreads = m->nthreads_list,
+        .ranks = m->ranks, /* checked by admission (hy_ranks_resolve): it needs the MPI world */
         .array = (int)m->array,
         /* n is bounded by the codec for an inline array and by admission for a memfd
          * before anything is allocated on the strength of it. */

@@ -57,6 +57,10 @@ typedef struct hy_job_spec {
     unsigned auto_flags;
     uint64_t auto_predicted_ns;
     int array;                   /* HY_ARRAY_*: how the array came */
+    /* MPI (daemon/ranks.c): the ranks the job spans (1: this daemon alone; SUBMIT's ALL until
+     * admission resolves it), and a pi part's first sample (0 but in a part a peer sent). */
+    unsigned ranks;
+    uint64_t first;
     size_t array_bytes;          /* n * the dtype's size for a sort, else 0 */
 } hy_job_spec;
 

@@ -128,6 +128,120 @@ class Lifecycle(unittest.TestCase):
             w.close()
 
 
+class Plain:
+    """One hybridd not under MPI, the reference for hits and the refusal of ranks."""
+
+    def __init__(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="hybridd-plain-")
+        conf = os.path.join(self.tmp.name, "hybridd.conf")
+        with open(conf, "w") as f:
+            f.write(CONF)
+        self.sock = os.path.join(self.tmp.name, "plain.sock")
+        self.log = open(os.path.join(self.tmp.name, "log"), "w")
+        self.proc = subprocess.Popen([HYBRIDD, "--foreground", "-c", conf, "--socket", self.sock],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("hybridd did not start")
+            time.sleep(0.05)
+
+    def ctl(self, *args):
+        return subprocess.run([HYBRIDCTL, "--socket", self.sock, "--json"] + list(args),
+                              capture_output=True, text=True, timeout=120)
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(60)
+        self.log.close()
+        self.tmp.cleanup()
+
+
+def error_of(p):
+    """The error document hybridctl --json printed for a refused job."""
+    return json.loads(p.stdout)["error"]
+
+
+class PiAcross:
+    """pi --ranks on rank 1 (not the lead rank): the hits of one daemon, for every split."""
+    N = None
+    NS = [1, 2, 3, 4, 7, 1000, 1000003, 10000019]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.plain = Plain()
+        cls.world = World(cls.N)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.world.proc.send_signal(signal.SIGTERM)
+        cls.world.wait()
+        cls.world.close()
+        cls.plain.close()
+
+    def pi(self, rank, *args):
+        return json.loads(self.world.ctl(rank, "pi", *args).stdout)
+
+    def reference(self, n, seed, backend):
+        p = self.plain.ctl("pi", "-n", str(n), "--seed", str(seed), "--backend", backend)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
+
+    def test_hits_equal_one_daemons(self):
+        for n in self.NS:
+            for seed in (1, 0xdeadbeefcafe):
+                with self.subTest(n=n, seed=seed):
+                    ref = self.reference(n, seed, "native")
+                    self.assertEqual(ref["ranks"], 1)
+                    got = self.pi(1, "-n", str(n), "--seed", str(seed), "--backend", "native",
+                                  "--ranks", "all")
+                    self.assertEqual(got["ranks"], self.N)
+                    self.assertEqual(got["n"], n)
+                    self.assertEqual(got["hits"], ref["hits"])
+                    self.assertEqual(got["estimate"], ref["estimate"])
+
+    def test_every_rank_count_and_backend(self):
+        n, seed = 999983, 42
+        for backend in ("serial", "native", "locked"):
+            ref = self.reference(n, seed, backend)["hits"]
+            for ranks in range(1, self.N + 1):
+                with self.subTest(backend=backend, ranks=ranks):
+                    got = self.pi(1, "-n", str(n), "--seed", str(seed), "--backend", backend,
+                                  "--ranks", str(ranks))
+                    self.assertEqual(got["ranks"], ranks)
+                    self.assertEqual(got["hits"], ref)
+
+    def test_refusals_then_a_good_job(self):
+        p = self.world.ctl(1, "pi", "-n", "100", "--ranks", str(self.N + 1), ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        e = error_of(p)
+        self.assertEqual(e["name"], "ELIMIT")
+        self.assertIn("above this MPI job's %d rank(s)" % self.N, e["message"])
+        p = self.world.ctl(1, "pi", "-n", "100", "--ranks", "all", "--backend", "process",
+                           ok=False)
+        e = error_of(p)
+        self.assertEqual(e["name"], "EBACKEND")
+        self.assertIn("spans ranks on serial, native or locked", e["message"])
+        got = self.pi(1, "-n", "1000", "--seed", "3", "--backend", "native", "--ranks", "all")
+        self.assertEqual(got["hits"], self.reference(1000, 3, "native")["hits"])
+
+    def test_a_daemon_not_under_mpi_refuses_ranks(self):
+        p = self.plain.ctl("pi", "-n", "100", "--ranks", "2")
+        e = error_of(p)
+        self.assertEqual(e["name"], "EINVAL")
+        self.assertIn("not running under MPI", e["message"])
+        p = self.plain.ctl("pi", "-n", "100", "--seed", "5")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class PiAcross2(PiAcross, unittest.TestCase):
+    N = 2
+
+
+class PiAcross3(PiAcross, unittest.TestCase):
+    N = 3
+
+
 def main():
     global MPIRUN, HYBRIDD, HYBRIDCTL
     ap = argparse.ArgumentParser()

@@ -1,0 +1,28 @@
+/* daemon/ranks: jobs across MPI ranks (hybridd --mpi, docs/mpi.md) — the checks a SUBMIT's
+ * `ranks` gets, a pi run that spans ranks, and a part a peer sent made into a job spec. The
+ * MPI calls themselves are mpi/'s thread's; this file only queues and waits. */
+#ifndef HY_DAEMON_RANKS_H
+#define HY_DAEMON_RANKS_H
+
+#include "backend.h"
+#include "hy_mpi.h"
+#include "spec.h"
+
+/* Admission of s->ranks: 0/1 stays 1; a daemon not under MPI refuses more (HY_EINVAL); ALL
+ * becomes the world's size and a count above it is HY_ELIMIT; only a single pi job on serial,
+ * native or locked spans ranks (HY_EINVAL / HY_EBACKEND otherwise). */
+int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err);
+
+/* One run of a pi row across s->ranks ranks: the other ranks' parts sent, this rank's part
+ * 0 run through the row's backend, their hits gathered and added. o's wall time is the
+ * whole span's; the estimate is made from the total. */
+int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                const hy_run_io *io, hy_run_once *o, hy_error *err);
+
+/* The spec of a part a peer sent (one timed run, no warm-up; the locked runtime with this
+ * daemon's switch interval), checked against this daemon's backends. Returns 0 or the code
+ * (and sentence) to answer the peer with. */
+int hy_ranks_part_spec(const hy_backend_env *env, const hy_mpi_part *p,
+                       uint32_t switch_interval_us, hy_job_spec *s, hy_error *err);
+
+#endif

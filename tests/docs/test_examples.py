@@ -11,7 +11,9 @@ The rules, in this order (each skipped line is printed with its rule):
   1. sudo or systemctl: needs root and a system's systemd -> skipped;
   2. starts hybridd (a daemon, or --check-config of a system's configuration): the test runs its
      own daemon -> skipped; in "hybridd && hybridctl ...", the hybridctl part runs;
-  3. everything else (hybridctl ...) runs, once per distinct line, through bash (so redirections
+  3. --ranks: a job across the ranks of an MPI job, which this test's one daemon is not
+     (tests/mpi runs them under mpirun) -> skipped;
+  4. everything else (hybridctl ...) runs, once per distinct line, through bash (so redirections
      work) in a scratch directory, against one temporary hybridd with its built-in defaults,
      reached through HYBRIDD_SOCKET so the lines stay as written. It must exit 0, and each file
      it names with --output, --plot or ">" must exist and be non-empty afterwards.
@@ -105,6 +107,8 @@ def classify(line):
         if m:
             return "hybridd part dropped: the test's own daemon is running", m.group(2)
         return "starts or checks a hybridd of its own: the test runs its own daemon", None
+    if re.search(r"\s--ranks\b", line):
+        return "spans the ranks of an MPI job (tests/mpi runs those under mpirun)", None
     return None, line
 
 

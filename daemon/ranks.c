@@ -53,6 +53,29 @@ static bool drop(void *ctx)
     return true;
 }
 
+/* A part a peer sent, counted on this rank's executor while its own span waits (mpi/'s
+ * hold: the scheduler's queue is behind the waiting job). Checked as the loop checks a part,
+ * against the CPU engine's own thread limit. */
+static int run_held_part(void *ctx, const hy_mpi_part *p, uint64_t *hits, hy_error *err)
+{
+    const hy_engines *e = ctx;
+    hy_job_spec s;
+    int rc = hy_ranks_part_spec(NULL, p, 0, &s, err);
+    if (rc)
+        return rc;
+    unsigned most = hy_host_threads(e->host);
+    if (p->threads < 1 || p->threads > most)
+        return hy_error_set(err, HY_ELIMIT, "threads %u: this rank's CPU engine runs 1..%u",
+                            p->threads, most);
+    hy_row_spec row = {.backend = p->backend, .threads = p->threads};
+    hy_run_io io = {.array_fd = -1};
+    hy_run_once o = {0};
+    if ((rc = hy_backend_get(p->backend)->pi(e, &s, &row, &io, &o, err)))
+        return rc;
+    *hits = o.hits;
+    return 0;
+}
+
 int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                 const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
@@ -72,8 +95,8 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
     uint64_t hits = o->hits;
     hy_error gerr = {0};
     /* A failed own part still collects the span (dropping it), so no answer lingers. */
-    int grc = hy_mpi_pi_gather(e->mpi, token, rc ? drop : io_cancelled, (void *)io, &hits,
-                               &gerr);
+    int grc = hy_mpi_pi_gather(e->mpi, token, rc ? drop : io_cancelled, (void *)io,
+                               run_held_part, (void *)e, &hits, &gerr);
     if (rc)
         return rc;
     if (grc) {
@@ -105,6 +128,8 @@ int hy_ranks_part_spec(const hy_backend_env *env, const hy_mpi_part *p,
                        .backend = p->backend, .threads = p->threads,
                        .transport = HY_TRANSPORT_PIPE, .backends = 1u << p->backend,
                        .transports = 1u << HY_TRANSPORT_PIPE, .ranks = 1};
+    if (!env)
+        return 0;
     hy_row_spec row = {.backend = p->backend, .threads = p->threads};
     return hy_backend_get(p->backend)->check(env, s, &row, err);
 }

@@ -20,8 +20,9 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                 const hy_run_io *io, hy_run_once *o, hy_error *err);
 
 /* The spec of a part a peer sent (one timed run, no warm-up; the locked runtime with this
- * daemon's switch interval), checked against this daemon's backends. Returns 0 or the code
- * (and sentence) to answer the peer with. */
+ * daemon's switch interval, or the engine's default for 0), checked against this daemon's
+ * backends (env NULL: only the part's own fields). Returns 0 or the code (and sentence) to
+ * answer the peer with. */
 int hy_ranks_part_spec(const hy_backend_env *env, const hy_mpi_part *p,
                        uint32_t switch_interval_us, hy_job_spec *s, hy_error *err);
 

@@ -51,11 +51,20 @@ void hy_mpi_split(uint64_t n, unsigned parts, unsigned k, uint64_t *first, uint6
  * returns the span's token; the caller runs its own part, then gathers. */
 int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned ranks,
                       uint64_t *token, hy_error *err);
+/* Counts one part on the caller's thread: 0 and *hits, or a hy_err with the sentence. */
+typedef int (*hy_mpi_run_part_fn)(void *ctx, const hy_mpi_part *p, uint64_t *hits,
+                                  hy_error *err);
+
 /* Waits for every peer's part of span `token` and adds their hits to *hits. Calls
  * cancelled(ctx) about every 50 ms; when it returns true the span is dropped (late answers are
  * ignored) and HY_ECANCELED returned. A peer's failure comes back as its code and sentence,
- * naming the rank; the MPI thread stopping is HY_EBUSY. */
+ * naming the rank; the MPI thread stopping is HY_EBUSY.
+ * From scatter until its gather ends, a span holds the parts peers send this rank
+ * (hy_mpi_take_part gives none): the gather runs them itself through run_part(part_ctx, ...),
+ * so two ranks spanning at once each count the other's part instead of waiting for it behind
+ * their own job. Every scatter that succeeded needs its gather. */
 int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
-                     uint64_t *hits, hy_error *err);
+                     hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
+                     hy_error *err);
 
 #endif

@@ -65,6 +65,10 @@ struct hy_mpi {
     struct in *in_head, *in_tail;
     struct span *span_list;
     uint64_t next_token;
+    /* Spans of this rank between scatter and the end of their gather. While there is one,
+     * parts from peers wait here for the gatherer to run them, not in the scheduler's queue
+     * behind the very job that waits: two ranks spanning at once would wait on each other. */
+    unsigned holding;
 };
 
 static void push_out(hy_mpi *m, struct out *o)
@@ -130,6 +134,7 @@ static void on_part(hy_mpi *m, int from, const struct wire *w)
     else
         m->in_head = p;
     m->in_tail = p;
+    pthread_cond_broadcast(&m->spans); /* a gatherer runs it */
     uint64_t one = 1;
     if (write(m->evfd, &one, sizeof one) != sizeof one) {
         /* Only an overflowing counter fails, and then it is readable anyway. */
@@ -329,7 +334,7 @@ bool hy_mpi_take_part(hy_mpi *m, hy_mpi_part *out)
         /* EAGAIN: already reset; the queue below is the truth either way. */
     }
     pthread_mutex_lock(&m->mu);
-    struct in *p = m->in_head;
+    struct in *p = m->holding ? NULL : m->in_head; /* held: the gatherer runs them */
     if (p) {
         m->in_head = p->next;
         if (!m->in_head)
@@ -411,13 +416,39 @@ int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned 
     s->next = m->span_list;
     m->span_list = s;
     *token = s->token;
+    m->holding++;
 out:
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
 
+/* A part a peer sent, popped under the lock for the gatherer; NULL when none waits. */
+static struct in *pop_part(hy_mpi *m)
+{
+    struct in *p = m->in_head;
+    if (p) {
+        m->in_head = p->next;
+        if (!m->in_head)
+            m->in_tail = NULL;
+    }
+    return p;
+}
+
+/* Runs a held part on the gatherer's thread (the lock dropped) and queues its answer. */
+static void run_held(hy_mpi *m, struct in *p, hy_mpi_run_part_fn run_part, void *ctx)
+{
+    pthread_mutex_unlock(&m->mu);
+    uint64_t hits = 0;
+    hy_error e = {0};
+    int rc = run_part(ctx, &p->part, &hits, &e);
+    hy_mpi_part_done(m, &p->part, rc, hits, e.msg);
+    free(p);
+    pthread_mutex_lock(&m->mu);
+}
+
 int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
-                     uint64_t *hits, hy_error *err)
+                     hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
+                     hy_error *err)
 {
     int rc = 0;
     pthread_mutex_lock(&m->mu);
@@ -428,6 +459,11 @@ int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void 
                             (unsigned long long)token);
     }
     while (s->got < s->expect && !s->rc && !m->ended) {
+        struct in *p = pop_part(m);
+        if (p) {
+            run_held(m, p, run_part, part_ctx);
+            continue;
+        }
         pthread_mutex_unlock(&m->mu);
         bool stop = cancelled && cancelled(ctx);
         pthread_mutex_lock(&m->mu);
@@ -455,6 +491,13 @@ int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void 
     find_span(m, token, &link); /* others may have added spans while we waited */
     *link = s->next;
     free(s);
+    /* Parts that came after the last one this gather ran go to the loop again. */
+    if (--m->holding == 0 && m->in_head) {
+        uint64_t one = 1;
+        if (write(m->evfd, &one, sizeof one) != sizeof one) {
+            /* Only an overflowing counter fails, and then it is readable anyway. */
+        }
+    }
     pthread_mutex_unlock(&m->mu);
     return rc;
 }

@@ -20,8 +20,9 @@ import time
 import unittest
 
 MPIRUN = HYBRIDD = HYBRIDCTL = None
+# A job that waits on a peer forever would end at the timeout with ECANCELED, not hang CI.
 CONF = ("cpu = { native_threads = 2; locked_threads = 1; process_workers = 1; };\n"
-        "opencl = { enabled = false; };\n")
+        "opencl = { enabled = false; };\nlimits = { job_timeout_s = 60L; };\n")
 
 
 def mpi_env():
@@ -210,6 +211,24 @@ class PiAcross:
                                   "--ranks", str(ranks))
                     self.assertEqual(got["ranks"], ranks)
                     self.assertEqual(got["hits"], ref)
+
+    def test_spans_from_every_rank_at_once(self):
+        # Each rank's executor holds its own span while it waits; the parts its peers send
+        # meanwhile must still be counted (by the waiting span itself), or the spans wait on
+        # each other until the job timeout.
+        n, seed = 200000033, 9
+        ref = self.reference(n, seed, "native")["hits"]
+        for round_ in range(3):
+            procs = [subprocess.Popen(
+                [HYBRIDCTL, "--socket", self.world.sock(r), "--json", "pi", "-n", str(n),
+                 "--seed", str(seed), "--backend", "native", "--ranks", "all"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for r in range(self.N)]
+            for r, p in enumerate(procs):
+                out, err = p.communicate(timeout=120)
+                with self.subTest(round=round_, rank=r):
+                    self.assertEqual(p.returncode, 0, err)
+                    self.assertEqual(json.loads(out)["hits"], ref)
 
     def test_refusals_then_a_good_job(self):
         p = self.world.ctl(1, "pi", "-n", "100", "--ranks", str(self.N + 1), ok=False)

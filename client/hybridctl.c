@@ -219,7 +219,7 @@ static const struct option {
     {"--device", NULL, "D", C_JOB, "the OpenCL device, 0..63 (see `hybridctl devices`)", NULL,
      NULL},
     {"--ranks", NULL, "N", C_PI,
-     "pi across N ranks of an MPI job (hybridd --mpi), 1..65534, or all; the same hits as "
+     "pi across N ranks of an MPI job (hybridd --mpi), 1..65534, or all; the same count as "
      "one daemon's (default: this daemon alone)", NULL, NULL},
     {"--nogil", NULL, NULL, C_JOB, "locked: release the lock in native code (sort's default)",
      NULL, NULL},

@@ -1,6 +1,8 @@
 /* cl: the sort job - uploads the array, runs kernels/sort.cl's LSD radix passes (skipping
  * digits that every key shares), and downloads the result into the caller's array, which
- * is written only at the very end (so a cancelled or failed job leaves it untouched). */
+ * is written only at the very end (so a cancelled or failed job leaves it untouched).
+ * A pass's launches are enqueued back to back on the in-order queue; the host waits once
+ * per pass, for its times, progress and cancellation. */
 #include "internal.h"
 #include "sortkey.h"
 
@@ -11,23 +13,31 @@
 /* Mirrors of kernels/sort.cl's constants for its two variants (HY_CL_CPU 1 and 0). */
 #define CPU_BITS 11u
 #define CPU_LOCAL 1u
-#define GPU_BITS 4u
-#define GPU_LOCAL 128u
-#define GPU_TILE (GPU_LOCAL * 16u)
+#define GPU_BITS 8u
+#define GPU_RADIX (1u << GPU_BITS)
+#define GPU_ITEMS 8u        /* SORT_ITEMS: a block is local size x GPU_ITEMS elements */
+#define GPU_SPLIT_RADIX 16u /* SPLIT_RADIX */
+#define PADDED(n) ((n) + (n) / 32u) /* an array indexed through the kernels' PAD */
+/* GPU variant's work-groups: the largest power of two up to GPU_LOCAL_MAX that the device,
+ * every sort kernel and the local memory allow. Below GPU_LOCAL_MIN a block (local size x
+ * GPU_ITEMS) is too small for its 256 per-block counters to be worth scanning: refused. */
+#define GPU_LOCAL_MAX 256u
+#define GPU_LOCAL_MIN 16u
+/* sort_hist_*: groups per compute unit, each striding over the whole array. */
+#define GPU_HIST_GROUPS_PER_CU 8u
 
 /* CPU variant: a block is one work-item's serial run. Several blocks per compute unit
  * balance the load; blocks much larger than this only make the launches coarser. */
 #define CPU_BLOCKS_PER_CU 4u
 #define CPU_BLOCK_MIN (1u << 14)
 #define CPU_BLOCK_MAX (1u << 20)
-/* Elements one launch covers. Progress and cancellation come between launches, so this
- * bounds a launch to about 10 ms on a two-core CPU device; a GPU moves that many in well
- * under a millisecond, so it takes larger launches and fewer waits. */
-#define CPU_LAUNCH_ELEMS (1u << 22)
-#define GPU_LAUNCH_ELEMS (1u << 26)
-/* Events between two waits: a pass enqueues at most a count, a scan and a scatter launch
- * plus a copy before it waits. */
-#define MAX_PENDING 8
+/* CPU variant: elements one launch covers. Launches are not waited for one by one (the
+ * host waits once per pass), so this only bounds how many blocks one launch holds; arrays
+ * up to 2^26 elements take one launch per kernel per pass. */
+#define CPU_LAUNCH_ELEMS (1u << 26)
+/* Events between two waits: a pass enqueues a count, a scan and a scatter (the CPU
+ * variant's may take several launches each; over_blocks waits when this fills). */
+#define MAX_PENDING 32
 
 enum ev_kind { EV_KERNEL, EV_H2D, EV_D2H };
 
@@ -38,9 +48,11 @@ struct job {
     cl_uint n, bsize, nblocks;  /* elements, elements per block, blocks */
     unsigned bits, local;       /* the variant's digit width and work-group size */
     cl_uint blocks_per_launch;
+    unsigned digits;            /* digit positions in a key */
     cl_ulong pos, negx, rot;    /* the key map (kernels/sort.cl's SORT_KEY) */
-    cl_kernel count, scan, scatter;
-    cl_mem buf[2], hist, andor;
+    cl_kernel count, scan, scatter, ghist_k; /* ghist_k: the GPU variant's sort_hist_* */
+    cl_mem buf[2], hist, andor, ghist;       /* ghist: the GPU variant's all-digit counts */
+    cl_uint *ghost;                          /* the host's copy of ghist */
     cl_event pending[MAX_PENDING];
     enum ev_kind kinds[MAX_PENDING];
     unsigned npending;
@@ -114,10 +126,8 @@ static int set_common_args(struct job *j, cl_kernel k, cl_mem src, cl_uint shift
     return 0;
 }
 
-/* Runs kernel k over every block, blocks_per_launch blocks at a time,
- * settling (and so reporting progress) after each launch. `weight` says whether the
- * launch's elements count as progress. */
-static int over_blocks(struct job *j, cl_kernel k, int weight)
+/* Enqueues kernel k over every block, blocks_per_launch blocks at a time (CPU variant). */
+static int over_blocks(struct job *j, cl_kernel k)
 {
     for (cl_uint b0 = 0; b0 < j->nblocks; b0 += j->blocks_per_launch) {
         cl_uint nb = j->nblocks - b0 < j->blocks_per_launch ? j->nblocks - b0
@@ -132,11 +142,8 @@ static int over_blocks(struct job *j, cl_kernel k, int weight)
             return rc;
         track(j, ev, EV_KERNEL);
         j->t->launches++;
-        uint64_t lo = (uint64_t)b0 * j->bsize;
-        uint64_t hi = (uint64_t)(b0 + nb) * j->bsize;
-        if (hi > j->n)
-            hi = j->n;
-        if ((rc = settle(j, weight ? hi - lo : 0)))
+        /* Only arrays of over 2^30 elements get here: a wait mid-pass costs them little. */
+        if (j->npending + 2 > MAX_PENDING && (rc = settle(j, 0)))
             return rc;
     }
     return 0;
@@ -152,7 +159,7 @@ static int count_pass(struct job *j, int from, cl_uint shift, int reduce)
         (rc = CL_TRY(clSetKernelArg(j->count, 10, sizeof j->andor, &j->andor), j->err)) ||
         (rc = CL_TRY(clSetKernelArg(j->count, 11, sizeof reduce, &reduce), j->err)))
         return rc;
-    return over_blocks(j, j->count, reduce);
+    return over_blocks(j, j->count);
 }
 
 /* Scans the histogram table, then moves buf[from] into buf[1 - from] by the digit. */
@@ -176,7 +183,7 @@ static int move_pass(struct job *j, int from, cl_uint shift)
                                     &j->buf[1 - from]),
                      j->err)))
         return rc;
-    return over_blocks(j, j->scatter, 1);
+    return over_blocks(j, j->scatter);
 }
 
 /* The work-group size the kernel was compiled for must be the one this file assumes for
@@ -265,12 +272,20 @@ static int plan(struct job *j, size_t n)
         cl_uint per = CPU_LAUNCH_ELEMS / j->bsize;
         j->blocks_per_launch = per < cus ? cus : per / cus * cus;
     } else {
-        j->bsize = GPU_TILE;
-        j->blocks_per_launch = GPU_LAUNCH_ELEMS / GPU_TILE;
+        j->bsize = j->local * GPU_ITEMS;
+        j->blocks_per_launch = 0; /* unused: one launch per kernel per pass */
     }
     j->nblocks = (cl_uint)((n + j->bsize - 1) / j->bsize);
+    /* The kernels index the per-block table in 32 bits. */
+    if (((uint64_t)j->nblocks << j->bits) > UINT32_MAX)
+        return hy_error_set(j->err, HY_ELIMIT,
+                            "%zu elements in blocks of %u need %llu per-block counters; the "
+                            "device sort takes at most %lu",
+                            n, j->bsize, (unsigned long long)((uint64_t)j->nblocks << j->bits),
+                            (unsigned long)UINT32_MAX);
     uint64_t table = ((uint64_t)j->nblocks << j->bits) * sizeof(cl_uint);
-    uint64_t andor = (uint64_t)j->nblocks * 2 * j->size;
+    uint64_t andor = j->d->cpu_variant ? (uint64_t)j->nblocks * 2 * j->size
+                                       : (uint64_t)j->digits * GPU_RADIX * sizeof(cl_uint);
     uint64_t total = 2 * (uint64_t)n * j->size + table + andor;
     if (table > in->max_alloc || total > in->global_mem)
         return hy_error_set(j->err, HY_ELIMIT,
@@ -281,9 +296,30 @@ static int plan(struct job *j, size_t n)
     return 0;
 }
 
-/* The job's kernels (each checked against the device's work-group limit), its array pair,
- * the histogram table, and the per-block key bounds on the device and, in *andor (the
- * caller frees it), on the host. */
+/* The GPU variant's buffers (its kernels came with gpu_shape): the array pair, the
+ * per-block table and the all-digit histograms, on the device and in j->ghost. */
+static int gpu_resources(struct job *j, size_t bytes)
+{
+    size_t table = (size_t)j->nblocks << GPU_BITS, gn = (size_t)j->digits * GPU_RADIX;
+    cl_int cr;
+    int rc;
+    if ((rc = array_buffers(j, bytes)))
+        return rc;
+    j->hist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, table * sizeof(cl_uint), NULL, &cr);
+    if ((rc = CL_TRY(cr, j->err)))
+        return rc;
+    j->ghist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, gn * sizeof(cl_uint), NULL, &cr);
+    if ((rc = CL_TRY(cr, j->err)))
+        return rc;
+    j->ghost = malloc(gn * sizeof *j->ghost);
+    if (!j->ghost)
+        return hy_error_set(j->err, HY_ENOMEM, "out of memory for the digit histograms");
+    return 0;
+}
+
+/* The CPU variant's kernels (each checked against the device's work-group limit), its
+ * array pair, the histogram table, and the per-block key bounds on the device and, in
+ * *andor (the caller frees it), on the host. */
 static int job_resources(struct job *j, size_t bytes, cl_ulong **andor)
 {
     cl_context ctx = j->d->ctx;
@@ -327,7 +363,7 @@ static int differing_bits(struct job *j, cl_ulong *andor, cl_ulong *differ)
                      j->err)))
         return rc;
     track(j, ev, EV_D2H);
-    if ((rc = settle(j, 0)))
+    if ((rc = settle(j, j->n)))
         return rc;
     cl_ulong all_and = ~(cl_ulong)0, all_or = 0;
     for (cl_uint b = 0; b < j->nblocks; b++) {
@@ -347,8 +383,9 @@ static int differing_bits(struct job *j, cl_ulong *andor, cl_ulong *differ)
     return 0;
 }
 
-/* One count and one move per digit that differs; *from ends as the buffer holding the sorted
- * keys, and *moved says whether any pass ran. */
+/* CPU variant: one count and one move per digit that differs, waited for once per digit;
+ * *from ends as the buffer holding the sorted keys, and *moved says whether any pass ran.
+ * The first count (with the bounds) is the first pass over the keys, and digit 0's count. */
 static int radix_passes(struct job *j, cl_ulong differ, unsigned digits, int *from,
                         bool *moved)
 {
@@ -362,7 +399,209 @@ static int radix_passes(struct job *j, cl_ulong differ, unsigned digits, int *fr
         /* Digit 0's histogram came with the bounds, from the same unmoved array. */
         if (dg > 0 && (rc = count_pass(j, *from, shift, 0)))
             return rc;
-        if ((rc = move_pass(j, *from, shift)))
+        if ((rc = move_pass(j, *from, shift)) || (rc = settle(j, j->n)))
+            return rc;
+        if (dg > 0)
+            j->t->passes++;
+        *from = 1 - *from;
+        *moved = true;
+    }
+    return 0;
+}
+
+/* ---- GPU variant ---- */
+
+/* Local bytes sort_scatter_* takes with work-groups of `local`: the block, the split's
+ * per-item counters, their segment sums, and the digit values' bases. */
+static size_t scatter_local_bytes(size_t key, size_t local)
+{
+    return PADDED(local * GPU_ITEMS) * key + PADDED(local * GPU_SPLIT_RADIX) * sizeof(cl_uint) +
+           local * sizeof(cl_uint) + GPU_RADIX * sizeof(cl_uint);
+}
+
+/* The largest work-group `k` runs on this device, and the local memory it uses by itself. */
+static int kernel_limits(struct job *j, cl_kernel k, size_t *most, cl_ulong *own)
+{
+    int rc = CL_TRY(clGetKernelWorkGroupInfo(k, j->d->id, CL_KERNEL_WORK_GROUP_SIZE,
+                                             sizeof *most, most, NULL),
+                    j->err);
+    if (rc)
+        return rc;
+    return CL_TRY(clGetKernelWorkGroupInfo(k, j->d->id, CL_KERNEL_LOCAL_MEM_SIZE, sizeof *own,
+                                           own, NULL),
+                  j->err);
+}
+
+/* Makes the GPU variant's kernels and picks its work-group size from what the device and
+ * each kernel report: a power of two, at most GPU_LOCAL_MAX, whose local arrays fit the
+ * device's local memory; refused, saying which limit, below GPU_LOCAL_MIN. */
+static int gpu_shape(struct job *j)
+{
+    const char *names[4][2] = {{"sort_hist_u32", "sort_hist_u64"},
+                               {"sort_count_u32", "sort_count_u64"},
+                               {"sort_scan_digits", "sort_scan_digits"},
+                               {"sort_scatter_u32", "sort_scatter_u64"}};
+    cl_kernel *ks[4] = {&j->ghist_k, &j->count, &j->scan, &j->scatter};
+    int w = j->size == 8;
+    size_t local = j->d->info.max_work_group < GPU_LOCAL_MAX ? j->d->info.max_work_group
+                                                             : GPU_LOCAL_MAX;
+    cl_ulong lmem = 0, own = 0;
+    const char *tightest = names[0][w];
+    int rc;
+    for (int i = 0; i < 4; i++) {
+        size_t most = 0;
+        cl_ulong o = 0;
+        if ((rc = hy_cl_kernel(j->d, HY_CL_PROG_SORT, names[i][w], ks[i], j->err)) ||
+            (rc = kernel_limits(j, *ks[i], &most, &o)))
+            return rc;
+        if (most < local) {
+            local = most;
+            tightest = names[i][w];
+        }
+        own = o > own ? o : own;
+    }
+    if ((rc = CL_TRY(clGetDeviceInfo(j->d->id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof lmem, &lmem,
+                                     NULL),
+                     j->err)))
+        return rc;
+    size_t p = 1;
+    while (p * 2 <= local)
+        p *= 2;
+    if (p < GPU_LOCAL_MIN)
+        return hy_error_set(j->err, HY_EBACKEND,
+                            "device '%s' runs sort kernel %s in work-groups of at most %zu; it "
+                            "needs %u",
+                            j->d->info.name, tightest, local, GPU_LOCAL_MIN);
+    size_t hist_bytes = (size_t)j->digits * GPU_RADIX * sizeof(cl_uint);
+    while (p >= GPU_LOCAL_MIN && own + scatter_local_bytes(j->size, p) > lmem)
+        p /= 2;
+    size_t least = scatter_local_bytes(j->size, GPU_LOCAL_MIN);
+    if (p < GPU_LOCAL_MIN || own + hist_bytes > lmem)
+        return hy_error_set(j->err, HY_EBACKEND,
+                            "device '%s' has %llu bytes of local memory per work-group; the "
+                            "sort needs %llu",
+                            j->d->info.name, (unsigned long long)lmem,
+                            (unsigned long long)own + (least > hist_bytes ? least : hist_bytes));
+    j->local = (unsigned)p;
+    return 0;
+}
+
+/* Sets kernel k's arguments from `first` on: n (size, value) pairs; a NULL value with a
+ * size is a local array of that many bytes. */
+static int set_args(struct job *j, cl_kernel k, cl_uint first, unsigned n, const size_t *sizes,
+                    const void *const *vals)
+{
+    int rc;
+    for (unsigned i = 0; i < n; i++)
+        if ((rc = CL_TRY(clSetKernelArg(k, first + i, sizes[i], vals[i]), j->err)))
+            return rc;
+    return 0;
+}
+
+/* The arguments sort_hist_*, sort_count_* and sort_scatter_* begin with: src, n, then the
+ * digit's shift unless `hist`, then the key map. */
+static int set_src_args(struct job *j, cl_kernel k, cl_mem src, cl_uint shift, bool hist)
+{
+    int rc;
+    cl_uint a = hist ? 2 : 3;
+    if ((rc = CL_TRY(clSetKernelArg(k, 0, sizeof src, &src), j->err)) ||
+        (rc = CL_TRY(clSetKernelArg(k, 1, sizeof j->n, &j->n), j->err)) ||
+        (!hist && (rc = CL_TRY(clSetKernelArg(k, 2, sizeof shift, &shift), j->err))) ||
+        (rc = set_key_arg(j, k, a, j->pos)) || (rc = set_key_arg(j, k, a + 1, j->negx)) ||
+        (rc = set_key_arg(j, k, a + 2, j->rot)))
+        return rc;
+    return 0;
+}
+
+/* Enqueues `groups` work-groups of `local` work-items of kernel k, tracked. */
+static int launch(struct job *j, cl_kernel k, size_t groups, size_t local)
+{
+    size_t global = groups * local;
+    cl_event ev = NULL;
+    int rc = CL_TRY(clEnqueueNDRangeKernel(j->d->queue, k, 1, NULL, &global, &local, 0, NULL,
+                                           &ev),
+                    j->err);
+    if (rc)
+        return rc;
+    track(j, ev, EV_KERNEL);
+    j->t->launches++;
+    return 0;
+}
+
+/* The first pass: every digit's histogram of buf[0], read back into j->ghost. */
+static int gpu_hist(struct job *j)
+{
+    size_t gsize = (size_t)j->digits * GPU_RADIX * sizeof(cl_uint);
+    unsigned cus = j->d->info.compute_units ? j->d->info.compute_units : 1;
+    size_t groups = (size_t)cus * GPU_HIST_GROUPS_PER_CU;
+    if (groups > j->nblocks)
+        groups = j->nblocks;
+    cl_event ev = NULL;
+    int rc;
+    /* Zeroed by a copy rather than clEnqueueFillBuffer, which Oclgrind does not count as
+     * initialising the buffer. The read below lands after it on the in-order queue. */
+    memset(j->ghost, 0, gsize);
+    if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->queue, j->ghist, CL_FALSE, 0, gsize, j->ghost,
+                                          0, NULL, NULL),
+                     j->err)) ||
+        (rc = set_src_args(j, j->ghist_k, j->buf[0], 0, true)) ||
+        (rc = set_args(j, j->ghist_k, 5, 2, (size_t[]){sizeof(cl_mem), gsize},
+                       (const void *[]){&j->ghist, NULL})) ||
+        (rc = launch(j, j->ghist_k, groups, j->local)) ||
+        (rc = CL_TRY(clEnqueueReadBuffer(j->d->queue, j->ghist, CL_FALSE, 0, gsize, j->ghost,
+                                         0, NULL, &ev),
+                     j->err)))
+        return rc;
+    track(j, ev, EV_D2H);
+    j->t->passes++;
+    return settle(j, j->n);
+}
+
+/* One digit pass from buf[from] into buf[1 - from]: count, scan, scatter, then one wait.
+ * The scan's work-groups are no wider than a row of the table (nblocks), so a small array
+ * does not pay for 256 groups of mostly idle work-items. */
+static int gpu_pass(struct job *j, int from, cl_uint dg)
+{
+    cl_uint shift = dg * GPU_BITS, nb = j->nblocks;
+    size_t L = j->local, u = sizeof(cl_uint), m = sizeof(cl_mem), sl = 1;
+    while (sl < L && sl < nb)
+        sl *= 2;
+    int rc;
+    if ((rc = set_src_args(j, j->count, j->buf[from], shift, false)) ||
+        (rc = set_args(j, j->count, 6, 3, (size_t[]){m, u, GPU_RADIX * u},
+                       (const void *[]){&j->hist, &nb, NULL})) ||
+        (rc = launch(j, j->count, nb, L)) ||
+        (rc = set_args(j, j->scan, 0, 5, (size_t[]){m, u, m, u, sl * u},
+                       (const void *[]){&j->hist, &nb, &j->ghist, &dg, NULL})) ||
+        (rc = launch(j, j->scan, GPU_RADIX, sl)) ||
+        (rc = set_src_args(j, j->scatter, j->buf[from], shift, false)) ||
+        (rc = set_args(j, j->scatter, 6, 7,
+                       (size_t[]){m, u, m, PADDED(L * GPU_ITEMS) * j->size,
+                                  PADDED(L * GPU_SPLIT_RADIX) * u, L * u, GPU_RADIX * u},
+                       (const void *[]){&j->hist, &nb, &j->buf[1 - from], NULL, NULL, NULL,
+                                        NULL})) ||
+        (rc = launch(j, j->scatter, nb, L)))
+        return rc;
+    j->t->passes++;
+    return settle(j, j->n);
+}
+
+/* The histogram pass, then a digit pass for every digit whose value some two keys differ
+ * in (a digit where one value has all n keys would move nothing). */
+static int gpu_passes(struct job *j, int *from, bool *moved)
+{
+    int rc = gpu_hist(j);
+    if (rc)
+        return rc;
+    for (cl_uint dg = 0; dg < j->digits; dg++) {
+        bool same = false;
+        for (unsigned v = 0; v < GPU_RADIX && !same; v++)
+            same = j->ghost[dg * GPU_RADIX + v] == j->n;
+        if (same) {
+            j->done += j->n;
+            continue;
+        }
+        if ((rc = gpu_pass(j, *from, dg)))
             return rc;
         *from = 1 - *from;
         *moved = true;
@@ -375,6 +614,9 @@ static void release_job(struct job *j)
 {
     for (unsigned i = 0; i < j->npending; i++)
         clReleaseEvent(j->pending[i]);
+    free(j->ghost);
+    if (j->ghist)
+        clReleaseMemObject(j->ghist);
     if (j->andor)
         clReleaseMemObject(j->andor);
     if (j->hist)
@@ -388,6 +630,41 @@ static void release_job(struct job *j)
         clReleaseKernel(j->scan);
     if (j->count)
         clReleaseKernel(j->count);
+    if (j->ghist_k)
+        clReleaseKernel(j->ghist_k);
+}
+
+/* Uploads data into buf[0] and runs the variant's passes; *from ends as the buffer holding
+ * the sorted keys, and *moved says whether any digit pass ran. */
+static int run_passes(struct job *j, void *data, size_t bytes, int *from, bool *moved)
+{
+    cl_ulong *andor = NULL, differ = 0;
+    cl_event ev = NULL;
+    int rc;
+    if (j->d->cpu_variant)
+        rc = job_resources(j, bytes, &andor);
+    else
+        rc = gpu_resources(j, bytes);
+    if (rc)
+        goto out;
+    /* Units: the first count, then one scatter per digit (a skipped digit counts at once). */
+    j->total = (uint64_t)j->n * (1 + j->digits);
+    if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->queue, j->buf[0], CL_FALSE, 0, bytes, data, 0,
+                                          NULL, &ev),
+                     j->err)))
+        goto out;
+    track(j, ev, EV_H2D);
+    if (!j->d->cpu_variant) {
+        rc = gpu_passes(j, from, moved);
+        goto out;
+    }
+    j->t->passes = 1;
+    if ((rc = count_pass(j, 0, 0, 1)) || (rc = differing_bits(j, andor, &differ)))
+        goto out;
+    rc = radix_passes(j, differ, j->digits, from, moved);
+out:
+    free(andor);
+    return rc;
 }
 
 int hy_cl_sort_job(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t n,
@@ -411,39 +688,24 @@ int hy_cl_sort_job(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t
         return 0;
     }
     j.bits = j.d->cpu_variant ? CPU_BITS : GPU_BITS;
-    j.local = j.d->cpu_variant ? CPU_LOCAL : GPU_LOCAL;
+    j.local = CPU_LOCAL;
+    j.digits = ((unsigned)size * 8 + j.bits - 1) / j.bits;
     key_map(dtype, &j);
-    if ((rc = plan(&j, n)))
-        return rc;
-
     cl_command_queue q = j.d->queue;
-    size_t bytes = n * size;
-    unsigned digits = ((unsigned)size * 8 + j.bits - 1) / j.bits;
-    cl_ulong *andor = NULL, differ;
     int from = 0;
     bool enqueued = false, moved = false;
     cl_event ev = NULL;
-
-    if ((rc = job_resources(&j, bytes, &andor)))
+    if ((!j.d->cpu_variant && (rc = gpu_shape(&j))) || (rc = plan(&j, n)))
         goto out;
-    /* Units: the first count, then one scatter per digit (a skipped digit counts at once). */
-    j.total = (uint64_t)n * (1 + digits);
 
     enqueued = true;
-    if ((rc = CL_TRY(clEnqueueWriteBuffer(q, j.buf[0], CL_FALSE, 0, bytes, data, 0, NULL, &ev),
-                     err)))
+    if ((rc = run_passes(&j, data, n * size, &from, &moved)))
         goto out;
-    track(&j, ev, EV_H2D);
-    if ((rc = count_pass(&j, 0, 0, 1)) || (rc = differing_bits(&j, andor, &differ)) ||
-        (rc = radix_passes(&j, differ, digits, &from, &moved)))
-        goto out;
-
     /* Equal keys are equal bytes: with every digit skipped the array is already sorted. */
     if (!moved)
         goto out;
     /* Only now is the caller's array written: the sorted bytes, all at once. */
-    ev = NULL;
-    if ((rc = CL_TRY(clEnqueueReadBuffer(q, j.buf[from], CL_FALSE, 0, bytes, data, 0, NULL,
+    if ((rc = CL_TRY(clEnqueueReadBuffer(q, j.buf[from], CL_FALSE, 0, n * size, data, 0, NULL,
                                          &ev),
                      err)))
         goto out;
@@ -457,7 +719,6 @@ out:
     /* Nothing may still read or write the caller's array once we return. */
     if (enqueued)
         clFinish(q);
-    free(andor);
     release_job(&j);
     r->timing.wall_ns = hy_now_ns() - t0;
     return rc;

@@ -2,24 +2,27 @@
  * fly from each element's bits (host/sort.c's bijection), so the arrays hold raw values
  * throughout and no pass maps them in or out. cl/sort.c drives the passes.
  *
- * Per pass: sort_count_* writes each block's histogram of the pass's digit into
- * hist[digit value * nblocks + block]; sort_scan turns that digit-major table into an
- * exclusive prefix sum, which is each block's first output slot per digit value;
- * sort_scatter_* moves every element to its slot, stably within the block (blocks are
- * contiguous and in order, so the whole pass is stable, as LSD needs).
- * The digit-0 count also reduces the AND and OR of all keys, from which the host skips
- * every pass whose digit is the same in every key.
- *
  * Two variants, chosen by HY_CL_CPU (a build option from the device type):
  *  1: a work-group is one work-item walking one long block serially: the scalar loop a CPU
  *     runs well, counters in private memory, stability for free. 11-bit digits (three
  *     passes for 32-bit keys): on PoCL that measured about 20% faster than 8-bit ones.
- *  0: a work-group of SORT_LOCAL work-items per block of SORT_TILE elements: 4-bit digits
- *     (the per-item counters live in local memory), loads and stores coalesced through
- *     local memory, and stability from each work-item owning a contiguous run of the block
- *     plus a scan of the per-item counts.
- * cl/sort.c mirrors SORT_BITS, SORT_LOCAL and SORT_ITEMS; it checks the local size against
- * the kernels' reqd_work_group_size. */
+ *     Per pass: sort_count_* writes each block's histogram of the pass's digit into
+ *     hist[digit value * nblocks + block]; sort_scan turns that digit-major table into an
+ *     exclusive prefix sum (each block's first output slot per digit value); sort_scatter_*
+ *     moves every element to its slot. The digit-0 count also reduces the AND and OR of all
+ *     keys, from which the host skips every pass whose digit is the same in every key.
+ *  0: 8-bit digits, work-groups of whatever size the host picks from what the device and
+ *     kernel report (get_local_size; local arrays are kernel arguments the host sizes and
+ *     checks against the device's local memory). One sort_hist_* pass first counts every
+ *     digit of every key into ghist[digit * 256 + value], so before any digit pass the host
+ *     knows which digits all keys share (skipped) and every digit value's global start.
+ *     Then per digit: sort_count_* (each block's counts of the digit), sort_scan_digits
+ *     (one work-group per digit value scans that value's row across the blocks from the
+ *     value's global start: a multi-group scan in which no group waits on another) and
+ *     sort_scatter_* (the block sorted by the digit in local memory, stably, by two 4-bit
+ *     splits, then written out in order, so each digit value's run of the block lands at
+ *     consecutive addresses).
+ * cl/sort.c mirrors SORT_BITS, SORT_ITEMS and the local arrays' sizes. */
 
 #ifndef HY_CL_CPU
 #define HY_CL_CPU 0
@@ -29,18 +32,15 @@
 #define SORT_BITS 11
 #define SORT_LOCAL 1
 #else
-#define SORT_BITS 4
-#define SORT_LOCAL 128
-#define SORT_ITEMS 16
-#define SORT_TILE (SORT_LOCAL * SORT_ITEMS)
-/* Local arrays get one spare word per 32, so work-items reading with a stride of 16 words
- * (a run each) fall in different banks. */
-#define PAD(i) ((i) + ((i) >> 5))
-#define PADDED(n) ((n) + (n) / 32)
+#define SORT_BITS 8
+#define SORT_ITEMS 8 /* elements per work-item in sort_scatter_*'s block */
+#define SPLIT_BITS 4 /* bits per local split in sort_scatter_* */
+#define SPLIT_RADIX (1u << SPLIT_BITS)
 #endif
 #define SORT_RADIX (1u << SORT_BITS)
 #define SORT_MASK (SORT_RADIX - 1u)
 
+#if HY_CL_CPU
 /* Exclusive prefix sum over hist[0 .. m) in place, by one work-group: each work-item sums a
  * contiguous segment, the segment sums are scanned in local memory, then each segment is
  * rewritten. The table is small (digits x blocks), so one work-group is enough. */
@@ -73,12 +73,14 @@ void sort_scan(__global uint *hist, uint m)
     }
 }
 
+#endif
+
 #if !HY_CL_CPU
-/* Inclusive scan of s[0 .. SORT_LOCAL) by the work-group (Hillis-Steele); every work-item
- * must call it. */
-static void wg_inclusive_scan(__local uint *s, uint t)
+/* Inclusive scan of s[0 .. L) by the work-group of L work-items (Hillis-Steele); every
+ * work-item must call it, after a barrier that follows its write of s[t]. */
+static void wg_inclusive_scan(__local uint *s, uint t, uint L)
 {
-    for (uint off = 1; off < SORT_LOCAL; off <<= 1) {
+    for (uint off = 1; off < L; off <<= 1) {
         uint v = t >= off ? s[t - off] : 0u;
         barrier(CLK_LOCAL_MEM_FENCE);
         s[t] += v;
@@ -161,119 +163,155 @@ static void wg_inclusive_scan(__local uint *s, uint t)
 
 #else
 
+/* Local arrays get one spare word per 32, so work-items reading with a stride of a run
+ * each fall in different banks. */
+#define PAD(i) ((i) + ((i) >> 5))
+
+/* Turns row d of hist (value d's count in each block) into each block's first output slot
+ * for value d: one work-group per digit value, each starting from the value's global start
+ * (the sum of ghist's counts of smaller values for this digit), so no group waits on
+ * another. */
+__kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const uint *ghist,
+                               uint digit, __local uint *s)
+{
+    uint t = get_local_id(0), L = get_local_size(0), d = (uint)get_group_id(0);
+    uint part = 0;
+    for (uint e = t; e < d; e += L)
+        part += ghist[digit * SORT_RADIX + e];
+    s[t] = part;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    wg_inclusive_scan(s, t, L);
+    uint carry = s[L - 1];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    __global uint *row = hist + (size_t)d * nblocks;
+    for (uint c0 = 0; c0 < nblocks; c0 += L) {
+        uint i = c0 + t;
+        uint v = i < nblocks ? row[i] : 0u;
+        s[t] = v;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        wg_inclusive_scan(s, t, L);
+        if (i < nblocks)
+            row[i] = carry + s[t] - v;
+        carry += s[L - 1];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
 #define SORT_KERNELS(K, W, SUF)                                                             \
-    /* One block's histogram: each work-item counts into its own column of cnt (no atomics, \
-     * which contend badly on 16 counters), then the columns are summed per digit; with     \
-     * `reduce`, also the AND and OR of the block's keys. */                                \
-    __kernel __attribute__((reqd_work_group_size(SORT_LOCAL, 1, 1)))                        \
-    void sort_count_##SUF(__global const K *src, uint n, uint bsize, uint block0,           \
-                          uint nblocks, uint shift, K pos, K negx, K rot,                   \
-                          __global uint *hist, __global K *andor, int reduce)               \
+    /* Histograms of every digit of the keys at once: work-group-local counters (atomics in \
+     * local memory), added into ghist[digit * 256 + value] at the end. The host zeroes ghist\
+     * and picks a few groups per compute unit; each strides over the whole array. */       \
+    __kernel void sort_hist_##SUF(__global const K *src, uint n, K pos, K negx, K rot,      \
+                                  __global uint *ghist, __local uint *lh)                   \
     {                                                                                       \
-        __local uint cnt[PADDED(SORT_RADIX * SORT_LOCAL)];                                  \
-        __local K ra[SORT_LOCAL], ro[SORT_LOCAL];                                           \
-        uint t = get_local_id(0);                                                           \
-        uint b = block0 + (uint)get_group_id(0);                                            \
-        if (b >= nblocks)                                                                   \
-            return; /* the whole work-group leaves together */                              \
-        for (uint d = 0; d < SORT_RADIX; d++)                                               \
-            cnt[PAD(d * SORT_LOCAL + t)] = 0;                                               \
-        uint lo = b * bsize, len = min(bsize, n - lo);                                      \
-        K a = ~(K)0, o = 0;                                                                 \
-        for (uint j = t; j < len; j += SORT_LOCAL) {                                        \
-            K x = src[lo + j];                                                              \
+        uint t = get_local_id(0), L = get_local_size(0);                                    \
+        for (uint i = t; i < (W / SORT_BITS) * SORT_RADIX; i += L)                          \
+            lh[i] = 0;                                                                      \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {                 \
+            K x = src[i];                                                                   \
             K k = SORT_KEY(K, W, x, pos, negx, rot);                                        \
-            a &= k;                                                                         \
-            o |= k;                                                                         \
-            cnt[PAD(((uint)(k >> shift) & SORT_MASK) * SORT_LOCAL + t)]++;                  \
-        }                                                                                   \
-        if (reduce) {                                                                       \
-            ra[t] = a;                                                                      \
-            ro[t] = o;                                                                      \
-            for (uint h = SORT_LOCAL / 2; h > 0; h >>= 1) {                                 \
-                barrier(CLK_LOCAL_MEM_FENCE);                                               \
-                if (t < h) {                                                                \
-                    ra[t] &= ra[t + h];                                                     \
-                    ro[t] |= ro[t + h];                                                     \
-                }                                                                           \
-            }                                                                               \
-            if (t == 0) {                                                                   \
-                andor[2 * b] = ra[0];                                                       \
-                andor[2 * b + 1] = ro[0];                                                   \
-            }                                                                               \
+            for (uint dg = 0; dg < W / SORT_BITS; dg++)                                     \
+                atomic_inc(&lh[dg * SORT_RADIX + ((uint)(k >> (dg * SORT_BITS)) & SORT_MASK)]);\
         }                                                                                   \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        for (uint d = t; d < SORT_RADIX; d += SORT_LOCAL) {                                 \
-            uint s = 0;                                                                     \
-            for (uint c = 0; c < SORT_LOCAL; c++)                                           \
-                s += cnt[PAD(d * SORT_LOCAL + c)];                                          \
-            hist[d * nblocks + b] = s;                                                      \
+        for (uint i = t; i < (W / SORT_BITS) * SORT_RADIX; i += L) {                        \
+            uint c = lh[i];                                                                 \
+            if (c)                                                                          \
+                atomic_add(&ghist[i], c);                                                   \
         }                                                                                   \
     }                                                                                       \
                                                                                             \
-    /* Stable within the block: work-item t owns the contiguous run [t * SORT_ITEMS, +      \
-     * SORT_ITEMS) of the block; its per-digit counts (column t of cnt), scanned            \
-     * digit-major over all work-items, give every element its rank in the block sorted by  \
-     * digit. The block is reordered in local memory, then written out in rank order, so    \
-     * consecutive work-items store to consecutive addresses within a digit. */             \
-    __kernel __attribute__((reqd_work_group_size(SORT_LOCAL, 1, 1)))                        \
-    void sort_scatter_##SUF(__global const K *src, uint n, uint bsize, uint block0,         \
-                            uint nblocks, uint shift, K pos, K negx, K rot,                 \
-                            __global const uint *hist, __global K *dst)                     \
+    /* Block b's count of each value of the digit at `shift`, into hist[value * nblocks + b].\
+     * A block is the get_local_size * SORT_ITEMS elements sort_scatter_* takes. */         \
+    __kernel void sort_count_##SUF(__global const K *src, uint n, uint shift, K pos, K negx,\
+                                   K rot, __global uint *hist, uint nblocks, __local uint *lh)\
     {                                                                                       \
-        __local K tile[PADDED(SORT_TILE)];                                                  \
-        __local uint cnt[PADDED(SORT_RADIX * SORT_LOCAL)];                                  \
-        __local uint sums[SORT_LOCAL];                                                      \
-        __local uint base[SORT_RADIX];                                                      \
-        uint t = get_local_id(0);                                                           \
-        uint b = block0 + (uint)get_group_id(0);                                            \
-        if (b >= nblocks)                                                                   \
-            return; /* the whole work-group leaves together */                              \
-        uint lo = b * bsize, len = min(bsize, n - lo);                                      \
-        for (uint j = t; j < len; j += SORT_LOCAL)                                          \
-            tile[PAD(j)] = src[lo + j];                                                     \
-        for (uint d = 0; d < SORT_RADIX; d++)                                               \
-            cnt[PAD(d * SORT_LOCAL + t)] = 0;                                               \
+        uint t = get_local_id(0), L = get_local_size(0), b = (uint)get_group_id(0);         \
+        for (uint d = t; d < SORT_RADIX; d += L)                                            \
+            lh[d] = 0;                                                                      \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        uint lo = b * L * SORT_ITEMS, len = min(L * SORT_ITEMS, n - lo);                    \
+        for (uint j = t; j < len; j += L) {                                                 \
+            K x = src[lo + j];                                                              \
+            atomic_inc(&lh[(uint)(SORT_KEY(K, W, x, pos, negx, rot) >> shift) & SORT_MASK]);\
+        }                                                                                   \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        for (uint d = t; d < SORT_RADIX; d += L)                                            \
+            hist[d * nblocks + b] = lh[d];                                                  \
+    }                                                                                       \
+                                                                                            \
+    /* One stable split of the block in tile[0 .. len) by the SPLIT_BITS at `shift`: work-item t\
+     * owns the run [t * SORT_ITEMS, + SORT_ITEMS); its per-value counts (column t of cnt), \
+     * scanned value-major over all work-items, give each element its new place. */         \
+    static void split_##SUF(__local K *tile, __local uint *cnt, __local uint *sums, uint len,\
+                            uint shift, K pos, K negx, K rot)                               \
+    {                                                                                       \
+        uint t = get_local_id(0), L = get_local_size(0);                                    \
+        for (uint e = 0; e < SPLIT_RADIX; e++)                                              \
+            cnt[PAD(e * L + t)] = 0;                                                        \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
         K v[SORT_ITEMS];                                                                    \
         uint first = t * SORT_ITEMS;                                                        \
         for (uint j = 0; j < SORT_ITEMS; j++) {                                             \
             if (first + j < len) {                                                          \
                 v[j] = tile[PAD(first + j)];                                                \
-                uint d = (uint)(SORT_KEY(K, W, v[j], pos, negx, rot) >> shift) & SORT_MASK; \
-                cnt[PAD(d * SORT_LOCAL + t)]++;                                             \
+                uint d = (uint)(SORT_KEY(K, W, v[j], pos, negx, rot) >> shift) & (SPLIT_RADIX - 1u);\
+                cnt[PAD(d * L + t)]++;                                                      \
             }                                                                               \
         }                                                                                   \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        /* Exclusive scan of cnt in digit-major order: work-item t takes the contiguous     \
-         * entries [t * R, t * R + R), the segment sums are scanned, then each segment. */  \
+        /* Exclusive scan of cnt in value-major order: work-item t takes the contiguous entries\
+         * [t * SPLIT_RADIX, + SPLIT_RADIX), the segment sums are scanned, then each segment. */\
         uint s = 0;                                                                         \
-        for (uint e = 0; e < SORT_RADIX; e++)                                               \
-            s += cnt[PAD(t * SORT_RADIX + e)];                                              \
+        for (uint e = 0; e < SPLIT_RADIX; e++)                                              \
+            s += cnt[PAD(t * SPLIT_RADIX + e)];                                             \
         sums[t] = s;                                                                        \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        wg_inclusive_scan(sums, t);                                                         \
+        wg_inclusive_scan(sums, t, L);                                                      \
         uint acc = sums[t] - s;                                                             \
-        for (uint e = 0; e < SORT_RADIX; e++) {                                             \
-            uint c = cnt[PAD(t * SORT_RADIX + e)];                                          \
-            cnt[PAD(t * SORT_RADIX + e)] = acc;                                             \
+        for (uint e = 0; e < SPLIT_RADIX; e++) {                                            \
+            uint c = cnt[PAD(t * SPLIT_RADIX + e)];                                         \
+            cnt[PAD(t * SPLIT_RADIX + e)] = acc;                                            \
             acc += c;                                                                       \
         }                                                                                   \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        /* Digit d's elements hold ranks from cnt[d][0] on in the block, and slots from     \
-         * hist[d][b] on in dst. */                                                         \
-        for (uint d = t; d < SORT_RADIX; d += SORT_LOCAL)                                   \
-            base[d] = hist[d * nblocks + b] - cnt[PAD(d * SORT_LOCAL)];                     \
-        barrier(CLK_LOCAL_MEM_FENCE); /* before work-item 0 moves its counters on */        \
         for (uint j = 0; j < SORT_ITEMS; j++) {                                             \
             if (first + j < len) {                                                          \
-                uint d = (uint)(SORT_KEY(K, W, v[j], pos, negx, rot) >> shift) & SORT_MASK; \
-                uint rank = cnt[PAD(d * SORT_LOCAL + t)]++; /* PAD reads i twice */         \
+                uint d = (uint)(SORT_KEY(K, W, v[j], pos, negx, rot) >> shift) & (SPLIT_RADIX - 1u);\
+                uint rank = cnt[PAD(d * L + t)]++;                                          \
                 tile[PAD(rank)] = v[j];                                                     \
             }                                                                               \
         }                                                                                   \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        for (uint j = t; j < len; j += SORT_LOCAL) {                                        \
+    }                                                                                       \
+                                                                                            \
+    /* Moves block b to its slots: the block is read once into local memory, sorted there by\
+     * the digit (two stable splits, low half first), and each element at place j of a run of\
+     * digit value d is written to hist[d * nblocks + b] + j - (the run's first place). */  \
+    __kernel void sort_scatter_##SUF(__global const K *src, uint n, uint shift, K pos, K negx,\
+                                     K rot, __global const uint *hist, uint nblocks,        \
+                                     __global K *dst, __local K *tile, __local uint *cnt,   \
+                                     __local uint *sums, __local uint *base)                \
+    {                                                                                       \
+        uint t = get_local_id(0), L = get_local_size(0), b = (uint)get_group_id(0);         \
+        uint lo = b * L * SORT_ITEMS, len = min(L * SORT_ITEMS, n - lo);                    \
+        for (uint j = t; j < len; j += L)                                                   \
+            tile[PAD(j)] = src[lo + j];                                                     \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        for (uint sub = 0; sub < SORT_BITS; sub += SPLIT_BITS)                              \
+            split_##SUF(tile, cnt, sums, len, shift + sub, pos, negx, rot);                 \
+        /* Each run's first place j: base = slot - j (modulo 2^32, undone by the add below). */\
+        for (uint j = t; j < len; j += L) {                                                 \
+            uint d = (uint)(SORT_KEY(K, W, tile[PAD(j)], pos, negx, rot) >> shift) & SORT_MASK;\
+            uint p = j ? (uint)(SORT_KEY(K, W, tile[PAD(j - 1)], pos, negx, rot) >> shift) &\
+                             SORT_MASK                                                      \
+                       : SORT_RADIX;                                                        \
+            if (d != p)                                                                     \
+                base[d] = hist[d * nblocks + b] - j;                                        \
+        }                                                                                   \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        for (uint j = t; j < len; j += L) {                                                 \
             K x = tile[PAD(j)];                                                             \
             uint d = (uint)(SORT_KEY(K, W, x, pos, negx, rot) >> shift) & SORT_MASK;        \
             dst[base[d] + j] = x;                                                           \

@@ -363,6 +363,7 @@ static int differing_bits(struct job *j, cl_ulong *andor, cl_ulong *differ)
                      j->err)))
         return rc;
     track(j, ev, EV_D2H);
+    j->t->bytes_moved += (uint64_t)j->nblocks * 2 * j->size;
     if ((rc = settle(j, j->n)))
         return rc;
     cl_ulong all_and = ~(cl_ulong)0, all_or = 0;
@@ -553,6 +554,7 @@ static int gpu_hist(struct job *j)
                      j->err)))
         return rc;
     track(j, ev, EV_D2H);
+    j->t->bytes_moved += 2 * (uint64_t)gsize; /* zeroed on the way in, counts on the way out */
     j->t->passes++;
     return settle(j, j->n);
 }
@@ -654,6 +656,7 @@ static int run_passes(struct job *j, void *data, size_t bytes, int *from, bool *
                      j->err)))
         goto out;
     track(j, ev, EV_H2D);
+    j->t->bytes_moved += bytes;
     if (!j->d->cpu_variant) {
         rc = gpu_passes(j, from, moved);
         goto out;
@@ -710,6 +713,7 @@ int hy_cl_sort_job(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t
                      err)))
         goto out;
     track(&j, ev, EV_D2H);
+    r->timing.bytes_moved += (uint64_t)n * size;
     rc = settle(&j, 0);
     /* Cancelling after the last copy changes nothing: the array is already sorted. */
     if (rc == HY_ECANCELED)

@@ -481,6 +481,13 @@ DEVICE_TEST(cl_sort, passes_and_launches)
         unsigned launches = dev_info.gpu_variant ? 1 + 3 * digits : 3 * digits;
         cr_assert_eq(r.timing.launches, launches, "%s: %u launches, expected %u",
                      hy_dtype_name(dtypes[k]), r.timing.launches, launches);
+        /* The array in and back, and the small tables beside it: at least twice the array,
+         * and not a third time. */
+        uint64_t bytes = (uint64_t)n * hy_dtype_size(dtypes[k]);
+        cr_expect_geq(r.timing.bytes_moved, 2 * bytes, "%s: %llu bytes copied",
+                      hy_dtype_name(dtypes[k]), (unsigned long long)r.timing.bytes_moved);
+        cr_expect_lt(r.timing.bytes_moved, 3 * bytes, "%s: %llu bytes copied",
+                     hy_dtype_name(dtypes[k]), (unsigned long long)r.timing.bytes_moved);
     }
     free(in);
     free(ref);

@@ -74,12 +74,17 @@ const char *hy_cl_type_label(const hy_cl_device_info *info);
  * with the variant forced, "GPU kernels, forced by HYBRIDD_CL_VARIANT". */
 const char *hy_cl_variant_label(const hy_cl_device_info *info);
 
-/* Where a job's time went, from profiling events (sums over all launches and copies). */
+/* Where a job's time went, from profiling events (sums over all launches and copies).
+ * A copy may run while a kernel runs (the sort's staged transfers, docs/opencl.md): h2d_ns
+ * and d2h_ns count only the copies' time outside every kernel, and overlap_ns the rest, so
+ * h2d + kernel + d2h is the device's busy time, counted once, and h2d + d2h + overlap the
+ * copies' whole time. */
 typedef struct hy_cl_timing {
     uint64_t wall_ns;    /* CLOCK_MONOTONIC around the whole job */
-    uint64_t h2d_ns;     /* host -> device copies */
+    uint64_t h2d_ns;     /* host -> device copies, outside kernels */
     uint64_t kernel_ns;  /* kernel execution */
-    uint64_t d2h_ns;     /* device -> host copies */
+    uint64_t d2h_ns;     /* device -> host copies, outside kernels */
+    uint64_t overlap_ns; /* copies (either way) while a kernel ran */
     unsigned launches;   /* kernel launches */
     unsigned passes;     /* sort: passes over the keys (histogram, digits); 0 for pi */
     uint64_t bytes_moved; /* copied between host and device, both ways */

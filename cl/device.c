@@ -1,6 +1,7 @@
 /* cl: device discovery and ownership — every platform and device the ICD loader lists, one
- * context and one in-order profiling queue each, created at open and kept until a job fails
- * in an OpenCL call; then rebuilt before the device's next job (recovery). */
+ * context and two in-order profiling queues each (compute, and the sort's staged copies),
+ * created at open and kept until a job fails in an OpenCL call; then rebuilt before the
+ * device's next job (recovery). */
 #include "internal.h"
 
 #include <stdio.h>
@@ -120,6 +121,11 @@ static void own(hy_cl *cl, struct hy_cl_dev *d)
         set_problem(d, &e);
         return;
     }
+    d->xfer = clCreateCommandQueue(d->ctx, d->id, CL_QUEUE_PROFILING_ENABLE, &rc);
+    if (CL_TRY(rc, &e)) {
+        set_problem(d, &e);
+        return;
+    }
     uint64_t t0 = hy_now_ns();
     d->info.usable = hy_cl_build_programs(cl, d) == 0;
     d->info.build_ns = hy_now_ns() - t0;
@@ -133,6 +139,18 @@ static void disown(struct hy_cl_dev *d)
             clReleaseMemObject(d->sort_buf[b]);
     d->sort_buf[0] = d->sort_buf[1] = NULL;
     d->sort_bytes = 0;
+    for (int b = 1; b >= 0; b--) {
+        /* An unmap on a faulted queue may fail; the release below frees the buffer anyway. */
+        if (d->stage[b] && d->stage_ptr[b] && d->xfer &&
+            clEnqueueUnmapMemObject(d->xfer, d->stage[b], d->stage_ptr[b], 0, NULL, NULL) ==
+                CL_SUCCESS)
+            clFinish(d->xfer);
+        if (d->stage[b])
+            clReleaseMemObject(d->stage[b]);
+        d->stage[b] = NULL;
+        d->stage_ptr[b] = NULL;
+    }
+    d->stage_bytes = 0;
     for (int p = HY_CL_NPROG - 1; p >= 0; p--)
         if (d->prog[p])
             clReleaseProgram(d->prog[p]);
@@ -146,6 +164,11 @@ static void disown(struct hy_cl_dev *d)
         clFinish(d->queue);
         clReleaseCommandQueue(d->queue);
         d->queue = NULL;
+    }
+    if (d->xfer) {
+        clFinish(d->xfer);
+        clReleaseCommandQueue(d->xfer);
+        d->xfer = NULL;
     }
     if (d->ctx)
         clReleaseContext(d->ctx);

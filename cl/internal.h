@@ -16,6 +16,10 @@ struct hy_cl_dev {
     cl_device_id id;
     cl_context ctx;
     cl_command_queue queue; /* in order, with profiling */
+    /* A second in-order profiling queue for the sort's staged copies (sort.c), so that a
+     * chunk's copy runs while the compute queue counts the chunk before it: one in-order
+     * queue would serialise them. */
+    cl_command_queue xfer;
     cl_program prog[HY_CL_NPROG];
     hy_cl_device_info info;
     /* Which variant of each kernel this device gets: a CPU device (PoCL here) wants few
@@ -30,6 +34,12 @@ struct hy_cl_dev {
      * until the first sort; released by hy_cl_close. */
     cl_mem sort_buf[2];
     size_t sort_bytes;
+    /* The GPU variant's pinned staging pair (CL_MEM_ALLOC_HOST_PTR, mapped for as long as it
+     * is kept, at stage_ptr): pinning memory costs a GPU driver milliseconds, so it is done
+     * once, not per job. NULL until the first such sort; released by hy_cl_close. */
+    cl_mem stage[2];
+    void *stage_ptr[2];
+    size_t stage_bytes;
     /* Recovery (device.c): jobs started, and whether the last one failed in an OpenCL call
      * so the next must rebuild first. A test's injected fault parks the real queue in
      * `parked` and leaves `queue` NULL, which every enqueue refuses as a broken queue. */

@@ -1,11 +1,15 @@
 /* cl: the sort job - uploads the array, runs kernels/sort.cl's LSD radix passes (skipping
  * digits that every key shares), and downloads the result into the caller's array, which
- * is written only at the very end (so a cancelled or failed job leaves it untouched).
- * A pass's launches are enqueued back to back on the in-order queue; the host waits once
- * per pass, for its times, progress and cancellation. */
+ * is written only at the very end (so a cancelled job, or one that fails before that last
+ * copy, leaves it untouched). A pass's launches are enqueued back to back on the in-order
+ * queue; the host waits once per pass, for its times, progress and cancellation. The GPU
+ * variant moves the array through pinned staging buffers in chunks on a second queue, the
+ * upload overlapped with the histogram pass and the download chained to the last pass by
+ * events (docs/opencl.md, "Transfers"). */
 #include "internal.h"
 #include "sortkey.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +43,21 @@
  * variant's may take several launches each; over_blocks waits when this fills). */
 #define MAX_PENDING 32
 
+/* GPU variant: bytes per staged chunk. Large enough that a chunk's copy dwarfs a launch's
+ * cost, small enough that the histogram of chunk c runs while chunk c+1 travels and that
+ * the kept pinned pair (two chunks) stays small. */
+#define STAGE_CHUNK_BYTES ((size_t)16 << 20)
+/* Test-only: elements per staged chunk, so that small arrays cross chunk boundaries. */
+#define CHUNK_ENV "HYBRIDD_CL_CHUNK"
+
 enum ev_kind { EV_KERNEL, EV_H2D, EV_D2H };
+
+/* A finished command's profiled interval, kept while the job stages its copies so the
+ * copies' time under kernels can be told apart (overlap_ns) at the end. */
+struct span {
+    cl_ulong start, end;
+    enum ev_kind kind;
+};
 
 struct job {
     struct hy_cl_dev *d;
@@ -53,9 +71,17 @@ struct job {
     cl_kernel count, scan, scatter, ghist_k; /* ghist_k: the GPU variant's sort_hist_* */
     cl_mem buf[2], hist, andor, ghist;       /* ghist: the GPU variant's all-digit counts */
     cl_uint *ghost;                          /* the host's copy of ghist */
-    cl_event pending[MAX_PENDING];
+    cl_event pending[MAX_PENDING];  /* in enqueue order, across both queues */
     enum ev_kind kinds[MAX_PENDING];
     unsigned npending;
+    uint64_t tracked, accounted;    /* events ever tracked / accounted: event number q is
+                                     * pending[q - accounted] while it is pending */
+    /* GPU variant: staged copies (the device's kept pinned pair at d->stage_ptr). */
+    bool staged;
+    size_t chunk;                   /* elements per staged chunk */
+    cl_event tail;                  /* the last pass's scatter, which the download waits on */
+    struct span *spans;
+    size_t nspans, capspans;
     hy_cl_timing *t;
     const hy_cl_opts *o;
     uint64_t done, total;       /* progress, in elements moved or counted */
@@ -75,6 +101,62 @@ static void track(struct job *j, cl_event ev, enum ev_kind kind)
 {
     j->kinds[j->npending] = kind;
     j->pending[j->npending++] = ev;
+    j->tracked++;
+}
+
+/* Adds a finished command's time to its kind and, for a staged job, keeps its interval;
+ * releases the event either way. */
+static int account(struct job *j, cl_event ev, enum ev_kind kind)
+{
+    cl_ulong s = 0, e = 0;
+    int rc = 0;
+    if (clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof s, &s, NULL) ==
+            CL_SUCCESS &&
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof e, &e, NULL) ==
+            CL_SUCCESS &&
+        e > s) {
+        uint64_t *to = kind == EV_KERNEL ? &j->t->kernel_ns
+                       : kind == EV_H2D  ? &j->t->h2d_ns
+                                         : &j->t->d2h_ns;
+        *to += e - s;
+        if (j->staged && j->nspans == j->capspans) {
+            size_t cap = j->capspans ? 2 * j->capspans : 64;
+            struct span *m = realloc(j->spans, cap * sizeof *m);
+            if (!m)
+                rc = hy_error_set(j->err, HY_ENOMEM, "out of memory for the job's timings");
+            else {
+                j->spans = m;
+                j->capspans = cap;
+            }
+        }
+        if (j->staged && !rc)
+            j->spans[j->nspans++] = (struct span){s, e, kind};
+    }
+    clReleaseEvent(ev);
+    return rc;
+}
+
+/* Waits for the first k pending events (not for the whole queue) and accounts them. */
+static int drain(struct job *j, unsigned k)
+{
+    int rc = k ? CL_TRY(clWaitForEvents(k, j->pending), j->err) : 0;
+    if (rc)
+        return rc; /* still pending: release_job lets them go */
+    for (unsigned i = 0; i < k; i++) {
+        int r = account(j, j->pending[i], j->kinds[i]);
+        rc = rc ? rc : r;
+    }
+    memmove(j->pending, j->pending + k, (j->npending - k) * sizeof *j->pending);
+    memmove(j->kinds, j->kinds + k, (j->npending - k) * sizeof *j->kinds);
+    j->npending -= k;
+    j->accounted += k;
+    return rc;
+}
+
+/* Waits until event number q (j->tracked before it was tracked) has finished. */
+static int drain_through(struct job *j, uint64_t q)
+{
+    return q < j->accounted ? 0 : drain(j, (unsigned)(q - j->accounted + 1));
 }
 
 /* Waits for everything enqueued, adds the finished commands' times, and reports progress;
@@ -82,17 +164,10 @@ static void track(struct job *j, cl_event ev, enum ev_kind kind)
 static int settle(struct job *j, uint64_t add)
 {
     int rc = CL_TRY(clFinish(j->d->queue), j->err);
-    for (unsigned i = 0; i < j->npending; i++) {
-        uint64_t ns = rc ? 0 : hy_cl_event_ns(j->pending[i]);
-        if (j->kinds[i] == EV_KERNEL)
-            j->t->kernel_ns += ns;
-        else if (j->kinds[i] == EV_H2D)
-            j->t->h2d_ns += ns;
-        else
-            j->t->d2h_ns += ns;
-        clReleaseEvent(j->pending[i]);
-    }
-    j->npending = 0;
+    if (!rc && j->staged)
+        rc = CL_TRY(clFinish(j->d->xfer), j->err);
+    if (!rc)
+        rc = drain(j, j->npending);
     if (rc)
         return rc;
     j->done += add;
@@ -296,14 +371,78 @@ static int plan(struct job *j, size_t n)
     return 0;
 }
 
-/* The GPU variant's buffers (its kernels came with gpu_shape): the array pair, the
- * per-block table and the all-digit histograms, on the device and in j->ghost. */
+/* Elements per staged chunk: STAGE_CHUNK_BYTES' worth, or what CHUNK_ENV says (tests), at
+ * most the array. A value that is not a whole number of 1 or more is refused, naming it: a
+ * typo must not quietly test the default. */
+static int chunk_elems(struct job *j)
+{
+    const char *s = getenv(CHUNK_ENV);
+    size_t c = STAGE_CHUNK_BYTES / j->size;
+    if (s && s[0]) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || v < 1 || v > SIZE_MAX / 8 || s[0] == '-')
+            return hy_error_set(j->err, HY_EINVAL,
+                                "%s=%s: expected a number of elements per chunk, 1 or more",
+                                CHUNK_ENV, s);
+        c = (size_t)v;
+    }
+    j->chunk = c < j->n ? c : j->n;
+    return 0;
+}
+
+/* The pinned staging pair: the device's kept pair when it is large enough, else a new pair,
+ * mapped once for as long as it is kept (in d->stage_ptr), that replaces it. Pinned memory
+ * comes from the driver's CL_MEM_ALLOC_HOST_PTR; copies from it run at the bus's speed
+ * where copies from the caller's pageable mapping go through the driver's own bounce. */
+static int stage_buffers(struct job *j)
+{
+    struct hy_cl_dev *d = j->d;
+    size_t bytes = j->chunk * j->size;
+    cl_int cr;
+    int rc;
+    if (d->stage[0] && d->stage[1] && d->stage_bytes >= bytes)
+        return 0;
+    for (int i = 1; i >= 0; i--) {
+        if (d->stage[i] && d->stage_ptr[i] &&
+            (rc = CL_TRY(clEnqueueUnmapMemObject(d->xfer, d->stage[i], d->stage_ptr[i], 0,
+                                                 NULL, NULL),
+                         j->err)))
+            return rc;
+        if (d->stage[i])
+            clReleaseMemObject(d->stage[i]);
+        d->stage[i] = NULL;
+        d->stage_ptr[i] = NULL;
+    }
+    d->stage_bytes = 0;
+    if ((rc = CL_TRY(clFinish(d->xfer), j->err)))
+        return rc;
+    for (int i = 0; i < 2; i++) {
+        d->stage[i] = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes,
+                                     NULL, &cr);
+        if ((rc = CL_TRY(cr, j->err)))
+            return rc;
+        d->stage_ptr[i] = clEnqueueMapBuffer(d->xfer, d->stage[i], CL_TRUE,
+                                             CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL,
+                                             NULL, &cr);
+        if ((rc = CL_TRY(cr, j->err)))
+            return rc;
+    }
+    d->stage_bytes = bytes;
+    return 0;
+}
+
+/* The GPU variant's buffers (its kernels came with gpu_shape): the array pair, the pinned
+ * staging pair, the per-block table and the all-digit histograms, on the device and in
+ * j->ghost. */
 static int gpu_resources(struct job *j, size_t bytes)
 {
     size_t table = (size_t)j->nblocks << GPU_BITS, gn = (size_t)j->digits * GPU_RADIX;
     cl_int cr;
     int rc;
-    if ((rc = array_buffers(j, bytes)))
+    j->staged = true;
+    if ((rc = array_buffers(j, bytes)) || (rc = stage_buffers(j)))
         return rc;
     j->hist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, table * sizeof(cl_uint), NULL, &cr);
     if ((rc = CL_TRY(cr, j->err)))
@@ -514,13 +653,15 @@ static int set_src_args(struct job *j, cl_kernel k, cl_mem src, cl_uint shift, b
     return 0;
 }
 
-/* Enqueues `groups` work-groups of `local` work-items of kernel k, tracked. */
-static int launch(struct job *j, cl_kernel k, size_t groups, size_t local)
+/* Enqueues `groups` work-groups of `local` work-items of kernel k, tracked; after `wait`
+ * when it is not NULL (an event of the other queue). */
+static int launch_after(struct job *j, cl_kernel k, size_t groups, size_t local,
+                        const cl_event *wait)
 {
     size_t global = groups * local;
     cl_event ev = NULL;
-    int rc = CL_TRY(clEnqueueNDRangeKernel(j->d->queue, k, 1, NULL, &global, &local, 0, NULL,
-                                           &ev),
+    int rc = CL_TRY(clEnqueueNDRangeKernel(j->d->queue, k, 1, NULL, &global, &local,
+                                           wait ? 1 : 0, wait, &ev),
                     j->err);
     if (rc)
         return rc;
@@ -529,18 +670,67 @@ static int launch(struct job *j, cl_kernel k, size_t groups, size_t local)
     return 0;
 }
 
-/* The first pass: every digit's histogram of buf[0], read back into j->ghost. */
-static int gpu_hist(struct job *j)
+static int launch(struct job *j, cl_kernel k, size_t groups, size_t local)
+{
+    return launch_after(j, k, groups, local, NULL);
+}
+
+/* sort_hist_* over elements [first, end) of buf[0], once `wait` (that chunk's copy) is done:
+ * a few groups per compute unit, no more than the range has blocks. */
+static int hist_chunk(struct job *j, size_t first, size_t end, const cl_event *wait)
+{
+    unsigned cus = j->d->info.compute_units ? j->d->info.compute_units : 1;
+    size_t groups = (size_t)cus * GPU_HIST_GROUPS_PER_CU, bsize = (size_t)j->local * GPU_ITEMS;
+    size_t blocks = (end - first + bsize - 1) / bsize;
+    cl_uint f = (cl_uint)first, e = (cl_uint)end;
+    int rc;
+    if (groups > blocks)
+        groups = blocks;
+    if ((rc = CL_TRY(clSetKernelArg(j->ghist_k, 1, sizeof e, &e), j->err)) ||
+        (rc = CL_TRY(clSetKernelArg(j->ghist_k, 7, sizeof f, &f), j->err)))
+        return rc;
+    return launch_after(j, j->ghist_k, groups, j->local, wait);
+}
+
+/* The upload, chunk by chunk through the pinned pair, each chunk's histogram launched on
+ * the compute queue as soon as its copy (on the transfer queue) is done: the host fills
+ * chunk c's staging buffer while chunk c-1 is copied and chunk c-2 counted. A staging
+ * buffer is refilled only once its previous copy has finished (drain_through). */
+static int staged_upload(struct job *j, const char *data)
+{
+    uint64_t copy_no[2] = {0, 0};
+    size_t es = j->size;
+    int rc;
+    for (size_t first = 0, c = 0; first < j->n; first += j->chunk, c++) {
+        size_t len = j->n - first < j->chunk ? j->n - first : j->chunk;
+        unsigned slot = c & 1;
+        cl_event ev = NULL;
+        if (c >= 2 && (rc = drain_through(j, copy_no[slot])))
+            return rc;
+        memcpy(j->d->stage_ptr[slot], data + first * es, len * es);
+        if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->xfer, j->buf[0], CL_FALSE, first * es,
+                                              len * es, j->d->stage_ptr[slot], 0, NULL, &ev),
+                         j->err)))
+            return rc;
+        copy_no[slot] = j->tracked;
+        track(j, ev, EV_H2D);
+        if ((rc = hist_chunk(j, first, first + len, &ev)))
+            return rc;
+    }
+    j->t->bytes_moved += (uint64_t)j->n * es;
+    return 0;
+}
+
+/* The first pass: the upload into buf[0] with every digit's histogram of it, read back into
+ * j->ghost. */
+static int gpu_hist(struct job *j, const char *data)
 {
     size_t gsize = (size_t)j->digits * GPU_RADIX * sizeof(cl_uint);
-    unsigned cus = j->d->info.compute_units ? j->d->info.compute_units : 1;
-    size_t groups = (size_t)cus * GPU_HIST_GROUPS_PER_CU;
-    if (groups > j->nblocks)
-        groups = j->nblocks;
     cl_event ev = NULL;
     int rc;
     /* Zeroed by a copy rather than clEnqueueFillBuffer, which Oclgrind does not count as
-     * initialising the buffer. The read below lands after it on the in-order queue. */
+     * initialising the buffer. The histograms and the read below land after it on the
+     * in-order queue. */
     memset(j->ghost, 0, gsize);
     if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->queue, j->ghist, CL_FALSE, 0, gsize, j->ghost,
                                           0, NULL, NULL),
@@ -548,7 +738,7 @@ static int gpu_hist(struct job *j)
         (rc = set_src_args(j, j->ghist_k, j->buf[0], 0, true)) ||
         (rc = set_args(j, j->ghist_k, 5, 2, (size_t[]){sizeof(cl_mem), gsize},
                        (const void *[]){&j->ghist, NULL})) ||
-        (rc = launch(j, j->ghist_k, groups, j->local)) ||
+        (rc = staged_upload(j, data)) ||
         (rc = CL_TRY(clEnqueueReadBuffer(j->d->queue, j->ghist, CL_FALSE, 0, gsize, j->ghost,
                                          0, NULL, &ev),
                      j->err)))
@@ -559,10 +749,11 @@ static int gpu_hist(struct job *j)
     return settle(j, j->n);
 }
 
-/* One digit pass from buf[from] into buf[1 - from]: count, scan, scatter, then one wait.
+/* One digit pass from buf[from] into buf[1 - from]: count, scan, scatter, then one wait,
+ * except after the last pass, whose scatter the download waits on by its event (j->tail).
  * The scan's work-groups are no wider than a row of the table (nblocks), so a small array
  * does not pay for 256 groups of mostly idle work-items. */
-static int gpu_pass(struct job *j, int from, cl_uint dg)
+static int gpu_pass(struct job *j, int from, cl_uint dg, bool last)
 {
     cl_uint shift = dg * GPU_BITS, nb = j->nblocks;
     size_t L = j->local, u = sizeof(cl_uint), m = sizeof(cl_mem), sl = 1;
@@ -585,25 +776,38 @@ static int gpu_pass(struct job *j, int from, cl_uint dg)
         (rc = launch(j, j->scatter, nb, L)))
         return rc;
     j->t->passes++;
+    if (last)
+        return CL_TRY(clRetainEvent(j->tail = j->pending[j->npending - 1]), j->err);
     return settle(j, j->n);
 }
 
-/* The histogram pass, then a digit pass for every digit whose value some two keys differ
- * in (a digit where one value has all n keys would move nothing). */
-static int gpu_passes(struct job *j, int *from, bool *moved)
+/* Whether digit dg is the same in every key (one value has all n): its pass would move
+ * nothing. */
+static bool shared_digit(const struct job *j, cl_uint dg)
 {
-    int rc = gpu_hist(j);
+    for (unsigned v = 0; v < GPU_RADIX; v++)
+        if (j->ghost[dg * GPU_RADIX + v] == j->n)
+            return true;
+    return false;
+}
+
+/* The upload with the histogram pass, then a digit pass for every digit that some two keys
+ * differ in; the last one is left running for the download to wait on. */
+static int gpu_passes(struct job *j, const char *data, int *from, bool *moved)
+{
+    int rc = gpu_hist(j, data);
     if (rc)
         return rc;
+    cl_uint last = j->digits;
+    for (cl_uint dg = 0; dg < j->digits; dg++)
+        if (!shared_digit(j, dg))
+            last = dg;
     for (cl_uint dg = 0; dg < j->digits; dg++) {
-        bool same = false;
-        for (unsigned v = 0; v < GPU_RADIX && !same; v++)
-            same = j->ghost[dg * GPU_RADIX + v] == j->n;
-        if (same) {
+        if (shared_digit(j, dg)) {
             j->done += j->n;
             continue;
         }
-        if ((rc = gpu_pass(j, *from, dg)))
+        if ((rc = gpu_pass(j, *from, dg, dg == last)))
             return rc;
         *from = 1 - *from;
         *moved = true;
@@ -611,11 +815,70 @@ static int gpu_passes(struct job *j, int *from, bool *moved)
     return 0;
 }
 
+/* The download of buf[src] into the caller's array through the pinned pair, chunk by chunk
+ * on the transfer queue, the first after the last pass's scatter (j->tail): while chunk c is
+ * copied off the device the host moves chunk c-1 from its staging buffer into `data`. */
+static int staged_download(struct job *j, char *data, cl_mem src)
+{
+    size_t es = j->size, nch = (j->n + j->chunk - 1) / j->chunk;
+    uint64_t copy_no[2] = {0, 0};
+    int rc;
+    for (size_t c = 0; c <= nch; c++) {
+        if (c < nch) {
+            size_t first = c * j->chunk, len = j->n - first < j->chunk ? j->n - first : j->chunk;
+            cl_event ev = NULL;
+            if ((rc = CL_TRY(clEnqueueReadBuffer(j->d->xfer, src, CL_FALSE, first * es, len * es,
+                                                 j->d->stage_ptr[c & 1], c == 0 ? 1 : 0,
+                                                 c == 0 ? &j->tail : NULL, &ev),
+                             j->err)))
+                return rc;
+            copy_no[c & 1] = j->tracked;
+            track(j, ev, EV_D2H);
+        }
+        if (c == 0)
+            continue;
+        size_t p = c - 1, first = p * j->chunk;
+        size_t len = j->n - first < j->chunk ? j->n - first : j->chunk;
+        if ((rc = drain_through(j, copy_no[p & 1])))
+            return rc;
+        memcpy(data + first * es, j->d->stage_ptr[p & 1], len * es);
+    }
+    j->t->bytes_moved += (uint64_t)j->n * es;
+    return 0;
+}
+
+/* The copies' time under kernels: each copy's intersection with the kernels' intervals
+ * (those of one in-order queue, so disjoint), moved from its kind into overlap_ns. A copy
+ * on the compute queue never meets a kernel, so it keeps all its time. */
+static void split_overlap(struct job *j)
+{
+    for (size_t a = 0; a < j->nspans; a++) {
+        const struct span *c = &j->spans[a];
+        if (c->kind == EV_KERNEL)
+            continue;
+        uint64_t under = 0;
+        for (size_t b = 0; b < j->nspans; b++) {
+            const struct span *k = &j->spans[b];
+            cl_ulong lo = c->start > k->start ? c->start : k->start;
+            cl_ulong hi = c->end < k->end ? c->end : k->end;
+            if (k->kind == EV_KERNEL && hi > lo)
+                under += hi - lo;
+        }
+        uint64_t *from = c->kind == EV_H2D ? &j->t->h2d_ns : &j->t->d2h_ns;
+        under = under < *from ? under : *from;
+        *from -= under;
+        j->t->overlap_ns += under;
+    }
+}
+
 /* Releases what job_resources made, in reverse order, keeping the device's kept pair. */
 static void release_job(struct job *j)
 {
     for (unsigned i = 0; i < j->npending; i++)
         clReleaseEvent(j->pending[i]);
+    if (j->tail)
+        clReleaseEvent(j->tail);
+    free(j->spans);
     free(j->ghost);
     if (j->ghist)
         clReleaseMemObject(j->ghist);
@@ -651,16 +914,18 @@ static int run_passes(struct job *j, void *data, size_t bytes, int *from, bool *
         goto out;
     /* Units: the first count, then one scatter per digit (a skipped digit counts at once). */
     j->total = (uint64_t)j->n * (1 + j->digits);
+    if (!j->d->cpu_variant) {
+        rc = gpu_passes(j, data, from, moved);
+        goto out;
+    }
+    /* The CPU variant's device is the host's memory (PoCL): one plain copy is the cheapest
+     * upload there, and staging would add a second (docs/opencl.md, "Transfers"). */
     if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->queue, j->buf[0], CL_FALSE, 0, bytes, data, 0,
                                           NULL, &ev),
                      j->err)))
         goto out;
     track(j, ev, EV_H2D);
     j->t->bytes_moved += bytes;
-    if (!j->d->cpu_variant) {
-        rc = gpu_passes(j, from, moved);
-        goto out;
-    }
     j->t->passes = 1;
     if ((rc = count_pass(j, 0, 0, 1)) || (rc = differing_bits(j, andor, &differ)))
         goto out;
@@ -698,7 +963,10 @@ int hy_cl_sort_job(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t
     int from = 0;
     bool enqueued = false, moved = false;
     cl_event ev = NULL;
-    if ((!j.d->cpu_variant && (rc = gpu_shape(&j))) || (rc = plan(&j, n)))
+    /* The chunk size is checked in either variant, so that a mistyped test setting fails
+     * wherever it is set. */
+    if ((!j.d->cpu_variant && (rc = gpu_shape(&j))) || (rc = plan(&j, n)) ||
+        (rc = chunk_elems(&j)))
         goto out;
 
     enqueued = true;
@@ -707,22 +975,32 @@ int hy_cl_sort_job(hy_cl *cl, const hy_cl_opts *o, int dtype, void *data, size_t
     /* Equal keys are equal bytes: with every digit skipped the array is already sorted. */
     if (!moved)
         goto out;
-    /* Only now is the caller's array written: the sorted bytes, all at once. */
-    if ((rc = CL_TRY(clEnqueueReadBuffer(q, j.buf[from], CL_FALSE, 0, n * size, data, 0, NULL,
-                                         &ev),
-                     err)))
-        goto out;
-    track(&j, ev, EV_D2H);
-    r->timing.bytes_moved += (uint64_t)n * size;
-    rc = settle(&j, 0);
+    /* Only now is the caller's array written: the sorted bytes. */
+    if (j.staged) {
+        rc = staged_download(&j, data, j.buf[from]);
+    } else if (!(rc = CL_TRY(clEnqueueReadBuffer(q, j.buf[from], CL_FALSE, 0, n * size, data,
+                                                 0, NULL, &ev),
+                             err))) {
+        track(&j, ev, EV_D2H);
+        r->timing.bytes_moved += (uint64_t)n * size;
+    }
+    /* The staged job's last pass was not waited for on its own: its progress comes now. */
+    if (!rc)
+        rc = settle(&j, j.staged ? n : 0);
     /* Cancelling after the last copy changes nothing: the array is already sorted. */
     if (rc == HY_ECANCELED)
         rc = 0;
+    if (!rc && j.staged)
+        split_overlap(&j);
 
 out:
-    /* Nothing may still read or write the caller's array once we return. */
-    if (enqueued)
+    /* Nothing may still read or write the caller's array, or the staging pair, once we
+     * return. */
+    if (enqueued) {
         clFinish(q);
+        if (j.staged)
+            clFinish(j.d->xfer);
+    }
     release_job(&j);
     r->timing.wall_ns = hy_now_ns() - t0;
     return rc;

@@ -200,15 +200,16 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
 #define SORT_KERNELS(K, W, SUF)                                                             \
     /* Histograms of every digit of the keys at once: work-group-local counters (atomics in \
      * local memory), added into ghist[digit * 256 + value] at the end. The host zeroes ghist\
-     * and picks a few groups per compute unit; each strides over the whole array. */       \
+     * and picks a few groups per compute unit; each strides over src[first .. n): one      \
+     * chunk of the staged upload (cl/sort.c), counted as soon as that chunk has landed. */ \
     __kernel void sort_hist_##SUF(__global const K *src, uint n, K pos, K negx, K rot,      \
-                                  __global uint *ghist, __local uint *lh)                   \
+                                  __global uint *ghist, __local uint *lh, uint first)       \
     {                                                                                       \
         uint t = get_local_id(0), L = get_local_size(0);                                    \
         for (uint i = t; i < (W / SORT_BITS) * SORT_RADIX; i += L)                          \
             lh[i] = 0;                                                                      \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        for (size_t i = get_global_id(0); i < n; i += get_global_size(0)) {                 \
+        for (size_t i = first + get_global_id(0); i < n; i += get_global_size(0)) {         \
             K x = src[i];                                                                   \
             K k = SORT_KEY(K, W, x, pos, negx, rot);                                        \
             for (uint dg = 0; dg < W / SORT_BITS; dg++)                                     \

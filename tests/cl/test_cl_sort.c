@@ -493,6 +493,89 @@ DEVICE_TEST(cl_sort, passes_and_launches)
     free(ref);
 }
 
+/* ---- staged transfers (GPU variant, docs/opencl.md "Transfers") ---- */
+
+/* Sorts every dtype in chunks of `chunk` elements (HYBRIDD_CL_CHUNK, read per job) at sizes
+ * on either side of one, two and several chunk boundaries, against the engine. In the GPU
+ * variant each chunk gets its own histogram launch, so the launches prove that the copies
+ * really went in chunks; the CPU variant takes no staging and must sort the same. */
+static void sort_in_chunks(size_t chunk, char *in, char *ref)
+{
+    static const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64,
+                                 HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    const size_t ns[] = {chunk - 1, chunk, chunk + 1, 2 * chunk, 3 * chunk + 5};
+    char value[32];
+    snprintf(value, sizeof value, "%zu", chunk);
+    cr_assert_eq(setenv("HYBRIDD_CL_CHUNK", value, 1), 0, "setenv");
+    for (size_t t = 0; t < COUNT(dtypes); t++)
+        for (size_t k = 0; k < COUNT(ns); k++) {
+            size_t n = ns[k], size = hy_dtype_size(dtypes[t]);
+            if (n < 2)
+                continue;
+            int dist = (t + k) % 2 ? D_SPECIAL : D_RANDOM;
+            make_case(dtypes[t], n, dist, 0xC4u + n + t, in, ref);
+            hy_cl_sort_result r;
+            hy_error err = {0};
+            int rc = sort_on_device(dtypes[t], in, n, &r, &err);
+            cr_assert_eq(rc, 0, "%s n=%zu chunk %zu: %d %s", hy_dtype_name(dtypes[t]), n,
+                         chunk, rc, err.msg);
+            cr_assert(memcmp(in, ref, n * size) == 0, "%s n=%zu chunk %zu: output differs",
+                      hy_dtype_name(dtypes[t]), n, chunk);
+            const hy_cl_timing *tm = &r.timing;
+            if (dev_info.gpu_variant && tm->passes > 1) {
+                unsigned chunks = (unsigned)((n + chunk - 1) / chunk);
+                cr_assert_eq(tm->launches, chunks + 3 * (tm->passes - 1),
+                             "%s n=%zu chunk %zu: %u launches in %u passes",
+                             hy_dtype_name(dtypes[t]), n, chunk, tm->launches, tm->passes);
+            }
+            /* Overlap is moved out of the copies, not added: the profiled time, counted
+             * once, fits inside the wall time around it. */
+            cr_assert_leq(tm->h2d_ns + tm->kernel_ns + tm->d2h_ns, tm->wall_ns,
+                          "%s n=%zu: h2d %" PRIu64 " + kernel %" PRIu64 " + d2h %" PRIu64
+                          " > wall %" PRIu64 " ns",
+                          hy_dtype_name(dtypes[t]), n, tm->h2d_ns, tm->kernel_ns, tm->d2h_ns,
+                          tm->wall_ns);
+            cr_assert_geq(tm->bytes_moved, 2 * (uint64_t)n * size, "%s n=%zu: %" PRIu64 " bytes",
+                          hy_dtype_name(dtypes[t]), n, tm->bytes_moved);
+        }
+    cr_assert_eq(unsetenv("HYBRIDD_CL_CHUNK"), 0, "unsetenv");
+}
+
+/* Chunks of one element, a few, an odd size and more than a block: the kept pinned pair
+ * grows from job to job, and every boundary falls inside a block somewhere. */
+DEVICE_TEST(cl_sort, chunked_transfers)
+{
+    static const size_t chunks[] = {1, 7, 1000, 4099};
+    size_t most = 3 * 4099 + 5;
+    char *in = malloc(most * 8), *ref = malloc(most * 8);
+    cr_assert(in && ref, "out of memory");
+    for (size_t c = 0; c < COUNT(chunks); c++)
+        sort_in_chunks(chunks[c], in, ref);
+    free(in);
+    free(ref);
+    good_sort_works(); /* back to the default chunk: the pinned pair grows again */
+}
+
+/* A chunk setting that is not a whole number of 1 or more is refused, naming it, in either
+ * variant, before the array is touched. */
+DEVICE_TEST(cl_sort, bad_chunk_setting)
+{
+    static const char *const bad[] = {"0", "-4", "12x", "lots", "99999999999999999999999"};
+    for (size_t k = 0; k < COUNT(bad); k++) {
+        uint32_t a[3] = {3, 1, 2};
+        hy_cl_sort_result r;
+        hy_error err = {0};
+        cr_assert_eq(setenv("HYBRIDD_CL_CHUNK", bad[k], 1), 0, "setenv");
+        int rc = sort_on_device(HY_DT_U32, a, 3, &r, &err);
+        cr_assert_eq(unsetenv("HYBRIDD_CL_CHUNK"), 0, "unsetenv");
+        cr_assert_eq(rc, HY_EINVAL, "HYBRIDD_CL_CHUNK=%s: %d %s", bad[k], rc, err.msg);
+        cr_assert(strstr(err.msg, "HYBRIDD_CL_CHUNK") && strstr(err.msg, bad[k]),
+                  "the refusal does not name the setting: %s", err.msg);
+        cr_assert(a[0] == 3 && a[1] == 1 && a[2] == 2, "a refused sort touched the array");
+    }
+    good_sort_works();
+}
+
 /* The same hy_cl sorts again and again, all dtypes interleaved: nothing leaks between jobs. */
 DEVICE_TEST(cl_sort, repeated_jobs)
 {

@@ -218,9 +218,9 @@ static const struct option {
      "hex (default 1)", NULL, NULL},
     {"--device", NULL, "D", C_JOB, "the OpenCL device, 0..63 (see `hybridctl devices`)", NULL,
      NULL},
-    {"--ranks", NULL, "N", C_PI,
-     "pi across N ranks of an MPI job (hybridd --mpi), 1..65534, or all; the same count as "
-     "one daemon's (default: this daemon alone)", NULL, NULL},
+    {"--ranks", NULL, "N", C_PI | C_SORT,
+     "the job across N ranks of an MPI job (hybridd --mpi), 1..65534, or all; the same "
+     "result as one daemon's (default: this daemon alone)", NULL, NULL},
     {"--nogil", NULL, NULL, C_JOB, "locked: release the lock in native code (sort's default)",
      NULL, NULL},
     {"--hold-lock", NULL, NULL, C_JOB, "locked: hold the lock throughout (pi's default)", NULL,

@@ -1367,6 +1367,7 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
         json_s(f, "output", rep->output);
         json_key(f, "checked");
         fputs(rep->checked < 0 ? "null" : rep->checked ? "true" : "false", f);
+        json_u64(f, "ranks", r->ranks ? r->ranks : 1); /* MPI ranks it spanned (1: one daemon) */
         json_single_tail(f, r, rep->device_name);
         fputs("}\n", f);
     } else {
@@ -1378,6 +1379,8 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
         fprintf(f, "sorted on %s, %s mode", where, mode_name(r->mode));
         if (r->copies > 1)
             fprintf(f, ", %u copies at once", r->copies);
+        if (r->ranks > 1)
+            fprintf(f, ", across %u MPI ranks", r->ranks);
         fputc('\n', f);
         print_time(f, r, "elements");
         print_prediction(f, r, where);

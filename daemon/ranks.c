@@ -1,12 +1,28 @@
-/* daemon/ranks: pi across MPI ranks. Sample i of a job is counter i of Philox keyed by the
- * seed wherever it runs, so parts that tile [0, n) add up to one daemon's hits exactly: the
- * split (hy_mpi_split) is contiguous, part k on rank (origin + k) % size. */
+/* daemon/ranks: pi and sort across MPI ranks.
+ *
+ * pi: sample i of a job is counter i of Philox keyed by the seed wherever it runs, so parts
+ * that tile [0, n) add up to one daemon's hits exactly: the split (hy_mpi_split) is
+ * contiguous, part k on rank (origin + k) % size.
+ *
+ * sort: a sample sort whose keys start on the submitting rank (the client's array). It takes
+ * a regular sample of (key, index) pairs, key in hybridd's order (common/sortkey.h, a
+ * bijection of the bits), picks ranks - 1 splitters from it, and partitions the array into
+ * buckets by (key, index): ties go by position, so all-equal or few-unique input splits as
+ * evenly as any other. Bucket k goes to rank (origin + k) % size, is sorted there by its CPU
+ * engine and comes back into the array at its offset. Every key in bucket k is at most every
+ * key in bucket k + 1, and equal keys are equal bytes, so the result is exactly one daemon's
+ * sort. docs/mpi.md says why the origin partitions rather than scattering slices first. */
 #include "ranks.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "host.h"
+#include "log.h"
+#include "sortkey.h"
 
 /* Backends that can count a window [first, first + count) of the stream: the CPU engine's. */
 static bool spans(int backend)
@@ -31,12 +47,12 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
     else if (want > size)
         return hy_error_set(err, HY_ELIMIT, "ranks %u is above this MPI job's %u rank(s)",
                             want, size);
-    if (s->kind->kind != HY_JOB_PI)
-        return hy_error_set(err, HY_EINVAL, "only a single pi job spans ranks for now, not a "
-                            "%s job", s->kind->label);
+    if (s->kind->kind != HY_JOB_PI && s->kind->kind != HY_JOB_SORT)
+        return hy_error_set(err, HY_EINVAL, "only a single pi or sort job spans ranks for now, "
+                            "not a %s job", s->kind->label);
     if (!spans(s->backend))
-        return hy_error_set(err, HY_EBACKEND, "a pi job spans ranks on serial, native or "
-                            "locked, not %s", hy_backend_name(s->backend));
+        return hy_error_set(err, HY_EBACKEND, "a %s job spans ranks on serial, native or "
+                            "locked, not %s", s->kind->label, hy_backend_name(s->backend));
     s->ranks = want;
     return 0;
 }
@@ -68,9 +84,11 @@ static int run_held_part(void *ctx, const hy_mpi_part *p, uint64_t *hits, hy_err
         return hy_error_set(err, HY_ELIMIT, "threads %u: this rank's CPU engine runs 1..%u",
                             p->threads, most);
     hy_row_spec row = {.backend = p->backend, .threads = p->threads};
-    hy_run_io io = {.array_fd = -1};
+    hy_run_io io = {.array = p->data, .array_fd = -1};
     hy_run_once o = {0};
-    if ((rc = hy_backend_get(p->backend)->pi(e, &s, &row, &io, &o, err)))
+    const hy_backend_ops *b = hy_backend_get(p->backend);
+    if ((rc = p->kind == HY_MPI_SORT ? b->sort(e, &s, &row, &io, &o, err)
+                                     : b->pi(e, &s, &row, &io, &o, err)))
         return rc;
     *hits = o.hits;
     return 0;
@@ -81,7 +99,8 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
 {
     const hy_backend_ops *b = hy_backend_get(r->backend);
     HY_ASSERT(b != NULL && e->mpi != NULL && s->ranks > 1 && s->first == 0);
-    hy_mpi_part proto = {.backend = r->backend, .threads = r->threads, .mode = s->mode,
+    hy_mpi_part proto = {.kind = HY_MPI_PI, .backend = r->backend, .threads = r->threads,
+                         .mode = s->mode,
                          .nogil = s->nogil, .seed = s->seed};
     uint64_t t0 = hy_now_ns(), token, first, count;
     int rc = hy_mpi_pi_scatter(e->mpi, &proto, s->n, s->ranks, &token, err);
@@ -95,7 +114,7 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
     uint64_t hits = o->hits;
     hy_error gerr = {0};
     /* A failed own part still collects the span (dropping it), so no answer lingers. */
-    int grc = hy_mpi_pi_gather(e->mpi, token, rc ? drop : io_cancelled, (void *)io,
+    int grc = hy_mpi_gather(e->mpi, token, rc ? drop : io_cancelled, (void *)io,
                                run_held_part, (void *)e, &hits, &gerr);
     if (rc)
         return rc;
@@ -111,14 +130,40 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
     return 0;
 }
 
+/* A part checked against this daemon's backend (env NULL: nothing to check it against). */
+static int check_part(const hy_backend_env *env, const hy_mpi_part *p, const hy_job_spec *s,
+                      hy_error *err)
+{
+    if (!env)
+        return 0;
+    hy_row_spec row = {.backend = p->backend, .threads = p->threads};
+    return hy_backend_get(p->backend)->check(env, s, &row, err);
+}
+
 int hy_ranks_part_spec(const hy_backend_env *env, const hy_mpi_part *p,
                        uint32_t switch_interval_us, hy_job_spec *s, hy_error *err)
 {
     if (!spans(p->backend))
-        return hy_error_set(err, HY_EBACKEND, "backend %d does not count a part of pi",
+        return hy_error_set(err, HY_EBACKEND, "backend %d does not run a part of a span",
                             p->backend);
     if (p->mode != HY_MODE_SPLIT && p->mode != HY_MODE_REPLICATE)
         return hy_error_set(err, HY_EINVAL, "mode %d is not split or replicate", p->mode);
+    if (p->kind == HY_MPI_SORT) {
+        size_t size = hy_dtype_size(p->dtype);
+        if (size == 0 || p->count == 0 || p->count > SIZE_MAX / size)
+            return hy_error_set(err, HY_EINVAL, "a sort part of %" PRIu64 " elements of dtype "
+                                "%d", p->count, p->dtype);
+        *s = (hy_job_spec){.kind = hy_kind_get(HY_JOB_SORT), .n = p->count, .dtype = p->dtype,
+                           .mode = p->mode, .nogil = p->nogil,
+                           .switch_interval_us = switch_interval_us, .repeat = 1, .warmup = 0,
+                           .backend = p->backend, .threads = p->threads,
+                           .transport = HY_TRANSPORT_PIPE, .backends = 1u << p->backend,
+                           .transports = 1u << HY_TRANSPORT_PIPE, .array = HY_ARRAY_INLINE,
+                           .ranks = 1, .array_bytes = (size_t)p->count * size};
+        return check_part(env, p, s, err);
+    }
+    if (p->kind != HY_MPI_PI)
+        return hy_error_set(err, HY_EINVAL, "a part of kind %d", p->kind);
     if (p->count == 0 || p->first > HY_HOST_PI_MAX_SAMPLES - p->count)
         return hy_error_set(err, HY_EINVAL, "part [%llu, +%llu) is outside pi's stream",
                             (unsigned long long)p->first, (unsigned long long)p->count);
@@ -128,8 +173,217 @@ int hy_ranks_part_spec(const hy_backend_env *env, const hy_mpi_part *p,
                        .backend = p->backend, .threads = p->threads,
                        .transport = HY_TRANSPORT_PIPE, .backends = 1u << p->backend,
                        .transports = 1u << HY_TRANSPORT_PIPE, .ranks = 1};
-    if (!env)
-        return 0;
-    hy_row_spec row = {.backend = p->backend, .threads = p->threads};
-    return hy_backend_get(p->backend)->check(env, s, &row, err);
+    return check_part(env, p, s, err);
+}
+
+/* ---- sort across ranks ---- */
+
+/* Samples per rank of the regular sample the splitters come from: a bucket's share then
+ * strays from n / ranks by about sqrt(ranks / samples) of it (under 2% here), well inside the
+ * 1.1x bound docs/mpi.md promises. */
+#define SAMPLES_PER_RANK 4096u
+
+/* An element's place in the order of a span: its key, ties broken by its index. */
+struct skey {
+    uint64_t key, idx;
+};
+
+static int cmp_skey(const void *a, const void *b)
+{
+    const struct skey *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The key of element i in hybridd's order, widened to 64 bits. */
+struct keyer {
+    const char *a;
+    size_t size;
+    struct hy_xform_u32 t32;
+    struct hy_xform_u64 t64;
+};
+
+static inline uint64_t key_at(const struct keyer *k, uint64_t i)
+{
+    if (k->size == 4) {
+        uint32_t x;
+        memcpy(&x, k->a + 4 * i, 4);
+        return hy_to_key_u32(x, &k->t32);
+    }
+    uint64_t x;
+    memcpy(&x, k->a + 8 * i, 8);
+    return hy_to_key_u64(x, &k->t64);
+}
+
+/* The bucket of (key, idx): how many splitters are below it. */
+static inline unsigned bucket_of(const struct skey *sp, unsigned nsp, uint64_t key,
+                                 uint64_t idx)
+{
+    unsigned lo = 0, hi = nsp;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (sp[mid].key < key || (sp[mid].key == key && sp[mid].idx < idx))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ranks - 1 splitters from a regular sample: S evenly spaced elements, sorted by (key, index),
+ * every S / ranks-th of them. */
+static int choose_splitters(const struct keyer *k, uint64_t n, unsigned ranks, struct skey *sp,
+                            hy_error *err)
+{
+    uint64_t S = n < (uint64_t)SAMPLES_PER_RANK * ranks ? n : (uint64_t)SAMPLES_PER_RANK * ranks;
+    struct skey *smp = malloc(S * sizeof *smp);
+    if (!smp)
+        return hy_error_set(err, HY_ENOMEM, "no memory for a sample of %" PRIu64 " keys", S);
+    uint64_t q = n / S, r = n % S;
+    for (uint64_t i = 0; i < S; i++) {
+        uint64_t idx = i * q + i * r / S + q / 2; /* < n: the middle of the i-th stride */
+        smp[i] = (struct skey){key_at(k, idx), idx};
+    }
+    qsort(smp, S, sizeof *smp, cmp_skey);
+    for (unsigned b = 1; b < ranks; b++)
+        sp[b - 1] = smp[(uint64_t)b * S / ranks];
+    free(smp);
+    return 0;
+}
+
+/* Buckets of the array: bucket 0 compacted to its front in order (a write never passes the
+ * read), bucket k >= 1 copied to buf[k]. cnt[] must hold the buckets' sizes. */
+static void partition(const struct keyer *k, char *a, uint64_t n, const struct skey *sp,
+                      unsigned nsp, char **buf, uint64_t *pos)
+{
+    size_t size = k->size;
+    memset(pos, 0, (nsp + 1) * sizeof *pos);
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned b = bucket_of(sp, nsp, key_at(k, i), i);
+        char *to = b ? buf[b] + pos[b] * size : a + pos[0] * size;
+        memmove(to, a + i * size, size);
+        pos[b]++;
+    }
+}
+
+/* What a sort span keeps per bucket (one allocation). */
+struct buckets {
+    uint64_t *cnt, *off, *pos;
+    char **buf;
+    struct skey *sp;
+};
+
+static int buckets_alloc(struct buckets *bk, unsigned ranks, hy_error *err)
+{
+    size_t per = 3 * sizeof(uint64_t) + sizeof(char *) + sizeof(struct skey);
+    char *m = calloc(ranks, per);
+    if (!m)
+        return hy_error_set(err, HY_ENOMEM, "no memory for %u buckets", ranks);
+    bk->sp = (struct skey *)m;
+    bk->cnt = (uint64_t *)(m + ranks * sizeof(struct skey));
+    bk->off = bk->cnt + ranks;
+    bk->pos = bk->off + ranks;
+    bk->buf = (char **)(bk->pos + ranks);
+    return 0;
+}
+
+/* The buckets of s's array: their sizes, offsets and (k >= 1) buffers. */
+static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_error *err)
+{
+    unsigned ranks = s->ranks;
+    uint64_t *cnt = bk->cnt, *off = bk->off;
+    char **buf = bk->buf;
+    struct skey *sp = bk->sp;
+    struct keyer k = {.a = a, .size = hy_dtype_size(s->dtype),
+                      .t32 = hy_xform_u32_of(hy_key_spec_of(s->dtype)),
+                      .t64 = hy_xform_u64_of(hy_key_spec_of(s->dtype))};
+    if (s->n == 0)
+        return 0; /* nothing to split: every bucket empty */
+    int rc = choose_splitters(&k, s->n, ranks, sp, err);
+    if (rc)
+        return rc;
+    for (uint64_t i = 0; i < s->n; i++)
+        cnt[bucket_of(sp, ranks - 1, key_at(&k, i), i)]++;
+    for (unsigned b = 0; b < ranks; b++) {
+        off[b] = b ? off[b - 1] + cnt[b - 1] : 0;
+        if (b && cnt[b] && !(buf[b] = malloc(cnt[b] * k.size))) {
+            for (unsigned j = 1; j < b; j++)
+                free(buf[j]);
+            return hy_error_set(err, HY_ENOMEM, "no memory for bucket %u (%" PRIu64 " keys)", b,
+                                cnt[b]);
+        }
+    }
+    partition(&k, a, s->n, sp, ranks - 1, buf, bk->pos);
+    return 0;
+}
+
+/* The span's figures, for the log (docs/scale-out.md reads them): each rank's share, each
+ * phase, and the bytes that crossed between ranks (each bucket out and back). */
+static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, uint64_t t0, uint64_t t1,
+                          uint64_t t2, uint64_t t3)
+{
+    char shares[256];
+    size_t at = 0;
+    uint64_t moved = 0;
+    for (unsigned b = 0; b < s->ranks && at < sizeof shares - 24; b++) {
+        at += (size_t)snprintf(shares + at, sizeof shares - at, "%s%" PRIu64, b ? "," : "",
+                               cnt[b]);
+        moved += b ? 2 * cnt[b] * hy_dtype_size(s->dtype) : 0;
+    }
+    hy_log(HY_LOG_INFO, "sort across %u ranks: n %" PRIu64 ", shares %s; sample+partition "
+           "%.3f ms, own bucket %.3f ms, the others' after it %.3f ms; %" PRIu64 " bytes "
+           "between ranks (%.2f per key)", s->ranks, s->n, shares, (double)(t1 - t0) / 1e6,
+           (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6, moved,
+           s->n ? (double)moved / (double)s->n : 0.0);
+}
+
+int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                  const hy_run_io *io, hy_run_once *o, hy_error *err)
+{
+    const hy_backend_ops *b = hy_backend_get(r->backend);
+    HY_ASSERT(b != NULL && e->mpi != NULL && s->ranks > 1);
+    uint64_t t0 = hy_now_ns(), token;
+    struct buckets bk = {0};
+    int rc = buckets_alloc(&bk, s->ranks, err);
+    if (rc)
+        return rc;
+    if ((rc = split_array(s, io->array, &bk, err))) {
+        free(bk.sp);
+        return rc;
+    }
+    uint64_t t1 = hy_now_ns(), *cnt = bk.cnt;
+    hy_mpi_part proto = {.kind = HY_MPI_SORT, .backend = r->backend, .threads = r->threads,
+                         .mode = s->mode, .nogil = s->nogil, .dtype = s->dtype};
+    rc = hy_mpi_sort_scatter(e->mpi, &proto, s->ranks, (void *const *)bk.buf, cnt, bk.off,
+                             io->array, &token, err); /* takes the buffers */
+    if (rc) {
+        free(bk.sp);
+        return rc;
+    }
+    hy_job_spec own = *s;
+    own.n = cnt[0];
+    own.ranks = 1;
+    own.array_bytes = (size_t)cnt[0] * hy_dtype_size(s->dtype);
+    hy_run_io oio = *io;
+    oio.array_fd = -1; /* the bucket, not the client's memfd, is what it sorts */
+    oio.pristine = NULL;
+    rc = cnt[0] ? b->sort(e, &own, r, &oio, o, err) : 0;
+    uint64_t t2 = hy_now_ns(), hits = 0;
+    hy_error gerr = {0};
+    /* A failed own bucket still collects the span (dropping it), so no answer lingers. */
+    int grc = hy_mpi_gather(e->mpi, token, rc ? drop : io_cancelled, (void *)io, run_held_part,
+                            (void *)e, &hits, &gerr);
+    uint64_t t3 = hy_now_ns();
+    if (!rc && !grc)
+        log_sort_span(s, cnt, t0, t1, t2, t3);
+    free(bk.sp);
+    if (rc)
+        return rc;
+    if (grc) {
+        *err = gerr;
+        return grc;
+    }
+    o->wall_ns = t3 - t0;
+    return 0;
 }

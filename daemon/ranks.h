@@ -1,5 +1,5 @@
 /* daemon/ranks: jobs across MPI ranks (hybridd --mpi, docs/mpi.md) — the checks a SUBMIT's
- * `ranks` gets, a pi run that spans ranks, and a part a peer sent made into a job spec. The
+ * `ranks` gets, a pi or sort run that spans ranks, and a part a peer sent made into a job spec. The
  * MPI calls themselves are mpi/'s thread's; this file only queues and waits. */
 #ifndef HY_DAEMON_RANKS_H
 #define HY_DAEMON_RANKS_H
@@ -9,8 +9,8 @@
 #include "spec.h"
 
 /* Admission of s->ranks: 0/1 stays 1; a daemon not under MPI refuses more (HY_EINVAL); ALL
- * becomes the world's size and a count above it is HY_ELIMIT; only a single pi job on serial,
- * native or locked spans ranks (HY_EINVAL / HY_EBACKEND otherwise). */
+ * becomes the world's size and a count above it is HY_ELIMIT; only a single pi or sort job on
+ * serial, native or locked spans ranks (HY_EINVAL / HY_EBACKEND otherwise). */
 int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err);
 
 /* One run of a pi row across s->ranks ranks: the other ranks' parts sent, this rank's part
@@ -18,6 +18,13 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err);
  * whole span's; the estimate is made from the total. */
 int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                 const hy_run_io *io, hy_run_once *o, hy_error *err);
+
+/* One run of a sort row across s->ranks ranks (daemon/ranks.c's opening comment): the array
+ * at io->array partitioned into buckets by sampled splitters, bucket k sorted on rank
+ * (rank + k) % size and written back at its offset, bucket 0 sorted here through the row's
+ * backend. The bytes are one daemon's sort; o's wall time is the whole span's. */
+int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                  const hy_run_io *io, hy_run_once *o, hy_error *err);
 
 /* The spec of a part a peer sent (one timed run, no warm-up; the locked runtime with this
  * daemon's switch interval, or the engine's default for 0), checked against this daemon's

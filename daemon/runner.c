@@ -12,8 +12,9 @@ static int run_once(const hy_engines *e, const hy_job_spec *s, const hy_row_spec
     const hy_backend_ops *b = hy_backend_get(r->backend);
     HY_ASSERT(b != NULL);
     memset(o, 0, sizeof *o);
-    if (s->kind->work == HY_JOB_PI && s->ranks > 1)
-        return hy_ranks_pi(e, s, r, io, o, err);
+    if (s->ranks > 1)
+        return s->kind->work == HY_JOB_PI ? hy_ranks_pi(e, s, r, io, o, err)
+                                          : hy_ranks_sort(e, s, r, io, o, err);
     return s->kind->work == HY_JOB_PI ? b->pi(e, s, r, io, o, err)
                                       : b->sort(e, s, r, io, o, err);
 }

@@ -212,16 +212,16 @@ static const char *job_label(const hy_job *j)
     return j->spec.kind->label;
 }
 
-/* A pi part a peer sent, run here as a job with no client; its answer goes back to the
- * peer through the MPI thread (daemon/ranks.c, docs/mpi.md). */
+/* A pi or sort part a peer sent, run here as a job with no client; its answer goes back to
+ * the peer through the MPI thread (daemon/ranks.c, docs/mpi.md). */
 struct remote_part {
     uint64_t job_id;
     hy_mpi_part part;
     struct remote_part *next;
 };
 
-/* If j is a peer's part: its hits, or its failure, back to the peer. */
-static void reply_part(struct server *s, const hy_job *j)
+/* If j is a peer's part: its hits or sorted keys, or its failure, back to the peer. */
+static void reply_part(struct server *s, hy_job *j)
 {
     for (struct remote_part **l = &s->remote, *r; (r = *l); l = &r->next) {
         if (r->job_id != j->id)
@@ -231,6 +231,8 @@ static void reply_part(struct server *s, const hy_job *j)
                                                 : j->err.msg;
         hy_mpi_part_done(s->set.engines.mpi, &r->part, j->rc,
                          j->rc == 0 && j->nrows ? j->rows[0].hits : 0, why);
+        if (r->part.data)
+            j->array = NULL; /* a sort part's keys: the answer took them */
         *l = r->next;
         free(r);
         return;
@@ -510,13 +512,17 @@ static void take_part(struct server *s, const hy_mpi_part *p)
         rc = hy_error_set(&err, HY_ENOMEM, "no memory for a peer's part");
     if (!rc) {
         j->array_fd = -1;
+        j->array = p->data; /* a sort part's keys, sorted in place */
         j->spec = spec;
         j->id = ++s->next_job_id;
         j->queued_ns = hy_now_ns();
         rc = hy_sched_submit(s->sched, j, &s->remote_tags[0], &ahead, &err);
     }
     if (rc) {
-        hy_log(HY_LOG_WARNING, "rank %d's pi part refused: %s", p->origin, err.msg);
+        hy_log(HY_LOG_WARNING, "rank %d's %s part refused: %s", p->origin,
+               p->kind == HY_MPI_SORT ? "sort" : "pi", err.msg);
+        if (j)
+            j->array = NULL; /* the answer below frees a sort part's keys */
         hy_mpi_part_done(s->set.engines.mpi, p, rc, 0, err.msg);
         hy_job_free(j);
         free(r);

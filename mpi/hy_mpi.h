@@ -1,8 +1,8 @@
 /* mpi/hy_mpi: hybridd's ranks under mpirun or srun. One thread per rank makes every MPI call
  * (MPI_THREAD_FUNNELED: it is the thread that initialises MPI); the daemon's event loop and
  * executors only queue work for it and read what it hands back, through a mutex-guarded queue
- * and an eventfd. Nothing here computes: a pi part that arrives from a peer is handed to the
- * daemon, which runs it on its own engines like any job. docs/mpi.md. */
+ * and an eventfd. Nothing here computes: a pi or sort part that arrives from a peer is handed
+ * to the daemon, which runs it on its own engines like any job. docs/mpi.md. */
 #ifndef HY_MPI_H
 #define HY_MPI_H
 
@@ -19,7 +19,7 @@ typedef struct hy_mpi hy_mpi;
 int hy_mpi_start(hy_mpi **out, hy_error *err);
 /* Stops the MPI thread: unless a peer already said the job is stopping, it tells every peer
  * (whose daemons then stop too: one rank stopping stops the MPI job), then MPI_Finalize, then
- * the join. Waiters in hy_mpi_pi_gather are woken with an error. NULL is fine. */
+ * the join. Waiters in hy_mpi_gather are woken with an error. NULL is fine. */
 void hy_mpi_stop(hy_mpi *m);
 
 int hy_mpi_rank(const hy_mpi *m);
@@ -27,19 +27,29 @@ int hy_mpi_size(const hy_mpi *m);
 /* An eventfd, readable when parts from peers wait in hy_mpi_take_part. The loop polls it. */
 int hy_mpi_event_fd(const hy_mpi *m);
 
-/* A pi part: samples [first, first + count) of (seed)'s stream on `backend` with `threads`. */
+/* What a part computes (mpi/ knows no ipc/, so its own values). */
+enum { HY_MPI_PI = 1, HY_MPI_SORT = 2 };
+
+/* A part of a span. pi (kind HY_MPI_PI): samples [first, first + count) of (seed)'s stream on
+ * `backend` with `threads`. sort (HY_MPI_SORT): bucket `bucket` of the origin's array, `count`
+ * elements of `dtype` at `data` (malloc'd, the part's own), to sort in place and send back. */
 typedef struct hy_mpi_part {
-    int origin;      /* the rank that wants the hits */
+    int kind;        /* HY_MPI_PI or HY_MPI_SORT */
+    int origin;      /* the rank that wants the hits, or the sorted bucket */
     uint64_t token;  /* the origin's span, echoed in the answer */
     int backend;
     unsigned threads;
     int mode, nogil;
     uint64_t seed, first, count;
+    int dtype;
+    unsigned bucket;
+    void *data;
 } hy_mpi_part;
 
 /* The next part a peer sent this rank, or false when none waits (the eventfd is reset). */
 bool hy_mpi_take_part(hy_mpi *m, hy_mpi_part *out);
-/* This rank's answer to a part: rc 0 and its hits, or a hy_err and the sentence. */
+/* This rank's answer to a part: rc 0 and its hits (pi) or its sorted keys (sort: p->data,
+ * which this call takes and frees once sent, whatever rc is), or a hy_err and the sentence. */
 void hy_mpi_part_done(hy_mpi *m, const hy_mpi_part *p, int rc, uint64_t hits, const char *msg);
 
 /* The part k of `parts` that tile [0, n): contiguous, in order, sizes differing by at most 1
@@ -51,11 +61,19 @@ void hy_mpi_split(uint64_t n, unsigned parts, unsigned k, uint64_t *first, uint6
  * returns the span's token; the caller runs its own part, then gathers. */
 int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned ranks,
                       uint64_t *token, hy_error *err);
-/* Counts one part on the caller's thread: 0 and *hits, or a hy_err with the sentence. */
+/* A sort span: bucket k (1 <= k < ranks) of `count[k]` elements at data[k] goes to rank
+ * (rank + k) % size, and comes back sorted into dest + offset[k] elements (written by the MPI
+ * thread while the span lives). data[1..ranks-1] are taken (freed once sent), even on error;
+ * empty buckets are not sent. The caller sorts bucket 0 itself, then gathers. */
+int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, void *const *data,
+                        const uint64_t *count, const uint64_t *offset, void *dest,
+                        uint64_t *token, hy_error *err);
+/* Runs one part on the caller's thread: 0 and *hits, or a hy_err with the sentence. */
 typedef int (*hy_mpi_run_part_fn)(void *ctx, const hy_mpi_part *p, uint64_t *hits,
                                   hy_error *err);
+/* (A sort part is sorted in place at p->data.) */
 
-/* Waits for every peer's part of span `token` and adds their hits to *hits. Calls
+/* Waits for every peer's part of span `token` (pi or sort) and adds their hits to *hits. Calls
  * cancelled(ctx) about every 50 ms; when it returns true the span is dropped (late answers are
  * ignored) and HY_ECANCELED returned. A peer's failure comes back as its code and sentence,
  * naming the rank; the MPI thread stopping is HY_EBUSY.
@@ -63,8 +81,8 @@ typedef int (*hy_mpi_run_part_fn)(void *ctx, const hy_mpi_part *p, uint64_t *hit
  * (hy_mpi_take_part gives none): the gather runs them itself through run_part(part_ctx, ...),
  * so two ranks spanning at once each count the other's part instead of waiting for it behind
  * their own job. Every scatter that succeeded needs its gather. */
-int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
-                     hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
-                     hy_error *err);
+int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
+                  hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
+                  hy_error *err);
 
 #endif

@@ -7,6 +7,13 @@
  * order, which independent clients cannot promise. A part and its answer are a few hundred
  * bytes, sent eagerly.
  *
+ * A sort part carries its keys: a header on MPI_COMM_WORLD like any message, then the bytes on
+ * a duplicate communicator (`data`) in chunks of at most CHUNK, which the receiving MPI thread
+ * takes at once from the same source. Every send is an MPI_Isend completed by the loop, so two
+ * ranks sending each other large buckets never both block in a send (rendezvous) waiting for
+ * the other to receive; a receive only starts for a message already probed, whose sender is
+ * in its own loop or receive, both of which progress its sends.
+ *
  * Why a 1 ms poll: the thread waits for two things at once, a peer's message (MPI_Iprobe) and
  * the daemon's queue (a condition variable); MPI offers no fd to put in one poll. An idle rank
  * costs a probe per millisecond. */
@@ -15,7 +22,9 @@
 #include <errno.h>
 #include <mpi.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3 };
+enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3, TAG_SPART = 4, TAG_SDONE = 5, TAG_DATA = 6 };
+
+/* Most bytes one data message carries (MPI counts are ints). */
+#define CHUNK ((size_t)1 << 24)
 
 /* What travels between ranks: the same binary on every rank, so a plain struct as MPI_BYTE. */
 struct wire {
@@ -34,6 +46,12 @@ struct wire {
 struct out {
     int dest, tag;
     struct wire msg;
+    /* TAG_DATA: len bytes at buf, sent on the data communicator; `owned` is freed once this
+     * chunk is sent (the last chunk of a buffer owns it). */
+    const char *buf;
+    size_t len;
+    void *owned;
+    MPI_Request req;
     struct out *next;
 };
 
@@ -48,6 +66,11 @@ struct span {
     uint64_t hits;
     int rc;
     hy_error err;
+    /* A sort span: bucket k comes back into dest + off[k] * esize, cnt[k] elements. */
+    char *dest;
+    size_t esize;
+    unsigned nb;
+    uint64_t *cnt, *off;
     struct span *next;
 };
 
@@ -58,6 +81,8 @@ struct hy_mpi {
     pthread_cond_t spans; /* gatherers: an answer came, or the thread ended */
     pthread_cond_t ready; /* hy_mpi_start: MPI is up (or failed) */
     int rank, size, evfd;
+    MPI_Comm data;        /* the keys of sort parts and their answers (the MPI thread's) */
+    struct out *inflight; /* sends under way (the MPI thread's own list, no lock) */
     bool started, stop, peer_stop, ended;
     int init_rc;
     hy_error init_err;
@@ -80,6 +105,12 @@ static void push_out(hy_mpi *m, struct out *o)
         m->out_head = o;
     m->out_tail = o;
     pthread_cond_signal(&m->wake);
+}
+
+static void free_span(struct span *s)
+{
+    free(s->cnt);
+    free(s);
 }
 
 static struct span *find_span(hy_mpi *m, uint64_t token, struct span ***link)
@@ -109,6 +140,22 @@ static void on_done(hy_mpi *m, int from, const struct wire *w)
     pthread_cond_broadcast(&m->spans);
 }
 
+/* A part for the daemon (or a waiting gatherer), under the lock. */
+static void enqueue_in(hy_mpi *m, struct in *p)
+{
+    p->next = NULL;
+    if (m->in_tail)
+        m->in_tail->next = p;
+    else
+        m->in_head = p;
+    m->in_tail = p;
+    pthread_cond_broadcast(&m->spans); /* a gatherer runs it */
+    uint64_t one = 1;
+    if (write(m->evfd, &one, sizeof one) != sizeof one) {
+        /* Only an overflowing counter fails, and then it is readable anyway. */
+    }
+}
+
 static void on_part(hy_mpi *m, int from, const struct wire *w)
 {
     struct in *p = malloc(sizeof *p);
@@ -124,21 +171,129 @@ static void on_part(hy_mpi *m, int from, const struct wire *w)
         push_out(m, o);
         return;
     }
-    p->part = (hy_mpi_part){.origin = from, .token = w->w[0], .backend = (int)w->w[1],
+    p->part = (hy_mpi_part){.kind = HY_MPI_PI, .origin = from, .token = w->w[0],
+                            .backend = (int)w->w[1],
                             .threads = (unsigned)w->w[2], .mode = (int)w->w[3],
                             .nogil = (int)w->w[4], .seed = w->w[5], .first = w->w[6],
                             .count = w->w[7]};
-    p->next = NULL;
-    if (m->in_tail)
-        m->in_tail->next = p;
-    else
-        m->in_head = p;
-    m->in_tail = p;
-    pthread_cond_broadcast(&m->spans); /* a gatherer runs it */
-    uint64_t one = 1;
-    if (write(m->evfd, &one, sizeof one) != sizeof one) {
-        /* Only an overflowing counter fails, and then it is readable anyway. */
+    enqueue_in(m, p);
+}
+
+/* The `bytes` of a data message stream from `from` into buf, chunk by chunk. */
+static int recv_data(hy_mpi *m, int from, char *buf, size_t bytes)
+{
+    for (size_t at = 0; at < bytes; at += CHUNK) {
+        size_t len = bytes - at < CHUNK ? bytes - at : CHUNK;
+        int rc = MPI_Recv(buf + at, (int)len, MPI_BYTE, from, TAG_DATA, m->data, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return rc;
     }
+    return MPI_SUCCESS;
+}
+
+/* Takes and drops a data stream nobody wants (a dropped span's answer, a refused part), so
+ * that the next header from `from` pairs with its own bytes. */
+static void drain_data(hy_mpi *m, int from, size_t bytes)
+{
+    if (bytes == 0)
+        return;
+    char one;
+    char *scratch = malloc(bytes < CHUNK ? bytes : CHUNK);
+    for (size_t at = 0; at < bytes; at += CHUNK) {
+        size_t len = bytes - at < CHUNK ? bytes - at : CHUNK;
+        /* With no scratch, a 1-byte receive still consumes the message (truncated). */
+        MPI_Recv(scratch ? scratch : &one, scratch ? (int)len : 1, MPI_BYTE, from, TAG_DATA,
+                 m->data, MPI_STATUS_IGNORE);
+    }
+    free(scratch);
+}
+
+/* A sort answer's header, no keys: a refusal or failure (under the lock). */
+static void answer_sort_error(hy_mpi *m, int dest, uint64_t token, unsigned bucket, int rc,
+                              const char *why)
+{
+    struct out *o = calloc(1, sizeof *o);
+    if (!o)
+        return; /* the origin's cancel or job timeout ends its wait */
+    *o = (struct out){.dest = dest, .tag = TAG_SDONE};
+    uint64_t w[4] = {token, (uint64_t)(int64_t)rc, bucket, 0};
+    memcpy(o->msg.w, w, sizeof w);
+    snprintf(o->msg.text, sizeof o->msg.text, "%s", why);
+    push_out(m, o);
+}
+
+/* A sort part's header; its keys follow on the data communicator. */
+static void on_sort_part(hy_mpi *m, int from, const struct wire *w)
+{
+    hy_mpi_part part = {.kind = HY_MPI_SORT, .origin = from, .token = w->w[0],
+                        .backend = (int)w->w[1], .threads = (unsigned)w->w[2],
+                        .mode = (int)w->w[3], .nogil = (int)w->w[4],
+                        .dtype = (int)(uint32_t)w->w[5], .bucket = (unsigned)(w->w[5] >> 32),
+                        .count = w->w[6]};
+    size_t bytes = (size_t)w->w[7], size = hy_dtype_size(part.dtype);
+    const char *why = NULL;
+    int rc = HY_EINVAL;
+    struct in *p = NULL;
+    if (size == 0 || part.count == 0 || part.count > SIZE_MAX / size || part.count * size != bytes)
+        why = "a sort part whose size does not match its dtype and count";
+    else if (!(p = malloc(sizeof *p)) || !(part.data = malloc(bytes))) {
+        rc = HY_ENOMEM;
+        why = "no memory for a sort part's keys";
+    } else if (recv_data(m, from, part.data, bytes) != MPI_SUCCESS) {
+        rc = HY_ESYS;
+        why = "receiving a sort part's keys failed";
+        bytes = 0; /* the stream was taken, even if broken */
+    } else
+        bytes = 0;
+    if (why) {
+        drain_data(m, from, bytes);
+        free(part.data);
+        free(p);
+        pthread_mutex_lock(&m->mu);
+        answer_sort_error(m, from, part.token, part.bucket, rc, why);
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    p->part = part;
+    pthread_mutex_lock(&m->mu);
+    enqueue_in(m, p);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* A sorted bucket (or a refusal) for one of our sort spans: the keys land straight in the
+ * span's array, under the lock so that the gatherer cannot drop the span meanwhile. */
+static void on_sort_done(hy_mpi *m, int from, const struct wire *w)
+{
+    int rc = (int)(int64_t)w->w[1];
+    unsigned k = (unsigned)w->w[2];
+    size_t bytes = (size_t)w->w[3];
+    pthread_mutex_lock(&m->mu);
+    struct span *s = find_span(m, w->w[0], NULL);
+    bool fits = s && s->dest && !rc && k < s->nb && bytes == s->cnt[k] * s->esize;
+    if (fits) {
+        int mrc = recv_data(m, from, s->dest + s->off[k] * s->esize, bytes);
+        if (mrc != MPI_SUCCESS && !s->rc)
+            s->rc = hy_error_set(&s->err, HY_ESYS, "rank %d: receiving its sorted keys failed "
+                                 "(MPI error %d)", from, mrc);
+    } else {
+        pthread_mutex_unlock(&m->mu);
+        drain_data(m, from, bytes);
+        pthread_mutex_lock(&m->mu);
+        s = find_span(m, w->w[0], NULL); /* it may have gone while we drained */
+    }
+    if (s) {
+        s->got++;
+        if (!fits && !s->rc) {
+            if (rc)
+                s->rc = hy_error_set(&s->err, rc, "rank %d: %.*s", from,
+                                     (int)sizeof w->text - 1, w->text);
+            else
+                s->rc = hy_error_set(&s->err, HY_EINTERNAL, "rank %d sent %zu bytes for "
+                                     "bucket %u, which is not what it was sent", from, bytes, k);
+        }
+        pthread_cond_broadcast(&m->spans);
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* One message from a peer, if any is there. Returns true when one was handled. */
@@ -155,6 +310,14 @@ static bool receive_one(hy_mpi *m)
                  MPI_STATUS_IGNORE) != MPI_SUCCESS)
         return false;
     w.text[sizeof w.text - 1] = '\0';
+    if (st.MPI_TAG == TAG_SPART) {
+        on_sort_part(m, st.MPI_SOURCE, &w);
+        return true;
+    }
+    if (st.MPI_TAG == TAG_SDONE) {
+        on_sort_done(m, st.MPI_SOURCE, &w);
+        return true;
+    }
     pthread_mutex_lock(&m->mu);
     if (st.MPI_TAG == TAG_PART)
         on_part(m, st.MPI_SOURCE, &w);
@@ -170,23 +333,60 @@ static bool receive_one(hy_mpi *m)
     return true;
 }
 
-/* Sends what the daemon queued; a part that cannot be sent fails its span at once. */
+static void free_out(struct out *o)
+{
+    free(o->owned);
+    free(o);
+}
+
+/* Starts the sends the daemon queued (MPI_Isend: the loop completes them). A part that
+ * cannot be sent fails its span at once, and its keys are not sent after it. */
 static void send_queued(hy_mpi *m, struct out *o)
 {
+    int skip = -1; /* a destination whose header failed: drop the data that follows it */
     while (o) {
         struct out *next = o->next;
-        int rc = MPI_Send(&o->msg, (int)sizeof o->msg, MPI_BYTE, o->dest, o->tag,
-                          MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS && o->tag == TAG_PART) {
-            struct wire w = {.w = {o->msg.w[0], (uint64_t)(int64_t)HY_ESYS, 0}};
-            snprintf(w.text, sizeof w.text, "MPI_Send of its part failed (MPI error %d)", rc);
-            pthread_mutex_lock(&m->mu);
-            on_done(m, o->dest, &w);
-            pthread_mutex_unlock(&m->mu);
+        int rc;
+        if (o->tag == TAG_DATA) {
+            rc = o->dest == skip ? MPI_ERR_OTHER
+                                 : MPI_Isend(o->buf, (int)o->len, MPI_BYTE, o->dest, TAG_DATA,
+                                             m->data, &o->req);
+        } else {
+            skip = -1;
+            rc = MPI_Isend(&o->msg, (int)sizeof o->msg, MPI_BYTE, o->dest, o->tag,
+                           MPI_COMM_WORLD, &o->req);
         }
-        free(o);
+        if (rc == MPI_SUCCESS) {
+            o->next = m->inflight;
+            m->inflight = o;
+        } else {
+            if (o->tag == TAG_PART || o->tag == TAG_SPART) {
+                struct wire w = {.w = {o->msg.w[0], (uint64_t)(int64_t)HY_ESYS, 0}};
+                snprintf(w.text, sizeof w.text, "MPI_Isend of its part failed (MPI error %d)", rc);
+                pthread_mutex_lock(&m->mu);
+                on_done(m, o->dest, &w);
+                pthread_mutex_unlock(&m->mu);
+            }
+            if (o->tag != TAG_DATA)
+                skip = o->dest;
+            free_out(o);
+        }
         o = next;
     }
+}
+
+/* Completes the sends under way; true while some remain. */
+static bool progress_sends(hy_mpi *m)
+{
+    for (struct out **l = &m->inflight, *o; (o = *l);) {
+        int done = 0;
+        if (MPI_Test(&o->req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done) {
+            *l = o->next;
+            free_out(o);
+        } else
+            l = &o->next;
+    }
+    return m->inflight != NULL;
 }
 
 static void tell_peers_stop(hy_mpi *m)
@@ -213,6 +413,10 @@ static int init_mpi(hy_mpi *m)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &m->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &m->size);
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &m->data) != MPI_SUCCESS) {
+        MPI_Finalize();
+        return hy_error_set(&m->init_err, HY_ESYS, "MPI_Comm_dup failed");
+    }
     return 0;
 }
 
@@ -234,10 +438,15 @@ static void *mpi_main(void *arg)
         bool stop = m->stop;
         pthread_mutex_unlock(&m->mu);
         send_queued(m, o);
+        bool sending = progress_sends(m);
         if (stop)
             break;
         if (receive_one(m))
             continue;
+        if (sending) { /* a transfer under way: keep progressing it, but let others run */
+            sched_yield();
+            continue;
+        }
         struct timespec t;
         clock_gettime(CLOCK_REALTIME, &t);
         t.tv_nsec += 1000000;
@@ -255,8 +464,12 @@ static void *mpi_main(void *arg)
     m->ended = true;
     pthread_cond_broadcast(&m->spans);
     pthread_mutex_unlock(&m->mu);
+    /* Sends under way finish first (bounded: a peer that no longer receives is left). */
+    for (int i = 0; i < 2000 && progress_sends(m); i++)
+        usleep(1000);
     if (!peer)
         tell_peers_stop(m);
+    MPI_Comm_free(&m->data);
     MPI_Finalize();
     return NULL;
 }
@@ -309,15 +522,18 @@ void hy_mpi_stop(hy_mpi *m)
     pthread_join(m->thread, NULL);
     for (struct in *p = m->in_head, *n; p; p = n) {
         n = p->next;
+        free(p->part.data);
         free(p);
     }
     for (struct out *o = m->out_head, *n; o; o = n) {
         n = o->next;
-        free(o);
+        free_out(o);
     }
+    /* Sends still under way at MPI_Finalize are left to the process's end: the library may
+     * still read their buffers. */
     for (struct span *s = m->span_list, *n; s; s = n) {
         n = s->next;
-        free(s);
+        free_span(s);
     }
     close(m->evfd);
     free(m);
@@ -346,8 +562,75 @@ bool hy_mpi_take_part(hy_mpi *m, hy_mpi_part *out)
     return p != NULL;
 }
 
+/* The chunks of `bytes` at buf for dest, allocated at once so that a header is never followed
+ * by half its keys; the last chunk owns `owned`. NULL when out of memory (nothing taken). */
+static struct out *data_chunks(int dest, const void *buf, size_t bytes, void *owned)
+{
+    struct out *head = NULL, **tail = &head, *last = NULL;
+    for (size_t at = 0; at < bytes; at += CHUNK) {
+        struct out *o = calloc(1, sizeof *o);
+        if (!o) {
+            for (struct out *n; head; head = n) {
+                n = head->next;
+                free(head);
+            }
+            return NULL;
+        }
+        *o = (struct out){.dest = dest, .tag = TAG_DATA, .buf = (const char *)buf + at,
+                          .len = bytes - at < CHUNK ? bytes - at : CHUNK};
+        *tail = last = o;
+        tail = &o->next;
+    }
+    if (last)
+        last->owned = owned;
+    return head;
+}
+
+/* Queues a chain of messages in order (under the lock). */
+static void push_chain(hy_mpi *m, struct out *o)
+{
+    for (struct out *n; o; o = n) {
+        n = o->next;
+        push_out(m, o);
+    }
+}
+
+/* A sort part's answer: the header, then its sorted keys (p->data, freed once sent). */
+static void sort_done(hy_mpi *m, const hy_mpi_part *p, int rc, const char *msg)
+{
+    size_t bytes = rc ? 0 : (size_t)p->count * hy_dtype_size(p->dtype);
+    struct out *data = NULL;
+    if (bytes && !(data = data_chunks(p->origin, p->data, bytes, p->data))) {
+        rc = HY_ENOMEM;
+        msg = "no memory to send its sorted keys";
+        bytes = 0;
+    }
+    if (!data)
+        free(p->data);
+    struct out *o = calloc(1, sizeof *o);
+    if (!o) {
+        for (struct out *n; data; data = n) {
+            n = data->next;
+            free_out(data);
+        }
+        return; /* the origin's cancel or job timeout ends its wait */
+    }
+    *o = (struct out){.dest = p->origin, .tag = TAG_SDONE};
+    uint64_t w[4] = {p->token, (uint64_t)(int64_t)rc, p->bucket, bytes};
+    memcpy(o->msg.w, w, sizeof w);
+    snprintf(o->msg.text, sizeof o->msg.text, "%s", msg ? msg : "");
+    pthread_mutex_lock(&m->mu);
+    push_out(m, o);
+    push_chain(m, data);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void hy_mpi_part_done(hy_mpi *m, const hy_mpi_part *p, int rc, uint64_t hits, const char *msg)
 {
+    if (p->kind == HY_MPI_SORT) {
+        sort_done(m, p, rc, msg);
+        return;
+    }
     struct out *o = calloc(1, sizeof *o);
     if (!o)
         return; /* the origin's cancel or job timeout ends its wait */
@@ -422,6 +705,75 @@ out:
     return rc;
 }
 
+/* Queues bucket k of a sort span for its rank (under the lock); false when out of memory
+ * (data then freed). */
+static bool queue_bucket(hy_mpi *m, const hy_mpi_part *proto, const struct span *s, unsigned k,
+                         void *data)
+{
+    size_t bytes = (size_t)s->cnt[k] * s->esize;
+    int dest = (int)((m->rank + k) % (unsigned)m->size);
+    struct out *o = calloc(1, sizeof *o), *chunks = o ? data_chunks(dest, data, bytes, data) : NULL;
+    if (!chunks) {
+        free(o);
+        free(data);
+        return false;
+    }
+    *o = (struct out){.dest = dest, .tag = TAG_SPART};
+    uint64_t w[8] = {s->token, (uint64_t)proto->backend, proto->threads, (uint64_t)proto->mode,
+                     (uint64_t)proto->nogil, (uint64_t)(uint32_t)proto->dtype | (uint64_t)k << 32,
+                     s->cnt[k], bytes};
+    memcpy(o->msg.w, w, sizeof w);
+    push_out(m, o);
+    push_chain(m, chunks);
+    return true;
+}
+
+int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, void *const *data,
+                        const uint64_t *count, const uint64_t *offset, void *dest,
+                        uint64_t *token, hy_error *err)
+{
+    struct span *s = NULL;
+    int rc = 0;
+    if (ranks < 1 || ranks > (unsigned)m->size)
+        rc = hy_error_set(err, HY_EINVAL, "ranks %u: the MPI job has %d", ranks, m->size);
+    else if (!(s = calloc(1, sizeof *s)) || !(s->cnt = malloc(2 * ranks * sizeof *s->cnt)))
+        rc = hy_error_set(err, HY_ENOMEM, "no memory for a span");
+    pthread_mutex_lock(&m->mu);
+    if (!rc && m->ended)
+        rc = hy_error_set(err, HY_EBUSY, "the MPI job is stopping");
+    if (rc) {
+        pthread_mutex_unlock(&m->mu);
+        for (unsigned k = 1; k < ranks; k++)
+            free(data[k]);
+        if (s)
+            free_span(s);
+        return rc;
+    }
+    s->off = s->cnt + ranks;
+    memcpy(s->cnt, count, ranks * sizeof *count);
+    memcpy(s->off, offset, ranks * sizeof *offset);
+    s->dest = dest;
+    s->esize = hy_dtype_size(proto->dtype);
+    s->nb = ranks;
+    s->token = m->next_token++;
+    for (unsigned k = 1; k < ranks; k++) {
+        if (count[k] == 0 || s->rc) { /* an empty bucket is not sent */
+            free(data[k]);
+            continue;
+        }
+        if (!queue_bucket(m, proto, s, k, data[k]))
+            s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to queue a bucket");
+        else
+            s->expect++;
+    }
+    s->next = m->span_list;
+    m->span_list = s;
+    *token = s->token;
+    m->holding++;
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
 /* A part a peer sent, popped under the lock for the gatherer; NULL when none waits. */
 static struct in *pop_part(hy_mpi *m)
 {
@@ -446,9 +798,8 @@ static void run_held(hy_mpi *m, struct in *p, hy_mpi_run_part_fn run_part, void 
     pthread_mutex_lock(&m->mu);
 }
 
-int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
-                     hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
-                     hy_error *err)
+int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
+                  hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits, hy_error *err)
 {
     int rc = 0;
     pthread_mutex_lock(&m->mu);
@@ -490,7 +841,7 @@ int hy_mpi_pi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void 
         *hits += s->hits;
     find_span(m, token, &link); /* others may have added spans while we waited */
     *link = s->next;
-    free(s);
+    free_span(s);
     /* Parts that came after the last one this gather ran go to the loop again. */
     if (--m->holding == 0 && m->in_head) {
         uint64_t one = 1;

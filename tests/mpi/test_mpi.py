@@ -11,8 +11,10 @@ asserted on time.
 import argparse
 import json
 import os
+import random
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -258,6 +260,169 @@ class PiAcross2(PiAcross, unittest.TestCase):
 
 
 class PiAcross3(PiAcross, unittest.TestCase):
+    N = 3
+
+
+DTYPES = {"i32": "<i", "u32": "<I", "i64": "<q", "u64": "<Q", "f32": "<f", "f64": "<d"}
+# Floats the order must place by bits: NaNs of both signs and another payload (numpy's order
+# puts every NaN last), both zeros, both infinities, the smallest subnormal.
+SPECIAL_BITS = {
+    "f32": [0x7FC00000, 0xFFC00000, 0x7F800001, 0x00000000, 0x80000000, 0x7F800000,
+            0xFF800000, 0x00000001, 0x80000001],
+    "f64": [0x7FF8000000000000, 0xFFF8000000000000, 0x7FF0000000000001, 0, 1 << 63,
+            0x7FF0000000000000, 0xFFF0000000000000, 1, (1 << 63) | 1],
+}
+
+
+def special_array(dtype, n, seed):
+    """Raw bytes of n elements: random values, many repeats, and the dtype's edge values."""
+    rnd = random.Random(seed)
+    fmt = DTYPES[dtype]
+    size = struct.calcsize(fmt)
+    bits = 8 * size
+    out = bytearray()
+    for i in range(n):
+        pick = rnd.random()
+        if dtype in SPECIAL_BITS and pick < 0.2:
+            out += rnd.choice(SPECIAL_BITS[dtype]).to_bytes(size, "little")
+        elif pick < 0.4:  # few distinct values, so ties cross bucket edges
+            out += struct.pack(fmt, rnd.choice((0, 1, 7, 100)))
+        elif dtype in SPECIAL_BITS:
+            out += struct.pack(fmt, rnd.gauss(0, 1e3))
+        else:  # any bits: the extremes of signed and unsigned included
+            out += rnd.getrandbits(bits).to_bytes(size, "little")
+    return bytes(out)
+
+
+class SortAcross:
+    """sort --ranks on rank 1: the bytes of one daemon's sort, for every dtype and input."""
+    N = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.plain = Plain()
+        cls.world = World(cls.N)
+        cls.tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-sort-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.world.proc.send_signal(signal.SIGTERM)
+        cls.world.wait()
+        cls.world.close()
+        cls.plain.close()
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def sorted_bytes(self, ctl, name, args):
+        """Runs one sort through ctl, writing raw output; returns (result, bytes)."""
+        out = self.path(name)
+        p = ctl("sort", "--output", out, "--raw", *args)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(out, "rb") as f:
+            return json.loads(p.stdout), f.read()
+
+    def both(self, args, tag, rank=1, ranks="all"):
+        """One daemon's sort and the span's of the same input: bytes must be identical."""
+        _, ref = self.sorted_bytes(self.plain.ctl, tag + ".ref", args)
+        got, data = self.sorted_bytes(
+            lambda *a: self.world.ctl(rank, *a, ok=False), tag + ".got",
+            args + ["--ranks", ranks, "--check"])
+        self.assertEqual(got["ranks"], self.N if ranks == "all" else int(ranks))
+        self.assertIs(got["checked"], True)
+        self.assertEqual(len(data), len(ref))
+        self.assertTrue(data == ref, "the span's bytes differ from one daemon's")
+        return got
+
+    def shares(self, rank):
+        """The buckets' sizes of the last span the rank logged."""
+        found = re.findall(r"rank %d: sort across \d+ ranks: n \d+, shares ([\d,]+);" % rank,
+                           self.world.text())
+        self.assertTrue(found, "no span logged")
+        return [int(x) for x in found[-1].split(",")]
+
+    def test_generated_inputs_every_dtype(self):
+        for dtype in DTYPES:
+            for dist in ("normal", "sorted", "few-unique", "reversed"):
+                for n in (1, 2, 5, 100003):
+                    with self.subTest(dtype=dtype, dist=dist, n=n):
+                        self.both(["-n", str(n), "--dtype", dtype, "--dist", dist,
+                                   "--seed", "7", "--backend", "native"],
+                                  "%s-%s-%d" % (dtype, dist, n))
+
+    def test_nans_zeros_and_extremes_every_dtype(self):
+        for dtype in DTYPES:
+            with self.subTest(dtype=dtype):
+                path = self.path(dtype + ".raw")
+                with open(path, "wb") as f:
+                    f.write(special_array(dtype, 60013, 11))
+                self.both(["--input", path, "--dtype", dtype, "--backend", "serial"],
+                          dtype + "-special")
+
+    def test_all_equal_and_few_unique_split_evenly(self):
+        for dtype, value in (("f64", -0.0), ("i32", 5), ("u64", 2**64 - 1)):
+            with self.subTest(dtype=dtype):
+                path = self.path(dtype + "-equal.raw")
+                with open(path, "wb") as f:
+                    f.write(struct.pack(DTYPES[dtype], value) * 90001)
+                self.both(["--input", path, "--dtype", dtype], dtype + "-equal")
+                sh = self.shares(1)
+                self.assertEqual(sum(sh), 90001)
+                self.assertLessEqual(max(sh), 1.1 * 90001 / self.N, sh)
+        self.both(["-n", "200003", "--dtype", "u32", "--dist", "few-unique"], "few")
+        sh = self.shares(1)
+        self.assertEqual(len(sh), self.N)
+        self.assertLessEqual(max(sh), 1.1 * 200003 / self.N, sh)
+
+    def test_every_rank_count_and_backend(self):
+        for backend in ("serial", "native", "locked"):
+            for ranks in range(1, self.N + 1):
+                with self.subTest(backend=backend, ranks=ranks):
+                    self.both(["-n", "70001", "--dtype", "f32", "--dist", "normal",
+                               "--backend", backend, "--repeat", "2"],
+                              "%s-%d" % (backend, ranks), ranks=str(ranks))
+
+    def test_spans_from_every_rank_at_once(self):
+        # Each rank's executor holds its own span while it waits for the others' buckets;
+        # the buckets its peers send meanwhile must still be sorted (by the waiting span).
+        args = ["-n", "300007", "--dtype", "i64", "--dist", "normal", "--seed", "3"]
+        _, ref = self.sorted_bytes(self.plain.ctl, "ref-at-once", args)
+        procs = [subprocess.Popen(
+            [HYBRIDCTL, "--socket", self.world.sock(r), "--json", "sort", "--output",
+             self.path("at-once-%d" % r), "--raw", "--ranks", "all"] + args,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for r in range(self.N)]
+        for r, p in enumerate(procs):
+            out, err = p.communicate(timeout=120)
+            with self.subTest(rank=r):
+                self.assertEqual(p.returncode, 0, err)
+                with open(self.path("at-once-%d" % r), "rb") as f:
+                    self.assertTrue(f.read() == ref)
+
+    def test_refusals_then_a_good_sort(self):
+        p = self.world.ctl(1, "sort", "-n", "100", "--dtype", "i32", "--ranks",
+                           str(self.N + 1), ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        e = error_of(p)
+        self.assertEqual(e["name"], "ELIMIT")
+        self.assertIn("above this MPI job's %d rank(s)" % self.N, e["message"])
+        p = self.world.ctl(1, "sort", "-n", "100", "--dtype", "i32", "--ranks", "all",
+                           "--backend", "process", ok=False)
+        e = error_of(p)
+        self.assertEqual(e["name"], "EBACKEND")
+        self.assertIn("a sort job spans ranks on serial, native or locked", e["message"])
+        p = self.world.ctl(1, "compare", "sort", "-n", "100", "--dtype", "i32", "--ranks",
+                           "all", ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.both(["-n", "5000", "--dtype", "i32", "--dist", "normal"], "after-refusals")
+
+
+class SortAcross2(SortAcross, unittest.TestCase):
+    N = 2
+
+
+class SortAcross3(SortAcross, unittest.TestCase):
     N = 3
 
 

@@ -40,19 +40,24 @@ def mpi_env():
 
 
 class World:
-    """One `mpirun -np N hybridd --mpi` in a temporary directory."""
+    """One `mpirun -np N hybridd --mpi` in a temporary directory; `confs`, one text per rank,
+    gives ranks configurations of their own (mpirun's `-np 1 A : -np 1 B` form)."""
 
-    def __init__(self, n):
+    def __init__(self, n, confs=None):
         self.n = n
         self.tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-")
-        conf = os.path.join(self.tmp.name, "hybridd.conf")
-        with open(conf, "w") as f:
-            f.write(CONF)
+        cmd = [MPIRUN, "--oversubscribe"]
+        for r, text in enumerate(confs or [CONF]):
+            conf = os.path.join(self.tmp.name, "hybridd-%d.conf" % r)
+            with open(conf, "w") as f:
+                f.write(text)
+            cmd += ([":"] if r else []) + [
+                "-np", "1" if confs else str(n), HYBRIDD, "--mpi", "-c", conf,
+                "--socket", os.path.join(self.tmp.name, "rank-%r.sock")]
         self.log_path = os.path.join(self.tmp.name, "log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [MPIRUN, "--oversubscribe", "-np", str(n), HYBRIDD, "--mpi", "-c", conf,
-             "--socket", os.path.join(self.tmp.name, "rank-%r.sock")],
+            cmd,
             stdout=self.log, stderr=subprocess.STDOUT, env=mpi_env(),
             start_new_session=True)
         deadline = time.monotonic() + 60
@@ -416,6 +421,34 @@ class SortAcross:
                            "all", ok=False)
         self.assertNotEqual(p.returncode, 0)
         self.both(["-n", "5000", "--dtype", "i32", "--dist", "normal"], "after-refusals")
+
+
+class SortRefusedByAPeer(unittest.TestCase):
+    """A rank whose pool is smaller refuses its bucket: the client gets that rank's sentence,
+    not a hang, and the next sort that fits every rank still works."""
+
+    def test_a_peer_refuses_its_bucket(self):
+        small = CONF.replace("native_threads = 2", "native_threads = 1")
+        w = World(2, confs=[CONF, small])
+        try:
+            p = w.ctl(0, "sort", "-n", "50000", "--dtype", "f64", "--dist", "normal",
+                      "--backend", "native", "--threads", "2", "--ranks", "all", ok=False)
+            self.assertNotEqual(p.returncode, 0)
+            e = error_of(p)
+            self.assertEqual(e["name"], "ELIMIT")
+            self.assertIn("rank 1: threads 2 is above the native pool's 1", e["message"])
+            out = os.path.join(w.tmp.name, "out")
+            p = w.ctl(0, "sort", "-n", "50000", "--dtype", "f64", "--dist", "normal",
+                      "--backend", "native", "--threads", "1", "--ranks", "all", "--check",
+                      "--output", out, "--raw")
+            got = json.loads(p.stdout)
+            self.assertEqual((got["ranks"], got["checked"]), (2, True))
+            vals = struct.unpack("<50000d", open(out, "rb").read())
+            self.assertEqual(list(vals), sorted(vals))
+        finally:
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+            w.close()
 
 
 class SortAcross2(SortAcross, unittest.TestCase):

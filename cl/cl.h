@@ -94,6 +94,7 @@ typedef struct hy_cl_opts {
     unsigned device;         /* index from hy_cl_describe */
     hy_progress_fn progress; /* called between launches (~100 ms apart at most); may be NULL */
     void *progress_ctx;
+    uint64_t first;          /* pi: the window's first sample (0: samples 0 .. n-1) */
 } hy_cl_opts;
 
 typedef struct hy_cl_pi_result {
@@ -111,8 +112,9 @@ typedef struct hy_cl_pi_result {
  * fails leaves the device not usable, with the reason in `problem`, and the job after tries
  * again. An allocation the driver refuses, at creation or late at enqueue, is HY_ELIMIT.
  *
- * Monte Carlo pi over samples 0 .. n-1 (docs/pi-mapping.md), 1 <= n <= 2^63 - 1. Long jobs
- * run as a series of short launches so progress and cancellation work. */
+ * Monte Carlo pi over samples o->first .. o->first + n - 1 (docs/pi-mapping.md), n >= 1 and
+ * first + n <= 2^63 - 1: windows that tile [0, N) add up to the hits of N, as on the CPU
+ * engine. Long jobs run as a series of short launches so progress and cancellation work. */
 int hy_cl_pi(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n, hy_cl_pi_result *r,
              hy_error *err);
 

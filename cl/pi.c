@@ -182,10 +182,10 @@ int hy_cl_pi_job(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n,
     memset(r, 0, sizeof *r);
     if (n == 0)
         return hy_error_set(err, HY_EINVAL, "a pi job needs at least 1 sample");
-    if (n > PI_MAX_SAMPLES)
+    if (n > PI_MAX_SAMPLES || o->first > PI_MAX_SAMPLES - n)
         return hy_error_set(err, HY_ELIMIT,
-                            "a pi job may have at most 2^63 - 1 samples, not %llu",
-                            (unsigned long long)n);
+                            "a pi job counts samples below 2^63 - 1, not %llu from %llu",
+                            (unsigned long long)n, (unsigned long long)o->first);
     if ((rc = hy_cl_device(cl, o->device, &d, err)))
         return rc;
 
@@ -197,8 +197,8 @@ int hy_cl_pi_job(hy_cl *cl, const hy_cl_opts *o, uint64_t seed, uint64_t n,
     uint64_t chunk = FIRST_SAMPLES < n ? FIRST_SAMPLES : n;
     while (done < n) {
         uint64_t l0 = 0, kns = 0;
-        if ((rc = pi_launch(d, k, part, host_part, &shape, done, chunk, r, &hits, &l0, &kns,
-                            err)))
+        if ((rc = pi_launch(d, k, part, host_part, &shape, o->first + done, chunk, r, &hits,
+                            &l0, &kns, err)))
             goto out;
         done += chunk;
         if (done < n) {

@@ -17,7 +17,7 @@ static int need_cl(const hy_engines *e, hy_error *err)
 static hy_cl_opts cl_opts(const hy_job_spec *s, const hy_run_io *io)
 {
     return (hy_cl_opts){.device = s->device, .progress = io->progress,
-                        .progress_ctx = io->progress_ctx};
+                        .progress_ctx = io->progress_ctx, .first = s->first};
 }
 
 /* The device decides how many threads: a row reports none of ours. */

@@ -179,6 +179,34 @@ DEVICE_TEST(cl_pi, kernel_windows_equal_cpu_engine)
     }
 }
 
+/* Windows from `first`, as the hybrid backend and MPI ranks count them: each equals the CPU
+ * reference for its window, and windows that tile [0, N) add up to the hits of N. */
+DEVICE_TEST(cl_pi, windows_from_first_tile_the_stream)
+{
+    const uint64_t seed = 99, N = 3000017;
+    const uint64_t cuts[] = {0, 1, 2, 1000, 1000001, 2999999, N};
+    uint64_t sum = 0;
+    for (size_t i = 0; i + 1 < sizeof cuts / sizeof cuts[0]; i++) {
+        uint64_t first = cuts[i], count = cuts[i + 1] - cuts[i];
+        hy_cl_pi_result r;
+        hy_error err = {0};
+        int rc = hy_cl_pi(cl, &(hy_cl_opts){.device = dev, .first = first}, seed, count, &r,
+                          &err);
+        cr_assert_eq(rc, 0, "window %" PRIu64 "+%" PRIu64 ": %d %s", first, count, rc, err.msg);
+        cr_assert_eq(r.samples, count);
+        cr_assert_eq(r.hits, hy_host_pi_hits_reference(seed, first, count),
+                     "window %" PRIu64 "+%" PRIu64, first, count);
+        sum += r.hits;
+    }
+    cr_assert_eq(sum, run_pi(seed, N).hits);
+    /* A window that would pass 2^63 - 1 is refused with a sentence. */
+    hy_cl_pi_result r;
+    hy_error err = {0};
+    cr_assert_eq(hy_cl_pi(cl, &(hy_cl_opts){.device = dev, .first = INT64_MAX}, seed, 1, &r,
+                          &err), HY_ELIMIT);
+    cr_assert(err.msg[0]);
+}
+
 /* ---- limits and errors ---- */
 
 DEVICE_TEST(cl_pi, limits)

@@ -619,7 +619,8 @@ static int print_csv(FILE *f, const hc_compare *c)
           "speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,wait_share,h2d_ns,"
           "kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,transport,bytes_moved,"
           "startup_ns,merge_ns,workers_started,mean_ns,stddev_ns,q1_ns,q3_ns,warmup_ns,"
-          "predicted_ns\n",
+          "predicted_ns,cpu_items,cpu_busy_ns,dev_busy_ns,cpu_chunks,dev_chunks,devices_used,"
+          "balance\n",
           f);
     for (unsigned i = 0; i < c->nrows; i++) {
         const hy_result_row *r = &c->rows[i];
@@ -664,6 +665,14 @@ static int print_csv(FILE *f, const hc_compare *c)
                 r->stddev_ns, r->q1_ns, r->q3_ns, r->warmup_ns);
         if (r->predicted_ns) /* empty: the history could not predict the row */
             fprintf(f, "%" PRIu64, r->predicted_ns);
+        if (r->backend == HY_BACKEND_HYBRID) {
+            fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%u,%u", r->cpu_items,
+                    r->cpu_busy_ns, r->dev_busy_ns, r->cpu_chunks, r->dev_chunks,
+                    r->devices_used);
+            csv_num(f, r->balance_ppm ? r->balance_ppm / 1e6 : NAN);
+        } else {
+            fputs(",,,,,,,", f);
+        }
         fputc('\n', f);
     }
     return finish(f);
@@ -725,6 +734,16 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     fputs(r->flags & HY_ROW_AUTO ? "true" : "false", f);
     json_key(f, "explore");
     fputs(r->flags & HY_ROW_EXPLORE ? "true" : "false", f);
+    /* hybrid's participants: 0 on the other backends; balance null when not known */
+    json_u64(f, "cpu_items", r->cpu_items);
+    json_u64(f, "cpu_busy_ns", r->cpu_busy_ns);
+    json_u64(f, "dev_busy_ns", r->dev_busy_ns);
+    json_u64(f, "cpu_chunks", r->cpu_chunks);
+    json_u64(f, "dev_chunks", r->dev_chunks);
+    json_u64(f, "devices_used", r->devices_used);
+    json_dbl(f, "balance", r->balance_ppm ? r->balance_ppm / 1e6 : NAN);
+    json_key(f, "shared_cores");
+    fputs(r->flags & HY_ROW_SHARED_CORES ? "true" : "false", f);
 }
 
 static int print_json(FILE *f, const hc_compare *c)
@@ -1237,6 +1256,33 @@ static void fmt_bytes(char *b, size_t cap, uint64_t v)
 
 /* The time line shared by pi and sort, and the breakdown of a locked, opencl or process
  * run. */
+/* Who did what in a hybrid run: each side's share of the work and its time, the devices'
+ * transfers, and how well the split kept everyone busy. */
+static void print_hybrid(FILE *f, const hy_result_row *r)
+{
+    double cpu = r->n ? 100.0 * (double)r->cpu_items / (double)r->n : 0;
+    if (r->devices_used == 0) {
+        fprintf(f, "hybrid: the native pool ran it alone%s\n",
+                r->flags & HY_ROW_SHARED_CORES
+                    ? " (the OpenCL devices here are CPU devices on the pool's own cores; "
+                      "opencl.hybrid_cpu_devices in hybridd.conf(5) adds them)"
+                    : " (no OpenCL device is served)");
+        return;
+    }
+    fprintf(f, "hybrid: native pool %.1f%% (%u chunk%s, busy %.3f ms), %u OpenCL device%s "
+               "%.1f%% (%u chunk%s, busy %.3f ms)",
+            cpu, r->cpu_chunks, r->cpu_chunks == 1 ? "" : "s", ms(r->cpu_busy_ns),
+            r->devices_used, r->devices_used == 1 ? "" : "s", 100.0 - cpu, r->dev_chunks,
+            r->dev_chunks == 1 ? "" : "s", ms(r->dev_busy_ns));
+    if (r->balance_ppm)
+        fprintf(f, ", balance efficiency %.2f", r->balance_ppm / 1e6);
+    fputc('\n', f);
+    fprintf(f, "hybrid devices: h2d %.3f ms, kernel %.3f ms, d2h %.3f ms, %u launches\n",
+            ms(r->h2d_ns), ms(r->kernel_ns), ms(r->d2h_ns), r->launches);
+    if (r->flags & HY_ROW_SHARED_CORES)
+        fprintf(f, "hybrid: OpenCL CPU devices were left out: they share the pool's cores\n");
+}
+
 static void print_time(FILE *f, const hy_result_row *r, const char *unit)
 {
     char thr[32];
@@ -1279,6 +1325,8 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
         if (r->flags & HY_ROW_POCL_CPU)
             fprintf(f, "%s\n", POCL_FOOTNOTE);
     }
+    if (r->backend == HY_BACKEND_HYBRID)
+        print_hybrid(f, r);
     if (r->backend == HY_BACKEND_PROCESS) {
         char moved[32];
         fmt_bytes(moved, sizeof moved, r->bytes_moved);

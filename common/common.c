@@ -113,6 +113,8 @@ static const struct {
                            "kernels on an OpenCL device, a GPU or the CPU through PoCL"},
     [HY_BACKEND_PROCESS] = {"process",
                             "single-threaded worker processes, like multiprocessing.Pool"},
+    [HY_BACKEND_HYBRID] = {"hybrid",
+                           "one job across the native pool and the OpenCL devices at once"},
 };
 
 const char *hy_backend_name(int backend)

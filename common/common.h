@@ -69,6 +69,7 @@ typedef enum hy_backend {
     HY_BACKEND_LOCKED = 3, /* threads under one runtime-wide lock, modelled on CPython's GIL */
     HY_BACKEND_OPENCL = 4, /* kernels on an OpenCL device */
     HY_BACKEND_PROCESS = 5, /* single-threaded worker processes (Python's multiprocessing) */
+    HY_BACKEND_HYBRID = 6, /* one job across the CPU pool and the OpenCL devices at once */
 } hy_backend;
 /* A single job's SUBMIT may name no backend but ask the daemon to choose one from its
  * performance history. It is a request, never a backend a job runs on: no row, counter or
@@ -78,7 +79,7 @@ typedef enum hy_backend {
 /* How many backends there are: they are numbered 1..HY_BACKEND_COUNT, with no gaps. The wire
  * (SUBMIT's range check and mask, STATUS's per-backend counters), the daemon's tables and
  * every client list follow this count and the names table behind hy_backend_name. */
-#define HY_BACKEND_COUNT 5
+#define HY_BACKEND_COUNT 6
 /* Every backend's bit in a compare's `backends` mask (bit b for backend b). */
 #define HY_BACKEND_MASK_ALL (((1u << (HY_BACKEND_COUNT + 1)) - 1) & ~1u)
 

@@ -25,11 +25,15 @@
 
 /* The order auto explores in: likely fastest first (native scales with the cores and pays
  * nothing to start; a device, for large jobs; workers, which pay for moving data), the
- * baselines last. A backend added to common/ must be placed here. */
+ * baselines last. A backend added to common/ must be placed here, or counted out below:
+ * hybrid is not a candidate, because it holds the whole machine (every other job waits for
+ * it), which a user asks for by name and the daemon does not choose on its own. */
 static const int explore_order[] = {HY_BACKEND_NATIVE, HY_BACKEND_OPENCL, HY_BACKEND_PROCESS,
                                     HY_BACKEND_LOCKED, HY_BACKEND_SERIAL};
-_Static_assert(sizeof explore_order / sizeof explore_order[0] == HY_BACKEND_COUNT,
-               "auto's explore order names every backend");
+#define NOT_CANDIDATES 1 /* hybrid */
+_Static_assert(sizeof explore_order / sizeof explore_order[0] + NOT_CANDIDATES ==
+                   HY_BACKEND_COUNT,
+               "auto's explore order names every backend but those it leaves out");
 
 #define AUTO_MAX 128 /* candidates considered; more (huge pools, many devices) are left out */
 

@@ -18,12 +18,20 @@
 
 /* The engines a run may use; cl and proc may be NULL (off or absent). history: where the
  * executors record every timed run (NULL: nowhere); the backends never touch it. */
+/* Most OpenCL devices one hybrid job spreads across, beside the pool. */
+#define HY_HYBRID_DEVICES_MAX 8
+
 typedef struct hy_engines {
     hy_host *host;
     hy_cl *cl;
     hy_proc_pool *proc;
     hy_history *history;
     struct hy_mpi *mpi; /* under mpirun (hybridd --mpi): the other ranks; NULL otherwise */
+    /* The devices a hybrid job runs on beside the native pool (hy_backend_hybrid_devices),
+     * and whether OpenCL CPU devices were left out because they share the pool's cores. */
+    unsigned hybrid_dev[HY_HYBRID_DEVICES_MAX];
+    unsigned nhybrid;
+    bool hybrid_skipped_cpu;
 } hy_engines;
 
 /* What admission and DEVICES know of this daemon: the engines, the CPU pools' sizes and the
@@ -42,6 +50,10 @@ typedef struct hy_backend_env {
  * ones `listed` — logging a line for each. Returns 0 or HY_ENOMEM or hy_cl_describe's error. */
 int hy_backend_cl_devices(hy_backend_env *env, bool all, const unsigned *listed,
                           unsigned nlisted, hy_error *err);
+/* The hybrid backend's participants, into env->e: every device env serves, but OpenCL CPU
+ * devices only when `cpu_devices` (opencl.hybrid_cpu_devices: they run on cores of their
+ * own), at most HY_HYBRID_DEVICES_MAX. Logs what it chose. */
+void hy_backend_hybrid_devices(hy_backend_env *env, bool cpu_devices);
 /* Frees what hy_backend_cl_devices allocated. */
 void hy_backend_env_free(hy_backend_env *env);
 
@@ -57,6 +69,14 @@ typedef struct hy_run_io {
 
 /* What one run measured. h2d/kernel/d2h are the transfers and the rest for the backends
  * that move data (OpenCL's profiling events, process's parts). */
+/* What a hybrid run's participants did (the row's fields of the same names). */
+typedef struct hy_hybrid_stats {
+    uint64_t cpu_items, cpu_busy_ns, dev_busy_ns;
+    unsigned cpu_chunks, dev_chunks, devices_used;
+    uint32_t balance_ppm;
+    bool shared_cores;
+} hy_hybrid_stats;
+
 typedef struct hy_run_once {
     uint64_t wall_ns;
     uint64_t hits;
@@ -66,6 +86,7 @@ typedef struct hy_run_once {
     unsigned threads, copies;
     hy_cl_timing cl;
     hy_proc_stats proc;
+    hy_hybrid_stats hyb;
 } hy_run_once;
 
 /* How a comparison plans a backend's rows. */
@@ -74,6 +95,7 @@ enum {
     HY_PLAN_PER_THREADS = 0x2, /* a row per thread count of the comparison */
     HY_PLAN_PER_TRANSPORT = 0x4, /* ... and per transport */
     HY_PLAN_SPLIT_ONLY = 0x8, /* no rows in replicate mode */
+    HY_PLAN_NAMED_ONLY = 0x10, /* in a comparison only when its mask names it */
 };
 
 typedef int (*hy_backend_run_fn)(const hy_engines *e, const hy_job_spec *s,
@@ -85,6 +107,7 @@ typedef struct hy_backend_ops {
     unsigned plan;     /* HY_PLAN_* */
     unsigned threads;  /* a row's thread count when not per thread count (0: device-wide) */
     bool device;       /* a single job runs on its OpenCL device's executor */
+    bool machine;      /* a single job holds the whole machine, as a comparison does */
     /* The threads a row takes when the job names none: its whole pool, 0 when this daemon
      * runs none (a comparison's default backends leave it out). NULL: `threads`, and for a
      * device backend, whether any device is served. */
@@ -120,6 +143,6 @@ int hy_job_resolve(const hy_backend_env *env, const hy_msg_submit *m, hy_job_spe
 
 /* The backends, one file each over its engine (backend_host.c, backend_cl.c, ...). */
 extern const hy_backend_ops hy_backend_serial, hy_backend_native, hy_backend_locked,
-    hy_backend_process, hy_backend_opencl;
+    hy_backend_process, hy_backend_opencl, hy_backend_hybrid;
 
 #endif

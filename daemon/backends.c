@@ -4,10 +4,10 @@
 #include "auto.h"
 
 /* In the order of a comparison's rows: the serial baseline first (every speed-up is over
- * it), then the thread backends, the worker processes, and the device. */
+ * it), then the thread backends, the worker processes, the device, and all of them at once. */
 static const hy_backend_ops *const table[] = {
     &hy_backend_serial, &hy_backend_native, &hy_backend_locked, &hy_backend_process,
-    &hy_backend_opencl,
+    &hy_backend_opencl, &hy_backend_hybrid,
 };
 #define NTABLE (sizeof table / sizeof table[0])
 _Static_assert(NTABLE == HY_BACKEND_COUNT, "an object for every backend named in common/");
@@ -91,7 +91,7 @@ static uint32_t default_backends(const hy_backend_env *env, const hy_msg_submit 
     uint32_t mask = 0;
     for (unsigned i = 0; i < NTABLE; i++) {
         const hy_backend_ops *b = table[i];
-        if (!(s->kind->backends & (1u << b->id)))
+        if (!(s->kind->backends & (1u << b->id)) || (b->plan & HY_PLAN_NAMED_ONLY))
             continue;
         if (available(env, b) || ((b->plan & HY_PLAN_PER_TRANSPORT) && m->transports))
             mask |= 1u << b->id;

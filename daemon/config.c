@@ -110,6 +110,7 @@ static const key opencl_keys[] = {
     {"devices", K_DEVICES, F(devices), F(n_devices), 0, HY_CONFIG_MAX_DEVICES - 1,
      HY_CONFIG_MAX_DEVICES, HY_RELOAD_RESTART},
     {"cache_dir", K_PATH, F(cache_dir), 0, 0, 0, SZ(cache_dir), HY_RELOAD_RESTART},
+    {"hybrid_cpu_devices", K_BOOL, F(hybrid_cpu_devices), 0, 0, 0, 0, HY_RELOAD_RESTART},
 };
 static const key limits_keys[] = {
     {"clients", K_U64, F(max_clients), 0, 1, 65536, 0, HY_RELOAD_APPLY},

@@ -42,6 +42,7 @@ typedef struct hy_config {
     unsigned n_devices;                    /* devices = [ ... ] when !opencl_all_devices */
     unsigned devices[HY_CONFIG_MAX_DEVICES]; /* indices, each < HY_CONFIG_MAX_DEVICES, no repeats */
     char cache_dir[HY_CONFIG_DIR_MAX];     /* program binary cache; "" = no cache */
+    bool hybrid_cpu_devices; /* hybrid jobs use OpenCL CPU devices too (cores of their own) */
 
     /* limits = { ... } */
     uint64_t max_clients;         /* 1..65536 */

@@ -332,7 +332,14 @@ static void drop_gone(struct exec *x)
     pthread_mutex_lock(&x->s->mu);
 }
 
-/* Under mu: the job is the executor's now; a comparison first waits for the machine. */
+/* A comparison, and a job on a backend that spans the machine (hybrid), hold every engine
+ * while they run: device executors wait for them, and they for running device jobs. */
+static bool takes_machine(const hy_job *j)
+{
+    return j->spec.kind->compare || hy_backend_get(j->spec.backend)->machine;
+}
+
+/* Under mu: the job is the executor's now; one that takes the machine first waits for it. */
 static void start_job(struct exec *x, hy_job *j)
 {
     struct hy_sched *s = x->s;
@@ -341,7 +348,7 @@ static void start_job(struct exec *x, hy_job *j)
     j->state = HY_JOB_RUNNING;
     x->current = j;
     take_kept(x, j);
-    if (j->spec.kind->compare) {
+    if (takes_machine(j)) {
         s->excl_wanted = true;
         while (s->device_jobs > 0)
             pthread_cond_wait(&s->gate, &s->mu);
@@ -371,7 +378,7 @@ static unsigned end_job(struct exec *x, hy_job *j, hy_mapping keep, hy_mapping *
         s->stats.busy_ns[b] += j->busy_ns[b];
         s->stats.configs[b] += j->configs[b];
     }
-    if (j->spec.kind->compare) {
+    if (takes_machine(j)) {
         s->excl_active = false;
         for (unsigned i = 0; i < s->nexec; i++)
             pthread_cond_signal(&s->ex[i].cond);

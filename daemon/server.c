@@ -328,7 +328,8 @@ static void cancel_job(struct server *s, hy_job *j, int reason, int running_reas
  * back. */
 static uint32_t max_inline(uint32_t max_payload)
 {
-    return (max_payload - 256) & ~7u;
+    const uint32_t submit = 72 + 4 * HY_IPC_THREADS_MAX, result = 24 + HY_IPC_ROW_SIZE;
+    return (max_payload - (submit > result ? submit : result)) & ~7u;
 }
 
 
@@ -1295,6 +1296,9 @@ static int setup(struct server *s, hy_error *err)
                                    s->cfg.n_devices, err);
     if (rc)
         return rc;
+    /* The executors read the engines from set, admission from env: both see the same. */
+    hy_backend_hybrid_devices(&s->env, s->cfg.hybrid_cpu_devices);
+    s->set.engines = s->env.e;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

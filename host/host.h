@@ -152,6 +152,21 @@ int hy_host_merge(int dtype, const void *const runs[], const size_t lens[], unsi
 int hy_host_merge_cut(int dtype, const void *const runs[], const size_t lens[], unsigned k,
                       size_t rank, size_t cut[], hy_error *err);
 
+/* ---- cut: key ranges for engines that sort side by side (the hybrid backend) ---- */
+#define HY_HOST_CUT_MAX_PARTS 16
+/* Copies the n elements of `src` into `dst` (the same size, overlapping nothing) as `parts`
+ * contiguous sections, section p at dst[bounds[p], bounds[p + 1]) (bounds[0] = 0,
+ * bounds[parts] = n), such that every element of section p comes before or equals, in
+ * hy_host_sort's order, every element of the sections after it. Section p's size is near
+ * share[p] / (sum of shares) of n: the splitters are quantiles of 4096 keys sampled at fixed
+ * positions, so the same input always cuts the same way, and many equal keys all land in
+ * one section. Sorting each section where it lies then gives hy_host_sort's bytes for the
+ * whole array, with no merge. Runs on the calling thread. Errors: those of
+ * hy_check_sort_args; HY_EINVAL for parts outside 1..HY_HOST_CUT_MAX_PARTS, a negative share,
+ * NULL share, bounds or dst, or dst overlapping src; HY_ENOMEM. */
+int hy_host_sort_cut(int dtype, const void *src, void *dst, size_t n, const double *share,
+                     unsigned parts, size_t *bounds, hy_error *err);
+
 /* ---- running your own code on the pools (the tests use it; pi and sort are built on it) ---- */
 
 /* A thread's handle inside a running job. */

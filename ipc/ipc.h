@@ -258,6 +258,7 @@ typedef struct hy_msg_progress {
 #define HY_ROW_GPU 0x4u      /* opencl ran on a GPU */
 #define HY_ROW_AUTO 0x8u     /* the daemon chose this backend (SUBMIT backend auto) */
 #define HY_ROW_EXPLORE 0x10u /* ...to learn a configuration its history knows too little of */
+#define HY_ROW_SHARED_CORES 0x20u /* hybrid left out OpenCL CPU devices (they share the pool's cores) */
 typedef struct hy_result_row {
     uint16_t backend, device, mode, flags;
     uint32_t threads, copies;
@@ -283,8 +284,16 @@ typedef struct hy_result_row {
     uint64_t predicted_ns; /* the history's prediction for this configuration; 0 unknown */
     uint32_t ranks;        /* MPI ranks the row ran across; 1 (0 from older senders): one */
     uint32_t passes;       /* opencl sort: passes over the keys (histogram and digits) */
+    /* hybrid rows, appended to the 216-byte layout (0 elsewhere and from an older sender).
+     * The device side's transfers are h2d/kernel/d2h_ns, launches and bytes_moved above. */
+    uint64_t cpu_items;    /* samples or keys the native pool did; the devices did n - this */
+    uint64_t cpu_busy_ns;  /* the pool's time on its chunks or its key range */
+    uint64_t dev_busy_ns;  /* the longest device's time on its chunks or key range */
+    uint32_t cpu_chunks, dev_chunks; /* pieces each side took (pi); 1 or 0 each for sort */
+    uint32_t balance_ppm;  /* balance efficiency x 10^6 (docs/scheduling.md); 0 unknown */
+    uint32_t devices_used; /* OpenCL devices that took part; 0: the pool alone */
 } hy_result_row;
-#define HY_IPC_ROW_SIZE 216u     /* what this version writes */
+#define HY_IPC_ROW_SIZE 256u     /* what this version writes */
 #define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */
 
 /* A job's final answer when it succeeded: its rows, and the sorted elements of an inline

@@ -53,9 +53,10 @@ ERROR_NAMES = {0: "OK", -1: "EINVAL", -2: "ENOMEM", -3: "ECANCELED", -4: "ELIMIT
 
 # Jobs, backends, transports, dtypes, modes, array places.
 JOB_PI, JOB_SORT, JOB_COMPARE_PI, JOB_COMPARE_SORT = 1, 2, 3, 4
-BACKENDS = {"serial": 1, "native": 2, "locked": 3, "opencl": 4, "process": 5}
+BACKENDS = {"serial": 1, "native": 2, "locked": 3, "opencl": 4, "process": 5,
+            "hybrid": 6}
 BACKEND_NAMES = {v: k for k, v in BACKENDS.items()}
-BACKEND_MASK = 0x3E
+BACKEND_MASK = 0x7E
 TRANSPORTS = {"pipe": 1, "shm": 2}
 TRANSPORT_NAMES = {0: None, 1: "pipe", 2: "shm"}
 TRANSPORT_MASK = 0x6
@@ -214,7 +215,7 @@ SPECS = {
     CANCEL: Spec(16, [("job_id", "Q", 8)]),
     STATUS: Spec(8, []),
     DEVICES: Spec(8, []),
-    STATUS_REPLY: Spec(152, [("clients", "I", 4), ("uptime_ns", "Q", 8),
+    STATUS_REPLY: Spec(168, [("clients", "I", 4), ("uptime_ns", "Q", 8),
                              ("jobs_queued", "Q", 16), ("jobs_running", "Q", 24),
                              ("jobs_done", "Q", 32), ("jobs_failed", "Q", 40),
                              ("jobs_cancelled", "Q", 48), ("devices", "I", 56),
@@ -235,8 +236,8 @@ SPECS = {
 # Warm-up runs a SUBMIT may ask for, per row.
 WARMUP_MAX = 100
 
-# A RESULT row: 216 bytes written, 128 the least a reader takes.
-ROW_SIZE, ROW_MIN = 216, 128
+# A RESULT row: 256 bytes written, 128 the least a reader takes.
+ROW_SIZE, ROW_MIN = 256, 128
 ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0),
               ("flags", "H", 6, 0), ("threads", "I", 8, 0), ("copies", "I", 12, 0),
               ("n", "Q", 16, 0), ("hits", "Q", 24, 0), ("estimate", "d", 32, 0),
@@ -252,7 +253,11 @@ ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0)
               ("q1_ns", "Q", 176, 200), ("q3_ns", "Q", 184, 200),
               ("warmup_ns", "Q", 192, 200),
               ("predicted_ns", "Q", 200, 216), ("ranks", "I", 208, 216),
-              ("passes", "I", 212, 216)]
+              ("passes", "I", 212, 216),
+              ("cpu_items", "Q", 216, 256), ("cpu_busy_ns", "Q", 224, 256),
+              ("dev_busy_ns", "Q", 232, 256), ("cpu_chunks", "I", 240, 256),
+              ("dev_chunks", "I", 244, 256), ("balance_ppm", "I", 248, 256),
+              ("devices_used", "I", 252, 256)]
 
 # A DEVICES_REPLY record: 416 bytes written, 352 the least a reader takes.
 RECORD_SIZE, RECORD_MIN = 416, 352

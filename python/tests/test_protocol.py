@@ -155,13 +155,14 @@ def row(**kw):
     r.update(backend=5, mode=1, threads=2, copies=1, n=100, estimate=3.0, median_ns=9,
              bytes_moved=77, startup_ns=5, merge_ns=6, transport=2, workers_started=1,
              mean_ns=10, stddev_ns=2, q1_ns=8, q3_ns=11, warmup_ns=40, predicted_ns=12,
-             ranks=3, passes=5)
+             ranks=3, passes=5, cpu_items=60, cpu_busy_ns=7, dev_busy_ns=8, cpu_chunks=4,
+             dev_chunks=6, balance_ppm=900000, devices_used=1)
     r.update(kw)
     return r
 
 
-def test_result_rows_of_128_160_200_and_216_bytes():
-    for size in (128, 160, 200, 216):
+def test_result_rows_of_128_160_200_216_and_256_bytes():
+    for size in (128, 160, 200, 216, 256):
         m = P.decode(P.RESULT, P.encode({"type": P.RESULT, "job": 2, "job_id": 9,
                                          "rows": [row(), row(threads=3)]}, row_size=size))
         assert m["nrows"] == 2 and m["row_size"] == size
@@ -174,6 +175,10 @@ def test_result_rows_of_128_160_200_and_216_bytes():
         assert spread == ([0] * 5 if size < 200 else [10, 2, 8, 11, 40])
         later = [m["rows"][0][k] for k in ("predicted_ns", "ranks", "passes")]
         assert later == ([0, 0, 0] if size < 216 else [12, 3, 5])
+        hybrid = [m["rows"][0][k] for k in ("cpu_items", "cpu_busy_ns", "dev_busy_ns",
+                                             "cpu_chunks", "dev_chunks", "balance_ppm",
+                                             "devices_used")]
+        assert hybrid == ([0] * 7 if size < 256 else [60, 7, 8, 4, 6, 900000, 1])
     small = bytearray(P.encode({"type": P.RESULT, "rows": [row()]}, row_size=128))
     struct.pack_into("<I", small, 8, 120)            # a row_size below the least one
     assert code_of(P.decode, P.RESULT, bytes(small)) == P.EPROTO
@@ -186,15 +191,17 @@ def test_result_with_inline_array():
     assert bytes(m["array_data"]) == arr and m["array_bytes"] == 12
 
 
-def test_status_reply_of_136_and_152_bytes():
-    m = {"type": P.STATUS_REPLY, "clients": 3, "backend_jobs": [1, 2, 3, 4, 5],
-         "backend_busy_ns": [6, 7, 8, 9, 10], "version": "hybridd 0.1.0"}
+def test_status_reply_of_136_152_and_168_bytes():
+    m = {"type": P.STATUS_REPLY, "clients": 3, "backend_jobs": [1, 2, 3, 4, 5, 11],
+         "backend_busy_ns": [6, 7, 8, 9, 10, 12], "version": "hybridd 0.1.0"}
     old = P.decode(P.STATUS_REPLY, P.encode(m, body_size=136))
-    assert old["backend_jobs"] == [1, 2, 3, 4, 0] and old["version"] == b"hybridd 0.1.0"
+    assert old["backend_jobs"] == [1, 2, 3, 4, 0, 0] and old["version"] == b"hybridd 0.1.0"
+    mid = P.decode(P.STATUS_REPLY, P.encode(m, body_size=152))
+    assert mid["backend_jobs"] == [1, 2, 3, 4, 5, 0] and mid["version"] == b"hybridd 0.1.0"
     new_payload = P.encode(m)
-    assert new_payload[152:] == b"hybridd 0.1.0"
+    assert new_payload[168:] == b"hybridd 0.1.0"
     new = P.decode(P.STATUS_REPLY, new_payload)
-    assert new["backend_jobs"] == [1, 2, 3, 4, 5] and new["backend_busy_ns"][4] == 10
+    assert new["backend_jobs"] == [1, 2, 3, 4, 5, 11] and new["backend_busy_ns"][5] == 12
 
 
 def test_devices_reply_records_of_352_and_416_bytes():

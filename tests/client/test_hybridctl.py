@@ -354,7 +354,7 @@ class TestInfo(Case):
         self.assertIn(after["version"], r.stdout)
         self.assertNotIn("hybridd hybridd", r.stdout)  # the version string names it already
         self.assertRegex(r.stdout, r"\d+ done")
-        for b in ("serial", "native", "locked", "opencl", "process"):
+        for b in ("serial", "native", "locked", "opencl", "process", "hybrid"):
             self.assertRegex(r.stdout, r"(?m)^  %s +\d+ runs? +busy " % b)
 
     def test_devices(self):
@@ -469,6 +469,23 @@ class TestPi(Case):
         self.assertEqual(row["mode"], "replicate")
         self.assertEqual(row["n"], PI_N)
         self.assertLess(abs(row["estimate"] - math.pi), 0.01, row)
+
+    def test_hybrid_pi_text_and_json(self):
+        # The daemon of these tests leaves PoCL's CPU device out of hybrid jobs (its
+        # default): the pool runs the job alone, the row and the text say why.
+        native = self.run_json("pi", "-n", PI_N, "--backend", "native")
+        row = self.run_json("pi", "-n", PI_N, "--backend", "hybrid")
+        self.assertEqual(row["backend"], "hybrid")
+        self.assertEqual(row["hits"], native["hits"])
+        self.assertEqual(row["threads"], 2)
+        self.assertEqual(row["cpu_items"], PI_N)
+        self.assertEqual(row["devices_used"], 0)
+        self.assertIsNone(row["balance"])
+        r = self.run_ok("pi", "-n", PI_N, "--backend", "hybrid")
+        self.assertIn("ran on hybrid, 2 threads", r.stdout)
+        self.assertIn("hybrid: the native pool ran it alone", r.stdout)
+        if OPENCL is not None and row["shared_cores"]:
+            self.assertIn("opencl.hybrid_cpu_devices", r.stdout)
 
     def test_opencl_text_label(self):
         self.need_opencl()
@@ -1153,9 +1170,11 @@ class TestProcess(Case):
         # CSV: the new columns at the end
         rows = list(csv.reader(io.StringIO(self.run_ok(*args, "--csv").stdout)))
         header = rows[0]
-        self.assertEqual(header[-11:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
+        self.assertEqual(header[-18:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
                                         "workers_started", "mean_ns", "stddev_ns", "q1_ns",
-                                        "q3_ns", "warmup_ns", "predicted_ns"])
+                                        "q3_ns", "warmup_ns", "predicted_ns", "cpu_items",
+                                        "cpu_busy_ns", "dev_busy_ns", "cpu_chunks",
+                                        "dev_chunks", "devices_used", "balance"])
         # every compare row ran a warm-up and its timed runs: their spread comes with them
         for r in rows[1:]:
             q1, med, q3 = (int(r[header.index(k)]) for k in ("q1_ns", "median_ns", "q3_ns"))

@@ -721,12 +721,13 @@ Test(csv, header_and_rows)
                       "throughput,speedup,efficiency,lock_handoffs,lock_wait_ns,lock_hold_ns,"
                       "wait_share,h2d_ns,kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,"
                       "transport,bytes_moved,startup_ns,merge_ns,workers_started,mean_ns,"
-                      "stddev_ns,q1_ns,q3_ns,warmup_ns,predicted_ns\n";
+                      "stddev_ns,q1_ns,q3_ns,warmup_ns,predicted_ns,cpu_items,cpu_busy_ns,"
+                      "dev_busy_ns,cpu_chunks,dev_chunks,devices_used,balance\n";
     cr_assert_eq(strncmp(out, hdr, strlen(hdr)), 0, "%s", out);
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 35, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 42, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     cr_assert(strstr(out, "\nlocked,CPU,2,split,0,1000000,1,80000000,79999000,80002000,"
@@ -734,7 +735,7 @@ Test(csv, header_and_rows)
               "%s", out);
     cr_assert(strstr(out, "\nopencl,PoCL CPU,0,split,,1000000,1,25000000,"), "%s", out);
     /* the process columns are empty on the other backends */
-    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,,0,0,0,0,0,\n"), "%s", out);
+    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,,0,0,0,0,0,,,,,,,,\n"), "%s", out);
     free(out);
 }
 
@@ -747,7 +748,7 @@ Test(csv, sort_has_no_pi_figures)
     char *out = NULL;
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     cr_assert_eq(count_lines(out), 1 + c.nrows);
-    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,\n"), "%s", out);
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,,,,,,,,\n"), "%s", out);
     free(out);
 }
 
@@ -759,19 +760,19 @@ Test(csv, process_columns_at_the_end)
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 35, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 42, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     /* ... h2d,kernel,d2h,transfer_share,hits,estimate,repeat,transport,bytes_moved,
      * startup_ns,merge_ns,workers_started */
     cr_assert(strstr(out, "\nprocess,CPU,2,split,,1000000,1,62500000,62499000,62502000,16000000,"
                           "1.6000000000000001,0.80000000000000004,0,0,0,,1000000,6000000,1000000,"
-                          "0.25,,,5,pipe,16000000,0,500000,0,0,0,0,0,0,\n"),
+                          "0.25,,,5,pipe,16000000,0,500000,0,0,0,0,0,0,,,,,,,,\n"),
               "%s", out);
-    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1,0,0,0,0,0,\n"),
+    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1,0,0,0,0,0,,,,,,,,\n"),
               "%s", out);
     cr_assert(strstr(out, "\nnative,CPU,2,split,"), "%s", out);
-    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,\n"), "%s", out); /* serial and native: empty */
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,,,,,,,,\n"), "%s", out); /* serial and native: empty */
     free(out);
 }
 
@@ -1276,8 +1277,8 @@ Test(table, predictions_beside_the_measurements)
     free(out);
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     cr_assert(strstr(out, "\nserial,"), "%s", out);
-    cr_assert(strstr(out, ",98000000\n"), "%s", out);
-    cr_assert(strstr(out, ",52500000\n"), "%s", out);
+    cr_assert(strstr(out, ",98000000,,,,,,,\n"), "%s", out);
+    cr_assert(strstr(out, ",52500000,,,,,,,\n"), "%s", out);
     free(out);
     CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
@@ -1327,6 +1328,57 @@ Test(single, process_text_and_json)
     CAPTURE(out, hc_print_pi(F, &pr, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "\"transport\":\"pipe\""), "%s", out);
+    free(out);
+}
+
+/* A hybrid row: each side's share and busy time, the balance, the devices' transfers; and
+ * a row where the pool ran alone says why. */
+Test(single, hybrid_text_json_and_csv)
+{
+    hy_result_row r = row(HY_BACKEND_HYBRID, 2, 40000000);
+    r.n = 1000000;
+    r.cpu_items = 600000;
+    r.cpu_busy_ns = 38000000;
+    r.dev_busy_ns = 39000000;
+    r.cpu_chunks = 7;
+    r.dev_chunks = 9;
+    r.devices_used = 1;
+    r.balance_ppm = 910000;
+    r.kernel_ns = 30000000;
+    r.launches = 12;
+    hc_pi_report pr = {.seed = 3, .row = &r};
+    char *out = NULL;
+    CAPTURE(out, hc_print_pi(F, &pr, HC_TEXT));
+    cr_assert(strstr(out, "hybrid: native pool 60.0% (7 chunks, busy 38.000 ms), 1 OpenCL device "
+                          "40.0% (9 chunks, busy 39.000 ms), balance efficiency 0.91"),
+              "%s", out);
+    cr_assert(strstr(out, "kernel 30.000 ms, d2h 0.000 ms, 12 launches"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &pr, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"cpu_items\":600000,\"cpu_busy_ns\":38000000,"
+                          "\"dev_busy_ns\":39000000,\"cpu_chunks\":7,\"dev_chunks\":9,"
+                          "\"devices_used\":1,\"balance\":0.91"),
+              "%s", out);
+    free(out);
+    hy_result_row rows[2] = {row(HY_BACKEND_SERIAL, 1, 80000000), r};
+    hc_compare c = make_compare();
+    c.rows = rows;
+    c.nrows = 2;
+    CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
+    cr_assert(strstr(out, ",600000,38000000,39000000,7,9,1,0.91000000000000003\n"), "%s", out);
+    free(out);
+
+    hy_result_row alone = row(HY_BACKEND_HYBRID, 2, 40000000);
+    alone.cpu_items = alone.n;
+    alone.flags = HY_ROW_SHARED_CORES;
+    pr.row = &alone;
+    CAPTURE(out, hc_print_pi(F, &pr, HC_TEXT));
+    cr_assert(strstr(out, "hybrid: the native pool ran it alone (the OpenCL devices here are CPU "
+                          "devices on the pool's own cores"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &pr, HC_JSON));
+    cr_assert(strstr(out, "\"balance\":null,\"shared_cores\":true"), "%s", out);
     free(out);
 }
 

@@ -60,14 +60,15 @@ hyt_conf hyt_conf_default(void)
 void hyt_conf_text(const hyt_conf *k, char *buf, size_t cap)
 {
     snprintf(buf, cap,
-             "opencl = { enabled = %s; };\n"
+             "opencl = { enabled = %s;%s };\n"
              "cpu = { native_threads = %u; locked_threads = %u; switch_interval_us = %u;\n"
              "  process_workers = %u; };\n"
              "limits = { jobs_per_client = %u; queued_jobs = %u; clients = %u;\n"
              "  samples = %lluL; sort_elements = %lluL; frame_bytes = %u;\n"
              "  job_timeout_s = %u; drain_timeout_s = %u; };\n"
              "%s%s%s",
-             k->opencl ? "true" : "false", k->native_threads, k->locked_threads,
+             k->opencl ? "true" : "false",
+             k->hybrid_cpu_devices ? " hybrid_cpu_devices = true;" : "", k->native_threads, k->locked_threads,
              k->switch_interval_us, k->process_workers, k->jobs_per_client, k->queued_jobs, k->clients,
              (unsigned long long)k->samples, (unsigned long long)k->sort_elements,
              k->frame_bytes, k->job_timeout_s, k->drain_timeout_s,

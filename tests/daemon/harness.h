@@ -26,6 +26,7 @@
  * and 2 locked threads, 4 jobs per client, 8 queued, 4 clients, 64 KiB frames. */
 typedef struct hyt_conf {
     bool opencl;
+    bool hybrid_cpu_devices; /* opencl.hybrid_cpu_devices */
     unsigned native_threads, locked_threads, switch_interval_us;
     unsigned process_workers;
     unsigned jobs_per_client, queued_jobs, clients, frame_bytes;

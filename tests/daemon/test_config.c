@@ -459,7 +459,7 @@ Test(config, reload_classes_match_the_man_page)
             break;
         }
     }
-    cr_expect_eq(restarts, 8u, "socket.path, 3 cpu pool sizes, 3 opencl keys, state.history");
+    cr_expect_eq(restarts, 9u, "socket.path, 3 cpu pool sizes, 4 opencl keys, state.history");
 }
 
 /* hy_config_diff names exactly the keys that changed, old value first, as the file writes

@@ -508,6 +508,13 @@ static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsign
     cr_assert_eq(g->predicted_ns, w->predicted_ns, "row %u predicted_ns", i);
     cr_assert_eq(g->ranks, w->ranks, "row %u ranks", i);
     cr_assert_eq(g->passes, w->passes, "row %u passes", i);
+    cr_assert_eq(g->cpu_items, w->cpu_items, "row %u cpu_items", i);
+    cr_assert_eq(g->cpu_busy_ns, w->cpu_busy_ns, "row %u cpu_busy_ns", i);
+    cr_assert_eq(g->dev_busy_ns, w->dev_busy_ns, "row %u dev_busy_ns", i);
+    cr_assert_eq(g->cpu_chunks, w->cpu_chunks, "row %u cpu_chunks", i);
+    cr_assert_eq(g->dev_chunks, w->dev_chunks, "row %u dev_chunks", i);
+    cr_assert_eq(g->balance_ppm, w->balance_ppm, "row %u balance_ppm", i);
+    cr_assert_eq(g->devices_used, w->devices_used, "row %u devices_used", i);
     cr_assert_eq(g->stddev_ns, w->stddev_ns, "row %u stddev_ns", i);
     cr_assert_eq(g->q1_ns, w->q1_ns, "row %u q1_ns", i);
     cr_assert_eq(g->q3_ns, w->q3_ns, "row %u q3_ns", i);
@@ -518,7 +525,7 @@ static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsign
 static void fill_rows(hy_result_row *rows, unsigned nrows, double std_error_last)
 {
     for (unsigned i = 0; i < nrows; i++) {
-        rows[i] = (hy_result_row){.backend = (uint16_t)(1 + i % 5), .device = (uint16_t)i,
+        rows[i] = (hy_result_row){.backend = (uint16_t)(1 + i % HY_BACKEND_COUNT), .device = (uint16_t)i,
                                   .mode = 1, .flags = HY_ROW_NOGIL | HY_ROW_POCL_CPU,
                                   .threads = 1u << (i % 32), .copies = 2, .n = 1000000 + i,
                                   .hits = 785398 + i, .estimate = 3.141592653589793,
@@ -539,7 +546,14 @@ static void fill_rows(hy_result_row *rows, unsigned nrows, double std_error_last
                                   .warmup_ns = 0x0182838485868788ull + i,
                                   .predicted_ns = 0x9192939495969798ull + i,
                                   .ranks = 0xa1a2a3a4u + i,
-                                  .passes = 0xb1b2b3b4u + i};
+                                  .passes = 0xb1b2b3b4u + i,
+                                  .cpu_items = 0xc1c2c3c4c5c6c7c8ull + i,
+                                  .cpu_busy_ns = 0xd1d2d3d4d5d6d7d8ull + i,
+                                  .dev_busy_ns = 0xe1e2e3e4e5e6e7e8ull + i,
+                                  .cpu_chunks = 0xf1f2f3f4u + i,
+                                  .dev_chunks = 0x02030405u + i,
+                                  .balance_ppm = 0x12131415u + i,
+                                  .devices_used = 0x22232425u + i};
     }
 }
 
@@ -550,7 +564,7 @@ Test(msg, round_trip_result)
     uint64_t nan_bits = 0x7ff8000000000abcull;
     double nan_payload;
     memcpy(&nan_payload, &nan_bits, sizeof nan_payload);
-    /* Five rows: one per backend, the last (process) with a NaN carrying a payload. */
+    /* Five rows of different backends, the last with a NaN carrying a payload. */
     fill_rows(rows, 5, nan_payload);
     memset(&m1, 0, sizeof m1);
     m1.type = HY_MSG_RESULT;
@@ -562,10 +576,11 @@ Test(msg, round_trip_result)
     m1.u.result.array = sorted;
     m1.u.result.array_bytes = sizeof sorted;
     size_t len = round_trip(&m1, 0);
-    /* rows of HY_IPC_ROW_SIZE = 216 bytes, then the array at the next multiple of 8 */
-    cr_assert_eq(HY_IPC_ROW_SIZE, 216u);
-    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 216u + sizeof sorted);
-    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 216);
+    /* rows of HY_IPC_ROW_SIZE = 256 bytes, then the array at the next multiple of 8 */
+    cr_assert_eq(HY_IPC_ROW_SIZE, 256u);
+    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 256u + sizeof sorted);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 0);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 9], 1);
     hy_msg_result *r = &m2.u.result;
     cr_assert_eq(r->job, HY_JOB_COMPARE_SORT);
     cr_assert_eq(r->nrows, 5);
@@ -576,8 +591,8 @@ Test(msg, round_trip_result)
     uint64_t got_bits;
     memcpy(&got_bits, &r->rows_in[4].std_error, sizeof got_bits);
     cr_assert_eq(got_bits, nan_bits);
-    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 216). */
-    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 216;
+    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 256). */
+    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 256;
     cr_assert_eq(row1[128], 0x09); /* bytes_moved 0x...0708 + 1 */
     cr_assert_eq(row1[136], 0x19); /* startup_ns */
     cr_assert_eq(row1[144], 0x29); /* merge_ns */
@@ -598,15 +613,25 @@ Test(msg, round_trip_result)
     cr_assert_eq(row1[211], 0xa1);
     cr_assert_eq(row1[212], 0xb5); /* passes 0x...b4 + 1 */
     cr_assert_eq(row1[215], 0xb1);
+    cr_assert_eq(row1[216], 0xc9); /* cpu_items 0x...c8 + 1 */
+    cr_assert_eq(row1[223], 0xc1);
+    cr_assert_eq(row1[224], 0xd9); /* cpu_busy_ns */
+    cr_assert_eq(row1[232], 0xe9); /* dev_busy_ns */
+    cr_assert_eq(row1[239], 0xe1);
+    cr_assert_eq(row1[240], 0xf5); /* cpu_chunks */
+    cr_assert_eq(row1[244], 0x06); /* dev_chunks */
+    cr_assert_eq(row1[248], 0x16); /* balance_ppm */
+    cr_assert_eq(row1[252], 0x26); /* devices_used */
+    cr_assert_eq(row1[255], 0x22);
     cr_assert_eq(r->array_bytes, sizeof sorted);
     cr_assert(memcmp(r->array, sorted, sizeof sorted) == 0);
 
-    /* The most rows there may be: 32 KiB of them. */
+    /* The most rows there may be: 64 KiB of them. */
     m1.u.result.nrows = HY_IPC_ROWS_MAX;
     m1.u.result.array_bytes = 0;
     m1.u.result.array = NULL;
     fill_rows(rows, HY_IPC_ROWS_MAX, 0.5);
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 216u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 256u);
     cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
     cr_assert_null(m2.u.result.array);
     for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
@@ -1674,17 +1699,20 @@ Test(msg, first_layout_result)
     cr_assert_eq(w->workers_started, 0u);
     cr_assert_eq(w->mean_ns | w->stddev_ns | w->q1_ns | w->q3_ns | w->warmup_ns, 0u);
     reencode_first(&m2, out, sizeof out, n + HY_IPC_ROW_SIZE - 128);
-    cr_assert_eq(out[HY_IPC_HEADER + 8], HY_IPC_ROW_SIZE); /* row_size */
+    cr_assert_eq(out[HY_IPC_HEADER + 8] | out[HY_IPC_HEADER + 9] << 8,
+                 HY_IPC_ROW_SIZE); /* row_size */
     expect_row_eq(&m1.u.result.rows_in[0], w, 0);
 }
 
 /* Rows of any size from 128 up: the first 128 bytes always, the process fields (160), the
- * spread (200) and the prediction, ranks and passes (216) only when the rows hold them,
- * bytes past 216 skipped. The rows' stride and the array after them follow row_size. */
+ * spread (200), the prediction, ranks and passes (216) and hybrid's participants (256) only
+ * when the rows hold them, bytes past 256 skipped. The rows' stride and the array after
+ * them follow row_size. */
 Test(msg, result_row_sizes)
 {
     static hy_result_row rows[3];
     static uint8_t enc[2048], frame[2048];
+    _Static_assert(HY_IPC_HEADER + 24 + 3 * 300 + 16 <= 2048, "room for the largest rows");
     static const uint8_t arr[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     fill_rows(rows, 3, 0.25);
     memset(&m1, 0, sizeof m1);
@@ -1692,10 +1720,10 @@ Test(msg, result_row_sizes)
     m1.u.result = (hy_msg_result){.job = HY_JOB_COMPARE_SORT, .nrows = 3, .job_id = 11,
                                   .rows = rows, .array = arr, .array_bytes = sizeof arr};
     encode_all(&m1, enc, sizeof enc);
-    const uint32_t sizes[] = {128, 136, 159, 160, 168, 199, 200, 208, 215, 216, 256};
+    const uint32_t sizes[] = {128, 136, 159, 160, 168, 199, 200, 208, 215, 216, 255, 256, 300};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         uint32_t rs = sizes[k];
-        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 216) bytes, then
+        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 256) bytes, then
          * 0xEE filler a reader must skip; the array at the next multiple of 8. */
         memcpy(frame, enc, HY_IPC_HEADER + 24);
         uint8_t *p = frame + HY_IPC_HEADER;
@@ -1731,6 +1759,10 @@ Test(msg, result_row_sizes)
             if (rs < 216) {
                 want.predicted_ns = 0;
                 want.ranks = want.passes = 0;
+            }
+            if (rs < 256) {
+                want.cpu_items = want.cpu_busy_ns = want.dev_busy_ns = 0;
+                want.cpu_chunks = want.dev_chunks = want.balance_ppm = want.devices_used = 0;
             }
             expect_row_eq(&m2.u.result.rows_in[i], &want, i);
         }
@@ -2131,7 +2163,7 @@ static size_t push_and_read(const hy_msg *m, uint8_t *out, size_t cap)
 
 Test(msg, push_matches_encode)
 {
-    static uint8_t want[64 * 1024], got[64 * 1024];
+    static uint8_t want[80 * 1024], got[80 * 1024];
     static hy_result_row rows[HY_IPC_ROWS_MAX];
     static const int64_t arr[3] = {3, -2, 1};
     for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
@@ -2143,7 +2175,7 @@ Test(msg, push_matches_encode)
         cr_assert_eq(push_and_read(&m1, got, sizeof got), n);
         cr_assert(memcmp(got, want, n) == 0, "%s: pushed bytes differ", goldens[i].what);
     }
-    /* The large-buffer path (a full RESULT, 32 KiB of rows) and a bulk part. */
+    /* The large-buffer path (a full RESULT, 64 KiB of rows) and a bulk part. */
     memset(&m1, 0, sizeof m1);
     m1.type = HY_MSG_RESULT;
     m1.u.result = (hy_msg_result){.job = HY_JOB_SORT, .nrows = HY_IPC_ROWS_MAX, .rows = rows,

@@ -1,0 +1,465 @@
+/* daemon/backend_hybrid: hybrid — one job across the native pool and the OpenCL devices at
+ * once (docs/scheduling.md, "hybrid").
+ *
+ * pi: the sample stream [0, n) is handed out in guided chunks to whichever participant is
+ * free: each takes half of its share of what is left (its share from its own rate so far),
+ * never less than about 1 ms of its work, so the chunks shrink towards the end and a side
+ * that ran cold at first is not given a split computed from that run. Sample i is counter i
+ * of Philox wherever it is counted, so the hits are the same integer as on every backend.
+ *
+ * sort: the engine cuts the keys into disjoint key ranges (hy_host_sort_cut), one per
+ * participant in proportion to the rates earlier hybrid sorts of this element size measured;
+ * each sorts its range where it lies, with no merge, so the bytes are every backend's.
+ *
+ * The job holds the whole machine, as a comparison does: its participants are the CPU pool
+ * and every device this daemon serves. OpenCL CPU devices (PoCL) run on the cores the pool
+ * uses, so they take part only when the configuration says they have cores of their own
+ * (opencl.hybrid_cpu_devices); otherwise the row says they were left out. */
+#include "backend.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* The least chunk a participant takes, in its own time: short enough to end together, long
+ * enough that a chunk's fixed cost (an OpenCL launch, waking the pool) stays small. */
+#define CHUNK_FLOOR_NS 1000000.0
+/* A participant's first chunk, before it has a rate: small, so a cold start costs little. */
+#define FIRST_CHUNK (UINT64_C(1) << 20)
+
+struct hyb;
+
+/* One participant: the pool (dev -1) or one OpenCL device. */
+struct side {
+    struct hyb *h;
+    int dev;
+    uint64_t items, busy_ns, hits, reported;
+    unsigned chunks;
+    hy_cl_timing cl;
+    int rc;
+    hy_error err;
+};
+
+/* A run shared by its participants. `mu` guards next, done and the progress callback. */
+struct hyb {
+    pthread_mutex_t mu;
+    const hy_engines *e;
+    const hy_job_spec *s;
+    const hy_row_spec *r;
+    const hy_run_io *io;
+    uint64_t next, n, done;
+    unsigned threads; /* the pool's: the row's, or the whole pool when it names none */
+    void *array;  /* sort: the sections' place */
+    const void *cut; /* sort: the cut keys, copied into array section by section */
+    size_t bounds[HY_HOST_CUT_MAX_PARTS + 1];
+    atomic_int stop; /* a participant failed or the job was cancelled */
+    unsigned nside;
+    struct side side[1 + HY_HYBRID_DEVICES_MAX];
+};
+
+/* Every participant's progress goes through here, one at a time, as the runner expects;
+ * a cancel (or another participant's failure) stops them all at their next boundary. */
+static int side_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)total;
+    struct side *sd = ctx;
+    struct hyb *h = sd->h;
+    if (atomic_load(&h->stop))
+        return 1;
+    pthread_mutex_lock(&h->mu);
+    h->done += done > sd->reported ? done - sd->reported : 0;
+    sd->reported = done;
+    int c = h->io->progress ? h->io->progress(h->io->progress_ctx, h->done, h->n) : 0;
+    pthread_mutex_unlock(&h->mu);
+    if (c)
+        atomic_store(&h->stop, 1);
+    return c;
+}
+
+/* Items per ns a side has done so far, 0 before its first chunk. */
+static double rate_of(const struct side *sd)
+{
+    return sd->busy_ns ? (double)sd->items / (double)sd->busy_ns : 0;
+}
+
+/* The next chunk for `sd`, under mu: half its share of what is left, at least ~1 ms of its
+ * work. 0 when the stream is all handed out. */
+static uint64_t take_chunk(struct hyb *h, struct side *sd, uint64_t *first)
+{
+    pthread_mutex_lock(&h->mu);
+    uint64_t left = h->n - h->next, c = 0;
+    if (left > 0) {
+        double mine = rate_of(sd), all = 0;
+        for (unsigned i = 0; i < h->nside; i++)
+            all += rate_of(&h->side[i]);
+        if (h->nside == 1)
+            c = left; /* the pool alone: one call, as the native backend makes */
+        else if (mine <= 0)
+            c = FIRST_CHUNK;
+        else {
+            double share = (double)left * mine / all / 2, floor = mine * CHUNK_FLOOR_NS;
+            c = (uint64_t)(share > floor ? share : floor);
+        }
+        c = c < 1 ? 1 : c > left ? left : c;
+        *first = h->next;
+        h->next += c;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return c;
+}
+
+static int pi_chunk(struct side *sd, uint64_t first, uint64_t count, uint64_t *hits)
+{
+    struct hyb *h = sd->h;
+    if (sd->dev < 0) {
+        hy_run_opts ro = {.backend = HY_BACKEND_NATIVE, .threads = h->threads,
+                          .mode = HY_MODE_SPLIT, .progress = side_progress, .progress_ctx = sd};
+        hy_pi_result pr;
+        int rc = hy_host_pi_part(h->e->host, h->s->seed, first, count, &ro, &pr, &sd->err);
+        *hits = pr.hits;
+        return rc;
+    }
+    hy_cl_opts co = {.device = (unsigned)sd->dev, .first = first, .progress = side_progress,
+                     .progress_ctx = sd};
+    hy_cl_pi_result cr;
+    int rc = hy_cl_pi(h->e->cl, &co, h->s->seed, count, &cr, &sd->err);
+    if (rc == 0) {
+        sd->cl.h2d_ns += cr.timing.h2d_ns;
+        sd->cl.kernel_ns += cr.timing.kernel_ns;
+        sd->cl.d2h_ns += cr.timing.d2h_ns;
+        sd->cl.launches += cr.timing.launches;
+        sd->cl.bytes_moved += cr.timing.bytes_moved;
+    }
+    *hits = cr.hits;
+    return rc;
+}
+
+static void *pi_side(void *arg)
+{
+    struct side *sd = arg;
+    struct hyb *h = sd->h;
+    uint64_t first, count;
+    while (!atomic_load(&h->stop) && (count = take_chunk(h, sd, &first)) > 0) {
+        uint64_t t0 = hy_now_ns(), hits = 0;
+        sd->reported = 0;
+        sd->rc = pi_chunk(sd, first, count, &hits);
+        if (sd->rc) {
+            atomic_store(&h->stop, 1);
+            break;
+        }
+        /* The chunk's end is its last progress report's: count it all now. */
+        side_progress(sd, count, count);
+        sd->busy_ns += hy_now_ns() - t0;
+        sd->items += count;
+        sd->hits += hits;
+        sd->chunks++;
+    }
+    return NULL;
+}
+
+static void *sort_side(void *arg);
+
+/* Runs every participant but the pool on a thread of its own and the pool on this one. */
+static void run_sides(struct hyb *h, void *(*fn)(void *))
+{
+    pthread_t tid[HY_HYBRID_DEVICES_MAX];
+    bool started[HY_HYBRID_DEVICES_MAX] = {false};
+    for (unsigned i = 1; i < h->nside; i++) {
+        int prc = pthread_create(&tid[i - 1], NULL, fn, &h->side[i]);
+        if (prc != 0) {
+            /* The pool does that device's part of a pi job; a sort needs every range done. */
+            hy_log(HY_LOG_WARNING, "hybrid: cannot start a thread for OpenCL device %d: %s",
+                   h->side[i].dev, strerror(prc));
+            if (fn == sort_side) {
+                h->side[i].rc = hy_error_set(&h->side[i].err, HY_ESYS, "cannot start its "
+                                             "thread: %s", strerror(prc));
+                atomic_store(&h->stop, 1);
+            }
+            continue;
+        }
+        started[i - 1] = true;
+    }
+    fn(&h->side[0]);
+    for (unsigned i = 1; i < h->nside; i++)
+        if (started[i - 1])
+            pthread_join(tid[i - 1], NULL);
+}
+
+/* The job's answer from its participants: the first failure, named, or a cancel. */
+static int outcome(struct hyb *h, hy_error *err)
+{
+    for (unsigned i = 0; i < h->nside; i++) {
+        const struct side *sd = &h->side[i];
+        if (sd->rc && sd->rc != HY_ECANCELED) {
+            if (sd->dev < 0)
+                return hy_error_set(err, sd->rc, "hybrid: the native pool failed (%s); the "
+                                    "devices were stopped", sd->err.msg);
+            return hy_error_set(err, sd->rc, "hybrid: OpenCL device %d failed (%s); the other "
+                                "participants were stopped", sd->dev, sd->err.msg);
+        }
+    }
+    if (atomic_load(&h->stop))
+        return hy_error_set(err, HY_ECANCELED, "hybrid job cancelled after %llu of %llu",
+                            (unsigned long long)h->done, (unsigned long long)h->n);
+    return 0;
+}
+
+/* The figures of a run: each side's share and time, the devices' transfers summed, and the
+ * balance efficiency: the throughput achieved over the sum of the participants' own. */
+static void take_figures(const struct hyb *h, uint64_t wall_ns, hy_run_once *o)
+{
+    double sum_rates = 0;
+    o->wall_ns = wall_ns;
+    o->threads = h->threads;
+    o->copies = 1;
+    o->hyb = (hy_hybrid_stats){.shared_cores = h->e->hybrid_skipped_cpu,
+                               .devices_used = h->nside - 1};
+    for (unsigned i = 0; i < h->nside; i++) {
+        const struct side *sd = &h->side[i];
+        sum_rates += rate_of(sd);
+        if (sd->dev < 0) {
+            o->hyb.cpu_items = sd->items;
+            o->hyb.cpu_busy_ns = sd->busy_ns;
+            o->hyb.cpu_chunks = sd->chunks;
+            continue;
+        }
+        if (sd->busy_ns > o->hyb.dev_busy_ns)
+            o->hyb.dev_busy_ns = sd->busy_ns;
+        o->hyb.dev_chunks += sd->chunks;
+        o->cl.h2d_ns += sd->cl.h2d_ns;
+        o->cl.kernel_ns += sd->cl.kernel_ns;
+        o->cl.d2h_ns += sd->cl.d2h_ns;
+        o->cl.launches += sd->cl.launches;
+        o->cl.passes += sd->cl.passes;
+        o->cl.bytes_moved += sd->cl.bytes_moved;
+    }
+    double achieved = wall_ns ? (double)h->n / (double)wall_ns : 0;
+    if (h->nside > 1 && sum_rates > 0) {
+        double eff = achieved / sum_rates;
+        o->hyb.balance_ppm = (uint32_t)(eff > 4 ? 4e6 : eff * 1e6);
+    }
+}
+
+static void hyb_init(struct hyb *h, const hy_engines *e, const hy_job_spec *s,
+                     const hy_row_spec *r, const hy_run_io *io)
+{
+    *h = (struct hyb){.e = e, .s = s, .r = r, .io = io, .n = s->n,
+                      .threads = r->threads ? r->threads : hy_host_threads(e->host)};
+    pthread_mutex_init(&h->mu, NULL);
+    h->side[0] = (struct side){.h = h, .dev = -1};
+    h->nside = 1;
+    for (unsigned i = 0; i < e->nhybrid && e->cl; i++)
+        h->side[h->nside++] = (struct side){.h = h, .dev = (int)e->hybrid_dev[i]};
+}
+
+static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                     const hy_run_io *io, hy_run_once *o, hy_error *err)
+{
+    struct hyb *h = malloc(sizeof *h);
+    if (!h)
+        return hy_error_set(err, HY_ENOMEM, "no memory for a hybrid job");
+    hyb_init(h, e, s, r, io);
+    uint64_t t0 = hy_now_ns();
+    run_sides(h, pi_side);
+    uint64_t wall = hy_now_ns() - t0;
+    int rc = outcome(h, err);
+    if (rc == 0) {
+        uint64_t hits = 0;
+        for (unsigned i = 0; i < h->nside; i++)
+            hits += h->side[i].hits;
+        /* The same arithmetic as the engines', so the estimate's bits match theirs too. */
+        double p = (double)hits / (double)s->n;
+        o->hits = hits;
+        o->estimate = 4.0 * p;
+        o->std_error = 4.0 * sqrt(p * (1.0 - p) / (double)s->n);
+        take_figures(h, wall, o);
+    }
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+    return rc;
+}
+
+/* ---- sort: key ranges in proportion to measured rates ---- */
+
+/* Keys per ns each participant slot sorted at in the last hybrid sort of 4- and 8-byte keys
+ * (slot 0 the pool, slot k device k - 1 of the hybrid list); 0 until one ran. A split is then
+ * right from the second run on, and the first is an even one. */
+static pthread_mutex_t rates_mu = PTHREAD_MUTEX_INITIALIZER;
+static double sort_rates[2][1 + HY_HYBRID_DEVICES_MAX];
+
+static void sort_shares(const struct hyb *h, size_t size, double *share)
+{
+    pthread_mutex_lock(&rates_mu);
+    bool known = true;
+    for (unsigned i = 0; i < h->nside; i++)
+        known = known && sort_rates[size == 8][i] > 0;
+    for (unsigned i = 0; i < h->nside; i++)
+        share[i] = known ? sort_rates[size == 8][i] : 1.0;
+    pthread_mutex_unlock(&rates_mu);
+}
+
+static void sort_learn(const struct hyb *h, size_t size)
+{
+    pthread_mutex_lock(&rates_mu);
+    for (unsigned i = 0; i < h->nside; i++)
+        if (h->side[i].items > 0 && h->side[i].busy_ns > 0)
+            sort_rates[size == 8][i] = rate_of(&h->side[i]);
+    pthread_mutex_unlock(&rates_mu);
+}
+
+/* Sorts participant sd's key range: from the cut into the array (the pool sorts straight
+ * across), or copied into the array and sorted there in place (a device). */
+static void *sort_side(void *arg)
+{
+    struct side *sd = arg;
+    struct hyb *h = sd->h;
+    unsigned k = (unsigned)(sd - h->side);
+    size_t size = hy_dtype_size(h->s->dtype), lo = h->bounds[k], cnt = h->bounds[k + 1] - lo;
+    if (cnt == 0 || atomic_load(&h->stop))
+        return NULL;
+    uint64_t t0 = hy_now_ns();
+    char *dst = (char *)h->array + lo * size;
+    const char *src = (const char *)h->cut + lo * size;
+    if (sd->dev < 0) {
+        hy_run_opts ro = {.backend = HY_BACKEND_NATIVE, .threads = h->threads,
+                          .mode = HY_MODE_SPLIT, .progress = side_progress, .progress_ctx = sd};
+        hy_sort_result sr;
+        sd->rc = hy_host_sort_to(h->e->host, h->s->dtype, src, dst, cnt, &ro, &sr, &sd->err);
+    } else {
+        memcpy(dst, src, cnt * size);
+        hy_cl_opts co = {.device = (unsigned)sd->dev, .progress = side_progress,
+                         .progress_ctx = sd};
+        hy_cl_sort_result cr;
+        sd->rc = hy_cl_sort(h->e->cl, &co, h->s->dtype, dst, cnt, &cr, &sd->err);
+        if (sd->rc == 0)
+            sd->cl = cr.timing;
+    }
+    if (sd->rc) {
+        atomic_store(&h->stop, 1);
+        return NULL;
+    }
+    sd->busy_ns = hy_now_ns() - t0;
+    sd->items = cnt;
+    sd->chunks = 1;
+    return NULL;
+}
+
+static int hybrid_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                       const hy_run_io *io, hy_run_once *o, hy_error *err)
+{
+    size_t n = (size_t)s->n, size = hy_dtype_size(s->dtype);
+    struct hyb *h = malloc(sizeof *h);
+    if (!h)
+        return hy_error_set(err, HY_ENOMEM, "no memory for a hybrid job");
+    hyb_init(h, e, s, r, io);
+    h->array = io->array;
+    uint64_t t0 = hy_now_ns();
+    int rc = 0;
+    if (h->nside == 1) {
+        /* The pool alone: no cut, no copy; what the native backend does. */
+        h->bounds[1] = n;
+        h->cut = io->array;
+        sort_side(&h->side[0]);
+    } else {
+        void *cut = malloc(n * size);
+        double share[1 + HY_HYBRID_DEVICES_MAX];
+        sort_shares(h, size, share);
+        if (!cut)
+            rc = hy_error_set(err, HY_ENOMEM, "hybrid: no memory to cut %zu keys into ranges",
+                              n);
+        else if ((rc = hy_host_sort_cut(s->dtype, io->array, cut, n, share, h->nside,
+                                        h->bounds, err)) == 0) {
+            h->cut = cut;
+            run_sides(h, sort_side);
+        }
+        free(cut);
+    }
+    uint64_t wall = hy_now_ns() - t0;
+    if (rc == 0 && (rc = outcome(h, err)) == 0) {
+        take_figures(h, wall, o);
+        sort_learn(h, size);
+    }
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+    return rc;
+}
+
+/* ---- the participants, chosen at start ---- */
+
+void hy_backend_hybrid_devices(hy_backend_env *env, bool cpu_devices)
+{
+    hy_engines *e = &env->e;
+    e->nhybrid = 0;
+    e->hybrid_skipped_cpu = false;
+    for (unsigned i = 0; i < env->nowned && e->cl; i++) {
+        hy_cl_device_info info;
+        if (hy_cl_describe(e->cl, env->owned[i], &info, NULL) != 0 || !info.usable)
+            continue;
+        if (info.type == HY_CL_TYPE_CPU && !cpu_devices) {
+            e->hybrid_skipped_cpu = true;
+            hy_log(HY_LOG_INFO, "hybrid: OpenCL device %u (%s, %s) runs on the cores the "
+                   "native pool uses, so hybrid jobs leave it out (opencl.hybrid_cpu_devices)",
+                   info.index, info.name, hy_cl_type_label(&info));
+            continue;
+        }
+        if (e->nhybrid == HY_HYBRID_DEVICES_MAX) {
+            hy_log(HY_LOG_WARNING, "hybrid: OpenCL device %u left out: a hybrid job spreads "
+                   "across at most %d devices", info.index, HY_HYBRID_DEVICES_MAX);
+            continue;
+        }
+        e->hybrid_dev[e->nhybrid++] = info.index;
+        hy_log(HY_LOG_INFO, "hybrid: OpenCL device %u (%s, %s) runs beside the native pool",
+               info.index, info.name, hy_cl_type_label(&info));
+    }
+}
+
+/* ---- the backend object ---- */
+
+static unsigned hybrid_pool(const hy_backend_env *env)
+{
+    return env->native_threads;
+}
+
+static int hybrid_check(const hy_backend_env *env, const hy_job_spec *s, const hy_row_spec *r,
+                        hy_error *err)
+{
+    if (s->mode == HY_MODE_REPLICATE && !s->kind->compare)
+        return hy_error_set(err, HY_EINVAL, "hybrid runs one copy of a job across the pool "
+                            "and the devices; replicate mode is for the CPU backends");
+    if (env->native_threads == 0)
+        return hy_error_set(err, HY_EBACKEND, "hybrid needs the native pool, and this daemon "
+                            "runs none (cpu.native_threads)");
+    if (r->threads > env->native_threads)
+        return hy_error_set(err, HY_ELIMIT, "threads %u is above the native pool's %u "
+                            "(cpu.native_threads)", r->threads, env->native_threads);
+    return 0;
+}
+
+static void hybrid_finish(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                          const hy_run_once *m, hy_result_row *row)
+{
+    (void)e;
+    (void)s;
+    (void)r;
+    row->cpu_items = m->hyb.cpu_items;
+    row->cpu_busy_ns = m->hyb.cpu_busy_ns;
+    row->dev_busy_ns = m->hyb.dev_busy_ns;
+    row->cpu_chunks = m->hyb.cpu_chunks;
+    row->dev_chunks = m->hyb.dev_chunks;
+    row->balance_ppm = m->hyb.balance_ppm;
+    row->devices_used = m->hyb.devices_used;
+    row->passes = m->cl.passes;
+    row->bytes_moved = m->cl.bytes_moved;
+    if (m->hyb.shared_cores)
+        row->flags |= HY_ROW_SHARED_CORES;
+}
+
+const hy_backend_ops hy_backend_hybrid = {
+    .id = HY_BACKEND_HYBRID, .plan = HY_PLAN_NAMED_ONLY, .pool = hybrid_pool,
+    .machine = true, .check = hybrid_check, .pi = hybrid_pi, .sort = hybrid_sort,
+    .finish_row = hybrid_finish,
+};

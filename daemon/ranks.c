@@ -216,10 +216,17 @@ static inline uint64_t key_at(const struct keyer *k, uint64_t i)
     return hy_to_key_u64(x, &k->t64);
 }
 
-/* The bucket of (key, idx): how many splitters are below it. */
+/* The bucket of (key, idx): how many splitters are below it. A few splitters are counted
+ * without branches (the common case: a rank per node of a small cluster), more are searched. */
 static inline unsigned bucket_of(const struct skey *sp, unsigned nsp, uint64_t key,
                                  uint64_t idx)
 {
+    if (nsp < 16) {
+        unsigned b = 0;
+        for (unsigned j = 0; j < nsp; j++)
+            b += (unsigned)((sp[j].key < key) | ((sp[j].key == key) & (sp[j].idx < idx)));
+        return b;
+    }
     unsigned lo = 0, hi = nsp;
     while (lo < hi) {
         unsigned mid = (lo + hi) / 2;
@@ -252,20 +259,30 @@ static int choose_splitters(const struct keyer *k, uint64_t n, unsigned ranks, s
     return 0;
 }
 
-/* Buckets of the array: bucket 0 compacted to its front in order (a write never passes the
- * read), bucket k >= 1 copied to buf[k]. cnt[] must hold the buckets' sizes. */
-static void partition(const struct keyer *k, char *a, uint64_t n, const struct skey *sp,
-                      unsigned nsp, char **buf, uint64_t *pos)
-{
-    size_t size = k->size;
-    memset(pos, 0, (nsp + 1) * sizeof *pos);
-    for (uint64_t i = 0; i < n; i++) {
-        unsigned b = bucket_of(sp, nsp, key_at(k, i), i);
-        char *to = b ? buf[b] + pos[b] * size : a + pos[0] * size;
-        memmove(to, a + i * size, size);
-        pos[b]++;
+/* The two passes over the array, one copy per key width so that the loops hold no branch
+ * on the dtype: count each bucket's keys; then put bucket 0 at the array's front in order (a
+ * write never passes the read) and copy bucket k >= 1 to buf[k] (pos[] starts at 0). */
+#define SPAN_PASSES(W, T, XFORM, TO_KEY)                                                      \
+    static void count_##W(const T *a, uint64_t n, const struct XFORM *t,                      \
+                          const struct skey *sp, unsigned nsp, uint64_t *cnt)                 \
+    {                                                                                          \
+        for (uint64_t i = 0; i < n; i++)                                                       \
+            cnt[bucket_of(sp, nsp, TO_KEY(a[i], t), i)]++;                                     \
+    }                                                                                          \
+    static void scatter_##W(T *a, uint64_t n, const struct XFORM *t, const struct skey *sp,   \
+                            unsigned nsp, char **buf, uint64_t *pos)                           \
+    {                                                                                          \
+        for (uint64_t i = 0; i < n; i++) {                                                     \
+            T x = a[i];                                                                        \
+            unsigned b = bucket_of(sp, nsp, TO_KEY(x, t), i);                                  \
+            if (b == 0)                                                                        \
+                a[pos[0]++] = x;                                                               \
+            else                                                                               \
+                ((T *)(void *)buf[b])[pos[b]++] = x;                                           \
+        }                                                                                      \
     }
-}
+SPAN_PASSES(u32, uint32_t, hy_xform_u32, hy_to_key_u32)
+SPAN_PASSES(u64, uint64_t, hy_xform_u64, hy_to_key_u64)
 
 /* What a sort span keeps per bucket (one allocation). */
 struct buckets {
@@ -303,8 +320,10 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
     int rc = choose_splitters(&k, s->n, ranks, sp, err);
     if (rc)
         return rc;
-    for (uint64_t i = 0; i < s->n; i++)
-        cnt[bucket_of(sp, ranks - 1, key_at(&k, i), i)]++;
+    if (k.size == 4)
+        count_u32((const uint32_t *)(void *)a, s->n, &k.t32, sp, ranks - 1, cnt);
+    else
+        count_u64((const uint64_t *)(void *)a, s->n, &k.t64, sp, ranks - 1, cnt);
     for (unsigned b = 0; b < ranks; b++) {
         off[b] = b ? off[b - 1] + cnt[b - 1] : 0;
         if (b && cnt[b] && !(buf[b] = malloc(cnt[b] * k.size))) {
@@ -314,7 +333,10 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
                                 cnt[b]);
         }
     }
-    partition(&k, a, s->n, sp, ranks - 1, buf, bk->pos);
+    if (k.size == 4)
+        scatter_u32((uint32_t *)(void *)a, s->n, &k.t32, sp, ranks - 1, buf, bk->pos);
+    else
+        scatter_u64((uint64_t *)(void *)a, s->n, &k.t64, sp, ranks - 1, buf, bk->pos);
     return 0;
 }
 

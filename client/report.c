@@ -744,6 +744,8 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_dbl(f, "balance", r->balance_ppm ? r->balance_ppm / 1e6 : NAN);
     json_key(f, "shared_cores");
     fputs(r->flags & HY_ROW_SHARED_CORES ? "true" : "false", f);
+    json_key(f, "no_gain");
+    fputs(r->flags & HY_ROW_NO_GAIN ? "true" : "false", f);
 }
 
 static int print_json(FILE *f, const hc_compare *c)
@@ -1263,7 +1265,10 @@ static void print_hybrid(FILE *f, const hy_result_row *r)
     double cpu = r->n ? 100.0 * (double)r->cpu_items / (double)r->n : 0;
     if (r->devices_used == 0) {
         fprintf(f, "hybrid: the native pool ran it alone%s\n",
-                r->flags & HY_ROW_SHARED_CORES
+                r->flags & HY_ROW_NO_GAIN
+                    ? " (the rates earlier hybrid sorts measured predict no gain from cutting "
+                      "the keys into ranges for the devices)"
+                : r->flags & HY_ROW_SHARED_CORES
                     ? " (the OpenCL devices here are CPU devices on the pool's own cores; "
                       "opencl.hybrid_cpu_devices in hybridd.conf(5) adds them)"
                     : " (no OpenCL device is served)");

@@ -75,6 +75,7 @@ typedef struct hy_hybrid_stats {
     unsigned cpu_chunks, dev_chunks, devices_used;
     uint32_t balance_ppm;
     bool shared_cores;
+    bool no_gain; /* sort: the pool ran alone, as the measured rates predict no gain */
 } hy_hybrid_stats;
 
 typedef struct hy_run_once {

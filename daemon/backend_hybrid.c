@@ -38,6 +38,7 @@ struct side {
     struct hyb *h;
     int dev;
     uint64_t items, busy_ns, hits, reported;
+    double prior; /* items per ns in the last hybrid run of the same work; 0 unknown */
     unsigned chunks;
     hy_cl_timing cl;
     int rc;
@@ -80,22 +81,30 @@ static int side_progress(void *ctx, uint64_t done, uint64_t total)
     return c;
 }
 
-/* Items per ns a side has done so far, 0 before its first chunk. */
+/* Items per ns a side has done so far in this run, else what the last run of the same work
+ * measured (sd->prior), else 0. */
 static double rate_of(const struct side *sd)
 {
-    return sd->busy_ns ? (double)sd->items / (double)sd->busy_ns : 0;
+    return sd->busy_ns ? (double)sd->items / (double)sd->busy_ns : sd->prior;
 }
 
 /* The next chunk for `sd`, under mu: half its share of what is left, at least ~1 ms of its
- * work. 0 when the stream is all handed out. */
+ * work. A side with no rate yet counts as the mean of those with one, so the first side to
+ * measure itself does not take half the job before the others start. 0 when the stream is
+ * all handed out. */
 static uint64_t take_chunk(struct hyb *h, struct side *sd, uint64_t *first)
 {
     pthread_mutex_lock(&h->mu);
     uint64_t left = h->n - h->next, c = 0;
     if (left > 0) {
-        double mine = rate_of(sd), all = 0;
+        double mine = rate_of(sd), known = 0;
+        unsigned nknown = 0;
         for (unsigned i = 0; i < h->nside; i++)
-            all += rate_of(&h->side[i]);
+            if (rate_of(&h->side[i]) > 0) {
+                known += rate_of(&h->side[i]);
+                nknown++;
+            }
+        double all = nknown ? known * h->nside / nknown : 0;
         if (h->nside == 1)
             c = left; /* the pool alone: one call, as the native backend makes */
         else if (mine <= 0)
@@ -256,6 +265,48 @@ static void hyb_init(struct hyb *h, const hy_engines *e, const hy_job_spec *s,
         h->side[h->nside++] = (struct side){.h = h, .dev = (int)e->hybrid_dev[i]};
 }
 
+/* ---- what earlier hybrid runs measured ---- */
+
+/* Items per ns each participant slot (0 the pool, k device k - 1 of the hybrid list) did in
+ * the last hybrid run of each kind of work, and the sort's cut rate: a run starts from them,
+ * so a split is right from the second run on. 0 until measured. */
+enum { WORK_PI, WORK_SORT32, WORK_SORT64, WORK_KINDS };
+static pthread_mutex_t learned_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    double side[1 + HY_HYBRID_DEVICES_MAX];
+    double cut;
+} learned[WORK_KINDS];
+
+static int work_of(const hy_job_spec *s)
+{
+    if (s->kind->work == HY_JOB_PI)
+        return WORK_PI;
+    return hy_dtype_size(s->dtype) == 8 ? WORK_SORT64 : WORK_SORT32;
+}
+
+/* Gives each side its last measured rate; returns the last cut rate. */
+static double recall(struct hyb *h, int work)
+{
+    pthread_mutex_lock(&learned_mu);
+    for (unsigned i = 0; i < h->nside; i++)
+        h->side[i].prior = learned[work].side[i];
+    double cut = learned[work].cut;
+    pthread_mutex_unlock(&learned_mu);
+    return cut;
+}
+
+/* Keeps the rates this run measured (a side that did nothing keeps its old one). */
+static void remember(const struct hyb *h, int work, double cut_rate)
+{
+    pthread_mutex_lock(&learned_mu);
+    for (unsigned i = 0; i < h->nside; i++)
+        if (h->side[i].items > 0 && h->side[i].busy_ns > 0)
+            learned[work].side[i] = (double)h->side[i].items / (double)h->side[i].busy_ns;
+    if (cut_rate > 0)
+        learned[work].cut = cut_rate;
+    pthread_mutex_unlock(&learned_mu);
+}
+
 static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                      const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
@@ -263,6 +314,7 @@ static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
     if (!h)
         return hy_error_set(err, HY_ENOMEM, "no memory for a hybrid job");
     hyb_init(h, e, s, r, io);
+    recall(h, WORK_PI);
     uint64_t t0 = hy_now_ns();
     run_sides(h, pi_side);
     uint64_t wall = hy_now_ns() - t0;
@@ -277,6 +329,7 @@ static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
         o->estimate = 4.0 * p;
         o->std_error = 4.0 * sqrt(p * (1.0 - p) / (double)s->n);
         take_figures(h, wall, o);
+        remember(h, WORK_PI, 0);
     }
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -284,32 +337,6 @@ static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
 }
 
 /* ---- sort: key ranges in proportion to measured rates ---- */
-
-/* Keys per ns each participant slot sorted at in the last hybrid sort of 4- and 8-byte keys
- * (slot 0 the pool, slot k device k - 1 of the hybrid list); 0 until one ran. A split is then
- * right from the second run on, and the first is an even one. */
-static pthread_mutex_t rates_mu = PTHREAD_MUTEX_INITIALIZER;
-static double sort_rates[2][1 + HY_HYBRID_DEVICES_MAX];
-
-static void sort_shares(const struct hyb *h, size_t size, double *share)
-{
-    pthread_mutex_lock(&rates_mu);
-    bool known = true;
-    for (unsigned i = 0; i < h->nside; i++)
-        known = known && sort_rates[size == 8][i] > 0;
-    for (unsigned i = 0; i < h->nside; i++)
-        share[i] = known ? sort_rates[size == 8][i] : 1.0;
-    pthread_mutex_unlock(&rates_mu);
-}
-
-static void sort_learn(const struct hyb *h, size_t size)
-{
-    pthread_mutex_lock(&rates_mu);
-    for (unsigned i = 0; i < h->nside; i++)
-        if (h->side[i].items > 0 && h->side[i].busy_ns > 0)
-            sort_rates[size == 8][i] = rate_of(&h->side[i]);
-    pthread_mutex_unlock(&rates_mu);
-}
 
 /* Sorts participant sd's key range: from the cut into the array (the pool sorts straight
  * across), or copied into the array and sorted there in place (a device). */
@@ -348,40 +375,81 @@ static void *sort_side(void *arg)
     return NULL;
 }
 
+/* Whether cutting pays: with every rate known, the pool alone takes n / r_pool, a split the
+ * cut's n / r_cut plus n / (sum of the rates). A split is tried until the rates are known
+ * (the first hybrid sort of a key width measures them), then only when the model predicts
+ * it at least 5% faster. */
+static bool split_pays(const struct hyb *h, double cut_rate)
+{
+    double sum = 0;
+    for (unsigned i = 0; i < h->nside; i++) {
+        if (rate_of(&h->side[i]) <= 0)
+            return true;
+        sum += rate_of(&h->side[i]);
+    }
+    if (cut_rate <= 0)
+        return true;
+    double n = (double)h->n, alone = n / rate_of(&h->side[0]);
+    return n / cut_rate + n / sum < 0.95 * alone;
+}
+
+/* The pool alone: no cut, no copy; what the native backend does. */
+static void sort_alone(struct hyb *h)
+{
+    h->nside = 1;
+    h->bounds[1] = h->n;
+    h->cut = h->array;
+    sort_side(&h->side[0]);
+}
+
+/* Cuts the keys into one range per participant, in proportion to their rates (even while
+ * any is unknown), and sorts the ranges side by side. *cut_ns gets the cut's time. */
+static int sort_split(struct hyb *h, uint64_t *cut_ns, hy_error *err)
+{
+    size_t n = (size_t)h->n, size = hy_dtype_size(h->s->dtype);
+    double share[1 + HY_HYBRID_DEVICES_MAX];
+    bool known = true;
+    for (unsigned i = 0; i < h->nside; i++)
+        known = known && rate_of(&h->side[i]) > 0;
+    for (unsigned i = 0; i < h->nside; i++)
+        share[i] = known ? rate_of(&h->side[i]) : 1.0;
+    void *cut = malloc(n * size);
+    if (!cut)
+        return hy_error_set(err, HY_ENOMEM, "hybrid: no memory to cut %zu keys into ranges",
+                            n);
+    uint64_t t0 = hy_now_ns();
+    int rc = hy_host_sort_cut(h->s->dtype, h->array, cut, n, share, h->nside, h->bounds, err);
+    *cut_ns = hy_now_ns() - t0;
+    if (rc == 0) {
+        h->cut = cut;
+        run_sides(h, sort_side);
+    }
+    free(cut);
+    return rc;
+}
+
 static int hybrid_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                        const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
-    size_t n = (size_t)s->n, size = hy_dtype_size(s->dtype);
     struct hyb *h = malloc(sizeof *h);
     if (!h)
         return hy_error_set(err, HY_ENOMEM, "no memory for a hybrid job");
     hyb_init(h, e, s, r, io);
     h->array = io->array;
-    uint64_t t0 = hy_now_ns();
+    int work = work_of(s);
+    double cut_rate = recall(h, work);
+    uint64_t t0 = hy_now_ns(), cut_ns = 0;
+    bool no_gain = h->nside > 1 && !split_pays(h, cut_rate);
     int rc = 0;
-    if (h->nside == 1) {
-        /* The pool alone: no cut, no copy; what the native backend does. */
-        h->bounds[1] = n;
-        h->cut = io->array;
-        sort_side(&h->side[0]);
-    } else {
-        void *cut = malloc(n * size);
-        double share[1 + HY_HYBRID_DEVICES_MAX];
-        sort_shares(h, size, share);
-        if (!cut)
-            rc = hy_error_set(err, HY_ENOMEM, "hybrid: no memory to cut %zu keys into ranges",
-                              n);
-        else if ((rc = hy_host_sort_cut(s->dtype, io->array, cut, n, share, h->nside,
-                                        h->bounds, err)) == 0) {
-            h->cut = cut;
-            run_sides(h, sort_side);
-        }
-        free(cut);
-    }
+    if (h->nside == 1 || no_gain)
+        sort_alone(h);
+    else
+        rc = sort_split(h, &cut_ns, err);
     uint64_t wall = hy_now_ns() - t0;
     if (rc == 0 && (rc = outcome(h, err)) == 0) {
         take_figures(h, wall, o);
-        sort_learn(h, size);
+        o->hyb.no_gain = no_gain;
+        remember(h, work, cut_ns ? (double)h->n / (double)cut_ns : 0);
     }
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -456,6 +524,8 @@ static void hybrid_finish(const hy_engines *e, const hy_job_spec *s, const hy_ro
     row->bytes_moved = m->cl.bytes_moved;
     if (m->hyb.shared_cores)
         row->flags |= HY_ROW_SHARED_CORES;
+    if (m->hyb.no_gain)
+        row->flags |= HY_ROW_NO_GAIN;
 }
 
 const hy_backend_ops hy_backend_hybrid = {

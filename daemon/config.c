@@ -67,7 +67,7 @@ typedef enum key_kind {
     K_STR,     /* a string of at most cap-1 bytes */
     K_PATH,    /* like K_STR, and absolute (or, with min == 0, empty) */
     K_BOOL,
-    K_IDS,     /* an array or list of uids/gids; count at off_n */
+    K_IDS,     /* an array or list of integers (uids, gids, CPUs); count at off_n */
     K_DEVICES, /* "all" or an array or list of device indices */
 } key_kind;
 
@@ -103,6 +103,8 @@ static const key cpu_keys[] = {
      HY_RELOAD_RESTART},
     {"switch_interval_us", K_UINT, F(switch_interval_us), 0, 1, 1000000, 0, HY_RELOAD_APPLY},
     {"process_workers", K_UINT, F(process_workers), 0, 0, HY_CONFIG_MAX_WORKERS, 0,
+     HY_RELOAD_RESTART},
+    {"cpus", K_IDS, F(cpus), F(n_cpus), 0, HY_CONFIG_MAX_CPU_INDEX, HY_CONFIG_MAX_THREADS,
      HY_RELOAD_RESTART},
 };
 static const key opencl_keys[] = {
@@ -700,8 +702,10 @@ int hy_config_print(const hy_config *c, FILE *f)
 
     fprintf(f,
             "cpu = {\n  native_threads = %u;\n  locked_threads = %u;\n"
-            "  switch_interval_us = %u;\n  process_workers = %u;\n};\n",
+            "  switch_interval_us = %u;\n  process_workers = %u;\n",
             c->native_threads, c->locked_threads, c->switch_interval_us, c->process_workers);
+    put_ids(f, "cpus", c->cpus, c->n_cpus);
+    fprintf(f, "};\n");
 
     fprintf(f, "opencl = {\n  enabled = %s;\n  devices = ", c->opencl_enabled ? "true" : "false");
     if (c->opencl_all_devices) {
@@ -714,7 +718,7 @@ int hy_config_print(const hy_config *c, FILE *f)
     }
     fprintf(f, ";\n  cache_dir = ");
     put_string(f, c->cache_dir);
-    fprintf(f, ";\n};\n");
+    fprintf(f, ";\n  hybrid_cpu_devices = %s;\n};\n", c->hybrid_cpu_devices ? "true" : "false");
 
     /* Every limit with the L suffix: the same text then parses as int64 whatever its size. */
     fprintf(f,

@@ -16,6 +16,7 @@
 #define HY_CONFIG_MAX_DEVICES 64   /* entries in opencl.devices; an index is below this too */
 #define HY_CONFIG_MAX_THREADS 256  /* cpu.native_threads and cpu.locked_threads */
 #define HY_CONFIG_MAX_WORKERS 64   /* cpu.process_workers */
+#define HY_CONFIG_MAX_CPU_INDEX 1023 /* cpu.cpus: CPU numbers, as taskset(1) and cpu_set_t have them */
 
 typedef struct hy_config {
     /* socket = { ... } */
@@ -35,6 +36,8 @@ typedef struct hy_config {
     unsigned locked_threads;     /* locked-runtime threads; 0 = online CPUs; <= 256 */
     unsigned switch_interval_us; /* locked runtime's switch interval, 1..1000000 */
     unsigned process_workers;    /* process backend's worker processes; 0 = online CPUs; <= 64 */
+    unsigned n_cpus;             /* cpus = [ ... ]: the CPU engine's threads pinned, thread i */
+    uint32_t cpus[HY_CONFIG_MAX_THREADS]; /* to cpus[i % n_cpus]; none listed: not pinned */
 
     /* opencl = { ... } */
     bool opencl_enabled;

@@ -305,7 +305,8 @@ static int start_engines(hy_server_setup *set)
     set->locked_threads = resolve_threads(cfg->locked_threads);
     unsigned pool = set->native_threads > set->locked_threads ? set->native_threads
                                                               : set->locked_threads;
-    hy_host_config hc = {.threads = pool, .switch_interval_us = cfg->switch_interval_us};
+    hy_host_config hc = {.threads = pool, .switch_interval_us = cfg->switch_interval_us,
+                         .cpus = cfg->cpus, .ncpus = cfg->n_cpus};
     if (hy_host_create(&hc, &set->engines.host, &err) != 0) {
         hy_log(HY_LOG_ERR, "cannot start the CPU engine: %s", err.msg);
         return -1;

@@ -26,6 +26,11 @@ typedef struct hy_host_config {
     unsigned threads;
     /* The locked runtime's switch interval in microseconds; 0 means the default (5000). */
     uint32_t switch_interval_us;
+    /* CPUs the threads are pinned to, thread i to cpus[i % ncpus] (to give the pool cores an
+     * OpenCL CPU device does not use); ncpus 0: not pinned. A CPU that cannot be used fails
+     * hy_host_create with HY_ESYS naming it. */
+    const uint32_t *cpus;
+    unsigned ncpus;
 } hy_host_config;
 
 /* Starts the engine's threads. On success *out owns them until hy_host_destroy. */

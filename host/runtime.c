@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,17 @@ static int run_part(hy_host *h, struct job *j, unsigned id)
 
 static void *pool_main(void *arg);
 
+/* Pins thread t to one CPU: 0 or an errno (EINVAL for a CPU that is not there). */
+static int pin(pthread_t t, unsigned cpu)
+{
+    if (cpu >= CPU_SETSIZE)
+        return EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(t, sizeof set, &set);
+}
+
 struct thread_arg {
     hy_host *h;
     unsigned id;
@@ -540,6 +552,11 @@ int hy_host_create(const hy_host_config *cfg, hy_host **out, hy_error *err)
                                 strerror(rc));
         }
         h->started++;
+        if (cfg && cfg->ncpus && (rc = pin(h->threads[i], cfg->cpus[i % cfg->ncpus])) != 0) {
+            hy_host_destroy(h);
+            return hy_error_set(err, HY_ESYS, "pinning worker %u to CPU %u: %s", i,
+                                cfg->cpus[i % cfg->ncpus], strerror(rc));
+        }
     }
     *out = h;
     return 0;

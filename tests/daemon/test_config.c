@@ -212,6 +212,10 @@ Test(config, print_load_round_trip_everything_set)
     c.devices[0] = 2;
     c.devices[1] = 0;
     SET_STR(c.cache_dir, "/var/cache/hybridd\tx");
+    c.hybrid_cpu_devices = true;
+    c.n_cpus = 2;
+    c.cpus[0] = 1;
+    c.cpus[1] = 1023;
     c.max_clients = 65536;
     c.max_frame_bytes = 16u << 20;
     c.max_queued_jobs = 100000;
@@ -351,6 +355,8 @@ Test(config, out_of_range_values)
     EXPECT_ERROR("opencl = { devices = [ 1, 1 ]; };", "opencl.devices[1]", "twice");
     EXPECT_ERROR("opencl = { devices = \"some\"; };", "opencl.devices", "all");
     EXPECT_ERROR("access = { uids = [ -5 ]; };", "access.uids[0]", "-5");
+    EXPECT_ERROR("cpu = { cpus = [ 0, 1024 ]; };", "cpu.cpus[1]", "1024");
+    EXPECT_ERROR("opencl = { hybrid_cpu_devices = 1; };", "opencl.hybrid_cpu_devices");
     EXPECT_ERROR("limits = { samples = -1L; };", "limits.samples", "-1");
     EXPECT_ERROR("limits = { sort_elements = 2199023255552L; };", "limits.sort_elements");
     EXPECT_ERROR("socket = { path = \"relative.sock\"; };", "socket.path", "absolute");
@@ -459,7 +465,8 @@ Test(config, reload_classes_match_the_man_page)
             break;
         }
     }
-    cr_expect_eq(restarts, 9u, "socket.path, 3 cpu pool sizes, 4 opencl keys, state.history");
+    cr_expect_eq(restarts, 10u, "socket.path, 3 cpu pool sizes, cpu.cpus, 4 opencl keys, "
+                                "state.history");
 }
 
 /* hy_config_diff names exactly the keys that changed, old value first, as the file writes

@@ -11,7 +11,8 @@ COLUMNS = ["backend", "device", "mode", "nogil", "threads", "copies", "n", "hits
            "lock_wait_ns", "lock_hold_ns", "h2d_ns", "kernel_ns", "d2h_ns", "launches",
            "repeat", "bytes_moved", "startup_ns", "merge_ns", "transport", "workers_started",
            "mean_ns", "stddev_ns", "q1_ns", "q3_ns", "warmup_ns", "pocl_cpu", "gpu",
-           "predicted_ns", "auto", "explore"]
+           "predicted_ns", "auto", "explore", "cpu_items", "cpu_busy_ns", "dev_busy_ns",
+           "cpu_chunks", "dev_chunks", "devices_used", "balance", "shared_cores", "no_gain"]
 
 
 class Row:
@@ -24,6 +25,11 @@ class Row:
     configuration, made before it ran (0: it could not predict it); ``auto`` says the daemon
     chose the row's backend (``backend="auto"``), ``explore`` that it chose it to learn a
     configuration its history knows too little about (else: the fastest it predicted).
+    A ``hybrid`` row says who did what: ``cpu_items`` (the pool's share of ``n``; the
+    devices did the rest), ``cpu_busy_ns``, ``dev_busy_ns``, ``cpu_chunks``, ``dev_chunks``,
+    ``devices_used``, ``balance`` (the balance efficiency, None when not known),
+    ``shared_cores`` (OpenCL CPU devices were left out) and ``no_gain`` (a sort ran on the
+    pool alone: the measured rates predicted no gain from a split).
     """
 
     def __init__(self, wire, job_id=0):
@@ -38,6 +44,9 @@ class Row:
         self.gpu = bool(wire["flags"] & P.ROW_FLAG_GPU)
         self.auto = bool(wire["flags"] & P.ROW_FLAG_AUTO)
         self.explore = bool(wire["flags"] & P.ROW_FLAG_EXPLORE)
+        self.shared_cores = bool(wire["flags"] & P.ROW_FLAG_SHARED_CORES)
+        self.no_gain = bool(wire["flags"] & P.ROW_FLAG_NO_GAIN)
+        self.balance = wire["balance_ppm"] / 1e6 if wire["balance_ppm"] else None
 
     @property
     def seconds(self):

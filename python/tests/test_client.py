@@ -148,6 +148,21 @@ def test_auto_says_what_it_chose_and_why(client):
     assert "auto" in e.value.sentence and "threads" in e.value.sentence
 
 
+def test_hybrid_rows_say_who_did_what(client):
+    r = client.pi(2e6, backend="hybrid", seed=5)
+    assert r.backend == "hybrid" and r.hits == client.pi(2e6, backend="serial", seed=5).hits
+    d = r.to_dict()
+    # The pool's share and the devices' add up to n; on a daemon that leaves PoCL's CPU
+    # device out (the default), the pool did it all and the row says why.
+    assert 0 <= d["cpu_items"] <= r.n and d["devices_used"] >= 0
+    if d["devices_used"] == 0:
+        assert d["cpu_items"] == r.n and d["balance"] is None
+    a = np.random.default_rng(4).standard_normal(20000)
+    want = np.sort(a)
+    s = client.sort(a, backend="hybrid")
+    assert s.backend == "hybrid" and np.array_equal(a, want)
+
+
 def test_warmup_and_spread(client):
     r = client.pi(1e5, backend="native", warmup=2, repeat=3)
     assert r.warmup_ns > 0 and r.repeat == 3

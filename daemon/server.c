@@ -616,21 +616,17 @@ static void note_running(hy_job *j, void *ctx)
 static uint64_t predict_job(const struct server *s, const hy_job *j)
 {
     const hy_job_spec *sp = &j->spec;
-    hy_history *h = s->set.engines.history;
     hy_row_spec plan[HY_PLAN_MAX];
     unsigned nrows = hy_job_plan(sp, plan);
-    double total = 0;
-    for (unsigned r = 0; h && r < nrows; r++) {
-        hy_history_key k;
-        hy_history_prediction p;
-        if (!hy_job_history_key(sp, &plan[r], plan[r].threads, &k))
+    uint64_t total = 0;
+    for (unsigned r = 0; r < nrows; r++) {
+        /* The same prediction the row will carry (0: unknown, so the job's is too). */
+        uint64_t one = hy_job_predict_row(s->set.engines.history, sp, &plan[r]);
+        if (one == 0)
             return 0;
-        hy_history_predict(h, &k, sp->n, &p);
-        if (p.answer != HY_PREDICT_MEASURED && p.answer != HY_PREDICT_INTERPOLATED)
-            return 0;
-        total += p.ns * (sp->warmup + sp->repeat);
+        total += one * (sp->warmup + sp->repeat);
     }
-    return h ? (uint64_t)total : 0;
+    return total;
 }
 
 /* A job as JOBS_REPLY lists it; start_ns 0 while it is queued. */

@@ -102,12 +102,14 @@ enum dist {
     /* Floats only, in float_values_matrix: data whose top-level buckets follow the values. */
     D_UNIT = D_COUNT, D_UNIT_SPECIAL, D_NORMAL, D_NARROW, D_SUBNORMAL, D_HUGE, D_ALL,
     /* small_array_buckets only: keys at the edges of equal-width top-level buckets. */
-    D_EDGES = D_ALL, D_NAMED
+    D_EDGES = D_ALL,
+    /* misjudged_sample only: a sample that promises even buckets, and one bucket of most keys. */
+    D_MISJUDGED, D_NAMED
 };
 static const char *const dist_names[D_NAMED] = {
     "random",   "sorted", "reversed", "all-equal", "few-unique", "specials", "outliers",
     "clustered", "unit",  "unit+specials", "normal", "narrow", "subnormal", "huge",
-    "bucket-edges"};
+    "bucket-edges", "misjudged-sample"};
 
 static void put(void *buf, size_t size, size_t i, uint64_t bits)
 {
@@ -675,6 +677,44 @@ Test(sort, small_array_buckets, .timeout = 120)
                     run_case(dtypes[d], sizes[k], dist ? D_EDGES : D_RANDOM, in, ref, work,
                              &cfgs[c]);
             }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+/* From 2^20 keys the sort reads its input once, appending each bucket's keys to chunks
+ * (sort_radix.inc's one_read); a bucket that comes out larger than a thread's private buffer
+ * makes it start over with a counting read and a scattering read. Keys at the sampled
+ * positions (every (n / 4096 + 1)-th, as sort_radix.inc's parallel draws them) spread over
+ * the whole range and all the others lie in a narrow one, so the sample promises even
+ * buckets and one bucket gets nearly every key. */
+static void make_misjudged(int dtype, size_t n, void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype), step = n / 4096 + 1;
+    uint64_t s = 99;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = mix(&s);
+        uint64_t v = i % step == 0 ? r : r % 5000000 + 7;
+        put(in, size, i, size == 4 ? (uint32_t)v : v);
+    }
+    memcpy(ref, in, n * size);
+    reference_sort(dtype, ref, n);
+}
+
+Test(sort, misjudged_sample, .timeout = 120)
+{
+    const size_t n = ((size_t)1 << 21) + 5;
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+    const int dtypes[] = {HY_DT_U32, HY_DT_I64};
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++) {
+        make_misjudged(dtypes[d], n, in, ref);
+        for (size_t c = 0; c < COUNT(cfgs); c++)
+            run_case(dtypes[d], n, D_MISJUDGED, in, ref, work, &cfgs[c]);
+    }
     free(in);
     free(ref);
     free(work);

@@ -42,7 +42,13 @@ typedef struct candidate {
     unsigned device;    /* the OpenCL device; the job's own otherwise */
     bool base;          /* explored until its prediction is trusted */
     uint64_t predicted; /* hy_job_predict_row: 0 unknown */
+    uint64_t few;       /* the median of its too few runs at this n; 0 none */
 } candidate;
+
+/* Exploring stops for a candidate whose few runs at this size already took more than this
+ * many times the fastest time known for the job: it cannot win, and every further run to
+ * learn it would cost as much (serial at 10^10 samples of pi, say). */
+#define EXPLORE_CAP 4
 
 typedef struct candidates {
     candidate c[AUTO_MAX];
@@ -112,6 +118,11 @@ static void add(const hy_backend_env *env, const hy_job_spec *s, candidates *cs,
         s->array_bytes > env->devrec[c.device].max_alloc)
         return;
     c.predicted = hy_job_predict_row(env->e.history, &t, &c.r);
+    hy_history_prediction p;
+    if (!c.predicted && env->e.history) {
+        hy_history_predict(env->e.history, &k, s->n, &p);
+        c.few = p.answer == HY_PREDICT_FEW && p.ns >= 1 ? (uint64_t)llround(p.ns) : 0;
+    }
     cs->c[cs->n++] = c;
 }
 
@@ -141,13 +152,22 @@ static void add_backend(const hy_backend_env *env, const hy_job_spec *s, const h
     }
 }
 
-/* The first base candidate the history cannot predict, in the explore order; else the
- * fastest predicted. NULL only when there is no candidate. */
+/* The first base candidate the history cannot predict, in the explore order, unless its
+ * few runs here were already over EXPLORE_CAP times the fastest time known (a trusted
+ * prediction or another's few runs); else the fastest predicted. NULL only when there is no
+ * candidate (a capped one implies a faster one that is known or still explored). */
 static const candidate *pick(const candidates *cs, bool *explore)
 {
     const candidate *best = NULL;
+    uint64_t fastest = 0;
+    for (unsigned i = 0; i < cs->n; i++) {
+        uint64_t t = cs->c[i].predicted ? cs->c[i].predicted : cs->c[i].few;
+        if (t && (!fastest || t < fastest))
+            fastest = t;
+    }
     for (unsigned i = 0; i < cs->n; i++)
-        if (cs->c[i].base && cs->c[i].predicted == 0) {
+        if (cs->c[i].base && cs->c[i].predicted == 0 &&
+            !(cs->c[i].few && cs->c[i].few / EXPLORE_CAP > fastest)) {
             *explore = true;
             return &cs->c[i];
         }

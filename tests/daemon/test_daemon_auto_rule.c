@@ -130,6 +130,27 @@ Test(auto_rule, it_explores_the_first_base_configuration_it_cannot_predict)
     expect_choice(&s, HY_BACKEND_LOCKED, 2, false, 1 * MS);
 }
 
+/* Exploring is capped: a base configuration whose few runs at this size took over 4x the
+ * fastest known is not run again to learn it, and the fastest known wins. */
+Test(auto_rule, a_configuration_already_seen_far_slower_is_not_explored_again)
+{
+    hy_backend_env env = cpu_env();
+    hy_msg_submit m = auto_submit(HY_JOB_PI, 100000);
+    seed_pi(HY_BACKEND_NATIVE, 2, 100000, 9 * MS);
+    /* locked: 2 runs (1 kept) of 40 ms, over 4 x 9 ms: capped; serial is next. */
+    seed_runs(HY_JOB_PI, 0, HY_BACKEND_LOCKED, 2, 0, 0, 100000, 40 * MS, 2);
+    hy_job_spec s = resolve(&env, &m);
+    expect_choice(&s, HY_BACKEND_SERIAL, 1, true, 0);
+    /* serial: 35 ms, under 4 x 9: explored again until it is trusted. */
+    seed_runs(HY_JOB_PI, 0, HY_BACKEND_SERIAL, 1, 0, 0, 100000, 35 * MS, 2);
+    s = resolve(&env, &m);
+    expect_choice(&s, HY_BACKEND_SERIAL, 1, true, 0);
+    seed_runs(HY_JOB_PI, 0, HY_BACKEND_SERIAL, 1, 0, 0, 100000, 35 * MS, 4);
+    /* Every base candidate trusted or capped: native, the fastest trusted, wins. */
+    s = resolve(&env, &m);
+    expect_choice(&s, HY_BACKEND_NATIVE, 2, false, 9 * MS);
+}
+
 Test(auto_rule, once_all_are_known_the_fastest_predicted_wins)
 {
     hy_backend_env env = cpu_env();

@@ -38,6 +38,7 @@ struct side {
     struct hyb *h;
     int dev;
     uint64_t items, busy_ns, hits, reported;
+    uint64_t span; /* the items of its current chunk or range: its progress is scaled to it */
     double prior; /* items per ns in the last hybrid run of the same work; 0 unknown */
     unsigned chunks;
     hy_cl_timing cl;
@@ -66,14 +67,15 @@ struct hyb {
  * a cancel (or another participant's failure) stops them all at their next boundary. */
 static int side_progress(void *ctx, uint64_t done, uint64_t total)
 {
-    (void)total;
     struct side *sd = ctx;
     struct hyb *h = sd->h;
     if (atomic_load(&h->stop))
         return 1;
+    /* Engines count in their own units (a sort: passes over its keys): in items here. */
+    uint64_t items = total ? (uint64_t)((double)done / (double)total * (double)sd->span) : 0;
     pthread_mutex_lock(&h->mu);
-    h->done += done > sd->reported ? done - sd->reported : 0;
-    sd->reported = done;
+    h->done += items > sd->reported ? items - sd->reported : 0;
+    sd->reported = items;
     int c = h->io->progress ? h->io->progress(h->io->progress_ctx, h->done, h->n) : 0;
     pthread_mutex_unlock(&h->mu);
     if (c)
@@ -155,6 +157,7 @@ static void *pi_side(void *arg)
     while (!atomic_load(&h->stop) && (count = take_chunk(h, sd, &first)) > 0) {
         uint64_t t0 = hy_now_ns(), hits = 0;
         sd->reported = 0;
+        sd->span = count;
         sd->rc = pi_chunk(sd, first, count, &hits);
         if (sd->rc) {
             atomic_store(&h->stop, 1);
@@ -162,10 +165,13 @@ static void *pi_side(void *arg)
         }
         /* The chunk's end is its last progress report's: count it all now. */
         side_progress(sd, count, count);
-        sd->busy_ns += hy_now_ns() - t0;
+        uint64_t took = hy_now_ns() - t0;
+        pthread_mutex_lock(&h->mu); /* take_chunk reads every side's rate under mu */
+        sd->busy_ns += took;
         sd->items += count;
         sd->hits += hits;
         sd->chunks++;
+        pthread_mutex_unlock(&h->mu);
     }
     return NULL;
 }
@@ -349,6 +355,7 @@ static void *sort_side(void *arg)
     if (cnt == 0 || atomic_load(&h->stop))
         return NULL;
     uint64_t t0 = hy_now_ns();
+    sd->span = cnt;
     char *dst = (char *)h->array + lo * size;
     const char *src = (const char *)h->cut + lo * size;
     if (sd->dev < 0) {
@@ -423,6 +430,10 @@ static int sort_split(struct hyb *h, uint64_t *cut_ns, hy_error *err)
     if (rc == 0) {
         h->cut = cut;
         run_sides(h, sort_side);
+        /* A participant stopped part-way may have left its range unspecified: the cut still
+         * holds every element, so a failed or cancelled job loses none of the client's. */
+        if (atomic_load(&h->stop))
+            memcpy(h->array, cut, n * size);
     }
     free(cut);
     return rc;

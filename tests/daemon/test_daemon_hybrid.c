@@ -209,6 +209,50 @@ Test(daemon_hybrid, bad_hybrid_jobs_are_refused_and_the_next_one_runs,
     hyt_close(c);
 }
 
+/* A hybrid sort cancelled while it runs ends ECANCELED, and the client's array still holds
+ * every element it sent (in some order): a range stopped part-way is not left half-written. */
+Test(daemon_hybrid, a_cancelled_sort_loses_no_element, .init = start_with_devices)
+{
+    hyt_client *c = suite_client();
+    const size_t n = 3000000;
+    int fd;
+    void *map;
+    hy_error err;
+    cr_assert_eq(hy_memfd_create("hyt-hybrid-cancel", n * 8, &fd, &map, &err), 0, "%s",
+                 err.msg);
+    hyt_fill(HY_DT_F64, map, n, 77);
+    double *want = malloc(n * 8), *got = malloc(n * 8);
+    cr_assert(want && got);
+    memcpy(want, map, n * 8);
+    hyt_sort_ref(HY_DT_F64, want, n);
+    cr_assert_eq(hy_memfd_seal(fd, &err), 0);
+    hy_msg_submit sm = hyt_sort_memfd(HY_BACKEND_HYBRID, 0, HY_DT_F64, n);
+    sm.repeat = 200; /* tens of seconds: surely running when cancelled */
+    hyt_job j;
+    cr_assert_eq(hyt_submit(c, &sm, &fd, 1, &j), 0);
+    cr_assert_eq(hyt_wait_accepted(c, &j, HYT_WAIT_MS), 0);
+    cr_assert(j.accepted, "refused: %s \"%s\"", suite_code(j.code), j.message);
+    usleep(100000); /* in the first run, which splits (no rates known yet) */
+    cr_assert_eq(hyt_cancel(c, j.job_id, NULL), 0);
+    cr_assert_eq(hyt_wait_final(c, &j, HYT_WAIT_MS), 0, "no final answer after the cancel");
+    cr_expect_eq(j.code, HY_ECANCELED, "ended %s \"%s\"", suite_code(j.code), j.message);
+    memcpy(got, map, n * 8);
+    hyt_sort_ref(HY_DT_F64, got, n);
+    cr_expect_eq(memcmp(got, want, n * 8), 0, "the cancelled sort lost or changed elements");
+    hyt_job_release(c, &j);
+    hy_memfd_unmap(map, n * 8);
+    close(fd);
+    free(want);
+    free(got);
+    /* The daemon serves the next job. */
+    hy_msg_submit s = hyt_pi(HY_BACKEND_HYBRID, 0, 1000003, 2);
+    suite_run_ok(c, &s, NULL, 0, &j, "hybrid pi after the cancel");
+    suite_check_pi_row(&j.rows[0], HY_BACKEND_HYBRID, 2, 2, 1000003, 1, "after the cancel");
+    hyt_job_release(c, &j);
+    suite_client_clean(c);
+    hyt_close(c);
+}
+
 /* The device's first OpenCL job meets a broken queue (planted): the hybrid job that ran it
  * fails with a sentence naming the device, the pool is stopped, and the next hybrid job
  * (the device rebuilt) counts the right hits. */

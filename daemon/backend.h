@@ -32,6 +32,9 @@ typedef struct hy_engines {
     unsigned hybrid_dev[HY_HYBRID_DEVICES_MAX];
     unsigned nhybrid;
     bool hybrid_skipped_cpu;
+    /* For tests only (HYBRIDD_TEST_CL_PART_BYTES): the most bytes of keys one device sort
+     * takes before opencl cuts a sort into key-range parts; 0: what the device holds. */
+    uint64_t cl_part_bytes;
 } hy_engines;
 
 /* What admission and DEVICES know of this daemon: the engines, the CPU pools' sizes and the

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -59,6 +60,86 @@ static int cl_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r
     return 0;
 }
 
+/* ---- sort: in key-range parts when the array is more than the device holds ---- */
+
+/* The most bytes of keys one device sort takes: its largest buffer, and half its memory less
+ * an eighth for the sort's tables (cl/sort.c keeps the keys twice). Tests lower it
+ * (hy_engines.cl_part_bytes) to reach the parts with small arrays. */
+static uint64_t part_bytes(const hy_engines *e, unsigned dev)
+{
+    hy_cl_device_info info;
+    if (hy_cl_describe(e->cl, dev, &info, NULL) != 0)
+        return UINT64_MAX; /* the sort itself says what is wrong with the device */
+    uint64_t cap = info.max_alloc, mem = info.global_mem / 2 - info.global_mem / 16;
+    cap = mem < cap ? mem : cap;
+    return e->cl_part_bytes && e->cl_part_bytes < cap ? e->cl_part_bytes : cap;
+}
+
+/* A part's progress as the whole job's: its keys' share of n, after the parts before it. */
+struct part_progress {
+    const hy_run_io *io;
+    uint64_t before, keys, n;
+};
+
+static int on_part_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct part_progress *p = ctx;
+    uint64_t in = total ? (uint64_t)((double)done / (double)total * (double)p->keys) : 0;
+    return p->io->progress ? p->io->progress(p->io->progress_ctx, p->before + in, p->n) : 0;
+}
+
+static void add_timing(hy_cl_timing *sum, const hy_cl_timing *t)
+{
+    sum->h2d_ns += t->h2d_ns;
+    sum->kernel_ns += t->kernel_ns;
+    sum->d2h_ns += t->d2h_ns;
+    sum->launches += t->launches;
+    sum->passes += t->passes;
+    sum->bytes_moved += t->bytes_moved;
+}
+
+/* Cuts the keys into disjoint key ranges of at most `cap` bytes each (the engine's sampled
+ * splitters, hy_host_sort_cut: no merge after) into a copy, sorts each range on the device
+ * there, and writes the whole back: a failed or cancelled job leaves the array as it came. */
+static int sort_in_parts(const hy_engines *e, const hy_job_spec *s, const hy_run_io *io,
+                         uint64_t cap, hy_cl_timing *sum, hy_error *err)
+{
+    size_t n = (size_t)s->n, size = hy_dtype_size(s->dtype);
+    /* A quarter more parts than the bytes need: a sampled cut is near its shares, not on. */
+    uint64_t want = ((uint64_t)n * size + cap - 1) / cap, parts = want + (want + 3) / 4;
+    if (parts > HY_HOST_CUT_MAX_PARTS)
+        return hy_error_set(err, HY_ELIMIT, "%zu bytes of keys would need %llu parts of at "
+                            "most %llu bytes on OpenCL device %u; a job is cut into at most %d",
+                            n * size, (unsigned long long)parts, (unsigned long long)cap,
+                            s->device, HY_HOST_CUT_MAX_PARTS);
+    double share[HY_HOST_CUT_MAX_PARTS];
+    size_t bounds[HY_HOST_CUT_MAX_PARTS + 1];
+    for (unsigned i = 0; i < parts; i++)
+        share[i] = 1;
+    char *cut = malloc(n * size);
+    if (!cut)
+        return hy_error_set(err, HY_ENOMEM, "no memory to cut %zu keys into parts", n);
+    int rc = hy_host_sort_cut(s->dtype, io->array, cut, n, share, (unsigned)parts, bounds, err);
+    for (unsigned i = 0; rc == 0 && i < parts; i++) {
+        size_t cnt = bounds[i + 1] - bounds[i];
+        if (cnt == 0)
+            continue;
+        struct part_progress pp = {.io = io, .before = bounds[i], .keys = cnt, .n = n};
+        hy_cl_opts co = {.device = s->device, .progress = on_part_progress, .progress_ctx = &pp};
+        hy_cl_sort_result res;
+        rc = hy_cl_sort(e->cl, &co, s->dtype, cut + bounds[i] * size, cnt, &res, err);
+        if (rc == 0)
+            add_timing(sum, &res.timing);
+    }
+    if (rc == 0) {
+        memcpy(io->array, cut, n * size);
+        hy_log(HY_LOG_INFO, "opencl: %zu keys sorted in %u key-range parts of at most %llu "
+               "bytes on device %u", n, (unsigned)parts, (unsigned long long)cap, s->device);
+    }
+    free(cut);
+    return rc;
+}
+
 static int cl_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                    const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
@@ -66,6 +147,15 @@ static int cl_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec 
     int rc;
     if ((rc = need_cl(e, err)))
         return rc;
+    uint64_t cap = part_bytes(e, s->device), t0 = hy_now_ns();
+    if (s->n * hy_dtype_size(s->dtype) > cap) {
+        o->cl = (hy_cl_timing){0};
+        if ((rc = sort_in_parts(e, s, io, cap, &o->cl, err)))
+            return note_failure(e, s->device, rc, err);
+        o->cl.wall_ns = hy_now_ns() - t0;
+        take_timing(o);
+        return 0;
+    }
     hy_cl_opts co = cl_opts(s, io);
     hy_cl_sort_result res;
     if ((rc = hy_cl_sort(e->cl, &co, s->dtype, io->array, (size_t)s->n, &res, err)))

@@ -323,6 +323,10 @@ static int start_engines(hy_server_setup *set)
          * queue, as after a device fault, to drive recovery. */
         const char *fault = getenv("HYBRIDD_TEST_CL_FAULT");
         cc.test_fault_job = fault ? (unsigned)strtoul(fault, NULL, 10) : 0;
+        /* For tests only (test_daemon_opencl.c): a small cap on one device sort's keys, so
+         * that small arrays are sorted in key-range parts as huge ones are. */
+        const char *part = getenv("HYBRIDD_TEST_CL_PART_BYTES");
+        set->engines.cl_part_bytes = part ? strtoull(part, NULL, 10) : 0;
         uint64_t t0 = hy_now_ns();
         if (hy_cl_open(&cc, &set->engines.cl, &err) != 0) {
             hy_log(HY_LOG_ERR, "cannot start OpenCL: %s", err.msg);

@@ -182,3 +182,57 @@ Test(daemon_opencl, compare_over_all_backends)
                   (unsigned long long)st.backend_jobs[HY_BACKEND_OPENCL - 1]);
     hyt_close(c);
 }
+
+/* An array more than the device takes in one sort (the cap lowered for the test to 256 KiB
+ * of keys) is sorted in disjoint key-range parts, each on the device, with no merge: the
+ * bytes are the CPU engine's for every dtype, with NaNs, -0.0 and many equal keys. */
+static void start_opencl_small_parts(void)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_CL_PART_BYTES", "262144", 1), 0);
+    start_opencl();
+    unsetenv("HYBRIDD_TEST_CL_PART_BYTES");
+}
+
+Test(daemon_opencl, an_array_larger_than_the_device_takes_is_sorted_in_key_range_parts,
+     .init = start_opencl_small_parts)
+{
+    hyt_client *c = suite_client();
+    bool pocl = false;
+    uint16_t dev = usable_device(c, &pocl);
+    const size_t cnt = 100003; /* 400 KB of 4-byte keys, 800 KB of 8-byte: 3 to 5 parts */
+    for (int dt = HY_DT_I32; dt <= HY_DT_F64; dt++) {
+        size_t bytes = cnt * hy_dtype_size(dt);
+        int fd;
+        void *map, *want = malloc(bytes);
+        hy_error err;
+        cr_assert_not_null(want);
+        cr_assert_eq(hy_memfd_create("hyt-parts", bytes, &fd, &map, &err), 0, "%s", err.msg);
+        hyt_fill(dt, map, cnt, 900 + (uint64_t)dt);
+        memcpy(want, map, bytes);
+        hyt_sort_ref(dt, want, cnt);
+        cr_assert_eq(hy_memfd_seal(fd, &err), 0);
+        hy_msg_submit so = hyt_sort_memfd(HY_BACKEND_OPENCL, 0, dt, cnt);
+        so.device = dev;
+        hyt_job j;
+        char what[48];
+        snprintf(what, sizeof what, "%s sort in parts", hy_dtype_name(dt));
+        suite_run_ok(c, &so, &fd, 1, &j, what);
+        cr_expect_eq(memcmp(map, want, bytes), 0, "%s: differs from the reference", what);
+        hyt_job_release(c, &j);
+        hy_memfd_unmap(map, bytes);
+        close(fd);
+        free(want);
+    }
+    /* The daemon says it cut them: 4-byte keys in 3 parts, 8-byte in 5. */
+    FILE *f = fopen(D.log, "r");
+    cr_assert_not_null(f);
+    static char text[1 << 16];
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    cr_expect(strstr(text, "100003 keys sorted in 3 key-range parts of at most 262144 bytes"),
+              "the log does not show 4-byte keys cut in 3 parts:\n%s", text);
+    cr_expect(strstr(text, "100003 keys sorted in 5 key-range parts"),
+              "the log does not show 8-byte keys cut in 5 parts:\n%s", text);
+    suite_client_clean(c);
+    hyt_close(c);
+}

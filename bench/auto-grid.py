@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""How well backend auto chooses, and how well the history predicts (issue 18's targets).
+
+  python3 bench/auto-grid.py --hybridctl PATH --hybridd PATH [--quick] [--rounds R]
+
+Starts its own hybridd (built-in defaults, a history file in a temporary directory), then:
+
+1. Learning: for every cell of the grid (pi 10^6..10^9; sort 10^4..10^7 of f64, i32 and u64:
+   10^8 sorts would take this 2-core machine's whole budget), one `compare` with --repeat 10
+   (process rows on both transports), so every configuration auto considers has 10 runs.
+2. Choosing: per cell, R rounds (default 5) of `--backend auto`, each followed by the
+   comparison's fastest configuration named explicitly, so the two are timed interleaved.
+   The cell passes when the median of auto's times is within 10% of the fastest's.
+3. Predicting: at sizes between those measured (3 x 10^k), R runs of `--backend auto`; each
+   row's predicted_ns (an interpolation between trusted neighbours) against its median_ns.
+
+Prints a table and one JSON line; exit 1 on an error (not on a missed target). Standard
+library only. The machine's load matters: run it on a quiet machine and say what else ran.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def median(xs):
+    xs = sorted(xs)
+    m = len(xs)
+    return xs[m // 2] if m % 2 else (xs[m // 2 - 1] + xs[m // 2]) / 2
+
+
+class Daemon:
+    def __init__(self, hybridd, hybridctl, tmp):
+        self.sock = os.path.join(tmp, "s.sock")
+        conf = os.path.join(tmp, "hybridd.conf")
+        with open(conf, "w") as f:
+            f.write('state = { history = "%s"; };\n' % os.path.join(tmp, "history"))
+        self.log = open(os.path.join(tmp, "hybridd.log"), "w")
+        self.proc = subprocess.Popen([hybridd, "--foreground", "-c", conf, "--socket",
+                                      self.sock], stdout=self.log, stderr=self.log)
+        self.ctl = hybridctl
+        for _ in range(200):
+            if subprocess.run([hybridctl, "-s", self.sock, "ping"], capture_output=True,
+                              check=False).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise SystemExit("hybridd did not start (see %s)" % self.log.name)
+
+    def json(self, *args):
+        r = subprocess.run([self.ctl, "-s", self.sock, "--json"] + [str(a) for a in args],
+                           capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise SystemExit("hybridctl %s: %s" % (" ".join(map(str, args)), r.stderr.strip()))
+        return json.loads(r.stdout)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def job_args(cell, n):
+    job, dtype = cell
+    return [job, "-n", n] + (["--dtype", dtype] if dtype else [])
+
+
+def named(row):
+    """The options that run a compare row's configuration as a single job."""
+    args = ["--backend", row["backend"]]
+    if row["backend"] != "opencl":
+        args += ["--threads", row["threads"]]
+    if row.get("transport"):
+        args += ["--transport", row["transport"]]
+    return args
+
+
+def learn(d, cell, n):
+    transport = ["--transport", "pipe,shm"] if cell[0] == "sort" else []
+    c = d.json("compare", *job_args(cell, n), "--repeat", 10, *transport)
+    return min(c["rows"], key=lambda r: r["median_ns"])
+
+
+def choose(d, cell, n, best, rounds):
+    auto, fast, chosen = [], [], []
+    for _ in range(rounds):
+        a = d.json(*job_args(cell, n), "--backend", "auto")
+        auto.append(a["median_ns"])
+        chosen.append("%s/%s%s" % (a["backend"], a["threads"],
+                                   "/" + a["transport"] if a.get("transport") else ""))
+        fast.append(d.json(*job_args(cell, n), *named(best))["median_ns"])
+    return median(auto), median(fast), max(set(chosen), key=chosen.count)
+
+
+def predict(d, cell, n, rounds):
+    errs = []
+    for _ in range(rounds):
+        a = d.json(*job_args(cell, n), "--backend", "auto")
+        if a.get("predicted_ns"):
+            errs.append(abs(a["predicted_ns"] - a["median_ns"]) / a["median_ns"])
+    return errs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hybridctl", required=True)
+    ap.add_argument("--hybridd", required=True)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="a small grid, to try the script")
+    o = ap.parse_args()
+    pis = [10 ** 6, 10 ** 7] if o.quick else [10 ** 6, 10 ** 7, 10 ** 8, 10 ** 9]
+    sorts = [10 ** 4, 10 ** 5] if o.quick else [10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7]
+    dtypes = ["f64"] if o.quick else ["f64", "i32", "u64"]
+    cells = [(("pi", None), pis)] + [(("sort", t), sorts) for t in dtypes]
+    tmp = tempfile.mkdtemp(prefix="hybridd-auto-grid.")
+    d = Daemon(o.hybridd, o.hybridctl, tmp)
+    out = {"cells": [], "predictions": []}
+    try:
+        for cell, sizes in cells:
+            for n in sizes:
+                best = learn(d, cell, n)
+                a, f, chosen = choose(d, cell, n, best, o.rounds)
+                out["cells"].append({"job": cell[0], "dtype": cell[1], "n": n,
+                                     "best": named(best), "auto_chose": chosen,
+                                     "auto_ms": a / 1e6, "best_ms": f / 1e6,
+                                     "ratio": a / f})
+                print("%-4s %-4s n %-11d auto %-16s %9.3f ms  fastest %-28s %9.3f ms  %.2fx"
+                      % (cell[0], cell[1] or "", n, chosen, a / 1e6,
+                         " ".join(map(str, named(best))), f / 1e6, a / f), flush=True)
+            for lo in sizes[:-1]:
+                errs = predict(d, cell, 3 * lo, o.rounds)
+                out["predictions"].append({"job": cell[0], "dtype": cell[1], "n": 3 * lo,
+                                           "errors": errs})
+                print("%-4s %-4s n %-11d prediction error %s" % (
+                    cell[0], cell[1] or "", 3 * lo,
+                    "median %.1f%%" % (100 * median(errs)) if errs else "(none predicted)"),
+                    flush=True)
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    within = [c for c in out["cells"] if c["ratio"] <= 1.10]
+    errs = [e for p in out["predictions"] for e in p["errors"]]
+    out["summary"] = {"cells": len(out["cells"]), "within_10pct": len(within),
+                      "median_prediction_error": median(errs) if errs else None,
+                      "load_average": os.getloadavg()[0]}
+    print("auto within 10%% of the fastest in %d of %d cells; median prediction error on "
+          "sizes not measured %s; load average %.2f" % (
+              len(within), len(out["cells"]),
+              "%.1f%%" % (100 * median(errs)) if errs else "n/a", os.getloadavg()[0]))
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

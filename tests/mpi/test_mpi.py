@@ -451,6 +451,46 @@ class SortRefusedByAPeer(unittest.TestCase):
             w.close()
 
 
+class SortClientGone(unittest.TestCase):
+    """A client that goes away while its span runs: the asking rank drops the span (its
+    peers' late buckets are taken and thrown away) and every rank serves the next sorts."""
+
+    def test_next_sorts_after_a_cancelled_span(self):
+        w = World(3)
+        try:
+            p = subprocess.Popen(
+                [HYBRIDCTL, "--socket", w.sock(0), "--json", "sort", "-n", "3000000", "--dtype",
+                 "f64", "--dist", "normal", "--ranks", "all", "--repeat", "500"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            while "rank 0: sort across 3 ranks" not in w.text():
+                self.assertLess(time.monotonic(), deadline, "no span ran:\n" + w.text())
+                time.sleep(0.05)
+            p.kill()
+            p.wait()
+            gone = r"rank 0: job \d+ \(sort\) cancelled: .*its client went away"
+            while not re.search(gone, w.text()):
+                self.assertLess(time.monotonic(), deadline, "not cancelled:\n" + w.text())
+                time.sleep(0.05)
+            rnd = random.Random(5)
+            vals = [rnd.gauss(0, 1) for _ in range(200003)]
+            path = os.path.join(w.tmp.name, "in.raw")
+            with open(path, "wb") as f:
+                f.write(struct.pack("<%dd" % len(vals), *vals))
+            want = struct.pack("<%dd" % len(vals), *sorted(vals))
+            for rank in (0, 2):
+                out = os.path.join(w.tmp.name, "out-%d" % rank)
+                got = json.loads(w.ctl(rank, "sort", "--input", path, "--dtype", "f64",
+                                       "--ranks", "all", "--output", out, "--raw").stdout)
+                self.assertEqual(got["ranks"], 3)
+                with open(out, "rb") as f:
+                    self.assertTrue(f.read() == want, "rank %d's sort differs" % rank)
+        finally:
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+            w.close()
+
+
 class SortAcross2(SortAcross, unittest.TestCase):
     N = 2
 

@@ -119,7 +119,9 @@ static int sort_in_parts(const hy_engines *e, const hy_job_spec *s, const hy_run
     char *cut = malloc(n * size);
     if (!cut)
         return hy_error_set(err, HY_ENOMEM, "no memory to cut %zu keys into parts", n);
-    int rc = hy_host_sort_cut(s->dtype, io->array, cut, n, share, (unsigned)parts, bounds, err);
+    /* On this executor's thread: the CPU pool may be running another job. */
+    int rc = hy_host_sort_cut(NULL, NULL, s->dtype, io->array, cut, n, share, (unsigned)parts,
+                              bounds, err);
     for (unsigned i = 0; rc == 0 && i < parts; i++) {
         size_t cnt = bounds[i + 1] - bounds[i];
         if (cnt == 0)

@@ -425,7 +425,11 @@ static int sort_split(struct hyb *h, uint64_t *cut_ns, hy_error *err)
         return hy_error_set(err, HY_ENOMEM, "hybrid: no memory to cut %zu keys into ranges",
                             n);
     uint64_t t0 = hy_now_ns();
-    int rc = hy_host_sort_cut(h->s->dtype, h->array, cut, n, share, h->nside, h->bounds, err);
+    /* On the pool, idle until the sides start; the job's progress shows the cut's. */
+    hy_run_opts ro = {.backend = HY_BACKEND_NATIVE, .threads = h->threads,
+                      .progress = h->io->progress, .progress_ctx = h->io->progress_ctx};
+    int rc = hy_host_sort_cut(h->e->host, &ro, h->s->dtype, h->array, cut, n, share, h->nside,
+                              h->bounds, err);
     *cut_ns = hy_now_ns() - t0;
     if (rc == 0) {
         h->cut = cut;

@@ -165,12 +165,16 @@ int hy_host_merge_cut(int dtype, const void *const runs[], const size_t lens[], 
  * hy_host_sort's order, every element of the sections after it. Section p's size is near
  * share[p] / (sum of shares) of n: the splitters are quantiles of 4096 keys sampled at fixed
  * positions, so the same input always cuts the same way, and many equal keys all land in
- * one section. Sorting each section where it lies then gives hy_host_sort's bytes for the
- * whole array, with no merge. Runs on the calling thread. Errors: those of
- * hy_check_sort_args; HY_EINVAL for parts outside 1..HY_HOST_CUT_MAX_PARTS, a negative share,
- * NULL share, bounds or dst, or dst overlapping src; HY_ENOMEM. */
-int hy_host_sort_cut(int dtype, const void *src, void *dst, size_t n, const double *share,
-                     unsigned parts, size_t *bounds, hy_error *err);
+ * one section; within a section the input's order is kept. Sorting each section where it
+ * lies then gives hy_host_sort's bytes for the whole array, with no merge.
+ * With h and o, it counts and scatters on o->threads threads of the native pool (o's
+ * progress and cancel apply; HY_ECANCELED leaves dst unspecified); with h NULL, on the
+ * calling thread. Errors: those of hy_check_sort_args; HY_EINVAL for parts outside
+ * 1..HY_HOST_CUT_MAX_PARTS, a negative share, NULL share, bounds or dst, or dst overlapping
+ * src; HY_ENOMEM; those of hy_host_run. */
+int hy_host_sort_cut(hy_host *h, const hy_run_opts *o, int dtype, const void *src, void *dst,
+                     size_t n, const double *share, unsigned parts, size_t *bounds,
+                     hy_error *err);
 
 /* ---- running your own code on the pools (the tests use it; pi and sort are built on it) ---- */
 

@@ -82,10 +82,11 @@ Test(cut, sections_in_order_near_their_shares_and_sorted_in_place_equal_the_sort
         memcpy(want, src, n * size);
         hy_error err = {0};
         hy_run_opts ro = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+        hy_run_opts pool = {.backend = HY_BACKEND_NATIVE, .threads = 2};
         hy_sort_result sr;
         cr_assert_eq(hy_host_sort(H, dt, want, n, &ro, &sr, &err), 0, "%s", err.msg);
         size_t b[4], b2[4];
-        cr_assert_eq(hy_host_sort_cut(dt, src, dst, n, share, 3, b, &err), 0, "%s", err.msg);
+        cr_assert_eq(hy_host_sort_cut(NULL, NULL, dt, src, dst, n, share, 3, b, &err), 0, "%s", err.msg);
         cr_assert_eq(b[0], 0);
         cr_assert_eq(b[3], n);
         /* Half the keys are among 16 values, so a quantile may fall on a run of equals: the
@@ -103,9 +104,11 @@ Test(cut, sections_in_order_near_their_shares_and_sorted_in_place_equal_the_sort
                 lo = key(dt, dst, i) < lo ? key(dt, dst, i) : lo;
             cr_expect_leq(hi, lo, "dtype %d: part %u overlaps part %u", dt, p, p + 1);
         }
-        cr_assert_eq(hy_host_sort_cut(dt, src, again, n, share, 3, b2, &err), 0);
+        cr_assert_eq(hy_host_sort_cut(H, &pool, dt, src, again, n, share, 3, b2, &err), 0);
+        /* On the pool's two threads: the same bounds and the same bytes (the cut keeps the
+         * input's order within a part, whoever scatters it). */
         cr_expect(memcmp(b, b2, sizeof b) == 0 && memcmp(dst, again, n * size) == 0,
-                  "dtype %d: the same input cut differently", dt);
+                  "dtype %d: the pool cut the same input differently", dt);
         for (unsigned p = 0; p < 3; p++)
             cr_assert_eq(hy_host_sort(H, dt, dst + b[p] * size, b[p + 1] - b[p], &ro, &sr,
                                       &err), 0, "%s", err.msg);
@@ -127,13 +130,37 @@ Test(cut, all_equal_keys_land_in_one_section_and_one_part_is_a_copy)
         src[i] = 7;
     size_t b[3];
     hy_error err = {0};
-    cr_assert_eq(hy_host_sort_cut(HY_DT_U64, src, dst, n, (double[]){1, 1}, 2, b, &err), 0);
+    cr_assert_eq(hy_host_sort_cut(NULL, NULL, HY_DT_U64, src, dst, n, (double[]){1, 1}, 2, b, &err), 0);
     cr_expect(b[1] == 0 || b[1] == n, "equal keys split %zu / %zu", b[1], n - b[1]);
     cr_expect(memcmp(src, dst, n * 8) == 0);
     for (size_t i = 0; i < n; i++)
         src[i] = n - i;
-    cr_assert_eq(hy_host_sort_cut(HY_DT_U64, src, dst, n, (double[]){1}, 1, b, &err), 0);
+    cr_assert_eq(hy_host_sort_cut(NULL, NULL, HY_DT_U64, src, dst, n, (double[]){1}, 1, b, &err), 0);
     cr_expect(b[0] == 0 && b[1] == n && memcmp(src, dst, n * 8) == 0);
+    free(src);
+    free(dst);
+}
+
+static int cancel_at_once(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)ctx;
+    (void)done;
+    (void)total;
+    return 1;
+}
+
+Test(cut, a_cut_on_the_pool_can_be_cancelled)
+{
+    const size_t n = 1 << 20;
+    uint32_t *src = malloc(n * 4), *dst = malloc(n * 4);
+    cr_assert(src && dst);
+    fill(HY_DT_U32, src, n, 5);
+    size_t b[3];
+    hy_error err = {0};
+    hy_run_opts o = {.backend = HY_BACKEND_NATIVE, .threads = 2, .progress = cancel_at_once};
+    cr_expect_eq(hy_host_sort_cut(H, &o, HY_DT_U32, src, dst, n, (double[]){1, 1}, 2, b, &err),
+                 HY_ECANCELED);
+    cr_expect(err.msg[0]);
     free(src);
     free(dst);
 }
@@ -144,12 +171,12 @@ Test(cut, bad_arguments_are_refused_with_a_sentence)
     size_t b[20];
     const double two[2] = {1, 1}, neg[2] = {1, -1};
     hy_error err = {0};
-    cr_expect_eq(hy_host_sort_cut(HY_DT_U32, a, d, 8, two, 0, b, &err), HY_EINVAL);
+    cr_expect_eq(hy_host_sort_cut(NULL, NULL, HY_DT_U32, a, d, 8, two, 0, b, &err), HY_EINVAL);
     cr_expect(err.msg[0]);
-    cr_expect_eq(hy_host_sort_cut(HY_DT_U32, a, d, 8, two, HY_HOST_CUT_MAX_PARTS + 1, b, &err),
+    cr_expect_eq(hy_host_sort_cut(NULL, NULL, HY_DT_U32, a, d, 8, two, HY_HOST_CUT_MAX_PARTS + 1, b, &err),
                  HY_EINVAL);
-    cr_expect_eq(hy_host_sort_cut(HY_DT_U32, a, a + 1, 4, two, 2, b, &err), HY_EINVAL);
-    cr_expect_eq(hy_host_sort_cut(HY_DT_U32, a, d, 8, neg, 2, b, &err), HY_EINVAL);
-    cr_expect_eq(hy_host_sort_cut(HY_DT_U32, a, d, 8, NULL, 2, b, &err), HY_EINVAL);
-    cr_expect_eq(hy_host_sort_cut(99, a, d, 8, two, 2, b, &err), HY_EDTYPE);
+    cr_expect_eq(hy_host_sort_cut(NULL, NULL, HY_DT_U32, a, a + 1, 4, two, 2, b, &err), HY_EINVAL);
+    cr_expect_eq(hy_host_sort_cut(NULL, NULL, HY_DT_U32, a, d, 8, neg, 2, b, &err), HY_EINVAL);
+    cr_expect_eq(hy_host_sort_cut(NULL, NULL, HY_DT_U32, a, d, 8, NULL, 2, b, &err), HY_EINVAL);
+    cr_expect_eq(hy_host_sort_cut(NULL, NULL, 99, a, d, 8, two, 2, b, &err), HY_EDTYPE);
 }

@@ -469,7 +469,8 @@ static void *mpi_main(void *arg)
         usleep(1000);
     if (!peer)
         tell_peers_stop(m);
-    MPI_Comm_free(&m->data);
+    /* No MPI_Comm_free of `data`: it is collective, and the peers may be stopping at their
+     * own pace; MPI_Finalize releases it. */
     MPI_Finalize();
     return NULL;
 }

@@ -49,6 +49,8 @@
 #define STAGE_CHUNK_BYTES ((size_t)16 << 20)
 /* Test-only: elements per staged chunk, so that small arrays cross chunk boundaries. */
 #define CHUNK_ENV "HYBRIDD_CL_CHUNK"
+/* Chunks stay below 2^31 elements: sort_hist_*'s per-group counters are 32-bit. */
+#define CHUNK_MAX ((size_t)1 << 30)
 
 enum ev_kind { EV_KERNEL, EV_H2D, EV_D2H };
 
@@ -63,13 +65,15 @@ struct job {
     struct hy_cl_dev *d;
     hy_error *err;
     size_t size;                /* bytes per element: 4 or 8 */
-    cl_uint n, bsize, nblocks;  /* elements, elements per block, blocks */
+    cl_ulong n;                 /* elements: 64-bit in the kernels too (2^32 or more fit) */
+    cl_uint bsize, nblocks;     /* elements per block, blocks */
     unsigned bits, local;       /* the variant's digit width and work-group size */
     cl_uint blocks_per_launch;
     unsigned digits;            /* digit positions in a key */
     cl_ulong pos, negx, rot;    /* the key map (kernels/sort.cl's SORT_KEY) */
     cl_kernel count, scan, scatter, ghist_k; /* ghist_k: the GPU variant's sort_hist_* */
     cl_mem buf[2], hist, andor, ghist;       /* ghist: the GPU variant's all-digit counts */
+    cl_mem starts;                           /* GPU variant: each digit value's 64-bit start */
     cl_uint *ghost;                          /* the host's copy of ghist */
     cl_event pending[MAX_PENDING];  /* in enqueue order, across both queues */
     enum ev_kind kinds[MAX_PENDING];
@@ -316,6 +320,12 @@ static int array_buffers(struct job *j, size_t bytes)
     return 0;
 }
 
+/* Bytes per entry of the per-block table: see plan. */
+static size_t table_entry(const struct job *j)
+{
+    return j->d->cpu_variant ? sizeof(cl_ulong) : sizeof(cl_uint);
+}
+
 /* Checks the job fits the device before anything is allocated; fills the block layout. */
 static int plan(struct job *j, size_t n)
 {
@@ -329,13 +339,9 @@ static int plan(struct job *j, size_t n)
                             "needs 2 x %zu bytes; device '%s' allows %llu per buffer",
                             n * j->size, in->name, (unsigned long long)in->max_alloc);
     }
-    /* Offsets in the kernels are 32-bit: cheaper on every device, and 2^32 elements of 4
-     * bytes are more than most devices' single buffer anyway. */
-    if (n > UINT32_MAX)
-        return hy_error_set(j->err, HY_ELIMIT,
-                            "%zu elements: the device sort takes at most %lu", n,
-                            (unsigned long)UINT32_MAX);
-    j->n = (cl_uint)n;
+    /* Element offsets in the kernels are 64-bit: a large GPU's single buffer holds 2^32
+     * keys and more. Blocks and the per-block table stay 32-bit-indexed (below). */
+    j->n = n;
     unsigned cus = in->compute_units ? in->compute_units : 1;
     if (j->local == 1) {
         uint64_t want = (uint64_t)cus * CPU_BLOCKS_PER_CU;
@@ -350,17 +356,23 @@ static int plan(struct job *j, size_t n)
         j->bsize = j->local * GPU_ITEMS;
         j->blocks_per_launch = 0; /* unused: one launch per kernel per pass */
     }
-    j->nblocks = (cl_uint)((n + j->bsize - 1) / j->bsize);
-    /* The kernels index the per-block table in 32 bits. */
-    if (((uint64_t)j->nblocks << j->bits) > UINT32_MAX)
+    uint64_t nblocks = (n + j->bsize - 1) / j->bsize;
+    /* The kernels count blocks and index the per-block table in 32 bits (a GPU's blocks of
+     * 2048 reach that at 2^35 elements, far above any device's buffer today). */
+    if ((nblocks << j->bits) > UINT32_MAX)
         return hy_error_set(j->err, HY_ELIMIT,
                             "%zu elements in blocks of %u need %llu per-block counters; the "
                             "device sort takes at most %lu",
-                            n, j->bsize, (unsigned long long)((uint64_t)j->nblocks << j->bits),
+                            n, j->bsize, (unsigned long long)(nblocks << j->bits),
                             (unsigned long)UINT32_MAX);
-    uint64_t table = ((uint64_t)j->nblocks << j->bits) * sizeof(cl_uint);
-    uint64_t andor = j->d->cpu_variant ? (uint64_t)j->nblocks * 2 * j->size
-                                       : (uint64_t)j->digits * GPU_RADIX * sizeof(cl_uint);
+    j->nblocks = (cl_uint)nblocks;
+    /* The CPU variant's table (a few thousand blocks at most) holds 64-bit output offsets;
+     * the GPU variant's, 32-bit offsets within a digit value's run, beside 64-bit starts and
+     * all-digit counts (64-bit in two words each). */
+    uint64_t table = (nblocks << j->bits) * table_entry(j);
+    uint64_t andor = j->d->cpu_variant ? nblocks * 2 * j->size
+                                       : (uint64_t)j->digits * GPU_RADIX * 2 * sizeof(cl_uint) +
+                                             GPU_RADIX * sizeof(cl_ulong);
     uint64_t total = 2 * (uint64_t)n * j->size + table + andor;
     if (table > in->max_alloc || total > in->global_mem)
         return hy_error_set(j->err, HY_ELIMIT,
@@ -382,10 +394,10 @@ static int chunk_elems(struct job *j)
         char *end = NULL;
         errno = 0;
         unsigned long long v = strtoull(s, &end, 10);
-        if (errno || *end || v < 1 || v > SIZE_MAX / 8 || s[0] == '-')
+        if (errno || *end || v < 1 || v > CHUNK_MAX || s[0] == '-')
             return hy_error_set(j->err, HY_EINVAL,
-                                "%s=%s: expected a number of elements per chunk, 1 or more",
-                                CHUNK_ENV, s);
+                                "%s=%s: expected a number of elements per chunk, 1 to %lu",
+                                CHUNK_ENV, s, (unsigned long)CHUNK_MAX);
         c = (size_t)v;
     }
     j->chunk = c < j->n ? c : j->n;
@@ -444,13 +456,17 @@ static int gpu_resources(struct job *j, size_t bytes)
     j->staged = true;
     if ((rc = array_buffers(j, bytes)) || (rc = stage_buffers(j)))
         return rc;
-    j->hist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, table * sizeof(cl_uint), NULL, &cr);
+    j->hist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, table * table_entry(j), NULL, &cr);
     if ((rc = CL_TRY(cr, j->err)))
         return rc;
-    j->ghist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, gn * sizeof(cl_uint), NULL, &cr);
+    j->starts = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, GPU_RADIX * sizeof(cl_ulong), NULL,
+                               &cr);
     if ((rc = CL_TRY(cr, j->err)))
         return rc;
-    j->ghost = malloc(gn * sizeof *j->ghost);
+    j->ghist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, 2 * gn * sizeof(cl_uint), NULL, &cr);
+    if ((rc = CL_TRY(cr, j->err)))
+        return rc;
+    j->ghost = malloc(2 * gn * sizeof *j->ghost);
     if (!j->ghost)
         return hy_error_set(j->err, HY_ENOMEM, "out of memory for the digit histograms");
     return 0;
@@ -476,7 +492,7 @@ static int job_resources(struct job *j, size_t bytes, cl_ulong **andor)
         return rc;
     if ((rc = array_buffers(j, bytes)))
         return rc;
-    j->hist = clCreateBuffer(ctx, CL_MEM_READ_WRITE, table * sizeof(cl_uint), NULL, &cr);
+    j->hist = clCreateBuffer(ctx, CL_MEM_READ_WRITE, table * table_entry(j), NULL, &cr);
     if ((rc = CL_TRY(cr, j->err)))
         return rc;
     j->andor = clCreateBuffer(ctx, CL_MEM_READ_WRITE, (size_t)j->nblocks * 2 * j->size, NULL,
@@ -556,7 +572,7 @@ static int radix_passes(struct job *j, cl_ulong differ, unsigned digits, int *fr
 static size_t scatter_local_bytes(size_t key, size_t local)
 {
     return PADDED(local * GPU_ITEMS) * key + PADDED(local * GPU_SPLIT_RADIX) * sizeof(cl_uint) +
-           local * sizeof(cl_uint) + GPU_RADIX * sizeof(cl_uint);
+           local * sizeof(cl_uint) + GPU_RADIX * sizeof(cl_ulong);
 }
 
 /* The largest work-group `k` runs on this device, and the local memory it uses by itself. */
@@ -682,7 +698,7 @@ static int hist_chunk(struct job *j, size_t first, size_t end, const cl_event *w
     unsigned cus = j->d->info.compute_units ? j->d->info.compute_units : 1;
     size_t groups = (size_t)cus * GPU_HIST_GROUPS_PER_CU, bsize = (size_t)j->local * GPU_ITEMS;
     size_t blocks = (end - first + bsize - 1) / bsize;
-    cl_uint f = (cl_uint)first, e = (cl_uint)end;
+    cl_ulong f = first, e = end;
     int rc;
     if (groups > blocks)
         groups = blocks;
@@ -725,7 +741,9 @@ static int staged_upload(struct job *j, const char *data)
  * j->ghost. */
 static int gpu_hist(struct job *j, const char *data)
 {
-    size_t gsize = (size_t)j->digits * GPU_RADIX * sizeof(cl_uint);
+    /* Counts: 64-bit in two words each, on the device; each group's local counters: 32-bit. */
+    size_t gsize = (size_t)j->digits * GPU_RADIX * 2 * sizeof(cl_uint);
+    size_t lsize = (size_t)j->digits * GPU_RADIX * sizeof(cl_uint);
     cl_event ev = NULL;
     int rc;
     /* Zeroed by a copy rather than clEnqueueFillBuffer, which Oclgrind does not count as
@@ -736,7 +754,7 @@ static int gpu_hist(struct job *j, const char *data)
                                           0, NULL, NULL),
                      j->err)) ||
         (rc = set_src_args(j, j->ghist_k, j->buf[0], 0, true)) ||
-        (rc = set_args(j, j->ghist_k, 5, 2, (size_t[]){sizeof(cl_mem), gsize},
+        (rc = set_args(j, j->ghist_k, 5, 2, (size_t[]){sizeof(cl_mem), lsize},
                        (const void *[]){&j->ghist, NULL})) ||
         (rc = staged_upload(j, data)) ||
         (rc = CL_TRY(clEnqueueReadBuffer(j->d->queue, j->ghist, CL_FALSE, 0, gsize, j->ghost,
@@ -756,7 +774,7 @@ static int gpu_hist(struct job *j, const char *data)
 static int gpu_pass(struct job *j, int from, cl_uint dg, bool last)
 {
     cl_uint shift = dg * GPU_BITS, nb = j->nblocks;
-    size_t L = j->local, u = sizeof(cl_uint), m = sizeof(cl_mem), sl = 1;
+    size_t L = j->local, u = sizeof(cl_uint), m = sizeof(cl_mem), sl = 1, ul = sizeof(cl_ulong);
     while (sl < L && sl < nb)
         sl *= 2;
     int rc;
@@ -764,15 +782,15 @@ static int gpu_pass(struct job *j, int from, cl_uint dg, bool last)
         (rc = set_args(j, j->count, 6, 3, (size_t[]){m, u, GPU_RADIX * u},
                        (const void *[]){&j->hist, &nb, NULL})) ||
         (rc = launch(j, j->count, nb, L)) ||
-        (rc = set_args(j, j->scan, 0, 5, (size_t[]){m, u, m, u, sl * u},
-                       (const void *[]){&j->hist, &nb, &j->ghist, &dg, NULL})) ||
+        (rc = set_args(j, j->scan, 0, 6, (size_t[]){m, u, m, u, m, sl * ul},
+                       (const void *[]){&j->hist, &nb, &j->ghist, &dg, &j->starts, NULL})) ||
         (rc = launch(j, j->scan, GPU_RADIX, sl)) ||
         (rc = set_src_args(j, j->scatter, j->buf[from], shift, false)) ||
-        (rc = set_args(j, j->scatter, 6, 7,
-                       (size_t[]){m, u, m, PADDED(L * GPU_ITEMS) * j->size,
-                                  PADDED(L * GPU_SPLIT_RADIX) * u, L * u, GPU_RADIX * u},
-                       (const void *[]){&j->hist, &nb, &j->buf[1 - from], NULL, NULL, NULL,
-                                        NULL})) ||
+        (rc = set_args(j, j->scatter, 6, 8,
+                       (size_t[]){m, m, u, m, PADDED(L * GPU_ITEMS) * j->size,
+                                  PADDED(L * GPU_SPLIT_RADIX) * u, L * u, GPU_RADIX * ul},
+                       (const void *[]){&j->hist, &j->starts, &nb, &j->buf[1 - from], NULL,
+                                        NULL, NULL, NULL})) ||
         (rc = launch(j, j->scatter, nb, L)))
         return rc;
     j->t->passes++;
@@ -781,14 +799,37 @@ static int gpu_pass(struct job *j, int from, cl_uint dg, bool last)
     return settle(j, j->n);
 }
 
+/* Digit dg's count of value v, from the two words sort_hist_* keeps it in. */
+static uint64_t digit_count(const struct job *j, cl_uint dg, unsigned v)
+{
+    const cl_uint *w = &j->ghost[2 * (dg * GPU_RADIX + v)];
+    return (uint64_t)w[1] << 32 | w[0];
+}
+
 /* Whether digit dg is the same in every key (one value has all n): its pass would move
  * nothing. */
 static bool shared_digit(const struct job *j, cl_uint dg)
 {
     for (unsigned v = 0; v < GPU_RADIX; v++)
-        if (j->ghost[dg * GPU_RADIX + v] == j->n)
+        if (digit_count(j, dg, v) == j->n)
             return true;
     return false;
+}
+
+/* The per-block table holds 32-bit offsets within a digit value's run (kernels/sort.cl's
+ * sort_scan_digits): a digit pass in which one value has 2^32 keys or more is refused, before
+ * any pass has moved a key. Only arrays of over 2^32 keys can meet this. */
+static int runs_fit(struct job *j)
+{
+    for (cl_uint dg = 0; dg < j->digits; dg++)
+        for (unsigned v = 0; v < GPU_RADIX && j->n > UINT32_MAX && !shared_digit(j, dg); v++)
+            if (digit_count(j, dg, v) > UINT32_MAX)
+                return hy_error_set(j->err, HY_ELIMIT,
+                                    "%llu keys share value %u of digit %u; the device sort "
+                                    "takes at most %lu keys of one digit value",
+                                    (unsigned long long)digit_count(j, dg, v), v, dg,
+                                    (unsigned long)UINT32_MAX);
+    return 0;
 }
 
 /* The upload with the histogram pass, then a digit pass for every digit that some two keys
@@ -796,7 +837,7 @@ static bool shared_digit(const struct job *j, cl_uint dg)
 static int gpu_passes(struct job *j, const char *data, int *from, bool *moved)
 {
     int rc = gpu_hist(j, data);
-    if (rc)
+    if (rc || (rc = runs_fit(j)))
         return rc;
     cl_uint last = j->digits;
     for (cl_uint dg = 0; dg < j->digits; dg++)
@@ -880,6 +921,8 @@ static void release_job(struct job *j)
         clReleaseEvent(j->tail);
     free(j->spans);
     free(j->ghost);
+    if (j->starts)
+        clReleaseMemObject(j->starts);
     if (j->ghist)
         clReleaseMemObject(j->ghist);
     if (j->andor)

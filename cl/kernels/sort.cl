@@ -45,29 +45,29 @@
  * contiguous segment, the segment sums are scanned in local memory, then each segment is
  * rewritten. The table is small (digits x blocks), so one work-group is enough. */
 __kernel __attribute__((reqd_work_group_size(SORT_LOCAL, 1, 1)))
-void sort_scan(__global uint *hist, uint m)
+void sort_scan(__global ulong *hist, uint m)
 {
-    __local uint sums[SORT_LOCAL];
+    __local ulong sums[SORT_LOCAL];
     uint t = get_local_id(0);
     uint seg = m / SORT_LOCAL + 1;
     uint lo = min(t * seg, m), hi = min(lo + seg, m);
-    uint s = 0;
+    ulong s = 0;
     for (uint i = lo; i < hi; i++)
         s += hist[i];
     sums[t] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     if (t == 0) {
-        uint acc = 0;
+        ulong acc = 0;
         for (uint j = 0; j < SORT_LOCAL; j++) {
-            uint v = sums[j];
+            ulong v = sums[j];
             sums[j] = acc;
             acc += v;
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    uint acc = sums[t];
+    ulong acc = sums[t];
     for (uint i = lo; i < hi; i++) {
-        uint v = hist[i];
+        ulong v = hist[i];
         hist[i] = acc;
         acc += v;
     }
@@ -78,15 +78,19 @@ void sort_scan(__global uint *hist, uint m)
 #if !HY_CL_CPU
 /* Inclusive scan of s[0 .. L) by the work-group of L work-items (Hillis-Steele); every
  * work-item must call it, after a barrier that follows its write of s[t]. */
-static void wg_inclusive_scan(__local uint *s, uint t, uint L)
-{
-    for (uint off = 1; off < L; off <<= 1) {
-        uint v = t >= off ? s[t - off] : 0u;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        s[t] += v;
-        barrier(CLK_LOCAL_MEM_FENCE);
+#define WG_INCLUSIVE_SCAN(T, NAME)                                                          \
+    static void NAME(__local T *s, uint t, uint L)                                          \
+    {                                                                                       \
+        for (uint off = 1; off < L; off <<= 1) {                                            \
+            T v = t >= off ? s[t - off] : (T)0;                                             \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                   \
+            s[t] += v;                                                                      \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                   \
+        }                                                                                   \
     }
-}
+WG_INCLUSIVE_SCAN(uint, wg_inclusive_scan)
+/* Offsets into the array are 64-bit: counts may pass 2^32. */
+WG_INCLUSIVE_SCAN(ulong, wg_inclusive_scan_ul)
 #endif
 
 /* The key of x: (x ^ (top bit of x ? neg : pos)) - rot, with negx = neg ^ pos. Unsigned
@@ -96,7 +100,7 @@ static void wg_inclusive_scan(__local uint *s, uint t, uint L)
 
 /* Arguments every kernel of one key width shares:
  *   src       the array this pass reads
- *   n         elements in it (< 2^32)
+ *   n         elements in it (64-bit: arrays may hold 2^32 or more)
  *   bsize     elements per block (the last block may be short)
  *   block0    first block of this launch (a pass may take several launches)
  *   nblocks   blocks in the whole array: the row length of hist
@@ -109,20 +113,20 @@ static void wg_inclusive_scan(__local uint *s, uint t, uint L)
     /* One block's histogram for the digit at `shift`; with `reduce`, also the AND and OR   \
      * of the block's keys, into andor[2 * block] and andor[2 * block + 1]. */              \
     __kernel __attribute__((reqd_work_group_size(1, 1, 1)))                                 \
-    void sort_count_##SUF(__global const K *src, uint n, uint bsize, uint block0,           \
+    void sort_count_##SUF(__global const K *src, ulong n, uint bsize, uint block0,          \
                           uint nblocks, uint shift, K pos, K negx, K rot,                   \
-                          __global uint *hist, __global K *andor, int reduce)               \
+                          __global ulong *hist, __global K *andor, int reduce)              \
     {                                                                                       \
         uint b = block0 + (uint)get_global_id(0);                                           \
         if (b >= nblocks)                                                                   \
             return;                                                                         \
-        uint lo = b * bsize, hi = lo + min(bsize, n - lo);                                  \
+        ulong lo = (ulong)b * bsize, hi = lo + min((ulong)bsize, n - lo);                   \
         uint cnt[SORT_RADIX];                                                               \
         for (uint d = 0; d < SORT_RADIX; d++)                                               \
             cnt[d] = 0;                                                                     \
         if (reduce) {                                                                       \
             K a = ~(K)0, o = 0;                                                             \
-            for (uint i = lo; i < hi; i++) {                                                \
+            for (ulong i = lo; i < hi; i++) {                                               \
                 K x = src[i];                                                               \
                 K k = SORT_KEY(K, W, x, pos, negx, rot);                                    \
                 a &= k;                                                                     \
@@ -132,30 +136,30 @@ static void wg_inclusive_scan(__local uint *s, uint t, uint L)
             andor[2 * b] = a;                                                               \
             andor[2 * b + 1] = o;                                                           \
         } else {                                                                            \
-            for (uint i = lo; i < hi; i++) {                                                \
+            for (ulong i = lo; i < hi; i++) {                                               \
                 K x = src[i];                                                               \
                 cnt[(uint)(SORT_KEY(K, W, x, pos, negx, rot) >> shift) & SORT_MASK]++;      \
             }                                                                               \
         }                                                                                   \
         for (uint d = 0; d < SORT_RADIX; d++)                                               \
-            hist[d * nblocks + b] = cnt[d];                                                 \
+            hist[(size_t)d * nblocks + b] = cnt[d];                                         \
     }                                                                                       \
                                                                                             \
     /* Moves the block's elements to their slots in order: the serial walk is what makes   \
      * the pass stable. */                                                                  \
     __kernel __attribute__((reqd_work_group_size(1, 1, 1)))                                 \
-    void sort_scatter_##SUF(__global const K *src, uint n, uint bsize, uint block0,         \
+    void sort_scatter_##SUF(__global const K *src, ulong n, uint bsize, uint block0,        \
                             uint nblocks, uint shift, K pos, K negx, K rot,                 \
-                            __global const uint *hist, __global K *dst)                     \
+                            __global const ulong *hist, __global K *dst)                    \
     {                                                                                       \
         uint b = block0 + (uint)get_global_id(0);                                           \
         if (b >= nblocks)                                                                   \
             return;                                                                         \
-        uint lo = b * bsize, hi = lo + min(bsize, n - lo);                                  \
-        uint off[SORT_RADIX];                                                               \
+        ulong lo = (ulong)b * bsize, hi = lo + min((ulong)bsize, n - lo);                   \
+        ulong off[SORT_RADIX];                                                              \
         for (uint d = 0; d < SORT_RADIX; d++)                                               \
-            off[d] = hist[d * nblocks + b];                                                 \
-        for (uint i = lo; i < hi; i++) {                                                    \
+            off[d] = hist[(size_t)d * nblocks + b];                                         \
+        for (ulong i = lo; i < hi; i++) {                                                   \
             K x = src[i];                                                                   \
             dst[off[(uint)(SORT_KEY(K, W, x, pos, negx, rot) >> shift) & SORT_MASK]++] = x; \
         }                                                                                   \
@@ -168,20 +172,26 @@ static void wg_inclusive_scan(__local uint *s, uint t, uint L)
 #define PAD(i) ((i) + ((i) >> 5))
 
 /* Turns row d of hist (value d's count in each block) into each block's first output slot
- * for value d: one work-group per digit value, each starting from the value's global start
- * (the sum of ghist's counts of smaller values for this digit), so no group waits on
- * another. */
+ * for value d, counted from the value's global start, which goes to starts[d] (the sum of
+ * ghist's counts of smaller values for this digit): one work-group per digit value, so no
+ * group waits on another. The table stays 32-bit, half the traffic of 64-bit offsets: the
+ * host refuses a digit one of whose values has 2^32 keys or more, so an offset within a
+ * value's run fits; starts[d] is 64-bit, so the array may hold 2^32 keys and more. */
 __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const uint *ghist,
-                               uint digit, __local uint *s)
+                               uint digit, __global ulong *starts, __local ulong *s)
 {
     uint t = get_local_id(0), L = get_local_size(0), d = (uint)get_group_id(0);
-    uint part = 0;
-    for (uint e = t; e < d; e += L)
-        part += ghist[digit * SORT_RADIX + e];
+    ulong part = 0;
+    for (uint e = t; e < d; e += L) {
+        uint i = 2 * (digit * SORT_RADIX + e); /* ghist's counts: low word, high word */
+        part += (ulong)ghist[i + 1] << 32 | ghist[i];
+    }
     s[t] = part;
     barrier(CLK_LOCAL_MEM_FENCE);
-    wg_inclusive_scan(s, t, L);
-    uint carry = s[L - 1];
+    wg_inclusive_scan_ul(s, t, L);
+    if (t == 0)
+        starts[d] = s[L - 1];
+    uint carry = 0;
     barrier(CLK_LOCAL_MEM_FENCE);
     __global uint *row = hist + (size_t)d * nblocks;
     for (uint c0 = 0; c0 < nblocks; c0 += L) {
@@ -189,10 +199,10 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
         uint v = i < nblocks ? row[i] : 0u;
         s[t] = v;
         barrier(CLK_LOCAL_MEM_FENCE);
-        wg_inclusive_scan(s, t, L);
+        wg_inclusive_scan_ul(s, t, L);
         if (i < nblocks)
-            row[i] = carry + s[t] - v;
-        carry += s[L - 1];
+            row[i] = carry + (uint)s[t] - v;
+        carry += (uint)s[L - 1];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
@@ -201,15 +211,18 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
     /* Histograms of every digit of the keys at once: work-group-local counters (atomics in \
      * local memory), added into ghist[digit * 256 + value] at the end. The host zeroes ghist\
      * and picks a few groups per compute unit; each strides over src[first .. n): one      \
-     * chunk of the staged upload (cl/sort.c), counted as soon as that chunk has landed. */ \
-    __kernel void sort_hist_##SUF(__global const K *src, uint n, K pos, K negx, K rot,      \
-                                  __global uint *ghist, __local uint *lh, uint first)       \
+     * chunk of the staged upload (cl/sort.c), counted as soon as that chunk has landed.    \
+     * A count is 64-bit in two words, ghist[2i] low and ghist[2i + 1] high (64-bit atomics \
+     * are optional in OpenCL 1.2): the add that wraps the low word carries one.            \
+     * A group's local counters stay 32-bit: the host keeps chunks below 2^31 elements. */  \
+    __kernel void sort_hist_##SUF(__global const K *src, ulong n, K pos, K negx, K rot,     \
+                                  __global uint *ghist, __local uint *lh, ulong first)      \
     {                                                                                       \
         uint t = get_local_id(0), L = get_local_size(0);                                    \
         for (uint i = t; i < (W / SORT_BITS) * SORT_RADIX; i += L)                          \
             lh[i] = 0;                                                                      \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        for (size_t i = first + get_global_id(0); i < n; i += get_global_size(0)) {         \
+        for (ulong i = first + get_global_id(0); i < n; i += get_global_size(0)) {          \
             K x = src[i];                                                                   \
             K k = SORT_KEY(K, W, x, pos, negx, rot);                                        \
             for (uint dg = 0; dg < W / SORT_BITS; dg++)                                     \
@@ -218,28 +231,30 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
         for (uint i = t; i < (W / SORT_BITS) * SORT_RADIX; i += L) {                        \
             uint c = lh[i];                                                                 \
-            if (c)                                                                          \
-                atomic_add(&ghist[i], c);                                                   \
+            if (c && atomic_add(&ghist[2 * i], c) + c < c)                                  \
+                atomic_inc(&ghist[2 * i + 1]);                                              \
         }                                                                                   \
     }                                                                                       \
                                                                                             \
     /* Block b's count of each value of the digit at `shift`, into hist[value * nblocks + b].\
      * A block is the get_local_size * SORT_ITEMS elements sort_scatter_* takes. */         \
-    __kernel void sort_count_##SUF(__global const K *src, uint n, uint shift, K pos, K negx,\
-                                   K rot, __global uint *hist, uint nblocks, __local uint *lh)\
+    __kernel void sort_count_##SUF(__global const K *src, ulong n, uint shift, K pos, K negx,\
+                                   K rot, __global uint *hist, uint nblocks,                \
+                                   __local uint *lh)                                        \
     {                                                                                       \
         uint t = get_local_id(0), L = get_local_size(0), b = (uint)get_group_id(0);         \
         for (uint d = t; d < SORT_RADIX; d += L)                                            \
             lh[d] = 0;                                                                      \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        uint lo = b * L * SORT_ITEMS, len = min(L * SORT_ITEMS, n - lo);                    \
+        ulong lo = (ulong)b * L * SORT_ITEMS;                                               \
+        uint len = (uint)min((ulong)(L * SORT_ITEMS), n - lo);                              \
         for (uint j = t; j < len; j += L) {                                                 \
             K x = src[lo + j];                                                              \
             atomic_inc(&lh[(uint)(SORT_KEY(K, W, x, pos, negx, rot) >> shift) & SORT_MASK]);\
         }                                                                                   \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
         for (uint d = t; d < SORT_RADIX; d += L)                                            \
-            hist[d * nblocks + b] = lh[d];                                                  \
+            hist[(size_t)d * nblocks + b] = lh[d];                                          \
     }                                                                                       \
                                                                                             \
     /* One stable split of the block in tile[0 .. len) by the SPLIT_BITS at `shift`: work-item t\
@@ -290,26 +305,29 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
     /* Moves block b to its slots: the block is read once into local memory, sorted there by\
      * the digit (two stable splits, low half first), and each element at place j of a run of\
      * digit value d is written to hist[d * nblocks + b] + j - (the run's first place). */  \
-    __kernel void sort_scatter_##SUF(__global const K *src, uint n, uint shift, K pos, K negx,\
-                                     K rot, __global const uint *hist, uint nblocks,        \
-                                     __global K *dst, __local K *tile, __local uint *cnt,   \
-                                     __local uint *sums, __local uint *base)                \
+    __kernel void sort_scatter_##SUF(__global const K *src, ulong n, uint shift, K pos,     \
+                                     K negx, K rot, __global const uint *hist,              \
+                                     __global const ulong *starts, uint nblocks,            \
+                                     __global K *dst, __local K *tile,                      \
+                                     __local uint *cnt, __local uint *sums,                 \
+                                     __local ulong *base)                                   \
     {                                                                                       \
         uint t = get_local_id(0), L = get_local_size(0), b = (uint)get_group_id(0);         \
-        uint lo = b * L * SORT_ITEMS, len = min(L * SORT_ITEMS, n - lo);                    \
+        ulong lo = (ulong)b * L * SORT_ITEMS;                                               \
+        uint len = (uint)min((ulong)(L * SORT_ITEMS), n - lo);                              \
         for (uint j = t; j < len; j += L)                                                   \
             tile[PAD(j)] = src[lo + j];                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
         for (uint sub = 0; sub < SORT_BITS; sub += SPLIT_BITS)                              \
             split_##SUF(tile, cnt, sums, len, shift + sub, pos, negx, rot);                 \
-        /* Each run's first place j: base = slot - j (modulo 2^32, undone by the add below). */\
+        /* Each run's first place j: base = slot - j (modulo 2^64, undone by the add below). */\
         for (uint j = t; j < len; j += L) {                                                 \
             uint d = (uint)(SORT_KEY(K, W, tile[PAD(j)], pos, negx, rot) >> shift) & SORT_MASK;\
             uint p = j ? (uint)(SORT_KEY(K, W, tile[PAD(j - 1)], pos, negx, rot) >> shift) &\
                              SORT_MASK                                                      \
                        : SORT_RADIX;                                                        \
             if (d != p)                                                                     \
-                base[d] = hist[d * nblocks + b] - j;                                        \
+                base[d] = starts[d] + hist[(size_t)d * nblocks + b] - j;                    \
         }                                                                                   \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
         for (uint j = t; j < len; j += L) {                                                 \

@@ -58,7 +58,8 @@ typedef struct candidates {
 bool hy_job_history_key(const hy_job_spec *sp, const hy_row_spec *p, unsigned threads,
                         hy_history_key *k)
 {
-    if (sp->mode != HY_MODE_SPLIT ||
+    /* A span across MPI ranks (daemon/ranks.c) is not this daemon's time for its n. */
+    if (sp->mode != HY_MODE_SPLIT || sp->ranks > 1 ||
         (p->backend == HY_BACKEND_LOCKED && sp->nogil != HY_NOGIL_DEFAULT))
         return false;
     const hy_backend_ops *b = hy_backend_get(p->backend);

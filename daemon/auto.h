@@ -14,7 +14,8 @@
 
 /* The history cell (docs/scheduling.md) a row of the job fills, with the row's threads (as it
  * ran, or as planned for a prediction); false for rows the history does not keep: replicate
- * mode (T copies of the job) and a locked row whose lock choice is not the job's default. */
+ * mode (T copies of the job), a locked row whose lock choice is not the job's default, and a
+ * job across MPI ranks (its time is the span's, not this daemon's). */
 bool hy_job_history_key(const hy_job_spec *sp, const hy_row_spec *p, unsigned threads,
                         hy_history_key *k);
 

@@ -491,6 +491,30 @@ class SortClientGone(unittest.TestCase):
             w.close()
 
 
+class SpansKeptOutOfHistory(unittest.TestCase):
+    """A span's time is not the asking daemon's for its n: the history that predicts a row
+    (and that backend auto chooses by) must not learn it."""
+
+    def test_a_span_teaches_no_prediction(self):
+        w = World(2)
+        try:
+            args = ["-n", "100003", "--dtype", "f32", "--backend", "native", "--threads", "2",
+                    "--repeat", "3"]
+            for ranks in ("all", "all", "1"):
+                got = json.loads(w.ctl(0, "sort", *args, "--ranks", ranks).stdout)
+            # The last one ran on rank 0 alone, after two spans of the same configuration:
+            # nothing it could be predicted from.
+            self.assertEqual(got["ranks"], 1)
+            self.assertIsNone(got["predicted_ns"])
+            for _ in range(2):  # as many runs alone as there were spans: they are kept
+                got = json.loads(w.ctl(0, "sort", *args).stdout)
+            self.assertIsNotNone(got["predicted_ns"])
+        finally:
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+            w.close()
+
+
 class SortAcross2(SortAcross, unittest.TestCase):
     N = 2
 

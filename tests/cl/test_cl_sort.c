@@ -576,6 +576,45 @@ DEVICE_TEST(cl_sort, bad_chunk_setting)
     good_sort_works();
 }
 
+/* FNV-1a over the bytes: whether a refused job left a large array as it was. */
+static uint64_t bytes_hash(const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 0x100000001b3u;
+    return h;
+}
+
+/* Real arrays at the device's largest buffer (PoCL under POCL_MEMORY_LIMIT=1: 256 MiB, the
+ * *_memlimit runs in tests/cl/CMakeLists.txt): one that fills it exactly is sorted, in many
+ * staged chunks in the GPU variant, byte-identical to the engine; one more element is
+ * refused naming the limit, the array left as it was. Skipped where the largest buffer is
+ * larger (the arrays would be too): there beyond_device_memory checks the arithmetic. */
+DEVICE_TEST(cl_sort, real_arrays_at_the_allocation_limit)
+{
+    if (dev_info.max_alloc > ((uint64_t)256 << 20))
+        cr_skip_test("largest buffer %" PRIu64 " bytes: run under POCL_MEMORY_LIMIT=1",
+                     dev_info.max_alloc);
+    size_t n = (size_t)(dev_info.max_alloc / 4);
+    char *in = malloc((n + 1) * 4), *ref = malloc(n * 4);
+    cr_assert(in && ref, "out of memory");
+    check_case(HY_DT_U32, n, D_RANDOM, in, ref);
+    put(in, 4, n, 7);
+    uint64_t before = bytes_hash(in, (n + 1) * 4);
+    char limit[32];
+    snprintf(limit, sizeof limit, "%" PRIu64, dev_info.max_alloc);
+    hy_cl_sort_result r;
+    hy_error err = {0};
+    int rc = sort_on_device(HY_DT_U32, in, n + 1, &r, &err);
+    cr_assert_eq(rc, HY_ELIMIT, "n=%zu: %d %s", n + 1, rc, err.msg);
+    cr_assert(strstr(err.msg, limit), "message does not name the limit %s: %s", limit, err.msg);
+    cr_assert_eq(bytes_hash(in, (n + 1) * 4), before, "a refused sort touched the array");
+    free(in);
+    free(ref);
+    good_sort_works();
+}
+
 /* The same hy_cl sorts again and again, all dtypes interleaved: nothing leaks between jobs. */
 DEVICE_TEST(cl_sort, repeated_jobs)
 {

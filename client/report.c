@@ -620,7 +620,7 @@ static int print_csv(FILE *f, const hc_compare *c)
           "kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,transport,bytes_moved,"
           "startup_ns,merge_ns,workers_started,mean_ns,stddev_ns,q1_ns,q3_ns,warmup_ns,"
           "predicted_ns,cpu_items,cpu_busy_ns,dev_busy_ns,cpu_chunks,dev_chunks,devices_used,"
-          "balance\n",
+          "balance,overlap_ns\n",
           f);
     for (unsigned i = 0; i < c->nrows; i++) {
         const hy_result_row *r = &c->rows[i];
@@ -673,7 +673,7 @@ static int print_csv(FILE *f, const hc_compare *c)
         } else {
             fputs(",,,,,,,", f);
         }
-        fputc('\n', f);
+        fprintf(f, ",%" PRIu64 "\n", r->overlap_ns);
     }
     return finish(f);
 }
@@ -710,6 +710,7 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_u64(f, "d2h_ns", r->d2h_ns);
     json_u64(f, "launches", r->launches);
     json_u64(f, "passes", r->passes); /* opencl sort: passes over the keys */
+    json_u64(f, "overlap_ns", r->overlap_ns); /* opencl: copies that ran under kernels */
     /* the process backend's figures: null or 0 on the other backends (bytes_moved: also
      * opencl's copies between host and device) */
     json_s(f, "transport", row_transport(r));
@@ -1316,6 +1317,8 @@ static void print_time(FILE *f, const hy_result_row *r, const char *unit)
     if (r->backend == HY_BACKEND_OPENCL) {
         fprintf(f, "opencl: h2d %.3f ms, kernel %.3f ms, d2h %.3f ms", ms(r->h2d_ns),
                 ms(r->kernel_ns), ms(r->d2h_ns));
+        if (r->overlap_ns) /* copies under kernels: counted once, in neither h2d nor d2h */
+            fprintf(f, " (and %.3f ms of copies under the kernels)", ms(r->overlap_ns));
         if (isfinite(d.transfer_share))
             fprintf(f, " (transfer %.1f%%)", 100 * d.transfer_share);
         fprintf(f, ", %u launches", r->launches);

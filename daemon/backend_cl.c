@@ -96,6 +96,7 @@ static void add_timing(hy_cl_timing *sum, const hy_cl_timing *t)
     sum->launches += t->launches;
     sum->passes += t->passes;
     sum->bytes_moved += t->bytes_moved;
+    sum->overlap_ns += t->overlap_ns;
 }
 
 /* Cuts the keys into disjoint key ranges of at most `cap` bytes each (the engine's sampled
@@ -215,6 +216,7 @@ static void cl_finish(const hy_engines *e, const hy_job_spec *s, const hy_row_sp
     row->device = (uint16_t)s->device;
     row->passes = m->cl.passes;
     row->bytes_moved = m->cl.bytes_moved;
+    row->overlap_ns = m->cl.overlap_ns;
     hy_cl_device_info info;
     if (e->cl && hy_cl_describe(e->cl, s->device, &info, NULL) == 0)
         row->flags |= info.pocl_cpu ? HY_ROW_POCL_CPU

@@ -251,6 +251,7 @@ static void take_figures(const struct hyb *h, uint64_t wall_ns, hy_run_once *o)
         o->cl.launches += sd->cl.launches;
         o->cl.passes += sd->cl.passes;
         o->cl.bytes_moved += sd->cl.bytes_moved;
+        o->cl.overlap_ns += sd->cl.overlap_ns;
     }
     double achieved = wall_ns ? (double)h->n / (double)wall_ns : 0;
     if (h->nside > 1 && sum_rates > 0) {
@@ -537,6 +538,7 @@ static void hybrid_finish(const hy_engines *e, const hy_job_spec *s, const hy_ro
     row->devices_used = m->hyb.devices_used;
     row->passes = m->cl.passes;
     row->bytes_moved = m->cl.bytes_moved;
+    row->overlap_ns = m->cl.overlap_ns;
     if (m->hyb.shared_cores)
         row->flags |= HY_ROW_SHARED_CORES;
     if (m->hyb.no_gain)

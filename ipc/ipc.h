@@ -285,7 +285,7 @@ typedef struct hy_result_row {
     uint64_t predicted_ns; /* the history's prediction for this configuration; 0 unknown */
     uint32_t ranks;        /* MPI ranks the row ran across; 1 (0 from older senders): one */
     uint32_t passes;       /* opencl sort: passes over the keys (histogram and digits) */
-    /* hybrid rows, appended to the 216-byte layout (0 elsewhere and from an older sender).
+    /* appended to the 216-byte layout (0 elsewhere and from an older sender): hybrid rows
      * The device side's transfers are h2d/kernel/d2h_ns, launches and bytes_moved above. */
     uint64_t cpu_items;    /* samples or keys the native pool did; the devices did n - this */
     uint64_t cpu_busy_ns;  /* the pool's time on its chunks or its key range */
@@ -293,8 +293,10 @@ typedef struct hy_result_row {
     uint32_t cpu_chunks, dev_chunks; /* pieces each side took (pi); 1 or 0 each for sort */
     uint32_t balance_ppm;  /* balance efficiency x 10^6 (docs/scheduling.md); 0 unknown */
     uint32_t devices_used; /* OpenCL devices that took part; 0: the pool alone */
+    uint64_t overlap_ns;   /* opencl (and hybrid's devices): copies that ran while a kernel
+                            * ran; h2d and d2h count only the copies' time outside kernels */
 } hy_result_row;
-#define HY_IPC_ROW_SIZE 256u     /* what this version writes */
+#define HY_IPC_ROW_SIZE 264u     /* what this version writes */
 #define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */
 
 /* A job's final answer when it succeeded: its rows, and the sorted elements of an inline

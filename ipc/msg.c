@@ -196,11 +196,12 @@ static const field row_f[] = {
      * 200-byte layout */
     FSINCE(T, predicted_ns, 200, F_U64, 216), FSINCE(T, ranks, 208, F_U32, 216),
     FSINCE(T, passes, 212, F_U32, 216),
-    /* the hybrid backend's participants, appended to the 216-byte layout */
-    FSINCE(T, cpu_items, 216, F_U64, 256),   FSINCE(T, cpu_busy_ns, 224, F_U64, 256),
-    FSINCE(T, dev_busy_ns, 232, F_U64, 256), FSINCE(T, cpu_chunks, 240, F_U32, 256),
-    FSINCE(T, dev_chunks, 244, F_U32, 256),  FSINCE(T, balance_ppm, 248, F_U32, 256),
-    FSINCE(T, devices_used, 252, F_U32, 256),
+    /* the hybrid backend's participants and the device's overlapped copies, appended to
+     * the 216-byte layout */
+    FSINCE(T, cpu_items, 216, F_U64, 264),   FSINCE(T, cpu_busy_ns, 224, F_U64, 264),
+    FSINCE(T, dev_busy_ns, 232, F_U64, 264), FSINCE(T, cpu_chunks, 240, F_U32, 264),
+    FSINCE(T, dev_chunks, 244, F_U32, 264),  FSINCE(T, balance_ppm, 248, F_U32, 264),
+    FSINCE(T, devices_used, 252, F_U32, 264), FSINCE(T, overlap_ns, 256, F_U64, 264),
 };
 #undef T
 static const rec row_rec = {row_f, NF(row_f), HY_IPC_ROW_SIZE, HY_IPC_ROW_SIZE_MIN,

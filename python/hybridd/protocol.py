@@ -237,8 +237,8 @@ SPECS = {
 # Warm-up runs a SUBMIT may ask for, per row.
 WARMUP_MAX = 100
 
-# A RESULT row: 256 bytes written, 128 the least a reader takes.
-ROW_SIZE, ROW_MIN = 256, 128
+# A RESULT row: 264 bytes written, 128 the least a reader takes.
+ROW_SIZE, ROW_MIN = 264, 128
 ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0),
               ("flags", "H", 6, 0), ("threads", "I", 8, 0), ("copies", "I", 12, 0),
               ("n", "Q", 16, 0), ("hits", "Q", 24, 0), ("estimate", "d", 32, 0),
@@ -255,10 +255,10 @@ ROW_FIELDS = [("backend", "H", 0, 0), ("device", "H", 2, 0), ("mode", "H", 4, 0)
               ("warmup_ns", "Q", 192, 200),
               ("predicted_ns", "Q", 200, 216), ("ranks", "I", 208, 216),
               ("passes", "I", 212, 216),
-              ("cpu_items", "Q", 216, 256), ("cpu_busy_ns", "Q", 224, 256),
-              ("dev_busy_ns", "Q", 232, 256), ("cpu_chunks", "I", 240, 256),
-              ("dev_chunks", "I", 244, 256), ("balance_ppm", "I", 248, 256),
-              ("devices_used", "I", 252, 256)]
+              ("cpu_items", "Q", 216, 264), ("cpu_busy_ns", "Q", 224, 264),
+              ("dev_busy_ns", "Q", 232, 264), ("cpu_chunks", "I", 240, 264),
+              ("dev_chunks", "I", 244, 264), ("balance_ppm", "I", 248, 264),
+              ("devices_used", "I", 252, 264), ("overlap_ns", "Q", 256, 264)]
 
 # A DEVICES_REPLY record: 416 bytes written, 352 the least a reader takes.
 RECORD_SIZE, RECORD_MIN = 416, 352

@@ -12,7 +12,8 @@ COLUMNS = ["backend", "device", "mode", "nogil", "threads", "copies", "n", "hits
            "repeat", "bytes_moved", "startup_ns", "merge_ns", "transport", "workers_started",
            "mean_ns", "stddev_ns", "q1_ns", "q3_ns", "warmup_ns", "pocl_cpu", "gpu",
            "predicted_ns", "auto", "explore", "cpu_items", "cpu_busy_ns", "dev_busy_ns",
-           "cpu_chunks", "dev_chunks", "devices_used", "balance", "shared_cores", "no_gain"]
+           "cpu_chunks", "dev_chunks", "devices_used", "balance", "shared_cores", "no_gain",
+           "overlap_ns"]
 
 
 class Row:

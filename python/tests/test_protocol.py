@@ -156,13 +156,13 @@ def row(**kw):
              bytes_moved=77, startup_ns=5, merge_ns=6, transport=2, workers_started=1,
              mean_ns=10, stddev_ns=2, q1_ns=8, q3_ns=11, warmup_ns=40, predicted_ns=12,
              ranks=3, passes=5, cpu_items=60, cpu_busy_ns=7, dev_busy_ns=8, cpu_chunks=4,
-             dev_chunks=6, balance_ppm=900000, devices_used=1)
+             dev_chunks=6, balance_ppm=900000, devices_used=1, overlap_ns=33)
     r.update(kw)
     return r
 
 
-def test_result_rows_of_128_160_200_216_and_256_bytes():
-    for size in (128, 160, 200, 216, 256):
+def test_result_rows_of_128_160_200_216_and_264_bytes():
+    for size in (128, 160, 200, 216, 264):
         m = P.decode(P.RESULT, P.encode({"type": P.RESULT, "job": 2, "job_id": 9,
                                          "rows": [row(), row(threads=3)]}, row_size=size))
         assert m["nrows"] == 2 and m["row_size"] == size
@@ -177,8 +177,8 @@ def test_result_rows_of_128_160_200_216_and_256_bytes():
         assert later == ([0, 0, 0] if size < 216 else [12, 3, 5])
         hybrid = [m["rows"][0][k] for k in ("cpu_items", "cpu_busy_ns", "dev_busy_ns",
                                              "cpu_chunks", "dev_chunks", "balance_ppm",
-                                             "devices_used")]
-        assert hybrid == ([0] * 7 if size < 256 else [60, 7, 8, 4, 6, 900000, 1])
+                                             "devices_used", "overlap_ns")]
+        assert hybrid == ([0] * 8 if size < 264 else [60, 7, 8, 4, 6, 900000, 1, 33])
     small = bytearray(P.encode({"type": P.RESULT, "rows": [row()]}, row_size=128))
     struct.pack_into("<I", small, 8, 120)            # a row_size below the least one
     assert code_of(P.decode, P.RESULT, bytes(small)) == P.EPROTO

@@ -1170,11 +1170,11 @@ class TestProcess(Case):
         # CSV: the new columns at the end
         rows = list(csv.reader(io.StringIO(self.run_ok(*args, "--csv").stdout)))
         header = rows[0]
-        self.assertEqual(header[-18:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
+        self.assertEqual(header[-19:], ["transport", "bytes_moved", "startup_ns", "merge_ns",
                                         "workers_started", "mean_ns", "stddev_ns", "q1_ns",
                                         "q3_ns", "warmup_ns", "predicted_ns", "cpu_items",
                                         "cpu_busy_ns", "dev_busy_ns", "cpu_chunks",
-                                        "dev_chunks", "devices_used", "balance"])
+                                        "dev_chunks", "devices_used", "balance", "overlap_ns"])
         # every compare row ran a warm-up and its timed runs: their spread comes with them
         for r in rows[1:]:
             q1, med, q3 = (int(r[header.index(k)]) for k in ("q1_ns", "median_ns", "q3_ns"))

@@ -722,12 +722,12 @@ Test(csv, header_and_rows)
                       "wait_share,h2d_ns,kernel_ns,d2h_ns,transfer_share,hits,estimate,repeat,"
                       "transport,bytes_moved,startup_ns,merge_ns,workers_started,mean_ns,"
                       "stddev_ns,q1_ns,q3_ns,warmup_ns,predicted_ns,cpu_items,cpu_busy_ns,"
-                      "dev_busy_ns,cpu_chunks,dev_chunks,devices_used,balance\n";
+                      "dev_busy_ns,cpu_chunks,dev_chunks,devices_used,balance,overlap_ns\n";
     cr_assert_eq(strncmp(out, hdr, strlen(hdr)), 0, "%s", out);
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 42, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 43, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     cr_assert(strstr(out, "\nlocked,CPU,2,split,0,1000000,1,80000000,79999000,80002000,"
@@ -735,7 +735,7 @@ Test(csv, header_and_rows)
               "%s", out);
     cr_assert(strstr(out, "\nopencl,PoCL CPU,0,split,,1000000,1,25000000,"), "%s", out);
     /* the process columns are empty on the other backends */
-    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,,0,0,0,0,0,,,,,,,,\n"), "%s", out);
+    cr_assert(strstr(out, ",0.5,785398,3.1415920000000002,5,,,,,,0,0,0,0,0,,,,,,,,,0\n"), "%s", out);
     free(out);
 }
 
@@ -748,7 +748,7 @@ Test(csv, sort_has_no_pi_figures)
     char *out = NULL;
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     cr_assert_eq(count_lines(out), 1 + c.nrows);
-    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,,,,,,,,\n"), "%s", out);
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,,,,,,,,,0\n"), "%s", out);
     free(out);
 }
 
@@ -760,19 +760,19 @@ Test(csv, process_columns_at_the_end)
     cr_assert_eq(count_lines(out), 1 + c.nrows);
     for (const char *l = out; *l;) {
         size_t len = strcspn(l, "\n");
-        cr_assert_eq(csv_fields(l, len), 42, "%.*s", (int)len, l);
+        cr_assert_eq(csv_fields(l, len), 43, "%.*s", (int)len, l);
         l += len + (l[len] == '\n');
     }
     /* ... h2d,kernel,d2h,transfer_share,hits,estimate,repeat,transport,bytes_moved,
      * startup_ns,merge_ns,workers_started */
     cr_assert(strstr(out, "\nprocess,CPU,2,split,,1000000,1,62500000,62499000,62502000,16000000,"
                           "1.6000000000000001,0.80000000000000004,0,0,0,,1000000,6000000,1000000,"
-                          "0.25,,,5,pipe,16000000,0,500000,0,0,0,0,0,0,,,,,,,,\n"),
+                          "0.25,,,5,pipe,16000000,0,500000,0,0,0,0,0,0,,,,,,,,,0\n"),
               "%s", out);
-    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1,0,0,0,0,0,,,,,,,,\n"),
+    cr_assert(strstr(out, ",250000,7500000,250000,0.0625,,,5,shm,64,3000000,400000,1,0,0,0,0,0,,,,,,,,,0\n"),
               "%s", out);
     cr_assert(strstr(out, "\nnative,CPU,2,split,"), "%s", out);
-    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,,,,,,,,\n"), "%s", out); /* serial and native: empty */
+    cr_assert(strstr(out, ",,,5,,,,,,0,0,0,0,0,,,,,,,,,0\n"), "%s", out); /* serial and native: empty */
     free(out);
 }
 
@@ -1211,6 +1211,20 @@ Test(single, pi_text_and_json)
     CAPTURE(out, hc_print_pi(F, &rep, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
     cr_assert(strstr(out, "\"device_name\":\"cpu-\\u001b[31mred\""), "%s", out);
+    cr_assert(strstr(out, "\"overlap_ns\":0"), "%s", out);
+    free(out);
+
+    /* A device that overlapped its copies with kernels: said apart from h2d and d2h. */
+    r.h2d_ns = 2000000;
+    r.kernel_ns = 9000000;
+    r.d2h_ns = 1000000;
+    r.overlap_ns = 3500000;
+    CAPTURE(out, hc_print_pi(F, &rep, HC_TEXT));
+    cr_assert(strstr(out, "opencl: h2d 2.000 ms, kernel 9.000 ms, d2h 1.000 ms (and 3.500 ms of "
+                          "copies under the kernels)"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_pi(F, &rep, HC_JSON));
+    cr_assert(strstr(out, "\"overlap_ns\":3500000"), "%s", out);
     free(out);
 }
 
@@ -1277,8 +1291,8 @@ Test(table, predictions_beside_the_measurements)
     free(out);
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
     cr_assert(strstr(out, "\nserial,"), "%s", out);
-    cr_assert(strstr(out, ",98000000,,,,,,,\n"), "%s", out);
-    cr_assert(strstr(out, ",52500000,,,,,,,\n"), "%s", out);
+    cr_assert(strstr(out, ",98000000,,,,,,,,0\n"), "%s", out);
+    cr_assert(strstr(out, ",52500000,,,,,,,,0\n"), "%s", out);
     free(out);
     CAPTURE(out, hc_print_compare(F, &c, HC_JSON));
     cr_assert(json_ok(out), "%s", out);
@@ -1366,7 +1380,8 @@ Test(single, hybrid_text_json_and_csv)
     c.rows = rows;
     c.nrows = 2;
     CAPTURE(out, hc_print_compare(F, &c, HC_CSV));
-    cr_assert(strstr(out, ",600000,38000000,39000000,7,9,1,0.91000000000000003\n"), "%s", out);
+    cr_assert(strstr(out, ",600000,38000000,39000000,7,9,1,0.91000000000000003,0\n"), "%s",
+              out);
     free(out);
 
     hy_result_row alone = row(HY_BACKEND_HYBRID, 2, 40000000);

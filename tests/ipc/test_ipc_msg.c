@@ -515,6 +515,7 @@ static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsign
     cr_assert_eq(g->dev_chunks, w->dev_chunks, "row %u dev_chunks", i);
     cr_assert_eq(g->balance_ppm, w->balance_ppm, "row %u balance_ppm", i);
     cr_assert_eq(g->devices_used, w->devices_used, "row %u devices_used", i);
+    cr_assert_eq(g->overlap_ns, w->overlap_ns, "row %u overlap_ns", i);
     cr_assert_eq(g->stddev_ns, w->stddev_ns, "row %u stddev_ns", i);
     cr_assert_eq(g->q1_ns, w->q1_ns, "row %u q1_ns", i);
     cr_assert_eq(g->q3_ns, w->q3_ns, "row %u q3_ns", i);
@@ -553,7 +554,8 @@ static void fill_rows(hy_result_row *rows, unsigned nrows, double std_error_last
                                   .cpu_chunks = 0xf1f2f3f4u + i,
                                   .dev_chunks = 0x02030405u + i,
                                   .balance_ppm = 0x12131415u + i,
-                                  .devices_used = 0x22232425u + i};
+                                  .devices_used = 0x22232425u + i,
+                                  .overlap_ns = 0x3132333435363738ull + i};
     }
 }
 
@@ -576,10 +578,10 @@ Test(msg, round_trip_result)
     m1.u.result.array = sorted;
     m1.u.result.array_bytes = sizeof sorted;
     size_t len = round_trip(&m1, 0);
-    /* rows of HY_IPC_ROW_SIZE = 256 bytes, then the array at the next multiple of 8 */
-    cr_assert_eq(HY_IPC_ROW_SIZE, 256u);
-    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 256u + sizeof sorted);
-    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 0);
+    /* rows of HY_IPC_ROW_SIZE = 264 bytes, then the array at the next multiple of 8 */
+    cr_assert_eq(HY_IPC_ROW_SIZE, 264u);
+    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 264u + sizeof sorted);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 8);
     cr_assert_eq(rt_buf[HY_IPC_HEADER + 9], 1);
     hy_msg_result *r = &m2.u.result;
     cr_assert_eq(r->job, HY_JOB_COMPARE_SORT);
@@ -591,8 +593,8 @@ Test(msg, round_trip_result)
     uint64_t got_bits;
     memcpy(&got_bits, &r->rows_in[4].std_error, sizeof got_bits);
     cr_assert_eq(got_bits, nan_bits);
-    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 256). */
-    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 256;
+    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 264). */
+    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 264;
     cr_assert_eq(row1[128], 0x09); /* bytes_moved 0x...0708 + 1 */
     cr_assert_eq(row1[136], 0x19); /* startup_ns */
     cr_assert_eq(row1[144], 0x29); /* merge_ns */
@@ -623,15 +625,17 @@ Test(msg, round_trip_result)
     cr_assert_eq(row1[248], 0x16); /* balance_ppm */
     cr_assert_eq(row1[252], 0x26); /* devices_used */
     cr_assert_eq(row1[255], 0x22);
+    cr_assert_eq(row1[256], 0x39); /* overlap_ns 0x...38 + 1 */
+    cr_assert_eq(row1[263], 0x31);
     cr_assert_eq(r->array_bytes, sizeof sorted);
     cr_assert(memcmp(r->array, sorted, sizeof sorted) == 0);
 
-    /* The most rows there may be: 64 KiB of them. */
+    /* The most rows there may be: 66 KiB of them. */
     m1.u.result.nrows = HY_IPC_ROWS_MAX;
     m1.u.result.array_bytes = 0;
     m1.u.result.array = NULL;
     fill_rows(rows, HY_IPC_ROWS_MAX, 0.5);
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 256u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 264u);
     cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
     cr_assert_null(m2.u.result.array);
     for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
@@ -1705,8 +1709,8 @@ Test(msg, first_layout_result)
 }
 
 /* Rows of any size from 128 up: the first 128 bytes always, the process fields (160), the
- * spread (200), the prediction, ranks and passes (216) and hybrid's participants (256) only
- * when the rows hold them, bytes past 256 skipped. The rows' stride and the array after
+ * spread (200), the prediction, ranks and passes (216) and hybrid's participants and the
+ * device's overlapped copies (264) only when the rows hold them, bytes past 264 skipped. The rows' stride and the array after
  * them follow row_size. */
 Test(msg, result_row_sizes)
 {
@@ -1720,10 +1724,10 @@ Test(msg, result_row_sizes)
     m1.u.result = (hy_msg_result){.job = HY_JOB_COMPARE_SORT, .nrows = 3, .job_id = 11,
                                   .rows = rows, .array = arr, .array_bytes = sizeof arr};
     encode_all(&m1, enc, sizeof enc);
-    const uint32_t sizes[] = {128, 136, 159, 160, 168, 199, 200, 208, 215, 216, 255, 256, 300};
+    const uint32_t sizes[] = {128, 136, 159, 160, 168, 199, 200, 208, 215, 216, 256, 263, 264, 300};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         uint32_t rs = sizes[k];
-        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 256) bytes, then
+        /* Rebuild the frame with rows of rs bytes: each row's first min(rs, 264) bytes, then
          * 0xEE filler a reader must skip; the array at the next multiple of 8. */
         memcpy(frame, enc, HY_IPC_HEADER + 24);
         uint8_t *p = frame + HY_IPC_HEADER;
@@ -1760,8 +1764,8 @@ Test(msg, result_row_sizes)
                 want.predicted_ns = 0;
                 want.ranks = want.passes = 0;
             }
-            if (rs < 256) {
-                want.cpu_items = want.cpu_busy_ns = want.dev_busy_ns = 0;
+            if (rs < 264) {
+                want.cpu_items = want.cpu_busy_ns = want.dev_busy_ns = want.overlap_ns = 0;
                 want.cpu_chunks = want.dev_chunks = want.balance_ppm = want.devices_used = 0;
             }
             expect_row_eq(&m2.u.result.rows_in[i], &want, i);
@@ -2175,7 +2179,7 @@ Test(msg, push_matches_encode)
         cr_assert_eq(push_and_read(&m1, got, sizeof got), n);
         cr_assert(memcmp(got, want, n) == 0, "%s: pushed bytes differ", goldens[i].what);
     }
-    /* The large-buffer path (a full RESULT, 64 KiB of rows) and a bulk part. */
+    /* The large-buffer path (a full RESULT, 66 KiB of rows) and a bulk part. */
     memset(&m1, 0, sizeof m1);
     m1.type = HY_MSG_RESULT;
     m1.u.result = (hy_msg_result){.job = HY_JOB_SORT, .nrows = HY_IPC_ROWS_MAX, .rows = rows,

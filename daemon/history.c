@@ -221,7 +221,10 @@ void hy_history_predict(hy_history *h, const hy_history_key *k, uint64_t n,
             hi = c;
         }
     }
-    if (out->samples == 0 && lo && hi) {
+    /* n's own cell, while it has too few samples, says less than its trusted neighbours:
+     * its first runs at a new size pay for cold caches and a scratch that grows, so they
+     * would have auto explore every configuration there again. */
+    if (out->answer != HY_PREDICT_MEASURED && lo && hi) {
         /* A straight line in log-log between the neighbours' medians: a power law between
          * two sizes, which is what pi (linear) and sort (n log n) look like locally. */
         double x0 = where(lo), x1 = where(hi), x = log2((double)n);

@@ -99,7 +99,8 @@ typedef enum hy_history_answer {
     HY_PREDICT_UNKNOWN = 0,  /* outside the trusted sizes: no extrapolation */
     HY_PREDICT_FEW = 1,      /* n's cell has samples, too few to trust (ns: their median) */
     HY_PREDICT_MEASURED = 2, /* n's cell is trusted: ns is its median */
-    HY_PREDICT_INTERPOLATED = 3, /* between the nearest trusted cells below and above n's */
+    HY_PREDICT_INTERPOLATED = 3, /* between the nearest trusted cells below and above n's
+                                  * (n's own cell empty or with too few samples) */
 } hy_history_answer;
 
 typedef struct hy_history_prediction {

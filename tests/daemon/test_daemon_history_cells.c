@@ -280,6 +280,23 @@ Test(history, interpolates_log_log_inside_and_knows_nothing_outside)
     hy_history_close(h);
 }
 
+/* A cell with too few samples between trusted neighbours is interpolated (its few runs
+ * are often a new size's cold ones), and still says how many samples it has. */
+Test(history, a_few_samples_between_trusted_neighbours_are_interpolated_over)
+{
+    hy_history *h = mem();
+    trusted_cell(h, &PI_SERIAL, 1 << 10, 1000);
+    trusted_cell(h, &PI_SERIAL, 1 << 20, 1000000);
+    uint64_t cold[] = {90000000, 90000000};
+    fill(h, &PI_SERIAL, 1 << 15, cold, 2);
+    hy_history_prediction p;
+    hy_history_predict(h, &PI_SERIAL, 1 << 15, &p);
+    cr_expect_eq(p.answer, HY_PREDICT_INTERPOLATED);
+    cr_expect_eq(p.samples, 2);
+    cr_expect(fabs(p.ns - sqrt(1e9)) < 1.0, "predicted %f", p.ns);
+    hy_history_close(h);
+}
+
 Test(history, untrusted_neighbours_are_not_interpolated_from)
 {
     hy_history *h = mem();

@@ -126,6 +126,7 @@ static uint64_t take_chunk(struct hyb *h, struct side *sd, uint64_t *first)
 static int pi_chunk(struct side *sd, uint64_t first, uint64_t count, uint64_t *hits)
 {
     struct hyb *h = sd->h;
+    first += h->s->first; /* a part of a job across MPI ranks counts its window */
     if (sd->dev < 0) {
         hy_run_opts ro = {.backend = HY_BACKEND_NATIVE, .threads = h->threads,
                           .mode = HY_MODE_SPLIT, .progress = side_progress, .progress_ctx = sd};

@@ -38,6 +38,7 @@ static int proc_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec 
     if ((rc = need_pool(e, err)))
         return rc;
     hy_proc_opts po = proc_opts(r, io);
+    po.first = s->first; /* a part of a job across MPI ranks counts its window */
     if ((rc = hy_proc_pi(e->proc, s->seed, s->n, &po, &o->hits, &o->proc, err)))
         return rc;
     double p = (double)o->hits / (double)s->n;

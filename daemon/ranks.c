@@ -24,9 +24,16 @@
 #include "log.h"
 #include "sortkey.h"
 
-/* Backends that can count a window [first, first + count) of the stream: the CPU engine's. */
-static bool spans(int backend)
+/* The backends a job of `kind` spans ranks on: those whose parts run on a rank's CPU
+ * executor, because a span waiting there runs the parts its peers send meanwhile itself
+ * (mpi.h, hy_mpi_gather); a device's part run there would run beside the device's own
+ * executor, and hybrid's beside every device's. pi: the CPU engine and the worker processes,
+ * each counting any window [first, first + count) of the stream. sort: the CPU engine, which
+ * sorts a peer's bucket as a job with no client. */
+static bool spans(int kind, int backend)
 {
+    if (kind == HY_JOB_PI && backend == HY_BACKEND_PROCESS)
+        return true;
     return backend == HY_BACKEND_SERIAL || backend == HY_BACKEND_NATIVE ||
            backend == HY_BACKEND_LOCKED;
 }
@@ -50,9 +57,11 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
     if (s->kind->kind != HY_JOB_PI && s->kind->kind != HY_JOB_SORT)
         return hy_error_set(err, HY_EINVAL, "only a single pi or sort job spans ranks for now, "
                             "not a %s job", s->kind->label);
-    if (!spans(s->backend))
-        return hy_error_set(err, HY_EBACKEND, "a %s job spans ranks on serial, native or "
-                            "locked, not %s", s->kind->label, hy_backend_name(s->backend));
+    if (!spans(s->kind->kind, s->backend))
+        return hy_error_set(err, HY_EBACKEND, "a %s job spans ranks on serial, native%s, "
+                            "not %s", s->kind->label,
+                            s->kind->kind == HY_JOB_PI ? ", locked or process" : " or locked",
+                            hy_backend_name(s->backend));
     s->ranks = want;
     return 0;
 }
@@ -143,7 +152,7 @@ static int check_part(const hy_backend_env *env, const hy_mpi_part *p, const hy_
 int hy_ranks_part_spec(const hy_backend_env *env, const hy_mpi_part *p,
                        uint32_t switch_interval_us, hy_job_spec *s, hy_error *err)
 {
-    if (!spans(p->backend))
+    if (!spans(p->kind == HY_MPI_SORT ? HY_JOB_SORT : HY_JOB_PI, p->backend))
         return hy_error_set(err, HY_EBACKEND, "backend %d does not run a part of a span",
                             p->backend);
     if (p->mode != HY_MODE_SPLIT && p->mode != HY_MODE_REPLICATE)

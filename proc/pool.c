@@ -555,9 +555,9 @@ int hy_proc_pi(hy_proc_pool *p, uint64_t seed, uint64_t n, const hy_proc_opts *o
     *hits = 0;
     if (n == 0)
         return hy_error_set(err, HY_EINVAL, "n must be at least 1 sample");
-    if (n > (uint64_t)HY_HOST_PI_MAX_SAMPLES)
-        return hy_error_set(err, HY_ELIMIT, "n = %llu is above the limit of 2^63 - 1 samples",
-                            (unsigned long long)n);
+    if (n > (uint64_t)HY_HOST_PI_MAX_SAMPLES || o->first > HY_HOST_PI_MAX_SAMPLES - n)
+        return hy_error_set(err, HY_ELIMIT, "samples %llu + %llu pass the limit of 2^63 - 1",
+                            (unsigned long long)o->first, (unsigned long long)n);
     int rc = start(&j, p, o, st, n, err);
     if (rc)
         return rc;
@@ -567,6 +567,7 @@ int hy_proc_pi(hy_proc_pool *p, uint64_t seed, uint64_t n, const hy_proc_opts *o
         part(n, i, t, &m.b, &m.c);
         if (m.c == 0)
             continue;
+        m.b += o->first; /* the worker counts [b, b + c) of the stream */
         send_req(&j, i, &m, NULL, NULL, 0);
     }
     gather(&j, t);

@@ -44,6 +44,7 @@ typedef struct hy_proc_opts {
     int transport;      /* enum hy_transport; 0 means pipe */
     hy_progress_fn progress; /* may be NULL; non-zero return cancels (HY_ECANCELED) */
     void *progress_ctx;
+    uint64_t first;     /* pi: the window's first sample (0: samples 0 .. n-1) */
 } hy_proc_opts;
 
 typedef struct hy_proc_stats {
@@ -57,8 +58,9 @@ typedef struct hy_proc_stats {
     unsigned workers;     /* T */
 } hy_proc_stats;
 
-/* Hits among samples [0, n) of pi's stream for `seed` (docs/pi-mapping.md): identical to
- * hy_host_pi. Both transports send only counts and seeds. */
+/* Hits among samples [o->first, o->first + n) of pi's stream for `seed` (docs/pi-mapping.md):
+ * identical to hy_host_pi_part's, so windows that tile [0, N) add up to hy_host_pi's hits of
+ * N. Both transports send only counts and seeds. */
 int hy_proc_pi(hy_proc_pool *p, uint64_t seed, uint64_t n, const hy_proc_opts *o,
                uint64_t *hits, hy_proc_stats *st, hy_error *err);
 

@@ -127,6 +127,31 @@ Test(proc, pi_hits_match_native_for_every_worker_count)
     }
 }
 
+/* Windows from `first` (a part of a job across MPI ranks): each equals the CPU reference for
+ * its window, whatever the workers, and a window past 2^63 - 1 is refused. */
+Test(proc, pi_windows_from_first_equal_the_reference)
+{
+    const uint64_t seed = 77, cuts[] = {0, 1, 1000, 999983, 2000003};
+    for (size_t k = 0; k + 1 < sizeof cuts / sizeof cuts[0]; k++)
+        for (unsigned t = 1; t <= WORKERS; t++) {
+            hy_proc_opts o = {.workers = t, .first = cuts[k]};
+            hy_proc_stats st;
+            uint64_t hits = ~0ull;
+            hy_error e = {0};
+            uint64_t count = cuts[k + 1] - cuts[k];
+            cr_assert_eq(hy_proc_pi(pool, seed, count, &o, &hits, &st, &e), 0, "%s", e.msg);
+            cr_expect_eq(hits, hy_host_pi_hits_reference(seed, cuts[k], count),
+                         "window %llu+%llu on %u workers", (unsigned long long)cuts[k],
+                         (unsigned long long)count, t);
+        }
+    hy_proc_opts o = {.workers = 1, .first = INT64_MAX};
+    hy_proc_stats st;
+    uint64_t hits;
+    hy_error e = {0};
+    cr_expect_eq(hy_proc_pi(pool, seed, 1, &o, &hits, &st, &e), HY_ELIMIT);
+    cr_expect(e.msg[0]);
+}
+
 /* Every dtype, both transports, T = 1..3, from private memory and (shm) from a memfd: the
  * same bytes as the native sort. */
 Test(proc, sort_is_byte_identical_to_native)

@@ -90,6 +90,10 @@ typedef struct hy_cl_timing {
     uint64_t bytes_moved; /* copied between host and device, both ways */
 } hy_cl_timing;
 
+/* Adds t's times, launches, passes and bytes to *sum (wall_ns is left alone: jobs that ran
+ * one after another or side by side have no common wall time), for a job made of several. */
+void hy_cl_timing_add(hy_cl_timing *sum, const hy_cl_timing *t);
+
 typedef struct hy_cl_opts {
     unsigned device;         /* index from hy_cl_describe */
     hy_progress_fn progress; /* called between launches (~100 ms apart at most); may be NULL */

@@ -392,3 +392,14 @@ uint64_t hy_cl_event_ns(cl_event ev)
         return 0;
     return end > start ? end - start : 0;
 }
+
+void hy_cl_timing_add(hy_cl_timing *sum, const hy_cl_timing *t)
+{
+    sum->h2d_ns += t->h2d_ns;
+    sum->kernel_ns += t->kernel_ns;
+    sum->d2h_ns += t->d2h_ns;
+    sum->overlap_ns += t->overlap_ns;
+    sum->launches += t->launches;
+    sum->passes += t->passes;
+    sum->bytes_moved += t->bytes_moved;
+}

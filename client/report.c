@@ -169,6 +169,11 @@ static void json_u64(FILE *f, const char *k, uint64_t v)
     json_key(f, k);
     fprintf(f, "%" PRIu64, v);
 }
+static void json_bool(FILE *f, const char *k, bool v)
+{
+    json_key(f, k);
+    fputs(v ? "true" : "false", f);
+}
 static void json_dbl(FILE *f, const char *k, double v)
 {
     json_key(f, k);
@@ -731,10 +736,8 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
         fprintf(f, "%" PRIu64, r->predicted_ns);
     else
         fputs("null", f);
-    json_key(f, "auto");
-    fputs(r->flags & HY_ROW_AUTO ? "true" : "false", f);
-    json_key(f, "explore");
-    fputs(r->flags & HY_ROW_EXPLORE ? "true" : "false", f);
+    json_bool(f, "auto", r->flags & HY_ROW_AUTO);
+    json_bool(f, "explore", r->flags & HY_ROW_EXPLORE);
     /* hybrid's participants: 0 on the other backends; balance null when not known */
     json_u64(f, "cpu_items", r->cpu_items);
     json_u64(f, "cpu_busy_ns", r->cpu_busy_ns);
@@ -743,10 +746,8 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_u64(f, "dev_chunks", r->dev_chunks);
     json_u64(f, "devices_used", r->devices_used);
     json_dbl(f, "balance", r->balance_ppm ? r->balance_ppm / 1e6 : NAN);
-    json_key(f, "shared_cores");
-    fputs(r->flags & HY_ROW_SHARED_CORES ? "true" : "false", f);
-    json_key(f, "no_gain");
-    fputs(r->flags & HY_ROW_NO_GAIN ? "true" : "false", f);
+    json_bool(f, "shared_cores", r->flags & HY_ROW_SHARED_CORES);
+    json_bool(f, "no_gain", r->flags & HY_ROW_NO_GAIN);
 }
 
 static int print_json(FILE *f, const hc_compare *c)
@@ -1601,8 +1602,7 @@ int hc_print_model(FILE *f, const hy_msg_model_reply *m, enum hc_format fmt)
             json_u64(f, "log2n", c[i].log2n);
             json_u64(f, "samples", c[i].samples);
             json_u64(f, "median_ns", c[i].median_ns);
-            json_key(f, "trusted");
-            fputs(c[i].flags & HY_CELL_TRUSTED ? "true" : "false", f);
+            json_bool(f, "trusted", c[i].flags & HY_CELL_TRUSTED);
             json_dbl(f, "fit_error", fit_error(c, i, n));
             fputc('}', f);
         }
@@ -1802,10 +1802,8 @@ static void devices_json(FILE *f, const hy_msg_devices_reply *d, const hy_device
         json_s(f, "driver", r->driver);
         json_s(f, "type", device_type_key(r));
         json_s(f, "label", device_label(r));
-        json_key(f, "usable");
-        fputs(r->flags & HY_DEV_USABLE ? "true" : "false", f);
-        json_key(f, "pocl_cpu");
-        fputs(r->flags & HY_DEV_POCL_CPU ? "true" : "false", f);
+        json_bool(f, "usable", r->flags & HY_DEV_USABLE);
+        json_bool(f, "pocl_cpu", r->flags & HY_DEV_POCL_CPU);
         json_u64(f, "compute_units", r->compute_units);
         json_u64(f, "global_mem", r->global_mem);
         json_u64(f, "max_alloc", r->max_alloc);

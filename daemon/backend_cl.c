@@ -88,17 +88,6 @@ static int on_part_progress(void *ctx, uint64_t done, uint64_t total)
     return p->io->progress ? p->io->progress(p->io->progress_ctx, p->before + in, p->n) : 0;
 }
 
-static void add_timing(hy_cl_timing *sum, const hy_cl_timing *t)
-{
-    sum->h2d_ns += t->h2d_ns;
-    sum->kernel_ns += t->kernel_ns;
-    sum->d2h_ns += t->d2h_ns;
-    sum->launches += t->launches;
-    sum->passes += t->passes;
-    sum->bytes_moved += t->bytes_moved;
-    sum->overlap_ns += t->overlap_ns;
-}
-
 /* Cuts the keys into disjoint key ranges of at most `cap` bytes each (the engine's sampled
  * splitters, hy_host_sort_cut: no merge after) into a copy, sorts each range on the device
  * there, and writes the whole back: a failed or cancelled job leaves the array as it came. */
@@ -132,7 +121,7 @@ static int sort_in_parts(const hy_engines *e, const hy_job_spec *s, const hy_run
         hy_cl_sort_result res;
         rc = hy_cl_sort(e->cl, &co, s->dtype, cut + bounds[i] * size, cnt, &res, err);
         if (rc == 0)
-            add_timing(sum, &res.timing);
+            hy_cl_timing_add(sum, &res.timing);
     }
     if (rc == 0) {
         memcpy(io->array, cut, n * size);

@@ -139,13 +139,8 @@ static int pi_chunk(struct side *sd, uint64_t first, uint64_t count, uint64_t *h
                      .progress_ctx = sd};
     hy_cl_pi_result cr;
     int rc = hy_cl_pi(h->e->cl, &co, h->s->seed, count, &cr, &sd->err);
-    if (rc == 0) {
-        sd->cl.h2d_ns += cr.timing.h2d_ns;
-        sd->cl.kernel_ns += cr.timing.kernel_ns;
-        sd->cl.d2h_ns += cr.timing.d2h_ns;
-        sd->cl.launches += cr.timing.launches;
-        sd->cl.bytes_moved += cr.timing.bytes_moved;
-    }
+    if (rc == 0)
+        hy_cl_timing_add(&sd->cl, &cr.timing);
     *hits = cr.hits;
     return rc;
 }
@@ -246,13 +241,7 @@ static void take_figures(const struct hyb *h, uint64_t wall_ns, hy_run_once *o)
         if (sd->busy_ns > o->hyb.dev_busy_ns)
             o->hyb.dev_busy_ns = sd->busy_ns;
         o->hyb.dev_chunks += sd->chunks;
-        o->cl.h2d_ns += sd->cl.h2d_ns;
-        o->cl.kernel_ns += sd->cl.kernel_ns;
-        o->cl.d2h_ns += sd->cl.d2h_ns;
-        o->cl.launches += sd->cl.launches;
-        o->cl.passes += sd->cl.passes;
-        o->cl.bytes_moved += sd->cl.bytes_moved;
-        o->cl.overlap_ns += sd->cl.overlap_ns;
+        hy_cl_timing_add(&o->cl, &sd->cl);
     }
     double achieved = wall_ns ? (double)h->n / (double)wall_ns : 0;
     if (h->nside > 1 && sum_rates > 0) {

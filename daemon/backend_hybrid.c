@@ -1,5 +1,5 @@
 /* daemon/backend_hybrid: hybrid — one job across the native pool and the OpenCL devices at
- * once (docs/scheduling.md, "hybrid").
+ * once (docs/scheduling.md, "Backend hybrid").
  *
  * pi: the sample stream [0, n) is handed out in guided chunks to whichever participant is
  * free: each takes half of its share of what is left (its share from its own rate so far),
@@ -7,9 +7,11 @@
  * that ran cold at first is not given a split computed from that run. Sample i is counter i
  * of Philox wherever it is counted, so the hits are the same integer as on every backend.
  *
- * sort: the engine cuts the keys into disjoint key ranges (hy_host_sort_cut), one per
- * participant in proportion to the rates earlier hybrid sorts of this element size measured;
- * each sorts its range where it lies, with no merge, so the bytes are every backend's.
+ * sort: the engine cuts the keys into disjoint key ranges (hy_host_sort_cut, on the pool),
+ * one per participant in proportion to the rates earlier hybrid sorts of this element size
+ * measured (even at first); each sorts its range where it lies, with no merge, so the bytes
+ * are every backend's. Once the rates are known, a split is made only when they predict it
+ * pays for the cut; otherwise the pool sorts alone and the row says so (NO_GAIN).
  *
  * The job holds the whole machine, as a comparison does: its participants are the CPU pool
  * and every device this daemon serves. OpenCL CPU devices (PoCL) run on the cores the pool

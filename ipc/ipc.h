@@ -47,6 +47,8 @@ enum hy_msg_type {
     HY_MSG_JOBS_REPLY = 16,
     HY_MSG_MODEL = 17,         /* client -> server: ask for the performance history */
     HY_MSG_MODEL_REPLY = 18,
+    HY_MSG_RANKS = 19,         /* client -> server: ask for this rank, or every MPI rank */
+    HY_MSG_RANKS_REPLY = 20,
 };
 
 typedef struct hy_frame_header {
@@ -181,6 +183,8 @@ enum hy_array_place {
 #define HY_IPC_JOBS_MAX 256u     /* job records in a JOBS_REPLY */
 #define HY_IPC_WARMUP_MAX 100u   /* warm-up runs a SUBMIT may ask for, per row */
 #define HY_IPC_CELLS_MAX 2048u   /* history cells in a MODEL_REPLY */
+#define HY_IPC_RANKS_MAX 64u     /* rank records in a RANKS_REPLY */
+#define HY_IPC_RANK_DEVICES_MAX 128u /* device records in a RANKS_REPLY, all ranks' together */
 /* SUBMIT device: the daemon's first usable device (DEVICES' first record flagged USABLE) */
 #define HY_IPC_DEVICE_DEFAULT 0xFFFFu
 #define HY_IPC_RANKS_ALL 0xFFFFu /* SUBMIT ranks: every rank of the MPI job */
@@ -429,6 +433,42 @@ typedef struct hy_msg_model_reply {
     hy_cell_record cells_in[HY_IPC_CELLS_MAX]; /* decode */
 } hy_msg_model_reply;
 
+/* RANKS: whose records to send. */
+#define HY_RANKS_ALL 0x1u /* every rank of the MPI job; else the answering rank's alone */
+typedef struct hy_msg_ranks {
+    uint32_t flags;
+} hy_msg_ranks;
+
+/* One rank (one daemon) as RANKS_REPLY lists it: its node, its pools, how many of the
+ * reply's device records are its own, and its STATUS counters. */
+typedef struct hy_rank_record {
+    uint32_t rank;
+    uint32_t ndevices;       /* its device records: the next ndevices of the reply's list */
+    uint32_t cpu_online, native_threads, locked_threads, process_workers;
+    uint32_t devices_usable; /* of its ndevices */
+    uint32_t clients;
+    uint64_t uptime_ns, jobs_queued, jobs_running, jobs_done, jobs_failed, jobs_cancelled;
+    char host[65]; /* gethostname(); NUL-terminated on decode */
+} hy_rank_record;
+#define HY_IPC_RANK_SIZE 144u
+
+/* RANKS_REPLY flags */
+#define HY_RANKS_MPI 0x1u       /* the daemon runs under MPI (hybridd --mpi) */
+#define HY_RANKS_REPLY_ALL 0x2u /* the records cover every rank of the MPI job */
+
+/* The answering rank and its world, and one record per rank listed, in rank order; the
+ * device records follow in the same order, each rank's `ndevices` of them. */
+typedef struct hy_msg_ranks_reply {
+    uint32_t nranks;
+    uint32_t rank, size; /* the answering daemon's rank and the MPI job's size (0, 1 alone) */
+    uint32_t flags;      /* HY_RANKS_MPI, HY_RANKS_REPLY_ALL */
+    uint32_t ndevices;   /* device records, every listed rank's together */
+    const hy_rank_record *ranks;     /* encode: the caller's arrays */
+    const hy_device_record *devices;
+    hy_rank_record ranks_in[HY_IPC_RANKS_MAX];            /* decode */
+    hy_device_record devices_in[HY_IPC_RANK_DEVICES_MAX]; /* decode */
+} hy_msg_ranks_reply;
+
 typedef struct hy_msg {
     uint16_t type;    /* enum hy_msg_type */
     uint64_t request; /* the header's request id */
@@ -447,6 +487,8 @@ typedef struct hy_msg {
         hy_msg_jobs jobs;
         hy_msg_jobs_reply jobs_reply;
         hy_msg_model_reply model;
+        hy_msg_ranks ranks;
+        hy_msg_ranks_reply ranks_reply;
     } u;
 } hy_msg;
 

@@ -20,7 +20,8 @@ static uint64_t align8(uint64_t n)
 /* A fixed field's wire form. Integers and f64 (its IEEE-754 bits, NaN payloads kept) are
  * copied to and from a struct member of the same width; F_TEXT is a NUL-padded char field of
  * `n` bytes whose member holds one byte more for the NUL; F_STRIDE is the size of each record
- * of the message's record list (row_size, record_size), held by no member. */
+ * of one of the message's record lists (row_size, record_size), held by no member: `n` says
+ * which list (0 the first, 1 the second; only RANKS_REPLY has two). */
 enum { F_U16, F_U32, F_U64, F_F64, F_TEXT, F_STRIDE };
 #define WIDTH(k) ((k) == F_U16 ? 2u : (k) == F_U32 ? 4u : 8u)
 
@@ -45,7 +46,9 @@ typedef struct field {
 #define F(T, m, off, k) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), 0)
 #define FSINCE(T, m, off, k, since) FX(T, m, off, k, 1, MSIZE(T, m) == WIDTH(k), since)
 #define TEXT(T, m, off, n, since) FX(T, m, off, F_TEXT, n, MSIZE(T, m) == (n) + 1u, since)
-#define STRIDE(name, off) {name, off, F_STRIDE, 1, 0, 0, 0, 0}
+#define STRIDE(name, off) {name, off, F_STRIDE, 0, 0, 0, 0, 0}
+#define STRIDE2(name, off) {name, off, F_STRIDE, 1, 0, 0, 0, 0}
+#define NSTRIDES 2
 /* Elements first .. first + count - 1 of array member m, the first at `off`. */
 #define FARRAY(T, m, first, cnt, off, stp, k, since)                                        \
     {#m, off, k, 1,                                                                         \
@@ -75,8 +78,9 @@ typedef struct rec {
 enum {
     I_STR,   /* hy_str at `mem`; its length is the count */
     I_U32S,  /* count u32s into the uint32_t array at `mem`, each >= `elem_min` */
-    I_RECS,  /* count records of `rec`, stride from the body's F_STRIDE; encode reads the
-                pointer at `mem`, decode fills the array at `store` and points `mem` at it */
+    I_RECS,  /* count records of `rec`, stride from the body's F_STRIDE number `sidx`; encode
+                reads the pointer at `mem`, decode fills the array at `store` and points `mem`
+                at it */
     I_BYTES, /* count elements of `elem` bytes (0: the size of the dtype at `dtype`), the
                 pointer at `mem`, their byte length at `store` (`sw` wide); sent as bulk,
                 uncopied, so it must be the last item */
@@ -93,6 +97,7 @@ typedef struct item {
     uint8_t sw;
     uint32_t elem_min, elem, dtype;
     const rec *rec;
+    uint8_t sidx;      /* I_RECS: which F_STRIDE sizes its records */
     const char *when;  /* present only when the u32 at when_mem is when_val; NULL: always */
     uint32_t when_mem, when_val;
 } item;
@@ -332,6 +337,40 @@ static const item model_i[] = {
 };
 #undef T
 
+static const field ranks_f[] = {F(hy_msg_ranks, flags, 4, F_U32)};
+
+#define T hy_rank_record
+static const field rank_f[] = {
+    F(T, rank, 0, F_U32),            F(T, ndevices, 4, F_U32),
+    F(T, cpu_online, 8, F_U32),      F(T, native_threads, 12, F_U32),
+    F(T, locked_threads, 16, F_U32), F(T, process_workers, 20, F_U32),
+    F(T, devices_usable, 24, F_U32), F(T, clients, 28, F_U32),
+    F(T, uptime_ns, 32, F_U64),      F(T, jobs_queued, 40, F_U64),
+    F(T, jobs_running, 48, F_U64),   F(T, jobs_done, 56, F_U64),
+    F(T, jobs_failed, 64, F_U64),    F(T, jobs_cancelled, 72, F_U64),
+    TEXT(T, host, 80, 64, 0),
+};
+#undef T
+static const rec rank_rec = {rank_f, NF(rank_f), HY_IPC_RANK_SIZE, HY_IPC_RANK_SIZE,
+                             sizeof(hy_rank_record)};
+
+#define T hy_msg_ranks_reply
+static const field ranks_reply_f[] = {
+    F(T, nranks, 4, F_U32),   STRIDE("rank_size", 8), STRIDE2("device_size", 12),
+    F(T, rank, 16, F_U32),    F(T, size, 20, F_U32),  F(T, flags, 24, F_U32),
+    F(T, ndevices, 28, F_U32),
+};
+/* Two record lists, each with its own size: the ranks, then all their devices. */
+static const item ranks_reply_i[] = {
+    {.name = "rank records", .count = "nranks", .kind = I_RECS, COUNT(T, nranks),
+     .max = HY_IPC_RANKS_MAX, .mem = offsetof(T, ranks), .store = offsetof(T, ranks_in),
+     .rec = &rank_rec, .sidx = 0},
+    {.name = "device records", .count = "ndevices", .kind = I_RECS, COUNT(T, ndevices),
+     .max = HY_IPC_RANK_DEVICES_MAX, .mem = offsetof(T, devices),
+     .store = offsetof(T, devices_in), .rec = &device_rec, .sidx = 1},
+};
+#undef T
+
 static int check_hello(const void *x, const hy_frame *fr, hy_error *err);
 static int check_submit(const void *x, const hy_frame *fr, hy_error *err);
 static int check_result(const void *x, const hy_frame *fr, hy_error *err);
@@ -362,6 +401,9 @@ static const mdesc types[] = {
     [HY_MSG_MODEL] = {"MODEL", 8, 8, NULL, 0, NULL, 0, NULL, false},
     [HY_MSG_MODEL_REPLY] = {"MODEL_REPLY", 32, 32, FIELDS(model_f), FIELDS(model_i), NULL,
                             false},
+    [HY_MSG_RANKS] = {"RANKS", 8, 8, FIELDS(ranks_f), NULL, 0, NULL, false},
+    [HY_MSG_RANKS_REPLY] = {"RANKS_REPLY", 32, 32, FIELDS(ranks_reply_f),
+                            FIELDS(ranks_reply_i), NULL, false},
 };
 
 static const mdesc *desc_of(int type)
@@ -415,7 +457,7 @@ static void pset(uint8_t *x, size_t off, const void *p)
 }
 
 /* Writes one value of field f from member m to wire w. */
-static void put_value(const field *f, const uint8_t *m, uint8_t *w, uint32_t stride)
+static void put_value(const field *f, const uint8_t *m, uint8_t *w, const uint32_t *stride)
 {
     uint16_t v16;
     uint32_t v32;
@@ -425,7 +467,7 @@ static void put_value(const field *f, const uint8_t *m, uint8_t *w, uint32_t str
     case F_U32: memcpy(&v32, m, 4); put32(w, v32); break;
     case F_U64:
     case F_F64: memcpy(&v64, m, 8); put64(w, v64); break; /* an f64 as its bits */
-    case F_STRIDE: put32(w, stride); break;
+    case F_STRIDE: put32(w, stride[f->n]); break;
     case F_TEXT:
         /* The member holds one byte more than the wire for the NUL; longer is cut. */
         for (size_t j = 0; j < f->n && m[j]; j++)
@@ -435,9 +477,9 @@ static void put_value(const field *f, const uint8_t *m, uint8_t *w, uint32_t str
 }
 
 /* Writes fixed fields from struct x to wire p (zeroed: reserved words, padding and the
- * tails of text fields stay 0). `stride` is what an F_STRIDE field says. */
+ * tails of text fields stay 0). `stride` is what the F_STRIDE fields say. */
 static void put_fields(const field *f, unsigned nf, const uint8_t *x, uint8_t *p,
-                       uint32_t stride)
+                       const uint32_t *stride)
 {
     for (unsigned i = 0; i < nf; i++) {
         unsigned reps = f[i].count ? f[i].count : 1;
@@ -462,8 +504,8 @@ static void get_value(const field *f, const uint8_t *w, bool in, uint8_t *m, uin
     case F_U64:
     case F_F64: v64 = in ? get64(w) : 0; memcpy(m, &v64, 8); break;
     case F_STRIDE:
-        *stride = get32(w);
-        *stride_name = f->name;
+        stride[f->n] = get32(w);
+        stride_name[f->n] = f->name;
         break;
     case F_TEXT:
         /* Stops at the first NUL: bytes after it are padding, whatever they hold. */
@@ -477,7 +519,7 @@ static void get_value(const field *f, const uint8_t *w, bool in, uint8_t *m, uin
 
 /* Reads fixed fields from wire p into struct x. A field appended after the first layout is
  * read only when `have` (body_size, or the record stride) reaches the size that added it,
- * and is 0 otherwise. Sets *stride from an F_STRIDE field. */
+ * and is 0 otherwise. Sets stride[n] from the F_STRIDE fields. */
 static void get_fields(const field *f, unsigned nf, const uint8_t *p, uint32_t have,
                        uint8_t *x, uint32_t *stride, const char **stride_name)
 {
@@ -572,9 +614,10 @@ static int enc_items(const mdesc *md, const uint8_t *x, uint8_t *p, uint64_t *sm
             break;
         }
         if (p && it->kind == I_RECS) {
+            static const uint32_t none[NSTRIDES]; /* records hold no stride of their own */
             for (uint64_t k = 0; k < count; k++)
                 put_fields(it->rec->f, it->rec->nf, (const uint8_t *)src + it->rec->ssize * k,
-                           p + at + it->rec->size * k, 0);
+                           p + at + it->rec->size * k, none);
         } else if (p && it->kind == I_U32S) {
             for (uint64_t k = 0; k < count; k++)
                 put32(p + at + 4 * k, ((const uint32_t *)src)[k]);
@@ -587,13 +630,12 @@ static int enc_items(const mdesc *md, const uint8_t *x, uint8_t *p, uint64_t *sm
     return 0;
 }
 
-/* The record size an F_STRIDE field writes: that of the message's record list. */
-static uint32_t stride_of(const mdesc *md)
+/* The record sizes the F_STRIDE fields write: those of the message's record lists. */
+static void strides_of(const mdesc *md, uint32_t *stride)
 {
     for (unsigned i = 0; i < md->ni; i++)
         if (md->it[i].kind == I_RECS)
-            return md->it[i].rec->size;
-    return 0;
+            stride[md->it[i].sidx] = md->it[i].rec->size;
 }
 
 /* How many payload bytes go to the buffer (body and small variable data, padding included)
@@ -628,8 +670,10 @@ static void fill(const hy_msg *m, uint8_t *buf, uint64_t small, hy_frame_header 
     hy_iov bulk;
 
     memset(p, 0, (size_t)small);
+    uint32_t stride[NSTRIDES] = {0};
+    strides_of(md, stride);
     put32(p, md->body);
-    put_fields(md->f, md->nf, x, p, stride_of(md));
+    put_fields(md->f, md->nf, x, p, stride);
     (void)enc_items(md, x, p, &again, &bulk, NULL); /* measure has checked it */
     h->version = HY_IPC_VERSION;
     h->type = m->type;
@@ -659,7 +703,7 @@ int hy_msg_encode(const hy_msg *m, uint8_t *buf, size_t cap, size_t *len, hy_iov
     return 0;
 }
 
-/* Every message but RESULT and DEVICES_REPLY fits here: an ERROR, the largest, needs
+/* Every message but RESULT, DEVICES_REPLY and RANKS_REPLY fits here: an ERROR, the largest, needs
  * 24 + 24 + 1024 bytes. Those two are sized exactly and allocated. */
 #define PUSH_STACK 1152u
 
@@ -703,8 +747,8 @@ typedef struct dec {
     uint32_t plen;
     uint32_t body;  /* the body_size the frame announced */
     uint32_t known; /* this version's body size for the type */
-    uint32_t stride; /* the body's record size, if it has one */
-    const char *stride_name;
+    uint32_t stride[NSTRIDES]; /* the body's record sizes, if it has record lists */
+    const char *stride_name[NSTRIDES];
     uint64_t off;
     const char *tn;
     hy_error *err;
@@ -744,10 +788,10 @@ static int dec_item(dec *d, const item *it, uint8_t *x)
     if (it->kind == I_U32S)
         size = 4;
     if (it->kind == I_RECS) {
-        if (d->stride < it->rec->min)
+        if (d->stride[it->sidx] < it->rec->min)
             return hy_error_set(d->err, HY_EPROTO, "%s %s %u is below %u", d->tn,
-                                d->stride_name, d->stride, it->rec->min);
-        size = d->stride;
+                                d->stride_name[it->sidx], d->stride[it->sidx], it->rec->min);
+        size = d->stride[it->sidx];
     }
     if (it->kind == I_BYTES) {
         size = elem_of(it, x);
@@ -779,11 +823,11 @@ static int dec_item(dec *d, const item *it, uint8_t *x)
         break;
     case I_RECS: {
         uint8_t *out = x + it->store;
-        uint32_t none; /* records hold no stride of their own */
-        const char *no_name;
+        uint32_t none[NSTRIDES]; /* records hold no stride of their own */
+        const char *no_name[NSTRIDES];
         for (uint64_t i = 0; i < count; i++)
-            get_fields(it->rec->f, it->rec->nf, q + size * i, d->stride,
-                       out + it->rec->ssize * i, &none, &no_name);
+            get_fields(it->rec->f, it->rec->nf, q + size * i, (uint32_t)size,
+                       out + it->rec->ssize * i, none, no_name);
         pset(x, it->mem, out);
         break;
     }
@@ -809,8 +853,10 @@ int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
     d.known = md->body;
     d.p = f->payload;
     d.plen = f->h.length;
-    d.stride = 0;
-    d.stride_name = "record size";
+    for (unsigned i = 0; i < NSTRIDES; i++) {
+        d.stride[i] = 0;
+        d.stride_name[i] = "record size";
+    }
     d.err = err;
     if (d.plen > 0 && !d.p)
         return hy_error_set(err, HY_EINVAL, "%s frame of %u bytes has no payload pointer",
@@ -844,7 +890,7 @@ int hy_msg_decode(const hy_frame *f, hy_msg *m, hy_error *err)
     m->type = f->h.type;
     m->request = f->h.request;
     uint8_t *x = (uint8_t *)&m->u;
-    get_fields(md->f, md->nf, d.p, d.body, x, &d.stride, &d.stride_name);
+    get_fields(md->f, md->nf, d.p, d.body, x, d.stride, d.stride_name);
     if (md->check && (rc = md->check(x, f, err)))
         return rc;
     for (unsigned i = 0; i < md->ni; i++)

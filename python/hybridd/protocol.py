@@ -26,6 +26,11 @@ MAX_ROWS = 256
 MAX_DEVICES = 64
 MAX_JOB_RECORDS = 256
 MAX_CELLS = 2048
+MAX_RANKS = 64            # rank records in a RANKS_REPLY
+MAX_RANK_DEVICES = 128    # device records in a RANKS_REPLY, every rank's together
+RANKS_FLAG_ALL = 0x1      # RANKS: every rank of the MPI job, else the answering rank alone
+RANKS_MPI = 0x1           # RANKS_REPLY: the daemon runs under MPI (hybridd --mpi)
+RANKS_REPLY_ALL = 0x2     # RANKS_REPLY: the records cover every rank of the job
 CELL_TRUSTED = 0x1
 JOBS_ALL = 0x1
 JOB_STATES = {1: "queued", 2: "running"}
@@ -37,11 +42,12 @@ FEATURE_KEEP_MAP = 0x4     # the daemon may keep a memfd's mapping between this 
 # Message types.
 HELLO, WELCOME, PING, PONG, SUBMIT, ACCEPTED, PROGRESS, RESULT, ERROR, CANCEL, \
     STATUS, STATUS_REPLY, DEVICES, DEVICES_REPLY, JOBS, JOBS_REPLY, MODEL, \
-    MODEL_REPLY = range(1, 19)
+    MODEL_REPLY, RANKS, RANKS_REPLY = range(1, 21)
 TYPE_NAMES = {1: "HELLO", 2: "WELCOME", 3: "PING", 4: "PONG", 5: "SUBMIT", 6: "ACCEPTED",
               7: "PROGRESS", 8: "RESULT", 9: "ERROR", 10: "CANCEL", 11: "STATUS",
               12: "STATUS_REPLY", 13: "DEVICES", 14: "DEVICES_REPLY", 15: "JOBS",
-              16: "JOBS_REPLY", 17: "MODEL", 18: "MODEL_REPLY"}
+              16: "JOBS_REPLY", 17: "MODEL", 18: "MODEL_REPLY", 19: "RANKS",
+              20: "RANKS_REPLY"}
 
 # Error codes (fixed forever; new ones are appended).
 OK, EINVAL, ENOMEM, ECANCELED, ELIMIT, EDTYPE, ESYS, EBACKEND, EINTERNAL, EPROTO, \
@@ -232,6 +238,10 @@ SPECS = {
                            ("trust", "I", 16), ("ring", "I", 20)]),
     JOBS_REPLY: Spec(32, [("njobs", "I", 4), ("record_size", "I", 8), ("flags", "I", 12),
                           ("others_queued", "I", 16), ("others_running", "I", 20)]),
+    RANKS: Spec(8, [("flags", "I", 4)]),
+    RANKS_REPLY: Spec(32, [("nranks", "I", 4), ("rank_size", "I", 8),
+                           ("device_size", "I", 12), ("rank", "I", 16), ("size", "I", 20),
+                           ("flags", "I", 24), ("ndevices", "I", 28)]),
 }
 
 # Warm-up runs a SUBMIT may ask for, per row.
@@ -284,6 +294,17 @@ JOB_RECORD_FIELDS = [("job_id", "Q", 0, 0), ("uid", "I", 8, 0), ("job", "H", 12,
                      ("row", "I", 28, 0), ("n", "Q", 32, 0), ("queued_ns", "Q", 40, 0),
                      ("running_ns", "Q", 48, 0), ("done", "Q", 56, 0), ("total", "Q", 64, 0),
                      ("predicted_ns", "Q", 72, 0), ("wait_ns", "Q", 80, 0)]
+
+
+# A RANKS_REPLY rank record: 144 bytes (its devices follow all the rank records, in order).
+RANK_SIZE = 144
+RANK_FIELDS = [("rank", "I", 0, 0), ("ndevices", "I", 4, 0), ("cpu_online", "I", 8, 0),
+               ("native_threads", "I", 12, 0), ("locked_threads", "I", 16, 0),
+               ("process_workers", "I", 20, 0), ("devices_usable", "I", 24, 0),
+               ("clients", "I", 28, 0), ("uptime_ns", "Q", 32, 0), ("jobs_queued", "Q", 40, 0),
+               ("jobs_running", "Q", 48, 0), ("jobs_done", "Q", 56, 0),
+               ("jobs_failed", "Q", 64, 0), ("jobs_cancelled", "Q", 72, 0),
+               ("host", "64s", 80, 0)]
 
 
 def _get(fields, data, base, size, into):
@@ -436,10 +457,23 @@ def _var_model_reply(m, it):
     _records(m, it, "ncells", MAX_CELLS, CELL_SIZE, CELL_FIELDS, "cells")
 
 
+def _var_ranks_reply(m, it):
+    """Two record lists, each with its own size: the ranks, then every rank's devices."""
+    _limit(m["nranks"], MAX_RANKS, "nranks")
+    _limit(m["ndevices"], MAX_RANK_DEVICES, "ndevices")
+    for key, least in (("rank_size", RANK_SIZE), ("device_size", RECORD_MIN)):
+        if m[key] < least:
+            raise CodecError(EPROTO, "%s %d is below %d" % (key, m[key], least))
+    for count, size, fields, name in (("nranks", "rank_size", RANK_FIELDS, "ranks"),
+                                      ("ndevices", "device_size", RECORD_FIELDS, "devices")):
+        recs = it.take(m[count] * m[size], name)
+        m[name] = [_get(fields, recs, i * m[size], m[size], {}) for i in range(m[count])]
+
+
 _VARIABLE = {HELLO: _var_hello, WELCOME: _var_welcome, ERROR: _var_error,
              SUBMIT: _var_submit, RESULT: _var_result, STATUS_REPLY: _var_status_reply,
              DEVICES_REPLY: _var_devices_reply, JOBS_REPLY: _var_jobs_reply,
-             MODEL_REPLY: _var_model_reply}
+             MODEL_REPLY: _var_model_reply, RANKS_REPLY: _var_ranks_reply}
 
 
 def encode(m, body_size=None, row_size=ROW_SIZE, record_size=RECORD_SIZE):
@@ -483,6 +517,9 @@ def _fill_counts(m, items, row_size, record_size):
         m.update(njobs=len(m.get("jobs", [])), record_size=JOB_RECORD_SIZE)
     elif t == MODEL_REPLY:
         m.update(ncells=len(m.get("cells", [])), record_size=CELL_SIZE)
+    elif t == RANKS_REPLY:
+        m.update(nranks=len(m.get("ranks", [])), rank_size=RANK_SIZE,
+                 ndevices=len(m.get("devices", [])), device_size=record_size)
 
 
 def _bytes(v):
@@ -523,6 +560,14 @@ def _items_of(m, size, row_size, record_size):
         for i, j in enumerate(m.get("jobs", [])):
             _put(JOB_RECORD_FIELDS, recs, i * JOB_RECORD_SIZE, JOB_RECORD_SIZE, j)
         return [bytes(recs)]
+    if t == RANKS_REPLY:
+        ranks = bytearray(len(m.get("ranks", [])) * RANK_SIZE)
+        for i, r in enumerate(m.get("ranks", [])):
+            _put(RANK_FIELDS, ranks, i * RANK_SIZE, RANK_SIZE, r)
+        devs = bytearray(len(m.get("devices", [])) * record_size)
+        for i, d in enumerate(m.get("devices", [])):
+            _put(RECORD_FIELDS, devs, i * record_size, record_size, d)
+        return [bytes(ranks), bytes(devs)]
     if t == MODEL_REPLY:
         recs = bytearray(len(m.get("cells", [])) * CELL_SIZE)
         for i, c in enumerate(m.get("cells", [])):

@@ -214,6 +214,48 @@ def test_devices_reply_records_of_352_and_416_bytes():
         assert m["devices"][1]["platform"] == platform and m["process_workers"] == 4
 
 
+def test_golden_ranks_and_ranks_reply():
+    m, req = roundtrip(golden(P.RANKS))
+    assert (req, m["flags"]) == (5, P.RANKS_FLAG_ALL)
+    m, req = roundtrip(golden(P.RANKS_REPLY))
+    assert (req, m["nranks"], m["rank"], m["size"], m["ndevices"]) == (4, 1, 1, 2, 0)
+    assert m["flags"] == P.RANKS_MPI | P.RANKS_REPLY_ALL
+    r = m["ranks"][0]
+    assert (r["rank"], r["host"], r["native_threads"], r["process_workers"]) == (0, "n0", 8, 2)
+    assert (r["uptime_ns"], r["jobs_done"], r["jobs_cancelled"]) == (5 * 10**9, 3, 5)
+
+
+def test_ranks_reply_two_record_lists():
+    """Each list is sized by its own word: device records of 352 (the first layout) or 416
+    bytes after rank records of 144, or of a newer 160 whose tail is skipped."""
+    dev = {"index": 0, "type": 2, "name": "cpu", "platform": "Portable Computing Language"}
+    ranks = [{"rank": 0, "ndevices": 2, "host": "a", "native_threads": 4},
+             {"rank": 1, "ndevices": 0, "host": "b"},
+             {"rank": 2, "ndevices": 1, "host": "c" * 64}]
+    m = {"type": P.RANKS_REPLY, "rank": 2, "size": 3, "flags": 3, "ranks": ranks,
+         "devices": [dev, dev, dict(dev, name="gpu")]}
+    for size, platform in ((352, ""), (416, dev["platform"])):
+        got = P.decode(P.RANKS_REPLY, P.encode(m, record_size=size))
+        assert [r["rank"] for r in got["ranks"]] == [0, 1, 2]
+        assert got["ranks"][2]["host"] == "c" * 64 and got["ranks"][0]["native_threads"] == 4
+        assert [d["name"] for d in got["devices"]] == ["cpu", "cpu", "gpu"]
+        assert got["devices"][2]["platform"] == platform
+    payload = bytearray(P.encode(m))
+    struct.pack_into("<I", payload, 8, 143)                     # rank_size below 144
+    assert code_of(P.decode, P.RANKS_REPLY, bytes(payload)) == P.EPROTO
+    struct.pack_into("<I", payload, 8, 144)
+    struct.pack_into("<I", payload, 12, 351)                    # device_size below 352
+    assert code_of(P.decode, P.RANKS_REPLY, bytes(payload)) == P.EPROTO
+    struct.pack_into("<I", payload, 12, 416)
+    struct.pack_into("<I", payload, 4, P.MAX_RANKS + 1)
+    assert code_of(P.decode, P.RANKS_REPLY, bytes(payload)) == P.ELIMIT
+    struct.pack_into("<I", payload, 4, 3)
+    struct.pack_into("<I", payload, 28, P.MAX_RANK_DEVICES + 1)
+    assert code_of(P.decode, P.RANKS_REPLY, bytes(payload)) == P.ELIMIT
+    struct.pack_into("<I", payload, 28, 4)                      # one record more than sent
+    assert code_of(P.decode, P.RANKS_REPLY, bytes(payload)) == P.EPROTO
+
+
 def test_first_layout_accepted():
     payload = struct.pack("<IIQ", 16, 0, 5)
     m = P.decode(P.ACCEPTED, payload)

@@ -138,7 +138,9 @@ Test(msg, type_names)
     cr_expect_str_eq(hy_msg_type_name(HY_MSG_JOBS_REPLY), "JOBS_REPLY");
     cr_expect_null(hy_msg_type_name(0));
     cr_expect_str_eq(hy_msg_type_name(HY_MSG_MODEL_REPLY), "MODEL_REPLY");
-    cr_expect_null(hy_msg_type_name(HY_MSG_MODEL_REPLY + 1));
+    cr_expect_str_eq(hy_msg_type_name(HY_MSG_RANKS), "RANKS");
+    cr_expect_str_eq(hy_msg_type_name(HY_MSG_RANKS_REPLY), "RANKS_REPLY");
+    cr_expect_null(hy_msg_type_name(HY_MSG_RANKS_REPLY + 1));
     cr_expect_null(hy_msg_type_name(-1));
 }
 
@@ -2200,4 +2202,158 @@ Test(msg, push_matches_encode)
     expect_error(hy_msg_push(w, &m1, NULL, 0, HY_IPC_MAX_PAYLOAD, &err), HY_EINVAL, &err);
     cr_assert_eq(hy_frame_writer_pending(w), 0u);
     hy_frame_writer_free(w);
+}
+
+/* ---- RANKS and RANKS_REPLY (hybridd --mpi: every rank's node, pools, devices, counters) ---- */
+
+/* RANKS_REPLY request 4 from rank 1 of 2 (under MPI, every rank listed): one rank record
+ * of host "n0" with no device, written by hand from docs/protocol.md. */
+static const char ranks_golden[] =
+    "48 59 44 31 01 00 14 00 00 00 00 00 b0 00 00 00 04 00 00 00 00 00 00 00"
+    "20 00 00 00 | 01 00 00 00 | 90 00 00 00 | a0 01 00 00 | 01 00 00 00 | 02 00 00 00"
+    "03 00 00 00 | 00 00 00 00"
+    /* the rank record: rank 0, 0 devices, 8 cpus, 8 native, 4 locked, 2 workers, 0 usable,
+     * 1 client, uptime 5e9 ns, 1 queued, 2 running, 3 done, 4 failed, 5 cancelled, "n0" */
+    "00 00 00 00 | 00 00 00 00 | 08 00 00 00 | 08 00 00 00 | 04 00 00 00 | 02 00 00 00"
+    "00 00 00 00 | 01 00 00 00 | 00 f2 05 2a 01 00 00 00 | 01 00 00 00 00 00 00 00"
+    "02 00 00 00 00 00 00 00 | 03 00 00 00 00 00 00 00 | 04 00 00 00 00 00 00 00"
+    "05 00 00 00 00 00 00 00 | 6e 30 00*62";
+
+static void ranks_golden_msg(hy_msg *m, hy_rank_record *r)
+{
+    memset(r, 0, sizeof *r);
+    *r = (hy_rank_record){.rank = 0, .cpu_online = 8, .native_threads = 8, .locked_threads = 4,
+                          .process_workers = 2, .clients = 1, .uptime_ns = 5000000000ull,
+                          .jobs_queued = 1, .jobs_running = 2, .jobs_done = 3,
+                          .jobs_failed = 4, .jobs_cancelled = 5};
+    strcpy(r->host, "n0");
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_RANKS_REPLY;
+    m->request = 4;
+    m->u.ranks_reply = (hy_msg_ranks_reply){.nranks = 1, .rank = 1, .size = 2,
+                                            .flags = HY_RANKS_MPI | HY_RANKS_REPLY_ALL,
+                                            .ranks = r};
+}
+
+Test(msg, ranks_golden)
+{
+    static uint8_t want[512], got[512];
+    static hy_rank_record rec;
+    hy_error err = {0};
+    size_t n = unhex(ranks_golden, want, sizeof want);
+    cr_assert_eq(n, HY_IPC_HEADER + 32u + 144u);
+    ranks_golden_msg(&m1, &rec);
+    size_t len = encode_all(&m1, got, sizeof got);
+    cr_assert_eq(len, n, "%zu bytes, want %zu", len, n);
+    cr_assert(memcmp(got, want, n) == 0, "the encoded RANKS_REPLY differs from the golden");
+    memset(&m2, 0xA5, sizeof m2);
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, &err), 0, "%s", err.msg);
+    const hy_msg_ranks_reply *r = &m2.u.ranks_reply;
+    cr_assert_eq(r->nranks, 1u);
+    cr_assert_eq(r->rank, 1u);
+    cr_assert_eq(r->size, 2u);
+    cr_assert_eq(r->flags, HY_RANKS_MPI | HY_RANKS_REPLY_ALL);
+    cr_assert_eq(r->ndevices, 0u);
+    const hy_rank_record *g = &r->ranks_in[0];
+    cr_assert_eq(g->cpu_online, 8u);
+    cr_assert_eq(g->locked_threads, 4u);
+    cr_assert_eq(g->process_workers, 2u);
+    cr_assert_eq(g->uptime_ns, 5000000000ull);
+    cr_assert_eq(g->jobs_cancelled, 5u);
+    cr_assert_str_eq(g->host, "n0");
+    check_truncations(&(golden){"RANKS_REPLY", ranks_golden, {0, 0}, {0, 0}});
+
+    /* RANKS: its flags word, ALL. */
+    static const char ask[] = "48 59 44 31 01 00 13 00 00 00 00 00 08 00 00 00 05 00 00 00 "
+                              "00 00 00 00 | 08 00 00 00 | 01 00 00 00";
+    n = unhex(ask, want, sizeof want);
+    memset(&m1, 0, sizeof m1);
+    m1 = (hy_msg){.type = HY_MSG_RANKS, .request = 5, .u.ranks = {.flags = HY_RANKS_ALL}};
+    len = encode_all(&m1, got, sizeof got);
+    cr_assert(len == n && memcmp(got, want, n) == 0, "the encoded RANKS differs");
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.ranks.flags, HY_RANKS_ALL);
+}
+
+/* Three ranks, their devices in one list after the rank records (2, 0 and 1 of them): two
+ * record lists, each sized by its own word. */
+Test(msg, ranks_reply_round_trip)
+{
+    static hy_rank_record rk[3];
+    static hy_device_record dv[3];
+    memset(rk, 0, sizeof rk);
+    memset(dv, 0, sizeof dv);
+    for (unsigned i = 0; i < 3; i++) {
+        rk[i] = (hy_rank_record){.rank = i, .ndevices = i == 0 ? 2 : i == 2 ? 1 : 0,
+                                 .cpu_online = 2 + i, .native_threads = 10 + i,
+                                 .locked_threads = 20 + i, .process_workers = 30 + i,
+                                 .devices_usable = i == 0, .clients = i,
+                                 .uptime_ns = 1000 + i, .jobs_done = 40 + i};
+        snprintf(rk[i].host, sizeof rk[i].host, "node-%u", i);
+        dv[i] = (hy_device_record){.index = i == 2 ? 0 : i, .type = 2, .compute_units = 4 + i};
+        snprintf(dv[i].name, sizeof dv[i].name, "dev-%u", i);
+        strcpy(dv[i].platform, "Portable Computing Language");
+    }
+    memset(rk[1].host, 'h', 64); /* the longest host name the wire holds */
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RANKS_REPLY;
+    m1.u.ranks_reply = (hy_msg_ranks_reply){.nranks = 3, .rank = 2, .size = 3,
+                                            .flags = HY_RANKS_MPI | HY_RANKS_REPLY_ALL,
+                                            .ndevices = 3, .ranks = rk, .devices = dv};
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 32u + 3 * 144u + 3 * 416u);
+    const hy_msg_ranks_reply *r = &m2.u.ranks_reply;
+    cr_assert_eq(r->nranks, 3u);
+    cr_assert_eq(r->ndevices, 3u);
+    cr_assert_eq(r->rank, 2u);
+    for (unsigned i = 0; i < 3; i++) {
+        const hy_rank_record *g = &r->ranks_in[i];
+        cr_assert_eq(g->rank, i);
+        cr_assert_eq(g->ndevices, rk[i].ndevices);
+        cr_assert_eq(g->native_threads, 10 + i);
+        cr_assert_eq(g->process_workers, 30 + i);
+        cr_assert_eq(g->jobs_done, 40u + i);
+        cr_assert_str_eq(g->host, rk[i].host);
+        cr_assert_str_eq(r->devices_in[i].name, dv[i].name);
+        cr_assert_eq(r->devices_in[i].compute_units, 4 + i);
+        cr_assert_str_eq(r->devices_in[i].platform, "Portable Computing Language");
+    }
+    cr_assert_eq(strlen(r->ranks_in[1].host), 64u);
+    /* the two size words: rank_size 144 at 8, device_size 416 at 12 */
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 144);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 12], 0xa0);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 13], 0x01);
+}
+
+Test(msg, bad_ranks_reply)
+{
+    static hy_rank_record rk[1];
+    static hy_device_record dv[1];
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RANKS_REPLY;
+    m1.u.ranks_reply = (hy_msg_ranks_reply){.nranks = 1, .size = 1, .ndevices = 1, .ranks = rk,
+                                            .devices = dv};
+    prepare(&m1);
+    patch32(4, HY_IPC_RANKS_MAX + 1);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(4, 2); /* past the payload */
+    expect_bad(HY_EPROTO, 0);
+    patch32(4, 1);
+    patch32(8, 143); /* a rank record shorter than its layout */
+    expect_bad(HY_EPROTO, 0);
+    patch32(8, 144);
+    patch32(12, 351); /* a device record shorter than the first layout's */
+    expect_bad(HY_EPROTO, 0);
+    patch32(12, 416);
+    patch32(28, HY_IPC_RANK_DEVICES_MAX + 1);
+    expect_bad(HY_ELIMIT, 0);
+    patch32(28, 1);
+    hy_error err = {0};
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+    /* Too many records to encode: refused before a byte is written. */
+    m1.u.ranks_reply.nranks = HY_IPC_RANKS_MAX + 1;
+    uint8_t out[64];
+    size_t len;
+    hy_iov bulk;
+    cr_assert_eq(hy_msg_encode(&m1, out, sizeof out, &len, &bulk, HY_IPC_MAX_PAYLOAD, &err),
+                 HY_EINVAL);
 }

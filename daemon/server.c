@@ -25,6 +25,7 @@
 #include "log.h"
 #include "ranks.h"
 #include "spec.h"
+#include "world.h"
 
 #ifndef HY_VERSION
 #define HY_VERSION "0.0.0"
@@ -68,6 +69,7 @@ struct server {
     struct watch w_listen, w_signal, w_event, w_timer, w_mpi;
     hy_sched *sched;
     struct remote_part *remote; /* parts peers sent (hybridd --mpi), queued or running */
+    struct pending_ranks *asks; /* RANKS ALL questions waiting for the peers' answers */
     uint64_t remote_tags[1];    /* the CPU executor's fairness tag for them, as one client */
     unsigned nexec;
     struct hy_client *clients, *dirty;
@@ -573,13 +575,9 @@ static void on_status(struct server *s, struct hy_client *c, uint64_t req)
     send_msg(s, c, m, NULL, 0);
 }
 
-static void on_devices(struct server *s, struct hy_client *c, uint64_t req)
+/* The CPU pools and the OpenCL devices, as each backend describes its own. */
+static void describe(const struct server *s, hy_msg_devices_reply *r)
 {
-    hy_msg *m = s->out;
-    memset(m, 0, sizeof *m);
-    m->type = HY_MSG_DEVICES_REPLY;
-    m->request = req;
-    hy_msg_devices_reply *r = &m->u.devices;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     r->cpu_online = cpus > 0 ? (uint32_t)cpus : 1;
     r->switch_interval_us = s->cfg.switch_interval_us;
@@ -588,7 +586,163 @@ static void on_devices(struct server *s, struct hy_client *c, uint64_t req)
     for (unsigned i = 0; i < nb; i++)
         if (all[i]->describe)
             all[i]->describe(&s->env, r);
+}
+
+static void on_devices(struct server *s, struct hy_client *c, uint64_t req)
+{
+    hy_msg *m = s->out;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_DEVICES_REPLY;
+    m->request = req;
+    describe(s, &m->u.devices);
     send_msg(s, c, m, NULL, 0);
+}
+
+/* ---- RANKS: every rank's node, pools, devices and counters (docs/mpi.md) ---- */
+
+/* A RANKS ALL whose answer waits for the peers'; c is NULL once its client has gone. */
+struct pending_ranks {
+    uint64_t token, request;
+    struct hy_client *c;
+    struct pending_ranks *next;
+};
+
+/* This daemon as RANKS lists it; returns its device records (rec->ndevices of them). Uses
+ * s->out as scratch: call it before building a reply there. */
+static const hy_device_record *self_record(struct server *s, hy_rank_record *rec)
+{
+    hy_sched_stats st;
+    hy_sched_get_stats(s->sched, &st);
+    hy_msg_devices_reply *d = &s->out->u.devices;
+    d->ndevices = d->native_threads = d->locked_threads = d->process_workers = 0;
+    d->devices = NULL;
+    describe(s, d);
+    *rec = (hy_rank_record){
+        .rank = s->set.engines.mpi ? (uint32_t)hy_mpi_rank(s->set.engines.mpi) : 0,
+        .ndevices = d->ndevices, .cpu_online = d->cpu_online,
+        .native_threads = d->native_threads, .locked_threads = d->locked_threads,
+        .process_workers = d->process_workers, .devices_usable = s->env.nowned,
+        .clients = s->nclients, .uptime_ns = hy_now_ns() - s->start_ns,
+        .jobs_queued = st.queued, .jobs_running = st.running, .jobs_done = s->jobs_done,
+        .jobs_failed = s->jobs_failed, .jobs_cancelled = s->jobs_cancelled};
+    if (gethostname(rec->host, sizeof rec->host - 1) != 0)
+        snprintf(rec->host, sizeof rec->host, "(gethostname: %s)", strerror(errno));
+    return d->devices;
+}
+
+static void send_ranks(struct server *s, struct hy_client *c, uint64_t req, unsigned nranks,
+                       const hy_rank_record *ranks, unsigned ndevices,
+                       const hy_device_record *devices)
+{
+    hy_mpi *mpi = s->set.engines.mpi;
+    unsigned size = mpi ? (unsigned)hy_mpi_size(mpi) : 1;
+    hy_msg *m = s->out;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_RANKS_REPLY;
+    m->request = req;
+    m->u.ranks_reply = (hy_msg_ranks_reply){
+        .nranks = nranks, .rank = mpi ? (uint32_t)hy_mpi_rank(mpi) : 0, .size = size,
+        .flags = (mpi ? HY_RANKS_MPI : 0) | (nranks == size ? HY_RANKS_REPLY_ALL : 0),
+        .ndevices = ndevices, .ranks = ranks, .devices = devices};
+    send_msg(s, c, m, NULL, 0);
+}
+
+/* RANKS: this daemon's record at once; with ALL under MPI, a question to every peer whose
+ * answers come back through the MPI thread (take_answers): the loop does not wait. */
+static void on_ranks(struct server *s, struct hy_client *c, const hy_msg *m)
+{
+    hy_mpi *mpi = s->set.engines.mpi;
+    uint32_t flags = m->u.ranks.flags;
+    uint64_t req = m->request;
+    hy_error err = {0};
+    if (flags & ~HY_RANKS_ALL) {
+        send_error(s, c, req, 0, HY_EINVAL, "RANKS flags 0x%x: only ALL (0x1) is defined",
+                   flags);
+        return;
+    }
+    if (!(flags & HY_RANKS_ALL) || !mpi || hy_mpi_size(mpi) == 1) {
+        hy_rank_record own;
+        const hy_device_record *devs = self_record(s, &own);
+        send_ranks(s, c, req, 1, &own, own.ndevices, devs);
+        return;
+    }
+    if ((unsigned)hy_mpi_size(mpi) > HY_IPC_RANKS_MAX) {
+        send_error(s, c, req, 0, HY_ELIMIT, "the MPI job has %d ranks; RANKS lists at most %u",
+                   hy_mpi_size(mpi), HY_IPC_RANKS_MAX);
+        return;
+    }
+    struct pending_ranks *p = calloc(1, sizeof *p);
+    int rc = p ? hy_mpi_ask(mpi, &p->token, &err)
+               : hy_error_set(&err, HY_ENOMEM, "no memory for a RANKS question");
+    if (rc) {
+        free(p);
+        send_error(s, c, req, 0, rc, "%s", err.msg);
+        return;
+    }
+    *p = (struct pending_ranks){.token = p->token, .request = req, .c = c, .next = s->asks};
+    s->asks = p;
+}
+
+/* Every peer answered question a (or one failed): the reply, if its client is still here. */
+static void answer_ranks(struct server *s, const struct pending_ranks *p,
+                         const hy_mpi_answers *a)
+{
+    hy_error err = {0};
+    if (a->rc) {
+        send_error(s, p->c, p->request, 0, a->rc, "%s", a->err.msg);
+        return;
+    }
+    hy_rank_record own;
+    const hy_device_record *devs = self_record(s, &own);
+    hy_world w;
+    int rc = hy_world_gather(&w, a, hy_mpi_rank(s->set.engines.mpi), &own, devs, &err);
+    if (rc) {
+        send_error(s, p->c, p->request, 0, rc, "%s", err.msg);
+        return;
+    }
+    send_ranks(s, p->c, p->request, w.nranks, w.ranks, w.ndevices, w.devices);
+    hy_world_free(&w);
+}
+
+static void take_answers(struct server *s)
+{
+    hy_mpi_answers *a;
+    while ((a = hy_mpi_take_answers(s->set.engines.mpi))) {
+        for (struct pending_ranks **l = &s->asks, *p; (p = *l); l = &p->next)
+            if (p->token == a->token) {
+                *l = p->next;
+                if (p->c)
+                    answer_ranks(s, p, a);
+                free(p);
+                break;
+            }
+        hy_mpi_answers_free(a);
+    }
+}
+
+/* Peers asking this rank to describe itself: answered at once, whatever runs. */
+static void take_questions(struct server *s)
+{
+    hy_mpi *mpi = s->set.engines.mpi;
+    hy_mpi_question q;
+    while (hy_mpi_take_question(mpi, &q)) {
+        hy_rank_record rec;
+        const hy_device_record *devs = self_record(s, &rec);
+        void *blob = NULL;
+        size_t len = 0;
+        hy_error err = {0};
+        int rc = hy_world_pack(&rec, devs, &blob, &len, &err);
+        hy_mpi_answer(mpi, &q, rc, blob, len, err.msg);
+        free(blob);
+    }
+}
+
+/* The MPI thread's eventfd: parts (which also resets it), questions, answers. */
+static void on_mpi(struct server *s)
+{
+    take_parts(s);
+    take_questions(s);
+    take_answers(s);
 }
 
 /* Root and the daemon's own user see and cancel every job; everyone else, their own. */
@@ -876,6 +1030,7 @@ static void on_frame(struct server *s, struct hy_client *c, hy_frame *f)
     case HY_MSG_DEVICES: on_devices(s, c, m->request); break;
     case HY_MSG_JOBS: on_jobs(s, c, m); break;
     case HY_MSG_MODEL: on_model(s, c, m->request); break;
+    case HY_MSG_RANKS: on_ranks(s, c, m); break;
     default:
         send_error(s, c, m->request, 0, HY_EPROTO, "%s is sent by the daemon, not to it",
                    tname ? tname : "this message");
@@ -959,6 +1114,9 @@ static void close_client(struct server *s, struct hy_client *c)
     if (c->hello || cancelled || stopping)
         hy_log(HY_LOG_INFO, "client %" PRIu64 " disconnected; %u queued job(s) cancelled, %u "
                "running job(s) told to stop", c->id, cancelled, stopping);
+    for (struct pending_ranks *p = s->asks; p; p = p->next)
+        if (p->c == c)
+            p->c = NULL; /* its answer, when it comes, is dropped */
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     hy_frame_reader_free(c->r);
@@ -1344,6 +1502,10 @@ static void teardown(struct server *s)
         next = r->next;
         free(r);
     }
+    for (struct pending_ranks *p = s->asks, *next; p; p = next) {
+        next = p->next;
+        free(p);
+    }
     hy_listener_close(s->set.listener);
     int fds[] = {s->epfd, s->sigfd, s->evfd, s->timerfd, s->reserve_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
@@ -1426,7 +1588,7 @@ int hy_server_run(const hy_server_setup *setup_in)
                 break;
             case W_SIGNAL: on_signal(s); break;
             case W_EVENT: drain_done(s); break;
-            case W_MPI: take_parts(s); break;
+            case W_MPI: on_mpi(s); break;
             case W_TIMER: on_timer(s); break;
             default: {
                 struct hy_client *c = (struct hy_client *)w;

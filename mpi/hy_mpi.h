@@ -85,4 +85,43 @@ int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ct
                   hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
                   hy_error *err);
 
+/* ---- questions: a rank asks every peer to describe itself (RANKS, docs/mpi.md) ----
+ * The bytes of an answer are the daemon's own (mpi/ knows no ipc/): it sends what the asking
+ * rank's daemon reads back, which is the same binary. The loop never waits for them: the
+ * questions and the finished answers come through the same eventfd as parts. */
+
+/* A peer's question, for this rank's loop to answer with hy_mpi_answer. */
+typedef struct hy_mpi_question {
+    int origin;
+    uint64_t token;
+} hy_mpi_question;
+
+/* Every rank's answer to one question, once all came (or one failed: rc, err). blob[r] and
+ * len[r] are rank r's bytes (NULL, 0 for the asking rank itself). */
+typedef struct hy_mpi_answers {
+    uint64_t token;
+    int rc;
+    hy_error err;
+    unsigned size, expect, got;
+    void **blob;
+    size_t *len;
+    struct hy_mpi_answers *next;
+} hy_mpi_answers;
+
+/* Largest answer a rank takes from a peer: more is refused as a broken answer. */
+#define HY_MPI_ANSWER_MAX ((size_t)1 << 20)
+
+/* Sends a question to every other rank; *token names it in hy_mpi_take_answers. HY_EBUSY
+ * when the MPI thread is stopping, HY_ENOMEM. (One rank alone: answered at once, empty.) */
+int hy_mpi_ask(hy_mpi *m, uint64_t *token, hy_error *err);
+/* The next question a peer sent, or false. Never held by a waiting span. */
+bool hy_mpi_take_question(hy_mpi *m, hy_mpi_question *q);
+/* This rank's answer: `len` bytes at `blob` (copied), or rc (a hy_err) and a sentence. */
+void hy_mpi_answer(hy_mpi *m, const hy_mpi_question *q, int rc, const void *blob, size_t len,
+                   const char *msg);
+/* A question all of whose answers came, or that failed; NULL when none. Free it with
+ * hy_mpi_answers_free. */
+hy_mpi_answers *hy_mpi_take_answers(hy_mpi *m);
+void hy_mpi_answers_free(hy_mpi_answers *a);
+
 #endif

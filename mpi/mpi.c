@@ -32,7 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3, TAG_SPART = 4, TAG_SDONE = 5, TAG_DATA = 6 };
+enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3, TAG_SPART = 4, TAG_SDONE = 5, TAG_DATA = 6,
+       TAG_ASK = 7, TAG_ANSWER = 8 };
 
 /* Most bytes one data message carries (MPI counts are ints). */
 #define CHUNK ((size_t)1 << 24)
@@ -58,6 +59,11 @@ struct out {
 struct in {
     hy_mpi_part part;
     struct in *next;
+};
+
+struct question {
+    hy_mpi_question q;
+    struct question *next;
 };
 
 struct span {
@@ -94,6 +100,10 @@ struct hy_mpi {
      * parts from peers wait here for the gatherer to run them, not in the scheduler's queue
      * behind the very job that waits: two ranks spanning at once would wait on each other. */
     unsigned holding;
+    /* Questions (RANKS): peers' for the loop to answer, never held by a span; this rank's
+     * waiting for answers; and those answered, for the loop to take. */
+    struct question *q_head, *q_tail;
+    hy_mpi_answers *asks, *answered;
 };
 
 static void push_out(hy_mpi *m, struct out *o)
@@ -296,6 +306,90 @@ static void on_sort_done(hy_mpi *m, int from, const struct wire *w)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* ---- questions ---- */
+
+static void wake_loop(hy_mpi *m)
+{
+    uint64_t one = 1;
+    if (write(m->evfd, &one, sizeof one) != sizeof one) {
+        /* Only an overflowing counter fails, and then it is readable anyway. */
+    }
+}
+
+static hy_mpi_answers *find_ask(hy_mpi *m, uint64_t token, hy_mpi_answers ***link)
+{
+    for (hy_mpi_answers **l = &m->asks; *l; l = &(*l)->next)
+        if ((*l)->token == token) {
+            *link = l;
+            return *l;
+        }
+    return NULL;
+}
+
+/* One more rank of question a answered (or failed); the last hands it to the loop (under the
+ * lock). */
+static void ask_counted(hy_mpi *m, hy_mpi_answers *a, hy_mpi_answers **link)
+{
+    if (++a->got < a->expect)
+        return;
+    *link = a->next;
+    a->next = m->answered;
+    m->answered = a;
+    wake_loop(m);
+}
+
+/* A peer asks this rank to describe itself: for the loop (under the lock). */
+static void on_ask(hy_mpi *m, int from, const struct wire *w)
+{
+    struct question *q = malloc(sizeof *q);
+    if (!q)
+        return; /* the asking rank's client gives up waiting */
+    *q = (struct question){.q = {.origin = from, .token = w->w[0]}};
+    if (m->q_tail)
+        m->q_tail->next = q;
+    else
+        m->q_head = q;
+    m->q_tail = q;
+    wake_loop(m);
+}
+
+/* A peer's answer to one of our questions: its bytes follow on the data communicator, and
+ * are taken whether or not the question is still wanted. */
+static void on_answer(hy_mpi *m, int from, const struct wire *w)
+{
+    int rc = (int)(int64_t)w->w[1], mrc = MPI_SUCCESS;
+    size_t bytes = (size_t)w->w[2];
+    void *buf = NULL;
+    if (!rc && bytes <= HY_MPI_ANSWER_MAX && (buf = malloc(bytes ? bytes : 1)))
+        mrc = recv_data(m, from, buf, bytes);
+    else
+        drain_data(m, from, bytes);
+    pthread_mutex_lock(&m->mu);
+    hy_mpi_answers **link, *a = find_ask(m, w->w[0], &link);
+    if (a && from >= 0 && (unsigned)from < a->size && !a->blob[from] && !a->len[from]) {
+        if (rc)
+            hy_error_set(&a->err, rc, "rank %d: %.*s", from, (int)sizeof w->text - 1, w->text);
+        else if (bytes > HY_MPI_ANSWER_MAX)
+            rc = hy_error_set(&a->err, HY_EINTERNAL, "rank %d answered with %zu bytes, above "
+                              "the %zu taken", from, bytes, HY_MPI_ANSWER_MAX);
+        else if (!buf)
+            rc = hy_error_set(&a->err, HY_ENOMEM, "no memory for rank %d's answer", from);
+        else if (mrc != MPI_SUCCESS)
+            rc = hy_error_set(&a->err, HY_ESYS, "rank %d: receiving its answer failed (MPI "
+                              "error %d)", from, mrc);
+        if (rc && !a->rc)
+            a->rc = rc;
+        if (!rc) {
+            a->blob[from] = buf;
+            a->len[from] = bytes;
+            buf = NULL;
+        }
+        ask_counted(m, a, link);
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(buf);
+}
+
 /* One message from a peer, if any is there. Returns true when one was handled. */
 static bool receive_one(hy_mpi *m)
 {
@@ -318,11 +412,17 @@ static bool receive_one(hy_mpi *m)
         on_sort_done(m, st.MPI_SOURCE, &w);
         return true;
     }
+    if (st.MPI_TAG == TAG_ANSWER) {
+        on_answer(m, st.MPI_SOURCE, &w);
+        return true;
+    }
     pthread_mutex_lock(&m->mu);
     if (st.MPI_TAG == TAG_PART)
         on_part(m, st.MPI_SOURCE, &w);
     else if (st.MPI_TAG == TAG_DONE)
         on_done(m, st.MPI_SOURCE, &w);
+    else if (st.MPI_TAG == TAG_ASK)
+        on_ask(m, st.MPI_SOURCE, &w);
     else if (st.MPI_TAG == TAG_STOP && !m->peer_stop) {
         /* One rank stopping stops the MPI job: the daemon's loop gets the same SIGTERM as
          * from mpirun (blocked in every thread, read from its signalfd). */
@@ -360,6 +460,17 @@ static void send_queued(hy_mpi *m, struct out *o)
             o->next = m->inflight;
             m->inflight = o;
         } else {
+            if (o->tag == TAG_ASK) {
+                pthread_mutex_lock(&m->mu);
+                hy_mpi_answers **link, *a = find_ask(m, o->msg.w[0], &link);
+                if (a) {
+                    if (!a->rc)
+                        a->rc = hy_error_set(&a->err, HY_ESYS, "MPI_Isend of a question to "
+                                             "rank %d failed (MPI error %d)", o->dest, rc);
+                    ask_counted(m, a, link);
+                }
+                pthread_mutex_unlock(&m->mu);
+            }
             if (o->tag == TAG_PART || o->tag == TAG_SPART) {
                 struct wire w = {.w = {o->msg.w[0], (uint64_t)(int64_t)HY_ESYS, 0}};
                 snprintf(w.text, sizeof w.text, "MPI_Isend of its part failed (MPI error %d)", rc);
@@ -536,6 +647,16 @@ void hy_mpi_stop(hy_mpi *m)
         n = s->next;
         free_span(s);
     }
+    for (struct question *q = m->q_head, *n; q; q = n) {
+        n = q->next;
+        free(q);
+    }
+    hy_mpi_answers *lists[2] = {m->asks, m->answered};
+    for (int i = 0; i < 2; i++)
+        for (hy_mpi_answers *a = lists[i], *n; a; a = n) {
+            n = a->next;
+            hy_mpi_answers_free(a);
+        }
     close(m->evfd);
     free(m);
 }
@@ -852,4 +973,119 @@ int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ct
     }
     pthread_mutex_unlock(&m->mu);
     return rc;
+}
+
+int hy_mpi_ask(hy_mpi *m, uint64_t *token, hy_error *err)
+{
+    unsigned size = (unsigned)m->size;
+    hy_mpi_answers *a = calloc(1, sizeof *a);
+    if (!a || !(a->blob = calloc(size, sizeof *a->blob)) ||
+        !(a->len = calloc(size, sizeof *a->len))) {
+        hy_mpi_answers_free(a);
+        return hy_error_set(err, HY_ENOMEM, "no memory for a question to %u ranks", size);
+    }
+    a->size = size;
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    if (m->ended)
+        rc = hy_error_set(err, HY_EBUSY, "the MPI job is stopping");
+    for (unsigned r = 0; r < size && !rc; r++) {
+        if ((int)r == m->rank)
+            continue;
+        struct out *o = calloc(1, sizeof *o);
+        if (!o) {
+            /* Those already queued are answered to a question nobody waits for: dropped. */
+            rc = hy_error_set(err, HY_ENOMEM, "no memory to ask rank %u", r);
+            break;
+        }
+        *o = (struct out){.dest = (int)r, .tag = TAG_ASK};
+        o->msg.w[0] = m->next_token;
+        push_out(m, o);
+        a->expect++;
+    }
+    if (!rc) {
+        a->token = *token = m->next_token++;
+        if (a->expect == 0) { /* one rank alone: nothing to wait for */
+            a->next = m->answered;
+            m->answered = a;
+            wake_loop(m);
+        } else {
+            a->next = m->asks;
+            m->asks = a;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (rc)
+        hy_mpi_answers_free(a);
+    return rc;
+}
+
+bool hy_mpi_take_question(hy_mpi *m, hy_mpi_question *q)
+{
+    pthread_mutex_lock(&m->mu);
+    struct question *n = m->q_head;
+    if (n) {
+        m->q_head = n->next;
+        if (!m->q_head)
+            m->q_tail = NULL;
+        *q = n->q;
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(n);
+    return n != NULL;
+}
+
+void hy_mpi_answer(hy_mpi *m, const hy_mpi_question *q, int rc, const void *blob, size_t len,
+                   const char *msg)
+{
+    void *copy = NULL;
+    struct out *data = NULL;
+    if (!rc && len > 0) {
+        if (len > HY_MPI_ANSWER_MAX) {
+            rc = HY_EINTERNAL;
+            msg = "its answer is larger than a rank takes";
+        } else if (!(copy = malloc(len)) || !(data = data_chunks(q->origin, copy, len, copy))) {
+            free(copy);
+            rc = HY_ENOMEM;
+            msg = "no memory to send its answer";
+        } else
+            memcpy(copy, blob, len);
+    }
+    struct out *o = calloc(1, sizeof *o);
+    if (!o) {
+        for (struct out *n; data; data = n) {
+            n = data->next;
+            free_out(data);
+        }
+        return; /* the asking rank's client gives up waiting */
+    }
+    *o = (struct out){.dest = q->origin, .tag = TAG_ANSWER};
+    uint64_t w[3] = {q->token, (uint64_t)(int64_t)rc, rc ? 0 : (uint64_t)len};
+    memcpy(o->msg.w, w, sizeof w);
+    snprintf(o->msg.text, sizeof o->msg.text, "%s", msg ? msg : "");
+    pthread_mutex_lock(&m->mu);
+    push_out(m, o);
+    push_chain(m, data);
+    pthread_mutex_unlock(&m->mu);
+}
+
+hy_mpi_answers *hy_mpi_take_answers(hy_mpi *m)
+{
+    pthread_mutex_lock(&m->mu);
+    hy_mpi_answers *a = m->answered;
+    if (a)
+        m->answered = a->next;
+    pthread_mutex_unlock(&m->mu);
+    return a;
+}
+
+void hy_mpi_answers_free(hy_mpi_answers *a)
+{
+    if (!a)
+        return;
+    for (unsigned r = 0; a->blob && r < a->size; r++)
+        free(a->blob[r]);
+    free(a->blob);
+    free(a->len);
+    free(a);
 }

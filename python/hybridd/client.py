@@ -368,6 +368,27 @@ class Client(JobMethods):
         return {"all": bool(m["flags"] & P.JOBS_ALL), "jobs": m["jobs"],
                 "others_queued": m["others_queued"], "others_running": m["others_running"]}
 
+    def ranks(self, all=True, timeout=None):
+        """Every MPI rank's node, pools, devices and counters (RANKS_REPLY) as a dict: ``mpi``
+        (the daemon runs under ``hybridd --mpi``), ``rank`` (its own), ``size``, ``complete``
+        (every rank is listed) and ``ranks``, one dict per rank in rank order with its
+        ``devices``.  ``all=False`` asks for the answering rank alone; a daemon not under MPI
+        lists itself, as rank 0 of 1.  A daemon older than the message raises
+        UnknownTypeError."""
+        if not isinstance(all, bool):
+            raise TypeError("all must be True or False, not %r" % (all,))
+        m = self._ask({"type": P.RANKS, "flags": P.RANKS_FLAG_ALL if all else 0},
+                      P.RANKS_REPLY, timeout)
+        at, out = 0, []
+        for r in m["ranks"]:
+            r = dict(r, devices=m["devices"][at:at + r["ndevices"]])
+            at += r.pop("ndevices")
+            for d in r["devices"]:
+                d["usable"] = bool(d["flags"] & P.DEVICE_FLAG_USABLE)
+            out.append(r)
+        return {"mpi": bool(m["flags"] & P.RANKS_MPI), "rank": m["rank"], "size": m["size"],
+                "complete": bool(m["flags"] & P.RANKS_REPLY_ALL), "ranks": out}
+
     def devices(self, timeout=None):
         """The daemon's DEVICES_REPLY as a dict: the CPU pools, and ``devices``, one dict per
         OpenCL device (``usable`` and ``pocl_cpu`` from its flags)."""

@@ -75,6 +75,17 @@ def test_ping_status_devices(client):
         assert isinstance(d["name"], str) and d["usable"] == (d["problem"] == "")
 
 
+def test_ranks_of_a_daemon_not_under_mpi(client):
+    """RANKS: a daemon not under MPI lists itself alone, as rank 0 of 1, with DEVICES' pools."""
+    w = client.ranks()
+    assert (w["mpi"], w["rank"], w["size"], w["complete"]) == (False, 0, 1, True)
+    (r,) = w["ranks"]
+    assert r["rank"] == 0 and r["native_threads"] == NATIVE_THREADS
+    assert r["process_workers"] == PROCESS_WORKERS and r["clients"] >= 1
+    assert len(r["devices"]) == len(client.devices()["devices"])
+    assert client.ranks(all=False)["ranks"][0]["host"] == r["host"] != ""
+
+
 def test_version_matches_cmake():
     top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                        "CMakeLists.txt")

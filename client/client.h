@@ -198,6 +198,14 @@ int hc_print_sort(FILE *f, const hc_sort_report *r, enum hc_format fmt);
 
 int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt);
 int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt);
+/* STATUS with the MPI world of a RANKS_REPLY w (NULL: the daemon did not say): a line (a JSON
+ * "world" member) when the daemon runs under MPI, or always with `every`, and then one per
+ * rank listed with its counters. */
+int hc_print_status_world(FILE *f, const hy_msg_status_reply *s, const hy_msg_ranks_reply *w,
+                          bool every, enum hc_format fmt);
+/* RANKS ALL for `devices --ranks`: a section per rank (its node, pools and devices), or one
+ * JSON document {"mpi", "rank", "size", "complete", "ranks": [...]}. */
+int hc_print_ranks(FILE *f, const hy_msg_ranks_reply *r, enum hc_format fmt);
 /* The daemon's performance history (MODEL_REPLY): a table of cells sorted by configuration
  * and size, with each cell's error when its neighbours predict it, or one JSON document. */
 int hc_print_model(FILE *f, const hy_msg_model_reply *m, enum hc_format fmt);

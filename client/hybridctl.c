@@ -136,7 +136,7 @@ struct cmdline;
 struct conn;
 typedef void parse_fn(int argc, char **argv, int i, struct cmdline *l);
 typedef int run_fn(struct conn *c, const struct cmdline *l);
-static parse_fn parse_none, parse_cancel, parse_jobs, parse_pi, parse_sort, parse_compare;
+static parse_fn parse_none, parse_world, parse_cancel, parse_jobs, parse_pi, parse_sort, parse_compare;
 static run_fn cmd_ping, cmd_status, cmd_devices, cmd_cancel, cmd_jobs, cmd_model, cmd_pi,
     cmd_sort, cmd_compare;
 
@@ -149,10 +149,13 @@ static const struct command {
     run_fn *run;
 } commands[] = {
     {"ping", C_PING, "ping", "Measures a round trip to the daemon.", parse_none, cmd_ping},
-    {"status", C_STATUS, "status", "The daemon's version, uptime, queue and counters.",
-     parse_none, cmd_status},
-    {"devices", C_DEVICES, "devices", "The CPU pools and the OpenCL devices.", parse_none,
-     cmd_devices},
+    {"status", C_STATUS, "status [--ranks]",
+     "The daemon's version, uptime, queue and counters; under MPI (hybridd --mpi) its rank "
+     "and the job's size, and with --ranks every rank's node and counters.",
+     parse_world, cmd_status},
+    {"devices", C_DEVICES, "devices [--ranks]",
+     "The CPU pools and the OpenCL devices; with --ranks, every MPI rank's node, pools and "
+     "devices, a section each.", parse_world, cmd_devices},
     {"jobs", C_JOBS, "jobs [--all] [--watch]",
      "The queued and running jobs: yours (everyone's with --all, for root).", parse_jobs,
      cmd_jobs},
@@ -1346,6 +1349,7 @@ struct cmdline {
     bool sort;        /* compare: sort, else pi */
     uint64_t id;      /* cancel */
     bool all, watch;  /* jobs */
+    bool ranks;       /* status, devices: every MPI rank's */
 };
 
 static void parse_none(int argc, char **argv, int i, struct cmdline *l)
@@ -1354,6 +1358,16 @@ static void parse_none(int argc, char **argv, int i, struct cmdline *l)
     (void)l;
     if (i < argc)
         usage_error("%s takes no arguments", g_cmd);
+}
+
+/* status and devices: --ranks, a flag here (pi and sort's --ranks takes a count). */
+static void parse_world(int argc, char **argv, int i, struct cmdline *l)
+{
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--ranks"))
+            usage_error("%s takes --ranks (every MPI rank's), not %s", g_cmd, argv[i]);
+        l->ranks = true;
+    }
 }
 
 static void parse_cancel(int argc, char **argv, int i, struct cmdline *l)
@@ -1481,16 +1495,49 @@ static int cmd_ping(conn *c, const struct cmdline *l)
     return finish_output(0);
 }
 
+/* RANKS (ALL with `every`), copied out of the connection's buffer into *out (malloc'd). NULL
+ * when the daemon predates RANKS (ETYPE) and `every` was not asked; any other failure ends
+ * hybridctl as conn_ask does. */
+static hy_msg_ranks_reply *ask_ranks(conn *c, bool every)
+{
+    hy_msg *m = c->m;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_RANKS;
+    m->u.ranks.flags = every ? HY_RANKS_ALL : 0;
+    hy_error err = {0};
+    /* Every rank answers from its event loop; a minute covers a busy, oversubscribed job. */
+    int rc = hy_client_ask(c->cl, m, HY_MSG_RANKS_REPLY, 60000, &c->in, &err);
+    if (rc == HY_ETYPE && !every)
+        return NULL;
+    if (rc)
+        conn_failed(c, rc, &err, "no RANKS_REPLY within 60 s");
+    hy_msg_ranks_reply *r = malloc(sizeof *r);
+    if (!r)
+        fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "no memory for the ranks' records");
+    *r = c->in->u.ranks_reply;
+    r->ranks = r->ranks_in;
+    r->devices = r->devices_in;
+    return r;
+}
+
 static int cmd_status(conn *c, const struct cmdline *l)
 {
-    (void)l;
+    /* RANKS first: STATUS's reply (its version string) lives in the connection's buffer. */
+    hy_msg_ranks_reply *w = ask_ranks(c, l->ranks);
     const hy_msg *m = conn_ask(c, HY_MSG_STATUS, HY_MSG_STATUS_REPLY);
-    return finish_output(hc_print_status(stdout, &m->u.status, g_fmt) ? HC_EXIT_JOB : 0);
+    int rc = hc_print_status_world(stdout, &m->u.status, w, l->ranks, g_fmt);
+    free(w);
+    return finish_output(rc ? HC_EXIT_JOB : 0);
 }
 
 static int cmd_devices(conn *c, const struct cmdline *l)
 {
-    (void)l;
+    if (l->ranks) {
+        hy_msg_ranks_reply *w = ask_ranks(c, true);
+        int rc = hc_print_ranks(stdout, w, g_fmt);
+        free(w);
+        return finish_output(rc ? HC_EXIT_JOB : 0);
+    }
     const hy_msg *m = conn_ask(c, HY_MSG_DEVICES, HY_MSG_DEVICES_REPLY);
     hy_msg_devices_reply *d = malloc(sizeof *d);
     if (!d)

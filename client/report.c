@@ -1456,7 +1456,16 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
 
 /* ---- STATUS and DEVICES ---- */
 
+static void world_json(FILE *f, const hy_msg_ranks_reply *r, bool devices);
+static void world_text(FILE *f, const hy_msg_ranks_reply *r, bool devices);
+
 int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
+{
+    return hc_print_status_world(f, s, NULL, false, fmt);
+}
+
+int hc_print_status_world(FILE *f, const hy_msg_status_reply *s, const hy_msg_ranks_reply *w,
+                          bool every, enum hc_format fmt)
 {
     c_numbers l;
     c_numbers_begin(&l);
@@ -1483,6 +1492,10 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
         fputc('}', f);
         json_u64(f, "devices", s->devices);
         json_u64(f, "devices_usable", s->devices_usable);
+        if (w && (every || (w->flags & HY_RANKS_MPI))) {
+            json_key(f, "world");
+            world_json(f, w, false);
+        }
         fputs("}\n", f);
     } else {
         char v[4 * HY_IPC_NAME_MAX], up[32], busy[32];
@@ -1500,6 +1513,8 @@ int hc_print_status(FILE *f, const hy_msg_status_reply *s, enum hc_format fmt)
                     s->backend_jobs[b], s->backend_jobs[b] == 1 ? " " : "s", busy);
         }
         fprintf(f, "OpenCL devices: %u usable of %u found\n", s->devices_usable, s->devices);
+        if (w && (every || (w->flags & HY_RANKS_MPI)))
+            world_text(f, w, false);
     }
     int rc = finish(f);
     c_numbers_end(&l);
@@ -1785,13 +1800,10 @@ static const char *device_type_key(const hy_device_record *r)
     return "other";
 }
 
-static void devices_json(FILE *f, const hy_msg_devices_reply *d, const hy_device_record *dev,
-                         unsigned n)
+/* The JSON list of n device records. */
+static void device_list_json(FILE *f, const hy_device_record *dev, unsigned n)
 {
-    fprintf(f, "{\"cpu\":{\"online\":%u,\"native_threads\":%u,\"locked_threads\":%u,"
-               "\"switch_interval_us\":%u,\"process_workers\":%u},\"devices\":[",
-            d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us,
-            d->process_workers);
+    fputc('[', f);
     for (unsigned i = 0; i < n; i++) {
         const hy_device_record *r = &dev[i];
         fprintf(f, "%s{\"index\":%u", i ? "," : "", r->index);
@@ -1810,7 +1822,18 @@ static void devices_json(FILE *f, const hy_msg_devices_reply *d, const hy_device
         json_s(f, "problem", r->problem[0] ? r->problem : NULL);
         fputc('}', f);
     }
-    fputs("]}\n", f);
+    fputc(']', f);
+}
+
+static void devices_json(FILE *f, const hy_msg_devices_reply *d, const hy_device_record *dev,
+                         unsigned n)
+{
+    fprintf(f, "{\"cpu\":{\"online\":%u,\"native_threads\":%u,\"locked_threads\":%u,"
+               "\"switch_interval_us\":%u,\"process_workers\":%u},\"devices\":",
+            d->cpu_online, d->native_threads, d->locked_threads, d->switch_interval_us,
+            d->process_workers);
+    device_list_json(f, dev, n);
+    fputs("}\n", f);
 }
 
 /* One line per device, its name, label and platform columns lined up. */
@@ -1871,6 +1894,120 @@ int hc_print_devices(FILE *f, const hy_msg_devices_reply *d, enum hc_format fmt)
         else
             fprintf(f, "OpenCL devices: %u\n", n);
         devices_lines(f, dev, n);
+    }
+    int rc = finish(f);
+    c_numbers_end(&l);
+    return rc;
+}
+
+/* ---- RANKS: every rank of an MPI job (devices --ranks, status) ---- */
+
+static const hy_rank_record *rank_at(const hy_msg_ranks_reply *r, unsigned i)
+{
+    return &(r->ranks ? r->ranks : r->ranks_in)[i];
+}
+
+/* Rank i's device records: they follow one another in rank order from *at. A count that runs
+ * past the list (a broken reply) is cut to what is there. */
+static const hy_device_record *rank_devices(const hy_msg_ranks_reply *r, unsigned i,
+                                            unsigned *at, unsigned *n)
+{
+    const hy_device_record *all = r->devices ? r->devices : r->devices_in;
+    unsigned from = *at < r->ndevices ? *at : r->ndevices, want = rank_at(r, i)->ndevices;
+    *n = want < r->ndevices - from ? want : r->ndevices - from;
+    *at = from + *n;
+    return all + from;
+}
+
+/* The records a reply holds, within what the decoder could have filled. */
+static unsigned nranks_of(const hy_msg_ranks_reply *r)
+{
+    return r->ranks || r->nranks <= HY_IPC_RANKS_MAX ? r->nranks : HY_IPC_RANKS_MAX;
+}
+
+/* {"mpi":..,"rank":..,"size":..,"complete":..,"ranks":[...]}: each rank's node and pools and
+ * devices (devices), or its counters. */
+static void world_json(FILE *f, const hy_msg_ranks_reply *r, bool devices)
+{
+    fprintf(f, "{\"mpi\":%s,\"rank\":%u,\"size\":%u,\"complete\":%s,\"ranks\":[",
+            r->flags & HY_RANKS_MPI ? "true" : "false", r->rank, r->size,
+            r->flags & HY_RANKS_REPLY_ALL ? "true" : "false");
+    unsigned at = 0, n;
+    for (unsigned i = 0; i < nranks_of(r); i++) {
+        const hy_rank_record *k = rank_at(r, i);
+        const hy_device_record *dev = rank_devices(r, i, &at, &n);
+        fprintf(f, "%s{\"rank\":%u", i ? "," : "", k->rank);
+        json_s(f, "host", k->host);
+        if (devices) {
+            fprintf(f, ",\"cpu\":{\"online\":%u,\"native_threads\":%u,\"locked_threads\":%u,"
+                       "\"process_workers\":%u}",
+                    k->cpu_online, k->native_threads, k->locked_threads, k->process_workers);
+            json_u64(f, "devices_usable", k->devices_usable);
+            json_key(f, "devices");
+            device_list_json(f, dev, n);
+        } else {
+            json_u64(f, "uptime_ns", k->uptime_ns);
+            json_u64(f, "clients", k->clients);
+            fprintf(f, ",\"jobs\":{\"queued\":%" PRIu64 ",\"running\":%" PRIu64 ",\"done\":%"
+                       PRIu64 ",\"failed\":%" PRIu64 ",\"cancelled\":%" PRIu64 "}",
+                    k->jobs_queued, k->jobs_running, k->jobs_done, k->jobs_failed,
+                    k->jobs_cancelled);
+        }
+        fputc('}', f);
+    }
+    fputs("]}", f);
+}
+
+/* A line on the world, then one section per rank listed. */
+static void world_text(FILE *f, const hy_msg_ranks_reply *r, bool devices)
+{
+    if (r->flags & HY_RANKS_MPI)
+        fprintf(f, "MPI: rank %u of %u (hybridd --mpi)%s\n", r->rank, r->size,
+                r->flags & HY_RANKS_REPLY_ALL ? "" : "; --ranks lists every rank");
+    else
+        fputs("MPI: not under MPI (hybridd --mpi); this daemon alone\n", f);
+    unsigned at = 0, n;
+    for (unsigned i = 0; i < nranks_of(r) && r->nranks > 0; i++) {
+        const hy_rank_record *k = rank_at(r, i);
+        const hy_device_record *dev = rank_devices(r, i, &at, &n);
+        if (nranks_of(r) == 1 && !(r->flags & HY_RANKS_REPLY_ALL))
+            break; /* the line above said it all */
+        char host[4 * 64 + 1], up[32];
+        clean(host, sizeof host, k->host);
+        if (!devices) {
+            fmt_uptime(up, sizeof up, k->uptime_ns);
+            fprintf(f, "rank %u on %s: up %s, %u client%s; jobs %" PRIu64 " queued, %" PRIu64
+                       " running, %" PRIu64 " done, %" PRIu64 " failed, %" PRIu64 " cancelled\n",
+                    k->rank, host[0] ? host : "?", up, k->clients, k->clients == 1 ? "" : "s",
+                    k->jobs_queued, k->jobs_running, k->jobs_done, k->jobs_failed,
+                    k->jobs_cancelled);
+            continue;
+        }
+        fprintf(f, "rank %u on %s: CPU %u online; native pool %u threads; locked runtime %u "
+                   "threads; ", k->rank, host[0] ? host : "?", k->cpu_online, k->native_threads,
+                k->locked_threads);
+        if (k->process_workers)
+            fprintf(f, "process pool %u worker process%s\n", k->process_workers,
+                    k->process_workers == 1 ? "" : "es");
+        else
+            fputs("process pool off\n", f);
+        if (n == 0)
+            fputs("  OpenCL devices: none\n", f);
+        else
+            fprintf(f, "  OpenCL devices: %u, %u usable\n", n, k->devices_usable);
+        devices_lines(f, dev, n);
+    }
+}
+
+int hc_print_ranks(FILE *f, const hy_msg_ranks_reply *r, enum hc_format fmt)
+{
+    c_numbers l;
+    c_numbers_begin(&l);
+    if (fmt == HC_JSON) {
+        world_json(f, r, true);
+        fputc('\n', f);
+    } else {
+        world_text(f, r, true);
     }
     int rc = finish(f);
     c_numbers_end(&l);

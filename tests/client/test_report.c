@@ -1621,6 +1621,77 @@ Test(devices, text_and_json)
     free(out);
 }
 
+/* RANKS: a section per rank with its own devices (the list is shared, in rank order), the
+ * world's line, and a broken device count cut to the records that are there. */
+Test(report, ranks_sections)
+{
+    static hy_rank_record rk[2];
+    static hy_device_record dv[1];
+    memset(rk, 0, sizeof rk);
+    memset(dv, 0, sizeof dv);
+    rk[0] = (hy_rank_record){.rank = 0, .ndevices = 0, .cpu_online = 4, .native_threads = 4,
+                             .locked_threads = 2, .process_workers = 3, .jobs_done = 7};
+    snprintf(rk[0].host, sizeof rk[0].host, "node-a");
+    rk[1] = (hy_rank_record){.rank = 1, .ndevices = 1, .cpu_online = 8, .native_threads = 8,
+                             .locked_threads = 1, .devices_usable = 1, .clients = 2};
+    snprintf(rk[1].host, sizeof rk[1].host, "node-b\x1b[2J");
+    dv[0] = (hy_device_record){.index = 0, .type = 1, .flags = HY_DEV_USABLE,
+                               .compute_units = 80};
+    snprintf(dv[0].name, sizeof dv[0].name, "gpu-on-b");
+    hy_msg_ranks_reply r = {.nranks = 2, .rank = 1, .size = 2,
+                            .flags = HY_RANKS_MPI | HY_RANKS_REPLY_ALL, .ndevices = 1,
+                            .ranks = rk, .devices = dv};
+    char *out = NULL;
+    CAPTURE(out, hc_print_ranks(F, &r, HC_TEXT));
+    cr_assert(strstr(out, "MPI: rank 1 of 2"), "%s", out);
+    const char *a = strstr(out, "rank 0 on node-a: CPU 4 online"), *b = strstr(out, "rank 1 on ");
+    cr_assert(a && b && a < b, "%s", out);
+    cr_assert(strstr(a, "process pool 3 worker processes\n  OpenCL devices: none\n"), "%s", out);
+    cr_assert(strstr(b, "node-b?[2J"), "the host is cleaned: %s", out);
+    cr_assert(strstr(b, "process pool off"), "%s", out);
+    cr_assert(strstr(b, "gpu-on-b"), "rank 1's device under rank 1: %s", out);
+    cr_assert_null(memmem(a, (size_t)(b - a), "gpu-on-b", 8), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_ranks(F, &r, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "{\"mpi\":true,\"rank\":1,\"size\":2,\"complete\":true,"), "%s", out);
+    cr_assert(strstr(out, "\"rank\":0,\"host\":\"node-a\""), "%s", out);
+    cr_assert(strstr(out, "\"devices_usable\":0,\"devices\":[]}"), "%s", out);
+    cr_assert(strstr(out, "\"name\":\"gpu-on-b\""), "%s", out);
+    free(out);
+
+    /* Rank 0 claims 5 devices; the list holds 1: it is shown that one, rank 1 none. */
+    rk[0].ndevices = 5;
+    CAPTURE(out, hc_print_ranks(F, &r, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, "\"rank\":1,\"host\"") && strstr(out, "\"devices\":[]}]}"), "%s",
+              out);
+    free(out);
+
+    /* STATUS: the world line under MPI, every rank's counters with --ranks. */
+    hy_msg_status_reply st = {.clients = 1};
+    rk[0].ndevices = 0;
+    CAPTURE(out, hc_print_status_world(F, &st, &r, true, HC_TEXT));
+    cr_assert(strstr(out, "MPI: rank 1 of 2"), "%s", out);
+    cr_assert(strstr(out, "rank 0 on node-a: up 0s, 0 clients; jobs 0 queued, 0 running, 7 done"),
+              "%s", out);
+    cr_assert(strstr(out, "rank 1 on node-b?[2J: up 0s, 2 clients"), "%s", out);
+    free(out);
+    CAPTURE(out, hc_print_status_world(F, &st, &r, true, HC_JSON));
+    cr_assert(json_ok(out), "%s", out);
+    cr_assert(strstr(out, ",\"world\":{\"mpi\":true,\"rank\":1,"), "%s", out);
+    free(out);
+    /* Not under MPI and not asked: STATUS as it always was. */
+    r.flags = HY_RANKS_REPLY_ALL;
+    r.nranks = 1;
+    char *plain = NULL;
+    CAPTURE(out, hc_print_status_world(F, &st, &r, false, HC_TEXT));
+    CAPTURE(plain, hc_print_status(F, &st, HC_TEXT));
+    cr_assert_str_eq(out, plain);
+    free(out);
+    free(plain);
+}
+
 /* A write error is reported, not swallowed. */
 Test(errors, write_failure_is_esys)
 {

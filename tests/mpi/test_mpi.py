@@ -527,6 +527,176 @@ class SortAcross3(SortAcross, unittest.TestCase):
     N = 3
 
 
+def raw_exchange(sock_path, frames):
+    """Sends HELLO, then each (type, body) of `frames` as one frame (request ids 2, 3...),
+    and returns each answer as (type, payload): the daemon's replies, in order."""
+    import socket as so
+
+    def frame(t, req, payload):
+        return struct.pack("<4sHHIIQ", b"HYD1", 1, t, 0, len(payload), req) + payload
+
+    def recv(c):
+        head = b""
+        while len(head) < 24:
+            head += c.recv(24 - len(head))
+        _, _, t, _, length, _ = struct.unpack("<4sHHIIQ", head)
+        body = b""
+        while len(body) < length:
+            body += c.recv(length - len(body))
+        return t, body
+
+    with so.socket(so.AF_UNIX, so.SOCK_STREAM) as c:
+        c.settimeout(60)
+        c.connect(sock_path)
+        c.sendall(frame(1, 1, struct.pack("<IHHII", 16, 1, 1, 0, 0)))  # HELLO, no name
+        assert recv(c)[0] == 2  # WELCOME
+        got = []
+        for i, (t, body) in enumerate(frames):
+            c.sendall(frame(t, 2 + i, body))
+            got.append(recv(c))
+        return got
+
+
+RANKS, RANKS_REPLY, ERROR = 19, 20, 9
+
+
+class RanksSeen:
+    """`hybridctl devices --ranks` and `status` on every rank: each rank listed once, in
+    order, with its own node, pools and counters; a bad RANKS refused, and the next one
+    answered."""
+    N = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.world = World(cls.N)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.world.proc.send_signal(signal.SIGTERM)
+        cls.world.wait()
+        cls.world.close()
+
+    def idle_ranks(self):
+        """Every rank's record once none has a job queued or running (a span an earlier
+        test cancelled leaves its peers' parts to finish)."""
+        deadline = time.monotonic() + 120
+        while True:
+            ranks = json.loads(self.world.ctl(0, "status", "--ranks").stdout)["world"]["ranks"]
+            if all(r["jobs"]["queued"] == r["jobs"]["running"] == 0 for r in ranks):
+                return ranks
+            self.assertLess(time.monotonic(), deadline, "the ranks never went idle")
+            time.sleep(0.1)
+
+    def test_devices_ranks_lists_every_rank_once(self):
+        import socket as so
+        for asked in range(self.N):
+            d = json.loads(self.world.ctl(asked, "devices", "--ranks").stdout)
+            self.assertEqual((d["mpi"], d["rank"], d["size"], d["complete"]),
+                             (True, asked, self.N, True))
+            self.assertEqual([r["rank"] for r in d["ranks"]], list(range(self.N)))
+            for r in d["ranks"]:
+                # CONF's pools, and no OpenCL device (opencl is off)
+                self.assertEqual(r["cpu"]["native_threads"], 2)
+                self.assertEqual(r["cpu"]["locked_threads"], 1)
+                self.assertEqual(r["cpu"]["process_workers"], 1)
+                self.assertEqual(r["cpu"]["online"], os.cpu_count())
+                self.assertEqual(r["devices"], [])
+                self.assertEqual(r["host"], so.gethostname())
+        text = self.world.ctl(0, "devices", "--ranks").stdout
+        self.assertTrue(text.startswith("{"))
+        p = subprocess.run([HYBRIDCTL, "--socket", self.world.sock(self.N - 1), "devices",
+                            "--ranks"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("MPI: rank %d of %d" % (self.N - 1, self.N), p.stdout)
+        for r in range(self.N):
+            self.assertEqual(p.stdout.count("rank %d on " % r), 1, p.stdout)
+
+    def test_status_says_the_world_and_each_ranks_counters(self):
+        for asked in range(self.N):
+            st = json.loads(self.world.ctl(asked, "status").stdout)
+            self.assertEqual((st["world"]["mpi"], st["world"]["rank"], st["world"]["size"]),
+                             (True, asked, self.N))
+        before = self.idle_ranks()
+        # a job on the last rank alone: only its counter moves
+        self.world.ctl(self.N - 1, "pi", "-n", "100000", "--backend", "serial")
+        st = json.loads(self.world.ctl(0, "status", "--ranks").stdout)
+        after = st["world"]["ranks"]
+        self.assertEqual([r["rank"] for r in after], list(range(self.N)))
+        self.assertTrue(st["world"]["complete"])
+        done = [a["jobs"]["done"] - b["jobs"]["done"] for a, b in zip(after, before)]
+        self.assertEqual(done, [0] * (self.N - 1) + [1])
+        self.assertEqual(after[0]["clients"], 1)  # the asking hybridctl itself
+
+    def test_a_bad_ranks_request_is_refused_and_the_next_answered(self):
+        got = raw_exchange(self.world.sock(1), [
+            (RANKS, struct.pack("<II", 8, 0x6)),  # flags it does not know
+            (RANKS, struct.pack("<II", 8, 0x1))])  # ALL
+        t, body = got[0]
+        self.assertEqual(t, ERROR)
+        code, _, mlen = struct.unpack_from("<iQI", body, 4)
+        self.assertEqual(code, -1)  # EINVAL
+        self.assertIn(b"RANKS flags 0x6", body[24:24 + mlen])
+        t, body = got[1]
+        self.assertEqual(t, RANKS_REPLY)
+        nranks, rank_size, _, rank, size, flags, ndev = struct.unpack_from("<7I", body, 4)
+        self.assertEqual((nranks, rank, size, flags, ndev), (self.N, 1, self.N, 0x3, 0))
+        ranks = [struct.unpack_from("<I", body, 32 + rank_size * i)[0] for i in range(nranks)]
+        self.assertEqual(ranks, list(range(self.N)))
+
+    def test_answered_while_a_span_holds_the_executors(self):
+        """A rank's loop answers RANKS while its CPU executor runs a span: status --ranks
+        asked during a long pi across every rank sees it running."""
+        p = subprocess.Popen([HYBRIDCTL, "--socket", self.world.sock(1), "--json", "pi", "-n",
+                              "4e9", "--backend", "native", "--ranks", "all"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            seen = None
+            deadline = time.monotonic() + 120
+            while p.poll() is None and time.monotonic() < deadline:
+                w = json.loads(self.world.ctl(0, "status", "--ranks").stdout)["world"]
+                if w["ranks"][1]["jobs"]["running"] == 1:
+                    seen = w
+                    break
+                time.sleep(0.05)
+            self.assertIsNotNone(seen, "the span was never seen running")
+            self.assertEqual([r["rank"] for r in seen["ranks"]], list(range(self.N)))
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.wait(120)
+
+
+class RanksSeen2(RanksSeen, unittest.TestCase):
+    N = 2
+
+
+class RanksSeen3(RanksSeen, unittest.TestCase):
+    N = 3
+
+
+class RanksOfAPlainDaemon(unittest.TestCase):
+    """A daemon not under MPI answers for itself alone, and says so."""
+
+    def test_plain_daemon_answers_for_itself(self):
+        plain = Plain()
+        try:
+            p = plain.ctl("devices", "--ranks")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            d = json.loads(p.stdout)
+            self.assertEqual((d["mpi"], d["rank"], d["size"], d["complete"]),
+                             (False, 0, 1, True))
+            self.assertEqual([r["rank"] for r in d["ranks"]], [0])
+            self.assertEqual(d["ranks"][0]["cpu"]["native_threads"], 2)
+            st = json.loads(plain.ctl("status").stdout)
+            self.assertNotIn("world", st)  # nothing about MPI unless asked
+            st = json.loads(plain.ctl("status", "--ranks").stdout)
+            self.assertEqual((st["world"]["mpi"], st["world"]["size"]), (False, 1))
+            p = subprocess.run([HYBRIDCTL, "--socket", plain.sock, "status", "--ranks"],
+                               capture_output=True, text=True, timeout=120)
+            self.assertIn("not under MPI", p.stdout)
+        finally:
+            plain.close()
+
+
 def main():
     global MPIRUN, HYBRIDD, HYBRIDCTL
     ap = argparse.ArgumentParser()

@@ -22,6 +22,8 @@
 #define GPU_ITEMS 8u        /* SORT_ITEMS: a block is local size x GPU_ITEMS elements */
 #define GPU_SPLIT_RADIX 16u /* SPLIT_RADIX */
 #define PADDED(n) ((n) + (n) / 32u) /* an array indexed through the kernels' PAD */
+/* LB_MASK: the largest count a look-back word holds (2 flag bits, 30 of count). */
+#define GPU_LOOK_MAX ((1u << 30) - 1u)
 /* GPU variant's work-groups: the largest power of two up to GPU_LOCAL_MAX that the device,
  * every sort kernel and the local memory allow. Below GPU_LOCAL_MIN a block (local size x
  * GPU_ITEMS) is too small for its 256 per-block counters to be worth scanning: refused. */
@@ -71,10 +73,13 @@ struct job {
     cl_uint blocks_per_launch;
     unsigned digits;            /* digit positions in a key */
     cl_ulong pos, negx, rot;    /* the key map (kernels/sort.cl's SORT_KEY) */
-    cl_kernel count, scan, scatter, ghist_k; /* ghist_k: the GPU variant's sort_hist_* */
+    cl_kernel count, scan, scatter, ghist_k; /* GPU variant: sort_hist_* and, as scatter,
+                                              * sort_onesweep_* */
     cl_mem buf[2], hist, andor, ghist;       /* ghist: the GPU variant's all-digit counts */
     cl_mem starts;                           /* GPU variant: each digit value's 64-bit start */
-    cl_uint *ghost;                          /* the host's copy of ghist */
+    cl_mem next;        /* GPU variant: the next pass's look-back table (hist: this pass's) */
+    cl_uint *ghost;     /* the host's copy of ghist */
+    cl_ulong *hstarts;  /* the host's copy of starts, for every digit */
     cl_event pending[MAX_PENDING];  /* in enqueue order, across both queues */
     enum ev_kind kinds[MAX_PENDING];
     unsigned npending;
@@ -367,13 +372,15 @@ static int plan(struct job *j, size_t n)
                             (unsigned long)UINT32_MAX);
     j->nblocks = (cl_uint)nblocks;
     /* The CPU variant's table (a few thousand blocks at most) holds 64-bit output offsets;
-     * the GPU variant's, 32-bit offsets within a digit value's run, beside 64-bit starts and
-     * all-digit counts (64-bit in two words each). */
+     * the GPU variant has two look-back tables (this pass's and the next's) of 32-bit
+     * words, beside 64-bit starts and all-digit counts (64-bit in two words each) and a
+     * ticket per digit. */
     uint64_t table = (nblocks << j->bits) * table_entry(j);
     uint64_t andor = j->d->cpu_variant ? nblocks * 2 * j->size
                                        : (uint64_t)j->digits * GPU_RADIX * 2 * sizeof(cl_uint) +
-                                             GPU_RADIX * sizeof(cl_ulong);
-    uint64_t total = 2 * (uint64_t)n * j->size + table + andor;
+                                             j->digits * sizeof(cl_uint) +
+                                             (uint64_t)j->digits * GPU_RADIX * sizeof(cl_ulong);
+    uint64_t total = 2 * (uint64_t)n * j->size + (j->d->cpu_variant ? 1 : 2) * table + andor;
     if (table > in->max_alloc || total > in->global_mem)
         return hy_error_set(j->err, HY_ELIMIT,
                             "needs 2 x %zu bytes plus %llu for histograms; device '%s' has %llu "
@@ -446,28 +453,28 @@ static int stage_buffers(struct job *j)
 }
 
 /* The GPU variant's buffers (its kernels came with gpu_shape): the array pair, the pinned
- * staging pair, the per-block table and the all-digit histograms, on the device and in
- * j->ghost. */
+ * staging pair, the two look-back tables, every digit value's start (on the device and in
+ * j->hstarts) and the all-digit histograms with the passes' tickets after them (on the
+ * device and in j->ghost). */
 static int gpu_resources(struct job *j, size_t bytes)
 {
     size_t table = (size_t)j->nblocks << GPU_BITS, gn = (size_t)j->digits * GPU_RADIX;
+    cl_mem *made[4] = {&j->hist, &j->next, &j->starts, &j->ghist};
+    size_t sizes[4] = {table * table_entry(j), table * table_entry(j), gn * sizeof(cl_ulong),
+                       (2 * gn + j->digits) * sizeof(cl_uint)};
     cl_int cr;
     int rc;
     j->staged = true;
     if ((rc = array_buffers(j, bytes)) || (rc = stage_buffers(j)))
         return rc;
-    j->hist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, table * table_entry(j), NULL, &cr);
-    if ((rc = CL_TRY(cr, j->err)))
-        return rc;
-    j->starts = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, GPU_RADIX * sizeof(cl_ulong), NULL,
-                               &cr);
-    if ((rc = CL_TRY(cr, j->err)))
-        return rc;
-    j->ghist = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, 2 * gn * sizeof(cl_uint), NULL, &cr);
-    if ((rc = CL_TRY(cr, j->err)))
-        return rc;
-    j->ghost = malloc(2 * gn * sizeof *j->ghost);
-    if (!j->ghost)
+    for (int i = 0; i < 4; i++) {
+        *made[i] = clCreateBuffer(j->d->ctx, CL_MEM_READ_WRITE, sizes[i], NULL, &cr);
+        if ((rc = CL_TRY(cr, j->err)))
+            return rc;
+    }
+    j->ghost = malloc(sizes[3]);
+    j->hstarts = malloc(sizes[2]);
+    if (!j->ghost || !j->hstarts)
         return hy_error_set(j->err, HY_ENOMEM, "out of memory for the digit histograms");
     return 0;
 }
@@ -567,12 +574,14 @@ static int radix_passes(struct job *j, cl_ulong differ, unsigned digits, int *fr
 
 /* ---- GPU variant ---- */
 
-/* Local bytes sort_scatter_* takes with work-groups of `local`: the block, the split's
- * per-item counters, their segment sums, and the digit values' bases. */
+/* Local bytes sort_onesweep_* takes with work-groups of `local`: the block, the split's
+ * per-item counters, their segment sums, the digit values' bases, and the block's counts
+ * (then slots) per digit value with its block number. */
 static size_t scatter_local_bytes(size_t key, size_t local)
 {
     return PADDED(local * GPU_ITEMS) * key + PADDED(local * GPU_SPLIT_RADIX) * sizeof(cl_uint) +
-           local * sizeof(cl_uint) + GPU_RADIX * sizeof(cl_ulong);
+           local * sizeof(cl_uint) + GPU_RADIX * sizeof(cl_ulong) +
+           (GPU_RADIX + 1) * sizeof(cl_uint);
 }
 
 /* The largest work-group `k` runs on this device, and the local memory it uses by itself. */
@@ -593,18 +602,16 @@ static int kernel_limits(struct job *j, cl_kernel k, size_t *most, cl_ulong *own
  * device's local memory; refused, saying which limit, below GPU_LOCAL_MIN. */
 static int gpu_shape(struct job *j)
 {
-    const char *names[4][2] = {{"sort_hist_u32", "sort_hist_u64"},
-                               {"sort_count_u32", "sort_count_u64"},
-                               {"sort_scan_digits", "sort_scan_digits"},
-                               {"sort_scatter_u32", "sort_scatter_u64"}};
-    cl_kernel *ks[4] = {&j->ghist_k, &j->count, &j->scan, &j->scatter};
+    const char *names[2][2] = {{"sort_hist_u32", "sort_hist_u64"},
+                               {"sort_onesweep_u32", "sort_onesweep_u64"}};
+    cl_kernel *ks[2] = {&j->ghist_k, &j->scatter};
     int w = j->size == 8;
     size_t local = j->d->info.max_work_group < GPU_LOCAL_MAX ? j->d->info.max_work_group
                                                              : GPU_LOCAL_MAX;
     cl_ulong lmem = 0, own = 0;
     const char *tightest = names[0][w];
     int rc;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 2; i++) {
         size_t most = 0;
         cl_ulong o = 0;
         if ((rc = hy_cl_kernel(j->d, HY_CL_PROG_SORT, names[i][w], ks[i], j->err)) ||
@@ -692,18 +699,20 @@ static int launch(struct job *j, cl_kernel k, size_t groups, size_t local)
 }
 
 /* sort_hist_* over elements [first, end) of buf[0], once `wait` (that chunk's copy) is done:
- * a few groups per compute unit, no more than the range has blocks. */
+ * a few groups per compute unit, no more than the range has blocks. The first chunk's
+ * launch also zeroes the first digit pass's look-back table (j->hist). */
 static int hist_chunk(struct job *j, size_t first, size_t end, const cl_event *wait)
 {
     unsigned cus = j->d->info.compute_units ? j->d->info.compute_units : 1;
     size_t groups = (size_t)cus * GPU_HIST_GROUPS_PER_CU, bsize = (size_t)j->local * GPU_ITEMS;
     size_t blocks = (end - first + bsize - 1) / bsize;
-    cl_ulong f = first, e = end;
+    cl_ulong f = first, e = end, nzero = first ? 0 : (cl_ulong)j->nblocks << GPU_BITS;
     int rc;
     if (groups > blocks)
         groups = blocks;
     if ((rc = CL_TRY(clSetKernelArg(j->ghist_k, 1, sizeof e, &e), j->err)) ||
-        (rc = CL_TRY(clSetKernelArg(j->ghist_k, 7, sizeof f, &f), j->err)))
+        (rc = CL_TRY(clSetKernelArg(j->ghist_k, 7, sizeof f, &f), j->err)) ||
+        (rc = CL_TRY(clSetKernelArg(j->ghist_k, 9, sizeof nzero, &nzero), j->err)))
         return rc;
     return launch_after(j, j->ghist_k, groups, j->local, wait);
 }
@@ -741,59 +750,59 @@ static int staged_upload(struct job *j, const char *data)
  * j->ghost. */
 static int gpu_hist(struct job *j, const char *data)
 {
-    /* Counts: 64-bit in two words each, on the device; each group's local counters: 32-bit. */
+    /* Counts: 64-bit in two words each, on the device; each group's local counters: 32-bit.
+     * The digit passes' tickets follow the counts and are zeroed with them. */
     size_t gsize = (size_t)j->digits * GPU_RADIX * 2 * sizeof(cl_uint);
+    size_t zsize = gsize + j->digits * sizeof(cl_uint);
     size_t lsize = (size_t)j->digits * GPU_RADIX * sizeof(cl_uint);
     cl_event ev = NULL;
     int rc;
     /* Zeroed by a copy rather than clEnqueueFillBuffer, which Oclgrind does not count as
      * initialising the buffer. The histograms and the read below land after it on the
      * in-order queue. */
-    memset(j->ghost, 0, gsize);
-    if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->queue, j->ghist, CL_FALSE, 0, gsize, j->ghost,
+    memset(j->ghost, 0, zsize);
+    if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->queue, j->ghist, CL_FALSE, 0, zsize, j->ghost,
                                           0, NULL, NULL),
                      j->err)) ||
         (rc = set_src_args(j, j->ghist_k, j->buf[0], 0, true)) ||
         (rc = set_args(j, j->ghist_k, 5, 2, (size_t[]){sizeof(cl_mem), lsize},
                        (const void *[]){&j->ghist, NULL})) ||
+        (rc = CL_TRY(clSetKernelArg(j->ghist_k, 8, sizeof j->hist, &j->hist), j->err)) ||
         (rc = staged_upload(j, data)) ||
         (rc = CL_TRY(clEnqueueReadBuffer(j->d->queue, j->ghist, CL_FALSE, 0, gsize, j->ghost,
                                          0, NULL, &ev),
                      j->err)))
         return rc;
     track(j, ev, EV_D2H);
-    j->t->bytes_moved += 2 * (uint64_t)gsize; /* zeroed on the way in, counts on the way out */
+    j->t->bytes_moved += zsize + (uint64_t)gsize; /* zeroed on the way in, counts out */
     j->t->passes++;
     return settle(j, j->n);
 }
 
-/* One digit pass from buf[from] into buf[1 - from]: count, scan, scatter, then one wait,
- * except after the last pass, whose scatter the download waits on by its event (j->tail).
- * The scan's work-groups are no wider than a row of the table (nblocks), so a small array
- * does not pay for 256 groups of mostly idle work-items. */
+/* One digit pass from buf[from] into buf[1 - from]: one launch of sort_onesweep_*, whose
+ * work-groups read their block once, rank it in local memory, and write it once, the block's
+ * slots within each digit value's run coming from decoupled look-back over the blocks before
+ * it (in j->hist, while it zeroes j->next for the pass after). Then one wait, except after
+ * the last pass, which the download waits on by its event (j->tail). */
 static int gpu_pass(struct job *j, int from, cl_uint dg, bool last)
 {
-    cl_uint shift = dg * GPU_BITS, nb = j->nblocks;
-    size_t L = j->local, u = sizeof(cl_uint), m = sizeof(cl_mem), sl = 1, ul = sizeof(cl_ulong);
-    while (sl < L && sl < nb)
-        sl *= 2;
+    cl_uint shift = dg * GPU_BITS;
+    size_t L = j->local, u = sizeof(cl_uint), m = sizeof(cl_mem), ul = sizeof(cl_ulong);
+    cl_mem swap;
     int rc;
-    if ((rc = set_src_args(j, j->count, j->buf[from], shift, false)) ||
-        (rc = set_args(j, j->count, 6, 3, (size_t[]){m, u, GPU_RADIX * u},
-                       (const void *[]){&j->hist, &nb, NULL})) ||
-        (rc = launch(j, j->count, nb, L)) ||
-        (rc = set_args(j, j->scan, 0, 6, (size_t[]){m, u, m, u, m, sl * ul},
-                       (const void *[]){&j->hist, &nb, &j->ghist, &dg, &j->starts, NULL})) ||
-        (rc = launch(j, j->scan, GPU_RADIX, sl)) ||
-        (rc = set_src_args(j, j->scatter, j->buf[from], shift, false)) ||
-        (rc = set_args(j, j->scatter, 6, 8,
-                       (size_t[]){m, m, u, m, PADDED(L * GPU_ITEMS) * j->size,
-                                  PADDED(L * GPU_SPLIT_RADIX) * u, L * u, GPU_RADIX * ul},
-                       (const void *[]){&j->hist, &j->starts, &nb, &j->buf[1 - from], NULL,
-                                        NULL, NULL, NULL})) ||
-        (rc = launch(j, j->scatter, nb, L)))
+    if ((rc = set_src_args(j, j->scatter, j->buf[from], shift, false)) ||
+        (rc = set_args(j, j->scatter, 6, 10,
+                       (size_t[]){m, m, m, m, m, PADDED(L * GPU_ITEMS) * j->size,
+                                  PADDED(L * GPU_SPLIT_RADIX) * u, L * u, GPU_RADIX * ul,
+                                  (GPU_RADIX + 1) * u},
+                       (const void *[]){&j->hist, &j->next, &j->starts, &j->ghist,
+                                        &j->buf[1 - from], NULL, NULL, NULL, NULL, NULL})) ||
+        (rc = launch(j, j->scatter, j->nblocks, L)))
         return rc;
     j->t->passes++;
+    swap = j->hist;
+    j->hist = j->next;
+    j->next = swap;
     if (last)
         return CL_TRY(clRetainEvent(j->tail = j->pending[j->npending - 1]), j->err);
     return settle(j, j->n);
@@ -816,19 +825,42 @@ static bool shared_digit(const struct job *j, cl_uint dg)
     return false;
 }
 
-/* The per-block table holds 32-bit offsets within a digit value's run (kernels/sort.cl's
- * sort_scan_digits): a digit pass in which one value has 2^32 keys or more is refused, before
- * any pass has moved a key. Only arrays of over 2^32 keys can meet this. */
+/* A look-back word holds a count within a digit value's run in 30 bits (kernels/sort.cl's
+ * LB_MASK): a digit pass in which one value has 2^30 keys or more is refused, before any pass
+ * has moved a key. Only arrays of over 2^30 keys can meet this. */
 static int runs_fit(struct job *j)
 {
     for (cl_uint dg = 0; dg < j->digits; dg++)
-        for (unsigned v = 0; v < GPU_RADIX && j->n > UINT32_MAX && !shared_digit(j, dg); v++)
-            if (digit_count(j, dg, v) > UINT32_MAX)
+        for (unsigned v = 0; v < GPU_RADIX && j->n > GPU_LOOK_MAX && !shared_digit(j, dg); v++)
+            if (digit_count(j, dg, v) > GPU_LOOK_MAX)
                 return hy_error_set(j->err, HY_ELIMIT,
                                     "%llu keys share value %u of digit %u; the device sort "
                                     "takes at most %lu keys of one digit value",
                                     (unsigned long long)digit_count(j, dg, v), v, dg,
-                                    (unsigned long)UINT32_MAX);
+                                    (unsigned long)GPU_LOOK_MAX);
+    return 0;
+}
+
+/* Every digit value's first slot in the output, for every digit, from the all-digit counts,
+ * written to the device once (the passes read their digit's row). */
+static int digit_starts(struct job *j)
+{
+    size_t bytes = (size_t)j->digits * GPU_RADIX * sizeof(cl_ulong);
+    cl_event ev = NULL;
+    int rc;
+    for (cl_uint dg = 0; dg < j->digits; dg++) {
+        cl_ulong at = 0;
+        for (unsigned v = 0; v < GPU_RADIX; v++) {
+            j->hstarts[dg * GPU_RADIX + v] = at;
+            at += digit_count(j, dg, v);
+        }
+    }
+    if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->queue, j->starts, CL_FALSE, 0, bytes,
+                                          j->hstarts, 0, NULL, &ev),
+                     j->err)))
+        return rc;
+    track(j, ev, EV_H2D);
+    j->t->bytes_moved += bytes;
     return 0;
 }
 
@@ -837,7 +869,7 @@ static int runs_fit(struct job *j)
 static int gpu_passes(struct job *j, const char *data, int *from, bool *moved)
 {
     int rc = gpu_hist(j, data);
-    if (rc || (rc = runs_fit(j)))
+    if (rc || (rc = runs_fit(j)) || (rc = digit_starts(j)))
         return rc;
     cl_uint last = j->digits;
     for (cl_uint dg = 0; dg < j->digits; dg++)
@@ -921,6 +953,9 @@ static void release_job(struct job *j)
         clReleaseEvent(j->tail);
     free(j->spans);
     free(j->ghost);
+    free(j->hstarts);
+    if (j->next)
+        clReleaseMemObject(j->next);
     if (j->starts)
         clReleaseMemObject(j->starts);
     if (j->ghist)

@@ -16,12 +16,12 @@
  *     checks against the device's local memory). One sort_hist_* pass first counts every
  *     digit of every key into ghist[digit * 256 + value], so before any digit pass the host
  *     knows which digits all keys share (skipped) and every digit value's global start.
- *     Then per digit: sort_count_* (each block's counts of the digit), sort_scan_digits
- *     (one work-group per digit value scans that value's row across the blocks from the
- *     value's global start: a multi-group scan in which no group waits on another) and
- *     sort_scatter_* (the block sorted by the digit in local memory, stably, by two 4-bit
- *     splits, then written out in order, so each digit value's run of the block lands at
- *     consecutive addresses).
+ *     Then a digit pass is one launch of sort_onesweep_* (Onesweep, Adinets & Merrill
+ *     2022): each work-group takes a block number from an atomic ticket, reads its block
+ *     once into local memory, counts it, finds its slots within each digit value's run by
+ *     decoupled look-back over the blocks before it, sorts the block by the digit locally
+ *     (two stable 4-bit splits) and writes it once, each value's run of the block at
+ *     consecutive addresses.
  * cl/sort.c mirrors SORT_BITS, SORT_ITEMS and the local arrays' sizes. */
 
 #ifndef HY_CL_CPU
@@ -89,8 +89,6 @@ void sort_scan(__global ulong *hist, uint m)
         }                                                                                   \
     }
 WG_INCLUSIVE_SCAN(uint, wg_inclusive_scan)
-/* Offsets into the array are 64-bit: counts may pass 2^32. */
-WG_INCLUSIVE_SCAN(ulong, wg_inclusive_scan_ul)
 #endif
 
 /* The key of x: (x ^ (top bit of x ? neg : pos)) - rot, with negx = neg ^ pos. Unsigned
@@ -171,40 +169,37 @@ WG_INCLUSIVE_SCAN(ulong, wg_inclusive_scan_ul)
  * each fall in different banks. */
 #define PAD(i) ((i) + ((i) >> 5))
 
-/* Turns row d of hist (value d's count in each block) into each block's first output slot
- * for value d, counted from the value's global start, which goes to starts[d] (the sum of
- * ghist's counts of smaller values for this digit): one work-group per digit value, so no
- * group waits on another. The table stays 32-bit, half the traffic of 64-bit offsets: the
- * host refuses a digit one of whose values has 2^32 keys or more, so an offset within a
- * value's run fits; starts[d] is 64-bit, so the array may hold 2^32 keys and more. */
-__kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const uint *ghist,
-                               uint digit, __global ulong *starts, __local ulong *s)
+/* Decoupled look-back (Merrill & Garland 2016; Adinets & Merrill 2022's Onesweep): the
+ * per-pass table holds, for each (block, digit value), one 32-bit word: a flag in the top two
+ * bits and a count in the rest, so flag and count are published and read in one atomic
+ * access and no fence has to order two words. 0 means nothing yet; LB_AGG, the block's own
+ * count of the value; LB_INC, that count plus every earlier block's (an inclusive prefix
+ * within the value's run). The host refuses a pass one of whose values has LB_MASK + 1 keys
+ * or more (cl/sort.c's runs_fit), so a prefix always fits. */
+#define LB_AGG (1u << 30)
+#define LB_INC (2u << 30)
+#define LB_MASK (LB_AGG - 1u)
+
+/* Block b's first slot for digit value d within d's run: the sum of the counts of blocks
+ * b-1, b-2, ... back to the first that has published its inclusive prefix (whose prefix
+ * ends the walk). A block only waits on blocks with smaller numbers, which took their
+ * numbers earlier (sort_onesweep_*'s ticket) and so have started: they progress, on a GPU
+ * whose started work-groups stay resident as on a device that runs work-groups one after
+ * another (PoCL's CPU device, Oclgrind). */
+static uint look_back(__global volatile uint *look, uint b, uint d)
 {
-    uint t = get_local_id(0), L = get_local_size(0), d = (uint)get_group_id(0);
-    ulong part = 0;
-    for (uint e = t; e < d; e += L) {
-        uint i = 2 * (digit * SORT_RADIX + e); /* ghist's counts: low word, high word */
-        part += (ulong)ghist[i + 1] << 32 | ghist[i];
+    uint excl = 0;
+    while (b > 0) {
+        b--;
+        uint w;
+        do
+            w = atomic_add(&look[(size_t)b * SORT_RADIX + d], 0u); /* an atomic load */
+        while (!(w & (LB_AGG | LB_INC)));
+        excl += w & LB_MASK;
+        if (w & LB_INC)
+            break;
     }
-    s[t] = part;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    wg_inclusive_scan_ul(s, t, L);
-    if (t == 0)
-        starts[d] = s[L - 1];
-    uint carry = 0;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    __global uint *row = hist + (size_t)d * nblocks;
-    for (uint c0 = 0; c0 < nblocks; c0 += L) {
-        uint i = c0 + t;
-        uint v = i < nblocks ? row[i] : 0u;
-        s[t] = v;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        wg_inclusive_scan_ul(s, t, L);
-        if (i < nblocks)
-            row[i] = carry + (uint)s[t] - v;
-        carry += (uint)s[L - 1];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    return excl;
 }
 
 #define SORT_KERNELS(K, W, SUF)                                                             \
@@ -214,11 +209,18 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
      * chunk of the staged upload (cl/sort.c), counted as soon as that chunk has landed.    \
      * A count is 64-bit in two words, ghist[2i] low and ghist[2i + 1] high (64-bit atomics \
      * are optional in OpenCL 1.2): the add that wraps the low word carries one.            \
-     * A group's local counters stay 32-bit: the host keeps chunks below 2^31 elements. */  \
+     * A group's local counters stay 32-bit: the host keeps chunks below 2^31 elements.    \
+     * It also zeroes zero[0 .. nzero), which costs no launch of its own. */                \
     __kernel void sort_hist_##SUF(__global const K *src, ulong n, K pos, K negx, K rot,     \
-                                  __global uint *ghist, __local uint *lh, ulong first)      \
+                                  __global uint *ghist, __local uint *lh, ulong first,      \
+                                  __global uint *zero, ulong nzero)                         \
     {                                                                                       \
         uint t = get_local_id(0), L = get_local_size(0);                                    \
+        /* The first digit pass's look-back table, zeroed by the first chunk's launch (the  \
+         * host passes nzero = 0 to the others): later passes' tables are zeroed by the     \
+         * pass before them. */                                                             \
+        for (ulong i = get_global_id(0); i < nzero; i += get_global_size(0))                \
+            zero[i] = 0;                                                                    \
         for (uint i = t; i < (W / SORT_BITS) * SORT_RADIX; i += L)                          \
             lh[i] = 0;                                                                      \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
@@ -234,27 +236,6 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
             if (c && atomic_add(&ghist[2 * i], c) + c < c)                                  \
                 atomic_inc(&ghist[2 * i + 1]);                                              \
         }                                                                                   \
-    }                                                                                       \
-                                                                                            \
-    /* Block b's count of each value of the digit at `shift`, into hist[value * nblocks + b].\
-     * A block is the get_local_size * SORT_ITEMS elements sort_scatter_* takes. */         \
-    __kernel void sort_count_##SUF(__global const K *src, ulong n, uint shift, K pos, K negx,\
-                                   K rot, __global uint *hist, uint nblocks,                \
-                                   __local uint *lh)                                        \
-    {                                                                                       \
-        uint t = get_local_id(0), L = get_local_size(0), b = (uint)get_group_id(0);         \
-        for (uint d = t; d < SORT_RADIX; d += L)                                            \
-            lh[d] = 0;                                                                      \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        ulong lo = (ulong)b * L * SORT_ITEMS;                                               \
-        uint len = (uint)min((ulong)(L * SORT_ITEMS), n - lo);                              \
-        for (uint j = t; j < len; j += L) {                                                 \
-            K x = src[lo + j];                                                              \
-            atomic_inc(&lh[(uint)(SORT_KEY(K, W, x, pos, negx, rot) >> shift) & SORT_MASK]);\
-        }                                                                                   \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        for (uint d = t; d < SORT_RADIX; d += L)                                            \
-            hist[(size_t)d * nblocks + b] = lh[d];                                          \
     }                                                                                       \
                                                                                             \
     /* One stable split of the block in tile[0 .. len) by the SPLIT_BITS at `shift`: work-item t\
@@ -302,21 +283,51 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
     }                                                                                       \
                                                                                             \
-    /* Moves block b to its slots: the block is read once into local memory, sorted there by\
-     * the digit (two stable splits, low half first), and each element at place j of a run of\
-     * digit value d is written to hist[d * nblocks + b] + j - (the run's first place). */  \
-    __kernel void sort_scatter_##SUF(__global const K *src, ulong n, uint shift, K pos,     \
-                                     K negx, K rot, __global const uint *hist,              \
-                                     __global const ulong *starts, uint nblocks,            \
-                                     __global K *dst, __local K *tile,                      \
-                                     __local uint *cnt, __local uint *sums,                 \
-                                     __local ulong *base)                                   \
+    /* One digit pass that reads the keys once and writes them once (Onesweep). The group   \
+     * takes the next block number b from its pass's ticket (so blocks start in number      \
+     * order, which look_back's waits rely on), loads block b into local memory counting    \
+     * its digit values, publishes the counts in row b of `look`, looks back for its first  \
+     * slot within each value's run and publishes the inclusive prefix, sorts the block by  \
+     * the digit (two stable 4-bit splits, low half first) and writes each element at place \
+     * j of a run of value d to starts[d] + its slot + j - (the run's first place). It also \
+     * zeroes row b of `next`, the table of the pass after (none reads it in this one).     \
+     * Tickets: after ghist's counts in the same buffer, one per digit, zeroed with them. */\
+    __kernel void sort_onesweep_##SUF(__global const K *src, ulong n, uint shift, K pos,    \
+                                      K negx, K rot, __global volatile uint *look,          \
+                                      __global uint *next, __global const ulong *starts,    \
+                                      __global volatile uint *ghist, __global K *dst,       \
+                                      __local K *tile, __local uint *cnt, __local uint *sums,\
+                                      __local ulong *base, __local uint *lc)                \
     {                                                                                       \
-        uint t = get_local_id(0), L = get_local_size(0), b = (uint)get_group_id(0);         \
+        uint t = get_local_id(0), L = get_local_size(0), dg = shift / SORT_BITS;            \
+        if (t == 0)                                                                         \
+            lc[SORT_RADIX] = atomic_inc(&ghist[2 * (W / SORT_BITS) * SORT_RADIX + dg]);     \
+        for (uint d = t; d < SORT_RADIX; d += L)                                            \
+            lc[d] = 0;                                                                      \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        uint b = lc[SORT_RADIX];                                                            \
         ulong lo = (ulong)b * L * SORT_ITEMS;                                               \
         uint len = (uint)min((ulong)(L * SORT_ITEMS), n - lo);                              \
-        for (uint j = t; j < len; j += L)                                                   \
-            tile[PAD(j)] = src[lo + j];                                                     \
+        for (uint j = t; j < len; j += L) {                                                 \
+            K x = src[lo + j];                                                              \
+            tile[PAD(j)] = x;                                                               \
+            atomic_inc(&lc[(uint)(SORT_KEY(K, W, x, pos, negx, rot) >> shift) & SORT_MASK]);\
+        }                                                                                   \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        __global volatile uint *row = look + (size_t)b * SORT_RADIX;                        \
+        /* Block 0's counts are already its inclusive prefixes. */                          \
+        for (uint d = t; d < SORT_RADIX; d += L) {                                          \
+            next[(size_t)b * SORT_RADIX + d] = 0;                                           \
+            atomic_xchg(&row[d], (b ? LB_AGG : LB_INC) | lc[d]);                            \
+        }                                                                                   \
+        for (uint d = t; d < SORT_RADIX && b; d += L) {                                     \
+            uint excl = look_back(look, b, d);                                              \
+            atomic_xchg(&row[d], LB_INC | (excl + lc[d]));                                  \
+            lc[d] = excl;                                                                   \
+        }                                                                                   \
+        if (!b)                                                                             \
+            for (uint d = t; d < SORT_RADIX; d += L)                                        \
+                lc[d] = 0;                                                                  \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
         for (uint sub = 0; sub < SORT_BITS; sub += SPLIT_BITS)                              \
             split_##SUF(tile, cnt, sums, len, shift + sub, pos, negx, rot);                 \
@@ -327,7 +338,7 @@ __kernel void sort_scan_digits(__global uint *hist, uint nblocks, __global const
                              SORT_MASK                                                      \
                        : SORT_RADIX;                                                        \
             if (d != p)                                                                     \
-                base[d] = starts[d] + hist[(size_t)d * nblocks + b] - j;                    \
+                base[d] = starts[dg * SORT_RADIX + d] + lc[d] - j;                          \
         }                                                                                   \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
         for (uint j = t; j < len; j += L) {                                                 \

@@ -320,6 +320,10 @@ static uint look_back(__global volatile uint *look, uint b, uint d)
             next[(size_t)b * SORT_RADIX + d] = 0;                                           \
             atomic_xchg(&row[d], (b ? LB_AGG : LB_INC) | lc[d]);                            \
         }                                                                                   \
+        /* The local sort before the look-back gives the blocks before this one time to   \
+         * publish their prefixes, so the walk is short and rarely waits. */                \
+        for (uint sub = 0; sub < SORT_BITS; sub += SPLIT_BITS)                              \
+            split_##SUF(tile, cnt, sums, len, shift + sub, pos, negx, rot);                 \
         for (uint d = t; d < SORT_RADIX && b; d += L) {                                     \
             uint excl = look_back(look, b, d);                                              \
             atomic_xchg(&row[d], LB_INC | (excl + lc[d]));                                  \
@@ -329,8 +333,6 @@ static uint look_back(__global volatile uint *look, uint b, uint d)
             for (uint d = t; d < SORT_RADIX; d += L)                                        \
                 lc[d] = 0;                                                                  \
         barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-        for (uint sub = 0; sub < SORT_BITS; sub += SPLIT_BITS)                              \
-            split_##SUF(tile, cnt, sums, len, shift + sub, pos, negx, rot);                 \
         /* Each run's first place j: base = slot - j (modulo 2^64, undone by the add below). */\
         for (uint j = t; j < len; j += L) {                                                 \
             uint d = (uint)(SORT_KEY(K, W, tile[PAD(j)], pos, negx, rot) >> shift) & SORT_MASK;\

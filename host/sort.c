@@ -208,8 +208,9 @@ static int sort_bufs_get(hy_host *h, size_t size, size_t n, unsigned copies, uns
         b->chunk_cap = (uint32_t)cap;
         b->nd = (size_t)1 << top_bits;
         b->tmp_bytes = cap * CHUNK_BYTES;
-        /* order, fill (uint32_t each), first (nd + 1 uint32_t), bucket (uint16_t) */
-        b->chunk_bytes = cap * 10 + (b->nd + 1) * 4;
+        /* order, fill (uint32_t each), first (nd + 1 uint32_t), bucket (uint16_t); rounded
+         * up to 8 bytes, so that every copy's tables (replicate mode) start aligned. */
+        b->chunk_bytes = (cap * 10 + (b->nd + 1) * 4 + 7) / 8 * 8;
         b->chunks = malloc(copies * b->chunk_bytes);
         if (!b->chunks)
             return hy_error_set(err, HY_ENOMEM, "out of memory for sorting %zu elements", n);

@@ -193,8 +193,12 @@ static void start_opencl_small_parts(void)
     unsetenv("HYBRIDD_TEST_CL_PART_BYTES");
 }
 
-Test(daemon_opencl, an_array_larger_than_the_device_takes_is_sorted_in_key_range_parts,
-     .init = start_opencl_small_parts)
+/* A suite of its own: a test's .init runs after its suite's, so under daemon_opencl it would
+ * start a second daemon over the suite's (which then outlived the run). */
+TestSuite(daemon_opencl_parts, .init = start_opencl_small_parts, .fini = suite_stop,
+          .timeout = 180);
+
+Test(daemon_opencl_parts, an_array_larger_than_the_device_takes_is_sorted_in_key_range_parts)
 {
     hyt_client *c = suite_client();
     bool pocl = false;

@@ -477,7 +477,7 @@ Test(daemon_faults, an_opencl_build_failure_at_start_leaves_the_cpu_serving)
     uint32_t n = expect_no_usable_device(c, "pi.cl");
     if (n == 0) {
         hyt_close(c);
-        cr_skip_test("no OpenCL device: nothing to fail to build");
+        suite_skip("no OpenCL device: nothing to fail to build");
     }
     expect_opencl_refused(c, 0, "pi.cl");
     cr_expect(log_has("building pi.cl"), "the log does not report the failed build");
@@ -504,7 +504,7 @@ Test(daemon_faults, an_opencl_fault_fails_one_job_and_the_device_recovers)
     free(dv);
     if (!usable) {
         hyt_close(c);
-        cr_skip_test("no usable OpenCL device 0");
+        suite_skip("no usable OpenCL device 0");
     }
     hy_msg_submit s = hyt_pi(HY_BACKEND_OPENCL, 0, 100000, 8);
     s.device = 0;
@@ -802,7 +802,7 @@ static void expect_socket_file(unsigned mode, gid_t gid, const char *what)
 Test(daemon_faults, the_socket_file_has_the_configured_mode_and_group)
 {
     if (!root())
-        cr_skip_test("needs root to connect as another uid");
+        suite_skip("needs root to connect as another uid");
     gid_t nogroup = group_id("nogroup"), daemon_gid = group_id("daemon");
     int rc;
 
@@ -828,7 +828,7 @@ Test(daemon_faults, the_socket_file_has_the_configured_mode_and_group)
 Test(daemon_faults, a_peer_of_another_uid_not_in_access_gets_eperm)
 {
     if (!root())
-        cr_skip_test("needs root to connect as another uid");
+        suite_skip("needs root to connect as another uid");
     gid_t nogroup = group_id("nogroup");
     int rc;
 
@@ -853,7 +853,7 @@ Test(daemon_faults, a_peer_of_another_uid_not_in_access_gets_eperm)
 Test(daemon_faults, access_lists_narrow_what_the_socket_file_allows)
 {
     if (!root())
-        cr_skip_test("needs root to connect as another uid");
+        suite_skip("needs root to connect as another uid");
     gid_t nogroup = group_id("nogroup"), daemon_gid = group_id("daemon");
     int rc;
 

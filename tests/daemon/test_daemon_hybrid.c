@@ -264,7 +264,7 @@ Test(daemon_hybrid, a_device_failing_mid_job_fails_the_job_naming_it)
     hyt_client *c = suite_client();
     if (!has_device(c)) {
         hyt_close(c);
-        cr_skip_test("no usable OpenCL device");
+        suite_skip("no usable OpenCL device");
     }
     hy_msg_submit s = hyt_pi(HY_BACKEND_HYBRID, 0, 60000001, 6);
     hyt_job j;
@@ -294,7 +294,7 @@ Test(daemon_hybrid, cpu_devices_are_left_out_by_default)
     if (dev && !pocl) {
         hyt_job_release(c, &j);
         hyt_close(c);
-        cr_skip_test("device 0 is not PoCL's CPU device: hybrid uses it by default");
+        suite_skip("device 0 is not PoCL's CPU device: hybrid uses it by default");
     }
     check_breakdown(&j.rows[0], 3000017, 0, "default hybrid pi");
     if (dev) /* PoCL: a CPU device, left out and said so */

@@ -746,7 +746,7 @@ TestSuite(daemon_memory, .init = start_big, .fini = suite_stop, .timeout = 120);
 Test(daemon_memory, a_huge_sort_leaves_no_scratch_behind)
 {
     if (getenv("HYBRIDD_SANITIZER")) /* sanitizers keep freed memory in quarantine */
-        cr_skip_test("RSS is not meaningful under a sanitizer");
+        suite_skip("RSS is not meaningful under a sanitizer");
     hyt_client *c = suite_client();
     hy_msg_submit p = hyt_pi(HY_BACKEND_NATIVE, 2, 100000, 1);
     hyt_job j;

@@ -306,7 +306,7 @@ Test(daemon_lifecycle, socket_activation)
 {
     const char *tool = "/usr/bin/systemd-socket-activate";
     if (access(tool, X_OK) != 0)
-        cr_skip_test("%s is missing", tool);
+        suite_skip("%s is missing", tool);
     char text[2048];
     hyt_conf k = hyt_conf_default();
     hyt_conf_text(&k, text, sizeof text);

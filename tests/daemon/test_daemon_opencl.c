@@ -54,7 +54,7 @@ static uint16_t usable_device(hyt_client *c, bool *pocl)
     cr_expect_eq(st.devices_usable, usable);
     free(dv);
     if (found < 0)
-        cr_skip_test("no usable OpenCL device");
+        suite_skip("no usable OpenCL device");
     return (uint16_t)found;
 }
 

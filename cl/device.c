@@ -151,6 +151,8 @@ static void disown(struct hy_cl_dev *d)
         d->stage_ptr[b] = NULL;
     }
     d->stage_bytes = 0;
+    hy_cl_copier_stop(d->copier);
+    d->copier = NULL;
     for (int p = HY_CL_NPROG - 1; p >= 0; p--)
         if (d->prog[p])
             clReleaseProgram(d->prog[p]);

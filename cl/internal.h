@@ -40,6 +40,9 @@ struct hy_cl_dev {
     cl_mem stage[2];
     void *stage_ptr[2];
     size_t stage_bytes;
+    /* The threads that fill and empty the staging pair (copy.c), started with the pair;
+     * NULL on a machine with too few cores to spare (the caller's thread copies alone). */
+    struct hy_cl_copier *copier;
     /* Recovery (device.c): jobs started, and whether the last one failed in an OpenCL call
      * so the next must rebuild first. A test's injected fault parks the real queue in
      * `parked` and leaves `queue` NULL, which every enqueue refuses as a broken queue. */
@@ -85,6 +88,16 @@ int hy_cl_kernel(struct hy_cl_dev *d, int prog, const char *name, cl_kernel *out
                  hy_error *err);
 /* end - start of a finished event's profiling times, in ns (0 if unavailable). */
 uint64_t hy_cl_event_ns(cl_event ev);
+
+/* The host's half of a staged transfer, split over threads (copy.c). hy_cl_copy_threads is
+ * how many a copy uses here (HYBRIDD_CL_COPY_THREADS, else half the cores, at most 8);
+ * hy_cl_copier_start returns NULL for fewer than 2 or when no thread could start, and
+ * hy_cl_copy with a NULL copier is a plain memcpy. One copy at a time per copier. */
+struct hy_cl_copier;
+unsigned hy_cl_copy_threads(void);
+struct hy_cl_copier *hy_cl_copier_start(unsigned threads);
+void hy_cl_copy(struct hy_cl_copier *c, void *dst, const void *src, size_t bytes);
+void hy_cl_copier_stop(struct hy_cl_copier *c);
 
 /* Builds (or loads from the cache) every program of `d`; on failure fills d->info.problem.
  * In build.c. */

@@ -449,6 +449,8 @@ static int stage_buffers(struct job *j)
             return rc;
     }
     d->stage_bytes = bytes;
+    if (!d->copier)
+        d->copier = hy_cl_copier_start(hy_cl_copy_threads());
     return 0;
 }
 
@@ -732,7 +734,7 @@ static int staged_upload(struct job *j, const char *data)
         cl_event ev = NULL;
         if (c >= 2 && (rc = drain_through(j, copy_no[slot])))
             return rc;
-        memcpy(j->d->stage_ptr[slot], data + first * es, len * es);
+        hy_cl_copy(j->d->copier, j->d->stage_ptr[slot], data + first * es, len * es);
         if ((rc = CL_TRY(clEnqueueWriteBuffer(j->d->xfer, j->buf[0], CL_FALSE, first * es,
                                               len * es, j->d->stage_ptr[slot], 0, NULL, &ev),
                          j->err)))
@@ -914,7 +916,7 @@ static int staged_download(struct job *j, char *data, cl_mem src)
         size_t len = j->n - first < j->chunk ? j->n - first : j->chunk;
         if ((rc = drain_through(j, copy_no[p & 1])))
             return rc;
-        memcpy(data + first * es, j->d->stage_ptr[p & 1], len * es);
+        hy_cl_copy(j->d->copier, data + first * es, j->d->stage_ptr[p & 1], len * es);
     }
     j->t->bytes_moved += (uint64_t)j->n * es;
     return 0;

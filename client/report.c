@@ -269,7 +269,12 @@ static void derive_row(const hy_result_row *r, double base_throughput, hc_derive
     d->device = row_device(r);
     d->throughput = row_throughput(r);
     d->speedup = base_throughput > 0 ? d->throughput / base_throughput : NAN;
-    if (r->backend != HY_BACKEND_OPENCL)
+    /* A hybrid row's speed-up comes from its devices as well as its threads, so per thread
+     * it means nothing (an H200 beside 16 cores made it 3087%): its efficiency is the
+     * balance the daemon measured, achieved over the sum of the sides' own throughputs. */
+    if (r->backend == HY_BACKEND_HYBRID)
+        d->efficiency = r->balance_ppm ? r->balance_ppm / 1e6 : NAN;
+    else if (r->backend != HY_BACKEND_OPENCL)
         d->efficiency = r->threads ? d->speedup / r->threads : NAN;
     if (r->backend == HY_BACKEND_LOCKED) {
         double t = (double)r->median_ns * (r->threads ? r->threads : 1);

@@ -555,6 +555,22 @@ Test(derive, process_transfer_share_and_efficiency)
     cr_assert(!isfinite(d.transfer_share));
 }
 
+/* A hybrid row's efficiency is the balance the daemon measured, never speed-up per thread:
+ * its devices add to the speed-up (an H200 beside 16 threads made that 3087%). */
+Test(derive, hybrid_efficiency_is_its_balance)
+{
+    hc_compare c = make_process_compare();
+    prows[1] = row(HY_BACKEND_HYBRID, 2, 2000000); /* 50x serial on 2 threads */
+    prows[1].balance_ppm = 870000;
+    hc_derived d;
+    hc_derive(&c, 1, &d);
+    cr_assert_eq(d.speedup, 50.0);
+    cr_assert_eq(d.efficiency, 0.87);
+    prows[1].balance_ppm = 0; /* the pool ran alone: no balance to show */
+    hc_derive(&c, 1, &d);
+    cr_assert(!isfinite(d.efficiency));
+}
+
 /* ---- the table ---- */
 
 Test(table, columns_labels_footnote)

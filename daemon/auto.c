@@ -7,10 +7,15 @@
  * smaller thread counts a comparison runs (1, 2, 4, ... below the pool).
  *
  * Explore (StarPU's calibration, made deterministic so that a test can hold it): while any
- * base candidate has no trusted prediction at this n, the job runs the first such one in a
- * fixed order and is flagged EXPLORE. The order puts first what is likely fastest, so a
- * daemon that knows nothing runs native with its whole pool — auto's documented default —
- * and learns the slow configurations last.
+ * base candidate has no trusted prediction at this n, the job runs the one of them whose cell
+ * at this n has seen the fewest runs (the dropped first run after a start counts), ties
+ * broken by a fixed order, and is flagged EXPLORE. Breadth first, so every base candidate
+ * gets its first runs before any gets its fifth: a slow one is learnt to be slow after one
+ * kept sample, not after the six that make it trusted, where backends differ by 60x (native
+ * against a GPU at 10^10 samples of pi). The order puts first what is likely fastest, so a
+ * daemon that knows nothing runs native with its whole pool — auto's documented default.
+ * Exploring is capped: a candidate whose few runs here took over EXPLORE_CAP times the
+ * fastest time known (trusted or few) is not explored further.
  *
  * Exploit: once every base candidate is known, the fastest predicted of all the candidates
  * with a trusted prediction wins (ties: the first in the order). The smaller thread counts
@@ -23,11 +28,12 @@
 
 #include "log.h"
 
-/* The order auto explores in: likely fastest first (native scales with the cores and pays
- * nothing to start; a device, for large jobs; workers, which pay for moving data), the
- * baselines last. A backend added to common/ must be placed here, or counted out below:
- * hybrid is not a candidate, because it holds the whole machine (every other job waits for
- * it), which a user asks for by name and the daemon does not choose on its own. */
+/* The order that breaks auto's ties, between candidates explored as often and between equal
+ * predictions: likely fastest first (native scales with the cores and pays nothing to start;
+ * a device, for large jobs; workers, which pay for moving data), the baselines last. A
+ * backend added to common/ must be placed here, or counted out below: hybrid is not a
+ * candidate, because it holds the whole machine (every other job waits for it), which a user
+ * asks for by name and the daemon does not choose on its own. */
 static const int explore_order[] = {HY_BACKEND_NATIVE, HY_BACKEND_OPENCL, HY_BACKEND_PROCESS,
                                     HY_BACKEND_LOCKED, HY_BACKEND_SERIAL};
 #define NOT_CANDIDATES 1 /* hybrid */
@@ -43,6 +49,7 @@ typedef struct candidate {
     bool base;          /* explored until its prediction is trusted */
     uint64_t predicted; /* hy_job_predict_row: 0 unknown */
     uint64_t few;       /* the median of its too few runs at this n; 0 none */
+    unsigned runs;      /* runs its cell at this n has seen, the dropped first one too */
 } candidate;
 
 /* Exploring stops for a candidate whose few runs at this size already took more than this
@@ -120,9 +127,11 @@ static void add(const hy_backend_env *env, const hy_job_spec *s, candidates *cs,
         return;
     c.predicted = hy_job_predict_row(env->e.history, &t, &c.r);
     hy_history_prediction p;
-    if (!c.predicted && env->e.history) {
+    if (env->e.history) {
         hy_history_predict(env->e.history, &k, s->n, &p);
-        c.few = p.answer == HY_PREDICT_FEW && p.ns >= 1 ? (uint64_t)llround(p.ns) : 0;
+        c.runs = p.runs;
+        if (!c.predicted)
+            c.few = p.answer == HY_PREDICT_FEW && p.ns >= 1 ? (uint64_t)llround(p.ns) : 0;
     }
     cs->c[cs->n++] = c;
 }
@@ -153,10 +162,11 @@ static void add_backend(const hy_backend_env *env, const hy_job_spec *s, const h
     }
 }
 
-/* The first base candidate the history cannot predict, in the explore order, unless its
- * few runs here were already over EXPLORE_CAP times the fastest time known (a trusted
- * prediction or another's few runs); else the fastest predicted. NULL only when there is no
- * candidate (a capped one implies a faster one that is known or still explored). */
+/* Of the base candidates the history cannot predict, the one with the fewest runs at this n
+ * (ties: the first in the explore order), leaving out those whose few runs here were already
+ * over EXPLORE_CAP times the fastest time known (a trusted prediction or another's few runs);
+ * else the fastest predicted. NULL only when there is no candidate (a capped one implies a
+ * faster one that is known or still explored). */
 static const candidate *pick(const candidates *cs, bool *explore)
 {
     const candidate *best = NULL;
@@ -166,12 +176,16 @@ static const candidate *pick(const candidates *cs, bool *explore)
         if (t && (!fastest || t < fastest))
             fastest = t;
     }
-    for (unsigned i = 0; i < cs->n; i++)
-        if (cs->c[i].base && cs->c[i].predicted == 0 &&
-            !(cs->c[i].few && cs->c[i].few / EXPLORE_CAP > fastest)) {
-            *explore = true;
-            return &cs->c[i];
-        }
+    for (unsigned i = 0; i < cs->n; i++) {
+        const candidate *c = &cs->c[i];
+        if (c->base && c->predicted == 0 && !(c->few && c->few / EXPLORE_CAP > fastest) &&
+            (!best || c->runs < best->runs))
+            best = c;
+    }
+    if (best) {
+        *explore = true;
+        return best;
+    }
     *explore = false;
     for (unsigned i = 0; i < cs->n; i++)
         if (cs->c[i].predicted && (!best || cs->c[i].predicted < best->predicted))

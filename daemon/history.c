@@ -208,6 +208,8 @@ void hy_history_predict(hy_history *h, const hy_history_key *k, uint64_t n,
     pthread_mutex_lock(&h->mu);
     for (size_t i = 0; i < h->ncells; i++) {
         const cell *c = &h->cells[i];
+        if (key_eq(&c->key, k) && c->log2n == b)
+            out->runs = c->count + c->warm; /* its dropped first run too: auto explores by it */
         if (!key_eq(&c->key, k) || c->count == 0)
             continue;
         if (c->log2n == b) {

@@ -107,6 +107,9 @@ typedef struct hy_history_prediction {
     hy_history_answer answer;
     double ns;          /* the predicted time (0 when UNKNOWN) */
     unsigned samples;   /* samples in n's own cell */
+    unsigned runs;      /* runs n's own cell has seen: its samples, plus the first run since
+                         * open that was dropped (so 1 after that run alone, where samples
+                         * is 0); any answer, UNKNOWN included */
     unsigned lo, hi;    /* INTERPOLATED: the log2 buckets it interpolated between */
 } hy_history_prediction;
 /* Predicts the time of a run of n under key k. */

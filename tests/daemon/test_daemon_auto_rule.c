@@ -109,15 +109,20 @@ Test(auto_rule, with_nothing_known_it_runs_native_with_its_pool_and_says_it_expl
     expect_choice(&s, HY_BACKEND_SERIAL, 1, true, 0);
 }
 
-Test(auto_rule, it_explores_the_first_base_configuration_it_cannot_predict)
+Test(auto_rule, it_explores_the_base_configuration_it_cannot_predict_with_the_fewest_runs)
 {
     hy_backend_env env = cpu_env();
     hy_msg_submit m = auto_submit(HY_JOB_PI, 100000);
     seed_pi(HY_BACKEND_NATIVE, 2, 100000, 9 * MS);
     hy_job_spec s = resolve(&env, &m);
     expect_choice(&s, HY_BACKEND_LOCKED, 2, true, 0);
-    /* Too few samples is not known: a cell of 3 kept runs is explored again. */
+    /* locked has run 4 times, serial never: serial first. */
     seed_runs(HY_JOB_PI, 0, HY_BACKEND_LOCKED, 2, 0, 0, 100000, 1 * MS, 4);
+    s = resolve(&env, &m);
+    expect_choice(&s, HY_BACKEND_SERIAL, 1, true, 0);
+    /* Too few samples is not known: with as many runs of each (4, 3 kept), locked, the first
+     * in the order, is explored again. */
+    seed_runs(HY_JOB_PI, 0, HY_BACKEND_SERIAL, 1, 0, 0, 100000, 2 * MS, 4);
     s = resolve(&env, &m);
     expect_choice(&s, HY_BACKEND_LOCKED, 2, true, 0);
     seed_runs(HY_JOB_PI, 0, HY_BACKEND_LOCKED, 2, 0, 0, 100000, 1 * MS, 2);
@@ -125,7 +130,7 @@ Test(auto_rule, it_explores_the_first_base_configuration_it_cannot_predict)
     expect_choice(&s, HY_BACKEND_SERIAL, 1, true, 0);
     /* A smaller thread count is never explored for auto's sake: with the base known, the
      * fastest wins although native 1 is unknown. */
-    seed_pi(HY_BACKEND_SERIAL, 1, 100000, 20 * MS);
+    seed_runs(HY_JOB_PI, 0, HY_BACKEND_SERIAL, 1, 0, 0, 100000, 20 * MS, 4);
     s = resolve(&env, &m);
     expect_choice(&s, HY_BACKEND_LOCKED, 2, false, 1 * MS);
 }
@@ -243,6 +248,71 @@ Test(auto_rule, each_served_device_is_a_candidate_of_its_own)
     devrec[1].max_alloc = 4096;
     s = resolve(&env, &m);
     expect_choice(&s, HY_BACKEND_LOCKED, 2, false, 3 * MS);
+}
+
+/* Resolves m on env `count` times, recording each chosen run into the history as an executor
+ * would, with the time ns_of gives its backend; into seq, one letter a choice (N native, O
+ * opencl, L locked, S serial; lower case when it exploited rather than explored). */
+static void run_auto(const hy_backend_env *env, const hy_msg_submit *m, uint64_t (*ns_of)(int),
+                     unsigned count, char *seq)
+{
+    for (unsigned i = 0; i < count; i++) {
+        hy_job_spec s = resolve(env, m);
+        hy_row_spec r = {.backend = s.backend, .threads = s.threads, .transport = s.transport};
+        hy_history_key k;
+        cr_assert(hy_job_history_key(&s, &r, s.threads, &k));
+        hy_history_record(H, &k, m->n, ns_of(s.backend));
+        char c = s.backend == HY_BACKEND_NATIVE   ? 'N'
+                 : s.backend == HY_BACKEND_OPENCL ? 'O'
+                 : s.backend == HY_BACKEND_LOCKED ? 'L'
+                 : s.backend == HY_BACKEND_SERIAL ? 'S'
+                                                  : '?';
+        seq[i] = s.auto_flags & HY_ROW_EXPLORE ? c : (char)(c - 'A' + 'a');
+    }
+    seq[count] = '\0';
+}
+
+/* pi at 10^10 samples on a GPU machine: native 1 s, the device 20 ms, serial 16 s. */
+static uint64_t gpu_pi_ns(int backend)
+{
+    return backend == HY_BACKEND_OPENCL ? 20 * MS
+           : backend == HY_BACKEND_NATIVE ? 1000 * MS
+                                          : 16000 * MS;
+}
+
+/* Breadth first: every base configuration gets its first runs before any is trusted, so a
+ * configuration 50x slower is known to be after its first kept sample and not run again. */
+Test(auto_rule, it_explores_breadth_first_and_drops_the_far_slower_after_one_sample)
+{
+    hy_backend_env env = gpu_env();
+    env.locked_threads = 0;
+    env.nowned = 1; /* native 2 (and 1), opencl on device 0, serial */
+    hy_msg_submit m = auto_submit(HY_JOB_PI, UINT64_C(10000000000));
+    char seq[16];
+    run_auto(&env, &m, gpu_pi_ns, 11, seq);
+    /* Each runs once (dropped), then once kept. Then native (1 s, over 4 x 20 ms) and serial
+     * are known to be slower and left, and opencl is run until trusted (6 runs), then
+     * chosen. Depth first would have run native 6 times before the device's first. */
+    cr_expect_str_eq(seq, "NOSNOSOOOOo");
+}
+
+/* 5 ms each: none is ever capped, so each is explored until trusted, taking turns. */
+static uint64_t equal_ns(int backend)
+{
+    (void)backend;
+    return 5 * MS;
+}
+
+Test(auto_rule, equally_fast_configurations_are_all_explored_in_turn_until_trusted)
+{
+    hy_backend_env env = cpu_env(); /* native 2 (and 1), locked 2, serial */
+    hy_msg_submit m = auto_submit(HY_JOB_PI, 100000);
+    char seq[32];
+    run_auto(&env, &m, equal_ns, 6 * 3 + 1, seq);
+    /* 6 runs of each (5 kept), in turns; then the first in the order wins the tie. */
+    cr_expect_str_eq(seq, "NLSNLSNLSNLSNLSNLSn");
+    hy_job_spec s = resolve(&env, &m);
+    expect_choice(&s, HY_BACKEND_NATIVE, 2, false, 5 * MS);
 }
 
 Test(auto_rule, a_row_is_predicted_only_from_a_trusted_history)

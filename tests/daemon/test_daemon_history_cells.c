@@ -226,6 +226,13 @@ Test(history, a_cell_is_trusted_from_the_threshold_on)
     hy_history_prediction p;
     hy_history_cell c;
     hy_history_record(h, &PI_SERIAL, 1000, 1); /* dropped */
+    /* Nothing to predict from, but the run was seen: auto explores by runs, not samples. */
+    hy_history_predict(h, &PI_SERIAL, 1000, &p);
+    cr_expect_eq(p.answer, HY_PREDICT_UNKNOWN);
+    cr_expect_eq(p.samples, 0);
+    cr_expect_eq(p.runs, 1);
+    hy_history_predict(h, &PI_SERIAL, 1 << 20, &p);
+    cr_expect_eq(p.runs, 0, "another size's cell has seen no run");
     for (unsigned i = 1; i < HY_HISTORY_TRUST; i++) {
         hy_history_record(h, &PI_SERIAL, 1000, 500);
         hy_history_get(h, &PI_SERIAL, 9, &c);
@@ -233,6 +240,7 @@ Test(history, a_cell_is_trusted_from_the_threshold_on)
         hy_history_predict(h, &PI_SERIAL, 1000, &p);
         cr_expect_eq(p.answer, HY_PREDICT_FEW, "with %u samples", i);
         cr_expect_eq(p.samples, i);
+        cr_expect_eq(p.runs, i + 1, "the dropped first run counts");
     }
     hy_history_record(h, &PI_SERIAL, 1000, 500);
     hy_history_get(h, &PI_SERIAL, 9, &c);

@@ -1273,14 +1273,17 @@ static void print_hybrid(FILE *f, const hy_result_row *r)
     if (r->devices_used == 0) {
         fprintf(f, "hybrid: the native pool ran it alone%s\n",
                 r->flags & HY_ROW_NO_GAIN
-                    ? " (the rates earlier hybrid sorts measured predict no gain from cutting "
-                      "the keys into ranges for the devices)"
+                    ? " (the rates earlier hybrid sorts measured predict it faster than a "
+                      "device alone or a split)"
                 : r->flags & HY_ROW_SHARED_CORES
                     ? " (the OpenCL devices here are CPU devices on the pool's own cores; "
                       "opencl.hybrid_cpu_devices in hybridd.conf(5) adds them)"
                     : " (no OpenCL device is served)");
         return;
     }
+    if (r->flags & HY_ROW_NO_GAIN)
+        fprintf(f, "hybrid: one OpenCL device ran it alone (the rates earlier hybrid sorts "
+                   "measured predict it faster than the pool alone or a split)\n");
     fprintf(f, "hybrid: native pool %.1f%% (%u chunk%s, busy %.3f ms), %u OpenCL device%s "
                "%.1f%% (%u chunk%s, busy %.3f ms)",
             cpu, r->cpu_chunks, r->cpu_chunks == 1 ? "" : "s", ms(r->cpu_busy_ns),

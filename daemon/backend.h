@@ -57,6 +57,31 @@ int hy_backend_cl_devices(hy_backend_env *env, bool all, const unsigned *listed,
  * devices only when `cpu_devices` (opencl.hybrid_cpu_devices: they run on cores of their
  * own), at most HY_HYBRID_DEVICES_MAX. Logs what it chose. */
 void hy_backend_hybrid_devices(hy_backend_env *env, bool cpu_devices);
+
+/* Hybrid's decisions, pure functions of rates (items per ns, 0 unknown) so that they can be
+ * checked without a daemon or a clock (docs/scheduling.md, "Backend hybrid"). */
+/* One participant of a hybrid pi job as the chunk rule sees it: slot 0 the pool, k device
+ * k - 1. */
+typedef struct hy_hybrid_side {
+    double rate;   /* measured on its chunks in this run; 0 before its first ends */
+    double prior;  /* what the last hybrid pi measured; 0 unknown */
+    uint64_t last; /* its previous chunk in this run; 0 before its first */
+} hy_hybrid_side;
+/* The next chunk participant `me` of `nside` takes from the `left` samples not yet handed
+ * out: 0 only when left is 0. */
+uint64_t hy_hybrid_pi_chunk(const hy_hybrid_side *side, unsigned nside, unsigned me,
+                            uint64_t left);
+/* A share at or above this makes a participant dominant: it takes its share in one chunk. */
+#define HY_HYBRID_DOMINANT 0.97
+
+/* What a hybrid sort does. */
+enum { HY_HYBRID_SPLIT, HY_HYBRID_POOL, HY_HYBRID_DEVICE };
+/* The plan for n keys from each slot's rate (rate[0] the pool, rate[k] device k - 1, each
+ * with its copies and transfers) and the cut's: the least predicted time of the pool alone,
+ * the fastest device alone (its slot in *slot) and the split, which must win by 5%. A split
+ * while any rate is unknown, to measure them. */
+int hy_hybrid_sort_plan(double n, const double *rate, unsigned nside, double cut_rate,
+                        unsigned *slot);
 /* Frees what hy_backend_cl_devices allocated. */
 void hy_backend_env_free(hy_backend_env *env);
 
@@ -78,7 +103,7 @@ typedef struct hy_hybrid_stats {
     unsigned cpu_chunks, dev_chunks, devices_used;
     uint32_t balance_ppm;
     bool shared_cores;
-    bool no_gain; /* sort: the pool ran alone, as the measured rates predict no gain */
+    bool no_gain; /* sort: no split; the pool or one device ran it alone (the rates said so) */
 } hy_hybrid_stats;
 
 typedef struct hy_run_once {

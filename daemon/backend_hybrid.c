@@ -4,14 +4,16 @@
  * pi: the sample stream [0, n) is handed out in guided chunks to whichever participant is
  * free: each takes half of its share of what is left (its share from its own rate so far),
  * never less than about 1 ms of its work, so the chunks shrink towards the end and a side
- * that ran cold at first is not given a split computed from that run. Sample i is counter i
+ * that ran cold at first is not given a split computed from that run; a side far faster than
+ * the rest takes its share in one chunk (hy_hybrid_pi_chunk). Sample i is counter i
  * of Philox wherever it is counted, so the hits are the same integer as on every backend.
  *
  * sort: the engine cuts the keys into disjoint key ranges (hy_host_sort_cut, on the pool),
  * one per participant in proportion to the rates earlier hybrid sorts of this element size
  * measured (even at first); each sorts its range where it lies, with no merge, so the bytes
- * are every backend's. Once the rates are known, a split is made only when they predict it
- * pays for the cut; otherwise the pool sorts alone and the row says so (NO_GAIN).
+ * are every backend's. Once the rates are known, the plan with the least predicted time runs:
+ * the pool alone, the fastest device alone, or a split when it beats both by 5% (the first
+ * two flagged NO_GAIN; hy_hybrid_sort_plan).
  *
  * The job holds the whole machine, as a comparison does: its participants are the CPU pool
  * and every device this daemon serves. OpenCL CPU devices (PoCL) run on the cores the pool
@@ -42,6 +44,7 @@ struct side {
     uint64_t items, busy_ns, hits, reported;
     uint64_t span; /* the items of its current chunk or range: its progress is scaled to it */
     double prior; /* items per ns in the last hybrid run of the same work; 0 unknown */
+    uint64_t last; /* pi: its previous chunk */
     unsigned chunks;
     hy_cl_timing cl;
     int rc;
@@ -92,35 +95,85 @@ static double rate_of(const struct side *sd)
     return sd->busy_ns ? (double)sd->items / (double)sd->busy_ns : sd->prior;
 }
 
-/* The next chunk for `sd`, under mu: half its share of what is left, at least ~1 ms of its
- * work. A side with no rate yet counts as the mean of those with one, so the first side to
- * measure itself does not take half the job before the others start. 0 when the stream is
- * all handed out. */
+static double side_rate(const hy_hybrid_side *s)
+{
+    return s->rate > 0 ? s->rate : s->prior;
+}
+
+/* Whether `me` holds a dominant share by the rates the last hybrid pi measured (a rate from
+ * this run's first chunks may be a cold one: not trusted to hand out nearly the whole job). */
+static bool dominant(const hy_hybrid_side *side, unsigned nside, unsigned me, double *share)
+{
+    double sum = 0;
+    for (unsigned i = 0; i < nside; i++) {
+        if (side[i].prior <= 0)
+            return false;
+        sum += side[i].prior;
+    }
+    *share = side[me].prior / sum;
+    return *share >= HY_HYBRID_DOMINANT;
+}
+
+/* The chunk rule (docs/scheduling.md, "pi: guided chunks"), in order:
+ * - a side with no rate takes a small first chunk, at most ~1 ms of the fastest known side's
+ *   work, so a slow side that has not measured itself cannot take a large part;
+ * - while another side has no rate, a side takes its floor: a share computed against a guess
+ *   gave a 16-core pool 770M samples beside an unmeasured GPU 60 times as fast;
+ * - a dominant side (HY_HYBRID_DOMINANT of the last run's rates) takes its whole share in one
+ *   chunk and then whatever is left: the others can save it at most 3%, and each chunk costs
+ *   it a launch and a sync;
+ * - otherwise guided: half its share of what is left, at least its floor; until every side has
+ *   a rate from an earlier run, at most twice its previous chunk, so one side's cold first
+ *   chunk does not hand the other a large share. */
+uint64_t hy_hybrid_pi_chunk(const hy_hybrid_side *side, unsigned nside, unsigned me,
+                            uint64_t left)
+{
+    if (left == 0)
+        return 0;
+    if (nside <= 1)
+        return left; /* the pool alone: one call, as the native backend makes */
+    double mine = side_rate(&side[me]), all = 0, fastest = 0, share, c;
+    bool unknown = false, priors = true;
+    for (unsigned i = 0; i < nside; i++) {
+        double r = side_rate(&side[i]);
+        unknown = unknown || r <= 0;
+        priors = priors && side[i].prior > 0;
+        all += r;
+        fastest = r > fastest ? r : fastest;
+    }
+    if (mine <= 0) {
+        c = (double)FIRST_CHUNK;
+        if (fastest > 0 && fastest * CHUNK_FLOOR_NS < c)
+            c = fastest * CHUNK_FLOOR_NS;
+    } else if (unknown) {
+        c = mine * CHUNK_FLOOR_NS;
+    } else if (dominant(side, nside, me, &share)) {
+        c = side[me].last ? (double)left : (double)left * share;
+    } else {
+        double guided = (double)left * mine / all / 2, floor = mine * CHUNK_FLOOR_NS;
+        c = guided > floor ? guided : floor;
+        if (!priors && side[me].last && c > 2.0 * (double)side[me].last)
+            c = 2.0 * (double)side[me].last;
+    }
+    return c < 1 ? 1 : c >= (double)left ? left : (uint64_t)c;
+}
+
+/* The next chunk for `sd` by hy_hybrid_pi_chunk, from every side's rates under mu; 0 when
+ * the stream is all handed out. */
 static uint64_t take_chunk(struct hyb *h, struct side *sd, uint64_t *first)
 {
+    hy_hybrid_side in[1 + HY_HYBRID_DEVICES_MAX];
     pthread_mutex_lock(&h->mu);
-    uint64_t left = h->n - h->next, c = 0;
-    if (left > 0) {
-        double mine = rate_of(sd), known = 0;
-        unsigned nknown = 0;
-        for (unsigned i = 0; i < h->nside; i++)
-            if (rate_of(&h->side[i]) > 0) {
-                known += rate_of(&h->side[i]);
-                nknown++;
-            }
-        double all = nknown ? known * h->nside / nknown : 0;
-        if (h->nside == 1)
-            c = left; /* the pool alone: one call, as the native backend makes */
-        else if (mine <= 0)
-            c = FIRST_CHUNK;
-        else {
-            double share = (double)left * mine / all / 2, floor = mine * CHUNK_FLOOR_NS;
-            c = (uint64_t)(share > floor ? share : floor);
-        }
-        c = c < 1 ? 1 : c > left ? left : c;
-        *first = h->next;
-        h->next += c;
+    for (unsigned i = 0; i < h->nside; i++) {
+        const struct side *o = &h->side[i];
+        in[i] = (hy_hybrid_side){.prior = o->prior, .last = o->last,
+                                 .rate = o->busy_ns ? (double)o->items / (double)o->busy_ns
+                                                    : 0};
     }
+    uint64_t c = hy_hybrid_pi_chunk(in, h->nside, (unsigned)(sd - h->side), h->n - h->next);
+    *first = h->next;
+    h->next += c;
+    sd->last = c ? c : sd->last;
     pthread_mutex_unlock(&h->mu);
     return c;
 }
@@ -226,6 +279,7 @@ static int outcome(struct hyb *h, hy_error *err)
 static void take_figures(const struct hyb *h, uint64_t wall_ns, hy_run_once *o)
 {
     double sum_rates = 0;
+    unsigned worked = 0;
     o->wall_ns = wall_ns;
     o->threads = h->threads;
     o->copies = 1;
@@ -233,7 +287,10 @@ static void take_figures(const struct hyb *h, uint64_t wall_ns, hy_run_once *o)
                                .devices_used = h->nside - 1};
     for (unsigned i = 0; i < h->nside; i++) {
         const struct side *sd = &h->side[i];
-        sum_rates += rate_of(sd);
+        if (sd->busy_ns) { /* a side that did nothing has no throughput in this run */
+            sum_rates += rate_of(sd);
+            worked++;
+        }
         if (sd->dev < 0) {
             o->hyb.cpu_items = sd->items;
             o->hyb.cpu_busy_ns = sd->busy_ns;
@@ -246,7 +303,7 @@ static void take_figures(const struct hyb *h, uint64_t wall_ns, hy_run_once *o)
         hy_cl_timing_add(&o->cl, &sd->cl);
     }
     double achieved = wall_ns ? (double)h->n / (double)wall_ns : 0;
-    if (h->nside > 1 && sum_rates > 0) {
+    if (worked > 1 && sum_rates > 0) {
         double eff = achieved / sum_rates;
         o->hyb.balance_ppm = (uint32_t)(eff > 4 ? 4e6 : eff * 1e6);
     }
@@ -357,7 +414,8 @@ static void *sort_side(void *arg)
         hy_sort_result sr;
         sd->rc = hy_host_sort_to(h->e->host, h->s->dtype, src, dst, cnt, &ro, &sr, &sd->err);
     } else {
-        memcpy(dst, src, cnt * size);
+        if (dst != src) /* alone, the device sorts the array where it lies */
+            memcpy(dst, src, cnt * size);
         hy_cl_opts co = {.device = (unsigned)sd->dev, .progress = side_progress,
                          .progress_ctx = sd};
         hy_cl_sort_result cr;
@@ -375,31 +433,48 @@ static void *sort_side(void *arg)
     return NULL;
 }
 
-/* Whether cutting pays: with every rate known, the pool alone takes n / r_pool, a split the
- * cut's n / r_cut plus n / (sum of the rates). A split is tried until the rates are known
- * (the first hybrid sort of a key width measures them), then only when the model predicts
- * it at least 5% faster. */
-static bool split_pays(const struct hyb *h, double cut_rate)
+/* The three plans' predicted times, with every rate known: the pool alone n / r_pool, the
+ * fastest device alone n / r_dev (its rate measured over its copy, transfers and kernels),
+ * a split the cut's n / r_cut plus n / (sum of the rates). A split is tried until the rates
+ * are known (the first hybrid sort of a key width measures them), then only when the model
+ * predicts it at least 5% faster than the better of the two alone. */
+int hy_hybrid_sort_plan(double n, const double *rate, unsigned nside, double cut_rate,
+                        unsigned *slot)
 {
+    *slot = 0;
+    if (nside <= 1)
+        return HY_HYBRID_POOL;
     double sum = 0;
-    for (unsigned i = 0; i < h->nside; i++) {
-        if (rate_of(&h->side[i]) <= 0)
-            return true;
-        sum += rate_of(&h->side[i]);
+    unsigned best = 1;
+    for (unsigned i = 0; i < nside; i++) {
+        if (rate[i] <= 0)
+            return HY_HYBRID_SPLIT;
+        sum += rate[i];
+        if (i > 0 && rate[i] > rate[best])
+            best = i;
     }
     if (cut_rate <= 0)
-        return true;
-    double n = (double)h->n, alone = n / rate_of(&h->side[0]);
-    return n / cut_rate + n / sum < 0.95 * alone;
+        return HY_HYBRID_SPLIT;
+    double pool = n / rate[0], dev = n / rate[best], split = n / cut_rate + n / sum;
+    if (split < 0.95 * (pool < dev ? pool : dev))
+        return HY_HYBRID_SPLIT;
+    if (dev < pool) {
+        *slot = best;
+        return HY_HYBRID_DEVICE;
+    }
+    return HY_HYBRID_POOL;
 }
 
-/* The pool alone: no cut, no copy; what the native backend does. */
-static void sort_alone(struct hyb *h)
+/* One participant alone (slot 0 the pool, else a device): no cut, no copy; the whole array
+ * sorted where it lies, as the native or opencl backend does. */
+static void sort_alone(struct hyb *h, unsigned slot)
 {
-    h->nside = 1;
-    h->bounds[1] = h->n;
+    for (unsigned i = 0; i <= h->nside; i++)
+        h->bounds[i] = i <= slot ? 0 : h->n;
     h->cut = h->array;
-    sort_side(&h->side[0]);
+    if (slot == 0)
+        h->nside = 1;
+    sort_side(&h->side[slot]);
 }
 
 /* Cuts the keys into one range per participant, in proportion to their rates (even while
@@ -445,18 +520,26 @@ static int hybrid_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_s
     hyb_init(h, e, s, r, io);
     h->array = io->array;
     int work = work_of(s);
-    double cut_rate = recall(h, work);
+    double cut_rate = recall(h, work), rate[1 + HY_HYBRID_DEVICES_MAX];
+    for (unsigned i = 0; i < h->nside; i++)
+        rate[i] = rate_of(&h->side[i]);
+    unsigned slot;
+    int plan = hy_hybrid_sort_plan((double)h->n, rate, h->nside, cut_rate, &slot);
+    /* NO_GAIN: no split. Who ran it the row's other fields say: the pool alone has no
+     * device in devices_used; a device alone is devices_used 1 with cpu_items 0. */
+    bool no_gain = h->nside > 1 && plan != HY_HYBRID_SPLIT;
     uint64_t t0 = hy_now_ns(), cut_ns = 0;
-    bool no_gain = h->nside > 1 && !split_pays(h, cut_rate);
     int rc = 0;
-    if (h->nside == 1 || no_gain)
-        sort_alone(h);
-    else
+    if (plan == HY_HYBRID_SPLIT)
         rc = sort_split(h, &cut_ns, err);
+    else
+        sort_alone(h, slot);
     uint64_t wall = hy_now_ns() - t0;
     if (rc == 0 && (rc = outcome(h, err)) == 0) {
         take_figures(h, wall, o);
         o->hyb.no_gain = no_gain;
+        if (plan == HY_HYBRID_DEVICE)
+            o->hyb.devices_used = 1;
         remember(h, work, cut_ns ? (double)h->n / (double)cut_ns : 0);
     }
     pthread_mutex_destroy(&h->mu);

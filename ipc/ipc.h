@@ -263,7 +263,7 @@ typedef struct hy_msg_progress {
 #define HY_ROW_AUTO 0x8u     /* the daemon chose this backend (SUBMIT backend auto) */
 #define HY_ROW_EXPLORE 0x10u /* ...to learn a configuration its history knows too little of */
 #define HY_ROW_SHARED_CORES 0x20u /* hybrid left out OpenCL CPU devices (they share the pool's cores) */
-#define HY_ROW_NO_GAIN 0x40u /* hybrid sort ran on the pool alone: its rates predict no gain */
+#define HY_ROW_NO_GAIN 0x40u /* hybrid sort did not split: the pool or a device ran it alone */
 typedef struct hy_result_row {
     uint16_t backend, device, mode, flags;
     uint32_t threads, copies;

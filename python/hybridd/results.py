@@ -29,8 +29,9 @@ class Row:
     A ``hybrid`` row says who did what: ``cpu_items`` (the pool's share of ``n``; the
     devices did the rest), ``cpu_busy_ns``, ``dev_busy_ns``, ``cpu_chunks``, ``dev_chunks``,
     ``devices_used``, ``balance`` (the balance efficiency, None when not known),
-    ``shared_cores`` (OpenCL CPU devices were left out) and ``no_gain`` (a sort ran on the
-    pool alone: the measured rates predicted no gain from a split).
+    ``shared_cores`` (OpenCL CPU devices were left out) and ``no_gain`` (a sort did not
+    split: the measured rates predicted the pool alone, ``devices_used`` 0, or one device
+    alone, ``cpu_items`` 0, faster).
     """
 
     def __init__(self, wire, job_id=0):

@@ -1411,6 +1411,19 @@ Test(single, hybrid_text_json_and_csv)
     CAPTURE(out, hc_print_pi(F, &pr, HC_JSON));
     cr_assert(strstr(out, "\"balance\":null,\"shared_cores\":true"), "%s", out);
     free(out);
+
+    /* A hybrid sort whose rates predict the device alone fastest: NO_GAIN, one device, none
+     * of the keys the pool's. */
+    hy_result_row dev = row(HY_BACKEND_HYBRID, 2, 40000000);
+    dev.flags = HY_ROW_NO_GAIN;
+    dev.devices_used = 1;
+    dev.dev_chunks = 1;
+    dev.dev_busy_ns = 39000000;
+    pr.row = &dev;
+    CAPTURE(out, hc_print_pi(F, &pr, HC_TEXT));
+    cr_assert(strstr(out, "hybrid: one OpenCL device ran it alone"), "%s", out);
+    cr_assert(strstr(out, "native pool 0.0% (0 chunks"), "%s", out);
+    free(out);
 }
 
 Test(single, sort_text_and_json)

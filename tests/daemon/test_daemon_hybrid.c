@@ -71,6 +71,25 @@ static void check_breakdown(const hy_result_row *r, uint64_t n, unsigned devices
     }
 }
 
+/* A sort's row: a split across every participant, or NO_GAIN with one side alone — the pool
+ * (no device used, every key its own) or one device (devices_used 1, none of the keys the
+ * pool's, one range). */
+static void check_sort_breakdown(const hy_result_row *r, uint64_t n, unsigned devices,
+                                 const char *what)
+{
+    if (!(r->flags & HY_ROW_NO_GAIN) || r->devices_used == 0) {
+        check_breakdown(r, n, r->flags & HY_ROW_NO_GAIN ? 0 : devices, what);
+        return;
+    }
+    cr_expect(devices > 0 && r->devices_used == 1, "%s: a device alone with %u devices used "
+              "of %u", what, r->devices_used, devices);
+    cr_expect_eq(r->cpu_items, 0, "%s: the device alone, yet the pool sorted %llu", what,
+                 (unsigned long long)r->cpu_items);
+    cr_expect(r->cpu_chunks == 0 && r->dev_chunks == 1, "%s: %u pool and %u device ranges",
+              what, r->cpu_chunks, r->dev_chunks);
+    cr_expect_eq(r->balance_ppm, 0, "%s: a balance with one participant", what);
+}
+
 Test(daemon_hybrid, pi_across_the_pool_and_the_device_is_bit_identical,
      .init = start_with_devices)
 {
@@ -121,11 +140,11 @@ Test(daemon_hybrid, sort_in_key_ranges_is_byte_identical_for_every_dtype,
         cr_assert_eq(j.array_bytes, bytes, "%s: %u bytes back", what, j.array_bytes);
         cr_expect_eq(memcmp(j.array, want, bytes), 0, "%s: differs from the reference", what);
         /* The first sort of each key width splits (no rates are known yet); later ones may
-         * leave the device out when the rates measured predict no gain, and say so. */
+         * run on one side alone when the rates measured predict no gain, and say so. */
         bool first_of_width = dt == HY_DT_I32 || dt == HY_DT_I64;
         bool alone = (j.rows[0].flags & HY_ROW_NO_GAIN) != 0;
         cr_expect(!(alone && first_of_width), "%s: no split before any rate was known", what);
-        check_breakdown(&j.rows[0], cnt, alone ? 0 : devices, what);
+        check_sort_breakdown(&j.rows[0], cnt, devices, what);
         if (devices && !alone) /* half the keys are spread wide: both ranges hold some */
             cr_expect(j.rows[0].cpu_items > 0 && j.rows[0].cpu_items < cnt,
                       "%s: the pool sorted %llu of %zu keys", what,
@@ -152,8 +171,7 @@ Test(daemon_hybrid, sort_in_key_ranges_is_byte_identical_for_every_dtype,
     sm.repeat = 3; /* each run from the input again */
     suite_run_ok(c, &sm, &fd, 1, &j, "memfd f64 hybrid sort");
     cr_expect_eq(memcmp(map, want, mcnt * 8), 0, "memfd f64 hybrid sort differs");
-    check_breakdown(&j.rows[0], mcnt, j.rows[0].flags & HY_ROW_NO_GAIN ? 0 : devices,
-                    "memfd f64 hybrid sort");
+    check_sort_breakdown(&j.rows[0], mcnt, devices, "memfd f64 hybrid sort");
     hyt_job_release(c, &j);
     hy_memfd_unmap(map, mcnt * 8);
     close(fd);

@@ -68,20 +68,24 @@ typedef struct hy_hybrid_side {
     uint64_t last; /* its previous chunk in this run; 0 before its first */
 } hy_hybrid_side;
 /* The next chunk participant `me` of `nside` takes from the `left` samples not yet handed
- * out: 0 only when left is 0. */
+ * out: 0 when left is 0, or when another participant is dominant (it runs the job alone). */
 uint64_t hy_hybrid_pi_chunk(const hy_hybrid_side *side, unsigned nside, unsigned me,
                             uint64_t left);
-/* A share at or above this makes a participant dominant: it takes its share in one chunk. */
+/* A share (of the last hybrid pi's rates) at or above this makes a participant dominant: it
+ * runs the whole job alone. */
 #define HY_HYBRID_DOMINANT 0.97
 
 /* What a hybrid sort does. */
 enum { HY_HYBRID_SPLIT, HY_HYBRID_POOL, HY_HYBRID_DEVICE };
 /* The plan for n keys from each slot's rate (rate[0] the pool, rate[k] device k - 1, each
- * with its copies and transfers) and the cut's: the least predicted time of the pool alone,
- * the fastest device alone (its slot in *slot) and the split, which must win by 5%. A split
- * while any rate is unknown, to measure them. */
-int hy_hybrid_sort_plan(double n, const double *rate, unsigned nside, double cut_rate,
-                        unsigned *slot);
+ * with its copies and transfers), the runs that measured it, and the cut's rate: the least
+ * predicted time of the pool alone, the fastest device alone (its slot in *slot) and the
+ * split, which must win by 5%. A split while any rate is unknown, to measure them; a side
+ * alone, once, while its only rate is that first split's and predicts it within 2x of the
+ * plan chosen. */
+int hy_hybrid_sort_plan(double n, const double *rate, const unsigned *runs, unsigned nside,
+                        double cut_rate, unsigned *slot);
+
 /* Frees what hy_backend_cl_devices allocated. */
 void hy_backend_env_free(hy_backend_env *env);
 

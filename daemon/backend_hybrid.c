@@ -5,7 +5,7 @@
  * free: each takes half of its share of what is left (its share from its own rate so far),
  * never less than about 1 ms of its work, so the chunks shrink towards the end and a side
  * that ran cold at first is not given a split computed from that run; a side far faster than
- * the rest takes its share in one chunk (hy_hybrid_pi_chunk). Sample i is counter i
+ * the rest runs the job alone (hy_hybrid_pi_chunk). Sample i is counter i
  * of Philox wherever it is counted, so the hits are the same integer as on every backend.
  *
  * sort: the engine cuts the keys into disjoint key ranges (hy_host_sort_cut, on the pool),
@@ -100,28 +100,29 @@ static double side_rate(const hy_hybrid_side *s)
     return s->rate > 0 ? s->rate : s->prior;
 }
 
-/* Whether `me` holds a dominant share by the rates the last hybrid pi measured (a rate from
- * this run's first chunks may be a cold one: not trusted to hand out nearly the whole job). */
-static bool dominant(const hy_hybrid_side *side, unsigned nside, unsigned me, double *share)
+/* The side holding a dominant share by the rates the last hybrid pi measured, or nside (a
+ * rate from this run's first chunks may be a cold one: not trusted to give away the job). */
+static unsigned dominant(const hy_hybrid_side *side, unsigned nside)
 {
     double sum = 0;
+    unsigned top = 0;
     for (unsigned i = 0; i < nside; i++) {
         if (side[i].prior <= 0)
-            return false;
+            return nside;
         sum += side[i].prior;
+        top = side[i].prior > side[top].prior ? i : top;
     }
-    *share = side[me].prior / sum;
-    return *share >= HY_HYBRID_DOMINANT;
+    return side[top].prior / sum >= HY_HYBRID_DOMINANT ? top : nside;
 }
 
 /* The chunk rule (docs/scheduling.md, "pi: guided chunks"), in order:
+ * - a dominant side (HY_HYBRID_DOMINANT of the last run's rates) runs the job alone: the
+ *   others could save it at most 3%, and on an NVIDIA H200 machine beside 16 busy cores the
+ *   GPU lost that much (19.3 ms against 18.75 alone for pi 10^10 with its share 98.4%);
  * - a side with no rate takes a small first chunk, at most ~1 ms of the fastest known side's
  *   work, so a slow side that has not measured itself cannot take a large part;
  * - while another side has no rate, a side takes its floor: a share computed against a guess
  *   gave a 16-core pool 770M samples beside an unmeasured GPU 60 times as fast;
- * - a dominant side (HY_HYBRID_DOMINANT of the last run's rates) takes its whole share in one
- *   chunk and then whatever is left: the others can save it at most 3%, and each chunk costs
- *   it a launch and a sync;
  * - otherwise guided: half its share of what is left, at least its floor; until every side has
  *   a rate from an earlier run, at most twice its previous chunk, so one side's cold first
  *   chunk does not hand the other a large share. */
@@ -132,7 +133,10 @@ uint64_t hy_hybrid_pi_chunk(const hy_hybrid_side *side, unsigned nside, unsigned
         return 0;
     if (nside <= 1)
         return left; /* the pool alone: one call, as the native backend makes */
-    double mine = side_rate(&side[me]), all = 0, fastest = 0, share, c;
+    unsigned top = dominant(side, nside);
+    if (top < nside)
+        return me == top ? left : 0;
+    double mine = side_rate(&side[me]), all = 0, fastest = 0, c;
     bool unknown = false, priors = true;
     for (unsigned i = 0; i < nside; i++) {
         double r = side_rate(&side[i]);
@@ -147,8 +151,6 @@ uint64_t hy_hybrid_pi_chunk(const hy_hybrid_side *side, unsigned nside, unsigned
             c = fastest * CHUNK_FLOOR_NS;
     } else if (unknown) {
         c = mine * CHUNK_FLOOR_NS;
-    } else if (dominant(side, nside, me, &share)) {
-        c = side[me].last ? (double)left : (double)left * share;
     } else {
         double guided = (double)left * mine / all / 2, floor = mine * CHUNK_FLOOR_NS;
         c = guided > floor ? guided : floor;
@@ -245,6 +247,10 @@ static void run_sides(struct hyb *h, void *(*fn)(void *))
                                              "thread: %s", strerror(prc));
                 atomic_store(&h->stop, 1);
             }
+            /* Unknown, it cannot be dominant: no side leaves the job to it. */
+            pthread_mutex_lock(&h->mu);
+            h->side[i].prior = 0;
+            pthread_mutex_unlock(&h->mu);
             continue;
         }
         started[i - 1] = true;
@@ -330,6 +336,7 @@ enum { WORK_PI, WORK_SORT32, WORK_SORT64, WORK_KINDS };
 static pthread_mutex_t learned_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     double side[1 + HY_HYBRID_DEVICES_MAX];
+    unsigned runs[1 + HY_HYBRID_DEVICES_MAX]; /* the runs that measured each slot */
     double cut;
 } learned[WORK_KINDS];
 
@@ -340,12 +347,16 @@ static int work_of(const hy_job_spec *s)
     return hy_dtype_size(s->dtype) == 8 ? WORK_SORT64 : WORK_SORT32;
 }
 
-/* Gives each side its last measured rate; returns the last cut rate. */
-static double recall(struct hyb *h, int work)
+/* Gives each side its last measured rate (and runs the runs that measured it, when not
+ * NULL); returns the last cut rate. */
+static double recall(struct hyb *h, int work, unsigned *runs)
 {
     pthread_mutex_lock(&learned_mu);
-    for (unsigned i = 0; i < h->nside; i++)
+    for (unsigned i = 0; i < h->nside; i++) {
         h->side[i].prior = learned[work].side[i];
+        if (runs)
+            runs[i] = learned[work].runs[i];
+    }
     double cut = learned[work].cut;
     pthread_mutex_unlock(&learned_mu);
     return cut;
@@ -356,8 +367,10 @@ static void remember(const struct hyb *h, int work, double cut_rate)
 {
     pthread_mutex_lock(&learned_mu);
     for (unsigned i = 0; i < h->nside; i++)
-        if (h->side[i].items > 0 && h->side[i].busy_ns > 0)
+        if (h->side[i].items > 0 && h->side[i].busy_ns > 0) {
             learned[work].side[i] = (double)h->side[i].items / (double)h->side[i].busy_ns;
+            learned[work].runs[i]++;
+        }
     if (cut_rate > 0)
         learned[work].cut = cut_rate;
     pthread_mutex_unlock(&learned_mu);
@@ -370,7 +383,7 @@ static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
     if (!h)
         return hy_error_set(err, HY_ENOMEM, "no memory for a hybrid job");
     hyb_init(h, e, s, r, io);
-    recall(h, WORK_PI);
+    recall(h, WORK_PI, NULL);
     uint64_t t0 = hy_now_ns();
     run_sides(h, pi_side);
     uint64_t wall = hy_now_ns() - t0;
@@ -433,13 +446,32 @@ static void *sort_side(void *arg)
     return NULL;
 }
 
+/* A side whose only rate is the first split's: measured cold (a device's first buffers and
+ * kernels for the width) and beside the others (sharing memory bandwidth), it may be far
+ * slower than alone — on an NVIDIA H200 machine the first f64 split measured the GPU at 180
+ * ms for half of 10^8 keys, which it sorts whole in 72 ms alone. So once the side chosen has
+ * been measured alone too, such a side runs alone once when that rate predicts it within 2x
+ * of the chosen. Returns its slot, or nside. */
+static unsigned remeasure(double n, const double *rate, const unsigned *runs, unsigned nside,
+                          unsigned chosen, double best)
+{
+    unsigned pick = nside;
+    if (runs[chosen] < 2)
+        return pick; /* the chosen side first: it may be slower alone than the split said */
+    for (unsigned i = 0; i < nside; i++)
+        if (i != chosen && runs[i] == 1 && n / rate[i] < 2 * best &&
+            (pick == nside || rate[i] > rate[pick]))
+            pick = i;
+    return pick;
+}
+
 /* The three plans' predicted times, with every rate known: the pool alone n / r_pool, the
  * fastest device alone n / r_dev (its rate measured over its copy, transfers and kernels),
  * a split the cut's n / r_cut plus n / (sum of the rates). A split is tried until the rates
  * are known (the first hybrid sort of a key width measures them), then only when the model
  * predicts it at least 5% faster than the better of the two alone. */
-int hy_hybrid_sort_plan(double n, const double *rate, unsigned nside, double cut_rate,
-                        unsigned *slot)
+int hy_hybrid_sort_plan(double n, const double *rate, const unsigned *runs, unsigned nside,
+                        double cut_rate, unsigned *slot)
 {
     *slot = 0;
     if (nside <= 1)
@@ -456,13 +488,13 @@ int hy_hybrid_sort_plan(double n, const double *rate, unsigned nside, double cut
     if (cut_rate <= 0)
         return HY_HYBRID_SPLIT;
     double pool = n / rate[0], dev = n / rate[best], split = n / cut_rate + n / sum;
-    if (split < 0.95 * (pool < dev ? pool : dev))
+    double alone = pool < dev ? pool : dev;
+    if (split < 0.95 * alone)
         return HY_HYBRID_SPLIT;
-    if (dev < pool) {
-        *slot = best;
-        return HY_HYBRID_DEVICE;
-    }
-    return HY_HYBRID_POOL;
+    unsigned chosen = dev < pool ? best : 0, again = remeasure(n, rate, runs, nside, chosen,
+                                                               alone);
+    *slot = again < nside ? again : chosen;
+    return *slot ? HY_HYBRID_DEVICE : HY_HYBRID_POOL;
 }
 
 /* One participant alone (slot 0 the pool, else a device): no cut, no copy; the whole array
@@ -520,11 +552,11 @@ static int hybrid_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_s
     hyb_init(h, e, s, r, io);
     h->array = io->array;
     int work = work_of(s);
-    double cut_rate = recall(h, work), rate[1 + HY_HYBRID_DEVICES_MAX];
+    unsigned runs[1 + HY_HYBRID_DEVICES_MAX] = {0}, slot;
+    double rate[1 + HY_HYBRID_DEVICES_MAX] = {0}, cut_rate = recall(h, work, runs);
     for (unsigned i = 0; i < h->nside; i++)
         rate[i] = rate_of(&h->side[i]);
-    unsigned slot;
-    int plan = hy_hybrid_sort_plan((double)h->n, rate, h->nside, cut_rate, &slot);
+    int plan = hy_hybrid_sort_plan((double)h->n, rate, runs, h->nside, cut_rate, &slot);
     /* NO_GAIN: no split. Who ran it the row's other fields say: the pool alone has no
      * device in devices_used; a device alone is devices_used 1 with cpu_items 0. */
     bool no_gain = h->nside > 1 && plan != HY_HYBRID_SPLIT;

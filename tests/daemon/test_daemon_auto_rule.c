@@ -116,7 +116,9 @@ Test(auto_rule, it_explores_the_base_configuration_it_cannot_predict_with_the_fe
     seed_pi(HY_BACKEND_NATIVE, 2, 100000, 9 * MS);
     hy_job_spec s = resolve(&env, &m);
     expect_choice(&s, HY_BACKEND_LOCKED, 2, true, 0);
-    /* locked has run 4 times, serial never: serial first. */
+    /* locked has run 4 times, serial never: serial first. locked's 1 ms, under native's 9,
+     * breaks the premise that native bounds it: serial is explored although native's time
+     * is over 4 x the fastest known. */
     seed_runs(HY_JOB_PI, 0, HY_BACKEND_LOCKED, 2, 0, 0, 100000, 1 * MS, 4);
     s = resolve(&env, &m);
     expect_choice(&s, HY_BACKEND_SERIAL, 1, true, 0);
@@ -290,10 +292,12 @@ Test(auto_rule, it_explores_breadth_first_and_drops_the_far_slower_after_one_sam
     hy_msg_submit m = auto_submit(HY_JOB_PI, UINT64_C(10000000000));
     char seq[16];
     run_auto(&env, &m, gpu_pi_ns, 11, seq);
-    /* Each runs once (dropped), then once kept. Then native (1 s, over 4 x 20 ms) and serial
-     * are known to be slower and left, and opencl is run until trusted (6 runs), then
-     * chosen. Depth first would have run native 6 times before the device's first. */
-    cr_expect_str_eq(seq, "NOSNOSOOOOo");
+    /* native and the device run once (dropped), then once kept. serial, which native bounds
+     * from below, waits for those, and by then native (1 s) is over 4 x 20 ms: serial never
+     * runs at all, nor does native again; opencl runs until trusted (6 runs), then is
+     * chosen. Depth first ran native 6 times before the device's first; breadth first
+     * without the bound ran serial's 16 s twice. */
+    cr_expect_str_eq(seq, "NONOOOOOooo");
 }
 
 /* 5 ms each: none is ever capped, so each is explored until trusted, taking turns. */
@@ -309,8 +313,9 @@ Test(auto_rule, equally_fast_configurations_are_all_explored_in_turn_until_trust
     hy_msg_submit m = auto_submit(HY_JOB_PI, 100000);
     char seq[32];
     run_auto(&env, &m, equal_ns, 6 * 3 + 1, seq);
-    /* 6 runs of each (5 kept), in turns; then the first in the order wins the tie. */
-    cr_expect_str_eq(seq, "NLSNLSNLSNLSNLSNLSn");
+    /* 6 runs of each (5 kept), in turns, except that locked and serial wait for native's
+     * first kept run; then the first in the order wins the tie. */
+    cr_expect_str_eq(seq, "NNLSLSNLSNLSNLSNLSn");
     hy_job_spec s = resolve(&env, &m);
     expect_choice(&s, HY_BACKEND_NATIVE, 2, false, 5 * MS);
 }

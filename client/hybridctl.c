@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pwd.h>
 #include <signal.h>
@@ -223,7 +224,8 @@ static const struct option {
      NULL},
     {"--ranks", NULL, "N", C_PI | C_SORT,
      "the job across N ranks of an MPI job (hybridd --mpi), 1..65534, or all; the same "
-     "result as one daemon's (default: this daemon alone)", NULL, NULL},
+     "result as one daemon's (default: this daemon alone). sort: with N > 1, a .npy input "
+     "and .npy output are read and written by the daemons (MPI-IO), not sent", NULL, NULL},
     {"--nogil", NULL, NULL, C_JOB, "locked: release the lock in native code (sort's default)",
      NULL, NULL},
     {"--hold-lock", NULL, NULL, C_JOB, "locked: hold the lock throughout (pi's default)", NULL,
@@ -1299,6 +1301,16 @@ static bool is_stdio(const char *path)
     return path && strcmp(path, HC_STDOUT_PATH) == 0;
 }
 
+/* sort --input IN.npy --output OUT.npy --ranks N (N > 1, or all): the daemon under MPI reads
+ * and writes the two files itself with MPI-IO (SUBMIT array FILES, docs/mpi.md); only the
+ * paths travel. A raw input or output, standard input or output, or --ranks 1 keep the memfd. */
+static bool files_mode(const struct jobopts *o)
+{
+    const char *ext = o->input ? strrchr(o->input, '.') : NULL;
+    return o->input && o->output && o->ranks > 1 && !is_stdio(o->input) &&
+           !is_stdio(o->output) && !o->raw && (!o->dtype || (ext && !strcmp(ext, ".npy")));
+}
+
 /* "-" for standard input and output: the array's bytes own standard output, so nothing
  * else may write there, and binary data is not written to a terminal (as gzip refuses). */
 static void check_stdio(const struct jobopts *o)
@@ -1336,9 +1348,10 @@ static void parse_job(int argc, char **argv, int i, const char *cmd, bool sort, 
     check_process_uses(o, compare);
     check_job_input(o, &g, cmd, sort);
     check_stdio(o);
-    /* Before the job runs: a long job must never end with nowhere to put its result. */
+    /* Before the job runs: a long job must never end with nowhere to put its result. (The
+     * daemon writes a files-mode output, and checks it itself before it sorts.) */
     hy_error oerr = {0};
-    if ((o->output && hc_output_check(o->output, NULL, &oerr)) ||
+    if ((o->output && !files_mode(o) && hc_output_check(o->output, NULL, &oerr)) ||
         (o->plot && hc_output_check(o->plot, "the plot", &oerr)))
         fail(HC_EXIT_INPUT, oerr.code, NULL, "%s", oerr.msg);
 }
@@ -1763,11 +1776,94 @@ static void free_array(struct memfd_array *ma)
         close(ma->fd);
 }
 
+/* An absolute form of `path` for a daemon whose working directory is not ours: the input's
+ * real path (it exists: its header was read), the output's joined to ours if relative (it
+ * may not exist yet, and the daemon says so if its directory does not). */
+static void absolute_path(const char *path, bool exists, char *out, size_t cap)
+{
+    char cwd[PATH_MAX];
+    int len;
+    if (exists) {
+        char *real = realpath(path, NULL);
+        if (!real)
+            fail(HC_EXIT_INPUT, HY_ESYS, NULL, "%s: %s", path, strerror(errno));
+        len = snprintf(out, cap, "%s", real);
+        free(real);
+    } else if (path[0] == '/') {
+        len = snprintf(out, cap, "%s", path);
+    } else {
+        if (!getcwd(cwd, sizeof cwd))
+            fail(HC_EXIT_INPUT, HY_ESYS, NULL, "getcwd: %s", strerror(errno));
+        len = snprintf(out, cap, "%s/%s", cwd, path);
+    }
+    if (len < 0 || (size_t)len >= cap || (size_t)len > HY_IPC_PATH_MAX)
+        fail(HC_EXIT_INPUT, HY_ELIMIT, NULL, "%s: the path is longer than the %u bytes a "
+             "SUBMIT carries", path, HY_IPC_PATH_MAX);
+}
+
+/* --check of a files-mode sort: the output the daemon wrote, read back. */
+static int check_output_file(const char *path, uint64_t max_elems, size_t *bad)
+{
+    hc_array a;
+    hy_error err = {0};
+    if (hc_npy_read(path, &a, (size_t)max_elems * 8, &err))
+        fail(HC_EXIT_INPUT, err.code, NULL, "--check: %s", err.msg);
+    int ok = hc_is_sorted(a.data, a.dtype, a.n, bad);
+    hc_array_free(&a);
+    return ok;
+}
+
+/* sort in files mode (files_mode): the header is read here for the dtype and n the SUBMIT
+ * names, which the daemon checks against the file; then the paths go instead of a memfd. */
+static int cmd_sort_files(conn *c, const struct jobopts *o)
+{
+    hc_input in = {.fd = -1};
+    open_input_file(o, c->welcome.max_sort_elements, &in);
+    int dtype = in.dtype;
+    size_t n = in.n;
+    hc_input_close(&in);
+    static char inp[PATH_MAX], outp[PATH_MAX];
+    absolute_path(o->input, true, inp, sizeof inp);
+    absolute_path(o->output, false, outp, sizeof outp);
+    hy_msg *m = c->m;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_SUBMIT;
+    hy_msg_submit *s = &m->u.submit;
+    s->job = HY_JOB_SORT;
+    fill_submit(s, o);
+    s->n = n;
+    s->dtype = (uint16_t)dtype;
+    s->array = HY_ARRAY_FILES;
+    s->input = (hy_str){inp, (uint32_t)strlen(inp)};
+    s->output = (hy_str){outp, (uint32_t)strlen(outp)};
+    s->input_len = (uint16_t)s->input.len;
+    s->output_len = (uint16_t)s->output.len;
+    struct job_out *out = malloc(sizeof *out);
+    if (!out)
+        return HC_EXIT_JOB;
+    run_job(c, m, NULL, 0, out);
+    size_t bad = 0;
+    int checked = o->check ? check_output_file(outp, c->welcome.max_sort_elements, &bad) : -1;
+    device_name dname;
+    hc_sort_report r = {.dtype = dtype, .source = o->input, .output = o->output,
+                        .checked = checked, .row = &out->rows[0],
+                        .device_name = opencl_device_name(c, out, dname)};
+    int rc = hc_print_sort(stdout, &r, g_fmt) ? HC_EXIT_JOB : 0;
+    if (checked == 0) {
+        say("%s came back out of order at index %zu", o->output, bad);
+        rc = rc ? rc : HC_EXIT_JOB;
+    }
+    free(out);
+    return finish_output(rc);
+}
+
 static int cmd_sort(conn *c, const struct cmdline *l)
 {
     struct jobopts o = l->o;
     struct memfd_array ma;
     device_name dname;
+    if (files_mode(&o))
+        return cmd_sort_files(c, &o);
     int rc = load_array(&o, c->welcome.max_sort_elements, &ma);
     if (rc)
         return rc;

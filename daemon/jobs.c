@@ -120,7 +120,8 @@ static void record_row(hy_history *h, const hy_job_spec *sp, const hy_row_spec *
                        const hy_result_row *row, const uint64_t *times)
 {
     hy_history_key k;
-    if (!h || !hy_job_history_key(sp, p, row->threads, &k))
+    /* A sort of files: its time includes the reading and writing, not the sort's alone. */
+    if (!h || sp->array == HY_ARRAY_FILES || !hy_job_history_key(sp, p, row->threads, &k))
         return;
     for (unsigned i = 0; i < sp->repeat; i++)
         hy_history_record(h, &k, sp->n, times[i]);
@@ -141,7 +142,8 @@ static void execute(struct hy_sched *s, hy_job *j)
         return;
     }
     /* Every run of a sort but the first starts again from the input, kept aside here. */
-    if (sort && sp->array_bytes > 0 && (nplan > 1 || sp->warmup + sp->repeat > 1)) {
+    if (sort && sp->array_bytes > 0 && sp->array != HY_ARRAY_FILES &&
+        (nplan > 1 || sp->warmup + sp->repeat > 1)) {
         pristine = malloc(sp->array_bytes);
         if (!pristine) {
             j->rc = hy_error_set(&j->err, HY_ENOMEM,
@@ -625,6 +627,7 @@ void hy_job_free(hy_job *job)
     unmap_array(job, &m);
     release_map(&m);
     free(job->array);
+    free(job->paths);
     free(job->rows);
     free(job);
 }

@@ -47,6 +47,7 @@ typedef struct hy_job {
     uint64_t id, request;
     hy_job_spec spec;         /* what to run: made once from its SUBMIT */
     void *array;              /* sort: the elements (an inline copy, or the memfd mapped) */
+    char *paths;              /* array FILES: spec.input and spec.output point into it */
     /* A memfd array: the executor maps it when the job starts and unmaps it when it ends,
      * so neither mapping gigabytes nor tearing them down ever stalls the event loop. */
     int array_fd;             /* -1: none; kept open while mapped (process/shm shares it) */

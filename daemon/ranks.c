@@ -42,6 +42,13 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
 {
     unsigned want = s->ranks;
     s->ranks = 1;
+    if (s->array == HY_ARRAY_FILES && !env->e.mpi)
+        return hy_error_set(err, HY_EINVAL, "a sort of .npy paths (array files: hybridctl sort "
+                            "--input --output --ranks) runs only on hybridd --mpi, a per-user "
+                            "service; this daemon opens no path a client names");
+    if (s->array == HY_ARRAY_FILES && !spans(HY_JOB_SORT, s->backend))
+        return hy_error_set(err, HY_EBACKEND, "a sort of .npy paths runs on serial, native "
+                            "or locked, not %s", hy_backend_name(s->backend));
     if (want <= 1)
         return 0;
     if (!env->e.mpi)

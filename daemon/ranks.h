@@ -26,6 +26,14 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
 int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_run_once *o, hy_error *err);
 
+/* One run of a sort whose keys are in s->input and go to s->output (SUBMIT array FILES):
+ * the input's .npy header checked against the job's dtype and n, the output created at its
+ * final size and its header written, the keys read, sorted across s->ranks ranks (or by the
+ * row's backend when 1), and written. Every file operation is MPI-IO through the MPI thread
+ * (hy_mpi_file). o's wall time is the whole of it, reading and writing included. */
+int hy_ranks_sort_files(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                        const hy_run_io *io, hy_run_once *o, hy_error *err);
+
 /* The spec of a part a peer sent (one timed run, no warm-up; the locked runtime with this
  * daemon's switch interval, or the engine's default for 0), checked against this daemon's
  * backends (env NULL: only the part's own fields). Returns 0 or the code (and sentence) to

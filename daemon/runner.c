@@ -12,6 +12,8 @@ static int run_once(const hy_engines *e, const hy_job_spec *s, const hy_row_spec
     const hy_backend_ops *b = hy_backend_get(r->backend);
     HY_ASSERT(b != NULL);
     memset(o, 0, sizeof *o);
+    if (s->array == HY_ARRAY_FILES) /* the keys are in a file: every run reads them again */
+        return hy_ranks_sort_files(e, s, r, io, o, err);
     if (s->ranks > 1)
         return s->kind->work == HY_JOB_PI ? hy_ranks_pi(e, s, r, io, o, err)
                                           : hy_ranks_sort(e, s, r, io, o, err);
@@ -113,7 +115,7 @@ int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_
     HY_ASSERT(s->mode == HY_MODE_SPLIT || s->mode == HY_MODE_REPLICATE);
     if (s->repeat == 0)
         return hy_error_set(err, HY_EINVAL, "a configuration needs at least one timed run");
-    if (sort && runs > 1 && !io->pristine && bytes > 0)
+    if (sort && runs > 1 && !io->pristine && bytes > 0 && s->array != HY_ARRAY_FILES)
         return hy_error_set(err, HY_EINTERNAL, "a repeated sort needs its input kept");
     hy_run_once *timed = calloc(s->repeat, sizeof *timed);
     uint64_t *walls = calloc(s->repeat, sizeof *walls);

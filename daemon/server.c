@@ -401,7 +401,7 @@ static int take_array(hy_job *j, const hy_frame *f, const hy_msg_submit *m, int 
                       hy_error *err)
 {
     const hy_job_spec *sp = &j->spec;
-    if (!sp->kind->array)
+    if (!sp->kind->array || sp->array == HY_ARRAY_FILES)
         return 0;
     if (sp->array == HY_ARRAY_MEMFD) {
         size_t size;
@@ -419,6 +419,34 @@ static int take_array(hy_job *j, const hy_frame *f, const hy_msg_submit *m, int 
     if (!j->array)
         return hy_error_set(err, HY_ENOMEM, "no memory for a %zu-byte array", sp->array_bytes);
     memcpy(j->array, m->inline_data, sp->array_bytes);
+    return 0;
+}
+
+/* Array FILES: the daemon opens the paths the client names, so only a client of its own uid
+ * (or root) may name them. hybridd --mpi serves no one else anyway (docs/mpi.md), and a
+ * daemon not under MPI has refused FILES at admission (hy_ranks_resolve): the system
+ * service opens no path a client names. The paths are copied into the job, NUL-terminated. */
+static int take_paths(const struct hy_client *c, hy_job *j, const hy_msg_submit *m,
+                      hy_error *err)
+{
+    if (j->spec.array != HY_ARRAY_FILES)
+        return 0;
+    if (c->uid != 0 && c->uid != geteuid())
+        return hy_error_set(err, HY_EPERM, "uid %u may not name files to uid %u's daemon",
+                            (unsigned)c->uid, (unsigned)geteuid());
+    const hy_str *p[2] = {&m->input, &m->output};
+    for (int i = 0; i < 2; i++)
+        if (p[i]->p[0] != '/' || memchr(p[i]->p, '\0', p[i]->len))
+            return hy_error_set(err, HY_EINVAL, "the %s path must be absolute and hold no NUL "
+                                "byte (hybridctl resolves it)", i ? "output" : "input");
+    if (!(j->paths = malloc((size_t)p[0]->len + p[1]->len + 2)))
+        return hy_error_set(err, HY_ENOMEM, "no memory for the job's paths");
+    memcpy(j->paths, p[0]->p, p[0]->len);
+    j->paths[p[0]->len] = '\0';
+    memcpy(j->paths + p[0]->len + 1, p[1]->p, p[1]->len);
+    j->paths[p[0]->len + 1 + p[1]->len] = '\0';
+    j->spec.input = j->paths;
+    j->spec.output = j->paths + p[0]->len + 1;
     return 0;
 }
 
@@ -457,7 +485,7 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         HY_ASSERT(x > 0); /* admission took only a device with an executor */
         j->exec = (unsigned)x;
     }
-    if ((rc = take_array(j, f, m, fds_taken, &err))) {
+    if ((rc = take_array(j, f, m, fds_taken, &err)) || (rc = take_paths(c, j, m, &err))) {
         send_error(s, c, req, 0, rc, "%s", err.msg);
         hy_job_free(j);
         return;

@@ -62,6 +62,9 @@ typedef struct hy_job_spec {
     unsigned ranks;
     uint64_t first;
     size_t array_bytes;          /* n * the dtype's size for a sort, else 0 */
+    /* array FILES: the input and output .npy paths, NUL-terminated, in the job's own copy
+     * (hy_job.paths); NULL for every other array */
+    const char *input, *output;
 } hy_job_spec;
 
 /* What one row of a job overrides of its spec (a single job has one row: its own). */

@@ -166,6 +166,9 @@ enum hy_array_place {
     HY_ARRAY_NONE = 0,   /* pi jobs */
     HY_ARRAY_INLINE = 1, /* the elements follow in the SUBMIT, the sorted ones in the RESULT */
     HY_ARRAY_MEMFD = 2,  /* in the frame's one fd, sealed; sorted in place */
+    /* two .npy paths follow the SUBMIT (hybridd --mpi only): the daemon reads the input and
+     * writes the sorted output itself, with MPI-IO (docs/mpi.md) */
+    HY_ARRAY_FILES = 3,
 };
 
 /* HELLO features and WELCOME features (the intersection). */
@@ -188,6 +191,7 @@ enum hy_array_place {
 /* SUBMIT device: the daemon's first usable device (DEVICES' first record flagged USABLE) */
 #define HY_IPC_DEVICE_DEFAULT 0xFFFFu
 #define HY_IPC_RANKS_ALL 0xFFFFu /* SUBMIT ranks: every rank of the MPI job */
+#define HY_IPC_PATH_MAX 4096u    /* SUBMIT input and output paths (array FILES) */
 
 typedef struct hy_str {
     const char *p; /* not NUL-terminated; points into the frame on decode */
@@ -233,6 +237,11 @@ typedef struct hy_msg_submit {
     uint16_t warmup;     /* untimed runs first, per row: 0 the daemon's default, else 1..100 */
     uint32_t transports; /* compares: bit 1 << transport for the process rows; 0 means pipe */
     uint16_t ranks;      /* MPI: 0 or 1 this daemon alone, else that many ranks; ALL: every */
+    /* array FILES: the absolute paths of the input .npy and of the output the daemon writes,
+     * input_len and output_len bytes (the codec takes the counts from these two; 0 for every
+     * other array) */
+    uint16_t input_len, output_len;
+    hy_str input, output;
     uint32_t threads_list[HY_IPC_THREADS_MAX];
     const void *inline_data; /* points into the frame on decode; never copied */
     size_t inline_bytes;

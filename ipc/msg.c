@@ -154,11 +154,20 @@ static const field submit_f[] = {
     FSINCE(T, transport, 56, F_U16, 64), FSINCE(T, warmup, 58, F_U16, 64),
     FSINCE(T, transports, 60, F_U32, 64),
     FSINCE(T, ranks, 64, F_U16, 72),
+    /* words of the 72-byte body that were reserved (0) until array FILES used them */
+    FSINCE(T, input_len, 66, F_U16, 72), FSINCE(T, output_len, 68, F_U16, 72),
 };
+/* The paths come before the inline array, which must stay last (it is sent as bulk): they
+ * are never both there (array FILES or INLINE), and empty items take no bytes, so every
+ * SUBMIT without paths lays out as before. */
 static const item submit_i[] = {
     {.name = "thread list", .count = "nthreads_list", .kind = I_U32S,
      COUNT(T, nthreads_list), .max = HY_IPC_THREADS_MAX, .mem = offsetof(T, threads_list),
      .elem_min = 1},
+    {.name = "input path", .count = "input_len", .kind = I_STR, COUNT(T, input_len),
+     .max = HY_IPC_PATH_MAX, .mem = offsetof(T, input)},
+    {.name = "output path", .count = "output_len", .kind = I_STR, COUNT(T, output_len),
+     .max = HY_IPC_PATH_MAX, .mem = offsetof(T, output)},
     {.name = "inline array", .count = "inline n", .kind = I_BYTES, COUNT(T, n),
      .mem = offsetof(T, inline_data), .store = offsetof(T, inline_bytes),
      .sw = MSIZE(T, inline_bytes), DTYPE(T, dtype), WHEN(T, array, HY_ARRAY_INLINE)},
@@ -984,9 +993,17 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
     if (!sort && x->array != HY_ARRAY_NONE)
         return hy_error_set(err, HY_EINVAL, "SUBMIT array %u on a pi job (it takes none, 0)",
                             x->array);
-    if (sort && x->array != HY_ARRAY_INLINE && x->array != HY_ARRAY_MEMFD)
-        return hy_error_set(err, HY_EINVAL, "SUBMIT array %u on a sort job is not inline (1) "
-                            "or memfd (2)", x->array);
+    if (sort && x->array != HY_ARRAY_INLINE && x->array != HY_ARRAY_MEMFD &&
+        x->array != HY_ARRAY_FILES)
+        return hy_error_set(err, HY_EINVAL, "SUBMIT array %u on a sort job is not inline (1), "
+                            "memfd (2) or files (3)", x->array);
+    if (x->array == HY_ARRAY_FILES && (compare || x->input_len == 0 || x->output_len == 0))
+        return hy_error_set(err, HY_EINVAL, "SUBMIT array files takes a single sort (job 2) "
+                            "with an input and an output path (input_len %u, output_len %u)",
+                            x->input_len, x->output_len);
+    if (x->array != HY_ARRAY_FILES && (x->input_len || x->output_len))
+        return hy_error_set(err, HY_EINVAL, "SUBMIT input_len %u, output_len %u: paths go "
+                            "only with array files (3)", x->input_len, x->output_len);
     if (x->array == HY_ARRAY_MEMFD && f->nfds != 1)
         return hy_error_set(err, HY_EPROTO, "SUBMIT array memfd came with %u fds instead of 1",
                             f->nfds);

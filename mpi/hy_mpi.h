@@ -85,6 +85,22 @@ int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ct
                   hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
                   hy_error *err);
 
+/* ---- files: MPI-IO for a sort whose input and output are .npy paths (docs/mpi.md) ----
+ * Only the MPI thread calls MPI, so the caller (an executor) queues the operation and waits
+ * for it. Each opens the file on MPI_COMM_SELF — a collective of this rank alone, so no other
+ * rank has to enter it in the same order — does one thing and closes it. The MPI thread does
+ * nothing else meanwhile (a large read holds the rank's messages until it ends). */
+enum {
+    HY_MPI_FILE_READ = 1,   /* read len bytes at offset into buf: all of them, or an error */
+    HY_MPI_FILE_CREATE = 2, /* create (or open) for writing, and set its size to offset */
+    HY_MPI_FILE_WRITE = 3,  /* write len bytes from buf at offset of a file that exists */
+};
+/* One of the above on `path`; *size (may be NULL) gets the file's size after it. HY_ESYS with a
+ * sentence naming the path and MPI's own words when MPI-IO fails; HY_EBUSY when the MPI
+ * thread is stopping. */
+int hy_mpi_file(hy_mpi *m, int op, const char *path, uint64_t offset, void *buf, size_t len,
+                uint64_t *size, hy_error *err);
+
 /* ---- questions: a rank asks every peer to describe itself (RANKS, docs/mpi.md) ----
  * The bytes of an answer are the daemon's own (mpi/ knows no ipc/): it sends what the asking
  * rank's daemon reads back, which is the same binary. The loop never waits for them: the

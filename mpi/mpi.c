@@ -20,6 +20,7 @@
 #include "hy_mpi.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
@@ -66,6 +67,21 @@ struct question {
     struct question *next;
 };
 
+/* A file operation an executor waits on (hy_mpi_file). */
+struct fileop {
+    int op;
+    const char *path;
+    uint64_t offset;
+    char *buf;
+    size_t len;
+    uint64_t size;
+    int rc;
+    hy_error err;
+    bool done;
+    int rank; /* names it in the sentences: the client may be several ranks away */
+    struct fileop *next;
+};
+
 struct span {
     uint64_t token;
     unsigned expect, got;
@@ -104,6 +120,7 @@ struct hy_mpi {
      * waiting for answers; and those answered, for the loop to take. */
     struct question *q_head, *q_tail;
     hy_mpi_answers *asks, *answered;
+    struct fileop *files; /* file operations waiting for the MPI thread */
 };
 
 static void push_out(hy_mpi *m, struct out *o)
@@ -500,6 +517,120 @@ static bool progress_sends(hy_mpi *m)
     return m->inflight != NULL;
 }
 
+/* ---- files ---- */
+
+/* Most bytes one MPI-IO call moves (its count is an int). */
+#define FILE_CHUNK ((size_t)1 << 30)
+
+/* MPI's own words for mrc (errno is not reliable after MPI-IO: Open MPI leaves it stale). */
+static int file_fail(struct fileop *f, int mrc, const char *what)
+{
+    char words[MPI_MAX_ERROR_STRING] = "";
+    int wl = 0;
+    MPI_Error_string(mrc, words, &wl);
+    return f->rc = hy_error_set(&f->err, HY_ESYS, "rank %d: %s %s: %s", f->rank, what, f->path,
+                                words);
+}
+
+/* Moves f->len bytes at f->offset, chunk by chunk; a read that ends early is an error. */
+static int file_move(MPI_File fh, struct fileop *f)
+{
+    for (size_t at = 0; at < f->len; at += FILE_CHUNK) {
+        int len = (int)(f->len - at < FILE_CHUNK ? f->len - at : FILE_CHUNK), got = 0;
+        MPI_Status st;
+        MPI_Offset off = (MPI_Offset)(f->offset + at);
+        int mrc = f->op == HY_MPI_FILE_READ
+                      ? MPI_File_read_at(fh, off, f->buf + at, len, MPI_BYTE, &st)
+                      : MPI_File_write_at(fh, off, f->buf + at, len, MPI_BYTE, &st);
+        if (mrc != MPI_SUCCESS)
+            return file_fail(f, mrc, f->op == HY_MPI_FILE_READ ? "reading" : "writing");
+        MPI_Get_count(&st, MPI_BYTE, &got);
+        if (got != len)
+            return f->rc = hy_error_set(&f->err, HY_ESYS, "rank %d: %s %s: %zu bytes at %"
+                                        PRIu64 " were %s, %d of them done", f->rank,
+                                        f->op == HY_MPI_FILE_READ
+                                        ? "reading" : "writing", f->path, (size_t)len,
+                                        f->offset + at, f->op == HY_MPI_FILE_READ
+                                        ? "past its end" : "not all written", got);
+    }
+    return 0;
+}
+
+/* One file operation, on the MPI thread: open on MPI_COMM_SELF, do it, close. */
+static void file_run(struct fileop *f)
+{
+    MPI_File fh;
+    int amode = f->op == HY_MPI_FILE_READ     ? MPI_MODE_RDONLY
+                : f->op == HY_MPI_FILE_CREATE ? MPI_MODE_WRONLY | MPI_MODE_CREATE
+                                              : MPI_MODE_WRONLY;
+    int mrc = MPI_File_open(MPI_COMM_SELF, f->path, amode, MPI_INFO_NULL, &fh);
+    if (mrc != MPI_SUCCESS) {
+        file_fail(f, mrc, "cannot open");
+        return;
+    }
+    MPI_Offset size = 0;
+    if (f->op == HY_MPI_FILE_CREATE) {
+        if ((mrc = MPI_File_set_size(fh, (MPI_Offset)f->offset)) != MPI_SUCCESS)
+            file_fail(f, mrc, "cannot size");
+    } else {
+        file_move(fh, f);
+    }
+    if (MPI_File_get_size(fh, &size) == MPI_SUCCESS)
+        f->size = (uint64_t)size;
+    if ((mrc = MPI_File_close(&fh)) != MPI_SUCCESS && !f->rc)
+        file_fail(f, mrc, "closing");
+}
+
+/* Runs the file operations queued so far and wakes their waiters. */
+static void run_files(hy_mpi *m)
+{
+    pthread_mutex_lock(&m->mu);
+    struct fileop *f = m->files;
+    m->files = NULL;
+    pthread_mutex_unlock(&m->mu);
+    while (f) {
+        struct fileop *next = f->next;
+        file_run(f);
+        pthread_mutex_lock(&m->mu);
+        f->done = true;
+        pthread_cond_broadcast(&m->spans);
+        pthread_mutex_unlock(&m->mu);
+        f = next;
+    }
+}
+
+int hy_mpi_file(hy_mpi *m, int op, const char *path, uint64_t offset, void *buf, size_t len,
+                uint64_t *size, hy_error *err)
+{
+    struct fileop f = {.op = op, .path = path, .offset = offset, .buf = buf, .len = len,
+                       .rank = m->rank};
+    pthread_mutex_lock(&m->mu);
+    if (m->ended || m->stop) {
+        pthread_mutex_unlock(&m->mu);
+        return hy_error_set(err, HY_EBUSY, "the MPI job is stopping");
+    }
+    f.next = m->files;
+    m->files = &f;
+    pthread_cond_signal(&m->wake);
+    while (!f.done && !m->ended)
+        pthread_cond_wait(&m->spans, &m->mu);
+    if (!f.done) { /* the thread ended before it ran: take it back off the list */
+        for (struct fileop **l = &m->files; *l; l = &(*l)->next)
+            if (*l == &f) {
+                *l = f.next;
+                break;
+            }
+        f.rc = hy_error_set(&f.err, HY_EBUSY, "the MPI job stopped before %s was %s", path,
+                            op == HY_MPI_FILE_READ ? "read" : "written");
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (size)
+        *size = f.size;
+    if (f.rc)
+        *err = f.err;
+    return f.rc;
+}
+
 static void tell_peers_stop(hy_mpi *m)
 {
     struct wire w;
@@ -549,6 +680,7 @@ static void *mpi_main(void *arg)
         bool stop = m->stop;
         pthread_mutex_unlock(&m->mu);
         send_queued(m, o);
+        run_files(m);
         bool sending = progress_sends(m);
         if (stop)
             break;
@@ -566,7 +698,7 @@ static void *mpi_main(void *arg)
             t.tv_nsec -= 1000000000;
         }
         pthread_mutex_lock(&m->mu);
-        if (!m->out_head && !m->stop)
+        if (!m->out_head && !m->files && !m->stop)
             pthread_cond_timedwait(&m->wake, &m->mu, &t);
         pthread_mutex_unlock(&m->mu);
     }

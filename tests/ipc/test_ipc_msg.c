@@ -475,6 +475,41 @@ Test(msg, round_trip_submit)
     cr_assert_eq(rt_buf[HY_IPC_HEADER + 65], 0xFF);
 }
 
+/* A sort of .npy paths (array files): the two lengths in the 72-byte body's words at 66 and
+ * 68, the paths after it, each 8-aligned, and nothing after the output path. */
+static void submit_files(const char *in, const char *out)
+{
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_SUBMIT;
+    m1.u.submit = (hy_msg_submit){.job = HY_JOB_SORT, .backend = HY_BACKEND_NATIVE,
+                                  .dtype = HY_DT_F64, .array = HY_ARRAY_FILES, .n = 1000,
+                                  .ranks = HY_IPC_RANKS_ALL,
+                                  .input_len = (uint16_t)strlen(in),
+                                  .output_len = (uint16_t)strlen(out),
+                                  .input = {in, (uint32_t)strlen(in)},
+                                  .output = {out, (uint32_t)strlen(out)}};
+}
+
+Test(msg, round_trip_submit_files)
+{
+    submit_files("/data/in.npy", "/data/sorted.npy");
+    size_t len = round_trip(&m1, 0);
+    const hy_msg_submit *d = &m2.u.submit;
+    cr_assert_eq(d->array, (uint32_t)HY_ARRAY_FILES);
+    cr_assert_eq(d->input_len, 12);
+    cr_assert_eq(d->output_len, 16);
+    cr_assert_eq(d->input.len, 12u);
+    cr_assert(memcmp(d->input.p, "/data/in.npy", 12) == 0);
+    cr_assert(memcmp(d->output.p, "/data/sorted.npy", 16) == 0);
+    cr_assert_eq((const uint8_t *)d->input.p, rt_buf + HY_IPC_HEADER + 72);
+    cr_assert_eq((const uint8_t *)d->output.p, rt_buf + HY_IPC_HEADER + 88);
+    cr_assert_eq(len, HY_IPC_HEADER + 88u + 16u);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 66], 12);
+    cr_assert_eq(rt_buf[HY_IPC_HEADER + 68], 16);
+    cr_assert_null(d->inline_data);
+}
+
+
 /* Field by field: the row struct has padding (after transport), which memcmp would read. */
 static void expect_row_eq(const hy_result_row *g, const hy_result_row *w, unsigned i)
 {
@@ -743,7 +778,7 @@ static const golden goldens[] = {
      "02 00 00 00 | 01 00 00 00 | 00 00 00 00 | 00 00 00 00"
      "40 42 0f 00 00 00 00 00 | 2a 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00"
      "00 00 | 00 00 | 00 00 00 00 | 00 00 | 00 00 | 00 00 00 00",
-     {66, 0}, {72, 0}},
+     {70, 0}, {72, 0}},
     {"ERROR request 2 job 5 code ELIMIT (-4) \"n too large\"",
      "48 59 44 31 01 00 09 00 00 00 00 00 23 00 00 00 02 00 00 00 00 00 00 00"
      "18 00 00 00 | fc ff ff ff | 05 00 00 00 00 00 00 00 | 0b 00 00 00 | 00 00 00 00"
@@ -1372,6 +1407,35 @@ Test(msg, bad_submit_lists_and_arrays)
     expect_bad(HY_EPROTO, 0);
 }
 
+Test(msg, bad_submit_files)
+{
+    hy_error err = {0};
+    /* Paths with another array, an array files without both paths or on a compare, an fd
+     * with it, a path above the limit. */
+    submit_files("/in.npy", "/out.npy");
+    prepare(&m1);
+    patch32(28, HY_ARRAY_MEMFD);
+    expect_bad(HY_EINVAL, 0);
+    patch32(28, HY_ARRAY_INLINE);
+    expect_bad(HY_EINVAL, 0);
+    patch32(28, HY_ARRAY_FILES);
+    patch16(4, HY_JOB_COMPARE_SORT);
+    expect_bad(HY_EINVAL, 0);
+    patch16(4, HY_JOB_PI);
+    expect_bad(HY_EINVAL, 0);
+    patch16(4, HY_JOB_SORT);
+    patch16(68, 0);
+    expect_bad(HY_EINVAL, 0);
+    patch16(68, 8);
+    expect_bad(HY_EPROTO, 1);
+    patch16(68, 4097);
+    expect_bad(HY_ELIMIT, 0);
+    patch16(68, 9); /* one byte more than the payload holds */
+    expect_bad(HY_EPROTO, 0);
+    patch16(68, 8);
+    cr_assert_eq(decode_copy(bad, bad_len, 0, &m2, &err), 0, "%s", err.msg);
+}
+
 Test(msg, bad_result_and_devices)
 {
     static hy_result_row rows[2];
@@ -1667,12 +1731,12 @@ Test(msg, first_layout_submit)
     cr_assert_eq(s->threads_list[1], 2u);
     reencode_first(&m2, out, sizeof out, n + 8);
     cr_assert_eq(out[HY_IPC_HEADER + 72], 1);
-    /* Read as the current layout (body 72), ranks is the list's first count and the list
-     * runs past the payload. */
+    /* Read as the current layout (body 72), ranks is the list's first count and the second
+     * count is output_len, a path without array files. */
     n = unhex(first_layouts[5].hex, bad, sizeof bad);
     bad_len = n;
     patch32(0, 72);
-    expect_bad(HY_EPROTO, 0);
+    expect_bad(HY_EINVAL, 0);
 }
 
 Test(msg, first_layout_result)

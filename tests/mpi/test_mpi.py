@@ -303,6 +303,31 @@ def special_array(dtype, n, seed):
     return bytes(out)
 
 
+NPY_DESCR = {"i32": "<i4", "u32": "<u4", "i64": "<i8", "u64": "<u8", "f32": "<f4",
+             "f64": "<f8"}
+
+
+def write_npy(path, dtype, raw):
+    """A .npy 1.0 file of raw's elements, as numpy writes one (header padded to 64)."""
+    n = len(raw) // struct.calcsize(DTYPES[dtype])
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (NPY_DESCR[dtype], n)
+    h = d + " " * (63 - (10 + len(d)) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + raw)
+    return path
+
+
+def submit_files(sock, src, dst, dtype, n, ranks=0xFFFF):
+    """A raw SUBMIT of a sort of .npy paths (array files), as hybridctl sends it but with
+    paths hybridctl would refuse to send (it reads the input's header first): the answers."""
+    body = struct.pack("<IHHHHHHIIIIQQIIHHIHHH2x", 72, 2, 2, 0xFFFF, 1, 0,
+                       list(DTYPES).index(dtype) + 1, 0, 1, 0, 3, n, 0, 0, 0, 0, 0, 0,
+                       ranks, len(src), len(dst))
+    # each item starts 8-aligned; the payload ends where the output path does
+    src = src.encode() + b"\0" * (-len(src.encode()) % 8)
+    return raw_exchange(sock, [(5, body + src + dst.encode())], final=(8, 9))[-1:]
+
+
 class SortAcross:
     """sort --ranks on rank 1: the bytes of one daemon's sort, for every dtype and input."""
     N = None
@@ -408,6 +433,94 @@ class SortAcross:
                 self.assertEqual(p.returncode, 0, err)
                 with open(self.path("at-once-%d" % r), "rb") as f:
                     self.assertTrue(f.read() == ref)
+
+    def files_case(self, tag, dtype, raw, ranks="all", cwd=None):
+        """sort --input IN.npy --output OUT.npy --ranks: the daemons read and write the
+        files (MPI-IO); OUT must be the very file one daemon's sort writes."""
+        src = write_npy(self.path(tag + "-in.npy"), dtype, raw)
+        ref, out = self.path(tag + "-ref.npy"), self.path(tag + "-out.npy")
+        p = self.plain.ctl("sort", "--input", src, "--output", ref)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        args = ["sort", "--input", src, "--output", out, "--ranks", ranks, "--check"]
+        if cwd:  # relative paths: hybridctl makes them absolute for the daemon
+            args = ["sort", "--input", os.path.basename(src), "--output",
+                    os.path.basename(out), "--ranks", ranks, "--check"]
+        p = subprocess.run([HYBRIDCTL, "--socket", self.world.sock(1), "--json"] + args,
+                           capture_output=True, text=True, timeout=120, cwd=cwd)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = json.loads(p.stdout)
+        self.assertEqual(got["ranks"], self.N if ranks == "all" else int(ranks))
+        self.assertIs(got["checked"], True)
+        with open(ref, "rb") as f, open(out, "rb") as g:
+            self.assertTrue(f.read() == g.read(), "the ranks' file differs from one daemon's")
+        with open(src, "rb") as f:
+            self.assertTrue(f.read()[-len(raw):] == raw, "the input was written to")
+        self.assertIn("sort of %s into %s across" % (src, out), self.world.text())
+
+    def test_npy_paths_every_dtype(self):
+        for dtype in DTYPES:
+            with self.subTest(dtype=dtype):
+                self.files_case(dtype + "-files", dtype, special_array(dtype, 30011, 5))
+        # the memfd path of the same input: the same sorted bytes
+        raw = special_array("f64", 30011, 5)
+        rawin = self.path("f64-files.raw")
+        with open(rawin, "wb") as f:
+            f.write(raw)
+        _, data = self.sorted_bytes(lambda *a: self.world.ctl(1, *a), "f64-files-memfd",
+                                    ["--input", rawin, "--dtype", "f64", "--ranks", "all"])
+        with open(self.path("f64-files-ref.npy"), "rb") as f:
+            self.assertTrue(f.read()[-len(data):] == data)
+
+    def test_npy_paths_equal_few_unique_and_sorted(self):
+        rnd = random.Random(9)
+        cases = [("files-equal", "f64", struct.pack("<d", -0.0) * 20011),
+                 ("files-few", "u32", b"".join(struct.pack("<I", rnd.choice((3, 9, 2**32 - 1)))
+                                              for _ in range(40009))),
+                 ("files-sorted", "i64", b"".join(struct.pack("<q", i - 5000)
+                                                  for i in range(25013))),
+                 ("files-one", "i32", struct.pack("<i", -7))]
+        for tag, dtype, raw in cases:
+            with self.subTest(tag=tag):
+                self.files_case(tag, dtype, raw)
+        self.files_case("files-rel", "f32", special_array("f32", 5003, 2), ranks="2",
+                        cwd=self.tmp.name)
+
+    def test_npy_paths_that_fail_then_a_good_sort(self):
+        src = write_npy(self.path("fail-in.npy"), "i64", special_array("i64", 1000, 1))
+        for dst, why in ((self.path("no-such-dir/out.npy"), "no such file"),
+                         (self.path("fail-in.npy") + "/out.npy", "cannot open"),
+                         (self.tmp.name, "cannot open")):
+            with self.subTest(output=dst):
+                p = self.world.ctl(1, "sort", "--input", src, "--output", dst, "--ranks",
+                                   "all", ok=False)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                e = error_of(p)
+                self.assertEqual(e["name"], "ESYS")
+                self.assertIn("rank 1: ", e["message"])
+                self.assertIn(why, e["message"].lower())
+                self.assertIn(dst, e["message"])
+        # Paths hybridctl would not send (it reads the header first): a missing input, a
+        # file that is not a .npy, a .npy of another dtype or length than the SUBMIT names.
+        bad = self.path("fail-bad.npy")
+        with open(bad, "wb") as f:
+            f.write(b"not an array at all")
+        out = self.path("fail-out.npy")
+        for path, dtype, n, code, words in (
+                (self.path("missing.npy"), "i64", 1000, -6, "cannot open"),
+                (bad, "i64", 1000, -1, "is not a .npy file"),
+                (src, "f64", 1000, -1, "holds 1000 i64, not the 1000 f64"),
+                (src, "i64", 999, -1, "holds 1000 i64, not the 999 i64")):
+            with self.subTest(input=path, dtype=dtype, n=n):
+                got = submit_files(self.world.sock(1), path, out, dtype, n)
+                t, body = got[0]
+                self.assertEqual(t, ERROR)
+                c, _, mlen = struct.unpack_from("<iQI", body, 4)
+                msg = body[24:24 + mlen].decode()
+                self.assertEqual(c, code, msg)
+                self.assertIn("rank 1: ", msg)
+                self.assertIn(path, msg)
+                self.assertIn(words, msg)
+        self.files_case("after-failures", "i64", special_array("i64", 7001, 3))
 
     def test_refusals_then_a_good_sort(self):
         p = self.world.ctl(1, "sort", "-n", "100", "--dtype", "i32", "--ranks",
@@ -527,9 +640,10 @@ class SortAcross3(SortAcross, unittest.TestCase):
     N = 3
 
 
-def raw_exchange(sock_path, frames):
+def raw_exchange(sock_path, frames, final=None):
     """Sends HELLO, then each (type, body) of `frames` as one frame (request ids 2, 3...),
-    and returns each answer as (type, payload): the daemon's replies, in order."""
+    and returns each answer as (type, payload): the daemon's replies, in order — one per
+    frame, or with `final` (types) every reply up to the first of those types."""
     import socket as so
 
     def frame(t, req, payload):
@@ -554,6 +668,8 @@ def raw_exchange(sock_path, frames):
         for i, (t, body) in enumerate(frames):
             c.sendall(frame(t, 2 + i, body))
             got.append(recv(c))
+            while final and got[-1][0] not in final:
+                got.append(recv(c))
         return got
 
 
@@ -671,6 +787,31 @@ class RanksSeen2(RanksSeen, unittest.TestCase):
 
 class RanksSeen3(RanksSeen, unittest.TestCase):
     N = 3
+
+
+class FilesRefusedByAPlainDaemon(unittest.TestCase):
+    """The system service opens no path a client names: array files is for hybridd --mpi."""
+
+    def test_plain_daemon_refuses_paths(self):
+        plain = Plain()
+        try:
+            src = write_npy(os.path.join(plain.tmp.name, "in.npy"), "i32",
+                            struct.pack("<3i", 3, 1, 2))
+            out = os.path.join(plain.tmp.name, "out.npy")
+            p = plain.ctl("sort", "--input", src, "--output", out, "--ranks", "2")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            e = error_of(p)
+            self.assertEqual(e["name"], "EINVAL")
+            self.assertIn("runs only on hybridd --mpi", e["message"])
+            self.assertFalse(os.path.exists(out))
+            got = submit_files(plain.sock, src, out, "i32", 3, ranks=0)
+            self.assertEqual(got[0][0], ERROR)
+            self.assertIn(b"runs only on hybridd --mpi", got[0][1])
+            self.assertFalse(os.path.exists(out))
+            p = plain.ctl("sort", "--input", src, "--output", out, "--ranks", "1")
+            self.assertEqual(p.returncode, 0, p.stderr)  # --ranks 1: the memfd, as before
+        finally:
+            plain.close()
 
 
 class RanksOfAPlainDaemon(unittest.TestCase):

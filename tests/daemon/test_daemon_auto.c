@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../cl/pocl_env.h"
 #include "harness.h"
 #include "history.h"
 
@@ -186,4 +187,101 @@ Test(daemon_auto, a_daemon_without_history_runs_the_default_and_says_it_explores
     cr_expect_eq(memcmp(j.array, want, sizeof want), 0, "auto's sort is every backend's sort");
     hyt_job_release(c, &j);
     hyt_close(c);
+}
+
+/* ---- backend hybrid's first sort, planned from the history ---- */
+
+#define HN 60001 /* keys of the hybrid sorts: bucket 15 */
+
+/* A history in which native (2 threads) sorts HN f64 keys in native_ms and OpenCL device 0
+ * in device_ms, each trusted; a daemon with the device let into hybrid starts on it. */
+static void start_hybrid_on(uint64_t native_ns, uint64_t device_ns)
+{
+    pocl_cache_for_run(); /* the daemon inherits POCL_CACHE_DIR */
+    hyt_conf k = hyt_conf_default();
+    k.opencl = true;
+    k.hybrid_cpu_devices = true;
+    k.frame_bytes = 1 << 20; /* the keys travel inline */
+    char conf[2048], text[2560], host[HY_HISTORY_HOST_MAX];
+    hyt_conf_text(&k, conf, sizeof conf);
+    cr_assert_eq(hyt_daemon_init(&D, conf), 0);
+    snprintf(hist, sizeof hist, "%s/history", D.dir);
+    hy_history_host_id(host, sizeof host);
+    hy_history_options o = {.path = hist, .host = host, .version = "test"};
+    hy_history *h;
+    hy_history_report rep;
+    hy_error err = {0};
+    cr_assert_eq(hy_history_open(&o, &h, &rep, &err), 0, "%s", err.msg);
+    hy_history_key nk = {.work = HY_JOB_SORT, .dtype = HY_DT_F64, .backend = HY_BACKEND_NATIVE,
+                         .threads = 2};
+    hy_history_key dk = {.work = HY_JOB_SORT, .dtype = HY_DT_F64, .backend = HY_BACKEND_OPENCL};
+    for (int i = 0; i < HY_HISTORY_TRUST + 1; i++) {
+        hy_history_record(h, &nk, HN, native_ns);
+        hy_history_record(h, &dk, HN, device_ns);
+    }
+    cr_assert_eq(hy_history_save(h, &err), 0, "%s", err.msg);
+    hy_history_close(h);
+    snprintf(text, sizeof text, "%sstate = {\n  history = \"%s\";\n};\n", conf, hist);
+    cr_assert_eq(hyt_daemon_write_config(&D, text), 0);
+    cr_assert_eq(hyt_daemon_exec(&D, NULL), 0);
+    if (hyt_daemon_wait_ready(&D, D.sock, HYT_WAIT_MS) != 0) {
+        hyt_daemon_dump_log(&D);
+        cr_assert_fail("hybridd did not start");
+    }
+}
+
+/* One hybrid f64 sort of HN keys: the bytes right, and the row back in *row. Returns false
+ * when the daemon serves no usable device (nothing to plan between). */
+static bool hybrid_sort_once(hy_result_row *row)
+{
+    hyt_client *c = hyt_connect_hello(D.sock);
+    cr_assert_not_null(c);
+    hy_msg_devices_reply *dv = calloc(1, sizeof *dv);
+    cr_assert_not_null(dv);
+    cr_assert_eq(hyt_devices(c, dv), 0, "%s", c->err.msg);
+    bool usable = dv->ndevices > 0 && (dv->devices[0].flags & HY_DEV_USABLE);
+    free(dv);
+    if (usable) {
+        double *data = malloc(HN * 8), *want = malloc(HN * 8);
+        cr_assert(data && want);
+        hyt_fill(HY_DT_F64, data, HN, 11);
+        memcpy(want, data, HN * 8);
+        hyt_sort_ref(HY_DT_F64, want, HN);
+        hy_msg_submit m = hyt_sort_inline(HY_BACKEND_HYBRID, 0, HY_DT_F64, data, HN);
+        hyt_job j;
+        run_ok(c, &m, &j, "hybrid sort");
+        cr_assert_eq(j.array_bytes, HN * 8);
+        cr_expect_eq(memcmp(j.array, want, HN * 8), 0, "the hybrid sort differs");
+        *row = j.rows[0];
+        hyt_job_release(c, &j);
+        free(data);
+        free(want);
+    }
+    hyt_close(c);
+    return usable;
+}
+
+/* With no hybrid sort measured yet, the history's trusted times of each side alone plan the
+ * first one: the pool 50x faster than the device sorts alone, no even split to measure. */
+Test(daemon_auto, a_first_hybrid_sort_plans_from_the_history_pool_alone)
+{
+    start_hybrid_on(1 * MS, 50 * MS);
+    hy_result_row r;
+    if (!hybrid_sort_once(&r))
+        cr_skip_test("no usable OpenCL device: hybrid has nothing to plan between");
+    cr_expect(r.flags & HY_ROW_NO_GAIN, "flags 0x%x: the first sort split", r.flags);
+    cr_expect_eq(r.devices_used, 0, "devices_used %u", r.devices_used);
+    cr_expect_eq(r.cpu_items, HN, "the pool sorted %llu of %d", (unsigned long long)r.cpu_items,
+                 HN);
+}
+
+Test(daemon_auto, a_first_hybrid_sort_plans_from_the_history_device_alone)
+{
+    start_hybrid_on(50 * MS, 1 * MS);
+    hy_result_row r;
+    if (!hybrid_sort_once(&r))
+        cr_skip_test("no usable OpenCL device: hybrid has nothing to plan between");
+    cr_expect(r.flags & HY_ROW_NO_GAIN, "flags 0x%x: the first sort split", r.flags);
+    cr_expect_eq(r.devices_used, 1, "devices_used %u", r.devices_used);
+    cr_expect_eq(r.cpu_items, 0, "the pool sorted %llu", (unsigned long long)r.cpu_items);
 }

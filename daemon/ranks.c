@@ -357,9 +357,10 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
 }
 
 /* The span's figures, for the log (docs/scale-out.md reads them): each rank's share, each
- * phase, and the bytes that crossed between ranks (each bucket out and back). */
-static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, uint64_t t0, uint64_t t1,
-                          uint64_t t2, uint64_t t3)
+ * phase, and the bytes that crossed between ranks (each bucket out and back, or only out
+ * when each rank writes its own to a file: `trips` 1). */
+static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, unsigned trips,
+                          uint64_t t0, uint64_t t1, uint64_t t2, uint64_t t3)
 {
     char shares[256];
     size_t at = 0;
@@ -367,7 +368,7 @@ static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, uint64_t t0
     for (unsigned b = 0; b < s->ranks && at < sizeof shares - 24; b++) {
         at += (size_t)snprintf(shares + at, sizeof shares - at, "%s%" PRIu64, b ? "," : "",
                                cnt[b]);
-        moved += b ? 2 * cnt[b] * hy_dtype_size(s->dtype) : 0;
+        moved += b ? trips * cnt[b] * hy_dtype_size(s->dtype) : 0;
     }
     hy_log(HY_LOG_INFO, "sort across %u ranks: n %" PRIu64 ", shares %s; sample+partition "
            "%.3f ms, own bucket %.3f ms, the others' after it %.3f ms; %" PRIu64 " bytes "
@@ -378,6 +379,13 @@ static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, uint64_t t0
 
 int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_run_once *o, hy_error *err)
+{
+    return hy_ranks_sort_to(e, s, r, io, NULL, 0, o, err);
+}
+
+int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                     const hy_run_io *io, const char *out_path, uint64_t out_at,
+                     hy_run_once *o, hy_error *err)
 {
     const hy_backend_ops *b = hy_backend_get(r->backend);
     HY_ASSERT(b != NULL && e->mpi != NULL && s->ranks > 1);
@@ -394,7 +402,7 @@ int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *
     hy_mpi_part proto = {.kind = HY_MPI_SORT, .backend = r->backend, .threads = r->threads,
                          .mode = s->mode, .nogil = s->nogil, .dtype = s->dtype};
     rc = hy_mpi_sort_scatter(e->mpi, &proto, s->ranks, (void *const *)bk.buf, cnt, bk.off,
-                             io->array, &token, err); /* takes the buffers */
+                             io->array, out_path, out_at, &token, err); /* takes the buffers */
     if (rc) {
         free(bk.sp);
         return rc;
@@ -407,6 +415,9 @@ int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *
     oio.array_fd = -1; /* the bucket, not the client's memfd, is what it sorts */
     oio.pristine = NULL;
     rc = cnt[0] ? b->sort(e, &own, r, &oio, o, err) : 0;
+    if (!rc && cnt[0] && out_path) /* bucket 0 is this rank's run, at the file's start */
+        rc = hy_mpi_file(e->mpi, HY_MPI_FILE_WRITE, out_path, out_at, io->array, own.array_bytes,
+                         NULL, err);
     uint64_t t2 = hy_now_ns(), hits = 0;
     hy_error gerr = {0};
     /* A failed own bucket still collects the span (dropping it), so no answer lingers. */
@@ -414,7 +425,7 @@ int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *
                             (void *)e, &hits, &gerr);
     uint64_t t3 = hy_now_ns();
     if (!rc && !grc)
-        log_sort_span(s, cnt, t0, t1, t2, t3);
+        log_sort_span(s, cnt, out_path ? 1 : 2, t0, t1, t2, t3);
     free(bk.sp);
     if (rc)
         return rc;

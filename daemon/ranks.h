@@ -25,6 +25,12 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
  * backend. The bytes are one daemon's sort; o's wall time is the whole span's. */
 int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_run_once *o, hy_error *err);
+/* The same, with out_path: each rank writes its sorted bucket to out_path at byte out_at +
+ * the bucket's offset (MPI-IO) instead of sending it back; this rank writes bucket 0, and the
+ * array at io->array is left partitioned, not sorted. NULL: hy_ranks_sort. */
+int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                     const hy_run_io *io, const char *out_path, uint64_t out_at,
+                     hy_run_once *o, hy_error *err);
 
 /* One run of a sort whose keys are in s->input and go to s->output (SUBMIT array FILES):
  * the input's .npy header checked against the job's dtype and n, the output created at its

@@ -1,7 +1,7 @@
 /* daemon/ranks_files: a sort whose input and output are .npy paths (SUBMIT array FILES,
- * hybridd --mpi only): the input read and the output written with MPI-IO through the MPI
- * thread (hy_mpi_file), the keys sorted in between by a span (hy_ranks_sort) or, for one
- * rank, by the row's backend. The .npy header is parsed here because the daemon may not use
+ * hybridd --mpi only): the input read with MPI-IO through the MPI thread (hy_mpi_file), the
+ * keys sorted by a span in which every rank writes its own sorted bucket into the output
+ * (hy_ranks_sort_to) or, for one rank, by the row's backend and written here. The .npy header is parsed here because the daemon may not use
  * the client's parser (client/ is hybridctl's); it takes what numpy writes for a 1-D
  * little-endian array of the six dtypes and refuses the rest with a sentence. */
 #include "ranks.h"
@@ -169,9 +169,11 @@ static int create_output(const hy_engines *e, const hy_job_spec *s, uint64_t *da
     return rc;
 }
 
-/* The keys at a, sorted: across the ranks, or by the row's backend on this rank alone. */
+/* The keys at a, sorted into OUT at out_at: across the ranks, each writing its own bucket
+ * there (hy_ranks_sort_to), or by the row's backend on this rank alone, which writes them. */
 static int sort_keys(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
-                     const hy_run_io *io, void *a, hy_run_once *o, hy_error *err)
+                     const hy_run_io *io, void *a, uint64_t out_at, hy_run_once *o,
+                     hy_error *err)
 {
     hy_job_spec own = *s;
     own.array = HY_ARRAY_INLINE; /* what the span or backend sorts: keys in memory */
@@ -182,8 +184,10 @@ static int sort_keys(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
     if (s->n == 0)
         return 0;
     if (s->ranks > 1)
-        return hy_ranks_sort(e, &own, r, &kio, o, err);
-    return hy_backend_get(r->backend)->sort(e, &own, r, &kio, o, err);
+        return hy_ranks_sort_to(e, &own, r, &kio, s->output, out_at, o, err);
+    int rc = hy_backend_get(r->backend)->sort(e, &own, r, &kio, o, err);
+    return rc ? rc : hy_mpi_file(e->mpi, HY_MPI_FILE_WRITE, s->output, out_at, a,
+                                 s->array_bytes, NULL, err);
 }
 
 /* A header's sentence names the rank, as MPI-IO's do (mpi.c): the client may be ranks away. */
@@ -212,18 +216,14 @@ int hy_ranks_sort_files(const hy_engines *e, const hy_job_spec *s, const hy_row_
     rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, in_at, a, s->array_bytes, NULL, err);
     uint64_t t1 = hy_now_ns();
     if (!rc)
-        rc = sort_keys(e, s, r, io, a, o, err);
-    uint64_t t2 = hy_now_ns();
-    if (!rc)
-        rc = hy_mpi_file(e->mpi, HY_MPI_FILE_WRITE, s->output, out_at, a, s->array_bytes, NULL,
-                         err);
+        rc = sort_keys(e, s, r, io, a, out_at, o, err);
     free(a);
-    uint64_t t3 = hy_now_ns();
+    uint64_t t2 = hy_now_ns();
     if (rc)
         return rc;
     hy_log(HY_LOG_INFO, "sort of %s into %s across %u rank(s): n %" PRIu64 ", read %.3f ms, "
-           "sort %.3f ms, write %.3f ms", s->input, s->output, s->ranks, s->n,
-           (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
-    o->wall_ns = t3 - t0;
+           "sort and write %.3f ms", s->input, s->output, s->ranks, s->n,
+           (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+    o->wall_ns = t2 - t0;
     return 0;
 }

@@ -44,7 +44,15 @@ typedef struct hy_mpi_part {
     int dtype;
     unsigned bucket;
     void *data;
+    /* A sort part of a span to a file: its sorted keys go to out_path at byte out_offset,
+     * written by this rank's MPI thread, and only the answer's header goes back. out_path
+     * lies in data's allocation, after the keys (freed with them); NULL: the keys go back. */
+    char *out_path;
+    uint64_t out_offset;
 } hy_mpi_part;
+
+/* Longest output path a sort part carries (the protocol's, ipc.h's HY_IPC_PATH_MAX). */
+#define HY_MPI_PATH_MAX 4096u
 
 /* The next part a peer sent this rank, or false when none waits (the eventfd is reset). */
 bool hy_mpi_take_part(hy_mpi *m, hy_mpi_part *out);
@@ -63,11 +71,14 @@ int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned 
                       uint64_t *token, hy_error *err);
 /* A sort span: bucket k (1 <= k < ranks) of `count[k]` elements at data[k] goes to rank
  * (rank + k) % size, and comes back sorted into dest + offset[k] elements (written by the MPI
- * thread while the span lives). data[1..ranks-1] are taken (freed once sent), even on error;
- * empty buckets are not sent. The caller sorts bucket 0 itself, then gathers. */
+ * thread while the span lives) — or, with out_path, is written sorted by that rank to
+ * out_path at byte out_at + offset[k] elements (MPI-IO), and only its answer comes back.
+ * data[1..ranks-1] are taken (freed once sent), even on error; empty buckets are not sent.
+ * The caller sorts (and writes) bucket 0 itself, then gathers. */
 int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, void *const *data,
                         const uint64_t *count, const uint64_t *offset, void *dest,
-                        uint64_t *token, hy_error *err);
+                        const char *out_path, uint64_t out_at, uint64_t *token,
+                        hy_error *err);
 /* Runs one part on the caller's thread: 0 and *hits, or a hy_err with the sentence. */
 typedef int (*hy_mpi_run_part_fn)(void *ctx, const hy_mpi_part *p, uint64_t *hits,
                                   hy_error *err);

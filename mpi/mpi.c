@@ -41,7 +41,7 @@ enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3, TAG_SPART = 4, TAG_SDONE = 5, T
 
 /* What travels between ranks: the same binary on every rank, so a plain struct as MPI_BYTE. */
 struct wire {
-    uint64_t w[8];
+    uint64_t w[10]; /* a sort part's w[8], w[9]: where its run goes in a file (see queue_bucket) */
     char text[HY_ERROR_MSG_MAX];
 };
 
@@ -53,6 +53,12 @@ struct out {
     const char *buf;
     size_t len;
     void *owned;
+    /* A sort answer whose keys go to a file: the MPI thread writes wlen bytes of `owned` at
+     * woff of wpath (the part's, freed with owned) before it sends the header, and sends the
+     * write's failure in its place. */
+    const char *wpath;
+    uint64_t woff;
+    size_t wlen;
     MPI_Request req;
     struct out *next;
 };
@@ -88,6 +94,7 @@ struct span {
     uint64_t hits;
     int rc;
     hy_error err;
+    bool to_file; /* a sort span whose buckets each rank writes to a file: no keys come back */
     /* A sort span: bucket k comes back into dest + off[k] * esize, cnt[k] elements. */
     char *dest;
     size_t esize;
@@ -257,23 +264,36 @@ static void on_sort_part(hy_mpi *m, int from, const struct wire *w)
                         .mode = (int)w->w[3], .nogil = (int)w->w[4],
                         .dtype = (int)(uint32_t)w->w[5], .bucket = (unsigned)(w->w[5] >> 32),
                         .count = w->w[6]};
-    size_t bytes = (size_t)w->w[7], size = hy_dtype_size(part.dtype);
+    size_t bytes = (size_t)w->w[7], size = hy_dtype_size(part.dtype), plen = (size_t)w->w[9];
     const char *why = NULL;
     int rc = HY_EINVAL;
     struct in *p = NULL;
+    /* The output path, if any, follows the keys in the same buffer: freeing the keys (the
+     * answer does) frees it too. */
     if (size == 0 || part.count == 0 || part.count > SIZE_MAX / size || part.count * size != bytes)
         why = "a sort part whose size does not match its dtype and count";
-    else if (!(p = malloc(sizeof *p)) || !(part.data = malloc(bytes))) {
+    else if (plen > HY_MPI_PATH_MAX)
+        why = "a sort part whose output path is too long";
+    else if (!(p = malloc(sizeof *p)) || !(part.data = malloc(bytes + plen + 1))) {
         rc = HY_ENOMEM;
         why = "no memory for a sort part's keys";
-    } else if (recv_data(m, from, part.data, bytes) != MPI_SUCCESS) {
+    } else if (recv_data(m, from, part.data, bytes) != MPI_SUCCESS ||
+               recv_data(m, from, (char *)part.data + bytes, plen) != MPI_SUCCESS) {
         rc = HY_ESYS;
         why = "receiving a sort part's keys failed";
-        bytes = 0; /* the stream was taken, even if broken */
-    } else
+        bytes = plen = 0; /* the stream was taken, even if broken */
+    } else {
         bytes = 0;
+        if (plen) {
+            part.out_path = (char *)part.data + part.count * size;
+            part.out_path[plen] = '\0';
+            part.out_offset = w->w[8];
+            plen = 0;
+        }
+    }
     if (why) {
-        drain_data(m, from, bytes);
+        drain_data(m, from, bytes); /* two streams: the keys, then the path */
+        drain_data(m, from, plen);
         free(part.data);
         free(p);
         pthread_mutex_lock(&m->mu);
@@ -297,8 +317,10 @@ static void on_sort_done(hy_mpi *m, int from, const struct wire *w)
     pthread_mutex_lock(&m->mu);
     struct span *s = find_span(m, w->w[0], NULL);
     bool fits = s && s->dest && !rc && k < s->nb && bytes == s->cnt[k] * s->esize;
-    if (fits) {
-        int mrc = recv_data(m, from, s->dest + s->off[k] * s->esize, bytes);
+    bool written = s && s->to_file && !rc && k < s->nb && bytes == 0; /* in the file */
+    if (fits || written) {
+        int mrc = written ? MPI_SUCCESS
+                          : recv_data(m, from, s->dest + s->off[k] * s->esize, bytes);
         if (mrc != MPI_SUCCESS && !s->rc)
             s->rc = hy_error_set(&s->err, HY_ESYS, "rank %d: receiving its sorted keys failed "
                                  "(MPI error %d)", from, mrc);
@@ -310,7 +332,7 @@ static void on_sort_done(hy_mpi *m, int from, const struct wire *w)
     }
     if (s) {
         s->got++;
-        if (!fits && !s->rc) {
+        if (!fits && !written && !s->rc) {
             if (rc)
                 s->rc = hy_error_set(&s->err, rc, "rank %d: %.*s", from,
                                      (int)sizeof w->text - 1, w->text);
@@ -456,6 +478,26 @@ static void free_out(struct out *o)
     free(o);
 }
 
+static void file_run(struct fileop *f);
+
+/* A sorted run a span sent this rank, written where it goes in the output file before its
+ * answer's header is sent; a failed write is the answer instead (without the "rank K: "
+ * the origin adds itself). */
+static void write_run(hy_mpi *m, struct out *o)
+{
+    struct fileop f = {.op = HY_MPI_FILE_WRITE, .path = o->wpath, .offset = o->woff,
+                       .buf = o->owned, .len = o->wlen, .rank = m->rank};
+    file_run(&f);
+    if (f.rc) {
+        const char *why = strstr(f.err.msg, ": ");
+        o->msg.w[1] = (uint64_t)(int64_t)f.rc;
+        snprintf(o->msg.text, sizeof o->msg.text, "%s", why ? why + 2 : f.err.msg);
+    }
+    free(o->owned); /* the keys, and the path after them */
+    o->owned = NULL;
+    o->wpath = NULL;
+}
+
 /* Starts the sends the daemon queued (MPI_Isend: the loop completes them). A part that
  * cannot be sent fails its span at once, and its keys are not sent after it. */
 static void send_queued(hy_mpi *m, struct out *o)
@@ -464,6 +506,8 @@ static void send_queued(hy_mpi *m, struct out *o)
     while (o) {
         struct out *next = o->next;
         int rc;
+        if (o->wpath)
+            write_run(m, o);
         if (o->tag == TAG_DATA) {
             rc = o->dest == skip ? MPI_ERR_OTHER
                                  : MPI_Isend(o->buf, (int)o->len, MPI_BYTE, o->dest, TAG_DATA,
@@ -854,6 +898,21 @@ static void sort_done(hy_mpi *m, const hy_mpi_part *p, int rc, const char *msg)
 {
     size_t bytes = rc ? 0 : (size_t)p->count * hy_dtype_size(p->dtype);
     struct out *data = NULL;
+    if (bytes && p->out_path) { /* the MPI thread writes the run, then answers */
+        struct out *o = calloc(1, sizeof *o);
+        if (!o) {
+            free(p->data);
+            return; /* the origin's cancel or job timeout ends its wait */
+        }
+        *o = (struct out){.dest = p->origin, .tag = TAG_SDONE, .owned = p->data,
+                          .wpath = p->out_path, .woff = p->out_offset, .wlen = bytes};
+        uint64_t w[4] = {p->token, 0, p->bucket, 0};
+        memcpy(o->msg.w, w, sizeof w);
+        pthread_mutex_lock(&m->mu);
+        push_out(m, o);
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
     if (bytes && !(data = data_chunks(p->origin, p->data, bytes, p->data))) {
         rc = HY_ENOMEM;
         msg = "no memory to send its sorted keys";
@@ -962,29 +1021,46 @@ out:
 /* Queues bucket k of a sort span for its rank (under the lock); false when out of memory
  * (data then freed). */
 static bool queue_bucket(hy_mpi *m, const hy_mpi_part *proto, const struct span *s, unsigned k,
-                         void *data)
+                         void *data, const char *path, uint64_t out_at)
 {
-    size_t bytes = (size_t)s->cnt[k] * s->esize;
+    size_t bytes = (size_t)s->cnt[k] * s->esize, plen = path ? strlen(path) : 0;
     int dest = (int)((m->rank + k) % (unsigned)m->size);
-    struct out *o = calloc(1, sizeof *o), *chunks = o ? data_chunks(dest, data, bytes, data) : NULL;
-    if (!chunks) {
-        free(o);
+    /* A span to a file: its path follows the keys, in a copy the last chunk owns. */
+    char *pcopy = plen ? strdup(path) : NULL;
+    struct out *o = calloc(1, sizeof *o), *chunks = o ? data_chunks(dest, data, bytes, NULL) : NULL,
+               *pchunk = pcopy ? data_chunks(dest, pcopy, plen, NULL) : NULL;
+    if (!chunks || (plen && !pchunk)) {
+        struct out *lists[2] = {chunks, pchunk};
+        for (int i = 0; i < 2; i++)
+            for (struct out *n; lists[i]; lists[i] = n) {
+                n = lists[i]->next;
+                free(lists[i]);
+            }
+        free(pcopy);
         free(data);
+        free(o);
         return false;
     }
+    struct out *last = chunks;
+    while (last->next)
+        last = last->next;
+    last->owned = data; /* freed once its last chunk is sent */
+    if (pchunk)
+        pchunk->owned = pcopy; /* a path is one chunk */
     *o = (struct out){.dest = dest, .tag = TAG_SPART};
-    uint64_t w[8] = {s->token, (uint64_t)proto->backend, proto->threads, (uint64_t)proto->mode,
-                     (uint64_t)proto->nogil, (uint64_t)(uint32_t)proto->dtype | (uint64_t)k << 32,
-                     s->cnt[k], bytes};
+    uint64_t w[10] = {s->token, (uint64_t)proto->backend, proto->threads, (uint64_t)proto->mode,
+                      (uint64_t)proto->nogil, (uint64_t)(uint32_t)proto->dtype | (uint64_t)k << 32,
+                      s->cnt[k], bytes, out_at + s->off[k] * s->esize, plen};
     memcpy(o->msg.w, w, sizeof w);
     push_out(m, o);
     push_chain(m, chunks);
+    push_chain(m, pchunk);
     return true;
 }
 
 int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, void *const *data,
                         const uint64_t *count, const uint64_t *offset, void *dest,
-                        uint64_t *token, hy_error *err)
+                        const char *out_path, uint64_t out_at, uint64_t *token, hy_error *err)
 {
     struct span *s = NULL;
     int rc = 0;
@@ -1006,7 +1082,8 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
     s->off = s->cnt + ranks;
     memcpy(s->cnt, count, ranks * sizeof *count);
     memcpy(s->off, offset, ranks * sizeof *offset);
-    s->dest = dest;
+    s->dest = out_path ? NULL : dest;
+    s->to_file = out_path != NULL;
     s->esize = hy_dtype_size(proto->dtype);
     s->nb = ranks;
     s->token = m->next_token++;
@@ -1015,7 +1092,7 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
             free(data[k]);
             continue;
         }
-        if (!queue_bucket(m, proto, s, k, data[k]))
+        if (!queue_bucket(m, proto, s, k, data[k], out_path, out_at))
             s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to queue a bucket");
         else
             s->expect++;

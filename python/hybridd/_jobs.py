@@ -13,7 +13,7 @@ import numpy as np
 from . import errors as E
 from . import protocol as P
 from . import results as R
-from .arrays import array as memfd_array, memfd_of, numpy_dtype, staging, view, wire_dtype
+from .arrays import array as memfd_array, copy, memfd_of, numpy_dtype, staging, view, wire_dtype
 
 # How long a Ctrl-C'd job may take to answer its CANCEL before the wait gives up on it.
 CANCEL_WAIT_S = 30.0
@@ -190,7 +190,7 @@ class JobMethods:
             idle, self._idle_memfd = getattr(self, "_idle_memfd", None), None
         owner = staging(a.nbytes, idle)
         tmp = view(owner, a.size, a.dtype)
-        tmp[...] = a.reshape(-1)
+        copy(tmp, a)                    # a is 1-D (_sort_input)
         self._count_copy(a.nbytes)
 
         def done():
@@ -303,7 +303,7 @@ class JobMethods:
         tmp, done = self._stage(a)
 
         def copy_back(m):
-            a[...] = tmp
+            copy(a, tmp)
             self._count_copy(a.nbytes)
         return [memfd_of(tmp).fd], copy_back, done
 

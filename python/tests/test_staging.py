@@ -61,3 +61,43 @@ def test_jobs_at_once_never_share_a_staging_memfd(client):
     for x, w in zip(arrays, wants):
         assert np.array_equal(x, w)
     assert len(staged) == 4 and not in_flight
+
+
+def test_large_copies_are_split_over_threads_and_exact(monkeypatch):
+    # The split copy: every dtype, contiguous and strided on either side, sizes that do not
+    # divide evenly; the threshold lowered so small arrays take the threaded path.
+    from hybridd import arrays
+    monkeypatch.setattr(arrays, "PARALLEL_COPY_BYTES", 64)
+    monkeypatch.setattr(arrays, "_copy_threads", lambda: 3)
+    used = set()
+    real_pool = arrays.concurrent.futures.ThreadPoolExecutor
+
+    class Pool(real_pool):
+        def submit(self, fn, *args):
+            return real_pool.submit(self, lambda: (used.add(threading.get_ident()), fn(*args)))
+    monkeypatch.setattr(arrays, "_copy_pool", Pool(max_workers=2))
+    rng = np.random.default_rng(11)
+    for dt in ("i4", "u4", "i8", "u8", "f4", "f8"):
+        for n in (17, 1000, 4099):
+            src = rng.integers(0, 1 << 30, 2 * n).astype(dt)
+            for s in (src[:n], src[::2]):
+                dst = np.zeros(2 * n, dtype=dt)
+                for d in (dst[:n], dst[::2]):
+                    d[...] = 0
+                    arrays.copy(d, s)
+                    assert np.array_equal(d, s), (dt, n)
+    assert used and threading.get_ident() not in used, "no copy ran on another thread"
+
+
+def test_a_large_plain_array_sorts_right_through_the_split_copies(client, monkeypatch):
+    from hybridd import arrays
+    monkeypatch.setattr(arrays, "PARALLEL_COPY_BYTES", 4096)
+    rng = np.random.default_rng(12)
+    big = rng.standard_normal(40002)
+    big[::97] = np.nan
+    big[1::89] = -0.0
+    a = big[::2]                                 # strided: the copy back lands in place
+    want = np.sort(a)
+    client.sort(a, transfer="memfd")
+    assert np.array_equal(a.view(np.uint64), want.view(np.uint64))
+    assert np.array_equal(big[::2].view(np.uint64), want.view(np.uint64))

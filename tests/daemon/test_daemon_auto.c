@@ -262,26 +262,26 @@ static bool hybrid_sort_once(hy_result_row *row)
 }
 
 /* With no hybrid sort measured yet, the history's trusted times of each side alone plan the
- * first one: the pool 50x faster than the device sorts alone, no even split to measure. */
-Test(daemon_auto, a_first_hybrid_sort_plans_from_the_history_pool_alone)
+ * first one: the side 50x faster sorts alone (devices_used says which), no even split to
+ * measure. */
+static void expect_first_sort_alone(uint64_t native_ns, uint64_t device_ns, unsigned devices)
 {
-    start_hybrid_on(1 * MS, 50 * MS);
+    start_hybrid_on(native_ns, device_ns);
     hy_result_row r;
     if (!hybrid_sort_once(&r))
         cr_skip_test("no usable OpenCL device: hybrid has nothing to plan between");
     cr_expect(r.flags & HY_ROW_NO_GAIN, "flags 0x%x: the first sort split", r.flags);
-    cr_expect_eq(r.devices_used, 0, "devices_used %u", r.devices_used);
-    cr_expect_eq(r.cpu_items, HN, "the pool sorted %llu of %d", (unsigned long long)r.cpu_items,
-                 HN);
+    cr_expect_eq(r.devices_used, devices, "devices_used %u", r.devices_used);
+    cr_expect_eq(r.cpu_items, devices ? 0 : HN, "the pool sorted %llu of %d",
+                 (unsigned long long)r.cpu_items, HN);
+}
+
+Test(daemon_auto, a_first_hybrid_sort_plans_from_the_history_pool_alone)
+{
+    expect_first_sort_alone(1 * MS, 50 * MS, 0);
 }
 
 Test(daemon_auto, a_first_hybrid_sort_plans_from_the_history_device_alone)
 {
-    start_hybrid_on(50 * MS, 1 * MS);
-    hy_result_row r;
-    if (!hybrid_sort_once(&r))
-        cr_skip_test("no usable OpenCL device: hybrid has nothing to plan between");
-    cr_expect(r.flags & HY_ROW_NO_GAIN, "flags 0x%x: the first sort split", r.flags);
-    cr_expect_eq(r.devices_used, 1, "devices_used %u", r.devices_used);
-    cr_expect_eq(r.cpu_items, 0, "the pool sorted %llu", (unsigned long long)r.cpu_items);
+    expect_first_sort_alone(50 * MS, 1 * MS, 1);
 }

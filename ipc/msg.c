@@ -615,6 +615,10 @@ static int enc_items(const mdesc *md, const uint8_t *x, uint8_t *p, uint64_t *sm
         if (bytes > 0 && !src)
             return hy_error_set(err, HY_EINVAL, "%s has %llu bytes of %s but no pointer", tn,
                                 (unsigned long long)bytes, it->name);
+        /* An empty item takes no bytes, not even its alignment, so a message whose new items
+         * are empty lays out as before them (the decoder's take() reads it so). */
+        if (bytes == 0)
+            continue;
         if (it->kind == I_BYTES) { /* the bulk, never copied here */
             assert(i + 1 == md->ni);
             bulk->base = src;
@@ -766,6 +770,12 @@ typedef struct dec {
 /* The next variable item of `len` bytes, 8-aligned, checked against the payload before use. */
 static int take(dec *d, const char *what, uint64_t len, const uint8_t **out)
 {
+    /* An empty item takes no bytes, not even its alignment: a payload may end unpadded
+     * before it (a compare's thread list, then the SUBMIT's empty paths). */
+    if (len == 0) {
+        *out = d->p + d->plen;
+        return 0;
+    }
     uint64_t at = align8(d->off);
     if (at > d->plen || len > d->plen - at)
         return hy_error_set(d->err, HY_EPROTO,

@@ -383,6 +383,10 @@ Test(msg, round_trip_submit)
     uint32_t tl[] = {1, 2, 4, 8, 16};
     memcpy(s->threads_list, tl, sizeof tl);
     round_trip(&m1, 0);
+    /* The empty paths after the list take no bytes, not even padding: the payload ends with
+     * the list, as before the paths existed (the Python client's SUBMITs end so too). */
+    uint8_t frame[512];
+    cr_assert_eq(encode_all(&m1, frame, sizeof frame), (size_t)HY_IPC_HEADER + 72 + 5 * 4);
     hy_msg_submit *d = &m2.u.submit;
     cr_assert_eq(d->job, HY_JOB_COMPARE_PI);
     cr_assert_eq(d->mode, HY_MODE_REPLICATE);

@@ -339,6 +339,8 @@ class _Items:
         self.end = align8(body_size)        # end of the last item read
 
     def take(self, nbytes, what):
+        if nbytes == 0:                     # an empty item occupies no bytes, no padding
+            return memoryview(b"")
         start = self.pos
         if start + nbytes > len(self.payload):
             raise CodecError(EPROTO, "%s of %d bytes runs past the payload (%d bytes)"
@@ -495,6 +497,8 @@ def encode(m, body_size=None, row_size=ROW_SIZE, record_size=RECORD_SIZE):
         _put_status_counters(buf, size, m)
     del buf[size:]
     for item in items:
+        if not len(item):                   # an empty item: no bytes, no padding
+            continue
         buf += bytes(align8(len(buf)) - len(buf))
         buf += item
     return bytes(buf)

@@ -126,6 +126,15 @@ def test_submit_auto_backend_and_ranks_round_trip():
     assert (got["backend"], got["ranks"]) == (P.BACKEND_AUTO, P.RANKS_ALL)
 
 
+def test_an_odd_thread_list_ends_the_payload_unpadded():
+    # docs/protocol.md: an empty item takes no bytes, not even padding, so a compare whose
+    # thread list ends 4 bytes short of a multiple of 8 ends there, and decodes back.
+    m = {"type": P.SUBMIT, "job": P.JOB_COMPARE_PI, "n": 10, "threads_list": [1, 2, 4]}
+    payload = P.encode(m)
+    assert len(payload) == 72 + 3 * 4
+    assert list(P.decode(P.SUBMIT, payload)["threads_list"]) == [1, 2, 4]
+
+
 def test_golden_jobs_and_jobs_reply():
     m, req = roundtrip(golden(P.JOBS))
     assert req == 9 and m["flags"] == P.JOBS_ALL

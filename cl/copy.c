@@ -7,6 +7,7 @@
  * the two single-threaded copies, in and out. A copy split over several threads runs at
  * several times one thread's speed, until the memory system saturates. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -82,7 +83,10 @@ unsigned hy_cl_copy_threads(void)
         if (!*end && v >= 1 && v <= 64 && s[0] != '-')
             return (unsigned)v;
     }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The CPUs this process may run on (a service's CPUAffinity=, taskset), not all online. */
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                           : sysconf(_SC_NPROCESSORS_ONLN);
     /* Half the cores: the other half stays with the pools, whose jobs run beside this one. */
     unsigned t = cpus > 1 ? (unsigned)(cpus / 2) : 1;
     return t < COPY_THREADS_MAX ? t : COPY_THREADS_MAX;

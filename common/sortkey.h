@@ -80,4 +80,34 @@ static inline uint64_t hy_from_key_u64(uint64_t k, const struct hy_xform_u64 *t)
     return y ^ m;
 }
 
+/* ---- a sort across MPI ranks: where an element goes (daemon/ranks.c, mpi/mpi.c) ----
+ * An element's place in the order of a span is its key, ties broken by its index in the
+ * whole array, so that equal keys split by position and every bucket boundary is exact. */
+struct hy_skey {
+    uint64_t key, idx;
+};
+
+/* Its bucket: how many of the nsp splitters (sorted) are below (key, idx). A few splitters
+ * are counted without branches (the common case: a rank per node of a small cluster), more
+ * are searched. */
+static inline unsigned hy_bucket_of(const struct hy_skey *sp, unsigned nsp, uint64_t key,
+                                    uint64_t idx)
+{
+    if (nsp < 16) {
+        unsigned b = 0;
+        for (unsigned j = 0; j < nsp; j++)
+            b += (unsigned)((sp[j].key < key) | ((sp[j].key == key) & (sp[j].idx < idx)));
+        return b;
+    }
+    unsigned lo = 0, hi = nsp;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (sp[mid].key < key || (sp[mid].key == key && sp[mid].idx < idx))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 #endif

@@ -199,14 +199,9 @@ int hy_ranks_part_spec(const hy_backend_env *env, const hy_mpi_part *p,
  * 1.1x bound docs/mpi.md promises. */
 #define SAMPLES_PER_RANK 4096u
 
-/* An element's place in the order of a span: its key, ties broken by its index. */
-struct skey {
-    uint64_t key, idx;
-};
-
 static int cmp_skey(const void *a, const void *b)
 {
-    const struct skey *x = a, *y = b;
+    const struct hy_skey *x = a, *y = b;
     if (x->key != y->key)
         return x->key < y->key ? -1 : 1;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
@@ -232,41 +227,19 @@ static inline uint64_t key_at(const struct keyer *k, uint64_t i)
     return hy_to_key_u64(x, &k->t64);
 }
 
-/* The bucket of (key, idx): how many splitters are below it. A few splitters are counted
- * without branches (the common case: a rank per node of a small cluster), more are searched. */
-static inline unsigned bucket_of(const struct skey *sp, unsigned nsp, uint64_t key,
-                                 uint64_t idx)
-{
-    if (nsp < 16) {
-        unsigned b = 0;
-        for (unsigned j = 0; j < nsp; j++)
-            b += (unsigned)((sp[j].key < key) | ((sp[j].key == key) & (sp[j].idx < idx)));
-        return b;
-    }
-    unsigned lo = 0, hi = nsp;
-    while (lo < hi) {
-        unsigned mid = (lo + hi) / 2;
-        if (sp[mid].key < key || (sp[mid].key == key && sp[mid].idx < idx))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* ranks - 1 splitters from a regular sample: S evenly spaced elements, sorted by (key, index),
  * every S / ranks-th of them. */
-static int choose_splitters(const struct keyer *k, uint64_t n, unsigned ranks, struct skey *sp,
+static int choose_splitters(const struct keyer *k, uint64_t n, unsigned ranks, struct hy_skey *sp,
                             hy_error *err)
 {
     uint64_t S = n < (uint64_t)SAMPLES_PER_RANK * ranks ? n : (uint64_t)SAMPLES_PER_RANK * ranks;
-    struct skey *smp = malloc(S * sizeof *smp);
+    struct hy_skey *smp = malloc(S * sizeof *smp);
     if (!smp)
         return hy_error_set(err, HY_ENOMEM, "no memory for a sample of %" PRIu64 " keys", S);
     uint64_t q = n / S, r = n % S;
     for (uint64_t i = 0; i < S; i++) {
         uint64_t idx = i * q + i * r / S + q / 2; /* < n: the middle of the i-th stride */
-        smp[i] = (struct skey){key_at(k, idx), idx};
+        smp[i] = (struct hy_skey){key_at(k, idx), idx};
     }
     qsort(smp, S, sizeof *smp, cmp_skey);
     for (unsigned b = 1; b < ranks; b++)
@@ -278,19 +251,19 @@ static int choose_splitters(const struct keyer *k, uint64_t n, unsigned ranks, s
 /* The two passes over the array, one copy per key width so that the loops hold no branch
  * on the dtype: count each bucket's keys; then put bucket 0 at the array's front in order (a
  * write never passes the read) and copy bucket k >= 1 to buf[k] (pos[] starts at 0). */
-#define SPAN_PASSES(W, T, XFORM, TO_KEY)                                                      \
-    static void count_##W(const T *a, uint64_t n, const struct XFORM *t,                      \
-                          const struct skey *sp, unsigned nsp, uint64_t *cnt)                 \
+#define SPAN_PASSES(W, T, XFORM, TO_KEY)                                                       \
+    static void count_##W(const T *a, uint64_t n, const struct XFORM *t,                       \
+                          const struct hy_skey *sp, unsigned nsp, uint64_t *cnt)               \
     {                                                                                          \
         for (uint64_t i = 0; i < n; i++)                                                       \
-            cnt[bucket_of(sp, nsp, TO_KEY(a[i], t), i)]++;                                     \
+            cnt[hy_bucket_of(sp, nsp, TO_KEY(a[i], t), i)]++;                                  \
     }                                                                                          \
-    static void scatter_##W(T *a, uint64_t n, const struct XFORM *t, const struct skey *sp,   \
+    static void scatter_##W(T *a, uint64_t n, const struct XFORM *t, const struct hy_skey *sp, \
                             unsigned nsp, char **buf, uint64_t *pos)                           \
     {                                                                                          \
         for (uint64_t i = 0; i < n; i++) {                                                     \
             T x = a[i];                                                                        \
-            unsigned b = bucket_of(sp, nsp, TO_KEY(x, t), i);                                  \
+            unsigned b = hy_bucket_of(sp, nsp, TO_KEY(x, t), i);                               \
             if (b == 0)                                                                        \
                 a[pos[0]++] = x;                                                               \
             else                                                                               \
@@ -304,17 +277,17 @@ SPAN_PASSES(u64, uint64_t, hy_xform_u64, hy_to_key_u64)
 struct buckets {
     uint64_t *cnt, *off, *pos;
     char **buf;
-    struct skey *sp;
+    struct hy_skey *sp;
 };
 
 static int buckets_alloc(struct buckets *bk, unsigned ranks, hy_error *err)
 {
-    size_t per = 3 * sizeof(uint64_t) + sizeof(char *) + sizeof(struct skey);
+    size_t per = 3 * sizeof(uint64_t) + sizeof(char *) + sizeof(struct hy_skey);
     char *m = calloc(ranks, per);
     if (!m)
         return hy_error_set(err, HY_ENOMEM, "no memory for %u buckets", ranks);
-    bk->sp = (struct skey *)m;
-    bk->cnt = (uint64_t *)(m + ranks * sizeof(struct skey));
+    bk->sp = (struct hy_skey *)m;
+    bk->cnt = (uint64_t *)(m + ranks * sizeof(struct hy_skey));
     bk->off = bk->cnt + ranks;
     bk->pos = bk->off + ranks;
     bk->buf = (char **)(bk->pos + ranks);
@@ -327,7 +300,7 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
     unsigned ranks = s->ranks;
     uint64_t *cnt = bk->cnt, *off = bk->off;
     char **buf = bk->buf;
-    struct skey *sp = bk->sp;
+    struct hy_skey *sp = bk->sp;
     struct keyer k = {.a = a, .size = hy_dtype_size(s->dtype),
                       .t32 = hy_xform_u32_of(hy_key_spec_of(s->dtype)),
                       .t64 = hy_xform_u64_of(hy_key_spec_of(s->dtype))};
@@ -357,10 +330,9 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
 }
 
 /* The span's figures, for the log (docs/scale-out.md reads them): each rank's share, each
- * phase, and the bytes that crossed between ranks (each bucket out and back, or only out
- * when each rank writes its own to a file: `trips` 1). */
-static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, unsigned trips,
-                          uint64_t t0, uint64_t t1, uint64_t t2, uint64_t t3)
+ * phase, and the bytes that crossed between ranks (each bucket out and back). */
+static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, uint64_t t0, uint64_t t1,
+                          uint64_t t2, uint64_t t3)
 {
     char shares[256];
     size_t at = 0;
@@ -368,7 +340,7 @@ static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, unsigned tr
     for (unsigned b = 0; b < s->ranks && at < sizeof shares - 24; b++) {
         at += (size_t)snprintf(shares + at, sizeof shares - at, "%s%" PRIu64, b ? "," : "",
                                cnt[b]);
-        moved += b ? trips * cnt[b] * hy_dtype_size(s->dtype) : 0;
+        moved += b ? 2 * cnt[b] * hy_dtype_size(s->dtype) : 0;
     }
     hy_log(HY_LOG_INFO, "sort across %u ranks: n %" PRIu64 ", shares %s; sample+partition "
            "%.3f ms, own bucket %.3f ms, the others' after it %.3f ms; %" PRIu64 " bytes "
@@ -379,13 +351,6 @@ static void log_sort_span(const hy_job_spec *s, const uint64_t *cnt, unsigned tr
 
 int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_run_once *o, hy_error *err)
-{
-    return hy_ranks_sort_to(e, s, r, io, NULL, 0, o, err);
-}
-
-int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
-                     const hy_run_io *io, const char *out_path, uint64_t out_at,
-                     hy_run_once *o, hy_error *err)
 {
     const hy_backend_ops *b = hy_backend_get(r->backend);
     HY_ASSERT(b != NULL && e->mpi != NULL && s->ranks > 1);
@@ -402,7 +367,7 @@ int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
     hy_mpi_part proto = {.kind = HY_MPI_SORT, .backend = r->backend, .threads = r->threads,
                          .mode = s->mode, .nogil = s->nogil, .dtype = s->dtype};
     rc = hy_mpi_sort_scatter(e->mpi, &proto, s->ranks, (void *const *)bk.buf, cnt, bk.off,
-                             io->array, out_path, out_at, &token, err); /* takes the buffers */
+                             io->array, &token, err); /* takes the buffers */
     if (rc) {
         free(bk.sp);
         return rc;
@@ -415,9 +380,6 @@ int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
     oio.array_fd = -1; /* the bucket, not the client's memfd, is what it sorts */
     oio.pristine = NULL;
     rc = cnt[0] ? b->sort(e, &own, r, &oio, o, err) : 0;
-    if (!rc && cnt[0] && out_path) /* bucket 0 is this rank's run, at the file's start */
-        rc = hy_mpi_file(e->mpi, HY_MPI_FILE_WRITE, out_path, out_at, io->array, own.array_bytes,
-                         NULL, err);
     uint64_t t2 = hy_now_ns(), hits = 0;
     hy_error gerr = {0};
     /* A failed own bucket still collects the span (dropping it), so no answer lingers. */
@@ -425,7 +387,7 @@ int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
                             (void *)e, &hits, &gerr);
     uint64_t t3 = hy_now_ns();
     if (!rc && !grc)
-        log_sort_span(s, cnt, out_path ? 1 : 2, t0, t1, t2, t3);
+        log_sort_span(s, cnt, t0, t1, t2, t3);
     free(bk.sp);
     if (rc)
         return rc;
@@ -434,5 +396,79 @@ int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
         return grc;
     }
     o->wall_ns = t3 - t0;
+    return 0;
+}
+
+/* ---- sort of .npy paths, each rank reading its slice (mpi.h, hy_mpi_files_scatter) ---- */
+
+/* The splitters from a regular sample of the file: the elements choose_splitters would take
+ * from the array (the middle of each of S strides), read in one MPI-IO call. */
+static int file_splitters(const hy_engines *e, const hy_job_spec *s, uint64_t in_at,
+                          struct hy_skey *sp, hy_error *err)
+{
+    uint64_t n = s->n, S = n < (uint64_t)SAMPLES_PER_RANK * s->ranks
+                               ? n : (uint64_t)SAMPLES_PER_RANK * s->ranks;
+    size_t esize = hy_dtype_size(s->dtype);
+    uint64_t *idx = malloc(S * sizeof *idx);
+    char *raw = malloc(S * esize);
+    struct hy_skey *smp = malloc(S * sizeof *smp);
+    int rc = 0;
+    if (!idx || !raw || !smp) {
+        rc = hy_error_set(err, HY_ENOMEM, "no memory for a sample of %" PRIu64 " keys", S);
+        goto out;
+    }
+    uint64_t q = n / S, r = n % S;
+    for (uint64_t i = 0; i < S; i++)
+        idx[i] = i * q + i * r / S + q / 2;
+    if ((rc = hy_mpi_file_gather(e->mpi, HY_MPI_FILE_GATHER, s->input, in_at, raw, S * esize,
+                                 idx, esize, NULL, err)))
+        goto out;
+    struct keyer k = {.a = raw, .size = esize,
+                      .t32 = hy_xform_u32_of(hy_key_spec_of(s->dtype)),
+                      .t64 = hy_xform_u64_of(hy_key_spec_of(s->dtype))};
+    for (uint64_t i = 0; i < S; i++)
+        smp[i] = (struct hy_skey){key_at(&k, i), idx[i]};
+    qsort(smp, S, sizeof *smp, cmp_skey);
+    for (unsigned b = 1; b < s->ranks; b++)
+        sp[b - 1] = smp[(uint64_t)b * S / s->ranks];
+out:
+    free(idx);
+    free(raw);
+    free(smp);
+    return rc;
+}
+
+int hy_ranks_sort_slices(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                         const hy_run_io *io, uint64_t in_at, uint64_t out_at, hy_run_once *o,
+                         hy_error *err)
+{
+    HY_ASSERT(e->mpi != NULL && s->ranks > 1 && s->n > 0);
+    uint64_t t0 = hy_now_ns(), token, hits = 0;
+    struct hy_skey *sp = calloc(s->ranks, sizeof *sp);
+    if (!sp)
+        return hy_error_set(err, HY_ENOMEM, "no memory for %u splitters", s->ranks);
+    int rc = file_splitters(e, s, in_at, sp, err);
+    hy_mpi_part proto = {.kind = HY_MPI_SORT, .backend = r->backend, .threads = r->threads,
+                         .mode = s->mode, .nogil = s->nogil, .dtype = s->dtype};
+    if (!rc)
+        rc = hy_mpi_files_scatter(e->mpi, &proto, s->ranks, s->n, in_at, out_at, sp, s->input,
+                                  s->output, &token, err);
+    free(sp);
+    if (rc)
+        return rc;
+    /* Every rank's bucket, this one's included, comes back as a part this gather runs or
+     * as a peer's answer: the span ends when every run is written. */
+    rc = hy_mpi_gather(e->mpi, token, io_cancelled, (void *)io, run_held_part, (void *)e,
+                       &hits, err);
+    if (rc)
+        return rc;
+    hy_log(HY_LOG_INFO, "sort across %u ranks from their slices of %s: n %" PRIu64 ", %.3f "
+           "ms", s->ranks, s->input, s->n, (double)(hy_now_ns() - t0) / 1e6);
+    o->wall_ns = hy_now_ns() - t0;
+    /* What each rank's bucket ran as: the row's own configuration (sort releases the lock
+     * unless told to hold it). */
+    o->threads = r->threads;
+    o->copies = 1;
+    o->nogil = r->backend == HY_BACKEND_LOCKED && s->nogil != HY_NOGIL_HOLD;
     return 0;
 }

@@ -25,12 +25,6 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
  * backend. The bytes are one daemon's sort; o's wall time is the whole span's. */
 int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_run_once *o, hy_error *err);
-/* The same, with out_path: each rank writes its sorted bucket to out_path at byte out_at +
- * the bucket's offset (MPI-IO) instead of sending it back; this rank writes bucket 0, and the
- * array at io->array is left partitioned, not sorted. NULL: hy_ranks_sort. */
-int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
-                     const hy_run_io *io, const char *out_path, uint64_t out_at,
-                     hy_run_once *o, hy_error *err);
 
 /* One run of a sort whose keys are in s->input and go to s->output (SUBMIT array FILES):
  * the input's .npy header checked against the job's dtype and n, the output created at its
@@ -39,6 +33,15 @@ int hy_ranks_sort_to(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
  * (hy_mpi_file). o's wall time is the whole of it, reading and writing included. */
 int hy_ranks_sort_files(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                         const hy_run_io *io, hy_run_once *o, hy_error *err);
+
+/* One run of a sort of .npy paths across s->ranks ranks, each reading its own slice:
+ * splitters from a regular sample of s->input (elements from byte in_at), then
+ * hy_mpi_files_scatter — every rank reads, partitions and exchanges its slice, and writes its
+ * sorted bucket into s->output (elements from byte out_at) — and the gather of their
+ * answers, running this rank's own bucket's sort meanwhile. o's wall time is the span's. */
+int hy_ranks_sort_slices(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                         const hy_run_io *io, uint64_t in_at, uint64_t out_at, hy_run_once *o,
+                         hy_error *err);
 
 /* The spec of a part a peer sent (one timed run, no warm-up; the locked runtime with this
  * daemon's switch interval, or the engine's default for 0), checked against this daemon's

@@ -1,7 +1,8 @@
 /* daemon/ranks_files: a sort whose input and output are .npy paths (SUBMIT array FILES,
- * hybridd --mpi only): the input read with MPI-IO through the MPI thread (hy_mpi_file), the
- * keys sorted by a span in which every rank writes its own sorted bucket into the output
- * (hy_ranks_sort_to) or, for one rank, by the row's backend and written here. The .npy header is parsed here because the daemon may not use
+ * hybridd --mpi only): the header read and checked and the output created here, with MPI-IO
+ * through the MPI thread (hy_mpi_file); then, across ranks, each rank reads its slice and
+ * writes its sorted bucket (hy_ranks_sort_slices), or, for one rank, this one reads, sorts
+ * with the row's backend and writes. The .npy header is parsed here because the daemon may not use
  * the client's parser (client/ is hybridctl's); it takes what numpy writes for a 1-D
  * little-endian array of the six dtypes and refuses the rest with a sentence. */
 #include "ranks.h"
@@ -169,22 +170,20 @@ static int create_output(const hy_engines *e, const hy_job_spec *s, uint64_t *da
     return rc;
 }
 
-/* The keys at a, sorted into OUT at out_at: across the ranks, each writing its own bucket
- * there (hy_ranks_sort_to), or by the row's backend on this rank alone, which writes them. */
+/* The keys at a, sorted by the row's backend on this rank alone (a span of one rank), and
+ * written into OUT at out_at. */
 static int sort_keys(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                      const hy_run_io *io, void *a, uint64_t out_at, hy_run_once *o,
                      hy_error *err)
 {
     hy_job_spec own = *s;
-    own.array = HY_ARRAY_INLINE; /* what the span or backend sorts: keys in memory */
+    own.array = HY_ARRAY_INLINE; /* what the backend sorts: keys in memory */
     hy_run_io kio = *io;
     kio.array = a;
     kio.array_fd = -1;
     kio.pristine = NULL;
     if (s->n == 0)
         return 0;
-    if (s->ranks > 1)
-        return hy_ranks_sort_to(e, &own, r, &kio, s->output, out_at, o, err);
     int rc = hy_backend_get(r->backend)->sort(e, &own, r, &kio, o, err);
     return rc ? rc : hy_mpi_file(e->mpi, HY_MPI_FILE_WRITE, s->output, out_at, a,
                                  s->array_bytes, NULL, err);
@@ -209,6 +208,11 @@ int hy_ranks_sort_files(const hy_engines *e, const hy_job_spec *s, const hy_row_
     int rc = on_rank(e, read_header(e, s, &in_at, err), err);
     if (rc || (rc = on_rank(e, create_output(e, s, &out_at, err), err)))
         return rc;
+    if (s->ranks > 1 && s->n > 0) { /* every rank reads its slice and writes its run */
+        rc = hy_ranks_sort_slices(e, s, r, io, in_at, out_at, o, err);
+        o->wall_ns = hy_now_ns() - t0;
+        return rc;
+    }
     void *a = malloc(s->array_bytes ? s->array_bytes : 1);
     if (!a)
         return hy_error_set(err, HY_ENOMEM, "no memory for the %zu bytes of %s", s->array_bytes,

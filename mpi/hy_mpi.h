@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "sortkey.h"
 
 typedef struct hy_mpi hy_mpi;
 
@@ -44,9 +45,10 @@ typedef struct hy_mpi_part {
     int dtype;
     unsigned bucket;
     void *data;
-    /* A sort part of a span to a file: its sorted keys go to out_path at byte out_offset,
-     * written by this rank's MPI thread, and only the answer's header goes back. out_path
-     * lies in data's allocation, after the keys (freed with them); NULL: the keys go back. */
+    /* A bucket of a files span (hy_mpi_files_scatter): its sorted keys go to out_path at
+     * byte out_offset, written by this rank's MPI thread, and only the answer's header goes
+     * back. out_path lies in data's allocation, after the keys (freed with them); NULL: the
+     * keys go back to the origin. */
     char *out_path;
     uint64_t out_offset;
 } hy_mpi_part;
@@ -71,14 +73,24 @@ int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned 
                       uint64_t *token, hy_error *err);
 /* A sort span: bucket k (1 <= k < ranks) of `count[k]` elements at data[k] goes to rank
  * (rank + k) % size, and comes back sorted into dest + offset[k] elements (written by the MPI
- * thread while the span lives) — or, with out_path, is written sorted by that rank to
- * out_path at byte out_at + offset[k] elements (MPI-IO), and only its answer comes back.
- * data[1..ranks-1] are taken (freed once sent), even on error; empty buckets are not sent.
- * The caller sorts (and writes) bucket 0 itself, then gathers. */
+ * thread while the span lives). data[1..ranks-1] are taken (freed once sent), even on error;
+ * empty buckets are not sent. The caller sorts bucket 0 itself, then gathers. */
 int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, void *const *data,
                         const uint64_t *count, const uint64_t *offset, void *dest,
-                        const char *out_path, uint64_t out_at, uint64_t *token,
-                        hy_error *err);
+                        uint64_t *token, hy_error *err);
+/* A sort span of files (docs/mpi.md, "sort of .npy paths"): rank (rank + k) % size reads
+ * slice k of the `n` elements of in_path that start at byte in_at (hy_mpi_split's tiling),
+ * partitions it by the ranks - 1 splitters `sp` (key, global index), and sends bucket j to
+ * rank (rank + j) % size, which sorts what every slice sent it (as a sort part its daemon
+ * runs) and writes it to out_path at byte out_at + the elements of the buckets below j.
+ * `proto` gives the backend, threads, mode, nogil and dtype of those sorts. All of it is the
+ * MPI threads' and the parts' work: the caller only gathers (hy_mpi_gather) the ranks' answers,
+ * one per bucket, running the parts held meanwhile (its own bucket's among them). */
+int hy_mpi_files_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, uint64_t n,
+                         uint64_t in_at, uint64_t out_at, const struct hy_skey *sp,
+                         const char *in_path, const char *out_path, uint64_t *token,
+                         hy_error *err);
+
 /* Runs one part on the caller's thread: 0 and *hits, or a hy_err with the sentence. */
 typedef int (*hy_mpi_run_part_fn)(void *ctx, const hy_mpi_part *p, uint64_t *hits,
                                   hy_error *err);
@@ -105,12 +117,17 @@ enum {
     HY_MPI_FILE_READ = 1,   /* read len bytes at offset into buf: all of them, or an error */
     HY_MPI_FILE_CREATE = 2, /* create (or open) for writing, and set its size to offset */
     HY_MPI_FILE_WRITE = 3,  /* write len bytes from buf at offset of a file that exists */
+    HY_MPI_FILE_GATHER = 4, /* read the elements idx[i] (esize bytes each) after offset */
 };
 /* One of the above on `path`; *size (may be NULL) gets the file's size after it. HY_ESYS with a
  * sentence naming the path and MPI's own words when MPI-IO fails; HY_EBUSY when the MPI
  * thread is stopping. */
 int hy_mpi_file(hy_mpi *m, int op, const char *path, uint64_t offset, void *buf, size_t len,
                 uint64_t *size, hy_error *err);
+/* The same, with GATHER's element indices (len / esize of them, increasing): one read. */
+int hy_mpi_file_gather(hy_mpi *m, int op, const char *path, uint64_t offset, void *buf,
+                       size_t len, const uint64_t *idx, size_t esize, uint64_t *size,
+                       hy_error *err);
 
 /* ---- questions: a rank asks every peer to describe itself (RANKS, docs/mpi.md) ----
  * The bytes of an answer are the daemon's own (mpi/ knows no ipc/): it sends what the asking

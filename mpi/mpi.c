@@ -34,14 +34,14 @@
 #include <unistd.h>
 
 enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3, TAG_SPART = 4, TAG_SDONE = 5, TAG_DATA = 6,
-       TAG_ASK = 7, TAG_ANSWER = 8 };
+       TAG_ASK = 7, TAG_ANSWER = 8, TAG_SLICE = 9, TAG_XBUCKET = 10 };
 
 /* Most bytes one data message carries (MPI counts are ints). */
 #define CHUNK ((size_t)1 << 24)
 
 /* What travels between ranks: the same binary on every rank, so a plain struct as MPI_BYTE. */
 struct wire {
-    uint64_t w[10]; /* a sort part's w[8], w[9]: where its run goes in a file (see queue_bucket) */
+    uint64_t w[10];
     char text[HY_ERROR_MSG_MAX];
 };
 
@@ -80,12 +80,40 @@ struct fileop {
     uint64_t offset;
     char *buf;
     size_t len;
+    const uint64_t *idx; /* HY_MPI_FILE_GATHER: element indices, increasing; len / esize */
+    size_t esize;
     uint64_t size;
     int rc;
     hy_error err;
     bool done;
     int rank; /* names it in the sentences: the client may be several ranks away */
     struct fileop *next;
+};
+
+/* A files span's slice, on the rank that reads it (the end of this file). */
+struct slice {
+    int origin;
+    uint64_t token;
+    unsigned k, ranks, threads;
+    int backend, mode, nogil, dtype;
+    uint64_t n, in_at, out_at;
+    struct hy_skey *sp; /* ranks - 1 splitters */
+    char *in_path, *out_path;
+};
+
+/* Bucket j of a files span, on its rank, until every slice's part came. */
+struct collect {
+    int origin;
+    uint64_t token;
+    unsigned j, ranks, got, threads;
+    int backend, mode, nogil, dtype, rc;
+    uint64_t out_at, before; /* elements of buckets below j, in the slices so far */
+    char why[HY_ERROR_MSG_MAX];
+    char *path;
+    void **keys;        /* per slice, malloc'd */
+    uint64_t *count;    /* per slice */
+    bool *seen;         /* per slice */
+    struct collect *next;
 };
 
 struct span {
@@ -128,6 +156,7 @@ struct hy_mpi {
     struct question *q_head, *q_tail;
     hy_mpi_answers *asks, *answered;
     struct fileop *files; /* file operations waiting for the MPI thread */
+    struct collect *collects; /* buckets of files spans being gathered (the MPI thread's) */
 };
 
 static void push_out(hy_mpi *m, struct out *o)
@@ -264,36 +293,23 @@ static void on_sort_part(hy_mpi *m, int from, const struct wire *w)
                         .mode = (int)w->w[3], .nogil = (int)w->w[4],
                         .dtype = (int)(uint32_t)w->w[5], .bucket = (unsigned)(w->w[5] >> 32),
                         .count = w->w[6]};
-    size_t bytes = (size_t)w->w[7], size = hy_dtype_size(part.dtype), plen = (size_t)w->w[9];
+    size_t bytes = (size_t)w->w[7], size = hy_dtype_size(part.dtype);
     const char *why = NULL;
     int rc = HY_EINVAL;
     struct in *p = NULL;
-    /* The output path, if any, follows the keys in the same buffer: freeing the keys (the
-     * answer does) frees it too. */
     if (size == 0 || part.count == 0 || part.count > SIZE_MAX / size || part.count * size != bytes)
         why = "a sort part whose size does not match its dtype and count";
-    else if (plen > HY_MPI_PATH_MAX)
-        why = "a sort part whose output path is too long";
-    else if (!(p = malloc(sizeof *p)) || !(part.data = malloc(bytes + plen + 1))) {
+    else if (!(p = malloc(sizeof *p)) || !(part.data = malloc(bytes))) {
         rc = HY_ENOMEM;
         why = "no memory for a sort part's keys";
-    } else if (recv_data(m, from, part.data, bytes) != MPI_SUCCESS ||
-               recv_data(m, from, (char *)part.data + bytes, plen) != MPI_SUCCESS) {
+    } else if (recv_data(m, from, part.data, bytes) != MPI_SUCCESS) {
         rc = HY_ESYS;
         why = "receiving a sort part's keys failed";
-        bytes = plen = 0; /* the stream was taken, even if broken */
-    } else {
+        bytes = 0; /* the stream was taken, even if broken */
+    } else
         bytes = 0;
-        if (plen) {
-            part.out_path = (char *)part.data + part.count * size;
-            part.out_path[plen] = '\0';
-            part.out_offset = w->w[8];
-            plen = 0;
-        }
-    }
     if (why) {
-        drain_data(m, from, bytes); /* two streams: the keys, then the path */
-        drain_data(m, from, plen);
+        drain_data(m, from, bytes);
         free(part.data);
         free(p);
         pthread_mutex_lock(&m->mu);
@@ -333,7 +349,9 @@ static void on_sort_done(hy_mpi *m, int from, const struct wire *w)
     if (s) {
         s->got++;
         if (!fits && !written && !s->rc) {
-            if (rc)
+            if (rc && !strncmp(w->text, "rank ", 5)) /* it names the rank that failed */
+                s->rc = hy_error_set(&s->err, rc, "%.*s", (int)sizeof w->text - 1, w->text);
+            else if (rc)
                 s->rc = hy_error_set(&s->err, rc, "rank %d: %.*s", from,
                                      (int)sizeof w->text - 1, w->text);
             else
@@ -429,6 +447,10 @@ static void on_answer(hy_mpi *m, int from, const struct wire *w)
     free(buf);
 }
 
+static void on_slice(hy_mpi *m, int from, const struct wire *w);
+static void on_xbucket(hy_mpi *m, int from, const struct wire *w);
+static void free_collect(struct collect *c);
+
 /* One message from a peer, if any is there. Returns true when one was handled. */
 static bool receive_one(hy_mpi *m)
 {
@@ -453,6 +475,14 @@ static bool receive_one(hy_mpi *m)
     }
     if (st.MPI_TAG == TAG_ANSWER) {
         on_answer(m, st.MPI_SOURCE, &w);
+        return true;
+    }
+    if (st.MPI_TAG == TAG_SLICE) {
+        on_slice(m, st.MPI_SOURCE, &w);
+        return true;
+    }
+    if (st.MPI_TAG == TAG_XBUCKET) {
+        on_xbucket(m, st.MPI_SOURCE, &w);
         return true;
     }
     pthread_mutex_lock(&m->mu);
@@ -600,11 +630,35 @@ static int file_move(MPI_File fh, struct fileop *f)
     return 0;
 }
 
+/* The elements at f->idx (after f->offset), through a file view of just those bytes: one
+ * read instead of one per element. */
+static int file_gather(MPI_File fh, struct fileop *f)
+{
+    size_t count = f->len / f->esize;
+    MPI_Aint *at = malloc((count ? count : 1) * sizeof *at);
+    if (!at)
+        return f->rc = hy_error_set(&f->err, HY_ENOMEM, "no memory to sample %s", f->path);
+    for (size_t i = 0; i < count; i++)
+        at[i] = (MPI_Aint)(f->idx[i] * f->esize);
+    MPI_Datatype view;
+    MPI_Status st;
+    int mrc = MPI_Type_create_hindexed_block((int)count, (int)f->esize, at, MPI_BYTE, &view);
+    if (mrc == MPI_SUCCESS && (mrc = MPI_Type_commit(&view)) == MPI_SUCCESS) {
+        mrc = MPI_File_set_view(fh, (MPI_Offset)f->offset, MPI_BYTE, view, "native",
+                                MPI_INFO_NULL);
+        if (mrc == MPI_SUCCESS)
+            mrc = MPI_File_read_at(fh, 0, f->buf, (int)f->len, MPI_BYTE, &st);
+        MPI_Type_free(&view);
+    }
+    free(at);
+    return mrc == MPI_SUCCESS ? 0 : file_fail(f, mrc, "sampling");
+}
+
 /* One file operation, on the MPI thread: open on MPI_COMM_SELF, do it, close. */
 static void file_run(struct fileop *f)
 {
     MPI_File fh;
-    int amode = f->op == HY_MPI_FILE_READ     ? MPI_MODE_RDONLY
+    int amode = f->op == HY_MPI_FILE_READ || f->op == HY_MPI_FILE_GATHER ? MPI_MODE_RDONLY
                 : f->op == HY_MPI_FILE_CREATE ? MPI_MODE_WRONLY | MPI_MODE_CREATE
                                               : MPI_MODE_WRONLY;
     int mrc = MPI_File_open(MPI_COMM_SELF, f->path, amode, MPI_INFO_NULL, &fh);
@@ -616,6 +670,8 @@ static void file_run(struct fileop *f)
     if (f->op == HY_MPI_FILE_CREATE) {
         if ((mrc = MPI_File_set_size(fh, (MPI_Offset)f->offset)) != MPI_SUCCESS)
             file_fail(f, mrc, "cannot size");
+    } else if (f->op == HY_MPI_FILE_GATHER) {
+        file_gather(fh, f);
     } else {
         file_move(fh, f);
     }
@@ -646,8 +702,15 @@ static void run_files(hy_mpi *m)
 int hy_mpi_file(hy_mpi *m, int op, const char *path, uint64_t offset, void *buf, size_t len,
                 uint64_t *size, hy_error *err)
 {
+    return hy_mpi_file_gather(m, op, path, offset, buf, len, NULL, 0, size, err);
+}
+
+int hy_mpi_file_gather(hy_mpi *m, int op, const char *path, uint64_t offset, void *buf,
+                       size_t len, const uint64_t *idx, size_t esize, uint64_t *size,
+                       hy_error *err)
+{
     struct fileop f = {.op = op, .path = path, .offset = offset, .buf = buf, .len = len,
-                       .rank = m->rank};
+                       .idx = idx, .esize = esize, .rank = m->rank};
     pthread_mutex_lock(&m->mu);
     if (m->ended || m->stop) {
         pthread_mutex_unlock(&m->mu);
@@ -826,6 +889,10 @@ void hy_mpi_stop(hy_mpi *m)
     for (struct question *q = m->q_head, *n; q; q = n) {
         n = q->next;
         free(q);
+    }
+    for (struct collect *c = m->collects, *n; c; c = n) {
+        n = c->next;
+        free_collect(c);
     }
     hy_mpi_answers *lists[2] = {m->asks, m->answered};
     for (int i = 0; i < 2; i++)
@@ -1021,46 +1088,29 @@ out:
 /* Queues bucket k of a sort span for its rank (under the lock); false when out of memory
  * (data then freed). */
 static bool queue_bucket(hy_mpi *m, const hy_mpi_part *proto, const struct span *s, unsigned k,
-                         void *data, const char *path, uint64_t out_at)
+                         void *data)
 {
-    size_t bytes = (size_t)s->cnt[k] * s->esize, plen = path ? strlen(path) : 0;
+    size_t bytes = (size_t)s->cnt[k] * s->esize;
     int dest = (int)((m->rank + k) % (unsigned)m->size);
-    /* A span to a file: its path follows the keys, in a copy the last chunk owns. */
-    char *pcopy = plen ? strdup(path) : NULL;
-    struct out *o = calloc(1, sizeof *o), *chunks = o ? data_chunks(dest, data, bytes, NULL) : NULL,
-               *pchunk = pcopy ? data_chunks(dest, pcopy, plen, NULL) : NULL;
-    if (!chunks || (plen && !pchunk)) {
-        struct out *lists[2] = {chunks, pchunk};
-        for (int i = 0; i < 2; i++)
-            for (struct out *n; lists[i]; lists[i] = n) {
-                n = lists[i]->next;
-                free(lists[i]);
-            }
-        free(pcopy);
-        free(data);
+    struct out *o = calloc(1, sizeof *o), *chunks = o ? data_chunks(dest, data, bytes, data) : NULL;
+    if (!chunks) {
         free(o);
+        free(data);
         return false;
     }
-    struct out *last = chunks;
-    while (last->next)
-        last = last->next;
-    last->owned = data; /* freed once its last chunk is sent */
-    if (pchunk)
-        pchunk->owned = pcopy; /* a path is one chunk */
     *o = (struct out){.dest = dest, .tag = TAG_SPART};
-    uint64_t w[10] = {s->token, (uint64_t)proto->backend, proto->threads, (uint64_t)proto->mode,
-                      (uint64_t)proto->nogil, (uint64_t)(uint32_t)proto->dtype | (uint64_t)k << 32,
-                      s->cnt[k], bytes, out_at + s->off[k] * s->esize, plen};
+    uint64_t w[8] = {s->token, (uint64_t)proto->backend, proto->threads, (uint64_t)proto->mode,
+                     (uint64_t)proto->nogil, (uint64_t)(uint32_t)proto->dtype | (uint64_t)k << 32,
+                     s->cnt[k], bytes};
     memcpy(o->msg.w, w, sizeof w);
     push_out(m, o);
     push_chain(m, chunks);
-    push_chain(m, pchunk);
     return true;
 }
 
 int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, void *const *data,
                         const uint64_t *count, const uint64_t *offset, void *dest,
-                        const char *out_path, uint64_t out_at, uint64_t *token, hy_error *err)
+                        uint64_t *token, hy_error *err)
 {
     struct span *s = NULL;
     int rc = 0;
@@ -1082,8 +1132,7 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
     s->off = s->cnt + ranks;
     memcpy(s->cnt, count, ranks * sizeof *count);
     memcpy(s->off, offset, ranks * sizeof *offset);
-    s->dest = out_path ? NULL : dest;
-    s->to_file = out_path != NULL;
+    s->dest = dest;
     s->esize = hy_dtype_size(proto->dtype);
     s->nb = ranks;
     s->token = m->next_token++;
@@ -1092,7 +1141,7 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
             free(data[k]);
             continue;
         }
-        if (!queue_bucket(m, proto, s, k, data[k], out_path, out_at))
+        if (!queue_bucket(m, proto, s, k, data[k]))
             s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to queue a bucket");
         else
             s->expect++;
@@ -1297,4 +1346,428 @@ void hy_mpi_answers_free(hy_mpi_answers *a)
     free(a->blob);
     free(a->len);
     free(a);
+}
+
+/* ---- files spans: each rank reads its slice, the ranks exchange buckets ----
+ *
+ * A sort of .npy paths across N ranks (docs/mpi.md): the asking rank has read the input's
+ * header, created the output and chosen N - 1 splitters from a sample of the file; it sends
+ * every rank of the span (itself included: a message to oneself is an ordinary one) a SLICE:
+ * which slice k of [0, n) to read, the splitters, the two paths and where the elements and
+ * the sorted ones start. Each rank's MPI thread reads its slice with MPI-IO, puts each element
+ * in the bucket of its (key, global index) — the order of the memfd span, so the same buckets
+ * — and sends bucket j to rank (origin + j) % size as an XBUCKET, with the slice's count of
+ * every bucket. The rank of bucket j collects one XBUCKET from every slice; with all of them
+ * it knows how many elements of buckets below j there are, so where its run goes, and hands
+ * the keys to its daemon as a sort part whose run it writes itself (sort_done, write_run).
+ * The answers go to the asking rank's span as for any span to a file. A slice that fails
+ * (its read, its memory) still sends every bucket's rank an XBUCKET, carrying the failure,
+ * so that no collection waits for it; the bucket's rank passes the failure to the span.
+ * No executor waits on another rank here: reading and partitioning a slice is the MPI
+ * thread's (it does nothing else meanwhile), sorting a bucket a job like any part. */
+
+/* A header and its streams (each buf/len pair a data stream, owned[i] freed once sent) to
+ * dest, all allocated before any is queued (under the lock). On false (no memory) the owned
+ * buffers are freed. */
+static bool send_streams(hy_mpi *m, int dest, int tag, const struct wire *hdr,
+                         const void *const *buf, const size_t *len, void *const *owned,
+                         unsigned n)
+{
+    struct out *o = calloc(1, sizeof *o), *chains[4] = {NULL};
+    bool ok = o != NULL && n <= 4;
+    for (unsigned i = 0; ok && i < n; i++)
+        if (len[i] && !(chains[i] = data_chunks(dest, buf[i], len[i], owned[i])))
+            ok = false;
+    if (!ok) {
+        for (unsigned i = 0; i < n && i < 4; i++) {
+            for (struct out *c = chains[i], *nx; c; c = nx) {
+                nx = c->next;
+                free(c);
+            }
+            free(owned[i]);
+        }
+        free(o);
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (!len[i])
+            free(owned[i]); /* nothing to send: nobody else frees it */
+    *o = (struct out){.dest = dest, .tag = tag, .msg = *hdr};
+    push_out(m, o);
+    for (unsigned i = 0; i < n; i++)
+        push_chain(m, chains[i]);
+    return true;
+}
+
+static char *copy_text(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int hy_mpi_files_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, uint64_t n,
+                         uint64_t in_at, uint64_t out_at, const struct hy_skey *sp,
+                         const char *in_path, const char *out_path, uint64_t *token,
+                         hy_error *err)
+{
+    struct span *s = NULL;
+    if (ranks < 1 || ranks > (unsigned)m->size)
+        return hy_error_set(err, HY_EINVAL, "ranks %u: the MPI job has %d", ranks, m->size);
+    if (!(s = calloc(1, sizeof *s)))
+        return hy_error_set(err, HY_ENOMEM, "no memory for a span");
+    pthread_mutex_lock(&m->mu);
+    if (m->ended) {
+        pthread_mutex_unlock(&m->mu);
+        free(s);
+        return hy_error_set(err, HY_EBUSY, "the MPI job is stopping");
+    }
+    *s = (struct span){.token = m->next_token++, .to_file = true, .nb = ranks,
+                       .esize = hy_dtype_size(proto->dtype)};
+    size_t splen = (size_t)(ranks - 1) * sizeof *sp;
+    for (unsigned k = 0; k < ranks && !s->rc; k++) {
+        struct wire h = {.w = {s->token, k | (uint64_t)ranks << 32,
+                               (uint64_t)proto->backend | (uint64_t)proto->threads << 32,
+                               (uint64_t)proto->mode | (uint64_t)proto->nogil << 32,
+                               (uint64_t)proto->dtype, n, in_at, out_at, strlen(in_path),
+                               strlen(out_path)}};
+        void *own[3] = {splen ? malloc(splen) : NULL, copy_text(in_path), copy_text(out_path)};
+        if (own[0])
+            memcpy(own[0], sp, splen);
+        const void *bufs[3] = {own[0], own[1], own[2]};
+        size_t lens[3] = {splen, h.w[8], h.w[9]};
+        if ((splen && !own[0]) || !own[1] || !own[2] ||
+            !send_streams(m, (int)((m->rank + k) % (unsigned)m->size), TAG_SLICE, &h, bufs,
+                          lens, own, 3)) {
+            if ((splen && !own[0]) || !own[1] || !own[2])
+                for (int i = 0; i < 3; i++)
+                    free(own[i]);
+            s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to send slice %u", k);
+        } else
+            s->expect++;
+    }
+    s->next = m->span_list;
+    m->span_list = s;
+    *token = s->token;
+    m->holding++;
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+/* The XBUCKET header of slice sl's bucket j: `count` keys, or the slice's failure rc. */
+static struct wire xbucket_header(const struct slice *sl, unsigned j, uint64_t count, int rc,
+                                  const char *why)
+{
+    size_t esize = hy_dtype_size(sl->dtype);
+    struct wire h = {.w = {sl->token, (uint64_t)(uint32_t)sl->origin | (uint64_t)sl->ranks << 32,
+                           (uint64_t)sl->backend | (uint64_t)sl->threads << 32,
+                           (uint64_t)sl->mode | (uint64_t)sl->nogil << 32,
+                           (uint64_t)sl->dtype | (uint64_t)j << 32,
+                           sl->k | (uint64_t)(uint32_t)rc << 32, count, count * esize,
+                           sl->out_at, rc ? 0 : strlen(sl->out_path)}};
+    snprintf(h.text, sizeof h.text, "%s", why ? why : "");
+    return h;
+}
+
+/* Every bucket's rank is told that this slice failed, so that none waits for it. */
+static void fail_slice(hy_mpi *m, const struct slice *sl, int rc, const char *why)
+{
+    pthread_mutex_lock(&m->mu);
+    for (unsigned j = 0; j < sl->ranks; j++) {
+        struct wire h = xbucket_header(sl, j, 0, rc, why);
+        send_streams(m, (int)((sl->origin + (int)j) % m->size), TAG_XBUCKET, &h, NULL, NULL,
+                     NULL, 0);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+static inline uint64_t slice_key(const char *a, size_t esize, uint64_t i,
+                                 const struct hy_xform_u32 *t32, const struct hy_xform_u64 *t64)
+{
+    if (esize == 4) {
+        uint32_t x;
+        memcpy(&x, a + 4 * i, 4);
+        return hy_to_key_u32(x, t32);
+    }
+    uint64_t x;
+    memcpy(&x, a + 8 * i, 8);
+    return hy_to_key_u64(x, t64);
+}
+
+/* The `count` elements at a (global indices first..) into one buffer per bucket: cnt[j]
+ * keys at b[j] (NULL when empty). */
+static int partition(const struct slice *sl, const char *a, uint64_t first, uint64_t count,
+                     uint64_t *cnt, char **b)
+{
+    size_t esize = hy_dtype_size(sl->dtype);
+    struct hy_key_spec ks = hy_key_spec_of(sl->dtype);
+    struct hy_xform_u32 t32 = hy_xform_u32_of(ks);
+    struct hy_xform_u64 t64 = hy_xform_u64_of(ks);
+    unsigned nsp = sl->ranks - 1;
+    for (uint64_t i = 0; i < count; i++)
+        cnt[hy_bucket_of(sl->sp, nsp, slice_key(a, esize, i, &t32, &t64), first + i)]++;
+    uint64_t *pos = calloc(sl->ranks, sizeof *pos);
+    if (!pos)
+        return HY_ENOMEM;
+    for (unsigned j = 0; j < sl->ranks; j++)
+        if (cnt[j] && !(b[j] = malloc(cnt[j] * esize))) {
+            free(pos);
+            return HY_ENOMEM;
+        }
+    for (uint64_t i = 0; i < count; i++) {
+        unsigned j = hy_bucket_of(sl->sp, nsp, slice_key(a, esize, i, &t32, &t64), first + i);
+        memcpy(b[j] + esize * pos[j]++, a + esize * i, esize);
+    }
+    free(pos);
+    return 0;
+}
+
+/* Reads slice sl->k, partitions it and sends each bucket's rank its part. */
+static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
+{
+    size_t esize = hy_dtype_size(sl->dtype);
+    uint64_t first, count;
+    hy_mpi_split(sl->n, sl->ranks, sl->k, &first, &count);
+    char *a = malloc(count ? count * esize : 1), **b = calloc(sl->ranks, sizeof *b);
+    uint64_t *cnt = calloc(sl->ranks, sizeof *cnt);
+    int rc = 0;
+    if (!a || !b || !cnt) {
+        rc = hy_error_set(err, HY_ENOMEM, "rank %d: no memory for its slice of %s", m->rank,
+                          sl->in_path);
+        goto out;
+    }
+    struct fileop f = {.op = HY_MPI_FILE_READ, .path = sl->in_path,
+                       .offset = sl->in_at + first * esize, .buf = a, .len = count * esize,
+                       .rank = m->rank};
+    if (count)
+        file_run(&f);
+    if (f.rc) {
+        *err = f.err;
+        rc = f.rc;
+        goto out;
+    }
+    if (partition(sl, a, first, count, cnt, b)) {
+        rc = hy_error_set(err, HY_ENOMEM, "rank %d: no memory for its slice's buckets",
+                          m->rank);
+        goto out;
+    }
+    pthread_mutex_lock(&m->mu);
+    for (unsigned j = 0; j < sl->ranks; j++) {
+        struct wire h = xbucket_header(sl, j, cnt[j], 0, NULL);
+        void *own[3] = {malloc(sl->ranks * sizeof *cnt), b[j], copy_text(sl->out_path)};
+        if (own[0])
+            memcpy(own[0], cnt, sl->ranks * sizeof *cnt);
+        const void *bufs[3] = {own[0], own[1], own[2]};
+        size_t lens[3] = {own[0] ? sl->ranks * sizeof *cnt : 0, cnt[j] * esize, h.w[9]};
+        b[j] = NULL; /* taken, sent or not */
+        bool made = own[0] && own[2];
+        if (!made)
+            for (int i = 0; i < 3; i++)
+                free(own[i]);
+        if (!made ||
+            !send_streams(m, (int)((sl->origin + (int)j) % m->size), TAG_XBUCKET, &h, bufs,
+                          lens, own, 3)) {
+            /* The collection of bucket j waits for this slice: tell it the slice failed. */
+            struct wire e = xbucket_header(sl, j, 0, HY_ENOMEM, "no memory to send a bucket");
+            send_streams(m, (int)((sl->origin + (int)j) % m->size), TAG_XBUCKET, &e, NULL,
+                         NULL, NULL, 0);
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+out:
+    for (unsigned j = 0; b && j < sl->ranks; j++)
+        free(b[j]);
+    free(b);
+    free(cnt);
+    free(a);
+    return rc;
+}
+
+/* A SLICE from the asking rank `from`: its three streams taken, then the slice run here. */
+static void on_slice(hy_mpi *m, int from, const struct wire *w)
+{
+    struct slice sl = {.origin = from, .token = w->w[0], .k = (unsigned)w->w[1],
+                       .ranks = (unsigned)(w->w[1] >> 32), .backend = (int)(uint32_t)w->w[2],
+                       .threads = (unsigned)(w->w[2] >> 32), .mode = (int)(uint32_t)w->w[3],
+                       .nogil = (int)(w->w[3] >> 32), .dtype = (int)w->w[4], .n = w->w[5],
+                       .in_at = w->w[6], .out_at = w->w[7]};
+    size_t inlen = (size_t)w->w[8], outlen = (size_t)w->w[9];
+    bool sane = sl.ranks >= 1 && sl.ranks <= (unsigned)m->size && sl.k < sl.ranks &&
+                hy_dtype_size(sl.dtype) && inlen && outlen && inlen <= HY_MPI_PATH_MAX &&
+                outlen <= HY_MPI_PATH_MAX;
+    size_t splen = sane ? (size_t)(sl.ranks - 1) * sizeof *sl.sp : 0;
+    if (!sane) { /* nothing here can be trusted to say where its buckets go */
+        drain_data(m, from, inlen <= HY_MPI_PATH_MAX ? inlen : 0);
+        pthread_mutex_lock(&m->mu);
+        answer_sort_error(m, from, sl.token, 0, HY_EINVAL, "a broken slice of a files span");
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    sl.sp = malloc(splen ? splen : 1);
+    sl.in_path = calloc(1, inlen + 1);
+    sl.out_path = calloc(1, outlen + 1);
+    hy_error err = {0};
+    int rc = 0;
+    if (!sl.sp || !sl.in_path || !sl.out_path) {
+        drain_data(m, from, splen);
+        drain_data(m, from, inlen);
+        drain_data(m, from, outlen);
+        rc = hy_error_set(&err, HY_ENOMEM, "rank %d: no memory for a slice", m->rank);
+    } else if (recv_data(m, from, (char *)sl.sp, splen) != MPI_SUCCESS ||
+               recv_data(m, from, sl.in_path, inlen) != MPI_SUCCESS ||
+               recv_data(m, from, sl.out_path, outlen) != MPI_SUCCESS) {
+        rc = hy_error_set(&err, HY_ESYS, "rank %d: receiving a slice failed", m->rank);
+    } else {
+        rc = run_slice(m, &sl, &err);
+    }
+    if (rc)
+        fail_slice(m, &sl, rc, err.msg);
+    free(sl.sp);
+    free(sl.in_path);
+    free(sl.out_path);
+}
+
+/* The collection of bucket j of span (origin, token), made when its first part comes. */
+static struct collect *find_collect(hy_mpi *m, int origin, uint64_t token, unsigned j,
+                                    unsigned ranks, const struct wire *w)
+{
+    for (struct collect *c = m->collects; c; c = c->next)
+        if (c->origin == origin && c->token == token && c->j == j)
+            return c->ranks == ranks ? c : NULL;
+    struct collect *c = calloc(1, sizeof *c);
+    char *arrays = calloc(ranks, sizeof(void *) + sizeof(uint64_t) + sizeof(bool));
+    if (!c || !arrays) {
+        free(c);
+        free(arrays);
+        return NULL;
+    }
+    *c = (struct collect){.origin = origin, .token = token, .j = j, .ranks = ranks,
+                          .backend = (int)(uint32_t)w->w[2], .threads = (unsigned)(w->w[2] >> 32),
+                          .mode = (int)(uint32_t)w->w[3], .nogil = (int)(w->w[3] >> 32),
+                          .dtype = (int)(uint32_t)w->w[4], .out_at = w->w[8],
+                          .keys = (void **)(void *)arrays, .next = m->collects};
+    c->count = (uint64_t *)(void *)(arrays + ranks * sizeof(void *));
+    c->seen = (bool *)(arrays + ranks * (sizeof(void *) + sizeof(uint64_t)));
+    m->collects = c;
+    return c;
+}
+
+static void free_collect(struct collect *c)
+{
+    for (unsigned k = 0; k < c->ranks; k++)
+        free(c->keys[k]);
+    free(c->keys); /* the one allocation of keys, count and seen */
+    free(c->path);
+    free(c);
+}
+
+/* Every slice's part of bucket c->j came: the keys to this rank's daemon as a sort part
+ * whose run it writes at its place (sort_done), or the failure (or an empty bucket's
+ * success) straight to the asking rank's span. Under the lock. */
+static void finish_collect(hy_mpi *m, struct collect *c)
+{
+    size_t esize = hy_dtype_size(c->dtype), plen = c->path ? strlen(c->path) : 0;
+    uint64_t total = 0;
+    for (unsigned k = 0; k < c->ranks; k++)
+        total += c->count[k];
+    struct in *p = NULL;
+    char *data = NULL;
+    if (!c->rc && total && (!c->path || !(p = malloc(sizeof *p)) ||
+                            !(data = malloc(total * esize + plen + 1)))) {
+        c->rc = HY_ENOMEM;
+        snprintf(c->why, sizeof c->why, "no memory to gather bucket %u", c->j);
+    }
+    if (c->rc || !total) {
+        free(p);
+        free(data);
+        answer_sort_error(m, c->origin, c->token, c->j, c->rc, c->why); /* rc 0: written */
+        return;
+    }
+    uint64_t at = 0;
+    for (unsigned k = 0; k < c->ranks; k++) {
+        if (c->count[k])
+            memcpy(data + at * esize, c->keys[k], c->count[k] * esize);
+        at += c->count[k];
+    }
+    memcpy(data + total * esize, c->path, plen + 1);
+    p->part = (hy_mpi_part){.kind = HY_MPI_SORT, .origin = c->origin, .token = c->token,
+                            .backend = c->backend, .threads = c->threads, .mode = c->mode,
+                            .nogil = c->nogil, .dtype = c->dtype, .bucket = c->j,
+                            .count = total, .data = data, .out_path = data + total * esize,
+                            .out_offset = c->out_at + c->before * esize};
+    enqueue_in(m, p);
+}
+
+/* Takes an XBUCKET's streams: the slice's bucket counts, its keys for bucket j, the path. */
+static int take_xbucket(hy_mpi *m, int from, const struct wire *w, unsigned ranks,
+                        uint64_t **cnt, void **keys, char **path)
+{
+    size_t bytes = (size_t)w->w[7], plen = (size_t)w->w[9];
+    *cnt = malloc(ranks * sizeof **cnt);
+    *keys = bytes ? malloc(bytes) : NULL;
+    *path = plen <= HY_MPI_PATH_MAX ? calloc(1, plen + 1) : NULL;
+    if (!*cnt || (bytes && !*keys) || !*path) {
+        drain_data(m, from, ranks * sizeof **cnt);
+        drain_data(m, from, bytes);
+        drain_data(m, from, plen <= HY_MPI_PATH_MAX ? plen : 0);
+        return HY_ENOMEM;
+    }
+    if (recv_data(m, from, (char *)*cnt, ranks * sizeof **cnt) != MPI_SUCCESS ||
+        recv_data(m, from, *keys, bytes) != MPI_SUCCESS ||
+        recv_data(m, from, *path, plen) != MPI_SUCCESS)
+        return HY_ESYS;
+    return 0;
+}
+
+/* A slice's part of bucket j (or its failure), for this rank's collection of it. */
+static void on_xbucket(hy_mpi *m, int from, const struct wire *w)
+{
+    int origin = (int)(uint32_t)w->w[1], rc = (int)(int32_t)(w->w[5] >> 32);
+    unsigned ranks = (unsigned)(w->w[1] >> 32), j = (unsigned)(w->w[4] >> 32),
+             k = (unsigned)(uint32_t)w->w[5];
+    size_t esize = hy_dtype_size((int)(uint32_t)w->w[4]);
+    if (ranks < 1 || ranks > (unsigned)m->size || j >= ranks || k >= ranks || origin < 0 ||
+        origin >= m->size || !esize || w->w[7] != w->w[6] * esize)
+        return; /* not from this binary: its span's timeout ends the wait */
+    uint64_t *cnt = NULL;
+    void *keys = NULL;
+    char *path = NULL;
+    const char *why = w->text;
+    if (!rc && (rc = take_xbucket(m, from, w, ranks, &cnt, &keys, &path)))
+        why = ""; /* the sentence below says it */
+    pthread_mutex_lock(&m->mu);
+    struct collect *c = find_collect(m, origin, w->w[0], j, ranks, w);
+    if (c && !c->seen[k]) {
+        c->seen[k] = true;
+        c->got++;
+        if (rc && !c->rc) {
+            c->rc = rc;
+            snprintf(c->why, sizeof c->why, "%s",
+                     why[0] ? why : "receiving a bucket from another rank failed");
+        } else if (!rc && cnt[j] == w->w[6]) {
+            for (unsigned b = 0; b < j; b++)
+                c->before += cnt[b];
+            c->keys[k] = keys;
+            c->count[k] = w->w[6];
+            keys = NULL;
+            if (!c->path) {
+                c->path = path;
+                path = NULL;
+            }
+        } else if (!rc && !c->rc) {
+            c->rc = HY_EINTERNAL;
+            snprintf(c->why, sizeof c->why, "rank %d sent a bucket its counts disown", from);
+        }
+        if (c->got == c->ranks) {
+            finish_collect(m, c);
+            for (struct collect **l = &m->collects; *l; l = &(*l)->next)
+                if (*l == c) {
+                    *l = c->next;
+                    break;
+                }
+            free_collect(c);
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(cnt);
+    free(keys);
+    free(path);
 }

@@ -455,9 +455,12 @@ class SortAcross:
             self.assertTrue(f.read() == g.read(), "the ranks' file differs from one daemon's")
         with open(src, "rb") as f:
             self.assertTrue(f.read()[-len(raw):] == raw, "the input was written to")
-        # the daemon read and wrote them (not hybridctl through a memfd); mpirun forwards the
-        # ranks' output on its own time, so the line may come a little after the answer
-        want, deadline = "sort of %s into %s across" % (src, out), time.monotonic() + 30
+        # every rank read its slice and wrote its run (not hybridctl through a memfd);
+        # mpirun forwards the ranks' output on its own time, so the line may come a little
+        # after the answer
+        want = "rank 1: sort across %d ranks from their slices of %s: n %d," % (
+            got["ranks"], src, got["n"])
+        deadline = time.monotonic() + 30
         while want not in self.world.text() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertIn(want, self.world.text())

@@ -41,9 +41,10 @@ def mpi_env():
 
 class World:
     """One `mpirun -np N hybridd --mpi` in a temporary directory; `confs`, one text per rank,
-    gives ranks configurations of their own (mpirun's `-np 1 A : -np 1 B` form)."""
+    gives ranks configurations of their own (mpirun's `-np 1 A : -np 1 B` form), and
+    `prefix`, one argv list per rank with `confs`, a command each rank's hybridd runs under."""
 
-    def __init__(self, n, confs=None):
+    def __init__(self, n, confs=None, prefix=None):
         self.n = n
         self.tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-")
         cmd = [MPIRUN, "--oversubscribe"]
@@ -52,7 +53,8 @@ class World:
             with open(conf, "w") as f:
                 f.write(text)
             cmd += ([":"] if r else []) + [
-                "-np", "1" if confs else str(n), HYBRIDD, "--mpi", "-c", conf,
+                "-np", "1" if confs else str(n)] + (prefix[r] if prefix else []) + [
+                HYBRIDD, "--mpi", "-c", conf,
                 "--socket", os.path.join(self.tmp.name, "rank-%r.sock")]
         self.log_path = os.path.join(self.tmp.name, "log")
         self.log = open(self.log_path, "w")
@@ -574,6 +576,47 @@ class SortRefusedByAPeer(unittest.TestCase):
             w.proc.send_signal(signal.SIGTERM)
             w.wait()
             w.close()
+
+
+class SortFilesARankCannotRead(unittest.TestCase):
+    """A rank whose MPI-IO cannot open the input (here: rank 2's Open MPI told to use an io
+    component that does not exist) fails a .npy sort that spans it, cleanly, on every rank;
+    the daemons go on serving, and spans without that rank still sort their files."""
+
+    def test_a_rank_that_cannot_read_its_slice(self):
+        no_io = ["env", "OMPI_MCA_io=no-such-component"]
+        world = World(3, confs=[CONF] * 3, prefix=[[], [], no_io])
+        tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-noio-")
+        try:
+            raw = special_array("f64", 20011, 4)
+            src = write_npy(os.path.join(tmp.name, "in.npy"), "f64", raw)
+            out = os.path.join(tmp.name, "out.npy")
+            p = world.ctl(1, "sort", "--input", src, "--output", out, "--ranks", "all",
+                          ok=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            e = error_of(p)
+            self.assertEqual(e["name"], "ESYS")
+            self.assertIn("rank 2: cannot open %s" % src, e["message"])
+            # the daemons keep serving: every rank in a memfd span, a pi across all
+            world.ctl(2, "sort", "-n", "5000", "--dtype", "i32", "--ranks", "all", "--check")
+            world.ctl(2, "pi", "-n", "100000", "--ranks", "all")
+            # a span of ranks 0 and 1 reads and writes the files
+            p = world.ctl(0, "sort", "--input", src, "--output", out, "--ranks", "2",
+                          "--check")
+            self.assertIs(json.loads(p.stdout)["checked"], True)
+            # the same bytes as a memfd span of every rank (rank 2 included) sorts them into
+            rawin, ref = os.path.join(tmp.name, "in.raw"), os.path.join(tmp.name, "ref.raw")
+            with open(rawin, "wb") as f:
+                f.write(raw)
+            world.ctl(2, "sort", "--input", rawin, "--dtype", "f64", "--output", ref, "--raw",
+                      "--ranks", "all")
+            with open(out, "rb") as f, open(ref, "rb") as g:
+                self.assertTrue(f.read()[-len(raw):] == g.read())
+        finally:
+            world.proc.send_signal(signal.SIGTERM)
+            world.wait()
+            world.close()
+            tmp.cleanup()
 
 
 class SortClientGone(unittest.TestCase):

@@ -495,6 +495,27 @@ class SortAcross:
         self.files_case("files-rel", "f32", special_array("f32", 5003, 2), ranks="2",
                         cwd=self.tmp.name)
 
+    def test_npy_paths_from_every_rank_at_once(self):
+        # Every rank reads a slice and sorts a bucket of every span; none may wait on another.
+        raw = special_array("u64", 120007, 8)
+        src = write_npy(self.path("at-once-in.npy"), "u64", raw)
+        ref = self.path("at-once-ref.npy")
+        p = self.plain.ctl("sort", "--input", src, "--output", ref)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        procs = [subprocess.Popen(
+            [HYBRIDCTL, "--socket", self.world.sock(r), "--json", "sort", "--input", src,
+             "--output", self.path("at-once-%d.npy" % r), "--ranks", "all", "--repeat", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for r in range(self.N)]
+        with open(ref, "rb") as f:
+            want = f.read()
+        for r, p in enumerate(procs):
+            out, err = p.communicate(timeout=120)
+            with self.subTest(rank=r):
+                self.assertEqual(p.returncode, 0, err)
+                with open(self.path("at-once-%d.npy" % r), "rb") as f:
+                    self.assertTrue(f.read() == want)
+
     def test_npy_paths_that_fail_then_a_good_sort(self):
         src = write_npy(self.path("fail-in.npy"), "i64", special_array("i64", 1000, 1))
         for dst, why in ((self.path("no-such-dir/out.npy"), "no such file"),

@@ -27,10 +27,6 @@
  * the arrays we accept is under 200. The bound keeps a hostile u32 length from becoming an
  * allocation. */
 #define NPY_HEADER_MAX 65536
-/* numpy aligns the data at 64 bytes and leaves room for the first axis to grow to 21
- * digits (format.py: ARRAY_ALIGN, GROWTH_AXIS_MAX_DIGITS). */
-#define NPY_ALIGN 64
-#define NPY_GROWTH_DIGITS 21
 #define NPY_MAX_DIMS 64
 
 static const char supported_list[] = "i32 u32 i64 u64 f32 f64";
@@ -810,40 +806,6 @@ int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy
 
 /* ---- writing ---- */
 
-/* The .npy 1.0 header numpy writes for a 1-D C-order array (format.py _write_array_header
- * and _wrap_header): the dict with its keys sorted, spaces so the first axis can grow to 21
- * digits, then spaces and a newline up to the next multiple of 64 (a full 64 when already
- * aligned, as numpy does). Returns its length, or 0 if it does not fit. */
-static size_t npy_header_bytes(int dtype, size_t n, char *buf, size_t cap)
-{
-    const char *kind = dtype == HY_DT_F32 || dtype == HY_DT_F64   ? "f"
-                       : dtype == HY_DT_U32 || dtype == HY_DT_U64 ? "u"
-                                                                  : "i";
-    char dict[160];
-    int dlen = snprintf(dict, sizeof dict,
-                        "{'descr': '<%s%zu', 'fortran_order': False, 'shape': (%zu,), }", kind,
-                        hy_dtype_size(dtype), n);
-    if (dlen < 0 || (size_t)dlen >= sizeof dict)
-        return 0;
-    char digits[24];
-    int ndig = snprintf(digits, sizeof digits, "%zu", n);
-    size_t growth = ndig < NPY_GROWTH_DIGITS ? (size_t)(NPY_GROWTH_DIGITS - ndig) : 0;
-    size_t hlen = (size_t)dlen + growth + 1; /* + the newline */
-    size_t pad = NPY_ALIGN - (10 + hlen) % NPY_ALIGN;
-    size_t total = 10 + hlen + pad;
-    if (total > cap || hlen + pad > 0xffff)
-        return 0;
-    memcpy(buf, NPY_MAGIC, NPY_MAGIC_LEN);
-    buf[6] = 1;
-    buf[7] = 0;
-    buf[8] = (char)((hlen + pad) & 0xff);
-    buf[9] = (char)((hlen + pad) >> 8);
-    memcpy(buf + 10, dict, (size_t)dlen);
-    memset(buf + 10 + dlen, ' ', growth + pad);
-    buf[total - 1] = '\n';
-    return total;
-}
-
 int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
 {
     size_t esize = hy_dtype_size(a->dtype);
@@ -859,7 +821,7 @@ int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
     char header[256];
     size_t header_len = 0;
     if (!raw) {
-        header_len = npy_header_bytes(a->dtype, a->n, header, sizeof header);
+        header_len = hy_npy_header(a->dtype, a->n, header, sizeof header);
         if (header_len == 0)
             return hy_error_set(err, HY_EINTERNAL, "cannot write %s: the .npy header does not fit",
                                 path);

@@ -1,6 +1,7 @@
 /* common: error formatting, dtype tables and the clock shared by every module. */
 #include "common.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -185,3 +186,42 @@ int hy_transport_parse(const char *s)
         return HY_TRANSPORT_SHM;
     return 0;
 }
+
+/* numpy's format.py (_write_array_header, _wrap_header): the dict with its keys sorted,
+ * spaces so the first axis can grow to 21 digits, then spaces and a newline up to the next
+ * multiple of 64 (a full 64 when already aligned, as numpy does). */
+size_t hy_npy_header(int dtype, uint64_t n, char *buf, size_t cap)
+{
+    /* numpy aligns the data at 64 bytes and leaves room for the first axis to grow to 21
+     * digits (format.py: ARRAY_ALIGN, GROWTH_AXIS_MAX_DIGITS). */
+    enum { NPY_ALIGN = 64, NPY_GROWTH_DIGITS = 21 };
+    if (hy_dtype_size(dtype) == 0)
+        return 0;
+    const char *kind = dtype == HY_DT_F32 || dtype == HY_DT_F64   ? "f"
+                       : dtype == HY_DT_U32 || dtype == HY_DT_U64 ? "u"
+                                                                  : "i";
+    char dict[160];
+    int dlen = snprintf(dict, sizeof dict,
+                        "{'descr': '<%s%zu', 'fortran_order': False, 'shape': (%" PRIu64 ",), }", kind,
+                        hy_dtype_size(dtype), n);
+    if (dlen < 0 || (size_t)dlen >= sizeof dict)
+        return 0;
+    char digits[24];
+    int ndig = snprintf(digits, sizeof digits, "%" PRIu64, n);
+    size_t growth = ndig < NPY_GROWTH_DIGITS ? (size_t)(NPY_GROWTH_DIGITS - ndig) : 0;
+    size_t hlen = (size_t)dlen + growth + 1; /* + the newline */
+    size_t pad = NPY_ALIGN - (10 + hlen) % NPY_ALIGN;
+    size_t total = 10 + hlen + pad;
+    if (total > cap || hlen + pad > 0xffff)
+        return 0;
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = 1;
+    buf[7] = 0;
+    buf[8] = (char)((hlen + pad) & 0xff);
+    buf[9] = (char)((hlen + pad) >> 8);
+    memcpy(buf + 10, dict, (size_t)dlen);
+    memset(buf + 10 + dlen, ' ', growth + pad);
+    buf[total - 1] = '\n';
+    return total;
+}
+

@@ -56,6 +56,10 @@ typedef enum hy_dtype {
 size_t hy_dtype_size(int dtype);
 /* "i32", "u32", ... or NULL for a value that is not a dtype. */
 const char *hy_dtype_name(int dtype);
+/* The .npy 1.0 header numpy writes for a 1-D C-order little-endian array of n elements of
+ * dtype, into buf: its length, or 0 if it does not fit in cap (or dtype is not one). Shared by
+ * hybridctl's --output and the MPI ranks' .npy sort, so both write numpy's bytes. */
+size_t hy_npy_header(int dtype, uint64_t n, char *buf, size_t cap);
 /* The checks every sort takes first, whatever runs it: a known dtype (HY_EDTYPE otherwise)
  * and an array when n > 0 (HY_EINVAL otherwise). Sets *size to the element size. */
 int hy_check_sort_args(int dtype, const void *data, size_t n, size_t *size, hy_error *err);

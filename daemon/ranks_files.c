@@ -17,8 +17,6 @@
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_PREFIX 12      /* magic, version, and the longest header length (4 bytes) */
 #define NPY_HEADER_MAX 65536
-#define NPY_ALIGN 64
-#define NPY_GROWTH_DIGITS 21
 
 /* The value after `key` in a header dict: NULL when the key is not there. */
 static const char *npy_value(const char *h, const char *key)
@@ -124,42 +122,13 @@ static int read_header(const hy_engines *e, const hy_job_spec *s, uint64_t *data
     return 0;
 }
 
-/* The .npy 1.0 header numpy writes for a 1-D C-order array (as hybridctl's, client/npy.c),
- * so the output is the same file hybridctl writes. Returns its length, or 0. */
-static size_t npy_header(int dtype, uint64_t n, char *buf, size_t cap)
-{
-    const char *kind = dtype == HY_DT_F32 || dtype == HY_DT_F64   ? "f"
-                       : dtype == HY_DT_U32 || dtype == HY_DT_U64 ? "u"
-                                                                  : "i";
-    char dict[160], digits[24];
-    int dlen = snprintf(dict, sizeof dict, "{'descr': '<%s%zu', 'fortran_order': False, "
-                        "'shape': (%" PRIu64 ",), }", kind, hy_dtype_size(dtype), n);
-    int ndig = snprintf(digits, sizeof digits, "%" PRIu64, n);
-    if (dlen < 0 || (size_t)dlen >= sizeof dict || ndig < 0)
-        return 0;
-    size_t growth = ndig < NPY_GROWTH_DIGITS ? (size_t)(NPY_GROWTH_DIGITS - ndig) : 0;
-    size_t hlen = (size_t)dlen + growth + 1, pad = NPY_ALIGN - (10 + hlen) % NPY_ALIGN;
-    size_t total = 10 + hlen + pad;
-    if (total > cap)
-        return 0;
-    memcpy(buf, NPY_MAGIC, 6);
-    buf[6] = 1;
-    buf[7] = 0;
-    buf[8] = (char)((hlen + pad) & 0xff);
-    buf[9] = (char)((hlen + pad) >> 8);
-    memcpy(buf + 10, dict, (size_t)dlen);
-    memset(buf + 10 + dlen, ' ', growth + pad);
-    buf[total - 1] = '\n';
-    return total;
-}
-
 /* OUT created (or truncated) to its final size before anything is sorted, so that a path
  * that cannot be written fails the job before its work; then the header. */
 static int create_output(const hy_engines *e, const hy_job_spec *s, uint64_t *data,
                          hy_error *err)
 {
     char h[256];
-    size_t hlen = npy_header(s->dtype, s->n, h, sizeof h);
+    size_t hlen = hy_npy_header(s->dtype, s->n, h, sizeof h);
     if (hlen == 0)
         return hy_error_set(err, HY_EINTERNAL, "the .npy header of %s does not fit", s->output);
     int rc = hy_mpi_file(e->mpi, HY_MPI_FILE_CREATE, s->output, hlen + s->array_bytes, NULL, 0,

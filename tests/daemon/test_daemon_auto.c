@@ -38,9 +38,18 @@ static void seed(hy_history *h, int backend, unsigned threads, int transport, ui
         hy_history_record(h, &k, N, ns);
 }
 
-/* The history file of a daemon (native, locked and process pools of 2; no OpenCL) in which
- * process is the fastest at N samples of pi. */
-static void write_history(const char *path)
+/* A history (native, locked and process pools of 2; no OpenCL) in which process is the
+ * fastest at N samples of pi. */
+static void seed_pi_cells(hy_history *h)
+{
+    seed(h, HY_BACKEND_NATIVE, 2, 0, 9 * MS);
+    seed(h, HY_BACKEND_PROCESS, 2, HY_TRANSPORT_PIPE, 2 * MS);
+    seed(h, HY_BACKEND_LOCKED, 2, 0, 30 * MS);
+    seed(h, HY_BACKEND_SERIAL, 1, 0, 18 * MS);
+}
+
+/* Writes the history file at path through the history module, with what fill records. */
+static void write_history(const char *path, void (*fill)(hy_history *))
 {
     char host[HY_HISTORY_HOST_MAX];
     hy_history_host_id(host, sizeof host);
@@ -49,24 +58,21 @@ static void write_history(const char *path)
     hy_history_report rep;
     hy_error err = {0};
     cr_assert_eq(hy_history_open(&o, &h, &rep, &err), 0, "%s", err.msg);
-    seed(h, HY_BACKEND_NATIVE, 2, 0, 9 * MS);
-    seed(h, HY_BACKEND_PROCESS, 2, HY_TRANSPORT_PIPE, 2 * MS);
-    seed(h, HY_BACKEND_LOCKED, 2, 0, 30 * MS);
-    seed(h, HY_BACKEND_SERIAL, 1, 0, 18 * MS);
+    fill(h);
     cr_assert_eq(hy_history_save(h, &err), 0, "%s", err.msg);
     hy_history_close(h);
 }
 
-/* Starts D with the test configuration, and state.history = `path` when not NULL. */
-static void start(bool with_history)
+/* Starts D with configuration k and, when fill is not NULL, state.history = a file that fill
+ * wrote. */
+static void start_on(const hyt_conf *k, void (*fill)(hy_history *))
 {
-    hyt_conf k = hyt_conf_default();
     char conf[2048], text[2560];
-    hyt_conf_text(&k, conf, sizeof conf);
+    hyt_conf_text(k, conf, sizeof conf);
     cr_assert_eq(hyt_daemon_init(&D, conf), 0);
-    if (with_history) {
+    if (fill) {
         snprintf(hist, sizeof hist, "%s/history", D.dir);
-        write_history(hist);
+        write_history(hist, fill);
         snprintf(text, sizeof text, "%sstate = {\n  history = \"%s\";\n};\n", conf, hist);
         cr_assert_eq(hyt_daemon_write_config(&D, text), 0);
     }
@@ -75,6 +81,13 @@ static void start(bool with_history)
         hyt_daemon_dump_log(&D);
         cr_assert_fail("hybridd did not start");
     }
+}
+
+/* Starts D with the test configuration, on the pi history or on none. */
+static void start(bool with_history)
+{
+    hyt_conf k = hyt_conf_default();
+    start_on(&k, with_history ? seed_pi_cells : NULL);
 }
 
 static hy_msg_submit auto_pi(uint64_t n)
@@ -193,8 +206,21 @@ Test(daemon_auto, a_daemon_without_history_runs_the_default_and_says_it_explores
 
 #define HN 60001 /* keys of the hybrid sorts: bucket 15 */
 
-/* A history in which native (2 threads) sorts HN f64 keys in native_ms and OpenCL device 0
- * in device_ms, each trusted; a daemon with the device let into hybrid starts on it. */
+/* A history in which native (2 threads) sorts HN f64 keys in sort_ns[0] and OpenCL device 0
+ * in sort_ns[1], each trusted; a daemon with the device let into hybrid starts on it. */
+static uint64_t sort_ns[2];
+
+static void seed_sort_cells(hy_history *h)
+{
+    hy_history_key nk = {.work = HY_JOB_SORT, .dtype = HY_DT_F64, .backend = HY_BACKEND_NATIVE,
+                         .threads = 2};
+    hy_history_key dk = {.work = HY_JOB_SORT, .dtype = HY_DT_F64, .backend = HY_BACKEND_OPENCL};
+    for (int i = 0; i < HY_HISTORY_TRUST + 1; i++) {
+        hy_history_record(h, &nk, HN, sort_ns[0]);
+        hy_history_record(h, &dk, HN, sort_ns[1]);
+    }
+}
+
 static void start_hybrid_on(uint64_t native_ns, uint64_t device_ns)
 {
     pocl_cache_for_run(); /* the daemon inherits POCL_CACHE_DIR */
@@ -202,32 +228,9 @@ static void start_hybrid_on(uint64_t native_ns, uint64_t device_ns)
     k.opencl = true;
     k.hybrid_cpu_devices = true;
     k.frame_bytes = 1 << 20; /* the keys travel inline */
-    char conf[2048], text[2560], host[HY_HISTORY_HOST_MAX];
-    hyt_conf_text(&k, conf, sizeof conf);
-    cr_assert_eq(hyt_daemon_init(&D, conf), 0);
-    snprintf(hist, sizeof hist, "%s/history", D.dir);
-    hy_history_host_id(host, sizeof host);
-    hy_history_options o = {.path = hist, .host = host, .version = "test"};
-    hy_history *h;
-    hy_history_report rep;
-    hy_error err = {0};
-    cr_assert_eq(hy_history_open(&o, &h, &rep, &err), 0, "%s", err.msg);
-    hy_history_key nk = {.work = HY_JOB_SORT, .dtype = HY_DT_F64, .backend = HY_BACKEND_NATIVE,
-                         .threads = 2};
-    hy_history_key dk = {.work = HY_JOB_SORT, .dtype = HY_DT_F64, .backend = HY_BACKEND_OPENCL};
-    for (int i = 0; i < HY_HISTORY_TRUST + 1; i++) {
-        hy_history_record(h, &nk, HN, native_ns);
-        hy_history_record(h, &dk, HN, device_ns);
-    }
-    cr_assert_eq(hy_history_save(h, &err), 0, "%s", err.msg);
-    hy_history_close(h);
-    snprintf(text, sizeof text, "%sstate = {\n  history = \"%s\";\n};\n", conf, hist);
-    cr_assert_eq(hyt_daemon_write_config(&D, text), 0);
-    cr_assert_eq(hyt_daemon_exec(&D, NULL), 0);
-    if (hyt_daemon_wait_ready(&D, D.sock, HYT_WAIT_MS) != 0) {
-        hyt_daemon_dump_log(&D);
-        cr_assert_fail("hybridd did not start");
-    }
+    sort_ns[0] = native_ns;
+    sort_ns[1] = device_ns;
+    start_on(&k, seed_sort_cells);
 }
 
 /* One hybrid f64 sort of HN keys: the bytes right, and the row back in *row. Returns false

@@ -465,24 +465,16 @@ static bool receive_one(hy_mpi *m)
                  MPI_STATUS_IGNORE) != MPI_SUCCESS)
         return false;
     w.text[sizeof w.text - 1] = '\0';
-    if (st.MPI_TAG == TAG_SPART) {
-        on_sort_part(m, st.MPI_SOURCE, &w);
-        return true;
-    }
-    if (st.MPI_TAG == TAG_SDONE) {
-        on_sort_done(m, st.MPI_SOURCE, &w);
-        return true;
-    }
-    if (st.MPI_TAG == TAG_ANSWER) {
-        on_answer(m, st.MPI_SOURCE, &w);
-        return true;
-    }
-    if (st.MPI_TAG == TAG_SLICE) {
-        on_slice(m, st.MPI_SOURCE, &w);
-        return true;
-    }
-    if (st.MPI_TAG == TAG_XBUCKET) {
-        on_xbucket(m, st.MPI_SOURCE, &w);
+    /* These receive the bytes that follow their header first, then take the lock as needed. */
+    void (*unlocked)(hy_mpi *, int, const struct wire *) =
+        st.MPI_TAG == TAG_SPART     ? on_sort_part
+        : st.MPI_TAG == TAG_SDONE   ? on_sort_done
+        : st.MPI_TAG == TAG_ANSWER  ? on_answer
+        : st.MPI_TAG == TAG_SLICE   ? on_slice
+        : st.MPI_TAG == TAG_XBUCKET ? on_xbucket
+                                    : NULL;
+    if (unlocked) {
+        unlocked(m, st.MPI_SOURCE, &w);
         return true;
     }
     pthread_mutex_lock(&m->mu);

@@ -1802,12 +1802,12 @@ static void absolute_path(const char *path, bool exists, char *out, size_t cap)
 }
 
 /* --check of a files-mode sort: the output the daemon wrote, read back. */
-static int check_output_file(const char *path, uint64_t max_elems, size_t *bad)
+/* 1 sorted, 0 not (*bad the index), -1 unreadable (err says why). */
+static int check_output_file(const char *path, uint64_t max_elems, size_t *bad, hy_error *err)
 {
     hc_array a;
-    hy_error err = {0};
-    if (hc_npy_read(path, &a, (size_t)max_elems * 8, &err))
-        fail(HC_EXIT_INPUT, err.code, NULL, "--check: %s", err.msg);
+    if (hc_npy_read(path, &a, (size_t)max_elems * 8, err))
+        return -1;
     int ok = hc_is_sorted(a.data, a.dtype, a.n, bad);
     hc_array_free(&a);
     return ok;
@@ -1843,7 +1843,13 @@ static int cmd_sort_files(conn *c, const struct jobopts *o)
         return HC_EXIT_JOB;
     run_job(c, m, NULL, 0, out);
     size_t bad = 0;
-    int checked = o->check ? check_output_file(outp, c->welcome.max_sort_elements, &bad) : -1;
+    hy_error err = {0};
+    int checked = o->check ? check_output_file(outp, c->welcome.max_sort_elements, &bad, &err)
+                           : -1;
+    if (o->check && checked < 0) {
+        free(out); /* fail() exits: nothing may be left for a leak checker to find */
+        fail(HC_EXIT_INPUT, err.code, NULL, "--check: %s", err.msg);
+    }
     device_name dname;
     hc_sort_report r = {.dtype = dtype, .source = o->input, .output = o->output,
                         .checked = checked, .row = &out->rows[0],
@@ -1888,8 +1894,11 @@ static int cmd_sort(conn *c, const struct cmdline *l)
         /* Before the report, so a failed write ends in its one error (and one --json
          * document) rather than a report that names a file that was not written. */
         hy_error err = {0};
-        if (hc_npy_write(o.output, &ma.a, o.raw, &err))
+        if (hc_npy_write(o.output, &ma.a, o.raw, &err)) {
+            free(out); /* fail() exits: nothing may be left for a leak checker to find */
+            free_array(&ma);
             fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
+        }
     }
     const char *source = is_stdio(o.input) ? HC_STDIN_NAME : o.input ? o.input : o.dist;
     hc_sort_report r = {.dtype = ma.a.dtype, .source = source,

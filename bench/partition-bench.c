@@ -1,0 +1,173 @@
+/* partition-bench: what a sort span's partition costs per key as the ranks grow, the c_p of
+ * docs/scale-out.md's model. The asking rank of `--ranks N` (daemon/ranks.c) and every rank of
+ * the MPI-IO path (mpi/mpi.c) find each key's bucket among N - 1 splitters, count the buckets,
+ * then copy each key to its bucket; this program times those two passes on one thread over
+ * uniform f64 keys, with the splitters at the 1/N quantiles, for each N asked, with the
+ * splitters searched two ways: hy_bucket_of's branch-free loop and hy_stree_bucket's tree.
+ *
+ *   partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat R]
+ *
+ * The two ways run in turns (A B A B ...), R times each; the median and min-max of each, in ns
+ * per key, are printed per pass. Both must give the same bucket counts (exit 1 if not). */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "sortkey.h"
+
+#define MAX_RANKS 4096u
+#define MAX_REPEAT 101
+
+struct run {
+    const uint64_t *src;  /* the keys' bits, never changed */
+    uint64_t *a, *spill;  /* the array partitioned in place, and the other buckets' space */
+    size_t n;
+    unsigned ranks;
+    const struct hy_skey *sp;
+    const struct hy_stree *tree;
+    struct hy_xform_u64 t;
+    uint64_t cnt[MAX_RANKS], pos[MAX_RANKS];
+    uint64_t *dst[MAX_RANKS];
+};
+
+static inline unsigned bucket(const struct run *r, bool tree, uint64_t x, uint64_t i)
+{
+    uint64_t k = hy_to_key_u64(x, &r->t);
+    return tree ? hy_stree_bucket(r->tree, k, i) : hy_bucket_of(r->sp, r->ranks - 1, k, i);
+}
+
+/* One partition, as the span does it: count, then bucket 0 in place and the rest to their
+ * buffers (here one spill area cut at the counts). Returns (count ns, scatter ns). */
+static void partition(struct run *r, bool tree, double *count_ns, double *scatter_ns)
+{
+    memcpy(r->a, r->src, r->n * sizeof *r->a);
+    memset(r->cnt, 0, sizeof r->cnt);
+    uint64_t t0 = hy_now_ns();
+    for (size_t i = 0; i < r->n; i++)
+        r->cnt[bucket(r, tree, r->a[i], i)]++;
+    uint64_t t1 = hy_now_ns();
+    r->dst[0] = r->a;
+    uint64_t at = 0;
+    for (unsigned b = 1; b < r->ranks; b++) {
+        r->dst[b] = r->spill + at;
+        at += r->cnt[b];
+    }
+    memset(r->pos, 0, sizeof r->pos);
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t x = r->a[i];
+        unsigned b = bucket(r, tree, x, i);
+        r->dst[b][r->pos[b]++] = x;
+    }
+    uint64_t t2 = hy_now_ns();
+    *count_ns = (double)(t1 - t0) / (double)r->n;
+    *scatter_ns = (double)(t2 - t1) / (double)r->n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void report(const char *way, unsigned ranks, double *count, double *scatter, int reps)
+{
+    qsort(count, (size_t)reps, sizeof *count, cmp_double);
+    qsort(scatter, (size_t)reps, sizeof *scatter, cmp_double);
+    printf("%5u  %-6s %7.2f (%5.2f-%5.2f) %8.2f (%5.2f-%5.2f) %8.2f\n", ranks, way,
+           count[reps / 2], count[0], count[reps - 1], scatter[reps / 2], scatter[0],
+           scatter[reps - 1], count[reps / 2] + scatter[reps / 2]);
+}
+
+/* Times both ways for one rank count; 1 if their counts differ. */
+static int bench_ranks(struct run *r, unsigned ranks, int reps)
+{
+    struct hy_skey *sp = malloc(ranks * sizeof *sp);
+    if (!sp)
+        return 1;
+    for (unsigned b = 1; b < ranks; b++) { /* the 1/ranks quantiles of uniform [0, 1) */
+        double v = (double)b / ranks;
+        uint64_t x;
+        memcpy(&x, &v, sizeof x);
+        sp[b - 1] = (struct hy_skey){hy_to_key_u64(x, &r->t), (uint64_t)b * r->n / ranks};
+    }
+    struct hy_stree *tree = hy_stree_new(sp, ranks - 1);
+    if (!tree) {
+        free(sp);
+        return 1;
+    }
+    r->ranks = ranks;
+    r->sp = sp;
+    r->tree = tree;
+    double c[2][MAX_REPEAT], s[2][MAX_REPEAT];
+    uint64_t first[MAX_RANKS];
+    int bad = 0;
+    for (int i = 0; i < reps; i++)
+        for (int way = 0; way < 2; way++) {
+            partition(r, way == 1, &c[way][i], &s[way][i]);
+            if (i == 0 && way == 0)
+                memcpy(first, r->cnt, ranks * sizeof *first);
+            else
+                bad |= memcmp(first, r->cnt, ranks * sizeof *first) != 0;
+        }
+    report("loop", ranks, c[0], s[0], reps);
+    report("tree", ranks, c[1], s[1], reps);
+    free(tree);
+    free(sp);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = 10000000;
+    const char *list = "2,3,4,8,16,64,256";
+    int reps = 7;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-n"))
+            n = (size_t)strtod(argv[i + 1], NULL);
+        else if (!strcmp(argv[i], "--ranks"))
+            list = argv[i + 1];
+        else if (!strcmp(argv[i], "--repeat"))
+            reps = atoi(argv[i + 1]);
+    }
+    if (n == 0 || reps < 1 || reps > MAX_REPEAT) {
+        fprintf(stderr, "usage: partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat 1..%d]\n",
+                MAX_REPEAT);
+        return 2;
+    }
+    struct run *r = calloc(1, sizeof *r);
+    uint64_t *src = r ? malloc(n * sizeof *src) : NULL, *a = malloc(n * sizeof *a),
+             *spill = malloc(n * sizeof *spill);
+    if (!r || !src || !a || !spill) {
+        fprintf(stderr, "partition-bench: out of memory for %zu keys\n", n);
+        return 1;
+    }
+    uint64_t seed = 42;
+    for (size_t i = 0; i < n; i++) { /* uniform [0, 1) doubles from a 64-bit LCG's top bits */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        double v = (double)(seed >> 11) * 0x1p-53;
+        memcpy(&src[i], &v, sizeof v);
+    }
+    *r = (struct run){.src = src, .a = a, .spill = spill, .n = n,
+                      .t = hy_xform_u64_of(hy_key_spec_of(HY_DT_F64))};
+    printf("%zu uniform f64 keys, one thread, ns per key: median (min-max) of %d\n", n, reps);
+    printf("ranks  way      count               scatter             total\n");
+    int bad = 0;
+    for (const char *p = list; *p;) {
+        unsigned ranks = (unsigned)strtoul(p, (char **)&p, 10);
+        if (ranks >= 2 && ranks <= MAX_RANKS)
+            bad |= bench_ranks(r, ranks, reps);
+        p += *p == ',';
+        if (*p && (*p < '0' || *p > '9'))
+            break;
+    }
+    free(src);
+    free(a);
+    free(spill);
+    free(r);
+    if (bad)
+        fprintf(stderr, "partition-bench: the two ways counted different buckets\n");
+    return bad;
+}

@@ -110,6 +110,38 @@ static int run_held_part(void *ctx, const hy_mpi_part *p, uint64_t *hits, hy_err
     return 0;
 }
 
+static int cmp_rank(const void *a, const void *b)
+{
+    const hy_rank_row *x = a, *y = b;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+/* The run's per-rank records from the gather's figures (st[k]: part k's), in rank order.
+ * This rank's own part of a pi or memfd sort (k 0) is what it ran here: `own` samples or
+ * keys in own_ns of its engine; its exchange is the rest of the span's wall time (for a sort,
+ * sampling and partitioning too). A span wider than a RESULT lists gets none. */
+static void span_rows(const hy_engines *e, const hy_job_spec *s, hy_mpi_rank_stat *st,
+                      bool own_part, uint64_t own, uint64_t own_ns, uint64_t wall,
+                      hy_run_once *o)
+{
+    o->span.n = 0;
+    if (s->ranks > HY_IPC_RANK_ROWS_MAX)
+        return;
+    if (own_part) {
+        st[0].rank = hy_mpi_rank(e->mpi);
+        st[0].share = own;
+        st[0].compute_ns = own_ns;
+        st[0].exchange_ns = wall > own_ns + st[0].io_ns ? wall - own_ns - st[0].io_ns : 0;
+    }
+    for (unsigned k = 0; k < s->ranks; k++)
+        o->span.r[k] = (hy_rank_row){.rank = (uint32_t)st[k].rank, .share = st[k].share,
+                                     .compute_ns = st[k].compute_ns,
+                                     .exchange_ns = st[k].exchange_ns, .io_ns = st[k].io_ns,
+                                     .bytes_sent = st[k].bytes_sent};
+    o->span.n = s->ranks;
+    qsort(o->span.r, o->span.n, sizeof *o->span.r, cmp_rank);
+}
+
 int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                 const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
@@ -119,19 +151,27 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                          .mode = s->mode,
                          .nogil = s->nogil, .seed = s->seed};
     uint64_t t0 = hy_now_ns(), token, first, count;
+    hy_mpi_rank_stat *st = calloc(s->ranks, sizeof *st);
+    if (!st)
+        return hy_error_set(err, HY_ENOMEM, "no memory for %u ranks' figures", s->ranks);
     int rc = hy_mpi_pi_scatter(e->mpi, &proto, s->n, s->ranks, &token, err);
-    if (rc)
+    if (rc) {
+        free(st);
         return rc;
+    }
     hy_mpi_split(s->n, s->ranks, 0, &first, &count); /* part 0: [0, count), never empty */
     hy_job_spec own = *s;
     own.n = count;
     own.ranks = 1;
     rc = b->pi(e, &own, r, io, o, err);
-    uint64_t hits = o->hits;
+    uint64_t hits = o->hits, own_ns = hy_now_ns() - t0;
     hy_error gerr = {0};
     /* A failed own part still collects the span (dropping it), so no answer lingers. */
     int grc = hy_mpi_gather(e->mpi, token, rc ? drop : io_cancelled, (void *)io,
-                               run_held_part, (void *)e, &hits, &gerr);
+                            run_held_part, (void *)e, &hits, st, &gerr);
+    if (!rc && !grc)
+        span_rows(e, s, st, true, count, own_ns, hy_now_ns() - t0, o);
+    free(st);
     if (rc)
         return rc;
     if (grc) {
@@ -250,24 +290,22 @@ static int choose_splitters(const struct keyer *k, uint64_t n, unsigned ranks, s
 
 /* The two passes over the array, one copy per key width so that the loops hold no branch
  * on the dtype: count each bucket's keys; then put bucket 0 at the array's front in order (a
- * write never passes the read) and copy bucket k >= 1 to buf[k] (pos[] starts at 0). */
+ * write never passes the read; buf[0] is the array) and copy bucket k >= 1 to buf[k] (pos[]
+ * starts at 0), with no branch on the bucket: which way it goes is random for random keys. */
 #define SPAN_PASSES(W, T, XFORM, TO_KEY)                                                       \
     static void count_##W(const T *a, uint64_t n, const struct XFORM *t,                       \
-                          const struct hy_skey *sp, unsigned nsp, uint64_t *cnt)               \
+                          const struct hy_stree *tr, uint64_t *cnt)                            \
     {                                                                                          \
         for (uint64_t i = 0; i < n; i++)                                                       \
-            cnt[hy_bucket_of(sp, nsp, TO_KEY(a[i], t), i)]++;                                  \
+            cnt[hy_stree_bucket(tr, TO_KEY(a[i], t), i)]++;                                    \
     }                                                                                          \
-    static void scatter_##W(T *a, uint64_t n, const struct XFORM *t, const struct hy_skey *sp, \
-                            unsigned nsp, char **buf, uint64_t *pos)                           \
+    static void scatter_##W(T *a, uint64_t n, const struct XFORM *t,                           \
+                            const struct hy_stree *tr, char **buf, uint64_t *pos)              \
     {                                                                                          \
         for (uint64_t i = 0; i < n; i++) {                                                     \
             T x = a[i];                                                                        \
-            unsigned b = hy_bucket_of(sp, nsp, TO_KEY(x, t), i);                               \
-            if (b == 0)                                                                        \
-                a[pos[0]++] = x;                                                               \
-            else                                                                               \
-                ((T *)(void *)buf[b])[pos[b]++] = x;                                           \
+            unsigned b = hy_stree_bucket(tr, TO_KEY(x, t), i);                                 \
+            ((T *)(void *)buf[b])[pos[b]++] = x;                                               \
         }                                                                                      \
     }
 SPAN_PASSES(u32, uint32_t, hy_xform_u32, hy_to_key_u32)
@@ -309,23 +347,30 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
     int rc = choose_splitters(&k, s->n, ranks, sp, err);
     if (rc)
         return rc;
+    struct hy_stree *tr = hy_stree_new(sp, ranks - 1);
+    if (!tr)
+        return hy_error_set(err, HY_ENOMEM, "no memory for %u splitters", ranks - 1);
     if (k.size == 4)
-        count_u32((const uint32_t *)(void *)a, s->n, &k.t32, sp, ranks - 1, cnt);
+        count_u32((const uint32_t *)(void *)a, s->n, &k.t32, tr, cnt);
     else
-        count_u64((const uint64_t *)(void *)a, s->n, &k.t64, sp, ranks - 1, cnt);
+        count_u64((const uint64_t *)(void *)a, s->n, &k.t64, tr, cnt);
     for (unsigned b = 0; b < ranks; b++) {
         off[b] = b ? off[b - 1] + cnt[b - 1] : 0;
         if (b && cnt[b] && !(buf[b] = malloc(cnt[b] * k.size))) {
             for (unsigned j = 1; j < b; j++)
                 free(buf[j]);
+            free(tr);
             return hy_error_set(err, HY_ENOMEM, "no memory for bucket %u (%" PRIu64 " keys)", b,
                                 cnt[b]);
         }
     }
+    buf[0] = a; /* bucket 0 stays at the array's front; the span takes buffers 1.. only */
     if (k.size == 4)
-        scatter_u32((uint32_t *)(void *)a, s->n, &k.t32, sp, ranks - 1, buf, bk->pos);
+        scatter_u32((uint32_t *)(void *)a, s->n, &k.t32, tr, buf, bk->pos);
     else
-        scatter_u64((uint64_t *)(void *)a, s->n, &k.t64, sp, ranks - 1, buf, bk->pos);
+        scatter_u64((uint64_t *)(void *)a, s->n, &k.t64, tr, buf, bk->pos);
+    buf[0] = NULL;
+    free(tr);
     return 0;
 }
 
@@ -359,8 +404,14 @@ int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *
     int rc = buckets_alloc(&bk, s->ranks, err);
     if (rc)
         return rc;
+    hy_mpi_rank_stat *st = calloc(s->ranks, sizeof *st);
+    if (!st) {
+        free(bk.sp);
+        return hy_error_set(err, HY_ENOMEM, "no memory for %u ranks' figures", s->ranks);
+    }
     if ((rc = split_array(s, io->array, &bk, err))) {
         free(bk.sp);
+        free(st);
         return rc;
     }
     uint64_t t1 = hy_now_ns(), *cnt = bk.cnt;
@@ -370,6 +421,7 @@ int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *
                              io->array, &token, err); /* takes the buffers */
     if (rc) {
         free(bk.sp);
+        free(st);
         return rc;
     }
     hy_job_spec own = *s;
@@ -384,10 +436,13 @@ int hy_ranks_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *
     hy_error gerr = {0};
     /* A failed own bucket still collects the span (dropping it), so no answer lingers. */
     int grc = hy_mpi_gather(e->mpi, token, rc ? drop : io_cancelled, (void *)io, run_held_part,
-                            (void *)e, &hits, &gerr);
+                            (void *)e, &hits, st, &gerr);
     uint64_t t3 = hy_now_ns();
-    if (!rc && !grc)
+    if (!rc && !grc) {
         log_sort_span(s, cnt, t0, t1, t2, t3);
+        span_rows(e, s, st, true, cnt[0], t2 - t1, t3 - t0, o);
+    }
+    free(st);
     free(bk.sp);
     if (rc)
         return rc;
@@ -445,21 +500,33 @@ int hy_ranks_sort_slices(const hy_engines *e, const hy_job_spec *s, const hy_row
     HY_ASSERT(e->mpi != NULL && s->ranks > 1 && s->n > 0);
     uint64_t t0 = hy_now_ns(), token, hits = 0;
     struct hy_skey *sp = calloc(s->ranks, sizeof *sp);
-    if (!sp)
+    hy_mpi_rank_stat *st = calloc(s->ranks, sizeof *st);
+    if (!sp || !st) {
+        free(sp);
+        free(st);
         return hy_error_set(err, HY_ENOMEM, "no memory for %u splitters", s->ranks);
+    }
     int rc = file_splitters(e, s, in_at, sp, err);
+    uint64_t sample_ns = hy_now_ns() - t0;
     hy_mpi_part proto = {.kind = HY_MPI_SORT, .backend = r->backend, .threads = r->threads,
                          .mode = s->mode, .nogil = s->nogil, .dtype = s->dtype};
     if (!rc)
         rc = hy_mpi_files_scatter(e->mpi, &proto, s->ranks, s->n, in_at, out_at, sp, s->input,
                                   s->output, &token, err);
     free(sp);
-    if (rc)
+    if (rc) {
+        free(st);
         return rc;
+    }
     /* Every rank's bucket, this one's included, comes back as a part this gather runs or
      * as a peer's answer: the span ends when every run is written. */
     rc = hy_mpi_gather(e->mpi, token, io_cancelled, (void *)io, run_held_part, (void *)e,
-                       &hits, err);
+                       &hits, st, err);
+    if (!rc) { /* every part answered, this rank's too; its sample was I/O before them */
+        st[0].io_ns += sample_ns;
+        span_rows(e, s, st, false, 0, 0, 0, o);
+    }
+    free(st);
     if (rc)
         return rc;
     hy_log(HY_LOG_INFO, "sort across %u ranks from their slices of %s: n %" PRIu64 ", %.3f "

@@ -49,6 +49,10 @@ int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy
  * raw — through hc_output_write: a regular file is replaced atomically (keeping its mode
  * and owner), a FIFO or character device written through, a symlink followed. */
 int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err);
+/* hc_npy_write of an array whose bytes are also the start of the file memfd (a->data its
+ * mapping): the data goes from the memfd to the output file inside the kernel. */
+int hc_npy_write_memfd(const char *path, const hc_array *a, int memfd, bool raw,
+                       hy_error *err);
 void hc_array_free(hc_array *a);
 
 /* An input file opened and checked as hc_npy_read and hc_raw_read check it, its data not
@@ -97,10 +101,15 @@ bool hc_is_sorted(const void *data, int dtype, size_t n, size_t *first_bad);
 
 /* ---- output files: output.c ---- */
 
-/* A piece of a file's contents; a file is written from a list of them. */
+/* A piece of a file's contents; a file is written from a list of them. With src_fd > 0 the
+ * same len bytes are also the start of that file (the sort's memfd): they are moved from it
+ * file to file with sendfile, never touching data's pages (a fault each, 4 KiB at a time,
+ * where the client never read them), and data is the fallback where the output refuses
+ * sendfile. */
 typedef struct hc_chunk {
     const void *data;
     size_t len;
+    int src_fd;
 } hc_chunk;
 
 /* Whether hybridctl may write `path`, decided the way hc_output_write decides it, and

@@ -1894,7 +1894,7 @@ static int cmd_sort(conn *c, const struct cmdline *l)
         /* Before the report, so a failed write ends in its one error (and one --json
          * document) rather than a report that names a file that was not written. */
         hy_error err = {0};
-        if (hc_npy_write(o.output, &ma.a, o.raw, &err)) {
+        if (hc_npy_write_memfd(o.output, &ma.a, ma.fd, o.raw, &err)) {
             free(out); /* fail() exits: nothing may be left for a leak checker to find */
             free_array(&ma);
             fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);

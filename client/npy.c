@@ -806,7 +806,8 @@ int hc_raw_read(const char *path, int dtype, hc_array *out, size_t max_bytes, hy
 
 /* ---- writing ---- */
 
-int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
+int hc_npy_write_memfd(const char *path, const hc_array *a, int memfd, bool raw,
+                       hy_error *err)
 {
     size_t esize = hy_dtype_size(a->dtype);
     if (esize == 0)
@@ -826,8 +827,13 @@ int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
             return hy_error_set(err, HY_EINTERNAL, "cannot write %s: the .npy header does not fit",
                                 path);
     }
-    hc_chunk chunks[2] = {{header, header_len}, {a->data, a->n * esize}};
+    hc_chunk chunks[2] = {{header, header_len, 0}, {a->data, a->n * esize, memfd}};
     return hc_output_write(path, NULL, chunks, 2, err);
+}
+
+int hc_npy_write(const char *path, const hc_array *a, bool raw, hy_error *err)
+{
+    return hc_npy_write_memfd(path, a, 0, raw, err);
 }
 
 void hc_array_free(hc_array *a)

@@ -1219,7 +1219,7 @@ int hc_write_plot(const char *path, const hc_compare *c, hy_error *err)
                             "cannot draw the plot %s: %s", path,
                             rc == HY_ENOMEM ? "out of memory" : "the chart could not be built");
     }
-    hc_chunk chunk = {svg, len};
+    hc_chunk chunk = {svg, len, 0};
     rc = hc_output_write(path, "the plot", &chunk, 1, err);
     free(svg);
     return rc;

@@ -1771,6 +1771,76 @@ class TestOutputPaths(Case):
                 self.assertIn("the plot", r.stderr)
         self.assertFalse(os.path.exists(os.path.dirname(svg)))
 
+    def reversed_f64_npy(self, n):
+        """An f64 .npy of n descending values in a new file: (path, the sorted bytes)."""
+        inp = path("descending-%d.npy" % n)
+        write_npy(inp, "f64", [float(v) for v in range(n - 1, -1, -1)])
+        return inp, struct.pack("<%dd" % n, *(float(v) for v in range(n)))
+
+    def test_output_over_a_larger_file(self):
+        """The sorted array goes from the memfd to the file inside the kernel, in steps; an
+        existing larger file is left with exactly the new bytes, whether it is replaced or
+        rewritten in place (a deleted file reached through /proc/self/fd), and a file open
+        for appending gets them after what it held."""
+        n = 1100000  # 8.8 MB: more than one of output.c's 8 MiB steps
+        inp, want = self.reversed_f64_npy(n)
+        junk = b"\xff" * (3 * n * 8 + 4097)
+        out = path("over-larger.npy")
+        with open(out, "wb") as f:
+            f.write(junk)
+        self.run_ok("sort", "--input", inp, "--output", out, "--check")
+        self.assertEqual(os.path.getsize(out), 128 + n * 8)
+        self.assertEqual(read_npy(out), ("f64", (n,), want))
+        # in place: the same name cannot be replaced, so it is truncated and rewritten
+        gone = path("over-larger-deleted.npy")
+        with open(gone, "w+b") as f:
+            f.write(junk)
+            f.flush()
+            os.unlink(gone)
+            r = subprocess.run(ctl_argv("sort", "--input", inp, "--output",
+                                        "/proc/self/fd/%d" % f.fileno()),
+                               pass_fds=(f.fileno(),), capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(os.fstat(f.fileno()).st_size, 128 + n * 8)
+            self.assertEqual(parse_npy_bytes(os.pread(f.fileno(), 128 + n * 8 + 1, 0)),
+                             ("f64", (n,), want))
+        # standard output open for appending refuses sendfile: written from the mapping
+        app = path("over-appended.bin")
+        with open(app, "wb") as f:
+            f.write(b"head")
+        with open(app, "ab") as f:
+            r = subprocess.run(ctl_argv("sort", "--input", inp, "--output", "-"), stdout=f,
+                               stderr=subprocess.PIPE, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(app, "rb") as f:
+            got = f.read()
+        self.assertEqual(got[:4], b"head")
+        self.assertEqual(parse_npy_bytes(got[4:]), ("f64", (n,), want))
+        left = [f for f in os.listdir(TMP.name) if f.startswith(".over")]
+        self.assertEqual(left, [], "temporary files left behind")
+
+    def test_input_shorter_than_its_header(self):
+        """A file whose header promises more than it holds is refused before any job, with
+        the sizes in the sentence; nothing is written, and the daemon serves on."""
+        inp, _ = self.reversed_f64_npy(5000)
+        with open(inp, "rb") as f:
+            whole = f.read()
+        short = path("short-by-one.npy")
+        with open(short, "wb") as f:
+            f.write(whole[:-8])
+        out = path("short-out.npy")
+        before = self.job_counts()
+        r = self.run_fail(4, "sort", "--input", short, "--output", out)
+        self.assertIn(short, r.stderr)
+        self.assertIn("truncated", r.stderr)
+        self.assertIn("5000 f64 (40000 bytes)", r.stderr)
+        self.assertIn("39992", r.stderr)
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(self.job_counts(), before)
+        self.run_ok("sort", "--input", inp, "--output", out, "--check")
+        self.assertEqual(read_npy(out)[1], (5000,))
+
     def test_raw_input_that_is_npy(self):
         inp = path("really-npy.bin")
         write_npy(inp, "f64", [3.0, 1.0, 2.0])

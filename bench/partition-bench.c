@@ -2,13 +2,15 @@
  * docs/scale-out.md's model. The asking rank of `--ranks N` (daemon/ranks.c) and every rank of
  * the MPI-IO path (mpi/mpi.c) find each key's bucket among N - 1 splitters, count the buckets,
  * then copy each key to its bucket; this program times those two passes on one thread over
- * uniform f64 keys, with the splitters at the 1/N quantiles, for each N asked, with the
- * splitters searched two ways: hy_bucket_of's branch-free loop and hy_stree_bucket's tree.
+ * uniform f64 keys, with the splitters at the 1/N quantiles, for each N asked, three ways:
+ * `loop` searches the splitters by hy_bucket_of's branch-free loop in both passes, `tree` by
+ * hy_stree_bucket's tree in both, `ids` by the tree in the count pass only, keeping each key's
+ * bucket in a byte (two past 256 ranks) that the copy pass reads back.
  *
  *   partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat R]
  *
- * The two ways run in turns (A B A B ...), R times each; the median and min-max of each, in ns
- * per key, are printed per pass. Both must give the same bucket counts (exit 1 if not). */
+ * The ways run in turns (A B C A B C ...), R times each; the median and min-max of each, in ns
+ * per key, are printed per pass. All must give the same bucket counts (exit 1 if not). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 struct run {
     const uint64_t *src;  /* the keys' bits, never changed */
     uint64_t *a, *spill;  /* the array partitioned in place, and the other buckets' space */
+    uint16_t *ids;        /* each key's bucket, for the `ids` way */
     size_t n;
     unsigned ranks;
     const struct hy_skey *sp;
@@ -39,15 +42,25 @@ static inline unsigned bucket(const struct run *r, bool tree, uint64_t x, uint64
     return tree ? hy_stree_bucket(r->tree, k, i) : hy_bucket_of(r->sp, r->ranks - 1, k, i);
 }
 
+enum { WAY_LOOP, WAY_TREE, WAY_IDS, WAYS };
+
 /* One partition, as the span does it: count, then bucket 0 in place and the rest to their
  * buffers (here one spill area cut at the counts). Returns (count ns, scatter ns). */
-static void partition(struct run *r, bool tree, double *count_ns, double *scatter_ns)
+static void partition(struct run *r, int way, double *count_ns, double *scatter_ns)
 {
     memcpy(r->a, r->src, r->n * sizeof *r->a);
     memset(r->cnt, 0, sizeof r->cnt);
+    bool tree = way != WAY_LOOP;
     uint64_t t0 = hy_now_ns();
-    for (size_t i = 0; i < r->n; i++)
-        r->cnt[bucket(r, tree, r->a[i], i)]++;
+    if (way == WAY_IDS)
+        for (size_t i = 0; i < r->n; i++) {
+            unsigned b = bucket(r, true, r->a[i], i);
+            r->ids[i] = (uint16_t)b;
+            r->cnt[b]++;
+        }
+    else
+        for (size_t i = 0; i < r->n; i++)
+            r->cnt[bucket(r, tree, r->a[i], i)]++;
     uint64_t t1 = hy_now_ns();
     r->dst[0] = r->a;
     uint64_t at = 0;
@@ -56,11 +69,17 @@ static void partition(struct run *r, bool tree, double *count_ns, double *scatte
         at += r->cnt[b];
     }
     memset(r->pos, 0, sizeof r->pos);
-    for (size_t i = 0; i < r->n; i++) {
-        uint64_t x = r->a[i];
-        unsigned b = bucket(r, tree, x, i);
-        r->dst[b][r->pos[b]++] = x;
-    }
+    if (way == WAY_IDS)
+        for (size_t i = 0; i < r->n; i++) {
+            unsigned b = r->ids[i];
+            r->dst[b][r->pos[b]++] = r->a[i];
+        }
+    else
+        for (size_t i = 0; i < r->n; i++) {
+            uint64_t x = r->a[i];
+            unsigned b = bucket(r, tree, x, i);
+            r->dst[b][r->pos[b]++] = x;
+        }
     uint64_t t2 = hy_now_ns();
     *count_ns = (double)(t1 - t0) / (double)r->n;
     *scatter_ns = (double)(t2 - t1) / (double)r->n;
@@ -101,19 +120,20 @@ static int bench_ranks(struct run *r, unsigned ranks, int reps)
     r->ranks = ranks;
     r->sp = sp;
     r->tree = tree;
-    double c[2][MAX_REPEAT], s[2][MAX_REPEAT];
+    double c[WAYS][MAX_REPEAT], s[WAYS][MAX_REPEAT];
     uint64_t first[MAX_RANKS];
     int bad = 0;
     for (int i = 0; i < reps; i++)
-        for (int way = 0; way < 2; way++) {
-            partition(r, way == 1, &c[way][i], &s[way][i]);
+        for (int way = 0; way < WAYS; way++) {
+            partition(r, way, &c[way][i], &s[way][i]);
             if (i == 0 && way == 0)
                 memcpy(first, r->cnt, ranks * sizeof *first);
             else
                 bad |= memcmp(first, r->cnt, ranks * sizeof *first) != 0;
         }
-    report("loop", ranks, c[0], s[0], reps);
-    report("tree", ranks, c[1], s[1], reps);
+    report("loop", ranks, c[WAY_LOOP], s[WAY_LOOP], reps);
+    report("tree", ranks, c[WAY_TREE], s[WAY_TREE], reps);
+    report("ids", ranks, c[WAY_IDS], s[WAY_IDS], reps);
     free(tree);
     free(sp);
     return bad;
@@ -140,7 +160,8 @@ int main(int argc, char **argv)
     struct run *r = calloc(1, sizeof *r);
     uint64_t *src = r ? malloc(n * sizeof *src) : NULL, *a = malloc(n * sizeof *a),
              *spill = malloc(n * sizeof *spill);
-    if (!r || !src || !a || !spill) {
+    uint16_t *ids = malloc(n * sizeof *ids);
+    if (!r || !src || !a || !spill || !ids) {
         fprintf(stderr, "partition-bench: out of memory for %zu keys\n", n);
         return 1;
     }
@@ -150,7 +171,7 @@ int main(int argc, char **argv)
         double v = (double)(seed >> 11) * 0x1p-53;
         memcpy(&src[i], &v, sizeof v);
     }
-    *r = (struct run){.src = src, .a = a, .spill = spill, .n = n,
+    *r = (struct run){.src = src, .a = a, .spill = spill, .ids = ids, .n = n,
                       .t = hy_xform_u64_of(hy_key_spec_of(HY_DT_F64))};
     printf("%zu uniform f64 keys, one thread, ns per key: median (min-max) of %d\n", n, reps);
     printf("ranks  way      count               scatter             total\n");
@@ -166,8 +187,9 @@ int main(int argc, char **argv)
     free(src);
     free(a);
     free(spill);
+    free(ids);
     free(r);
     if (bad)
-        fprintf(stderr, "partition-bench: the two ways counted different buckets\n");
+        fprintf(stderr, "partition-bench: the ways counted different buckets\n");
     return bad;
 }

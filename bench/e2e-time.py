@@ -9,12 +9,15 @@ start to exit (the client reads the file, the daemon sorts, the client writes th
 one untimed warm-up with --check (exit 1 if the daemon's result is out of order), then N
 timed runs (default 3). Each run's --json answer gives the daemon's own sort time, reported
 beside it. Then the floor under any file-to-file sort: reading IN into memory and writing
-those bytes to OUT, through the page cache and without fsync as numpy and hybridctl do, timed
-the same way. bench/lesson/lesson.py --e2e-input times numpy's side of the same file.
+those bytes to OUT, through the page cache and without fsync as numpy does, timed the same
+way (hybridctl does fsync its output, which is replaced atomically; its writeback starts while
+it writes, so the fsync adds a few ms). bench/lesson/lesson.py --e2e-input times numpy's side
+of the same file.
 
 With --hybridd PATH it starts that daemon on a socket of its own (built-in defaults, stopped
 at the end) and first times the first job after start, before the warm-up: issue 16 asks for
-it within 1.2x of a warm run. With --socket it uses a running daemon and has no first job.
+it within 1.2x of a warm run (first_job_ns; first_job_sort_ns is the daemon's own sort time
+in it). With --socket it uses a running daemon and has no first job.
 
 Prints one JSON document (compare.py reads it); exit 1 on any error. Standard library only.
 """
@@ -128,7 +131,7 @@ def main(argv=None):
 def measure(a, sock, fresh):
     """The document: the command's rows (and its first job on a fresh daemon), the floor's."""
     cmd = [a.hybridctl, "-s", sock, "--json", "sort", "--input", a.input, "--output", a.output]
-    cold = run_hybridctl(cmd)[0] if fresh else None
+    cold, cold_ans = run_hybridctl(cmd) if fresh else (None, None)
     _, first = run_hybridctl(cmd + ["--check"])
     if first.get("checked") is not True:
         raise SystemExit("e2e-time: hybridctl --check did not confirm the order: %s"
@@ -141,7 +144,10 @@ def measure(a, sock, fresh):
     n = first["n"]
     read_write(a.input, a.output)                 # warm-up, as for the command
     floor = [read_write(a.input, a.output) for _ in range(a.repeat)]
-    extra = {} if cold is None else {"first_job_ns": cold * 1e9}
+    # The first job's own sort time beside its wall time tells a daemon that is slow to start
+    # its first sort (fresh scratch pages) from a client that is slow on its first run.
+    extra = {} if cold is None else {"first_job_ns": cold * 1e9,
+                                     "first_job_sort_ns": cold_ans["median_ns"]}
     return {"tool": "bench/e2e-time.py", "n": n, "dtype": first.get("dtype"),
             "input": os.path.abspath(a.input), "repeat": a.repeat, "fresh_daemon": fresh,
             "rows": [row("hybridctl", n, walls, backend=first.get("backend"),

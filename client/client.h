@@ -188,10 +188,15 @@ int hc_print_compare(FILE *f, const hc_compare *c, enum hc_format fmt);
 int hc_write_plot(const char *path, const hc_compare *c, hy_error *err);
 
 /* Single jobs. */
+/* A job across MPI ranks gets, under its row, each rank's part (`nranks` of `ranks`, in rank
+ * order; 0 when it ran on one daemon, or the daemon is older): text a table, JSON "per_rank"
+ * and "per_rank_all", CSV one line per rank and an "all" line (HC_CSV). */
 typedef struct hc_pi_report {
     uint64_t seed;
     const hy_result_row *row;
     const char *device_name; /* opencl */
+    const hy_rank_row *ranks;
+    unsigned nranks;
 } hc_pi_report;
 int hc_print_pi(FILE *f, const hc_pi_report *r, enum hc_format fmt);
 
@@ -202,6 +207,8 @@ typedef struct hc_sort_report {
     int checked;             /* -1 not checked, 0 out of order, 1 in order */
     const hy_result_row *row;
     const char *device_name;
+    const hy_rank_row *ranks;
+    unsigned nranks;
 } hc_sort_report;
 int hc_print_sort(FILE *f, const hc_sort_report *r, enum hc_format fmt);
 

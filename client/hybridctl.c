@@ -250,7 +250,9 @@ static const struct option {
     {"--raw", NULL, NULL, C_SORT, "sort: --output writes raw bytes", NULL, NULL},
     {"--check", NULL, NULL, C_SORT, "sort: verify the order of the result; exit 1 if not",
      NULL, NULL},
-    {"--csv", NULL, NULL, C_CMP, "compare: the table as CSV (not with --json)", NULL, NULL},
+    {"--csv", NULL, NULL, C_CMP | C_PI | C_SORT,
+     "compare: the table as CSV; pi, sort: each MPI rank's part and the whole as CSV (not "
+     "with --json)", NULL, NULL},
     {"--plot", NULL, "FILE.svg", C_CMP, "compare: also write an SVG scaling chart", NULL, NULL},
     {"--all", NULL, NULL, C_JOBS,
      "jobs: every user's (root and the daemon's user; others see their own and a count of "
@@ -847,6 +849,8 @@ static const hy_msg *conn_ask(conn *c, int type, int reply)
 struct job_out {
     hy_result_row rows[HY_IPC_ROWS_MAX];
     unsigned nrows;
+    hy_rank_row ranks[HY_IPC_RANK_ROWS_MAX]; /* a span's parts, in rank order */
+    unsigned nranks;
     uint64_t job_id;
     unsigned repeat; /* ACCEPTED's: the timed runs of each row, the default resolved */
 };
@@ -969,6 +973,8 @@ static void run_job(conn *c, hy_msg *sub, const int *fds, unsigned nfds, struct 
         clear_bar();
         out->nrows = c->in->u.result.nrows;
         memcpy(out->rows, c->in->u.result.rows_in, sizeof out->rows[0] * out->nrows);
+        out->nranks = c->in->u.result.nrank_rows;
+        memcpy(out->ranks, c->in->u.result.rank_rows_in, sizeof out->ranks[0] * out->nranks);
         return;
     }
     if (rc == HY_CLIENT_ERROR && c->in->request == j.request) {
@@ -1666,8 +1672,9 @@ static int cmd_pi(conn *c, const struct cmdline *l)
         return HC_EXIT_JOB;
     run_job(c, m, NULL, 0, out);
     hc_pi_report r = {.seed = o.seed, .row = &out->rows[0],
-                      .device_name = opencl_device_name(c, out, dname)};
-    int rc = hc_print_pi(stdout, &r, g_fmt);
+                      .device_name = opencl_device_name(c, out, dname), .ranks = out->ranks,
+                      .nranks = out->nranks};
+    int rc = hc_print_pi(stdout, &r, o.csv ? HC_CSV : g_fmt);
     free(out);
     return finish_output(rc ? HC_EXIT_JOB : 0);
 }
@@ -1853,8 +1860,9 @@ static int cmd_sort_files(conn *c, const struct jobopts *o)
     device_name dname;
     hc_sort_report r = {.dtype = dtype, .source = o->input, .output = o->output,
                         .checked = checked, .row = &out->rows[0],
-                        .device_name = opencl_device_name(c, out, dname)};
-    int rc = hc_print_sort(stdout, &r, g_fmt) ? HC_EXIT_JOB : 0;
+                        .device_name = opencl_device_name(c, out, dname), .ranks = out->ranks,
+                        .nranks = out->nranks};
+    int rc = hc_print_sort(stdout, &r, o->csv ? HC_CSV : g_fmt) ? HC_EXIT_JOB : 0;
     if (checked == 0) {
         say("%s came back out of order at index %zu", o->output, bad);
         rc = rc ? rc : HC_EXIT_JOB;
@@ -1903,9 +1911,10 @@ static int cmd_sort(conn *c, const struct cmdline *l)
     const char *source = is_stdio(o.input) ? HC_STDIN_NAME : o.input ? o.input : o.dist;
     hc_sort_report r = {.dtype = ma.a.dtype, .source = source,
                         .output = o.output, .checked = checked,
-                        .row = &out->rows[0], .device_name = opencl_device_name(c, out, dname)};
+                        .row = &out->rows[0], .device_name = opencl_device_name(c, out, dname),
+                        .ranks = out->ranks, .nranks = out->nranks};
     /* With --output -, the array owns standard output and the report goes to stderr. */
-    if (hc_print_sort(is_stdio(o.output) ? stderr : stdout, &r, g_fmt))
+    if (hc_print_sort(is_stdio(o.output) ? stderr : stdout, &r, o.csv ? HC_CSV : g_fmt))
         rc = rc ? rc : HC_EXIT_JOB;
     if (checked == 0) {
         say("the array came back out of order at index %zu", bad);

@@ -1386,18 +1386,112 @@ static void json_single_tail(FILE *f, const hy_result_row *r, const char *device
     json_dbl(f, "transfer_share", has_split(r) ? d.transfer_share : NAN);
 }
 
+/* ---- a span's per-rank records (RESULT rank records) ---- */
+
+/* The whole span: the shares, times and bytes of every rank added up. */
+static hy_rank_row ranks_total(const hy_rank_row *rr, unsigned n)
+{
+    hy_rank_row all = {0};
+    for (unsigned i = 0; i < n; i++) {
+        all.share += rr[i].share;
+        all.compute_ns += rr[i].compute_ns;
+        all.exchange_ns += rr[i].exchange_ns;
+        all.io_ns += rr[i].io_ns;
+        all.bytes_sent += rr[i].bytes_sent;
+    }
+    return all;
+}
+
+static void rank_line(FILE *f, const char *who, const hy_rank_row *x, uint64_t n)
+{
+    char sent[32];
+    fmt_bytes(sent, sizeof sent, x->bytes_sent);
+    fprintf(f, "  %-6s %14" PRIu64 " %6.1f%% %12.3f %12.3f %12.3f %12s\n", who, x->share,
+            n ? 100.0 * (double)x->share / (double)n : 0.0, ms(x->compute_ns),
+            ms(x->exchange_ns), ms(x->io_ns), sent);
+}
+
+/* Under the row: who did which share and where its time went (the run nearest the median). */
+static void ranks_text(FILE *f, const hy_rank_row *rr, unsigned n, const char *unit)
+{
+    if (n == 0)
+        return;
+    hy_rank_row all = ranks_total(rr, n);
+    fprintf(f, "per rank (ms; exchange: messages, queues and waits in the span):\n");
+    fprintf(f, "  %-6s %14s %7s %12s %12s %12s %12s\n", "rank", unit, "share", "compute",
+            "exchange", "I/O", "sent");
+    for (unsigned i = 0; i < n; i++) {
+        char who[16];
+        snprintf(who, sizeof who, "%u", rr[i].rank);
+        rank_line(f, who, &rr[i], all.share);
+    }
+    rank_line(f, "all", &all, all.share);
+}
+
+static void rank_json(FILE *f, const hy_rank_row *x, bool with_rank)
+{
+    fputc('{', f);
+    if (with_rank)
+        fprintf(f, "\"rank\":%u,", x->rank);
+    fprintf(f, "\"share\":%" PRIu64, x->share);
+    json_u64(f, "compute_ns", x->compute_ns);
+    json_u64(f, "exchange_ns", x->exchange_ns);
+    json_u64(f, "io_ns", x->io_ns);
+    json_u64(f, "bytes_sent", x->bytes_sent);
+    fputc('}', f);
+}
+
+static void ranks_json(FILE *f, const hy_rank_row *rr, unsigned n)
+{
+    if (n == 0)
+        return;
+    json_key(f, "per_rank");
+    fputc('[', f);
+    for (unsigned i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        rank_json(f, &rr[i], true);
+    }
+    fputc(']', f);
+    json_key(f, "per_rank_all");
+    hy_rank_row all = ranks_total(rr, n);
+    rank_json(f, &all, false);
+}
+
+/* CSV of a single job: one line per rank, then the whole ("all", with the row's median
+ * time); a job on one daemon has the "all" line alone. */
+static int ranks_csv(FILE *f, const hy_result_row *r, const hy_rank_row *rr, unsigned n)
+{
+    fputs("rank,share,compute_ns,exchange_ns,io_ns,bytes_sent,median_ns\n", f);
+    for (unsigned i = 0; i < n; i++)
+        fprintf(f, "%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",\n",
+                rr[i].rank, rr[i].share, rr[i].compute_ns, rr[i].exchange_ns, rr[i].io_ns,
+                rr[i].bytes_sent);
+    hy_rank_row all = n ? ranks_total(rr, n) : (hy_rank_row){.share = r->n};
+    fprintf(f, "all,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
+            all.share, all.compute_ns, all.exchange_ns, all.io_ns, all.bytes_sent,
+            r->median_ns);
+    return finish(f);
+}
+
 int hc_print_pi(FILE *f, const hc_pi_report *rep, enum hc_format fmt)
 {
     const hy_result_row *r = rep->row;
     c_numbers l;
     c_numbers_begin(&l);
     double error = fabs(r->estimate - M_PI);
+    if (fmt == HC_CSV) {
+        int rc = ranks_csv(f, r, rep->ranks, rep->nranks);
+        c_numbers_end(&l);
+        return rc;
+    }
     if (fmt == HC_JSON) {
         fputs("{\"job\":\"pi\"", f);
         json_u64(f, "seed", rep->seed);
         json_u64(f, "ranks", r->ranks ? r->ranks : 1); /* MPI ranks it spanned (1: one daemon) */
         json_dbl(f, "error", error);
         json_single_tail(f, r, rep->device_name);
+        ranks_json(f, rep->ranks, rep->nranks);
         fputs("}\n", f);
     } else {
         char where[320];
@@ -1413,6 +1507,7 @@ int hc_print_pi(FILE *f, const hc_pi_report *rep, enum hc_format fmt)
             fprintf(f, ", across %u MPI ranks", r->ranks);
         fputc('\n', f);
         print_time(f, r, "samples");
+        ranks_text(f, rep->ranks, rep->nranks, "samples");
         print_prediction(f, r, where);
     }
     int rc = finish(f);
@@ -1425,6 +1520,11 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
     const hy_result_row *r = rep->row;
     c_numbers l;
     c_numbers_begin(&l);
+    if (fmt == HC_CSV) {
+        int rc = ranks_csv(f, r, rep->ranks, rep->nranks);
+        c_numbers_end(&l);
+        return rc;
+    }
     if (fmt == HC_JSON) {
         fputs("{\"job\":\"sort\"", f);
         json_s(f, "dtype", hy_dtype_name(rep->dtype));
@@ -1434,6 +1534,7 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
         fputs(rep->checked < 0 ? "null" : rep->checked ? "true" : "false", f);
         json_u64(f, "ranks", r->ranks ? r->ranks : 1); /* MPI ranks it spanned (1: one daemon) */
         json_single_tail(f, r, rep->device_name);
+        ranks_json(f, rep->ranks, rep->nranks);
         fputs("}\n", f);
     } else {
         char where[320], source[256], output[256];
@@ -1448,6 +1549,7 @@ int hc_print_sort(FILE *f, const hc_sort_report *rep, enum hc_format fmt)
             fprintf(f, ", across %u MPI ranks", r->ranks);
         fputc('\n', f);
         print_time(f, r, "elements");
+        ranks_text(f, rep->ranks, rep->nranks, "elements");
         print_prediction(f, r, where);
         fprintf(f, "order: %s\n", rep->checked < 0   ? "not checked"
                                   : rep->checked > 0 ? "checked, ascending"

@@ -110,6 +110,13 @@ typedef struct hy_hybrid_stats {
     bool no_gain; /* sort: no split; the pool or one device ran it alone (the rates said so) */
 } hy_hybrid_stats;
 
+/* A run that spanned MPI ranks: each rank's part, as the RESULT's rank records carry them
+ * (row 0 here; none when the span had more ranks than a RESULT lists). */
+typedef struct hy_span_ranks {
+    unsigned n;
+    hy_rank_row r[HY_IPC_RANK_ROWS_MAX];
+} hy_span_ranks;
+
 typedef struct hy_run_once {
     uint64_t wall_ns;
     uint64_t hits;
@@ -120,6 +127,7 @@ typedef struct hy_run_once {
     hy_cl_timing cl;
     hy_proc_stats proc;
     hy_hybrid_stats hyb;
+    hy_span_ranks span;
 } hy_run_once;
 
 /* How a comparison plans a backend's rows. */

@@ -48,6 +48,7 @@ void hy_config_defaults_for(hy_config *c, unsigned uid, const char *xdg_runtime_
     c->max_job_bytes = UINT64_C(8) << 30;
     c->job_timeout_s = 3600;
     c->drain_timeout_s = 30;
+    c->peer_timeout_s = 30; /* under hybridctl's 60 s: the client hears which rank is silent */
     /* No history unless configured: the temporary daemons of tests and of a user's session
      * then leave nothing behind. */
     c->history_path[0] = '\0';
@@ -125,6 +126,7 @@ static const key limits_keys[] = {
     {"job_bytes", K_U64, F(max_job_bytes), 0, 1, 1LL << 48, 0, HY_RELOAD_APPLY},
     {"job_timeout_s", K_U64, F(job_timeout_s), 0, 0, INT32_MAX, 0, HY_RELOAD_APPLY},
     {"drain_timeout_s", K_U64, F(drain_timeout_s), 0, 0, 86400, 0, HY_RELOAD_APPLY},
+    {"peer_timeout_s", K_U64, F(peer_timeout_s), 0, 0, 86400, 0, HY_RELOAD_APPLY},
 };
 
 static const key state_keys[] = {
@@ -726,10 +728,10 @@ int hy_config_print(const hy_config *c, FILE *f)
             "  queued_jobs = %" PRIu64 "L;\n  jobs_per_client = %" PRIu64 "L;\n"
             "  samples = %" PRIu64 "L;\n  sort_elements = %" PRIu64 "L;\n"
             "  job_bytes = %" PRIu64 "L;\n  job_timeout_s = %" PRIu64 "L;\n"
-            "  drain_timeout_s = %" PRIu64 "L;\n};\n",
+            "  drain_timeout_s = %" PRIu64 "L;\n  peer_timeout_s = %" PRIu64 "L;\n};\n",
             c->max_clients, c->max_frame_bytes, c->max_queued_jobs, c->max_jobs_per_client,
             c->max_samples, c->max_sort_elements, c->max_job_bytes, c->job_timeout_s,
-            c->drain_timeout_s);
+            c->drain_timeout_s, c->peer_timeout_s);
     fprintf(f, "state = {\n  history = ");
     put_string(f, c->history_path);
     fprintf(f, ";\n};\n");

@@ -166,7 +166,8 @@ static void execute(struct hy_sched *s, hy_job *j)
          * followed; auto's own is the one it chose by. */
         uint64_t predicted = sp->auto_flags ? sp->auto_predicted_ns
                                             : hy_job_predict_row(s->e.history, sp, p);
-        j->rc = hy_runner_run_times(&s->e, sp, p, &io, &j->rows[r], &busy, times, &j->err);
+        j->rc = hy_runner_run_times(&s->e, sp, p, &io, &j->rows[r], &busy, times, &j->span,
+                                    &j->err);
         j->busy_ns[p->backend - 1] += busy;
         if (j->rc == 0) {
             j->rows[r].predicted_ns = predicted;

@@ -82,6 +82,7 @@ typedef struct hy_job {
     hy_error err;
     hy_result_row *rows;
     unsigned nrows;
+    hy_span_ranks span; /* a row across MPI ranks: each rank's part (RESULT rank records) */
     uint64_t busy_ns[HY_BACKEND_COUNT];
     uint64_t configs[HY_BACKEND_COUNT];
 } hy_job;

@@ -178,7 +178,11 @@ int hy_ranks_sort_files(const hy_engines *e, const hy_job_spec *s, const hy_row_
     if (rc || (rc = on_rank(e, create_output(e, s, &out_at, err), err)))
         return rc;
     if (s->ranks > 1 && s->n > 0) { /* every rank reads its slice and writes its run */
+        uint64_t head_ns = hy_now_ns() - t0;
         rc = hy_ranks_sort_slices(e, s, r, io, in_at, out_at, o, err);
+        for (unsigned k = 0; k < o->span.n; k++) /* the header and the output's are I/O too */
+            if ((int)o->span.r[k].rank == hy_mpi_rank(e->mpi))
+                o->span.r[k].io_ns += head_ns;
         o->wall_ns = hy_now_ns() - t0;
         return rc;
     }

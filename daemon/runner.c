@@ -100,12 +100,12 @@ static void fill_row(const hy_job_spec *s, const hy_row_spec *r, const hy_run_on
 int hy_runner_run(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_result_row *row, uint64_t *busy_ns, hy_error *err)
 {
-    return hy_runner_run_times(e, s, r, io, row, busy_ns, NULL, err);
+    return hy_runner_run_times(e, s, r, io, row, busy_ns, NULL, NULL, err);
 }
 
 int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                         const hy_run_io *io, hy_result_row *row, uint64_t *busy_ns,
-                        uint64_t *times, hy_error *err)
+                        uint64_t *times, hy_span_ranks *span, hy_error *err)
 {
     bool sort = s->kind->work == HY_JOB_SORT;
     size_t bytes = sort ? (size_t)s->n * hy_dtype_size(s->dtype) : 0;
@@ -163,6 +163,8 @@ int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_
     row->warmup_ns = warmup_ns;
     if (b->finish_row)
         b->finish_row(e, s, r, &m, row);
+    if (span)
+        *span = m.span;
 out:
     free(timed);
     free(walls);

@@ -19,9 +19,11 @@
 int hy_runner_run(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                   const hy_run_io *io, hy_result_row *row, uint64_t *busy_ns, hy_error *err);
 /* The same, and times[0 .. s->repeat) gets each timed run's wall time in the order they ran
- * (for the performance history; only meaningful when it returns 0). */
+ * (for the performance history; only meaningful when it returns 0); span (may be NULL) gets
+ * the per-rank records of the run the row's breakdown comes from, when it spanned ranks
+ * (span->n 0 otherwise). */
 int hy_runner_run_times(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                         const hy_run_io *io, hy_result_row *row, uint64_t *busy_ns,
-                        uint64_t *times, hy_error *err);
+                        uint64_t *times, hy_span_ranks *span, hy_error *err);
 
 #endif

@@ -231,6 +231,7 @@ static void reply_part(struct server *s, hy_job *j)
         const char *why = j->rc == HY_ECANCELED ? "its part was cancelled (the rank is "
                                                   "stopping, or the part ran past its timeout)"
                                                 : j->err.msg;
+        r->part.compute_ns = j->rc == 0 && j->nrows ? j->rows[0].median_ns : 0;
         hy_mpi_part_done(s->set.engines.mpi, &r->part, j->rc,
                          j->rc == 0 && j->nrows ? j->rows[0].hits : 0, why);
         if (r->part.data)
@@ -269,6 +270,11 @@ static void answer_job(struct server *s, hy_job *j)
             if (!j->spec.kind->compare && j->spec.kind->array && j->array) {
                 m->u.result.array = j->array;
                 m->u.result.array_bytes = (uint32_t)j->spec.array_bytes;
+            }
+            /* Never beside an array: an older reader looks for it right after the rows. */
+            if (!m->u.result.array_bytes) {
+                m->u.result.nrank_rows = j->span.n;
+                m->u.result.rank_rows = j->span.r;
             }
             send_msg(s, c, m, NULL, 0);
         }
@@ -1421,6 +1427,8 @@ static void reload(struct server *s)
     hy_config_diff(old, nc, log_change, &applied);
     hy_config_keep_restart_keys(nc, old);
     s->cfg = *nc;
+    if (s->set.engines.mpi)
+        hy_mpi_set_peer_timeout(s->set.engines.mpi, s->cfg.peer_timeout_s * 1000);
     hy_log(HY_LOG_NOTICE, "reloaded %s: %u setting(s) applied",
            s->set.config_path ? s->set.config_path : "the built-in defaults", applied);
     sd_notify(0, "READY=1\nSTATUS=serving (configuration reloaded)");

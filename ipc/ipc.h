@@ -312,14 +312,31 @@ typedef struct hy_result_row {
 #define HY_IPC_ROW_SIZE 264u     /* what this version writes */
 #define HY_IPC_ROW_SIZE_MIN 128u /* the first layout: a reader takes rows this short */
 
-/* A job's final answer when it succeeded: its rows, and the sorted elements of an inline
- * sort (a memfd sort's are in the client's memfd). */
+/* One MPI rank's part of a row that spanned ranks (docs/protocol.md, RESULT's rank
+ * records): what it did and where its time went. */
+typedef struct hy_rank_row {
+    uint32_t rank;        /* the MPI rank */
+    uint32_t row;         /* the row it is a part of (0 for a single job) */
+    uint64_t share;       /* samples (pi) or keys (sort) it counted or sorted */
+    uint64_t compute_ns;  /* its engine on its part */
+    uint64_t exchange_ns; /* the rest of its part's time in the span: messages, queues, waits */
+    uint64_t io_ns;       /* MPI-IO: reading its slice and writing its run (a .npy sort) */
+    uint64_t bytes_sent;  /* keys and message headers it sent to other ranks */
+} hy_rank_row;
+#define HY_IPC_RANK_ROW_SIZE 48u  /* what this version writes, and the least a reader takes */
+#define HY_IPC_RANK_ROWS_MAX 64u  /* rank records in a RESULT */
+
+/* A job's final answer when it succeeded: its rows, each spanning row's per-rank records, and
+ * the sorted elements of an inline sort (a memfd sort's are in the client's memfd). */
 typedef struct hy_msg_result {
     uint16_t job;
     uint16_t nrows;
+    uint32_t nrank_rows;
     uint64_t job_id;
     const hy_result_row *rows; /* encode: the caller's array */
     hy_result_row rows_in[HY_IPC_ROWS_MAX]; /* decode: the rows, converted */
+    const hy_rank_row *rank_rows; /* encode: the caller's array; decode: rank_rows_in */
+    hy_rank_row rank_rows_in[HY_IPC_RANK_ROWS_MAX];
     const void *array;         /* points into the frame on decode; never copied */
     uint32_t array_bytes;
 } hy_msg_result;

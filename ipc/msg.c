@@ -48,6 +48,8 @@ typedef struct field {
 #define TEXT(T, m, off, n, since) FX(T, m, off, F_TEXT, n, MSIZE(T, m) == (n) + 1u, since)
 #define STRIDE(name, off) {name, off, F_STRIDE, 0, 0, 0, 0, 0}
 #define STRIDE2(name, off) {name, off, F_STRIDE, 1, 0, 0, 0, 0}
+/* A record size appended to the body at `since`: from an earlier layout it reads as absent. */
+#define STRIDE_SINCE(name, off, n, since) {name, off, F_STRIDE, n, 0, since, 0, 0}
 #define NSTRIDES 2
 /* Elements first .. first + count - 1 of array member m, the first at `off`. */
 #define FARRAY(T, m, first, cnt, off, stp, k, since)                                        \
@@ -221,15 +223,32 @@ static const field row_f[] = {
 static const rec row_rec = {row_f, NF(row_f), HY_IPC_ROW_SIZE, HY_IPC_ROW_SIZE_MIN,
                             sizeof(hy_result_row)};
 
+#define T hy_rank_row
+static const field rank_row_f[] = {
+    F(T, rank, 0, F_U32),         F(T, row, 4, F_U32),          F(T, share, 8, F_U64),
+    F(T, compute_ns, 16, F_U64),  F(T, exchange_ns, 24, F_U64), F(T, io_ns, 32, F_U64),
+    F(T, bytes_sent, 40, F_U64),
+};
+#undef T
+static const rec rank_row_rec = {rank_row_f, NF(rank_row_f), HY_IPC_RANK_ROW_SIZE,
+                                 HY_IPC_RANK_ROW_SIZE, sizeof(hy_rank_row)};
+
 #define T hy_msg_result
 static const field result_f[] = {
     F(T, job, 4, F_U16), F(T, nrows, 6, F_U16), STRIDE("row_size", 8),
     F(T, array_bytes, 12, F_U32), F(T, job_id, 16, F_U64),
+    /* the rows' per-rank records, appended to the first layout's 24 bytes */
+    FSINCE(T, nrank_rows, 24, F_U32, 32), STRIDE_SINCE("rank_row_size", 28, 1, 32),
 };
+/* The rank records sit between the rows and the array: the array is bulk and must stay
+ * last, and a sender never sends both (an older reader looks for the array after the rows). */
 static const item result_i[] = {
     {.name = "rows", .count = "nrows", .kind = I_RECS, COUNT(T, nrows),
      .max = HY_IPC_ROWS_MAX, .mem = offsetof(T, rows), .store = offsetof(T, rows_in),
      .rec = &row_rec},
+    {.name = "rank records", .count = "nrank_rows", .kind = I_RECS, COUNT(T, nrank_rows),
+     .max = HY_IPC_RANK_ROWS_MAX, .mem = offsetof(T, rank_rows),
+     .store = offsetof(T, rank_rows_in), .rec = &rank_row_rec, .sidx = 1},
     {.name = "array", .count = "array_bytes", .kind = I_BYTES, COUNT(T, array_bytes),
      .mem = offsetof(T, array), .store = offsetof(T, array_bytes),
      .sw = MSIZE(T, array_bytes), .elem = 1},
@@ -394,7 +413,7 @@ static const mdesc types[] = {
     [HY_MSG_SUBMIT] = {"SUBMIT", 72, 56, FIELDS(submit_f), FIELDS(submit_i), check_submit, true},
     [HY_MSG_ACCEPTED] = {"ACCEPTED", 32, 16, FIELDS(accepted_f), NULL, 0, NULL, false},
     [HY_MSG_PROGRESS] = {"PROGRESS", 32, 32, FIELDS(progress_f), NULL, 0, NULL, false},
-    [HY_MSG_RESULT] = {"RESULT", 24, 24, FIELDS(result_f), FIELDS(result_i), check_result,
+    [HY_MSG_RESULT] = {"RESULT", 32, 24, FIELDS(result_f), FIELDS(result_i), check_result,
                        false},
     [HY_MSG_ERROR] = {"ERROR", 24, 24, FIELDS(error_f), FIELDS(error_i), check_error, false},
     [HY_MSG_CANCEL] = {"CANCEL", 16, 16, FIELDS(cancel_f), NULL, 0, NULL, false},
@@ -512,9 +531,9 @@ static void get_value(const field *f, const uint8_t *w, bool in, uint8_t *m, uin
     case F_U32: v32 = in ? get32(w) : 0; memcpy(m, &v32, 4); break;
     case F_U64:
     case F_F64: v64 = in ? get64(w) : 0; memcpy(m, &v64, 8); break;
-    case F_STRIDE:
-        stride[f->n] = get32(w);
-        stride_name[f->n] = f->name;
+    case F_STRIDE: /* absent (an earlier layout): 0, named NULL, its list empty */
+        stride[f->n] = in ? get32(w) : 0;
+        stride_name[f->n] = in ? f->name : NULL;
         break;
     case F_TEXT:
         /* Stops at the first NUL: bytes after it are padding, whatever they hold. */
@@ -807,7 +826,8 @@ static int dec_item(dec *d, const item *it, uint8_t *x)
     if (it->kind == I_U32S)
         size = 4;
     if (it->kind == I_RECS) {
-        if (d->stride[it->sidx] < it->rec->min)
+        /* A list whose size an earlier layout lacks has no records (its count is absent too). */
+        if (d->stride[it->sidx] < it->rec->min && (count || d->stride_name[it->sidx]))
             return hy_error_set(d->err, HY_EPROTO, "%s %s %u is below %u", d->tn,
                                 d->stride_name[it->sidx], d->stride[it->sidx], it->rec->min);
         size = d->stride[it->sidx];

@@ -23,6 +23,12 @@ int hy_mpi_start(hy_mpi **out, hy_error *err);
  * the join. Waiters in hy_mpi_gather are woken with an error. NULL is fine. */
 void hy_mpi_stop(hy_mpi *m);
 
+/* How long a span or a question waits on a rank that gives no sign of life (no answer, no
+ * reply to the MPI thread's pings) before it fails naming that rank; 0: forever. The start
+ * sets HY_MPI_PEER_TIMEOUT_MS. */
+#define HY_MPI_PEER_TIMEOUT_MS 30000u
+void hy_mpi_set_peer_timeout(hy_mpi *m, uint64_t ms);
+
 int hy_mpi_rank(const hy_mpi *m);
 int hy_mpi_size(const hy_mpi *m);
 /* An eventfd, readable when parts from peers wait in hy_mpi_take_part. The loop polls it. */
@@ -51,7 +57,20 @@ typedef struct hy_mpi_part {
      * keys go back to the origin. */
     char *out_path;
     uint64_t out_offset;
+    /* Set by whoever ran it, before hy_mpi_part_done: its engine's time on the part, which
+     * the answer carries to the origin's per-rank figures. */
+    uint64_t compute_ns;
 } hy_mpi_part;
+
+/* One rank's figures for its part of a span (the RESULT's rank records, docs/mpi.md):
+ * share is its samples or keys; exchange_ns is the part's time in the span, from the scatter
+ * until its answer came, less its compute and I/O (messages, queues, waits); bytes_sent
+ * counts the keys and message headers it sent to other ranks. */
+typedef struct hy_mpi_rank_stat {
+    int rank;
+    bool answered;
+    uint64_t share, compute_ns, exchange_ns, io_ns, bytes_sent;
+} hy_mpi_rank_stat;
 
 /* Longest output path a sort part carries (the protocol's, ipc.h's HY_IPC_PATH_MAX). */
 #define HY_MPI_PATH_MAX 4096u
@@ -99,14 +118,17 @@ typedef int (*hy_mpi_run_part_fn)(void *ctx, const hy_mpi_part *p, uint64_t *hit
 /* Waits for every peer's part of span `token` (pi or sort) and adds their hits to *hits. Calls
  * cancelled(ctx) about every 50 ms; when it returns true the span is dropped (late answers are
  * ignored) and HY_ECANCELED returned. A peer's failure comes back as its code and sentence,
- * naming the rank; the MPI thread stopping is HY_EBUSY.
+ * naming the rank; the MPI thread stopping is HY_EBUSY, and so is a rank silent for the peer
+ * timeout (hy_mpi_set_peer_timeout: the span is dropped, the sentence names the rank).
+ * st (NULL, or one entry per part of the span) gets each answered part's figures: st[k] for
+ * the part on rank (rank + k) % size; st[0].bytes_sent gets what the scatter sent added.
  * From scatter until its gather ends, a span holds the parts peers send this rank
  * (hy_mpi_take_part gives none): the gather runs them itself through run_part(part_ctx, ...),
  * so two ranks spanning at once each count the other's part instead of waiting for it behind
  * their own job. Every scatter that succeeded needs its gather. */
 int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
                   hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
-                  hy_error *err);
+                  hy_mpi_rank_stat *st, hy_error *err);
 
 /* ---- files: MPI-IO for a sort whose input and output are .npy paths (docs/mpi.md) ----
  * Only the MPI thread calls MPI, so the caller (an executor) queues the operation and waits
@@ -147,6 +169,7 @@ typedef struct hy_mpi_answers {
     int rc;
     hy_error err;
     unsigned size, expect, got;
+    uint64_t asked_ns; /* when it was asked: the peer timeout counts from here */
     void **blob;
     size_t *len;
     struct hy_mpi_answers *next;
@@ -156,7 +179,9 @@ typedef struct hy_mpi_answers {
 #define HY_MPI_ANSWER_MAX ((size_t)1 << 20)
 
 /* Sends a question to every other rank; *token names it in hy_mpi_take_answers. HY_EBUSY
- * when the MPI thread is stopping, HY_ENOMEM. (One rank alone: answered at once, empty.) */
+ * when the MPI thread is stopping, HY_ENOMEM. (One rank alone: answered at once, empty.)
+ * A question some rank has not answered within the peer timeout is handed back failed
+ * (HY_EBUSY, naming the ranks); their late answers are dropped. */
 int hy_mpi_ask(hy_mpi *m, uint64_t *token, hy_error *err);
 /* The next question a peer sent, or false. Never held by a waiting span. */
 bool hy_mpi_take_question(hy_mpi *m, hy_mpi_question *q);

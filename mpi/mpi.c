@@ -34,7 +34,12 @@
 #include <unistd.h>
 
 enum { TAG_PART = 1, TAG_DONE = 2, TAG_STOP = 3, TAG_SPART = 4, TAG_SDONE = 5, TAG_DATA = 6,
-       TAG_ASK = 7, TAG_ANSWER = 8, TAG_SLICE = 9, TAG_XBUCKET = 10 };
+       TAG_ASK = 7, TAG_ANSWER = 8, TAG_SLICE = 9, TAG_XBUCKET = 10, TAG_PING = 11,
+       TAG_PONG = 12 };
+
+/* The words of a part's answer (TAG_DONE, TAG_SDONE) after its own that carry the rank's
+ * figures for the RESULT's rank records: compute, I/O, bytes sent, share. */
+enum { W_COMPUTE = 4, W_IO = 5, W_SENT = 6, W_SHARE = 7 };
 
 /* Most bytes one data message carries (MPI counts are ints). */
 #define CHUNK ((size_t)1 << 24)
@@ -119,6 +124,9 @@ struct collect {
 struct span {
     uint64_t token;
     unsigned expect, got;
+    uint64_t t0;        /* the scatter: each part's exchange time counts from here */
+    uint64_t bytes_out; /* what the scatter sent other ranks */
+    hy_mpi_rank_stat *st; /* per part (nb of them): its figures, and whether it answered */
     uint64_t hits;
     int rc;
     hy_error err;
@@ -129,6 +137,14 @@ struct span {
     unsigned nb;
     uint64_t *cnt, *off;
     struct span *next;
+};
+
+/* What this rank's slice of a files span cost (its read, the buckets it sent), kept until
+ * its bucket's answer carries it to the asking rank. */
+struct slicestat {
+    int origin;
+    uint64_t token, io_ns, bytes;
+    struct slicestat *next;
 };
 
 struct hy_mpi {
@@ -157,7 +173,32 @@ struct hy_mpi {
     hy_mpi_answers *asks, *answered;
     struct fileop *files; /* file operations waiting for the MPI thread */
     struct collect *collects; /* buckets of files spans being gathered (the MPI thread's) */
+    struct slicestat *slicestats; /* the MPI thread's */
+    /* Liveness: when each rank was last heard from (the MPI thread writes, atomically), and
+     * how long a span or question waits on a silent one (0: forever). */
+    uint64_t *heard;
+    uint64_t timeout_ns, last_ping;
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Part k of span s answered with the figures in w (under the lock). */
+static void note_answer(struct span *s, unsigned k, int from, const struct wire *w)
+{
+    if (!s->st || k >= s->nb)
+        return;
+    hy_mpi_rank_stat *r = &s->st[k];
+    uint64_t took = now_ns() - s->t0, busy = w->w[W_COMPUTE] + w->w[W_IO];
+    *r = (hy_mpi_rank_stat){.rank = from, .answered = true, .share = w->w[W_SHARE],
+                            .compute_ns = w->w[W_COMPUTE], .io_ns = w->w[W_IO],
+                            .bytes_sent = w->w[W_SENT],
+                            .exchange_ns = took > busy ? took - busy : 0};
+}
 
 static void push_out(hy_mpi *m, struct out *o)
 {
@@ -172,6 +213,7 @@ static void push_out(hy_mpi *m, struct out *o)
 
 static void free_span(struct span *s)
 {
+    free(s->st);
     free(s->cnt);
     free(s);
 }
@@ -196,6 +238,8 @@ static void on_done(hy_mpi *m, int from, const struct wire *w)
     s->got++;
     s->hits += w->w[2];
     int rc = (int)(int64_t)w->w[1];
+    if (!rc && from >= 0 && from < m->size) /* part k is on rank (rank + k) % size */
+        note_answer(s, (unsigned)((from - m->rank + m->size) % m->size), from, w);
     if (rc && !s->rc) {
         s->rc = rc;
         hy_error_set(&s->err, rc, "rank %d: %.*s", from, (int)sizeof w->text - 1, w->text);
@@ -273,13 +317,13 @@ static void drain_data(hy_mpi *m, int from, size_t bytes)
 
 /* A sort answer's header, no keys: a refusal or failure (under the lock). */
 static void answer_sort_error(hy_mpi *m, int dest, uint64_t token, unsigned bucket, int rc,
-                              const char *why)
+                              const char *why, uint64_t io_ns, uint64_t sent)
 {
     struct out *o = calloc(1, sizeof *o);
     if (!o)
         return; /* the origin's cancel or job timeout ends its wait */
     *o = (struct out){.dest = dest, .tag = TAG_SDONE};
-    uint64_t w[4] = {token, (uint64_t)(int64_t)rc, bucket, 0};
+    uint64_t w[8] = {token, (uint64_t)(int64_t)rc, bucket, 0, 0, io_ns, sent, 0};
     memcpy(o->msg.w, w, sizeof w);
     snprintf(o->msg.text, sizeof o->msg.text, "%s", why);
     push_out(m, o);
@@ -313,7 +357,7 @@ static void on_sort_part(hy_mpi *m, int from, const struct wire *w)
         free(part.data);
         free(p);
         pthread_mutex_lock(&m->mu);
-        answer_sort_error(m, from, part.token, part.bucket, rc, why);
+        answer_sort_error(m, from, part.token, part.bucket, rc, why, 0, 0);
         pthread_mutex_unlock(&m->mu);
         return;
     }
@@ -340,6 +384,8 @@ static void on_sort_done(hy_mpi *m, int from, const struct wire *w)
         if (mrc != MPI_SUCCESS && !s->rc)
             s->rc = hy_error_set(&s->err, HY_ESYS, "rank %d: receiving its sorted keys failed "
                                  "(MPI error %d)", from, mrc);
+        else if (mrc == MPI_SUCCESS)
+            note_answer(s, k, from, w);
     } else {
         pthread_mutex_unlock(&m->mu);
         drain_data(m, from, bytes);
@@ -447,6 +493,17 @@ static void on_answer(hy_mpi *m, int from, const struct wire *w)
     free(buf);
 }
 
+/* A peer waiting on this rank asks whether it lives: the MPI thread answers at once
+ * (under the lock), whatever the daemon is doing. */
+static void on_ping(hy_mpi *m, int from)
+{
+    struct out *o = calloc(1, sizeof *o);
+    if (!o)
+        return; /* the next ping asks again */
+    *o = (struct out){.dest = from, .tag = TAG_PONG};
+    push_out(m, o);
+}
+
 static void on_slice(hy_mpi *m, int from, const struct wire *w);
 static void on_xbucket(hy_mpi *m, int from, const struct wire *w);
 static void free_collect(struct collect *c);
@@ -465,6 +522,10 @@ static bool receive_one(hy_mpi *m)
                  MPI_STATUS_IGNORE) != MPI_SUCCESS)
         return false;
     w.text[sizeof w.text - 1] = '\0';
+    if (st.MPI_SOURCE >= 0 && st.MPI_SOURCE < m->size) /* any message is a sign of life */
+        __atomic_store_n(&m->heard[st.MPI_SOURCE], now_ns(), __ATOMIC_RELAXED);
+    if (st.MPI_TAG == TAG_PONG)
+        return true;
     /* These receive the bytes that follow their header first, then take the lock as needed. */
     void (*unlocked)(hy_mpi *, int, const struct wire *) =
         st.MPI_TAG == TAG_SPART     ? on_sort_part
@@ -484,6 +545,8 @@ static bool receive_one(hy_mpi *m)
         on_done(m, st.MPI_SOURCE, &w);
     else if (st.MPI_TAG == TAG_ASK)
         on_ask(m, st.MPI_SOURCE, &w);
+    else if (st.MPI_TAG == TAG_PING)
+        on_ping(m, st.MPI_SOURCE);
     else if (st.MPI_TAG == TAG_STOP && !m->peer_stop) {
         /* One rank stopping stops the MPI job: the daemon's loop gets the same SIGTERM as
          * from mpirun (blocked in every thread, read from its signalfd). */
@@ -502,6 +565,20 @@ static void free_out(struct out *o)
 
 static void file_run(struct fileop *f);
 
+/* Adds what this rank's slice of span (origin, token) cost to *io and *sent, and forgets it
+ * (the MPI thread's: no lock). */
+static void take_slicestat(hy_mpi *m, int origin, uint64_t token, uint64_t *io, uint64_t *sent)
+{
+    for (struct slicestat **l = &m->slicestats, *x; (x = *l); l = &x->next)
+        if (x->origin == origin && x->token == token) {
+            *io += x->io_ns;
+            *sent += x->bytes;
+            *l = x->next;
+            free(x);
+            return;
+        }
+}
+
 /* A sorted run a span sent this rank, written where it goes in the output file before its
  * answer's header is sent; a failed write is the answer instead (without the "rank K: "
  * the origin adds itself). */
@@ -509,7 +586,12 @@ static void write_run(hy_mpi *m, struct out *o)
 {
     struct fileop f = {.op = HY_MPI_FILE_WRITE, .path = o->wpath, .offset = o->woff,
                        .buf = o->owned, .len = o->wlen, .rank = m->rank};
+    uint64_t t0 = now_ns();
     file_run(&f);
+    uint64_t io = now_ns() - t0, sent = 0;
+    take_slicestat(m, o->dest, o->msg.w[0], &io, &sent);
+    o->msg.w[W_IO] = io;
+    o->msg.w[W_SENT] = sent + (o->dest != m->rank ? sizeof o->msg : 0);
     if (f.rc) {
         const char *why = strstr(f.err.msg, ": ");
         o->msg.w[1] = (uint64_t)(int64_t)f.rc;
@@ -754,11 +836,65 @@ static int init_mpi(hy_mpi *m)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &m->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &m->size);
+    if (!(m->heard = calloc((size_t)m->size, sizeof *m->heard))) {
+        MPI_Finalize();
+        return hy_error_set(&m->init_err, HY_ENOMEM, "no memory for %d ranks", m->size);
+    }
     if (MPI_Comm_dup(MPI_COMM_WORLD, &m->data) != MPI_SUCCESS) {
+        free(m->heard);
+        m->heard = NULL;
         MPI_Finalize();
         return hy_error_set(&m->init_err, HY_ESYS, "MPI_Comm_dup failed");
     }
     return 0;
+}
+
+/* While a span or a question waits, every peer is pinged about four times per peer
+ * timeout (at most once a second): a live rank's MPI thread answers at once, even while its
+ * daemon computes, so only a rank that is stopped, hung or cut off stays silent. */
+static void ping_peers(hy_mpi *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t now = now_ns(), every = m->timeout_ns / 4;
+    every = every > 1000000000ull ? 1000000000ull : every < 50000000ull ? 50000000ull : every;
+    if (m->timeout_ns && (m->holding || m->asks) && now - m->last_ping >= every) {
+        m->last_ping = now;
+        for (int r = 0; r < m->size; r++) {
+            struct out *o = r == m->rank ? NULL : calloc(1, sizeof *o);
+            if (o) {
+                *o = (struct out){.dest = r, .tag = TAG_PING};
+                push_out(m, o);
+            }
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Questions some rank has not answered within the peer timeout go back to the loop failed,
+ * naming the ranks (under the lock); their late answers find no question and are dropped. */
+static void expire_asks(hy_mpi *m)
+{
+    uint64_t now = now_ns();
+    for (hy_mpi_answers **l = &m->asks, *a; (a = *l);) {
+        if (!m->timeout_ns || now - a->asked_ns <= m->timeout_ns) {
+            l = &a->next;
+            continue;
+        }
+        char who[96] = "";
+        size_t at = 0;
+        for (unsigned r = 0; r < a->size && at < sizeof who - 16; r++)
+            if ((int)r != m->rank && !a->blob[r] && !a->len[r])
+                at += (size_t)snprintf(who + at, sizeof who - at, "%s%u", at ? ", " : "", r);
+        if (!a->rc)
+            a->rc = hy_error_set(&a->err, HY_EBUSY, "rank %s did not answer within %.0f s "
+                                 "(stopped, hung or cut off; limits.peer_timeout_s)", who,
+                                 (double)m->timeout_ns / 1e9);
+        a->got = a->expect;
+        *l = a->next;
+        a->next = m->answered;
+        m->answered = a;
+        wake_loop(m);
+    }
 }
 
 static void *mpi_main(void *arg)
@@ -780,6 +916,10 @@ static void *mpi_main(void *arg)
         pthread_mutex_unlock(&m->mu);
         send_queued(m, o);
         run_files(m);
+        ping_peers(m);
+        pthread_mutex_lock(&m->mu);
+        expire_asks(m);
+        pthread_mutex_unlock(&m->mu);
         bool sending = progress_sends(m);
         if (stop)
             break;
@@ -833,6 +973,7 @@ int hy_mpi_start(hy_mpi **out, hy_error *err)
     pthread_cond_init(&m->spans, NULL);
     pthread_cond_init(&m->ready, NULL);
     m->next_token = 1;
+    m->timeout_ns = HY_MPI_PEER_TIMEOUT_MS * 1000000ull;
     int rc = pthread_create(&m->thread, NULL, mpi_main, m);
     if (rc) {
         close(m->evfd);
@@ -886,6 +1027,11 @@ void hy_mpi_stop(hy_mpi *m)
         n = c->next;
         free_collect(c);
     }
+    for (struct slicestat *x = m->slicestats, *n; x; x = n) {
+        n = x->next;
+        free(x);
+    }
+    free(m->heard);
     hy_mpi_answers *lists[2] = {m->asks, m->answered};
     for (int i = 0; i < 2; i++)
         for (hy_mpi_answers *a = lists[i], *n; a; a = n) {
@@ -894,6 +1040,13 @@ void hy_mpi_stop(hy_mpi *m)
         }
     close(m->evfd);
     free(m);
+}
+
+void hy_mpi_set_peer_timeout(hy_mpi *m, uint64_t ms)
+{
+    pthread_mutex_lock(&m->mu);
+    m->timeout_ns = ms * 1000000ull;
+    pthread_mutex_unlock(&m->mu);
 }
 
 int hy_mpi_rank(const hy_mpi *m) { return m->rank; }
@@ -965,7 +1118,8 @@ static void sort_done(hy_mpi *m, const hy_mpi_part *p, int rc, const char *msg)
         }
         *o = (struct out){.dest = p->origin, .tag = TAG_SDONE, .owned = p->data,
                           .wpath = p->out_path, .woff = p->out_offset, .wlen = bytes};
-        uint64_t w[4] = {p->token, 0, p->bucket, 0};
+        /* write_run adds the run's write and the slice's figures */
+        uint64_t w[8] = {p->token, 0, p->bucket, 0, p->compute_ns, 0, 0, p->count};
         memcpy(o->msg.w, w, sizeof w);
         pthread_mutex_lock(&m->mu);
         push_out(m, o);
@@ -988,7 +1142,8 @@ static void sort_done(hy_mpi *m, const hy_mpi_part *p, int rc, const char *msg)
         return; /* the origin's cancel or job timeout ends its wait */
     }
     *o = (struct out){.dest = p->origin, .tag = TAG_SDONE};
-    uint64_t w[4] = {p->token, (uint64_t)(int64_t)rc, p->bucket, bytes};
+    uint64_t w[8] = {p->token, (uint64_t)(int64_t)rc, p->bucket, bytes, p->compute_ns, 0,
+                     sizeof o->msg + bytes, p->count};
     memcpy(o->msg.w, w, sizeof w);
     snprintf(o->msg.text, sizeof o->msg.text, "%s", msg ? msg : "");
     pthread_mutex_lock(&m->mu);
@@ -1011,6 +1166,9 @@ void hy_mpi_part_done(hy_mpi *m, const hy_mpi_part *p, int rc, uint64_t hits, co
     o->msg.w[0] = p->token;
     o->msg.w[1] = (uint64_t)(int64_t)rc;
     o->msg.w[2] = rc ? 0 : hits;
+    o->msg.w[W_COMPUTE] = p->compute_ns;
+    o->msg.w[W_SENT] = sizeof o->msg;
+    o->msg.w[W_SHARE] = p->count;
     snprintf(o->msg.text, sizeof o->msg.text, "%s", msg ? msg : "");
     pthread_mutex_lock(&m->mu);
     push_out(m, o);
@@ -1022,6 +1180,29 @@ void hy_mpi_split(uint64_t n, unsigned parts, unsigned k, uint64_t *first, uint6
     uint64_t q = n / parts, r = n % parts;
     *first = k * q + (k < r ? k : r);
     *count = q + (k < r ? 1 : 0);
+}
+
+/* A new span's figures: one entry per part, those on no other rank or with nothing to do
+ * marked answered as they are sent (span_sent). False when out of memory. */
+static bool span_figures(hy_mpi *m, struct span *s, unsigned ranks)
+{
+    s->nb = ranks;
+    s->t0 = now_ns();
+    if (!(s->st = calloc(ranks, sizeof *s->st)))
+        return false;
+    for (unsigned k = 0; k < ranks; k++)
+        s->st[k] = (hy_mpi_rank_stat){.rank = (int)((m->rank + k) % (unsigned)m->size),
+                                      .answered = true};
+    return true;
+}
+
+/* Part k of span s is sent (`bytes` of it to another rank): the span waits for its answer. */
+static void span_sent(struct span *s, unsigned k, uint64_t bytes)
+{
+    s->expect++;
+    s->bytes_out += bytes;
+    if (s->st && k < s->nb)
+        s->st[k].answered = false;
 }
 
 /* Queues part k of the span for its rank; false when out of memory. */
@@ -1046,13 +1227,15 @@ int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned 
     if (ranks < 1 || ranks > (unsigned)m->size)
         return hy_error_set(err, HY_EINVAL, "ranks %u: the MPI job has %d", ranks, m->size);
     struct span *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s || !span_figures(m, s, ranks)) {
+        free(s);
         return hy_error_set(err, HY_ENOMEM, "no memory for a span");
+    }
     int rc = 0;
     pthread_mutex_lock(&m->mu);
     if (m->ended) {
         rc = hy_error_set(err, HY_EBUSY, "the MPI job is stopping");
-        free(s);
+        free_span(s);
         goto out;
     }
     s->token = m->next_token++;
@@ -1066,7 +1249,7 @@ int hy_mpi_pi_scatter(hy_mpi *m, const hy_mpi_part *proto, uint64_t n, unsigned 
             s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to queue a part");
             break;
         }
-        s->expect++;
+        span_sent(s, k, sizeof(struct wire));
     }
     s->next = m->span_list;
     m->span_list = s;
@@ -1108,7 +1291,8 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
     int rc = 0;
     if (ranks < 1 || ranks > (unsigned)m->size)
         rc = hy_error_set(err, HY_EINVAL, "ranks %u: the MPI job has %d", ranks, m->size);
-    else if (!(s = calloc(1, sizeof *s)) || !(s->cnt = malloc(2 * ranks * sizeof *s->cnt)))
+    else if (!(s = calloc(1, sizeof *s)) || !(s->cnt = malloc(2 * ranks * sizeof *s->cnt)) ||
+             !span_figures(m, s, ranks))
         rc = hy_error_set(err, HY_ENOMEM, "no memory for a span");
     pthread_mutex_lock(&m->mu);
     if (!rc && m->ended)
@@ -1136,7 +1320,7 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
         if (!queue_bucket(m, proto, s, k, data[k]))
             s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to queue a bucket");
         else
-            s->expect++;
+            span_sent(s, k, sizeof(struct wire) + count[k] * s->esize);
     }
     s->next = m->span_list;
     m->span_list = s;
@@ -1162,16 +1346,93 @@ static struct in *pop_part(hy_mpi *m)
 static void run_held(hy_mpi *m, struct in *p, hy_mpi_run_part_fn run_part, void *ctx)
 {
     pthread_mutex_unlock(&m->mu);
-    uint64_t hits = 0;
+    uint64_t hits = 0, t0 = now_ns();
     hy_error e = {0};
     int rc = run_part(ctx, &p->part, &hits, &e);
+    p->part.compute_ns = now_ns() - t0;
     hy_mpi_part_done(m, &p->part, rc, hits, e.msg);
     free(p);
     pthread_mutex_lock(&m->mu);
 }
 
+/* A rank span s still waits on that has been silent (no answer, no pong) for longer than
+ * the peer timeout, or -1 (under the lock). Silence counts from the scatter at the earliest. */
+static int silent_rank(hy_mpi *m, const struct span *s, uint64_t now, uint64_t *quiet)
+{
+    if (!m->timeout_ns || !s->st)
+        return -1;
+    for (unsigned k = 0; k < s->nb; k++) {
+        int r = (int)((m->rank + k) % (unsigned)m->size);
+        if (s->st[k].answered || r == m->rank)
+            continue;
+        uint64_t heard = __atomic_load_n(&m->heard[r], __ATOMIC_RELAXED);
+        uint64_t since = heard > s->t0 ? heard : s->t0;
+        if (now > since && now - since > m->timeout_ns) {
+            *quiet = now - since;
+            return r;
+        }
+    }
+    return -1;
+}
+
+/* The span's outcome once its wait ended (under the lock): its error, the MPI job stopping,
+ * or its hits and per-part figures. */
+static int span_outcome(hy_mpi *m, struct span *s, uint64_t *hits, hy_mpi_rank_stat *st,
+                        hy_error *err)
+{
+    if (s->rc) {
+        *err = s->err;
+        return s->rc;
+    }
+    if (s->got < s->expect)
+        return hy_error_set(err, HY_EBUSY, "the MPI job stopped before %u of %u ranks "
+                            "answered", s->expect - s->got, s->expect);
+    *hits += s->hits;
+    if (st && s->st) {
+        for (unsigned k = 0; k < s->nb; k++)
+            if (s->st[k].answered)
+                st[k] = s->st[k];
+        st[0].bytes_sent += s->bytes_out;
+    }
+    (void)m;
+    return 0;
+}
+
+/* Waits a little for the span's answers, or runs a held part; an error ends the wait. */
+static int gather_step(hy_mpi *m, struct span *s, bool (*cancelled)(void *), void *ctx,
+                       hy_mpi_run_part_fn run_part, void *part_ctx, hy_error *err)
+{
+    struct in *p = pop_part(m);
+    if (p) {
+        run_held(m, p, run_part, part_ctx);
+        return 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    bool stop = cancelled && cancelled(ctx);
+    pthread_mutex_lock(&m->mu);
+    if (stop)
+        return hy_error_set(err, HY_ECANCELED, "cancelled while waiting for the other ranks");
+    uint64_t quiet = 0;
+    int r = silent_rank(m, s, now_ns(), &quiet);
+    if (r >= 0)
+        return hy_error_set(err, HY_EBUSY, "rank %d has not answered for %.1f s (stopped, "
+                            "hung or cut off; limits.peer_timeout_s is %.0f s): the span "
+                            "across %u ranks is dropped", r, (double)quiet / 1e9,
+                            (double)m->timeout_ns / 1e9, s->nb);
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += 50000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&m->spans, &m->mu, &t);
+    return 0;
+}
+
 int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ctx,
-                  hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits, hy_error *err)
+                  hy_mpi_run_part_fn run_part, void *part_ctx, uint64_t *hits,
+                  hy_mpi_rank_stat *st, hy_error *err)
 {
     int rc = 0;
     pthread_mutex_lock(&m->mu);
@@ -1181,36 +1442,10 @@ int hy_mpi_gather(hy_mpi *m, uint64_t token, bool (*cancelled)(void *), void *ct
         return hy_error_set(err, HY_EINTERNAL, "span %llu is not known",
                             (unsigned long long)token);
     }
-    while (s->got < s->expect && !s->rc && !m->ended) {
-        struct in *p = pop_part(m);
-        if (p) {
-            run_held(m, p, run_part, part_ctx);
-            continue;
-        }
-        pthread_mutex_unlock(&m->mu);
-        bool stop = cancelled && cancelled(ctx);
-        pthread_mutex_lock(&m->mu);
-        if (stop) {
-            rc = hy_error_set(err, HY_ECANCELED, "cancelled while waiting for the other ranks");
-            break;
-        }
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_nsec += 50000000;
-        if (t.tv_nsec >= 1000000000) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&m->spans, &m->mu, &t);
-    }
-    if (!rc && s->rc) {
-        *err = s->err;
-        rc = s->rc;
-    } else if (!rc && s->got < s->expect)
-        rc = hy_error_set(err, HY_EBUSY, "the MPI job stopped before %u of %u ranks answered",
-                          s->expect - s->got, s->expect);
-    else if (!rc)
-        *hits += s->hits;
+    while (s->got < s->expect && !s->rc && !m->ended && !rc)
+        rc = gather_step(m, s, cancelled, ctx, run_part, part_ctx, err);
+    if (!rc)
+        rc = span_outcome(m, s, hits, st, err);
     find_span(m, token, &link); /* others may have added spans while we waited */
     *link = s->next;
     free_span(s);
@@ -1235,6 +1470,7 @@ int hy_mpi_ask(hy_mpi *m, uint64_t *token, hy_error *err)
         return hy_error_set(err, HY_ENOMEM, "no memory for a question to %u ranks", size);
     }
     a->size = size;
+    a->asked_ns = now_ns();
     int rc = 0;
     pthread_mutex_lock(&m->mu);
     if (m->ended)
@@ -1404,16 +1640,19 @@ int hy_mpi_files_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, ui
     struct span *s = NULL;
     if (ranks < 1 || ranks > (unsigned)m->size)
         return hy_error_set(err, HY_EINVAL, "ranks %u: the MPI job has %d", ranks, m->size);
-    if (!(s = calloc(1, sizeof *s)))
+    if (!(s = calloc(1, sizeof *s)) || !span_figures(m, s, ranks)) {
+        free(s);
         return hy_error_set(err, HY_ENOMEM, "no memory for a span");
+    }
     pthread_mutex_lock(&m->mu);
     if (m->ended) {
         pthread_mutex_unlock(&m->mu);
-        free(s);
+        free_span(s);
         return hy_error_set(err, HY_EBUSY, "the MPI job is stopping");
     }
-    *s = (struct span){.token = m->next_token++, .to_file = true, .nb = ranks,
-                       .esize = hy_dtype_size(proto->dtype)};
+    s->token = m->next_token++;
+    s->to_file = true;
+    s->esize = hy_dtype_size(proto->dtype);
     size_t splen = (size_t)(ranks - 1) * sizeof *sp;
     for (unsigned k = 0; k < ranks && !s->rc; k++) {
         struct wire h = {.w = {s->token, k | (uint64_t)ranks << 32,
@@ -1433,8 +1672,8 @@ int hy_mpi_files_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, ui
                 for (int i = 0; i < 3; i++)
                     free(own[i]);
             s->rc = hy_error_set(&s->err, HY_ENOMEM, "no memory to send slice %u", k);
-        } else
-            s->expect++;
+        } else /* slice 0 is this rank's own: a message to itself crosses no rank */
+            span_sent(s, k, k ? sizeof h + splen + lens[1] + lens[2] : 0);
     }
     s->next = m->span_list;
     m->span_list = s;
@@ -1529,8 +1768,15 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
     struct fileop f = {.op = HY_MPI_FILE_READ, .path = sl->in_path,
                        .offset = sl->in_at + first * esize, .buf = a, .len = count * esize,
                        .rank = m->rank};
+    uint64_t t0 = now_ns();
     if (count)
         file_run(&f);
+    struct slicestat *st = calloc(1, sizeof *st); /* without it, the figures are 0 */
+    if (st) {
+        *st = (struct slicestat){.origin = sl->origin, .token = sl->token,
+                                 .io_ns = now_ns() - t0, .next = m->slicestats};
+        m->slicestats = st;
+    }
     if (f.rc) {
         *err = f.err;
         rc = f.rc;
@@ -1551,6 +1797,8 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
         size_t lens[3] = {own[0] ? sl->ranks * sizeof *cnt : 0, cnt[j] * esize, h.w[9]};
         b[j] = NULL; /* taken, sent or not */
         bool made = own[0] && own[2];
+        if (st && made && (sl->origin + (int)j) % m->size != m->rank)
+            st->bytes += sizeof h + lens[0] + lens[1] + lens[2];
         if (!made)
             for (int i = 0; i < 3; i++)
                 free(own[i]);
@@ -1589,7 +1837,8 @@ static void on_slice(hy_mpi *m, int from, const struct wire *w)
     if (!sane) { /* nothing here can be trusted to say where its buckets go */
         drain_data(m, from, inlen <= HY_MPI_PATH_MAX ? inlen : 0);
         pthread_mutex_lock(&m->mu);
-        answer_sort_error(m, from, sl.token, 0, HY_EINVAL, "a broken slice of a files span");
+        answer_sort_error(m, from, sl.token, 0, HY_EINVAL, "a broken slice of a files span", 0,
+                          0);
         pthread_mutex_unlock(&m->mu);
         return;
     }
@@ -1670,7 +1919,11 @@ static void finish_collect(hy_mpi *m, struct collect *c)
     if (c->rc || !total) {
         free(p);
         free(data);
-        answer_sort_error(m, c->origin, c->token, c->j, c->rc, c->why); /* rc 0: written */
+        uint64_t io = 0, sent = 0;
+        take_slicestat(m, c->origin, c->token, &io, &sent);
+        sent += c->origin != m->rank ? sizeof(struct wire) : 0;
+        answer_sort_error(m, c->origin, c->token, c->j, c->rc, c->why, io,
+                          sent); /* rc 0: written */
         return;
     }
     uint64_t at = 0;

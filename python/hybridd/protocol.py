@@ -216,8 +216,10 @@ SPECS = {
                         ("repeat", "I", 24, 32), ("warmup", "I", 28, 32)], minimum=16),
     PROGRESS: Spec(32, [("row", "I", 4), ("job_id", "Q", 8), ("done", "Q", 16),
                         ("total", "Q", 24)]),
-    RESULT: Spec(24, [("job", "H", 4), ("nrows", "H", 6), ("row_size", "I", 8),
-                      ("array_bytes", "I", 12), ("job_id", "Q", 16)]),
+    RESULT: Spec(32, [("job", "H", 4), ("nrows", "H", 6), ("row_size", "I", 8),
+                      ("array_bytes", "I", 12), ("job_id", "Q", 16),
+                      ("nrank_rows", "I", 24, 32), ("rank_row_size", "I", 28, 32)],
+                 minimum=24),
     ERROR: Spec(24, [("code", "i", 4), ("job_id", "Q", 8), ("message_len", "I", 16)]),
     CANCEL: Spec(16, [("job_id", "Q", 8)]),
     STATUS: Spec(8, []),
@@ -297,6 +299,12 @@ JOB_RECORD_FIELDS = [("job_id", "Q", 0, 0), ("uid", "I", 8, 0), ("job", "H", 12,
 
 
 # A RANKS_REPLY rank record: 144 bytes (its devices follow all the rank records, in order).
+# A RESULT's rank record: one MPI rank's part of a row that spanned ranks.
+RANK_ROW_SIZE, MAX_RANK_ROWS = 48, 64
+RANK_ROW_FIELDS = [("rank", "I", 0, 0), ("row", "I", 4, 0), ("share", "Q", 8, 0),
+                   ("compute_ns", "Q", 16, 0), ("exchange_ns", "Q", 24, 0),
+                   ("io_ns", "Q", 32, 0), ("bytes_sent", "Q", 40, 0)]
+
 RANK_SIZE = 144
 RANK_FIELDS = [("rank", "I", 0, 0), ("ndevices", "I", 4, 0), ("cpu_online", "I", 8, 0),
                ("native_threads", "I", 12, 0), ("locked_threads", "I", 16, 0),
@@ -416,6 +424,13 @@ def _var_result(m, it):
     rows = it.take(m["nrows"] * m["row_size"], "rows")
     m["rows"] = [_get(ROW_FIELDS, rows, i * m["row_size"], m["row_size"], {})
                  for i in range(m["nrows"])]
+    # the rank records (from bodies of 32; an older sender's RESULT has none), then the array
+    count, size = m["nrank_rows"], m["rank_row_size"]
+    _limit(count, MAX_RANK_ROWS, "nrank_rows")
+    if count and size < RANK_ROW_SIZE:
+        raise CodecError(EPROTO, "rank_row_size %d is below %d" % (size, RANK_ROW_SIZE))
+    recs = it.take(count * size, "rank records")
+    m["rank_rows"] = [_get(RANK_ROW_FIELDS, recs, i * size, size, {}) for i in range(count)]
     m["array_data"] = it.take(m["array_bytes"], "array")
 
 
@@ -514,7 +529,9 @@ def _fill_counts(m, items, row_size, record_size):
     elif t == SUBMIT:
         m["nthreads_list"] = len(items[0]) // 4
     elif t == RESULT:
-        m.update(nrows=len(m.get("rows", [])), row_size=row_size, array_bytes=len(items[1]))
+        m.update(nrows=len(m.get("rows", [])), row_size=row_size,
+                 nrank_rows=len(m.get("rank_rows", [])), rank_row_size=RANK_ROW_SIZE,
+                 array_bytes=len(items[2]))
     elif t == DEVICES_REPLY:
         m.update(ndevices=len(m.get("devices", [])), record_size=record_size)
     elif t == JOBS_REPLY:
@@ -553,7 +570,10 @@ def _items_of(m, size, row_size, record_size):
         rows = bytearray(len(m.get("rows", [])) * row_size)
         for i, r in enumerate(m.get("rows", [])):
             _put(ROW_FIELDS, rows, i * row_size, row_size, r)
-        return [bytes(rows), m.get("array_data") or b""]
+        ranks = bytearray(len(m.get("rank_rows", [])) * RANK_ROW_SIZE)
+        for i, r in enumerate(m.get("rank_rows", [])):
+            _put(RANK_ROW_FIELDS, ranks, i * RANK_ROW_SIZE, RANK_ROW_SIZE, r)
+        return [bytes(rows), bytes(ranks), m.get("array_data") or b""]
     if t == DEVICES_REPLY:
         recs = bytearray(len(m.get("devices", [])) * record_size)
         for i, d in enumerate(m.get("devices", [])):

@@ -339,3 +339,32 @@ def test_frame_reader_refuses_fds_without_a_frame_and_a_frame_without_fds():
         P.FrameReader().feed(sub, [])
     with pytest.raises(P.CodecError):
         P.FrameReader().feed(P.frame({"type": P.PING}, 1), [7])
+
+
+def test_golden_result_with_rank_records():
+    m, req = roundtrip(golden(P.RESULT))
+    assert req == 6 and m["job_id"] == 3 and m["body_size"] == 32
+    assert m["rows"][0]["ranks"] == 2 and m["rows"][0]["hits"] == 785398
+    assert [r["rank"] for r in m["rank_rows"]] == [0, 1]
+    assert sum(r["share"] for r in m["rank_rows"]) == m["rows"][0]["n"]
+    assert m["rank_rows"][1]["compute_ns"] == 1400000
+    assert m["rank_rows"][0]["bytes_sent"] == 320
+    assert m["array_data"] == b""
+
+
+def test_result_rank_records_and_older_layouts():
+    rr = [{"rank": r, "share": 10 + r, "compute_ns": 1, "exchange_ns": 2, "io_ns": 3,
+           "bytes_sent": 4} for r in range(3)]
+    m = P.decode(P.RESULT, P.encode({"type": P.RESULT, "job": 2, "rows": [row()],
+                                     "rank_rows": rr}))
+    assert [r["share"] for r in m["rank_rows"]] == [10, 11, 12]
+    # the first layout (an older daemon): no rank records, and none expected
+    old = P.encode({"type": P.RESULT, "job": 2, "rows": [row()]}, body_size=24)
+    m = P.decode(P.RESULT, old)
+    assert m["body_size"] == 24 and m["rank_rows"] == [] and m["nrank_rows"] == 0
+    # records shorter than 48 bytes, or too many, are refused
+    bad = bytearray(P.encode({"type": P.RESULT, "job": 2, "rows": [row()], "rank_rows": rr}))
+    struct.pack_into("<I", bad, 28, 40)
+    assert code_of(P.decode, P.RESULT, bytes(bad)) == P.EPROTO
+    struct.pack_into("<II", bad, 24, P.MAX_RANK_ROWS + 1, 48)
+    assert code_of(P.decode, P.RESULT, bytes(bad)) == P.ELIMIT

@@ -619,9 +619,9 @@ Test(msg, round_trip_result)
     m1.u.result.array = sorted;
     m1.u.result.array_bytes = sizeof sorted;
     size_t len = round_trip(&m1, 0);
-    /* rows of HY_IPC_ROW_SIZE = 264 bytes, then the array at the next multiple of 8 */
+    /* a 32-byte body, rows of HY_IPC_ROW_SIZE = 264 bytes, no rank records, then the array */
     cr_assert_eq(HY_IPC_ROW_SIZE, 264u);
-    cr_assert_eq(len, HY_IPC_HEADER + 24u + 5 * 264u + sizeof sorted);
+    cr_assert_eq(len, HY_IPC_HEADER + 32u + 5 * 264u + sizeof sorted);
     cr_assert_eq(rt_buf[HY_IPC_HEADER + 8], 8);
     cr_assert_eq(rt_buf[HY_IPC_HEADER + 9], 1);
     hy_msg_result *r = &m2.u.result;
@@ -634,8 +634,8 @@ Test(msg, round_trip_result)
     uint64_t got_bits;
     memcpy(&got_bits, &r->rows_in[4].std_error, sizeof got_bits);
     cr_assert_eq(got_bits, nan_bits);
-    /* The new fields sit where the layout says, in the second row (i = 1, at 24 + 264). */
-    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 24 + 264;
+    /* The new fields sit where the layout says, in the second row (i = 1, at 32 + 264). */
+    const uint8_t *row1 = rt_buf + HY_IPC_HEADER + 32 + 264;
     cr_assert_eq(row1[128], 0x09); /* bytes_moved 0x...0708 + 1 */
     cr_assert_eq(row1[136], 0x19); /* startup_ns */
     cr_assert_eq(row1[144], 0x29); /* merge_ns */
@@ -676,7 +676,7 @@ Test(msg, round_trip_result)
     m1.u.result.array_bytes = 0;
     m1.u.result.array = NULL;
     fill_rows(rows, HY_IPC_ROWS_MAX, 0.5);
-    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 24u + HY_IPC_ROWS_MAX * 264u);
+    cr_assert_eq(round_trip(&m1, 0), HY_IPC_HEADER + 32u + HY_IPC_ROWS_MAX * 264u);
     cr_assert_eq(m2.u.result.nrows, HY_IPC_ROWS_MAX);
     cr_assert_null(m2.u.result.array);
     for (unsigned i = 0; i < HY_IPC_ROWS_MAX; i++)
@@ -1772,10 +1772,123 @@ Test(msg, first_layout_result)
     cr_assert_eq(w->transport, 0);
     cr_assert_eq(w->workers_started, 0u);
     cr_assert_eq(w->mean_ns | w->stddev_ns | w->q1_ns | w->q3_ns | w->warmup_ns, 0u);
-    reencode_first(&m2, out, sizeof out, n + HY_IPC_ROW_SIZE - 128);
+    reencode_first(&m2, out, sizeof out, n + 8 + HY_IPC_ROW_SIZE - 128); /* body 32 */
+    cr_assert_eq(m1.u.result.nrank_rows, 0u);
     cr_assert_eq(out[HY_IPC_HEADER + 8] | out[HY_IPC_HEADER + 9] << 8,
                  HY_IPC_ROW_SIZE); /* row_size */
     expect_row_eq(&m1.u.result.rows_in[0], w, 0);
+}
+
+/* A row across MPI ranks: its rank records sit between the rows and the (absent) array, at
+ * the stride the body's rank_row_size says; a first-layout body has none; their count and
+ * size are checked like any record list's. */
+Test(msg, result_rank_records)
+{
+    static hy_result_row rows[1];
+    static const hy_rank_row ranks[2] = {
+        {.rank = 0, .row = 0, .share = 500001, .compute_ns = 0x1112131415161718ull,
+         .exchange_ns = 0x2122232425262728ull, .io_ns = 0x3132333435363738ull,
+         .bytes_sent = 0x4142434445464748ull},
+        {.rank = 1, .row = 0, .share = 499999, .compute_ns = 5, .exchange_ns = 6, .io_ns = 7,
+         .bytes_sent = 8}};
+    fill_rows(rows, 1, 0.5);
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RESULT;
+    m1.u.result = (hy_msg_result){.job = HY_JOB_PI, .nrows = 1, .job_id = 3, .rows = rows,
+                                  .nrank_rows = 2, .rank_rows = ranks};
+    size_t len = round_trip(&m1, 0);
+    cr_assert_eq(len, HY_IPC_HEADER + 32u + 264u + 2 * 48u);
+    const uint8_t *p = rt_buf + HY_IPC_HEADER;
+    cr_assert_eq(p[0], 32);  /* body_size */
+    cr_assert_eq(p[24], 2);  /* nrank_rows */
+    cr_assert_eq(p[28], 48); /* rank_row_size */
+    const uint8_t *rec1 = p + 32 + 264 + 48;
+    cr_assert_eq(rec1[0], 1);                    /* rank */
+    cr_assert_eq(rec1[8] | rec1[9] << 8 | rec1[10] << 16, 499999); /* share */
+    cr_assert_eq(rec1[40], 8);                   /* bytes_sent */
+    const hy_msg_result *r = &m2.u.result;
+    cr_assert_eq(r->nrank_rows, 2u);
+    cr_assert_eq(r->rank_rows, r->rank_rows_in);
+    for (unsigned i = 0; i < 2; i++)
+        cr_assert(memcmp(&r->rank_rows_in[i], &ranks[i], sizeof ranks[i]) == 0, "record %u", i);
+
+    /* A newer sender's longer records: the first 48 bytes of each, the rest skipped. */
+    static uint8_t f[2048];
+    memcpy(f, rt_buf, HY_IPC_HEADER + 32 + 264);
+    uint8_t *q = f + HY_IPC_HEADER;
+    q[28] = 56;
+    for (unsigned i = 0; i < 2; i++) {
+        memcpy(q + 32 + 264 + 56 * i, p + 32 + 264 + 48 * i, 48);
+        memset(q + 32 + 264 + 56 * i + 48, 0xEE, 8);
+    }
+    uint32_t pl = 32 + 264 + 2 * 56;
+    memcpy(f + 12, &pl, 4); /* the header's length, little-endian here as on the wire */
+    hy_error err = {0};
+    memset(&m2, 0xA5, sizeof m2);
+    cr_assert_eq(decode_bytes(f, HY_IPC_HEADER + pl, 0, &m2, &err), 0, "%s", err.msg);
+    cr_assert(memcmp(&m2.u.result.rank_rows_in[1], &ranks[1], sizeof ranks[1]) == 0);
+
+    /* Records shorter than 48 bytes, or more than 64 of them, are refused. */
+    memcpy(f, rt_buf, len);
+    f[HY_IPC_HEADER + 28] = 40;
+    expect_error(decode_bytes(f, len, 0, &m2, &err), HY_EPROTO, &err);
+    memcpy(f, rt_buf, len);
+    f[HY_IPC_HEADER + 24] = HY_IPC_RANK_ROWS_MAX + 1;
+    expect_error(decode_bytes(f, len, 0, &m2, &err), HY_ELIMIT, &err);
+    m1.u.result.nrank_rows = HY_IPC_RANK_ROWS_MAX + 1;
+    cr_assert_neq(hy_msg_encode(&m1, f, sizeof f, &len, &(hy_iov){0}, 1u << 20, &err), 0);
+}
+
+/* docs/protocol.md's golden RESULT with rank records, byte for byte both ways. */
+static const char result_ranks_golden[] =
+    "48 59 44 31 01 00 08 00 00 00 00 00 88 01 00 00 06 00 00 00 00 00 00 00"
+    "20 00 00 00 | 01 00 | 01 00 | 08 01 00 00 | 00 00 00 00 | 03 00 00 00 00 00 00 00"
+    "02 00 00 00 | 30 00 00 00"
+    "02 00 00 00 01 00 00 00 02 00 00 00 01 00 00 00 40 42 0f 00 00 00 00 00"
+    "f6 fb 0b 00 00 00 00 00 7a 00 8b fc fa 21 09 40 2d 43 1c eb e2 36 5a 3f"
+    "80 84 1e 00 00 00 00 00 80 84 1e 00 00 00 00 00 80 84 1e 00 00 00 00 00"
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+    "00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00"
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+    "00 00 00 00 | 00 00 00 00 | 20 a1 07 00 00 00 00 00 | 60 e3 16 00 00 00 00 00"
+    "20 a1 07 00 00 00 00 00 | 00 00 00 00 00 00 00 00 | 40 01 00 00 00 00 00 00"
+    "01 00 00 00 | 00 00 00 00 | 20 a1 07 00 00 00 00 00 | c0 5c 15 00 00 00 00 00"
+    "c0 27 09 00 00 00 00 00 | 00 00 00 00 00 00 00 00 | 40 01 00 00 00 00 00 00";
+
+Test(msg, golden_result_rank_records)
+{
+    static uint8_t want[1024], got[1024];
+    static hy_result_row row = {.backend = HY_BACKEND_NATIVE, .mode = HY_MODE_SPLIT,
+                                .threads = 2, .copies = 1, .n = 1000000, .hits = 785398,
+                                .estimate = 3.141592, .std_error = 0.0016,
+                                .median_ns = 2000000, .min_ns = 2000000, .max_ns = 2000000,
+                                .repeat = 1, .ranks = 2};
+    static const hy_rank_row ranks[2] = {
+        {.rank = 0, .share = 500000, .compute_ns = 1500000, .exchange_ns = 500000,
+         .bytes_sent = 320},
+        {.rank = 1, .share = 500000, .compute_ns = 1400000, .exchange_ns = 600000,
+         .bytes_sent = 320}};
+    size_t n = unhex(result_ranks_golden, want, sizeof want);
+    memset(&m1, 0, sizeof m1);
+    m1.type = HY_MSG_RESULT;
+    m1.request = 6;
+    m1.u.result = (hy_msg_result){.job = HY_JOB_PI, .nrows = 1, .job_id = 3, .rows = &row,
+                                  .nrank_rows = 2, .rank_rows = ranks};
+    size_t len = encode_all(&m1, got, sizeof got);
+    cr_assert_eq(len, n);
+    cr_assert(memcmp(got, want, n) == 0, "the encoder's bytes differ from the golden ones");
+    hy_error err = {0};
+    memset(&m2, 0xA5, sizeof m2);
+    cr_assert_eq(decode_bytes(want, n, 0, &m2, &err), 0, "%s", err.msg);
+    expect_row_eq(&m2.u.result.rows_in[0], &row, 0);
+    cr_assert_eq(m2.u.result.nrank_rows, 2u);
+    for (unsigned i = 0; i < 2; i++)
+        cr_assert(memcmp(&m2.u.result.rank_rows_in[i], &ranks[i], sizeof ranks[i]) == 0);
 }
 
 /* Rows of any size from 128 up: the first 128 bytes always, the process fields (160), the
@@ -1801,11 +1914,12 @@ Test(msg, result_row_sizes)
          * 0xEE filler a reader must skip; the array at the next multiple of 8. */
         memcpy(frame, enc, HY_IPC_HEADER + 24);
         uint8_t *p = frame + HY_IPC_HEADER;
+        p[0] = 24; /* the first layout's body: its rows start at 24 */
         for (int b = 0; b < 4; b++)
             p[8 + b] = (uint8_t)(rs >> (8 * b));
         for (unsigned i = 0; i < 3; i++) {
             uint32_t keep = rs < HY_IPC_ROW_SIZE ? rs : HY_IPC_ROW_SIZE;
-            memcpy(p + 24 + rs * i, enc + HY_IPC_HEADER + 24 + HY_IPC_ROW_SIZE * i, keep);
+            memcpy(p + 24 + rs * i, enc + HY_IPC_HEADER + 32 + HY_IPC_ROW_SIZE * i, keep);
             memset(p + 24 + rs * i + keep, 0xEE, rs - keep);
         }
         uint32_t at = (24 + 3 * rs + 7) & ~7u;

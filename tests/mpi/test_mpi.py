@@ -172,6 +172,36 @@ def error_of(p):
     return json.loads(p.stdout)["error"]
 
 
+FIGURES = ("share", "compute_ns", "exchange_ns", "io_ns", "bytes_sent")
+
+
+def check_per_rank(test, got, n, ranks):
+    """A span's RESULT rank records, as hybridctl --json carries them: one per rank in rank
+    order, shares adding up to n, every figure a non-negative integer, the whole their sum;
+    returns them."""
+    per = got["per_rank"]
+    test.assertEqual([r["rank"] for r in per], sorted(ranks), per)
+    test.assertEqual(sum(r["share"] for r in per), n, per)
+    for r in per:
+        for k in FIGURES:
+            test.assertIsInstance(r[k], int, (k, r))
+            test.assertGreaterEqual(r[k], 0, (k, r))
+        if r["share"]:  # a rank that counted or sorted something spent time on it
+            test.assertGreater(r["compute_ns"], 0, r)
+    for k in FIGURES:
+        test.assertEqual(got["per_rank_all"][k], sum(r[k] for r in per), k)
+    return per
+
+
+def ctl_text(sock, *args):
+    """hybridctl without --json (text, or CSV with --csv): its standard output."""
+    p = subprocess.run([HYBRIDCTL, "--socket", sock] + list(args), capture_output=True,
+                       text=True, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("hybridctl %s: rc %d: %s" % (args, p.returncode, p.stderr))
+    return p.stdout
+
+
 class PiAcross:
     """pi --ranks on rank 1 (not the lead rank): the hits of one daemon, for every split."""
     N = None
@@ -239,6 +269,42 @@ class PiAcross:
                 with self.subTest(round=round_, rank=r):
                     self.assertEqual(p.returncode, 0, err)
                     self.assertEqual(json.loads(out)["hits"], ref)
+
+    def test_per_rank_figures(self):
+        # Each rank's share is its part of hy_mpi_split's tiling: n / N, the first n % N
+        # parts (from the asked rank on) one more.
+        for n in (1000003, 2):
+            with self.subTest(n=n):
+                got = self.pi(1, "-n", str(n), "--backend", "native", "--ranks", "all")
+                per = check_per_rank(self, got, n, range(self.N))
+                want = [n // self.N + (k < n % self.N) for k in range(self.N)]
+                by_rank = {r["rank"]: r["share"] for r in per}
+                self.assertEqual([by_rank[(1 + k) % self.N] for k in range(self.N)], want)
+                # every rank that took part sent a message: the parts out, the hits back
+                for r in per:
+                    if r["share"]:
+                        self.assertGreater(r["bytes_sent"], 0, r)
+        got = self.pi(1, "-n", "1000", "--ranks", "2")
+        check_per_rank(self, got, 1000, [1, 2 % self.N])
+        # text: a line per rank under the row, and the whole
+        text = ctl_text(self.world.sock(1), "pi", "-n", "100000", "--ranks", "all")
+        self.assertIn("per rank", text)
+        for r in range(self.N):
+            self.assertRegex(text, r"\n  %d +\d+ " % r)
+        self.assertRegex(text, r"\n  all +100000 +100\.0%")
+        # CSV: the same records, then the whole with the row's time
+        csv = ctl_text(self.world.sock(1), "pi", "-n", "100000", "--ranks", "all", "--csv")
+        lines = csv.splitlines()
+        self.assertEqual(lines[0], "rank,share,compute_ns,exchange_ns,io_ns,bytes_sent,"
+                                   "median_ns")
+        self.assertEqual([ln.split(",")[0] for ln in lines[1:]],
+                         [str(r) for r in range(self.N)] + ["all"])
+        self.assertEqual(sum(int(ln.split(",")[1]) for ln in lines[1:-1]), 100000)
+        self.assertEqual(int(lines[-1].split(",")[1]), 100000)
+        self.assertGreater(int(lines[-1].split(",")[6]), 0)
+        # one daemon's job has no records
+        self.assertNotIn("per_rank", self.reference(1000, 1, "native"))
+        self.assertNotIn("per_rank", self.pi(1, "-n", "1000", "--ranks", "1"))
 
     def test_refusals_then_a_good_job(self):
         p = self.world.ctl(1, "pi", "-n", "100", "--ranks", str(self.N + 1), ok=False)
@@ -435,6 +501,33 @@ class SortAcross:
                 self.assertEqual(p.returncode, 0, err)
                 with open(self.path("at-once-%d" % r), "rb") as f:
                     self.assertTrue(f.read() == ref)
+
+    def test_per_rank_figures(self):
+        # memfd: the asked rank's buckets go out and come back sorted; each rank's share is
+        # its bucket, the log's shares
+        n = 200003
+        got = self.both(["-n", str(n), "--dtype", "f64", "--dist", "normal", "--backend",
+                         "native"], "per-rank")
+        per = check_per_rank(self, got, n, range(self.N))
+        logged = self.shares(1)  # bucket k is on rank (1 + k) % N
+        self.assertEqual([r["share"] for r in per],
+                         [logged[(r - 1) % self.N] for r in range(self.N)])
+        for r in per:
+            self.assertGreater(r["bytes_sent"], 0, r)  # buckets out, sorted buckets back
+            self.assertEqual(r["io_ns"], 0, r)          # no file
+        # the asked rank sent every other bucket's keys at least
+        self.assertGreaterEqual(per[1]["bytes_sent"], 8 * (n - per[1]["share"]))
+        # .npy paths: every rank reads its slice, sends its buckets and writes its run
+        src = write_npy(self.path("per-rank-in.npy"), "u32", special_array("u32", 50021, 4))
+        got = json.loads(self.world.ctl(0, "sort", "--input", src, "--output",
+                                        self.path("per-rank-out.npy"), "--ranks",
+                                        "all").stdout)
+        for r in check_per_rank(self, got, 50021, range(self.N)):
+            self.assertGreater(r["io_ns"], 0, r)
+            self.assertGreater(r["bytes_sent"], 0, r)
+        text = ctl_text(self.world.sock(0), "sort", "--input", src, "--output",
+                        self.path("per-rank-out2.npy"), "--ranks", "all")
+        self.assertRegex(text, r"\n  all +50021 +100\.0%")
 
     def files_case(self, tag, dtype, raw, ranks="all", cwd=None):
         """sort --input IN.npy --output OUT.npy --ranks: the daemons read and write the
@@ -743,6 +836,72 @@ def raw_exchange(sock_path, frames, final=None):
             while final and got[-1][0] not in final:
                 got.append(recv(c))
         return got
+
+
+class SilentPeer(unittest.TestCase):
+    """A rank that stops answering (SIGSTOP) costs a question or a span the peer timeout,
+    then an error naming it, not a hang; after SIGCONT the next requests are answered."""
+
+    def test_a_stopped_rank_is_named_then_the_world_works_again(self):
+        conf = CONF.replace("job_timeout_s = 60L;", "job_timeout_s = 60L; peer_timeout_s = 2L;")
+        w = World(3, confs=[conf] * 3)
+        try:
+            pid = w.pid(2)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                asks = [("devices", "--ranks"), ("status", "--ranks"),
+                        ("pi", "-n", "1000000", "--ranks", "all"),
+                        ("sort", "-n", "100000", "--dtype", "i32", "--ranks", "all"),
+                        ("pi", "-n", "1000000", "--ranks", "3")]
+                for args in asks:
+                    with self.subTest(args=args):
+                        p = w.ctl(0, *args, ok=False)
+                        self.assertNotEqual(p.returncode, 0, p.stdout)
+                        e = error_of(p)
+                        self.assertEqual(e["name"], "EBUSY", e)
+                        self.assertIn("rank 2 ", e["message"])
+                        self.assertIn("limits.peer_timeout_s", e["message"])
+                # a span that leaves the stopped rank out is answered meanwhile
+                got = json.loads(w.ctl(0, "pi", "-n", "1000", "--ranks", "2").stdout)
+                self.assertEqual(got["ranks"], 2)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            d = json.loads(w.ctl(0, "devices", "--ranks").stdout)
+            self.assertEqual([r["rank"] for r in d["ranks"]], [0, 1, 2])
+            got = json.loads(w.ctl(0, "pi", "-n", "1000000", "--ranks", "all").stdout)
+            check_per_rank(self, got, 1000000, range(3))
+            got = json.loads(w.ctl(1, "sort", "-n", "100000", "--dtype", "i32", "--ranks",
+                                   "all", "--check").stdout)
+            self.assertIs(got["checked"], True)
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+        finally:
+            w.close()
+
+    def test_a_killed_rank_ends_the_job_and_the_client_hears(self):
+        # MPI's contract: a rank that dies takes the job down. The client waiting on the
+        # other rank's span gets an answer (an error), not a hang.
+        w = World(2)
+        try:
+            # far more samples than the job timeout (60 s) lets it count
+            p = subprocess.Popen([HYBRIDCTL, "--socket", w.sock(0), "--json", "pi", "-n",
+                                  "1000000000000", "--backend", "serial", "--ranks", "all"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while True:  # rank 1 counts its part
+                st = json.loads(w.ctl(1, "status").stdout)
+                if st["jobs"]["running"]:
+                    break
+                self.assertLess(time.monotonic(), deadline, (st, w.text()))
+                self.assertIsNone(p.poll(), (st, p.communicate()))
+                time.sleep(0.05)
+            os.kill(w.pid(1), signal.SIGKILL)
+            out, err = p.communicate(timeout=120)
+            self.assertNotEqual(p.returncode, 0, out)
+            self.assertTrue(err or out)
+            w.wait()
+        finally:
+            w.close()
 
 
 RANKS, RANKS_REPLY, ERROR = 19, 20, 9

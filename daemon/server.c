@@ -336,7 +336,8 @@ static void cancel_job(struct server *s, hy_job *j, int reason, int running_reas
  * back. */
 static uint32_t max_inline(uint32_t max_payload)
 {
-    const uint32_t submit = 72 + 4 * HY_IPC_THREADS_MAX, result = 24 + HY_IPC_ROW_SIZE;
+    const uint32_t submit = 72 + 4 * HY_IPC_THREADS_MAX,
+                   result = HY_IPC_RESULT_BODY + HY_IPC_ROW_SIZE;
     return (max_payload - (submit > result ? submit : result)) & ~7u;
 }
 

@@ -325,6 +325,7 @@ typedef struct hy_rank_row {
 } hy_rank_row;
 #define HY_IPC_RANK_ROW_SIZE 48u  /* what this version writes, and the least a reader takes */
 #define HY_IPC_RANK_ROWS_MAX 64u  /* rank records in a RESULT */
+#define HY_IPC_RESULT_BODY 32u    /* RESULT's fixed part, as this version writes it */
 
 /* A job's final answer when it succeeded: its rows, each spanning row's per-rank records, and
  * the sorted elements of an inline sort (a memfd sort's are in the client's memfd). */

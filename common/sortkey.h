@@ -160,4 +160,21 @@ static inline unsigned hy_stree_bucket(const struct hy_stree *t, uint64_t key, u
     return b;
 }
 
+/* ---- a sort span's partition (common/span.c) ---- */
+
+/* Spans over at most this many ranks: a key's bucket is kept in two bytes between the passes. */
+#define HY_SPAN_MAX_RANKS 65536u
+
+/* The count pass over the n elements at a, of the dtype's width, whose global indices are
+ * first, first + 1, ...: each one's bucket among t's splitters (t->nsp < HY_SPAN_MAX_RANKS)
+ * is added to cnt[] and kept in ids[i]. */
+void hy_span_count(const void *a, uint64_t n, int dtype, uint64_t first,
+                   const struct hy_stree *t, uint64_t *cnt, uint16_t *ids);
+
+/* The copy pass: element i goes to dst[ids[i]], at element pos[ids[i]]++, in order of i. A
+ * bucket's destination may be a itself when its pos starts at 0: its writes then never pass
+ * the reads (the asking rank keeps bucket 0 at the array's front this way). */
+void hy_span_scatter(const void *a, uint64_t n, size_t esize, const uint16_t *ids,
+                     char *const *dst, uint64_t *pos);
+
 #endif

@@ -64,6 +64,9 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
     if (s->kind->kind != HY_JOB_PI && s->kind->kind != HY_JOB_SORT)
         return hy_error_set(err, HY_EINVAL, "only a single pi or sort job spans ranks for now, "
                             "not a %s job", s->kind->label);
+    if (s->kind->kind == HY_JOB_SORT && want > HY_SPAN_MAX_RANKS)
+        return hy_error_set(err, HY_ELIMIT, "a sort spans at most %u ranks, not %u",
+                            HY_SPAN_MAX_RANKS, want);
     if (!spans(s->kind->kind, s->backend))
         return hy_error_set(err, HY_EBACKEND, "a %s job spans ranks on serial, native%s, "
                             "not %s", s->kind->label,
@@ -288,29 +291,6 @@ static int choose_splitters(const struct keyer *k, uint64_t n, unsigned ranks, s
     return 0;
 }
 
-/* The two passes over the array, one copy per key width so that the loops hold no branch
- * on the dtype: count each bucket's keys; then put bucket 0 at the array's front in order (a
- * write never passes the read; buf[0] is the array) and copy bucket k >= 1 to buf[k] (pos[]
- * starts at 0), with no branch on the bucket: which way it goes is random for random keys. */
-#define SPAN_PASSES(W, T, XFORM, TO_KEY)                                                       \
-    static void count_##W(const T *a, uint64_t n, const struct XFORM *t,                       \
-                          const struct hy_stree *tr, uint64_t *cnt)                            \
-    {                                                                                          \
-        for (uint64_t i = 0; i < n; i++)                                                       \
-            cnt[hy_stree_bucket(tr, TO_KEY(a[i], t), i)]++;                                    \
-    }                                                                                          \
-    static void scatter_##W(T *a, uint64_t n, const struct XFORM *t,                           \
-                            const struct hy_stree *tr, char **buf, uint64_t *pos)              \
-    {                                                                                          \
-        for (uint64_t i = 0; i < n; i++) {                                                     \
-            T x = a[i];                                                                        \
-            unsigned b = hy_stree_bucket(tr, TO_KEY(x, t), i);                                 \
-            ((T *)(void *)buf[b])[pos[b]++] = x;                                               \
-        }                                                                                      \
-    }
-SPAN_PASSES(u32, uint32_t, hy_xform_u32, hy_to_key_u32)
-SPAN_PASSES(u64, uint64_t, hy_xform_u64, hy_to_key_u64)
-
 /* What a sort span keeps per bucket (one allocation). */
 struct buckets {
     uint64_t *cnt, *off, *pos;
@@ -347,30 +327,31 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
     int rc = choose_splitters(&k, s->n, ranks, sp, err);
     if (rc)
         return rc;
+    /* The count and the copy (common/span.c): bucket 0 stays at the array's front, as
+     * buf[0]; the span takes buffers 1.. only. */
     struct hy_stree *tr = hy_stree_new(sp, ranks - 1);
-    if (!tr)
-        return hy_error_set(err, HY_ENOMEM, "no memory for %u splitters", ranks - 1);
-    if (k.size == 4)
-        count_u32((const uint32_t *)(void *)a, s->n, &k.t32, tr, cnt);
-    else
-        count_u64((const uint64_t *)(void *)a, s->n, &k.t64, tr, cnt);
+    uint16_t *ids = malloc(s->n * sizeof *ids);
+    if (!tr || !ids) {
+        free(tr);
+        free(ids);
+        return hy_error_set(err, HY_ENOMEM, "no memory to partition %" PRIu64 " keys", s->n);
+    }
+    hy_span_count(a, s->n, s->dtype, 0, tr, cnt, ids);
+    free(tr);
     for (unsigned b = 0; b < ranks; b++) {
         off[b] = b ? off[b - 1] + cnt[b - 1] : 0;
         if (b && cnt[b] && !(buf[b] = malloc(cnt[b] * k.size))) {
             for (unsigned j = 1; j < b; j++)
                 free(buf[j]);
-            free(tr);
+            free(ids);
             return hy_error_set(err, HY_ENOMEM, "no memory for bucket %u (%" PRIu64 " keys)", b,
                                 cnt[b]);
         }
     }
-    buf[0] = a; /* bucket 0 stays at the array's front; the span takes buffers 1.. only */
-    if (k.size == 4)
-        scatter_u32((uint32_t *)(void *)a, s->n, &k.t32, tr, buf, bk->pos);
-    else
-        scatter_u64((uint64_t *)(void *)a, s->n, &k.t64, tr, buf, bk->pos);
+    buf[0] = a;
+    hy_span_scatter(a, s->n, k.size, ids, buf, bk->pos);
     buf[0] = NULL;
-    free(tr);
+    free(ids);
     return 0;
 }
 

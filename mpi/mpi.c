@@ -1710,45 +1710,27 @@ static void fail_slice(hy_mpi *m, const struct slice *sl, int rc, const char *wh
     pthread_mutex_unlock(&m->mu);
 }
 
-static inline uint64_t slice_key(const char *a, size_t esize, uint64_t i,
-                                 const struct hy_xform_u32 *t32, const struct hy_xform_u64 *t64)
-{
-    if (esize == 4) {
-        uint32_t x;
-        memcpy(&x, a + 4 * i, 4);
-        return hy_to_key_u32(x, t32);
-    }
-    uint64_t x;
-    memcpy(&x, a + 8 * i, 8);
-    return hy_to_key_u64(x, t64);
-}
-
 /* The `count` elements at a (global indices first..) into one buffer per bucket: cnt[j]
  * keys at b[j] (NULL when empty). */
 static int partition(const struct slice *sl, const char *a, uint64_t first, uint64_t count,
                      uint64_t *cnt, char **b)
 {
     size_t esize = hy_dtype_size(sl->dtype);
-    struct hy_key_spec ks = hy_key_spec_of(sl->dtype);
-    struct hy_xform_u32 t32 = hy_xform_u32_of(ks);
-    struct hy_xform_u64 t64 = hy_xform_u64_of(ks);
-    unsigned nsp = sl->ranks - 1;
-    for (uint64_t i = 0; i < count; i++)
-        cnt[hy_bucket_of(sl->sp, nsp, slice_key(a, esize, i, &t32, &t64), first + i)]++;
+    struct hy_stree *t = hy_stree_new(sl->sp, sl->ranks - 1);
+    uint16_t *ids = malloc(count ? count * sizeof *ids : 1);
     uint64_t *pos = calloc(sl->ranks, sizeof *pos);
-    if (!pos)
-        return HY_ENOMEM;
-    for (unsigned j = 0; j < sl->ranks; j++)
-        if (cnt[j] && !(b[j] = malloc(cnt[j] * esize))) {
-            free(pos);
-            return HY_ENOMEM;
-        }
-    for (uint64_t i = 0; i < count; i++) {
-        unsigned j = hy_bucket_of(sl->sp, nsp, slice_key(a, esize, i, &t32, &t64), first + i);
-        memcpy(b[j] + esize * pos[j]++, a + esize * i, esize);
-    }
+    int rc = t && ids && pos ? 0 : HY_ENOMEM;
+    if (!rc)
+        hy_span_count(a, count, sl->dtype, first, t, cnt, ids);
+    for (unsigned j = 0; !rc && j < sl->ranks; j++)
+        if (cnt[j] && !(b[j] = malloc(cnt[j] * esize)))
+            rc = HY_ENOMEM;
+    if (!rc)
+        hy_span_scatter(a, count, esize, ids, b, pos);
+    free(t);
+    free(ids);
     free(pos);
-    return 0;
+    return rc;
 }
 
 /* Reads slice sl->k, partitions it and sends each bucket's rank its part. */

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "sortkey.h"
 
@@ -118,4 +119,65 @@ Test(skey, all_equal_keys_split_by_index)
         cr_assert_eq(hy_stree_bucket(t, 43, i), 63);
     }
     free(t);
+}
+
+/* The span's two passes (common/span.c) over both widths: every element lands in its bucket
+ * by the definition, in input order within a bucket, with bucket 0 written in place at the
+ * array's front as the asking rank does; global indices start at `first`. */
+static void check_span(int dtype, unsigned ranks, uint64_t first)
+{
+    enum { N = 5000 };
+    size_t es = hy_dtype_size(dtype);
+    uint64_t s = 3 + ranks, cnt[70] = {0}, pos[70] = {0}, want[70] = {0};
+    char *a = malloc(N * es), *orig = malloc(N * es), *dst[70] = {0};
+    uint16_t *ids = malloc(N * sizeof *ids);
+    cr_assert(a && orig && ids);
+    struct hy_key_spec ks = hy_key_spec_of(dtype);
+    struct hy_xform_u32 t32 = hy_xform_u32_of(ks);
+    struct hy_xform_u64 t64 = hy_xform_u64_of(ks);
+    uint64_t keys[N];
+    for (size_t i = 0; i < N; i++) {
+        uint64_t v = next(&s) % 40; /* few values: equal keys straddle the splitters */
+        memcpy(orig + i * es, &v, es); /* little-endian: the low bytes */
+        keys[i] = es == 4 ? hy_to_key_u32((uint32_t)v, &t32) : hy_to_key_u64(v, &t64);
+    }
+    memcpy(a, orig, N * es);
+    struct hy_skey sp[69];
+    for (unsigned j = 0; j + 1 < ranks; j++) {
+        size_t at = (size_t)(j + 1) * N / ranks;
+        sp[j] = (struct hy_skey){keys[at], first + at};
+    }
+    qsort(sp, ranks - 1, sizeof *sp, cmp_skey);
+    struct hy_stree *t = hy_stree_new(sp, ranks - 1);
+    cr_assert_not_null(t);
+    hy_span_count(a, N, dtype, first, t, cnt, ids);
+    for (size_t i = 0; i < N; i++)
+        want[reference(sp, ranks - 1, keys[i], first + i)]++;
+    for (unsigned b = 0; b < ranks; b++) {
+        cr_assert_eq(cnt[b], want[b], "dtype %d ranks %u bucket %u", dtype, ranks, b);
+        dst[b] = b ? malloc(cnt[b] * es + 1) : a;
+    }
+    hy_span_scatter(a, N, es, ids, dst, pos);
+    uint64_t seen[70] = {0};
+    for (size_t i = 0; i < N; i++) { /* in input order within each bucket */
+        unsigned b = reference(sp, ranks - 1, keys[i], first + i);
+        cr_assert_eq(memcmp(dst[b] + es * seen[b]++, orig + i * es, es), 0,
+                     "dtype %d ranks %u element %zu", dtype, ranks, i);
+    }
+    for (unsigned b = 1; b < ranks; b++)
+        free(dst[b]);
+    free(t);
+    free(ids);
+    free(a);
+    free(orig);
+}
+
+Test(skey, span_partition_both_widths_in_place)
+{
+    unsigned ranks[] = {2, 3, 6, 7, 16, 70};
+    for (unsigned r = 0; r < sizeof ranks / sizeof *ranks; r++) {
+        check_span(HY_DT_U32, ranks[r], 0);
+        check_span(HY_DT_I64, ranks[r], 123456);
+        check_span(HY_DT_F32, ranks[r], 7);
+    }
 }

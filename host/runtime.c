@@ -628,6 +628,20 @@ void hy_host_scratch_put(hy_host *h, void *p, size_t bytes)
     free(p);
 }
 
+void hy_host_prefault(hy_host *h, size_t bytes)
+{
+    if (!h || bytes == 0)
+        return;
+    volatile char *p = hy_host_scratch_get(h, bytes);
+    if (!p)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t step = page > 0 ? (size_t)page : 4096;
+    for (size_t at = 0; at < bytes; at += step)
+        p[at] = 0;
+    hy_host_scratch_put(h, (void *)p, bytes);
+}
+
 void hy_host_trim(hy_host *h, size_t keep)
 {
     if (!h)

@@ -118,9 +118,22 @@ def _thread_list(threads):
     return out
 
 
+def _ranks(ranks):
+    """SUBMIT's ranks: None (or 1) this daemon alone, "all" every rank of an MPI job, or a
+    count of ranks, the asked one first (docs/mpi.md)."""
+    if ranks is None:
+        return 0
+    if isinstance(ranks, str):
+        if ranks != "all":
+            raise ValueError('ranks must be "all" or a count of ranks, not %r' % (ranks,))
+        return P.RANKS_ALL
+    return _int("ranks", ranks, 1, P.RANKS_ALL - 1)
+
+
 def _submit_msg(job, backend="native", threads=None, seed=1, nogil=None, repeat=None,
-                device=None, mode=None, switch_interval_us=None, transport=None, warmup=None):
-    return {"type": P.SUBMIT, "job": job,
+                device=None, mode=None, switch_interval_us=None, transport=None, warmup=None,
+                ranks=None):
+    return {"type": P.SUBMIT, "job": job, "ranks": _ranks(ranks),
             "backend": _choice("backend", backend, JOB_BACKENDS) if job <= P.JOB_SORT else 0,
             "device": _int("device", device, 0, U16 - 1, none=P.DEVICE_DEFAULT),
             "mode": _choice("mode", mode, P.MODES),
@@ -219,7 +232,7 @@ class JobMethods:
 
     def pi(self, n, backend="native", threads=None, seed=1, nogil=None, repeat=None,
            device=None, mode=None, switch_interval_us=None, progress=None, timeout=None,
-           warmup=None):
+           warmup=None, ranks=None):
         """Estimates pi from ``n`` samples on ``backend``; returns a :class:`PiResult`.
 
         backend: a backend's name, or "auto": the daemon chooses the backend, threads,
@@ -232,23 +245,26 @@ class JobMethods:
         (None: the daemon's first usable one).  mode: "split" or "replicate".
         progress: callable(done, total, row), or True for a tqdm bar.
         warmup: untimed runs first, 1..100 (None: none; the row's warmup_ns is the first's).
+        ranks: on a daemon started as ``mpirun hybridd --mpi``, "all" or a count runs the job
+        across that many ranks (docs/mpi.md); the result's ``per_rank`` says what each did.
         Ctrl-C while it runs cancels the job."""
         return self._pi(n, backend, threads, seed, nogil, repeat, device, mode,
-                        switch_interval_us, progress, warmup).wait(timeout)
+                        switch_interval_us, progress, warmup, ranks).wait(timeout)
 
     def _pi(self, n, backend="native", threads=None, seed=1, nogil=None, repeat=None,
-            device=None, mode=None, switch_interval_us=None, progress=None, warmup=None):
+            device=None, mode=None, switch_interval_us=None, progress=None, warmup=None,
+            ranks=None):
         msg = _submit_msg(P.JOB_PI, backend, threads, seed, nogil, repeat, device, mode,
-                          switch_interval_us, warmup=warmup)
+                          switch_interval_us, warmup=warmup, ranks=ranks)
         msg["n"] = _int("n", n, 1, U64, integral_float=True)
 
         def finish(m):
-            return R.PiResult(_one_row(m), m["job_id"])
+            return R.PiResult(_one_row(m), m["job_id"], per_rank=_per_rank(m, 0))
         return self._start(msg, finish, progress=progress)
 
     def sort(self, a, backend="native", threads=None, nogil=None, repeat=None, device=None,
              mode=None, switch_interval_us=None, transport=None, transfer="auto",
-             progress=None, timeout=None, warmup=None):
+             progress=None, timeout=None, warmup=None, ranks=None):
         """Sorts the 1-D numpy array ``a`` in place on ``backend``; returns the
         :class:`SortResult` row.
 
@@ -260,20 +276,20 @@ class JobMethods:
         :meth:`pi`."""
         return self._sort(a, backend, threads, nogil, repeat, device, mode,
                           switch_interval_us, transport, transfer, progress,
-                          warmup).wait(timeout)
+                          warmup, ranks).wait(timeout)
 
     def _sort(self, a, backend="native", threads=None, nogil=None, repeat=None, device=None,
               mode=None, switch_interval_us=None, transport=None, transfer="auto",
-              progress=None, warmup=None):
+              progress=None, warmup=None, ranks=None):
         msg = _submit_msg(P.JOB_SORT, backend, threads, 1, nogil, repeat, device, mode,
-                          switch_interval_us, transport, warmup)
+                          switch_interval_us, transport, warmup, ranks)
         name = _sort_input(a)
         _choice("transfer", transfer, {t: t for t in TRANSFERS})
         fds, finish, cleanup = self._sort_array(msg, a, name, transfer)
 
         def result(m):
             finish(m)
-            return R.SortResult(_one_row(m), m["job_id"], name)
+            return R.SortResult(_one_row(m), m["job_id"], name, per_rank=_per_rank(m, 0))
         return self._start(msg, result, fds, progress, cleanup)
 
     def _sort_array(self, msg, a, name, transfer):
@@ -373,6 +389,14 @@ def _random_array(n, dtype, seed):
     out = memfd_array(n, dt)
     out[...] = rng.integers(info.min, info.max, size=n, dtype=dt, endpoint=True)
     return out
+
+
+def _per_rank(m, row):
+    """The RESULT's per-rank records of row `row` (a job that spanned MPI ranks), in rank
+    order; [] for a job that ran on one daemon."""
+    keys = ("rank", "share", "compute_ns", "exchange_ns", "io_ns", "bytes_sent")
+    return sorted(({k: r[k] for k in keys} for r in m.get("rank_rows", []) if r["row"] == row),
+                  key=lambda r: r["rank"])
 
 
 def _one_row(m):

@@ -32,10 +32,15 @@ class Row:
     ``shared_cores`` (OpenCL CPU devices were left out) and ``no_gain`` (a sort did not
     split: the measured rates predicted the pool alone, ``devices_used`` 0, or one device
     alone, ``cpu_items`` 0, faster).
+    A row that spanned MPI ranks (``ranks`` > 1) lists what each rank did in ``per_rank``,
+    in rank order: dicts of ``rank``, ``share`` (its samples or keys), ``compute_ns``,
+    ``exchange_ns``, ``io_ns`` and ``bytes_sent`` (docs/protocol.md, RESULT's rank records);
+    [] otherwise.
     """
 
-    def __init__(self, wire, job_id=0):
+    def __init__(self, wire, job_id=0, per_rank=()):
         self.job_id = job_id
+        self.per_rank = list(per_rank)
         for name, _, _, _ in P.ROW_FIELDS:
             setattr(self, name, wire[name])
         self.backend = P.BACKEND_NAMES.get(wire["backend"], str(wire["backend"]))
@@ -77,8 +82,8 @@ class PiResult(Row):
 class SortResult(Row):
     """A sort job's row; ``dtype`` names the element type (``"f64"``...)."""
 
-    def __init__(self, wire, job_id=0, dtype=None):
-        super().__init__(wire, job_id)
+    def __init__(self, wire, job_id=0, dtype=None, per_rank=()):
+        super().__init__(wire, job_id, per_rank)
         self.dtype = dtype
 
 

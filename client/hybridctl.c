@@ -811,7 +811,7 @@ static void conn_open(conn *c, const char *path)
     if (!c->m)
         fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
     hy_msg_hello h = {.min_version = HY_IPC_VERSION, .max_version = HY_IPC_VERSION,
-                      .features = HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS,
+                      .features = HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS | HY_FEATURE_KEEP_MAP,
                       .name = {"hybridctl", 9}};
     rc = hy_client_hello(c->cl, &h, 30000, &c->in, &err);
     if (rc == HY_EPROTO && c->in && c->in->type != HY_MSG_WELCOME)

@@ -45,6 +45,21 @@ enum { TOP_LINEAR, TOP_VALUE, TOP_CELLS_FN };
 #define SAMPLE_KEYS 4096u
 #define TOP_CELL_BITS 12u
 #define TOP_CELLS (1u << TOP_CELL_BITS)
+/* Arrays up to this many keys take the small path (sort_radix.inc's sort_small); its
+ * buckets hold about 2^SMALL_BUCKET_LOG keys, built from SMALL_SAMPLE sampled keys. */
+#define SMALL_MAX (1u << 15)
+#define SMALL_BUCKET_LOG 1u
+#define SMALL_SAMPLE 256u
+/* At most 2^this buckets on the small path, and so in any top-level bucket function. */
+#define SMALL_ND_BITS 14u
+/* sort_small's arrays in a thread's private buffers (sort_radix.inc says where); SMALL_PAD
+ * keys (a few cache lines) keep two of them off a 4 KiB multiple apart. */
+#define SMALL_PAD 40u
+_Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX * 2 <= LSD_MAX * 4 &&
+                   (1u << SMALL_ND_BITS) * 4 + (2 * TOP_CELLS + SMALL_PAD) * 8 <= LSD_MAX * 4,
+               "the small path's arrays overflow a private buffer");
+/* At most this many distinct values take sort_radix.inc's few_values (compares per element). */
+#define FEW_MAX 16u
 /* Elements between ticks: tens of microseconds of work. */
 #define TICK_ELEMS (1u << 16)
 /* Private buffers per thread: two for the LSD passes, one to gather a chunked bucket in. */

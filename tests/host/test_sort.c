@@ -688,9 +688,9 @@ Test(sort, small_array_buckets, .timeout = 120)
  * positions (every (n / 4096 + 1)-th, as sort_radix.inc's parallel draws them) spread over
  * the whole range and all the others lie in a narrow one, so the sample promises even
  * buckets and one bucket gets nearly every key. */
-static void make_misjudged(int dtype, size_t n, void *in, void *ref)
+static void make_misjudged_step(int dtype, size_t n, size_t step, void *in, void *ref)
 {
-    size_t size = hy_dtype_size(dtype), step = n / 4096 + 1;
+    size_t size = hy_dtype_size(dtype);
     uint64_t s = 99;
     for (size_t i = 0; i < n; i++) {
         uint64_t r = mix(&s);
@@ -699,6 +699,11 @@ static void make_misjudged(int dtype, size_t n, void *in, void *ref)
     }
     memcpy(ref, in, n * size);
     reference_sort(dtype, ref, n);
+}
+
+static void make_misjudged(int dtype, size_t n, void *in, void *ref)
+{
+    make_misjudged_step(dtype, n, n / 4096 + 1, in, ref);
 }
 
 Test(sort, misjudged_sample, .timeout = 120)
@@ -715,6 +720,97 @@ Test(sort, misjudged_sample, .timeout = 120)
         for (size_t c = 0; c < COUNT(cfgs); c++)
             run_case(dtypes[d], n, D_MISJUDGED, in, ref, work, &cfgs[c]);
     }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+/* Arrays up to 2^15 keys take the small path (sort_radix.inc's sort_small): one thread,
+ * about n/2 buckets from a sample of n/8 keys (64 to 256), one insertion sort, and the radix
+ * sort per bucket when the sample misjudged the data. Sizes next to each of its thresholds
+ * (4 buckets below 16 keys, the sample's 64 and 256, 4096 judged buckets from 8192 keys and
+ * widened ones from 16384, the path's end), every dtype and distribution (NaNs of both
+ * signs, -0.0 and +0.0, few values, all equal), on one thread, on three (two of which have
+ * nothing to do) and replicated. */
+static void small_path_case(int dtype, size_t n, char *in, char *ref, char *work, char *sorted)
+{
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 3, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+    for (int dist = 0; dist <= D_COUNT; dist++) {
+        uint64_t seed = ((uint64_t)dtype << 48) ^ ((uint64_t)dist << 40) ^ n;
+        if (dist == D_COUNT) { /* sampled keys spread, the others in one bucket */
+            size_t want = n / 8 < 64 ? 64 : n / 8 > 256 ? 256 : n / 8;
+            make_misjudged_step(dtype, n, n / want ? n / want : 1, in, ref);
+        }
+        else
+            make_case(dtype, n, dist, seed, in, ref, sorted);
+        for (size_t c = 0; c < COUNT(cfgs); c++)
+            run_case(dtype, n, dist == D_COUNT ? D_MISJUDGED : dist, in, ref, work, &cfgs[c]);
+        if (dist == D_RANDOM) /* sorted and reversed are made from it */
+            memcpy(sorted, ref, n * hy_dtype_size(dtype));
+    }
+}
+
+Test(sort, small_path_sizes, .timeout = 120)
+{
+    const size_t sizes[] = {4,     5,     15,    16,    17,    511,   512,   513,
+                            2047,  2048,  2049,  8191,  8192,  8193,  16383, 16384,
+                            16385, 32767, 32768, 32769, 32770};
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    size_t most = sizes[COUNT(sizes) - 1] * 8;
+    char *in = malloc(most), *ref = malloc(most), *work = malloc(most),
+         *sorted = malloc(most);
+    cr_assert(in && ref && work && sorted, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            small_path_case(dtypes[d], sizes[k], in, ref, work, sorted);
+    free(sorted);
+    free(in);
+    free(ref);
+    free(work);
+}
+
+/* Arrays whose sample holds at most 16 distinct values are counted by value, on one thread
+ * (sort_radix.inc's few_values). 1, 16 and 17 values (specials among them: NaNs of both
+ * signs, -0.0 and +0.0), and 16 values with a 17th at one element the sample skips, first
+ * or last: that array must go the ordinary way. On the small path and past it. */
+static void make_values(int dtype, size_t n, unsigned nv, size_t odd_at, uint64_t seed,
+                        void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    uint64_t s = seed, vals[17];
+    for (unsigned k = 0; k < 17; k++)
+        vals[k] = k % 3 ? random_bits(dtype, &s) : special_bits(dtype, &s);
+    if (nv == 16 && odd_at < n) /* the 17th only at odd_at: make sure it differs */
+        for (unsigned k = 0; k < 16; k++)
+            if (vals[k] == vals[16])
+                vals[16] ^= 1;
+    for (size_t i = 0; i < n; i++)
+        put(in, size, i, i == odd_at ? vals[16] : vals[mix(&s) % nv]);
+    memcpy(ref, in, n * size);
+    reference_sort(dtype, ref, n);
+}
+
+Test(sort, few_values_counted, .timeout = 120)
+{
+    const size_t sizes[] = {1000, 32769, 100003}; /* sample steps 8, 9, 25 */
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+    char *in = malloc(100003 * 8), *ref = malloc(100003 * 8), *work = malloc(100003 * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (int c = 0; c < 5; c++) {
+                size_t n = sizes[k];
+                unsigned nv = c == 0 ? 1 : c == 2 ? 17 : 16;
+                size_t odd_at = c == 3 ? 1 : c == 4 ? n - 1 : SIZE_MAX;
+                make_values(dtypes[d], n, nv, odd_at, (uint64_t)c << 32 ^ n, in, ref);
+                for (size_t i = 0; i < COUNT(cfgs); i++)
+                    run_case(dtypes[d], n, D_FEW, in, ref, work, &cfgs[i]);
+            }
     free(in);
     free(ref);
     free(work);

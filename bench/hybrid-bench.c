@@ -282,11 +282,11 @@ static double draw(const char *dist, uint64_t *s, size_t i, size_t n)
 }
 
 /* Fills an array like numpy.random.random (floats in [0, 1)) or, for ints, the whole range
- * scaled from the same draw; normal ints are scaled by 2^20. */
+ * scaled from the same draw (uniform i64: random bits); normal ints are scaled by 2^20. */
 static void fill(void *a, int dtype, size_t n, const char *dist, uint64_t seed)
 {
     uint64_t s = seed;
-    bool full_range = strcmp(dist, "normal") != 0;
+    bool full_range = strcmp(dist, "normal") != 0, uniform = strcmp(dist, "uniform") == 0;
     for (size_t i = 0; i < n; i++) {
         double x = draw(dist, &s, i, n);
         double scaled32 = full_range ? x * 4294967295.0 : x * 1048576.0;
@@ -297,9 +297,12 @@ static void fill(void *a, int dtype, size_t n, const char *dist, uint64_t seed)
         case HY_DT_U32: ((uint32_t *)a)[i] = (uint32_t)fabs(scaled32); break;
         case HY_DT_I32: ((int32_t *)a)[i] = (int32_t)(int64_t)(scaled32 - (full_range ? 2147483648.0 : 0)); break;
         case HY_DT_U64: ((uint64_t *)a)[i] = (uint64_t)fabs(scaled64); break;
-        case HY_DT_I64:
-            ((int64_t *)a)[i] = full_range ? (int64_t)(splitmix(&s) ^ (uint64_t)(x * 1e6))
-                                           : (int64_t)scaled64;
+        case HY_DT_I64: /* uniform: all 64 bits random (a double's 53 would leave the low
+                         * bits zero); the other orders map x onto the range monotonically */
+            ((int64_t *)a)[i] =
+                uniform ? (int64_t)(splitmix(&s) ^ (uint64_t)(x * 1e6))
+                : full_range ? (int64_t)((uint64_t)fabs(scaled64) ^ ((uint64_t)1 << 63))
+                             : (int64_t)scaled64;
             break;
         }
     }

@@ -57,7 +57,10 @@ def main():
             for k, env in ((1, os.environ), (2, dict(os.environ, NPY_DISABLE_CPU_FEATURES=AVX2))):
                 out = subprocess.check_output([a.python, "-c", NP, str(n), dt], env=env)
                 res.setdefault((dt, k), []).append(int(out))
-    ms = lambda v: f"{st.median(v) / 1e6:.1f} ms [{min(v) / 1e6:.1f}-{max(v) / 1e6:.1f}]"
+    def ms(v):  # ns in, the unit that keeps three figures (10^3 keys sort in microseconds)
+        scale, unit = (1e6, "ms") if st.median(v) >= 1e6 else (1e3, "us")
+        return (f"{st.median(v) / scale:.1f} {unit} "
+                f"[{min(v) / scale:.1f}-{max(v) / scale:.1f}]")
     for dt in dtypes:
         h, d, v2 = res[(dt, 0)], res[(dt, 1)], res[(dt, 2)]
         rd = [x / y for x, y in zip(d, h)]

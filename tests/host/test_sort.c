@@ -771,6 +771,75 @@ Test(sort, small_path_sizes, .timeout = 120)
     free(work);
 }
 
+/* Where the CPU has AVX2 (32-bit keys) or AVX-512 (64-bit ones), the small path runs up to
+ * 2^17 keys and finishes with sorted windows of 8 keys (sort_radix.inc's small_window)
+ * from n = 32, in four segments cut at bucket boundaries, or two where a quarter would be
+ * under 8 keys. Sizes next to those thresholds and past 2^15 buckets, every dtype, with
+ * every distribution of small_path_case; elsewhere the same sizes take the insertion sort
+ * or the large path. */
+Test(sort, small_window_sizes, .timeout = 240)
+{
+    const size_t sizes[] = {31, 32, 33, 40, 63, 64, 65, 65535, 65536, 65537, 100000, 131071,
+                            131072, 131073};
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_F32, HY_DT_I64, HY_DT_U64, HY_DT_F64};
+    size_t most = sizes[COUNT(sizes) - 1] * 8;
+    char *in = malloc(most), *ref = malloc(most), *work = malloc(most),
+         *sorted = malloc(most);
+    cr_assert(in && ref && work && sorted, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            small_path_case(dtypes[d], sizes[k], in, ref, work, sorted);
+    free(sorted);
+    free(in);
+    free(ref);
+    free(work);
+}
+
+/* Values repeated 1 to `most` times each, shuffled: with most = 12, buckets of more keys
+ * than the window reaches (9), which the small path insertion-sorts first, next to buckets
+ * it does not; with 40, so many that those insertion sorts run past their budget and the
+ * radix sort finishes the buckets. A third of the values special (NaNs of both signs, -0.0
+ * and +0.0, infinities). */
+static void make_repeats(int dtype, size_t n, size_t most, uint64_t seed, void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n;) {
+        uint64_t v = mix(&s) % 3 ? random_bits(dtype, &s) : special_bits(dtype, &s);
+        for (size_t r = 1 + mix(&s) % most; r > 0 && i < n; r--)
+            put(in, size, i++, v);
+    }
+    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates, through ref as scratch */
+        size_t j = mix(&s) % (i + 1);
+        memcpy(ref, (char *)in + i * size, size);
+        memcpy((char *)in + i * size, (char *)in + j * size, size);
+        memcpy((char *)in + j * size, ref, size);
+    }
+    memcpy(ref, in, n * size);
+    reference_sort(dtype, ref, n);
+}
+
+Test(sort, small_window_repeats, .timeout = 120)
+{
+    const size_t sizes[] = {100, 1000, 10007, 100003};
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+    char *in = malloc(100003 * 8), *ref = malloc(100003 * 8), *work = malloc(100003 * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (size_t most = 12; most <= 40; most += 28) {
+                make_repeats(dtypes[d], sizes[k], most, (uint64_t)dtypes[d] << 40 ^ sizes[k],
+                             in, ref);
+                for (size_t c = 0; c < COUNT(cfgs); c++)
+                    run_case(dtypes[d], sizes[k], D_SPECIAL, in, ref, work, &cfgs[c]);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* Arrays whose sample holds at most 16 distinct values are counted by value, on one thread
  * (sort_radix.inc's few_values). 1, 16 and 17 values (specials among them: NaNs of both
  * signs, -0.0 and +0.0), and 16 values with a 17th at one element the sample skips, first

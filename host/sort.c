@@ -117,10 +117,21 @@ static bool chunked_for(size_t n, unsigned top_bits)
 }
 
 /* Whether sort_radix.inc's small path can finish keys of `size` bytes with its window:
- * 32-bit ones with AVX2, 64-bit ones with AVX-512. */
+ * 32-bit ones with AVX2, 64-bit ones with AVX-512. For tests only: HYBRIDD_TEST_SORT_PORTABLE=1
+ * takes the path of a CPU without them (test_sort runs it on a machine that has both), read
+ * once per process. */
 static bool window_ok(size_t size)
 {
 #ifdef HY_WINDOW_AVX2
+    static atomic_int portable = -1; /* -1 not read yet; threads that race store one value */
+    int p = atomic_load_explicit(&portable, memory_order_relaxed);
+    if (p < 0) {
+        const char *e = getenv("HYBRIDD_TEST_SORT_PORTABLE");
+        p = e && strcmp(e, "1") == 0;
+        atomic_store_explicit(&portable, p, memory_order_relaxed);
+    }
+    if (p)
+        return false;
     return size == 4 ? __builtin_cpu_supports("avx2") : __builtin_cpu_supports("avx512f");
 #else
     (void)size;

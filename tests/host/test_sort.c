@@ -795,6 +795,26 @@ Test(sort, small_window_sizes, .timeout = 240)
     free(work);
 }
 
+/* The same sizes on the path of a CPU without AVX2 or AVX-512 (host/sort.c's window_ok
+ * honours HYBRIDD_TEST_SORT_PORTABLE; each Criterion test runs in a process of its own). */
+Test(sort, small_window_sizes_on_the_portable_path, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
+    const size_t sizes[] = {31, 32, 33, 65535, 65536, 65537, 131073};
+    const int dtypes[] = {HY_DT_I32, HY_DT_F32, HY_DT_U64, HY_DT_F64};
+    size_t most = sizes[COUNT(sizes) - 1] * 8;
+    char *in = malloc(most), *ref = malloc(most), *work = malloc(most),
+         *sorted = malloc(most);
+    cr_assert(in && ref && work && sorted, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            small_path_case(dtypes[d], sizes[k], in, ref, work, sorted);
+    free(sorted);
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* Values repeated 1 to `most` times each, shuffled: with most = 12, buckets of more keys
  * than the window reaches (9), which the small path insertion-sorts first, next to buckets
  * it does not; with 40, so many that those insertion sorts run past their budget and the

@@ -2,6 +2,7 @@
  * engines, detaching from the terminal, then the event loop. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,13 @@ static void prepare_process(void)
     sigaddset(&sigs, SIGHUP);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* glibc raises its mmap threshold to the size of each mmapped block it frees (up to 32
+     * MiB), after which blocks of jobs' sizes come from per-thread heaps that are rarely given
+     * back: under tests/load's mixed jobs the RSS grew by 70 MiB and stayed. A fixed threshold
+     * keeps every large block mmapped, so a finished job returns its memory. A failure is
+     * not worth a warning: it happens where a sanitizer's allocator stands in for glibc's. */
+    (void)mallopt(M_MMAP_THRESHOLD, 256 << 10);
 }
 
 /* The socket: the one systemd passed, else one of our own. Returns 0, or -1 after logging

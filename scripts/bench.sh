@@ -37,6 +37,8 @@
 #   BENCH_NUMPY124=0  skip the numpy 1.24 rows (noted in the report)
 #   BENCH_SWEEP=0     skip the sort sweep (noted in the report)
 #   BENCH_NOTE=TEXT   a sentence for the report (e.g. "the machine was shared")
+#   BENCH_NUMPY_PATH=auto|installed|avx2  numpy's sort path on the reference side (default
+#                     auto: the faster of the two on this machine, measured first)
 #   BENCH_KEEP=1      keep the JSON directory
 set -u
 build=${1:-build}
@@ -62,6 +64,42 @@ LESSON_VENV_NUMPY124=${LESSON_VENV_NUMPY124:-$PWD/$build/lesson-venv-numpy124}
 export LESSON_VENV LESSON_VENV_NUMPY124
 scripts/lesson-venv.sh >&2 || { echo "bench: no Python environment for the lesson" >&2; exit 1; }
 py=$LESSON_VENV/bin/python
+# numpy 2 picks its sort's SIMD path from the CPU it finds, and the path it picks is not always
+# its fastest: on AMD Zen 4 its AVX-512 sort (compress-stores) runs ~6x slower than its own
+# AVX2 one. The reference is numpy at its best on this machine, so both paths sort 10^6 f64
+# (5 runs each, interleaved) and the faster one runs every step of the reference venv.
+# BENCH_NUMPY_PATH=installed or avx2 chooses instead of measuring.
+npy_avx2="AVX512_ICL X86_V4"
+npy_probe() {
+  "$py" - "$npy_avx2" <<'PY'
+import json, os, subprocess, sys, time
+code = ("import numpy as np, time; a = np.random.default_rng(5).random(10**6); t = []\n"
+        "for _ in range(4):\n"
+        "    b = a.copy(); s = time.perf_counter_ns(); b.sort(); t.append(time.perf_counter_ns() - s)\n"
+        "print(min(t[1:]))")
+env_avx2 = dict(os.environ, NPY_DISABLE_CPU_FEATURES=sys.argv[1])
+runs = {"installed": [], "avx2": []}
+for _ in range(5):
+    for k, env in (("installed", os.environ), ("avx2", env_avx2)):
+        out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        runs[k].append(int(out) / 1e6)
+med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+print(json.dumps({"installed_ms": med["installed"], "avx2_ms": med["avx2"],
+                  "chosen": "avx2" if med["avx2"] < 0.9 * med["installed"] else "installed"}))
+PY
+}
+case ${BENCH_NUMPY_PATH:-auto} in
+  auto) npy_path=$(npy_probe) || { echo "bench: the numpy path probe failed" >&2; exit 1; } ;;
+  installed | avx2) npy_path="{\"chosen\": \"${BENCH_NUMPY_PATH}\"}" ;;
+  *) echo "bench: BENCH_NUMPY_PATH must be auto, installed or avx2" >&2; exit 2 ;;
+esac
+echo "bench: numpy's sort path: $npy_path" >&2
+if [[ $npy_path == *'"chosen": "avx2"'* ]]; then
+  py=(env NPY_DISABLE_CPU_FEATURES="$npy_avx2" "$py")
+else
+  py=("$py")
+fi
 # The second reference, numpy 1.24: optional.
 skipped=()
 if [[ ${BENCH_NUMPY124:-1} == 0 ]]; then
@@ -137,7 +175,7 @@ optional() {
 }
 ctl() { "$hybridctl" -s "$sock" --json "$@"; }
 # lesson FILE REPEAT ARGS...: one lesson.py run of the reference venv.
-lesson() { run "$1" "$py" bench/lesson/lesson.py "${@:3}" --repeat "$2" --json; }
+lesson() { run "$1" "${py[@]}" bench/lesson/lesson.py "${@:3}" --repeat "$2" --json; }
 
 run "$out/hybridd-devices.json" ctl devices
 run "$out/hybridd-status.json" ctl status
@@ -182,7 +220,7 @@ sweep_pair() {
   ((${#sweep[@]})) || return 0
   mkdir -p "$sd"
   (($2 == 1)) && save=(--save)
-  run "$sd/numpy.json" "$py" bench/lesson/sort_sweep.py --cases "$(IFS=,; echo "${sweep[*]}")" \
+  run "$sd/numpy.json" "${py[@]}" bench/lesson/sort_sweep.py --cases "$(IFS=,; echo "${sweep[*]}")" \
     --dir "$dir" "${save[@]}" --repeat "$repeat" --json
   for c in "${sweep[@]}"; do
     IFS=: read -r n t o <<<"$c"
@@ -227,12 +265,13 @@ done
 
 # How the run was made, and the steps skipped on purpose, for the report.
 printf '%s\n' "${skipped[@]}" | BENCH_ROUNDS=$rounds BENCH_REPEAT=$repeat \
-  BENCH_REPEAT_SLOW=$slow BENCH_QUICK=$quick \
+  BENCH_REPEAT_SLOW=$slow BENCH_QUICK=$quick BENCH_NUMPY_PATH_JSON=$npy_path \
   python3 -c 'import json, os, sys
 json.dump({"tool": "scripts/bench.sh", "skipped": [x for x in sys.stdin.read().splitlines() if x],
            "rounds": int(os.environ["BENCH_ROUNDS"]), "repeat": int(os.environ["BENCH_REPEAT"]),
            "repeat_slow": int(os.environ["BENCH_REPEAT_SLOW"]),
            "quick": os.environ["BENCH_QUICK"] == "1", "note": os.environ.get("BENCH_NOTE", ""),
+           "numpy_path": json.loads(os.environ["BENCH_NUMPY_PATH_JSON"]),
            "order": "per round: lesson pi+sort f64, /usr/bin/python3 pure pi, hybridd pi, "
                     "hybridd sort f64, vqsort f64, numpy 1.24 f64, numpy file to file, "
                     "hybridctl file to file, lesson pi (large n), "

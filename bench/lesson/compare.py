@@ -1074,6 +1074,15 @@ def md_escape(s):
     return s.replace("|", "\\|")
 
 
+
+def probe_words(npath):
+    """The numpy path probe's figures (scripts/bench.sh), as words for the report."""
+    if "installed_ms" not in npath:
+        return " (chosen by BENCH_NUMPY_PATH, not measured)"
+    return (" (10^6 f64, median of 5 runs: %.1f ms as installed, %.1f ms with AVX-512 "
+            "disabled)" % (npath["installed_ms"], npath["avx2_ms"]))
+
+
 def md_header(groups, inputs, docs, command):
     """The section's opening bullets: when, where, which versions, what was sorted, how the
     rounds ran and how noisy the machine was."""
@@ -1098,6 +1107,14 @@ def md_header(groups, inputs, docs, command):
     o.append("- Versions: Python %s (%s), numpy %s (the reference: the newest from pip), "
              "numba %s; %s" % (ver.get("python", "?"), ver.get("python_impl", "CPython"),
                                docs["numpy_ref"] or "?", ver.get("numba", "?"), server))
+    npath = (docs["notes"] or {}).get("numpy_path") or {}
+    if npath.get("chosen") == "avx2":
+        o.append("- numpy's sort path: numpy chose its AVX-512 sort on this CPU, which sorts "
+                 "slower here than its own AVX2 sort%s, so every reference step ran with "
+                 "`NPY_DISABLE_CPU_FEATURES=\"AVX512_ICL X86_V4\"` (numpy at its best here)."
+                 % probe_words(npath))
+    elif npath.get("chosen") == "installed":
+        o.append("- numpy's sort path: as numpy chose it for this CPU%s." % probe_words(npath))
     for v in docs["numpy_other"]:
         o.append("- Second reference: numpy %s, the sort part of lesson.py only, in its own "
                  "venv (scripts/lesson-venv.sh --numpy124); its rows are labelled "

@@ -94,7 +94,9 @@ def make_rounds(root):
                                   "rows": [{"threads": 1, "copies": 1, "median_ns": 0.25e9,
                                             "throughput": N / 0.25}]})
     write(root, "bench-notes.json", {"tool": "scripts/bench.sh", "skipped": ["x: y"],
-                                     "rounds": 3, "repeat": 3, "repeat_slow": 1})
+                                     "rounds": 3, "repeat": 3, "repeat_slow": 1,
+                                     "numpy_path": {"installed_ms": 58.7, "avx2_ms": 8.8,
+                                                    "chosen": "avx2"}})
 
 
 def row(groups, key, label, threads):
@@ -162,6 +164,9 @@ class Rounds(unittest.TestCase):
         self.assertIn("Test CPU, 2 CPUs", text)
         self.assertIn("- Noise: the most stable row", text)
         self.assertIn("- Skipped: x: y.", text)
+        # The reference's numpy path, as bench.sh's probe chose it, with the probe's figures.
+        self.assertIn("- numpy's sort path: numpy chose its AVX-512 sort", text)
+        self.assertIn("58.7 ms as installed, 8.8 ms with AVX-512 disabled", text)
         self.assertTrue(text.endswith("## Later\n\nhand-written\n"))
         self.assertIn("the serial baseline, hybridd serial on sort, 1e3 f64, took 500.0 ms–2.000 s",
                       text)

@@ -407,8 +407,10 @@ int hy_host_check_opts(const hy_host *h, const hy_run_opts *o, hy_error *err)
     return 0;
 }
 
-int hy_host_run(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_fn fn,
-                void *ctx, hy_run_stats *st, hy_error *err)
+/* hy_host_run and hy_host_run_first: `first_only` runs thread 0's part alone, on the caller's
+ * thread, as the serial backend runs its one. */
+static int run_job(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_fn fn,
+                   void *ctx, hy_run_stats *st, hy_error *err, bool first_only)
 {
     if (!h || !fn)
         return hy_error_set(err, HY_EINVAL, "no engine or no task given");
@@ -436,10 +438,13 @@ int hy_host_run(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_f
     if (o->backend == HY_BACKEND_LOCKED)
         gil_reset_stats(&h->gil, o->switch_interval_us ? o->switch_interval_us
                                                         : h->default_interval_us);
-    uint64_t cpu0 = o->backend == HY_BACKEND_SERIAL ? thread_cpu_ns() : 0;
+    bool on_caller = o->backend == HY_BACKEND_SERIAL || first_only;
+    if (first_only) /* the other threads neither run nor wait at a barrier */
+        j->barrier.expected = 1;
+    uint64_t cpu0 = on_caller ? thread_cpu_ns() : 0;
     uint64_t t0 = hy_now_ns();
     atomic_store(&j->last_report_ns, t0);
-    if (o->backend == HY_BACKEND_SERIAL) {
+    if (on_caller) {
         run_part(h, j, 0, false);
     } else {
         pthread_mutex_lock(&h->pool_mutex);
@@ -453,7 +458,7 @@ int hy_host_run(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_f
         pthread_mutex_unlock(&h->pool_mutex);
     }
     uint64_t t1 = hy_now_ns();
-    if (o->backend == HY_BACKEND_SERIAL)
+    if (on_caller)
         j->busy_ns[0] = thread_cpu_ns() - cpu0;
 
     if (st) {
@@ -489,6 +494,18 @@ int hy_host_run(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_f
     pthread_cond_destroy(&j->barrier.cond);
     free(j);
     return rc;
+}
+
+int hy_host_run(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_fn fn,
+                void *ctx, hy_run_stats *st, hy_error *err)
+{
+    return run_job(h, o, total_work, fn, ctx, st, err, false);
+}
+
+int hy_host_run_first(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_fn fn,
+                      void *ctx, hy_run_stats *st, hy_error *err)
+{
+    return run_job(h, o, total_work, fn, ctx, st, err, true);
 }
 
 unsigned hy_host_threads(const hy_host *h) { return h->nthreads; }

@@ -394,7 +394,12 @@ static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n
     if ((rc = sort_bufs_get(h, size, n, copies, o->threads, &b, err)))
         return rc;
     setup_copies(&c, &b, dtype, src, data, n, copies);
-    rc = hy_host_run(h, &ro, (uint64_t)n * 3u * copies, sort_task, &c, &r->stats, err);
+    /* Split arrays up to small_max are sorted by thread 0 alone (sort_radix.inc's
+     * sort_small): on the native backend the others are not woken for them. The locked one
+     * still starts every thread, each taking the lock, as the CPython threads it models do. */
+    rc = mode == HY_MODE_SPLIT && o->backend == HY_BACKEND_NATIVE && n <= small_max(size)
+             ? hy_host_run_first(h, &ro, (uint64_t)n * 3u, sort_task, &c, &r->stats, err)
+             : hy_host_run(h, &ro, (uint64_t)n * 3u * copies, sort_task, &c, &r->stats, err);
     if (rc == HY_EINVAL)
         hy_error_set(err, rc, "the array changed while it was being sorted (was its memfd "
                      "written during the job?); it holds what was written, unsorted");

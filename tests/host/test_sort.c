@@ -1305,6 +1305,39 @@ Test(sort, stats)
     }
 }
 
+/* A native sort the engine finishes on one thread (up to 2^15 keys on every CPU) runs on the
+ * calling thread with the pool left asleep: thread 0 has all the busy time and thread 1
+ * none, where a woken thread 1 would have spent some returning. A larger one still runs on
+ * both threads. Both come out in order. */
+Test(sort, small_native_sort_wakes_no_pool_thread)
+{
+    static const size_t sizes[] = {20000, (size_t)1 << 20};
+    for (size_t k = 0; k < COUNT(sizes); k++) {
+        size_t n = sizes[k];
+        double *a = malloc(n * sizeof *a), *ref = malloc(n * sizeof *ref);
+        cr_assert(a && ref);
+        uint64_t s = 11;
+        for (size_t i = 0; i < n; i++)
+            a[i] = (double)(mix(&s) >> 11) - 0x1p52;
+        memcpy(ref, a, n * sizeof *a);
+        qsort(ref, n, sizeof *ref, cmp_f64);
+        hy_run_opts o = {.backend = HY_BACKEND_NATIVE, .threads = 2, .mode = HY_MODE_SPLIT};
+        hy_sort_result r;
+        hy_error err = {0};
+        int rc = hy_host_sort(eng, HY_DT_F64, a, n, &o, &r, &err);
+        cr_assert_eq(rc, 0, "sort of %zu: %d %s", n, rc, err.msg);
+        cr_assert(memcmp(a, ref, n * sizeof *a) == 0, "%zu keys out of order", n);
+        cr_assert_eq(r.stats.threads, 2);
+        cr_assert_gt(r.stats.busy_ns[0], 0, "thread 0 idle on %zu keys", n);
+        if (n <= 20000)
+            cr_assert_eq(r.stats.busy_ns[1], 0, "a pool thread woke for %zu keys", n);
+        else
+            cr_assert_gt(r.stats.busy_ns[1], 0, "thread 1 idle on %zu keys", n);
+        free(a);
+        free(ref);
+    }
+}
+
 /* hy_host_sort_to: the same bytes as the in-place sort, the source left as it was, on every
  * dtype and both thread counts; overlapping arrays and replicate mode refused. */
 Test(sort, sort_to_another_array)

@@ -61,6 +61,10 @@ enum { TOP_LINEAR, TOP_VALUE, TOP_CELLS_FN };
  * 540 and 560), L2 misses and all. */
 #define SMALL_MAX_WIN (1u << 17)
 #define SMALL_BUCKET_LOG 1u
+/* sort_radix.inc's lsd_window: buckets from LSD_WIN_MIN keys are scattered into about
+ * n / 2^LSD_WIN_LOG bins and finished with the window, where the CPU has it. */
+#define LSD_WIN_MIN 256u
+#define LSD_WIN_LOG 2u
 #define SMALL_SAMPLE 256u
 /* At most 2^this buckets on the small path (n / 2 for SMALL_MAX_WIN keys; bucket numbers
  * are uint16_t there), and so in any top-level bucket function. */

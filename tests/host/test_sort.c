@@ -1305,6 +1305,39 @@ Test(sort, stats)
     }
 }
 
+/* The large path's buckets finished with the window (32-bit keys, sort_radix.inc's
+ * lsd_window): in each bucket most keys sit in a 2^12-wide cluster and every 997th key far
+ * above it, so the bucket's span puts the cluster into a few of the window's bins, whose
+ * insertion sorts run out of budget and hand the bucket back to the radix passes. Spread
+ * keys take the window itself. Both must match qsort on every thread count. */
+Test(sort, bucket_window_and_its_fallback, .timeout = 120)
+{
+    enum { N = 1 << 20 };
+    static uint32_t a[N], ref[N], orig[N];
+    for (int crowded = 0; crowded <= 1; crowded++) {
+        uint64_t s = 21 + (uint64_t)crowded;
+        for (size_t i = 0; i < N; i++) {
+            uint32_t high = (uint32_t)(mix(&s) >> 55) << 22; /* 512 clusters */
+            uint32_t low = crowded ? (i % 997 == 0 ? 0x3FFFFFu : (uint32_t)mix(&s) & 0xFFFu)
+                                   : (uint32_t)mix(&s) & 0x3FFFFFu;
+            orig[i] = high | low;
+        }
+        memcpy(ref, orig, sizeof ref);
+        qsort(ref, N, sizeof *ref, cmp_u32);
+        for (unsigned t = 1; t <= 2; t++) {
+            memcpy(a, orig, sizeof a);
+            hy_run_opts o = {.backend = t == 1 ? HY_BACKEND_SERIAL : HY_BACKEND_NATIVE,
+                             .threads = t, .mode = HY_MODE_SPLIT};
+            hy_sort_result r;
+            hy_error err = {0};
+            int rc = hy_host_sort(eng, HY_DT_U32, a, N, &o, &r, &err);
+            cr_assert_eq(rc, 0, "sort: %d %s", rc, err.msg);
+            cr_assert(memcmp(a, ref, sizeof a) == 0, "%s keys out of order on %u thread(s)",
+                      crowded ? "crowded" : "spread", t);
+        }
+    }
+}
+
 /* A native sort the engine finishes on one thread (up to 2^15 keys on every CPU) runs on the
  * calling thread with the pool left asleep: thread 0 has all the busy time and thread 1
  * none, where a woken thread 1 would have spent some returning. A larger one still runs on

@@ -777,22 +777,29 @@ Test(sort, small_path_sizes, .timeout = 120)
  * under 8 keys. Sizes next to those thresholds and past 2^15 buckets, every dtype, with
  * every distribution of small_path_case; elsewhere the same sizes take the insertion sort
  * or the large path. */
-Test(sort, small_window_sizes, .timeout = 240)
+/* small_path_case over every size and dtype given, with buffers for the largest size. */
+static void small_path_sizes_dtypes(const size_t *sizes, size_t nsizes, const int *dtypes,
+                                    size_t ndtypes)
 {
-    const size_t sizes[] = {31, 32, 33, 40, 63, 64, 65, 65535, 65536, 65537, 100000, 131071,
-                            131072, 131073};
-    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_F32, HY_DT_I64, HY_DT_U64, HY_DT_F64};
-    size_t most = sizes[COUNT(sizes) - 1] * 8;
+    size_t most = sizes[nsizes - 1] * 8;
     char *in = malloc(most), *ref = malloc(most), *work = malloc(most),
          *sorted = malloc(most);
     cr_assert(in && ref && work && sorted, "out of memory");
-    for (size_t d = 0; d < COUNT(dtypes); d++)
-        for (size_t k = 0; k < COUNT(sizes); k++)
+    for (size_t d = 0; d < ndtypes; d++)
+        for (size_t k = 0; k < nsizes; k++)
             small_path_case(dtypes[d], sizes[k], in, ref, work, sorted);
     free(sorted);
     free(in);
     free(ref);
     free(work);
+}
+
+Test(sort, small_window_sizes, .timeout = 240)
+{
+    const size_t sizes[] = {31, 32, 33, 40, 63, 64, 65, 65535, 65536, 65537, 100000, 131071,
+                            131072, 131073};
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_F32, HY_DT_I64, HY_DT_U64, HY_DT_F64};
+    small_path_sizes_dtypes(sizes, COUNT(sizes), dtypes, COUNT(dtypes));
 }
 
 /* The same sizes on the path of a CPU without AVX2 or AVX-512 (host/sort.c's window_ok
@@ -802,17 +809,7 @@ Test(sort, small_window_sizes_on_the_portable_path, .timeout = 240)
     cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
     const size_t sizes[] = {31, 32, 33, 65535, 65536, 65537, 131073};
     const int dtypes[] = {HY_DT_I32, HY_DT_F32, HY_DT_U64, HY_DT_F64};
-    size_t most = sizes[COUNT(sizes) - 1] * 8;
-    char *in = malloc(most), *ref = malloc(most), *work = malloc(most),
-         *sorted = malloc(most);
-    cr_assert(in && ref && work && sorted, "out of memory");
-    for (size_t d = 0; d < COUNT(dtypes); d++)
-        for (size_t k = 0; k < COUNT(sizes); k++)
-            small_path_case(dtypes[d], sizes[k], in, ref, work, sorted);
-    free(sorted);
-    free(in);
-    free(ref);
-    free(work);
+    small_path_sizes_dtypes(sizes, COUNT(sizes), dtypes, COUNT(dtypes));
 }
 
 /* Values repeated 1 to `most` times each, shuffled: with most = 12, buckets of more keys

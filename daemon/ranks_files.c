@@ -2,9 +2,7 @@
  * hybridd --mpi only): the header read and checked and the output created here, with MPI-IO
  * through the MPI thread (hy_mpi_file); then, across ranks, each rank reads its slice and
  * writes its sorted bucket (hy_ranks_sort_slices), or, for one rank, this one reads, sorts
- * with the row's backend and writes. The .npy header is parsed here because the daemon may not use
- * the client's parser (client/ is hybridctl's); it takes what numpy writes for a 1-D
- * little-endian array of the six dtypes and refuses the rest with a sentence. */
+ * with the row's backend and writes. The header's bytes are parsed by ranks_npy.c. */
 #include "ranks.h"
 
 #include <inttypes.h>
@@ -13,92 +11,25 @@
 #include <string.h>
 
 #include "log.h"
-
-#define NPY_MAGIC "\x93NUMPY"
-#define NPY_PREFIX 12      /* magic, version, and the longest header length (4 bytes) */
-#define NPY_HEADER_MAX 65536
-
-/* The value after `key` in a header dict: NULL when the key is not there. */
-static const char *npy_value(const char *h, const char *key)
-{
-    const char *p = strstr(h, key);
-    if (!p)
-        return NULL;
-    p += strlen(key);
-    while (*p == ' ')
-        p++;
-    if (*p++ != ':')
-        return NULL;
-    while (*p == ' ')
-        p++;
-    return p;
-}
-
-/* The dtype a descr names ('<f8' and friends; '|' or '=' are not what numpy writes for
- * these), or 0. */
-static int npy_dtype(const char *v)
-{
-    static const char *const names[] = {"<i4", "<u4", "<i8", "<u8", "<f4", "<f8"};
-    if (*v != '\'' && *v != '"')
-        return 0;
-    for (int d = 0; d < 6; d++)
-        if (!strncmp(v + 1, names[d], 3) && v[4] == v[0])
-            return d + 1; /* HY_DT_I32 .. HY_DT_F64, in common.h's order */
-    return 0;
-}
-
-/* Parses a header dict: its dtype and its one dimension. 0, or the sentence (HY_EDTYPE for
- * a dtype that is not one of the six, HY_EINVAL for the rest). */
-static int npy_parse(const char *path, const char *h, int *dtype, uint64_t *n, hy_error *err)
-{
-    const char *d = npy_value(h, "'descr'"), *f = npy_value(h, "'fortran_order'"),
-               *s = npy_value(h, "'shape'");
-    if (!d || !f || !s || *s != '(')
-        return hy_error_set(err, HY_EINVAL, "%s: its .npy header is not a dict with descr, "
-                            "fortran_order and shape", path);
-    if (!(*dtype = npy_dtype(d)))
-        return hy_error_set(err, HY_EDTYPE, "%s: dtype %.8s is not one of <i4 <u4 <i8 <u8 "
-                            "<f4 <f8", path, d);
-    if (strncmp(f, "False", 5) != 0)
-        return hy_error_set(err, HY_EINVAL, "%s: a Fortran-order array (sort takes a 1-D "
-                            "one)", path);
-    char *end;
-    s++;
-    if (*s < '0' || *s > '9')
-        return hy_error_set(err, HY_EINVAL, "%s: shape %.24s is not 1-D", path, s - 1);
-    *n = strtoull(s, &end, 10);
-    while (*end == ' ' || *end == 'L')
-        end++;
-    if (*end++ != ',')
-        return hy_error_set(err, HY_EINVAL, "%s: shape %.24s is not 1-D", path, s - 1);
-    while (*end == ' ')
-        end++;
-    if (*end != ')')
-        return hy_error_set(err, HY_EINVAL, "%s: shape %.24s is not 1-D", path, s - 1);
-    return 0;
-}
+#include "ranks_npy.h"
 
 /* Reads and checks IN's header: its dtype and length must be the job's (hybridctl read
  * them from the same file). *data gets where the elements start. */
 static int read_header(const hy_engines *e, const hy_job_spec *s, uint64_t *data,
                        hy_error *err)
 {
-    unsigned char pre[NPY_PREFIX];
-    uint64_t fsize = 0;
+    unsigned char pre[HY_RANKS_NPY_PREFIX];
+    uint64_t fsize = 0, at = 0, hlen = 0;
     int rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, 0, pre, 10, &fsize, err);
+    if (!rc)
+        rc = hy_ranks_npy_prefix(s->input, pre, 10, &at, &hlen, err);
+    if (!rc && hlen == 0) { /* versions 2 and 3: a 4-byte length */
+        rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, 10, pre + 10, 2, NULL, err);
+        if (!rc)
+            rc = hy_ranks_npy_prefix(s->input, pre, HY_RANKS_NPY_PREFIX, &at, &hlen, err);
+    }
     if (rc)
         return rc;
-    if (memcmp(pre, NPY_MAGIC, 6) != 0 || pre[6] < 1 || pre[6] > 3)
-        return hy_error_set(err, HY_EINVAL, "%s is not a .npy file (version 1 to 3)", s->input);
-    uint64_t at = pre[6] == 1 ? 10 : 12, hlen = pre[8] | (uint64_t)pre[9] << 8;
-    if (pre[6] > 1) {
-        if ((rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, 10, pre + 10, 2, NULL, err)))
-            return rc;
-        hlen |= (uint64_t)pre[10] << 16 | (uint64_t)pre[11] << 24;
-    }
-    if (hlen == 0 || hlen > NPY_HEADER_MAX)
-        return hy_error_set(err, HY_EINVAL, "%s: a .npy header of %" PRIu64 " bytes", s->input,
-                            hlen);
     char *h = malloc(hlen + 1);
     if (!h)
         return hy_error_set(err, HY_ENOMEM, "no memory for %s's header", s->input);
@@ -106,7 +37,7 @@ static int read_header(const hy_engines *e, const hy_job_spec *s, uint64_t *data
     uint64_t n = 0;
     if (!(rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, at, h, hlen, NULL, err))) {
         h[hlen] = '\0';
-        rc = npy_parse(s->input, h, &dtype, &n, err);
+        rc = hy_ranks_npy_dict(s->input, h, &dtype, &n, err);
     }
     free(h);
     if (rc)

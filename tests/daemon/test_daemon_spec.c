@@ -1,12 +1,14 @@
 /* tests/daemon: the job spec, the kinds' and backends' tables, the comparison plan built from
  * the table, the backends' checks, a row run through the table, and HY_ASSERT stopping the
- * program in a release build. No daemon runs: these are the daemon's own pieces. */
+ * program in a release build, and the .npy header parser of MPI sorts of .npy paths. No daemon
+ * runs: these are the daemon's own pieces. */
 #include <criterion/criterion.h>
 
 #include <signal.h>
 #include <string.h>
 
 #include "backend.h"
+#include "ranks_npy.h"
 #include "runner.h"
 #include "spec.h"
 
@@ -187,6 +189,75 @@ Test(backend, a_row_runs_through_its_backend)
     cr_expect_eq(hy_runner_run(&e, &s, &r, &io, &row, &busy, &err), HY_EBACKEND);
     cr_expect_not_null(strstr(err.msg, "process backend is not running"), "%s", err.msg);
     hy_host_destroy(h);
+}
+
+/* A .npy header dict through hy_ranks_npy_dict (the prefix is tested by fuzz_ranks_npy). */
+static int npy_dict(const char *h, int *dtype, uint64_t *n, hy_error *err)
+{
+    *dtype = 0;
+    *n = 0;
+    return hy_ranks_npy_dict("in.npy", h, dtype, n, err);
+}
+
+Test(ranks_npy, takes_what_numpy_writes)
+{
+    char h[256];
+    size_t total = hy_npy_header(HY_DT_U32, 50021, h, sizeof h);
+    cr_assert(total > 10);
+    uint64_t at = 0, hlen = 0, n = 0;
+    hy_error err = {0};
+    cr_assert_eq(hy_ranks_npy_prefix("in.npy", (unsigned char *)h, 10, &at, &hlen, &err), 0);
+    cr_expect_eq(at + hlen, total);
+    h[total - 1] = '\0'; /* the newline: the dict is NUL-terminated text */
+    int dtype;
+    cr_assert_eq(npy_dict(h + at, &dtype, &n, &err), 0, "%s", err.msg);
+    cr_expect_eq(dtype, HY_DT_U32);
+    cr_expect_eq(n, 50021);
+}
+
+/* fuzz_ranks_npy found these (tests/fuzz/regressions/fuzz_ranks_npy/): a count past 2^64 was
+ * read by strtoull as 2^64 - 1, one whose bytes pass 2^64 was taken, and a refusal quoted the
+ * header's newline into its one-line sentence. */
+Test(ranks_npy, a_count_past_2_64_is_refused_not_clamped)
+{
+    int dtype;
+    uint64_t n;
+    hy_error err = {0};
+    cr_expect_eq(npy_dict("{'descr': '<i4', 'fortran_order': False, 'shape': "
+                          "(18446744073709551616,), }", &dtype, &n, &err), HY_EINVAL);
+    cr_expect_not_null(strstr(err.msg, "in.npy: shape (18446744073709551616,"), "%s", err.msg);
+    cr_expect_not_null(strstr(err.msg, "holds more i32 than a size_t counts bytes"), "%s",
+                       err.msg);
+}
+
+Test(ranks_npy, a_count_whose_bytes_overflow_is_refused)
+{
+    int dtype;
+    uint64_t n;
+    hy_error err = {0};
+    cr_expect_eq(npy_dict("{'descr': '<u8', 'fortran_order': False, 'shape': "
+                          "(2305843009213693952,), }", &dtype, &n, &err), HY_EINVAL, "%s",
+                 err.msg);
+    /* the largest count that fits is taken */
+    cr_expect_eq(npy_dict("{'descr': '<u8', 'fortran_order': False, 'shape': "
+                          "(2305843009213693951,), }", &dtype, &n, &err), 0, "%s", err.msg);
+    cr_expect_eq(n, 2305843009213693951u);
+    cr_expect_eq(npy_dict("{'descr': '<i4', 'fortran_order': False, 'shape': "
+                          "(4611686018427387904,), }", &dtype, &n, &err), HY_EINVAL);
+}
+
+Test(ranks_npy, a_refusal_is_one_line)
+{
+    int dtype;
+    uint64_t n;
+    hy_error err = {0};
+    cr_expect_eq(npy_dict("{'descr':'<f4','fortran_order':False,'shape':(3,2,)} \n", &dtype,
+                          &n, &err), HY_EINVAL);
+    cr_expect_null(strchr(err.msg, '\n'), "%s", err.msg);
+    cr_expect_not_null(strstr(err.msg, "shape (3,2,)} \\x0a is not 1-D"), "%s", err.msg);
+    cr_expect_eq(npy_dict("{'descr': '\x1b[2J', 'fortran_order': False, 'shape': (3,), }",
+                          &dtype, &n, &err), HY_EDTYPE);
+    cr_expect_null(strchr(err.msg, '\x1b'), "%s", err.msg);
 }
 
 /* The build defines NDEBUG; HY_ASSERT must stop the program all the same. */

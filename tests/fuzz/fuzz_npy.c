@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "fuzz_memfd.h"
 
 #define MAX_BYTES ((size_t)1 << 20)
 #define SMALL_MAX 256u
@@ -102,17 +103,8 @@ static void write_back(const hc_array *a, bool raw)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int fd = memfd_create("fuzz_npy", MFD_CLOEXEC);
-    if (fd < 0)
-        abort();
-    for (size_t at = 0; at < size;) {
-        ssize_t w = write(fd, data + at, size - at);
-        if (w <= 0)
-            abort();
-        at += (size_t)w;
-    }
     char path[32];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_memfd("fuzz_npy", data, size, path);
 
     hc_array a;
     memset(&a, 0xa5, sizeof a); /* "need not be initialised" */

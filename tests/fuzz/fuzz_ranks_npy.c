@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "fuzz_memfd.h"
 #include "ranks_npy.h"
 
 #define PATH "in.npy"
@@ -164,17 +165,8 @@ static void round_trip(int dtype, uint64_t n)
 /* hybridctl's reader of the same bytes, through a memfd as in fuzz_npy.c. */
 static int client_read(const uint8_t *data, size_t size, hc_array *a)
 {
-    int fd = memfd_create("fuzz_ranks_npy", MFD_CLOEXEC);
-    if (fd < 0)
-        abort();
-    for (size_t at = 0; at < size;) {
-        ssize_t w = write(fd, data + at, size - at);
-        if (w <= 0)
-            abort();
-        at += (size_t)w;
-    }
     char path[32];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_memfd("fuzz_ranks_npy", data, size, path);
     hy_error err = {0};
     int rc = hc_npy_read(path, a, (size_t)1 << 20, &err);
     close(fd);

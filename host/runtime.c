@@ -407,6 +407,30 @@ int hy_host_check_opts(const hy_host *h, const hy_run_opts *o, hy_error *err)
     return 0;
 }
 
+/* A finished job's statistics; the engine's job mutex is held (the lock's counters are the
+ * job's until the next one starts). */
+static void fill_stats(hy_host *h, const struct job *j, const hy_run_opts *o, uint64_t wall_ns,
+                       hy_run_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->wall_ns = wall_ns;
+    st->threads = o->threads;
+    st->copies = 1;
+    memcpy(st->busy_ns, j->busy_ns, sizeof(uint64_t) * o->threads);
+    if (o->backend != HY_BACKEND_LOCKED)
+        return;
+    struct gil *g = &h->gil;
+    pthread_mutex_lock(&g->mutex);
+    st->lock_acquisitions = g->acquisitions;
+    st->lock_handoffs = g->handoffs;
+    st->lock_drop_requests = g->drop_requests;
+    pthread_mutex_unlock(&g->mutex);
+    st->lock_wait_ns = j->lock_wait_ns;
+    st->lock_hold_ns = j->lock_hold_ns;
+    st->lock_max_holders = atomic_load(&g->max_inside);
+    st->nogil = j->nogil;
+}
+
 /* hy_host_run and hy_host_run_first: `first_only` runs thread 0's part alone, on the caller's
  * thread, as the serial backend runs its one. */
 static int run_job(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_fn fn,
@@ -461,25 +485,8 @@ static int run_job(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_tas
     if (on_caller)
         j->busy_ns[0] = thread_cpu_ns() - cpu0;
 
-    if (st) {
-        memset(st, 0, sizeof *st);
-        st->wall_ns = t1 - t0;
-        st->threads = o->threads;
-        st->copies = 1;
-        memcpy(st->busy_ns, j->busy_ns, sizeof(uint64_t) * o->threads);
-        if (o->backend == HY_BACKEND_LOCKED) {
-            struct gil *g = &h->gil;
-            pthread_mutex_lock(&g->mutex);
-            st->lock_acquisitions = g->acquisitions;
-            st->lock_handoffs = g->handoffs;
-            st->lock_drop_requests = g->drop_requests;
-            pthread_mutex_unlock(&g->mutex);
-            st->lock_wait_ns = j->lock_wait_ns;
-            st->lock_hold_ns = j->lock_hold_ns;
-            st->lock_max_holders = atomic_load(&g->max_inside);
-            st->nogil = j->nogil;
-        }
-    }
+    if (st)
+        fill_stats(h, j, o, t1 - t0, st);
     pthread_mutex_unlock(&h->job_mutex);
 
     rc = j->first_error;

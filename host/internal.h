@@ -21,7 +21,7 @@ void hy_host_scratch_put(hy_host *h, void *p, size_t bytes);
 
 /* hy_host_run for a job whose threads past the first would find nothing to do (a sort the
  * engine finishes on one thread): thread 0's part alone, on the caller's thread, with no pool
- * thread woken. Waking them cost 25-50 us a job on this VM, 10x a 10^3-key sort. The
+ * thread woken. Waking them cost 20-36 us a job on this VM, 6-11x a 10^3-key sort. The
  * statistics still count o->threads threads, the others with no busy time. */
 int hy_host_run_first(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_task_fn fn,
                       void *ctx, hy_run_stats *st, hy_error *err);

@@ -164,7 +164,12 @@ Test(daemon_process, a_worker_killed_mid_job_gives_eworker_and_is_replaced)
     cr_assert_eq(hyt_submit(c, &s, NULL, 0, &j), 0);
     cr_assert_eq(hyt_wait_accepted(c, &j, HYT_WAIT_MS), 0);
     cr_assert(j.accepted, "not accepted: %s", j.message);
-    usleep(300000);
+    /* The kill must land while the workers hold their parts: one killed before the job
+     * reached it is restarted by the job, which then succeeds. ACCEPTED comes before that;
+     * a PROGRESS comes only once the workers count (done > 0), however slow the daemon. */
+    while (j.progress == 0 && !j.done)
+        cr_assert_eq(hyt_recv(c, HYT_WAIT_MS), 0, "no PROGRESS: %s", c->err.msg);
+    cr_assert(!j.done, "the job ended before it was seen computing: %s", j.message);
     cr_assert_eq(kill(kids[1], SIGKILL), 0);
     cr_assert_eq(hyt_wait_final(c, &j, HYT_WAIT_MS), 0);
     cr_expect_eq(j.code, HY_EWORKER, "final answer %s (%d) \"%s\", want EWORKER",

@@ -92,6 +92,7 @@ struct fileop {
     hy_error err;
     bool done;
     int rank; /* names it in the sentences: the client may be several ranks away */
+    hy_mpi *m; /* answers pings between its chunks (keep_alive) */
     struct fileop *next;
 };
 
@@ -178,6 +179,7 @@ struct hy_mpi {
      * how long a span or question waits on a silent one (0: forever). */
     uint64_t *heard;
     uint64_t timeout_ns, last_ping;
+    uint64_t test_slice_pause_ns; /* HYBRIDD_TEST_SLICE_PAUSE_MS (run_slice) */
 };
 
 static uint64_t now_ns(void)
@@ -504,6 +506,75 @@ static void on_ping(hy_mpi *m, int from)
     push_out(m, o);
 }
 
+static bool progress_sends(hy_mpi *m);
+
+/* Whether this rank, waiting on peers, should ping them now (under the lock): about four
+ * times per peer timeout, at most once a second, at least 50 ms apart. */
+static bool ping_due(hy_mpi *m)
+{
+    uint64_t now = now_ns(), every = m->timeout_ns / 4;
+    every = every > 1000000000ull ? 1000000000ull : every < 50000000ull ? 50000000ull : every;
+    if (!m->timeout_ns || !(m->holding || m->asks) || now - m->last_ping < every)
+        return false;
+    m->last_ping = now;
+    return true;
+}
+
+/* A message of only a header to dest, started at once (the MPI thread's inflight list). */
+static void send_bare(hy_mpi *m, int dest, int tag)
+{
+    struct out *o = calloc(1, sizeof *o);
+    if (!o)
+        return; /* a ping or pong: the next round sends another */
+    *o = (struct out){.dest = dest, .tag = tag};
+    if (MPI_Isend(&o->msg, (int)sizeof o->msg, MPI_BYTE, dest, tag, MPI_COMM_WORLD,
+                  &o->req) != MPI_SUCCESS) {
+        free(o);
+        return;
+    }
+    o->next = m->inflight;
+    m->inflight = o;
+}
+
+/* While a span or a question waits, every peer is pinged about four times per peer
+ * timeout (at most once a second): a live rank's MPI thread answers at once, even while its
+ * daemon computes, so only a rank that is stopped, hung or cut off stays silent. */
+static void ping_peers(hy_mpi *m)
+{
+    pthread_mutex_lock(&m->mu);
+    bool due = ping_due(m);
+    pthread_mutex_unlock(&m->mu);
+    for (int r = 0; due && r < m->size; r++)
+        if (r != m->rank)
+            send_bare(m, r, TAG_PING);
+}
+
+/* Liveness in the middle of a long step on the MPI thread (a slice's read and partition, a
+ * bucket's write, a file operation): pings that came are answered and pongs taken as signs
+ * of life, and this rank pings its own peers when due, so that neither side takes a busy
+ * rank for a silent one (limits.peer_timeout_s). Only pings and pongs: every other message
+ * waits for the loop, in its order (MPI keeps order per source and tag). */
+static void keep_alive(hy_mpi *m)
+{
+    int flag = 0;
+    MPI_Status st;
+    struct wire w;
+    static const int tags[] = {TAG_PING, TAG_PONG};
+    for (size_t i = 0; i < sizeof tags / sizeof *tags; i++) {
+        int tag = tags[i];
+        while (MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, &st) == MPI_SUCCESS &&
+               flag && MPI_Recv(&w, (int)sizeof w, MPI_BYTE, st.MPI_SOURCE, tag,
+                                MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS) {
+            if (st.MPI_SOURCE >= 0 && st.MPI_SOURCE < m->size)
+                __atomic_store_n(&m->heard[st.MPI_SOURCE], now_ns(), __ATOMIC_RELAXED);
+            if (tag == TAG_PING)
+                send_bare(m, st.MPI_SOURCE, TAG_PONG);
+        }
+    }
+    ping_peers(m);
+    progress_sends(m);
+}
+
 static void on_slice(hy_mpi *m, int from, const struct wire *w);
 static void on_xbucket(hy_mpi *m, int from, const struct wire *w);
 static void free_collect(struct collect *c);
@@ -585,7 +656,7 @@ static void take_slicestat(hy_mpi *m, int origin, uint64_t token, uint64_t *io, 
 static void write_run(hy_mpi *m, struct out *o)
 {
     struct fileop f = {.op = HY_MPI_FILE_WRITE, .path = o->wpath, .offset = o->woff,
-                       .buf = o->owned, .len = o->wlen, .rank = m->rank};
+                       .buf = o->owned, .len = o->wlen, .rank = m->rank, .m = m};
     uint64_t t0 = now_ns();
     file_run(&f);
     uint64_t io = now_ns() - t0, sent = 0;
@@ -667,8 +738,9 @@ static bool progress_sends(hy_mpi *m)
 
 /* ---- files ---- */
 
-/* Most bytes one MPI-IO call moves (its count is an int). */
-#define FILE_CHUNK ((size_t)1 << 30)
+/* Most bytes one MPI-IO call moves: its count is an int, and the MPI thread answers pings
+ * between calls (keep_alive), about every 30 ms at 2 GB/s. */
+#define FILE_CHUNK ((size_t)1 << 26)
 
 /* MPI's own words for mrc (errno is not reliable after MPI-IO: Open MPI leaves it stale). */
 static int file_fail(struct fileop *f, int mrc, const char *what)
@@ -684,6 +756,8 @@ static int file_fail(struct fileop *f, int mrc, const char *what)
 static int file_move(MPI_File fh, struct fileop *f)
 {
     for (size_t at = 0; at < f->len; at += FILE_CHUNK) {
+        if (at)
+            keep_alive(f->m);
         int len = (int)(f->len - at < FILE_CHUNK ? f->len - at : FILE_CHUNK), got = 0;
         MPI_Status st;
         MPI_Offset off = (MPI_Offset)(f->offset + at);
@@ -784,7 +858,7 @@ int hy_mpi_file_gather(hy_mpi *m, int op, const char *path, uint64_t offset, voi
                        hy_error *err)
 {
     struct fileop f = {.op = op, .path = path, .offset = offset, .buf = buf, .len = len,
-                       .idx = idx, .esize = esize, .rank = m->rank};
+                       .idx = idx, .esize = esize, .rank = m->rank, .m = m};
     pthread_mutex_lock(&m->mu);
     if (m->ended || m->stop) {
         pthread_mutex_unlock(&m->mu);
@@ -847,27 +921,6 @@ static int init_mpi(hy_mpi *m)
         return hy_error_set(&m->init_err, HY_ESYS, "MPI_Comm_dup failed");
     }
     return 0;
-}
-
-/* While a span or a question waits, every peer is pinged about four times per peer
- * timeout (at most once a second): a live rank's MPI thread answers at once, even while its
- * daemon computes, so only a rank that is stopped, hung or cut off stays silent. */
-static void ping_peers(hy_mpi *m)
-{
-    pthread_mutex_lock(&m->mu);
-    uint64_t now = now_ns(), every = m->timeout_ns / 4;
-    every = every > 1000000000ull ? 1000000000ull : every < 50000000ull ? 50000000ull : every;
-    if (m->timeout_ns && (m->holding || m->asks) && now - m->last_ping >= every) {
-        m->last_ping = now;
-        for (int r = 0; r < m->size; r++) {
-            struct out *o = r == m->rank ? NULL : calloc(1, sizeof *o);
-            if (o) {
-                *o = (struct out){.dest = r, .tag = TAG_PING};
-                push_out(m, o);
-            }
-        }
-    }
-    pthread_mutex_unlock(&m->mu);
 }
 
 /* Questions some rank has not answered within the peer timeout go back to the loop failed,
@@ -974,6 +1027,8 @@ int hy_mpi_start(hy_mpi **out, hy_error *err)
     pthread_cond_init(&m->ready, NULL);
     m->next_token = 1;
     m->timeout_ns = HY_MPI_PEER_TIMEOUT_MS * 1000000ull;
+    const char *pause = getenv("HYBRIDD_TEST_SLICE_PAUSE_MS"); /* tests/mpi only */
+    m->test_slice_pause_ns = pause ? strtoull(pause, NULL, 10) * 1000000ull : 0;
     int rc = pthread_create(&m->thread, NULL, mpi_main, m);
     if (rc) {
         close(m->evfd);
@@ -1710,23 +1765,32 @@ static void fail_slice(hy_mpi *m, const struct slice *sl, int rc, const char *wh
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Keys a slice's partition handles between two keep_alive calls: about 20 ms of work. */
+#define SPAN_STEP ((uint64_t)1 << 22)
+
 /* The `count` elements at a (global indices first..) into one buffer per bucket: cnt[j]
- * keys at b[j] (NULL when empty). */
-static int partition(const struct slice *sl, const char *a, uint64_t first, uint64_t count,
-                     uint64_t *cnt, char **b)
+ * keys at b[j] (NULL when empty). Step by step, answering pings between steps. */
+static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t first,
+                     uint64_t count, uint64_t *cnt, char **b)
 {
     size_t esize = hy_dtype_size(sl->dtype);
     struct hy_stree *t = hy_stree_new(sl->sp, sl->ranks - 1);
     uint16_t *ids = malloc(count ? count * sizeof *ids : 1);
     uint64_t *pos = calloc(sl->ranks, sizeof *pos);
     int rc = t && ids && pos ? 0 : HY_ENOMEM;
-    if (!rc)
-        hy_span_count(a, count, sl->dtype, first, t, cnt, ids);
+    for (uint64_t i = 0; !rc && i < count; i += SPAN_STEP) {
+        keep_alive(m);
+        hy_span_count(a + i * esize, count - i < SPAN_STEP ? count - i : SPAN_STEP, sl->dtype,
+                      first + i, t, cnt, ids + i);
+    }
     for (unsigned j = 0; !rc && j < sl->ranks; j++)
         if (cnt[j] && !(b[j] = malloc(cnt[j] * esize)))
             rc = HY_ENOMEM;
-    if (!rc)
-        hy_span_scatter(a, count, esize, ids, b, pos);
+    for (uint64_t i = 0; !rc && i < count; i += SPAN_STEP) {
+        keep_alive(m);
+        hy_span_scatter(a + i * esize, count - i < SPAN_STEP ? count - i : SPAN_STEP, esize,
+                        ids + i, b, pos);
+    }
     free(t);
     free(ids);
     free(pos);
@@ -1749,8 +1813,14 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
     }
     struct fileop f = {.op = HY_MPI_FILE_READ, .path = sl->in_path,
                        .offset = sl->in_at + first * esize, .buf = a, .len = count * esize,
-                       .rank = m->rank};
+                       .rank = m->rank, .m = m};
     uint64_t t0 = now_ns();
+    /* For tests only (tests/mpi): the slice's read takes this much longer, answering pings
+     * meanwhile as a long read does between its chunks. */
+    while (now_ns() - t0 < m->test_slice_pause_ns) {
+        usleep(10000);
+        keep_alive(m);
+    }
     if (count)
         file_run(&f);
     struct slicestat *st = calloc(1, sizeof *st); /* without it, the figures are 0 */
@@ -1764,7 +1834,7 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
         rc = f.rc;
         goto out;
     }
-    if (partition(sl, a, first, count, cnt, b)) {
+    if (partition(m, sl, a, first, count, cnt, b)) {
         rc = hy_error_set(err, HY_ENOMEM, "rank %d: no memory for its slice's buckets",
                           m->rank);
         goto out;

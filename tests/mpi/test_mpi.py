@@ -41,10 +41,11 @@ def mpi_env():
 
 class World:
     """One `mpirun -np N hybridd --mpi` in a temporary directory; `confs`, one text per rank,
-    gives ranks configurations of their own (mpirun's `-np 1 A : -np 1 B` form), and
-    `prefix`, one argv list per rank with `confs`, a command each rank's hybridd runs under."""
+    gives ranks configurations of their own (mpirun's `-np 1 A : -np 1 B` form),
+    `prefix`, one argv list per rank with `confs`, a command each rank's hybridd runs under,
+    and `env`, variables every rank gets."""
 
-    def __init__(self, n, confs=None, prefix=None):
+    def __init__(self, n, confs=None, prefix=None, env=None):
         self.n = n
         self.tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-")
         cmd = [MPIRUN, "--oversubscribe"]
@@ -60,7 +61,7 @@ class World:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             cmd,
-            stdout=self.log, stderr=subprocess.STDOUT, env=mpi_env(),
+            stdout=self.log, stderr=subprocess.STDOUT, env=dict(mpi_env(), **(env or {})),
             start_new_session=True)
         deadline = time.monotonic() + 60
         while not all(os.path.exists(self.sock(r)) for r in range(n)):
@@ -76,8 +77,22 @@ class World:
         with open(self.log_path) as f:
             return f.read()
 
+    def logged(self, pattern, after=0):
+        """The match of `pattern` past the first `after` ones in the ranks' log, once there.
+        mpirun forwards what the ranks write on its own time: a line a rank wrote before its
+        socket existed, or before its answer, may reach the log only after them."""
+        deadline = time.monotonic() + 60
+        while True:
+            found = list(re.finditer(pattern, self.text()))
+            if len(found) > after:
+                return found[after]
+            if time.monotonic() > deadline:
+                raise AssertionError("%r not logged (%d times so far) within 60 s:\n%s"
+                                     % (pattern, len(found), self.text()))
+            time.sleep(0.05)
+
     def pid(self, rank):
-        m = re.search(r"hybridd\[(\d+)\] info: rank %d: MPI: rank" % rank, self.text())
+        m = self.logged(r"hybridd\[(\d+)\] info: rank %d: MPI: rank" % rank)
         return int(m.group(1))
 
     def ctl(self, rank, *args, ok=True):
@@ -116,7 +131,7 @@ class Lifecycle(unittest.TestCase):
                 st = json.loads(w.ctl(r, "ping").stdout)
                 self.assertTrue(st, st)
             for r in range(3):
-                self.assertIn("rank %d: MPI: rank %d of 3" % (r, r), w.text())
+                w.logged(re.escape("rank %d: MPI: rank %d of 3" % (r, r)))
             # mpirun forwards SIGTERM to every rank and then exits 1 whatever they did
             # (Open MPI's rule for a job it was told to end), so the ranks' logs say how
             # they stopped: each drained and said so.
@@ -437,12 +452,17 @@ class SortAcross:
         self.assertTrue(data == ref, "the span's bytes differ from one daemon's")
         return got
 
-    def shares(self, rank):
-        """The buckets' sizes of the last span the rank logged."""
-        found = re.findall(r"rank %d: sort across \d+ ranks: n \d+, shares ([\d,]+);" % rank,
-                           self.world.text())
-        self.assertTrue(found, "no span logged")
-        return [int(x) for x in found[-1].split(",")]
+    def span_line(self, rank):
+        return r"rank %d: sort across \d+ ranks: n \d+, shares ([\d,]+);" % rank
+
+    def spans_logged(self, rank):
+        """How many spans the rank's log shows so far (forwarded by mpirun, maybe late)."""
+        return len(re.findall(self.span_line(rank), self.world.text()))
+
+    def shares(self, rank, before):
+        """The buckets' sizes of the span the rank logs after the `before` it had logged."""
+        m = self.world.logged(self.span_line(rank), after=before)
+        return [int(x) for x in m.group(1).split(",")]
 
     def test_generated_inputs_every_dtype(self):
         for dtype in DTYPES:
@@ -468,12 +488,14 @@ class SortAcross:
                 path = self.path(dtype + "-equal.raw")
                 with open(path, "wb") as f:
                     f.write(struct.pack(DTYPES[dtype], value) * 90001)
+                before = self.spans_logged(1)
                 self.both(["--input", path, "--dtype", dtype], dtype + "-equal")
-                sh = self.shares(1)
+                sh = self.shares(1, before)
                 self.assertEqual(sum(sh), 90001)
                 self.assertLessEqual(max(sh), 1.1 * 90001 / self.N, sh)
+        before = self.spans_logged(1)
         self.both(["-n", "200003", "--dtype", "u32", "--dist", "few-unique"], "few")
-        sh = self.shares(1)
+        sh = self.shares(1, before)
         self.assertEqual(len(sh), self.N)
         self.assertLessEqual(max(sh), 1.1 * 200003 / self.N, sh)
 
@@ -506,10 +528,11 @@ class SortAcross:
         # memfd: the asked rank's buckets go out and come back sorted; each rank's share is
         # its bucket, the log's shares
         n = 200003
+        before = self.spans_logged(1)
         got = self.both(["-n", str(n), "--dtype", "f64", "--dist", "normal", "--backend",
                          "native"], "per-rank")
         per = check_per_rank(self, got, n, range(self.N))
-        logged = self.shares(1)  # bucket k is on rank (1 + k) % N
+        logged = self.shares(1, before)  # bucket k is on rank (1 + k) % N
         self.assertEqual([r["share"] for r in per],
                          [logged[(r - 1) % self.N] for r in range(self.N)])
         for r in per:
@@ -873,6 +896,29 @@ class SilentPeer(unittest.TestCase):
             got = json.loads(w.ctl(1, "sort", "-n", "100000", "--dtype", "i32", "--ranks",
                                    "all", "--check").stdout)
             self.assertIs(got["checked"], True)
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+        finally:
+            w.close()
+
+    def test_a_rank_busy_on_its_slice_past_the_timeout_is_not_silent(self):
+        # Every rank's MPI thread spends 5 s on its slice of a .npy sort (a test hook that
+        # lengthens the read) against a peer timeout of 2 s: the ranks answer pings between
+        # the steps of that work, so the span completes instead of naming a rank silent.
+        conf = CONF.replace("job_timeout_s = 60L;", "job_timeout_s = 60L; peer_timeout_s = 2L;")
+        w = World(3, confs=[conf] * 3, env={"HYBRIDD_TEST_SLICE_PAUSE_MS": "5000"})
+        try:
+            raw = special_array("f64", 30001, 5)
+            src = write_npy(os.path.join(w.tmp.name, "busy-in.npy"), "f64", raw)
+            dst = os.path.join(w.tmp.name, "busy-out.npy")
+            p = w.ctl(0, "sort", "--input", src, "--output", dst, "--ranks", "all", ok=False)
+            self.assertEqual(p.returncode, 0, p.stderr + w.text())
+            self.assertEqual(json.loads(p.stdout)["ranks"], 3)
+            ref = os.path.join(w.tmp.name, "busy-ref.npy")    # one daemon's sort, no span
+            w.ctl(0, "sort", "--input", src, "--output", ref)
+            with open(dst, "rb") as a, open(ref, "rb") as b:
+                self.assertTrue(a.read() == b.read(), "the span's bytes differ from one "
+                                "daemon's")
             w.proc.send_signal(signal.SIGTERM)
             w.wait()
         finally:

@@ -19,15 +19,10 @@
 #error "hybridctl reads and writes little-endian arrays and assumes a little-endian host"
 #endif
 
+/* The .npy magic, for telling a .npy file from raw values (the header's parser is
+ * common/npy.c). */
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
-/* The prefix before the dict: magic, two version bytes, and a u16 (1.0) or u32 (2.0, 3.0). */
-#define NPY_PREFIX_MAX 12
-/* numpy itself refuses headers above 10000 bytes unless told otherwise; a real header for
- * the arrays we accept is under 200. The bound keeps a hostile u32 length from becoming an
- * allocation. */
-#define NPY_HEADER_MAX 65536
-#define NPY_MAX_DIMS 64
 
 static const char supported_list[] = "i32 u32 i64 u64 f32 f64";
 
@@ -174,369 +169,52 @@ static int copy_data(const hc_input *in, void *buf, int to, hy_error *err)
     return 0;
 }
 
-/* ---- the .npy header dict ---- */
+/* ---- the .npy header: read here, parsed by common/npy.c (hy_npy_prefix, hy_npy_dict), the
+ * parser hybridd's MPI sort of .npy paths uses too ---- */
 
-/* A cursor over the header dict; the parser accepts exactly Python's literal syntax for
- * the three keys numpy writes, in any order, with any spaces between tokens. */
-typedef struct cursor {
-    const char *p, *end;
-} cursor;
-
-static void skip_ws(cursor *c)
-{
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-        c->p++;
-}
-
-static bool eat(cursor *c, char ch)
-{
-    skip_ws(c);
-    if (c->p < c->end && *c->p == ch) {
-        c->p++;
-        return true;
-    }
-    return false;
-}
-
-/* A quoted string ('...' or "..."), no escapes (no key or descr we accept has any). */
-static bool parse_string(cursor *c, const char **s, size_t *len)
-{
-    skip_ws(c);
-    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
-        return false;
-    char q = *c->p++;
-    const char *start = c->p;
-    while (c->p < c->end && *c->p != q) {
-        if (*c->p == '\\' || *c->p == '\n')
-            return false;
-        c->p++;
-    }
-    if (c->p >= c->end)
-        return false;
-    *s = start;
-    *len = (size_t)(c->p - start);
-    c->p++;
-    return true;
-}
-
-static bool parse_word(cursor *c, const char *word)
-{
-    skip_ws(c);
-    size_t n = strlen(word);
-    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
-        return false;
-    const char *after = c->p + n;
-    if (after < c->end && (*after == '_' || (*after >= 'a' && *after <= 'z') ||
-                           (*after >= 'A' && *after <= 'Z') || (*after >= '0' && *after <= '9')))
-        return false;
-    c->p = after;
-    return true;
-}
-
-/* A non-negative decimal integer (Python 2's trailing L accepted, as numpy does). Sets
- * *overflow when it does not fit in a uint64_t. */
-static bool parse_uint(cursor *c, uint64_t *v, bool *overflow)
-{
-    skip_ws(c);
-    if (c->p >= c->end || *c->p < '0' || *c->p > '9')
-        return false;
-    uint64_t x = 0;
-    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-        unsigned d = (unsigned)(*c->p - '0');
-        if (x > (UINT64_MAX - d) / 10)
-            *overflow = true;
-        else
-            x = x * 10 + d;
-        c->p++;
-    }
-    if (c->p < c->end && (*c->p == 'L' || *c->p == 'l'))
-        c->p++;
-    *v = x;
-    return true;
-}
-
-typedef struct npy_header {
-    bool have_descr, have_fortran, have_shape;
-    bool descr_is_list;
-    const char *descr;
-    size_t descr_len;
-    bool fortran;
-    uint64_t n;      /* product of the dimensions; valid unless n_overflow */
-    bool n_overflow; /* the product does not fit in 64 bits */
-    unsigned ndim;
-    uint64_t dims[NPY_MAX_DIMS]; /* UINT64_MAX for one above 64 bits */
-} npy_header;
-
-/* `( )`, `(a,)`, `(a, b)`, `(a, b,)`: a Python tuple literal of integers. */
-static bool parse_shape(cursor *c, npy_header *h)
-{
-    if (!eat(c, '('))
-        return false;
-    uint64_t prod = 1;
-    bool overflow = false, zero = false;
-    unsigned dims = 0;
-    bool trailing_comma = false;
-    skip_ws(c);
-    while (!eat(c, ')')) {
-        if (dims > 0 && !trailing_comma)
-            return false;
-        if (dims == NPY_MAX_DIMS)
-            return false;
-        uint64_t d;
-        bool big = false;
-        if (!parse_uint(c, &d, &big))
-            return false;
-        h->dims[dims++] = big ? UINT64_MAX : d;
-        if (big)
-            overflow = true;
-        else if (d == 0)
-            zero = true;
-        else if (prod > UINT64_MAX / d)
-            overflow = true;
-        else
-            prod *= d;
-        trailing_comma = eat(c, ',');
-    }
-    /* (5) is an int in Python, not a tuple: numpy refuses it, so do we. */
-    if (dims == 1 && !trailing_comma)
-        return false;
-    h->n = zero ? 0 : prod;
-    h->n_overflow = !zero && overflow;
-    h->ndim = dims;
-    return true;
-}
-
-/* Skips a descr list ([('x', '<i4'), ...]) well enough to report it as structured. */
-static bool skip_list(cursor *c)
-{
-    int depth = 0;
-    skip_ws(c);
-    while (c->p < c->end) {
-        char ch = *c->p++;
-        if (ch == '[' || ch == '(')
-            depth++;
-        else if (ch == ']' || ch == ')') {
-            if (--depth == 0)
-                return true;
-        } else if (ch == '\'' || ch == '"') {
-            while (c->p < c->end && *c->p != ch)
-                c->p++;
-            if (c->p >= c->end)
-                return false;
-            c->p++;
-        }
-    }
-    return false;
-}
-
-/* Parses the dict; on failure *why names the malformed part. */
-static bool parse_dict(const char *s, size_t len, npy_header *h, const char **why)
-{
-    cursor c = {s, s + len};
-    *why = "it is not a Python dict literal";
-    if (!eat(&c, '{'))
-        return false;
-    bool first = true;
-    for (;;) {
-        if (eat(&c, '}'))
-            break;
-        if (!first && !eat(&c, ','))
-            return false;
-        if (!first && eat(&c, '}'))
-            break;
-        first = false;
-        const char *key;
-        size_t klen;
-        if (!parse_string(&c, &key, &klen))
-            return false;
-        if (!eat(&c, ':'))
-            return false;
-        if (klen == 5 && memcmp(key, "descr", 5) == 0) {
-            *why = "a duplicate or malformed 'descr'";
-            if (h->have_descr)
-                return false;
-            skip_ws(&c);
-            if (c.p < c.end && *c.p == '[') {
-                if (!skip_list(&c))
-                    return false;
-                h->descr_is_list = true;
-            } else if (!parse_string(&c, &h->descr, &h->descr_len)) {
-                return false;
-            }
-            h->have_descr = true;
-        } else if (klen == 13 && memcmp(key, "fortran_order", 13) == 0) {
-            *why = "a duplicate or malformed 'fortran_order' (True or False)";
-            if (h->have_fortran)
-                return false;
-            if (parse_word(&c, "True"))
-                h->fortran = true;
-            else if (parse_word(&c, "False"))
-                h->fortran = false;
-            else
-                return false;
-            h->have_fortran = true;
-        } else if (klen == 5 && memcmp(key, "shape", 5) == 0) {
-            *why = "a duplicate or malformed 'shape' (a tuple of integers)";
-            if (h->have_shape || !parse_shape(&c, h))
-                return false;
-            h->have_shape = true;
-        } else {
-            *why = "an unknown key (only 'descr', 'fortran_order' and 'shape' may appear)";
-            return false;
-        }
-        *why = "it is not a Python dict literal";
-    }
-    skip_ws(&c);
-    if (c.p != c.end) {
-        *why = "text after the dict";
-        return false;
-    }
-    if (!h->have_descr || !h->have_fortran || !h->have_shape) {
-        *why = !h->have_descr     ? "no 'descr' key"
-               : !h->have_fortran ? "no 'fortran_order' key"
-                                  : "no 'shape' key";
-        return false;
-    }
-    return true;
-}
-
-/* Copies a descr from the file into `out` for an error sentence, or "?" if it holds
- * anything but printable ASCII. */
-static void printable_descr(const char *s, size_t len, char *out, size_t cap)
-{
-    if (len == 0 || len >= cap) {
-        snprintf(out, cap, "%s", len ? "(a long descriptor)" : "''");
-        return;
-    }
-    for (size_t i = 0; i < len; i++)
-        if (s[i] < 0x20 || s[i] > 0x7e) {
-            snprintf(out, cap, "(an unprintable descriptor)");
-            return;
-        }
-    memcpy(out, s, len);
-    out[len] = '\0';
-}
-
-/* Maps a descr such as '<f8' to a dtype; 0 with the sentence written on refusal. */
-static int descr_dtype(const char *path, const npy_header *h, hy_error *err)
-{
-    if (h->descr_is_list)
-        return hy_error_set(err, HY_EINVAL,
-                            "%s holds a structured dtype (a list of fields); use a plain "
-                            "array of one of %s",
-                            path, supported_list);
-    char shown[40];
-    printable_descr(h->descr, h->descr_len, shown, sizeof shown);
-    static const struct {
-        const char *code; /* without the byte-order character */
-        int dtype;
-    } codes[] = {{"i4", HY_DT_I32}, {"u4", HY_DT_U32}, {"i8", HY_DT_I64},
-                 {"u8", HY_DT_U64}, {"f4", HY_DT_F32}, {"f8", HY_DT_F64}};
-    int dtype = 0;
-    if (h->descr_len == 3)
-        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-            if (memcmp(h->descr + 1, codes[i].code, 2) == 0)
-                dtype = codes[i].dtype;
-    char order = h->descr_len ? h->descr[0] : 0;
-    if (dtype && order == '>')
-        return hy_error_set(err, HY_EINVAL,
-                            "%s is big-endian (%s); hybridctl reads little-endian arrays: "
-                            "convert with a.astype('<%s')",
-                            path, shown, shown + 1);
-    /* '|' marks byte-order-free one-byte types: none of ours, so it lands below. '=' is
-     * native order, which numpy never writes to a file. */
-    if (!dtype || order != '<')
-        return hy_error_set(err, HY_EINVAL, "%s: dtype %s is not supported; use one of %s",
-                            path, shown, supported_list);
-    return dtype;
-}
-
-/* hybridd sorts one flat array; sorting each row of a 2-D array as numpy.sort does would
- * need the daemon to know rows, so anything but 1-D is refused rather than silently
- * flattened (and written back with another shape). */
-static int refuse_ndim(const char *path, const npy_header *h, hy_error *err)
-{
-    if (h->ndim == 0)
-        return hy_error_set(err, HY_EINVAL,
-                            "%s holds a 0-d array (shape (), one value); hybridctl sorts 1-D "
-                            "arrays only: save it with numpy.save(f, a.reshape(-1))",
-                            path);
-    char shape[96] = "(";
-    size_t len = 1;
-    unsigned i;
-    for (i = 0; i < h->ndim; i++) {
-        char dim[32];
-        if (h->dims[i] == UINT64_MAX)
-            snprintf(dim, sizeof dim, "%s>2^64", i ? ", " : "");
-        else
-            snprintf(dim, sizeof dim, "%s%" PRIu64, i ? ", " : "", h->dims[i]);
-        size_t dl = strlen(dim);
-        if (len + dl + sizeof ", ...)" > sizeof shape)
-            break;
-        memcpy(shape + len, dim, dl);
-        len += dl;
-    }
-    snprintf(shape + len, sizeof shape - len, "%s)", i < h->ndim ? ", ..." : "");
-    return hy_error_set(err, HY_EINVAL,
-                        "%s holds a %u-D array of shape %s; hybridctl sorts 1-D arrays only: "
-                        "flatten it with numpy.save(f, a.reshape(-1))",
-                        path, h->ndim, shape);
-}
-
-static uint32_t le32(const unsigned char *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-/* The fixed part of a .npy file: the magic, a version hybridctl reads, and the header's
- * length, checked against the file's size and NPY_HEADER_MAX before anything is allocated.
- * Sets *prefix_len (10 or 12 bytes) and *hlen. */
+/* The fixed part of a .npy file: the magic, a version taken, and the header's length, checked
+ * against the file's size before anything is allocated. Sets *prefix_len (10 or 12 bytes)
+ * and *hlen. */
 static int read_prefix(int fd, const char *path, size_t fsize, size_t *prefix_len,
                        size_t *hlen, hy_error *err)
 {
-    unsigned char prefix[NPY_PREFIX_MAX];
+    unsigned char prefix[HY_NPY_PREFIX_MAX];
     size_t got;
     if (read_full(fd, prefix, fsize < 10 ? fsize : 10, &got) != 0)
         return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
+    /* Not .npy at all: perhaps raw values, which hybridctl reads when told their dtype, so
+     * its sentence says how (hy_npy_prefix would refuse the magic without the hint). */
     if (got < NPY_MAGIC_LEN || memcmp(prefix, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
         return hy_error_set(err, HY_EINVAL,
                             "%s is not a .npy file: it does not start with \\x93NUMPY (a "
                             "file of raw values is read with its dtype: --input FILE --dtype D, "
                             "FILE not ending in .npy)",
                             path);
-    if (got < 8)
-        return hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
-                            path);
-    unsigned major = prefix[6], minor = prefix[7];
-    if (minor != 0 || major < 1 || major > 3)
-        return hy_error_set(err, HY_EINVAL,
-                            "%s has .npy format version %u.%u; hybridctl reads 1.0, 2.0 and 3.0",
-                            path, major, minor);
-    *prefix_len = major == 1 ? 10 : 12;
-    if (major > 1 && got == 10 && fsize >= 12) {
+    uint64_t at = 0, len = 0;
+    int rc = hy_npy_prefix(path, prefix, got, &at, &len, err);
+    if (rc == 0 && len == 0 && got == 10 && fsize >= 12) { /* versions 2 and 3: a u32 length */
         size_t more;
         if (read_full(fd, prefix + 10, 2, &more) != 0)
             return hy_error_set(err, HY_ESYS, "cannot read %s: %s", path, strerror(errno));
         got += more;
+        rc = hy_npy_prefix(path, prefix, got, &at, &len, err);
     }
-    if (got < *prefix_len)
+    if (rc != 0)
+        return rc;
+    if (len == 0) /* the file ended before the length field */
         return hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
                             path);
-    *hlen = major == 1 ? (size_t)(prefix[8] | prefix[9] << 8) : (size_t)le32(prefix + 8);
-    if (*hlen > fsize - *prefix_len)
+    if (len > fsize - at)
         return hy_error_set(err, HY_EINVAL,
-                            "%s is truncated: its header length %zu runs past the end of the "
-                            "file (%zu bytes)",
-                            path, *hlen, fsize);
-    if (*hlen > NPY_HEADER_MAX)
-        return hy_error_set(err, HY_EINVAL,
-                            "%s has a %zu-byte header; hybridctl reads headers up to %d bytes",
-                            path, *hlen, NPY_HEADER_MAX);
+                            "%s is truncated: its header length %" PRIu64 " runs past the end "
+                            "of the file (%zu bytes)",
+                            path, len, fsize);
+    *prefix_len = (size_t)at;
+    *hlen = (size_t)len;
     return 0;
 }
 
-/* The header's hlen bytes into *header (the caller frees it, also on failure): whole, ending
- * in a newline, with no NUL inside, so that parse_dict may treat it as text. */
+/* The header's hlen bytes into *header (the caller frees it, also on failure). */
 static int read_header(int fd, const char *path, size_t hlen, char **header, hy_error *err)
 {
     size_t got;
@@ -548,41 +226,25 @@ static int read_header(int fd, const char *path, size_t hlen, char **header, hy_
     if (got < hlen)
         return hy_error_set(err, HY_EINVAL, "%s is truncated: it ends inside the .npy header",
                             path);
-    if (hlen == 0 || (*header)[hlen - 1] != '\n')
-        return hy_error_set(err, HY_EINVAL,
-                            "%s has a malformed header: it does not end with a newline", path);
-    if (memchr(*header, '\0', hlen))
-        return hy_error_set(err, HY_EINVAL, "%s has a malformed header: it holds a NUL byte",
-                            path);
     return 0;
 }
 
-/* What the header describes, if hybridctl can sort it: a one-dimensional array in C order of
- * a dtype it knows, whose byte count fits a size_t. Sets *dtype and *n. */
+/* What the header describes, if hybridd can sort it (hy_npy_dict). A dtype that is not one of
+ * the six is HY_EINVAL here, as every other refusal of an input file is (hc_npy_read's
+ * contract, and the EINVAL that hybridctl's --json reports for a bad file); the daemon's MPI
+ * path keeps the parser's HY_EDTYPE. */
 static int header_array(const char *path, const char *header, size_t hlen, int *dtype,
                         size_t *n, hy_error *err)
 {
-    npy_header h = {0};
-    const char *why;
-    if (!parse_dict(header, hlen, &h, &why))
-        return hy_error_set(err, HY_EINVAL, "%s has a malformed header: %s", path, why);
-    int dt = descr_dtype(path, &h, err);
-    if (dt < 0)
-        return dt;
-    if (h.fortran)
-        return hy_error_set(err, HY_EINVAL,
-                            "%s is in Fortran order (fortran_order: True); hybridctl reads C "
-                            "order: convert with numpy.ascontiguousarray(a)",
-                            path);
-    if (h.n_overflow || h.n > SIZE_MAX / hy_dtype_size(dt))
-        return hy_error_set(err, HY_EINVAL,
-                            "%s has a malformed header: the shape's element count overflows",
-                            path);
-    if (h.ndim != 1)
-        return refuse_ndim(path, &h, err);
-    *dtype = dt;
-    *n = (size_t)h.n;
-    return 0;
+    uint64_t count = 0;
+    int rc = hy_npy_dict(path, header, hlen, dtype, &count, err);
+    if (rc == HY_EDTYPE) {
+        rc = HY_EINVAL;
+        if (err)
+            err->code = rc;
+    }
+    *n = (size_t)count; /* its bytes fit a size_t, so it does */
+    return rc;
 }
 
 /* The .npy header of fd (fsize bytes long, or SIZE_MAX for a stream whose length is known

@@ -60,6 +60,29 @@ const char *hy_dtype_name(int dtype);
  * dtype, into buf: its length, or 0 if it does not fit in cap (or dtype is not one). Shared by
  * hybridctl's --output and the MPI ranks' .npy sort, so both write numpy's bytes. */
 size_t hy_npy_header(int dtype, uint64_t n, char *buf, size_t cap);
+
+/* Reading one back (common/npy.c): the one .npy header parser, for hybridctl's input files
+ * and hybridd's MPI sort of .npy paths, so that the two never disagree on what a file holds.
+ * No I/O: the caller reads the bytes. Every refusal is a one-line sentence naming path, the
+ * header's own bytes in it escaped. */
+#define HY_NPY_PREFIX_MAX 12       /* magic, version, and the longest length field */
+#define HY_NPY_HEADER_MAX 65536u   /* the longest header dict taken */
+/* A .npy file's prefix: the first `have` bytes of the file at pre. Magic, version 1.0, 2.0
+ * or 3.0 checked, *at set to where the header dict starts (10, or 12 for versions 2 and 3).
+ * When have < *at, *hlen is 0: read the first *at bytes and call again. Otherwise *hlen is the
+ * dict's length, 1..HY_NPY_HEADER_MAX, and the elements start at *at + *hlen. 0, or HY_EINVAL
+ * (not the magic, fewer than 8 bytes, another version, a length out of range). */
+int hy_npy_prefix(const char *path, const unsigned char *pre, size_t have, uint64_t *at,
+                  uint64_t *hlen, hy_error *err);
+/* The header dict: its hlen bytes at h (not NUL-terminated; a NUL inside is refused), ending
+ * in a newline. Taken: a Python dict literal with exactly the keys descr, fortran_order and
+ * shape, in any order and either quote, naming a 1-D C-order array of one of the six dtypes
+ * little-endian, whose bytes (n times the dtype's size) fit a size_t: a larger count is
+ * refused, never wrapped or clamped. Sets *dtype and *n; 0, or HY_EDTYPE for a descr that is
+ * not one of the six ('>f8', '<i2', a structured list), HY_EINVAL for the rest. */
+int hy_npy_dict(const char *path, const char *h, size_t hlen, int *dtype, uint64_t *n,
+                hy_error *err);
+
 /* The checks every sort takes first, whatever runs it: a known dtype (HY_EDTYPE otherwise)
  * and an array when n > 0 (HY_EINVAL otherwise). Sets *size to the element size. */
 int hy_check_sort_args(int dtype, const void *data, size_t n, size_t *size, hy_error *err);

@@ -2,7 +2,8 @@
  * hybridd --mpi only): the header read and checked and the output created here, with MPI-IO
  * through the MPI thread (hy_mpi_file); then, across ranks, each rank reads its slice and
  * writes its sorted bucket (hy_ranks_sort_slices), or, for one rank, this one reads, sorts
- * with the row's backend and writes. The header's bytes are parsed by ranks_npy.c. */
+ * with the row's backend and writes. The header's bytes are parsed by common/npy.c, the
+ * parser hybridctl reads the same file with. */
 #include "ranks.h"
 
 #include <inttypes.h>
@@ -11,34 +12,31 @@
 #include <string.h>
 
 #include "log.h"
-#include "ranks_npy.h"
 
 /* Reads and checks IN's header: its dtype and length must be the job's (hybridctl read
  * them from the same file). *data gets where the elements start. */
 static int read_header(const hy_engines *e, const hy_job_spec *s, uint64_t *data,
                        hy_error *err)
 {
-    unsigned char pre[HY_RANKS_NPY_PREFIX];
+    unsigned char pre[HY_NPY_PREFIX_MAX];
     uint64_t fsize = 0, at = 0, hlen = 0;
     int rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, 0, pre, 10, &fsize, err);
     if (!rc)
-        rc = hy_ranks_npy_prefix(s->input, pre, 10, &at, &hlen, err);
+        rc = hy_npy_prefix(s->input, pre, 10, &at, &hlen, err);
     if (!rc && hlen == 0) { /* versions 2 and 3: a 4-byte length */
         rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, 10, pre + 10, 2, NULL, err);
         if (!rc)
-            rc = hy_ranks_npy_prefix(s->input, pre, HY_RANKS_NPY_PREFIX, &at, &hlen, err);
+            rc = hy_npy_prefix(s->input, pre, HY_NPY_PREFIX_MAX, &at, &hlen, err);
     }
     if (rc)
         return rc;
-    char *h = malloc(hlen + 1);
+    char *h = malloc(hlen);
     if (!h)
         return hy_error_set(err, HY_ENOMEM, "no memory for %s's header", s->input);
     int dtype = 0;
     uint64_t n = 0;
-    if (!(rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, at, h, hlen, NULL, err))) {
-        h[hlen] = '\0';
-        rc = hy_ranks_npy_dict(s->input, h, &dtype, &n, err);
-    }
+    if (!(rc = hy_mpi_file(e->mpi, HY_MPI_FILE_READ, s->input, at, h, hlen, NULL, err)))
+        rc = hy_npy_dict(s->input, h, hlen, &dtype, &n, err);
     free(h);
     if (rc)
         return rc;

@@ -1,14 +1,14 @@
 /* tests/daemon: the job spec, the kinds' and backends' tables, the comparison plan built from
  * the table, the backends' checks, a row run through the table, and HY_ASSERT stopping the
- * program in a release build, and the .npy header parser of MPI sorts of .npy paths. No daemon
- * runs: these are the daemon's own pieces. */
+ * program in a release build, and the .npy header parser (common/npy.c) as an MPI sort of .npy
+ * paths runs it. No daemon runs: these are the daemon's own pieces. */
 #include <criterion/criterion.h>
 
 #include <signal.h>
 #include <string.h>
 
 #include "backend.h"
-#include "ranks_npy.h"
+#include "common.h"
 #include "runner.h"
 #include "spec.h"
 
@@ -191,12 +191,36 @@ Test(backend, a_row_runs_through_its_backend)
     hy_host_destroy(h);
 }
 
-/* A .npy header dict through hy_ranks_npy_dict (the prefix is tested by fuzz_ranks_npy). */
-static int npy_dict(const char *h, int *dtype, uint64_t *n, hy_error *err)
+/* A .npy file as hybridd's MPI sort of .npy paths reads it (daemon/ranks_files.c's
+ * read_header, without MPI): hy_npy_prefix over the first 10 bytes (12 when it asks for
+ * them), then hy_npy_dict over exactly the header's bytes. `dict` is the header without its
+ * newline; version 1 or 2 decides the length field's width. */
+static int daemon_reads(const char *dict, int version, int *dtype, uint64_t *n, hy_error *err)
 {
+    unsigned char f[1024];
+    size_t dlen = strlen(dict), pre = version == 1 ? 10 : 12;
+    cr_assert(pre + dlen + 1 <= sizeof f);
+    memcpy(f, "\x93NUMPY", 6);
+    f[6] = (unsigned char)version;
+    f[7] = 0;
+    memset(f + 8, 0, 4);
+    f[8] = (unsigned char)((dlen + 1) & 0xff);
+    f[9] = (unsigned char)((dlen + 1) >> 8);
+    memcpy(f + pre, dict, dlen);
+    f[pre + dlen] = '\n';
+    uint64_t at = 0, hlen = 0;
     *dtype = 0;
     *n = 0;
-    return hy_ranks_npy_dict("in.npy", h, dtype, n, err);
+    int rc = hy_npy_prefix("in.npy", f, 10, &at, &hlen, err);
+    if (rc == 0 && hlen == 0) {
+        cr_assert_eq(at, 12u, "only a version 2 or 3 file asks for 12 bytes");
+        rc = hy_npy_prefix("in.npy", f, HY_NPY_PREFIX_MAX, &at, &hlen, err);
+    }
+    if (rc != 0)
+        return rc;
+    cr_assert_eq(at, pre);
+    cr_assert_eq(hlen, dlen + 1);
+    return hy_npy_dict("in.npy", (const char *)f + at, hlen, dtype, n, err);
 }
 
 Test(ranks_npy, takes_what_numpy_writes)
@@ -206,13 +230,102 @@ Test(ranks_npy, takes_what_numpy_writes)
     cr_assert(total > 10);
     uint64_t at = 0, hlen = 0, n = 0;
     hy_error err = {0};
-    cr_assert_eq(hy_ranks_npy_prefix("in.npy", (unsigned char *)h, 10, &at, &hlen, &err), 0);
+    cr_assert_eq(hy_npy_prefix("in.npy", (unsigned char *)h, 10, &at, &hlen, &err), 0);
     cr_expect_eq(at + hlen, total);
-    h[total - 1] = '\0'; /* the newline: the dict is NUL-terminated text */
-    int dtype;
-    cr_assert_eq(npy_dict(h + at, &dtype, &n, &err), 0, "%s", err.msg);
+    int dtype = 0;
+    cr_assert_eq(hy_npy_dict("in.npy", h + at, hlen, &dtype, &n, &err), 0, "%s", err.msg);
     cr_expect_eq(dtype, HY_DT_U32);
     cr_expect_eq(n, 50021);
+}
+
+/* The daemon's parser used to find 'descr' and friends by their single-quoted text, so it
+ * refused a header hybridctl took from the same file: double quotes, as json-minded writers
+ * and numpy's own literal syntax allow. Now both read with common/npy.c. */
+Test(ranks_npy, takes_double_quoted_keys_in_any_order)
+{
+    static const struct {
+        const char *dict;
+        int version, dtype;
+        uint64_t n;
+    } cases[] = {
+        {"{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (7,)}", 1, HY_DT_F64, 7},
+        {"{'shape': (9,), 'fortran_order': False, 'descr': '<i8'}", 1, HY_DT_I64, 9},
+        {"{\"shape\":(5L,),'descr':\"<u4\" , \"fortran_order\":False,}", 1, HY_DT_U32, 5},
+        {"{'fortran_order': False, \"descr\": '<f4', 'shape': (0,), }", 2, HY_DT_F32, 0},
+        {"{ \"descr\" :\t'<i4' ,\n \"shape\" : ( 3 , ) , \"fortran_order\" : False }", 2,
+         HY_DT_I32, 3},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int dtype;
+        uint64_t n;
+        hy_error err = {0};
+        cr_assert_eq(daemon_reads(cases[c].dict, cases[c].version, &dtype, &n, &err), 0,
+                     "%s: %s", cases[c].dict, err.msg);
+        cr_expect_eq(dtype, cases[c].dtype, "%s", cases[c].dict);
+        cr_expect_eq(n, cases[c].n, "%s", cases[c].dict);
+    }
+}
+
+/* What the daemon refused it still refuses, with the same codes, however the keys are
+ * quoted or ordered. */
+Test(ranks_npy, still_refuses_what_it_refused)
+{
+    static const struct {
+        const char *dict;
+        int code;
+        const char *words;
+    } cases[] = {
+        {"{'descr': '<f8', 'fortran_order': True, 'shape': (6,), }", HY_EINVAL, "Fortran"},
+        {"{\"shape\": (6,), \"fortran_order\": True, \"descr\": \"<f8\"}", HY_EINVAL,
+         "Fortran"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (3, 2), }", HY_EINVAL,
+         "2-D array of shape (3, 2)"},
+        {"{\"shape\": (3, 2,), \"descr\": \"<u4\", \"fortran_order\": False}", HY_EINVAL,
+         "2-D array of shape (3, 2)"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (), }", HY_EINVAL, "0-d array"},
+        {"{'descr': '<i2', 'fortran_order': False, 'shape': (6,), }", HY_EDTYPE,
+         "dtype <i2 is not supported"},
+        {"{\"descr\": \">f8\", \"fortran_order\": False, \"shape\": (6,)}", HY_EDTYPE,
+         "big-endian (>f8)"},
+        {"{'descr': [('x', '<i4')], 'fortran_order': False, 'shape': (6,), }", HY_EDTYPE,
+         "structured"},
+        {"{\"descr\": \"<i4\", \"fortran_order\": False, \"shape\": (4611686018427387904,)}",
+         HY_EINVAL, "overflows: it holds more i32 than a size_t counts bytes"},
+        {"{'descr': '<f8', 'fortran_order': False}", HY_EINVAL, "no 'shape' key"},
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (6)}", HY_EINVAL,
+         "malformed 'shape'"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int dtype;
+        uint64_t n;
+        hy_error err = {0};
+        cr_expect_eq(daemon_reads(cases[c].dict, 1, &dtype, &n, &err), cases[c].code,
+                     "%s: %s", cases[c].dict, err.msg);
+        cr_expect_eq(err.code, cases[c].code);
+        cr_expect_not_null(strstr(err.msg, "in.npy"), "%s", err.msg);
+        cr_expect_not_null(strstr(err.msg, cases[c].words), "%s: %s", cases[c].dict, err.msg);
+    }
+}
+
+Test(ranks_npy, the_prefix_takes_versions_1_to_3_and_lengths_1_to_65536)
+{
+    uint64_t at, hlen;
+    hy_error err = {0};
+    unsigned char p[12] = "\x93NUMPY\x03\x00\x00\x00\x01\x00"; /* 3.0, 65536 bytes */
+    cr_assert_eq(hy_npy_prefix("in.npy", p, 12, &at, &hlen, &err), 0, "%s", err.msg);
+    cr_expect_eq(at, 12u);
+    cr_expect_eq(hlen, 65536u);
+    p[8] = 1; /* 65537 */
+    cr_expect_eq(hy_npy_prefix("in.npy", p, 12, &at, &hlen, &err), HY_EINVAL);
+    cr_expect_not_null(strstr(err.msg, "header length 65537"), "%s", err.msg);
+    unsigned char z[10] = "\x93NUMPY\x01\x00\x00\x00"; /* a header of 0 bytes */
+    cr_expect_eq(hy_npy_prefix("in.npy", z, 10, &at, &hlen, &err), HY_EINVAL);
+    unsigned char v[10] = "\x93NUMPY\x01\x01\x10\x00"; /* 1.1: numpy reads x.0 only */
+    cr_expect_eq(hy_npy_prefix("in.npy", v, 10, &at, &hlen, &err), HY_EINVAL);
+    cr_expect_not_null(strstr(err.msg, "version 1.1"), "%s", err.msg);
+    cr_expect_eq(hy_npy_prefix("in.npy", (const unsigned char *)"not an array", 10, &at, &hlen,
+                               &err), HY_EINVAL);
+    cr_expect_not_null(strstr(err.msg, "in.npy is not a .npy file"), "%s", err.msg);
 }
 
 /* fuzz_ranks_npy found these (tests/fuzz/regressions/fuzz_ranks_npy/): a count past 2^64 was
@@ -223,8 +336,8 @@ Test(ranks_npy, a_count_past_2_64_is_refused_not_clamped)
     int dtype;
     uint64_t n;
     hy_error err = {0};
-    cr_expect_eq(npy_dict("{'descr': '<i4', 'fortran_order': False, 'shape': "
-                          "(18446744073709551616,), }", &dtype, &n, &err), HY_EINVAL);
+    cr_expect_eq(daemon_reads("{'descr': '<i4', 'fortran_order': False, 'shape': "
+                              "(18446744073709551616,), }", 1, &dtype, &n, &err), HY_EINVAL);
     cr_expect_not_null(strstr(err.msg, "in.npy: shape (18446744073709551616,"), "%s", err.msg);
     cr_expect_not_null(strstr(err.msg, "holds more i32 than a size_t counts bytes"), "%s",
                        err.msg);
@@ -235,15 +348,16 @@ Test(ranks_npy, a_count_whose_bytes_overflow_is_refused)
     int dtype;
     uint64_t n;
     hy_error err = {0};
-    cr_expect_eq(npy_dict("{'descr': '<u8', 'fortran_order': False, 'shape': "
-                          "(2305843009213693952,), }", &dtype, &n, &err), HY_EINVAL, "%s",
-                 err.msg);
+    cr_expect_eq(daemon_reads("{'descr': '<u8', 'fortran_order': False, 'shape': "
+                              "(2305843009213693952,), }", 1, &dtype, &n, &err), HY_EINVAL,
+                 "%s", err.msg);
     /* the largest count that fits is taken */
-    cr_expect_eq(npy_dict("{'descr': '<u8', 'fortran_order': False, 'shape': "
-                          "(2305843009213693951,), }", &dtype, &n, &err), 0, "%s", err.msg);
+    cr_expect_eq(daemon_reads("{'descr': '<u8', 'fortran_order': False, 'shape': "
+                              "(2305843009213693951,), }", 1, &dtype, &n, &err), 0, "%s",
+                 err.msg);
     cr_expect_eq(n, 2305843009213693951u);
-    cr_expect_eq(npy_dict("{'descr': '<i4', 'fortran_order': False, 'shape': "
-                          "(4611686018427387904,), }", &dtype, &n, &err), HY_EINVAL);
+    cr_expect_eq(daemon_reads("{'descr': '<i4', 'fortran_order': False, 'shape': "
+                              "(4611686018427387904,), }", 1, &dtype, &n, &err), HY_EINVAL);
 }
 
 Test(ranks_npy, a_refusal_is_one_line)
@@ -251,13 +365,19 @@ Test(ranks_npy, a_refusal_is_one_line)
     int dtype;
     uint64_t n;
     hy_error err = {0};
-    cr_expect_eq(npy_dict("{'descr':'<f4','fortran_order':False,'shape':(3,2,)} \n", &dtype,
-                          &n, &err), HY_EINVAL);
+    /* the shape's own text, newline and all, quoted escaped */
+    cr_expect_eq(daemon_reads("{'descr':'<f4','fortran_order':False,'shape':"
+                              "(99999999999999999999\n,)}", 1, &dtype, &n, &err), HY_EINVAL);
     cr_expect_null(strchr(err.msg, '\n'), "%s", err.msg);
-    cr_expect_not_null(strstr(err.msg, "shape (3,2,)} \\x0a is not 1-D"), "%s", err.msg);
-    cr_expect_eq(npy_dict("{'descr': '\x1b[2J', 'fortran_order': False, 'shape': (3,), }",
-                          &dtype, &n, &err), HY_EDTYPE);
+    cr_expect_not_null(strstr(err.msg, "shape (99999999999999999999\\x0a,) overflows"), "%s",
+                       err.msg);
+    cr_expect_eq(daemon_reads("{'descr': '\x1b[2J', 'fortran_order': False, 'shape': (3,), }",
+                              1, &dtype, &n, &err), HY_EDTYPE);
     cr_expect_null(strchr(err.msg, '\x1b'), "%s", err.msg);
+    cr_expect_not_null(strstr(err.msg, "dtype \\x1b[2J is not supported"), "%s", err.msg);
+    /* a header whose bytes end without the newline numpy writes */
+    cr_expect_eq(hy_npy_dict("in.npy", "{}", 2, &dtype, &n, &err), HY_EINVAL);
+    cr_expect_not_null(strstr(err.msg, "newline"), "%s", err.msg);
 }
 
 /* The build defines NDEBUG; HY_ASSERT must stop the program all the same. */

@@ -560,3 +560,31 @@ Test(pi, part_limits)
     cr_assert_eq(hy_host_pi_part(eng, 1, 0, max, &rep, &r, NULL), HY_ELIMIT,
                  "replicate 4 x 2^63 - 1");
 }
+
+/* A small split native job runs on the caller's thread alone (no pool thread woken: thread
+ * 1 has no busy time) and still counts the whole window; a large one uses both threads.
+ * The locked backend starts every thread whatever the size, as CPython's threads do. */
+Test(pi, small_native_pi_wakes_no_pool_thread)
+{
+    static const uint64_t sizes[] = {1000, 100000, 10000000};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        uint64_t n = sizes[k], seed = 5 + k;
+        for (int b = 0; b < 2; b++) {
+            hy_run_opts o = {.backend = b ? HY_BACKEND_LOCKED : HY_BACKEND_NATIVE,
+                             .threads = 2, .mode = HY_MODE_SPLIT};
+            hy_pi_result r;
+            hy_error err = {0};
+            int rc = hy_host_pi(eng, seed, n, &o, &r, &err);
+            cr_assert_eq(rc, 0, "pi %" PRIu64 ": %d %s", n, rc, err.msg);
+            cr_assert_eq(r.samples, n);
+            cr_assert_eq(r.hits, hy_host_pi_hits_reference(seed, 0, n), "pi %" PRIu64, n);
+            cr_assert_eq(r.stats.threads, 2);
+            cr_assert_gt(r.stats.busy_ns[0], 0, "thread 0 idle on %" PRIu64, n);
+            if (!b && n <= 100000)
+                cr_assert_eq(r.stats.busy_ns[1], 0, "a pool thread woke for %" PRIu64, n);
+            else
+                cr_assert_gt(r.stats.busy_ns[1], 0, "thread 1 idle on %" PRIu64 " (%s)", n,
+                             b ? "locked" : "native");
+        }
+    }
+}

@@ -323,7 +323,10 @@ static int descr_dtype(const char *path, const npy_header *h, hy_error *err)
             if (memcmp(h->descr + 1, codes[i].code, 2) == 0)
                 dtype = codes[i].dtype;
     char text[4 * 16 + 4];
-    shown(h->descr, h->descr_len, 16, text);
+    if (h->descr_len == 0)
+        snprintf(text, sizeof text, "''"); /* so that the sentence still names it */
+    else
+        shown(h->descr, h->descr_len, 16, text);
     char order = h->descr_len ? h->descr[0] : 0;
     if (dtype && order == '>')
         return hy_error_set(err, HY_EDTYPE, "%s is big-endian (%s); hybridd sorts "

@@ -285,6 +285,8 @@ Test(ranks_npy, still_refuses_what_it_refused)
         {"{'descr': '<u4', 'fortran_order': False, 'shape': (), }", HY_EINVAL, "0-d array"},
         {"{'descr': '<i2', 'fortran_order': False, 'shape': (6,), }", HY_EDTYPE,
          "dtype <i2 is not supported"},
+        {"{'descr': '', 'fortran_order': False, 'shape': (6,), }", HY_EDTYPE,
+         "dtype '' is not supported"},
         {"{\"descr\": \">f8\", \"fortran_order\": False, \"shape\": (6,)}", HY_EDTYPE,
          "big-endian (>f8)"},
         {"{'descr': [('x', '<i4')], 'fortran_order': False, 'shape': (6,), }", HY_EDTYPE,

@@ -1367,6 +1367,10 @@ static void print_prediction(FILE *f, const hy_result_row *r, const char *where)
     if (r->flags & HY_ROW_EXPLORE)
         fprintf(f, "auto explored %s (the daemon's history has too few runs of it at this "
                    "size; took %.3f ms)\n", where, ms(r->median_ns));
+    else if ((r->flags & HY_ROW_AUTO) && r->ranks > 1) /* chosen for one rank's part */
+        fprintf(f, "auto chose %s (predicted fastest for each rank's part, %.3f ms on one "
+                   "daemon; the span took %.3f ms)\n", where, ms(r->predicted_ns),
+                ms(r->median_ns));
     else if (r->flags & HY_ROW_AUTO)
         fprintf(f, "auto chose %s (predicted fastest, %.3f ms; took %.3f ms)\n", where,
                 ms(r->predicted_ns), ms(r->median_ns));

@@ -231,12 +231,14 @@ static const candidate *pick(const candidates *cs, bool *explore)
     return best;
 }
 
-int hy_auto_choose(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
+/* hy_auto_choose among the backends in `allowed` (a bit per backend). */
+static int choose(const hy_backend_env *env, hy_job_spec *s, unsigned allowed, hy_error *err)
 {
     HY_ASSERT(!s->kind->compare && s->backend == HY_BACKEND_AUTO);
     candidates cs = {.n = 0};
     for (size_t i = 0; i < sizeof explore_order / sizeof explore_order[0]; i++)
-        add_backend(env, s, hy_backend_get(explore_order[i]), &cs);
+        if (allowed & 1u << explore_order[i])
+            add_backend(env, s, hy_backend_get(explore_order[i]), &cs);
     bool explore;
     const candidate *c = pick(&cs, &explore);
     if (!c)
@@ -249,5 +251,33 @@ int hy_auto_choose(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
            "%u candidates, predicted %llu ns)", s->kind->label, (unsigned long long)s->n,
            hy_backend_name(s->backend), s->threads, s->transport, s->device,
            explore ? "explore" : "fastest", cs.n, (unsigned long long)s->auto_predicted_ns);
+    return 0;
+}
+
+int hy_auto_choose(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
+{
+    return choose(env, s, ~0u, err);
+}
+
+int hy_auto_choose_span(const hy_backend_env *env, hy_job_spec *s, uint64_t share_n,
+                        unsigned allowed, hy_error *err)
+{
+    /* Chosen as for one daemon's job of the share: that is what each rank runs, and the
+     * history keeps no span's time (hy_job_history_key). */
+    hy_job_spec t = *s;
+    t.ranks = 1;
+    t.n = share_n;
+    if (t.array_bytes)
+        t.array_bytes = (size_t)share_n * hy_dtype_size(t.dtype);
+    int rc = choose(env, &t, allowed, err);
+    if (rc)
+        return rc;
+    s->backend = t.backend;
+    s->threads = t.threads;
+    s->transport = t.transport;
+    s->device = t.device;
+    s->backends = t.backends;
+    s->auto_flags = t.auto_flags;
+    s->auto_predicted_ns = t.auto_predicted_ns; /* one rank's part's, as RESULT says */
     return 0;
 }

@@ -32,4 +32,13 @@ uint64_t hy_job_predict_row(hy_history *h, const hy_job_spec *s, const hy_row_sp
  * explores). 0, or HY_EBACKEND when this daemon can run the job on nothing. */
 int hy_auto_choose(const hy_backend_env *env, hy_job_spec *s, hy_error *err);
 
+/* hy_auto_choose for a job that runs as parts of share_n samples or keys, one per rank (a
+ * span across MPI ranks, or a sort of .npy paths): only the backends in `allowed` (a bit per
+ * backend id) are candidates, and the choice is the one for one daemon's job of share_n,
+ * this rank's history standing for every rank's (the ranks of one MPI job are taken to be
+ * alike, as a cluster's nodes usually are). Sets the fields hy_auto_choose sets, the
+ * prediction being one rank's part's (the span adds its exchange); s->n stays. */
+int hy_auto_choose_span(const hy_backend_env *env, hy_job_spec *s, uint64_t share_n,
+                        unsigned allowed, hy_error *err);
+
 #endif

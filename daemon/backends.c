@@ -125,8 +125,10 @@ int hy_job_resolve(const hy_backend_env *env, const hy_msg_submit *m, hy_job_spe
 {
     if (m->device == HY_IPC_DEVICE_DEFAULT)
         s->device = env->nowned ? env->owned[0] : 0; /* none: device 0 says why not */
+    /* A job across ranks, or a sort of .npy paths, runs in parts on the backends that run
+     * them: hy_ranks_resolve chooses for it, knowing how many parts. */
     if (!s->kind->compare && s->backend == HY_BACKEND_AUTO)
-        return hy_auto_choose(env, s, err);
+        return s->ranks > 1 || s->array == HY_ARRAY_FILES ? 0 : hy_auto_choose(env, s, err);
     if (!s->kind->compare) {
         const hy_backend_ops *b = hy_backend_get(s->backend);
         HY_ASSERT(b != NULL);

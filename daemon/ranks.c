@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auto.h"
 #include "host.h"
 #include "log.h"
 #include "sortkey.h"
@@ -38,6 +39,20 @@ static bool spans(int kind, int backend)
            backend == HY_BACKEND_LOCKED;
 }
 
+/* Backend auto for a job that runs in parts across `want` ranks (or a sort of .npy paths),
+ * which hy_job_resolve left: chosen among the backends a part runs on, for one part's size. */
+static int resolve_auto(const hy_backend_env *env, hy_job_spec *s, unsigned want,
+                        hy_error *err)
+{
+    unsigned size = (unsigned)hy_mpi_size(env->e.mpi), parts = want;
+    parts = parts == HY_IPC_RANKS_ALL || parts > size ? size : parts < 1 ? 1 : parts;
+    unsigned allowed = 0;
+    for (int b = 1; b <= HY_BACKEND_COUNT; b++)
+        if (spans(s->kind->kind, b))
+            allowed |= 1u << b;
+    return hy_auto_choose_span(env, s, (s->n + parts - 1) / parts, allowed, err);
+}
+
 int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
 {
     unsigned want = s->ranks;
@@ -46,6 +61,9 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
         return hy_error_set(err, HY_EINVAL, "a sort of .npy paths (array files: hybridctl sort "
                             "--input --output --ranks) runs only on hybridd --mpi, a per-user "
                             "service; this daemon opens no path a client names");
+    int rc;
+    if (s->backend == HY_BACKEND_AUTO && env->e.mpi && (rc = resolve_auto(env, s, want, err)))
+        return rc;
     if (s->array == HY_ARRAY_FILES && !spans(HY_JOB_SORT, s->backend))
         return hy_error_set(err, HY_EBACKEND, "a sort of .npy paths runs on serial, native "
                             "or locked, not %s", hy_backend_name(s->backend));

@@ -377,3 +377,39 @@ Test(auto_rule, serial_is_always_there_to_choose)
     cr_expect_eq(hy_job_resolve(&env, &m, &s, &err), 0, "%s", err.msg);
     cr_expect_eq(s.backend, HY_BACKEND_SERIAL);
 }
+
+/* A job across ranks runs in parts on the backends that span (hy_ranks_resolve passes those,
+ * and one part's size): the choice is the one for a job of the part's size, among those
+ * backends only, and the job keeps its own n. Here the devices are fastest for the part, but
+ * no device runs a rank's part, so the fastest of the rest wins. */
+Test(auto_rule, a_span_chooses_for_one_part_among_the_backends_that_span)
+{
+    hy_backend_env env = gpu_env();
+    const unsigned cpu = 1u << HY_BACKEND_SERIAL | 1u << HY_BACKEND_NATIVE |
+                         1u << HY_BACKEND_LOCKED;
+    seed_runs(HY_JOB_SORT, HY_DT_F64, HY_BACKEND_OPENCL, 0, 0, 0, 5000, 1 * MS, 6);
+    seed_runs(HY_JOB_SORT, HY_DT_F64, HY_BACKEND_OPENCL, 0, 0, 1, 5000, 1 * MS, 6);
+    seed_runs(HY_JOB_SORT, HY_DT_F64, HY_BACKEND_NATIVE, 2, 0, 0, 5000, 5 * MS, 6);
+    seed_runs(HY_JOB_SORT, HY_DT_F64, HY_BACKEND_LOCKED, 2, 0, 0, 5000, 3 * MS, 6);
+    seed_runs(HY_JOB_SORT, HY_DT_F64, HY_BACKEND_SERIAL, 1, 0, 0, 5000, 8 * MS, 6);
+    /* 15000 keys over 3 ranks: each part is 5000, the size the history knows. */
+    hy_msg_submit m = auto_submit(HY_JOB_SORT, 15000);
+    m.ranks = 3;
+    hy_job_spec s;
+    hy_error err = {0};
+    cr_assert_eq(hy_job_spec_make(&m, 5000, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(hy_job_resolve(&env, &m, &s, &err), 0, "%s", err.msg);
+    cr_expect_eq(s.backend, HY_BACKEND_AUTO, "a span's auto is left for hy_ranks_resolve");
+    cr_assert_eq(hy_auto_choose_span(&env, &s, 5000, cpu, &err), 0, "%s", err.msg);
+    expect_choice(&s, HY_BACKEND_LOCKED, 2, false, 3 * MS);
+    cr_expect_eq(s.n, 15000);
+    cr_expect_eq(s.backends, 1u << HY_BACKEND_LOCKED);
+    /* All backends allowed, the device wins: the part's size is what is predicted. */
+    s.backend = HY_BACKEND_AUTO;
+    cr_assert_eq(hy_auto_choose_span(&env, &s, 5000, ~0u, &err), 0, "%s", err.msg);
+    expect_choice(&s, HY_BACKEND_OPENCL, 0, false, 1 * MS);
+    /* At the whole job's size nothing is known: auto would explore. */
+    s.backend = HY_BACKEND_AUTO;
+    cr_assert_eq(hy_auto_choose_span(&env, &s, 15000, cpu, &err), 0, "%s", err.msg);
+    cr_expect(s.auto_flags & HY_ROW_EXPLORE, "explores at a size the history has not seen");
+}

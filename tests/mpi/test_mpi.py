@@ -255,6 +255,20 @@ class PiAcross:
                     self.assertEqual(got["hits"], ref["hits"])
                     self.assertEqual(got["estimate"], ref["estimate"])
 
+    def test_auto_runs_the_parts_on_a_backend_that_spans(self):
+        # auto across ranks chooses among the backends a rank's part runs on, for one part's
+        # size; these ranks keep no history, so it runs the documented default and says so
+        n, seed = 1000003, 9
+        ref = self.reference(n, seed, "native")
+        got = self.pi(1, "-n", str(n), "--seed", str(seed), "--backend", "auto", "--ranks",
+                      "all")
+        self.assertEqual((got["ranks"], got["hits"]), (self.N, ref["hits"]))
+        self.assertEqual((got["backend"], got["auto"], got["explore"]), ("native", True, True))
+        check_per_rank(self, got, n, range(self.N))
+        text = ctl_text(self.world.sock(1), "pi", "-n", str(n), "--backend", "auto",
+                        "--ranks", "all")
+        self.assertIn("auto explored native", text)
+
     def test_every_rank_count_and_backend(self):
         n, seed = 999983, 42
         # process: each rank's workers count their windows of the stream (first + part)
@@ -524,6 +538,14 @@ class SortAcross:
                 with open(self.path("at-once-%d" % r), "rb") as f:
                     self.assertTrue(f.read() == ref)
 
+    def test_auto_sorts_on_a_backend_that_spans(self):
+        got = self.both(["-n", "20011", "--dtype", "i64", "--backend", "auto"], "auto")
+        self.assertEqual((got["backend"], got["auto"]), ("native", True))
+        # .npy paths, which run in parts even on one rank
+        got = self.files_case("files-auto", "f64", special_array("f64", 7001, 6),
+                              extra=["--backend", "auto"])
+        self.assertEqual((got["backend"], got["auto"]), ("native", True))
+
     def test_per_rank_figures(self):
         # memfd: the asked rank's buckets go out and come back sorted; each rank's share is
         # its bucket, the log's shares
@@ -552,7 +574,7 @@ class SortAcross:
                         self.path("per-rank-out2.npy"), "--ranks", "all")
         self.assertRegex(text, r"\n  all +50021 +100\.0%")
 
-    def files_case(self, tag, dtype, raw, ranks="all", cwd=None):
+    def files_case(self, tag, dtype, raw, ranks="all", cwd=None, extra=()):
         """sort --input IN.npy --output OUT.npy --ranks: the daemons read and write the
         files (MPI-IO); OUT must be the very file one daemon's sort writes."""
         src = write_npy(self.path(tag + "-in.npy"), dtype, raw)
@@ -563,6 +585,7 @@ class SortAcross:
         if cwd:  # relative paths: hybridctl makes them absolute for the daemon
             args = ["sort", "--input", os.path.basename(src), "--output",
                     os.path.basename(out), "--ranks", ranks, "--check"]
+        args += list(extra)
         p = subprocess.run([HYBRIDCTL, "--socket", self.world.sock(1), "--json"] + args,
                            capture_output=True, text=True, timeout=120, cwd=cwd)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -582,6 +605,7 @@ class SortAcross:
         while want not in self.world.text() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertIn(want, self.world.text())
+        return got
 
     def test_npy_paths_every_dtype(self):
         for dtype in DTYPES:

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../children.h"
@@ -220,6 +221,21 @@ static unsigned children(pid_t parent, unsigned *zombies)
     return n;
 }
 
+/* SIGKILLs an idle worker and returns once it has exited, without reaping it (the pool reaps
+ * its own children). The kill is not done when kill() returns: until the worker has exited,
+ * its channel shows no end of file, the pool takes it for alive, and the next job's request
+ * goes to a worker about to die. */
+static void kill_idle_worker(pid_t victim)
+{
+    cr_assert_gt(victim, 0);
+    cr_assert_eq(kill(victim, SIGKILL), 0, "kill %d: %s", (int)victim, strerror(errno));
+    siginfo_t si;
+    int r;
+    while ((r = waitid(P_PID, (id_t)victim, &si, WEXITED | WNOWAIT)) != 0 && errno == EINTR)
+        ;
+    cr_assert_eq(r, 0, "waitid %d: %s", (int)victim, strerror(errno));
+}
+
 struct killer {
     pid_t victim;
     int calls;
@@ -300,8 +316,7 @@ Test(proc, worker_killed_during_shm_sort_fails_the_job_and_is_replaced)
 Test(proc, worker_killed_while_idle_is_restarted_by_the_next_job)
 {
     pid_t victim = hy_proc_worker_pid(pool, 2);
-    cr_assert_eq(kill(victim, SIGKILL), 0);
-    usleep(100000);
+    kill_idle_worker(victim);
     hy_proc_opts o = {.workers = WORKERS};
     hy_proc_stats st;
     hy_error e = {0};
@@ -439,8 +454,7 @@ Test(proc, an_unused_dead_worker_does_not_fail_a_shm_sort)
     hy_error e = {0};
     fill_sorted_check(HY_DT_U64, a, want, 1000, 1);
     cr_assert_eq(hy_proc_sort(pool, HY_DT_U64, a, -1, 1000, &o, &st, &e), 0, "%s", e.msg);
-    cr_assert_eq(kill(hy_proc_worker_pid(pool, 2), SIGKILL), 0);
-    usleep(100000);
+    kill_idle_worker(hy_proc_worker_pid(pool, 2));
     fill_sorted_check(HY_DT_U64, a, want, n, 2); /* a larger scratch replaces the first */
     cr_assert_eq(hy_proc_sort(pool, HY_DT_U64, a, -1, n, &o, &st, &e), 0, "%s", e.msg);
     cr_expect(memcmp(a, want, n * 8) == 0, "not sorted");

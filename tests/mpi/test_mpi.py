@@ -361,6 +361,36 @@ class PiAcross:
         self.assertEqual(p.returncode, 0, p.stderr)
 
 
+class AutoAcrossFromHistory(unittest.TestCase):
+    """auto across ranks with a history: chosen for one rank's part from what the asked
+    rank measured at that size, and said so."""
+
+    def test_auto_chooses_what_the_history_predicts_for_one_part(self):
+        tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-hist-")
+        confs = [CONF + 'state = { history = "%s"; };\n' % os.path.join(tmp.name, "h%d" % r)
+                 for r in range(2)]
+        w = World(2, confs=confs)
+        try:
+            # every configuration of one rank, 10 runs each, at the part's size (native's
+            # whole pool too: the plain comparison runs the thread counts all pools have)
+            w.ctl(0, "compare", "pi", "-n", "500000", "--repeat", "10")
+            w.ctl(0, "compare", "pi", "-n", "500000", "--repeat", "10", "--backends", "native",
+                  "--threads", "2")
+            got = json.loads(w.ctl(0, "pi", "-n", "1000000", "--backend", "auto", "--ranks",
+                                   "all").stdout)
+            self.assertEqual((got["ranks"], got["auto"], got["explore"]), (2, True, False))
+            self.assertIn(got["backend"], ("serial", "native", "locked", "process"))
+            self.assertGreater(got["predicted_ns"], 0)
+            text = ctl_text(w.sock(0), "pi", "-n", "1000000", "--backend", "auto", "--ranks",
+                            "all")
+            self.assertIn("predicted fastest for each rank's part", text)
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+        finally:
+            w.close()
+            tmp.cleanup()
+
+
 class PiAcross2(PiAcross, unittest.TestCase):
     N = 2
 

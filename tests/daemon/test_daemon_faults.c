@@ -554,10 +554,12 @@ Test(daemon_faults, a_missing_opencl_device_at_start_leaves_the_cpu_serving)
 
 /* ---- SIGTERM under load ---- */
 
-/* Client 0's two short jobs are done and its third runs (~1 s of pi); seven more clients
- * have three jobs each queued behind it (short, short, long). SIGTERM: the queued ones are
- * answered ECANCELED (or EBUSY) at once, the running one finishes or is cancelled at the
- * drain timeout, and each job has exactly one answer. */
+/* Client 0's two short jobs are done and its third runs; seven more clients have three jobs
+ * each queued behind it (short, short, long). SIGTERM: the queued ones are answered ECANCELED
+ * (or EBUSY) at once, the running one is cancelled at the drain timeout, and each job has
+ * exactly one answer. The running job is far too long to end before that timeout: one that
+ * could end while the other clients still submit (a second of pi did, on a fast or busy
+ * machine) would let a job that must stay queued start. */
 static hy_msg_submit load_job(int client, int p, const int32_t *arr)
 {
     if (p == 0)
@@ -565,7 +567,7 @@ static hy_msg_submit load_job(int client, int p, const int32_t *arr)
     if (p == 1)
         return hyt_sort_inline(HY_BACKEND_LOCKED, 2, HY_DT_I32, arr, 64);
     if (client == 0)
-        return hyt_pi(HY_BACKEND_NATIVE, 2, 2000000000ull, 11);
+        return hyt_pi(HY_BACKEND_NATIVE, 2, 100000000000ull, 11);
     return hyt_pi(client % 2 ? HY_BACKEND_NATIVE : HY_BACKEND_LOCKED, 2, 100000000000ull,
                   (uint64_t)client);
 }
@@ -619,6 +621,10 @@ Test(daemon_faults, sigterm_under_load_answers_every_job_once)
             if (i == 0 && p < 2)
                 cr_expect_eq(j->code, 0, "client 0 job %d, done before SIGTERM: %s", p,
                              suite_code(j->code));
+            if (i == 0 && p == 2)
+                cr_expect_eq(j->code, HY_ECANCELED, "client 0's running job ended %s \"%s\", "
+                             "want ECANCELED at the drain timeout", suite_code(j->code),
+                             j->message);
             if (i > 0)
                 cr_expect_neq(j->code, 0, "client %d job %d, queued at SIGTERM, ran", i, p);
             results += j->code == 0;

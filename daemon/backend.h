@@ -21,12 +21,20 @@
 /* Most OpenCL devices one hybrid job spreads across, beside the pool. */
 #define HY_HYBRID_DEVICES_MAX 8
 
+/* Parts peers sent that a waiting span ran itself (mpi.h's hold: daemon/ranks.c's
+ * run_held_part), counted where STATUS finds them beside the jobs the loop queued; the
+ * executors write, the loop reads. */
+typedef struct hy_held_parts {
+    _Atomic uint64_t running, done, failed;
+} hy_held_parts;
+
 typedef struct hy_engines {
     hy_host *host;
     hy_cl *cl;
     hy_proc_pool *proc;
     hy_history *history;
     struct hy_mpi *mpi; /* under mpirun (hybridd --mpi): the other ranks; NULL otherwise */
+    hy_held_parts *held; /* with mpi: the parts its spans ran for peers; NULL otherwise */
     /* The devices a hybrid job runs on beside the native pool (hy_backend_hybrid_devices),
      * and whether OpenCL CPU devices were left out because they share the pool's cores. */
     unsigned hybrid_dev[HY_HYBRID_DEVICES_MAX];

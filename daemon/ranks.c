@@ -15,6 +15,7 @@
 #include "ranks.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +110,9 @@ static bool drop(void *ctx)
 /* A part a peer sent, counted on this rank's executor while its own span waits (mpi/'s
  * hold: the scheduler's queue is behind the waiting job). Checked as the loop checks a part,
  * against the CPU engine's own thread limit. */
-static int run_held_part(void *ctx, const hy_mpi_part *p, uint64_t *hits, hy_error *err)
+static int run_part_here(const hy_engines *e, const hy_mpi_part *p, uint64_t *hits,
+                         hy_error *err)
 {
-    const hy_engines *e = ctx;
     hy_job_spec s;
     int rc = hy_ranks_part_spec(NULL, p, 0, &s, err);
     if (rc)
@@ -129,6 +130,21 @@ static int run_held_part(void *ctx, const hy_mpi_part *p, uint64_t *hits, hy_err
         return rc;
     *hits = o.hits;
     return 0;
+}
+
+/* run_part_here, counted in e->held for STATUS: a part run inside a span is no job of the
+ * scheduler's, but the rank ran it all the same. */
+static int run_held_part(void *ctx, const hy_mpi_part *p, uint64_t *hits, hy_error *err)
+{
+    const hy_engines *e = ctx;
+    if (e->held)
+        atomic_fetch_add(&e->held->running, 1);
+    int rc = run_part_here(e, p, hits, err);
+    if (e->held) {
+        atomic_fetch_add(rc ? &e->held->failed : &e->held->done, 1);
+        atomic_fetch_sub(&e->held->running, 1);
+    }
+    return rc;
 }
 
 static int cmp_rank(const void *a, const void *b)

@@ -78,6 +78,7 @@ struct server {
     uint64_t start_ns;
     uint64_t jobs_alive; /* accepted and not yet answered */
     uint64_t jobs_done, jobs_failed, jobs_cancelled;
+    hy_held_parts held; /* peers' parts this rank's spans ran (engines.held), counted too */
     bool timer_armed;
     uint64_t status_ns; /* when STATUS= last went to systemd */
     bool draining, drain_cancelled;
@@ -582,6 +583,20 @@ static void take_parts(struct server *s)
 
 /* ---- replies ---- */
 
+/* The job counters STATUS and a RANKS record report: the scheduler's and the loop's, and the
+ * peers' parts this rank's spans ran themselves (s->held). */
+static uint64_t jobs_running(struct server *s, const hy_sched_stats *st)
+{
+    return st->running + atomic_load(&s->held.running);
+}
+
+static uint64_t jobs_done(struct server *s) { return s->jobs_done + atomic_load(&s->held.done); }
+
+static uint64_t jobs_failed(struct server *s)
+{
+    return s->jobs_failed + atomic_load(&s->held.failed);
+}
+
 static void on_status(struct server *s, struct hy_client *c, uint64_t req)
 {
     hy_sched_stats st;
@@ -594,9 +609,9 @@ static void on_status(struct server *s, struct hy_client *c, uint64_t req)
     r->clients = s->nclients;
     r->uptime_ns = hy_now_ns() - s->start_ns;
     r->jobs_queued = st.queued;
-    r->jobs_running = st.running;
-    r->jobs_done = s->jobs_done;
-    r->jobs_failed = s->jobs_failed;
+    r->jobs_running = jobs_running(s, &st);
+    r->jobs_done = jobs_done(s);
+    r->jobs_failed = jobs_failed(s);
     r->jobs_cancelled = s->jobs_cancelled;
     r->devices = s->env.ndevices;
     r->devices_usable = s->env.nowned;
@@ -658,8 +673,9 @@ static const hy_device_record *self_record(struct server *s, hy_rank_record *rec
         .native_threads = d->native_threads, .locked_threads = d->locked_threads,
         .process_workers = d->process_workers, .devices_usable = s->env.nowned,
         .clients = s->nclients, .uptime_ns = hy_now_ns() - s->start_ns,
-        .jobs_queued = st.queued, .jobs_running = st.running, .jobs_done = s->jobs_done,
-        .jobs_failed = s->jobs_failed, .jobs_cancelled = s->jobs_cancelled};
+        .jobs_queued = st.queued, .jobs_running = jobs_running(s, &st),
+        .jobs_done = jobs_done(s), .jobs_failed = jobs_failed(s),
+        .jobs_cancelled = s->jobs_cancelled};
     if (gethostname(rec->host, sizeof rec->host - 1) != 0)
         snprintf(rec->host, sizeof rec->host, "(gethostname: %s)", strerror(errno));
     return d->devices;
@@ -1489,6 +1505,7 @@ static int setup(struct server *s, hy_error *err)
         return rc;
     /* The executors read the engines from set, admission from env: both see the same. */
     hy_backend_hybrid_devices(&s->env, s->cfg.hybrid_cpu_devices);
+    s->env.e.held = s->env.e.mpi ? &s->held : NULL;
     s->set.engines = s->env.e;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -5,6 +5,7 @@
 #ifndef HY_DAEMON_BACKEND_H
 #define HY_DAEMON_BACKEND_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@ typedef struct hy_engines {
     hy_history *history;
     struct hy_mpi *mpi; /* under mpirun (hybridd --mpi): the other ranks; NULL otherwise */
     hy_held_parts *held; /* with mpi: the parts its spans ran for peers; NULL otherwise */
+    /* With mpi: one lock per OpenCL device, taken around each of its jobs (backend_cl.c),
+     * since a span's gatherer may run a peer's device part beside the device's executor and
+     * a device serves one thread at a time (cl.h); and the device such parts run on (the
+     * first served), -1 for none. NULL and -1 otherwise. */
+    pthread_mutex_t *dev_lock;
+    int span_device;
     /* The devices a hybrid job runs on beside the native pool (hy_backend_hybrid_devices),
      * and whether OpenCL CPU devices were left out because they share the pool's cores. */
     unsigned hybrid_dev[HY_HYBRID_DEVICES_MAX];

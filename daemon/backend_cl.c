@@ -41,8 +41,19 @@ static int note_failure(const hy_engines *e, unsigned dev, int rc, const hy_erro
     return rc;
 }
 
-static int cl_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
-                 const hy_run_io *io, hy_run_once *o, hy_error *err)
+/* hy_engines.dev_lock around a device's job, when there are locks (hybridd --mpi). */
+static void lock_device(const hy_engines *e, unsigned dev, bool on)
+{
+    if (!e->dev_lock || !e->cl || dev >= hy_cl_device_count(e->cl))
+        return;
+    if (on)
+        pthread_mutex_lock(&e->dev_lock[dev]);
+    else
+        pthread_mutex_unlock(&e->dev_lock[dev]);
+}
+
+static int cl_pi_locked(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                        const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
     (void)r;
     int rc;
@@ -132,8 +143,8 @@ static int sort_in_parts(const hy_engines *e, const hy_job_spec *s, const hy_run
     return rc;
 }
 
-static int cl_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
-                   const hy_run_io *io, hy_run_once *o, hy_error *err)
+static int cl_sort_locked(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                          const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
     (void)r;
     int rc;
@@ -163,6 +174,24 @@ static bool owns_device(const hy_backend_env *env, unsigned dev)
         if (env->owned[i] == dev)
             return true;
     return false;
+}
+
+static int cl_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                 const hy_run_io *io, hy_run_once *o, hy_error *err)
+{
+    lock_device(e, s->device, true);
+    int rc = cl_pi_locked(e, s, r, io, o, err);
+    lock_device(e, s->device, false);
+    return rc;
+}
+
+static int cl_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                   const hy_run_io *io, hy_run_once *o, hy_error *err)
+{
+    lock_device(e, s->device, true);
+    int rc = cl_sort_locked(e, s, r, io, o, err);
+    lock_device(e, s->device, false);
+    return rc;
 }
 
 static int cl_check(const hy_backend_env *env, const hy_job_spec *s, const hy_row_spec *r,

@@ -26,18 +26,20 @@
 #include "log.h"
 #include "sortkey.h"
 
-/* The backends a job of `kind` spans ranks on: those whose parts run on a rank's CPU
- * executor, because a span waiting there runs the parts its peers send meanwhile itself
- * (mpi.h, hy_mpi_gather); a device's part run there would run beside the device's own
- * executor, and hybrid's beside every device's. pi: the CPU engine and the worker processes,
- * each counting any window [first, first + count) of the stream. sort: the CPU engine, which
- * sorts a peer's bucket as a job with no client. */
+/* The backends a job of `kind` spans ranks on. A span waiting on an executor runs the parts
+ * its peers send meanwhile itself (mpi.h, hy_mpi_gather), whatever their backend: the CPU
+ * engine serialises its jobs, and a device takes one thread at a time under its lock
+ * (hy_engines.dev_lock), so a device part run there waits for the device's own executor
+ * rather than running beside it. pi: the CPU engine, the worker processes and a device, each
+ * counting any window [first, first + count) of the stream. sort: the CPU engine and a
+ * device, sorting a peer's bucket as a job with no client. Not hybrid, which holds every
+ * executor (a waiting hybrid span would hold the whole rank). */
 static bool spans(int kind, int backend)
 {
     if (kind == HY_JOB_PI && backend == HY_BACKEND_PROCESS)
         return true;
     return backend == HY_BACKEND_SERIAL || backend == HY_BACKEND_NATIVE ||
-           backend == HY_BACKEND_LOCKED;
+           backend == HY_BACKEND_LOCKED || backend == HY_BACKEND_OPENCL;
 }
 
 /* Backend auto for a job that runs in parts across `want` ranks (or a sort of .npy paths),
@@ -66,8 +68,8 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
     if (s->backend == HY_BACKEND_AUTO && env->e.mpi && (rc = resolve_auto(env, s, want, err)))
         return rc;
     if (s->array == HY_ARRAY_FILES && !spans(HY_JOB_SORT, s->backend))
-        return hy_error_set(err, HY_EBACKEND, "a sort of .npy paths runs on serial, native "
-                            "or locked, not %s", hy_backend_name(s->backend));
+        return hy_error_set(err, HY_EBACKEND, "a sort of .npy paths runs on serial, native, "
+                            "locked or opencl, not %s", hy_backend_name(s->backend));
     if (want <= 1)
         return 0;
     if (!env->e.mpi)
@@ -87,9 +89,9 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
         return hy_error_set(err, HY_ELIMIT, "a sort spans at most %u ranks, not %u",
                             HY_SPAN_MAX_RANKS, want);
     if (!spans(s->kind->kind, s->backend))
-        return hy_error_set(err, HY_EBACKEND, "a %s job spans ranks on serial, native%s, "
-                            "not %s", s->kind->label,
-                            s->kind->kind == HY_JOB_PI ? ", locked or process" : " or locked",
+        return hy_error_set(err, HY_EBACKEND, "a %s job spans ranks on serial, native, "
+                            "locked%s or opencl, not %s", s->kind->label,
+                            s->kind->kind == HY_JOB_PI ? ", process" : "",
                             hy_backend_name(s->backend));
     s->ranks = want;
     return 0;
@@ -107,9 +109,10 @@ static bool drop(void *ctx)
     return true;
 }
 
-/* A part a peer sent, counted on this rank's executor while its own span waits (mpi/'s
- * hold: the scheduler's queue is behind the waiting job). Checked as the loop checks a part,
- * against the CPU engine's own thread limit. */
+/* A part a peer sent, run on this rank's executor while its own span waits (mpi/'s hold: the
+ * scheduler's queue is behind the waiting job). Checked as the loop checks a part: against
+ * the CPU engine's own thread limit, or run on this rank's span device (under its lock, in
+ * backend_cl.c, as the device's executor may be running a job of its own). */
 static int run_part_here(const hy_engines *e, const hy_mpi_part *p, uint64_t *hits,
                          hy_error *err)
 {
@@ -117,14 +120,18 @@ static int run_part_here(const hy_engines *e, const hy_mpi_part *p, uint64_t *hi
     int rc = hy_ranks_part_spec(NULL, p, 0, &s, err);
     if (rc)
         return rc;
-    unsigned most = hy_host_threads(e->host);
-    if (p->threads < 1 || p->threads > most)
+    const hy_backend_ops *b = hy_backend_get(p->backend);
+    if (b->device) { /* this rank's own device for spans, which the part does not name */
+        if (!e->cl || e->span_device < 0)
+            return hy_error_set(err, HY_EBACKEND, "this rank serves no OpenCL device");
+        s.device = (unsigned)e->span_device;
+    } else if (p->threads < 1 || p->threads > hy_host_threads(e->host)) {
         return hy_error_set(err, HY_ELIMIT, "threads %u: this rank's CPU engine runs 1..%u",
-                            p->threads, most);
+                            p->threads, hy_host_threads(e->host));
+    }
     hy_row_spec row = {.backend = p->backend, .threads = p->threads};
     hy_run_io io = {.array = p->data, .array_fd = -1};
     hy_run_once o = {0};
-    const hy_backend_ops *b = hy_backend_get(p->backend);
     if ((rc = p->kind == HY_MPI_SORT ? b->sort(e, &s, &row, &io, &o, err)
                                      : b->pi(e, &s, &row, &io, &o, err)))
         return rc;
@@ -224,11 +231,15 @@ int hy_ranks_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
 }
 
 /* A part checked against this daemon's backend (env NULL: nothing to check it against). */
-static int check_part(const hy_backend_env *env, const hy_mpi_part *p, const hy_job_spec *s,
+/* A part on a device runs on this rank's first served one (the part names none: the ranks'
+ * devices are their own). Then the backend's own check, when env is given. */
+static int check_part(const hy_backend_env *env, const hy_mpi_part *p, hy_job_spec *s,
                       hy_error *err)
 {
     if (!env)
         return 0;
+    if (hy_backend_get(p->backend)->device && env->nowned)
+        s->device = env->owned[0];
     hy_row_spec row = {.backend = p->backend, .threads = p->threads};
     return hy_backend_get(p->backend)->check(env, s, &row, err);
 }

@@ -1489,6 +1489,23 @@ static void on_signal(struct server *s)
 
 /* ---- setup and the loop ---- */
 
+/* Under MPI, the device a peer's part runs on (the first served) and a lock per device
+ * (hy_engines.dev_lock): a span's gatherer may run such a part beside the device's
+ * executor. */
+static int span_devices(struct server *s, hy_error *err)
+{
+    hy_engines *e = &s->env.e;
+    e->span_device = -1;
+    if (!e->mpi || !e->cl || s->env.ndevices == 0)
+        return 0;
+    e->span_device = s->env.nowned ? (int)s->env.owned[0] : -1;
+    if (!(e->dev_lock = calloc(s->env.ndevices, sizeof *e->dev_lock)))
+        return hy_error_set(err, HY_ENOMEM, "no memory for the devices' locks");
+    for (unsigned d = 0; d < s->env.ndevices; d++)
+        pthread_mutex_init(&e->dev_lock[d], NULL);
+    return 0;
+}
+
 static int setup(struct server *s, hy_error *err)
 {
     s->epfd = s->sigfd = s->evfd = s->timerfd = s->reserve_fd = -1;
@@ -1506,6 +1523,8 @@ static int setup(struct server *s, hy_error *err)
     /* The executors read the engines from set, admission from env: both see the same. */
     hy_backend_hybrid_devices(&s->env, s->cfg.hybrid_cpu_devices);
     s->env.e.held = s->env.e.mpi ? &s->held : NULL;
+    if ((rc = span_devices(s, err)))
+        return rc;
     s->set.engines = s->env.e;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1565,6 +1584,9 @@ static void teardown(struct server *s)
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    for (unsigned d = 0; s->env.e.dev_lock && d < s->env.ndevices; d++)
+        pthread_mutex_destroy(&s->env.e.dev_lock[d]);
+    free(s->env.e.dev_lock);
     hy_backend_env_free(&s->env);
     free(s->in);
     free(s->out);

@@ -379,9 +379,9 @@ Test(auto_rule, serial_is_always_there_to_choose)
 }
 
 /* A job across ranks runs in parts on the backends that span (hy_ranks_resolve passes those,
- * and one part's size): the choice is the one for a job of the part's size, among those
- * backends only, and the job keeps its own n. Here the devices are fastest for the part, but
- * no device runs a rank's part, so the fastest of the rest wins. */
+ * and one part's size): the choice is the one for a job of the part's size, among the
+ * backends allowed only, and the job keeps its own n. Here the devices are fastest for the
+ * part; with only the CPU backends allowed, the fastest of those wins. */
 Test(auto_rule, a_span_chooses_for_one_part_among_the_backends_that_span)
 {
     hy_backend_env env = gpu_env();

@@ -341,14 +341,13 @@ class PiAcross:
         e = error_of(p)
         self.assertEqual(e["name"], "ELIMIT")
         self.assertIn("above this MPI job's %d rank(s)" % self.N, e["message"])
-        # A device's part would run on the executor of whichever span holds it, beside the
-        # device's own: opencl and hybrid do not span ranks.
-        for backend in ("opencl", "hybrid"):
-            p = self.world.ctl(1, "pi", "-n", "100", "--ranks", "all", "--backend", backend,
-                               ok=False)
-            e = error_of(p)
-            self.assertEqual(e["name"], "EBACKEND", e)
-            self.assertIn("spans ranks on serial, native, locked or process", e["message"])
+        # hybrid holds every executor of a rank: it does not span ranks
+        p = self.world.ctl(1, "pi", "-n", "100", "--ranks", "all", "--backend", "hybrid",
+                           ok=False)
+        e = error_of(p)
+        self.assertEqual(e["name"], "EBACKEND", e)
+        self.assertIn("spans ranks on serial, native, locked, process or opencl, not hybrid",
+                      e["message"])
         got = self.pi(1, "-n", "1000", "--seed", "3", "--backend", "native", "--ranks", "all")
         self.assertEqual(got["hits"], self.reference(1000, 3, "native")["hits"])
 
@@ -389,6 +388,84 @@ class AutoAcrossFromHistory(unittest.TestCase):
         finally:
             w.close()
             tmp.cleanup()
+
+
+class DeviceAcross(unittest.TestCase):
+    """--backend opencl across ranks: each rank's part on its own OpenCL device (PoCL's CPU
+    device here), the hits and bytes of one daemon's job."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.plain = Plain()
+        cls.world = World(3, confs=[CONF.replace("enabled = false", "enabled = true")] * 3)
+        cls.tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-dev-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.world.proc.send_signal(signal.SIGTERM)
+        cls.world.wait()
+        cls.world.close()
+        cls.plain.close()
+        cls.tmp.cleanup()
+
+    def test_pi_on_the_devices_counts_one_daemons_hits(self):
+        n = 1000003
+        ref = json.loads(self.plain.ctl("pi", "-n", str(n), "--seed", "5").stdout)
+        got = json.loads(self.world.ctl(1, "pi", "-n", str(n), "--seed", "5", "--backend",
+                                        "opencl", "--ranks", "all").stdout)
+        self.assertEqual((got["ranks"], got["backend"], got["hits"]), (3, "opencl", ref["hits"]))
+        check_per_rank(self, got, n, range(3))
+
+    def test_sorts_on_the_devices_are_one_daemons_bytes(self):
+        # the client's array (scattered from the asked rank), then .npy paths (each rank
+        # reads its slice): both as one daemon sorts them
+        def run(ctl, name, args):
+            out = os.path.join(self.tmp.name, name)
+            p = ctl(*(args + ["--output", out]))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(out, "rb") as f:
+                return json.loads(p.stdout), f.read()
+        gen = ["sort", "-n", "30011", "--dtype", "f32", "--dist", "normal", "--raw"]
+        src = write_npy(os.path.join(self.tmp.name, "dev-in.npy"), "f64",
+                        special_array("f64", 20011, 7))
+        for how, args in (("memfd", gen), ("files", ["sort", "--input", src])):
+            with self.subTest(how=how):
+                _, ref = run(self.plain.ctl, "dev-ref-" + how, args)
+                got, data = run(lambda *a: self.world.ctl(1, *a), "dev-" + how,
+                                args + ["--backend", "opencl", "--ranks", "all", "--check"])
+                self.assertEqual((got["ranks"], got["backend"], got["checked"]),
+                                 (3, "opencl", True))
+                self.assertTrue(data == ref, "the span's bytes differ from one daemon's")
+
+    def test_a_device_part_run_by_a_waiting_cpu_span(self):
+        # rank 1's native span waits on rank 2 (stopped), holding the parts peers send it;
+        # rank 0's device span over ranks 0 and 1 sends it a device part, which rank 1's
+        # waiting span runs itself, on rank 1's device under that device's lock
+        pid = self.world.pid(2)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            p = subprocess.Popen([HYBRIDCTL, "--socket", self.world.sock(1), "--json", "pi",
+                                  "-n", "3000000", "--backend", "native", "--ranks", "all"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 30
+            while not json.loads(self.world.ctl(1, "status").stdout)["jobs"]["running"]:
+                self.assertLess(time.monotonic(), deadline)
+                if p.poll() is not None:
+                    self.fail(p.communicate())
+                time.sleep(0.05)
+            before = json.loads(self.world.ctl(1, "status").stdout)["jobs"]["done"]
+            n = 2000003
+            ref = json.loads(self.plain.ctl("pi", "-n", str(n), "--seed", "9").stdout)
+            got = json.loads(self.world.ctl(0, "pi", "-n", str(n), "--seed", "9", "--backend",
+                                            "opencl", "--ranks", "2").stdout)
+            self.assertEqual((got["backend"], got["hits"]), ("opencl", ref["hits"]))
+            st = json.loads(self.world.ctl(1, "status").stdout)["jobs"]
+            self.assertEqual((st["done"] - before, st["running"]), (1, 1), st)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(json.loads(out)["ranks"], 3)
 
 
 class PiAcross2(PiAcross, unittest.TestCase):
@@ -734,7 +811,8 @@ class SortAcross:
                            "--backend", "process", ok=False)
         e = error_of(p)
         self.assertEqual(e["name"], "EBACKEND")
-        self.assertIn("a sort job spans ranks on serial, native or locked", e["message"])
+        self.assertIn("a sort job spans ranks on serial, native, locked or opencl, not process",
+                      e["message"])
         p = self.world.ctl(1, "compare", "sort", "-n", "100", "--dtype", "i32", "--ranks",
                            "all", ok=False)
         self.assertNotEqual(p.returncode, 0)
@@ -763,6 +841,30 @@ class SortRefusedByAPeer(unittest.TestCase):
             self.assertEqual((got["ranks"], got["checked"]), (2, True))
             vals = struct.unpack("<50000d", open(out, "rb").read())
             self.assertEqual(list(vals), sorted(vals))
+        finally:
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait()
+            w.close()
+
+
+class DeviceRefusedByAPeer(unittest.TestCase):
+    """A device span over a rank with OpenCL off: that rank's sentence, then a span it can
+    run."""
+
+    def test_a_rank_without_a_device_refuses_its_part(self):
+        w = World(2, confs=[CONF.replace("enabled = false", "enabled = true"), CONF])
+        try:
+            for job in (["pi", "-n", "1000000"], ["sort", "-n", "50000", "--dtype", "f64"]):
+                with self.subTest(job=job[0]):
+                    p = w.ctl(0, *(job + ["--backend", "opencl", "--ranks", "all"]), ok=False)
+                    self.assertNotEqual(p.returncode, 0)
+                    e = error_of(p)
+                    self.assertEqual(e["name"], "EBACKEND", e)
+                    self.assertIn("rank 1: ", e["message"])
+                    self.assertIn("OpenCL is off", e["message"])
+            got = json.loads(w.ctl(0, "pi", "-n", "1000000", "--backend", "native", "--ranks",
+                                   "all").stdout)
+            self.assertEqual(got["ranks"], 2)
         finally:
             w.proc.send_signal(signal.SIGTERM)
             w.wait()

@@ -176,22 +176,29 @@ static bool owns_device(const hy_backend_env *env, unsigned dev)
     return false;
 }
 
+typedef int cl_run_fn(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
+                      const hy_run_io *io, hy_run_once *o, hy_error *err);
+
+/* fn with the job's device locked (lock_device). */
+static int on_device(cl_run_fn *fn, const hy_engines *e, const hy_job_spec *s,
+                     const hy_row_spec *r, const hy_run_io *io, hy_run_once *o, hy_error *err)
+{
+    lock_device(e, s->device, true);
+    int rc = fn(e, s, r, io, o, err);
+    lock_device(e, s->device, false);
+    return rc;
+}
+
 static int cl_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                  const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
-    lock_device(e, s->device, true);
-    int rc = cl_pi_locked(e, s, r, io, o, err);
-    lock_device(e, s->device, false);
-    return rc;
+    return on_device(cl_pi_locked, e, s, r, io, o, err);
 }
 
 static int cl_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_spec *r,
                    const hy_run_io *io, hy_run_once *o, hy_error *err)
 {
-    lock_device(e, s->device, true);
-    int rc = cl_sort_locked(e, s, r, io, o, err);
-    lock_device(e, s->device, false);
-    return rc;
+    return on_device(cl_sort_locked, e, s, r, io, o, err);
 }
 
 static int cl_check(const hy_backend_env *env, const hy_job_spec *s, const hy_row_spec *r,

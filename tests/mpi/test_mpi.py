@@ -190,6 +190,20 @@ def error_of(p):
 FIGURES = ("share", "compute_ns", "exchange_ns", "io_ns", "bytes_sent")
 
 
+def running_span(test, w, rank, args):
+    """`hybridctl ARGS` on `rank` (a span that will wait: on a stopped rank, or on a long
+    part), once that rank's STATUS shows it running: its process."""
+    p = subprocess.Popen([HYBRIDCTL, "--socket", w.sock(rank), "--json"] + list(args),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not json.loads(w.ctl(rank, "status").stdout)["jobs"]["running"]:
+        test.assertLess(time.monotonic(), deadline, w.text())
+        if p.poll() is not None:  # (a message argument would wait for p)
+            test.fail(p.communicate())
+        time.sleep(0.05)
+    return p
+
+
 def check_per_rank(test, got, n, ranks):
     """A span's RESULT rank records, as hybridctl --json carries them: one per rank in rank
     order, shares adding up to n, every figure a non-negative integer, the whole their sum;
@@ -444,15 +458,8 @@ class DeviceAcross(unittest.TestCase):
         pid = self.world.pid(2)
         os.kill(pid, signal.SIGSTOP)
         try:
-            p = subprocess.Popen([HYBRIDCTL, "--socket", self.world.sock(1), "--json", "pi",
-                                  "-n", "3000000", "--backend", "native", "--ranks", "all"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 30
-            while not json.loads(self.world.ctl(1, "status").stdout)["jobs"]["running"]:
-                self.assertLess(time.monotonic(), deadline)
-                if p.poll() is not None:
-                    self.fail(p.communicate())
-                time.sleep(0.05)
+            p = running_span(self, self.world, 1, ["pi", "-n", "3000000", "--backend",
+                                                   "native", "--ranks", "all"])
             before = json.loads(self.world.ctl(1, "status").stdout)["jobs"]["done"]
             n = 2000003
             ref = json.loads(self.plain.ctl("pi", "-n", str(n), "--seed", "9").stdout)
@@ -1089,15 +1096,7 @@ class SilentPeer(unittest.TestCase):
             pid = w.pid(2)
             os.kill(pid, signal.SIGSTOP)
             try:
-                p = subprocess.Popen([HYBRIDCTL, "--socket", w.sock(1), "--json", "pi", "-n",
-                                      "3000000", "--ranks", "all"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                deadline = time.monotonic() + 30
-                while not json.loads(w.ctl(1, "status").stdout)["jobs"]["running"]:
-                    self.assertLess(time.monotonic(), deadline, w.text())
-                    if p.poll() is not None:  # (a message argument would wait for p)
-                        self.fail(p.communicate())
-                    time.sleep(0.05)
+                p = running_span(self, w, 1, ["pi", "-n", "3000000", "--ranks", "all"])
                 before = json.loads(w.ctl(1, "status").stdout)["jobs"]
                 got = json.loads(w.ctl(0, "pi", "-n", "1000000", "--ranks", "2").stdout)
                 self.assertEqual(got["ranks"], 2)
@@ -1123,18 +1122,8 @@ class SilentPeer(unittest.TestCase):
         w = World(2)
         try:
             # far more samples than the job timeout (60 s) lets it count
-            p = subprocess.Popen([HYBRIDCTL, "--socket", w.sock(0), "--json", "pi", "-n",
-                                  "1000000000000", "--backend", "serial", "--ranks", "all"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 60
-            while True:  # the asked rank runs the span (a peer's part is not in its counters)
-                st = json.loads(w.ctl(0, "status").stdout)
-                if st["jobs"]["running"]:
-                    break
-                self.assertLess(time.monotonic(), deadline, (st, w.text()))
-                if p.poll() is not None:  # (a message argument would wait for p)
-                    self.fail((st, p.communicate()))
-                time.sleep(0.05)
+            p = running_span(self, w, 0, ["pi", "-n", "1000000000000", "--backend", "serial",
+                                          "--ranks", "all"])
             time.sleep(0.5)  # rank 1 counting its part, or about to: either way it dies mid-span
             os.kill(w.pid(1), signal.SIGKILL)
             out, err = p.communicate(timeout=120)

@@ -1335,6 +1335,44 @@ Test(sort, bucket_window_and_its_fallback, .timeout = 120)
     }
 }
 
+/* The large path's 32-bit buckets, whose window bins the gather counts from the bucket
+ * function's bounds of each bucket (sort_radix.inc's bins_plan): keys that fill only the
+ * low half of each bucket's range need a bit fewer than the bounds say, so the counts are
+ * set aside and counted again; keys in only the high half start above the bounds' base,
+ * and the counts serve. Each bucket here is 2^23 keys wide (512 of them over 2^32). */
+Test(sort, bucket_bins_counted_while_gathering, .timeout = 120)
+{
+    enum { N = 1 << 20 };
+    static uint32_t a[N], ref[N], orig[N];
+    for (int high = 0; high <= 1; high++) {
+        uint64_t s = 31 + (uint64_t)high;
+        for (size_t i = 0; i < N; i++) {
+            uint32_t bucket = (uint32_t)(i % 512) << 23;
+            orig[i] = bucket | (high ? 0x400000u : 0) | ((uint32_t)mix(&s) & 0x3FFFFFu);
+        }
+        for (size_t i = N - 1; i > 0; i--) { /* shuffled, so no bucket is a sorted run */
+            size_t j = (size_t)(mix(&s) % (i + 1));
+            uint32_t x = orig[i];
+            orig[i] = orig[j];
+            orig[j] = x;
+        }
+        orig[0] = 0; /* sampled: the bucket function's least key, so buckets start at 0 */
+        memcpy(ref, orig, sizeof ref);
+        qsort(ref, N, sizeof *ref, cmp_u32);
+        for (unsigned t = 1; t <= 2; t++) {
+            memcpy(a, orig, sizeof a);
+            hy_run_opts o = {.backend = t == 1 ? HY_BACKEND_SERIAL : HY_BACKEND_NATIVE,
+                             .threads = t, .mode = HY_MODE_SPLIT};
+            hy_sort_result r;
+            hy_error err = {0};
+            int rc = hy_host_sort(eng, HY_DT_U32, a, N, &o, &r, &err);
+            cr_assert_eq(rc, 0, "sort: %d %s", rc, err.msg);
+            cr_assert(memcmp(a, ref, sizeof a) == 0, "%s-half keys out of order on %u thread(s)",
+                      high ? "high" : "low", t);
+        }
+    }
+}
+
 /* A native sort the engine finishes on one thread (up to 2^15 keys on every CPU) runs on the
  * calling thread with the pool left asleep: thread 0 has all the busy time and thread 1
  * none, where a woken thread 1 would have spent some returning. A larger one still runs on

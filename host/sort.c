@@ -289,6 +289,7 @@ static int sort_task(hy_worker *w, void *arg)
         (blk)->top = (void *)(top_rows);                                                      \
         atomic_init(&(blk)->next_bucket, 0);                                                  \
         atomic_init(&(blk)->next_chunk, 0);                                                   \
+        atomic_init(&(blk)->next_in, 0);                                                      \
         atomic_init(&(blk)->changed, false);                                                  \
     } while (0)
 

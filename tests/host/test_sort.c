@@ -1302,6 +1302,29 @@ Test(sort, stats)
     }
 }
 
+/* Sorts the n 32-bit keys at orig on 1 thread (serial) and 2 (native, split) and asserts
+ * each result equals qsort's; `what` names the case in a failure. */
+static void assert_u32_sorts(const uint32_t *orig, size_t n, const char *what)
+{
+    uint32_t *a = malloc(n * sizeof *a), *ref = malloc(n * sizeof *ref);
+    cr_assert(a && ref, "out of memory for %zu keys", n);
+    memcpy(ref, orig, n * sizeof *ref);
+    qsort(ref, n, sizeof *ref, cmp_u32);
+    for (unsigned t = 1; t <= 2; t++) {
+        memcpy(a, orig, n * sizeof *a);
+        hy_run_opts o = {.backend = t == 1 ? HY_BACKEND_SERIAL : HY_BACKEND_NATIVE,
+                         .threads = t, .mode = HY_MODE_SPLIT};
+        hy_sort_result r;
+        hy_error err = {0};
+        int rc = hy_host_sort(eng, HY_DT_U32, a, n, &o, &r, &err);
+        cr_assert_eq(rc, 0, "sort: %d %s", rc, err.msg);
+        cr_assert(memcmp(a, ref, n * sizeof *a) == 0, "%s keys out of order on %u thread(s)",
+                  what, t);
+    }
+    free(a);
+    free(ref);
+}
+
 /* The large path's buckets finished with the window (32-bit keys, sort_radix.inc's
  * lsd_window): in each bucket most keys sit in a 2^12-wide cluster and every 997th key far
  * above it, so the bucket's span puts the cluster into a few of the window's bins, whose
@@ -1310,7 +1333,7 @@ Test(sort, stats)
 Test(sort, bucket_window_and_its_fallback, .timeout = 120)
 {
     enum { N = 1 << 20 };
-    static uint32_t a[N], ref[N], orig[N];
+    static uint32_t orig[N];
     for (int crowded = 0; crowded <= 1; crowded++) {
         uint64_t s = 21 + (uint64_t)crowded;
         for (size_t i = 0; i < N; i++) {
@@ -1319,19 +1342,7 @@ Test(sort, bucket_window_and_its_fallback, .timeout = 120)
                                    : (uint32_t)mix(&s) & 0x3FFFFFu;
             orig[i] = high | low;
         }
-        memcpy(ref, orig, sizeof ref);
-        qsort(ref, N, sizeof *ref, cmp_u32);
-        for (unsigned t = 1; t <= 2; t++) {
-            memcpy(a, orig, sizeof a);
-            hy_run_opts o = {.backend = t == 1 ? HY_BACKEND_SERIAL : HY_BACKEND_NATIVE,
-                             .threads = t, .mode = HY_MODE_SPLIT};
-            hy_sort_result r;
-            hy_error err = {0};
-            int rc = hy_host_sort(eng, HY_DT_U32, a, N, &o, &r, &err);
-            cr_assert_eq(rc, 0, "sort: %d %s", rc, err.msg);
-            cr_assert(memcmp(a, ref, sizeof a) == 0, "%s keys out of order on %u thread(s)",
-                      crowded ? "crowded" : "spread", t);
-        }
+        assert_u32_sorts(orig, N, crowded ? "crowded" : "spread");
     }
 }
 
@@ -1343,7 +1354,7 @@ Test(sort, bucket_window_and_its_fallback, .timeout = 120)
 Test(sort, bucket_bins_counted_while_gathering, .timeout = 120)
 {
     enum { N = 1 << 20 };
-    static uint32_t a[N], ref[N], orig[N];
+    static uint32_t orig[N];
     for (int high = 0; high <= 1; high++) {
         uint64_t s = 31 + (uint64_t)high;
         for (size_t i = 0; i < N; i++) {
@@ -1357,19 +1368,7 @@ Test(sort, bucket_bins_counted_while_gathering, .timeout = 120)
             orig[j] = x;
         }
         orig[0] = 0; /* sampled: the bucket function's least key, so buckets start at 0 */
-        memcpy(ref, orig, sizeof ref);
-        qsort(ref, N, sizeof *ref, cmp_u32);
-        for (unsigned t = 1; t <= 2; t++) {
-            memcpy(a, orig, sizeof a);
-            hy_run_opts o = {.backend = t == 1 ? HY_BACKEND_SERIAL : HY_BACKEND_NATIVE,
-                             .threads = t, .mode = HY_MODE_SPLIT};
-            hy_sort_result r;
-            hy_error err = {0};
-            int rc = hy_host_sort(eng, HY_DT_U32, a, N, &o, &r, &err);
-            cr_assert_eq(rc, 0, "sort: %d %s", rc, err.msg);
-            cr_assert(memcmp(a, ref, sizeof a) == 0, "%s-half keys out of order on %u thread(s)",
-                      high ? "high" : "low", t);
-        }
+        assert_u32_sorts(orig, N, high ? "high-half" : "low-half");
     }
 }
 

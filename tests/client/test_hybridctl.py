@@ -1293,9 +1293,16 @@ class TestAuto(Case):
         self.assertEqual(explored[0], "native", explored)
         self.assertEqual(set(explored), base, explored)
         self.assertIn(chose, base)
-        row = self.run_json("pi", "-n", self.N, "--backend", "auto")
-        self.assertTrue(row["auto"], row)
-        self.assertFalse(row["explore"], row)
+        # Choosing is not final: a run that changes what the history knows can reopen a
+        # candidate (serial seen faster than native on a job this small lifts native's bound
+        # on locked; a slower median lifts the exploring cap), and under a sanitizer's timing
+        # that happened. Each candidate still takes at most its 6 runs, so auto settles.
+        for _ in range(6 * len(base) + 1):
+            row = self.run_json("pi", "-n", self.N, "--backend", "auto")
+            self.assertTrue(row["auto"], row)
+            if not row["explore"]:
+                break
+        self.assertFalse(row["explore"], "auto kept exploring: %s" % row)
         self.assertGreater(row["predicted_ns"], 0)
         self.assertIn(row["backend"], base)
         # compare shows each row's prediction beside its median

@@ -181,6 +181,35 @@ int hy_host_sort_cut(hy_host *h, const hy_run_opts *o, int dtype, const void *sr
                      size_t n, const double *share, unsigned parts, size_t *bounds,
                      hy_error *err);
 
+/* ---- shed: the sort's own one pass over memory hands the top of its order to others ---- */
+/* Called once per hy_host_sort_shed with its bounds (parts + 2 entries): section 0,
+ * [0, bounds[1]), is the sort's own; section i of 1..parts, [bounds[i], bounds[i + 1]), is
+ * handed out. */
+typedef void (*hy_sort_shed_fn)(void *ctx, const size_t *bounds);
+typedef struct hy_sort_shed {
+    unsigned parts;       /* sections handed out: 1 .. HY_HOST_CUT_MAX_PARTS - 1 */
+    const double *share;  /* [parts + 1]: the sections' relative sizes, section 0 first */
+    hy_sort_shed_fn ready;
+    void *ctx;
+} hy_sort_shed;
+/* Sorts `data` in place as hy_host_sort does in split mode, except that sections 1..parts
+ * are left to others: after its one pass over memory (the top level that puts each key in
+ * one of its buckets) the sort moves its highest buckets' elements into those sections, in
+ * no order, calls shed->ready from one of its threads, then sorts section 0 and returns;
+ * whoever ready started sorts each other section where it lies. Every element of a section
+ * comes before or equals, in hy_host_sort's order, every element of the sections after
+ * it, so the sorted sections are hy_host_sort's bytes, with no merge. A section's size is
+ * its share of n to within a top-level bucket (equal keys share a bucket: never split).
+ * Arrays the one-pass top level does not take (small ones, few distinct values, a bucket
+ * over the cache budget) are sorted whole, and ready gets sections 1..parts empty, at the
+ * latest just before return: it is called exactly once, on errors too. On HY_ECANCELED
+ * every section holds its own elements, unsorted. Errors: those of hy_host_sort; HY_EINVAL
+ * for parts outside 1..HY_HOST_CUT_MAX_PARTS - 1, NULL shed, share, ready or bounds, a
+ * negative share, or replicate mode (ready is not called then). */
+int hy_host_sort_shed(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
+                      const hy_sort_shed *shed, size_t *bounds, hy_sort_result *r,
+                      hy_error *err);
+
 /* ---- running your own code on the pools (the tests use it; pi and sort are built on it) ---- */
 
 /* A thread's handle inside a running job. */

@@ -230,6 +230,22 @@ static size_t small_max(size_t size)
 #define SCAN_LANES (64 / sizeof(K))
 #endif
 
+/* hy_host_sort_shed's sections and whether ready has been called (thread 0 and the caller
+ * after the run touch `told`, never at once: hy_host_run joins the threads in between). */
+struct hy_shed {
+    const hy_sort_shed *spec;
+    size_t *bounds; /* [spec->parts + 2] */
+    bool told;
+};
+
+static void hy_shed_tell(struct hy_shed *sh)
+{
+    if (sh && !sh->told) {
+        sh->told = true;
+        sh->spec->ready(sh->spec->ctx, sh->bounds);
+    }
+}
+
 #define K uint32_t
 #define V float
 #define KBITS 32
@@ -429,9 +445,11 @@ static void setup_copies(struct sort_ctx *c, const struct sort_bufs *b, int dtyp
     }
 }
 
-/* Sorts src into dst (the same array for an in-place sort). */
+/* Sorts src into dst (the same array for an in-place sort); with shed, in place, leaving
+ * its sections to others (hy_host_sort_shed). */
 static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n,
-                     const hy_run_opts *o, hy_sort_result *r, hy_error *err)
+                     const hy_run_opts *o, struct hy_shed *shed, hy_sort_result *r,
+                     hy_error *err)
 {
     if (!h || !r)
         return hy_error_set(err, HY_EINVAL, "no engine or no result given");
@@ -462,6 +480,10 @@ static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n
     if ((rc = sort_bufs_get(h, size, n, copies, o->threads, &b, err)))
         return rc;
     setup_copies(&c, &b, dtype, src, data, n, copies);
+    if (c.size == 4)
+        c.s32[0].shed = shed;
+    else
+        c.s64[0].shed = shed;
     /* Split arrays up to small_max are sorted by thread 0 alone (sort_radix.inc's
      * sort_small): on the native backend the others are not woken for them. The locked one
      * still starts every thread, each taking the lock, as the CPython threads it models do. */
@@ -485,7 +507,32 @@ static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n
 int hy_host_sort(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
                  hy_sort_result *r, hy_error *err)
 {
-    return sort_impl(h, dtype, data, data, n, o, r, err);
+    return sort_impl(h, dtype, data, data, n, o, NULL, r, err);
+}
+
+int hy_host_sort_shed(hy_host *h, int dtype, void *data, size_t n, const hy_run_opts *o,
+                      const hy_sort_shed *shed, size_t *bounds, hy_sort_result *r,
+                      hy_error *err)
+{
+    if (!shed || !bounds || !shed->ready || !shed->share || shed->parts == 0 ||
+        shed->parts >= HY_HOST_CUT_MAX_PARTS)
+        return hy_error_set(err, HY_EINVAL, "a shed sort needs 1 to %d sections to hand out, "
+                            "their shares, bounds and a ready callback",
+                            HY_HOST_CUT_MAX_PARTS - 1);
+    for (unsigned i = 0; i <= shed->parts; i++)
+        if (!(shed->share[i] >= 0))
+            return hy_error_set(err, HY_EINVAL, "section %u's share is negative or not a "
+                                "number", i);
+    if (o && o->mode == HY_MODE_REPLICATE)
+        return hy_error_set(err, HY_EINVAL, "a shed sort runs in split mode");
+    /* Until the sort sheds, every section but its own is empty. */
+    bounds[0] = 0;
+    for (unsigned i = 1; i <= shed->parts + 1; i++)
+        bounds[i] = n;
+    struct hy_shed sh = {.spec = shed, .bounds = bounds};
+    int rc = sort_impl(h, dtype, data, data, n, o, &sh, r, err);
+    hy_shed_tell(&sh); /* once, on every path: whoever waits on it must not wait forever */
+    return rc;
 }
 
 int hy_host_sort_to(hy_host *h, int dtype, const void *src, void *dst, size_t n,
@@ -499,5 +546,5 @@ int hy_host_sort_to(hy_host *h, int dtype, const void *src, void *dst, size_t n,
         (const char *)dst < (const char *)src + n * size)
         return hy_error_set(err, HY_EINVAL, "a sort's source and destination overlap without "
                             "being the same array");
-    return sort_impl(h, dtype, src, dst, n, o, r, err);
+    return sort_impl(h, dtype, src, dst, n, o, NULL, r, err);
 }

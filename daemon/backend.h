@@ -92,14 +92,18 @@ uint64_t hy_hybrid_pi_chunk(const hy_hybrid_side *side, unsigned nside, unsigned
 
 /* What a hybrid sort does. */
 enum { HY_HYBRID_SPLIT, HY_HYBRID_POOL, HY_HYBRID_DEVICE };
-/* The plan for n keys from each slot's rate (rate[0] the pool, rate[k] device k - 1, each
- * with its copies and transfers), the runs that measured it, and the cut's rate: the least
- * predicted time of the pool alone, the fastest device alone (its slot in *slot) and the
- * split, which must win by 5%. A split while any rate is unknown, to measure them; a side
- * alone, once, while its only rate is that first split's and predicts it within 2x of the
- * plan chosen. */
+/* The plan for n keys from each slot's rate (rate[0] the pool's whole sort, rate[k] device
+ * k - 1, each with its copies and transfers), the runs that measured it, and the rate of the
+ * pool's first pass, after which it sheds the devices' ranges: the least predicted time of
+ * the pool alone, the fastest device alone (its slot in *slot) and the split, which must win
+ * by 5%. A split while any rate is unknown, to measure them; a side alone, once, while its
+ * only rate is that first split's and predicts it within 2x of the plan chosen. */
 int hy_hybrid_sort_plan(double n, const double *rate, const unsigned *runs, unsigned nside,
-                        double cut_rate, unsigned *slot);
+                        double pass_rate, unsigned *slot);
+/* The pool's rate finishing its buckets after a first pass at pass_rate, when its whole sort
+ * runs at pool_rate: 1 / (1 / pool_rate - 1 / pass_rate); pool_rate when the pass measured no
+ * faster than the whole sort. */
+double hy_hybrid_finish_rate(double pool_rate, double pass_rate);
 
 /* Frees what hy_backend_cl_devices allocated. */
 void hy_backend_env_free(hy_backend_env *env);

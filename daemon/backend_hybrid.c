@@ -8,12 +8,14 @@
  * the rest runs the job alone (hy_hybrid_pi_chunk). Sample i is counter i
  * of Philox wherever it is counted, so the hits are the same integer as on every backend.
  *
- * sort: the engine cuts the keys into disjoint key ranges (hy_host_sort_cut, on the pool),
- * one per participant in proportion to the rates earlier hybrid sorts of this element size
- * measured (even at first); each sorts its range where it lies, with no merge, so the bytes
- * are every backend's. Once the rates are known, the plan with the least predicted time runs:
- * the pool alone, the fastest device alone, or a split when it beats both by 5% (the first
- * two flagged NO_GAIN; hy_hybrid_sort_plan).
+ * sort: the pool's own sort makes its one pass over memory, putting every key in one of its
+ * buckets, then hands its highest buckets to the devices (hy_host_sort_shed): one key range
+ * each, in proportion to the rates earlier hybrid sorts of this element size measured (even
+ * at first), while it finishes its own buckets. Each sorts its range where it lies, with no
+ * merge, so the bytes are every backend's, and the pool's keys cross memory no more often
+ * than in its sort alone. Once the rates are known, the plan with the least predicted time
+ * runs: the pool alone, the fastest device alone, or a split when it beats both by 5% (the
+ * first two flagged NO_GAIN; hy_hybrid_sort_plan).
  *
  * The job holds the whole machine, as a comparison does: its participants are the CPU pool
  * and every device this daemon serves. OpenCL CPU devices (PoCL) run on the cores the pool
@@ -43,6 +45,7 @@ struct side {
     struct hyb *h;
     int dev;
     uint64_t items, busy_ns, hits, reported;
+    double learn; /* the rate to remember when not items / busy_ns (a shed sort's pool) */
     uint64_t span; /* the items of its current chunk or range: its progress is scaled to it */
     double prior; /* items per ns in the last hybrid run of the same work; 0 unknown */
     uint64_t last; /* pi: its previous chunk */
@@ -62,8 +65,13 @@ struct hyb {
     uint64_t next, n, done;
     unsigned threads; /* the pool's: the row's, or the whole pool when it names none */
     void *array;  /* sort: the sections' place */
-    const void *cut; /* sort: the cut keys, copied into array section by section */
     size_t bounds[HY_HOST_CUT_MAX_PARTS + 1];
+    bool split;      /* sort: the pool and the devices at once, not one of them alone */
+    double fin_rate; /* sort: the pool's finishing rate a split plans its shares with */
+    /* sort: set once the pool has handed the devices their sections (bounds), under mu */
+    pthread_cond_t shed_cv;
+    bool shed;
+    uint64_t t0, shed_ns; /* the pool's start, and when it shed (from t0) */
     atomic_int stop; /* a participant failed or the job was cancelled */
     unsigned nside;
     struct side side[1 + HY_HYBRID_DEVICES_MAX];
@@ -322,6 +330,7 @@ static void hyb_init(struct hyb *h, const hy_engines *e, const hy_job_spec *s,
     *h = (struct hyb){.e = e, .s = s, .r = r, .io = io, .n = s->n,
                       .threads = r->threads ? r->threads : hy_host_threads(e->host)};
     pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->shed_cv, NULL);
     h->side[0] = (struct side){.h = h, .dev = -1};
     h->nside = 1;
     for (unsigned i = 0; i < e->nhybrid && e->cl; i++)
@@ -331,14 +340,15 @@ static void hyb_init(struct hyb *h, const hy_engines *e, const hy_job_spec *s,
 /* ---- what earlier hybrid runs measured ---- */
 
 /* Items per ns each participant slot (0 the pool, k device k - 1 of the hybrid list) did in
- * the last hybrid run of each kind of work, and the sort's cut rate: a run starts from them,
+ * the last hybrid run of each kind of work, and the rate of a split sort's first pass (keys
+ * over the time until the pool shed): a run starts from them,
  * so a split is right from the second run on. 0 until measured. */
 enum { WORK_PI, WORK_SORT32, WORK_SORT64, WORK_KINDS };
 static pthread_mutex_t learned_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     double side[1 + HY_HYBRID_DEVICES_MAX];
     unsigned runs[1 + HY_HYBRID_DEVICES_MAX]; /* the runs that measured each slot */
-    double cut;
+    double pass;
 } learned[WORK_KINDS];
 
 static int work_of(const hy_job_spec *s)
@@ -349,7 +359,7 @@ static int work_of(const hy_job_spec *s)
 }
 
 /* Gives each side its last measured rate (and runs the runs that measured it, when not
- * NULL); returns the last cut rate. */
+ * NULL); returns the last pass rate. */
 static double recall(struct hyb *h, int work, unsigned *runs)
 {
     pthread_mutex_lock(&learned_mu);
@@ -358,22 +368,23 @@ static double recall(struct hyb *h, int work, unsigned *runs)
         if (runs)
             runs[i] = learned[work].runs[i];
     }
-    double cut = learned[work].cut;
+    double pass = learned[work].pass;
     pthread_mutex_unlock(&learned_mu);
-    return cut;
+    return pass;
 }
 
 /* Keeps the rates this run measured (a side that did nothing keeps its old one). */
-static void remember(const struct hyb *h, int work, double cut_rate)
+static void remember(const struct hyb *h, int work, double pass_rate)
 {
     pthread_mutex_lock(&learned_mu);
     for (unsigned i = 0; i < h->nside; i++)
         if (h->side[i].items > 0 && h->side[i].busy_ns > 0) {
-            learned[work].side[i] = (double)h->side[i].items / (double)h->side[i].busy_ns;
+            learned[work].side[i] = h->side[i].learn > 0 ? h->side[i].learn
+                                    : (double)h->side[i].items / (double)h->side[i].busy_ns;
             learned[work].runs[i]++;
         }
-    if (cut_rate > 0)
-        learned[work].cut = cut_rate;
+    if (pass_rate > 0)
+        learned[work].pass = pass_rate;
     pthread_mutex_unlock(&learned_mu);
 }
 
@@ -401,6 +412,7 @@ static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
         take_figures(h, wall, o);
         remember(h, WORK_PI, 0);
     }
+    pthread_cond_destroy(&h->shed_cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
     return rc;
@@ -408,32 +420,96 @@ static int hybrid_pi(const hy_engines *e, const hy_job_spec *s, const hy_row_spe
 
 /* ---- sort: key ranges in proportion to measured rates ---- */
 
-/* Sorts participant sd's key range: from the cut into the array (the pool sorts straight
- * across), or copied into the array and sorted there in place (a device). */
+/* The pool's shed (hy_host_sort_shed's ready, on one of its threads): the devices' sections
+ * now hold their elements. */
+static void on_shed(void *ctx, const size_t *bounds)
+{
+    struct hyb *h = ctx;
+    pthread_mutex_lock(&h->mu);
+    memcpy(h->bounds, bounds, (h->nside + 1) * sizeof *bounds);
+    h->shed_ns = hy_now_ns() - h->t0;
+    h->shed = true;
+    pthread_cond_broadcast(&h->shed_cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* The pool's part of a split: its own sort of the whole array, which sheds the devices'
+ * sections after its first pass and finishes the rest. Its rate to remember is the one it
+ * would sort all n keys at alone: the pass's time per key for n keys plus its finishing
+ * time per key of its own. */
+static void pool_shed(struct hyb *h, struct side *sd)
+{
+    double share[1 + HY_HYBRID_DEVICES_MAX];
+    bool known = true;
+    for (unsigned i = 0; i < h->nside; i++)
+        known = known && rate_of(&h->side[i]) > 0;
+    for (unsigned i = 0; i < h->nside; i++)
+        share[i] = known ? (i == 0 ? h->fin_rate : rate_of(&h->side[i])) : 1.0;
+    hy_sort_shed shed = {.parts = h->nside - 1, .share = share, .ready = on_shed, .ctx = h};
+    hy_run_opts ro = {.backend = HY_BACKEND_NATIVE, .threads = h->threads,
+                      .mode = HY_MODE_SPLIT, .progress = side_progress, .progress_ctx = sd};
+    size_t bounds[HY_HOST_CUT_MAX_PARTS + 1];
+    for (unsigned i = 0; i <= h->nside; i++)
+        bounds[i] = i == 0 ? 0 : (size_t)h->n;
+    hy_sort_result sr;
+    /* The job's progress is the pool's: its engine counts a shed key done once moved out
+     * (the devices report none, so the sum never passes n). */
+    sd->span = h->n;
+    h->t0 = hy_now_ns();
+    sd->rc = hy_host_sort_shed(h->e->host, h->s->dtype, h->array, (size_t)h->n, &ro, &shed,
+                               bounds, &sr, &sd->err);
+    pthread_mutex_lock(&h->mu);
+    bool told = h->shed;
+    pthread_mutex_unlock(&h->mu);
+    if (!told) /* refused before it ran: the devices must not wait on it */
+        on_shed(h, bounds);
+    if (sd->rc) {
+        atomic_store(&h->stop, 1);
+        return;
+    }
+    sd->busy_ns = hy_now_ns() - h->t0;
+    sd->items = h->bounds[1];
+    sd->chunks = 1;
+    uint64_t fin_ns = sd->busy_ns > h->shed_ns ? sd->busy_ns - h->shed_ns : 0;
+    if (sd->items < h->n && sd->items > 0 && fin_ns > 0)
+        sd->learn = 1.0 / ((double)h->shed_ns / (double)h->n +
+                           (double)fin_ns / (double)sd->items);
+}
+
+/* Sorts participant sd's key range where it lies: the pool sheds the devices' ranges from
+ * its own sort (pool_shed); a device waits for that, then sorts its range. Alone (sort_alone)
+ * the one participant's range is the whole array. */
 static void *sort_side(void *arg)
 {
     struct side *sd = arg;
     struct hyb *h = sd->h;
     unsigned k = (unsigned)(sd - h->side);
+    if (sd->dev < 0 && h->split) {
+        pool_shed(h, sd);
+        return NULL;
+    }
+    pthread_mutex_lock(&h->mu);
+    while (!h->shed)
+        pthread_cond_wait(&h->shed_cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
     size_t size = hy_dtype_size(h->s->dtype), lo = h->bounds[k], cnt = h->bounds[k + 1] - lo;
     if (cnt == 0 || atomic_load(&h->stop))
         return NULL;
     uint64_t t0 = hy_now_ns();
-    sd->span = cnt;
-    char *dst = (char *)h->array + lo * size;
-    const char *src = (const char *)h->cut + lo * size;
+    sd->span = h->split ? 0 : cnt; /* beside the pool, the pool's progress is the job's */
+    char *at = (char *)h->array + lo * size;
     if (sd->dev < 0) {
         hy_run_opts ro = {.backend = HY_BACKEND_NATIVE, .threads = h->threads,
                           .mode = HY_MODE_SPLIT, .progress = side_progress, .progress_ctx = sd};
         hy_sort_result sr;
-        sd->rc = hy_host_sort_to(h->e->host, h->s->dtype, src, dst, cnt, &ro, &sr, &sd->err);
+        sd->rc = hy_host_sort(h->e->host, h->s->dtype, at, cnt, &ro, &sr, &sd->err);
     } else {
-        if (dst != src) /* alone, the device sorts the array where it lies */
-            memcpy(dst, src, cnt * size);
+        /* The device writes the array only with its last copy back (cl.h), so a device
+         * that fails or is stopped leaves its section's elements where the pool put them. */
         hy_cl_opts co = {.device = (unsigned)sd->dev, .progress = side_progress,
                          .progress_ctx = sd};
         hy_cl_sort_result cr;
-        sd->rc = hy_cl_sort(h->e->cl, &co, h->s->dtype, dst, cnt, &cr, &sd->err);
+        sd->rc = hy_cl_sort(h->e->cl, &co, h->s->dtype, at, cnt, &cr, &sd->err);
         if (sd->rc == 0)
             sd->cl = cr.timing;
     }
@@ -468,11 +544,14 @@ static unsigned remeasure(double n, const double *rate, const unsigned *runs, un
 
 /* The three plans' predicted times, with every rate known: the pool alone n / r_pool, the
  * fastest device alone n / r_dev (its rate measured over its copy, transfers and kernels),
- * a split the cut's n / r_cut plus n / (sum of the rates). A split is tried until the rates
- * are known (the first hybrid sort of a key width measures them), then only when the model
- * predicts it at least 5% faster than the better of the two alone. */
+ * and a split: the pool's first pass over the n keys, n / r_pass, then the pool finishing
+ * its buckets beside the devices sorting theirs, n / (r_fin + the devices' rates), where
+ * 1 / r_fin = 1 / r_pool - 1 / r_pass is the pool's finishing time per key (r_pool when the
+ * pass measured no faster than the whole sort). A split is tried until the rates are known
+ * (the first hybrid sort of a key width measures them), then only when the model predicts it
+ * at least 5% faster than the better of the two alone. */
 int hy_hybrid_sort_plan(double n, const double *rate, const unsigned *runs, unsigned nside,
-                        double cut_rate, unsigned *slot)
+                        double pass_rate, unsigned *slot)
 {
     *slot = 0;
     if (nside <= 1)
@@ -482,13 +561,14 @@ int hy_hybrid_sort_plan(double n, const double *rate, const unsigned *runs, unsi
     for (unsigned i = 0; i < nside; i++) {
         if (rate[i] <= 0)
             return HY_HYBRID_SPLIT;
-        sum += rate[i];
+        sum += i > 0 ? rate[i] : 0;
         if (i > 0 && rate[i] > rate[best])
             best = i;
     }
-    if (cut_rate <= 0)
+    if (pass_rate <= 0)
         return HY_HYBRID_SPLIT;
-    double pool = n / rate[0], dev = n / rate[best], split = n / cut_rate + n / sum;
+    sum += hy_hybrid_finish_rate(rate[0], pass_rate);
+    double pool = n / rate[0], dev = n / rate[best], split = n / pass_rate + n / sum;
     double alone = pool < dev ? pool : dev;
     if (split < 0.95 * alone)
         return HY_HYBRID_SPLIT;
@@ -498,50 +578,21 @@ int hy_hybrid_sort_plan(double n, const double *rate, const unsigned *runs, unsi
     return *slot ? HY_HYBRID_DEVICE : HY_HYBRID_POOL;
 }
 
-/* One participant alone (slot 0 the pool, else a device): no cut, no copy; the whole array
+double hy_hybrid_finish_rate(double pool_rate, double pass_rate)
+{
+    return pass_rate > pool_rate ? 1.0 / (1.0 / pool_rate - 1.0 / pass_rate) : pool_rate;
+}
+
+/* One participant alone (slot 0 the pool, else a device): no shed, no copy; the whole array
  * sorted where it lies, as the native or opencl backend does. */
 static void sort_alone(struct hyb *h, unsigned slot)
 {
     for (unsigned i = 0; i <= h->nside; i++)
         h->bounds[i] = i <= slot ? 0 : h->n;
-    h->cut = h->array;
+    h->shed = true;
     if (slot == 0)
         h->nside = 1;
     sort_side(&h->side[slot]);
-}
-
-/* Cuts the keys into one range per participant, in proportion to their rates (even while
- * any is unknown), and sorts the ranges side by side. *cut_ns gets the cut's time. */
-static int sort_split(struct hyb *h, uint64_t *cut_ns, hy_error *err)
-{
-    size_t n = (size_t)h->n, size = hy_dtype_size(h->s->dtype);
-    double share[1 + HY_HYBRID_DEVICES_MAX];
-    bool known = true;
-    for (unsigned i = 0; i < h->nside; i++)
-        known = known && rate_of(&h->side[i]) > 0;
-    for (unsigned i = 0; i < h->nside; i++)
-        share[i] = known ? rate_of(&h->side[i]) : 1.0;
-    void *cut = malloc(n * size);
-    if (!cut)
-        return hy_error_set(err, HY_ENOMEM, "hybrid: no memory to cut %zu keys into ranges",
-                            n);
-    uint64_t t0 = hy_now_ns();
-    /* On the pool, idle until the sides start; the job's progress shows the cut's. */
-    hy_run_opts ro = {.backend = HY_BACKEND_NATIVE, .threads = h->threads,
-                      .progress = h->io->progress, .progress_ctx = h->io->progress_ctx};
-    int rc = hy_host_sort_cut(h->e->host, &ro, h->s->dtype, h->array, cut, n, share, h->nside,
-                              h->bounds, err);
-    *cut_ns = hy_now_ns() - t0;
-    if (rc == 0) {
-        h->cut = cut;
-        run_sides(h, sort_side);
-        /* A participant stopped part-way may have left its range unspecified: the cut still
-         * holds every element, so a failed or cancelled job loses none of the client's. */
-        if (atomic_load(&h->stop))
-            memcpy(h->array, cut, n * size);
-    }
-    free(cut);
-    return rc;
 }
 
 /* A side no hybrid sort has measured yet takes its rate from the performance history, when
@@ -550,11 +601,11 @@ static int sort_split(struct hyb *h, uint64_t *cut_ns, hy_error *err)
  * with its history file, then plans its first hybrid sort from that instead of an even split
  * (431-496 ms for 10^8 keys on an H200 machine, where the device alone took 33-72 ms). Such
  * a rate was measured alone, so it counts as well measured (runs 2: not run alone again).
- * The cut has no history of its own: while none is measured it is guessed at a quarter of
- * the pool's own sort, so that a split is still tried where the sides are comparable and it
- * might pay. Returns whether any rate came from the history. */
+ * A split's first pass has no history of its own: while none is measured it is guessed at
+ * a quarter of the pool's own sort, so that a split is still tried where the sides are
+ * comparable and it might pay. Returns whether any rate came from the history. */
 static bool rates_from_history(struct hyb *h, double *rate, unsigned *runs,
-                               double *cut_rate)
+                               double *pass_rate)
 {
     bool seeded = false;
     for (unsigned i = 0; i < h->nside && h->e->history; i++) {
@@ -573,8 +624,8 @@ static bool rates_from_history(struct hyb *h, double *rate, unsigned *runs,
             seeded = true;
         }
     }
-    if (seeded && *cut_rate <= 0 && rate[0] > 0)
-        *cut_rate = 4 * rate[0];
+    if (seeded && *pass_rate <= 0 && rate[0] > 0)
+        *pass_rate = 4 * rate[0];
     return seeded;
 }
 
@@ -588,30 +639,39 @@ static int hybrid_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_s
     h->array = io->array;
     int work = work_of(s);
     unsigned runs[1 + HY_HYBRID_DEVICES_MAX] = {0}, slot;
-    double rate[1 + HY_HYBRID_DEVICES_MAX] = {0}, cut_rate = recall(h, work, runs);
+    double rate[1 + HY_HYBRID_DEVICES_MAX] = {0}, pass_rate = recall(h, work, runs);
     for (unsigned i = 0; i < h->nside; i++)
         rate[i] = rate_of(&h->side[i]);
-    if (rates_from_history(h, rate, runs, &cut_rate))
+    if (rates_from_history(h, rate, runs, &pass_rate))
         hy_log(HY_LOG_DEBUG, "hybrid sort: rates no hybrid sort measured taken from the "
                "history (pool %.3g keys/ns)", rate[0]);
-    int plan = hy_hybrid_sort_plan((double)h->n, rate, runs, h->nside, cut_rate, &slot);
+    int plan = hy_hybrid_sort_plan((double)h->n, rate, runs, h->nside, pass_rate, &slot);
+    h->fin_rate = pass_rate > 0 && rate[0] > 0 ? hy_hybrid_finish_rate(rate[0], pass_rate)
+                                               : rate[0];
     /* NO_GAIN: no split. Who ran it the row's other fields say: the pool alone has no
      * device in devices_used; a device alone is devices_used 1 with cpu_items 0. */
     bool no_gain = h->nside > 1 && plan != HY_HYBRID_SPLIT;
-    uint64_t t0 = hy_now_ns(), cut_ns = 0;
-    int rc = 0;
-    if (plan == HY_HYBRID_SPLIT)
-        rc = sort_split(h, &cut_ns, err);
+    uint64_t t0 = hy_now_ns();
+    h->split = plan == HY_HYBRID_SPLIT;
+    if (h->split)
+        run_sides(h, sort_side);
     else
         sort_alone(h, slot);
     uint64_t wall = hy_now_ns() - t0;
-    if (rc == 0 && (rc = outcome(h, err)) == 0) {
+    /* A split whose pool sorted everything itself (arrays its one pass does not take) shed
+     * nothing: no pass rate, and the pool's rate is its whole sort's. */
+    bool shed = plan == HY_HYBRID_SPLIT && h->bounds[1] < h->n;
+    int rc = outcome(h, err);
+    if (rc == 0) {
         take_figures(h, wall, o);
         o->hyb.no_gain = no_gain;
         if (plan == HY_HYBRID_DEVICE)
             o->hyb.devices_used = 1;
-        remember(h, work, cut_ns ? (double)h->n / (double)cut_ns : 0);
+        else if (plan == HY_HYBRID_SPLIT && !shed)
+            o->hyb.devices_used = 0;
+        remember(h, work, shed && h->shed_ns ? (double)h->n / (double)h->shed_ns : 0);
     }
+    pthread_cond_destroy(&h->shed_cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
     return rc;

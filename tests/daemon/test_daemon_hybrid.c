@@ -4,6 +4,7 @@
  * equal keys), the row's breakdown adding up, a comparison with a hybrid row, refusals that
  * leave the daemon serving, a device that fails mid-job failing the job with a sentence
  * naming it (and the next job right), and the default daemon leaving CPU devices out. */
+#include <math.h>
 #include <unistd.h>
 
 #include "../cl/pocl_env.h"
@@ -77,6 +78,12 @@ static void check_breakdown(const hy_result_row *r, uint64_t n, unsigned devices
 static void check_sort_breakdown(const hy_result_row *r, uint64_t n, unsigned devices,
                                  const char *what)
 {
+    /* A split that shed nothing (an array the pool's one pass does not take) is the pool's
+     * alone, and the row says no device took part. */
+    if (!(r->flags & HY_ROW_NO_GAIN) && r->cpu_items == n && r->devices_used == 0) {
+        check_breakdown(r, n, 0, what);
+        return;
+    }
     if (!(r->flags & HY_ROW_NO_GAIN) || r->devices_used == 0) {
         check_breakdown(r, n, r->flags & HY_ROW_NO_GAIN ? 0 : devices, what);
         return;
@@ -119,11 +126,97 @@ Test(daemon_hybrid, pi_across_the_pool_and_the_device_is_bit_identical,
     hyt_close(c);
 }
 
+/* Elements of uniform random bits (for floats every order of magnitude) and, one in 16 each, -0.0, +0.0, NaN and infinity. hyt_fill's crowd of 64
+ * values holds half the keys: at 2^20 they crowd one bucket past the pool's cache budget,
+ * and the pool then sorts the whole array itself (test_cut covers that case). */
+static void fill_spread(int dt, void *data, size_t n, uint64_t seed)
+{
+    size_t size = hy_dtype_size(dt);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t r = s ^ (s >> 29);
+        unsigned special = (unsigned)(s >> 59);
+        double d = special == 0 ? -0.0 : special == 1 ? 0.0 : special == 2 ? NAN : INFINITY;
+        if (special <= 3 && dt == HY_DT_F32) {
+            float f = (float)d;
+            memcpy((char *)data + i * 4, &f, 4);
+        } else if (special <= 3 && dt == HY_DT_F64) {
+            memcpy((char *)data + i * 8, &d, 8);
+        } else {
+            memcpy((char *)data + i * size, &r, size); /* little-endian: the low bytes */
+        }
+        /* One NaN: hyt_sort_ref's compare leaves the order of NaN payloads open. */
+        if (dt == HY_DT_F32 && isnan(((float *)data)[i]))
+            ((float *)data)[i] = NAN;
+        else if (dt == HY_DT_F64 && isnan(((double *)data)[i]))
+            ((double *)data)[i] = NAN;
+    }
+}
+
+/* A sealed memfd of n elements of dt (spread: fill_spread, else hyt_fill) at *map, and
+ * their reference sort in *want (malloc'd). */
+static void sealed_array(int dt, size_t n, uint64_t seed, bool spread, int *fd, void **map,
+                         void **want)
+{
+    size_t bytes = n * hy_dtype_size(dt);
+    hy_error err;
+    cr_assert_eq(hy_memfd_create("hyt-hybrid", bytes, fd, map, &err), 0, "%s", err.msg);
+    if (spread)
+        fill_spread(dt, *map, n, seed);
+    else
+        hyt_fill(dt, *map, n, seed);
+    *want = malloc(bytes);
+    cr_assert_not_null(*want);
+    memcpy(*want, *map, bytes);
+    hyt_sort_ref(dt, *want, n);
+    cr_assert_eq(hy_memfd_seal(*fd, &err), 0, "%s", err.msg);
+}
+
+/* Whether the n elements at map are those of the sorted reference want, in any order. */
+static bool same_elements(int dt, const void *map, const void *want, size_t n)
+{
+    size_t bytes = n * hy_dtype_size(dt);
+    void *got = malloc(bytes);
+    cr_assert_not_null(got);
+    memcpy(got, map, bytes);
+    hyt_sort_ref(dt, got, n);
+    bool same = memcmp(got, want, bytes) == 0;
+    free(got);
+    return same;
+}
+
+/* A hybrid sort of n elements of dtype by memfd (spread: fill_spread, else hyt_fill):
+ * byte-identical to the reference; the row checked; returns whether it ran as a split that
+ * shed the devices some keys (cpu_items below n). */
+static bool sort_memfd_ok(hyt_client *c, int dt, size_t n, uint64_t seed, bool spread,
+                          unsigned devices, unsigned repeat, const char *what)
+{
+    size_t bytes = n * hy_dtype_size(dt);
+    int fd;
+    void *map, *want;
+    sealed_array(dt, n, seed, spread, &fd, &map, &want);
+    hy_msg_submit sm = hyt_sort_memfd(HY_BACKEND_HYBRID, 0, dt, n);
+    sm.repeat = repeat; /* each run from the input again */
+    hyt_job j;
+    suite_run_ok(c, &sm, &fd, 1, &j, what);
+    cr_expect_eq(memcmp(map, want, bytes), 0, "%s: differs from the reference", what);
+    check_sort_breakdown(&j.rows[0], n, devices, what);
+    bool shed = !(j.rows[0].flags & HY_ROW_NO_GAIN) && j.rows[0].cpu_items < n;
+    hyt_job_release(c, &j);
+    hy_memfd_unmap(map, bytes);
+    close(fd);
+    free(want);
+    return shed;
+}
+
 Test(daemon_hybrid, sort_in_key_ranges_is_byte_identical_for_every_dtype,
      .init = start_with_devices)
 {
     hyt_client *c = suite_client();
     unsigned devices = has_device(c) ? 1 : 0;
+    /* Arrays the pool's one pass does not take (up to 2^17 keys here) are sorted whole by
+     * the pool, inline. */
     const size_t cnt = 60001;
     for (int dt = HY_DT_I32; dt <= HY_DT_F64; dt++) {
         size_t bytes = cnt * hy_dtype_size(dt);
@@ -135,47 +228,33 @@ Test(daemon_hybrid, sort_in_key_ranges_is_byte_identical_for_every_dtype,
         hy_msg_submit s = hyt_sort_inline(HY_BACKEND_HYBRID, 0, dt, data, cnt);
         hyt_job j;
         char what[48];
-        snprintf(what, sizeof what, "hybrid %s sort", hy_dtype_name(dt));
+        snprintf(what, sizeof what, "hybrid %s sort of %zu", hy_dtype_name(dt), cnt);
         suite_run_ok(c, &s, NULL, 0, &j, what);
         cr_assert_eq(j.array_bytes, bytes, "%s: %u bytes back", what, j.array_bytes);
         cr_expect_eq(memcmp(j.array, want, bytes), 0, "%s: differs from the reference", what);
-        /* The first sort of each key width splits (no rates are known yet); later ones may
-         * run on one side alone when the rates measured predict no gain, and say so. */
-        bool first_of_width = dt == HY_DT_I32 || dt == HY_DT_I64;
-        bool alone = (j.rows[0].flags & HY_ROW_NO_GAIN) != 0;
-        cr_expect(!(alone && first_of_width), "%s: no split before any rate was known", what);
         check_sort_breakdown(&j.rows[0], cnt, devices, what);
-        if (devices && !alone) /* half the keys are spread wide: both ranges hold some */
-            cr_expect(j.rows[0].cpu_items > 0 && j.rows[0].cpu_items < cnt,
-                      "%s: the pool sorted %llu of %zu keys", what,
-                      (unsigned long long)j.rows[0].cpu_items, cnt);
+        cr_expect_eq(j.rows[0].cpu_items, cnt, "%s: the pool sorted %llu of %zu keys", what,
+                     (unsigned long long)j.rows[0].cpu_items, cnt);
         hyt_job_release(c, &j);
         free(data);
         free(want);
     }
-
-    /* A memfd sort, sorted where the client's array lies. */
-    const size_t mcnt = 1500000;
-    int fd;
-    void *map;
-    hy_error err;
-    cr_assert_eq(hy_memfd_create("hyt-hybrid", mcnt * 8, &fd, &map, &err), 0, "%s", err.msg);
-    hyt_fill(HY_DT_F64, map, mcnt, 9);
-    double *want = malloc(mcnt * 8);
-    cr_assert_not_null(want);
-    memcpy(want, map, mcnt * 8);
-    hyt_sort_ref(HY_DT_F64, want, mcnt);
-    cr_assert_eq(hy_memfd_seal(fd, &err), 0);
-    hy_msg_submit sm = hyt_sort_memfd(HY_BACKEND_HYBRID, 0, HY_DT_F64, mcnt);
-    hyt_job j;
-    sm.repeat = 3; /* each run from the input again */
-    suite_run_ok(c, &sm, &fd, 1, &j, "memfd f64 hybrid sort");
-    cr_expect_eq(memcmp(map, want, mcnt * 8), 0, "memfd f64 hybrid sort differs");
-    check_sort_breakdown(&j.rows[0], mcnt, devices, "memfd f64 hybrid sort");
-    hyt_job_release(c, &j);
-    hy_memfd_unmap(map, mcnt * 8);
-    close(fd);
-    free(want);
+    /* Large enough for the one pass: the first sort of each key width splits (no rates are
+     * known yet, and the small sorts above measured none), so the device's range holds
+     * some. Later ones may run on one side alone when the rates
+     * measured predict no gain, and say so. */
+    const size_t big = (1u << 20) + 1001;
+    for (int dt = HY_DT_I32; dt <= HY_DT_F64; dt++) {
+        char what[48];
+        snprintf(what, sizeof what, "hybrid %s sort of %zu", hy_dtype_name(dt), big);
+        bool first_of_width = dt == HY_DT_I32 || dt == HY_DT_I64;
+        bool shed = sort_memfd_ok(c, dt, big, 800 + (uint64_t)dt, true, devices, 1, what);
+        if (devices && first_of_width)
+            cr_expect(shed, "%s: the first split of its width shed nothing", what);
+    }
+    /* Repeated runs, each from the input again; and crowded keys the pool sorts whole. */
+    sort_memfd_ok(c, HY_DT_F64, 1500000, 9, true, devices, 3, "memfd f64 hybrid sort, 3 runs");
+    sort_memfd_ok(c, HY_DT_U64, big, 10, false, devices, 1, "crowded u64 hybrid sort");
     suite_client_clean(c);
     hyt_close(c);
 }
@@ -234,34 +313,26 @@ Test(daemon_hybrid, a_cancelled_sort_loses_no_element, .init = start_with_device
     hyt_client *c = suite_client();
     const size_t n = 3000000;
     int fd;
-    void *map;
-    hy_error err;
-    cr_assert_eq(hy_memfd_create("hyt-hybrid-cancel", n * 8, &fd, &map, &err), 0, "%s",
-                 err.msg);
-    hyt_fill(HY_DT_F64, map, n, 77);
-    double *want = malloc(n * 8), *got = malloc(n * 8);
-    cr_assert(want && got);
-    memcpy(want, map, n * 8);
-    hyt_sort_ref(HY_DT_F64, want, n);
-    cr_assert_eq(hy_memfd_seal(fd, &err), 0);
+    void *map, *want;
+    /* Spread keys: the pool's one pass takes them, and the first run sheds the device a
+     * range. */
+    sealed_array(HY_DT_F64, n, 77, true, &fd, &map, &want);
     hy_msg_submit sm = hyt_sort_memfd(HY_BACKEND_HYBRID, 0, HY_DT_F64, n);
-    sm.repeat = 200; /* tens of seconds: surely running when cancelled */
+    sm.repeat = 200; /* seconds: surely running when cancelled */
     hyt_job j;
     cr_assert_eq(hyt_submit(c, &sm, &fd, 1, &j), 0);
     cr_assert_eq(hyt_wait_accepted(c, &j, HYT_WAIT_MS), 0);
     cr_assert(j.accepted, "refused: %s \"%s\"", suite_code(j.code), j.message);
-    usleep(100000); /* in the first run, which splits (no rates known yet) */
+    usleep(100000); /* in one of its runs: split or alone, as the rates measured say */
     cr_assert_eq(hyt_cancel(c, j.job_id, NULL), 0);
     cr_assert_eq(hyt_wait_final(c, &j, HYT_WAIT_MS), 0, "no final answer after the cancel");
     cr_expect_eq(j.code, HY_ECANCELED, "ended %s \"%s\"", suite_code(j.code), j.message);
-    memcpy(got, map, n * 8);
-    hyt_sort_ref(HY_DT_F64, got, n);
-    cr_expect_eq(memcmp(got, want, n * 8), 0, "the cancelled sort lost or changed elements");
+    cr_expect(same_elements(HY_DT_F64, map, want, n), "the cancelled sort lost or changed "
+              "elements");
     hyt_job_release(c, &j);
     hy_memfd_unmap(map, n * 8);
     close(fd);
     free(want);
-    free(got);
     /* The daemon serves the next job. */
     hy_msg_submit s = hyt_pi(HY_BACKEND_HYBRID, 0, 1000003, 2);
     suite_run_ok(c, &s, NULL, 0, &j, "hybrid pi after the cancel");
@@ -271,10 +342,9 @@ Test(daemon_hybrid, a_cancelled_sort_loses_no_element, .init = start_with_device
     hyt_close(c);
 }
 
-/* The device's first OpenCL job meets a broken queue (planted): the hybrid job that ran it
- * fails with a sentence naming the device, the pool is stopped, and the next hybrid job
- * (the device rebuilt) counts the right hits. */
-Test(daemon_hybrid, a_device_failing_mid_job_fails_the_job_naming_it)
+/* A daemon whose device's first OpenCL job meets a broken queue (planted), and a client;
+ * skips without a usable device. */
+static hyt_client *start_faulty(void)
 {
     cr_assert_eq(setenv("HYBRIDD_TEST_CL_FAULT", "1", 1), 0);
     start_hybrid(true);
@@ -284,16 +354,55 @@ Test(daemon_hybrid, a_device_failing_mid_job_fails_the_job_naming_it)
         hyt_close(c);
         suite_skip("no usable OpenCL device");
     }
-    hy_msg_submit s = hyt_pi(HY_BACKEND_HYBRID, 0, 60000001, 6);
+    return c;
+}
+
+/* Runs s, which must fail with a sentence naming the device. */
+static void expect_device_failure(hyt_client *c, const hy_msg_submit *s, const int *fds,
+                                  unsigned nfds)
+{
     hyt_job j;
-    cr_assert_eq(hyt_run(c, &s, NULL, 0, &j), 0, "%s", c->err.msg);
+    cr_assert_eq(hyt_run(c, s, fds, nfds, &j), 0, "%s", c->err.msg);
     cr_expect_eq(j.code, HY_EBACKEND, "the job ended %s \"%s\"", suite_code(j.code), j.message);
     cr_expect(strstr(j.message, "OpenCL device 0") && strstr(j.message, "hybrid"),
               "the sentence does not name the device: %s", j.message);
     hyt_job_release(c, &j);
+}
+
+/* The device's first OpenCL job meets a broken queue (planted): the hybrid job that ran it
+ * fails with a sentence naming the device, the pool is stopped, and the next hybrid job
+ * (the device rebuilt) counts the right hits. */
+Test(daemon_hybrid, a_device_failing_mid_job_fails_the_job_naming_it)
+{
+    hyt_client *c = start_faulty();
+    hy_msg_submit s = hyt_pi(HY_BACKEND_HYBRID, 0, 60000001, 6);
+    hyt_job j;
+    expect_device_failure(c, &s, NULL, 0);
     suite_run_ok(c, &s, NULL, 0, &j, "hybrid after the device failed");
     suite_check_pi_row(&j.rows[0], HY_BACKEND_HYBRID, 2, 6, 60000001, 1, "after the failure");
     hyt_job_release(c, &j);
+    suite_client_clean(c);
+    hyt_close(c);
+}
+
+/* The same planted fault met by a split sort: the device fails on the range the pool shed
+ * it, the job fails naming it, the client's array still holds every element, and the next
+ * sort (the device rebuilt) is right. */
+Test(daemon_hybrid, a_device_failing_in_a_split_sort_loses_no_element)
+{
+    hyt_client *c = start_faulty();
+    const size_t n = (1u << 20) + 3;
+    int fd;
+    void *map, *want;
+    sealed_array(HY_DT_F64, n, 31, true, &fd, &map, &want);
+    hy_msg_submit sm = hyt_sort_memfd(HY_BACKEND_HYBRID, 0, HY_DT_F64, n);
+    expect_device_failure(c, &sm, &fd, 1);
+    cr_expect(same_elements(HY_DT_F64, map, want, n), "the failed sort lost or changed "
+              "elements");
+    hy_memfd_unmap(map, n * 8);
+    close(fd);
+    free(want);
+    sort_memfd_ok(c, HY_DT_F64, n, 32, true, 1, 1, "hybrid sort after the failure");
     suite_client_clean(c);
     hyt_close(c);
 }

@@ -15,8 +15,9 @@ static const unsigned settled[] = {3, 3, 3};
 
 Test(hybrid_rule, sort_runs_on_the_device_alone_when_it_is_fastest)
 {
-    /* The H200 machine's 10^8 u32 figures: pool 206 ms, device 145 ms with its transfers,
-     * a cut as long as a pool pass: a split cannot pay for its cut. */
+    /* The H200 machine's 10^8 u32 figures: pool 206 ms, device 145 ms with its transfers;
+     * the pool's first pass, before it can shed the device's keys, half its sort: a split
+     * (100 + 61 ms) cannot beat the device alone. */
     double n = 1e8, rate[] = {n / 206e6, n / 145e6}, cut = n / 100e6;
     unsigned slot = 99;
     cr_expect_eq(hy_hybrid_sort_plan(n, rate, settled, 2, cut, &slot), HY_HYBRID_DEVICE);
@@ -29,23 +30,41 @@ Test(hybrid_rule, sort_runs_on_the_device_alone_when_it_is_fastest)
 
 Test(hybrid_rule, sort_runs_on_the_pool_alone_when_it_is_fastest)
 {
-    /* PoCL on the pool's cores: a quarter of the pool's rate, and a cut as long as a sort. */
+    /* PoCL on the pool's cores: a quarter of the pool's rate, and a first pass measured as
+     * long as the whole sort (so the pool's finishing is taken at its whole rate). */
     double n = 1e7, rate[] = {1.0, 0.25}, cut = 1.0;
     unsigned slot = 99;
     cr_expect_eq(hy_hybrid_sort_plan(n, rate, settled, 2, cut, &slot), HY_HYBRID_POOL);
     cr_expect_eq(slot, 0, "the pool's slot, got %u", slot);
 }
 
-Test(hybrid_rule, sort_splits_when_the_sides_are_comparable_and_the_cut_is_cheap)
+Test(hybrid_rule, sort_splits_when_the_sides_are_comparable_and_the_pass_is_short)
 {
-    double n = 1e8, rate[] = {1.0, 1.0}, cut = 10.0; /* t_split 0.6 n against n */
+    /* A pass of 0.1 n, then the pool finishing at 1 / 0.9 beside the device at 1: the split
+     * takes 0.1 n + n / 2.11 = 0.57 n against n. */
+    double n = 1e8, rate[] = {1.0, 1.0}, cut = 10.0;
     unsigned slot = 99;
     cr_expect_eq(hy_hybrid_sort_plan(n, rate, settled, 2, cut, &slot), HY_HYBRID_SPLIT);
-    /* A split must win by 5%: two equal sides, a cut that puts the split at 0.96 of either
-     * alone is not enough; at 0.94 it is. */
+    /* A split must win by 5%: two equal sides and a pass of 0.76 n put the split at
+     * 0.76 + 0.24 / 1.24 = 0.954 of either alone, not enough; a pass of 0.74 n at 0.946. */
     double equal[] = {1.0, 1.0};
-    cr_expect_eq(hy_hybrid_sort_plan(n, equal, settled, 2, 1.0 / 0.46, &slot), HY_HYBRID_POOL);
-    cr_expect_eq(hy_hybrid_sort_plan(n, equal, settled, 2, 1.0 / 0.44, &slot), HY_HYBRID_SPLIT);
+    cr_expect_eq(hy_hybrid_sort_plan(n, equal, settled, 2, 1.0 / 0.76, &slot), HY_HYBRID_POOL);
+    cr_expect_eq(hy_hybrid_sort_plan(n, equal, settled, 2, 1.0 / 0.74, &slot), HY_HYBRID_SPLIT);
+}
+
+Test(hybrid_rule, sort_splits_on_separate_cores_where_the_pool_sheds_after_its_pass)
+{
+    /* This machine's separate cores, 10^7 f64: the pool alone 54.5 ms, its first pass
+     * ~21 ms, PoCL on the other core 245 ms. Shedding after the pass, the split takes
+     * 21 + 1 / (1 / 33.5 + 1 / 245) = 50.5 ms: a gain of 7%. A separate cut pass before two
+     * whole sorts would have taken 21 + 44.6 ms and lost. */
+    double n = 1e7, rate[] = {n / 54.5e6, n / 245e6}, pass = n / 21e6;
+    unsigned slot = 99;
+    cr_expect_eq(hy_hybrid_sort_plan(n, rate, settled, 2, pass, &slot), HY_HYBRID_SPLIT);
+    cr_expect_float_eq(hy_hybrid_finish_rate(rate[0], pass), n / 33.5e6, 1e-9);
+    /* A pass measured no faster than the whole sort leaves the pool's rate as it is. */
+    cr_expect_float_eq(hy_hybrid_finish_rate(2.0, 2.0), 2.0, 1e-12);
+    cr_expect_float_eq(hy_hybrid_finish_rate(2.0, 1.0), 2.0, 1e-12);
 }
 
 Test(hybrid_rule, sort_splits_to_measure_while_any_rate_is_unknown)
@@ -61,8 +80,8 @@ Test(hybrid_rule, sort_splits_to_measure_while_any_rate_is_unknown)
 Test(hybrid_rule, sort_measures_a_side_alone_once_when_its_split_rate_may_be_a_cold_one)
 {
     /* The H200 machine's first f64 split: the pool 50.6M keys in 182 ms, the GPU 49.4M in
-     * 180 ms (its first buffers and kernels, beside the pool), after a cut of ~300 ms (the
-     * run took 496); it sorts 10^8 alone in 72 ms. */
+     * 180 ms (its first buffers and kernels, beside the pool), after a first pass of ~300
+     * ms (the run took 496); it sorts 10^8 alone in 72 ms. */
     double n = 1e8, rate[] = {50.6e6 / 182e6, 49.4e6 / 180e6}, cut = n / 300e6;
     unsigned slot = 99, first[] = {1, 1}, pool_alone[] = {2, 1}, both[] = {2, 2};
     /* The chosen side first: the pool, on its split rate. */

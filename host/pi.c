@@ -5,6 +5,7 @@
 #include "pi_kernel.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,36 +22,42 @@ struct pi_ctx {
     uint64_t first, n; /* the window [first, first + n) of the sample stream */
     int mode;
     bool whole; /* thread 0 counts the whole window (a small split job) */
+    /* Split mode: the next tick of the window no thread has claimed, from first. */
+    atomic_uint_fast64_t next;
     uint64_t hits[HY_HOST_MAX_THREADS];
     uint64_t counted[HY_HOST_MAX_THREADS];
 };
 
+/* Split mode: the threads claim the window a tick at a time rather than in fixed shares,
+ * so a thread that starts late or is preempted (on this VM a pool thread's start was seen
+ * 0.2-2 ms late, in one job of three or so at 4*10^6 samples) leaves its ticks to the
+ * others instead of holding the job up by that much. The hits are a sum of integers, the
+ * same however the ticks fall. Replicate mode and a small job's thread count the whole
+ * window. */
 static int pi_task(hy_worker *w, void *arg)
 {
     struct pi_ctx *c = arg;
-    unsigned id = hy_worker_id(w), t = hy_worker_count(w);
-    uint64_t first = c->first, count = c->n;
-    if (c->mode == HY_MODE_SPLIT && !c->whole) {
-        /* Contiguous shares that differ by at most one sample. */
-        uint64_t base = c->n / t, extra = c->n % t;
-        first += base * id + (id < extra ? id : extra);
-        count = base + (id < extra ? 1 : 0);
-    }
-    uint64_t hits = 0, pos = first, end = first + count;
+    unsigned id = hy_worker_id(w);
+    bool claim = c->mode == HY_MODE_SPLIT && !c->whole;
+    uint64_t hits = 0, counted = 0, end = c->first + c->n;
     int rc = 0;
     /* The whole loop is the job's native section: with nogil it runs without the runtime
      * lock (numba nogil=True); otherwise the lock is held and only ticks let it go. */
     hy_worker_native_begin(w);
-    while (pos < end) {
+    for (uint64_t pos = c->first; rc == 0;) {
+        if (claim)
+            pos = c->first + atomic_fetch_add_explicit(&c->next, PI_TICK, memory_order_relaxed);
+        if (pos >= end)
+            break;
         uint64_t step = end - pos < PI_TICK ? end - pos : PI_TICK;
         hits += hy_pi_kernel_hits(c->seed, pos, step);
+        counted += step;
         pos += step;
-        if ((rc = hy_worker_tick(w, step)) != 0)
-            break;
+        rc = hy_worker_tick(w, step);
     }
     hy_worker_native_end(w);
     c->hits[id] = hits;
-    c->counted[id] = pos - first;
+    c->counted[id] = counted;
     return rc;
 }
 
@@ -103,6 +110,7 @@ int hy_host_pi_part(hy_host *h, uint64_t seed, uint64_t first, uint64_t count,
      * threads it models do. */
     c->whole = mode == HY_MODE_SPLIT && o->backend == HY_BACKEND_NATIVE &&
                count <= PI_ONE_THREAD_MAX;
+    atomic_init(&c->next, 0);
     rc = c->whole ? hy_host_run_first(h, &ro, count, pi_task, c, &r->stats, err)
                   : hy_host_run(h, &ro, count * copies, pi_task, c, &r->stats, err);
     r->stats.copies = copies;

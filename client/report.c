@@ -753,6 +753,7 @@ static void json_row_fields(FILE *f, const hy_result_row *r)
     json_dbl(f, "balance", r->balance_ppm ? r->balance_ppm / 1e6 : NAN);
     json_bool(f, "shared_cores", r->flags & HY_ROW_SHARED_CORES);
     json_bool(f, "no_gain", r->flags & HY_ROW_NO_GAIN);
+    json_bool(f, "whole", r->flags & HY_ROW_WHOLE);
 }
 
 static int print_json(FILE *f, const hc_compare *c)
@@ -1275,6 +1276,9 @@ static void print_hybrid(FILE *f, const hy_result_row *r)
                 r->flags & HY_ROW_NO_GAIN
                     ? " (the rates earlier hybrid sorts measured predict it faster than a "
                       "device alone or a split)"
+                : r->flags & HY_ROW_WHOLE
+                    ? " (the array is too small, or its keys too crowded, for the pool's "
+                      "first pass to hand a device a range)"
                 : r->flags & HY_ROW_SHARED_CORES
                     ? " (the OpenCL devices here are CPU devices on the pool's own cores; "
                       "opencl.hybrid_cpu_devices in hybridd.conf(5) adds them)"

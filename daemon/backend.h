@@ -127,6 +127,7 @@ typedef struct hy_hybrid_stats {
     uint32_t balance_ppm;
     bool shared_cores;
     bool no_gain; /* sort: no split; the pool or one device ran it alone (the rates said so) */
+    bool whole;   /* sort: a split whose array the pool's first pass took no range out of */
 } hy_hybrid_stats;
 
 /* A run that spanned MPI ranks: each rank's part, as the RESULT's rank records carry them

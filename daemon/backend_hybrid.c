@@ -667,8 +667,10 @@ static int hybrid_sort(const hy_engines *e, const hy_job_spec *s, const hy_row_s
         o->hyb.no_gain = no_gain;
         if (plan == HY_HYBRID_DEVICE)
             o->hyb.devices_used = 1;
-        else if (plan == HY_HYBRID_SPLIT && !shed)
+        else if (plan == HY_HYBRID_SPLIT && !shed) {
             o->hyb.devices_used = 0;
+            o->hyb.whole = true;
+        }
         remember(h, work, shed && h->shed_ns ? (double)h->n / (double)h->shed_ns : 0);
     }
     pthread_cond_destroy(&h->shed_cv);
@@ -748,6 +750,8 @@ static void hybrid_finish(const hy_engines *e, const hy_job_spec *s, const hy_ro
         row->flags |= HY_ROW_SHARED_CORES;
     if (m->hyb.no_gain)
         row->flags |= HY_ROW_NO_GAIN;
+    if (m->hyb.whole)
+        row->flags |= HY_ROW_WHOLE;
 }
 
 const hy_backend_ops hy_backend_hybrid = {

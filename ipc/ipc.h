@@ -273,6 +273,7 @@ typedef struct hy_msg_progress {
 #define HY_ROW_EXPLORE 0x10u /* ...to learn a configuration its history knows too little of */
 #define HY_ROW_SHARED_CORES 0x20u /* hybrid left out OpenCL CPU devices (they share the pool's cores) */
 #define HY_ROW_NO_GAIN 0x40u /* hybrid sort did not split: the pool or a device ran it alone */
+#define HY_ROW_WHOLE 0x80u /* hybrid sort split, but the pool's one pass took no range out */
 typedef struct hy_result_row {
     uint16_t backend, device, mode, flags;
     uint32_t threads, copies;

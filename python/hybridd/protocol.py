@@ -77,6 +77,7 @@ DEVICE_DEFAULT = 0xFFFF
 ROW_FLAG_NOGIL, ROW_FLAG_POCL_CPU, ROW_FLAG_GPU = 0x1, 0x2, 0x4
 ROW_FLAG_AUTO, ROW_FLAG_EXPLORE = 0x8, 0x10    # the daemon chose the backend (and explored)
 ROW_FLAG_SHARED_CORES, ROW_FLAG_NO_GAIN = 0x20, 0x40  # hybrid: CPU devices left out; no split
+ROW_FLAG_WHOLE = 0x80                          # hybrid: a split the pool sorted whole
 BACKEND_AUTO = 0xFF                            # SUBMIT only: the daemon chooses
 RANKS_ALL = 0xFFFF                             # SUBMIT ranks: every rank of an MPI job
 DEVICE_FLAG_USABLE, DEVICE_FLAG_POCL_CPU = 0x1, 0x2

@@ -13,7 +13,7 @@ COLUMNS = ["backend", "device", "mode", "nogil", "threads", "copies", "n", "hits
            "mean_ns", "stddev_ns", "q1_ns", "q3_ns", "warmup_ns", "pocl_cpu", "gpu",
            "predicted_ns", "auto", "explore", "cpu_items", "cpu_busy_ns", "dev_busy_ns",
            "cpu_chunks", "dev_chunks", "devices_used", "balance", "shared_cores", "no_gain",
-           "overlap_ns"]
+           "whole", "overlap_ns"]
 
 
 class Row:
@@ -31,7 +31,9 @@ class Row:
     ``devices_used``, ``balance`` (the balance efficiency, None when not known),
     ``shared_cores`` (OpenCL CPU devices were left out) and ``no_gain`` (a sort did not
     split: the measured rates predicted the pool alone, ``devices_used`` 0, or one device
-    alone, ``cpu_items`` 0, faster).
+    alone, ``cpu_items`` 0, faster) and ``whole`` (a sort split, but its array was too
+    small or its keys too crowded for the pool's first pass to hand a device a range: the
+    pool sorted it whole).
     A row that spanned MPI ranks (``ranks`` > 1) lists what each rank did in ``per_rank``,
     in rank order: dicts of ``rank``, ``share`` (its samples or keys), ``compute_ns``,
     ``exchange_ns``, ``io_ns`` and ``bytes_sent`` (docs/protocol.md, RESULT's rank records);
@@ -53,6 +55,7 @@ class Row:
         self.explore = bool(wire["flags"] & P.ROW_FLAG_EXPLORE)
         self.shared_cores = bool(wire["flags"] & P.ROW_FLAG_SHARED_CORES)
         self.no_gain = bool(wire["flags"] & P.ROW_FLAG_NO_GAIN)
+        self.whole = bool(wire["flags"] & P.ROW_FLAG_WHOLE)
         self.balance = wire["balance_ppm"] / 1e6 if wire["balance_ppm"] else None
 
     @property

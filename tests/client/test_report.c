@@ -1411,6 +1411,12 @@ Test(single, hybrid_text_json_and_csv)
     CAPTURE(out, hc_print_pi(F, &pr, HC_JSON));
     cr_assert(strstr(out, "\"balance\":null,\"shared_cores\":true"), "%s", out);
     free(out);
+    alone.flags = HY_ROW_WHOLE;
+    CAPTURE(out, hc_print_pi(F, &pr, HC_TEXT));
+    cr_assert(strstr(out, "hybrid: the native pool ran it alone (the array is too small, or "
+                          "its keys too crowded, for the pool's first pass to hand a device a "
+                          "range)"), "%s", out);
+    free(out);
 
     /* A hybrid sort whose rates predict the device alone fastest: NO_GAIN, one device, none
      * of the keys the pool's. */

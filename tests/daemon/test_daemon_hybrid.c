@@ -79,8 +79,12 @@ static void check_sort_breakdown(const hy_result_row *r, uint64_t n, unsigned de
                                  const char *what)
 {
     /* A split that shed nothing (an array the pool's one pass does not take) is the pool's
-     * alone, and the row says no device took part. */
-    if (!(r->flags & HY_ROW_NO_GAIN) && r->cpu_items == n && r->devices_used == 0) {
+     * alone, and the row says so and that no device took part. */
+    if (r->flags & HY_ROW_WHOLE) {
+        cr_expect(!(r->flags & HY_ROW_NO_GAIN) && r->cpu_items == n && r->devices_used == 0,
+                  "%s: WHOLE with flags 0x%x, %llu of %llu keys the pool's, %u devices", what,
+                  r->flags, (unsigned long long)r->cpu_items, (unsigned long long)n,
+                  r->devices_used);
         check_breakdown(r, n, 0, what);
         return;
     }
@@ -235,6 +239,9 @@ Test(daemon_hybrid, sort_in_key_ranges_is_byte_identical_for_every_dtype,
         check_sort_breakdown(&j.rows[0], cnt, devices, what);
         cr_expect_eq(j.rows[0].cpu_items, cnt, "%s: the pool sorted %llu of %zu keys", what,
                      (unsigned long long)j.rows[0].cpu_items, cnt);
+        if (devices && !(j.rows[0].flags & HY_ROW_NO_GAIN))
+            cr_expect(j.rows[0].flags & HY_ROW_WHOLE, "%s: a split the pool sorted whole, "
+                      "flags 0x%x without WHOLE", what, j.rows[0].flags);
         hyt_job_release(c, &j);
         free(data);
         free(want);

@@ -102,6 +102,12 @@ class World:
             raise AssertionError("hybridctl %s: rc %d: %s" % (args, p.returncode, p.stderr))
         return p
 
+    def stop(self, timeout=60):
+        """Ends the job as a user would: SIGTERM to mpirun, which forwards it to every rank;
+        then wait()."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
     def wait(self, timeout=60):
         """mpirun's exit status; every rank must have stopped by then."""
         try:
@@ -135,8 +141,7 @@ class Lifecycle(unittest.TestCase):
             # mpirun forwards SIGTERM to every rank and then exits 1 whatever they did
             # (Open MPI's rule for a job it was told to end), so the ranks' logs say how
             # they stopped: each drained and said so.
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
             for r in range(3):
                 self.assertIn("rank %d: stopped:" % r, w.text())
         finally:
@@ -243,8 +248,7 @@ class PiAcross:
 
     @classmethod
     def tearDownClass(cls):
-        cls.world.proc.send_signal(signal.SIGTERM)
-        cls.world.wait()
+        cls.world.stop()
         cls.world.close()
         cls.plain.close()
 
@@ -397,8 +401,7 @@ class AutoAcrossFromHistory(unittest.TestCase):
             text = ctl_text(w.sock(0), "pi", "-n", "1000000", "--backend", "auto", "--ranks",
                             "all")
             self.assertIn("predicted fastest for each rank's part", text)
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
         finally:
             w.close()
             tmp.cleanup()
@@ -416,8 +419,7 @@ class DeviceAcross(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.world.proc.send_signal(signal.SIGTERM)
-        cls.world.wait()
+        cls.world.stop()
         cls.world.close()
         cls.plain.close()
         cls.tmp.cleanup()
@@ -551,8 +553,7 @@ class SortAcross:
 
     @classmethod
     def tearDownClass(cls):
-        cls.world.proc.send_signal(signal.SIGTERM)
-        cls.world.wait()
+        cls.world.stop()
         cls.world.close()
         cls.plain.close()
         cls.tmp.cleanup()
@@ -849,8 +850,7 @@ class SortRefusedByAPeer(unittest.TestCase):
             vals = struct.unpack("<50000d", open(out, "rb").read())
             self.assertEqual(list(vals), sorted(vals))
         finally:
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
             w.close()
 
 
@@ -873,8 +873,7 @@ class DeviceRefusedByAPeer(unittest.TestCase):
                                    "all").stdout)
             self.assertEqual(got["ranks"], 2)
         finally:
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
             w.close()
 
 
@@ -913,8 +912,7 @@ class SortFilesARankCannotRead(unittest.TestCase):
             with open(out, "rb") as f, open(ref, "rb") as g:
                 self.assertTrue(f.read()[-len(raw):] == g.read())
         finally:
-            world.proc.send_signal(signal.SIGTERM)
-            world.wait()
+            world.stop()
             world.close()
             tmp.cleanup()
 
@@ -954,8 +952,7 @@ class SortClientGone(unittest.TestCase):
                 with open(out, "rb") as f:
                     self.assertTrue(f.read() == want, "rank %d's sort differs" % rank)
         finally:
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
             w.close()
 
 
@@ -978,8 +975,7 @@ class SpansKeptOutOfHistory(unittest.TestCase):
                 got = json.loads(w.ctl(0, "sort", *args).stdout)
             self.assertIsNotNone(got["predicted_ns"])
         finally:
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
             w.close()
 
 
@@ -1059,8 +1055,7 @@ class SilentPeer(unittest.TestCase):
             got = json.loads(w.ctl(1, "sort", "-n", "100000", "--dtype", "i32", "--ranks",
                                    "all", "--check").stdout)
             self.assertIs(got["checked"], True)
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
         finally:
             w.close()
 
@@ -1082,8 +1077,7 @@ class SilentPeer(unittest.TestCase):
             with open(dst, "rb") as a, open(ref, "rb") as b:
                 self.assertTrue(a.read() == b.read(), "the span's bytes differ from one "
                                 "daemon's")
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
         finally:
             w.close()
 
@@ -1111,8 +1105,7 @@ class SilentPeer(unittest.TestCase):
             self.assertEqual(json.loads(out)["ranks"], 3)
             st = json.loads(w.ctl(0, "status", "--ranks").stdout)["world"]["ranks"]
             self.assertEqual(st[1]["jobs"]["done"] - before["done"], 2)  # the part, its span
-            w.proc.send_signal(signal.SIGTERM)
-            w.wait()
+            w.stop()
         finally:
             w.close()
 
@@ -1149,8 +1142,7 @@ class RanksSeen:
 
     @classmethod
     def tearDownClass(cls):
-        cls.world.proc.send_signal(signal.SIGTERM)
-        cls.world.wait()
+        cls.world.stop()
         cls.world.close()
 
     def idle_ranks(self):

@@ -9,12 +9,20 @@ Starts its own hybridd (built-in defaults, a history file in a temporary directo
    10^8 sorts would take this 2-core machine's whole budget), one `compare` with --repeat 10
    (process rows on both transports), so every configuration auto considers has 10 runs.
 2. Choosing: per cell, R rounds (default 5) of `--backend auto`, each followed by the
-   comparison's fastest configuration named explicitly, so the two are timed interleaved.
+   comparison's fastest configuration named explicitly, so the two are timed interleaved;
+   each a job of REPEAT runs, its median taken (see 3. for why).
    The cell passes when auto chose the fastest configuration itself (the times of one
    configuration then differ by noise only, which the table still shows) or the median of
    auto's times is within 10% of the fastest's.
-3. Predicting: at sizes between those measured (3 x 10^k), R runs of `--backend auto`; each
-   row's predicted_ns (an interpolation between trusted neighbours) against its median_ns.
+3. Predicting: between each two sizes measured, one size in each history cell (floor of
+   log2 n) that lies between theirs (2x, 4x and, where it fits, 8x the lower one), one job
+   of `--backend auto` of REPEAT runs each: its row's predicted_ns (an interpolation
+   between the trusted neighbours, made before the job ran, of one run's median time)
+   against its median_ns. The history predicts a median, so it is held against a median:
+   one run of a 0.1-1 ms job here moves by a third from the next (thread placement and
+   vCPU wake-ups, docs/engine.md), which a single run would count as the prediction's
+   error. One job per size: its runs make that cell measured (HY_HISTORY_TRUST), so a
+   second job there would no longer test a prediction.
 
 Prints a table and one JSON line; exit 1 on an error (not on a missed target). Standard
 library only. The machine's load matters: run it on a quiet machine and say what else ran.
@@ -87,24 +95,39 @@ def learn(d, cell, n):
     return min(c["rows"], key=lambda r: r["median_ns"])
 
 
+# Runs in each job the grid times (its median is the job's time).
+REPEAT = 5
+
+
 def choose(d, cell, n, best, rounds):
     auto, fast, chosen = [], [], []
     for _ in range(rounds):
-        a = d.json(*job_args(cell, n), "--backend", "auto")
+        a = d.json(*job_args(cell, n), "--backend", "auto", "--repeat", REPEAT)
         auto.append(a["median_ns"])
         chosen.append("%s/%s%s" % (a["backend"], a["threads"],
                                    "/" + a["transport"] if a.get("transport") else ""))
-        fast.append(d.json(*job_args(cell, n), *named(best))["median_ns"])
+        fast.append(d.json(*job_args(cell, n), *named(best), "--repeat", REPEAT)["median_ns"])
     return median(auto), median(fast), max(set(chosen), key=chosen.count)
 
 
-def predict(d, cell, n, rounds):
-    errs = []
-    for _ in range(rounds):
-        a = d.json(*job_args(cell, n), "--backend", "auto")
-        if a.get("predicted_ns"):
-            errs.append(abs(a["predicted_ns"] - a["median_ns"]) / a["median_ns"])
-    return errs
+def between(lo, hi):
+    """Sizes strictly between lo and hi, one in each history cell (floor log2 n) between
+    theirs: 2 lo, 4 lo, ... while below hi's cell."""
+    out, n = [], 2 * lo
+    while n.bit_length() < hi.bit_length():
+        if n.bit_length() > lo.bit_length():
+            out.append(n)
+        n *= 2
+    return out
+
+
+def predict(d, cell, n):
+    """The error of the history's prediction for one job of REPEAT runs at n (None: auto
+    made none)."""
+    a = d.json(*job_args(cell, n), "--backend", "auto", "--repeat", REPEAT)
+    if not a.get("predicted_ns"):
+        return None
+    return abs(a["predicted_ns"] - a["median_ns"]) / a["median_ns"]
 
 
 def main():
@@ -137,14 +160,15 @@ def main():
                       % (cell[0], cell[1] or "", n, chosen, a / 1e6,
                          " ".join(map(str, named(best))), f / 1e6, a / f,
                          "  (the same configuration)" if same else ""), flush=True)
-            for lo in sizes[:-1]:
-                errs = predict(d, cell, 3 * lo, o.rounds)
-                out["predictions"].append({"job": cell[0], "dtype": cell[1], "n": 3 * lo,
-                                           "errors": errs})
-                print("%-4s %-4s n %-11d prediction error %s" % (
-                    cell[0], cell[1] or "", 3 * lo,
-                    "median %.1f%%" % (100 * median(errs)) if errs else "(none predicted)"),
-                    flush=True)
+            for lo, hi in zip(sizes, sizes[1:]):
+                for n in between(lo, hi):
+                    e = predict(d, cell, n)
+                    out["predictions"].append({"job": cell[0], "dtype": cell[1], "n": n,
+                                               "errors": [] if e is None else [e]})
+                    print("%-4s %-4s n %-11d prediction error %s" % (
+                        cell[0], cell[1] or "", n,
+                        "%.1f%%" % (100 * e) if e is not None else "(none predicted)"),
+                        flush=True)
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)

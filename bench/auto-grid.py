@@ -32,46 +32,10 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 
-
-def median(xs):
-    xs = sorted(xs)
-    m = len(xs)
-    return xs[m // 2] if m % 2 else (xs[m // 2 - 1] + xs[m // 2]) / 2
-
-
-class Daemon:
-    def __init__(self, hybridd, hybridctl, tmp):
-        self.sock = os.path.join(tmp, "s.sock")
-        conf = os.path.join(tmp, "hybridd.conf")
-        with open(conf, "w") as f:
-            f.write('state = { history = "%s"; };\n' % os.path.join(tmp, "history"))
-        self.log = open(os.path.join(tmp, "hybridd.log"), "w")
-        self.proc = subprocess.Popen([hybridd, "--foreground", "-c", conf, "--socket",
-                                      self.sock], stdout=self.log, stderr=self.log)
-        self.ctl = hybridctl
-        for _ in range(200):
-            if subprocess.run([hybridctl, "-s", self.sock, "ping"], capture_output=True,
-                              check=False).returncode == 0:
-                return
-            time.sleep(0.05)
-        raise SystemExit("hybridd did not start (see %s)" % self.log.name)
-
-    def json(self, *args):
-        r = subprocess.run([self.ctl, "-s", self.sock, "--json"] + [str(a) for a in args],
-                           capture_output=True, text=True, check=False)
-        if r.returncode != 0:
-            raise SystemExit("hybridctl %s: %s" % (" ".join(map(str, args)), r.stderr.strip()))
-        return json.loads(r.stdout)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+from benchlib import Daemon, median
 
 
 def job_args(cell, n):
@@ -142,7 +106,8 @@ def main():
     dtypes = ["f64"] if o.quick else ["f64", "i32", "u64"]
     cells = [(("pi", None), pis)] + [(("sort", t), sorts) for t in dtypes]
     tmp = tempfile.mkdtemp(prefix="hybridd-auto-grid.")
-    d = Daemon(o.hybridd, o.hybridctl, tmp)
+    d = Daemon(o.hybridd, o.hybridctl, tmp,
+               conf='state = { history = "%s"; };\n' % os.path.join(tmp, "history"))
     out = {"cells": [], "predictions": []}
     try:
         for cell, sizes in cells:

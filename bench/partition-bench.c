@@ -5,12 +5,20 @@
  * uniform f64 keys, with the splitters at the 1/N quantiles, for each N asked, three ways:
  * `loop` searches the splitters by hy_bucket_of's branch-free loop in both passes, `tree` by
  * hy_stree_bucket's tree in both, `ids` by the tree in the count pass only, keeping each key's
- * bucket in a byte (two past 256 ranks) that the copy pass reads back.
+ * bucket in two bytes that the copy pass reads back, and `span` by the spans' own passes
+ * (common/span.c: hy_span_count, whose table in front of the tree answers most keys, and
+ * hy_span_scatter), and `span/fresh` the same into new buffers each time, as a span
+ * allocates them, first touch included (the other ways reuse one spill area and one ids
+ * array).
  *
- *   partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat R]
+ *   partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat R] [--dist uniform|normal]
+ *
+ * The keys are f64, uniform in [0, 1) or normal (mean 0, deviation 1); the splitters are the
+ * keys at the 1/N quantiles, as a span's sample would find them.
  *
  * The ways run in turns (A B C A B C ...), R times each; the median and min-max of each, in ns
  * per key, are printed per pass. All must give the same bucket counts (exit 1 if not). */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +33,7 @@
 
 struct run {
     const uint64_t *src;  /* the keys' bits, never changed */
+    const uint64_t *sorted; /* their keys, sorted: the splitters' source */
     uint64_t *a, *spill;  /* the array partitioned in place, and the other buckets' space */
     uint16_t *ids;        /* each key's bucket, for the `ids` way */
     size_t n;
@@ -42,7 +51,7 @@ static inline unsigned bucket(const struct run *r, bool tree, uint64_t x, uint64
     return tree ? hy_stree_bucket(r->tree, k, i) : hy_bucket_of(r->sp, r->ranks - 1, k, i);
 }
 
-enum { WAY_LOOP, WAY_TREE, WAY_IDS, WAYS };
+enum { WAY_LOOP, WAY_TREE, WAY_IDS, WAY_SPAN, WAY_FRESH, WAYS };
 
 /* One partition, as the span does it: count, then bucket 0 in place and the rest to their
  * buffers (here one spill area cut at the counts). Returns (count ns, scatter ns). */
@@ -52,6 +61,36 @@ static void partition(struct run *r, int way, double *count_ns, double *scatter_
     memset(r->cnt, 0, sizeof r->cnt);
     bool tree = way != WAY_LOOP;
     uint64_t t0 = hy_now_ns();
+    if (way == WAY_SPAN || way == WAY_FRESH) {
+        /* fresh: new ids and bucket buffers each time, as a span allocates them, so their
+         * first touch (a page fault per 4 KiB) is in the time */
+        bool fresh = way == WAY_FRESH;
+        uint16_t *ids = fresh ? malloc(r->n * sizeof *ids) : r->ids;
+        char *dst[MAX_RANKS] = {0};
+        if (!ids)
+            abort();
+        hy_span_count(r->a, r->n, HY_DT_F64, 0, r->tree, r->cnt, ids);
+        uint64_t t1 = hy_now_ns();
+        dst[0] = (char *)r->a;
+        uint64_t at = 0;
+        for (unsigned b = 1; b < r->ranks; b++) {
+            dst[b] = fresh ? malloc(r->cnt[b] * sizeof *r->a + 1) : (char *)(r->spill + at);
+            if (!dst[b])
+                abort();
+            at += r->cnt[b];
+        }
+        memset(r->pos, 0, sizeof r->pos);
+        hy_span_scatter(r->a, r->n, sizeof *r->a, ids, dst, r->pos);
+        uint64_t t2 = hy_now_ns();
+        *count_ns = (double)(t1 - t0) / (double)r->n;
+        *scatter_ns = (double)(t2 - t1) / (double)r->n;
+        if (fresh) {
+            for (unsigned b = 1; b < r->ranks; b++)
+                free(dst[b]);
+            free(ids);
+        }
+        return;
+    }
     if (way == WAY_IDS)
         for (size_t i = 0; i < r->n; i++) {
             unsigned b = bucket(r, true, r->a[i], i);
@@ -85,6 +124,12 @@ static void partition(struct run *r, int way, double *count_ns, double *scatter_
     *scatter_ns = (double)(t2 - t1) / (double)r->n;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -95,7 +140,7 @@ static void report(const char *way, unsigned ranks, double *count, double *scatt
 {
     qsort(count, (size_t)reps, sizeof *count, cmp_double);
     qsort(scatter, (size_t)reps, sizeof *scatter, cmp_double);
-    printf("%5u  %-6s %7.2f (%5.2f-%5.2f) %8.2f (%5.2f-%5.2f) %8.2f\n", ranks, way,
+    printf("%5u  %-11s %7.2f (%5.2f-%5.2f) %8.2f (%5.2f-%5.2f) %8.2f\n", ranks, way,
            count[reps / 2], count[0], count[reps - 1], scatter[reps / 2], scatter[0],
            scatter[reps - 1], count[reps / 2] + scatter[reps / 2]);
 }
@@ -106,13 +151,11 @@ static int bench_ranks(struct run *r, unsigned ranks, int reps)
     struct hy_skey *sp = malloc(ranks * sizeof *sp);
     if (!sp)
         return 1;
-    for (unsigned b = 1; b < ranks; b++) { /* the 1/ranks quantiles of uniform [0, 1) */
-        double v = (double)b / ranks;
-        uint64_t x;
-        memcpy(&x, &v, sizeof x);
-        sp[b - 1] = (struct hy_skey){hy_to_key_u64(x, &r->t), (uint64_t)b * r->n / ranks};
+    for (unsigned b = 1; b < ranks; b++) { /* the keys at the 1/ranks quantiles */
+        size_t at = (size_t)b * r->n / ranks;
+        sp[b - 1] = (struct hy_skey){r->sorted[at], at};
     }
-    struct hy_stree *tree = hy_stree_new(sp, ranks - 1);
+    struct hy_stree *tree = hy_stree_new(sp, ranks - 1, HY_DT_F64);
     if (!tree) {
         free(sp);
         return 1;
@@ -134,6 +177,11 @@ static int bench_ranks(struct run *r, unsigned ranks, int reps)
     report("loop", ranks, c[WAY_LOOP], s[WAY_LOOP], reps);
     report("tree", ranks, c[WAY_TREE], s[WAY_TREE], reps);
     report("ids", ranks, c[WAY_IDS], s[WAY_IDS], reps);
+    static const char *const fronts[] = {"none", "key", "value"};
+    char name[16];
+    snprintf(name, sizeof name, "span/%s", fronts[tree->front]);
+    report(name, ranks, c[WAY_SPAN], s[WAY_SPAN], reps);
+    report("span/fresh", ranks, c[WAY_FRESH], s[WAY_FRESH], reps);
     free(tree);
     free(sp);
     return bad;
@@ -144,6 +192,7 @@ int main(int argc, char **argv)
     size_t n = 10000000;
     const char *list = "2,3,4,8,16,64,256";
     int reps = 7;
+    bool normal = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-n"))
             n = (size_t)strtod(argv[i + 1], NULL);
@@ -151,6 +200,8 @@ int main(int argc, char **argv)
             list = argv[i + 1];
         else if (!strcmp(argv[i], "--repeat"))
             reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dist"))
+            normal = !strcmp(argv[i + 1], "normal");
     }
     if (n == 0 || reps < 1 || reps > MAX_REPEAT) {
         fprintf(stderr, "usage: partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat 1..%d]\n",
@@ -166,15 +217,30 @@ int main(int argc, char **argv)
         return 1;
     }
     uint64_t seed = 42;
-    for (size_t i = 0; i < n; i++) { /* uniform [0, 1) doubles from a 64-bit LCG's top bits */
+    for (size_t i = 0; i < n; i++) { /* doubles from a 64-bit LCG's top bits */
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         double v = (double)(seed >> 11) * 0x1p-53;
+        if (normal) { /* Box-Muller, one of the pair */
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            double u = ((double)(seed >> 11) + 1) * 0x1p-53;
+            v = sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+        }
         memcpy(&src[i], &v, sizeof v);
     }
-    *r = (struct run){.src = src, .a = a, .spill = spill, .ids = ids, .n = n,
+    uint64_t *sorted = malloc(n * sizeof *sorted);
+    if (!sorted) {
+        fprintf(stderr, "partition-bench: out of memory for %zu keys\n", n);
+        return 1;
+    }
+    struct hy_xform_u64 t = hy_xform_u64_of(hy_key_spec_of(HY_DT_F64));
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = hy_to_key_u64(src[i], &t);
+    qsort(sorted, n, sizeof *sorted, cmp_u64);
+    *r = (struct run){.src = src, .sorted = sorted, .a = a, .spill = spill, .ids = ids, .n = n,
                       .t = hy_xform_u64_of(hy_key_spec_of(HY_DT_F64))};
-    printf("%zu uniform f64 keys, one thread, ns per key: median (min-max) of %d\n", n, reps);
-    printf("ranks  way      count               scatter             total\n");
+    printf("%zu %s f64 keys, one thread, ns per key: median (min-max) of %d\n", n,
+           normal ? "normal" : "uniform", reps);
+    printf("ranks  way           count               scatter             total\n");
     int bad = 0;
     for (const char *p = list; *p;) {
         unsigned ranks = (unsigned)strtoul(p, (char **)&p, 10);
@@ -185,6 +251,7 @@ int main(int argc, char **argv)
             break;
     }
     free(src);
+    free(sorted);
     free(a);
     free(spill);
     free(ids);

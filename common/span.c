@@ -1,17 +1,169 @@
 /* common/span: a sort span's partition (sortkey.h declares it), one definition for the asking
  * rank of a client's array (daemon/ranks.c) and for every rank's slice of a .npy file
- * (mpi/mpi.c). Two passes: the count searches each key's bucket once and keeps it in a
+ * (mpi/mpi.c). Two passes: the count finds each key's bucket once and keeps it in a
  * two-byte id; the copy reads the ids back instead of searching again, which took 40% off
- * the pair at 16 ranks and more (bench/partition-bench). Each loop is written once per key
- * width, so that neither holds a branch on the dtype. */
+ * the pair at 16 ranks and more (bench/partition-bench). A key's bucket comes from the
+ * splitter tree's table where its cell holds no splitter, from the tree otherwise
+ * (sortkey.h). Each loop is written once per key width and table function, so that none
+ * holds a branch on the dtype. */
+#include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "sortkey.h"
 
+static void stree_fill(struct hy_stree *t, unsigned node, unsigned *next)
+{
+    unsigned m = 1u << t->lg;
+    if (node >= m)
+        return;
+    stree_fill(t, 2 * node, next);
+    t->key[node] = *next < t->nsp ? t->sp[*next].key : UINT64_MAX;
+    (*next)++;
+    stree_fill(t, 2 * node + 1, next);
+}
+
+/* The value of a float dtype's element whose key is k. */
+static double key_value(int dtype, uint64_t k)
+{
+    struct hy_key_spec ks = hy_key_spec_of(dtype);
+    if (dtype == HY_DT_F32) {
+        struct hy_xform_u32 x = hy_xform_u32_of(ks);
+        uint32_t e = hy_from_key_u32((uint32_t)k, &x);
+        float f;
+        memcpy(&f, &e, sizeof f);
+        return f;
+    }
+    struct hy_xform_u64 x = hy_xform_u64_of(ks);
+    uint64_t e = hy_from_key_u64(k, &x);
+    double d;
+    memcpy(&d, &e, sizeof d);
+    return d;
+}
+
+/* Each splitter's cell under t's function, into c[] (non-decreasing, as the splitters are
+ * sorted and the function is monotone); returns the share of keys expected in cells that
+ * hold a splitter. Between splitters j and j + 1 lie about 1/(nsp + 1) of the keys, over the
+ * cells c[j] .. c[j + 1], of which the two ends hold a splitter: about 2/(gap + 1) of them,
+ * if the function follows the data there. */
+static double front_cells(const struct hy_stree *t, int dtype, size_t *c)
+{
+    for (unsigned j = 0; j < t->nsp; j++)
+        c[j] = t->front == HY_SFRONT_KEY ? hy_sfront_key(t, t->sp[j].key)
+                                         : hy_sfront_value(t, key_value(dtype, t->sp[j].key));
+    double miss = 0;
+    for (unsigned j = 0; j + 1 < t->nsp; j++) {
+        double gap = (double)(c[j + 1] - c[j]);
+        miss += gap < 1 ? 1 : 2 / (gap + 1);
+    }
+    return miss / (t->nsp + 1);
+}
+
+/* Sets the value function over the splitters' finite values; false when they have no
+ * usable range (one value, or a range or scale that overflows). */
+static bool value_fit(struct hy_stree *t, int dtype)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (unsigned j = 0; j < t->nsp; j++) {
+        double v = key_value(dtype, t->sp[j].key);
+        if (isfinite(v)) {
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+    }
+    double range = hi - lo, scale = (HY_SFRONT_CELLS - 1) / range;
+    if (!(range > 0) || !isfinite(range) || !isfinite(scale) || !(scale > 0))
+        return false;
+    t->vlo = lo;
+    t->vscale = scale;
+    return true;
+}
+
+/* Builds the table: of the key function and, for floats, the value function, the one whose
+ * cells separate the splitters better; none when even that one would send over half of the
+ * keys to the tree (few distinct keys: the table would only add its load). */
+static void front_build(struct hy_stree *t, int dtype)
+{
+    t->front = HY_SFRONT_NONE;
+    /* One splitter: hy_bucket_of's one compare beat the table's load (1.6 ns a key against
+     * 1.9, bench/partition-bench); bucket numbers must stay below the table's mark. */
+    if (t->nsp < 2 || t->nsp >= HY_SFRONT_SEARCH)
+        return;
+    size_t *c = malloc(t->nsp * sizeof *c);
+    if (!c)
+        return; /* the tree alone answers every key */
+    uint64_t span = t->sp[t->nsp - 1].key - t->sp[0].key;
+    t->lo = t->sp[0].key;
+    t->shift = 0;
+    while ((span >> t->shift) > HY_SFRONT_CELLS - 1)
+        t->shift++;
+    t->front = HY_SFRONT_KEY;
+    double miss = front_cells(t, dtype, c);
+    if ((dtype == HY_DT_F32 || dtype == HY_DT_F64) && value_fit(t, dtype)) {
+        t->front = HY_SFRONT_VALUE;
+        double vmiss = front_cells(t, dtype, c);
+        if (vmiss >= miss) { /* the key function it is: its cells again */
+            t->front = HY_SFRONT_KEY;
+            front_cells(t, dtype, c);
+        } else {
+            miss = vmiss;
+        }
+    }
+    if (miss > 0.5) {
+        t->front = HY_SFRONT_NONE;
+        free(c);
+        return;
+    }
+    unsigned j = 0;
+    for (size_t e = 0; e < HY_SFRONT_CELLS + 2; e++) {
+        unsigned below = j;
+        while (j < t->nsp && c[j] == e)
+            j++;
+        t->cell[e] = (uint16_t)(j > below ? HY_SFRONT_SEARCH : below);
+    }
+    free(c);
+}
+
+struct hy_stree *hy_stree_new(const struct hy_skey *sp, unsigned nsp, int dtype)
+{
+    unsigned lg = 0;
+    while (((size_t)1 << lg) < (size_t)nsp + 1)
+        lg++;
+    size_t keys = nsp >= HY_STREE_LINEAR ? (size_t)1 << lg : 0;
+    size_t cells = nsp ? HY_SFRONT_CELLS + 2 : 0;
+    struct hy_stree *t =
+        malloc(sizeof *t + keys * sizeof(uint64_t) + cells * sizeof(uint16_t));
+    if (!t)
+        return NULL;
+    *t = (struct hy_stree){.sp = sp, .nsp = nsp, .lg = lg};
+    t->cell = (uint16_t *)(void *)(t->key + keys);
+    unsigned next = 0;
+    if (keys)
+        stree_fill(t, 1, &next);
+    front_build(t, dtype);
+    return t;
+}
+
+static inline double f32_value(uint32_t e)
+{
+    float f;
+    memcpy(&f, &e, sizeof f);
+    return f;
+}
+
+static inline double f64_value(uint64_t e)
+{
+    double d;
+    memcpy(&d, &e, sizeof d);
+    return d;
+}
+
+/* The count by the tree alone, and by the table (CELL names a key's cell) then the tree. */
 #define SPAN_COUNT(W, T, XFORM_OF, TO_KEY)                                                    \
-    static void count_##W(const T *a, uint64_t n, struct hy_key_spec ks, uint64_t first,     \
+    static void count_##W(const void *av, uint64_t n, struct hy_key_spec ks, uint64_t first, \
                           const struct hy_stree *t, uint64_t *cnt, uint16_t *ids)            \
     {                                                                                          \
+        const T *a = av;                                                                       \
         const struct hy_xform_##W x = XFORM_OF(ks);                                           \
         for (uint64_t i = 0; i < n; i++) {                                                     \
             unsigned b = hy_stree_bucket(t, TO_KEY(a[i], &x), first + i);                     \
@@ -19,16 +171,45 @@
             cnt[b]++;                                                                          \
         }                                                                                      \
     }
+#define SPAN_COUNT_FRONT(NAME, W, T, XFORM_OF, TO_KEY, CELL)                                  \
+    static void NAME(const void *av, uint64_t n, struct hy_key_spec ks, uint64_t first,      \
+                     const struct hy_stree *t, uint64_t *cnt, uint16_t *ids)                 \
+    {                                                                                          \
+        const T *a = av;                                                                       \
+        const struct hy_xform_##W x = XFORM_OF(ks);                                           \
+        const uint16_t *cell = t->cell;                                                        \
+        for (uint64_t i = 0; i < n; i++) {                                                     \
+            T e = a[i];                                                                        \
+            uint64_t k = TO_KEY(e, &x);                                                        \
+            unsigned b = cell[CELL];                                                           \
+            if (b == HY_SFRONT_SEARCH)                                                         \
+                b = hy_stree_bucket(t, k, first + i);                                          \
+            ids[i] = (uint16_t)b;                                                              \
+            cnt[b]++;                                                                          \
+        }                                                                                      \
+    }
 SPAN_COUNT(u32, uint32_t, hy_xform_u32_of, hy_to_key_u32)
 SPAN_COUNT(u64, uint64_t, hy_xform_u64_of, hy_to_key_u64)
+SPAN_COUNT_FRONT(count_key_u32, u32, uint32_t, hy_xform_u32_of, hy_to_key_u32, hy_sfront_key(t, k))
+SPAN_COUNT_FRONT(count_key_u64, u64, uint64_t, hy_xform_u64_of, hy_to_key_u64, hy_sfront_key(t, k))
+SPAN_COUNT_FRONT(count_value_f32, u32, uint32_t, hy_xform_u32_of, hy_to_key_u32,
+                 hy_sfront_value(t, f32_value(e)))
+SPAN_COUNT_FRONT(count_value_f64, u64, uint64_t, hy_xform_u64_of, hy_to_key_u64,
+                 hy_sfront_value(t, f64_value(e)))
+
+typedef void count_fn(const void *a, uint64_t n, struct hy_key_spec ks, uint64_t first,
+                      const struct hy_stree *t, uint64_t *cnt, uint16_t *ids);
 
 void hy_span_count(const void *a, uint64_t n, int dtype, uint64_t first,
                    const struct hy_stree *t, uint64_t *cnt, uint16_t *ids)
 {
-    if (hy_dtype_size(dtype) == 4)
-        count_u32(a, n, hy_key_spec_of(dtype), first, t, cnt, ids);
-    else
-        count_u64(a, n, hy_key_spec_of(dtype), first, t, cnt, ids);
+    /* [front][narrow]: the count loop of each table function and key width */
+    static count_fn *const counts[3][2] = {
+        [HY_SFRONT_NONE] = {count_u64, count_u32},
+        [HY_SFRONT_KEY] = {count_key_u64, count_key_u32},
+        [HY_SFRONT_VALUE] = {count_value_f64, count_value_f32},
+    };
+    counts[t->front][hy_dtype_size(dtype) == 4](a, n, hy_key_spec_of(dtype), first, t, cnt, ids);
 }
 
 #define SPAN_SCATTER(W, T)                                                                     \

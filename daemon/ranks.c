@@ -374,7 +374,7 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
         return rc;
     /* The count and the copy (common/span.c): bucket 0 stays at the array's front, as
      * buf[0]; the span takes buffers 1.. only. */
-    struct hy_stree *tr = hy_stree_new(sp, ranks - 1);
+    struct hy_stree *tr = hy_stree_new(sp, ranks - 1, s->dtype);
     uint16_t *ids = malloc(s->n * sizeof *ids);
     if (!tr || !ids) {
         free(tr);

@@ -1774,7 +1774,7 @@ static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t 
                      uint64_t count, uint64_t *cnt, char **b)
 {
     size_t esize = hy_dtype_size(sl->dtype);
-    struct hy_stree *t = hy_stree_new(sl->sp, sl->ranks - 1);
+    struct hy_stree *t = hy_stree_new(sl->sp, sl->ranks - 1, sl->dtype);
     uint16_t *ids = malloc(count ? count * sizeof *ids : 1);
     uint64_t *pos = calloc(sl->ranks, sizeof *pos);
     int rc = t && ids && pos ? 0 : HY_ENOMEM;

@@ -5,6 +5,8 @@
  * index, the extremes 0 and UINT64_MAX, and all splitters equal (all-equal input). */
 #include <criterion/criterion.h>
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +58,7 @@ static struct hy_skey *splitters(unsigned nsp, unsigned distinct, bool edges, ui
  * beside it, the extremes, and random keys. */
 static void check_all(const struct hy_skey *sp, unsigned nsp, uint64_t *s)
 {
-    struct hy_stree *t = hy_stree_new(sp, nsp);
+    struct hy_stree *t = hy_stree_new(sp, nsp, HY_DT_U64);
     cr_assert_not_null(t);
     uint64_t probes[] = {0, 1, UINT64_MAX - 1, UINT64_MAX};
     for (unsigned p = 0; p < 4; p++)
@@ -109,7 +111,7 @@ Test(skey, all_equal_keys_split_by_index)
     struct hy_skey sp[63];
     for (unsigned j = 0; j < nsp; j++)
         sp[j] = (struct hy_skey){42, (j + 1) * 100};
-    struct hy_stree *t = hy_stree_new(sp, nsp);
+    struct hy_stree *t = hy_stree_new(sp, nsp, HY_DT_U64);
     cr_assert_not_null(t);
     for (uint64_t i = 0; i < 6500; i += 7) {
         /* splitters (42, 100), (42, 200), ... (42, 6300): those below (42, i) */
@@ -148,7 +150,7 @@ static void check_span(int dtype, unsigned ranks, uint64_t first)
         sp[j] = (struct hy_skey){keys[at], first + at};
     }
     qsort(sp, ranks - 1, sizeof *sp, cmp_skey);
-    struct hy_stree *t = hy_stree_new(sp, ranks - 1);
+    struct hy_stree *t = hy_stree_new(sp, ranks - 1, dtype);
     cr_assert_not_null(t);
     hy_span_count(a, N, dtype, first, t, cnt, ids);
     for (size_t i = 0; i < N; i++)
@@ -180,4 +182,161 @@ Test(skey, span_partition_both_widths_in_place)
         check_span(HY_DT_I64, ranks[r], 123456);
         check_span(HY_DT_F32, ranks[r], 7);
     }
+}
+
+/* ---- the table in front of the tree (hy_span_count) ----
+ * Every element's bucket from the count, against the definition, over data the table's
+ * functions follow (so most keys take the table) and data they do not (so the tree answers),
+ * for the six dtypes, with splitters at the quantiles of (key, index) as a span takes them. */
+
+enum { FILL_BITS, FILL_NARROW, FILL_UNIT, FILL_NORMAL, FILL_SPECIAL, FILL_FEW, FILLS };
+
+/* Element i of a fill, as bits of the dtype's width. */
+static uint64_t fill_elem(int dtype, int fill, uint64_t *s)
+{
+    bool f32 = dtype == HY_DT_F32, f64 = dtype == HY_DT_F64;
+    double v;
+    switch (fill) {
+    case FILL_BITS: return next(s) ^ (next(s) << 53); /* every bit random */
+    case FILL_NARROW: return 1000 + next(s) % 5000;   /* a narrow range: ints; tiny floats */
+    case FILL_FEW: return (next(s) % 3) * 77;         /* three values */
+    case FILL_UNIT: v = (double)next(s) * 0x1p-53; break;
+    case FILL_NORMAL: { /* a sum of uniforms, centred: near normal, both signs */
+        v = -6;
+        for (int j = 0; j < 12; j++)
+            v += (double)next(s) * 0x1p-53;
+        break;
+    }
+    default: { /* the floats' edge values among ordinary ones */
+        static const double edge[] = {0.0, -0.0, 1e308, -1e308, 5e-324, -5e-324, 1.5, -2.5};
+        uint64_t r = next(s) % 12;
+        if (r == 8 || r == 9) { /* NaNs of both signs and other payloads */
+            uint64_t nan64 = 0x7FF8000000000001ull | (r == 9 ? 1ull << 63 : 0);
+            uint32_t nan32 = 0x7FC00001u | (r == 9 ? 1u << 31 : 0);
+            return f32 ? nan32 : f64 ? nan64 : nan64;
+        }
+        v = r < 8 ? edge[r] : r == 10 ? INFINITY : -INFINITY;
+    }
+    }
+    if (f32) {
+        float f = (float)v;
+        uint32_t b;
+        memcpy(&b, &f, sizeof b);
+        return b;
+    }
+    if (f64) {
+        uint64_t b;
+        memcpy(&b, &v, sizeof b);
+        return b;
+    }
+    int64_t iv = (int64_t)(v * 1e6); /* integers: the same shapes, scaled */
+    return (uint64_t)iv;
+}
+
+/* Checks one dtype, fill and rank count; returns the table's function. */
+static int check_front(int dtype, int fill, unsigned ranks)
+{
+    enum { N = 20000 };
+    size_t es = hy_dtype_size(dtype);
+    uint64_t s = 1000u * (unsigned)fill + ranks + 17u * (unsigned)dtype, first = 99;
+    char *a = malloc(N * es);
+    uint16_t *ids = malloc(N * sizeof *ids);
+    struct hy_skey *all = malloc(N * sizeof *all), *sp = malloc(ranks * sizeof *sp);
+    uint64_t *cnt = calloc(ranks, sizeof *cnt), *want = calloc(ranks, sizeof *want);
+    cr_assert(a && ids && all && sp && cnt && want);
+    struct hy_key_spec ks = hy_key_spec_of(dtype);
+    struct hy_xform_u32 t32 = hy_xform_u32_of(ks);
+    struct hy_xform_u64 t64 = hy_xform_u64_of(ks);
+    for (size_t i = 0; i < N; i++) {
+        uint64_t e = fill_elem(dtype, fill, &s);
+        memcpy(a + i * es, &e, es); /* little-endian: the low bytes */
+        uint64_t k = es == 4 ? hy_to_key_u32((uint32_t)e, &t32) : hy_to_key_u64(e, &t64);
+        all[i] = (struct hy_skey){k, first + i};
+    }
+    struct hy_skey *sorted = malloc(N * sizeof *sorted);
+    cr_assert_not_null(sorted);
+    memcpy(sorted, all, N * sizeof *all);
+    qsort(sorted, N, sizeof *sorted, cmp_skey);
+    for (unsigned j = 0; j + 1 < ranks; j++)
+        sp[j] = sorted[(size_t)(j + 1) * N / ranks];
+    struct hy_stree *t = hy_stree_new(sp, ranks - 1, dtype);
+    cr_assert_not_null(t);
+    hy_span_count(a, N, dtype, first, t, cnt, ids);
+    for (size_t i = 0; i < N; i++) {
+        unsigned b = reference(sp, ranks - 1, all[i].key, all[i].idx);
+        cr_assert_eq(ids[i], b, "dtype %d fill %d ranks %u element %zu", dtype, fill, ranks, i);
+        want[b]++;
+    }
+    for (unsigned b = 0; b < ranks; b++)
+        cr_assert_eq(cnt[b], want[b], "dtype %d fill %d ranks %u bucket %u", dtype, fill,
+                     ranks, b);
+    /* Quantile splitters of distinct keys: every bucket gets its share exactly. */
+    if (fill != FILL_FEW && fill != FILL_SPECIAL)
+        for (unsigned b = 0; b < ranks; b++)
+            cr_assert_leq(cnt[b], N / ranks + 2, "dtype %d fill %d bucket %u", dtype, fill, b);
+    int front = t->front;
+    free(t);
+    free(sorted);
+    free(a);
+    free(ids);
+    free(all);
+    free(sp);
+    free(cnt);
+    free(want);
+    return front;
+}
+
+Test(skey, span_count_table_against_the_definition)
+{
+    int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    unsigned ranks[] = {2, 3, 5, 16, 64, 300};
+    for (unsigned d = 0; d < 6; d++)
+        for (int fill = 0; fill < FILLS; fill++)
+            for (unsigned r = 0; r < sizeof ranks / sizeof *ranks; r++) {
+                int front = check_front(dtypes[d], fill, ranks[r]);
+                bool fp = dtypes[d] == HY_DT_F32 || dtypes[d] == HY_DT_F64;
+                /* The data the table is for takes it, so the loop above checked its
+                 * answers, not only the tree's: floats of [0, 1) and near-normal ones by
+                 * value, random bits and narrow integers by key. */
+                if (ranks[r] >= 3 && fp && (fill == FILL_UNIT || fill == FILL_NORMAL))
+                    cr_assert_eq(front, HY_SFRONT_VALUE, "dtype %d fill %d ranks %u",
+                                 dtypes[d], fill, ranks[r]);
+                if (ranks[r] >= 3 && (fill == FILL_BITS || (!fp && fill == FILL_NARROW)))
+                    cr_assert_neq(front, HY_SFRONT_NONE, "dtype %d fill %d ranks %u",
+                                  dtypes[d], fill, ranks[r]);
+            }
+}
+
+/* A cell that holds a splitter sends its keys to the tree, which splits equal keys by index:
+ * keys equal to a splitter's, at indices on both sides of its, under the table. */
+Test(skey, span_count_table_sends_splitter_cells_to_the_tree)
+{
+    enum { N = 4096 };
+    double v[N];
+    for (size_t i = 0; i < N; i++)
+        v[i] = (double)(i % 1024) / 1024; /* each value four times, at i, i+1024, ... */
+    struct hy_xform_u64 x = hy_xform_u64_of(hy_key_spec_of(HY_DT_F64));
+    struct hy_skey sp[7];
+    for (unsigned j = 0; j < 7; j++) { /* value (j+1)/8, splitting its 4 copies 2 and 2 */
+        uint64_t b;
+        double sv = (double)(j + 1) / 8;
+        memcpy(&b, &sv, sizeof b);
+        sp[j] = (struct hy_skey){hy_to_key_u64(b, &x), (size_t)((j + 1) * 128) + 1024};
+    }
+    struct hy_stree *t = hy_stree_new(sp, 7, HY_DT_F64);
+    cr_assert_not_null(t);
+    cr_assert_eq(t->front, HY_SFRONT_VALUE);
+    uint64_t cnt[8] = {0};
+    uint16_t ids[N];
+    hy_span_count(v, N, HY_DT_F64, 0, t, cnt, ids);
+    for (size_t i = 0; i < N; i++) {
+        uint64_t b;
+        memcpy(&b, &v[i], sizeof b);
+        cr_assert_eq(ids[i], reference(sp, 7, hy_to_key_u64(b, &x), i), "element %zu", i);
+    }
+    /* Bucket j: value (j+1)/8's first two copies close it, its last two open bucket j+1. */
+    for (unsigned j = 0; j < 8; j++)
+        cr_assert_eq(cnt[j], 512u + (j == 0 ? 2 : 0) - (j == 7 ? 2 : 0),
+                     "bucket %u", j);
+    free(t);
 }

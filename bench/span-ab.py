@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""span-ab: a sort across MPI ranks, two builds side by side (docs/scale-out.md).
+
+Starts `mpirun -np N hybridd --mpi` for each build, in temporary directories, and submits to
+each in turn (A B A B ...) `hybridctl --json sort -n N --dtype f64 --dist D --threads 1
+--repeat 5 --warmup 1 --ranks all`. Prints, per build, the median and quartiles of the
+sample+partition phase (from the asking rank's `sort across N ranks` log lines, one per
+timed run and warm-up) and the median of the invocations' median span times.
+
+    python3 bench/span-ab.py --a BUILD_DIR --b BUILD_DIR [--ranks 3] [--rounds 7]
+                             [-n 1e7] [--dist normal] [--mpirun mpirun]
+
+A build directory holds daemon/hybridd and client/hybridctl (a CMake build of hybridd). As
+root, mpirun needs --allow-run-as-root, which this passes. Standard library only."""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import median  # noqa: E402
+
+# tests/mpi's transport: shared memory without the single-copy mechanism, which containers
+# often refuse.
+MPI_ENV = {"OMPI_MCA_btl": "self,vader", "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+
+
+class World:
+    def __init__(self, mpirun, build, ranks, tmp):
+        self.build, self.tmp = build, tmp
+        self.log_path = os.path.join(tmp, "log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks),
+             os.path.join(build, "daemon", "hybridd"), "--mpi", "--socket",
+             os.path.join(tmp, "%r.sock")],
+            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, **MPI_ENV),
+            start_new_session=True)
+        self.sock = os.path.join(tmp, "0.sock")
+        for _ in range(400):
+            if self.ctl("ping").returncode == 0:
+                return
+            time.sleep(0.05)
+        raise SystemExit("mpirun of %s did not start (see %s)" % (build, self.log_path))
+
+    def ctl(self, *args):
+        return subprocess.run([os.path.join(self.build, "client", "hybridctl"), "-s",
+                               self.sock] + list(args), capture_output=True, text=True,
+                              check=False)
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+    def partitions(self):
+        with open(self.log_path) as f:
+            return [float(x) for x in re.findall(r"sample\+partition ([0-9.]+) ms", f.read())]
+
+
+def quartiles(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 4], median(xs), xs[(3 * len(xs)) // 4]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--a", required=True, help="the first build directory")
+    ap.add_argument("--b", required=True, help="the second build directory")
+    ap.add_argument("--ranks", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("-n", default="1e7")
+    ap.add_argument("--dist", default="normal")
+    ap.add_argument("--mpirun", default="mpirun")
+    args = ap.parse_args()
+    job = ["--json", "sort", "-n", args.n, "--dtype", "f64", "--dist", args.dist,
+           "--threads", "1", "--repeat", "5", "--warmup", "1", "--ranks", "all"]
+    with tempfile.TemporaryDirectory() as ta, tempfile.TemporaryDirectory() as tb:
+        worlds = {"a": World(args.mpirun, args.a, args.ranks, ta),
+                  "b": World(args.mpirun, args.b, args.ranks, tb)}
+        spans = {"a": [], "b": []}
+        try:
+            for _ in range(args.rounds):
+                for name, w in worlds.items():
+                    r = w.ctl(*job)
+                    if r.returncode != 0:
+                        raise SystemExit("%s: %s" % (name, r.stderr.strip()))
+                    spans[name].append(json.loads(r.stdout)["median_ns"] / 1e6)
+            time.sleep(2)  # mpirun forwards the ranks' log lines on its own time
+        finally:
+            for w in worlds.values():
+                w.stop()
+        print("%d ranks, %s f64 %s, %d rounds in turns" % (args.ranks, args.n, args.dist,
+                                                           args.rounds))
+        for name, w in worlds.items():
+            parts = w.partitions()
+            q = quartiles(parts) if parts else (0, 0, 0)
+            print("%s (%s): sample+partition median %.1f ms (quartiles %.1f-%.1f, %d spans); "
+                  "span median %.1f ms (%.1f-%.1f)" % (
+                      name, getattr(args, name), q[1], q[0], q[2], len(parts),
+                      median(spans[name]), min(spans[name]), max(spans[name])))
+
+
+if __name__ == "__main__":
+    main()

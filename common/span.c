@@ -79,15 +79,21 @@ static bool value_fit(struct hy_stree *t, int dtype)
     return true;
 }
 
+/* Whether a tree over nsp splitters may have a table. One splitter: hy_bucket_of's one
+ * compare beat the table's load (1.6 ns a key against 1.9, bench/partition-bench); and
+ * bucket numbers must stay below the table's mark. */
+static bool front_possible(unsigned nsp)
+{
+    return nsp >= 2 && nsp < HY_SFRONT_SEARCH;
+}
+
 /* Builds the table: of the key function and, for floats, the value function, the one whose
  * cells separate the splitters better; none when even that one would send over half of the
  * keys to the tree (few distinct keys: the table would only add its load). */
 static void front_build(struct hy_stree *t, int dtype)
 {
     t->front = HY_SFRONT_NONE;
-    /* One splitter: hy_bucket_of's one compare beat the table's load (1.6 ns a key against
-     * 1.9, bench/partition-bench); bucket numbers must stay below the table's mark. */
-    if (t->nsp < 2 || t->nsp >= HY_SFRONT_SEARCH)
+    if (!front_possible(t->nsp))
         return;
     size_t *c = malloc(t->nsp * sizeof *c);
     if (!c)
@@ -130,7 +136,7 @@ struct hy_stree *hy_stree_new(const struct hy_skey *sp, unsigned nsp, int dtype)
     while (((size_t)1 << lg) < (size_t)nsp + 1)
         lg++;
     size_t keys = nsp >= HY_STREE_LINEAR ? (size_t)1 << lg : 0;
-    size_t cells = nsp ? HY_SFRONT_CELLS + 2 : 0;
+    size_t cells = front_possible(nsp) ? HY_SFRONT_CELLS + 2 : 0;
     struct hy_stree *t =
         malloc(sizeof *t + keys * sizeof(uint64_t) + cells * sizeof(uint16_t));
     if (!t)

@@ -7,9 +7,9 @@
  * hy_stree_bucket's tree in both, `ids` by the tree in the count pass only, keeping each key's
  * bucket in two bytes that the copy pass reads back, and `span` by the spans' own passes
  * (common/span.c: hy_span_count, whose table in front of the tree answers most keys, and
- * hy_span_scatter), and `span/fresh` the same into new buffers each time, as a span
- * allocates them, first touch included (the other ways reuse one spill area and one ids
- * array).
+ * hy_span_scatter), and `span/fresh` the same into new buffers each time, first touch
+ * included, as a span whose buffers the MPI module has not kept yet writes them (the other
+ * ways reuse one spill area and one ids array, as later spans do).
  *
  *   partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat R] [--dist uniform|normal]
  *

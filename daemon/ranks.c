@@ -375,20 +375,20 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
     /* The count and the copy (common/span.c): bucket 0 stays at the array's front, as
      * buf[0]; the span takes buffers 1.. only. */
     struct hy_stree *tr = hy_stree_new(sp, ranks - 1, s->dtype);
-    uint16_t *ids = malloc(s->n * sizeof *ids);
+    uint16_t *ids = hy_mpi_buf_alloc(s->n * sizeof *ids);
     if (!tr || !ids) {
         free(tr);
-        free(ids);
+        hy_mpi_buf_free(ids);
         return hy_error_set(err, HY_ENOMEM, "no memory to partition %" PRIu64 " keys", s->n);
     }
     hy_span_count(a, s->n, s->dtype, 0, tr, cnt, ids);
     free(tr);
     for (unsigned b = 0; b < ranks; b++) {
         off[b] = b ? off[b - 1] + cnt[b - 1] : 0;
-        if (b && cnt[b] && !(buf[b] = malloc(cnt[b] * k.size))) {
+        if (b && cnt[b] && !(buf[b] = hy_mpi_buf_alloc(cnt[b] * k.size))) {
             for (unsigned j = 1; j < b; j++)
-                free(buf[j]);
-            free(ids);
+                hy_mpi_buf_free(buf[j]);
+            hy_mpi_buf_free(ids);
             return hy_error_set(err, HY_ENOMEM, "no memory for bucket %u (%" PRIu64 " keys)", b,
                                 cnt[b]);
         }
@@ -396,7 +396,7 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
     buf[0] = a;
     hy_span_scatter(a, s->n, k.size, ids, buf, bk->pos);
     buf[0] = NULL;
-    free(ids);
+    hy_mpi_buf_free(ids);
     return 0;
 }
 

@@ -85,6 +85,13 @@ void hy_mpi_part_done(hy_mpi *m, const hy_mpi_part *p, int rc, uint64_t hits, co
  * (the first n % parts get one more). Some are empty when n < parts. */
 void hy_mpi_split(uint64_t n, unsigned parts, unsigned k, uint64_t *first, uint64_t *count);
 
+/* Memory for a span's large buffers (buckets, bucket ids, parts), kept between spans so that
+ * the next span does not fault it in again (mpi.c says why). hy_mpi_buf_alloc: at least
+ * `bytes`, NULL when out of memory. hy_mpi_buf_free takes it back, and any other pointer from
+ * malloc too (freed); the buffers a span hands this module are given back this way. */
+void *hy_mpi_buf_alloc(size_t bytes);
+void hy_mpi_buf_free(void *p);
+
 /* A span: part 0 stays with the caller, part k goes to rank (rank + k) % size. `proto` gives
  * everything but origin, token, first and count. Sends the parts (through the MPI thread) and
  * returns the span's token; the caller runs its own part, then gathers. */

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
@@ -181,6 +182,93 @@ struct hy_mpi {
     uint64_t timeout_ns, last_ping;
     uint64_t test_slice_pause_ns; /* HYBRIDD_TEST_SLICE_PAUSE_MS (run_slice) */
 };
+
+/* ---- span memory kept between spans ----
+ * A sort span's buckets, each key's bucket id and the parts peers send are tens of MB that
+ * live for one span. Fresh from malloc, each 4 KiB of them faults on its first write: 3-4 ns
+ * a key of the partition's 6-7 (bench/partition-bench, span/fresh against span). So blocks
+ * of KEEP_MIN and up are kept when given back, HY_KEEP_BYTES of them at most, and handed to
+ * the next span. A kept block is known by its address, so hy_mpi_buf_free takes any pointer
+ * from malloc too (it frees what it did not hand out): the MPI thread frees every buffer it
+ * was given to send through it, whoever allocated it. (Huge pages instead were tried: the
+ * kernel's compaction stalled the spans, docs/scale-out.md.) */
+#define KEEP_MIN ((size_t)1 << 20)
+#define KEEP_SLOTS 64
+static struct {
+    pthread_mutex_t mu;
+    size_t idle; /* bytes kept and not handed out */
+    struct {
+        void *p; /* NULL: a free slot */
+        size_t cap;
+        bool out; /* handed out */
+    } slot[KEEP_SLOTS];
+} keep = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void *hy_mpi_buf_alloc(size_t bytes)
+{
+    if (bytes < KEEP_MIN)
+        return malloc(bytes ? bytes : 1);
+    pthread_mutex_lock(&keep.mu);
+    int best = -1, empty = -1;
+    for (int i = 0; i < KEEP_SLOTS; i++) {
+        size_t cap = keep.slot[i].cap;
+        if (!keep.slot[i].p)
+            empty = empty < 0 ? i : empty;
+        else if (!keep.slot[i].out && cap >= bytes && cap / 2 <= bytes &&
+                 (best < 0 || cap < keep.slot[best].cap))
+            best = i; /* the smallest kept block that fits and is not twice the need */
+    }
+    void *p = NULL;
+    if (best >= 0) {
+        keep.slot[best].out = true;
+        keep.idle -= keep.slot[best].cap;
+        p = keep.slot[best].p;
+    } else if ((p = malloc(bytes)) != NULL && empty >= 0) {
+        keep.slot[empty].p = p;
+        keep.slot[empty].cap = bytes;
+        keep.slot[empty].out = true;
+    }
+    pthread_mutex_unlock(&keep.mu);
+    return p;
+}
+
+void hy_mpi_buf_free(void *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&keep.mu);
+    for (int i = 0; i < KEEP_SLOTS; i++) {
+        if (keep.slot[i].p != p || !keep.slot[i].out)
+            continue;
+        /* The usable size guards against a block freed behind this table's back whose
+         * address malloc then gave to a smaller buffer: that one is freed, never kept. */
+        if (keep.idle + keep.slot[i].cap <= HY_KEEP_BYTES &&
+            malloc_usable_size(p) >= keep.slot[i].cap) {
+            keep.slot[i].out = false;
+            keep.idle += keep.slot[i].cap;
+            p = NULL;
+        } else {
+            keep.slot[i].p = NULL;
+            keep.slot[i].out = false;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&keep.mu);
+    free(p);
+}
+
+/* Gives the kept blocks not handed out back to the system (hy_mpi_stop). */
+static void keep_drop(void)
+{
+    pthread_mutex_lock(&keep.mu);
+    for (int i = 0; i < KEEP_SLOTS; i++)
+        if (keep.slot[i].p && !keep.slot[i].out) {
+            free(keep.slot[i].p);
+            keep.slot[i].p = NULL;
+        }
+    keep.idle = 0;
+    pthread_mutex_unlock(&keep.mu);
+}
 
 static uint64_t now_ns(void)
 {
@@ -345,7 +433,7 @@ static void on_sort_part(hy_mpi *m, int from, const struct wire *w)
     struct in *p = NULL;
     if (size == 0 || part.count == 0 || part.count > SIZE_MAX / size || part.count * size != bytes)
         why = "a sort part whose size does not match its dtype and count";
-    else if (!(p = malloc(sizeof *p)) || !(part.data = malloc(bytes))) {
+    else if (!(p = malloc(sizeof *p)) || !(part.data = hy_mpi_buf_alloc(bytes))) {
         rc = HY_ENOMEM;
         why = "no memory for a sort part's keys";
     } else if (recv_data(m, from, part.data, bytes) != MPI_SUCCESS) {
@@ -356,7 +444,7 @@ static void on_sort_part(hy_mpi *m, int from, const struct wire *w)
         bytes = 0;
     if (why) {
         drain_data(m, from, bytes);
-        free(part.data);
+        hy_mpi_buf_free(part.data);
         free(p);
         pthread_mutex_lock(&m->mu);
         answer_sort_error(m, from, part.token, part.bucket, rc, why, 0, 0);
@@ -630,7 +718,7 @@ static bool receive_one(hy_mpi *m)
 
 static void free_out(struct out *o)
 {
-    free(o->owned);
+    hy_mpi_buf_free(o->owned);
     free(o);
 }
 
@@ -668,7 +756,7 @@ static void write_run(hy_mpi *m, struct out *o)
         o->msg.w[1] = (uint64_t)(int64_t)f.rc;
         snprintf(o->msg.text, sizeof o->msg.text, "%s", why ? why + 2 : f.err.msg);
     }
-    free(o->owned); /* the keys, and the path after them */
+    hy_mpi_buf_free(o->owned); /* the keys, and the path after them */
     o->owned = NULL;
     o->wpath = NULL;
 }
@@ -1061,7 +1149,7 @@ void hy_mpi_stop(hy_mpi *m)
     pthread_join(m->thread, NULL);
     for (struct in *p = m->in_head, *n; p; p = n) {
         n = p->next;
-        free(p->part.data);
+        hy_mpi_buf_free(p->part.data);
         free(p);
     }
     for (struct out *o = m->out_head, *n; o; o = n) {
@@ -1095,6 +1183,7 @@ void hy_mpi_stop(hy_mpi *m)
         }
     close(m->evfd);
     free(m);
+    keep_drop();
 }
 
 void hy_mpi_set_peer_timeout(hy_mpi *m, uint64_t ms)
@@ -1168,7 +1257,7 @@ static void sort_done(hy_mpi *m, const hy_mpi_part *p, int rc, const char *msg)
     if (bytes && p->out_path) { /* the MPI thread writes the run, then answers */
         struct out *o = calloc(1, sizeof *o);
         if (!o) {
-            free(p->data);
+            hy_mpi_buf_free(p->data);
             return; /* the origin's cancel or job timeout ends its wait */
         }
         *o = (struct out){.dest = p->origin, .tag = TAG_SDONE, .owned = p->data,
@@ -1187,7 +1276,7 @@ static void sort_done(hy_mpi *m, const hy_mpi_part *p, int rc, const char *msg)
         bytes = 0;
     }
     if (!data)
-        free(p->data);
+        hy_mpi_buf_free(p->data);
     struct out *o = calloc(1, sizeof *o);
     if (!o) {
         for (struct out *n; data; data = n) {
@@ -1325,7 +1414,7 @@ static bool queue_bucket(hy_mpi *m, const hy_mpi_part *proto, const struct span 
     struct out *o = calloc(1, sizeof *o), *chunks = o ? data_chunks(dest, data, bytes, data) : NULL;
     if (!chunks) {
         free(o);
-        free(data);
+        hy_mpi_buf_free(data);
         return false;
     }
     *o = (struct out){.dest = dest, .tag = TAG_SPART};
@@ -1355,7 +1444,7 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
     if (rc) {
         pthread_mutex_unlock(&m->mu);
         for (unsigned k = 1; k < ranks; k++)
-            free(data[k]);
+            hy_mpi_buf_free(data[k]);
         if (s)
             free_span(s);
         return rc;
@@ -1369,7 +1458,7 @@ int hy_mpi_sort_scatter(hy_mpi *m, const hy_mpi_part *proto, unsigned ranks, voi
     s->token = m->next_token++;
     for (unsigned k = 1; k < ranks; k++) {
         if (count[k] == 0 || s->rc) { /* an empty bucket is not sent */
-            free(data[k]);
+            hy_mpi_buf_free(data[k]);
             continue;
         }
         if (!queue_bucket(m, proto, s, k, data[k]))
@@ -1667,14 +1756,14 @@ static bool send_streams(hy_mpi *m, int dest, int tag, const struct wire *hdr,
                 nx = c->next;
                 free(c);
             }
-            free(owned[i]);
+            hy_mpi_buf_free(owned[i]);
         }
         free(o);
         return false;
     }
     for (unsigned i = 0; i < n; i++)
         if (!len[i])
-            free(owned[i]); /* nothing to send: nobody else frees it */
+            hy_mpi_buf_free(owned[i]); /* nothing to send: nobody else frees it */
     *o = (struct out){.dest = dest, .tag = tag, .msg = *hdr};
     push_out(m, o);
     for (unsigned i = 0; i < n; i++)
@@ -1775,7 +1864,7 @@ static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t 
 {
     size_t esize = hy_dtype_size(sl->dtype);
     struct hy_stree *t = hy_stree_new(sl->sp, sl->ranks - 1, sl->dtype);
-    uint16_t *ids = malloc(count ? count * sizeof *ids : 1);
+    uint16_t *ids = hy_mpi_buf_alloc(count * sizeof *ids);
     uint64_t *pos = calloc(sl->ranks, sizeof *pos);
     int rc = t && ids && pos ? 0 : HY_ENOMEM;
     for (uint64_t i = 0; !rc && i < count; i += SPAN_STEP) {
@@ -1784,7 +1873,7 @@ static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t 
                       first + i, t, cnt, ids + i);
     }
     for (unsigned j = 0; !rc && j < sl->ranks; j++)
-        if (cnt[j] && !(b[j] = malloc(cnt[j] * esize)))
+        if (cnt[j] && !(b[j] = hy_mpi_buf_alloc(cnt[j] * esize)))
             rc = HY_ENOMEM;
     for (uint64_t i = 0; !rc && i < count; i += SPAN_STEP) {
         keep_alive(m);
@@ -1792,7 +1881,7 @@ static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t 
                         ids + i, b, pos);
     }
     free(t);
-    free(ids);
+    hy_mpi_buf_free(ids);
     free(pos);
     return rc;
 }
@@ -1803,7 +1892,7 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
     size_t esize = hy_dtype_size(sl->dtype);
     uint64_t first, count;
     hy_mpi_split(sl->n, sl->ranks, sl->k, &first, &count);
-    char *a = malloc(count ? count * esize : 1), **b = calloc(sl->ranks, sizeof *b);
+    char *a = hy_mpi_buf_alloc(count * esize), **b = calloc(sl->ranks, sizeof *b);
     uint64_t *cnt = calloc(sl->ranks, sizeof *cnt);
     int rc = 0;
     if (!a || !b || !cnt) {
@@ -1853,7 +1942,7 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
             st->bytes += sizeof h + lens[0] + lens[1] + lens[2];
         if (!made)
             for (int i = 0; i < 3; i++)
-                free(own[i]);
+                hy_mpi_buf_free(own[i]);
         if (!made ||
             !send_streams(m, (int)((sl->origin + (int)j) % m->size), TAG_XBUCKET, &h, bufs,
                           lens, own, 3)) {
@@ -1866,10 +1955,10 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
     pthread_mutex_unlock(&m->mu);
 out:
     for (unsigned j = 0; b && j < sl->ranks; j++)
-        free(b[j]);
+        hy_mpi_buf_free(b[j]);
     free(b);
     free(cnt);
-    free(a);
+    hy_mpi_buf_free(a);
     return rc;
 }
 
@@ -1946,7 +2035,7 @@ static struct collect *find_collect(hy_mpi *m, int origin, uint64_t token, unsig
 static void free_collect(struct collect *c)
 {
     for (unsigned k = 0; k < c->ranks; k++)
-        free(c->keys[k]);
+        hy_mpi_buf_free(c->keys[k]);
     free(c->keys); /* the one allocation of keys, count and seen */
     free(c->path);
     free(c);
@@ -1964,13 +2053,13 @@ static void finish_collect(hy_mpi *m, struct collect *c)
     struct in *p = NULL;
     char *data = NULL;
     if (!c->rc && total && (!c->path || !(p = malloc(sizeof *p)) ||
-                            !(data = malloc(total * esize + plen + 1)))) {
+                            !(data = hy_mpi_buf_alloc(total * esize + plen + 1)))) {
         c->rc = HY_ENOMEM;
         snprintf(c->why, sizeof c->why, "no memory to gather bucket %u", c->j);
     }
     if (c->rc || !total) {
         free(p);
-        free(data);
+        hy_mpi_buf_free(data);
         uint64_t io = 0, sent = 0;
         take_slicestat(m, c->origin, c->token, &io, &sent);
         sent += c->origin != m->rank ? sizeof(struct wire) : 0;
@@ -1999,7 +2088,7 @@ static int take_xbucket(hy_mpi *m, int from, const struct wire *w, unsigned rank
 {
     size_t bytes = (size_t)w->w[7], plen = (size_t)w->w[9];
     *cnt = malloc(ranks * sizeof **cnt);
-    *keys = bytes ? malloc(bytes) : NULL;
+    *keys = bytes ? hy_mpi_buf_alloc(bytes) : NULL;
     *path = plen <= HY_MPI_PATH_MAX ? calloc(1, plen + 1) : NULL;
     if (!*cnt || (bytes && !*keys) || !*path) {
         drain_data(m, from, ranks * sizeof **cnt);
@@ -2065,6 +2154,6 @@ static void on_xbucket(hy_mpi *m, int from, const struct wire *w)
     }
     pthread_mutex_unlock(&m->mu);
     free(cnt);
-    free(keys);
+    hy_mpi_buf_free(keys);
     free(path);
 }

@@ -49,6 +49,7 @@ void hy_config_defaults_for(hy_config *c, unsigned uid, const char *xdg_runtime_
     c->job_timeout_s = 3600;
     c->drain_timeout_s = 30;
     c->peer_timeout_s = 30; /* under hybridctl's 60 s: the client hears which rank is silent */
+    c->span_keep_bytes = HY_KEEP_BYTES;
     /* No history unless configured: the temporary daemons of tests and of a user's session
      * then leave nothing behind. */
     c->history_path[0] = '\0';
@@ -127,6 +128,7 @@ static const key limits_keys[] = {
     {"job_timeout_s", K_U64, F(job_timeout_s), 0, 0, INT32_MAX, 0, HY_RELOAD_APPLY},
     {"drain_timeout_s", K_U64, F(drain_timeout_s), 0, 0, 86400, 0, HY_RELOAD_APPLY},
     {"peer_timeout_s", K_U64, F(peer_timeout_s), 0, 0, 86400, 0, HY_RELOAD_APPLY},
+    {"span_keep_bytes", K_U64, F(span_keep_bytes), 0, 0, 1LL << 48, 0, HY_RELOAD_APPLY},
 };
 
 static const key state_keys[] = {
@@ -728,10 +730,11 @@ int hy_config_print(const hy_config *c, FILE *f)
             "  queued_jobs = %" PRIu64 "L;\n  jobs_per_client = %" PRIu64 "L;\n"
             "  samples = %" PRIu64 "L;\n  sort_elements = %" PRIu64 "L;\n"
             "  job_bytes = %" PRIu64 "L;\n  job_timeout_s = %" PRIu64 "L;\n"
-            "  drain_timeout_s = %" PRIu64 "L;\n  peer_timeout_s = %" PRIu64 "L;\n};\n",
+            "  drain_timeout_s = %" PRIu64 "L;\n  peer_timeout_s = %" PRIu64 "L;\n"
+            "  span_keep_bytes = %" PRIu64 "L;\n};\n",
             c->max_clients, c->max_frame_bytes, c->max_queued_jobs, c->max_jobs_per_client,
             c->max_samples, c->max_sort_elements, c->max_job_bytes, c->job_timeout_s,
-            c->drain_timeout_s, c->peer_timeout_s);
+            c->drain_timeout_s, c->peer_timeout_s, c->span_keep_bytes);
     fprintf(f, "state = {\n  history = ");
     put_string(f, c->history_path);
     fprintf(f, ";\n};\n");

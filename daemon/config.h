@@ -58,6 +58,7 @@ typedef struct hy_config {
     uint64_t job_timeout_s;       /* 0 = none, else 1..2^31-1 */
     uint64_t drain_timeout_s;     /* 0..86400: how long SIGTERM waits for running jobs */
     uint64_t peer_timeout_s;      /* 0 = none, else 1..86400: an MPI rank's silence (docs/mpi.md) */
+    uint64_t span_keep_bytes;     /* 0..2^48: what an MPI rank keeps between sort spans */
 
     /* state = { ... } */
     char history_path[HY_CONFIG_DIR_MAX]; /* the performance history file; "" = none kept */

@@ -436,6 +436,7 @@ int main(int argc, char **argv)
         }
         hy_log_set_rank(hy_mpi_rank(mpi));
         hy_mpi_set_peer_timeout(mpi, cfg.peer_timeout_s * 1000);
+        hy_mpi_buf_keep((size_t)cfg.span_keep_bytes);
         if (apply_rank(&cfg, hy_mpi_rank(mpi), rank_socket, sizeof rank_socket) != 0) {
             hy_mpi_stop(mpi);
             return EXIT_RUNTIME;

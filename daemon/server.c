@@ -1444,8 +1444,10 @@ static void reload(struct server *s)
     hy_config_diff(old, nc, log_change, &applied);
     hy_config_keep_restart_keys(nc, old);
     s->cfg = *nc;
-    if (s->set.engines.mpi)
+    if (s->set.engines.mpi) {
         hy_mpi_set_peer_timeout(s->set.engines.mpi, s->cfg.peer_timeout_s * 1000);
+        hy_mpi_buf_keep((size_t)s->cfg.span_keep_bytes);
+    }
     hy_log(HY_LOG_NOTICE, "reloaded %s: %u setting(s) applied",
            s->set.config_path ? s->set.config_path : "the built-in defaults", applied);
     sd_notify(0, "READY=1\nSTATUS=serving (configuration reloaded)");

@@ -91,6 +91,10 @@ void hy_mpi_split(uint64_t n, unsigned parts, unsigned k, uint64_t *first, uint6
  * malloc too (freed); the buffers a span hands this module are given back this way. */
 void *hy_mpi_buf_alloc(size_t bytes);
 void hy_mpi_buf_free(void *p);
+/* The most bytes of given-back buffers kept at once (limits.span_keep_bytes; HY_KEEP_BYTES
+ * until called; 0 keeps none). Kept buffers beyond a lowered budget are freed at once;
+ * buffers handed out count only once given back. One budget for the process. */
+void hy_mpi_buf_keep(size_t budget);
 
 /* A span: part 0 stays with the caller, part k goes to rank (rank + k) % size. `proto` gives
  * everything but origin, token, first and count. Sends the parts (through the MPI thread) and

@@ -187,22 +187,45 @@ struct hy_mpi {
  * A sort span's buckets, each key's bucket id and the parts peers send are tens of MB that
  * live for one span. Fresh from malloc, each 4 KiB of them faults on its first write: 3-4 ns
  * a key of the partition's 6-7 (bench/partition-bench, span/fresh against span). So blocks
- * of KEEP_MIN and up are kept when given back, HY_KEEP_BYTES of them at most, and handed to
- * the next span. A kept block is known by its address, so hy_mpi_buf_free takes any pointer
+ * of KEEP_MIN and up are kept when given back, up to the budget (limits.span_keep_bytes,
+ * hy_mpi_buf_keep; HY_KEEP_BYTES until set), and handed to the next span. A kept block is known by its address, so hy_mpi_buf_free takes any pointer
  * from malloc too (it frees what it did not hand out): the MPI thread frees every buffer it
  * was given to send through it, whoever allocated it. (Huge pages instead were tried: the
  * kernel's compaction stalled the spans, docs/scale-out.md.) */
 #define KEEP_MIN ((size_t)1 << 20)
-#define KEEP_SLOTS 64
+/* A span has a buffer per rank (the buckets of a slice, the parts received) and a few more,
+ * all of which a span across hundreds of ranks should find kept: the table's linear scans
+ * cost next to nothing beside the megabytes each slot stands for. */
+#define KEEP_SLOTS 1024
 static struct {
     pthread_mutex_t mu;
-    size_t idle; /* bytes kept and not handed out */
+    size_t idle;   /* bytes kept and not handed out */
+    size_t budget; /* the most idle may reach */
     struct {
         void *p; /* NULL: a free slot */
         size_t cap;
         bool out; /* handed out */
     } slot[KEEP_SLOTS];
-} keep = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} keep = {.mu = PTHREAD_MUTEX_INITIALIZER, .budget = HY_KEEP_BYTES};
+
+/* Frees idle blocks until idle fits the budget. Caller holds keep.mu. */
+static void keep_trim(void)
+{
+    for (int i = 0; i < KEEP_SLOTS && keep.idle > keep.budget; i++)
+        if (keep.slot[i].p && !keep.slot[i].out) {
+            free(keep.slot[i].p);
+            keep.idle -= keep.slot[i].cap;
+            keep.slot[i].p = NULL;
+        }
+}
+
+void hy_mpi_buf_keep(size_t budget)
+{
+    pthread_mutex_lock(&keep.mu);
+    keep.budget = budget;
+    keep_trim();
+    pthread_mutex_unlock(&keep.mu);
+}
 
 void *hy_mpi_buf_alloc(size_t bytes)
 {
@@ -242,7 +265,7 @@ void hy_mpi_buf_free(void *p)
             continue;
         /* The usable size guards against a block freed behind this table's back whose
          * address malloc then gave to a smaller buffer: that one is freed, never kept. */
-        if (keep.idle + keep.slot[i].cap <= HY_KEEP_BYTES &&
+        if (keep.idle + keep.slot[i].cap <= keep.budget &&
             malloc_usable_size(p) >= keep.slot[i].cap) {
             keep.slot[i].out = false;
             keep.idle += keep.slot[i].cap;
@@ -261,12 +284,10 @@ void hy_mpi_buf_free(void *p)
 static void keep_drop(void)
 {
     pthread_mutex_lock(&keep.mu);
-    for (int i = 0; i < KEEP_SLOTS; i++)
-        if (keep.slot[i].p && !keep.slot[i].out) {
-            free(keep.slot[i].p);
-            keep.slot[i].p = NULL;
-        }
-    keep.idle = 0;
+    size_t budget = keep.budget;
+    keep.budget = 0;
+    keep_trim();
+    keep.budget = budget;
     pthread_mutex_unlock(&keep.mu);
 }
 

@@ -117,6 +117,8 @@ Test(config, default_values)
     cr_assert_eq(c.max_job_bytes, UINT64_C(8) << 30);
     cr_assert_eq(c.job_timeout_s, 3600);
     cr_assert_eq(c.drain_timeout_s, 30);
+    cr_assert_eq(c.peer_timeout_s, 30);
+    cr_assert_eq(c.span_keep_bytes, HY_KEEP_BYTES);
 }
 
 /* ---- the example file ---- */
@@ -225,6 +227,8 @@ Test(config, print_load_round_trip_everything_set)
     c.max_job_bytes = 1;
     c.job_timeout_s = 0;
     c.drain_timeout_s = 0;
+    c.peer_timeout_s = 86400;
+    c.span_keep_bytes = UINT64_C(1) << 48;
     SET_STR(c.history_path, "/var/lib/hybridd/history \"x\"");
     round_trip(&c);
 
@@ -359,6 +363,9 @@ Test(config, out_of_range_values)
     EXPECT_ERROR("opencl = { hybrid_cpu_devices = 1; };", "opencl.hybrid_cpu_devices");
     EXPECT_ERROR("limits = { samples = -1L; };", "limits.samples", "-1");
     EXPECT_ERROR("limits = { sort_elements = 2199023255552L; };", "limits.sort_elements");
+    EXPECT_ERROR("limits = { span_keep_bytes = -1; };", "limits.span_keep_bytes", "-1");
+    EXPECT_ERROR("limits = { span_keep_bytes = 281474976710657L; };", "limits.span_keep_bytes",
+                 "281474976710657");
     EXPECT_ERROR("socket = { path = \"relative.sock\"; };", "socket.path", "absolute");
     EXPECT_ERROR("socket = { path = \"\"; };", "socket.path", "empty");
     /* The daemon runs in /: a relative history path would land somewhere unexpected. */

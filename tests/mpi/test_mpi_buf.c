@@ -113,3 +113,74 @@ Test(mpi_buf, past_the_budget_buffers_go_back_to_the_system)
     for (int i = 0; i < N; i++)
         hy_mpi_buf_free(q[i]);
 }
+
+Test(mpi_buf, the_budget_set_decides_what_is_kept)
+{
+    /* Two of three 4 MiB buffers fit a budget of 8 MiB: given back, two are kept and
+     * handed out again, the third is freed. */
+    hy_mpi_buf_keep(8 * MIB);
+    char *p[3], *q[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = hy_mpi_buf_alloc(4 * MIB);
+        cr_assert_not_null(p[i]);
+        memset(p[i], i + 1, 4 * MIB);
+    }
+    for (int i = 0; i < 3; i++)
+        hy_mpi_buf_free(p[i]);
+    int kept = 0;
+    for (int i = 0; i < 3; i++) {
+        q[i] = hy_mpi_buf_alloc(4 * MIB);
+        cr_assert_not_null(q[i]);
+        kept += q[i][0] != 0 && holds(q[i], 4 * MIB, q[i][0]);
+        memset(q[i], 9, 4 * MIB);
+    }
+    cr_assert_eq(kept, 2, "kept %d of three 4 MiB buffers under 8 MiB", kept);
+    for (int i = 0; i < 3; i++)
+        hy_mpi_buf_free(q[i]);
+}
+
+Test(mpi_buf, a_lowered_budget_frees_what_is_kept_at_once)
+{
+    /* 40 MiB: above glibc's largest mmap threshold, so a buffer freed here goes back to
+     * the system and the next one of its size is new, zeroed memory (a smaller one could
+     * come back from malloc's own free lists, still holding its bytes). */
+    const size_t size = 40 * MIB;
+    char *a = hy_mpi_buf_alloc(size);
+    cr_assert_not_null(a);
+    memset(a, 3, size);
+    hy_mpi_buf_free(a); /* kept, under the default budget */
+    hy_mpi_buf_keep(0);
+    char *b = hy_mpi_buf_alloc(size);
+    cr_assert_not_null(b);
+    cr_assert(!holds(b, size, 3), "the kept buffer outlived a budget of 0");
+    memset(b, 4, size);
+    hy_mpi_buf_free(b); /* a budget of 0 keeps none */
+    char *c = hy_mpi_buf_alloc(size);
+    cr_assert_not_null(c);
+    cr_assert(!holds(c, size, 4), "a buffer was kept under a budget of 0");
+    hy_mpi_buf_free(c);
+}
+
+Test(mpi_buf, a_span_across_hundreds_of_ranks_finds_its_buffers_kept)
+{
+    /* A slice's buckets are a buffer per rank: 200 of 1 MiB, within the default budget,
+     * are all kept and all handed out again. */
+    enum { N = 200 };
+    static char *p[N], *q[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = hy_mpi_buf_alloc(MIB);
+        cr_assert_not_null(p[i]);
+        memset(p[i], i % 120 + 1, MIB);
+    }
+    for (int i = 0; i < N; i++)
+        hy_mpi_buf_free(p[i]);
+    int kept = 0;
+    for (int i = 0; i < N; i++) {
+        q[i] = hy_mpi_buf_alloc(MIB);
+        cr_assert_not_null(q[i]);
+        kept += q[i][0] != 0 && holds(q[i], MIB, q[i][0]);
+    }
+    cr_assert_eq(kept, N, "kept %d of %d buffers", kept, N);
+    for (int i = 0; i < N; i++)
+        hy_mpi_buf_free(q[i]);
+}

@@ -8,11 +8,12 @@ Times the whole command `hybridctl sort --input IN --output OUT` from outside, f
 start to exit (the client reads the file, the daemon sorts, the client writes the answer):
 one untimed warm-up with --check (exit 1 if the daemon's result is out of order), then N
 timed runs (default 3). Each run's --json answer gives the daemon's own sort time, reported
-beside it. Then the floor under any file-to-file sort: reading IN into memory and writing
-those bytes to OUT, through the page cache and without fsync as numpy does, timed the same
-way (hybridctl does fsync its output, which is replaced atomically; its writeback starts while
-it writes, so the fsync adds a few ms). bench/lesson/lesson.py --e2e-input times numpy's side
-of the same file.
+beside it. In turns with those runs, the floor under any file-to-file sort: reading IN into
+memory and writing those bytes to OUT, through the page cache and without fsync as numpy
+does, by a Python process of its own per run, timed inside it (hybridctl does fsync its
+output, which is replaced atomically; its writeback starts while it writes, so the fsync
+adds a few ms). bench/lesson/lesson.py --e2e-input times numpy's side of the same file, also
+a fresh process per run.
 
 With --hybridd PATH it starts that daemon on a socket of its own (built-in defaults, stopped
 at the end) and first times the first job after start, before the warm-up: issue 16 asks for
@@ -53,14 +54,28 @@ def run_hybridctl(cmd):
         raise SystemExit("e2e-time: %s printed no JSON: %s" % (" ".join(cmd), e))
 
 
+# The floor: the file's bytes read into memory and written out again, by a process of its
+# own timed inside it, as numpy's side is (bench/lesson/lesson.py FILE_TO_FILE): a
+# long-lived loop would reuse the pages its last run freed, which no command run from a
+# shell does, and on this VM first writes to new pages can cost several times more.
+READ_WRITE = """
+import sys, time
+t0 = time.perf_counter()
+with open(sys.argv[1], "rb") as f:
+    data = f.read()
+with open(sys.argv[2], "wb") as f:
+    f.write(data)
+print(time.perf_counter() - t0)
+"""
+
+
 def read_write(inp, out):
-    """The floor: the file's bytes read into memory and written out again."""
-    t0 = time.perf_counter()
-    with open(inp, "rb") as f:
-        data = f.read()
-    with open(out, "wb") as f:
-        f.write(data)
-    return time.perf_counter() - t0
+    """One run of the floor: its time in seconds."""
+    p = subprocess.run([sys.executable, "-c", READ_WRITE, inp, out], capture_output=True,
+                       text=True, check=False)
+    if p.returncode != 0:
+        raise SystemExit("e2e-time: the read-and-write floor failed: " + p.stderr.strip())
+    return float(p.stdout)
 
 
 def start_daemon(hybridd, hybridctl):
@@ -136,14 +151,15 @@ def measure(a, sock, fresh):
     if first.get("checked") is not True:
         raise SystemExit("e2e-time: hybridctl --check did not confirm the order: %s"
                          % first.get("checked"))
-    walls, sorts = [], []
+    read_write(a.input, a.output)                 # warm-up, as for the command
+    # In turns, so that both see the machine as it is at that moment.
+    walls, sorts, floor = [], [], []
     for _ in range(a.repeat):
         wall, ans = run_hybridctl(cmd)
         walls.append(wall)
         sorts.append(ans["median_ns"] / 1e9)
+        floor.append(read_write(a.input, a.output))
     n = first["n"]
-    read_write(a.input, a.output)                 # warm-up, as for the command
-    floor = [read_write(a.input, a.output) for _ in range(a.repeat)]
     # The first job's own sort time beside its wall time tells a daemon that is slow to start
     # its first sort (fresh scratch pages) from a client that is slow on its first run.
     extra = {} if cold is None else {"first_job_ns": cold * 1e9,

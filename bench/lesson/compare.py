@@ -362,7 +362,7 @@ def e2e_rows(docs):
             else:
                 row = {"source": "reference", "name": "read-write", "threads": 1,
                        "label": "reference: the file read and written once",
-                       "note": "the floor under any file-to-file sort"}
+                       "note": "the floor under any file-to-file sort; a process of its own per run"}
             row.update({"ref": False, "copies": 1, "n": d["n"], "round": d["_round"],
                         "time_s": r["median_ns"] / 1e9, "throughput": r["throughput"]})
             out.append((key, row))

@@ -199,8 +199,9 @@ sort_pair() {
 }
 
 # e2e_pair ROUND_DIR: a file sorted into a file, numpy's way (np.save(np.sort(np.load())),
-# timed inside Python), then hybridctl's (sort --input --output, timed from outside), with
-# the floor under both: the file read and written once (issue 16's end-to-end targets).
+# a fresh interpreter per run, timed inside it), then hybridctl's (sort --input --output,
+# timed from outside), with the floor under both, in turns with hybridctl: the file read and
+# written once by a process of its own (issue 16's end-to-end targets).
 e2e_pair() {
   local rd=$1 npy=$dir/sort-f64.npy
   [[ -f $npy ]] || return 0   # sort_pair has said so

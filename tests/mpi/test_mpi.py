@@ -736,6 +736,20 @@ class SortAcross:
         with open(self.path("f64-files-ref.npy"), "rb") as f:
             self.assertTrue(f.read()[-len(data):] == data)
 
+    def test_spans_past_a_mebibyte_reuse_the_kept_buffers(self):
+        # Buckets, bucket ids, slices and received parts of 1 MiB and more are kept after a
+        # span and handed to the next (limits.span_keep_bytes): a span that reuses them must
+        # leave nothing of the last one's keys. Other data, dtypes and sizes one after
+        # another, each one daemon's bytes, through the memfd and through .npy paths.
+        for seed, dtype in ((3, "f64"), (4, "f64"), (5, "u32")):
+            with self.subTest(seed=seed, dtype=dtype):
+                self.both(["-n", "1500007", "--dtype", dtype, "--dist", "normal",
+                           "--seed", str(seed), "--backend", "native"],
+                          "kept-%s-%d" % (dtype, seed))
+        for k, n in enumerate((700001, 650003)):
+            with self.subTest(files=k):
+                self.files_case("kept-files-%d" % k, "u64", os.urandom(8 * n))
+
     def test_npy_paths_equal_few_unique_and_sorted(self):
         rnd = random.Random(9)
         cases = [("files-equal", "f64", struct.pack("<d", -0.0) * 20011),
@@ -977,6 +991,32 @@ class SpansKeptOutOfHistory(unittest.TestCase):
         finally:
             w.stop()
             w.close()
+
+
+class SpanMemoryNotKept(unittest.TestCase):
+    """limits.span_keep_bytes = 0: every span's buffers are new and given back after it."""
+
+    def test_a_world_that_keeps_no_span_memory_sorts_the_same(self):
+        conf = CONF.replace("job_timeout_s = 60L;", "job_timeout_s = 60L; span_keep_bytes = 0L;")
+        w, plain = World(3, confs=[conf] * 3), Plain()
+        tmp = tempfile.TemporaryDirectory(prefix="hybridd-mpi-nokeep-")
+        try:
+            for seed in (3, 4):
+                args = ["sort", "-n", "1500007", "--dtype", "f64", "--dist", "normal",
+                        "--seed", str(seed), "--raw", "--output"]
+                ref, out = (os.path.join(tmp.name, "%s-%d" % (t, seed)) for t in ("ref", "out"))
+                p = plain.ctl(*args, ref)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                got = json.loads(w.ctl(1, *args, out, "--ranks", "all", "--check").stdout)
+                self.assertEqual(got["ranks"], 3)
+                self.assertIs(got["checked"], True)
+                with open(ref, "rb") as f, open(out, "rb") as g:
+                    self.assertTrue(f.read() == g.read(), "the span's bytes differ")
+            w.stop()
+        finally:
+            w.close()
+            plain.close()
+            tmp.cleanup()
 
 
 class SortAcross2(SortAcross, unittest.TestCase):

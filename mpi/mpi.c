@@ -188,9 +188,10 @@ struct hy_mpi {
  * live for one span. Fresh from malloc, each 4 KiB of them faults on its first write: 3-4 ns
  * a key of the partition's 6-7 (bench/partition-bench, span/fresh against span). So blocks
  * of KEEP_MIN and up are kept when given back, up to the budget (limits.span_keep_bytes,
- * hy_mpi_buf_keep; HY_KEEP_BYTES until set), and handed to the next span. A kept block is known by its address, so hy_mpi_buf_free takes any pointer
- * from malloc too (it frees what it did not hand out): the MPI thread frees every buffer it
- * was given to send through it, whoever allocated it. (Huge pages instead were tried: the
+ * hy_mpi_buf_keep; HY_KEEP_BYTES until set), and handed to the next span. A kept block is
+ * known by its address, so hy_mpi_buf_free takes any pointer from malloc too (it frees what
+ * it did not hand out): the MPI thread frees every buffer it was given to send through it,
+ * whoever allocated it. (Huge pages instead were tried: the
  * kernel's compaction stalled the spans, docs/scale-out.md.) */
 #define KEEP_MIN ((size_t)1 << 20)
 /* A span has a buffer per rank (the buckets of a slice, the parts received) and a few more,
@@ -208,10 +209,10 @@ static struct {
     } slot[KEEP_SLOTS];
 } keep = {.mu = PTHREAD_MUTEX_INITIALIZER, .budget = HY_KEEP_BYTES};
 
-/* Frees idle blocks until idle fits the budget. Caller holds keep.mu. */
-static void keep_trim(void)
+/* Frees idle blocks until at most `limit` bytes stay kept. Caller holds keep.mu. */
+static void keep_trim(size_t limit)
 {
-    for (int i = 0; i < KEEP_SLOTS && keep.idle > keep.budget; i++)
+    for (int i = 0; i < KEEP_SLOTS && keep.idle > limit; i++)
         if (keep.slot[i].p && !keep.slot[i].out) {
             free(keep.slot[i].p);
             keep.idle -= keep.slot[i].cap;
@@ -223,7 +224,7 @@ void hy_mpi_buf_keep(size_t budget)
 {
     pthread_mutex_lock(&keep.mu);
     keep.budget = budget;
-    keep_trim();
+    keep_trim(budget);
     pthread_mutex_unlock(&keep.mu);
 }
 
@@ -284,10 +285,7 @@ void hy_mpi_buf_free(void *p)
 static void keep_drop(void)
 {
     pthread_mutex_lock(&keep.mu);
-    size_t budget = keep.budget;
-    keep.budget = 0;
-    keep_trim();
-    keep.budget = budget;
+    keep_trim(0);
     pthread_mutex_unlock(&keep.mu);
 }
 

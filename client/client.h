@@ -133,6 +133,23 @@ int hc_output_check(const char *path, const char *what, hy_error *err);
  * above otherwise. output.c's opening comment is the full contract. */
 int hc_output_write(const char *path, const char *what, const hc_chunk *chunks,
                     size_t nchunks, hy_error *err);
+/* An atomic write's two halves, for bytes that someone else writes through the fd (the
+ * daemon, for a sort whose array travels as the files' fds). hc_output_begin decides as
+ * hc_output_write does; where that would replace the path atomically, it creates the
+ * temporary file (mode and owner as hc_output_write gives them, open read-write) and sets
+ * o->fd; where the path is written some other way (standard output, a FIFO, a device, in
+ * place), o->fd is -1 and the caller writes with hc_output_write. Refusals as there.
+ * hc_output_commit fsyncs, closes and renames it over the target (a failure: the sentence,
+ * and the temporary file removed); hc_output_abandon closes and removes it. */
+typedef struct hc_pending {
+    int fd; /* the temporary file; -1: none */
+    const char *path, *what;
+    char *tmp, *dir, *target;
+    bool unnamed; /* O_TMPFILE: no name until committed, nothing to remove */
+} hc_pending;
+int hc_output_begin(const char *path, const char *what, hc_pending *o, hy_error *err);
+int hc_output_commit(hc_pending *o, hy_error *err);
+void hc_output_abandon(hc_pending *o);
 
 /* ---- reports: report.c ---- */
 

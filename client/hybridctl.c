@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <math.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -100,8 +102,13 @@ static void error_document(int exit_code)
     fflush(stdout);
 }
 
+/* An output file the daemon is writing (a sort whose array travels as fds): whatever ends
+ * hybridctl early removes its temporary file, so a failed job leaves nothing behind. */
+static hc_pending g_pending = {.fd = -1};
+
 static _Noreturn void die(int exit_code)
 {
+    hc_output_abandon(&g_pending);
     error_document(exit_code);
     exit(exit_code);
 }
@@ -811,7 +818,8 @@ static void conn_open(conn *c, const char *path)
     if (!c->m)
         fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
     hy_msg_hello h = {.min_version = HY_IPC_VERSION, .max_version = HY_IPC_VERSION,
-                      .features = HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS | HY_FEATURE_KEEP_MAP,
+                      .features = HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS | HY_FEATURE_KEEP_MAP |
+                                  HY_FEATURE_FILE_FDS,
                       .name = {"hybridctl", 9}};
     rc = hy_client_hello(c->cl, &h, 30000, &c->in, &err);
     if (rc == HY_EPROTO && c->in && c->in->type != HY_MSG_WELCOME)
@@ -1871,15 +1879,117 @@ static int cmd_sort_files(conn *c, const struct jobopts *o)
     return finish_output(rc);
 }
 
+/* Whether a sort can hand the daemon its input file and its output's temporary file (array
+ * fds): both are files on disk, the daemon offers it, and the job runs on one daemon. Then the
+ * daemon reads the input into memory it keeps between jobs and writes the output itself: no
+ * memfd is filled, mapped and freed, which halves the fresh pages a file-to-file sort
+ * touches (docs/benchmarks.md). */
+static bool on_fuse(int fd)
+{
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 && fs.f_type == FUSE_SUPER_MAGIC;
+}
+
+static bool fds_mode(const conn *c, const struct jobopts *o)
+{
+    struct stat st;
+    struct statfs fs;
+    /* The daemon refuses files on FUSE (ipc/filefd.c); those go the memfd way. */
+    return (c->welcome.features & HY_FEATURE_FILE_FDS) && o->input && o->output &&
+           o->ranks <= 1 && !is_stdio(o->input) && !is_stdio(o->output) &&
+           stat(o->input, &st) == 0 && S_ISREG(st.st_mode) && statfs(o->input, &fs) == 0 &&
+           fs.f_type != FUSE_SUPER_MAGIC;
+}
+
+/* A sort in fds mode, or 1 where the output is not written through a temporary file (a FIFO,
+ * a device, a file replaced in place) or is on FUSE: the memfd way serves those. */
+static int cmd_sort_fds(conn *c, const struct jobopts *o)
+{
+    hy_error err = {0};
+    if (hc_output_begin(o->output, NULL, &g_pending, &err))
+        fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
+    if (g_pending.fd >= 0 && on_fuse(g_pending.fd))
+        hc_output_abandon(&g_pending);
+    if (g_pending.fd < 0)
+        return 1;
+    hc_input in = {.fd = -1};
+    uint64_t max_elems = c->welcome.max_sort_elements;
+    open_input_file(o, max_elems, &in);
+    if (in.n > max_elems)
+        fail(HC_EXIT_JOB, HY_ELIMIT, NULL, "%zu elements are above the daemon's limit of %" PRIu64,
+             in.n, max_elems);
+    /* The header first: the file's position is then where the daemon writes the array. */
+    char header[256];
+    size_t header_len = o->raw ? 0 : hy_npy_header(in.dtype, in.n, header, sizeof header);
+    if (!o->raw && header_len == 0)
+        fail(HC_EXIT_JOB, HY_EINTERNAL, NULL, "the .npy header of %zu elements does not fit",
+             in.n);
+    for (size_t done = 0; done < header_len;) {
+        ssize_t w = write(g_pending.fd, header + done, header_len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            fail(HC_EXIT_INPUT, HY_ESYS, NULL, "cannot write %s: write: %s", o->output,
+                 w < 0 ? strerror(errno) : "nothing written");
+        done += (size_t)w;
+    }
+    hy_msg *m = c->m;
+    memset(m, 0, sizeof *m);
+    m->type = HY_MSG_SUBMIT;
+    m->u.submit.job = HY_JOB_SORT;
+    fill_submit(&m->u.submit, o);
+    m->u.submit.n = in.n;
+    m->u.submit.dtype = (uint16_t)in.dtype;
+    m->u.submit.array = HY_ARRAY_FDS;
+    struct job_out *out = malloc(sizeof *out);
+    if (!out)
+        fail(HC_EXIT_JOB, HY_ENOMEM, NULL, "out of memory");
+    int fds[2] = {in.fd, g_pending.fd};
+    run_job(c, m, fds, 2, out);
+    hc_input_close(&in);
+    int checked = -1;
+    size_t bad = 0, bytes = in.n * hy_dtype_size(in.dtype);
+    if (o->check) { /* read back from the file the daemon wrote, as a user would */
+        void *map = bytes ? mmap(NULL, header_len + bytes, PROT_READ, MAP_SHARED,
+                                 g_pending.fd, 0) : NULL;
+        if (map == MAP_FAILED) {
+            free(out);
+            fail(HC_EXIT_INPUT, HY_ESYS, NULL, "--check: mapping %s: %s", o->output,
+                 strerror(errno));
+        }
+        checked = hc_is_sorted(map ? (char *)map + header_len : NULL, in.dtype, in.n, &bad);
+        if (map)
+            munmap(map, header_len + bytes);
+    }
+    if (hc_output_commit(&g_pending, &err)) {
+        free(out);
+        fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
+    }
+    device_name dname;
+    hc_sort_report r = {.dtype = in.dtype, .source = o->input, .output = o->output,
+                        .checked = checked, .row = &out->rows[0],
+                        .device_name = opencl_device_name(c, out, dname), .ranks = out->ranks,
+                        .nranks = out->nranks};
+    int rc = hc_print_sort(stdout, &r, o->csv ? HC_CSV : g_fmt) ? HC_EXIT_JOB : 0;
+    if (checked == 0) {
+        say("%s came back out of order at index %zu", o->output, bad);
+        rc = rc ? rc : HC_EXIT_JOB;
+    }
+    free(out);
+    return finish_output(rc);
+}
+
 static int cmd_sort(conn *c, const struct cmdline *l)
 {
     struct jobopts o = l->o;
     struct memfd_array ma;
     device_name dname;
+    int rc;
     if (files_mode(&o))
         return cmd_sort_files(c, &o);
-    int rc = load_array(&o, c->welcome.max_sort_elements, &ma);
-    if (rc)
+    if (fds_mode(c, &o) && (rc = cmd_sort_fds(c, &o)) != 1)
+        return rc;
+    if ((rc = load_array(&o, c->welcome.max_sort_elements, &ma)))
         return rc;
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);

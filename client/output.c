@@ -336,72 +336,135 @@ static void sync_dir(const char *dir)
     }
 }
 
-static int write_atomic(const char *path, const char *what, const plan *p,
-                        const hc_chunk *chunks, size_t nchunks, hy_error *err)
+/* A temporary file beside p's target, given the mode and owner the final file is to have:
+ * the first half of an atomic write (hc_output_begin). */
+static int begin_atomic(const char *path, const char *what, const plan *p, hc_pending *o,
+                        hy_error *err)
 {
+    *o = (hc_pending){.fd = -1, .path = path, .what = what};
     char *dir = dup_dirname(p->target);
     const char *base = strrchr(p->target, '/');
     base = base ? base + 1 : p->target;
     size_t cap = (dir ? strlen(dir) : 0) + TMP_BASE_MAX + 16;
     char *tmp = dir ? malloc(cap) : NULL;
-    if (!tmp) {
+    char *target = tmp ? strdup(p->target) : NULL;
+    if (!target) {
+        free(tmp);
         free(dir);
         return hy_error_set(err, HY_ENOMEM, "cannot write " NAME_FMT ": out of memory",
                             NAME_ARGS(what, path));
     }
     /* Hidden, beside the target: the rename stays in one file system and directory. */
     snprintf(tmp, cap, "%s/.%.*s.XXXXXX", dir, TMP_BASE_MAX, base);
-    int rc = 0;
-    int fd = mkostemp(tmp, O_CLOEXEC);
+    /* Nameless until committed where the file system allows it: a job can run for minutes
+     * while the daemon writes this file (array fds), and a hybridctl killed meanwhile then
+     * leaves nothing behind. Read-write either way. */
+    bool unnamed = true;
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
-        rc = hy_error_set(err, HY_ESYS, "cannot write " NAME_FMT ": creating a temporary file "
-                          "in %s: %s", NAME_ARGS(what, path), dir, strerror(errno));
+        unnamed = false;
+        fd = mkostemp(tmp, O_CLOEXEC);
+    }
+    if (fd < 0) {
+        int rc = hy_error_set(err, HY_ESYS, "cannot write " NAME_FMT ": creating a temporary "
+                              "file in %s: %s", NAME_ARGS(what, path), dir, strerror(errno));
+        free(target);
         free(tmp);
         free(dir);
         return rc;
     }
-    const char *step;
+    *o = (hc_pending){.fd = fd, .path = path, .what = what, .tmp = tmp, .dir = dir,
+                      .target = target, .unnamed = unnamed};
+    const char *step = NULL;
     /* chown first: it clears set-id bits that fchmod then puts back. */
-    if (p->exists && fchown(fd, p->st.st_uid, p->st.st_gid) != 0) {
+    if (p->exists && fchown(fd, p->st.st_uid, p->st.st_gid) != 0)
         step = "giving the new file the old one's owner";
-        goto fail;
-    }
-    if (fchmod(fd, p->exists ? p->st.st_mode & 07777 : default_file_mode()) != 0) {
+    else if (fchmod(fd, p->exists ? p->st.st_mode & 07777 : default_file_mode()) != 0)
         step = "fchmod";
-        goto fail;
-    }
-    if (write_chunks(fd, chunks, nchunks, true) != 0) {
-        step = "write";
-        goto fail;
-    }
-    if (fsync(fd) != 0) {
-        step = "fsync";
-        goto fail;
-    }
-    int cfd = fd;
-    fd = -1;
-    if (close(cfd) != 0) {
-        step = "close";
-        goto fail;
-    }
-    if (rename(tmp, p->target) != 0) {
-        step = "rename";
-        goto fail;
-    }
-    sync_dir(dir);
-    free(tmp);
-    free(dir);
-    return 0;
-
-fail:
-    rc = hy_error_set(err, HY_ESYS, "cannot write " NAME_FMT ": %s: %s", NAME_ARGS(what, path),
-                      step, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    free(dir);
+    if (!step)
+        return 0;
+    int rc = hy_error_set(err, HY_ESYS, "cannot write " NAME_FMT ": %s: %s",
+                          NAME_ARGS(what, path), step, strerror(errno));
+    hc_output_abandon(o);
     return rc;
+}
+
+/* An unnamed file gets the temporary name now, to be renamed over the target: linkat cannot
+ * replace a name. Through /proc, as AT_EMPTY_PATH needs a capability; where /proc is not
+ * mounted the link fails and so does the write, with its sentence. */
+static int name_unnamed(hc_pending *o)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", o->fd);
+    for (int tries = 0; tries < 100; tries++) {
+        char *x = o->tmp + strlen(o->tmp) - 6; /* the XXXXXX, made unique by hand */
+        static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        uint64_t r = hy_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)tries * 0x9e3779b97f4a7c15u;
+        for (int i = 0; i < 6; i++, r /= 62)
+            x[i] = set[r % 62];
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0) {
+            o->unnamed = false;
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
+int hc_output_commit(hc_pending *o, hy_error *err)
+{
+    const char *step = NULL;
+    if (fsync(o->fd) != 0)
+        step = "fsync";
+    else if (o->unnamed && name_unnamed(o) != 0)
+        step = "linking the new file into its directory";
+    int cfd = o->fd;
+    o->fd = -1;
+    if (close(cfd) != 0 && !step)
+        step = "close";
+    if (!step && rename(o->tmp, o->target) != 0)
+        step = "rename";
+    if (step) {
+        int rc = hy_error_set(err, HY_ESYS, "cannot write " NAME_FMT ": %s: %s",
+                              NAME_ARGS(o->what, o->path), step, strerror(errno));
+        hc_output_abandon(o);
+        return rc;
+    }
+    sync_dir(o->dir);
+    free(o->tmp);
+    free(o->dir);
+    free(o->target);
+    *o = (hc_pending){.fd = -1};
+    return 0;
+}
+
+void hc_output_abandon(hc_pending *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    if (o->tmp && !o->unnamed)
+        unlink(o->tmp);
+    free(o->tmp);
+    free(o->dir);
+    free(o->target);
+    *o = (hc_pending){.fd = -1};
+}
+
+static int write_atomic(const char *path, const char *what, const plan *p,
+                        const hc_chunk *chunks, size_t nchunks, hy_error *err)
+{
+    hc_pending o;
+    int rc = begin_atomic(path, what, p, &o, err);
+    if (rc)
+        return rc;
+    if (write_chunks(o.fd, chunks, nchunks, true) != 0) {
+        rc = hy_error_set(err, HY_ESYS, "cannot write " NAME_FMT ": write: %s",
+                          NAME_ARGS(what, path), strerror(errno));
+        hc_output_abandon(&o);
+        return rc;
+    }
+    return hc_output_commit(&o, err);
 }
 
 /* In place and through: open the existing thing and write. */
@@ -451,6 +514,21 @@ int hc_output_write(const char *path, const char *what, const hc_chunk *chunks,
         return rc;
     rc = p.how == HOW_ATOMIC ? write_atomic(path, what, &p, chunks, nchunks, err)
                              : write_open(path, what, &p, chunks, nchunks, err);
+    plan_free(&p);
+    return rc;
+}
+
+int hc_output_begin(const char *path, const char *what, hc_pending *o, hy_error *err)
+{
+    *o = (hc_pending){.fd = -1};
+    if (strcmp(path, HC_STDOUT_PATH) == 0)
+        return 0;
+    plan p;
+    int rc = make_plan(path, what, &p, err);
+    if (rc)
+        return rc;
+    if (p.how == HOW_ATOMIC)
+        rc = begin_atomic(path, what, &p, o, err);
     plan_free(&p);
     return rc;
 }

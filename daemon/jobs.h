@@ -52,6 +52,10 @@ typedef struct hy_job {
      * so neither mapping gigabytes nor tearing them down ever stalls the event loop. */
     int array_fd;             /* -1: none; kept open while mapped (process/shm shares it) */
     bool array_mapped;        /* array is the memfd's mapping: munmap rather than free */
+    /* An fds array (HY_ARRAY_FDS): the client's files, read into the executor's own buffer
+     * when the job starts (array then borrows it) and written from it when it ends. */
+    hy_file_array files;
+    bool array_borrowed;      /* array is the executor's buffer: neither freed nor unmapped */
     /* The memfd's identity (owner, dev, ino), set by the server when the client allows its
      * mapping to be kept (hy_job_allow_keep); addr and bytes are the executor's. */
     hy_mapping map;

@@ -72,6 +72,10 @@ int hy_ranks_resolve(const hy_backend_env *env, hy_job_spec *s, hy_error *err)
                             "locked or opencl, not %s", hy_backend_name(s->backend));
     if (want <= 1)
         return 0;
+    if (s->array == HY_ARRAY_FDS)
+        return hy_error_set(err, HY_EINVAL, "ranks %u: a sort of the client's file fds runs "
+                            "on this daemon alone; across ranks, name the .npy paths (array "
+                            "files) or send a memfd", want);
     if (!env->e.mpi)
         return hy_error_set(err, HY_EINVAL, "ranks %u: this daemon is not running under MPI "
                             "(hybridd --mpi under mpirun), so a job runs on it alone (ranks 0 "

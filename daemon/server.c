@@ -393,6 +393,9 @@ static int check_room(const struct server *s, const struct hy_client *c,
     if (sp->array == HY_ARRAY_MEMFD && !(c->features & HY_FEATURE_MEMFD))
         return hy_error_set(err, HY_EPROTO, "a memfd array needs feature MEMFD, which this "
                             "connection's HELLO did not ask for");
+    if (sp->array == HY_ARRAY_FDS && !(c->features & HY_FEATURE_FILE_FDS))
+        return hy_error_set(err, HY_EPROTO, "an fds array needs feature FILE_FDS, which this "
+                            "connection's HELLO did not ask for");
     if (c->njobs >= s->cfg.max_jobs_per_client)
         return hy_error_set(err, HY_EBUSY, "this connection already has %u jobs queued or "
                             "running (limits.jobs_per_client); wait for one to finish",
@@ -403,8 +406,9 @@ static int check_room(const struct server *s, const struct hy_client *c,
     return 0;
 }
 
-/* The job's array: a memfd is checked now (an answer at once) and mapped by the executor when
- * the job starts; an inline one is copied out of the frame, which is reused. */
+/* The job's array: a memfd, or a pair of files, is checked now (an answer at once) and mapped,
+ * or read, by the executor when the job starts; an inline one is copied out of the frame,
+ * which is reused. */
 static int take_array(hy_job *j, const hy_frame *f, const hy_msg_submit *m, int *fds_taken,
                       hy_error *err)
 {
@@ -419,6 +423,13 @@ static int take_array(hy_job *j, const hy_frame *f, const hy_msg_submit *m, int 
         j->array_fd = f->fds[0];
         *fds_taken = 1;
         return 0;
+    }
+    if (sp->array == HY_ARRAY_FDS) {
+        /* Taken even when refused: hy_job_free closes them with the job. */
+        *fds_taken = 2;
+        j->files.in = f->fds[0];
+        j->files.out = f->fds[1];
+        return hy_file_array_check(f->fds[0], f->fds[1], sp->array_bytes, &j->files, err);
     }
     HY_ASSERT(sp->array == HY_ARRAY_INLINE && m->inline_bytes == sp->array_bytes);
     if (sp->array_bytes == 0)
@@ -485,6 +496,7 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         return;
     }
     j->array_fd = -1;
+    j->files.in = j->files.out = -1;
     j->request = req;
     j->spec = spec;
     const hy_job_spec *sp = &j->spec;
@@ -988,7 +1000,8 @@ static void on_hello(struct server *s, struct hy_client *c, const hy_msg *m)
         return;
     }
     c->hello = true;
-    c->features = h->features & (HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS | HY_FEATURE_KEEP_MAP);
+    c->features = h->features & (HY_FEATURE_MEMFD | HY_FEATURE_PROGRESS | HY_FEATURE_KEEP_MAP |
+                                 HY_FEATURE_FILE_FDS);
     snprintf(c->name, sizeof c->name, "%.*s", (int)h->name.len, h->name.p);
     for (char *p = c->name; *p; p++) /* a name is for the log: keep it one printable line */
         if ((unsigned char)*p < 0x20 || *p == 0x7f)

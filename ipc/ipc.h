@@ -148,6 +148,29 @@ int hy_memfd_check(int fd, size_t need, size_t *size, hy_error *err);
 int hy_memfd_map(int fd, size_t bytes, void **map, hy_error *err);
 void hy_memfd_unmap(void *map, size_t bytes);
 
+/* ---- arrays in the client's own files (array FDS) ---- */
+
+/* The two fds of an array FDS and where the array starts in each: the fd's file position
+ * when it was checked (the client leaves each at its data: past a .npy header). */
+typedef struct hy_file_array {
+    int in, out;
+    uint64_t in_off, out_off;
+} hy_file_array;
+/* Checks a received pair for a `need`-byte array: both regular files not on FUSE (nothing a
+ * client's own process serves, which could stall the reader), `in` open for reading and
+ * holding `need` bytes from its position, `out` open for writing and not O_APPEND. Sets *fa
+ * (positions read, not moved). HY_EINVAL with a sentence naming the fd and the problem. */
+int hy_file_array_check(int in, int out, size_t need, hy_file_array *fa, hy_error *err);
+/* Reads `bytes` from the input at its position into buf, in steps; between them a non-zero
+ * stop(ctx) ends it with HY_ECANCELED. A file cut short since the check: HY_EINVAL; a failed
+ * read: HY_ESYS. Neither moves the fds' positions. */
+int hy_file_array_read(const hy_file_array *fa, void *buf, size_t bytes,
+                       int (*stop)(void *), void *ctx, hy_error *err);
+/* Writes `bytes` at the output's position, in steps, starting each step's writeback (so the
+ * client's fsync waits for the last one only); stop and errors as for the read. */
+int hy_file_array_write(const hy_file_array *fa, const void *buf, size_t bytes,
+                        int (*stop)(void *), void *ctx, hy_error *err);
+
 /* ---- messages ----
  *
  * The structs below are what the codec fills and reads; they say what a field means, not
@@ -169,6 +192,9 @@ enum hy_array_place {
     /* two .npy paths follow the SUBMIT (hybridd --mpi only): the daemon reads the input and
      * writes the sorted output itself, with MPI-IO (docs/mpi.md) */
     HY_ARRAY_FILES = 3,
+    /* the frame's two fds, the client's input file and output file, each positioned at the
+     * array: the daemon reads the elements and writes the sorted ones itself */
+    HY_ARRAY_FDS = 4,
 };
 
 /* HELLO features and WELCOME features (the intersection). */
@@ -177,6 +203,8 @@ enum hy_array_place {
 /* The daemon may keep a memfd's mapping after a job for the connection's next job on the same
  * memfd (docs/protocol.md, Arrays) rather than unmapping it before the answer. */
 #define HY_FEATURE_KEEP_MAP 0x4u
+/* Arrays may travel as an input file's and an output file's fds (HY_ARRAY_FDS). */
+#define HY_FEATURE_FILE_FDS 0x8u
 
 #define HY_IPC_NAME_MAX 64u      /* client and server names */
 #define HY_IPC_MESSAGE_MAX 1024u /* ERROR sentences */

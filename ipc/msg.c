@@ -1023,10 +1023,9 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
     if (!sort && x->array != HY_ARRAY_NONE)
         return hy_error_set(err, HY_EINVAL, "SUBMIT array %u on a pi job (it takes none, 0)",
                             x->array);
-    if (sort && x->array != HY_ARRAY_INLINE && x->array != HY_ARRAY_MEMFD &&
-        x->array != HY_ARRAY_FILES)
+    if (sort && (x->array < HY_ARRAY_INLINE || x->array > HY_ARRAY_FDS))
         return hy_error_set(err, HY_EINVAL, "SUBMIT array %u on a sort job is not inline (1), "
-                            "memfd (2) or files (3)", x->array);
+                            "memfd (2), files (3) or fds (4)", x->array);
     if (x->array == HY_ARRAY_FILES && (compare || x->input_len == 0 || x->output_len == 0))
         return hy_error_set(err, HY_EINVAL, "SUBMIT array files takes a single sort (job 2) "
                             "with an input and an output path (input_len %u, output_len %u)",
@@ -1034,11 +1033,13 @@ static int check_submit(const void *v, const hy_frame *f, hy_error *err)
     if (x->array != HY_ARRAY_FILES && (x->input_len || x->output_len))
         return hy_error_set(err, HY_EINVAL, "SUBMIT input_len %u, output_len %u: paths go "
                             "only with array files (3)", x->input_len, x->output_len);
-    if (x->array == HY_ARRAY_MEMFD && f->nfds != 1)
-        return hy_error_set(err, HY_EPROTO, "SUBMIT array memfd came with %u fds instead of 1",
-                            f->nfds);
-    if (x->array != HY_ARRAY_MEMFD && f->nfds != 0)
-        return hy_error_set(err, HY_EPROTO, "SUBMIT array %u came with %u fds; only a memfd "
-                            "array takes one", x->array, f->nfds);
+    if (x->array == HY_ARRAY_FDS && compare)
+        return hy_error_set(err, HY_EINVAL, "SUBMIT array fds takes a single sort (job 2): a "
+                            "compare writes no output");
+    unsigned want = x->array == HY_ARRAY_MEMFD ? 1 : x->array == HY_ARRAY_FDS ? 2 : 0;
+    if (f->nfds != want)
+        return hy_error_set(err, HY_EPROTO, "SUBMIT array %u came with %u fds; it takes %u "
+                            "(a memfd array one, an fds array two: input, output)", x->array,
+                            f->nfds, want);
     return 0;
 }

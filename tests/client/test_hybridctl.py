@@ -608,6 +608,52 @@ class TestSort(Case):
                 with open(inp, "rb") as f:
                     self.assertEqual(f.read()[-len(payload):], payload)
 
+    def test_file_to_file_through_the_files_own_fds(self):
+        """A sort from a file to a file hands the daemon the input's fd and the temporary
+        output's (array fds): the file replaced keeps its mode, a link is followed, a FIFO is
+        still written through, and no temporary file is left, also when the job is refused
+        after the temporary file was made."""
+        rng = random.Random(31)
+        inp = path("fd-in.npy")
+        payload = write_npy(inp, "f64", random_values("f64", 30000, rng))
+        out = path("fd-out.npy")
+        with open(out, "wb") as f:
+            f.write(b"old")
+        os.chmod(out, 0o640)
+        self.run_ok("sort", "--input", inp, "--output", out, "--check")
+        self.assertEqual(os.stat(out).st_mode & 0o7777, 0o640)
+        self.check_sorted_file(out, "f64", 30000, payload)
+        link = path("fd-link.npy")
+        os.symlink(os.path.basename(out), link)
+        raw = path("fd-in.u16be")  # any name: --dtype makes it raw values
+        vals = random_values("u32", 5000, rng)
+        rawload = struct.pack("<%dI" % len(vals), *vals)
+        with open(raw, "wb") as f:
+            f.write(rawload)
+        self.run_ok("sort", "--input", raw, "--dtype", "u32", "--output", link, "--check")
+        self.assertTrue(stat_is(os.lstat(link), "lnk"), "the link was replaced by a file")
+        self.check_sorted_file(out, "u32", 5000, rawload)
+        self.assertEqual(os.stat(out).st_mode & 0o7777, 0o640)
+        fifo = path("fd-out.fifo")
+        os.mkfifo(fifo)
+        got = []
+        def reader():
+            with open(fifo, "rb") as f:
+                got.append(f.read())
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        self.run_ok("sort", "--input", inp, "--output", fifo)
+        t.join(10)
+        self.assertEqual(len(got), 1)
+        self.assertEqual(len(got[0]), 128 + len(payload))
+        self.assert_sorted_permutation("f64", payload, got[0][128:])
+        never = path("fd-never.npy")
+        r = self.run_fail(1, "sort", "--input", inp, "--output", never, "--threads", "200")
+        self.assertIn("200", r.stderr)
+        self.assertFalse(os.path.exists(never), "a refused job created its output")
+        left = [f for f in os.listdir(TMP.name) if f.startswith(".fd-")]
+        self.assertEqual(left, [], "temporary output files left behind")
+
     def test_input_every_backend_same_bytes(self):
         rng = random.Random(777)
         backends = [("serial",), ("native", "--threads", 2), ("locked", "--threads", 2),
@@ -1370,6 +1416,44 @@ class TestCancel(Case):
         after = json.loads(self.run_ok("--json", "status").stdout)
         self.assertEqual(after["jobs"]["cancelled"], before["jobs"]["cancelled"] + 1)
         self.run_ok("pi", "-n", "1e5")  # the daemon goes on
+
+    def test_killed_while_its_sort_waits_leaves_no_file(self):
+        """A file-to-file sort's output file exists, unnamed, while the daemon has its fd: a
+        hybridctl killed meanwhile (no chance to clean up) leaves nothing in the directory."""
+        inp = path("kw-in.npy")
+        write_npy(inp, "i32", [3, 1, 2] * 1000)
+        out = path("kw-out.npy")
+        hold = subprocess.Popen(ctl_argv("pi", "-n", "2e10", "--backend", "serial"),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        sorter = None
+        def wait_jobs(key, count, what):
+            deadline = time.monotonic() + 20
+            while json.loads(self.run_ok("--json", "status").stdout)["jobs"][key] < count:
+                self.assertLess(time.monotonic(), deadline, what)
+                time.sleep(0.05)
+        try:
+            wait_jobs("running", 1, "the pi that holds the CPU never started")
+            sorter = subprocess.Popen(ctl_argv("sort", "--input", inp, "--output", out),
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            wait_jobs("queued", 1, "the sort was never queued behind the pi")
+            sorter.kill()
+            sorter.wait(timeout=30)
+        finally:
+            for p in (hold, sorter):
+                if p is not None and p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+                    try:
+                        p.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+        self.assertFalse(os.path.exists(out), "a killed sort left its output")
+        left = [f for f in os.listdir(TMP.name) if f.startswith(".kw-")]
+        self.assertEqual(left, [], "a killed sort left a temporary file")
+        self.run_ok("sort", "--input", inp, "--output", out)  # the daemon goes on
+        self.assertEqual(read_npy(out)[1], (3000,))
 
     def test_cancel_unknown_job(self):
         r = self.run_fail(1, "cancel", "999999")

@@ -1327,6 +1327,9 @@ Test(msg, bad_submit_enums)
     patch32(60, 0x2);
     patch16(56, 9); /* a compare ignores the single job's transport */
     cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
+    patch32(28, HY_ARRAY_FDS); /* a compare writes no output: no fds array */
+    expect_bad(HY_EINVAL, 2);
+    patch32(28, HY_ARRAY_MEMFD);
 
     submit_pi();
     patch16(4, HY_JOB_SORT);
@@ -1400,6 +1403,15 @@ Test(msg, bad_submit_lists_and_arrays)
     cr_assert_eq(decode_copy(bad, bad_len, 1, &m2, &err), 0, "%s", err.msg);
     patch32(28, 3);
     expect_bad(HY_EINVAL, 1);
+    /* An fds array: exactly two fds, the input and the output. */
+    patch32(28, HY_ARRAY_FDS);
+    cr_assert_eq(decode_copy(bad, bad_len, 2, &m2, &err), 0, "%s", err.msg);
+    cr_assert_eq(m2.u.submit.array, (uint32_t)HY_ARRAY_FDS);
+    expect_bad(HY_EPROTO, 0);
+    expect_bad(HY_EPROTO, 1);
+    expect_bad(HY_EPROTO, 3);
+    patch32(28, 5); /* past the last kind */
+    expect_bad(HY_EINVAL, 2);
     patch32(28, HY_ARRAY_NONE);
     expect_bad(HY_EINVAL, 0); /* a sort needs an array */
 

@@ -5,7 +5,6 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <math.h>
 #include <pwd.h>
 #include <signal.h>
@@ -16,7 +15,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1884,31 +1882,25 @@ static int cmd_sort_files(conn *c, const struct jobopts *o)
  * daemon reads the input into memory it keeps between jobs and writes the output itself: no
  * memfd is filled, mapped and freed, which halves the fresh pages a file-to-file sort
  * touches (docs/benchmarks.md). */
-static bool on_fuse(int fd)
-{
-    struct statfs fs;
-    return fstatfs(fd, &fs) == 0 && fs.f_type == FUSE_SUPER_MAGIC;
-}
-
 static bool fds_mode(const conn *c, const struct jobopts *o)
 {
     struct stat st;
-    struct statfs fs;
-    /* The daemon refuses files on FUSE (ipc/filefd.c); those go the memfd way. */
     return (c->welcome.features & HY_FEATURE_FILE_FDS) && o->input && o->output &&
            o->ranks <= 1 && !is_stdio(o->input) && !is_stdio(o->output) &&
-           stat(o->input, &st) == 0 && S_ISREG(st.st_mode) && statfs(o->input, &fs) == 0 &&
-           fs.f_type != FUSE_SUPER_MAGIC;
+           stat(o->input, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* A sort in fds mode, or 1 where the output is not written through a temporary file (a FIFO,
- * a device, a file replaced in place) or is on FUSE: the memfd way serves those. */
+/* A sort in fds mode, or 1 where the memfd way must serve: an output not written through a
+ * temporary file (a FIFO, a device, a file replaced in place), a temporary file that would
+ * have a name while the job runs (no O_TMPFILE there: a hybridctl killed meanwhile would
+ * leave it behind), or files the daemon would refuse (hy_file_array_check: not on a local
+ * file system). */
 static int cmd_sort_fds(conn *c, const struct jobopts *o)
 {
     hy_error err = {0};
     if (hc_output_begin(o->output, NULL, &g_pending, &err))
         fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
-    if (g_pending.fd >= 0 && on_fuse(g_pending.fd))
+    if (g_pending.fd >= 0 && !g_pending.unnamed)
         hc_output_abandon(&g_pending);
     if (g_pending.fd < 0)
         return 1;
@@ -1933,6 +1925,13 @@ static int cmd_sort_fds(conn *c, const struct jobopts *o)
                  w < 0 ? strerror(errno) : "nothing written");
         done += (size_t)w;
     }
+    size_t bytes = in.n * hy_dtype_size(in.dtype);
+    hy_file_array fa;
+    if (hy_file_array_check(in.fd, g_pending.fd, bytes, &fa, &err)) {
+        hc_output_abandon(&g_pending);
+        hc_input_close(&in);
+        return 1;
+    }
     hy_msg *m = c->m;
     memset(m, 0, sizeof *m);
     m->type = HY_MSG_SUBMIT;
@@ -1948,7 +1947,7 @@ static int cmd_sort_fds(conn *c, const struct jobopts *o)
     run_job(c, m, fds, 2, out);
     hc_input_close(&in);
     int checked = -1;
-    size_t bad = 0, bytes = in.n * hy_dtype_size(in.dtype);
+    size_t bad = 0;
     if (o->check) { /* read back from the file the daemon wrote, as a user would */
         void *map = bytes ? mmap(NULL, header_len + bytes, PROT_READ, MAP_SHARED,
                                  g_pending.fd, 0) : NULL;

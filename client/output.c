@@ -359,8 +359,8 @@ static int begin_atomic(const char *path, const char *what, const plan *p, hc_pe
     /* Nameless until committed where the file system allows it: a job can run for minutes
      * while the daemon writes this file (array fds), and a hybridctl killed meanwhile then
      * leaves nothing behind. Read-write either way. */
-    bool unnamed = true;
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    bool unnamed = access("/proc/self/fd", X_OK) == 0; /* commit links it through /proc */
+    int fd = unnamed ? open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) : -1;
     if (fd < 0) {
         unnamed = false;
         fd = mkostemp(tmp, O_CLOEXEC);

@@ -140,6 +140,9 @@ typedef struct hy_sched_stats {
 } hy_sched_stats;
 void hy_sched_get_stats(hy_sched *s, hy_sched_stats *st);
 
+/* A new job, all zero but its fds, which are -1 (none): hy_job_free closes what is >= 0,
+ * and 0 is the daemon's standard input. NULL when out of memory. */
+hy_job *hy_job_new(void);
 /* Frees a job that no executor holds (its array too). NULL is fine. */
 void hy_job_free(hy_job *job);
 

@@ -276,6 +276,10 @@ static void prepare_process(void)
     sigaddset(&sigs, SIGHUP);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A client chooses where in its output file the daemon writes (array fds): past a
+     * LimitFSIZE= of the unit, the write fails with EFBIG and fails that job, rather than
+     * the signal ending the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
 
     /* glibc raises its mmap threshold to the size of each mmapped block it frees (up to 32
      * MiB), after which blocks of jobs' sizes come from per-thread heaps that are rarely given

@@ -490,13 +490,11 @@ static void on_submit(struct server *s, struct hy_client *c, const hy_frame *f, 
         send_error(s, c, req, 0, rc, "%s", err.msg);
         return;
     }
-    hy_job *j = calloc(1, sizeof *j);
+    hy_job *j = hy_job_new();
     if (!j) {
         send_error(s, c, req, 0, HY_ENOMEM, "no memory for a new job");
         return;
     }
-    j->array_fd = -1;
-    j->files.in = j->files.out = -1;
     j->request = req;
     j->spec = spec;
     const hy_job_spec *sp = &j->spec;
@@ -559,10 +557,9 @@ static void take_part(struct server *s, const hy_mpi_part *p)
     if (s->draining)
         rc = hy_error_set(&err, HY_EBUSY, "rank %d is shutting down", hy_mpi_rank(s->set.engines.mpi));
     else if (!(rc = hy_ranks_part_spec(&s->env, p, s->cfg.switch_interval_us, &spec, &err)) &&
-             (!(j = calloc(1, sizeof *j)) || !(r = calloc(1, sizeof *r))))
+             (!(j = hy_job_new()) || !(r = calloc(1, sizeof *r))))
         rc = hy_error_set(&err, HY_ENOMEM, "no memory for a peer's part");
     if (!rc) {
-        j->array_fd = -1;
         j->array = p->data; /* a sort part's keys, sorted in place */
         j->spec = spec;
         j->id = ++s->next_job_id;

@@ -156,20 +156,14 @@ typedef struct hy_file_array {
     int in, out;
     uint64_t in_off, out_off;
 } hy_file_array;
-/* Checks a received pair for a `need`-byte array: both regular files not on FUSE (nothing a
- * client's own process serves, which could stall the reader), `in` open for reading and
- * holding `need` bytes from its position, `out` open for writing and not O_APPEND. Sets *fa
- * (positions read, not moved). HY_EINVAL with a sentence naming the fd and the problem. */
+/* Checks a received pair for a `need`-byte array, without waiting on any file system (the
+ * event loop calls it): both regular files on a local file system this process's mount
+ * table lists (ext4, xfs, btrfs, tmpfs, ...: nothing a user's process, a network or a
+ * pseudo-file system serves), not O_PATH, `in` open for reading and holding `need` bytes
+ * from its position, `out` open for writing and not O_APPEND. Sets *fa (positions read, not
+ * moved). HY_EINVAL with a sentence naming the file (input or output) and the problem. A
+ * client calls it too, on the pair it is about to send, to know the daemon will take it. */
 int hy_file_array_check(int in, int out, size_t need, hy_file_array *fa, hy_error *err);
-/* Reads `bytes` from the input at its position into buf, in steps; between them a non-zero
- * stop(ctx) ends it with HY_ECANCELED. A file cut short since the check: HY_EINVAL; a failed
- * read: HY_ESYS. Neither moves the fds' positions. */
-int hy_file_array_read(const hy_file_array *fa, void *buf, size_t bytes,
-                       int (*stop)(void *), void *ctx, hy_error *err);
-/* Writes `bytes` at the output's position, in steps, starting each step's writeback (so the
- * client's fsync waits for the last one only); stop and errors as for the read. */
-int hy_file_array_write(const hy_file_array *fa, const void *buf, size_t bytes,
-                        int (*stop)(void *), void *ctx, hy_error *err);
 
 /* ---- messages ----
  *

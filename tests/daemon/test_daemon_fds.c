@@ -5,6 +5,7 @@
  * write refused fails only its own job, and the daemon serves on after each. */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -198,6 +199,40 @@ Test(daemon_fds, fds_it_cannot_use_are_refused_and_the_connection_goes_on)
     across.ranks = 2;
     suite_run_refused(c, &across, both, 2, HY_EINVAL, 0, "array fds across two ranks");
 
+    /* Regular files that are not on a local file system's mount: a pseudo-file of /proc
+     * (a root daemon's write would reach its handler with the daemon's rights), and a
+     * memfd (no mount the daemon's table lists: it travels as array 2). */
+    int proc = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(proc, 0);
+    int from_proc[2] = {proc, out};
+    suite_run_refused(c, &s, from_proc, 2, HY_EINVAL, 0, "an input under /proc");
+    int mfd;
+    void *map;
+    hy_error err;
+    cr_assert_eq(hy_memfd_create("hyt-out", 4096, &mfd, &map, &err), 0, "%s", err.msg);
+    hy_memfd_unmap(map, 4096);
+    int to_memfd[2] = {in, mfd};
+    suite_run_refused(c, &s, to_memfd, 2, HY_EINVAL, 0, "a memfd as the output");
+    /* sysfs says 4096 bytes for its files, so only the file system's type refuses this one
+     * (where /sys is mounted: a bare chroot may not have it). */
+    int sys = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
+    if (sys >= 0) {
+        struct stat st;
+        cr_assert_eq(fstat(sys, &st), 0);
+        if (st.st_size >= (off_t)sizeof data) {
+            int from_sys[2] = {sys, out};
+            suite_run_refused(c, &s, from_sys, 2, HY_EINVAL, 0, "an input under /sys");
+        }
+        close(sys);
+    }
+    close(proc);
+    close(mfd);
+    int opath = open(D.dir, O_PATH | O_CLOEXEC);
+    cr_assert_geq(opath, 0);
+    int with_opath[2] = {opath, out};
+    suite_run_refused(c, &s, with_opath, 2, HY_EINVAL, 0, "an O_PATH fd as the input");
+    close(opath);
+
     /* A connection that did not ask for FILE_FDS. */
     hyt_client *plain = suite_client();
     suite_run_refused(plain, &s, both, 2, HY_EPROTO, 0, "array fds without FILE_FDS");
@@ -223,7 +258,7 @@ Test(daemon_fds, fds_it_cannot_use_are_refused_and_the_connection_goes_on)
 
 /* The checks pass at SUBMIT; what happens to the files while the job waits in the queue is
  * found when it runs: a job, not the daemon, fails. */
-Test(daemon_fds, a_file_cut_short_or_a_write_refused_fails_only_its_job)
+Test(daemon_fds, a_file_cut_short_while_queued_fails_only_its_job)
 {
     hyt_client *c = fds_client();
     size_t n = 100000;
@@ -258,25 +293,7 @@ Test(daemon_fds, a_file_cut_short_or_a_write_refused_fails_only_its_job)
     hyt_job_release(c, &a);
     hyt_job_release(c, &b);
 
-    /* An output the daemon can open for writing but not write: a memfd sealed against writes
-     * (a regular file to fstat). The job fails with the system's refusal. */
-    int sealed;
-    void *map;
-    hy_error err;
-    cr_assert_eq(hy_memfd_create("hyt-sealed-out", 4096, &sealed, &map, &err), 0, "%s",
-                 err.msg);
-    hy_memfd_unmap(map, 4096);
-    cr_assert_eq(fcntl(sealed, F_ADD_SEALS, F_SEAL_WRITE), 0);
     cr_assert_eq(pwrite(in, data, n * 8, IN_OFF), (ssize_t)(n * 8));
-    int unwritable[2] = {in, sealed};
-    hyt_job w;
-    cr_assert_eq(hyt_run(c, &s, unwritable, 2, &w), 0);
-    cr_expect_eq(w.code, HY_ESYS, "a write the output refuses ended with %s \"%s\"",
-                 suite_code(w.code), w.message);
-    cr_expect(strstr(w.message, "writing the output") != NULL, "\"%s\"", w.message);
-    hyt_job_release(c, &w);
-    close(sealed);
-
     /* The daemon serves on, and the same connection sorts the restored file. */
     hyt_job j;
     suite_run_ok(c, &s, both, 2, &j, "an fds sort after the failures");
@@ -291,5 +308,56 @@ Test(daemon_fds, a_file_cut_short_or_a_write_refused_fails_only_its_job)
     close(in);
     close(out);
     suite_client_clean(c);
+    hyt_close(c);
+}
+
+/* A daemon whose files may not grow past 4 MiB (RLIMIT_FSIZE, as a unit's LimitFSIZE= sets
+ * it), so that a client's output cannot take its array: the write fails that job with the
+ * system's refusal, and the daemon, which ignores SIGXFSZ, serves on. */
+static void start_fsize_limited(void)
+{
+    struct rlimit old, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)4 << 20;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    start();
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0); /* the test's own files are larger */
+}
+
+TestSuite(daemon_fds_fsize, .init = start_fsize_limited, .fini = suite_stop, .timeout = 120);
+
+Test(daemon_fds_fsize, a_write_the_file_refuses_fails_only_its_job)
+{
+    hyt_client *c = fds_client();
+    size_t n = 1000000; /* 8 MB: past the daemon's 4 MiB */
+    uint64_t *data = malloc(n * 8);
+    cr_assert_not_null(data);
+    hyt_fill(HY_DT_U64, data, n, 12);
+    int in = make_file("in.bin", IN_PRE, IN_OFF, data, n * 8, O_RDONLY);
+    int out = make_file("out.bin", OUT_PRE, OUT_OFF, NULL, 0, O_RDWR);
+    hy_msg_submit s = fds_sort(HY_BACKEND_NATIVE, 2, HY_DT_U64, n);
+    int both[2] = {in, out};
+    hyt_job w;
+    cr_assert_eq(hyt_run(c, &s, both, 2, &w), 0, "no answer: %s", c->err.msg);
+    cr_expect_eq(w.code, HY_ESYS, "a write past the file size limit ended with %s \"%s\"",
+                 suite_code(w.code), w.message);
+    cr_expect(strstr(w.message, "writing the output") != NULL, "\"%s\"", w.message);
+    hyt_job_release(c, &w);
+    /* The daemon serves on: a smaller array fits. */
+    hy_msg_submit small = fds_sort(HY_BACKEND_NATIVE, 2, HY_DT_U64, 1000);
+    cr_assert_eq(ftruncate(out, OUT_OFF), 0);
+    hyt_job j;
+    suite_run_ok(c, &small, both, 2, &j, "a small fds sort after a refused write");
+    hyt_job_release(c, &j);
+    size_t len;
+    char *got = file_bytes(out, &len);
+    cr_expect_eq(len, OUT_OFF + 1000 * 8);
+    hyt_sort_ref(HY_DT_U64, data, 1000);
+    cr_expect_eq(memcmp(got + OUT_OFF, data, 1000 * 8), 0, "the small sort is wrong");
+    free(got);
+    free(data);
+    close(in);
+    close(out);
     hyt_close(c);
 }

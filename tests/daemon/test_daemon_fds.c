@@ -3,6 +3,7 @@
  * output's, on every CPU backend, leaving the bytes around them and the fds' positions alone;
  * every fd it cannot safely use is refused with a code and a sentence, a file cut short or a
  * write refused fails only its own job, and the daemon serves on after each. */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -18,7 +19,9 @@ static void start(void)
     suite_start(&k);
 }
 
-TestSuite(daemon_fds, .init = start, .fini = suite_stop, .timeout = 120);
+static void finish(void);
+
+TestSuite(daemon_fds, .init = start, .fini = finish, .timeout = 120);
 
 static hyt_client *fds_client(void)
 {
@@ -45,13 +48,71 @@ static const char OUT_PRE[] = "output header: 29 bytes here";
 #define IN_OFF (sizeof IN_PRE)
 #define OUT_OFF (sizeof OUT_PRE)
 
-/* A new file in the daemon's directory holding `pre` then `data`, opened with `flags` and
+/* Where the test's files go: the daemon's directory, where that is on a file system the
+ * daemon takes fds on (hy_file_array_check: ext4, tmpfs, ...); in a container whose /tmp is
+ * an overlay, /dev/shm (tmpfs). */
+static char shm_dir[128]; /* set when the files went to /dev/shm */
+
+static const char *files_dir_made(void)
+{
+    return shm_dir[0] ? shm_dir : NULL;
+}
+
+static const char *files_dir(void)
+{
+    static char dir[128];
+    if (dir[0])
+        return dir;
+    const char *cands[] = {D.dir, "/dev/shm"};
+    for (size_t i = 0; i < 2; i++) {
+        char probe[192];
+        snprintf(probe, sizeof probe, "%s/hyt-probe-XXXXXX", cands[i]);
+        int fd = mkostemp(probe, O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        unlink(probe);
+        hy_file_array fa;
+        hy_error err;
+        bool ok = hy_file_array_check(fd, fd, 0, &fa, &err) == 0;
+        close(fd);
+        if (ok && i == 0) {
+            snprintf(dir, sizeof dir, "%s", D.dir);
+            return dir;
+        }
+        if (ok) {
+            snprintf(dir, sizeof dir, "/dev/shm/hyt-fds-%d", (int)getpid());
+            cr_assert(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir %s", dir);
+            snprintf(shm_dir, sizeof shm_dir, "%s", dir);
+            return dir;
+        }
+    }
+    suite_skip("neither %s nor /dev/shm is on a file system hybridd takes fds on", D.dir);
+    return NULL;
+}
+
+/* The files a test made outside the daemon's directory (which suite_stop removes). */
+static void finish(void)
+{
+    static const char *const names[] = {"in.bin", "out.bin", "wo.bin", "ro.bin", "ap.bin"};
+    const char *dir = files_dir_made();
+    if (dir) {
+        char path[256];
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+            unlink(path);
+        }
+        rmdir(dir);
+    }
+    suite_stop();
+}
+
+/* A new file in the test's directory holding `pre` then `data`, opened with `flags` and
  * positioned right after `pre`. */
 static int make_file(const char *name, const void *pre, size_t npre, const void *data,
                      size_t bytes, int flags)
 {
-    char path[192];
-    snprintf(path, sizeof path, "%s/%s", D.dir, name);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", files_dir(), name);
     int w = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     cr_assert_geq(w, 0, "create %s", path);
     cr_assert_eq(write(w, pre, npre), (ssize_t)npre);
@@ -325,7 +386,7 @@ static void start_fsize_limited(void)
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0); /* the test's own files are larger */
 }
 
-TestSuite(daemon_fds_fsize, .init = start_fsize_limited, .fini = suite_stop, .timeout = 120);
+TestSuite(daemon_fds_fsize, .init = start_fsize_limited, .fini = finish, .timeout = 120);
 
 Test(daemon_fds_fsize, a_write_the_file_refuses_fails_only_its_job)
 {

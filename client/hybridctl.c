@@ -1826,6 +1826,26 @@ static int check_output_file(const char *path, uint64_t max_elems, size_t *bad, 
     return ok;
 }
 
+/* The report of a sort from a file to a file the daemon wrote (files or fds mode): the row,
+ * and the order --check found (checked: 1 sorted, 0 not at index `bad`, -1 not checked).
+ * Frees `out`. */
+static int report_file_sort(conn *c, const struct jobopts *o, int dtype, int checked,
+                            size_t bad, struct job_out *out)
+{
+    device_name dname;
+    hc_sort_report r = {.dtype = dtype, .source = o->input, .output = o->output,
+                        .checked = checked, .row = &out->rows[0],
+                        .device_name = opencl_device_name(c, out, dname), .ranks = out->ranks,
+                        .nranks = out->nranks};
+    int rc = hc_print_sort(stdout, &r, o->csv ? HC_CSV : g_fmt) ? HC_EXIT_JOB : 0;
+    if (checked == 0) {
+        say("%s came back out of order at index %zu", o->output, bad);
+        rc = rc ? rc : HC_EXIT_JOB;
+    }
+    free(out);
+    return finish_output(rc);
+}
+
 /* sort in files mode (files_mode): the header is read here for the dtype and n the SUBMIT
  * names, which the daemon checks against the file; then the paths go instead of a memfd. */
 static int cmd_sort_files(conn *c, const struct jobopts *o)
@@ -1863,18 +1883,7 @@ static int cmd_sort_files(conn *c, const struct jobopts *o)
         free(out); /* fail() exits: nothing may be left for a leak checker to find */
         fail(HC_EXIT_INPUT, err.code, NULL, "--check: %s", err.msg);
     }
-    device_name dname;
-    hc_sort_report r = {.dtype = dtype, .source = o->input, .output = o->output,
-                        .checked = checked, .row = &out->rows[0],
-                        .device_name = opencl_device_name(c, out, dname), .ranks = out->ranks,
-                        .nranks = out->nranks};
-    int rc = hc_print_sort(stdout, &r, o->csv ? HC_CSV : g_fmt) ? HC_EXIT_JOB : 0;
-    if (checked == 0) {
-        say("%s came back out of order at index %zu", o->output, bad);
-        rc = rc ? rc : HC_EXIT_JOB;
-    }
-    free(out);
-    return finish_output(rc);
+    return report_file_sort(c, o, dtype, checked, bad, out);
 }
 
 /* Whether a sort can hand the daemon its input file and its output's temporary file (array
@@ -1964,18 +1973,7 @@ static int cmd_sort_fds(conn *c, const struct jobopts *o)
         free(out);
         fail(HC_EXIT_INPUT, err.code, NULL, "%s", err.msg);
     }
-    device_name dname;
-    hc_sort_report r = {.dtype = in.dtype, .source = o->input, .output = o->output,
-                        .checked = checked, .row = &out->rows[0],
-                        .device_name = opencl_device_name(c, out, dname), .ranks = out->ranks,
-                        .nranks = out->nranks};
-    int rc = hc_print_sort(stdout, &r, o->csv ? HC_CSV : g_fmt) ? HC_EXIT_JOB : 0;
-    if (checked == 0) {
-        say("%s came back out of order at index %zu", o->output, bad);
-        rc = rc ? rc : HC_EXIT_JOB;
-    }
-    free(out);
-    return finish_output(rc);
+    return report_file_sort(c, o, in.dtype, checked, bad, out);
 }
 
 static int cmd_sort(conn *c, const struct cmdline *l)

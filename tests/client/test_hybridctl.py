@@ -508,6 +508,21 @@ class TestPi(Case):
 
 # ---------------------------------------------------------------- sort
 
+def fifo_reader(name):
+    """A FIFO in the test directory and a thread reading it to its end: (path, the list its one
+    read lands in, the thread). A daemon thread: a reader left blocked (the FIFO replaced under
+    it) must not hold up the exit."""
+    fifo = path(name)
+    os.mkfifo(fifo)
+    got = []
+    def reader():
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    return fifo, got, t
+
+
 def random_values(dtype, n, rng):
     """Values for dtype with its extremes, negatives, duplicates and (floats) -0.0, +0.0,
     +-inf and NaNs."""
@@ -634,14 +649,7 @@ class TestSort(Case):
         self.assertTrue(stat_is(os.lstat(link), "lnk"), "the link was replaced by a file")
         self.check_sorted_file(out, "u32", 5000, rawload)
         self.assertEqual(os.stat(out).st_mode & 0o7777, 0o640)
-        fifo = path("fd-out.fifo")
-        os.mkfifo(fifo)
-        got = []
-        def reader():
-            with open(fifo, "rb") as f:
-                got.append(f.read())
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
+        fifo, got, t = fifo_reader("fd-out.fifo")
         self.run_ok("sort", "--input", inp, "--output", fifo)
         t.join(10)
         self.assertEqual(len(got), 1)
@@ -1789,15 +1797,7 @@ class TestOutputPaths(Case):
             # As root, the old writer renamed a regular file over /dev/null.
             self.run_ok("sort", "-n", "100", "--dtype", "f64", "--output", "/dev/null")
             self.assertTrue(stat_is(os.lstat("/dev/null"), "chr"), "/dev/null was replaced")
-        fifo = path("out.fifo")
-        os.mkfifo(fifo)
-        got = []
-        def reader():
-            with open(fifo, "rb") as f:
-                got.append(f.read())
-        # daemon: a reader left blocked (the FIFO replaced under it) must not hold up exit
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
+        fifo, got, t = fifo_reader("out.fifo")
         self.run_ok("sort", "-n", "100", "--dtype", "i32", "--output", fifo, "--check")
         t.join(10)
         self.assertTrue(stat_is(os.lstat(fifo), "fifo"), "the FIFO was replaced")

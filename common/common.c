@@ -2,6 +2,8 @@
 #include "common.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -225,3 +227,18 @@ size_t hy_npy_header(int dtype, uint64_t n, char *buf, size_t cap)
     return total;
 }
 
+
+void *hy_huge_alloc(size_t bytes, size_t *rounded)
+{
+    size_t align = (size_t)2 << 20;
+    size_t r = (bytes + align - 1) / align * align;
+    void *p = NULL;
+    if (r < bytes || posix_memalign(&p, align, r ? r : align) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, r ? r : align, MADV_HUGEPAGE); /* a hint: failure only costs speed */
+#endif
+    if (rounded)
+        *rounded = r ? r : align;
+    return p;
+}

@@ -154,4 +154,10 @@ uint64_t hy_now_ns(void);
  * job (a shared machine's memory is its users', not the daemon's). */
 #define HY_KEEP_BYTES ((size_t)256 << 20)
 
+/* A block of at least `bytes` for a large array, 2 MiB aligned and rounded up to 2 MiB
+ * (*rounded gets its size), advised to transparent huge pages: where they are given on
+ * request (`enabled` is madvise), a scatter over it misses the TLB far less than over 4 KiB
+ * pages. free() releases it. NULL when out of memory. */
+void *hy_huge_alloc(size_t bytes, size_t *rounded);
+
 #endif

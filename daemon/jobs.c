@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -302,7 +301,7 @@ static int file_write(hy_job *j, const void *buf, size_t bytes)
 }
 
 /* An fds array: its elements read from the client's input file into the executor's buffer,
- * grown when too small (2 MiB aligned and advised to huge pages, as the engine's scratch:
+ * grown when too small (on huge pages where the kernel gives them, as the engine's scratch:
  * the sort's passes then miss the TLB far less than on a memfd's 4 KiB pages). */
 static int read_files(struct exec *x, hy_job *j)
 {
@@ -312,16 +311,9 @@ static int read_files(struct exec *x, hy_job *j)
     if (x->buf_bytes < bytes) {
         free(x->buf);
         x->buf_bytes = 0;
-        size_t align = (size_t)2 << 20, rounded = (bytes + align - 1) / align * align;
-        if (rounded < bytes || posix_memalign(&x->buf, align, rounded) != 0) {
-            x->buf = NULL;
+        if (!(x->buf = hy_huge_alloc(bytes, &x->buf_bytes)))
             return j->rc = hy_error_set(&j->err, HY_ENOMEM, "no memory for a %zu-byte array",
                                         bytes);
-        }
-#ifdef MADV_HUGEPAGE
-        (void)madvise(x->buf, rounded, MADV_HUGEPAGE); /* a hint: failure only costs speed */
-#endif
-        x->buf_bytes = rounded;
     }
     j->array = x->buf;
     j->array_borrowed = true;

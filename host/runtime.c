@@ -30,7 +30,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -632,16 +631,8 @@ void *hy_host_scratch_get(hy_host *h, size_t bytes)
     pthread_mutex_unlock(&h->scratch_mutex);
     if (p)
         return p;
-    /* 2 MiB alignment lets the kernel back the block with huge pages (madvise mode), which
-     * cuts the TLB misses of a radix scatter. */
-    size_t align = 2u << 20;
-    size_t rounded = (bytes + align - 1) / align * align;
-    if (rounded < bytes || posix_memalign(&p, align, rounded ? rounded : align) != 0)
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, rounded, MADV_HUGEPAGE); /* a hint: failure only costs speed */
-#endif
-    return p;
+    /* Huge pages (madvise mode) cut the TLB misses of a radix scatter. */
+    return hy_huge_alloc(bytes, NULL);
 }
 
 void hy_host_scratch_put(hy_host *h, void *p, size_t bytes)

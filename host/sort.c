@@ -90,6 +90,12 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * 2 KiB (10^7 u64: 59 against 80 ms, on a busy machine): gathering a bucket restarts the
  * hardware prefetcher at every chunk. */
 #define CHUNK_BYTES 8192u
+/* The chunked scatter writes keys a cache line at a time (sort_radix.inc's scatter_chunks);
+ * chunks and the tmps that hold them start at multiples of it. */
+#define LINE_BYTES 64u
+_Static_assert(CHUNK_BYTES % LINE_BYTES == 0, "a chunk is not whole lines");
+_Static_assert(LINE_BYTES << DIGIT_BITS <= LSD_MAX * 4,
+               "the scatter's lines overflow the gather buffer");
 /* Arrays from 2^this keys up use it: below, the part-filled chunks would be a large
  * fraction of the array. */
 #define CHUNK_MIN_LOG 20u
@@ -311,7 +317,7 @@ static int sort_task(hy_worker *w, void *arg)
 
 /* The buffers one sort needs beyond its array, for `copies` copies on `threads` threads. */
 struct sort_bufs {
-    char *scratch;              /* copies 1..T-1, a tmp per copy, then `local` */
+    char *scratch;              /* a tmp per copy, copies 1..T-1, then `local` */
     size_t scratch_bytes;
     size_t (*hist)[1u << DIGIT_BITS];
     size_t *bucket;
@@ -326,6 +332,13 @@ struct sort_bufs {
     char *chunks;               /* a copy's chunk tables (chunk_bytes each) */
     size_t chunk_bytes;
 };
+
+/* Scratch holds the copies' tmps first, so that each starts at a multiple of a chunk (the
+ * block is 2 MiB aligned) as scatter_chunks' line writes need; then copies 1..T-1. */
+static char *copy_array(const struct sort_bufs *b, unsigned copies, size_t bytes, unsigned i)
+{
+    return b->scratch + copies * b->tmp_bytes + (size_t)(i - 1) * bytes;
+}
 
 static void sort_bufs_put(hy_host *h, struct sort_bufs *b)
 {
@@ -420,9 +433,9 @@ static void setup_copies(struct sort_ctx *c, const struct sort_bufs *b, int dtyp
     bool repl = c->mode == HY_MODE_REPLICATE;
     struct hy_key_spec spec = hy_key_spec_of(dtype);
     for (unsigned i = 0; i < copies; i++) {
-        char *arr = i == 0 ? (char *)src : b->scratch + (size_t)(i - 1) * bytes;
+        char *arr = i == 0 ? (char *)src : copy_array(b, copies, bytes, i);
         char *outv = i == 0 ? data : arr;
-        char *tmpv = b->scratch + (size_t)(copies - 1) * bytes + i * b->tmp_bytes;
+        char *tmpv = b->scratch + i * b->tmp_bytes;
         if (i > 0 && bytes > 0) /* data may be NULL when n is 0 */
             memcpy(arr, data, bytes);
         size_t(*rows)[1u << DIGIT_BITS] = repl ? b->hist + i : b->hist;
@@ -497,7 +510,7 @@ static int sort_impl(hy_host *h, int dtype, const void *src, void *dst, size_t n
     r->n = n;
     /* Every copy sorted the same input; any difference would be a bug in the sort. */
     for (unsigned i = 1; rc == 0 && bytes > 0 && i < copies; i++)
-        if (memcmp(data, b.scratch + (size_t)(i - 1) * bytes, bytes) != 0)
+        if (memcmp(data, copy_array(&b, copies, bytes, i), bytes) != 0)
             rc = hy_error_set(err, HY_EINTERNAL, "replicate copy %u sorted differently from "
                               "copy 0", i);
     sort_bufs_put(h, &b);

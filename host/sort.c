@@ -31,11 +31,15 @@
 #endif
 
 #define DIGIT_BITS 11u
-/* Buckets of the one pass over main memory. Its scatter keeps a line per bucket in flight:
- * 512 lines are 32 KiB, inside a core's L1 here (48 KiB), while 2048 measured 25% slower
- * on 10^7 64-bit keys and 30% on 32-bit ones. Buckets are then n / 512 keys; larger
- * arrays get more buckets (sort_radix.inc's parallel). */
-#define TOP_BITS 9u
+/* Buckets of the one pass over main memory. Its scatter writes whole cache lines
+ * (sort_radix.inc's scatter_chunks), so more buckets cost it little (a probe: 2.4-2.9 ns a
+ * key into 512, 2.9-3.1 into 2048, 10^7 u64) and leave each bucket fewer bits to finish in
+ * cache: 10^7 f64 took 104-107 ms with 2048 buckets against 118-119 with 512 (f32: 60
+ * against 73). With keys stored one at a time, 2048 had measured 25% slower than 512.
+ * Buckets are then n / 2048 keys; larger arrays get more buckets (top_bits_for). */
+#define TOP_BITS 11u
+/* At most 2^this top-level buckets. */
+#define TOP_MAX_BITS 12u
 /* Arrays under 2^(TOP_BITS + this) keys get fewer top-level buckets, of about 2^this keys. */
 #define TOP_SMALL_LOG 10u
 /* A bucket up to this many keys is finished by LSD passes: two buffers of 128 Ki 8-byte
@@ -94,16 +98,16 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * chunks and the tmps that hold them start at multiples of it. */
 #define LINE_BYTES 64u
 _Static_assert(CHUNK_BYTES % LINE_BYTES == 0, "a chunk is not whole lines");
-_Static_assert(LINE_BYTES << DIGIT_BITS <= LSD_MAX * 4,
+_Static_assert(LINE_BYTES << TOP_MAX_BITS <= LSD_MAX * 4,
                "the scatter's lines overflow the gather buffer");
 /* Arrays from 2^this keys up use it: below, the part-filled chunks would be a large
  * fraction of the array. */
 #define CHUNK_MIN_LOG 20u
 
 /* log2 of the top-level bucket count for n keys: TOP_BITS, unless buckets of
- * n / 2^TOP_BITS keys would be past an LSD bucket's limit: then as many more as keep them
- * under it (up to 2^DIGIT_BITS), as a second pass over a bucket larger than the cache costs
- * more than a scatter's L1 misses. Fewer for a small array, so that buckets keep about
+ * n / 2^TOP_BITS keys would be past LSD_MAX / 8: then more (up to 2^TOP_MAX_BITS), as
+ * the finish's cost per key grows with its bucket (10^8 f64: 1.12 s with 4096 buckets,
+ * 1.15 s with 2048). Fewer for a small array, so that buckets keep about
  * 2^TOP_SMALL_LOG keys: a bucket's passes have a fixed cost (histograms, prefix sums) that
  * 512 buckets of 200 keys paid 512 times (10^5 u32: 0.50 ms with 512 buckets, 0.34 ms with
  * 64). 10^6 keys keep 512: fewer measured no faster there. */
@@ -113,17 +117,17 @@ static unsigned top_bits_for(size_t n)
     unsigned top_bits = lg_n > TOP_SMALL_LOG + TOP_BITS ? TOP_BITS
                         : lg_n > TOP_SMALL_LOG + 2    ? lg_n - TOP_SMALL_LOG
                                                       : 2;
-    while (top_bits < DIGIT_BITS && (n >> top_bits) > LSD_MAX)
+    while (top_bits < TOP_MAX_BITS && (n >> top_bits) > LSD_MAX / 8)
         top_bits++;
     return top_bits;
 }
 
 /* Whether n keys in 2^top_bits buckets take the one-read (chunked) top level: only when a
- * bucket's expected size leaves a private buffer room for 4x that, so that uneven buckets
- * seldom force the two-read fallback. */
+ * bucket's expected size leaves a private buffer room for twice that, so that uneven
+ * buckets seldom force the two-read fallback. */
 static bool chunked_for(size_t n, unsigned top_bits)
 {
-    return n >= ((size_t)1 << CHUNK_MIN_LOG) && (n >> top_bits) <= LSD_MAX / 4;
+    return n >= ((size_t)1 << CHUNK_MIN_LOG) && (n >> top_bits) <= LSD_MAX / 2;
 }
 
 /* Whether sort_radix.inc's small path can finish keys of `size` bytes with its window:
@@ -146,6 +150,22 @@ static bool window_ok(size_t size)
 #else
     (void)size;
     return false;
+#endif
+}
+
+/* Whether sort_radix.inc's lsd_window finishes buckets of `size`-byte keys: wherever the
+ * window runs for 32-bit keys; for 64-bit ones (AVX-512 permutes of 8 lanes, where 32-bit
+ * keys' are AVX2 ones) not on AMD's CPUs, on whose Zen 4 they measured slower (10^7 f64:
+ * 70.5 against 67.1 ms with the radix passes), while on the Intel Xeon guest they measured
+ * faster (95 against 106-114 ms, three runs each in turns). */
+static bool lsd_window_ok(size_t size)
+{
+    if (!window_ok(size))
+        return false;
+#ifdef HY_WINDOW_AVX2
+    return size == 4 || !__builtin_cpu_is("amd");
+#else
+    return true;
 #endif
 }
 
@@ -319,7 +339,7 @@ static int sort_task(hy_worker *w, void *arg)
 struct sort_bufs {
     char *scratch;              /* a tmp per copy, copies 1..T-1, then `local` */
     size_t scratch_bytes;
-    size_t (*hist)[1u << DIGIT_BITS];
+    size_t (*hist)[1u << TOP_MAX_BITS];
     size_t *bucket;
     void *shared;               /* a shared block per copy */
     void *local;                /* LOCAL_BUFS private buffers per thread, inside scratch */
@@ -353,9 +373,11 @@ static void sort_bufs_put(hy_host *h, struct sort_bufs *b)
 static int sort_bufs_get(hy_host *h, size_t size, size_t n, unsigned copies, unsigned threads,
                          struct sort_bufs *b, hy_error *err)
 {
-    size_t nd = (size_t)1 << DIGIT_BITS;
+    size_t nd = (size_t)1 << TOP_MAX_BITS;
     *b = (struct sort_bufs){.local_bytes = (size_t)LOCAL_BUFS * LSD_MAX * size,
-                            .top_bytes = sizeof(struct top_u64), .tmp_bytes = n * size};
+                            .top_bytes = sizeof(struct top_u64),
+                            /* whole lines, so that every copy's tmp starts at one */
+                            .tmp_bytes = (n * size + LINE_BYTES - 1) / LINE_BYTES * LINE_BYTES};
     /* The one-read top level's tmp: n keys in full chunks plus one part-filled chunk per
      * thread of a copy and bucket (sort_radix.inc's scatter_chunks relies on it). */
     unsigned top_bits = top_bits_for(n);
@@ -429,7 +451,7 @@ static int sort_bufs_get(hy_host *h, size_t size, size_t n, unsigned copies, uns
 static void setup_copies(struct sort_ctx *c, const struct sort_bufs *b, int dtype,
                          const void *src, void *data, size_t n, unsigned copies)
 {
-    size_t nd = (size_t)1 << DIGIT_BITS, bytes = n * c->size;
+    size_t nd = (size_t)1 << TOP_MAX_BITS, bytes = n * c->size;
     bool repl = c->mode == HY_MODE_REPLICATE;
     struct hy_key_spec spec = hy_key_spec_of(dtype);
     for (unsigned i = 0; i < copies; i++) {
@@ -438,7 +460,7 @@ static void setup_copies(struct sort_ctx *c, const struct sort_bufs *b, int dtyp
         char *tmpv = b->scratch + i * b->tmp_bytes;
         if (i > 0 && bytes > 0) /* data may be NULL when n is 0 */
             memcpy(arr, data, bytes);
-        size_t(*rows)[1u << DIGIT_BITS] = repl ? b->hist + i : b->hist;
+        size_t(*rows)[1u << TOP_MAX_BITS] = repl ? b->hist + i : b->hist;
         /* Split: thread id finds its rows at id; replicate: copy i is thread i, alone. */
         char *lrow = (char *)b->local + (repl ? i * b->local_bytes : 0);
         char *trow = b->top + (repl ? i * b->top_bytes : 0);

@@ -32,7 +32,7 @@
 
 #define DIGIT_BITS 11u
 /* Buckets of the one pass over main memory. Its scatter writes whole cache lines
- * (sort_radix.inc's scatter_chunks), so more buckets cost it little (a probe: 2.4-2.9 ns a
+ * (sort_radix.inc's scatter_chunks; STAGE_BYTES), so more buckets cost it little (a probe: 2.4-2.9 ns a
  * key into 512, 2.9-3.1 into 2048, 10^7 u64) and leave each bucket fewer bits to finish in
  * cache: 10^7 f64 took 104-107 ms with 2048 buckets against 118-119 with 512 (f32: 60
  * against 73). With keys stored one at a time, 2048 had measured 25% slower than 512.
@@ -94,12 +94,15 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * 2 KiB (10^7 u64: 59 against 80 ms, on a busy machine): gathering a bucket restarts the
  * hardware prefetcher at every chunk. */
 #define CHUNK_BYTES 8192u
-/* The chunked scatter writes keys a cache line at a time (sort_radix.inc's scatter_chunks);
- * chunks and the tmps that hold them start at multiples of it. */
-#define LINE_BYTES 64u
-_Static_assert(CHUNK_BYTES % LINE_BYTES == 0, "a chunk is not whole lines");
-_Static_assert(LINE_BYTES << TOP_MAX_BITS <= LSD_MAX * 4,
-               "the scatter's lines overflow the gather buffer");
+/* The top-level scatters write keys a stage of this many bytes at a time (sort_radix.inc's
+ * scatter_chunks): two cache lines, written back to back, measured faster than one (a
+ * probe: 10^7 u64 into 2048 buckets, 30.5-30.9 ms against 35.3-38.4 ms, 3 runs each in
+ * turns; four lines, 29.7-30.5 ms, would need 1 MiB of buffer for 4096 buckets). Chunks
+ * and the tmps that hold them start at multiples of it. */
+#define STAGE_BYTES 128u
+_Static_assert(CHUNK_BYTES % STAGE_BYTES == 0, "a chunk is not whole stages");
+_Static_assert(STAGE_BYTES << TOP_MAX_BITS <= LSD_MAX * 4,
+               "the scatter's stages overflow the gather buffer");
 /* Arrays from 2^this keys up use it: below, the part-filled chunks would be a large
  * fraction of the array. */
 #define CHUNK_MIN_LOG 20u
@@ -376,8 +379,9 @@ static int sort_bufs_get(hy_host *h, size_t size, size_t n, unsigned copies, uns
     size_t nd = (size_t)1 << TOP_MAX_BITS;
     *b = (struct sort_bufs){.local_bytes = (size_t)LOCAL_BUFS * LSD_MAX * size,
                             .top_bytes = sizeof(struct top_u64),
-                            /* whole lines, so that every copy's tmp starts at one */
-                            .tmp_bytes = (n * size + LINE_BYTES - 1) / LINE_BYTES * LINE_BYTES};
+                            /* whole stages, so that every copy's tmp starts at one */
+                            .tmp_bytes = (n * size + STAGE_BYTES - 1) / STAGE_BYTES *
+                                         STAGE_BYTES};
     /* The one-read top level's tmp: n keys in full chunks plus one part-filled chunk per
      * thread of a copy and bucket (sort_radix.inc's scatter_chunks relies on it). */
     unsigned top_bits = top_bits_for(n);

@@ -31,15 +31,19 @@
 #endif
 
 #define DIGIT_BITS 11u
-/* Buckets of the one pass over main memory. Its scatter writes whole cache lines
- * (sort_radix.inc's scatter_chunks; STAGE_BYTES), so more buckets cost it little (a probe: 2.4-2.9 ns a
- * key into 512, 2.9-3.1 into 2048, 10^7 u64) and leave each bucket fewer bits to finish in
- * cache: 10^7 f64 took 104-107 ms with 2048 buckets against 118-119 with 512 (f32: 60
- * against 73). With keys stored one at a time, 2048 had measured 25% slower than 512.
- * Buckets are then n / 2048 keys; larger arrays get more buckets (top_bits_for). */
+/* Buckets of the one pass over main memory where its scatter stages keys (staged_scatter):
+ * writing whole cache lines, more buckets cost it little (a probe: 2.4-2.9 ns a key into
+ * 512, 2.9-3.1 into 2048, 10^7 u64) and leave each bucket fewer bits to finish in cache:
+ * 10^7 f64 took 104-107 ms with 2048 buckets against 118-119 with 512 (f32: 60 against
+ * 73), Intel Xeon guest. Buckets are then n / 2048 keys; larger arrays get more buckets
+ * (top_bits_for), up to 2^TOP_MAX_BITS. */
 #define TOP_BITS 11u
-/* At most 2^this top-level buckets. */
 #define TOP_MAX_BITS 12u
+/* The same where keys are stored one by one: the scatter keeps a line per bucket in
+ * flight, and 512 lines are 32 KiB, inside a core's L1 (48 KiB here); 2048 measured 25%
+ * slower on 10^7 64-bit keys and 30% on 32-bit ones, 1024 40% slower on the AMD EPYC
+ * guest. Larger arrays get more, up to 2^DIGIT_BITS. */
+#define TOP_BITS_PLAIN 9u
 /* Arrays under 2^(TOP_BITS + this) keys get fewer top-level buckets, of about 2^this keys. */
 #define TOP_SMALL_LOG 10u
 /* A bucket up to this many keys is finished by LSD passes: two buffers of 128 Ki 8-byte
@@ -107,39 +111,44 @@ _Static_assert(STAGE_BYTES << TOP_MAX_BITS <= LSD_MAX * 4,
  * fraction of the array. */
 #define CHUNK_MIN_LOG 20u
 
-/* log2 of the top-level bucket count for n keys: TOP_BITS, unless buckets of
- * n / 2^TOP_BITS keys would be past LSD_MAX / 8: then more (up to 2^TOP_MAX_BITS), as
- * the finish's cost per key grows with its bucket (10^8 f64: 1.12 s with 4096 buckets,
- * 1.15 s with 2048). Fewer for a small array, so that buckets keep about
- * 2^TOP_SMALL_LOG keys: a bucket's passes have a fixed cost (histograms, prefix sums) that
- * 512 buckets of 200 keys paid 512 times (10^5 u32: 0.50 ms with 512 buckets, 0.34 ms with
- * 64). 10^6 keys keep 512: fewer measured no faster there. */
-static unsigned top_bits_for(size_t n)
+/* log2 of the top-level bucket count for n keys (`staged`: staged_scatter's answer):
+ * TOP_BITS (TOP_BITS_PLAIN), unless the buckets would be past LSD_MAX / 8 keys (LSD_MAX):
+ * then more, up to 2^TOP_MAX_BITS (2^DIGIT_BITS), as the finish's cost per key grows with
+ * its bucket (staged, 10^8 f64: 1.12 s with 4096 buckets, 1.15 s with 2048) and a second
+ * pass over a bucket larger than the cache costs more than a scatter's L1 misses. Fewer
+ * for a small array, so that buckets keep about 2^TOP_SMALL_LOG keys: a bucket's passes
+ * have a fixed cost (histograms, prefix sums) that 512 buckets of 200 keys paid 512 times
+ * (10^5 u32: 0.50 ms with 512 buckets, 0.34 ms with 64). 10^6 keys keep 512: fewer
+ * measured no faster there. */
+static unsigned top_bits_for(size_t n, bool staged)
 {
     unsigned lg_n = n ? 63u - (unsigned)__builtin_clzll((unsigned long long)n) : 0;
-    unsigned top_bits = lg_n > TOP_SMALL_LOG + TOP_BITS ? TOP_BITS
-                        : lg_n > TOP_SMALL_LOG + 2    ? lg_n - TOP_SMALL_LOG
-                                                      : 2;
-    while (top_bits < TOP_MAX_BITS && (n >> top_bits) > LSD_MAX / 8)
+    unsigned base = staged ? TOP_BITS : TOP_BITS_PLAIN;
+    unsigned most = staged ? TOP_MAX_BITS : DIGIT_BITS;
+    size_t big = staged ? LSD_MAX / 8 : LSD_MAX;
+    unsigned top_bits = lg_n > TOP_SMALL_LOG + base ? base
+                        : lg_n > TOP_SMALL_LOG + 2 ? lg_n - TOP_SMALL_LOG
+                                                   : 2;
+    while (top_bits < most && (n >> top_bits) > big)
         top_bits++;
     return top_bits;
 }
 
 /* Whether n keys in 2^top_bits buckets take the one-read (chunked) top level: only when a
- * bucket's expected size leaves a private buffer room for twice that, so that uneven
- * buckets seldom force the two-read fallback. */
-static bool chunked_for(size_t n, unsigned top_bits)
+ * bucket's expected size leaves a private buffer room for twice that (staged; four times
+ * with keys stored one by one, as measured before the staging), so that uneven buckets
+ * seldom force the two-read fallback. */
+static bool chunked_for(size_t n, unsigned top_bits, bool staged)
 {
-    return n >= ((size_t)1 << CHUNK_MIN_LOG) && (n >> top_bits) <= LSD_MAX / 2;
+    return n >= ((size_t)1 << CHUNK_MIN_LOG) &&
+           (n >> top_bits) <= (staged ? LSD_MAX / 2 : LSD_MAX / 4);
 }
 
-/* Whether sort_radix.inc's small path can finish keys of `size` bytes with its window:
- * 32-bit ones with AVX2, 64-bit ones with AVX-512. For tests only: HYBRIDD_TEST_SORT_PORTABLE=1
- * takes the path of a CPU without them (test_sort runs it on a machine that has both), read
- * once per process. */
-static bool window_ok(size_t size)
+/* For tests only: HYBRIDD_TEST_SORT_PORTABLE=1 takes the paths of a CPU without AVX2 and
+ * AVX-512 and of one that stores the scatter's keys one by one (test_sort runs it on a
+ * machine that takes the others), read once per process. */
+static bool test_portable(void)
 {
-#ifdef HY_WINDOW_AVX2
     static atomic_int portable = -1; /* -1 not read yet; threads that race store one value */
     int p = atomic_load_explicit(&portable, memory_order_relaxed);
     if (p < 0) {
@@ -147,7 +156,29 @@ static bool window_ok(size_t size)
         p = e && strcmp(e, "1") == 0;
         atomic_store_explicit(&portable, p, memory_order_relaxed);
     }
-    if (p)
+    return p != 0;
+}
+
+/* Whether the top-level scatters stage each bucket's keys and write them a STAGE_BYTES at
+ * a time (sort_radix.inc's scatter_chunks), into TOP_BITS buckets: on x86-64 CPUs but
+ * AMD's. On the AMD EPYC (Zen 4) guest the staging measured slower (10^7 u32: 44.1 against
+ * 47.9 ms, one line a bucket, 512 buckets); there, and on other architectures, keys are
+ * stored one by one into TOP_BITS_PLAIN buckets, the plan measured fastest there. */
+static bool staged_scatter(void)
+{
+#ifdef HY_WINDOW_AVX2
+    return !test_portable() && !__builtin_cpu_is("amd");
+#else
+    return false;
+#endif
+}
+
+/* Whether sort_radix.inc's small path can finish keys of `size` bytes with its window:
+ * 32-bit ones with AVX2, 64-bit ones with AVX-512 (not with test_portable). */
+static bool window_ok(size_t size)
+{
+#ifdef HY_WINDOW_AVX2
+    if (test_portable())
         return false;
     return size == 4 ? __builtin_cpu_supports("avx2") : __builtin_cpu_supports("avx512f");
 #else
@@ -328,6 +359,7 @@ static int sort_task(hy_worker *w, void *arg)
         (blk)->n = n;                                                                         \
         (blk)->xf = (xform);                                                                  \
         (blk)->is_float = dtype == HY_DT_F32 || dtype == HY_DT_F64;                           \
+        (blk)->staged = b->staged;                                                            \
         (blk)->hist = (hist_rows);                                                            \
         (blk)->bucket = (bucket_row);                                                         \
         (blk)->local = (K *)(local_rows);                                                     \
@@ -342,6 +374,7 @@ static int sort_task(hy_worker *w, void *arg)
 struct sort_bufs {
     char *scratch;              /* a tmp per copy, copies 1..T-1, then `local` */
     size_t scratch_bytes;
+    bool staged;                /* staged_scatter(), asked once for the whole sort */
     size_t (*hist)[1u << TOP_MAX_BITS];
     size_t *bucket;
     void *shared;               /* a shared block per copy */
@@ -381,13 +414,14 @@ static int sort_bufs_get(hy_host *h, size_t size, size_t n, unsigned copies, uns
                             .top_bytes = sizeof(struct top_u64),
                             /* whole stages, so that every copy's tmp starts at one */
                             .tmp_bytes = (n * size + STAGE_BYTES - 1) / STAGE_BYTES *
-                                         STAGE_BYTES};
+                                         STAGE_BYTES,
+                            .staged = staged_scatter()};
     /* The one-read top level's tmp: n keys in full chunks plus one part-filled chunk per
      * thread of a copy and bucket (sort_radix.inc's scatter_chunks relies on it). */
-    unsigned top_bits = top_bits_for(n);
+    unsigned top_bits = top_bits_for(n, b->staged);
     size_t ck = CHUNK_BYTES / size, per_copy = copies > 1 ? 1 : threads;
     size_t cap = (n + ck - 1) / ck + per_copy * ((size_t)1 << top_bits);
-    if (chunked_for(n, top_bits) && cap <= UINT32_MAX) {
+    if (chunked_for(n, top_bits, b->staged) && cap <= UINT32_MAX) {
         b->chunk_cap = (uint32_t)cap;
         b->nd = (size_t)1 << top_bits;
         b->tmp_bytes = cap * CHUNK_BYTES;

@@ -539,7 +539,7 @@ static const struct cfg value_cfgs[] = {
 static void float_values_matrix(int dtype)
 {
     /* Around the sample size (4096), an LSD bucket's limit (2^17 keys), and large enough
-     * that the top level's 512 buckets each go to the LSD passes. */
+     * that the top level's buckets each go to the LSD passes. */
     const size_t sizes[] = {63, 64, 1009, 4095, 4097, ((size_t)1 << 17) - 1,
                             ((size_t)1 << 17) + 1, ((size_t)1 << 20) + 3, 3000017};
     size_t size = hy_dtype_size(dtype), most = sizes[COUNT(sizes) - 1];
@@ -810,6 +810,28 @@ Test(sort, small_window_sizes_on_the_portable_path, .timeout = 240)
     const size_t sizes[] = {31, 32, 33, 65535, 65536, 65537, 131073};
     const int dtypes[] = {HY_DT_I32, HY_DT_F32, HY_DT_U64, HY_DT_F64};
     small_path_sizes_dtypes(sizes, COUNT(sizes), dtypes, COUNT(dtypes));
+}
+
+/* The top level's other plan, keys stored one by one into fewer buckets (host/sort.c's
+ * staged_scatter, which a CPU of AMD's takes and test_portable forces), through both of
+ * its scatters: two reads (under 2^20 keys) and the chunked one. */
+Test(sort, large_sizes_on_the_portable_path, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
+    const size_t sizes[] = {300007, ((size_t)1 << 20) + 3, ((size_t)1 << 21) + 5};
+    const int dtypes[] = {HY_DT_U32, HY_DT_F32, HY_DT_I64, HY_DT_F64};
+    size_t most = sizes[COUNT(sizes) - 1] * 8;
+    char *in = malloc(most), *ref = malloc(most), *work = malloc(most);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++) {
+            make_case(dtypes[d], sizes[k], D_RANDOM, 0x9e37u * (d + 1) + k, in, ref, NULL);
+            for (size_t c = 0; c < COUNT(value_cfgs); c++)
+                run_case(dtypes[d], sizes[k], D_RANDOM, in, ref, work, &value_cfgs[c]);
+        }
+    free(in);
+    free(ref);
+    free(work);
 }
 
 /* Values repeated 1 to `most` times each, shuffled: with most = 12, buckets of more keys

@@ -4,10 +4,18 @@
  * time below bounds the fastest possible sort from underneath.
  *
  *   mem-bench [-n ELEMENTS] [--size BYTES_PER_ELEMENT] [--threads LIST] [--repeat R]
+ *             [--scatter BITS]
  *
  * Each thread copies (memcpy) or reads (a sum) its contiguous share; the median and minimum
- * of R runs after a warm-up are printed, with GB/s counting the bytes read plus written. */
+ * of R runs after a warm-up are printed, with GB/s counting the bytes read plus written.
+ *
+ * --scatter BITS adds the first pass of a radix sort alone, on one thread: every 8-byte word
+ * to its bucket (its top BITS bits) at offsets a count gave, once with one store a word
+ * ("scatter") and once with each bucket's words gathered into two cache lines that are then
+ * written whole and non-temporally ("staged", as host/sort.c's staged scatter does), in
+ * turns, R runs each. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +23,13 @@
 
 #include "common.h"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 #define MAX_THREADS 64
+/* --scatter's stage: two cache lines of words a bucket. */
+#define STAGE_WORDS 16u
 
 struct share {
     const uint64_t *src;
@@ -63,10 +77,97 @@ static uint64_t run(const uint64_t *src, uint64_t *dst, size_t words, unsigned t
     return hy_now_ns() - t0;
 }
 
+/* One scatter of `words` words into 2^bits buckets whose first slots are start[] (stage
+ * multiples when staged); its wall time in ns. */
+static uint64_t scatter(const uint64_t *src, uint64_t *dst, size_t words, unsigned bits,
+                        bool staged, const size_t *start, size_t *cur, uint64_t *stage,
+                        unsigned *fill)
+{
+    size_t nb = (size_t)1 << bits;
+    unsigned shift = 64u - bits;
+    uint64_t t0 = hy_now_ns();
+    memcpy(cur, start, nb * sizeof *cur);
+    if (!staged) {
+        for (size_t i = 0; i < words; i++)
+            dst[cur[src[i] >> shift]++] = src[i];
+        return hy_now_ns() - t0;
+    }
+    memset(fill, 0, nb * sizeof *fill);
+    for (size_t i = 0; i < words; i++) {
+        size_t b = src[i] >> shift;
+        uint64_t *st = stage + b * STAGE_WORDS;
+        st[fill[b]] = src[i];
+        if (++fill[b] < STAGE_WORDS)
+            continue;
+#if defined(__x86_64__)
+        for (unsigned q = 0; q < STAGE_WORDS; q += 2)
+            _mm_stream_si128((__m128i *)(void *)(dst + cur[b] + q),
+                             _mm_load_si128((const __m128i *)(const void *)(st + q)));
+#else
+        memcpy(dst + cur[b], st, STAGE_WORDS * sizeof *st);
+#endif
+        cur[b] += STAGE_WORDS;
+        fill[b] = 0;
+    }
+    for (size_t b = 0; b < nb; b++) /* the part-filled stages */
+        memcpy(dst + cur[b], stage + b * STAGE_WORDS, fill[b] * sizeof *stage);
+#if defined(__x86_64__)
+    _mm_sfence();
+#endif
+    return hy_now_ns() - t0;
+}
+
+/* --scatter's two ways in turns, R runs each after a warm-up of each. */
+static int scatter_bench(const uint64_t *src, size_t words, unsigned bits, unsigned repeat)
+{
+    size_t nb = (size_t)1 << bits;
+    size_t *cnt = calloc(nb, sizeof *cnt), *start = malloc(nb * sizeof *start);
+    size_t *cur = malloc(nb * sizeof *cur);
+    unsigned *fill = malloc(nb * sizeof *fill);
+    uint64_t *stage = aligned_alloc(64, nb * STAGE_WORDS * sizeof *stage);
+    uint64_t *dst = aligned_alloc(64, (words + nb * STAGE_WORDS) * sizeof *dst);
+    uint64_t *ns[2] = {calloc(repeat, 8), calloc(repeat, 8)};
+    int rc = 1;
+    if (!cnt || !start || !cur || !fill || !stage || !dst || !ns[0] || !ns[1]) {
+        fprintf(stderr, "mem-bench: out of memory for the scatter\n");
+        goto out;
+    }
+    for (size_t i = 0; i < words; i++)
+        cnt[src[i] >> (64u - bits)]++;
+    /* Each bucket starts at a stage multiple, for both ways alike. */
+    for (size_t b = 0, at = 0; b < nb; b++) {
+        start[b] = at;
+        at += (cnt[b] + STAGE_WORDS - 1) / STAGE_WORDS * STAGE_WORDS;
+    }
+    memset(dst, 0, (words + nb * STAGE_WORDS) * sizeof *dst); /* no page faults when timed */
+    for (int way = 0; way < 2; way++)
+        scatter(src, dst, words, bits, way, start, cur, stage, fill);
+    for (unsigned r = 0; r < repeat; r++)
+        for (int way = 0; way < 2; way++)
+            ns[way][r] = scatter(src, dst, words, bits, way, start, cur, stage, fill);
+    for (int way = 0; way < 2; way++) {
+        qsort(ns[way], repeat, sizeof *ns[way], cmp_u64);
+        printf("%-7s %6u %10.2f %10.2f %10.2f\n", way ? "staged" : "scatter", bits,
+               (double)ns[way][repeat / 2] / 1e6, (double)ns[way][0] / 1e6,
+               (double)ns[way][repeat / 2] / (double)words);
+    }
+    rc = 0;
+out:
+    free(cnt);
+    free(start);
+    free(cur);
+    free(fill);
+    free(stage);
+    free(dst);
+    free(ns[0]);
+    free(ns[1]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     size_t n = 10000000, size = 8;
-    unsigned threads[8] = {1, 2}, nthreads = 2, repeat = 9;
+    unsigned threads[8] = {1, 2}, nthreads = 2, repeat = 9, scatter_bits = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "-n") && v) {
@@ -78,6 +179,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--repeat") && v) {
             repeat = (unsigned)strtoul(v, NULL, 10);
             i++;
+        } else if (!strcmp(argv[i], "--scatter") && v) {
+            scatter_bits = (unsigned)strtoul(v, NULL, 10);
+            i++;
+            if (scatter_bits < 1 || scatter_bits > 16) {
+                fprintf(stderr, "mem-bench: --scatter takes 1..16 bits\n");
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--threads") && v) {
             nthreads = 0;
             for (char *p = argv[++i], *e; *p && nthreads < 8; p = *e ? e + 1 : e) {
@@ -87,7 +195,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: mem-bench [-n ELEMENTS] [--size BYTES] [--threads LIST] "
-                            "[--repeat R]\n");
+                            "[--repeat R] [--scatter BITS]\n");
             return 2;
         }
     }
@@ -106,9 +214,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "mem-bench: out of memory for 2 x %zu bytes\n", bytes);
         return 1;
     }
-    /* Written first, so no run pays the page faults of fresh memory. */
-    for (size_t i = 0; i < words; i++)
-        src[i] = dst[i] = i * 0x9e3779b97f4a7c15u;
+    /* Written first, so no run pays the page faults of fresh memory; random (splitmix64),
+     * so that --scatter's buckets come in no pattern. */
+    for (size_t i = 0; i < words; i++) {
+        uint64_t z = (i + 1) * 0x9e3779b97f4a7c15u;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+        src[i] = dst[i] = z ^ (z >> 31);
+    }
     uint64_t sink = 0;
     printf("mem-bench: %zu elements of %zu bytes (%.1f MB), median and min of %u runs after a "
            "warm-up\n", n, size, (double)bytes / 1e6, repeat);
@@ -128,6 +241,11 @@ int main(int argc, char **argv)
                    (double)ns[repeat / 2] / 1e6, (double)ns[0] / 1e6,
                    moved / (double)ns[repeat / 2]);
         }
+    if (scatter_bits) {
+        printf("\n%-7s %6s %10s %10s %10s\n", "op", "bits", "median ms", "min ms", "ns/word");
+        if (scatter_bench(src, words, scatter_bits, repeat) != 0)
+            return 1;
+    }
     /* The sums feed an output, so the reads cannot be optimised away. */
     fprintf(stderr, "(checksum %llx)\n", (unsigned long long)sink);
     free(src);

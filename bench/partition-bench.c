@@ -81,7 +81,7 @@ static void partition(struct run *r, int way, double *count_ns, double *scatter_
             at += r->cnt[b];
         }
         memset(r->pos, 0, sizeof r->pos);
-        hy_span_scatter(r->a, r->n, sizeof *r->a, ids, dst, r->pos);
+        hy_span_scatter(r->a, r->n, sizeof *r->a, ids, r->ranks, dst, r->pos);
         uint64_t t2 = hy_now_ns();
         *count_ns = (double)(t1 - t0) / (double)r->n;
         *scatter_ns = (double)(t2 - t1) / (double)r->n;

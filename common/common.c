@@ -228,6 +228,15 @@ size_t hy_npy_header(int dtype, uint64_t n, char *buf, size_t cap)
 }
 
 
+bool hy_stage_stores(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return !__builtin_cpu_is("amd");
+#else
+    return false;
+#endif
+}
+
 void *hy_huge_alloc(size_t bytes, size_t *rounded)
 {
     size_t align = (size_t)2 << 20;

@@ -3,6 +3,7 @@
 #ifndef HY_COMMON_H
 #define HY_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -159,5 +160,12 @@ uint64_t hy_now_ns(void);
  * request (`enabled` is madvise), a scatter over it misses the TLB far less than over 4 KiB
  * pages. free() releases it. NULL when out of memory. */
 void *hy_huge_alloc(size_t bytes, size_t *rounded);
+
+/* Whether a scatter to many places in memory should stage each destination's elements and
+ * write them a few cache lines at a time with non-temporal stores: on x86-64 CPUs but AMD's.
+ * On the Intel Xeon guest a plain store to a line not in cache first read it from memory,
+ * which made a radix sort's scatter 2.5-3x as slow (bench/mem-bench --scatter); on the AMD
+ * EPYC (Zen 4) guest the staging measured slower. */
+bool hy_stage_stores(void);
 
 #endif

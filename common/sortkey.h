@@ -193,10 +193,12 @@ static inline unsigned hy_stree_bucket(const struct hy_stree *t, uint64_t key, u
 void hy_span_count(const void *a, uint64_t n, int dtype, uint64_t first,
                    const struct hy_stree *t, uint64_t *cnt, uint16_t *ids);
 
-/* The copy pass: element i goes to dst[ids[i]], at element pos[ids[i]]++, in order of i. A
- * bucket's destination may be a itself when its pos starts at 0: its writes then never pass
- * the reads (the asking rank keeps bucket 0 at the array's front this way). */
-void hy_span_scatter(const void *a, uint64_t n, size_t esize, const uint16_t *ids,
+/* The copy pass: element i goes to dst[ids[i]], at element pos[ids[i]]++, in order of i
+ * (ids below nb; dst[b] may be NULL for a bucket no id names). A bucket's destination may
+ * be a itself when its pos starts at 0: its writes then never pass the reads (the asking
+ * rank keeps bucket 0 at the array's front this way). Where hy_stage_stores says so, the
+ * writes go a few cache lines at a time; everything is written when it returns. */
+void hy_span_scatter(const void *a, uint64_t n, size_t esize, const uint16_t *ids, unsigned nb,
                      char *const *dst, uint64_t *pos);
 
 #endif

@@ -398,7 +398,7 @@ static int split_array(const hy_job_spec *s, char *a, struct buckets *bk, hy_err
         }
     }
     buf[0] = a;
-    hy_span_scatter(a, s->n, k.size, ids, buf, bk->pos);
+    hy_span_scatter(a, s->n, k.size, ids, ranks, buf, bk->pos);
     buf[0] = NULL;
     hy_mpi_buf_free(ids);
     return 0;

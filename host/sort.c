@@ -160,17 +160,13 @@ static bool test_portable(void)
 }
 
 /* Whether the top-level scatters stage each bucket's keys and write them a STAGE_BYTES at
- * a time (sort_radix.inc's scatter_chunks), into TOP_BITS buckets: on x86-64 CPUs but
- * AMD's. On the AMD EPYC (Zen 4) guest the staging measured slower (10^7 u32: 44.1 against
- * 47.9 ms, one line a bucket, 512 buckets); there, and on other architectures, keys are
- * stored one by one into TOP_BITS_PLAIN buckets, the plan measured fastest there. */
+ * a time (sort_radix.inc's scatter_chunks), into TOP_BITS buckets: where hy_stage_stores
+ * says so. On the AMD EPYC (Zen 4) guest the staging measured slower (10^7 u32: 44.1
+ * against 47.9 ms, one line a bucket, 512 buckets); there, and on other architectures, keys
+ * are stored one by one into TOP_BITS_PLAIN buckets, the plan measured fastest there. */
 static bool staged_scatter(void)
 {
-#ifdef HY_WINDOW_AVX2
-    return !test_portable() && !__builtin_cpu_is("amd");
-#else
-    return false;
-#endif
+    return !test_portable() && hy_stage_stores();
 }
 
 /* Whether sort_radix.inc's small path can finish keys of `size` bytes with its window:

@@ -1897,7 +1897,7 @@ static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t 
     for (uint64_t i = 0; !rc && i < count; i += SPAN_STEP) {
         keep_alive(m);
         hy_span_scatter(a + i * esize, count - i < SPAN_STEP ? count - i : SPAN_STEP, esize,
-                        ids + i, b, pos);
+                        ids + i, sl->ranks, b, pos);
     }
     free(t);
     hy_mpi_buf_free(ids);

@@ -159,7 +159,7 @@ static void check_span(int dtype, unsigned ranks, uint64_t first)
         cr_assert_eq(cnt[b], want[b], "dtype %d ranks %u bucket %u", dtype, ranks, b);
         dst[b] = b ? malloc(cnt[b] * es + 1) : a;
     }
-    hy_span_scatter(a, N, es, ids, dst, pos);
+    hy_span_scatter(a, N, es, ids, ranks, dst, pos);
     uint64_t seen[70] = {0};
     for (size_t i = 0; i < N; i++) { /* in input order within each bucket */
         unsigned b = reference(sp, ranks - 1, keys[i], first + i);
@@ -172,6 +172,67 @@ static void check_span(int dtype, unsigned ranks, uint64_t first)
     free(ids);
     free(a);
     free(orig);
+}
+
+/* The copy pass alone, at sizes where it stages (common/span.c: past 64 buckets and 65536
+ * elements, where hy_stage_stores says so; the plain copy elsewhere, which must give the
+ * same bytes): ids at random, bucket 0 in place at the array's front, the others at
+ * destinations off any stage boundary, in two calls as mpi.c makes them (the second's parts
+ * start mid-stage), with guard bytes before and after every part that must stay as they were. */
+static void check_copy(size_t es, unsigned nb)
+{
+    enum { N = 200003, GUARD = 256 };
+    uint64_t s = 11 + nb + es;
+    char *a = malloc(N * es), *orig = malloc(N * es), *dst[300] = {0}, *mem[300] = {0};
+    uint16_t *ids = malloc(N * sizeof *ids);
+    uint64_t cnt[300] = {0}, pos[300] = {0}, seen[300] = {0};
+    cr_assert(a && orig && ids && nb <= 300);
+    for (size_t i = 0; i < N; i++) {
+        uint64_t v = next(&s);
+        memcpy(orig + i * es, &v, es);
+        ids[i] = (uint16_t)(next(&s) % nb);
+        cnt[ids[i]]++;
+    }
+    memcpy(a, orig, N * es);
+    for (unsigned b = 1; b < nb; b++) {
+        mem[b] = malloc(cnt[b] * es + 2 * GUARD);
+        cr_assert_not_null(mem[b]);
+        memset(mem[b], 0xA5, cnt[b] * es + 2 * GUARD);
+        dst[b] = mem[b] + GUARD + es * (b % 7); /* 8-byte and 4-byte offsets off a stage */
+    }
+    dst[0] = a;
+    size_t half = N / 2 + 5;
+    hy_span_scatter(a, half, es, ids, nb, dst, pos);
+    hy_span_scatter(a + half * es, N - half, es, ids + half, nb, dst, pos);
+    for (unsigned b = 0; b < nb; b++)
+        cr_assert_eq(pos[b], cnt[b], "es %zu buckets %u: bucket %u ends at %llu, not %llu", es,
+                     nb, b, (unsigned long long)pos[b], (unsigned long long)cnt[b]);
+    for (size_t i = 0; i < N; i++) { /* in input order within each bucket */
+        unsigned b = ids[i];
+        cr_assert_eq(memcmp(dst[b] + es * seen[b]++, orig + i * es, es), 0,
+                     "es %zu buckets %u: element %zu in bucket %u", es, nb, i, b);
+    }
+    for (unsigned b = 1; b < nb; b++) {
+        size_t before = (size_t)(dst[b] - mem[b]), after = GUARD - es * (b % 7);
+        for (size_t k = 0; k < before; k++)
+            cr_assert_eq((unsigned char)mem[b][k], 0xA5, "bucket %u: byte %zu before it", b, k);
+        for (size_t k = 0; k < after; k++)
+            cr_assert_eq((unsigned char)dst[b][cnt[b] * es + k], 0xA5,
+                         "bucket %u: byte %zu past its end", b, k);
+        free(mem[b]);
+    }
+    free(ids);
+    free(a);
+    free(orig);
+}
+
+Test(skey, span_copy_staged_and_plain_both_widths)
+{
+    unsigned counts[] = {3, 64, 65, 200, 300};
+    for (unsigned c = 0; c < sizeof counts / sizeof *counts; c++) {
+        check_copy(4, counts[c]);
+        check_copy(8, counts[c]);
+    }
 }
 
 Test(skey, span_partition_both_widths_in_place)

@@ -265,19 +265,23 @@ static uint64_t splitmix(uint64_t *s)
 
 static double unit(uint64_t *s) { return (double)(splitmix(s) >> 11) * 0x1p-53; }
 
-/* One value of the distribution as a double, before conversion to the dtype. */
-static double draw(const char *dist, uint64_t *s, size_t i, size_t n)
+enum dist { D_UNIFORM, D_NORMAL, D_SORTED, D_REVERSED, D_FEW };
+
+/* One value of the distribution as a double, before conversion to the dtype. The name is
+ * looked up once a fill: four string compares an element were seconds of set-up at 10^8 and
+ * 3-9% of a profile's samples. */
+static double draw(enum dist d, uint64_t *s, size_t i, size_t n)
 {
-    if (strcmp(dist, "normal") == 0) {
+    switch (d) {
+    case D_NORMAL: {
         double u = unit(s), v = unit(s);
         return sqrt(-2.0 * log(u > 0 ? u : 0x1p-53)) * cos(2 * M_PI * v);
     }
-    if (strcmp(dist, "sorted") == 0)
-        return (double)i / (double)n;
-    if (strcmp(dist, "reversed") == 0)
-        return (double)(n - i) / (double)n;
-    if (strcmp(dist, "few-unique") == 0)
-        return (double)(splitmix(s) % 16) / 16.0;
+    case D_SORTED: return (double)i / (double)n;
+    case D_REVERSED: return (double)(n - i) / (double)n;
+    case D_FEW: return (double)(splitmix(s) % 16) / 16.0;
+    case D_UNIFORM: break;
+    }
     return unit(s);
 }
 
@@ -287,8 +291,14 @@ static void fill(void *a, int dtype, size_t n, const char *dist, uint64_t seed)
 {
     uint64_t s = seed;
     bool full_range = strcmp(dist, "normal") != 0, uniform = strcmp(dist, "uniform") == 0;
+    enum dist d = uniform                           ? D_UNIFORM
+                  : !full_range                     ? D_NORMAL
+                  : strcmp(dist, "sorted") == 0     ? D_SORTED
+                  : strcmp(dist, "reversed") == 0   ? D_REVERSED
+                  : strcmp(dist, "few-unique") == 0 ? D_FEW
+                                                    : D_UNIFORM;
     for (size_t i = 0; i < n; i++) {
-        double x = draw(dist, &s, i, n);
+        double x = draw(d, &s, i, n);
         double scaled32 = full_range ? x * 4294967295.0 : x * 1048576.0;
         double scaled64 = full_range ? x * 18446744073709549568.0 : x * 1048576.0;
         switch (dtype) {

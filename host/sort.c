@@ -386,7 +386,7 @@ struct sort_bufs {
 };
 
 /* Scratch holds the copies' tmps first, so that each starts at a multiple of a chunk (the
- * block is 2 MiB aligned) as scatter_chunks' line writes need; then copies 1..T-1. */
+ * block is 2 MiB aligned) as the top-level scatters' stage writes need; then copies 1..T-1. */
 static char *copy_array(const struct sort_bufs *b, unsigned copies, size_t bytes, unsigned i)
 {
     return b->scratch + copies * b->tmp_bytes + (size_t)(i - 1) * bytes;

@@ -682,9 +682,9 @@ Test(sort, small_array_buckets, .timeout = 120)
     free(work);
 }
 
-/* From 2^20 keys the sort reads its input once, appending each bucket's keys to chunks
- * (sort_radix.inc's one_read); a bucket that comes out larger than a thread's private buffer
- * makes it start over with a counting read and a scattering read. Keys at the sampled
+/* From 2^20 keys (2^17 where the scatter is staged) the sort reads its input once,
+ * appending each bucket's keys to chunks (sort_radix.inc's one_read); a bucket that comes
+ * out larger than a thread's private buffer makes it start over with a counting read and a scattering read. Keys at the sampled
  * positions (every (n / 4096 + 1)-th, as sort_radix.inc's parallel draws them) spread over
  * the whole range and all the others lie in a narrow one, so the sample promises even
  * buckets and one bucket gets nearly every key. */

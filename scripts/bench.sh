@@ -12,7 +12,7 @@
 # half an hour. Each round also times CPython's pure-Python threads under the distribution's
 # own interpreter (/usr/bin/python3: lesson.py --pure-only, numpy or not),
 # Highway's vqsort on the same arrays where bench/vqsort-ref was built (a reference row), a
-# sort sweep (hybridd serial against numpy.sort on one thread, over the other element types,
+# sort sweep (hybridd serial against numpy's sort on one thread, over the other element types,
 # orders and sizes: bench/lesson/sort_sweep.py), and the f64 array sorted from file to file:
 # numpy's np.save(np.sort(np.load())) against `hybridctl sort --input --output`
 # (bench/e2e-time.py, on a hybridd it starts, so that the first job after start is timed too),
@@ -22,6 +22,8 @@
 # bench/lesson/compare.py, which prints one table and rewrites the generated section of
 # docs/benchmarks.md (between its "make bench" marker lines) and docs/benchmarks-lesson.svg.
 #
+# numpy's sort is timed in place (ndarray.sort on a fresh copy made before the clock starts,
+# lesson.py and sort_sweep.py say why), as hybridd's sort time is its sort alone.
 # The reference is the newest numpy and numba from pip (build/lesson-venv). The sort part also
 # runs under numpy 1.24 (build/lesson-venv-numpy124), the numpy that ../shared/FACTS.md measured
 # and the sort targets were set from; when pip cannot install it, those rows are skipped and

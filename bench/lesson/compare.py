@@ -1219,7 +1219,9 @@ def md_sweep(docs):
          "Issue 16: per core, hybridd's `serial` sort at least %gx numpy.sort on uniform keys "
          "of every type at the main size, and never slower on the other orders or sizes. Each "
          "case's array is drawn once from its own seed (bench/lesson/sort_sweep.py) and saved; "
-         "each round times numpy %s on a fresh copy inside Python, then `hybridctl compare "
+         "each round times numpy %s's sort in place (ndarray.sort) on a fresh copy inside "
+         "Python, the copy untimed (np.sort would add allocating and copying its result), "
+         "then `hybridctl compare "
          "sort --input FILE --backends serial` on the file (the daemon's job time). The "
          "speed-up is the median of the per-round numpy/serial ratios, with their min–max; "
          "times are medians over the rounds (min–max).\n" % (TARGET_SERIAL_VS_NUMPY,

@@ -47,6 +47,9 @@ typedef struct hy_engines {
     unsigned hybrid_dev[HY_HYBRID_DEVICES_MAX];
     unsigned nhybrid;
     bool hybrid_skipped_cpu;
+    /* Bytes of the CPU executor's buffer for arrays read from files (jobs.c), allocated and
+     * faulted in when the scheduler starts; 0: at the first such job. */
+    size_t file_buf_bytes;
     /* For tests only (HYBRIDD_TEST_CL_PART_BYTES): the most bytes of keys one device sort
      * takes before opencl cuts a sort into key-range parts; 0: what the device holds. */
     uint64_t cl_part_bytes;

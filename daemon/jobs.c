@@ -560,6 +560,17 @@ static void *exec_main(void *arg)
     return NULL;
 }
 
+/* The CPU executor's file buffer (read_files), allocated and touched page by page before
+ * its thread starts (hy_engines.file_buf_bytes says why). A hint: on failure the first job
+ * allocates it. */
+static void prefault_file_buf(struct exec *x, size_t bytes)
+{
+    if (bytes == 0 || !(x->buf = hy_huge_alloc(bytes, &x->buf_bytes)))
+        return;
+    for (size_t at = 0; at < x->buf_bytes; at += 4096)
+        ((volatile char *)x->buf)[at] = 0;
+}
+
 /* ---- the interface ---- */
 
 int hy_sched_create(const hy_engines *e, const unsigned *devices, unsigned ndevices,
@@ -578,6 +589,7 @@ int hy_sched_create(const hy_engines *e, const unsigned *devices, unsigned ndevi
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->gate, NULL);
+    prefault_file_buf(&s->ex[0], e->file_buf_bytes);
     int rc = 0;
     for (unsigned i = 0; i < s->nexec; i++) {
         struct exec *x = &s->ex[i];

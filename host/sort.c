@@ -248,8 +248,9 @@ static unsigned win_bits(size_t n, unsigned need)
 #define SCAN_OVER_MAX 64u
 
 /* Turns nb bins' counts into where each bin starts (an exclusive prefix sum), or with `ends`
- * where each ends (inclusive), and returns the largest count, eight bins a step: as one add per bin, each waiting on the last, it was
- * 4.5% of a 10^7 u32 sort (2^13 bins for every 2^15 keys). Lists the bins of more than
+ * where each ends (inclusive), and returns the largest count, eight bins a step: as one add
+ * per bin, each waiting on the last, it was 4.5% of a 10^7 u32 sort (2^13 bins for every
+ * 2^15 keys). Lists the bins of more than
  * `limit` keys in over[] (*nover of them; not listed past SCAN_OVER_MAX), which spares
  * small_window a visit to every bin (3% of that sort). lsd_window and small_finish call it
  * only where window_ok has found the window's vector instructions (and so AVX2). */

@@ -209,6 +209,30 @@ class EndToEnd(unittest.TestCase):
             hc = row(groups, ("e2e", N, "f64"), "hybridd: hybridctl sort --input --output", 2)
             self.assertAlmostEqual(hc["sort_s"], 0.2)
 
+    def test_first_job_against_the_warm_job_after_the_same_idle(self):
+        with tempfile.TemporaryDirectory() as d:
+            # First jobs 0.6, 0.7, 0.8; warm back to back 0.5; warm after the same idle 0.6,
+            # 0.6, 0.7: per round 1.0, 1.17, 1.14, median 1.14 <= 1.2.
+            for k, idle in enumerate((0.6, 0.6, 0.7), 1):
+                write(os.path.join(d, "round-%d" % k), "e2e.json", {
+                    "tool": "bench/e2e-time.py", "n": N, "dtype": "f64",
+                    "rows": [{"name": "hybridctl", "median_ns": 0.5e9, "throughput": N / 0.5,
+                              "backend": "native", "threads": 2, "sort_median_ns": 0.2e9,
+                              "first_job_ns": (0.5 + k / 10) * 1e9, "idle_s": 5,
+                              "idle_job_ns": idle * 1e9, "idle_job_sort_ns": 0.2e9},
+                             {"name": "read-write", "median_ns": 0.2e9,
+                              "throughput": N / 0.2}]})
+            docs = compare.load(d)
+            groups = compare.build_rows(docs)
+            tg = compare.targets(groups, docs)
+            cold = next(t for t in tg if "first job after hybridd starts" in t["target"])
+            self.assertIn("after the same idle", cold["target"])
+            self.assertAlmostEqual(cold["measured"], 0.8 / 0.7)
+            self.assertEqual(compare.target_result(cold), "PASS")
+            idle = row(groups, ("e2e", N, "f64"), "hybridd: the same, warm, after the same idle", 2)
+            self.assertAlmostEqual(idle["time_s"], 0.6)
+            self.assertIn("after 5 s idle", idle["note"])
+
 
 def write_npy(path, data):
     """A version 1.0 .npy of raw '<f8' bytes; returns the SHA-256 of the data."""

@@ -794,6 +794,31 @@ static void small_path_sizes_dtypes(const size_t *sizes, size_t nsizes, const in
     free(work);
 }
 
+/* Where the CPU has AVX-512, arrays of up to 8 KiB of keys may take host/sort_net.inc's
+ * bitonic network: keys padded to a power of two of at least 8 registers, groups of 8
+ * registers sorted in registers, longer merges in memory. Sizes next to every power of two
+ * it pads to and next to the 3/4 marks where sort.c's net_takes switches between it and the
+ * radix small path, every dtype and distribution; then the same sizes with the network left
+ * out (HYBRIDD_TEST_SORT_NO_NET), so that the small path's other ways keep being tested on
+ * such a CPU. Elsewhere both run the small path twice. */
+static const size_t net_sizes[] = {2,   3,   7,   8,   9,    15,   16,   17,   63,   64,
+                                   65,  127, 128, 129, 255,  256,  257,  383,  384,  385,
+                                   511, 512, 513, 767, 768,  769,  1000, 1023, 1024, 1025,
+                                   1535, 1536, 1537, 2047, 2048, 2049};
+static const int all_dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32,
+                                 HY_DT_F64};
+
+Test(sort, network_sizes, .timeout = 120)
+{
+    small_path_sizes_dtypes(net_sizes, COUNT(net_sizes), all_dtypes, COUNT(all_dtypes));
+}
+
+Test(sort, network_sizes_with_the_network_left_out, .timeout = 120)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_NET", "1", 1), 0);
+    small_path_sizes_dtypes(net_sizes, COUNT(net_sizes), all_dtypes, COUNT(all_dtypes));
+}
+
 Test(sort, small_window_sizes, .timeout = 240)
 {
     const size_t sizes[] = {31, 32, 33, 40, 63, 64, 65, 65535, 65536, 65537, 100000, 131071,

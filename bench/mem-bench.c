@@ -4,7 +4,7 @@
  * time below bounds the fastest possible sort from underneath.
  *
  *   mem-bench [-n ELEMENTS] [--size BYTES_PER_ELEMENT] [--threads LIST] [--repeat R]
- *             [--scatter BITS]
+ *             [--scatter BITS] [--vector]
  *
  * Each thread copies (memcpy) or reads (a sum) its contiguous share; the median and minimum
  * of R runs after a warm-up are printed, with GB/s counting the bytes read plus written.
@@ -13,7 +13,11 @@
  * to its bucket (its top BITS bits) at offsets a count gave, once with one store a word
  * ("scatter") and once with each bucket's words gathered into two cache lines that are then
  * written whole and non-temporally ("staged", as host/sort.c's staged scatter does), in
- * turns, R runs each. */
+ * turns, R runs each.
+ *
+ * --vector adds what the vector instructions of a sorting network cost on this CPU (x86-64
+ * with AVX-512 only): 12 independent chains of one instruction kind (or two kinds in turns),
+ * ns per instruction; host/sort_net.inc's compare-exchanges are made of these. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,6 +29,11 @@
 
 #if defined(__x86_64__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#include <time.h>
+#define HAVE_VECTOR_PROBE 1
 #endif
 
 #define MAX_THREADS 64
@@ -164,10 +173,76 @@ out:
     return rc;
 }
 
+#ifdef HAVE_VECTOR_PROBE
+#define PROBE_ITERS 50000000L
+/* 12 chains of OP1, OP2 in turns on registers of type T, each chain waiting only on itself;
+ * the asm keeps b unknown, so no step can be folded. ns per instruction. */
+#define PROBE(name, isa, T, SET, OP1, OP2)                                                   \
+    __attribute__((target(isa), noinline)) static double name(void)                         \
+    {                                                                                          \
+        T a[12], b = SET(13);                                                                  \
+        for (int k = 0; k < 12; k++)                                                           \
+            a[k] = SET(k + 1);                                                                 \
+        uint64_t t0 = hy_now_ns();                                                             \
+        for (long i = 0; i < PROBE_ITERS; i++) {                                               \
+            __asm__ volatile("" : "+v"(b));                                                    \
+            for (int k = 0; k < 12; k += 2) {                                                  \
+                a[k] = OP1(a[k], b);                                                           \
+                a[k + 1] = OP2(a[k + 1], b);                                                   \
+            }                                                                                  \
+        }                                                                                      \
+        uint64_t t1 = hy_now_ns();                                                             \
+        for (int k = 0; k < 12; k++)                                                           \
+            __asm__ volatile("" : : "v"(a[k]));                                                \
+        return (double)(t1 - t0) / (PROBE_ITERS * 12.0);                                       \
+    }
+#define ZPERM(a, b) _mm512_permutexvar_epi64((b), (a))
+#define YPERM(a, b) _mm256_permutevar8x32_epi32((a), (b))
+PROBE(z_add, "avx512f", __m512i, _mm512_set1_epi64, _mm512_add_epi64, _mm512_add_epi64)
+PROBE(z_min64, "avx512f", __m512i, _mm512_set1_epi64, _mm512_min_epu64, _mm512_min_epu64)
+PROBE(z_min32, "avx512f", __m512i, _mm512_set1_epi64, _mm512_min_epu32, _mm512_min_epu32)
+PROBE(z_perm, "avx512f", __m512i, _mm512_set1_epi64, ZPERM, ZPERM)
+PROBE(z_mix, "avx512f", __m512i, _mm512_set1_epi64, ZPERM, _mm512_min_epu64)
+PROBE(y_min32, "avx2", __m256i, _mm256_set1_epi32, _mm256_min_epu32, _mm256_min_epu32)
+PROBE(y_min64, "avx512f,avx512vl", __m256i, _mm256_set1_epi64x, _mm256_min_epu64,
+      _mm256_min_epu64)
+PROBE(y_mix, "avx2", __m256i, _mm256_set1_epi32, YPERM, _mm256_min_epu32)
+
+static int vector_probe(void)
+{
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")) {
+        fprintf(stderr, "mem-bench: --vector needs AVX-512 (F and VL)\n");
+        return 1;
+    }
+    printf("\n%-30s %10s\n", "instructions, 12 chains", "ns each");
+    const struct {
+        const char *name;
+        double (*fn)(void);
+    } probes[] = {{"zmm add", z_add},
+                  {"zmm min u64", z_min64},
+                  {"zmm min u32", z_min32},
+                  {"zmm permute", z_perm},
+                  {"zmm permute and min u64", z_mix},
+                  {"ymm min u32", y_min32},
+                  {"ymm min u64", y_min64},
+                  {"ymm permute and min u32", y_mix}};
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
+        printf("%-30s %10.3f\n", probes[i].name, probes[i].fn());
+    return 0;
+}
+#else
+static int vector_probe(void)
+{
+    fprintf(stderr, "mem-bench: --vector is for x86-64 only\n");
+    return 1;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     size_t n = 10000000, size = 8;
     unsigned threads[8] = {1, 2}, nthreads = 2, repeat = 9, scatter_bits = 0;
+    bool vector = false;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "-n") && v) {
@@ -186,6 +261,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mem-bench: --scatter takes 1..16 bits\n");
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--vector")) {
+            vector = true;
         } else if (!strcmp(argv[i], "--threads") && v) {
             nthreads = 0;
             for (char *p = argv[++i], *e; *p && nthreads < 8; p = *e ? e + 1 : e) {
@@ -195,7 +272,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: mem-bench [-n ELEMENTS] [--size BYTES] [--threads LIST] "
-                            "[--repeat R] [--scatter BITS]\n");
+                            "[--repeat R] [--scatter BITS] [--vector]\n");
             return 2;
         }
     }
@@ -246,6 +323,8 @@ int main(int argc, char **argv)
         if (scatter_bench(src, words, scatter_bits, repeat) != 0)
             return 1;
     }
+    if (vector && vector_probe() != 0)
+        return 1;
     /* The sums feed an output, so the reads cannot be optimised away. */
     fprintf(stderr, "(checksum %llx)\n", (unsigned long long)sink);
     free(src);

@@ -190,13 +190,6 @@ static bool test_portable(void)
     return env_flag("HYBRIDD_TEST_SORT_PORTABLE", &portable);
 }
 
-/* For tests only: HYBRIDD_TEST_SORT_NO_NET=1 leaves sort_net.inc's network out, so that the
- * small path's other ways run on the sizes it would take. */
-static bool test_no_net(void)
-{
-    static atomic_int no_net = -1;
-    return env_flag("HYBRIDD_TEST_SORT_NO_NET", &no_net);
-}
 
 /* Whether the top-level scatters stage each bucket's keys and write them a STAGE_BYTES at
  * a time (sort_radix.inc's scatter_chunks), into TOP_BITS buckets: where hy_stage_stores
@@ -324,24 +317,28 @@ __attribute__((target("avx2"))) static uint32_t scan_bins(uint32_t *cnt, size_t 
 }
 #endif
 
+#ifdef HY_WINDOW_AVX2
+/* For tests only: HYBRIDD_TEST_SORT_NO_NET=1 leaves sort_net.inc's network out, so that the
+ * small path's other ways run on the sizes it would take. */
+static bool test_no_net(void)
+{
+    static atomic_int no_net = -1;
+    return env_flag("HYBRIDD_TEST_SORT_NO_NET", &no_net);
+}
+
 /* Whether sort_net.inc's network sorts n keys of `size` bytes (NET_BYTES says when): never
  * without AVX-512 (nor under test_portable or test_no_net). */
 static bool net_takes(size_t n, size_t size)
 {
-#ifdef HY_WINDOW_AVX2
-    if (n * size > NET_BYTES || test_portable() || test_no_net() ||
+    if (n > NET_BYTES / size || test_portable() || test_no_net() ||
         !__builtin_cpu_supports("avx512f"))
         return false;
     size_t padded = 1;
     while (padded < n)
         padded *= 2;
-    return n * size <= NET_ALL_BYTES || 4 * n >= 3 * padded;
-#else
-    (void)n;
-    (void)size;
-    return false;
-#endif
+    return n <= NET_ALL_BYTES / size || 4 * n >= 3 * padded;
 }
+#endif
 
 /* The small path's limit for keys of `size` bytes: SMALL_MAX_WIN where the window finishes
  * them, SMALL_MAX otherwise. */

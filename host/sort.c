@@ -190,7 +190,6 @@ static bool test_portable(void)
     return env_flag("HYBRIDD_TEST_SORT_PORTABLE", &portable);
 }
 
-
 /* Whether the top-level scatters stage each bucket's keys and write them a STAGE_BYTES at
  * a time (sort_radix.inc's scatter_chunks), into TOP_BITS buckets: where hy_stage_stores
  * says so. On the AMD EPYC (Zen 4) guest the staging measured slower (10^7 u32: 44.1

@@ -225,16 +225,14 @@ static bool window_ok(size_t size)
 #endif
 }
 
+#ifdef HY_WINDOW_AVX2
 /* Whether sort_radix.inc's few_values counts with AVX-512's mask registers
  * (count_values_mask). */
 static bool few_mask_ok(void)
 {
-#ifdef HY_WINDOW_AVX2
     return !test_portable() && __builtin_cpu_supports("avx512f");
-#else
-    return false;
-#endif
 }
+#endif
 
 /* Whether sort_radix.inc's lsd_window finishes buckets of `size`-byte keys: wherever the
  * window runs for 32-bit keys; for 64-bit ones (AVX-512 permutes of 8 lanes, where 32-bit

@@ -203,6 +203,10 @@ PROBE(z_min64, "avx512f", __m512i, _mm512_set1_epi64, _mm512_min_epu64, _mm512_m
 PROBE(z_min32, "avx512f", __m512i, _mm512_set1_epi64, _mm512_min_epu32, _mm512_min_epu32)
 PROBE(z_perm, "avx512f", __m512i, _mm512_set1_epi64, ZPERM, ZPERM)
 PROBE(z_mix, "avx512f", __m512i, _mm512_set1_epi64, ZPERM, _mm512_min_epu64)
+#define ZPERMPD(a, b) _mm512_permutexvar_pd(_mm512_castpd_si512(b), (a))
+PROBE(z_minpd, "avx512f", __m512d, _mm512_set1_pd, _mm512_min_pd, _mm512_min_pd)
+PROBE(z_minps, "avx512f", __m512, _mm512_set1_ps, _mm512_min_ps, _mm512_min_ps)
+PROBE(z_mixpd, "avx512f", __m512d, _mm512_set1_pd, ZPERMPD, _mm512_min_pd)
 PROBE(y_min32, "avx2", __m256i, _mm256_set1_epi32, _mm256_min_epu32, _mm256_min_epu32)
 PROBE(y_min64, "avx512f,avx512vl", __m256i, _mm256_set1_epi64x, _mm256_min_epu64,
       _mm256_min_epu64)
@@ -223,6 +227,9 @@ static int vector_probe(void)
                   {"zmm min u32", z_min32},
                   {"zmm permute", z_perm},
                   {"zmm permute and min u64", z_mix},
+                  {"zmm min f64", z_minpd},
+                  {"zmm min f32", z_minps},
+                  {"zmm permute and min f64", z_mixpd},
                   {"ymm min u32", y_min32},
                   {"ymm min u64", y_min64},
                   {"ymm permute and min u32", y_mix}};

@@ -323,14 +323,6 @@ static bool test_no_net(void)
     return env_flag("HYBRIDD_TEST_SORT_NO_NET", &no_net);
 }
 
-/* For tests only: HYBRIDD_TEST_SORT_NET_KEYS=1 has the network compare floats as keys, as it
- * does for arrays with NaNs or -0.0, so that way runs on every distribution too. */
-static bool test_net_keys(void)
-{
-    static atomic_int keys = -1;
-    return env_flag("HYBRIDD_TEST_SORT_NET_KEYS", &keys);
-}
-
 /* Whether sort_net.inc's network sorts n keys of `size` bytes (NET_BYTES says when): never
  * without AVX-512 (nor under test_portable or test_no_net). */
 static bool net_takes(size_t n, size_t size)

@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-#endif
 
 #include "host.h"
 
@@ -821,76 +818,6 @@ Test(sort, network_sizes_with_the_network_left_out, .timeout = 120)
 {
     cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_NET", "1", 1), 0);
     small_path_sizes_dtypes(net_sizes, COUNT(net_sizes), all_dtypes, COUNT(all_dtypes));
-}
-
-/* The network compares f64 arrays as doubles when that gives hybridd's order: no NaN, no
- * -0.0, and a thread that reads subnormals as they are. Each other case must fall back to
- * keys and still give the reference's bytes: -0.0 beside +0.0 (equal as doubles), one NaN,
- * and the same NaN-free array with MXCSR's DAZ and FTZ set on the sorting thread (serial runs
- * on the caller's), where subnormals would compare as zeros. f32 runs the same cases. */
-enum net_case { NC_DOUBLES, NC_NEG_ZERO, NC_NAN, NC_DAZ, NC_COUNT };
-
-static void make_net_case(int dtype, size_t n, enum net_case k, uint64_t seed, void *in,
-                          void *ref)
-{
-    size_t size = hy_dtype_size(dtype);
-    uint64_t s = seed, sign = size == 8 ? (uint64_t)1 << 63 : (uint64_t)1 << 31;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = random_bits(dtype, &s);
-        if (mix(&s) & 1) { /* a special value that is not a NaN: inf, zeros, subnormals */
-            do
-                v = special_bits(dtype, &s);
-            while (size == 8 ? (v & ~sign) > 0x7FF0000000000000u : (v & ~sign) > 0x7F800000u);
-        }
-        if (v == sign && k != NC_NEG_ZERO)
-            v = 0;
-        put(in, size, i, v);
-    }
-    if (k == NC_NEG_ZERO) {
-        put(in, size, n / 3, sign);
-        put(in, size, n / 2, 0);
-    }
-    if (k == NC_NAN)
-        put(in, size, n / 2, size == 8 ? 0x7FF8000000000000u : 0x7FC00000u);
-    memcpy(ref, in, n * size);
-    reference_sort(dtype, ref, n);
-}
-
-Test(sort, network_doubles_and_their_fallbacks, .timeout = 60)
-{
-    const size_t sizes[] = {9, 16, 17, 64, 100, 255, 256, 1000, 1024};
-    const int dtypes[] = {HY_DT_F64, HY_DT_F32};
-    const struct cfg serial = {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0};
-    char *in = malloc(1024 * 8), *ref = malloc(1024 * 8), *work = malloc(1024 * 8);
-    cr_assert(in && ref && work, "out of memory");
-    for (size_t d = 0; d < COUNT(dtypes); d++)
-        for (size_t z = 0; z < COUNT(sizes); z++)
-            for (int k = 0; k < NC_COUNT; k++) {
-                make_net_case(dtypes[d], sizes[z], (enum net_case)k,
-                              0xD0B1Eu ^ ((uint64_t)k << 32) ^ (sizes[z] << 8) ^ d, in, ref);
-#if defined(__x86_64__) || defined(__i386__)
-                unsigned csr = _mm_getcsr();
-                if (k == NC_DAZ)
-                    _mm_setcsr(csr | 0x8040u);
-                run_case(dtypes[d], sizes[z], D_SPECIAL, in, ref, work, &serial);
-                _mm_setcsr(csr);
-#else
-                run_case(dtypes[d], sizes[z], D_SPECIAL, in, ref, work, &serial);
-#endif
-            }
-    free(in);
-    free(ref);
-    free(work);
-}
-
-/* The same sizes with the network comparing f64 as keys, as it does for arrays it cannot
- * compare as doubles (HYBRIDD_TEST_SORT_NET_KEYS): that way keeps being tested on every
- * distribution too. */
-Test(sort, network_sizes_with_doubles_as_keys, .timeout = 120)
-{
-    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NET_KEYS", "1", 1), 0);
-    const int dtypes[] = {HY_DT_F64};
-    small_path_sizes_dtypes(net_sizes, COUNT(net_sizes), dtypes, COUNT(dtypes));
 }
 
 Test(sort, small_window_sizes, .timeout = 240)

@@ -8,7 +8,12 @@ sample+partition phase (from the asking rank's `sort across N ranks` log lines, 
 timed run and warm-up) and the median of the invocations' median span times.
 
     python3 bench/span-ab.py --a BUILD_DIR --b BUILD_DIR [--ranks 3] [--rounds 7]
-                             [-n 1e7] [--dist normal] [--mpirun mpirun]
+                             [-n 1e7] [--dist normal] [--input IN.npy] [--keep-mib M]
+                             [--mpirun mpirun]
+
+With --input, each build sorts that `.npy` across the ranks instead (`sort --input IN.npy
+--output OUT.npy`, every rank reading its slice and writing its run), and the report gives
+the medians of the ranks' records (compute, exchange, I/O) over every rank and round.
 
 A build directory holds daemon/hybridd and client/hybridctl (a CMake build of hybridd). As
 root, mpirun needs --allow-run-as-root, which this passes. Standard library only."""
@@ -32,13 +37,18 @@ MPI_ENV = {"OMPI_MCA_btl": "self,vader", "OMPI_MCA_btl_vader_single_copy_mechani
 
 
 class World:
-    def __init__(self, mpirun, build, ranks, tmp):
+    def __init__(self, mpirun, build, ranks, tmp, keep=None):
         self.build, self.tmp = build, tmp
         self.log_path = os.path.join(tmp, "log")
         self.log = open(self.log_path, "w")
+        conf = []
+        if keep is not None:  # limits.span_keep_bytes: the buffers a rank keeps for the next span
+            conf = ["-c", os.path.join(tmp, "hybridd.conf")]
+            with open(conf[1], "w") as f:
+                f.write("limits = { span_keep_bytes = %dL; };\n" % keep)
         self.proc = subprocess.Popen(
             [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks),
-             os.path.join(build, "daemon", "hybridd"), "--mpi", "--socket",
+             os.path.join(build, "daemon", "hybridd"), "--mpi"] + conf + ["--socket",
              os.path.join(tmp, "%r.sock")],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, **MPI_ENV),
             start_new_session=True)
@@ -77,28 +87,47 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("-n", default="1e7")
     ap.add_argument("--dist", default="normal")
+    ap.add_argument("--input", help="a .npy to sort across the ranks, file to file")
+    ap.add_argument("--keep-mib", type=int,
+                    help="limits.span_keep_bytes for both builds, in MiB (default: theirs)")
     ap.add_argument("--mpirun", default="mpirun")
     args = ap.parse_args()
-    job = ["--json", "sort", "-n", args.n, "--dtype", "f64", "--dist", args.dist,
-           "--threads", "1", "--repeat", "5", "--warmup", "1", "--ranks", "all"]
+    keep = args.keep_mib << 20 if args.keep_mib is not None else None
+    what = ["--input", os.path.abspath(args.input)] if args.input else [
+        "-n", args.n, "--dtype", "f64", "--dist", args.dist]
+    job = ["--json", "sort"] + what + ["--threads", "1", "--repeat", "5", "--warmup", "1",
+                                       "--ranks", "all"]
+    records = {"a": [], "b": []}
     with tempfile.TemporaryDirectory() as ta, tempfile.TemporaryDirectory() as tb:
-        worlds = {"a": World(args.mpirun, args.a, args.ranks, ta),
-                  "b": World(args.mpirun, args.b, args.ranks, tb)}
+        worlds = {"a": World(args.mpirun, args.a, args.ranks, ta, keep),
+                  "b": World(args.mpirun, args.b, args.ranks, tb, keep)}
         spans = {"a": [], "b": []}
         try:
             for _ in range(args.rounds):
                 for name, w in worlds.items():
-                    r = w.ctl(*job)
+                    out = ["--output", os.path.join(w.tmp, "out.npy")] if args.input else []
+                    r = w.ctl(*(job + out))
                     if r.returncode != 0:
                         raise SystemExit("%s: %s" % (name, r.stderr.strip()))
-                    spans[name].append(json.loads(r.stdout)["median_ns"] / 1e6)
+                    got = json.loads(r.stdout)
+                    spans[name].append(got["median_ns"] / 1e6)
+                    records[name] += got.get("per_rank") or []
             time.sleep(2)  # mpirun forwards the ranks' log lines on its own time
         finally:
             for w in worlds.values():
                 w.stop()
-        print("%d ranks, %s f64 %s, %d rounds in turns" % (args.ranks, args.n, args.dist,
-                                                           args.rounds))
+        print("%d ranks, %s, %d rounds in turns" % (
+            args.ranks, args.input or "%s f64 %s" % (args.n, args.dist), args.rounds))
         for name, w in worlds.items():
+            if args.input:
+                fig = {k: median([x[k] / 1e6 for x in records[name]])
+                       for k in ("compute_ns", "exchange_ns", "io_ns")}
+                print("%s (%s): a rank's compute %.1f ms, exchange %.1f, I/O %.1f (medians of "
+                      "%d records); span median %.1f ms (%.1f-%.1f)" % (
+                          name, getattr(args, name), fig["compute_ns"], fig["exchange_ns"],
+                          fig["io_ns"], len(records[name]), median(spans[name]),
+                          min(spans[name]), max(spans[name])))
+                continue
             parts = w.partitions()
             q = quartiles(parts) if parts else (0, 0, 0)
             print("%s (%s): sample+partition median %.1f ms (quartiles %.1f-%.1f, %d spans); "

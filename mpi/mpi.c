@@ -117,7 +117,12 @@ struct collect {
     uint64_t out_at, before; /* elements of buckets below j, in the slices so far */
     char why[HY_ERROR_MSG_MAX];
     char *path;
-    void **keys;        /* per slice, malloc'd */
+    /* The bucket's keys land here as each slice's part comes (any order: the bucket is
+     * sorted next), so that finish_collect hands it on with no copy; a part that does not
+     * fit (a bucket past its room) waits in keys[k] and is copied in at the end. */
+    char *buf;
+    size_t cap, at;     /* buf's room for keys and what is used, in bytes */
+    void **keys;        /* per slice: a part kept aside, or NULL (in buf, or empty) */
     uint64_t *count;    /* per slice */
     bool *seen;         /* per slice */
     struct collect *next;
@@ -181,6 +186,7 @@ struct hy_mpi {
     uint64_t *heard;
     uint64_t timeout_ns, last_ping;
     uint64_t test_slice_pause_ns; /* HYBRIDD_TEST_SLICE_PAUSE_MS (run_slice) */
+    uint64_t test_collect_room;   /* HYBRIDD_TEST_COLLECT_ROOM: keys (collect_room); 0 unset */
 };
 
 /* ---- span memory kept between spans ----
@@ -1136,6 +1142,8 @@ int hy_mpi_start(hy_mpi **out, hy_error *err)
     m->timeout_ns = HY_MPI_PEER_TIMEOUT_MS * 1000000ull;
     const char *pause = getenv("HYBRIDD_TEST_SLICE_PAUSE_MS"); /* tests/mpi only */
     m->test_slice_pause_ns = pause ? strtoull(pause, NULL, 10) * 1000000ull : 0;
+    const char *room = getenv("HYBRIDD_TEST_COLLECT_ROOM"); /* tests/mpi only */
+    m->test_collect_room = room ? strtoull(room, NULL, 10) : 0;
     int rc = pthread_create(&m->thread, NULL, mpi_main, m);
     if (rc) {
         close(m->evfd);
@@ -1905,13 +1913,32 @@ static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t 
     return rc;
 }
 
+/* The bytes of the block a files span's rank reads its slice of `slice` keys into, and then
+ * (collect_room) gathers its bucket in, with the output's path after it: room for a slice
+ * and a tenth and 64 Ki keys more, as splitters from the sample make each bucket a slice's
+ * size within about 2% (docs/mpi.md). Rounded up to 64 Ki keys, so that slices a key apart
+ * ask for the same size: the slice's block, kept when it is given back, is then the one
+ * the bucket takes, already faulted in (a block of another size would be faulted in afresh
+ * for every span once the kept memory is full). SIZE_MAX where it cannot be had. */
+static size_t slice_block(uint64_t slice, size_t esize)
+{
+    const uint64_t round = (uint64_t)1 << 16;
+    uint64_t keys = slice + slice / 10 + round;
+    keys = (keys + round - 1) / round * round;
+    if (keys > (SIZE_MAX - HY_MPI_PATH_MAX - 1) / esize)
+        return SIZE_MAX;
+    return (size_t)keys * esize + HY_MPI_PATH_MAX + 1;
+}
+
 /* Reads slice sl->k, partitions it and sends each bucket's rank its part. */
 static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
 {
     size_t esize = hy_dtype_size(sl->dtype);
     uint64_t first, count;
     hy_mpi_split(sl->n, sl->ranks, sl->k, &first, &count);
-    char *a = hy_mpi_buf_alloc(count * esize), **b = calloc(sl->ranks, sizeof *b);
+    size_t block = slice_block(count, esize);
+    char *a = block < SIZE_MAX ? hy_mpi_buf_alloc(block) : NULL;
+    char **b = calloc(sl->ranks, sizeof *b);
     uint64_t *cnt = calloc(sl->ranks, sizeof *cnt);
     int rc = 0;
     if (!a || !b || !cnt) {
@@ -2055,6 +2082,7 @@ static void free_collect(struct collect *c)
 {
     for (unsigned k = 0; k < c->ranks; k++)
         hy_mpi_buf_free(c->keys[k]);
+    hy_mpi_buf_free(c->buf);
     free(c->keys); /* the one allocation of keys, count and seen */
     free(c->path);
     free(c);
@@ -2067,12 +2095,34 @@ static void finish_collect(hy_mpi *m, struct collect *c)
 {
     size_t esize = hy_dtype_size(c->dtype), plen = c->path ? strlen(c->path) : 0;
     uint64_t total = 0;
-    for (unsigned k = 0; k < c->ranks; k++)
+    bool aside = false;
+    for (unsigned k = 0; k < c->ranks; k++) {
         total += c->count[k];
+        aside |= c->keys[k] != NULL;
+    }
     struct in *p = NULL;
     char *data = NULL;
-    if (!c->rc && total && (!c->path || !(p = malloc(sizeof *p)) ||
-                            !(data = hy_mpi_buf_alloc(total * esize + plen + 1)))) {
+    /* Every part in buf (the rule): buf is the sort part's array as it stands, with room
+     * for the path after the keys (collect_room). */
+    bool whole = !aside && c->buf && c->at == total * esize;
+    if (!c->rc && total && c->path && (p = malloc(sizeof *p)) != NULL) {
+        if (whole) {
+            data = c->buf;
+            c->buf = NULL;
+        } else if ((data = hy_mpi_buf_alloc(total * esize + plen + 1)) != NULL) {
+            size_t at = c->at;
+            if (at)
+                memcpy(data, c->buf, at);
+            for (unsigned k = 0; k < c->ranks; k++)
+                if (c->keys[k]) {
+                    memcpy(data + at, c->keys[k], c->count[k] * esize);
+                    at += c->count[k] * esize;
+                }
+        }
+    }
+    if (!c->rc && total && !data) {
+        free(p);
+        p = NULL;
         c->rc = HY_ENOMEM;
         snprintf(c->why, sizeof c->why, "no memory to gather bucket %u", c->j);
     }
@@ -2086,12 +2136,6 @@ static void finish_collect(hy_mpi *m, struct collect *c)
                           sent); /* rc 0: written */
         return;
     }
-    uint64_t at = 0;
-    for (unsigned k = 0; k < c->ranks; k++) {
-        if (c->count[k])
-            memcpy(data + at * esize, c->keys[k], c->count[k] * esize);
-        at += c->count[k];
-    }
     memcpy(data + total * esize, c->path, plen + 1);
     p->part = (hy_mpi_part){.kind = HY_MPI_SORT, .origin = c->origin, .token = c->token,
                             .backend = c->backend, .threads = c->threads, .mode = c->mode,
@@ -2101,28 +2145,36 @@ static void finish_collect(hy_mpi *m, struct collect *c)
     enqueue_in(m, p);
 }
 
-/* Takes an XBUCKET's streams: the slice's bucket counts, its keys for bucket j, the path. */
-static int take_xbucket(hy_mpi *m, int from, const struct wire *w, unsigned ranks,
-                        uint64_t **cnt, void **keys, char **path)
+/* Where in c's buffer the `bytes` of slice part k go, or NULL: they are kept aside then. The
+ * buffer is made at the first part with keys, a slice_block for the sending slice's size
+ * (its counts add up to it; slices differ by at most one key), so a part falls outside
+ * only for a bucket far past its share. Under the lock. */
+static char *collect_room(hy_mpi *m, struct collect *c, const uint64_t *cnt, unsigned ranks,
+                          size_t bytes)
 {
-    size_t bytes = (size_t)w->w[7], plen = (size_t)w->w[9];
-    *cnt = malloc(ranks * sizeof **cnt);
-    *keys = bytes ? hy_mpi_buf_alloc(bytes) : NULL;
-    *path = plen <= HY_MPI_PATH_MAX ? calloc(1, plen + 1) : NULL;
-    if (!*cnt || (bytes && !*keys) || !*path) {
-        drain_data(m, from, ranks * sizeof **cnt);
-        drain_data(m, from, bytes);
-        drain_data(m, from, plen <= HY_MPI_PATH_MAX ? plen : 0);
-        return HY_ENOMEM;
+    if (!bytes || c->rc)
+        return NULL;
+    if (!c->buf) {
+        uint64_t slice = 0;
+        for (unsigned b = 0; b < ranks; b++)
+            slice += cnt[b];
+        size_t esize = hy_dtype_size(c->dtype), block = slice_block(slice, esize);
+        if (block == SIZE_MAX || !(c->buf = hy_mpi_buf_alloc(block)))
+            return NULL; /* every part aside, as if the room were full */
+        c->cap = block - HY_MPI_PATH_MAX - 1;
+        if (m->test_collect_room && m->test_collect_room < c->cap / esize)
+            c->cap = (size_t)m->test_collect_room * esize;
     }
-    if (recv_data(m, from, (char *)*cnt, ranks * sizeof **cnt) != MPI_SUCCESS ||
-        recv_data(m, from, *keys, bytes) != MPI_SUCCESS ||
-        recv_data(m, from, *path, plen) != MPI_SUCCESS)
-        return HY_ESYS;
-    return 0;
+    if (bytes > c->cap - c->at)
+        return NULL;
+    char *at = c->buf + c->at;
+    c->at += bytes;
+    return at;
 }
 
-/* A slice's part of bucket j (or its failure), for this rank's collection of it. */
+/* A slice's part of bucket j (or its failure), for this rank's collection of it: its three
+ * streams are the slice's bucket counts, its keys for bucket j (into the collection's
+ * buffer where they fit) and the output's path. */
 static void on_xbucket(hy_mpi *m, int from, const struct wire *w)
 {
     int origin = (int)(uint32_t)w->w[1], rc = (int)(int32_t)(w->w[5] >> 32);
@@ -2132,15 +2184,41 @@ static void on_xbucket(hy_mpi *m, int from, const struct wire *w)
     if (ranks < 1 || ranks > (unsigned)m->size || j >= ranks || k >= ranks || origin < 0 ||
         origin >= m->size || !esize || w->w[7] != w->w[6] * esize)
         return; /* not from this binary: its span's timeout ends the wait */
+    size_t bytes = (size_t)w->w[7], plen = (size_t)w->w[9];
     uint64_t *cnt = NULL;
-    void *keys = NULL;
-    char *path = NULL;
+    char *keys = NULL, *path = NULL, *place = NULL;
     const char *why = w->text;
-    if (!rc && (rc = take_xbucket(m, from, w, ranks, &cnt, &keys, &path)))
+    if (!rc) {
+        cnt = malloc(ranks * sizeof *cnt);
+        path = plen <= HY_MPI_PATH_MAX ? calloc(1, plen + 1) : NULL;
+        if (!cnt || !path) {
+            drain_data(m, from, ranks * sizeof *cnt);
+            drain_data(m, from, bytes);
+            drain_data(m, from, plen <= HY_MPI_PATH_MAX ? plen : 0);
+            rc = HY_ENOMEM;
+        } else if (recv_data(m, from, (char *)cnt, ranks * sizeof *cnt) != MPI_SUCCESS) {
+            rc = HY_ESYS;
+        }
         why = ""; /* the sentence below says it */
+    }
     pthread_mutex_lock(&m->mu);
     struct collect *c = find_collect(m, origin, w->w[0], j, ranks, w);
-    if (c && !c->seen[k]) {
+    bool fresh = c && !c->seen[k];
+    if (!rc && fresh && cnt[j] == w->w[6])
+        place = collect_room(m, c, cnt, ranks, bytes);
+    pthread_mutex_unlock(&m->mu);
+    /* Only this thread adds to or finishes collections: place stays c's until it is
+     * recorded below. */
+    if (!rc && bytes && !place && !(keys = hy_mpi_buf_alloc(bytes))) {
+        drain_data(m, from, bytes);
+        drain_data(m, from, plen);
+        rc = HY_ENOMEM;
+    } else if (!rc && (recv_data(m, from, place ? place : keys, bytes) != MPI_SUCCESS ||
+                       recv_data(m, from, path, plen) != MPI_SUCCESS)) {
+        rc = HY_ESYS;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (fresh) {
         c->seen[k] = true;
         c->got++;
         if (rc && !c->rc) {

@@ -931,6 +931,37 @@ class SortFilesARankCannotRead(unittest.TestCase):
             tmp.cleanup()
 
 
+class SortFilesPastTheRoom(unittest.TestCase):
+    def test_npy_parts_past_a_buckets_room_are_gathered_too(self):
+        # A rank gathers its bucket's parts straight into one buffer with room for about a
+        # slice and a tenth; a part that does not fit waits aside and is copied in at the end.
+        # A test hook shrinks the room to 7000 keys: with 3 ranks and 30011 keys (parts of
+        # about 3330), two parts of a bucket fit and the third waits aside; with 60013 keys
+        # one fits and two wait; sorted input sends each bucket whole from one slice, past
+        # the room. The bytes must be one daemon's.
+        w = World(3, confs=[CONF] * 3, env={"HYBRIDD_TEST_COLLECT_ROOM": "7000"})
+        try:
+            cases = [("room-f64", "f64", special_array("f64", 30011, 7)),
+                     ("room-f64-aside", "f64", special_array("f64", 60013, 8)),
+                     ("room-sorted", "i64", b"".join(struct.pack("<q", i - 9000)
+                                                     for i in range(30011))),
+                     ("room-equal", "u32", struct.pack("<I", 5) * 30011)]
+            for tag, dtype, raw in cases:
+                with self.subTest(tag=tag):
+                    src = write_npy(os.path.join(w.tmp.name, tag + "-in.npy"), dtype, raw)
+                    dst = os.path.join(w.tmp.name, tag + "-out.npy")
+                    ref = os.path.join(w.tmp.name, tag + "-ref.npy")
+                    p = w.ctl(2, "sort", "--input", src, "--output", dst, "--ranks", "all")
+                    self.assertEqual(json.loads(p.stdout)["ranks"], 3)
+                    w.ctl(2, "sort", "--input", src, "--output", ref)  # one daemon, no span
+                    with open(dst, "rb") as a, open(ref, "rb") as b:
+                        self.assertTrue(a.read() == b.read(), "the span's bytes differ from "
+                                        "one daemon's")
+            w.stop()
+        finally:
+            w.close()
+
+
 class SortClientGone(unittest.TestCase):
     """A client that goes away while its span runs: the asking rank drops the span (its
     peers' late buckets are taken and thrown away) and every rank serves the next sorts."""

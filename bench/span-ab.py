@@ -21,58 +21,12 @@ root, mpirun needs --allow-run-as-root, which this passes. Standard library only
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import median  # noqa: E402
-
-# tests/mpi's transport: shared memory without the single-copy mechanism, which containers
-# often refuse.
-MPI_ENV = {"OMPI_MCA_btl": "self,vader", "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
-
-
-class World:
-    def __init__(self, mpirun, build, ranks, tmp, keep=None):
-        self.build, self.tmp = build, tmp
-        self.log_path = os.path.join(tmp, "log")
-        self.log = open(self.log_path, "w")
-        conf = []
-        if keep is not None:  # limits.span_keep_bytes: the buffers a rank keeps for the next span
-            conf = ["-c", os.path.join(tmp, "hybridd.conf")]
-            with open(conf[1], "w") as f:
-                f.write("limits = { span_keep_bytes = %dL; };\n" % keep)
-        self.proc = subprocess.Popen(
-            [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks),
-             os.path.join(build, "daemon", "hybridd"), "--mpi"] + conf + ["--socket",
-             os.path.join(tmp, "%r.sock")],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, **MPI_ENV),
-            start_new_session=True)
-        self.sock = os.path.join(tmp, "0.sock")
-        for _ in range(400):
-            if self.ctl("ping").returncode == 0:
-                return
-            time.sleep(0.05)
-        raise SystemExit("mpirun of %s did not start (see %s)" % (build, self.log_path))
-
-    def ctl(self, *args):
-        return subprocess.run([os.path.join(self.build, "client", "hybridctl"), "-s",
-                               self.sock] + list(args), capture_output=True, text=True,
-                              check=False)
-
-    def stop(self):
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self.log.close()
-
-    def partitions(self):
-        with open(self.log_path) as f:
-            return [float(x) for x in re.findall(r"sample\+partition ([0-9.]+) ms", f.read())]
-
+from benchlib import MpiWorld as World, median  # noqa: E402
 
 def quartiles(xs):
     xs = sorted(xs)

@@ -1886,7 +1886,7 @@ static void fail_slice(hy_mpi *m, const struct slice *sl, int rc, const char *wh
 
 /* The `count` elements at a (global indices first..) into one buffer per bucket: cnt[j]
  * keys at b[j] (NULL when empty). Step by step, answering pings between steps. */
-static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t first,
+static int partition(hy_mpi *m, const struct slice *sl, char *a, uint64_t first,
                      uint64_t count, uint64_t *cnt, char **b)
 {
     size_t esize = hy_dtype_size(sl->dtype);
@@ -1900,13 +1900,17 @@ static int partition(hy_mpi *m, const struct slice *sl, const char *a, uint64_t 
                       first + i, t, cnt, ids + i);
     }
     for (unsigned j = 0; !rc && j < sl->ranks; j++)
-        if (cnt[j] && !(b[j] = hy_mpi_buf_alloc(cnt[j] * esize)))
+        if (j != sl->k && cnt[j] && !(b[j] = hy_mpi_buf_alloc(cnt[j] * esize)))
             rc = HY_ENOMEM;
+    /* The slice's own bucket (this rank's) stays at the front of a, written behind the
+     * reads (hy_span_scatter): no buffer and no copy for it. */
+    b[sl->k] = a;
     for (uint64_t i = 0; !rc && i < count; i += SPAN_STEP) {
         keep_alive(m);
         hy_span_scatter(a + i * esize, count - i < SPAN_STEP ? count - i : SPAN_STEP, esize,
                         ids + i, sl->ranks, b, pos);
     }
+    b[sl->k] = NULL;
     free(t);
     hy_mpi_buf_free(ids);
     free(pos);
@@ -1928,6 +1932,48 @@ static size_t slice_block(uint64_t slice, size_t esize)
     if (keys > (SIZE_MAX - HY_MPI_PATH_MAX - 1) / esize)
         return SIZE_MAX;
     return (size_t)keys * esize + HY_MPI_PATH_MAX + 1;
+}
+
+static struct collect *find_collect(hy_mpi *m, int origin, uint64_t token, unsigned j,
+                                    unsigned ranks, const struct wire *w);
+static void take_part(hy_mpi *m, struct collect *c, unsigned k, const uint64_t *cnt,
+                      uint64_t count, void *keys, char **path);
+
+/* Hands slice sl's own bucket, at the front of *a (a block of `block` bytes), to this rank's
+ * collection of that bucket, with no message: *a becomes the collection's buffer, its part
+ * already in place, or (when another part came first and made one) a part kept aside.
+ * *a is then NULL. False, with *a untouched, when no collection could be made. Under the
+ * lock. */
+static bool collect_own(hy_mpi *m, const struct slice *sl, const struct wire *h, char **a,
+                        size_t block, const uint64_t *cnt)
+{
+    struct collect *c = find_collect(m, sl->origin, sl->token, sl->k, sl->ranks, h);
+    char *path = copy_text(sl->out_path);
+    if (!c || !path) {
+        free(path);
+        return false;
+    }
+    if (c->seen[sl->k]) { /* not from this binary's slices: drop it as on_xbucket would */
+        free(path);
+        hy_mpi_buf_free(*a);
+        *a = NULL;
+        return true;
+    }
+    size_t esize = hy_dtype_size(sl->dtype), bytes = (size_t)cnt[sl->k] * esize;
+    void *aside = *a;
+    if (!c->buf && !c->rc) {
+        c->buf = *a;
+        c->at = bytes;
+        c->cap = block - HY_MPI_PATH_MAX - 1;
+        if (m->test_collect_room && m->test_collect_room < c->cap / esize)
+            c->cap = (size_t)m->test_collect_room * esize;
+        c->cap = c->cap < c->at ? c->at : c->cap;
+        aside = NULL;
+    }
+    *a = NULL;
+    take_part(m, c, sl->k, cnt, cnt[sl->k], aside, &path);
+    free(path);
+    return true;
 }
 
 /* Reads slice sl->k, partitions it and sends each bucket's rank its part. */
@@ -1977,6 +2023,12 @@ static int run_slice(hy_mpi *m, const struct slice *sl, hy_error *err)
     pthread_mutex_lock(&m->mu);
     for (unsigned j = 0; j < sl->ranks; j++) {
         struct wire h = xbucket_header(sl, j, cnt[j], 0, NULL);
+        if (j == sl->k) {
+            if (collect_own(m, sl, &h, &a, block, cnt))
+                continue;
+            b[j] = a; /* no collection to take it: it goes to this rank as a peer's would */
+            a = NULL;
+        }
         void *own[3] = {malloc(sl->ranks * sizeof *cnt), b[j], copy_text(sl->out_path)};
         if (own[0])
             memcpy(own[0], cnt, sl->ranks * sizeof *cnt);
@@ -2145,6 +2197,36 @@ static void finish_collect(hy_mpi *m, struct collect *c)
     enqueue_in(m, p);
 }
 
+/* Records slice k's part of c's bucket: with its counts cnt, `count` keys (in c's buffer
+ * already, or `keys`, kept aside, which c then owns) and the output's path (*path, taken
+ * when c has none); without them, a failure (c->rc says it). The last part finishes c and
+ * frees it. Under the lock. */
+static void take_part(hy_mpi *m, struct collect *c, unsigned k, const uint64_t *cnt,
+                      uint64_t count, void *keys, char **path)
+{
+    c->seen[k] = true;
+    c->got++;
+    if (cnt) {
+        for (unsigned b = 0; b < c->j; b++)
+            c->before += cnt[b];
+        c->keys[k] = keys;
+        c->count[k] = count;
+        if (!c->path) {
+            c->path = *path;
+            *path = NULL;
+        }
+    }
+    if (c->got == c->ranks) {
+        finish_collect(m, c);
+        for (struct collect **l = &m->collects; *l; l = &(*l)->next)
+            if (*l == c) {
+                *l = c->next;
+                break;
+            }
+        free_collect(c);
+    }
+}
+
 /* Where in c's buffer the `bytes` of slice part k go, or NULL: they are kept aside then. The
  * buffer is made at the first part with keys, a slice_block for the sending slice's size
  * (its counts add up to it; slices differ by at most one key), so a part falls outside
@@ -2165,7 +2247,7 @@ static char *collect_room(hy_mpi *m, struct collect *c, const uint64_t *cnt, uns
         if (m->test_collect_room && m->test_collect_room < c->cap / esize)
             c->cap = (size_t)m->test_collect_room * esize;
     }
-    if (bytes > c->cap - c->at)
+    if (c->at > c->cap || bytes > c->cap - c->at)
         return NULL;
     char *at = c->buf + c->at;
     c->at += bytes;
@@ -2219,35 +2301,17 @@ static void on_xbucket(hy_mpi *m, int from, const struct wire *w)
     }
     pthread_mutex_lock(&m->mu);
     if (fresh) {
-        c->seen[k] = true;
-        c->got++;
+        bool good = !rc && cnt[j] == w->w[6];
         if (rc && !c->rc) {
             c->rc = rc;
             snprintf(c->why, sizeof c->why, "%s",
                      why[0] ? why : "receiving a bucket from another rank failed");
-        } else if (!rc && cnt[j] == w->w[6]) {
-            for (unsigned b = 0; b < j; b++)
-                c->before += cnt[b];
-            c->keys[k] = keys;
-            c->count[k] = w->w[6];
-            keys = NULL;
-            if (!c->path) {
-                c->path = path;
-                path = NULL;
-            }
-        } else if (!rc && !c->rc) {
+        } else if (!rc && !good && !c->rc) {
             c->rc = HY_EINTERNAL;
             snprintf(c->why, sizeof c->why, "rank %d sent a bucket its counts disown", from);
         }
-        if (c->got == c->ranks) {
-            finish_collect(m, c);
-            for (struct collect **l = &m->collects; *l; l = &(*l)->next)
-                if (*l == c) {
-                    *l = c->next;
-                    break;
-                }
-            free_collect(c);
-        }
+        take_part(m, c, k, good ? cnt : NULL, w->w[6], good ? keys : NULL, &path);
+        keys = good ? NULL : keys;
     }
     pthread_mutex_unlock(&m->mu);
     free(cnt);

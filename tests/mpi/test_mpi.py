@@ -931,6 +931,19 @@ class SortFilesARankCannotRead(unittest.TestCase):
             tmp.cleanup()
 
 
+def files_span_is_one_daemons(test, w, rank, tag, dtype, raw):
+    """Sorts a .npy of `raw` across all of w's ranks, asking `rank`, then on that rank alone
+    with no span: the two output files must hold the same bytes."""
+    src = write_npy(os.path.join(w.tmp.name, tag + "-in.npy"), dtype, raw)
+    dst, ref = (os.path.join(w.tmp.name, tag + end) for end in ("-out.npy", "-ref.npy"))
+    p = w.ctl(rank, "sort", "--input", src, "--output", dst, "--ranks", "all", ok=False)
+    test.assertEqual(p.returncode, 0, p.stderr + w.text())
+    test.assertEqual(json.loads(p.stdout)["ranks"], w.n)
+    w.ctl(rank, "sort", "--input", src, "--output", ref)  # one daemon's sort, no span
+    with open(dst, "rb") as a, open(ref, "rb") as b:
+        test.assertTrue(a.read() == b.read(), "the span's bytes differ from one daemon's")
+
+
 class SortFilesPastTheRoom(unittest.TestCase):
     def test_npy_parts_past_a_buckets_room_are_gathered_too(self):
         # A rank gathers its bucket's parts straight into one buffer with room for about a
@@ -948,15 +961,7 @@ class SortFilesPastTheRoom(unittest.TestCase):
                      ("room-equal", "u32", struct.pack("<I", 5) * 30011)]
             for tag, dtype, raw in cases:
                 with self.subTest(tag=tag):
-                    src = write_npy(os.path.join(w.tmp.name, tag + "-in.npy"), dtype, raw)
-                    dst = os.path.join(w.tmp.name, tag + "-out.npy")
-                    ref = os.path.join(w.tmp.name, tag + "-ref.npy")
-                    p = w.ctl(2, "sort", "--input", src, "--output", dst, "--ranks", "all")
-                    self.assertEqual(json.loads(p.stdout)["ranks"], 3)
-                    w.ctl(2, "sort", "--input", src, "--output", ref)  # one daemon, no span
-                    with open(dst, "rb") as a, open(ref, "rb") as b:
-                        self.assertTrue(a.read() == b.read(), "the span's bytes differ from "
-                                        "one daemon's")
+                    files_span_is_one_daemons(self, w, 2, tag, dtype, raw)
             w.stop()
         finally:
             w.close()
@@ -1137,17 +1142,8 @@ class SilentPeer(unittest.TestCase):
         conf = CONF.replace("job_timeout_s = 60L;", "job_timeout_s = 60L; peer_timeout_s = 2L;")
         w = World(3, confs=[conf] * 3, env={"HYBRIDD_TEST_SLICE_PAUSE_MS": "5000"})
         try:
-            raw = special_array("f64", 30001, 5)
-            src = write_npy(os.path.join(w.tmp.name, "busy-in.npy"), "f64", raw)
-            dst = os.path.join(w.tmp.name, "busy-out.npy")
-            p = w.ctl(0, "sort", "--input", src, "--output", dst, "--ranks", "all", ok=False)
-            self.assertEqual(p.returncode, 0, p.stderr + w.text())
-            self.assertEqual(json.loads(p.stdout)["ranks"], 3)
-            ref = os.path.join(w.tmp.name, "busy-ref.npy")    # one daemon's sort, no span
-            w.ctl(0, "sort", "--input", src, "--output", ref)
-            with open(dst, "rb") as a, open(ref, "rb") as b:
-                self.assertTrue(a.read() == b.read(), "the span's bytes differ from one "
-                                "daemon's")
+            files_span_is_one_daemons(self, w, 0, "busy", "f64",
+                                      special_array("f64", 30001, 5))
             w.stop()
         finally:
             w.close()

@@ -9,7 +9,11 @@
  * (common/span.c: hy_span_count, whose table in front of the tree answers most keys, and
  * hy_span_scatter), and `span/fresh` the same into new buffers each time, first touch
  * included, as a span whose buffers the MPI module has not kept yet writes them (the other
- * ways reuse one spill area and one ids array, as later spans do).
+ * ways reuse one spill area and one ids array, as later spans do). `span/one` is what a
+ * partition of one pass over memory would cost with the spans' own functions: both run on
+ * each block of SPAN_ONE_BLOCK keys in turn, so the keys are read from memory once and the
+ * ids never leave the cache; the buckets are cut at counts known beforehand (from the first
+ * way), which a real one-pass partition would not have: a bound from below.
  *
  *   partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat R] [--dist uniform|normal]
  *
@@ -43,6 +47,7 @@ struct run {
     struct hy_xform_u64 t;
     uint64_t cnt[MAX_RANKS], pos[MAX_RANKS];
     uint64_t *dst[MAX_RANKS];
+    const uint64_t *want; /* the buckets' sizes, for span/one */
 };
 
 static inline unsigned bucket(const struct run *r, bool tree, uint64_t x, uint64_t i)
@@ -51,7 +56,8 @@ static inline unsigned bucket(const struct run *r, bool tree, uint64_t x, uint64
     return tree ? hy_stree_bucket(r->tree, k, i) : hy_bucket_of(r->sp, r->ranks - 1, k, i);
 }
 
-enum { WAY_LOOP, WAY_TREE, WAY_IDS, WAY_SPAN, WAY_FRESH, WAYS };
+enum { WAY_LOOP, WAY_TREE, WAY_IDS, WAY_SPAN, WAY_FRESH, WAY_ONE, WAYS };
+#define SPAN_ONE_BLOCK 4096u
 #define LOOP_MAX_RANKS 256u
 
 /* One partition, as the span does it: count, then bucket 0 in place and the rest to their
@@ -62,6 +68,27 @@ static void partition(struct run *r, int way, double *count_ns, double *scatter_
     memset(r->cnt, 0, sizeof r->cnt);
     bool tree = way != WAY_LOOP;
     uint64_t t0 = hy_now_ns();
+    if (way == WAY_ONE) {
+        uint16_t ids[SPAN_ONE_BLOCK];
+        char *dst[MAX_RANKS] = {(char *)r->a};
+        uint64_t at = 0, in_count = 0;
+        for (unsigned b = 1; b < r->ranks; b++) {
+            dst[b] = (char *)(r->spill + at);
+            at += r->want[b];
+        }
+        memset(r->pos, 0, sizeof r->pos);
+        for (size_t i = 0; i < r->n; i += SPAN_ONE_BLOCK) {
+            size_t m = r->n - i < SPAN_ONE_BLOCK ? r->n - i : SPAN_ONE_BLOCK;
+            uint64_t c0 = hy_now_ns();
+            hy_span_count(r->a + i, m, HY_DT_F64, i, r->tree, r->cnt, ids);
+            in_count += hy_now_ns() - c0;
+            hy_span_scatter(r->a + i, m, sizeof *r->a, ids, r->ranks, dst, r->pos);
+        }
+        uint64_t t2 = hy_now_ns();
+        *count_ns = (double)in_count / (double)r->n;
+        *scatter_ns = (double)(t2 - t0 - in_count) / (double)r->n;
+        return;
+    }
     if (way == WAY_SPAN || way == WAY_FRESH) {
         /* fresh: new ids and bucket buffers each time, as a span allocates them, so their
          * first touch (a page fault per 4 KiB) is in the time */
@@ -170,6 +197,7 @@ static int bench_ranks(struct run *r, unsigned ranks, int reps)
     /* The loop's cost grows with the ranks (1.2 us a key at 512): past LOOP_MAX_RANKS a run
      * would take minutes to say what the smaller counts already say. */
     int from = ranks <= LOOP_MAX_RANKS ? WAY_LOOP : WAY_TREE;
+    r->want = first; /* set by the first way, before span/one runs */
     for (int i = 0; i < reps; i++)
         for (int way = from; way < WAYS; way++) {
             partition(r, way, &c[way][i], &s[way][i]);
@@ -187,6 +215,7 @@ static int bench_ranks(struct run *r, unsigned ranks, int reps)
     snprintf(name, sizeof name, "span/%s", fronts[tree->front]);
     report(name, ranks, c[WAY_SPAN], s[WAY_SPAN], reps);
     report("span/fresh", ranks, c[WAY_FRESH], s[WAY_FRESH], reps);
+    report("span/one", ranks, c[WAY_ONE], s[WAY_ONE], reps);
     free(tree);
     free(sp);
     return bad;

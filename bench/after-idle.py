@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import Daemon, median
+from benchlib import Daemon, quartiles
 
 NUMPY = r'''
 import numpy as np, sys, time
@@ -44,11 +44,6 @@ import numpy as np, sys
 n, path = int(sys.argv[1]), sys.argv[2]
 np.save(path, np.random.default_rng([20261206, n]).random(n))
 '''
-
-
-def quartiles(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 4], median(xs), xs[3 * len(xs) // 4]
 
 
 def main():

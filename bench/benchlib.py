@@ -16,6 +16,12 @@ def median(xs):
     return xs[m // 2] if m % 2 else (xs[m // 2 - 1] + xs[m // 2]) / 2
 
 
+def quartiles(xs):
+    """The lower quartile, the median and the upper quartile of xs."""
+    xs = sorted(xs)
+    return xs[len(xs) // 4], median(xs), xs[(3 * len(xs)) // 4]
+
+
 class Daemon:
     """hybridd with the configuration text `conf` (and extra environment `env`) in `tmp`."""
 

@@ -26,12 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import MpiWorld as World, median  # noqa: E402
-
-def quartiles(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 4], median(xs), xs[(3 * len(xs)) // 4]
-
+from benchlib import MpiWorld as World, median, quartiles  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

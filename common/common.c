@@ -228,6 +228,17 @@ size_t hy_npy_header(int dtype, uint64_t n, char *buf, size_t cap)
 }
 
 
+bool hy_env_flag(const char *name, atomic_int *cache)
+{
+    int p = atomic_load_explicit(cache, memory_order_relaxed);
+    if (p < 0) {
+        const char *e = getenv(name);
+        p = e && strcmp(e, "1") == 0;
+        atomic_store_explicit(cache, p, memory_order_relaxed);
+    }
+    return p != 0;
+}
+
 bool hy_stage_stores(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -3,6 +3,7 @@
 #ifndef HY_COMMON_H
 #define HY_COMMON_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -167,5 +168,10 @@ void *hy_huge_alloc(size_t bytes, size_t *rounded);
  * which made a radix sort's scatter 2.5-3x as slow (bench/mem-bench --scatter); on the AMD
  * EPYC (Zen 4) guest the staging measured slower. */
 bool hy_stage_stores(void);
+
+/* Whether the environment variable `name` is "1", read once per process into *cache (-1
+ * until read; threads that race store one value): the switches tests set
+ * (HYBRIDD_TEST_SORT_PORTABLE, ...). */
+bool hy_env_flag(const char *name, atomic_int *cache);
 
 #endif

@@ -204,6 +204,147 @@ SPAN_COUNT_FRONT(count_value_f32, u32, uint32_t, hy_xform_u32_of, hy_to_key_u32,
 SPAN_COUNT_FRONT(count_value_f64, u64, uint64_t, hy_xform_u64_of, hy_to_key_u64,
                  hy_sfront_value(t, f64_value(e)))
 
+/* The count by a few splitters (t->nsp < HY_STREE_LINEAR: two to six ranks, or few distinct
+ * keys), with the splitter count a constant so that the compares unroll. No key's count is
+ * stored: above[j] counts the keys past splitter j in a register, and a bucket's count is
+ * the difference of two of them. With a count stored per key, at 2 ranks each increment
+ * waited for the last one to the same counter: 1.9 ns a key against 1.45 this way (10^7
+ * normal f64, `partition-bench --ranks 2`, in turns). */
+#define SPAN_COUNT_FEW(W, T, XFORM_OF, TO_KEY)                                                \
+    static inline __attribute__((always_inline)) void few_##W##_body(                        \
+        const T *a, uint64_t n, const struct hy_xform_##W *x, uint64_t first,                \
+        const struct hy_skey *sp, const unsigned nsp, uint64_t *cnt, uint16_t *ids)          \
+    {                                                                                          \
+        uint64_t above[HY_STREE_LINEAR] = {0};                                                 \
+        for (uint64_t i = 0; i < n; i++) {                                                     \
+            uint64_t k = TO_KEY(a[i], x), idx = first + i;                                     \
+            unsigned b = 0;                                                                    \
+            for (unsigned j = 0; j < nsp; j++) {                                               \
+                unsigned past =                                                                \
+                    (unsigned)((sp[j].key < k) | ((sp[j].key == k) & (sp[j].idx < idx)));      \
+                above[j] += past;                                                              \
+                b += past;                                                                     \
+            }                                                                                  \
+            ids[i] = (uint16_t)b;                                                              \
+        }                                                                                      \
+        cnt[0] += n - above[0];                                                                \
+        for (unsigned j = 1; j < nsp; j++)                                                     \
+            cnt[j] += above[j - 1] - above[j];                                                 \
+        cnt[nsp] += above[nsp - 1];                                                            \
+    }                                                                                          \
+    static void few_##W(const void *av, uint64_t n, struct hy_key_spec ks, uint64_t first,   \
+                        const struct hy_stree *t, uint64_t *cnt, uint16_t *ids)              \
+    {                                                                                          \
+        const struct hy_xform_##W x = XFORM_OF(ks);                                           \
+        switch (t->nsp) {                                                                      \
+        case 1: few_##W##_body(av, n, &x, first, t->sp, 1, cnt, ids); break;                  \
+        case 2: few_##W##_body(av, n, &x, first, t->sp, 2, cnt, ids); break;                  \
+        case 3: few_##W##_body(av, n, &x, first, t->sp, 3, cnt, ids); break;                  \
+        case 4: few_##W##_body(av, n, &x, first, t->sp, 4, cnt, ids); break;                  \
+        default: few_##W##_body(av, n, &x, first, t->sp, 5, cnt, ids); break;                \
+        }                                                                                      \
+    }
+SPAN_COUNT_FEW(u32, uint32_t, hy_xform_u32_of, hy_to_key_u32)
+SPAN_COUNT_FEW(u64, uint64_t, hy_xform_u64_of, hy_to_key_u64)
+_Static_assert(HY_STREE_LINEAR == 6, "few_*'s switch covers one to five splitters");
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f")))
+
+/* The same count in 512-bit vectors (AVX-512F), 8 keys a step (32-bit keys widened to 64):
+ * each splitter's compare gives a mask of the keys past it, whose population is added to
+ * above[j] and which adds one to those keys' buckets. The elements are read 32 or 64 bytes
+ * at a time, and this guest streams memory to vector loads at twice the rate of scalar
+ * ones (12.9 against 6.3 GB/s, a plain sum over 80 MB). At 2 ranks 0.85 ns a key against
+ * few_u64's 1.45. Returns how many elements it counted, a multiple of 8; few_* counts the
+ * rest. */
+struct vfew {
+    unsigned nsp;
+    __m512i spk[HY_STREE_LINEAR], spi[HY_STREE_LINEAR];
+    uint64_t above[HY_STREE_LINEAR];
+};
+
+T512 static inline void vfew_step(struct vfew *v, __m512i k, __m512i idx, uint16_t *ids)
+{
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i b = _mm512_setzero_si512();
+    for (unsigned j = 0; j < v->nsp; j++) {
+        __mmask8 past = _mm512_cmpgt_epu64_mask(k, v->spk[j]) |
+                        (_mm512_cmpeq_epu64_mask(k, v->spk[j]) &
+                         _mm512_cmpgt_epu64_mask(idx, v->spi[j]));
+        v->above[j] += (unsigned)__builtin_popcount(past);
+        b = _mm512_mask_add_epi64(b, past, b, one);
+    }
+    _mm_storeu_si128((__m128i *)(void *)ids, _mm512_cvtepi64_epi16(b));
+}
+
+T512 static uint64_t vfew(const void *av, uint64_t n, int dtype, uint64_t first,
+                          const struct hy_stree *t, uint64_t *cnt, uint16_t *ids)
+{
+    struct vfew v = {.nsp = t->nsp};
+    for (unsigned j = 0; j < v.nsp; j++) {
+        v.spk[j] = _mm512_set1_epi64((long long)t->sp[j].key);
+        v.spi[j] = _mm512_set1_epi64((long long)t->sp[j].idx);
+    }
+    struct hy_key_spec ks = hy_key_spec_of(dtype);
+    __m512i idx = _mm512_add_epi64(_mm512_set1_epi64((long long)first),
+                                   _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+    const __m512i eight = _mm512_set1_epi64(8);
+    uint64_t i = 0;
+    if (hy_dtype_size(dtype) == 4) {
+        const struct hy_xform_u32 x = hy_xform_u32_of(ks);
+        const __m256i pos = _mm256_set1_epi32((int)x.pos);
+        const __m256i nxp = _mm256_set1_epi32((int)x.neg_xor_pos);
+        const __m256i rot = _mm256_set1_epi32((int)x.rot);
+        const uint32_t *a = av;
+        for (; i + 8 <= n; i += 8, idx = _mm512_add_epi64(idx, eight)) {
+            __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(a + i));
+            __m256i m = _mm256_xor_si256(_mm256_and_si256(_mm256_srai_epi32(e, 31), nxp), pos);
+            __m256i k = _mm256_sub_epi32(_mm256_xor_si256(e, m), rot);
+            vfew_step(&v, _mm512_cvtepu32_epi64(k), idx, ids + i);
+        }
+    } else {
+        const struct hy_xform_u64 x = hy_xform_u64_of(ks);
+        const __m512i pos = _mm512_set1_epi64((long long)x.pos);
+        const __m512i nxp = _mm512_set1_epi64((long long)x.neg_xor_pos);
+        const __m512i rot = _mm512_set1_epi64((long long)x.rot);
+        const uint64_t *a = av;
+        for (; i + 8 <= n; i += 8, idx = _mm512_add_epi64(idx, eight)) {
+            __m512i e = _mm512_loadu_si512(a + i);
+            __m512i m = _mm512_xor_si512(_mm512_and_si512(_mm512_srai_epi64(e, 63), nxp), pos);
+            vfew_step(&v, _mm512_sub_epi64(_mm512_xor_si512(e, m), rot), idx, ids + i);
+        }
+    }
+    cnt[0] += i - v.above[0];
+    for (unsigned j = 1; j < v.nsp; j++)
+        cnt[j] += v.above[j - 1] - v.above[j];
+    cnt[v.nsp] += v.above[v.nsp - 1];
+    return i;
+}
+
+/* Whether the vector loop may run: AVX-512F, and not a test of the portable paths
+ * (HYBRIDD_TEST_SORT_PORTABLE, as for the sort's). */
+static bool span_avx512(void)
+{
+    static atomic_int portable = -1;
+    return __builtin_cpu_supports("avx512f") &&
+           !hy_env_flag("HYBRIDD_TEST_SORT_PORTABLE", &portable);
+}
+#else
+static bool span_avx512(void)
+{
+    return false;
+}
+
+static uint64_t vfew(const void *a, uint64_t n, int dtype, uint64_t first,
+                     const struct hy_stree *t, uint64_t *cnt, uint16_t *ids)
+{
+    (void)a, (void)n, (void)dtype, (void)first, (void)t, (void)cnt, (void)ids;
+    return 0;
+}
+#endif
+
 typedef void count_fn(const void *a, uint64_t n, struct hy_key_spec ks, uint64_t first,
                       const struct hy_stree *t, uint64_t *cnt, uint16_t *ids);
 
@@ -216,7 +357,18 @@ void hy_span_count(const void *a, uint64_t n, int dtype, uint64_t first,
         [HY_SFRONT_KEY] = {count_key_u64, count_key_u32},
         [HY_SFRONT_VALUE] = {count_value_f64, count_value_f32},
     };
-    counts[t->front][hy_dtype_size(dtype) == 4](a, n, hy_key_spec_of(dtype), first, t, cnt, ids);
+    static count_fn *const few[2] = {few_u64, few_u32};
+    bool narrow = hy_dtype_size(dtype) == 4, vec = span_avx512();
+    /* Up to five splitters the vector compares beat the table (ns a key, 10^7 normal f64,
+     * `partition-bench --ranks 3,4,6`, in turns: 1.15 against 1.97 at 3 ranks, 1.29
+     * against 2.01 at 4, 1.56 against 2.10 at 6); the scalar ones only where there is none. */
+    if (t->nsp >= 1 && t->nsp < HY_STREE_LINEAR && (vec || t->front == HY_SFRONT_NONE)) {
+        uint64_t done = vec ? vfew(a, n, dtype, first, t, cnt, ids) : 0;
+        few[narrow]((const char *)a + done * hy_dtype_size(dtype), n - done,
+                    hy_key_spec_of(dtype), first + done, t, cnt, ids + done);
+    } else {
+        counts[t->front][narrow](a, n, hy_key_spec_of(dtype), first, t, cnt, ids);
+    }
 }
 
 #define SPAN_SCATTER(W, T)                                                                     \

@@ -168,26 +168,13 @@ static bool chunked_for(size_t n, unsigned top_bits, bool staged)
            (n >> top_bits) <= (staged ? LSD_MAX / 2 : LSD_MAX / 4);
 }
 
-/* Whether the environment variable `name` is "1", read once per process into *cache (-1
- * until read; threads that race store one value). */
-static bool env_flag(const char *name, atomic_int *cache)
-{
-    int p = atomic_load_explicit(cache, memory_order_relaxed);
-    if (p < 0) {
-        const char *e = getenv(name);
-        p = e && strcmp(e, "1") == 0;
-        atomic_store_explicit(cache, p, memory_order_relaxed);
-    }
-    return p != 0;
-}
-
 /* For tests only: HYBRIDD_TEST_SORT_PORTABLE=1 takes the paths of a CPU without AVX2 and
  * AVX-512 and of one that stores the scatter's keys one by one (test_sort runs it on a
  * machine that takes the others). */
 static bool test_portable(void)
 {
     static atomic_int portable = -1;
-    return env_flag("HYBRIDD_TEST_SORT_PORTABLE", &portable);
+    return hy_env_flag("HYBRIDD_TEST_SORT_PORTABLE", &portable);
 }
 
 /* Whether the top-level scatters stage each bucket's keys and write them a STAGE_BYTES at
@@ -320,7 +307,7 @@ __attribute__((target("avx2"))) static uint32_t scan_bins(uint32_t *cnt, size_t 
 static bool test_no_net(void)
 {
     static atomic_int no_net = -1;
-    return env_flag("HYBRIDD_TEST_SORT_NO_NET", &no_net);
+    return hy_env_flag("HYBRIDD_TEST_SORT_NO_NET", &no_net);
 }
 
 /* Whether sort_net.inc's network sorts n keys of `size` bytes (NET_BYTES says when): never

@@ -294,10 +294,11 @@ static uint64_t fill_elem(int dtype, int fill, uint64_t *s)
     return (uint64_t)iv;
 }
 
-/* Checks one dtype, fill and rank count; returns the table's function. */
-static int check_front(int dtype, int fill, unsigned ranks)
+/* Checks one dtype, fill and rank count over N elements; returns the table's function.
+ * no_table drops the table after it is built, so that the count takes the paths of a tree
+ * without one (few_* and vfew below six ranks). */
+static int check_front_n(int dtype, int fill, unsigned ranks, size_t N, bool no_table)
 {
-    enum { N = 20000 };
     size_t es = hy_dtype_size(dtype);
     uint64_t s = 1000u * (unsigned)fill + ranks + 17u * (unsigned)dtype, first = 99;
     char *a = malloc(N * es);
@@ -322,6 +323,8 @@ static int check_front(int dtype, int fill, unsigned ranks)
         sp[j] = sorted[(size_t)(j + 1) * N / ranks];
     struct hy_stree *t = hy_stree_new(sp, ranks - 1, dtype);
     cr_assert_not_null(t);
+    if (no_table)
+        t->front = HY_SFRONT_NONE;
     hy_span_count(a, N, dtype, first, t, cnt, ids);
     for (size_t i = 0; i < N; i++) {
         unsigned b = reference(sp, ranks - 1, all[i].key, all[i].idx);
@@ -345,6 +348,43 @@ static int check_front(int dtype, int fill, unsigned ranks)
     free(cnt);
     free(want);
     return front;
+}
+
+static int check_front(int dtype, int fill, unsigned ranks)
+{
+    return check_front_n(dtype, fill, ranks, 20000, false);
+}
+
+/* Two to seven ranks without a table: every element's bucket and every count against the
+ * definition, for the six dtypes and every fill (ties on the splitters' keys, broken by
+ * index, in FILL_FEW), over lengths that leave the vector loop a tail of every size. */
+static void check_few(void)
+{
+    int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    size_t lengths[] = {1, 7, 8, 9, 4003, 20005};
+    for (unsigned ranks = 2; ranks <= 7; ranks++)
+        for (size_t d = 0; d < sizeof dtypes / sizeof *dtypes; d++)
+            for (int fill = 0; fill < FILLS; fill++)
+                for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++)
+                    check_front_n(dtypes[d], fill, ranks, lengths[l], true);
+}
+
+Test(skey, span_count_few_splitters_against_the_definition)
+{
+    check_few();
+}
+
+/* The same by the scalar loops, which CPUs without AVX-512 take (this process only: each
+ * Criterion test runs in its own). */
+Test(skey, span_count_few_splitters_portable)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
+    check_few();
+    /* and below six ranks with a table, which only such CPUs search */
+    int dtypes[] = {HY_DT_I32, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    for (size_t d = 0; d < sizeof dtypes / sizeof *dtypes; d++)
+        for (unsigned ranks = 3; ranks <= 6; ranks++)
+            cr_assert_neq(check_front(dtypes[d], FILL_UNIT, ranks), HY_SFRONT_NONE);
 }
 
 Test(skey, span_count_table_against_the_definition)

@@ -13,7 +13,11 @@
  * partition of one pass over memory would cost with the spans' own functions: both run on
  * each block of SPAN_ONE_BLOCK keys in turn, so the keys are read from memory once and the
  * ids never leave the cache; the buckets are cut at counts known beforehand (from the first
- * way), which a real one-pass partition would not have: a bound from below.
+ * way), which a real one-pass partition would not have: a bound from below. `direct` is
+ * the partition of one pass itself: each key's bucket found as the spans' count finds it
+ * (the table, then the tree) and the key stored straight to its bucket, with no ids and no
+ * count pass, the buckets again cut at counts known beforehand: what a one-pass partition
+ * costs at the least, in the scatter column.
  *
  *   partition-bench [-n ELEMENTS] [--ranks LIST] [--repeat R] [--dist uniform|normal]
  *
@@ -56,8 +60,20 @@ static inline unsigned bucket(const struct run *r, bool tree, uint64_t x, uint64
     return tree ? hy_stree_bucket(r->tree, k, i) : hy_bucket_of(r->sp, r->ranks - 1, k, i);
 }
 
-enum { WAY_LOOP, WAY_TREE, WAY_IDS, WAY_SPAN, WAY_FRESH, WAY_ONE, WAYS };
+enum { WAY_LOOP, WAY_TREE, WAY_IDS, WAY_SPAN, WAY_FRESH, WAY_ONE, WAY_DIRECT, WAYS };
 #define SPAN_ONE_BLOCK 4096u
+
+/* A key's bucket as the span's count finds it (common/span.c): the table's cell, the tree
+ * for a cell that holds a splitter or where there is no table. For `direct`. */
+static inline unsigned table_bucket(const struct hy_stree *t, uint64_t x, uint64_t k, uint64_t i)
+{
+    if (t->front == HY_SFRONT_NONE)
+        return hy_stree_bucket(t, k, i);
+    double v;
+    memcpy(&v, &x, sizeof v);
+    unsigned b = t->cell[t->front == HY_SFRONT_VALUE ? hy_sfront_value(t, v) : hy_sfront_key(t, k)];
+    return b == HY_SFRONT_SEARCH ? hy_stree_bucket(t, k, i) : b;
+}
 #define LOOP_MAX_RANKS 256u
 
 /* One partition, as the span does it: count, then bucket 0 in place and the rest to their
@@ -87,6 +103,25 @@ static void partition(struct run *r, int way, double *count_ns, double *scatter_
         uint64_t t2 = hy_now_ns();
         *count_ns = (double)in_count / (double)r->n;
         *scatter_ns = (double)(t2 - t0 - in_count) / (double)r->n;
+        return;
+    }
+    if (way == WAY_DIRECT) {
+        r->dst[0] = r->a;
+        uint64_t at = 0;
+        for (unsigned b = 1; b < r->ranks; b++) {
+            r->dst[b] = r->spill + at;
+            at += r->want[b];
+        }
+        memset(r->pos, 0, sizeof r->pos);
+        for (size_t i = 0; i < r->n; i++) {
+            uint64_t x = r->a[i];
+            unsigned b = table_bucket(r->tree, x, hy_to_key_u64(x, &r->t), i);
+            r->dst[b][r->pos[b]++] = x;
+        }
+        uint64_t t2 = hy_now_ns();
+        memcpy(r->cnt, r->pos, r->ranks * sizeof *r->cnt);
+        *count_ns = 0;
+        *scatter_ns = (double)(t2 - t0) / (double)r->n;
         return;
     }
     if (way == WAY_SPAN || way == WAY_FRESH) {
@@ -216,6 +251,7 @@ static int bench_ranks(struct run *r, unsigned ranks, int reps)
     report(name, ranks, c[WAY_SPAN], s[WAY_SPAN], reps);
     report("span/fresh", ranks, c[WAY_FRESH], s[WAY_FRESH], reps);
     report("span/one", ranks, c[WAY_ONE], s[WAY_ONE], reps);
+    report("direct", ranks, c[WAY_DIRECT], s[WAY_DIRECT], reps);
     free(tree);
     free(sp);
     return bad;

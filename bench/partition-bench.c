@@ -76,6 +76,19 @@ static inline unsigned table_bucket(const struct hy_stree *t, uint64_t x, uint64
 }
 #define LOOP_MAX_RANKS 256u
 
+/* Bucket 0 in place at the array's front, the others in the spill area cut at `sizes`;
+ * every bucket's fill at 0. */
+static void cut_buckets(struct run *r, const uint64_t *sizes)
+{
+    r->dst[0] = r->a;
+    uint64_t at = 0;
+    for (unsigned b = 1; b < r->ranks; b++) {
+        r->dst[b] = r->spill + at;
+        at += sizes[b];
+    }
+    memset(r->pos, 0, sizeof r->pos);
+}
+
 /* One partition, as the span does it: count, then bucket 0 in place and the rest to their
  * buffers (here one spill area cut at the counts). Returns (count ns, scatter ns). */
 static void partition(struct run *r, int way, double *count_ns, double *scatter_ns)
@@ -106,13 +119,7 @@ static void partition(struct run *r, int way, double *count_ns, double *scatter_
         return;
     }
     if (way == WAY_DIRECT) {
-        r->dst[0] = r->a;
-        uint64_t at = 0;
-        for (unsigned b = 1; b < r->ranks; b++) {
-            r->dst[b] = r->spill + at;
-            at += r->want[b];
-        }
-        memset(r->pos, 0, sizeof r->pos);
+        cut_buckets(r, r->want);
         for (size_t i = 0; i < r->n; i++) {
             uint64_t x = r->a[i];
             unsigned b = table_bucket(r->tree, x, hy_to_key_u64(x, &r->t), i);
@@ -164,13 +171,7 @@ static void partition(struct run *r, int way, double *count_ns, double *scatter_
         for (size_t i = 0; i < r->n; i++)
             r->cnt[bucket(r, tree, r->a[i], i)]++;
     uint64_t t1 = hy_now_ns();
-    r->dst[0] = r->a;
-    uint64_t at = 0;
-    for (unsigned b = 1; b < r->ranks; b++) {
-        r->dst[b] = r->spill + at;
-        at += r->cnt[b];
-    }
-    memset(r->pos, 0, sizeof r->pos);
+    cut_buckets(r, r->cnt);
     if (way == WAY_IDS)
         for (size_t i = 0; i < r->n; i++) {
             unsigned b = r->ids[i];

@@ -29,4 +29,12 @@ int hy_host_run_first(hy_host *h, const hy_run_opts *o, uint64_t total_work, hy_
 /* Whether the job's native sections release the runtime lock, for the task functions. */
 bool hy_worker_nogil(const hy_worker *w);
 
+/* For tests: the few-values sort's count (host/sort.c's few_count) of the n elements of
+ * `size` (4 or 8) bytes at a, against nv (1 to 16) distinct elements `vals`, the hash
+ * allowed or not. Fills counts[0, nv) and returns the way that counted: 0 generic vectors,
+ * 1 compares under AVX-512 masks, 2 the perfect hash; -1 where an element is none of the
+ * values (or the arguments are out of range). */
+int hy_host_few_count(size_t size, const void *a, size_t n, const void *vals, unsigned nv,
+                      bool hash, uint64_t *counts);
+
 #endif

@@ -97,6 +97,9 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
 #define NET_ALL_BYTES 2048u
 /* At most this many distinct values take sort_radix.inc's few_values (compares per element). */
 #define FEW_MAX 16u
+/* The bins of its perfect hash (a value of 5 bits), and its ways of counting. */
+#define FEW_BINS 32u
+enum { FEW_BY_VECTORS, FEW_BY_MASK, FEW_BY_HASH };
 /* Elements between ticks: tens of microseconds of work. */
 #define TICK_ELEMS (1u << 16)
 /* Private buffers per thread: two for the LSD passes, one to gather a chunked bucket in. */
@@ -389,6 +392,27 @@ static void hy_shed_tell(struct hy_shed *sh)
 #undef V
 #undef KBITS
 #undef FN
+
+int hy_host_few_count(size_t size, const void *a, size_t n, const void *vals, unsigned nv,
+                      bool hash, uint64_t *counts)
+{
+    if (nv == 0 || nv > FEW_MAX || (size != 4 && size != 8))
+        return -1;
+    if (size == 4) {
+        struct few_count_u32 c;
+        few_count_init_u32(&c, vals, nv, hash);
+        if (!few_count_add_u32(&c, a, n))
+            return -1;
+        memcpy(counts, few_count_done_u32(&c), nv * sizeof *counts);
+        return c.way;
+    }
+    struct few_count_u64 c;
+    few_count_init_u64(&c, vals, nv, hash);
+    if (!few_count_add_u64(&c, a, n))
+        return -1;
+    memcpy(counts, few_count_done_u64(&c), nv * sizeof *counts);
+    return c.way;
+}
 
 struct sort_ctx {
     size_t size;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "internal.h" /* hy_host_few_count, the few-values count alone */
 
 #include "engine_fixture.h"
 
@@ -948,6 +949,130 @@ Test(sort, few_values_counted, .timeout = 120)
     free(in);
     free(ref);
     free(work);
+}
+
+/* The few-values count alone (host/sort.c's few_count), against a plain count: every way
+ * it has (generic vectors, AVX-512 compares, the perfect hash), on value sets of the shapes
+ * users sort (small integers as ints and as floats, k/16 or 100 k, -8..7, specials, random
+ * bits), over 2^21 + 37 elements (past two drains of the hash's fields, and a tail), and
+ * with one element that is none of the values, which every way must refuse wherever it
+ * sits. */
+static unsigned few_set(int dtype, unsigned shape, uint64_t *s, uint64_t *vals)
+{
+    unsigned nv = shape == 5 ? 1 + (unsigned)(mix(s) % 16) : 16;
+    for (unsigned v = 0; v < nv; v++) {
+        int k = shape == 2 ? (int)v - 8 : (int)v; /* -8..7 */
+        double d = shape == 1 ? (double)v / 16 : (double)k;
+        float f = (float)d;
+        uint32_t fb;
+        memcpy(&fb, &f, 4);
+        switch (shape) {
+        case 0: /* 0..15, or -8..7 (shape 2), as the dtype holds them */
+        case 1: /* k/16 */
+        case 2:
+            if (dtype == HY_DT_F64)
+                memcpy(&vals[v], &d, 8);
+            else if (dtype == HY_DT_F32)
+                vals[v] = fb;
+            else if (dtype == HY_DT_I32 || dtype == HY_DT_U32)
+                vals[v] = (uint32_t)(int32_t)(shape == 1 ? (int)v * 100 : k);
+            else
+                vals[v] = (uint64_t)(int64_t)(shape == 1 ? (int)v * 100 : k);
+            break;
+        case 3: /* five specials (every table holds six or more), then random bits */
+            vals[v] = v < 5 ? special_bits(dtype, s) : random_bits(dtype, s);
+            break;
+        default: vals[v] = random_bits(dtype, s); break;
+        }
+        for (unsigned u = 0; u < v; u++) /* distinct */
+            if (vals[u] == vals[v]) {
+                v--;
+                break;
+            }
+    }
+    return nv;
+}
+
+static void few_count_every_way(bool portable)
+{
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_F32, HY_DT_I64, HY_DT_U64, HY_DT_F64};
+    const size_t n = ((size_t)1 << 21) + 37;
+#if defined(__x86_64__)
+    bool avx512 = !portable && __builtin_cpu_supports("avx512f");
+#else
+    bool avx512 = false;
+#endif
+    char *a = malloc(n * 8);
+    cr_assert(a, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (unsigned shape = 0; shape < 6; shape++) {
+            size_t size = hy_dtype_size(dtypes[d]);
+            uint64_t s = (uint64_t)shape << 20 ^ d, vals[16], want[16] = {0};
+            unsigned nv = few_set(dtypes[d], shape, &s, vals);
+            unsigned char vbuf[16 * 8];
+            for (unsigned v = 0; v < nv; v++)
+                put(vbuf, size, v, vals[v]);
+            for (size_t i = 0; i < n; i++) {
+                unsigned v = (unsigned)(mix(&s) % nv);
+                put(a, size, i, vals[v]);
+                want[v]++;
+            }
+            for (int hash = 0; hash < 2; hash++) {
+                uint64_t got[16] = {0};
+                int way = hy_host_few_count(size, a, n, vbuf, nv, hash, got);
+                cr_assert_geq(way, 0, "dtype %s, set %u, hash %d: refused its own values",
+                              hy_dtype_name(dtypes[d]), shape, hash);
+                /* The hash must serve the sets of small ints and floats where it can run;
+                 * random sets are allowed the compares. */
+                int expect = !avx512 ? 0 : hash && shape < 3 ? 2 : -1;
+                cr_assert(expect < 0 || way == expect || (hash && shape >= 3 && way >= 1),
+                          "dtype %s, set %u, hash %d: counted by way %d, not %d",
+                          hy_dtype_name(dtypes[d]), shape, hash, way, expect);
+                if (avx512 && !hash)
+                    cr_assert_eq(way, 1, "dtype %s: without the hash, not the compares",
+                                 hy_dtype_name(dtypes[d]));
+                for (unsigned v = 0; v < nv; v++)
+                    cr_assert_eq(got[v], want[v],
+                                 "dtype %s, set %u, way %d: value %u counted %" PRIu64
+                                 ", present %" PRIu64,
+                                 hy_dtype_name(dtypes[d]), shape, way, v, got[v], want[v]);
+            }
+            /* One outsider: a value's bits with one bit flipped (into an empty bin of the
+             * hash or a taken one), at the start, inside the vectors, just past the hash's
+             * first drain of its fields (256 x 255 vectors: 1044480 32-bit elements, 522240
+             * 64-bit ones) and last, in the tail the vectors leave. */
+            const size_t at[] = {0, 1000, 1044480 + 3, 522240 + 5, n - 1};
+            for (size_t k = 0; k < COUNT(at); k++) {
+                uint64_t keep = 0, odd = vals[k % nv] ^ ((uint64_t)1 << (mix(&s) % (8 * size)));
+                for (unsigned v = 0; v < nv; v++)
+                    if (odd == vals[v])
+                        odd ^= (uint64_t)1 << (8 * size - 1);
+                memcpy(&keep, a + at[k] * size, size);
+                put(a, size, at[k], odd);
+                for (int hash = 0; hash < 2; hash++) {
+                    uint64_t got[16] = {0};
+                    int way = hy_host_few_count(size, a, n, vbuf, nv, hash, got);
+                    cr_assert_eq(way, -1,
+                                 "dtype %s, set %u, hash %d: an outsider at %zu counted",
+                                 hy_dtype_name(dtypes[d]), shape, hash, at[k]);
+                }
+                memcpy(a + at[k] * size, &keep, size);
+            }
+        }
+    free(a);
+}
+
+Test(sort, few_values_count_every_way, .timeout = 120)
+{
+    few_count_every_way(false);
+}
+
+/* The generic vectors, which a CPU without AVX-512 counts with (host/sort.c's few_mask_ok
+ * honours HYBRIDD_TEST_SORT_PORTABLE; each Criterion test runs in a process of its own). */
+Test(sort, few_values_count_portable, .timeout = 120)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
+    few_count_every_way(true);
 }
 
 /* The comparator itself, on values whose order the spec spells out. */

@@ -398,20 +398,8 @@ int hy_host_few_count(size_t size, const void *a, size_t n, const void *vals, un
 {
     if (nv == 0 || nv > FEW_MAX || (size != 4 && size != 8))
         return -1;
-    if (size == 4) {
-        struct few_count_u32 c;
-        few_count_init_u32(&c, vals, nv, hash);
-        if (!few_count_add_u32(&c, a, n))
-            return -1;
-        memcpy(counts, few_count_done_u32(&c), nv * sizeof *counts);
-        return c.way;
-    }
-    struct few_count_u64 c;
-    few_count_init_u64(&c, vals, nv, hash);
-    if (!few_count_add_u64(&c, a, n))
-        return -1;
-    memcpy(counts, few_count_done_u64(&c), nv * sizeof *counts);
-    return c.way;
+    return size == 4 ? few_count_all_u32(a, n, vals, nv, hash, counts)
+                     : few_count_all_u64(a, n, vals, nv, hash, counts);
 }
 
 struct sort_ctx {

@@ -929,12 +929,15 @@ static void make_values(int dtype, size_t n, unsigned nv, size_t odd_at, uint64_
 
 Test(sort, few_values_counted, .timeout = 120)
 {
-    const size_t sizes[] = {1000, 32769, 100003}; /* sample steps 8, 9, 25 */
+    /* Sample steps 8, 9, 25; 300007 is past the small path, where two or three threads
+     * count their shares and meet at a barrier. */
+    const size_t sizes[] = {1000, 32769, 100003, 300007};
     const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
     const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
                                {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
                                {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
-    char *in = malloc(100003 * 8), *ref = malloc(100003 * 8), *work = malloc(100003 * 8);
+    char *in = malloc(300007 * 8), *ref = malloc(300007 * 8), *work = malloc(300007 * 8);
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(dtypes); d++)
         for (size_t k = 0; k < COUNT(sizes); k++)
@@ -1388,19 +1391,23 @@ Test(sort, cancel_few_values_fill)
 }
 
 /* Few values are counted before anything is written (sort_radix.inc's few_values): a cancel
- * during the count leaves the array exactly as it was; a later one, sorted whole. */
+ * during the count leaves the array exactly as it was; a later one, sorted whole. On one
+ * thread, and on two and three that count their shares and meet at a barrier. */
 Test(sort, cancel_few_values_count)
 {
     size_t n = (size_t)1 << 23;
     uint32_t *in = calloc(n, 4), *ref = calloc(n, 4), *work = calloc(n, 4);
     cr_assert(in && ref && work, "out of memory");
     make_case(HY_DT_U32, n, D_FEW, 5, in, ref, NULL);
-    const struct cfg c = {HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0};
-    for (unsigned from = 1; from <= 3; from++) {
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, HY_NOGIL_HOLD}};
+    for (unsigned from = 1; from <= 9; from++) {
+        const struct cfg c = cfgs[from % COUNT(cfgs)];
         memcpy(work, in, n * 4);
-        struct progress_log log = {.cancel_from = from};
-        hy_run_opts o = {.backend = c.backend, .threads = 1, .progress = on_progress,
-                         .progress_ctx = &log};
+        struct progress_log log = {.cancel_from = (from + 2) / 3};
+        hy_run_opts o = {.backend = c.backend, .threads = c.threads, .mode = c.mode,
+                         .nogil = c.nogil, .progress = on_progress, .progress_ctx = &log};
         hy_sort_result r;
         hy_error err = {0};
         int rc = hy_host_sort(eng, HY_DT_U32, work, n, &o, &r, &err);

@@ -161,7 +161,9 @@ static void fill(int dtype, void *data, size_t n, uint64_t seed)
 {
     uint64_t s = seed;
     size_t es = hy_dtype_size(dtype);
-    uint64_t range = (seed & 1) ? 64 : UINT64_MAX; /* every other array: many duplicates */
+    /* Every other array: many duplicates, and one in four at most 12 values (with floats'
+     * specials a few more), which every thread of a split job counts (few values). */
+    uint64_t range = (seed & 1) ? ((seed & 2) ? 64 : 12) : UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
         uint64_t r = splitmix(&s);
         uint64_t v = range == UINT64_MAX ? r : r % range;

@@ -954,6 +954,64 @@ Test(sort, few_values_counted, .timeout = 120)
     free(work);
 }
 
+/* More than 16 values whose keys span fewer than 4095 (sort_radix.inc's range_values, a
+ * counting sort): ints crossing zero or at the top of their range, floats a run of adjacent
+ * bit patterns (around 1.5, across -0.0 and +0.0 through the denormals, among the NaNs),
+ * 17 to 4095 keys wide and 4097 (too wide: the radix path), with and without one element
+ * far outside the sample's range, first or last. Past the small path, on one thread and on
+ * two and three that count their shares and meet at a barrier. */
+static void make_range(int dtype, size_t n, uint64_t width, unsigned shape, size_t odd_at,
+                       uint64_t seed, void *in, void *ref)
+{
+    size_t size = hy_dtype_size(dtype);
+    bool wide = size == 8, flt = dtype == HY_DT_F32 || dtype == HY_DT_F64;
+    uint64_t s = seed, sign = wide ? (uint64_t)1 << 63 : (uint64_t)1 << 31;
+    uint64_t one_half = wide ? 0x3FF8000000000000u : 0x3FC00000u; /* 1.5 */
+    uint64_t nan = wide ? 0x7FF0000000000001u : 0x7F800001u;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = mix(&s) % width, v;
+        if (!flt)
+            v = dtype == HY_DT_U32 ? 0xFFFFFFFFu - r
+                : dtype == HY_DT_U64 ? ~(uint64_t)0 - r
+                : (uint64_t)((int64_t)r - (int64_t)(width / 2)); /* crossing zero */
+        else if (shape == 0)
+            v = one_half + r;
+        else if (shape == 1) /* -denormals, -0.0, +0.0, +denormals: adjacent keys */
+            v = r < width / 2 ? sign | (width / 2 - 1 - r) : r - width / 2;
+        else
+            v = nan + r;
+        put(in, size, i, i == odd_at ? (flt ? one_half ^ sign : v ^ (sign >> 1)) : v);
+    }
+    memcpy(ref, in, n * size);
+    reference_sort(dtype, ref, n);
+}
+
+Test(sort, range_values_counted, .timeout = 240)
+{
+    const size_t n = 300007;
+    const uint64_t widths[] = {17, 256, 4095, 4097};
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(widths); k++)
+            for (unsigned c = 0; c < 3; c++) {
+                size_t odd_at = c == 0 ? SIZE_MAX : c == 1 ? 1 : n - 1;
+                unsigned shape = (unsigned)(k + c) % 3;
+                make_range(dtypes[d], n, widths[k], shape, odd_at, (uint64_t)k << 32 ^ c ^ d,
+                           in, ref);
+                for (size_t i = 0; i < COUNT(cfgs); i++)
+                    run_case(dtypes[d], n, D_FEW, in, ref, work, &cfgs[i]);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* The few-values count alone (host/sort.c's few_count), against a plain count: every way
  * it has (generic vectors, AVX-512 compares, the perfect hash), on value sets of the shapes
  * users sort (small integers as ints and as floats, k/16 or 100 k, -8..7, specials, random

@@ -99,6 +99,7 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
 #define FEW_MAX 16u
 /* The bins of its perfect hash (a value of 5 bits), and its ways of counting. */
 #define FEW_BINS 32u
+#define FEW_HASH_MIN (1u << 16)
 enum { FEW_BY_VECTORS, FEW_BY_MASK, FEW_BY_HASH };
 /* Past FEW_MAX distinct values, a sample whose keys span fewer than this many is counted key
  * by key (sort_radix.inc's range_values), in a histogram row of 2^TOP_MAX_BITS cells whose

@@ -1015,12 +1015,13 @@ Test(sort, range_values_counted, .timeout = 240)
 /* The few-values count alone (host/sort.c's few_count), against a plain count: every way
  * it has (generic vectors, AVX-512 compares, the perfect hash), on value sets of the shapes
  * users sort (small integers as ints and as floats, k/16 or 100 k, -8..7, specials, random
- * bits), over 2^21 + 37 elements (past two drains of the hash's fields, and a tail), and
- * with one element that is none of the values, which every way must refuse wherever it
+ * bits, one value, one value in 99 of 100 elements), over 2^21 + 37 elements in two calls
+ * (each past a drain of the hash's 16-bit words, whose bound one value reaches, and a tail),
+ * and with one element that is none of the values, which every way must refuse wherever it
  * sits. */
 static unsigned few_set(int dtype, unsigned shape, uint64_t *s, uint64_t *vals)
 {
-    unsigned nv = shape == 5 ? 1 + (unsigned)(mix(s) % 16) : 16;
+    unsigned nv = shape == 5 ? 1 + (unsigned)(mix(s) % 16) : shape == 6 ? 1 : 16;
     for (unsigned v = 0; v < nv; v++) {
         int k = shape == 2 ? (int)v - 8 : (int)v; /* -8..7 */
         double d = shape == 1 ? (double)v / 16 : (double)k;
@@ -1039,6 +1040,10 @@ static unsigned few_set(int dtype, unsigned shape, uint64_t *s, uint64_t *vals)
                 vals[v] = (uint32_t)(int32_t)(shape == 1 ? (int)v * 100 : k);
             else
                 vals[v] = (uint64_t)(int64_t)(shape == 1 ? (int)v * 100 : k);
+            break;
+        case 6: /* one value: every element in one bin, the most its fields can take */
+        case 7: /* 16 random values, one of them nearly every element (below) */
+            vals[v] = random_bits(dtype, s);
             break;
         case 3: /* five specials (every table holds six or more), then random bits */
             vals[v] = v < 5 ? special_bits(dtype, s) : random_bits(dtype, s);
@@ -1066,7 +1071,7 @@ static void few_count_every_way(bool portable)
     char *a = malloc(n * 8);
     cr_assert(a, "out of memory");
     for (size_t d = 0; d < COUNT(dtypes); d++)
-        for (unsigned shape = 0; shape < 6; shape++) {
+        for (unsigned shape = 0; shape < 8; shape++) {
             size_t size = hy_dtype_size(dtypes[d]);
             uint64_t s = (uint64_t)shape << 20 ^ d, vals[16], want[16] = {0};
             unsigned nv = few_set(dtypes[d], shape, &s, vals);
@@ -1074,7 +1079,8 @@ static void few_count_every_way(bool portable)
             for (unsigned v = 0; v < nv; v++)
                 put(vbuf, size, v, vals[v]);
             for (size_t i = 0; i < n; i++) {
-                unsigned v = (unsigned)(mix(&s) % nv);
+                uint64_t r = mix(&s);
+                unsigned v = shape == 7 && r % 100 != 0 ? 3 : (unsigned)(r % nv);
                 put(a, size, i, vals[v]);
                 want[v]++;
             }
@@ -1446,6 +1452,45 @@ Test(sort, cancel_few_values_fill)
         free(ref);
         free(work);
     }
+}
+
+/* Keys of a narrow range (sort_radix.inc's range_values) are counted before anything is
+ * written, and written by fill_share, which a cancel does not stop: a cancel from the first
+ * progress call leaves the array untouched or sorted; one past n (in the writing, when a
+ * progress call falls there) leaves every element in it. Every backend and thread count. */
+Test(sort, cancel_range_values)
+{
+    size_t n = (size_t)1 << 23;
+    uint32_t *in = calloc(n, 4), *ref = calloc(n, 4), *work = calloc(n, 4);
+    cr_assert(in && ref && work, "out of memory");
+    make_range(HY_DT_U32, n, 256, 0, SIZE_MAX, 17, in, ref);
+    for (size_t k = 0; k < COUNT(all_cfgs); k++)
+        for (int when = 0; when < 2; when++) {
+            const struct cfg *c = &all_cfgs[k];
+            memcpy(work, in, n * 4);
+            struct progress_log log = {.cancel_from = when == 0 ? 1 : 0,
+                                       .cancel_past = when == 1 ? n : 0};
+            hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
+                             .nogil = c->nogil, .progress = on_progress, .progress_ctx = &log};
+            hy_sort_result r;
+            hy_error err = {0};
+            int rc = hy_host_sort(eng, HY_DT_U32, work, n, &o, &r, &err);
+            cr_assert(rc == 0 || rc == HY_ECANCELED, "sort returned %d (%s), " CASE_FMT, rc,
+                      err.msg, CASE_ARGS(HY_DT_U32, n, D_FEW, c));
+            if (rc == HY_ECANCELED && memcmp(work, in, n * 4) == 0)
+                continue; /* cancelled while counting: untouched */
+            if (rc == HY_ECANCELED) { /* every element still there: sorting it gives ref */
+                hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+                rc = hy_host_sort(eng, HY_DT_U32, work, n, &so, &r, &err);
+                cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
+            }
+            assert_same_bytes(work, ref, HY_DT_U32, n, D_FEW, c,
+                              "after a cancelled sort of a narrow range, the array is not a "
+                              "permutation of the input");
+        }
+    free(in);
+    free(ref);
+    free(work);
 }
 
 /* Few values are counted before anything is written (sort_radix.inc's few_values): a cancel

@@ -101,9 +101,9 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
 #define FEW_BINS 32u
 #define FEW_HASH_MIN (1u << 16)
 enum { FEW_BY_VECTORS, FEW_BY_MASK, FEW_BY_HASH };
-/* Past FEW_MAX distinct values, a sample whose keys span fewer than this many is counted key
- * by key (sort_radix.inc's range_values), in a histogram row of 2^TOP_MAX_BITS cells whose
- * last holds the thread's verdict. */
+/* A sample whose keys span fewer than this many, where few_values did not take it, is
+ * counted key by key (sort_radix.inc's range_values), in a histogram row of 2^TOP_MAX_BITS
+ * cells whose last holds the thread's verdict. */
 #define RANGE_MAX ((1u << TOP_MAX_BITS) - 1)
 /* Elements between ticks: tens of microseconds of work. */
 #define TICK_ELEMS (1u << 16)

@@ -954,14 +954,16 @@ Test(sort, few_values_counted, .timeout = 120)
     free(work);
 }
 
-/* More than 16 values whose keys span fewer than 4095 (sort_radix.inc's range_values, a
- * counting sort): ints crossing zero or at the top of their range, floats a run of adjacent
- * bit patterns (around 1.5, across -0.0 and +0.0 through the denormals, among the NaNs),
- * 17 to 4095 keys wide and 4097 (too wide: the radix path), with and without one element
- * far outside the sample's range, first or last. Past the small path, on one thread and on
- * two and three that count their shares and meet at a barrier. */
+/* Keys that span fewer than 4095 (sort_radix.inc's range_values, a counting sort): ints
+ * crossing zero or at either end of their range, floats a run of adjacent bit patterns
+ * (around 1.5, across -0.0 and +0.0 through the denormals, among the NaNs), 16 to 4095 keys
+ * wide and 4097 (too wide: the radix path), with and without one element far outside the
+ * sample's range, first or last, or one just past it (the 17th of 16 values, which the few
+ * values' count refuses and the range, widened past the sample's, takes). Past the small
+ * path, on one thread and on two and three that count their shares and meet at a
+ * barrier. */
 static void make_range(int dtype, size_t n, uint64_t width, unsigned shape, size_t odd_at,
-                       uint64_t seed, void *in, void *ref)
+                       bool odd_near, uint64_t seed, void *in, void *ref)
 {
     size_t size = hy_dtype_size(dtype);
     bool wide = size == 8, flt = dtype == HY_DT_F32 || dtype == HY_DT_F64;
@@ -969,10 +971,10 @@ static void make_range(int dtype, size_t n, uint64_t width, unsigned shape, size
     uint64_t one_half = wide ? 0x3FF8000000000000u : 0x3FC00000u; /* 1.5 */
     uint64_t nan = wide ? 0x7FF0000000000001u : 0x7F800001u;
     for (size_t i = 0; i < n; i++) {
-        uint64_t r = mix(&s) % width, v;
-        if (!flt)
-            v = dtype == HY_DT_U32 ? 0xFFFFFFFFu - r
-                : dtype == HY_DT_U64 ? ~(uint64_t)0 - r
+        uint64_t r = i == odd_at && odd_near ? width : mix(&s) % width, v;
+        if (!flt) /* unsigned: at the top of their range, or (shape 1) at the bottom */
+            v = dtype == HY_DT_U32 ? (shape == 1 ? r : 0xFFFFFFFFu - r)
+                : dtype == HY_DT_U64 ? (shape == 1 ? r : ~(uint64_t)0 - r)
                 : (uint64_t)((int64_t)r - (int64_t)(width / 2)); /* crossing zero */
         else if (shape == 0)
             v = one_half + r;
@@ -980,7 +982,8 @@ static void make_range(int dtype, size_t n, uint64_t width, unsigned shape, size
             v = r < width / 2 ? sign | (width / 2 - 1 - r) : r - width / 2;
         else
             v = nan + r;
-        put(in, size, i, i == odd_at ? (flt ? one_half ^ sign : v ^ (sign >> 1)) : v);
+        put(in, size, i,
+            i == odd_at && !odd_near ? (flt ? one_half ^ sign : v ^ (sign >> 1)) : v);
     }
     memcpy(ref, in, n * size);
     reference_sort(dtype, ref, n);
@@ -989,7 +992,7 @@ static void make_range(int dtype, size_t n, uint64_t width, unsigned shape, size
 Test(sort, range_values_counted, .timeout = 240)
 {
     const size_t n = 300007;
-    const uint64_t widths[] = {17, 256, 4095, 4097};
+    const uint64_t widths[] = {16, 17, 256, 4095, 4097};
     const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
     const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
                                {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
@@ -999,11 +1002,11 @@ Test(sort, range_values_counted, .timeout = 240)
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(dtypes); d++)
         for (size_t k = 0; k < COUNT(widths); k++)
-            for (unsigned c = 0; c < 3; c++) {
-                size_t odd_at = c == 0 ? SIZE_MAX : c == 1 ? 1 : n - 1;
+            for (unsigned c = 0; c < 4; c++) {
+                size_t odd_at = c == 0 ? SIZE_MAX : c == 2 ? n - 1 : 1;
                 unsigned shape = (unsigned)(k + c) % 3;
-                make_range(dtypes[d], n, widths[k], shape, odd_at, (uint64_t)k << 32 ^ c ^ d,
-                           in, ref);
+                make_range(dtypes[d], n, widths[k], shape, odd_at, c == 3,
+                           (uint64_t)k << 32 ^ c ^ d, in, ref);
                 for (size_t i = 0; i < COUNT(cfgs); i++)
                     run_case(dtypes[d], n, D_FEW, in, ref, work, &cfgs[i]);
             }
@@ -1463,7 +1466,7 @@ Test(sort, cancel_range_values)
     size_t n = (size_t)1 << 23;
     uint32_t *in = calloc(n, 4), *ref = calloc(n, 4), *work = calloc(n, 4);
     cr_assert(in && ref && work, "out of memory");
-    make_range(HY_DT_U32, n, 256, 0, SIZE_MAX, 17, in, ref);
+    make_range(HY_DT_U32, n, 256, 0, SIZE_MAX, false, 17, in, ref);
     for (size_t k = 0; k < COUNT(all_cfgs); k++)
         for (int when = 0; when < 2; when++) {
             const struct cfg *c = &all_cfgs[k];

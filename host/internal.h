@@ -37,4 +37,13 @@ bool hy_worker_nogil(const hy_worker *w);
 int hy_host_few_count(size_t size, const void *a, size_t n, const void *vals, unsigned nv,
                       bool hash, uint64_t *counts);
 
+/* For tests: the grid that the sort of floats on a grid (host/sort.c's grid_set) would
+ * count on, were the n (at most 4096) elements of dtype (f32 or f64) at vals its sample:
+ * true with the scale 2^s, the least integer counted and the count of the grid's cells
+ * (the quiet NaN's cell not among them); false where it would not count (a value off any
+ * grid that spans few cells, -0.0, a NaN other than the quiet one, an infinity, a
+ * denormal, or another dtype). */
+bool hy_host_grid_plan(int dtype, const void *vals, size_t n, double *scale, int64_t *lo,
+                       uint32_t *range);
+
 #endif

@@ -16,6 +16,8 @@
  * and cl/sort.c share. */
 #include "internal.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +407,20 @@ int hy_host_few_count(size_t size, const void *a, size_t n, const void *vals, un
         return -1;
     return size == 4 ? few_count_all_u32(a, n, vals, nv, hash, counts)
                      : few_count_all_u64(a, n, vals, nv, hash, counts);
+}
+
+bool hy_host_grid_plan(int dtype, const void *vals, size_t n, double *scale, int64_t *lo,
+                       uint32_t *range)
+{
+    if ((dtype != HY_DT_F32 && dtype != HY_DT_F64) || n == 0 || n > SAMPLE_KEYS)
+        return false;
+    struct hy_key_spec spec = hy_key_spec_of(dtype);
+    if (dtype == HY_DT_F32) {
+        struct hy_xform_u32 xf = hy_xform_u32_of(spec);
+        return grid_plan_u32(vals, n, &xf, scale, lo, range);
+    }
+    struct hy_xform_u64 xf = hy_xform_u64_of(spec);
+    return grid_plan_u64(vals, n, &xf, scale, lo, range);
 }
 
 struct sort_ctx {

@@ -1015,6 +1015,145 @@ Test(sort, range_values_counted, .timeout = 240)
     free(work);
 }
 
+/* Floats on a grid (sort_radix.inc's grid_set and count_grid): small integers, k / 8 across
+ * zero, multiples of 1024, and values near the largest the grid takes, each counted as the
+ * integer x 2^s, with and without numpy's NaN (the quiet one, which has a cell of its own)
+ * among them; with an element that is not on the grid (-0.0, another NaN, an infinity, a
+ * denormal, a value between two of the grid's, one far outside), first, in the middle or
+ * last, which must end the count with nothing written; and with a rare value of the grid
+ * that the sample missed, just past its greatest. Past the small path, on one thread and on
+ * two and three that meet at a barrier, and in replicate mode. */
+static double grid_value(unsigned shape, uint64_t r, bool wide)
+{
+    switch (shape) {
+    case 0: return (double)r;                        /* 0, 1, 2, ... (counts stored as floats) */
+    case 1: return ((double)r - 400) / 8;            /* -50 .. 50 by 1/8, +0.0 among them */
+    case 2: return (double)r * 1024;                 /* a grid coarser than 1 */
+    default: return (wide ? 0x1p51 : 0x1p22) - (double)r; /* near the largest exact ones */
+    }
+}
+
+static void put_float(void *buf, bool wide, size_t i, double x)
+{
+    if (wide) {
+        memcpy((double *)buf + i, &x, 8);
+    } else {
+        float f = (float)x;
+        memcpy((float *)buf + i, &f, 4);
+    }
+}
+
+Test(sort, grid_plan)
+{
+    for (int w = 0; w < 2; w++) {
+        bool wide = w == 1;
+        int dtype = wide ? HY_DT_F64 : HY_DT_F32;
+        const double scales[] = {1, 8, 1.0 / 1024, 1};
+        for (unsigned shape = 0; shape < 4; shape++) {
+            double vals[800], scale;
+            float fv[800];
+            int64_t lo;
+            uint32_t range;
+            uint64_t s = shape + 16u * (unsigned)w;
+            for (size_t i = 0; i < 800; i++) { /* the first one 0 (shape 3: the largest) */
+                vals[i] = grid_value(shape, i == 0 ? 0 : mix(&s) % 801, wide);
+                fv[i] = (float)vals[i];
+            }
+            const void *v = wide ? (const void *)vals : (const void *)fv;
+            cr_assert(hy_host_grid_plan(dtype, v, 800, &scale, &lo, &range),
+                      "dtype %d shape %u: no grid", dtype, shape);
+            cr_assert_eq(scale, scales[shape], "dtype %d shape %u: scale %g", dtype, shape,
+                         scale);
+            cr_assert(range >= 801 && range <= 4095, "dtype %d shape %u: %u cells", dtype,
+                      shape, range);
+            for (size_t i = 0; i < 800; i++) {
+                double q = vals[i] * scale;
+                cr_assert(q >= (double)lo && q < (double)lo + range,
+                          "dtype %d shape %u: %g (cell %g) outside [%lld, + %u)", dtype, shape,
+                          vals[i], q, (long long)lo, range);
+            }
+            /* numpy's NaN has a cell of its own */
+            vals[7] = NAN;
+            fv[7] = NAN;
+            cr_assert(hy_host_grid_plan(dtype, v, 800, &scale, &lo, &range) &&
+                          scale == scales[shape] && range <= 4094,
+                      "dtype %d shape %u: no grid with a NaN, or a wrong one", dtype, shape);
+            /* one element off the grid, or that no grid of few cells holds, rules it out */
+            const double bad[] = {-0.0, -(double)NAN, INFINITY, wide ? 0x1p-1060 : 0x1p-140,
+                                  0.1, 1e9, wide ? 0x1p53 : 0x1p24};
+            for (size_t b = 0; b < COUNT(bad); b++) {
+                size_t at = 1 + b * 113 % 799;
+                double keep = vals[at];
+                vals[at] = bad[b];
+                fv[at] = (float)bad[b];
+                cr_assert(!hy_host_grid_plan(dtype, v, 800, &scale, &lo, &range),
+                          "dtype %d shape %u: a grid taken with %g in the sample", dtype,
+                          shape, bad[b]);
+                vals[at] = keep;
+                fv[at] = (float)keep;
+            }
+            uint64_t payload = wide ? 0x7FF8000000000001u : 0x7FC00001u; /* a NaN, not numpy's */
+            put(wide ? (void *)vals : (void *)fv, wide ? 8 : 4, 9, payload);
+            cr_assert(!hy_host_grid_plan(dtype, v, 800, &scale, &lo, &range),
+                      "dtype %d shape %u: a grid taken with a NaN of a payload", dtype, shape);
+        }
+    }
+    double ints[2] = {1, 2};
+    int64_t lo;
+    uint32_t range;
+    double scale;
+    cr_assert(!hy_host_grid_plan(HY_DT_I64, ints, 2, &scale, &lo, &range),
+              "a grid for integers, which the range of keys serves");
+}
+
+Test(sort, grid_values_counted, .timeout = 240)
+{
+    const size_t n = 300007;
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+    /* how many values of the shape: past the few values' 16, up to the most cells */
+    const uint64_t widths[] = {17, 801, 2700};
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (int w = 0; w < 2; w++)
+        for (unsigned shape = 0; shape < 4; shape++)
+            for (unsigned odd = 0; odd < 9; odd++) {
+                bool wide = w == 1;
+                int dtype = wide ? HY_DT_F64 : HY_DT_F32;
+                uint64_t s = (uint64_t)odd << 8 ^ shape << 4 ^ (unsigned)w,
+                         width = widths[(shape + odd) % 3];
+                bool nans = (odd + shape) % 2 == 1; /* numpy's NaN in one element of 7 */
+                for (size_t i = 0; i < n; i++)
+                    put_float(in, wide, i,
+                              nans && i % 7 == 3 ? NAN : grid_value(shape, mix(&s) % width, wide));
+                /* 0: none; 1-6 and 8: one element off the grid; 7: a rare value past the
+                 * sample's */
+                const double offs[] = {0,
+                                       -0.0,
+                                       -(double)NAN,
+                                       -INFINITY,
+                                       wide ? 0x1p-1070 : 0x1p-148,
+                                       grid_value(shape, 3, wide) +
+                                           (shape == 2 ? 512 : shape == 3 ? 0.5 : 0.0625),
+                                       grid_value(shape, width + 5000, wide),
+                                       grid_value(shape, width, wide)};
+                size_t at = odd % 3 == 0 ? 0 : odd % 3 == 1 ? n / 2 : n - 1;
+                if (odd == 8) /* a NaN with a payload: not numpy's */
+                    put(in, wide ? 8 : 4, at, wide ? 0x7FF8000000000001u : 0x7FC00001u);
+                else if (odd > 0)
+                    put_float(in, wide, at, offs[odd]);
+                memcpy(ref, in, n * (wide ? 8 : 4));
+                reference_sort(dtype, ref, n);
+                for (size_t c = 0; c < COUNT(cfgs); c++)
+                    run_case(dtype, n, D_FEW, in, ref, work, &cfgs[c]);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* The few-values count alone (host/sort.c's few_count), against a plain count: every way
  * it has (generic vectors, AVX-512 compares, the perfect hash), on value sets of the shapes
  * users sort (small integers as ints and as floats, k/16 or 100 k, -8..7, specials, random

@@ -1635,6 +1635,120 @@ Test(sort, cancel_range_values)
     free(work);
 }
 
+/* One value that is a large share of the input (numpy's NaN for missing values, zeros, a
+ * sentinel such as -1) makes its top-level bucket larger than a thread's private buffer:
+ * one of that key alone is copied out as it is, one shared with other keys is sorted after
+ * the other buckets, in its place in the output with tmp as scratch (sort_radix.inc's
+ * bucket_one_key and finish_big). Past the one-read path's least size on every CPU, every
+ * dtype, four shapes (a fifth one value among random bits; 30% zeros among small values; two
+ * adjacent values of 15% each; a fifth one value with a tenth just above it), on one thread,
+ * two and three, and in replicate mode; then cancelled at points through the sort, after
+ * which the array must still hold every element. */
+static uint64_t heavy_bits(int dtype, unsigned shape, uint64_t *s)
+{
+    size_t size = hy_dtype_size(dtype);
+    bool flt = dtype == HY_DT_F32 || dtype == HY_DT_F64;
+    uint64_t r = mix(s) % 100, base = flt ? (size == 8 ? 0x3FF0000000000000u : 0x3F800000u)
+                                          : (dtype == HY_DT_U32 || dtype == HY_DT_U64 ? 0 : ~(uint64_t)0);
+    uint64_t nan = size == 8 ? 0x7FF8000000000000u : 0x7FC00000u;
+    switch (shape) {
+    case 0: /* a fifth NaN (floats) or -1 / 0 (integers) */
+        return r < 20 ? (flt ? nan : base) : random_bits(dtype, s);
+    case 1: { /* 30% zeros, the rest small values near them */
+        if (r < 30)
+            return 0;
+        uint64_t v = mix(s) % 1000000;
+        if (!flt)
+            return v;
+        double d = (double)v / 1000000;
+        float f = (float)d;
+        uint64_t b = 0;
+        if (size == 8)
+            memcpy(&b, &d, 8);
+        else
+            memcpy(&b, &f, 4);
+        return b;
+    }
+    case 2: /* two adjacent keys (1.0 and the next float up; -1 and 0, or 0 and 1) */
+        return r < 15 ? base : r < 30 ? base + 1 : random_bits(dtype, s);
+    default: /* a fifth one key, a tenth spread over the 64 keys just above it */
+        return r < 20 ? base + (flt ? 0 : 1000) : r < 30 ? base + 1000 * !flt + 1 + mix(s) % 64
+                                                        : random_bits(dtype, s);
+    }
+}
+
+Test(sort, heavy_keys, .timeout = 240)
+{
+    const size_t n = ((size_t)1 << 21) + 3;
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
+    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
+                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (unsigned shape = 0; shape < 4; shape++) {
+            size_t size = hy_dtype_size(dtypes[d]);
+            uint64_t s = (uint64_t)d << 8 ^ shape;
+            for (size_t i = 0; i < n; i++)
+                put(in, size, i, heavy_bits(dtypes[d], shape, &s));
+            memcpy(ref, in, n * size);
+            reference_sort(dtypes[d], ref, n);
+            for (size_t c = 0; c < COUNT(cfgs); c++)
+                run_case(dtypes[d], n, D_RANDOM, in, ref, work, &cfgs[c]);
+        }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+Test(sort, cancel_heavy_keys, .timeout = 240)
+{
+    const size_t n = (size_t)1 << 22;
+    const int dtypes[] = {HY_DT_I32, HY_DT_F64};
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (unsigned shape = 0; shape < 4; shape += 3) {
+            int dtype = dtypes[d];
+            size_t size = hy_dtype_size(dtype);
+            uint64_t s = (uint64_t)d << 8 ^ shape ^ 0x5A;
+            for (size_t i = 0; i < n; i++)
+                put(in, size, i, heavy_bits(dtype, shape, &s));
+            memcpy(ref, in, n * size);
+            reference_sort(dtype, ref, n);
+            for (size_t k = 0; k < COUNT(all_cfgs); k++)
+                for (unsigned when = 1; when <= 6; when++) {
+                    const struct cfg *c = &all_cfgs[k];
+                    memcpy(work, in, n * size);
+                    struct progress_log log = {.cancel_past = (uint64_t)when * n / 2};
+                    hy_run_opts o = {.backend = c->backend, .threads = c->threads,
+                                     .mode = c->mode, .nogil = c->nogil,
+                                     .progress = on_progress, .progress_ctx = &log};
+                    hy_sort_result r;
+                    hy_error err = {0};
+                    int rc = hy_host_sort(eng, dtype, work, n, &o, &r, &err);
+                    cr_assert(rc == 0 || rc == HY_ECANCELED, "sort returned %d (%s), " CASE_FMT,
+                              rc, err.msg, CASE_ARGS(dtype, n, D_RANDOM, c));
+                    cr_assert(!log.over_total && !log.bad_order,
+                              "progress past its total or backwards, " CASE_FMT,
+                              CASE_ARGS(dtype, n, D_RANDOM, c));
+                    if (rc == HY_ECANCELED) { /* every element still there: sorting gives ref */
+                        hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+                        rc = hy_host_sort(eng, dtype, work, n, &so, &r, &err);
+                        cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
+                    }
+                    assert_same_bytes(work, ref, dtype, n, D_RANDOM, c,
+                                      "after a cancelled sort with a heavy key, the array is "
+                                      "not a permutation of the input");
+                }
+        }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* Few values are counted before anything is written (sort_radix.inc's few_values): a cancel
  * during the count leaves the array exactly as it was; a later one, sorted whole. On one
  * thread, and on two and three that count their shares and meet at a barrier. */

@@ -744,7 +744,7 @@ def e2e_targets(rows, key):
     return out
 
 
-ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique")
+ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts")
 TYPES = ("f64", "f32", "i64", "i32", "u64", "u32")
 
 

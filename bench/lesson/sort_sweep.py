@@ -17,6 +17,9 @@ TYPE: f64 f32 i64 i32 u64 u32.  ORDER:
   sorted      uniform, ascending
   reversed    uniform, descending
   few-unique  16 distinct values, 0..15
+  missing     uniform, one element in 10 missing: numpy's NaN for floats, -1 for signed
+              integers, the type's largest for unsigned ones (sentinels such data holds)
+  counts      integers 0..999 (floats: integer-valued, as counts stored as float64 are)
 """
 
 import argparse
@@ -32,7 +35,7 @@ import numpy as np
 SEED = 20261204
 TYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "i32": np.int32,
          "u64": np.uint64, "u32": np.uint32}
-ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique")
+ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts")
 
 
 def uniform(rng, n, dt):
@@ -56,6 +59,16 @@ def draw(n, tname, order):
         return (np.abs(x) if np.issubdtype(dt, np.unsignedinteger) else x).astype(dt)
     if order == "few-unique":
         return rng.integers(0, 16, n).astype(dt)
+    if order == "counts":
+        return rng.integers(0, 1000, n).astype(dt)
+    if order == "missing":
+        a = uniform(rng, n, dt)
+        gone = rng.random(n) < 0.1
+        if np.issubdtype(dt, np.floating):
+            a[gone] = np.nan
+        else:
+            a[gone] = np.iinfo(dt).max if np.issubdtype(dt, np.unsignedinteger) else -1
+        return a
     a = np.sort(uniform(rng, n, dt))
     return a if order == "sorted" else a[::-1].copy()
 

@@ -1517,6 +1517,21 @@ static const struct cfg all_cfgs[] = {
     {HY_BACKEND_LOCKED, 3, HY_MODE_REPLICATE, 0},
 };
 
+/* After a sort that returned rc (0 or cancelled): nothing lost. A cancelled sort's array is
+ * sorted again, serially; either way it must then hold the reference's bytes. */
+static void assert_whole(int rc, int dtype, void *work, const void *ref, size_t n, int dist,
+                         const struct cfg *c, const char *what)
+{
+    if (rc == HY_ECANCELED) {
+        hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
+        hy_sort_result r;
+        hy_error err = {0};
+        rc = hy_host_sort(eng, dtype, work, n, &so, &r, &err);
+        cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
+    }
+    assert_same_bytes(work, ref, dtype, n, dist, c, what);
+}
+
 /* Cancels from the progress callback's first call, which comes ~2 ms into the job: 2^22
  * elements take far longer than that on every backend. */
 static void cancel_case(int dtype, unsigned cancel_from)
@@ -1544,12 +1559,8 @@ static void cancel_case(int dtype, unsigned cancel_from)
                   "progress: decreasing %d, done > total %d, total changed %d, " CASE_FMT,
                   log.bad_order, log.over_total, log.total_changed,
                   CASE_ARGS(dtype, n, D_SPECIAL, c));
-        /* Nothing lost: sorting what is left gives the reference. */
-        hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
-        rc = hy_host_sort(eng, dtype, work, n, &so, &r, &err);
-        cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
-        assert_same_bytes(work, ref, dtype, n, D_SPECIAL, c,
-                          "after a cancelled sort the array is not a permutation of the input");
+        assert_whole(rc, dtype, work, ref, n, D_SPECIAL, c,
+                     "after a cancelled sort the array is not a permutation of the input");
     }
     free(in);
     free(ref);
@@ -1581,14 +1592,9 @@ Test(sort, cancel_few_values_fill)
             int rc = hy_host_sort(eng, dtypes[d], work, n, &o, &r, &err);
             cr_assert(rc == 0 || rc == HY_ECANCELED, "sort returned %d (%s), " CASE_FMT, rc,
                       err.msg, CASE_ARGS(dtypes[d], n, D_FEW, c));
-            if (rc == HY_ECANCELED) {
-                hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
-                rc = hy_host_sort(eng, dtypes[d], work, n, &so, &r, &err);
-                cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
-            }
-            assert_same_bytes(work, ref, dtypes[d], n, D_FEW, c,
-                              "after a sort cancelled while writing, the array is not a "
-                              "permutation of the input");
+            assert_whole(rc, dtypes[d], work, ref, n, D_FEW, c,
+                         "after a sort cancelled while writing, the array is not a "
+                         "permutation of the input");
         }
         free(in);
         free(ref);
@@ -1621,14 +1627,9 @@ Test(sort, cancel_range_values)
                       err.msg, CASE_ARGS(HY_DT_U32, n, D_FEW, c));
             if (rc == HY_ECANCELED && memcmp(work, in, n * 4) == 0)
                 continue; /* cancelled while counting: untouched */
-            if (rc == HY_ECANCELED) { /* every element still there: sorting it gives ref */
-                hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
-                rc = hy_host_sort(eng, HY_DT_U32, work, n, &so, &r, &err);
-                cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
-            }
-            assert_same_bytes(work, ref, HY_DT_U32, n, D_FEW, c,
-                              "after a cancelled sort of a narrow range, the array is not a "
-                              "permutation of the input");
+            assert_whole(rc, HY_DT_U32, work, ref, n, D_FEW, c,
+                         "after a cancelled sort of a narrow range, the array is not a "
+                         "permutation of the input");
         }
     free(in);
     free(ref);
@@ -1734,14 +1735,9 @@ Test(sort, cancel_heavy_keys, .timeout = 240)
                     cr_assert(!log.over_total && !log.bad_order,
                               "progress past its total or backwards, " CASE_FMT,
                               CASE_ARGS(dtype, n, D_RANDOM, c));
-                    if (rc == HY_ECANCELED) { /* every element still there: sorting gives ref */
-                        hy_run_opts so = {.backend = HY_BACKEND_SERIAL, .threads = 1};
-                        rc = hy_host_sort(eng, dtype, work, n, &so, &r, &err);
-                        cr_assert_eq(rc, 0, "re-sort after cancel: %d %s", rc, err.msg);
-                    }
-                    assert_same_bytes(work, ref, dtype, n, D_RANDOM, c,
-                                      "after a cancelled sort with a heavy key, the array is "
-                                      "not a permutation of the input");
+                    assert_whole(rc, dtype, work, ref, n, D_RANDOM, c,
+                                 "after a cancelled sort with a heavy key, the array is not a "
+                                 "permutation of the input");
                 }
         }
     free(in);

@@ -989,26 +989,28 @@ static void make_range(int dtype, size_t n, uint64_t width, unsigned shape, size
     reference_sort(dtype, ref, n);
 }
 
+/* The counts' tests (range, grid, heavy keys): one thread, two and three that meet at
+ * barriers, and replicate mode. */
+static const struct cfg meet_cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
+                                       {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
+                                       {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
+                                       {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
+
 Test(sort, range_values_counted, .timeout = 240)
 {
     const size_t n = 300007;
     const uint64_t widths[] = {16, 17, 256, 4095, 4097};
-    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
-    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
     char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
     cr_assert(in && ref && work, "out of memory");
-    for (size_t d = 0; d < COUNT(dtypes); d++)
+    for (size_t d = 0; d < COUNT(all_dtypes); d++)
         for (size_t k = 0; k < COUNT(widths); k++)
             for (unsigned c = 0; c < 4; c++) {
                 size_t odd_at = c == 0 ? SIZE_MAX : c == 2 ? n - 1 : 1;
                 unsigned shape = (unsigned)(k + c) % 3;
-                make_range(dtypes[d], n, widths[k], shape, odd_at, c == 3,
+                make_range(all_dtypes[d], n, widths[k], shape, odd_at, c == 3,
                            (uint64_t)k << 32 ^ c ^ d, in, ref);
-                for (size_t i = 0; i < COUNT(cfgs); i++)
-                    run_case(dtypes[d], n, D_FEW, in, ref, work, &cfgs[i]);
+                for (size_t i = 0; i < COUNT(meet_cfgs); i++)
+                    run_case(all_dtypes[d], n, D_FEW, in, ref, work, &meet_cfgs[i]);
             }
     free(in);
     free(ref);
@@ -1109,10 +1111,6 @@ Test(sort, grid_plan)
 Test(sort, grid_values_counted, .timeout = 240)
 {
     const size_t n = 300007;
-    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
     /* how many values of the shape: past the few values' 16, up to the most cells */
     const uint64_t widths[] = {17, 801, 2700};
     char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
@@ -1146,8 +1144,8 @@ Test(sort, grid_values_counted, .timeout = 240)
                     put_float(in, wide, at, offs[odd]);
                 memcpy(ref, in, n * (wide ? 8 : 4));
                 reference_sort(dtype, ref, n);
-                for (size_t c = 0; c < COUNT(cfgs); c++)
-                    run_case(dtype, n, D_FEW, in, ref, work, &cfgs[c]);
+                for (size_t c = 0; c < COUNT(meet_cfgs); c++)
+                    run_case(dtype, n, D_FEW, in, ref, work, &meet_cfgs[c]);
             }
     free(in);
     free(ref);
@@ -1681,23 +1679,18 @@ static uint64_t heavy_bits(int dtype, unsigned shape, uint64_t *s)
 Test(sort, heavy_keys, .timeout = 240)
 {
     const size_t n = ((size_t)1 << 21) + 3;
-    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
-    const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
-                               {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
     char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
     cr_assert(in && ref && work, "out of memory");
-    for (size_t d = 0; d < COUNT(dtypes); d++)
+    for (size_t d = 0; d < COUNT(all_dtypes); d++)
         for (unsigned shape = 0; shape < 4; shape++) {
-            size_t size = hy_dtype_size(dtypes[d]);
+            size_t size = hy_dtype_size(all_dtypes[d]);
             uint64_t s = (uint64_t)d << 8 ^ shape;
             for (size_t i = 0; i < n; i++)
-                put(in, size, i, heavy_bits(dtypes[d], shape, &s));
+                put(in, size, i, heavy_bits(all_dtypes[d], shape, &s));
             memcpy(ref, in, n * size);
-            reference_sort(dtypes[d], ref, n);
-            for (size_t c = 0; c < COUNT(cfgs); c++)
-                run_case(dtypes[d], n, D_RANDOM, in, ref, work, &cfgs[c]);
+            reference_sort(all_dtypes[d], ref, n);
+            for (size_t c = 0; c < COUNT(meet_cfgs); c++)
+                run_case(all_dtypes[d], n, D_RANDOM, in, ref, work, &meet_cfgs[c]);
         }
     free(in);
     free(ref);

@@ -54,6 +54,11 @@
 /* Kinds of top-level bucket function (struct top in sort_radix.inc). */
 enum { TOP_LINEAR, TOP_VALUE, TOP_CELLS_FN };
 #define INSERTION_MAX 32u
+/* sort_radix.inc's split3: a bucket past LSD_MAX is split three ways around a key that is a
+ * quarter of DOM_SAMPLE spaced keys, at most SPLIT_DEPTH times down one branch (each split
+ * is a frame of sort_rec's tables on the stack). */
+#define DOM_SAMPLE 64u
+#define SPLIT_DEPTH 4u
 /* Radix passes in a bucket cover log2(size) + this many bits; insertion sort does the rest. */
 #define LSD_SLACK_BITS 6u
 /* Elements whose keys and buckets are computed in one vectorised block. */

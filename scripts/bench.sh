@@ -121,13 +121,15 @@ if [[ ! -x $syspy ]]; then
   skipped+=("Debian's /usr/bin/python3 rows: there is no /usr/bin/python3")
 fi
 # The sort sweep (issue 16): hybridd serial against numpy.sort on one thread, for the other
-# element types (uniform), the other orders (f64) at the main size, and smaller f64 sizes.
+# element types (uniform), the other orders (f64) and i32 with a -1 sentinel (missing) at the
+# main size, and smaller f64 sizes.
 sweep=()
 if [[ ${BENCH_SWEEP:-1} == 0 ]]; then
   skipped+=("sort sweep: BENCH_SWEEP=0")
 else
   for t in i64 i32 u64 u32; do sweep+=("$sortn:$t:uniform"); done
   for o in normal sorted reversed few-unique missing counts; do sweep+=("$sortn:f64:$o"); done
+  sweep+=("$sortn:i32:missing")
   for n in $sweep_sizes; do sweep+=("$n:f64:uniform"); done
 fi
 vqsort=$build/bench/vqsort-ref

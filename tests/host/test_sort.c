@@ -1640,11 +1640,12 @@ Test(sort, cancel_range_values)
  * sentinel such as -1) makes its top-level bucket larger than a thread's private buffer:
  * one of that key alone is copied out as it is, one shared with other keys is sorted after
  * the other buckets, in its place in the output with tmp as scratch (sort_radix.inc's
- * bucket_one_key and finish_big). Past the one-read path's least size on every CPU, every
- * dtype, four shapes (a fifth one value among random bits; 30% zeros among small values; two
- * adjacent values of 15% each; a fifth one value with a tenth just above it), on one thread,
- * two and three, and in replicate mode; then cancelled at points through the sort, after
- * which the array must still hold every element. */
+ * finish_buckets and finish_big), split three ways around the heavy key (split3; the two
+ * adjacent keys can take a split inside a split). Past the one-read path's least size on
+ * every CPU, every dtype, four shapes (a fifth one value among random bits; 30% zeros among
+ * small values; two adjacent values of 15% each; a fifth one value with a tenth just above
+ * it), on one thread, two and three, and in replicate mode; then cancelled at points
+ * through the sort, after which the array must still hold every element. */
 static uint64_t heavy_bits(int dtype, unsigned shape, uint64_t *s)
 {
     size_t size = hy_dtype_size(dtype);

@@ -112,6 +112,19 @@ enum { FEW_BY_VECTORS, FEW_BY_MASK, FEW_BY_HASH };
  * counted key by key (sort_radix.inc's range_values), in a histogram row of 2^TOP_MAX_BITS
  * cells whose last holds the thread's verdict. */
 #define RANGE_MAX ((1u << TOP_MAX_BITS) - 1)
+/* sort_radix.inc's dict_values: arrays of at least DICT_MIN_N keys whose sample shows few
+ * distinct values repeating (at most DICT_MAX / 2 estimated, and n at least DICT_PER_VALUE
+ * times that) are counted in a hash table of their values, at most DICT_MAX distinct ones
+ * (each a count in a histogram row, below range_values' verdict slot), of DICT_SLOTS_MAX
+ * slots at the most. */
+#define DICT_MIN_N ((size_t)1 << 18)
+#define DICT_MAX 4000u
+#define DICT_PER_VALUE 1024u
+#define DICT_SLOTS_MAX (1u << 14)
+#define DICT_MERGE_SLOTS (1u << 13) /* thread 0's union of the tables: at least 2 DICT_MAX */
+_Static_assert(DICT_MAX < RANGE_MAX && DICT_MERGE_SLOTS >= 2 * DICT_MAX &&
+                   DICT_SLOTS_MAX * 16u <= LSD_MAX * 4u,
+               "a dictionary overflows its histogram row or a private buffer");
 /* Elements between ticks: tens of microseconds of work. */
 #define TICK_ELEMS (1u << 16)
 /* Private buffers per thread: two for the LSD passes, one to gather a chunked bucket in. */

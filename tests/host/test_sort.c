@@ -1636,6 +1636,134 @@ Test(sort, cancel_range_values)
     free(work);
 }
 
+/* Arrays of a few hundred to two thousand distinct values, repeated (sort_radix.inc's
+ * dict_values: each element counted in a hash table of the values), every dtype, on one
+ * thread, two and three and in replicate mode. For floats the values include -0.0 and
+ * +0.0, infinities and NaNs of both signs with payloads, which must come out in the
+ * engine's order like any other key. */
+#define DICT_N (((size_t)1 << 21) + 5)
+
+static void draw_values(int dtype, uint64_t *vals, size_t nv, uint64_t *s)
+{
+    size_t size = hy_dtype_size(dtype);
+    for (size_t v = 0; v < nv; v++)
+        vals[v] = random_bits(dtype, s);
+    if (dtype == HY_DT_F32 || dtype == HY_DT_F64) {
+        const uint64_t special[2][6] = {
+            {0x80000000u, 0, 0x7F800000u, 0xFF800000u, 0x7FC00123u, 0xFFA00001u},
+            {(uint64_t)1 << 63, 0, 0x7FF0000000000000u, 0xFFF0000000000000u,
+             0x7FF8000000000123u, 0xFFF4000000000001u}};
+        for (size_t v = 0; v < 6 && v < nv; v++)
+            vals[v * (nv / 6)] = special[size == 8][v];
+    }
+}
+
+Test(sort, dict_values_counted, .timeout = 240)
+{
+    const size_t n = DICT_N, nvs[] = {100, 1000, 1900};
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    uint64_t vals[1900];
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(all_dtypes); d++)
+        for (size_t k = 0; k < COUNT(nvs); k++) {
+            size_t size = hy_dtype_size(all_dtypes[d]);
+            uint64_t s = (uint64_t)d << 8 ^ k ^ 0xD1C7;
+            draw_values(all_dtypes[d], vals, nvs[k], &s);
+            for (size_t i = 0; i < n; i++)
+                put(in, size, i, vals[mix(&s) % nvs[k]]);
+            memcpy(ref, in, n * size);
+            reference_sort(all_dtypes[d], ref, n);
+            for (size_t c = 0; c < COUNT(meet_cfgs); c++)
+                run_case(all_dtypes[d], n, D_FEW, in, ref, work, &meet_cfgs[c]);
+        }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+/* The sample sees few values, the array holds more, where the sample does not look (every
+ * (n / 4096 + 1)-th element, as sort_radix.inc's parallel draws it): a thread's table
+ * fills up (4096 values the sample never meets), or every table holds its part but their
+ * union passes the most values a dictionary takes (the halves of the array each hold 1300
+ * values of their own beside 1500 shared ones). Either way the sort goes on by its other
+ * paths, and the output must be the reference's. */
+Test(sort, dict_values_overflow, .timeout = 240)
+{
+    const size_t n = DICT_N, step = n / 4096 + 1;
+    const int dtypes[] = {HY_DT_U64, HY_DT_F32};
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    uint64_t shared[1500], own[2][1300];
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (unsigned shape = 0; shape < 2; shape++) {
+            int dtype = dtypes[d];
+            size_t size = hy_dtype_size(dtype);
+            uint64_t s = (uint64_t)d << 8 ^ shape ^ 0x0F10;
+            size_t nshared = shape == 0 ? 200 : 1500;
+            draw_values(dtype, shared, nshared, &s);
+            draw_values(dtype, own[0], 1300, &s);
+            draw_values(dtype, own[1], 1300, &s);
+            for (size_t i = 0; i < n; i++) {
+                uint64_t r = mix(&s);
+                uint64_t v = shared[r % nshared];
+                if (shape == 0 && i % step == 1)
+                    v = random_bits(dtype, &s);
+                else if (shape == 1 && i % step != 0 && (r >> 32) % 2 == 0)
+                    v = own[i >= n / 2][(r >> 33) % 1300];
+                put(in, size, i, v);
+            }
+            memcpy(ref, in, n * size);
+            reference_sort(dtype, ref, n);
+            for (size_t c = 0; c < COUNT(meet_cfgs); c++)
+                run_case(dtype, n, D_FEW, in, ref, work, &meet_cfgs[c]);
+        }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+/* A dictionary's count (dict_values) writes nothing until every thread's table is merged,
+ * and its writing is not stopped by a cancel: cancelled from the first progress call, the
+ * array is untouched or sorted; past n, it holds every element. Every backend and thread
+ * count. */
+Test(sort, cancel_dict_values)
+{
+    size_t n = (size_t)1 << 20;
+    uint64_t *in = calloc(n, 8), *ref = calloc(n, 8), *work = calloc(n, 8), vals[300];
+    cr_assert(in && ref && work, "out of memory");
+    uint64_t s = 0xCA;
+    draw_values(HY_DT_F64, vals, 300, &s);
+    for (size_t i = 0; i < n; i++)
+        in[i] = vals[mix(&s) % 300];
+    memcpy(ref, in, n * 8);
+    reference_sort(HY_DT_F64, ref, n);
+    for (size_t k = 0; k < COUNT(all_cfgs); k++)
+        for (int when = 0; when < 2; when++) {
+            const struct cfg *c = &all_cfgs[k];
+            memcpy(work, in, n * 8);
+            struct progress_log log = {.cancel_from = when == 0 ? 1 : 0,
+                                       .cancel_past = when == 1 ? n : 0};
+            hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
+                             .nogil = c->nogil, .progress = on_progress, .progress_ctx = &log};
+            hy_sort_result r;
+            hy_error err = {0};
+            int rc = hy_host_sort(eng, HY_DT_F64, work, n, &o, &r, &err);
+            cr_assert(rc == 0 || rc == HY_ECANCELED, "sort returned %d (%s), " CASE_FMT, rc,
+                      err.msg, CASE_ARGS(HY_DT_F64, n, D_FEW, c));
+            cr_assert(!log.over_total && !log.bad_order,
+                      "progress past its total or backwards, " CASE_FMT,
+                      CASE_ARGS(HY_DT_F64, n, D_FEW, c));
+            if (rc == HY_ECANCELED && memcmp(work, in, n * 8) == 0)
+                continue; /* cancelled while counting: untouched */
+            assert_whole(rc, HY_DT_F64, work, ref, n, D_FEW, c,
+                         "after a cancelled sort of few values, the array is not a "
+                         "permutation of the input");
+        }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* One value that is a large share of the input (numpy's NaN for missing values, zeros, a
  * sentinel such as -1) makes its top-level bucket larger than a thread's private buffer:
  * one of that key alone is copied out as it is, one shared with other keys is sorted after

@@ -128,7 +128,7 @@ if [[ ${BENCH_SWEEP:-1} == 0 ]]; then
   skipped+=("sort sweep: BENCH_SWEEP=0")
 else
   for t in i64 i32 u64 u32; do sweep+=("$sortn:$t:uniform"); done
-  for o in normal sorted reversed few-unique missing counts; do sweep+=("$sortn:f64:$o"); done
+  for o in normal sorted reversed few-unique missing counts repeats; do sweep+=("$sortn:f64:$o"); done
   sweep+=("$sortn:i32:missing")
   for n in $sweep_sizes; do sweep+=("$n:f64:uniform"); done
 fi

@@ -744,7 +744,8 @@ def e2e_targets(rows, key):
     return out
 
 
-ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts")
+ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts",
+          "repeats")
 TYPES = ("f64", "f32", "i64", "i32", "u64", "u32")
 
 

@@ -20,6 +20,8 @@ TYPE: f64 f32 i64 i32 u64 u32.  ORDER:
   missing     uniform, one element in 10 missing: numpy's NaN for floats, -1 for signed
               integers, the type's largest for unsigned ones (sentinels such data holds)
   counts      integers 0..999 (floats: integer-valued, as counts stored as float64 are)
+  repeats     1000 uniform values (as above), each element one of them at random: data of
+              a fixed set of values, such as prices or measurements at a fixed precision
 """
 
 import argparse
@@ -35,7 +37,8 @@ import numpy as np
 SEED = 20261204
 TYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "i32": np.int32,
          "u64": np.uint64, "u32": np.uint32}
-ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts")
+ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts",
+          "repeats")
 
 
 def uniform(rng, n, dt):
@@ -61,6 +64,8 @@ def draw(n, tname, order):
         return rng.integers(0, 16, n).astype(dt)
     if order == "counts":
         return rng.integers(0, 1000, n).astype(dt)
+    if order == "repeats":
+        return uniform(rng, 1000, dt)[rng.integers(0, 1000, n)]
     if order == "missing":
         a = uniform(rng, n, dt)
         gone = rng.random(n) < 0.1

@@ -998,6 +998,15 @@ static const struct cfg meet_cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
                                        {HY_BACKEND_LOCKED, 3, HY_MODE_SPLIT, 0},
                                        {HY_BACKEND_NATIVE, 2, HY_MODE_REPLICATE, 0}};
 
+/* The reference sort of `in` into ref, then every meet_cfgs configuration's sort of it. */
+static void meet_all(int dtype, size_t n, int dist, const void *in, void *ref, void *work)
+{
+    memcpy(ref, in, n * hy_dtype_size(dtype));
+    reference_sort(dtype, ref, n);
+    for (size_t c = 0; c < COUNT(meet_cfgs); c++)
+        run_case(dtype, n, dist, in, ref, work, &meet_cfgs[c]);
+}
+
 Test(sort, range_values_counted, .timeout = 240)
 {
     const size_t n = 300007;
@@ -1144,10 +1153,7 @@ Test(sort, grid_values_counted, .timeout = 240)
                     put(in, wide ? 8 : 4, at, wide ? 0x7FF8000000000001u : 0x7FC00001u);
                 else if (odd > 0)
                     put_float(in, wide, at, offs[odd]);
-                memcpy(ref, in, n * (wide ? 8 : 4));
-                reference_sort(dtype, ref, n);
-                for (size_t c = 0; c < COUNT(meet_cfgs); c++)
-                    run_case(dtype, n, D_FEW, in, ref, work, &meet_cfgs[c]);
+                meet_all(dtype, n, D_FEW, in, ref, work);
             }
     free(in);
     free(ref);
@@ -1671,10 +1677,7 @@ Test(sort, dict_values_counted, .timeout = 240)
             draw_values(all_dtypes[d], vals, nvs[k], &s);
             for (size_t i = 0; i < n; i++)
                 put(in, size, i, vals[mix(&s) % nvs[k]]);
-            memcpy(ref, in, n * size);
-            reference_sort(all_dtypes[d], ref, n);
-            for (size_t c = 0; c < COUNT(meet_cfgs); c++)
-                run_case(all_dtypes[d], n, D_FEW, in, ref, work, &meet_cfgs[c]);
+            meet_all(all_dtypes[d], n, D_FEW, in, ref, work);
         }
     free(in);
     free(ref);
@@ -1712,10 +1715,7 @@ Test(sort, dict_values_overflow, .timeout = 240)
                     v = own[i >= n / 2][(r >> 33) % 1300];
                 put(in, size, i, v);
             }
-            memcpy(ref, in, n * size);
-            reference_sort(dtype, ref, n);
-            for (size_t c = 0; c < COUNT(meet_cfgs); c++)
-                run_case(dtype, n, D_FEW, in, ref, work, &meet_cfgs[c]);
+            meet_all(dtype, n, D_FEW, in, ref, work);
         }
     free(in);
     free(ref);
@@ -1818,10 +1818,7 @@ Test(sort, heavy_keys, .timeout = 240)
             uint64_t s = (uint64_t)d << 8 ^ shape;
             for (size_t i = 0; i < n; i++)
                 put(in, size, i, heavy_bits(all_dtypes[d], shape, &s));
-            memcpy(ref, in, n * size);
-            reference_sort(all_dtypes[d], ref, n);
-            for (size_t c = 0; c < COUNT(meet_cfgs); c++)
-                run_case(all_dtypes[d], n, D_RANDOM, in, ref, work, &meet_cfgs[c]);
+            meet_all(all_dtypes[d], n, D_RANDOM, in, ref, work);
         }
     free(in);
     free(ref);

@@ -1608,35 +1608,49 @@ Test(sort, cancel_few_values_fill)
     }
 }
 
-/* Keys of a narrow range (sort_radix.inc's range_values) are counted before anything is
- * written, and written by fill_share, which a cancel does not stop: a cancel from the first
- * progress call leaves the array untouched or sorted; one past n (in the writing, when a
- * progress call falls there) leaves every element in it. Every backend and thread count. */
-Test(sort, cancel_range_values)
+/* The counts' paths (range_values, dict_values) write nothing until every thread's counts
+ * meet, and their writing is not stopped by a cancel: on every backend and thread count, a
+ * cancel from the first progress call leaves `in`'s copy untouched or sorted; one past n
+ * (in the writing, when a progress call falls there) leaves every element in it. Progress
+ * never goes past its total or backwards. */
+static void cancel_counted(int dtype, const void *in, const void *ref, void *work, size_t n,
+                           const char *what)
 {
-    size_t n = (size_t)1 << 23;
-    uint32_t *in = calloc(n, 4), *ref = calloc(n, 4), *work = calloc(n, 4);
-    cr_assert(in && ref && work, "out of memory");
-    make_range(HY_DT_U32, n, 256, 0, SIZE_MAX, false, 17, in, ref);
+    size_t size = hy_dtype_size(dtype);
     for (size_t k = 0; k < COUNT(all_cfgs); k++)
         for (int when = 0; when < 2; when++) {
             const struct cfg *c = &all_cfgs[k];
-            memcpy(work, in, n * 4);
+            memcpy(work, in, n * size);
             struct progress_log log = {.cancel_from = when == 0 ? 1 : 0,
                                        .cancel_past = when == 1 ? n : 0};
             hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
                              .nogil = c->nogil, .progress = on_progress, .progress_ctx = &log};
             hy_sort_result r;
             hy_error err = {0};
-            int rc = hy_host_sort(eng, HY_DT_U32, work, n, &o, &r, &err);
+            int rc = hy_host_sort(eng, dtype, work, n, &o, &r, &err);
             cr_assert(rc == 0 || rc == HY_ECANCELED, "sort returned %d (%s), " CASE_FMT, rc,
-                      err.msg, CASE_ARGS(HY_DT_U32, n, D_FEW, c));
-            if (rc == HY_ECANCELED && memcmp(work, in, n * 4) == 0)
+                      err.msg, CASE_ARGS(dtype, n, D_FEW, c));
+            cr_assert(!log.over_total && !log.bad_order,
+                      "progress past its total or backwards, " CASE_FMT,
+                      CASE_ARGS(dtype, n, D_FEW, c));
+            if (rc == HY_ECANCELED && memcmp(work, in, n * size) == 0)
                 continue; /* cancelled while counting: untouched */
-            assert_whole(rc, HY_DT_U32, work, ref, n, D_FEW, c,
-                         "after a cancelled sort of a narrow range, the array is not a "
-                         "permutation of the input");
+            char msg[128];
+            snprintf(msg, sizeof msg,
+                     "after a cancelled sort of %s, the array is not a permutation of the input",
+                     what);
+            assert_whole(rc, dtype, work, ref, n, D_FEW, c, msg);
         }
+}
+
+/* Keys of a narrow range (sort_radix.inc's range_values), cancelled (cancel_counted). */
+Test(sort, cancel_range_values)
+{
+    size_t n = (size_t)1 << 23;
+    uint32_t *in = calloc(n, 4), *ref = calloc(n, 4), *work = calloc(n, 4);
+    cr_assert(in && ref && work, "out of memory");
+    make_range(HY_DT_U32, n, 256, 0, SIZE_MAX, false, 17, in, ref);
+    cancel_counted(HY_DT_U32, in, ref, work, n, "a narrow range");
     free(in);
     free(ref);
     free(work);
@@ -1722,10 +1736,7 @@ Test(sort, dict_values_overflow, .timeout = 240)
     free(work);
 }
 
-/* A dictionary's count (dict_values) writes nothing until every thread's table is merged,
- * and its writing is not stopped by a cancel: cancelled from the first progress call, the
- * array is untouched or sorted; past n, it holds every element. Every backend and thread
- * count. */
+/* Repeated values counted in a dictionary (dict_values), cancelled (cancel_counted). */
 Test(sort, cancel_dict_values)
 {
     size_t n = (size_t)1 << 20;
@@ -1737,28 +1748,7 @@ Test(sort, cancel_dict_values)
         in[i] = vals[mix(&s) % 300];
     memcpy(ref, in, n * 8);
     reference_sort(HY_DT_F64, ref, n);
-    for (size_t k = 0; k < COUNT(all_cfgs); k++)
-        for (int when = 0; when < 2; when++) {
-            const struct cfg *c = &all_cfgs[k];
-            memcpy(work, in, n * 8);
-            struct progress_log log = {.cancel_from = when == 0 ? 1 : 0,
-                                       .cancel_past = when == 1 ? n : 0};
-            hy_run_opts o = {.backend = c->backend, .threads = c->threads, .mode = c->mode,
-                             .nogil = c->nogil, .progress = on_progress, .progress_ctx = &log};
-            hy_sort_result r;
-            hy_error err = {0};
-            int rc = hy_host_sort(eng, HY_DT_F64, work, n, &o, &r, &err);
-            cr_assert(rc == 0 || rc == HY_ECANCELED, "sort returned %d (%s), " CASE_FMT, rc,
-                      err.msg, CASE_ARGS(HY_DT_F64, n, D_FEW, c));
-            cr_assert(!log.over_total && !log.bad_order,
-                      "progress past its total or backwards, " CASE_FMT,
-                      CASE_ARGS(HY_DT_F64, n, D_FEW, c));
-            if (rc == HY_ECANCELED && memcmp(work, in, n * 8) == 0)
-                continue; /* cancelled while counting: untouched */
-            assert_whole(rc, HY_DT_F64, work, ref, n, D_FEW, c,
-                         "after a cancelled sort of few values, the array is not a "
-                         "permutation of the input");
-        }
+    cancel_counted(HY_DT_F64, in, ref, work, n, "few values");
     free(in);
     free(ref);
     free(work);

@@ -1656,8 +1656,9 @@ Test(sort, cancel_range_values)
     free(work);
 }
 
-/* Arrays of a few hundred to two thousand distinct values, repeated (sort_radix.inc's
- * dict_values: each element counted in a hash table of the values), every dtype, on one
+/* Arrays of a hundred to several thousand distinct values, repeated (sort_radix.inc's
+ * dict_values: each element counted in a hash table of the values; 6000 of them fill a
+ * table's largest size to more than one value in eight slots), every dtype, on one
  * thread, two and three and in replicate mode. For floats the values include -0.0 and
  * +0.0, infinities and NaNs of both signs with payloads, which must come out in the
  * engine's order like any other key. */
@@ -1680,9 +1681,9 @@ static void draw_values(int dtype, uint64_t *vals, size_t nv, uint64_t *s)
 
 Test(sort, dict_values_counted, .timeout = 240)
 {
-    const size_t n = DICT_N, nvs[] = {100, 1000, 1900};
+    const size_t n = DICT_N, nvs[] = {100, 1000, 1900, 6000};
     char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
-    uint64_t vals[1900];
+    uint64_t vals[6000];
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(all_dtypes); d++)
         for (size_t k = 0; k < COUNT(nvs); k++) {
@@ -1700,33 +1701,34 @@ Test(sort, dict_values_counted, .timeout = 240)
 
 /* The sample sees few values, the array holds more, where the sample does not look (every
  * (n / 4096 + 1)-th element, as sort_radix.inc's parallel draws it): a thread's table
- * fills up (4096 values the sample never meets), or every table holds its part but their
- * union passes the most values a dictionary takes (the halves of the array each hold 1300
- * values of their own beside 1500 shared ones). Either way the sort goes on by its other
- * paths, and the output must be the reference's. */
+ * fills up (4096 values the sample never meets, beside 200 it does), or every table holds
+ * its part but their union passes the most values a dictionary takes, 16384 (the halves of
+ * the array each hold 6000 values of their own beside 5000 shared ones; on one thread
+ * the table fills instead). Either way the sort goes on by its other paths, and the
+ * output must be the reference's. */
 Test(sort, dict_values_overflow, .timeout = 240)
 {
     const size_t n = DICT_N, step = n / 4096 + 1;
     const int dtypes[] = {HY_DT_U64, HY_DT_F32};
     char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
-    uint64_t shared[1500], own[2][1300];
+    static uint64_t shared[5000], own[2][6000];
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(dtypes); d++)
         for (unsigned shape = 0; shape < 2; shape++) {
             int dtype = dtypes[d];
             size_t size = hy_dtype_size(dtype);
             uint64_t s = (uint64_t)d << 8 ^ shape ^ 0x0F10;
-            size_t nshared = shape == 0 ? 200 : 1500;
+            size_t nshared = shape == 0 ? 200 : 5000;
             draw_values(dtype, shared, nshared, &s);
-            draw_values(dtype, own[0], 1300, &s);
-            draw_values(dtype, own[1], 1300, &s);
+            draw_values(dtype, own[0], 6000, &s);
+            draw_values(dtype, own[1], 6000, &s);
             for (size_t i = 0; i < n; i++) {
                 uint64_t r = mix(&s);
                 uint64_t v = shared[r % nshared];
                 if (shape == 0 && i % step == 1)
                     v = random_bits(dtype, &s);
                 else if (shape == 1 && i % step != 0 && (r >> 32) % 2 == 0)
-                    v = own[i >= n / 2][(r >> 33) % 1300];
+                    v = own[i >= n / 2][(r >> 33) % 6000];
                 put(in, size, i, v);
             }
             meet_all(dtype, n, D_FEW, in, ref, work);

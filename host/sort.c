@@ -114,11 +114,13 @@ enum { FEW_BY_VECTORS, FEW_BY_MASK, FEW_BY_HASH };
 #define RANGE_MAX ((1u << TOP_MAX_BITS) - 1)
 /* sort_radix.inc's dict_values: arrays of at least DICT_MIN_N keys whose sample shows
  * repeating values (at most DICT_MAX / 2 distinct ones estimated, and n at least
- * DICT_PER_VALUE times that) are counted in a hash table of their values, of DICT_SLOTS_MAX
- * slots at the most (a private buffer of 32-bit keys and 64-bit counts), at most DICT_MAX
- * distinct values in all. Thread 0 merges the tables in one of DICT_MERGE_SLOTS slots (its
- * second private buffer), and keeps the sorted values and their counts in its gather
- * buffer. */
+ * DICT_PER_VALUE times that; or, where more are estimated, at most a quarter of the sample
+ * seen once, at most DICT_MAX / 2 distinct in it and n at least DICT_PER_VALUE * DICT_MAX)
+ * are counted in hash tables of their values, of DICT_SLOTS_MAX slots at the most (a
+ * private buffer of 32-bit keys and 64-bit counts), at most DICT_MAX distinct values in
+ * all; what the tables cannot hold goes to a spill sorted apart. Thread 0 merges the
+ * tables in one of DICT_MERGE_SLOTS slots (its second private buffer), and keeps the
+ * sorted values, their counts and the spill's gaps in its gather buffer. */
 #define DICT_MIN_N ((size_t)1 << 18)
 #define DICT_MAX 16384u
 /* The merge's cost (a sort of the distinct keys) is small beside 64 elements a value: 2^18
@@ -128,7 +130,7 @@ enum { FEW_BY_VECTORS, FEW_BY_MASK, FEW_BY_HASH };
 #define DICT_MERGE_SLOTS (1u << 15)
 _Static_assert(DICT_MERGE_SLOTS >= 2 * DICT_MAX && DICT_SLOTS_MAX * 16u <= LSD_MAX * 4u &&
                    DICT_MERGE_SLOTS * 16u <= LSD_MAX * 4u &&
-                   DICT_MAX * (3u * 4u + 8u) <= LSD_MAX * 4u,
+                   DICT_MAX * (3u * 4u + 16u) + 16u <= LSD_MAX * 4u,
                "a dictionary overflows a private buffer");
 /* Elements between ticks: tens of microseconds of work. */
 #define TICK_ELEMS (1u << 16)

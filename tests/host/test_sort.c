@@ -1699,12 +1699,49 @@ Test(sort, dict_values_counted, .timeout = 240)
     free(work);
 }
 
+/* Repeats with a long tail: 1000 values make up 90% of the array and the rest is unique
+ * (prices with outliers, word counts), or the values follow Zipf's law (half the elements
+ * in the 3 commonest of 2^15 values, by an inverse-square draw). The sample meets the tail,
+ * so the values are too many for a table, but repeats cover most of the array (few keys
+ * sampled once): sort_radix.inc's dict_values counts what its tables hold and sorts the
+ * spill apart. Every dtype, the four configurations of meet_all. */
+Test(sort, dict_values_spill, .timeout = 240)
+{
+    const size_t n = DICT_N;
+    char *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8);
+    static uint64_t vals[1u << 15];
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(all_dtypes); d++)
+        for (unsigned shape = 0; shape < 2; shape++) {
+            int dtype = all_dtypes[d];
+            size_t size = hy_dtype_size(dtype), nv = shape == 0 ? 1000 : COUNT(vals);
+            uint64_t s = (uint64_t)d << 8 ^ shape ^ 0x5B11;
+            draw_values(dtype, vals, nv, &s);
+            for (size_t i = 0; i < n; i++) {
+                uint64_t r = mix(&s), v;
+                if (shape == 0) {
+                    v = (r >> 32) % 10 == 0 ? random_bits(dtype, &s) : vals[r % nv];
+                } else { /* u in (0, 1], value 1/u^2 - 1: P(value >= k) = 1/sqrt(k + 1) */
+                    double u = (double)((r >> 11) + 1) / 9007199254740992.0;
+                    double k = 1.0 / (u * u) - 1.0;
+                    v = vals[k < (double)(nv - 1) ? (size_t)k : nv - 1];
+                }
+                put(in, size, i, v);
+            }
+            meet_all(dtype, n, D_FEW, in, ref, work);
+        }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* The sample sees few values, the array holds more, where the sample does not look (every
- * (n / 4096 + 1)-th element, as sort_radix.inc's parallel draws it): a thread's table
- * fills up (4096 values the sample never meets, beside 200 it does), or every table holds
- * its part but their union passes the most values a dictionary takes, 16384 (the halves of
- * the array each hold 6000 values of their own beside 5000 shared ones; on one thread
- * the table fills instead). Either way the sort goes on by its other paths, and the
+ * (n / 4096 + 1)-th element, as sort_radix.inc's parallel draws it). Values a full table
+ * cannot take go to its spill, sorted apart and merged into the output: 4096 values the
+ * sample never meets, beside 200 it does; the halves of the array each holding 6000 values
+ * of their own beside 5000 shared ones, more than the tables take (16384 in all, shared
+ * among the threads). Past half a thread's share the spill ends the count, and the sort
+ * goes on by its other paths: 60% of the elements unique, beside 200 values. Every
  * output must be the reference's. */
 Test(sort, dict_values_overflow, .timeout = 240)
 {
@@ -1714,11 +1751,11 @@ Test(sort, dict_values_overflow, .timeout = 240)
     static uint64_t shared[5000], own[2][6000];
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(dtypes); d++)
-        for (unsigned shape = 0; shape < 2; shape++) {
+        for (unsigned shape = 0; shape < 3; shape++) {
             int dtype = dtypes[d];
             size_t size = hy_dtype_size(dtype);
             uint64_t s = (uint64_t)d << 8 ^ shape ^ 0x0F10;
-            size_t nshared = shape == 0 ? 200 : 5000;
+            size_t nshared = shape == 1 ? 5000 : 200;
             draw_values(dtype, shared, nshared, &s);
             draw_values(dtype, own[0], 6000, &s);
             draw_values(dtype, own[1], 6000, &s);
@@ -1729,6 +1766,8 @@ Test(sort, dict_values_overflow, .timeout = 240)
                     v = random_bits(dtype, &s);
                 else if (shape == 1 && i % step != 0 && (r >> 32) % 2 == 0)
                     v = own[i >= n / 2][(r >> 33) % 6000];
+                else if (shape == 2 && i % step != 0 && (r >> 32) % 10 < 6)
+                    v = random_bits(dtype, &s);
                 put(in, size, i, v);
             }
             meet_all(dtype, n, D_FEW, in, ref, work);
@@ -1738,19 +1777,26 @@ Test(sort, dict_values_overflow, .timeout = 240)
     free(work);
 }
 
-/* Repeated values counted in a dictionary (dict_values), cancelled (cancel_counted). */
+/* Repeated values counted in a dictionary (dict_values), cancelled (cancel_counted): 300
+ * values, then with 3% of the elements unique where the sample does not look, which go to
+ * the tables' spill and are written between the values' runs. */
 Test(sort, cancel_dict_values)
 {
-    size_t n = (size_t)1 << 20;
+    size_t n = (size_t)1 << 20, step = n / 4096 + 1;
     uint64_t *in = calloc(n, 8), *ref = calloc(n, 8), *work = calloc(n, 8), vals[300];
     cr_assert(in && ref && work, "out of memory");
     uint64_t s = 0xCA;
     draw_values(HY_DT_F64, vals, 300, &s);
-    for (size_t i = 0; i < n; i++)
-        in[i] = vals[mix(&s) % 300];
-    memcpy(ref, in, n * 8);
-    reference_sort(HY_DT_F64, ref, n);
-    cancel_counted(HY_DT_F64, in, ref, work, n, "few values");
+    for (int tail = 0; tail < 2; tail++) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = mix(&s);
+            in[i] = tail && i % step != 0 && (r >> 32) % 100 < 3 ? random_bits(HY_DT_F64, &s)
+                                                                 : vals[r % 300];
+        }
+        memcpy(ref, in, n * 8);
+        reference_sort(HY_DT_F64, ref, n);
+        cancel_counted(HY_DT_F64, in, ref, work, n, tail ? "values and a spill" : "few values");
+    }
     free(in);
     free(ref);
     free(work);

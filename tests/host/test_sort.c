@@ -1735,6 +1735,34 @@ Test(sort, dict_values_spill, .timeout = 240)
     free(work);
 }
 
+/* A slot that is free may hold a stale key (the buffers are zeroed, or keep an earlier
+ * table), and the key may equal an element whose home slot it is; another value may take
+ * the slot earlier in the same block of lookups. Here a value whose hash is 1 (home slot 0
+ * in any table) comes first and 0, whose home is slot 0 too, second: 0 must be counted as
+ * itself. The multiplier is sort_radix.inc's dict_hash's; its inverse mod 2^64 by Newton's
+ * iteration. */
+Test(sort, dict_values_stale_key, .timeout = 240)
+{
+    const size_t n = DICT_N;
+    const uint64_t g = 0x9E3779B97F4A7C15u;
+    uint64_t inv = g;
+    for (int i = 0; i < 6; i++)
+        inv *= 2 - g * inv;
+    cr_assert(inv * g == 1, "no inverse of the hash's multiplier");
+    uint64_t *in = malloc(n * 8), *ref = malloc(n * 8), *work = malloc(n * 8), vals[300];
+    cr_assert(in && ref && work, "out of memory");
+    uint64_t s = 0x57A1E;
+    draw_values(HY_DT_U64, vals, COUNT(vals), &s);
+    vals[0] = inv;
+    vals[1] = 0;
+    for (size_t i = 0; i < n; i++)
+        in[i] = i < 2 ? vals[i] : vals[mix(&s) % COUNT(vals)];
+    meet_all(HY_DT_U64, n, D_FEW, in, ref, work);
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* The sample sees few values, the array holds more, where the sample does not look (every
  * (n / 4096 + 1)-th element, as sort_radix.inc's parallel draws it). Values a full table
  * cannot take go to its spill, sorted apart and merged into the output: 4096 values the

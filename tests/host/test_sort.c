@@ -1763,6 +1763,35 @@ Test(sort, dict_values_stale_key, .timeout = 240)
     free(work);
 }
 
+/* Repeated values in arrays the small path takes (at most 2^17 keys; sort_radix.inc's
+ * sort_small tries the dictionary on its own sample of at most 256 keys): 60 values, and
+ * 60 values beside 2% unique elements, which fill a table of 1024 slots and spill. */
+Test(sort, dict_values_small, .timeout = 240)
+{
+    const size_t sizes[] = {40000, 100003};
+    char *in = malloc(100003 * 8), *ref = malloc(100003 * 8), *work = malloc(100003 * 8);
+    uint64_t vals[60];
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(all_dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (unsigned tail = 0; tail < 2; tail++) {
+                int dtype = all_dtypes[d];
+                size_t size = hy_dtype_size(dtype), n = sizes[k];
+                uint64_t s = (uint64_t)d << 8 ^ k << 4 ^ tail ^ 0x5A11;
+                draw_values(dtype, vals, COUNT(vals), &s);
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t r = mix(&s);
+                    put(in, size, i,
+                        tail && (r >> 32) % 50 == 0 ? random_bits(dtype, &s)
+                                                    : vals[r % COUNT(vals)]);
+                }
+                meet_all(dtype, n, D_FEW, in, ref, work);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* The sample sees few values, the array holds more, where the sample does not look (every
  * (n / 4096 + 1)-th element, as sort_radix.inc's parallel draws it). Values a full table
  * cannot take go to its spill, sorted apart and merged into the output: 4096 values the

@@ -121,15 +121,16 @@ if [[ ! -x $syspy ]]; then
   skipped+=("Debian's /usr/bin/python3 rows: there is no /usr/bin/python3")
 fi
 # The sort sweep (issue 16): hybridd serial against numpy.sort on one thread, for the other
-# element types (uniform), the other orders (f64) and i32 with a -1 sentinel (missing) at the
-# main size, and smaller f64 sizes.
+# element types (uniform), the other orders (f64), i32 with a -1 sentinel (missing) and i64
+# by Zipf's law at the main size, and smaller f64 sizes (and repeats and Zipf's law at 10^5,
+# the small path's dictionary).
 sweep=()
 if [[ ${BENCH_SWEEP:-1} == 0 ]]; then
   skipped+=("sort sweep: BENCH_SWEEP=0")
 else
   for t in i64 i32 u64 u32; do sweep+=("$sortn:$t:uniform"); done
   for o in normal sorted reversed few-unique missing counts repeats; do sweep+=("$sortn:f64:$o"); done
-  sweep+=("$sortn:i32:missing")
+  sweep+=("$sortn:i32:missing" "$sortn:i64:zipf" "100000:f64:repeats" "100000:i64:zipf")
   for n in $sweep_sizes; do sweep+=("$n:f64:uniform"); done
 fi
 vqsort=$build/bench/vqsort-ref

@@ -745,7 +745,7 @@ def e2e_targets(rows, key):
 
 
 ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts",
-          "repeats")
+          "repeats", "zipf")
 TYPES = ("f64", "f32", "i64", "i32", "u64", "u32")
 
 

@@ -22,6 +22,8 @@ TYPE: f64 f32 i64 i32 u64 u32.  ORDER:
   counts      integers 0..999 (floats: integer-valued, as counts stored as float64 are)
   repeats     1000 uniform values (as above), each element one of them at random: data of
               a fixed set of values, such as prices or measurements at a fixed precision
+  zipf        Zipf's law, numpy's zipf(1.5) (38% of the elements 1, a long tail; integers
+              clipped to the type's largest): word counts, file sizes, sales per item
 """
 
 import argparse
@@ -38,7 +40,7 @@ SEED = 20261204
 TYPES = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "i32": np.int32,
          "u64": np.uint64, "u32": np.uint32}
 ORDERS = ("uniform", "normal", "sorted", "reversed", "few-unique", "missing", "counts",
-          "repeats")
+          "repeats", "zipf")
 
 
 def uniform(rng, n, dt):
@@ -66,6 +68,11 @@ def draw(n, tname, order):
         return rng.integers(0, 1000, n).astype(dt)
     if order == "repeats":
         return uniform(rng, 1000, dt)[rng.integers(0, 1000, n)]
+    if order == "zipf":
+        x = rng.zipf(1.5, n)
+        if not np.issubdtype(dt, np.floating):
+            x = np.minimum(x, np.iinfo(dt).max)
+        return x.astype(dt)
     if order == "missing":
         a = uniform(rng, n, dt)
         gone = rng.random(n) < 0.1

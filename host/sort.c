@@ -134,6 +134,13 @@ _Static_assert(DICT_MERGE_SLOTS >= 2 * DICT_MAX && DICT_SLOTS_MAX * 16u <= LSD_M
                    DICT_MERGE_SLOTS * 16u <= LSD_MAX * 4u &&
                    DICT_MAX * (3u * 4u + 16u) + 16u <= LSD_MAX * 4u,
                "a dictionary overflows a private buffer");
+/* dict_find's result for an element not found at its home slot: one of DICT_SINK_LANES
+ * counters past the table's slots, in turn, so that every element adds to a counter with
+ * no branch and neighbouring misses do not wait on each other's stores. */
+#define DICT_SINK_LANES 16u
+_Static_assert(DICT_SLOTS_MAX * (4u + 8u) + DICT_SINK_LANES * 8u <= LSD_MAX * 4u &&
+                   DICT_MERGE_SLOTS * (4u + 8u) + DICT_SINK_LANES * 8u <= LSD_MAX * 4u,
+               "a dictionary's miss counters overflow a private buffer");
 /* Elements between ticks: tens of microseconds of work. */
 #define TICK_ELEMS (1u << 16)
 /* Private buffers per thread: two for the LSD passes, one to gather a chunked bucket in. */
@@ -255,6 +262,20 @@ static bool window_ok(size_t size)
 static bool few_mask_ok(void)
 {
     return !test_portable() && __builtin_cpu_supports("avx512f");
+}
+
+/* Whether sort_radix.inc's dict_find looks its elements up with AVX-512's gathers
+ * (dict_find_gather; 64-bit keys' hash needs AVX-512DQ's 64-bit multiply). */
+static bool dict_gather_ok(void)
+{
+    static atomic_int ok = -1;
+    int v = atomic_load_explicit(&ok, memory_order_relaxed);
+    if (v < 0) {
+        v = !test_portable() && __builtin_cpu_supports("avx512f") &&
+            __builtin_cpu_supports("avx512dq");
+        atomic_store_explicit(&ok, v, memory_order_relaxed);
+    }
+    return v != 0;
 }
 #endif
 

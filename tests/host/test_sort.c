@@ -1735,6 +1735,49 @@ Test(sort, dict_values_spill, .timeout = 240)
     free(work);
 }
 
+/* Skewed repeats: two values take 40% and 15% of the first half, and only the second is
+ * in the second half (a thread's table then lacks the first); the rest are 2000 values.
+ * For floats the two are -0.0 and +0.0, then two NaNs of different payloads; for integers,
+ * any. The small path (40009 keys) and the top level, each on the path this CPU takes
+ * (sort_radix.inc's dict_find_gather where it has AVX-512) and on the portable one. */
+static void dict_skewed_cases(void)
+{
+    const size_t sizes[] = {40009, DICT_N}, nv = 2000;
+    char *in = malloc(DICT_N * 8), *ref = malloc(DICT_N * 8), *work = malloc(DICT_N * 8);
+    static uint64_t vals[2000];
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(all_dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (unsigned pair = 0; pair < 2; pair++) {
+                int dtype = all_dtypes[d];
+                size_t size = hy_dtype_size(dtype), n = sizes[k];
+                uint64_t s = (uint64_t)d << 8 ^ k << 4 ^ pair ^ 0x4EAD;
+                draw_values(dtype, vals, nv, &s);
+                uint64_t h0 = vals[pair * 4 * (nv / 6)], h1 = vals[(pair * 4 + 1) * (nv / 6)];
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t r = mix(&s) % 100;
+                    bool first = i < n / 2;
+                    put(in, size, i,
+                        first && r < 40 ? h0 : r < 15 || (first && r < 55) ? h1 : vals[mix(&s) % nv]);
+                }
+                meet_all(dtype, n, D_FEW, in, ref, work);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+Test(sort, dict_values_skewed, .timeout = 240)
+{
+    dict_skewed_cases();
+}
+
+Test(sort, dict_values_skewed_portable, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
+    dict_skewed_cases();
+}
+
 /* A slot that is free may hold a stale key (the buffers are zeroed, or keep an earlier
  * table), and the key may equal an element whose home slot it is; another value may take
  * the slot earlier in the same block of lookups. Here a value whose hash is 1 (home slot 0

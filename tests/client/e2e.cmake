@@ -8,7 +8,7 @@ if(TARGET hybridctl AND TARGET hybridd)
              COMMAND ${HY_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/test_hybridctl.py
                      --hybridd $<TARGET_FILE:hybridd> --hybridctl $<TARGET_FILE:hybridctl>
                      --pocl-cache ${CMAKE_BINARY_DIR}/pocl-cache)
-    set_tests_properties(hybridctl_e2e PROPERTIES LABELS e2e TIMEOUT 600)
+    set_tests_properties(hybridctl_e2e PROPERTIES LABELS e2e TIMEOUT ${HY_E2E_TIMEOUT})
   else()
     message(STATUS "python3 not found: the hybridctl_e2e test is not registered")
   endif()

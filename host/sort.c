@@ -59,6 +59,12 @@ enum { TOP_LINEAR, TOP_VALUE, TOP_CELLS_FN };
  * is a frame of sort_rec's tables on the stack). */
 #define DOM_SAMPLE 64u
 #define SPLIT_DEPTH 4u
+/* sort_radix.inc's stretch_pass (the dictionary's spill only): at least STRETCH_MIN keys,
+ * whose range is past 2^STRETCH_BITS times what the middle 14 of 16 spaced keys span, at
+ * most STRETCH_DEPTH passes down one branch (each a frame of counts on the stack). */
+#define STRETCH_MIN 1024u
+#define STRETCH_BITS 8u
+#define STRETCH_DEPTH 3u
 /* Radix passes in a bucket cover log2(size) + this many bits; insertion sort does the rest. */
 #define LSD_SLACK_BITS 6u
 /* Elements whose keys and buckets are computed in one vectorised block. */

@@ -1701,10 +1701,12 @@ Test(sort, dict_values_counted, .timeout = 240)
 
 /* Repeats with a long tail: 1000 values make up 90% of the array and the rest is unique
  * (prices with outliers, word counts), or the values follow Zipf's law (half the elements
- * in the 3 commonest of 2^15 values, by an inverse-square draw). The sample meets the tail,
- * so the values are too many for a table, but repeats cover most of the array (few keys
- * sampled once): sort_radix.inc's dict_values counts what its tables hold and sorts the
- * spill apart. Every dtype, the four configurations of meet_all. */
+ * in the 3 commonest of 2^15 values, by an inverse-square draw), or are that draw itself
+ * (numbers from 0 to past 10^12, most of them small: the spill's range is stretched, and
+ * sort_radix.inc's stretch_pass sorts it). The sample meets the tail, so the values are too
+ * many for a table, but repeats cover most of the array (few keys sampled once):
+ * dict_values counts what its tables hold and sorts the spill apart. Every dtype, the four
+ * configurations of meet_all. */
 Test(sort, dict_values_spill, .timeout = 240)
 {
     const size_t n = DICT_N;
@@ -1712,7 +1714,7 @@ Test(sort, dict_values_spill, .timeout = 240)
     static uint64_t vals[1u << 15];
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(all_dtypes); d++)
-        for (unsigned shape = 0; shape < 2; shape++) {
+        for (unsigned shape = 0; shape < 3; shape++) {
             int dtype = all_dtypes[d];
             size_t size = hy_dtype_size(dtype), nv = shape == 0 ? 1000 : COUNT(vals);
             uint64_t s = (uint64_t)d << 8 ^ shape ^ 0x5B11;
@@ -1724,7 +1726,16 @@ Test(sort, dict_values_spill, .timeout = 240)
                 } else { /* u in (0, 1], value 1/u^2 - 1: P(value >= k) = 1/sqrt(k + 1) */
                     double u = (double)((r >> 11) + 1) / 9007199254740992.0;
                     double k = 1.0 / (u * u) - 1.0;
-                    v = vals[k < (double)(nv - 1) ? (size_t)k : nv - 1];
+                    if (shape == 2) {
+                        if (dtype == HY_DT_F32 || dtype == HY_DT_F64) {
+                            put_float(in, size == 8, i, floor(k));
+                            continue;
+                        }
+                        double most = size == 4 ? 2147483647.0 : 9.2e18;
+                        v = (uint64_t)(k < most ? k : most);
+                    } else {
+                        v = vals[k < (double)(nv - 1) ? (size_t)k : nv - 1];
+                    }
                 }
                 put(in, size, i, v);
             }

@@ -271,14 +271,15 @@ static bool few_mask_ok(void)
 }
 
 /* Whether sort_radix.inc's dict_find looks its elements up with AVX-512's gathers
- * (dict_find_gather; 64-bit keys' hash needs AVX-512DQ's 64-bit multiply). */
+ * (dict_find_gather; 64-bit keys' hash needs AVX-512DQ's 64-bit multiply) and dict_add
+ * probes for the misses eight slots at a time (dict_put_vec; AVX-512VL for 32-bit keys). */
 static bool dict_gather_ok(void)
 {
     static atomic_int ok = -1;
     int v = atomic_load_explicit(&ok, memory_order_relaxed);
     if (v < 0) {
         v = !test_portable() && __builtin_cpu_supports("avx512f") &&
-            __builtin_cpu_supports("avx512dq");
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
         atomic_store_explicit(&ok, v, memory_order_relaxed);
     }
     return v != 0;

@@ -6,6 +6,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ struct options {
     uint32_t switch_us;
     int json;
     int device; /* OpenCL device index; -1: the first usable one */
+    const char *input; /* sort: a .npy file's array instead of a drawn one (NULL: none) */
+    bool drawn_opts;   /* -n, --dtype, --dist or --seed given (which --input leaves out) */
 };
 
 struct row {
@@ -67,6 +70,9 @@ static void usage(FILE *f)
             "  --seed S              seed (default 42)\n"
             "  --dtype D             sort: i32 u32 i64 u64 f32 f64 (default f64)\n"
             "  --dist D              sort: uniform normal sorted reversed few-unique\n"
+            "  --input FILE          sort: the array of a .npy file (1-D, one of the six\n"
+            "                        dtypes) instead of a drawn one; not with -n, --seed,\n"
+            "                        --dtype or --dist\n"
             "  --backends LIST       serial,native,locked,opencl (default: all four when an\n"
             "                        OpenCL device is usable, else the three CPU ones)\n"
             "  --device D            OpenCL device index (default: the first usable one)\n"
@@ -165,6 +171,12 @@ static int one_mode(const char *t, unsigned i, void *slots)
 static int parse_value(const char *a, const char *v, struct options *o)
 {
     uint64_t x;
+    if (strcmp(a, "--input") == 0) {
+        o->input = v;
+        return 0;
+    }
+    o->drawn_opts |= strcmp(a, "-n") == 0 || strcmp(a, "--seed") == 0 ||
+                     strcmp(a, "--dtype") == 0 || strcmp(a, "--dist") == 0;
     if (strcmp(a, "-n") == 0)
         return parse_count(v, &o->n) != 0 || o->n == 0 ? -1 : 0;
     if (strcmp(a, "--device") == 0) {
@@ -246,6 +258,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         else
             i++;
     }
+    if (o->input)
+        return o->job == 's' && !o->drawn_opts ? 0 : -1;
     const char *dists[] = {"uniform", "normal", "sorted", "reversed", "few-unique"};
     for (size_t i = 0; i < sizeof dists / sizeof dists[0]; i++)
         if (strcmp(o->dist, dists[i]) == 0)
@@ -346,6 +360,39 @@ static bool ascending(const void *a, int dtype, size_t n)
         }
     }
     return true;
+}
+
+/* Reads the .npy file at path whole, through common's header parser (the one hybridctl
+ * and the MPI ranks use): *dtype, *n and a malloc'd copy of its elements in *data. */
+static int read_npy(const char *path, int *dtype, uint64_t *n, void **data, hy_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return hy_error_set(err, HY_EINVAL, "cannot open %s: %s", path, strerror(errno));
+    unsigned char pre[HY_NPY_PREFIX_MAX];
+    size_t have = fread(pre, 1, sizeof pre, f);
+    uint64_t at = 0, hlen = 0;
+    char *h = NULL;
+    int rc = hy_npy_prefix(path, pre, have, &at, &hlen, err);
+    if (!rc && (h = malloc(hlen)) == NULL)
+        rc = hy_error_set(err, HY_ENOMEM, "no memory for %s's header", path);
+    if (!rc && (fseek(f, (long)at, SEEK_SET) != 0 || fread(h, 1, hlen, f) != hlen))
+        rc = hy_error_set(err, HY_EINVAL, "%s ends inside its header", path);
+    if (!rc)
+        rc = hy_npy_dict(path, h, hlen, dtype, n, err);
+    free(h);
+    size_t bytes = rc ? 0 : (size_t)*n * hy_dtype_size(*dtype);
+    if (!rc && *n == 0)
+        rc = hy_error_set(err, HY_EINVAL, "%s holds no elements", path);
+    if (!rc && (*data = malloc(bytes)) == NULL)
+        rc = hy_error_set(err, HY_ENOMEM, "no memory for %s's %zu bytes", path, bytes);
+    if (!rc && fread(*data, 1, bytes, f) != bytes) {
+        free(*data);
+        *data = NULL;
+        rc = hy_error_set(err, HY_EINVAL, "%s ends short of its %" PRIu64 " elements", path, *n);
+    }
+    fclose(f);
+    return rc;
 }
 
 /* ---- running ---- */
@@ -629,15 +676,24 @@ int main(int argc, char **argv)
         o.nbackends = e.cl ? 4 : 3;
 
     if (o.job == 's') {
+        if (o.input) {
+            if ((rc = read_npy(o.input, &o.dtype, &o.n, &input, &err)) != 0) {
+                fprintf(stderr, "hybrid-bench: %s\n", err.msg);
+                goto out;
+            }
+            o.dist = o.input;
+        }
         size_t bytes = (size_t)o.n * hy_dtype_size(o.dtype);
-        input = malloc(bytes);
+        if (!input)
+            input = malloc(bytes);
         work = malloc(bytes);
         if (!input || !work) {
             fprintf(stderr, "hybrid-bench: out of memory for %zu bytes\n", bytes);
             rc = 1;
             goto out;
         }
-        fill(input, o.dtype, (size_t)o.n, o.dist, o.seed);
+        if (!o.input)
+            fill(input, o.dtype, (size_t)o.n, o.dist, o.seed);
     }
 
     struct row rows[4 * MAX_LIST * 2 + 1];

@@ -118,6 +118,9 @@ enum { FEW_BY_VECTORS, FEW_BY_MASK, FEW_BY_HASH };
  * counted key by key (sort_radix.inc's range_values), in a histogram row of 2^TOP_MAX_BITS
  * cells whose last holds the thread's verdict. */
 #define RANGE_MAX ((1u << TOP_MAX_BITS) - 1)
+/* A range with a tail (sort_radix.inc's range_tail_set) spans RANGE_MAX - 1 keys, and
+ * each thread's spill length takes the histogram row's cell past them. */
+#define RANGE_TAIL_SLOT (RANGE_MAX - 1)
 /* sort_radix.inc's dict_values: arrays of at least DICT_MIN_N keys whose sample (the top
  * level's SAMPLE_KEYS, the small path's up to SMALL_SAMPLE) shows repeating values (at most
  * DICT_MAX / 2 distinct ones estimated, and n at least DICT_PER_VALUE times that; or, where

@@ -1888,6 +1888,67 @@ Test(sort, dict_values_overflow, .timeout = 240)
     free(work);
 }
 
+/* Integers with a narrow head and a long tail (sort_radix.inc's range_tail_set and
+ * range_values): an inverse-square draw from the type's least value or from a base past
+ * zero (P(value >= base + k) = 1/sqrt(k + 1): 1.6% of the elements past the range of
+ * 4094 keys the head is counted in), with a few elements far below the head and at the
+ * type's greatest value, which the spill takes on either side of the range; and a tail
+ * where the sample does not look (every (n / 4096 + 1)-th element, as sort_radix.inc's
+ * parallel draws it), 3% of the elements (spilled and merged) and 70% (past half a
+ * thread's share the spill ends the count, and the sort goes on by its other paths). The
+ * small path (40009 keys) and the top level, on the path this CPU takes (count_tail_vec
+ * where it has AVX-512) and on the portable one (count_tail), in the four configurations
+ * of meet_all. */
+static uint64_t tail_value(int dtype, uint64_t base, uint64_t r)
+{
+    double u = (double)((r >> 11) + 1) / 9007199254740992.0, k = 1.0 / (u * u) - 1.0;
+    uint64_t top = hy_dtype_size(dtype) == 4 ? 0xFFFFFFFFu : ~(uint64_t)0;
+    uint64_t room = top - base; /* as unsigned: how far base may go up */
+    return base + (k < (double)room / 2 ? (uint64_t)k : room / 2);
+}
+
+static void range_tail_cases(void)
+{
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64};
+    const size_t sizes[] = {40009, DICT_N};
+    char *in = malloc(DICT_N * 8), *ref = malloc(DICT_N * 8), *work = malloc(DICT_N * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (unsigned shape = 0; shape < 4; shape++) {
+                int dtype = dtypes[d];
+                size_t size = hy_dtype_size(dtype), n = sizes[k], step = n / 4096 + 1;
+                bool wide = size == 8, sgn = dtype == HY_DT_I32 || dtype == HY_DT_I64;
+                uint64_t sign = wide ? (uint64_t)1 << 63 : (uint64_t)1 << 31;
+                uint64_t least = sgn ? sign : 0, top = wide ? ~(uint64_t)0 : 0xFFFFFFFFu;
+                /* shape 0: from the type's least value; the rest from 1000 */
+                uint64_t base = shape == 0 ? least : 1000, s = (uint64_t)d << 8 ^ k << 4 ^ shape;
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t r = mix(&s), v = tail_value(dtype, base, r);
+                    if (shape == 1 && (r & 0xFF) == 0) /* below the head, and the greatest */
+                        v = (r >> 8) & 1 ? (sgn ? sign - 1 : top) : least + (r >> 40) % 999;
+                    else if (shape >= 2 && i % step != 0 && (r & 0xFF) < (shape == 2 ? 8 : 179))
+                        v = base + 5000 + (mix(&s) >> 16) % 100000;
+                    put(in, size, i, v);
+                }
+                meet_all(dtype, n, D_FEW, in, ref, work);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+Test(sort, range_tail_counted, .timeout = 240)
+{
+    range_tail_cases();
+}
+
+Test(sort, range_tail_counted_portable, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
+    range_tail_cases();
+}
+
 /* Repeated values counted in a dictionary (dict_values), cancelled (cancel_counted): 300
  * values, then with 3% of the elements unique where the sample does not look, which go to
  * the tables' spill and are written between the values' runs. */

@@ -1893,9 +1893,10 @@ Test(sort, dict_values_overflow, .timeout = 240)
  * zero (P(value >= base + k) = 1/sqrt(k + 1): 1.6% of the elements past the range of
  * 4094 keys the head is counted in), with a few elements far below the head and at the
  * type's greatest value, which the spill takes on either side of the range; and a tail
- * where the sample does not look (every (n / 4096 + 1)-th element, as sort_radix.inc's
- * parallel draws it), 3% of the elements (spilled and merged) and 70% (past half a
- * thread's share the spill ends the count, and the sort goes on by its other paths). The
+ * where the top level's sample does not look (it takes every (n / 4096 + 1)-th element,
+ * as sort_radix.inc's parallel draws it), 3% of the elements (spilled and merged) and 70%
+ * (past half a thread's share the spill ends the count, and the sort goes on by its other
+ * paths). The
  * small path (40009 keys) and the top level, on the path this CPU takes (count_tail_vec
  * where it has AVX-512) and on the portable one (count_tail), in the four configurations
  * of meet_all. */

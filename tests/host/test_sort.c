@@ -1746,6 +1746,20 @@ Test(sort, dict_values_spill, .timeout = 240)
     free(work);
 }
 
+/* Two tests of one set of cases: NAME on the paths this CPU takes, NAME_portable on those
+ * of a CPU without AVX2 or AVX-512 (host/sort.c's test_portable honours
+ * HYBRIDD_TEST_SORT_PORTABLE; each Criterion test runs in a process of its own). */
+#define TEST_BOTH_PATHS(name, cases)                                                       \
+    Test(sort, name, .timeout = 240)                                                       \
+    {                                                                                      \
+        cases();                                                                           \
+    }                                                                                      \
+    Test(sort, name##_portable, .timeout = 240)                                            \
+    {                                                                                      \
+        cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);                     \
+        cases();                                                                           \
+    }
+
 /* Skewed repeats: two values take 40% and 15% of the first half, and only the second is
  * in the second half (a thread's table then lacks the first); the rest are 2000 values.
  * For floats the two are -0.0 and +0.0, then two NaNs of different payloads; for integers,
@@ -1778,16 +1792,7 @@ static void dict_skewed_cases(void)
     free(work);
 }
 
-Test(sort, dict_values_skewed, .timeout = 240)
-{
-    dict_skewed_cases();
-}
-
-Test(sort, dict_values_skewed_portable, .timeout = 240)
-{
-    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
-    dict_skewed_cases();
-}
+TEST_BOTH_PATHS(dict_values_skewed, dict_skewed_cases)
 
 /* A slot that is free may hold a stale key (the buffers are zeroed, or keep an earlier
  * table), and the key may equal an element whose home slot it is; another value may take
@@ -1939,16 +1944,7 @@ static void range_tail_cases(void)
     free(work);
 }
 
-Test(sort, range_tail_counted, .timeout = 240)
-{
-    range_tail_cases();
-}
-
-Test(sort, range_tail_counted_portable, .timeout = 240)
-{
-    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_PORTABLE", "1", 1), 0);
-    range_tail_cases();
-}
+TEST_BOTH_PATHS(range_tail_counted, range_tail_cases)
 
 /* Repeated values counted in a dictionary (dict_values), cancelled (cancel_counted): 300
  * values, then with 3% of the elements unique where the sample does not look, which go to

@@ -1946,6 +1946,70 @@ static void range_tail_cases(void)
 
 TEST_BOTH_PATHS(range_tail_counted, range_tail_cases)
 
+/* The same for floats on a grid with a tail (sort_radix.inc's grid_tail_set): the
+ * inverse-square draw as integers (counts stored as floats) and as quarters of them (a
+ * grid of 1/4, across zero from -100); with numpy's NaN among them (counted in its cell)
+ * and, beside the tail past the grid's cells, elements the grid cannot hold in the middle
+ * of its range (0.3, -0.0, another NaN, the infinities) where the samples do not look,
+ * which the spill takes between the range's values; and a tail where the top level's
+ * sample does not look (3% and 70%).
+ * Small path and top level, both paths, every meet config. */
+static uint64_t float_bits(int dtype, double x)
+{
+    if (dtype == HY_DT_F64) {
+        uint64_t b;
+        memcpy(&b, &x, 8);
+        return b;
+    }
+    float f = (float)x;
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+static void grid_tail_cases(void)
+{
+    const int dtypes[] = {HY_DT_F32, HY_DT_F64};
+    const size_t sizes[] = {40009, DICT_N};
+    char *in = malloc(DICT_N * 8), *ref = malloc(DICT_N * 8), *work = malloc(DICT_N * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (unsigned shape = 0; shape < 4; shape++) {
+                int dtype = dtypes[d];
+                bool wide = dtype == HY_DT_F64;
+                size_t size = hy_dtype_size(dtype), n = sizes[k], step = n / 4096 + 1;
+                uint64_t s = (uint64_t)d << 8 ^ k << 4 ^ shape ^ 0x6A1D;
+                uint64_t nan = wide ? 0x7FF8000000000000u : 0x7FC00000u; /* numpy's */
+                const uint64_t odd[] = {float_bits(dtype, 0.3), float_bits(dtype, -0.0),
+                                        nan | 5, float_bits(dtype, INFINITY),
+                                        float_bits(dtype, -INFINITY), nan};
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t r = mix(&s);
+                    double u = (double)((r >> 11) + 1) / 9007199254740992.0;
+                    double x = floor(1.0 / (u * u) - 1.0);
+                    uint64_t v = float_bits(dtype, shape == 1 ? x / 4 - 100 : x);
+                    /* numpy's NaN anywhere; the others where neither the top level's
+                     * sample nor the small path's (every (n / 256)-th) looks: a sampled
+                     * one would rule the grid out */
+                    bool unseen = i % step != 0 && i % (n / 256) != 0;
+                    if (shape == 1 && (r & 0xFF) < 3)
+                        v = (r >> 8) % 4 == 0 ? nan
+                            : unseen          ? odd[(r >> 10) % COUNT(odd)]
+                                              : v;
+                    else if (shape >= 2 && i % step != 0 && (r & 0xFF) < (shape == 2 ? 8 : 179))
+                        v = float_bits(dtype, 5000.0 + (double)((mix(&s) >> 16) % 100000));
+                    put(in, size, i, v);
+                }
+                meet_all(dtype, n, D_FEW, in, ref, work);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+TEST_BOTH_PATHS(grid_tail_counted, grid_tail_cases)
+
 /* Repeated values counted in a dictionary (dict_values), cancelled (cancel_counted): 300
  * values, then with 3% of the elements unique where the sample does not look, which go to
  * the tables' spill and are written between the values' runs. */

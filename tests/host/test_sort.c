@@ -1913,47 +1913,6 @@ static uint64_t tail_value(int dtype, uint64_t base, uint64_t r)
     return base + (k < (double)room / 2 ? (uint64_t)k : room / 2);
 }
 
-static void range_tail_cases(void)
-{
-    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64};
-    const size_t sizes[] = {40009, DICT_N};
-    char *in = malloc(DICT_N * 8), *ref = malloc(DICT_N * 8), *work = malloc(DICT_N * 8);
-    cr_assert(in && ref && work, "out of memory");
-    for (size_t d = 0; d < COUNT(dtypes); d++)
-        for (size_t k = 0; k < COUNT(sizes); k++)
-            for (unsigned shape = 0; shape < 4; shape++) {
-                int dtype = dtypes[d];
-                size_t size = hy_dtype_size(dtype), n = sizes[k], step = n / 4096 + 1;
-                bool wide = size == 8, sgn = dtype == HY_DT_I32 || dtype == HY_DT_I64;
-                uint64_t sign = wide ? (uint64_t)1 << 63 : (uint64_t)1 << 31;
-                uint64_t least = sgn ? sign : 0, top = wide ? ~(uint64_t)0 : 0xFFFFFFFFu;
-                /* shape 0: from the type's least value; the rest from 1000 */
-                uint64_t base = shape == 0 ? least : 1000, s = (uint64_t)d << 8 ^ k << 4 ^ shape;
-                for (size_t i = 0; i < n; i++) {
-                    uint64_t r = mix(&s), v = tail_value(dtype, base, r);
-                    if (shape == 1 && (r & 0xFF) == 0) /* below the head, and the greatest */
-                        v = (r >> 8) & 1 ? (sgn ? sign - 1 : top) : least + (r >> 40) % 999;
-                    else if (shape >= 2 && i % step != 0 && (r & 0xFF) < (shape == 2 ? 8 : 179))
-                        v = base + 5000 + (mix(&s) >> 16) % 100000;
-                    put(in, size, i, v);
-                }
-                meet_all(dtype, n, D_FEW, in, ref, work);
-            }
-    free(in);
-    free(ref);
-    free(work);
-}
-
-TEST_BOTH_PATHS(range_tail_counted, range_tail_cases)
-
-/* The same for floats on a grid with a tail (sort_radix.inc's grid_tail_set): the
- * inverse-square draw as integers (counts stored as floats) and as quarters of them (a
- * grid of 1/4, across zero from -100); with numpy's NaN among them (counted in its cell)
- * and, beside the tail past the grid's cells, elements the grid cannot hold in the middle
- * of its range (0.3, -0.0, another NaN, the infinities) where the samples do not look,
- * which the spill takes between the range's values; and a tail where the top level's
- * sample does not look (3% and 70%).
- * Small path and top level, both paths, every meet config. */
 static uint64_t float_bits(int dtype, double x)
 {
     if (dtype == HY_DT_F64) {
@@ -1967,45 +1926,84 @@ static uint64_t float_bits(int dtype, double x)
     return b;
 }
 
-static void grid_tail_cases(void)
+/* Element i of n of a tail case's `shape` (range_tail_counted's for integers,
+ * grid_tail_counted's for floats), from the generator s. */
+static uint64_t tail_element(int dtype, unsigned shape, size_t i, size_t n, uint64_t *s)
 {
-    const int dtypes[] = {HY_DT_F32, HY_DT_F64};
+    size_t step = n / 4096 + 1;
+    uint64_t r = mix(s);
+    /* shapes 2 and 3: values past the head where the top level's sample does not look */
+    bool far = shape >= 2 && i % step != 0 && (r & 0xFF) < (shape == 2 ? 8 : 179);
+    if (dtype == HY_DT_F32 || dtype == HY_DT_F64) {
+        bool wide = dtype == HY_DT_F64;
+        uint64_t nan = wide ? 0x7FF8000000000000u : 0x7FC00000u; /* numpy's */
+        const uint64_t odd[] = {float_bits(dtype, 0.3), float_bits(dtype, -0.0), nan | 5,
+                                float_bits(dtype, INFINITY), float_bits(dtype, -INFINITY)};
+        double u = (double)((r >> 11) + 1) / 9007199254740992.0, x = floor(1.0 / (u * u) - 1.0);
+        if (far)
+            return float_bits(dtype, 5000.0 + (double)((mix(s) >> 16) % 100000));
+        /* numpy's NaN anywhere; the others where neither the top level's sample nor the
+         * small path's (every (n / 256)-th) looks: a sampled one would rule the grid out */
+        if (shape == 1 && (r & 0xFF) < 3)
+            return (r >> 8) % 4 == 0 ? nan
+                   : i % step != 0 && i % (n / 256) != 0 ? odd[(r >> 10) % COUNT(odd)]
+                                                          : float_bits(dtype, x / 4 - 100);
+        return float_bits(dtype, shape == 1 ? x / 4 - 100 : x);
+    }
+    bool wide = hy_dtype_size(dtype) == 8, sgn = dtype == HY_DT_I32 || dtype == HY_DT_I64;
+    uint64_t sign = wide ? (uint64_t)1 << 63 : (uint64_t)1 << 31;
+    uint64_t least = sgn ? sign : 0, top = wide ? ~(uint64_t)0 : 0xFFFFFFFFu;
+    uint64_t base = shape == 0 ? least : 1000; /* shape 0: from the type's least value */
+    if (far)
+        return base + 5000 + (mix(s) >> 16) % 100000;
+    if (shape == 1 && (r & 0xFF) == 0) /* below the head, and the greatest */
+        return (r >> 8) & 1 ? (sgn ? sign - 1 : top) : least + (r >> 40) % 999;
+    return tail_value(dtype, base, r);
+}
+
+/* Every shape of tail_element for these dtypes, at 40009 keys (the small path) and DICT_N,
+ * in the four configurations of meet_all. */
+static void tail_cases(const int *dtypes, size_t nd)
+{
     const size_t sizes[] = {40009, DICT_N};
     char *in = malloc(DICT_N * 8), *ref = malloc(DICT_N * 8), *work = malloc(DICT_N * 8);
     cr_assert(in && ref && work, "out of memory");
-    for (size_t d = 0; d < COUNT(dtypes); d++)
+    for (size_t d = 0; d < nd; d++)
         for (size_t k = 0; k < COUNT(sizes); k++)
             for (unsigned shape = 0; shape < 4; shape++) {
                 int dtype = dtypes[d];
-                bool wide = dtype == HY_DT_F64;
-                size_t size = hy_dtype_size(dtype), n = sizes[k], step = n / 4096 + 1;
-                uint64_t s = (uint64_t)d << 8 ^ k << 4 ^ shape ^ 0x6A1D;
-                uint64_t nan = wide ? 0x7FF8000000000000u : 0x7FC00000u; /* numpy's */
-                const uint64_t odd[] = {float_bits(dtype, 0.3), float_bits(dtype, -0.0),
-                                        nan | 5, float_bits(dtype, INFINITY),
-                                        float_bits(dtype, -INFINITY), nan};
-                for (size_t i = 0; i < n; i++) {
-                    uint64_t r = mix(&s);
-                    double u = (double)((r >> 11) + 1) / 9007199254740992.0;
-                    double x = floor(1.0 / (u * u) - 1.0);
-                    uint64_t v = float_bits(dtype, shape == 1 ? x / 4 - 100 : x);
-                    /* numpy's NaN anywhere; the others where neither the top level's
-                     * sample nor the small path's (every (n / 256)-th) looks: a sampled
-                     * one would rule the grid out */
-                    bool unseen = i % step != 0 && i % (n / 256) != 0;
-                    if (shape == 1 && (r & 0xFF) < 3)
-                        v = (r >> 8) % 4 == 0 ? nan
-                            : unseen          ? odd[(r >> 10) % COUNT(odd)]
-                                              : v;
-                    else if (shape >= 2 && i % step != 0 && (r & 0xFF) < (shape == 2 ? 8 : 179))
-                        v = float_bits(dtype, 5000.0 + (double)((mix(&s) >> 16) % 100000));
-                    put(in, size, i, v);
-                }
+                size_t size = hy_dtype_size(dtype), n = sizes[k];
+                uint64_t s = (uint64_t)dtype << 8 ^ k << 4 ^ shape;
+                for (size_t i = 0; i < n; i++)
+                    put(in, size, i, tail_element(dtype, shape, i, n, &s));
                 meet_all(dtype, n, D_FEW, in, ref, work);
             }
     free(in);
     free(ref);
     free(work);
+}
+
+static void range_tail_cases(void)
+{
+    static const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64};
+    tail_cases(dtypes, COUNT(dtypes));
+}
+
+TEST_BOTH_PATHS(range_tail_counted, range_tail_cases)
+
+
+/* The same for floats on a grid with a tail (sort_radix.inc's grid_tail_set): the
+ * inverse-square draw as integers (counts stored as floats) and as quarters of them (a
+ * grid of 1/4, across zero from -100); with numpy's NaN among them (counted in its cell)
+ * and, beside the tail past the grid's cells, elements the grid cannot hold in the middle
+ * of its range (0.3, -0.0, another NaN, the infinities) where the samples do not look,
+ * which the spill takes between the range's values; and a tail where the top level's
+ * sample does not look (3% and 70%).
+ * Small path and top level, both paths, every meet config. */
+static void grid_tail_cases(void)
+{
+    static const int dtypes[] = {HY_DT_F32, HY_DT_F64};
+    tail_cases(dtypes, COUNT(dtypes));
 }
 
 TEST_BOTH_PATHS(grid_tail_counted, grid_tail_cases)

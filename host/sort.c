@@ -18,6 +18,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,13 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * 5.96-8.82. Padded sizes lose: f64 530 keys 5.52-6.02 against 4.31-5.49, 700 5.54-5.84
  * against 4.32-5.34 (the network sorts 1024). */
 #define NET_BYTES 8192u
+/* sort_qs.inc's quicksort takes 64-bit keys up to QS_MAX (qs_takes), in place of the
+ * network and of the radix small path: in a daemon's `compare sort --input FILE --backends
+ * serial --repeat 300`, medians of 3 rounds in turns (Intel Xeon guest), f64 uniform 300
+ * keys 1.0 us against the network's 2.8, 1000 3.6 against 5.7, 2048 7.9 against 11.3; past
+ * it the small path is the faster (5000 keys: 23.8 against 29.9). docs/engine.md has the
+ * table. */
+#define QS_MAX ((size_t)2048)
 #define NET_ALL_BYTES 2048u
 /* At most this many distinct values take sort_radix.inc's few_values (compares per element). */
 #define FEW_MAX 16u
@@ -370,8 +378,8 @@ __attribute__((target("avx2"))) static uint32_t scan_bins(uint32_t *cnt, size_t 
 #endif
 
 #ifdef HY_WINDOW_AVX2
-/* For tests only: HYBRIDD_TEST_SORT_NO_NET=1 leaves sort_net.inc's network out, so that the
- * small path's other ways run on the sizes it would take. */
+/* For tests only: HYBRIDD_TEST_SORT_NO_NET=1 leaves sort_net.inc's network and sort_qs.inc's
+ * quicksort out, so that the radix small path runs on the sizes they would take. */
 static bool test_no_net(void)
 {
     static atomic_int no_net = -1;
@@ -389,6 +397,43 @@ static bool net_takes(size_t n, size_t size)
     while (padded < n)
         padded *= 2;
     return n <= NET_ALL_BYTES / size || 4 * n >= 3 * padded;
+}
+
+/* For tests only: HYBRIDD_TEST_SORT_QS_HEAP=1 gives sort_qs.inc's quicksort one level
+ * before its heap sort takes over, so that the heap sort, which only inputs built against
+ * the pivots' sample reach, is tested. */
+static bool test_qs_heap(void)
+{
+    static atomic_int heap = -1;
+    return hy_env_flag("HYBRIDD_TEST_SORT_QS_HEAP", &heap);
+}
+
+/* Levels of sort_qs.inc's quicksort before the heap sort: twice the depth of even splits. */
+static unsigned qs_depth(size_t n)
+{
+    unsigned lg = 0;
+    while (((size_t)2 << lg) <= n)
+        lg++;
+    return test_qs_heap() ? 1 : 2 * lg + 8;
+}
+
+/* Whether sort_qs.inc's quicksort sorts n keys of `size` bytes (sort_radix.inc's qs_path,
+ * on thread 0): 64-bit keys past one register's worth (where sort_net.inc's one-register
+ * sort is the faster) up to QS_MAX, on a CPU with AVX-512 (F, DQ, BW, VL). Not under
+ * test_portable or test_no_net. */
+static bool qs_takes(size_t n, size_t size)
+{
+    if (size != 8 || n <= 8 || n > QS_MAX || test_portable() || test_no_net())
+        return false;
+    static atomic_int cpu = -1;
+    int v = atomic_load_explicit(&cpu, memory_order_relaxed);
+    if (v < 0) {
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("popcnt");
+        atomic_store_explicit(&cpu, v, memory_order_relaxed);
+    }
+    return v != 0;
 }
 #endif
 
@@ -451,6 +496,7 @@ static void hy_shed_tell(struct hy_shed *sh)
 #define FN(name) name##_u64
 #ifdef HY_WINDOW_AVX2
 #include "sort_net.inc"
+#include "sort_qs.inc"
 #endif
 #include "sort_radix.inc"
 #undef K

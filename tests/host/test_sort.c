@@ -1007,6 +1007,77 @@ static void meet_all(int dtype, size_t n, int dist, const void *in, void *ref, v
         run_case(dtype, n, dist, in, ref, work, &meet_cfgs[c]);
 }
 
+/* sort_qs.inc's quicksort (64-bit keys from 9 to 2048 on a CPU with AVX-512; elsewhere the
+ * network and the small path) where its pivots meet equal keys and ordered runs: most keys
+ * the greatest key value (a pivot of it leaves only its copies), or the least (a pivot with
+ * nothing below it is taken again as "at most the pivot", which peels its copies off), the
+ * two alternating, organ pipes and saw teeth against its sampled pivots, two values; sizes
+ * about its partition's least (64), its leaves (64 and 128 keys) and its limit. */
+static const size_t qs_sizes[] = {9,   63,  64,  65,  127,  128,  129,  130,
+                                  200, 256, 257, 1000, 2047, 2048, 2049};
+
+/* The bits of the small whole number x as an element of dtype (64-bit dtypes). */
+static uint64_t qs_rank_bits(int dtype, uint64_t x)
+{
+    if (dtype != HY_DT_F64)
+        return x;
+    double d = (double)x;
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    return b;
+}
+
+static void qs_cases(unsigned shapes)
+{
+    static const int dtypes[] = {HY_DT_I64, HY_DT_U64, HY_DT_F64};
+    /* The least and greatest key of each: the type's bounds; -inf, and the negative NaN of
+     * payload 1, which numpy's order (common/sortkey.h) puts last. */
+    static const uint64_t least[] = {(uint64_t)1 << 63, 0, 0xFFF0000000000000u};
+    static const uint64_t most[] = {~((uint64_t)1 << 63), ~(uint64_t)0, 0xFFF0000000000001u};
+    size_t top = qs_sizes[COUNT(qs_sizes) - 1];
+    char *in = malloc(top * 8), *ref = malloc(top * 8), *work = malloc(top * 8);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(qs_sizes); k++)
+            for (unsigned shape = 0; shape < shapes; shape++) {
+                int dtype = dtypes[d];
+                size_t n = qs_sizes[k];
+                uint64_t s = (uint64_t)d << 16 ^ (uint64_t)k << 8 ^ shape ^ 0x9507;
+                uint64_t two[2] = {random_bits(dtype, &s), random_bits(dtype, &s)};
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t r = random_bits(dtype, &s), v = r;
+                    switch (shape) {
+                    case 0: v = mix(&s) % 8 ? most[d] : r; break;
+                    case 1: v = mix(&s) % 8 ? least[d] : r; break;
+                    case 2: v = i & 1 ? most[d] : least[d]; break;
+                    case 3: v = qs_rank_bits(dtype, i < n - 1 - i ? i : n - 1 - i); break;
+                    case 4: v = qs_rank_bits(dtype, i % 17); break;
+                    case 5: v = two[mix(&s) & 1]; break;
+                    default: break; /* random */
+                    }
+                    put(in, 8, i, v);
+                }
+                meet_all(dtype, n, shape == 6 ? D_RANDOM : D_FEW, in, ref, work);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
+Test(sort, quicksort_equal_keys_and_runs, .timeout = 120)
+{
+    qs_cases(6);
+}
+
+/* The same and random keys with the quicksort's heap sort taking over after one level
+ * (HYBRIDD_TEST_SORT_QS_HEAP; past twice the depth of even splits otherwise, which only
+ * inputs built against its pivots' sample reach). */
+Test(sort, quicksort_heap_sort, .timeout = 120)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_QS_HEAP", "1", 1), 0);
+    qs_cases(7);
+}
+
 Test(sort, range_values_counted, .timeout = 240)
 {
     const size_t n = 300007;

@@ -110,11 +110,11 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
 #define NET_BYTES 8192u
 /* sort_qs.inc's quicksort takes 64-bit keys up to QS_MAX (qs_takes), in place of the
  * network and of the radix small path: in a daemon's `compare sort --input FILE --backends
- * serial --repeat 300`, medians of 3 rounds in turns (Intel Xeon guest), f64 uniform 300
- * keys 1.0 us against the network's 2.8, 1000 3.6 against 5.7, 2048 7.9 against 11.3; past
- * it the small path is the faster (5000 keys: 23.8 against 29.9). docs/engine.md has the
- * table. */
-#define QS_MAX ((size_t)2048)
+ * serial --repeat 300`, medians of 3-4 rounds in turns (Intel Xeon guest), f64 uniform 300
+ * keys 1.0 us against the network's 2.8, 1000 3.6 against 5.7, 2048 7.9 against 11.3, and
+ * against the small path 3000 15.7 against 23.8, 6000 27.7 against 34.8, 10^4 54.3 against
+ * 56.6, 16384 73.2 against 83.5. docs/engine.md has the table. */
+#define QS_MAX ((size_t)16384)
 #define NET_ALL_BYTES 2048u
 /* At most this many distinct values take sort_radix.inc's few_values (compares per element). */
 #define FEW_MAX 16u

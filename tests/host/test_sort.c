@@ -1007,14 +1007,15 @@ static void meet_all(int dtype, size_t n, int dist, const void *in, void *ref, v
         run_case(dtype, n, dist, in, ref, work, &meet_cfgs[c]);
 }
 
-/* sort_qs.inc's quicksort (64-bit keys from 9 to 2048 on a CPU with AVX-512; elsewhere the
+/* sort_qs.inc's quicksort (64-bit keys from 9 to 16384 on a CPU with AVX-512; elsewhere the
  * network and the small path) where its pivots meet equal keys and ordered runs: most keys
  * the greatest key value (a pivot of it leaves only its copies), or the least (a pivot with
  * nothing below it is taken again as "at most the pivot", which peels its copies off), the
  * two alternating, organ pipes and saw teeth against its sampled pivots, two values; sizes
- * about its partition's least (64), its leaves (64 and 128 keys) and its limit. */
-static const size_t qs_sizes[] = {9,   63,  64,  65,  127,  128,  129,  130,
-                                  200, 256, 257, 1000, 2047, 2048, 2049};
+ * about its partition's least (64), its leaves (64 and 128 keys) and its limit (16384). */
+static const size_t qs_sizes[] = {9,   63,   64,   65,   127,   128,   129,  130,
+                                  200, 256,  257,  1000, 2048,  2049,  8191, 16383,
+                                  16384, 16385};
 
 /* The bits of the small whole number x as an element of dtype (64-bit dtypes). */
 static uint64_t qs_rank_bits(int dtype, uint64_t x)

@@ -115,6 +115,8 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * against the small path 3000 15.7 against 23.8, 6000 27.7 against 34.8, 10^4 54.3 against
  * 56.6, 16384 73.2 against 83.5. docs/engine.md has the table. */
 #define QS_MAX ((size_t)16384)
+_Static_assert(QS_MAX <= SMALL_MAX, "sort_radix.inc's parallel sorts the quicksort's arrays on "
+                                    "thread 0 alone, as the small path's");
 #define NET_ALL_BYTES 2048u
 /* At most this many distinct values take sort_radix.inc's few_values (compares per element). */
 #define FEW_MAX 16u

@@ -115,6 +115,16 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * against the small path 3000 15.7 against 23.8, 6000 27.7 against 34.8, 10^4 54.3 against
  * 56.6, 16384 73.2 against 83.5. docs/engine.md has the table. */
 #define QS_MAX ((size_t)16384)
+/* Past QS_MAX, the quicksort takes arrays that one thread sorts (serial, and each copy of
+ * a replicate job) up to QS_WHOLE_MAX, once the sample has found no few values, narrow
+ * range, grid or dictionary for them (sort_radix.inc's parallel and sort_small), and it
+ * finishes the large path's 64-bit buckets (finish_buckets). Daemons in turns, `compare
+ * sort --input FILE --backends serial`, f64 uniform, medians of 3 rounds (Intel Xeon
+ * guest), ms: 10^6 11.1 against the radix path's 14.0, 4*10^6 53.1 against 58.0; with the
+ * quicksort whole up to 10^7 keys, 10^7 took 123 against 106-114: there the scatter's one
+ * pass over memory beats the quicksort's top levels, each of which reads and writes the
+ * whole array. docs/engine.md has the table. */
+#define QS_WHOLE_MAX ((size_t)1 << 22)
 _Static_assert(QS_MAX <= SMALL_MAX, "sort_radix.inc's parallel sorts the quicksort's arrays on "
                                     "thread 0 alone, as the small path's");
 #define NET_ALL_BYTES 2048u
@@ -419,13 +429,19 @@ static unsigned qs_depth(size_t n)
     return test_qs_heap() ? 1 : 2 * lg + 8;
 }
 
-/* Whether sort_qs.inc's quicksort sorts n keys of `size` bytes (sort_radix.inc's qs_path,
- * on thread 0): 64-bit keys past one register's worth (where sort_net.inc's one-register
- * sort is the faster) up to QS_MAX, on a CPU with AVX-512 (F, DQ, BW, VL). Not under
- * test_portable or test_no_net. */
-static bool qs_takes(size_t n, size_t size)
+/* For tests only: HYBRIDD_TEST_SORT_NO_QS=1 leaves sort_qs.inc's quicksort out (the
+ * network stays), so that the radix paths it would take over run on 64-bit keys too. */
+static bool test_no_qs(void)
 {
-    if (size != 8 || n <= 8 || n > QS_MAX || test_portable() || test_no_net())
+    static atomic_int no_qs = -1;
+    return hy_env_flag("HYBRIDD_TEST_SORT_NO_QS", &no_qs);
+}
+
+/* Whether sort_qs.inc's quicksort runs at all: on a CPU with AVX-512 (F, DQ, BW, VL) and
+ * popcnt, not under test_portable, test_no_net or test_no_qs. */
+static bool qs_cpu(void)
+{
+    if (test_portable() || test_no_net() || test_no_qs())
         return false;
     static atomic_int cpu = -1;
     int v = atomic_load_explicit(&cpu, memory_order_relaxed);
@@ -436,6 +452,14 @@ static bool qs_takes(size_t n, size_t size)
         atomic_store_explicit(&cpu, v, memory_order_relaxed);
     }
     return v != 0;
+}
+
+/* Whether sort_qs.inc's quicksort sorts n keys of `size` bytes with no look at them first
+ * (sort_radix.inc's qs_path, on thread 0): 64-bit keys past one register's worth (where
+ * sort_net.inc's one-register sort is the faster) up to QS_MAX. */
+static bool qs_takes(size_t n, size_t size)
+{
+    return size == 8 && n > 8 && n <= QS_MAX && qs_cpu();
 }
 #endif
 

@@ -863,6 +863,34 @@ Test(sort, large_sizes_on_the_portable_path, .timeout = 240)
     free(work);
 }
 
+/* 64-bit keys on the radix paths that sort_qs.inc's quicksort takes over on a CPU with
+ * AVX-512 (one thread's arrays past QS_MAX, the large path's buckets), which a CPU
+ * without it still takes: the small path's window and the large path's finishing, with the
+ * quicksort left out (HYBRIDD_TEST_SORT_NO_QS). */
+Test(sort, radix_paths_of_64_bit_keys, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0);
+    const size_t small[] = {65535, 65537, 100000, 131073};
+    const int dtypes[] = {HY_DT_I64, HY_DT_U64, HY_DT_F64};
+    small_path_sizes_dtypes(small, COUNT(small), dtypes, COUNT(dtypes));
+    const size_t sizes[] = {300007, ((size_t)1 << 21) + 5};
+    const int dists[] = {D_RANDOM, D_SPECIAL, D_CLUSTERED, D_OUTLIERS};
+    size_t most = sizes[COUNT(sizes) - 1] * 8;
+    char *in = malloc(most), *ref = malloc(most), *work = malloc(most);
+    cr_assert(in && ref && work, "out of memory");
+    for (size_t d = 0; d < COUNT(dtypes); d++)
+        for (size_t k = 0; k < COUNT(sizes); k++)
+            for (size_t j = 0; j < COUNT(dists); j++) {
+                make_case(dtypes[d], sizes[k], dists[j], 0x51u * (d + 1) + 7 * k + j, in, ref,
+                          NULL);
+                for (size_t c = 0; c < COUNT(value_cfgs); c++)
+                    run_case(dtypes[d], sizes[k], dists[j], in, ref, work, &value_cfgs[c]);
+            }
+    free(in);
+    free(ref);
+    free(work);
+}
+
 /* Values repeated 1 to `most` times each, shuffled: with most = 12, buckets of more keys
  * than the window reaches (9), which the small path insertion-sorts first, next to buckets
  * it does not; with 40, so many that those insertion sorts run past their budget and the
@@ -1028,21 +1056,23 @@ static uint64_t qs_rank_bits(int dtype, uint64_t x)
     return b;
 }
 
-static void qs_cases(unsigned shapes)
+static void qs_cases_at(unsigned shapes, const size_t *sizes, size_t count)
 {
     static const int dtypes[] = {HY_DT_I64, HY_DT_U64, HY_DT_F64};
     /* The least and greatest key of each: the type's bounds; -inf, and the negative NaN of
      * payload 1, which numpy's order (common/sortkey.h) puts last. */
     static const uint64_t least[] = {(uint64_t)1 << 63, 0, 0xFFF0000000000000u};
     static const uint64_t most[] = {~((uint64_t)1 << 63), ~(uint64_t)0, 0xFFF0000000000001u};
-    size_t top = qs_sizes[COUNT(qs_sizes) - 1];
+    size_t top = 0;
+    for (size_t k = 0; k < count; k++)
+        top = sizes[k] > top ? sizes[k] : top;
     char *in = malloc(top * 8), *ref = malloc(top * 8), *work = malloc(top * 8);
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(dtypes); d++)
-        for (size_t k = 0; k < COUNT(qs_sizes); k++)
+        for (size_t k = 0; k < count; k++)
             for (unsigned shape = 0; shape < shapes; shape++) {
                 int dtype = dtypes[d];
-                size_t n = qs_sizes[k];
+                size_t n = sizes[k];
                 uint64_t s = (uint64_t)d << 16 ^ (uint64_t)k << 8 ^ shape ^ 0x9507;
                 uint64_t two[2] = {random_bits(dtype, &s), random_bits(dtype, &s)};
                 for (size_t i = 0; i < n; i++) {
@@ -1065,9 +1095,33 @@ static void qs_cases(unsigned shapes)
     free(work);
 }
 
+static void qs_cases(unsigned shapes)
+{
+    qs_cases_at(shapes, qs_sizes, COUNT(qs_sizes));
+}
+
 Test(sort, quicksort_equal_keys_and_runs, .timeout = 120)
 {
     qs_cases(6);
+}
+
+/* Past QS_MAX the quicksort takes what one thread sorts (serial, and each copy of a
+ * replicate job) once the sample finds no few values, range, grid or dictionary: on the
+ * small path (up to 2^17 keys) and on the large one (up to QS_WHOLE_MAX); and it finishes
+ * the large path's buckets, which split jobs (native on 2 threads, locked on 3) take. The
+ * same shapes and random keys, then the same without the quicksort (the radix paths it
+ * takes over from, HYBRIDD_TEST_SORT_NO_QS). */
+static const size_t qs_whole_sizes[] = {24000, 40000, 131073, 300000};
+
+Test(sort, quicksort_whole_arrays_and_buckets, .timeout = 240)
+{
+    qs_cases_at(7, qs_whole_sizes, COUNT(qs_whole_sizes));
+}
+
+Test(sort, quicksort_left_out, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0);
+    qs_cases_at(7, qs_whole_sizes, COUNT(qs_whole_sizes));
 }
 
 /* The same and random keys with the quicksort's heap sort taking over after one level

@@ -125,6 +125,8 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * pass over memory beats the quicksort's top levels, each of which reads and writes the
  * whole array. docs/engine.md has the table. */
 #define QS_WHOLE_MAX ((size_t)1 << 22)
+/* 32-bit keys: QS_MAX32. */
+#define QS_MAX32 ((size_t)16384)
 _Static_assert(QS_MAX <= SMALL_MAX, "sort_radix.inc's parallel sorts the quicksort's arrays on "
                                     "thread 0 alone, as the small path's");
 #define NET_ALL_BYTES 2048u
@@ -459,7 +461,7 @@ static bool qs_cpu(void)
  * sort_net.inc's one-register sort is the faster) up to QS_MAX. */
 static bool qs_takes(size_t n, size_t size)
 {
-    return size == 8 && n > 8 && n <= QS_MAX && qs_cpu();
+    return n > 64 / size && n <= (size == 8 ? QS_MAX : QS_MAX32) && qs_cpu();
 }
 #endif
 
@@ -509,6 +511,7 @@ static void hy_shed_tell(struct hy_shed *sh)
 #define FN(name) name##_u32
 #ifdef HY_WINDOW_AVX2
 #include "sort_net.inc"
+#include "sort_qs.inc"
 #endif
 #include "sort_radix.inc"
 #undef K

@@ -661,6 +661,7 @@ static void make_edges(int dtype, size_t n, uint64_t seed, void *in, void *ref)
 
 Test(sort, small_array_buckets, .timeout = 120)
 {
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0); /* the radix paths */
     const size_t sizes[] = {4095, 4096, 4097, 8191, 8193, 16385, 65541, 262143, 524287, 524289};
     const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
                                {HY_BACKEND_NATIVE, 3, HY_MODE_SPLIT, 0}};
@@ -711,6 +712,7 @@ static void make_misjudged(int dtype, size_t n, void *in, void *ref)
 
 Test(sort, misjudged_sample, .timeout = 120)
 {
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0); /* the radix paths */
     const size_t n = ((size_t)1 << 21) + 5;
     const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
                                {HY_BACKEND_NATIVE, 2, HY_MODE_SPLIT, 0},
@@ -797,8 +799,9 @@ static void small_path_sizes_dtypes(const size_t *sizes, size_t nsizes, const in
     free(work);
 }
 
-/* Where the CPU has AVX-512, arrays of up to 8 KiB of keys may take host/sort_net.inc's
- * bitonic network: one register's keys or fewer sorted in that register, more padded to a
+/* Where the CPU has AVX-512 but not all that sort_qs.inc's quicksort needs (sort.c's
+ * qs_cpu; the quicksort is left out here, HYBRIDD_TEST_SORT_NO_QS), arrays of up to 8 KiB
+ * of keys may take host/sort_net.inc's bitonic network: one register's keys or fewer sorted in that register, more padded to a
  * power of two of at least 8 registers, groups of 8 registers sorted in registers, longer
  * merges in memory. Sizes next to every power of two
  * it pads to and next to the 3/4 marks where sort.c's net_takes switches between it and the
@@ -814,6 +817,8 @@ static const int all_dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_
 
 Test(sort, network_sizes, .timeout = 120)
 {
+    /* sort_qs.inc's quicksort, which takes these sizes on such a CPU, left out */
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0);
     small_path_sizes_dtypes(net_sizes, COUNT(net_sizes), all_dtypes, COUNT(all_dtypes));
 }
 
@@ -825,6 +830,7 @@ Test(sort, network_sizes_with_the_network_left_out, .timeout = 120)
 
 Test(sort, small_window_sizes, .timeout = 240)
 {
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0); /* the radix paths */
     const size_t sizes[] = {31, 32, 33, 40, 63, 64, 65, 65535, 65536, 65537, 100000, 131071,
                             131072, 131073};
     const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_F32, HY_DT_I64, HY_DT_U64, HY_DT_F64};
@@ -863,16 +869,14 @@ Test(sort, large_sizes_on_the_portable_path, .timeout = 240)
     free(work);
 }
 
-/* 64-bit keys on the radix paths that sort_qs.inc's quicksort takes over on a CPU with
- * AVX-512 (one thread's arrays past QS_MAX, the large path's buckets), which a CPU
- * without it still takes: the small path's window and the large path's finishing, with the
- * quicksort left out (HYBRIDD_TEST_SORT_NO_QS). */
-Test(sort, radix_paths_of_64_bit_keys, .timeout = 240)
+/* The large path's radix paths that sort_qs.inc's quicksort takes over on a CPU with
+ * AVX-512 (one thread's arrays up to QS_WHOLE_MAX, the buckets' finishing), which a CPU
+ * without it still takes, with the quicksort left out (HYBRIDD_TEST_SORT_NO_QS; the small
+ * path's are small_window_sizes'). */
+Test(sort, radix_paths_without_the_quicksort, .timeout = 240)
 {
     cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0);
-    const size_t small[] = {65535, 65537, 100000, 131073};
-    const int dtypes[] = {HY_DT_I64, HY_DT_U64, HY_DT_F64};
-    small_path_sizes_dtypes(small, COUNT(small), dtypes, COUNT(dtypes));
+    const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_F32, HY_DT_I64, HY_DT_U64, HY_DT_F64};
     const size_t sizes[] = {300007, ((size_t)1 << 21) + 5};
     const int dists[] = {D_RANDOM, D_SPECIAL, D_CLUSTERED, D_OUTLIERS};
     size_t most = sizes[COUNT(sizes) - 1] * 8;
@@ -917,6 +921,7 @@ static void make_repeats(int dtype, size_t n, size_t most, uint64_t seed, void *
 
 Test(sort, small_window_repeats, .timeout = 120)
 {
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0); /* the radix paths */
     const size_t sizes[] = {100, 1000, 10007, 100003};
     const int dtypes[] = {HY_DT_I32, HY_DT_U32, HY_DT_I64, HY_DT_U64, HY_DT_F32, HY_DT_F64};
     const struct cfg cfgs[] = {{HY_BACKEND_SERIAL, 1, HY_MODE_SPLIT, 0},
@@ -1045,9 +1050,15 @@ static const size_t qs_sizes[] = {9,   63,   64,   65,   127,   128,   129,  130
                                   200, 256,  257,  1000, 2048,  2049,  8191, 16383,
                                   16384, 16385};
 
-/* The bits of the small whole number x as an element of dtype (64-bit dtypes). */
+/* The bits of the small whole number x as an element of dtype. */
 static uint64_t qs_rank_bits(int dtype, uint64_t x)
 {
+    if (dtype == HY_DT_F32) {
+        float f = (float)x;
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        return b;
+    }
     if (dtype != HY_DT_F64)
         return x;
     double d = (double)x;
@@ -1058,11 +1069,14 @@ static uint64_t qs_rank_bits(int dtype, uint64_t x)
 
 static void qs_cases_at(unsigned shapes, const size_t *sizes, size_t count)
 {
-    static const int dtypes[] = {HY_DT_I64, HY_DT_U64, HY_DT_F64};
+    static const int dtypes[] = {HY_DT_I64, HY_DT_U64, HY_DT_F64,
+                                 HY_DT_I32, HY_DT_U32, HY_DT_F32};
     /* The least and greatest key of each: the type's bounds; -inf, and the negative NaN of
      * payload 1, which numpy's order (common/sortkey.h) puts last. */
-    static const uint64_t least[] = {(uint64_t)1 << 63, 0, 0xFFF0000000000000u};
-    static const uint64_t most[] = {~((uint64_t)1 << 63), ~(uint64_t)0, 0xFFF0000000000001u};
+    static const uint64_t least[] = {(uint64_t)1 << 63, 0, 0xFFF0000000000000u,
+                                     (uint64_t)1 << 31, 0, 0xFF800000u};
+    static const uint64_t most[] = {~((uint64_t)1 << 63), ~(uint64_t)0, 0xFFF0000000000001u,
+                                    0x7FFFFFFFu, 0xFFFFFFFFu, 0xFF800001u};
     size_t top = 0;
     for (size_t k = 0; k < count; k++)
         top = sizes[k] > top ? sizes[k] : top;
@@ -1086,7 +1100,7 @@ static void qs_cases_at(unsigned shapes, const size_t *sizes, size_t count)
                     case 5: v = two[mix(&s) & 1]; break;
                     default: break; /* random */
                     }
-                    put(in, 8, i, v);
+                    put(in, hy_dtype_size(dtype), i, v);
                 }
                 meet_all(dtype, n, shape == 6 ? D_RANDOM : D_FEW, in, ref, work);
             }
@@ -2439,6 +2453,7 @@ static void assert_u32_sorts(const uint32_t *orig, size_t n, const char *what)
  * keys take the window itself. Both must match qsort on every thread count. */
 Test(sort, bucket_window_and_its_fallback, .timeout = 120)
 {
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0); /* the radix paths */
     enum { N = 1 << 20 };
     static uint32_t orig[N];
     for (int crowded = 0; crowded <= 1; crowded++) {
@@ -2460,6 +2475,7 @@ Test(sort, bucket_window_and_its_fallback, .timeout = 120)
  * and the counts serve. Each bucket here is 2^23 keys wide (512 of them over 2^32). */
 Test(sort, bucket_bins_counted_while_gathering, .timeout = 120)
 {
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0); /* the radix paths */
     enum { N = 1 << 20 };
     static uint32_t orig[N];
     for (int high = 0; high <= 1; high++) {

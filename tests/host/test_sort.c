@@ -801,9 +801,9 @@ static void small_path_sizes_dtypes(const size_t *sizes, size_t nsizes, const in
 
 /* Where the CPU has AVX-512 but not all that sort_qs.inc's quicksort needs (sort.c's
  * qs_cpu; the quicksort is left out here, HYBRIDD_TEST_SORT_NO_QS), arrays of up to 8 KiB
- * of keys may take host/sort_net.inc's bitonic network: one register's keys or fewer sorted in that register, more padded to a
- * power of two of at least 8 registers, groups of 8 registers sorted in registers, longer
- * merges in memory. Sizes next to every power of two
+ * of keys may take host/sort_net.inc's bitonic network: one register's keys or fewer sorted
+ * in that register, more padded to a power of two of at least 8 registers, groups of 8
+ * registers sorted in registers, longer merges in memory. Sizes next to every power of two
  * it pads to and next to the 3/4 marks where sort.c's net_takes switches between it and the
  * radix small path, every dtype and distribution; then the same sizes with the network left
  * out (HYBRIDD_TEST_SORT_NO_NET), so that the small path's other ways keep being tested on

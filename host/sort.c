@@ -118,7 +118,7 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
 /* Past QS_MAX, the quicksort takes arrays that one thread sorts (serial, and each copy of
  * a replicate job) up to QS_WHOLE_MAX, once the sample has found no few values, narrow
  * range, grid or dictionary for them (sort_radix.inc's parallel and sort_small), and it
- * finishes the large path's 64-bit buckets (finish_buckets). Daemons in turns, `compare
+ * finishes the large path's buckets (finish_buckets). Daemons in turns, `compare
  * sort --input FILE --backends serial`, f64 uniform, medians of 3 rounds (Intel Xeon
  * guest), ms: 10^6 11.1 against the radix path's 14.0, 4*10^6 53.1 against 58.0; with the
  * quicksort whole up to 10^7 keys, 10^7 took 123 against 106-114: there the scatter's one
@@ -438,7 +438,8 @@ static unsigned qs_depth(size_t n)
 }
 
 /* For tests only: HYBRIDD_TEST_SORT_NO_QS=1 leaves sort_qs.inc's quicksort out (the
- * network stays), so that the radix paths it would take over run on 64-bit keys too. */
+ * network stays), so that the network and the radix paths it takes over on a CPU with
+ * AVX-512 keep being tested there. */
 static bool test_no_qs(void)
 {
     static atomic_int no_qs = -1;

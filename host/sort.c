@@ -225,8 +225,19 @@ _Static_assert(STAGE_BYTES << TOP_MAX_BITS <= LSD_MAX * 4,
  * have a fixed cost (histograms, prefix sums) that 512 buckets of 200 keys paid 512 times
  * (10^5 u32: 0.50 ms with 512 buckets, 0.34 ms with 64). 10^6 keys keep 512: fewer
  * measured no faster there. */
+/* For tests only: HYBRIDD_TEST_SORT_BIG_BUCKETS=1 keeps the top level at 8 buckets, so that
+ * an array of a million keys has the buckets past LSD_MAX that arrays of 2.7*10^8 keys and
+ * more have with 4096 (finish_big's quicksort; two reads where the quicksort is left out). */
+static bool test_big_buckets(void)
+{
+    static atomic_int big = -1;
+    return hy_env_flag("HYBRIDD_TEST_SORT_BIG_BUCKETS", &big);
+}
+
 static unsigned top_bits_for(size_t n, bool staged)
 {
+    if (test_big_buckets())
+        return 3;
     unsigned lg_n = n ? 63u - (unsigned)__builtin_clzll((unsigned long long)n) : 0;
     unsigned base = staged ? TOP_BITS : TOP_BITS_PLAIN;
     unsigned most = staged ? TOP_MAX_BITS : DIGIT_BITS;
@@ -239,14 +250,28 @@ static unsigned top_bits_for(size_t n, bool staged)
     return top_bits;
 }
 
-/* Whether n keys in 2^top_bits buckets take the one-read (chunked) top level: only when a
- * bucket's expected size leaves a private buffer room for twice that (staged; four times
- * with keys stored one by one, as measured before the staging), so that uneven buckets
- * seldom force the two-read fallback. */
+#ifdef HY_WINDOW_AVX2
+static bool qs_cpu(void);
+#endif
+
+/* Whether n keys in 2^top_bits buckets take the one-read (chunked) top level. Where the
+ * scatter stages keys and the quicksort runs, always: a bucket past the gather buffer goes
+ * to its place whole and finish_big quicksorts it from there, which beat two reads and the
+ * radix finishing from 2.7*10^8 keys, where buckets outgrow the buffer (one thread, 3*10^8
+ * f64: 4.1-5.0 s against 5.7-6.0; 5*10^8 f64 7.9-8.1 against 11.4-11.6, f32 5.2-5.9
+ * against 9.3-9.5; 10^9 f32 10.7-14.0 against 20.5-24.9; in turns, Intel Xeon guest).
+ * Elsewhere only when a bucket's expected size leaves a private buffer room for twice that
+ * (staged; four times with keys stored one by one, as measured before the staging), so
+ * that uneven buckets seldom force the two-read fallback. */
 static bool chunked_for(size_t n, unsigned top_bits, bool staged)
 {
+#ifdef HY_WINDOW_AVX2
+    bool qs = staged && qs_cpu();
+#else
+    bool qs = false;
+#endif
     return n >= ((size_t)1 << (staged ? CHUNK_MIN_LOG : CHUNK_MIN_LOG_PLAIN)) &&
-           (n >> top_bits) <= (staged ? LSD_MAX / 2 : LSD_MAX / 4);
+           (qs || (n >> top_bits) <= (staged ? LSD_MAX / 2 : LSD_MAX / 4));
 }
 
 /* For tests only: HYBRIDD_TEST_SORT_PORTABLE=1 takes the paths of a CPU without AVX2 and

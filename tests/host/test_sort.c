@@ -1067,6 +1067,7 @@ static uint64_t qs_rank_bits(int dtype, uint64_t x)
     return b;
 }
 
+/* The shapes below, as bits of `shapes` (bit 6: random keys), at each of the sizes. */
 static void qs_cases_at(unsigned shapes, const size_t *sizes, size_t count)
 {
     static const int dtypes[] = {HY_DT_I64, HY_DT_U64, HY_DT_F64,
@@ -1084,7 +1085,9 @@ static void qs_cases_at(unsigned shapes, const size_t *sizes, size_t count)
     cr_assert(in && ref && work, "out of memory");
     for (size_t d = 0; d < COUNT(dtypes); d++)
         for (size_t k = 0; k < count; k++)
-            for (unsigned shape = 0; shape < shapes; shape++) {
+            for (unsigned shape = 0; shape < 7; shape++) {
+                if (!(shapes >> shape & 1))
+                    continue;
                 int dtype = dtypes[d];
                 size_t n = sizes[k];
                 uint64_t s = (uint64_t)d << 16 ^ (uint64_t)k << 8 ^ shape ^ 0x9507;
@@ -1114,9 +1117,12 @@ static void qs_cases(unsigned shapes)
     qs_cases_at(shapes, qs_sizes, COUNT(qs_sizes));
 }
 
+#define QS_SHAPES(n) ((1u << (n)) - 1) /* the first n shapes */
+#define QS_RANDOM (1u << 6)
+
 Test(sort, quicksort_equal_keys_and_runs, .timeout = 120)
 {
-    qs_cases(6);
+    qs_cases(QS_SHAPES(6));
 }
 
 /* Past QS_MAX the quicksort takes what one thread sorts (serial, and each copy of a
@@ -1129,13 +1135,32 @@ static const size_t qs_whole_sizes[] = {24000, 40000, 131073, 300000};
 
 Test(sort, quicksort_whole_arrays_and_buckets, .timeout = 240)
 {
-    qs_cases_at(7, qs_whole_sizes, COUNT(qs_whole_sizes));
+    qs_cases_at(QS_SHAPES(7), qs_whole_sizes, COUNT(qs_whole_sizes));
 }
 
 Test(sort, quicksort_left_out, .timeout = 240)
 {
     cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0);
-    qs_cases_at(7, qs_whole_sizes, COUNT(qs_whole_sizes));
+    qs_cases_at(QS_SHAPES(7), qs_whole_sizes, COUNT(qs_whole_sizes));
+}
+
+/* Arrays whose buckets all outgrow the gather buffer, as 4096 buckets do from about 2.7*10^8
+ * keys: a million keys in 8 buckets (HYBRIDD_TEST_SORT_BIG_BUCKETS), random and organ
+ * pipes. The one read takes them and finish_big quicksorts each bucket from its place;
+ * without the quicksort, two reads and sort_rec. */
+static const size_t big_bucket_sizes[] = {1200007};
+
+Test(sort, big_buckets, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_BIG_BUCKETS", "1", 1), 0);
+    qs_cases_at(QS_RANDOM | 1u << 3, big_bucket_sizes, COUNT(big_bucket_sizes));
+}
+
+Test(sort, big_buckets_without_the_quicksort, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_BIG_BUCKETS", "1", 1), 0);
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_NO_QS", "1", 1), 0);
+    qs_cases_at(QS_RANDOM | 1u << 3, big_bucket_sizes, COUNT(big_bucket_sizes));
 }
 
 /* The same and random keys with the quicksort's heap sort taking over after one level
@@ -1144,7 +1169,7 @@ Test(sort, quicksort_left_out, .timeout = 240)
 Test(sort, quicksort_heap_sort, .timeout = 120)
 {
     cr_assert_eq(setenv("HYBRIDD_TEST_SORT_QS_HEAP", "1", 1), 0);
-    qs_cases(7);
+    qs_cases(QS_SHAPES(7));
 }
 
 Test(sort, range_values_counted, .timeout = 240)

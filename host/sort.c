@@ -216,15 +216,6 @@ _Static_assert(STAGE_BYTES << TOP_MAX_BITS <= LSD_MAX * 4,
  * 126 against 95), one thread, medians of 5-7 runs in turns, Intel Xeon guest. */
 #define STREAM_MIN_BYTES ((size_t)12 << 20)
 
-/* log2 of the top-level bucket count for n keys (`staged`: staged_scatter's answer):
- * TOP_BITS (TOP_BITS_PLAIN), unless the buckets would be past LSD_MAX / 8 keys (LSD_MAX):
- * then more, up to 2^TOP_MAX_BITS (2^DIGIT_BITS), as the finish's cost per key grows with
- * its bucket (staged, 10^8 f64: 1.12 s with 4096 buckets, 1.15 s with 2048) and a second
- * pass over a bucket larger than the cache costs more than a scatter's L1 misses. Fewer
- * for a small array, so that buckets keep about 2^TOP_SMALL_LOG keys: a bucket's passes
- * have a fixed cost (histograms, prefix sums) that 512 buckets of 200 keys paid 512 times
- * (10^5 u32: 0.50 ms with 512 buckets, 0.34 ms with 64). 10^6 keys keep 512: fewer
- * measured no faster there. */
 /* For tests only: HYBRIDD_TEST_SORT_BIG_BUCKETS=1 keeps the top level at 8 buckets, so that
  * an array of a million keys has the buckets past LSD_MAX that arrays of 2.7*10^8 keys and
  * more have with 4096 (finish_big's quicksort; two reads where the quicksort is left out). */
@@ -234,6 +225,15 @@ static bool test_big_buckets(void)
     return hy_env_flag("HYBRIDD_TEST_SORT_BIG_BUCKETS", &big);
 }
 
+/* log2 of the top-level bucket count for n keys (`staged`: staged_scatter's answer):
+ * TOP_BITS (TOP_BITS_PLAIN), unless the buckets would be past LSD_MAX / 8 keys (LSD_MAX):
+ * then more, up to 2^TOP_MAX_BITS (2^DIGIT_BITS), as the finish's cost per key grows with
+ * its bucket (staged, 10^8 f64: 1.12 s with 4096 buckets, 1.15 s with 2048) and a second
+ * pass over a bucket larger than the cache costs more than a scatter's L1 misses. Fewer
+ * for a small array, so that buckets keep about 2^TOP_SMALL_LOG keys: a bucket's passes
+ * have a fixed cost (histograms, prefix sums) that 512 buckets of 200 keys paid 512 times
+ * (10^5 u32: 0.50 ms with 512 buckets, 0.34 ms with 64). 10^6 keys keep 512: fewer
+ * measured no faster there. */
 static unsigned top_bits_for(size_t n, bool staged)
 {
     if (test_big_buckets())
@@ -257,12 +257,11 @@ static bool qs_cpu(void);
 /* Whether n keys in 2^top_bits buckets take the one-read (chunked) top level. Where the
  * scatter stages keys and the quicksort runs, always: a bucket past the gather buffer goes
  * to its place whole and finish_big quicksorts it from there, which beat two reads and the
- * radix finishing from 2.7*10^8 keys, where buckets outgrow the buffer (one thread, 3*10^8
- * f64: 4.1-5.0 s against 5.7-6.0; 5*10^8 f64 7.9-8.1 against 11.4-11.6, f32 5.2-5.9
- * against 9.3-9.5; 10^9 f32 10.7-14.0 against 20.5-24.9; in turns, Intel Xeon guest).
- * Elsewhere only when a bucket's expected size leaves a private buffer room for twice that
- * (staged; four times with keys stored one by one, as measured before the staging), so
- * that uneven buckets seldom force the two-read fallback. */
+ * radix finishing from 2.7*10^8 keys, where buckets outgrow the buffer (one thread, 5*10^8
+ * f64 8.2-9.1 s against 10.7-11.2, f32 5.8-6.6 against 8.6-8.7; docs/engine.md, "Past
+ * 2.7*10^8 keys"). Elsewhere only when a bucket's expected size leaves a private buffer
+ * room for twice that (staged; four times with keys stored one by one, as measured before
+ * the staging), so that uneven buckets seldom force the two-read fallback. */
 static bool chunked_for(size_t n, unsigned top_bits, bool staged)
 {
 #ifdef HY_WINDOW_AVX2

@@ -125,6 +125,13 @@ _Static_assert(SMALL_MAX <= LSD_MAX && SMALL_MAX_WIN <= LSD_MAX &&
  * pass over memory beats the quicksort's top levels, each of which reads and writes the
  * whole array. docs/engine.md has the table. */
 #define QS_WHOLE_MAX ((size_t)1 << 22)
+/* 32-bit keys, partitioned by compressing stores (sort_qs.inc's qs_whole), up to 12 * 2^20:
+ * `hybrid-bench sort -n N --dtype D --backends serial --threads 1 --repeat 9`, the quicksort
+ * whole against the radix path, in turns (Intel Xeon guest), medians of 4-6 rounds, ms:
+ * 6*10^6 u32 47.2 against 55.3, 8*10^6 f32 67.2 against 73.3, 10^7 f32 87.4 against 93.5,
+ * i32 85.3 against 91.2, u32 88.5 against 94.7; at 2*10^7 the radix path's one read leads
+ * (f32 171 against 189). */
+#define QS_WHOLE_MAX32 ((size_t)12 << 20)
 /* 32-bit keys: past QS_MIN32 (below, sort_net.inc's network of 8 registers is the
  * faster: in a daemon's `compare sort --input FILE --backends serial --repeat 300`, 3
  * rounds in turns, f32 17-128 keys 0.39-0.61 us against the quicksort's 0.60-0.82, 200-256
@@ -468,6 +475,15 @@ static bool test_no_qs(void)
 {
     static atomic_int no_qs = -1;
     return hy_env_flag("HYBRIDD_TEST_SORT_NO_QS", &no_qs);
+}
+
+/* For tests only: HYBRIDD_TEST_SORT_QS_REGS=1 makes the 32-bit partition of sort_qs.inc's
+ * quicksort compress into registers, as it does on AMD's CPUs, so that this way keeps being
+ * tested on Intel's, where it compresses straight to memory (qs_whole). */
+static bool test_qs_regs(void)
+{
+    static atomic_int regs = -1;
+    return hy_env_flag("HYBRIDD_TEST_SORT_QS_REGS", &regs);
 }
 
 /* Whether sort_qs.inc's quicksort runs at all: on a CPU with AVX-512 (F, DQ, BW, VL) and

@@ -1144,6 +1144,16 @@ Test(sort, quicksort_left_out, .timeout = 240)
     qs_cases_at(QS_SHAPES(7), qs_whole_sizes, COUNT(qs_whole_sizes));
 }
 
+/* The 32-bit partition the other way: compressing into registers, as on AMD's CPUs, where
+ * Intel's compress straight to memory (HYBRIDD_TEST_SORT_QS_REGS; the same on a CPU that
+ * already takes it or runs no quicksort). */
+Test(sort, quicksort_compressing_into_registers, .timeout = 240)
+{
+    cr_assert_eq(setenv("HYBRIDD_TEST_SORT_QS_REGS", "1", 1), 0);
+    qs_cases(QS_SHAPES(7));
+    qs_cases_at(QS_SHAPES(7), qs_whole_sizes, COUNT(qs_whole_sizes));
+}
+
 /* Arrays whose buckets all outgrow the gather buffer, as 4096 buckets do from about 2.7*10^8
  * keys: a million keys in 8 buckets (HYBRIDD_TEST_SORT_BIG_BUCKETS), random and organ
  * pipes. The one read takes them and finish_big quicksorts each bucket from its place;
